@@ -1,0 +1,54 @@
+# StrataLake — a short front for CMake. `make` builds everything, `make test`
+# runs every test, `make demo` runs the end-to-end demo. Each installs what is
+# missing first (scripts/bootstrap.sh).
+JOBS ?= $(shell nproc)
+BUILD ?= build
+CMAKE_FLAGS ?=
+
+.PHONY: all bootstrap build test test-cpp test-python demo sanitize fuzz format format-check tidy bench clean
+
+all: build
+
+bootstrap:
+	@bash scripts/bootstrap.sh
+
+build: bootstrap
+	@cmake -S . -B $(BUILD) -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo $(CMAKE_FLAGS) >/dev/null
+	@cmake --build $(BUILD) -j $(JOBS)
+
+test: build
+	@bash scripts/run_tests.sh $(BUILD)
+
+demo: build
+	@bash scripts/demo.sh
+
+# ASan + UBSan build of the core and its unit tests.
+sanitize: bootstrap
+	@cmake -S . -B build-asan -G Ninja -DCMAKE_BUILD_TYPE=Debug -DSTRATALAKE_SANITIZE=ON >/dev/null
+	@cmake --build build-asan -j $(JOBS) --target stratalake_tests
+	@ASAN_OPTIONS=detect_leaks=0 build-asan/bin/stratalake_tests
+
+# libFuzzer targets for the log and checkpoint parsers (clang).
+FUZZ_SECONDS ?= 60
+fuzz: bootstrap
+	@CC=clang CXX=clang++ cmake -S . -B build-fuzz -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo \
+	  -DSTRATALAKE_FUZZ=ON -DSTRATALAKE_WERROR=OFF \
+	  -DCMAKE_CXX_FLAGS="-fsanitize=fuzzer-no-link,address,undefined" >/dev/null
+	@cmake --build build-fuzz -j $(JOBS) --target fuzz_delta_log
+	@mkdir -p build-fuzz/corpus && cp fuzz/corpus/* build-fuzz/corpus/ 2>/dev/null || true
+	@ASAN_OPTIONS=detect_leaks=0 build-fuzz/bin/fuzz_delta_log -max_total_time=$(FUZZ_SECONDS) build-fuzz/corpus
+
+bench: build
+	@.venv/bin/python bench/delta_bench.py
+
+format:
+	@clang-format -i $$(git ls-files '*.h' '*.cc')
+
+format-check:
+	@clang-format --dry-run --Werror $$(git ls-files '*.h' '*.cc')
+
+tidy: build
+	@clang-tidy -p $(BUILD) --quiet $$(git ls-files 'src/*.cc' | grep -v _test.cc)
+
+clean:
+	rm -rf build build-asan build-fuzz

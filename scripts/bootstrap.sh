@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# Installs whatever StrataLake needs and is missing on this machine; idempotent.
+#   - Debian packages (compiler toolchain, RapidJSON, GoogleTest, clang tools, Java for Spark)
+#   - .venv at the repository root with the pinned Python tools (scripts/requirements.txt)
+#   - symlinks for the Arrow C++ shared libraries that the pyarrow wheel ships
+set -euo pipefail
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$root"
+
+apt_pkgs=(build-essential cmake ninja-build rapidjson-dev libgtest-dev
+          clang clang-format clang-tidy libclang-rt-14-dev zstd openjdk-17-jre-headless)
+missing=()
+for p in "${apt_pkgs[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if ((${#missing[@]})); then
+  echo "bootstrap: installing Debian packages: ${missing[*]}"
+  sudo_cmd=""; [ "$(id -u)" -eq 0 ] || sudo_cmd="sudo"
+  $sudo_cmd apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo_cmd apt-get install -y -qq "${missing[@]}" >/dev/null
+fi
+
+stamp=".venv/.requirements-installed"
+if [ ! -x .venv/bin/python ] || ! cmp -s scripts/requirements.txt "$stamp"; then
+  echo "bootstrap: creating .venv with pinned Python tools (scripts/requirements.txt)"
+  python3 -m venv .venv
+  .venv/bin/pip install -q --disable-pip-version-check -r scripts/requirements.txt
+  .venv/bin/python -c "import pyarrow; pyarrow.create_library_symlinks()"
+  cp scripts/requirements.txt "$stamp"
+fi

@@ -1,0 +1,95 @@
+#include "stratalake/status.h"
+
+#include "stratalake/clock.h"
+
+#include <chrono>
+
+namespace stratalake {
+
+const char* ErrorKindName(ErrorKind kind) {
+  switch (kind) {
+    case ErrorKind::kTableNotFound:
+      return "TableNotFound";
+    case ErrorKind::kTableAlreadyExists:
+      return "TableAlreadyExists";
+    case ErrorKind::kCorruptLog:
+      return "CorruptLog";
+    case ErrorKind::kUnsupportedFeature:
+      return "UnsupportedFeature";
+    case ErrorKind::kSchemaMismatch:
+      return "SchemaMismatch";
+    case ErrorKind::kConstraintViolation:
+      return "ConstraintViolation";
+    case ErrorKind::kConcurrentAppend:
+      return "ConcurrentAppend";
+    case ErrorKind::kConcurrentDeleteRead:
+      return "ConcurrentDeleteRead";
+    case ErrorKind::kConcurrentDeleteDelete:
+      return "ConcurrentDeleteDelete";
+    case ErrorKind::kMetadataChanged:
+      return "MetadataChanged";
+    case ErrorKind::kProtocolChanged:
+      return "ProtocolChanged";
+    case ErrorKind::kConcurrentTransaction:
+      return "ConcurrentTransaction";
+    case ErrorKind::kVersionNotFound:
+      return "VersionNotFound";
+    case ErrorKind::kFileNotFound:
+      return "FileNotFound";
+    case ErrorKind::kOperationNotAllowed:
+      return "OperationNotAllowed";
+  }
+  return "Unknown";
+}
+
+const char* StrataLakeErrorDetail::type_id() const { return "stratalake::StrataLakeErrorDetail"; }
+
+arrow::Status MakeError(arrow::StatusCode code, ErrorKind kind, std::string message) {
+  return arrow::Status(code, std::move(message), std::make_shared<StrataLakeErrorDetail>(kind));
+}
+
+const StrataLakeErrorDetail* GetErrorDetail(const arrow::Status& status) {
+  if (status.ok() || status.detail() == nullptr) return nullptr;
+  if (std::string(status.detail()->type_id()) != "stratalake::StrataLakeErrorDetail")
+    return nullptr;
+  return static_cast<const StrataLakeErrorDetail*>(status.detail().get());
+}
+
+bool HasErrorKind(const arrow::Status& status, ErrorKind kind) {
+  const auto* detail = GetErrorDetail(status);
+  return detail != nullptr && detail->kind() == kind;
+}
+
+bool IsCommitConflict(const arrow::Status& status) {
+  const auto* detail = GetErrorDetail(status);
+  if (detail == nullptr) return false;
+  switch (detail->kind()) {
+    case ErrorKind::kConcurrentAppend:
+    case ErrorKind::kConcurrentDeleteRead:
+    case ErrorKind::kConcurrentDeleteDelete:
+    case ErrorKind::kMetadataChanged:
+    case ErrorKind::kProtocolChanged:
+    case ErrorKind::kConcurrentTransaction:
+      return true;
+    default:
+      return false;
+  }
+}
+
+namespace {
+class SystemClock : public Clock {
+ public:
+  int64_t NowMillis() const override {
+    return std::chrono::duration_cast<std::chrono::milliseconds>(
+               std::chrono::system_clock::now().time_since_epoch())
+        .count();
+  }
+};
+}  // namespace
+
+std::shared_ptr<Clock> Clock::System() {
+  static const std::shared_ptr<Clock> clock = std::make_shared<SystemClock>();
+  return clock;
+}
+
+}  // namespace stratalake

@@ -1,0 +1,29 @@
+// Delta checkpoints: reading classic, multi-part and v2 (JSON/Parquet, with
+// sidecars) checkpoints into log actions; writing classic Parquet checkpoints.
+#pragma once
+
+#include <memory>
+#include <vector>
+
+#include <arrow/result.h>
+#include <arrow/type_fwd.h>
+
+#include "storage/actions.h"
+#include "storage/log_store.h"
+#include "stratalake/delta.h"
+
+namespace stratalake::delta {
+
+/// Read all parts of one checkpoint (and its sidecars). Errors name the file.
+arrow::Result<LogActions> ReadCheckpoint(const LogStore& store, const std::vector<LogFile>& parts);
+
+/// The schema of the checkpoints we write (readable by Spark and delta-rs).
+std::shared_ptr<arrow::Schema> CheckpointSchema();
+
+/// The checkpoint rows of `snapshot` as an Arrow table.
+arrow::Result<std::shared_ptr<arrow::Table>> BuildCheckpointTable(const Snapshot& snapshot);
+
+/// Write `<version>.checkpoint.parquet` and `_last_checkpoint`; returns the version.
+arrow::Result<int64_t> WriteCheckpoint(const LogStore& store, const Snapshot& snapshot);
+
+}  // namespace stratalake::delta

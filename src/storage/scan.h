@@ -1,0 +1,45 @@
+// Reading data files of a snapshot into Arrow: projection, partition values,
+// column mapping (name and id), type conformance, deletion vectors, filters.
+#pragma once
+
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <arrow/compute/expression.h>
+#include <arrow/filesystem/filesystem.h>
+#include <arrow/result.h>
+#include <arrow/type_fwd.h>
+
+#include "stratalake/delta.h"
+
+namespace stratalake::delta {
+
+/// Files of `snapshot` whose partition values and stats allow a row matching
+/// `filter` (bound to the snapshot schema; nullopt = all files).
+arrow::Result<ScanPlan> PlanFiles(const Snapshot& snapshot,
+                                  const std::optional<arrow::compute::Expression>& filter);
+
+/// Read one file's rows as the logical columns `fields` (indices into the snapshot
+/// schema, in that order), with its deletion vector applied.
+arrow::Result<std::shared_ptr<arrow::Table>> ReadDataFile(arrow::fs::FileSystem& fs,
+                                                          const Snapshot& snapshot,
+                                                          const AddFile& file,
+                                                          const std::vector<int>& fields);
+
+/// Read `files` in parallel and concatenate; keep rows where `filter` is true,
+/// then project to `fields`. `filter` must be bound to the snapshot schema.
+arrow::Result<std::shared_ptr<arrow::Table>> ReadFiles(
+    arrow::fs::FileSystem& fs, const Snapshot& snapshot, const std::vector<AddFile>& files,
+    const std::vector<int>& fields, const std::optional<arrow::compute::Expression>& filter);
+
+/// Evaluate a bound predicate on a table; NULL counts as false.
+arrow::Result<std::shared_ptr<arrow::ChunkedArray>> EvaluatePredicate(
+    const arrow::compute::Expression& bound, const arrow::Table& table);
+
+/// Evaluate a bound value expression on a table.
+arrow::Result<std::shared_ptr<arrow::ChunkedArray>> EvaluateExpression(
+    const arrow::compute::Expression& bound, const arrow::Table& table);
+
+}  // namespace stratalake::delta

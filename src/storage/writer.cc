@@ -1,0 +1,173 @@
+#include "storage/writer.h"
+
+#include <atomic>
+#include <cstdio>
+#include <thread>
+
+#include <arrow/api.h>
+#include <arrow/compute/api.h>
+#include <arrow/compute/row/grouper.h>
+#include <arrow/io/interfaces.h>
+#include <parquet/arrow/writer.h>
+#include <parquet/properties.h>
+
+#include "storage/log_store.h"
+#include "storage/schema.h"
+#include "storage/stats.h"
+#include "stratalake/status.h"
+
+namespace stratalake::delta {
+
+namespace {
+
+namespace cp = arrow::compute;
+
+struct PendingFile {
+  std::shared_ptr<arrow::Table> rows;  // data columns only
+  PartitionValues partition_values;
+  std::string dir;  // "a=1/b=x/" or ""
+};
+
+arrow::Result<parquet::Compression::type> Codec(const std::string& name, std::string* ext) {
+  if (name == "snappy") {
+    *ext = ".snappy";
+    return parquet::Compression::SNAPPY;
+  }
+  if (name == "zstd") {
+    *ext = ".zstd";
+    return parquet::Compression::ZSTD;
+  }
+  if (name == "gzip") {
+    *ext = ".gz";
+    return parquet::Compression::GZIP;
+  }
+  if (name == "lz4") {
+    *ext = ".lz4";
+    return parquet::Compression::LZ4;
+  }
+  if (name == "none" || name == "uncompressed") {
+    *ext = "";
+    return parquet::Compression::UNCOMPRESSED;
+  }
+  return arrow::Status::Invalid("unknown compression '", name,
+                                "'; use snappy, zstd, gzip, lz4 or none");
+}
+
+arrow::Status SplitByPartition(const std::shared_ptr<arrow::Table>& data,
+                               const DataFileOptions& options, std::vector<PendingFile>* out) {
+  const auto& pcols = options.partition_columns;
+  std::vector<int> data_idx;
+  arrow::FieldVector data_fields;
+  for (int i = 0; i < data->num_columns(); ++i) {
+    if (std::find(pcols.begin(), pcols.end(), data->field(i)->name()) == pcols.end()) {
+      data_idx.push_back(i);
+      data_fields.push_back(data->field(i));
+    }
+  }
+  ARROW_ASSIGN_OR_RAISE(auto data_only, data->SelectColumns(data_idx));
+  if (pcols.empty()) {
+    out->push_back({data_only, {}, ""});
+    return arrow::Status::OK();
+  }
+  ARROW_ASSIGN_OR_RAISE(auto combined, data->CombineChunks());
+  std::vector<arrow::TypeHolder> key_types;
+  std::vector<arrow::Datum> keys;
+  for (const auto& c : pcols) {
+    auto col = combined->GetColumnByName(c);
+    key_types.emplace_back(col->type());
+    keys.emplace_back(col->chunk(0));
+  }
+  ARROW_ASSIGN_OR_RAISE(auto grouper, cp::Grouper::Make(key_types));
+  ARROW_ASSIGN_OR_RAISE(auto ids,
+                        grouper->Consume(cp::ExecSpan(cp::ExecBatch(keys, combined->num_rows()))));
+  ARROW_ASSIGN_OR_RAISE(auto uniques, grouper->GetUniques());
+  ARROW_ASSIGN_OR_RAISE(
+      auto groupings,
+      cp::Grouper::MakeGroupings(*ids.array_as<arrow::UInt32Array>(), grouper->num_groups()));
+  ARROW_ASSIGN_OR_RAISE(auto data_combined, data_only->CombineChunks());
+  for (uint32_t g = 0; g < grouper->num_groups(); ++g) {
+    auto indices = groupings->value_slice(g);
+    ARROW_ASSIGN_OR_RAISE(auto taken, cp::Take(data_combined, indices));
+    PendingFile pf;
+    pf.rows = taken.table();
+    for (size_t k = 0; k < pcols.size(); ++k) {
+      ARROW_ASSIGN_OR_RAISE(auto scalar, uniques.values[k].make_array()->GetScalar(g));
+      ARROW_ASSIGN_OR_RAISE(auto text, FormatPartitionValue(*scalar));
+      pf.partition_values[pcols[k]] = text;
+      pf.dir += EscapePartitionComponent(pcols[k]) + "=" +
+                (text ? (text->empty() ? std::string("__HIVE_DEFAULT_PARTITION__")
+                                       : EscapePartitionComponent(*text))
+                      : std::string("__HIVE_DEFAULT_PARTITION__")) +
+                "/";
+    }
+    out->push_back(std::move(pf));
+  }
+  return arrow::Status::OK();
+}
+
+}  // namespace
+
+arrow::Result<std::vector<AddFile>> WriteDataFiles(arrow::fs::FileSystem& fs,
+                                                   const std::string& root,
+                                                   const std::shared_ptr<arrow::Table>& data,
+                                                   const DataFileOptions& options) {
+  std::vector<AddFile> adds;
+  if (data->num_rows() == 0) return adds;
+  std::string ext;
+  ARROW_ASSIGN_OR_RAISE(auto codec, Codec(options.compression, &ext));
+  std::vector<PendingFile> groups;
+  ARROW_RETURN_NOT_OK(SplitByPartition(data, options, &groups));
+  // Cut each partition's rows into files of at most max_rows_per_file rows.
+  std::vector<PendingFile> files;
+  int64_t max_rows = std::max<int64_t>(1, options.max_rows_per_file);
+  for (auto& g : groups) {
+    for (int64_t off = 0; off < g.rows->num_rows(); off += max_rows) {
+      files.push_back({g.rows->Slice(off, max_rows), g.partition_values, g.dir});
+    }
+  }
+  auto props = parquet::WriterProperties::Builder()
+                   .compression(codec)
+                   ->max_row_group_length(1 << 20)
+                   ->build();
+  auto arrow_props = parquet::ArrowWriterProperties::Builder().build();
+  std::vector<arrow::Result<AddFile>> results(files.size(),
+                                              arrow::Status::UnknownError("not read"));
+  auto work = [&](size_t i) -> arrow::Result<AddFile> {
+    const auto& f = files[i];
+    char name[64];
+    std::snprintf(name, sizeof name, "part-%05zu-", i);
+    std::string rel = f.dir + name + NewUuid() + "-c000" + ext + ".parquet";
+    std::string dir = root + "/" + f.dir;
+    if (!f.dir.empty()) ARROW_RETURN_NOT_OK(fs.CreateDir(dir, true));
+    ARROW_ASSIGN_OR_RAISE(auto out, fs.OpenOutputStream(root + "/" + rel));
+    ARROW_RETURN_NOT_OK(parquet::arrow::WriteTable(*f.rows, arrow::default_memory_pool(), out,
+                                                   1 << 20, props, arrow_props));
+    ARROW_ASSIGN_OR_RAISE(int64_t size, out->Tell());
+    ARROW_RETURN_NOT_OK(out->Close());
+    AddFile add;
+    add.path = UrlEncodePath(rel);
+    add.partition_values = f.partition_values;
+    add.size = size;
+    add.modification_time = options.now_ms;
+    add.data_change = options.data_change;
+    ARROW_ASSIGN_OR_RAISE(add.stats, CollectStats(*f.rows, options.num_indexed_cols));
+    return add;
+  };
+  size_t n_threads =
+      std::min<size_t>(std::max(2u, std::thread::hardware_concurrency()), files.size());
+  std::atomic<size_t> next{0};
+  std::vector<std::thread> threads;
+  for (size_t t = 0; t < n_threads; ++t) {
+    threads.emplace_back([&]() {
+      for (size_t i = next++; i < files.size(); i = next++) results[i] = work(i);
+    });
+  }
+  for (auto& t : threads) t.join();
+  for (auto& r : results) {
+    ARROW_ASSIGN_OR_RAISE(auto add, std::move(r));
+    adds.push_back(std::move(add));
+  }
+  return adds;
+}
+
+}  // namespace stratalake::delta

@@ -1,0 +1,83 @@
+"""Shared fixtures: the CLI binary, the unpacked conformance corpus, and row comparison."""
+from __future__ import annotations
+
+import datetime as dt
+import decimal
+import json
+import math
+import os
+import subprocess
+import tarfile  # noqa: F401  (zstd archives are unpacked with the tar command)
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+CORPUS = ROOT.parent / "shared" / "conformance" / "delta-golden"
+BIN = Path(os.environ.get("STRATALAKE_BIN", ROOT / "build" / "bin" / "stratalake"))
+
+
+def run_cli(*args: str, check: bool = True) -> subprocess.CompletedProcess:
+    proc = subprocess.run([str(BIN), "table", *args], capture_output=True, text=True)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"stratalake {' '.join(args)} failed ({proc.returncode}):\n{proc.stderr}")
+    return proc
+
+
+def cli_json(*args: str):
+    return json.loads(run_cli(*args, "--json").stdout)
+
+
+@pytest.fixture(scope="session")
+def golden(tmp_path_factory) -> Path:
+    """The conformance corpus, unpacked once per test session."""
+    if not CORPUS.is_dir():
+        raise AssertionError(f"conformance corpus not found at {CORPUS}")
+    out = tmp_path_factory.mktemp("golden")
+    for archive in sorted(CORPUS.glob("*.tar.zst")):
+        subprocess.run(["tar", "--zstd", "-xf", str(archive), "-C", str(out)], check=True)
+    return out
+
+
+def _norm(v):
+    """A comparable, hashable form of a Python value from Arrow's to_pylist()."""
+    if isinstance(v, dt.datetime):
+        if v.tzinfo is not None:
+            v = v.astimezone(dt.timezone.utc).replace(tzinfo=None)
+        return ("ts", v.isoformat())
+    if isinstance(v, dt.date):
+        return ("date", v.isoformat())
+    if isinstance(v, decimal.Decimal):
+        return ("dec", str(v.normalize()) if v == v else "nan")
+    if isinstance(v, float):
+        return ("f", "nan" if math.isnan(v) else repr(v))
+    if isinstance(v, bytes):
+        return ("b", v.hex())
+    if isinstance(v, dict):
+        return ("d", tuple(sorted((k, _norm(x)) for k, x in v.items())))
+    if isinstance(v, (list, tuple)):
+        return ("l", tuple(_norm(x) for x in v))
+    return ("v", repr(v))
+
+
+def rows_of(table: pa.Table) -> list:
+    """Rows as sorted normalized tuples (row order is not significant)."""
+    names = table.column_names
+    rows = [tuple(_norm(r[n]) for n in names) for r in table.to_pylist()]
+    return sorted(rows, key=repr)
+
+
+def read_parquet_dir(path: Path) -> pa.Table:
+    files = sorted(p for p in path.rglob("*.parquet") if not p.name.startswith((".", "_")))
+    tables = [pq.read_table(f) for f in files]
+    return pa.concat_tables(tables, promote_options="permissive") if tables else None
+
+
+def assert_same_rows(actual: pa.Table, expected: pa.Table):
+    assert sorted(actual.column_names) == sorted(expected.column_names), (
+        actual.column_names, expected.column_names)
+    actual = actual.select(expected.column_names)
+    assert actual.num_rows == expected.num_rows
+    assert rows_of(actual) == rows_of(expected)
