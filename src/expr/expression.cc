@@ -21,7 +21,6 @@
 #include <vector>
 
 #include <arrow/array/builder_base.h>
-#include <arrow/builder.h>
 #include <arrow/compute/api_scalar.h>
 #include <arrow/compute/cast.h>
 #include <arrow/compute/expression.h>

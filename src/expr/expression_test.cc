@@ -79,6 +79,7 @@ class ExpressionTest : public ::testing::Test {
         arrow::field("source", source),
         arrow::field("st", st),
         arrow::field("dict", dict_type),
+        arrow::field("ls", arrow::large_utf8()),
     });
     const int64_t s = kNewYear2024;
     const int64_t us = 1000000;
@@ -110,10 +111,11 @@ class ExpressionTest : public ::testing::Test {
         FromJson(st, R"([{"a": 1, "inner": {"x": "p"}}, {"a": 2, "inner": {"x": "q"}}, null,
                          {"a": null, "inner": null}])"),
         nullptr,
+        FromJson(arrow::large_utf8(), R"(["a", null, "b", "a"])"),
     };
     auto dict = arrow::json::DictArrayFromJSONString(dict_type, "[0, 1, null, 0]", R"(["x", "y"])");
     ASSERT_TRUE(dict.ok()) << dict.status().ToString();
-    columns.back() = *dict;
+    columns[17] = *dict;
     batch_ = arrow::RecordBatch::Make(schema_, 4, columns);
     ASSERT_OK(batch_->ValidateFull());
   }
@@ -436,6 +438,21 @@ TEST_F(ExpressionTest, DottedFlatNamesAndStructPaths) {
 TEST_F(ExpressionTest, DictionaryColumns) {
   ExpectBool("dict = 'x'", "[true, false, null, true]");
   ExpectBool("dict IN ('y')", "[false, true, null, false]");
+}
+
+// Regression: Arrow 22's Bind crashes on a null large_string literal whenever it
+// considers implicit casts, so such nulls must never reach it as literals.
+TEST_F(ExpressionTest, LargeStringNulls) {
+  ExpectBool("ls = 'a'", "[true, null, false, true]");
+  ExpectBool("ls = NULL", "[null, null, null, null]");
+  ExpectBool("ls IN ('b', NULL)", "[null, null, true, null]");
+  ExpectParseError("NULL * ls", {"cannot evaluate 'NULL * ls'"});
+  ExpectParseError("ls + NULL > 1", {"cannot evaluate 'ls + NULL'"});
+  ASSERT_OK_AND_ASSIGN(std::vector<Assignment> assignments,
+                       ParseAssignments("ls = NULL", *schema_));
+  ASSERT_OK_AND_ASSIGN(std::shared_ptr<arrow::Array> actual, Evaluate(assignments[0].value));
+  EXPECT_TRUE(actual->Equals(*FromJson(arrow::large_utf8(), "[null, null, null, null]")))
+      << actual->ToString();
 }
 
 TEST_F(ExpressionTest, Arithmetic) {

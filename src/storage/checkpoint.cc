@@ -235,13 +235,9 @@ void CollectLeaves(const parquet::arrow::SchemaField& f, std::vector<int>* out) 
   for (const auto& c : f.children) CollectLeaves(c, out);
 }
 
-arrow::Status ReadParquetActions(const LogStore& store, const std::string& path, LogActions* out) {
-  auto file = store.fs()->OpenInputFile(path);
-  if (!file.ok()) {
-    return MakeError(arrow::StatusCode::IOError, ErrorKind::kCorruptLog,
-                     "cannot open checkpoint '" + path + "': " + file.status().message());
-  }
-  auto reader = parquet::arrow::OpenFile(*file, arrow::default_memory_pool());
+arrow::Status ParseParquetActions(std::shared_ptr<arrow::io::RandomAccessFile> file,
+                                  const std::string& path, LogActions* out) {
+  auto reader = parquet::arrow::OpenFile(file, arrow::default_memory_pool());
   if (!reader.ok()) return CheckpointError(path, reader.status().message());
   // Only the action columns we replay; skips e.g. add.stats_parsed readers don't need.
   std::vector<int> columns;
@@ -260,11 +256,21 @@ arrow::Status ReadParquetActions(const LogStore& store, const std::string& path,
   arrow::TableBatchReader batches(*table);
   std::shared_ptr<arrow::RecordBatch> batch;
   while (true) {
-    ARROW_RETURN_NOT_OK(batches.ReadNext(&batch));
+    auto next = batches.ReadNext(&batch);
+    if (!next.ok()) return CheckpointError(path, next.message());
     if (!batch) break;
     ARROW_RETURN_NOT_OK(ActionsFromBatch(*batch, path, out));
   }
   return arrow::Status::OK();
+}
+
+arrow::Status ReadParquetActions(const LogStore& store, const std::string& path, LogActions* out) {
+  auto file = store.fs()->OpenInputFile(path);
+  if (!file.ok()) {
+    return MakeError(arrow::StatusCode::IOError, ErrorKind::kCorruptLog,
+                     "cannot open checkpoint '" + path + "': " + file.status().message());
+  }
+  return ParseParquetActions(*file, path, out);
 }
 
 void Append(LogActions* into, LogActions&& from) {
@@ -349,6 +355,14 @@ std::shared_ptr<arrow::DataType> DvType() {
 }
 
 }  // namespace
+
+arrow::Result<LogActions> ParseCheckpointParquet(std::shared_ptr<arrow::Buffer> bytes,
+                                                 const std::string& name) {
+  LogActions out;
+  ARROW_RETURN_NOT_OK(
+      ParseParquetActions(std::make_shared<arrow::io::BufferReader>(std::move(bytes)), name, &out));
+  return out;
+}
 
 std::shared_ptr<arrow::Schema> CheckpointSchema() {
   auto str = arrow::utf8();

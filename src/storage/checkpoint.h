@@ -5,6 +5,7 @@
 #include <memory>
 #include <vector>
 
+#include <arrow/buffer.h>
 #include <arrow/result.h>
 #include <arrow/type_fwd.h>
 
@@ -16,6 +17,11 @@ namespace stratalake::delta {
 
 /// Read all parts of one checkpoint (and its sidecars). Errors name the file.
 arrow::Result<LogActions> ReadCheckpoint(const LogStore& store, const std::vector<LogFile>& parts);
+
+/// Parse the actions of a Parquet checkpoint (or sidecar) held in memory;
+/// `name` is used in error messages. For fuzzing and tests.
+arrow::Result<LogActions> ParseCheckpointParquet(std::shared_ptr<arrow::Buffer> bytes,
+                                                 const std::string& name);
 
 /// The schema of the checkpoints we write (readable by Spark and delta-rs).
 std::shared_ptr<arrow::Schema> CheckpointSchema();

@@ -2,6 +2,7 @@
 
 #include <atomic>
 #include <cstdio>
+#include <set>
 #include <thread>
 
 #include <arrow/api.h>
@@ -125,6 +126,11 @@ arrow::Result<std::vector<AddFile>> WriteDataFiles(arrow::fs::FileSystem& fs,
       files.push_back({g.rows->Slice(off, max_rows), g.partition_values, g.dir});
     }
   }
+  // Create the table folder and every partition folder once, before the parallel writes.
+  std::set<std::string> dirs;
+  for (const auto& f : files) dirs.insert(f.dir);
+  for (const auto& d : dirs)
+    ARROW_RETURN_NOT_OK(fs.CreateDir(root + (d.empty() ? "" : "/" + d), true));
   auto props = parquet::WriterProperties::Builder()
                    .compression(codec)
                    ->max_row_group_length(1 << 20)
@@ -137,8 +143,6 @@ arrow::Result<std::vector<AddFile>> WriteDataFiles(arrow::fs::FileSystem& fs,
     char name[64];
     std::snprintf(name, sizeof name, "part-%05zu-", i);
     std::string rel = f.dir + name + NewUuid() + "-c000" + ext + ".parquet";
-    std::string dir = root + "/" + f.dir;
-    if (!f.dir.empty()) ARROW_RETURN_NOT_OK(fs.CreateDir(dir, true));
     ARROW_ASSIGN_OR_RAISE(auto out, fs.OpenOutputStream(root + "/" + rel));
     ARROW_RETURN_NOT_OK(parquet::arrow::WriteTable(*f.rows, arrow::default_memory_pool(), out,
                                                    1 << 20, props, arrow_props));

@@ -1,0 +1,529 @@
+// Engine tests for DeltaTable: every operation, conflict rules, idempotency,
+// constraints, schema evolution, time travel, vacuum and log cleanup (fake clock).
+#include <filesystem>
+#include <fstream>
+
+#include <gtest/gtest.h>
+
+#include "storage/actions.h"
+#include "storage/log_store.h"
+#include "storage/snapshot.h"
+#include "storage/transaction.h"
+#include "stratalake/delta.h"
+#include "test_util.h"
+
+namespace stratalake::delta {
+namespace {
+
+using stratalake::testing::SortedRows;
+using stratalake::testing::TableFromJson;
+using stratalake::testing::TempDir;
+
+[[maybe_unused]] auto* const kEnv =
+    ::testing::AddGlobalTestEnvironment(new stratalake::testing::ComputeEnvironment);
+
+std::shared_ptr<arrow::Schema> Schema() {
+  return arrow::schema(
+      {arrow::field("id", arrow::int64(), false), arrow::field("name", arrow::utf8()),
+       arrow::field("score", arrow::float64()), arrow::field("day", arrow::utf8())});
+}
+
+std::shared_ptr<arrow::Table> Rows(const std::string& ids, const std::string& names,
+                                   const std::string& scores, const std::string& days) {
+  return TableFromJson(Schema(), {ids, names, scores, days});
+}
+
+class DeltaTableTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    clock_ = std::make_shared<FakeClock>(1700000000000);
+    TableOpenOptions o;
+    o.clock = clock_;
+    auto t = DeltaTable::ForPath(dir_.Join("t"), o);
+    ASSERT_TRUE(t.ok());
+    table_ = std::move(*t);
+  }
+
+  std::vector<std::string> ReadAll(std::optional<int64_t> version = std::nullopt,
+                                   const std::string& filter = "") {
+    ReadOptions ro;
+    ro.version = version;
+    ro.filter = filter;
+    auto rows = table_->Read(ro);
+    EXPECT_TRUE(rows.ok()) << rows.status().ToString();
+    return rows.ok() ? SortedRows(*rows) : std::vector<std::string>{};
+  }
+
+  CommitResult Append(const std::shared_ptr<arrow::Table>& data, WriteOptions wo = {}) {
+    auto r = table_->Write(data, wo);
+    EXPECT_TRUE(r.ok()) << r.status().ToString();
+    return r.ok() ? *r : CommitResult{};
+  }
+
+  TempDir dir_;
+  std::shared_ptr<FakeClock> clock_;
+  std::unique_ptr<DeltaTable> table_;
+};
+
+TEST_F(DeltaTableTest, WriteCreatesTableAndReadsBack) {
+  auto r = Append(Rows("[1, 2]", R"(["a", null])", "[1.5, 2.5]", R"(["d1", "d2"])"));
+  EXPECT_EQ(r.version, 0);
+  EXPECT_EQ(r.metrics["numOutputRows"], 2);
+  EXPECT_EQ(ReadAll(), (std::vector<std::string>{"1|a|1.5|d1", "2|null|2.5|d2"}));
+  ASSERT_OK_AND_ASSIGN(auto snap, table_->Latest());
+  EXPECT_EQ(snap->protocol().min_reader_version, 1);
+  EXPECT_EQ(snap->protocol().min_writer_version, 2);
+  EXPECT_EQ(snap->NumRecords(), 2);
+}
+
+TEST_F(DeltaTableTest, PartitionedWritePrunesByPartitionAndSkipsByStats) {
+  WriteOptions wo;
+  wo.partition_by = {"day"};
+  Append(Rows("[1, 2, 3, 4]", R"(["a", "b", "c", "d"])", "[1, 2, 3, 4]",
+              R"(["d1", "d1", "d2", "d3"])"),
+         wo);
+  Append(Rows("[10, 11]", R"(["x", "y"])", "[10, 11]", R"(["d1", "d2"])"));
+  ASSERT_OK_AND_ASSIGN(auto snap, table_->Latest());
+  EXPECT_EQ(snap->files().size(), 5u);
+  ASSERT_OK_AND_ASSIGN(auto p1, table_->PlanScan(*snap, "day = 'd1'"));
+  EXPECT_EQ(p1.files.size(), 2u);
+  EXPECT_EQ(p1.skipped_by_partition, 3);
+  ASSERT_OK_AND_ASSIGN(auto p2, table_->PlanScan(*snap, "id >= 10"));
+  EXPECT_EQ(p2.files.size(), 2u);
+  EXPECT_EQ(p2.skipped_by_stats, 3);
+  EXPECT_EQ(ReadAll(std::nullopt, "day = 'd1' AND id > 1"),
+            (std::vector<std::string>{"10|x|10|d1", "2|b|2|d1"}));
+  // Partition folders are Hive-style.
+  EXPECT_TRUE(std::filesystem::exists(dir_.Join("t/day=d1")));
+}
+
+TEST_F(DeltaTableTest, OverwriteAndReplaceWhere) {
+  WriteOptions part;
+  part.partition_by = {"day"};
+  Append(Rows("[1, 2, 3]", R"(["a", "b", "c"])", "[1, 2, 3]", R"(["d1", "d2", "d2"])"), part);
+  WriteOptions rw;
+  rw.mode = WriteMode::kOverwrite;
+  rw.replace_where = "day = 'd2'";
+  Append(Rows("[7]", R"(["z"])", "[7]", R"(["d2"])"), rw);
+  EXPECT_EQ(ReadAll(), (std::vector<std::string>{"1|a|1|d1", "7|z|7|d2"}));
+  // New rows outside the predicate are refused, and nothing is committed.
+  auto bad = table_->Write(Rows("[8]", R"(["q"])", "[8]", R"(["d1"])"), rw);
+  ASSERT_FALSE(bad.ok());
+  EXPECT_TRUE(HasErrorKind(bad.status(), ErrorKind::kConstraintViolation));
+  EXPECT_NE(bad.status().message().find("do not match the replaceWhere predicate"),
+            std::string::npos);
+  ASSERT_OK_AND_ASSIGN(auto snap, table_->Latest());
+  EXPECT_EQ(snap->version(), 1);
+  WriteOptions ow;
+  ow.mode = WriteMode::kOverwrite;
+  Append(Rows("[9]", R"(["n"])", "[9]", R"(["d9"])"), ow);
+  EXPECT_EQ(ReadAll(), (std::vector<std::string>{"9|n|9|d9"}));
+  EXPECT_EQ(ReadAll(1), (std::vector<std::string>{"1|a|1|d1", "7|z|7|d2"}));
+}
+
+TEST_F(DeltaTableTest, DeleteUpdateWithSqlNullSemantics) {
+  Append(
+      Rows("[1, 2, 3, 4]", R"(["a", "b", null, "d"])", "[1, 2, 3, 4]", R"(["x", "x", "x", "x"])"));
+  ASSERT_OK_AND_ASSIGN(auto del, table_->Delete("name <> 'b'"));  // NULL name is kept
+  EXPECT_EQ(del.metrics["numDeletedRows"], 2);
+  EXPECT_EQ(ReadAll(), (std::vector<std::string>{"2|b|2|x", "3|null|3|x"}));
+  ASSERT_OK_AND_ASSIGN(auto upd, table_->Update("id = 3", "name = 'c', score = score * 10"));
+  EXPECT_EQ(upd.metrics["numUpdatedRows"], 1);
+  EXPECT_EQ(ReadAll(), (std::vector<std::string>{"2|b|2|x", "3|c|30|x"}));
+  ASSERT_OK_AND_ASSIGN(auto none, table_->Delete("id > 100"));
+  EXPECT_TRUE(none.noop);
+  ASSERT_OK_AND_ASSIGN(auto hist, table_->History());
+  ASSERT_EQ(hist.size(), 3u);
+  EXPECT_EQ(hist[0].operation, "UPDATE");
+  EXPECT_EQ(hist[1].operation, "DELETE");
+  EXPECT_EQ(hist[1].operation_parameters["predicate"], R"(["name <> 'b'"])");
+}
+
+TEST_F(DeltaTableTest, MergeUpdatesDeletesAndInserts) {
+  Append(Rows("[1, 2, 3]", R"(["a", "b", "c"])", "[1, 2, 3]", R"(["x", "x", "x"])"));
+  auto source = Rows("[2, 3, 4]", R"(["B", "C", "D"])", "[20, -1, 40]", R"(["y", "y", "y"])");
+  MergeOptions mo;
+  mo.on = {"id"};
+  mo.when_matched.push_back({MatchedClause::Action::kDelete, "source.score < 0", ""});
+  mo.when_matched.push_back({MatchedClause::Action::kUpdateAll, "", ""});
+  mo.when_not_matched.push_back({""});
+  ASSERT_OK_AND_ASSIGN(auto r, table_->Merge(source, mo));
+  EXPECT_EQ(r.metrics["numTargetRowsUpdated"], 1);
+  EXPECT_EQ(r.metrics["numTargetRowsDeleted"], 1);
+  EXPECT_EQ(r.metrics["numTargetRowsInserted"], 1);
+  EXPECT_EQ(ReadAll(), (std::vector<std::string>{"1|a|1|x", "2|B|20|y", "4|D|40|y"}));
+  // Partial update with an expression over both sides.
+  MergeOptions mo2;
+  mo2.on = {"id"};
+  mo2.when_matched.push_back(
+      {MatchedClause::Action::kUpdate, "", "score = target.score + source.score"});
+  ASSERT_OK(table_->Merge(Rows("[1]", R"(["ignored"])", "[100]", R"(["z"])"), mo2).status());
+  EXPECT_EQ(ReadAll(), (std::vector<std::string>{"1|a|101|x", "2|B|20|y", "4|D|40|y"}));
+}
+
+TEST_F(DeltaTableTest, MergeRejectsSeveralSourceRowsForOneTargetRow) {
+  Append(Rows("[1]", R"(["a"])", "[1]", R"(["x"])"));
+  MergeOptions mo;
+  mo.on = {"id"};
+  mo.when_matched.push_back({MatchedClause::Action::kUpdateAll, "", ""});
+  auto r = table_->Merge(Rows("[1, 1]", R"(["p", "q"])", "[1, 2]", R"(["x", "x"])"), mo);
+  ASSERT_FALSE(r.ok());
+  EXPECT_NE(r.status().message().find("2 source rows match the same target row"),
+            std::string::npos);
+  EXPECT_EQ(ReadAll(), (std::vector<std::string>{"1|a|1|x"}));
+}
+
+TEST_F(DeltaTableTest, SchemaEvolutionNeedsMergeSchema) {
+  Append(Rows("[1]", R"(["a"])", "[1]", R"(["x"])"));
+  auto wider_schema = Schema()->AddField(4, arrow::field("extra", arrow::int32())).ValueOrDie();
+  auto wider = TableFromJson(wider_schema, {"[2]", R"(["b"])", "[2]", R"(["x"])", "[42]"});
+  auto refused = table_->Write(wider, {});
+  ASSERT_FALSE(refused.ok());
+  EXPECT_TRUE(HasErrorKind(refused.status(), ErrorKind::kSchemaMismatch));
+  EXPECT_NE(refused.status().message().find("column 'extra' (integer) is not in the table schema"),
+            std::string::npos);
+  WriteOptions wo;
+  wo.merge_schema = true;
+  Append(wider, wo);
+  EXPECT_EQ(ReadAll(), (std::vector<std::string>{"1|a|1|x|null", "2|b|2|x|42"}));
+  auto wrong = TableFromJson(arrow::schema({arrow::field("id", arrow::utf8())}), {R"(["x"])"});
+  auto r = table_->Write(wrong, {});
+  ASSERT_FALSE(r.ok());
+  EXPECT_NE(r.status().message().find("column 'id' is long in the table but string in the data"),
+            std::string::npos);
+}
+
+TEST_F(DeltaTableTest, ConstraintsAndNotNullAreEnforced) {
+  CreateOptions co;
+  co.schema = Schema();
+  co.properties["delta.constraints.positive"] = "score > 0";
+  ASSERT_OK(DeltaTable::Create(dir_.Join("t"), co).status());
+  ASSERT_OK_AND_ASSIGN(auto snap, table_->Latest());
+  EXPECT_EQ(snap->protocol().min_writer_version, 3);
+  auto r = table_->Write(Rows("[1, 2]", R"(["a", "b"])", "[1, -2]", R"(["x", "x"])"), {});
+  ASSERT_FALSE(r.ok());
+  EXPECT_TRUE(HasErrorKind(r.status(), ErrorKind::kConstraintViolation));
+  EXPECT_NE(r.status().message().find("CHECK constraint positive (score > 0) violated by row 1"),
+            std::string::npos);
+  auto n = table_->Write(Rows("[null]", R"(["a"])", "[1]", R"(["x"])"), {});
+  ASSERT_FALSE(n.ok());
+  EXPECT_NE(n.status().message().find("NOT NULL constraint violated: column 'id'"),
+            std::string::npos);
+  ASSERT_OK_AND_ASSIGN(auto after, table_->Latest());
+  EXPECT_EQ(after->version(), 0);
+  EXPECT_TRUE(after->files().empty());
+}
+
+TEST_F(DeltaTableTest, AppendOnlyRefusesDeletesButAllowsAppends) {
+  CreateOptions co;
+  co.schema = Schema();
+  co.properties["delta.appendOnly"] = "true";
+  ASSERT_OK(DeltaTable::Create(dir_.Join("t"), co).status());
+  Append(Rows("[1]", R"(["a"])", "[1]", R"(["x"])"));
+  auto d = table_->Delete("id = 1");
+  ASSERT_FALSE(d.ok());
+  EXPECT_TRUE(HasErrorKind(d.status(), ErrorKind::kOperationNotAllowed));
+  EXPECT_NE(d.status().message().find("append-only"), std::string::npos);
+  WriteOptions ow;
+  ow.mode = WriteMode::kOverwrite;
+  EXPECT_FALSE(table_->Write(Rows("[2]", R"(["b"])", "[2]", R"(["x"])"), ow).ok());
+  EXPECT_EQ(ReadAll(), (std::vector<std::string>{"1|a|1|x"}));
+}
+
+TEST_F(DeltaTableTest, IdempotentWritesThroughAppTransactions) {
+  WriteOptions wo;
+  wo.txn = AppTransaction{"ingest-job", 5, std::nullopt};
+  auto first = Append(Rows("[1]", R"(["a"])", "[1]", R"(["x"])"), wo);
+  EXPECT_FALSE(first.noop);
+  auto replay = Append(Rows("[1]", R"(["a"])", "[1]", R"(["x"])"), wo);
+  EXPECT_TRUE(replay.noop);
+  wo.txn->version = 4;  // an older batch is also already done
+  EXPECT_TRUE(Append(Rows("[1]", R"(["a"])", "[1]", R"(["x"])"), wo).noop);
+  wo.txn->version = 6;
+  EXPECT_FALSE(Append(Rows("[2]", R"(["b"])", "[2]", R"(["x"])"), wo).noop);
+  EXPECT_EQ(ReadAll(), (std::vector<std::string>{"1|a|1|x", "2|b|2|x"}));
+  ASSERT_OK_AND_ASSIGN(auto snap, table_->Latest());
+  EXPECT_EQ(snap->AppTransactionVersion("ingest-job"), 6);
+}
+
+TEST_F(DeltaTableTest, ConcurrentBlindAppendsBothCommit) {
+  Append(Rows("[1]", R"(["a"])", "[1]", R"(["x"])"));
+  ASSERT_OK_AND_ASSIGN(auto snap, table_->Latest());
+  LogStore store(table_->filesystem(), table_->root());
+  // Two transactions read version 0; the second loses the race for version 1.
+  Transaction t1(store, snap, clock_), t2(store, snap, clock_);
+  AddFile a;
+  a.path = "a.parquet";
+  a.size = 1;
+  AddFile b = a;
+  b.path = "b.parquet";
+  t1.Add(a);
+  t2.Add(b);
+  ASSERT_OK_AND_ASSIGN(auto v1, t1.Commit("WRITE", {}, {}));
+  ASSERT_OK_AND_ASSIGN(auto v2, t2.Commit("WRITE", {}, {}));
+  EXPECT_EQ(v1, 1);
+  EXPECT_EQ(v2, 2);
+}
+
+TEST_F(DeltaTableTest, ConflictingDeletesFailWithConcurrentDeleteDelete) {
+  Append(Rows("[1, 2]", R"(["a", "b"])", "[1, 2]", R"(["x", "x"])"));
+  ASSERT_OK_AND_ASSIGN(auto snap, table_->Latest());
+  LogStore store(table_->filesystem(), table_->root());
+  Transaction t1(store, snap, clock_), t2(store, snap, clock_);
+  for (auto* t : {&t1, &t2}) {
+    t->ReadWholeTable();
+    t->ReadFiles(snap->files());
+    t->Remove(snap->files()[0], true);
+  }
+  ASSERT_OK(t1.Commit("DELETE", {}, {}).status());
+  auto r = t2.Commit("DELETE", {}, {});
+  ASSERT_FALSE(r.ok());
+  EXPECT_TRUE(HasErrorKind(r.status(), ErrorKind::kConcurrentDeleteDelete));
+  EXPECT_TRUE(IsCommitConflict(r.status()));
+}
+
+TEST_F(DeltaTableTest, ReadAfterConcurrentNonBlindAppendConflicts) {
+  Append(Rows("[1]", R"(["a"])", "[1]", R"(["x"])"));
+  ASSERT_OK_AND_ASSIGN(auto snap, table_->Latest());
+  LogStore store(table_->filesystem(), table_->root());
+  // A winner that read the table and added a file matching our read predicate.
+  Transaction winner(store, snap, clock_), loser(store, snap, clock_);
+  AddFile f;
+  f.path = "w.parquet";
+  f.size = 1;
+  f.stats = R"({"numRecords":1,"minValues":{"id":5},"maxValues":{"id":5},"nullCount":{"id":0}})";
+  winner.ReadWholeTable();
+  winner.Add(f);
+  ASSERT_OK(winner.Commit("MERGE", {}, {}).status());
+  auto pred =
+      arrow::compute::greater(arrow::compute::field_ref("id"), arrow::compute::literal(int64_t{3}))
+          .Bind(*snap->schema())
+          .ValueOrDie();
+  loser.ReadPredicate(pred);
+  AddFile g = f;
+  g.path = "l.parquet";
+  loser.Add(g);
+  auto r = loser.Commit("UPDATE", {}, {});
+  ASSERT_FALSE(r.ok());
+  EXPECT_TRUE(HasErrorKind(r.status(), ErrorKind::kConcurrentAppend));
+  // A predicate the winner's file cannot match (id < 3) does not conflict.
+  ASSERT_OK_AND_ASSIGN(auto snap2, table_->AtVersion(0));
+  Transaction ok_txn(store, snap2, clock_);
+  ok_txn.ReadPredicate(
+      arrow::compute::less(arrow::compute::field_ref("id"), arrow::compute::literal(int64_t{3}))
+          .Bind(*snap->schema())
+          .ValueOrDie());
+  ASSERT_OK_AND_ASSIGN(auto v, ok_txn.Commit("DELETE", {}, {}));
+  EXPECT_EQ(v, 2);
+}
+
+TEST_F(DeltaTableTest, MetadataChangeConflicts) {
+  Append(Rows("[1]", R"(["a"])", "[1]", R"(["x"])"));
+  ASSERT_OK_AND_ASSIGN(auto snap, table_->Latest());
+  ASSERT_OK(table_->SetProperties({{"delta.appendOnly", "false"}}).status());
+  LogStore store(table_->filesystem(), table_->root());
+  Transaction t(store, snap, clock_);
+  AddFile f;
+  f.path = "x.parquet";
+  t.Add(f);
+  auto r = t.Commit("WRITE", {}, {});
+  ASSERT_FALSE(r.ok());
+  EXPECT_TRUE(HasErrorKind(r.status(), ErrorKind::kMetadataChanged));
+}
+
+TEST_F(DeltaTableTest, CheckpointsEveryTenCommitsAndLoadsFromThem) {
+  for (int i = 0; i < 12; ++i) {
+    Append(Rows("[" + std::to_string(i) + "]", R"(["n"])", "[1]", R"(["x"])"));
+  }
+  EXPECT_TRUE(
+      std::filesystem::exists(dir_.Join("t/_delta_log/00000000000000000010.checkpoint.parquet")));
+  EXPECT_TRUE(std::filesystem::exists(dir_.Join("t/_delta_log/_last_checkpoint")));
+  // Remove the commits the checkpoint covers: the table must still load.
+  for (int v = 0; v <= 10; ++v) {
+    char name[64];
+    std::snprintf(name, sizeof name, "t/_delta_log/%020d.json", v);
+    std::filesystem::remove(dir_.Join(name));
+  }
+  EXPECT_EQ(ReadAll().size(), 12u);
+  auto old = table_->AtVersion(3);
+  ASSERT_FALSE(old.ok());
+  EXPECT_TRUE(HasErrorKind(old.status(), ErrorKind::kVersionNotFound));
+}
+
+TEST_F(DeltaTableTest, TimeTravelByVersionAndTimestampAndRestore) {
+  Append(Rows("[1]", R"(["a"])", "[1]", R"(["x"])"));
+  Append(Rows("[2]", R"(["b"])", "[2]", R"(["x"])"));
+  ASSERT_OK(table_->Delete("id = 1").status());
+  EXPECT_EQ(ReadAll(0), (std::vector<std::string>{"1|a|1|x"}));
+  EXPECT_EQ(ReadAll(1), (std::vector<std::string>{"1|a|1|x", "2|b|2|x"}));
+  // Timestamps come from commit file modification times.
+  auto set_mtime = [&](int v, int64_t ms) {
+    char name[64];
+    std::snprintf(name, sizeof name, "t/_delta_log/%020d.json", v);
+    auto tp =
+        std::filesystem::file_time_type::clock::now() +
+        std::chrono::milliseconds(ms - std::chrono::duration_cast<std::chrono::milliseconds>(
+                                           std::chrono::system_clock::now().time_since_epoch())
+                                           .count());
+    std::filesystem::last_write_time(dir_.Join(name), tp);
+  };
+  set_mtime(0, 1000000);
+  set_mtime(1, 2000000);
+  set_mtime(2, 3000000);
+  ASSERT_OK_AND_ASSIGN(auto s, table_->AtTimestamp(2500000));
+  EXPECT_EQ(s->version(), 1);
+  auto before = table_->AtTimestamp(999999);
+  ASSERT_FALSE(before.ok());
+  EXPECT_TRUE(HasErrorKind(before.status(), ErrorKind::kVersionNotFound));
+  ASSERT_OK_AND_ASSIGN(auto r, table_->Restore(1));
+  EXPECT_EQ(r.version, 3);
+  EXPECT_EQ(ReadAll(), (std::vector<std::string>{"1|a|1|x", "2|b|2|x"}));
+  auto missing = table_->AtVersion(9);
+  EXPECT_TRUE(HasErrorKind(missing.status(), ErrorKind::kVersionNotFound));
+}
+
+TEST_F(DeltaTableTest, VacuumHonoursRetentionWithFakeClock) {
+  Append(Rows("[1]", R"(["a"])", "[1]", R"(["x"])"));
+  WriteOptions ow;
+  ow.mode = WriteMode::kOverwrite;
+  Append(Rows("[2]", R"(["b"])", "[2]", R"(["x"])"), ow);
+  // An untracked stray file and a hidden file.
+  std::ofstream(dir_.Join("t/stray.parquet")) << "x";
+  std::ofstream(dir_.Join("t/_hidden.txt")) << "x";
+  VacuumOptions dry;
+  dry.dry_run = true;
+  ASSERT_OK_AND_ASSIGN(auto none, table_->Vacuum(dry));
+  EXPECT_TRUE(none.files.empty());  // everything is younger than 7 days
+  VacuumOptions short_retention;
+  short_retention.retention_hours = 1;
+  auto refused = table_->Vacuum(short_retention);
+  EXPECT_TRUE(HasErrorKind(refused.status(), ErrorKind::kOperationNotAllowed));
+  // Eight days later, the overwritten file and the stray file may go.
+  clock_->Set(std::chrono::duration_cast<std::chrono::milliseconds>(
+                  std::chrono::system_clock::now().time_since_epoch())
+                  .count() +
+              8LL * 86400000);
+  ASSERT_OK_AND_ASSIGN(auto listed, table_->Vacuum(dry));
+  EXPECT_EQ(listed.files.size(), 2u);
+  EXPECT_TRUE(std::filesystem::exists(dir_.Join("t/stray.parquet")));
+  ASSERT_OK_AND_ASSIGN(auto done, table_->Vacuum({}));
+  EXPECT_EQ(done.files, listed.files);
+  EXPECT_FALSE(std::filesystem::exists(dir_.Join("t/stray.parquet")));
+  EXPECT_TRUE(std::filesystem::exists(dir_.Join("t/_hidden.txt")));
+  EXPECT_EQ(ReadAll(), (std::vector<std::string>{"2|b|2|x"}));
+  // Time travel to the vacuumed version fails with a clear missing-file error.
+  ReadOptions ro;
+  ro.version = 0;
+  auto old = table_->Read(ro);
+  ASSERT_FALSE(old.ok());
+  EXPECT_TRUE(HasErrorKind(old.status(), ErrorKind::kFileNotFound));
+}
+
+TEST_F(DeltaTableTest, LogCleanupKeepsEveryRetainedVersionLoadable) {
+  for (int i = 0; i < 25; ++i)
+    Append(Rows("[" + std::to_string(i) + "]", R"(["n"])", "[1]", R"(["x"])"));
+  clock_->Set(std::chrono::duration_cast<std::chrono::milliseconds>(
+                  std::chrono::system_clock::now().time_since_epoch())
+                  .count() +
+              31LL * 86400000);
+  ASSERT_OK_AND_ASSIGN(auto deleted, table_->CleanupLog());
+  // Commits 0..19 precede the newest checkpoint (20) and are expired; checkpoint 10 too.
+  EXPECT_EQ(deleted, 21);
+  EXPECT_FALSE(std::filesystem::exists(dir_.Join("t/_delta_log/00000000000000000019.json")));
+  EXPECT_TRUE(std::filesystem::exists(dir_.Join("t/_delta_log/00000000000000000020.json")));
+  EXPECT_EQ(ReadAll().size(), 25u);
+  EXPECT_EQ(ReadAll(20).size(), 21u);
+}
+
+TEST_F(DeltaTableTest, OptimizeCompactsWithoutChangingData) {
+  for (int i = 0; i < 5; ++i)
+    Append(Rows("[" + std::to_string(i) + "]", R"(["n"])", "[1]", R"(["x"])"));
+  auto before = ReadAll();
+  OptimizeOptions oo;
+  oo.zorder_by = {"id", "score"};
+  ASSERT_OK_AND_ASSIGN(auto r, table_->Optimize(oo));
+  EXPECT_EQ(r.metrics["numRemovedFiles"], 5);
+  EXPECT_EQ(r.metrics["numAddedFiles"], 1);
+  ASSERT_OK_AND_ASSIGN(auto snap, table_->Latest());
+  EXPECT_EQ(snap->files().size(), 1u);
+  EXPECT_FALSE(snap->files()[0].data_change);
+  EXPECT_EQ(ReadAll(), before);
+  ASSERT_OK_AND_ASSIGN(auto again, table_->Optimize({}));
+  EXPECT_TRUE(again.noop);  // one file left: nothing to compact
+}
+
+TEST_F(DeltaTableTest, OpenErrorsNameWhatIsWrong) {
+  auto missing = DeltaTable::Open(dir_.Join("nope"));
+  ASSERT_FALSE(missing.ok());
+  EXPECT_TRUE(HasErrorKind(missing.status(), ErrorKind::kTableNotFound));
+  EXPECT_NE(missing.status().message().find("the path does not exist"), std::string::npos);
+  Append(Rows("[1]", R"(["a"])", "[1]", R"(["x"])"));
+  std::ofstream(dir_.Join("t/_delta_log/00000000000000000001.json")) << "{\"add\": {\"path\": tru";
+  auto bad = table_->Latest();
+  ASSERT_FALSE(bad.ok());
+  EXPECT_TRUE(HasErrorKind(bad.status(), ErrorKind::kCorruptLog));
+  EXPECT_NE(bad.status().message().find("00000000000000000001.json' line 1: invalid JSON"),
+            std::string::npos);
+}
+
+TEST(ActionsTest, SerializedActionsParseBack) {
+  AddFile a;
+  a.path = "p=1/part%20x.parquet";
+  a.partition_values = {{"p", "1"}, {"q", std::nullopt}};
+  a.size = 10;
+  a.modification_time = 5;
+  a.stats = R"({"numRecords":3})";
+  a.deletion_vector = DeletionVector{"u", "ab^-aqEH.-t@S}K{vb[*k^", 1, 36, 2};
+  RemoveFile r;
+  r.path = "old.parquet";
+  r.deletion_timestamp = 7;
+  Metadata md;
+  md.id = "id";
+  md.schema_string = R"({"type":"struct","fields":[]})";
+  md.partition_columns = {"p"};
+  md.configuration = {{"k", "v"}};
+  Protocol p{3, 7, std::vector<std::string>{"deletionVectors"},
+             std::vector<std::string>{"deletionVectors"}};
+  std::string log = SerializeProtocol(p) + "\n" + SerializeMetadata(md) + "\n" + SerializeAdd(a) +
+                    "\n" + SerializeRemove(r) + "\n" + SerializeTxn({"app", 4, 9}) + "\n";
+  ASSERT_OK_AND_ASSIGN(auto parsed, ParseLogJson(log, "mem"));
+  ASSERT_TRUE(parsed.protocol && parsed.metadata);
+  EXPECT_EQ(*parsed.protocol, p);
+  EXPECT_EQ(*parsed.metadata, md);
+  ASSERT_EQ(parsed.adds.size(), 1u);
+  EXPECT_EQ(parsed.adds[0].path, a.path);
+  EXPECT_EQ(parsed.adds[0].partition_values, a.partition_values);
+  EXPECT_EQ(parsed.adds[0].deletion_vector, a.deletion_vector);
+  EXPECT_EQ(parsed.adds[0].stats, a.stats);
+  ASSERT_EQ(parsed.removes.size(), 1u);
+  EXPECT_EQ(parsed.removes[0].deletion_timestamp, 7);
+  ASSERT_EQ(parsed.txns.size(), 1u);
+  EXPECT_EQ(parsed.txns[0].version, 4);
+}
+
+TEST(ActionsTest, MalformedLinesNameFileAndLine) {
+  auto r = ParseLogJson("{\"commitInfo\":{}}\n{\"add\":{\"size\":1}}\n", "00.json");
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.status().message(),
+            "corrupt Delta log file '00.json' line 2: add action has no string field 'path'");
+  auto t = ParseLogJson("[1,2]\n", "01.json");
+  EXPECT_EQ(t.status().message(),
+            "corrupt Delta log file '01.json' line 1: line is not a JSON object");
+}
+
+TEST(PathsTest, CanonicalPathsReconcileSpellings) {
+  EXPECT_EQ(CanonicalFilePath("/t", "a%20b.parquet"), "/t/a b.parquet");
+  EXPECT_EQ(CanonicalFilePath("/t", "file:/t/a%20b.parquet"), "/t/a b.parquet");
+  EXPECT_EQ(CanonicalFilePath("/t", "file:///t/a b.parquet"), "/t/a b.parquet");
+  EXPECT_EQ(CanonicalFilePath("/t", "/t/a b.parquet"), "/t/a b.parquet");
+}
+
+TEST(IntervalTest, ParsesDeltaIntervals) {
+  EXPECT_EQ(ParseIntervalMs("interval 7 days").ValueOrDie(), 7 * 86400000LL);
+  EXPECT_EQ(ParseIntervalMs("interval 1 hour").ValueOrDie(), 3600000LL);
+  EXPECT_EQ(ParseIntervalMs("30 days").ValueOrDie(), 30 * 86400000LL);
+  EXPECT_FALSE(ParseIntervalMs("soon").ok());
+}
+
+}  // namespace
+}  // namespace stratalake::delta
