@@ -916,7 +916,7 @@ class Parser {
   // The Make* builders are kept out of line: inlined into the recursive Parse*
   // functions, their locals would sit in every level's stack frame.
   [[gnu::noinline]] Result<Operand> MakeCall(
-      std::string function, std::vector<Operand> args, Span span,
+      std::string function, const std::vector<Operand>& args, Span span,
       std::shared_ptr<cp::FunctionOptions> options = nullptr) {
     Operand out;
     out.span = span;
@@ -1095,13 +1095,13 @@ class Parser {
       case TokenKind::kSlash:
         return MakeCall("divide_checked", {std::move(lhs), std::move(rhs)}, span);
       default:
-        return MakeRemainder(std::move(lhs), std::move(rhs), span);
+        return MakeRemainder(lhs, rhs, span);
     }
   }
 
   // Arrow has no remainder kernel, so a % b is spelled a - trunc(a / b) * b; integer
   // division already truncates toward zero, giving C/SQL remainder semantics.
-  Result<Operand> MakeRemainder(Operand lhs, Operand rhs, Span span) {
+  Result<Operand> MakeRemainder(const Operand& lhs, const Operand& rhs, Span span) {
     const std::shared_ptr<DataType> lhs_type = lhs.type;
     const std::shared_ptr<DataType> rhs_type = rhs.type;
     auto is_number = [](const DataType& type) {
@@ -1117,7 +1117,7 @@ class Parser {
     }
     ARROW_ASSIGN_OR_RAISE(Operand product,
                           MakeCall("multiply_checked", {std::move(quotient), rhs}, span));
-    return MakeCall("subtract_checked", {std::move(lhs), std::move(product)}, span);
+    return MakeCall("subtract_checked", {lhs, std::move(product)}, span);
   }
 
   // Builds a balanced tree so that long generated AND/OR chains stay shallow for

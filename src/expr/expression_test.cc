@@ -35,12 +35,15 @@ class ComputeEnvironment : public ::testing::Environment {
 
 #define SL_CONCAT_INNER(a, b) a##b
 #define SL_CONCAT(a, b) SL_CONCAT_INNER(a, b)
+// `lhs` may be a declaration, so it cannot be parenthesized.
+// NOLINTBEGIN(bugprone-macro-parentheses)
 #define ASSERT_OK_AND_ASSIGN_IMPL(result, lhs, rexpr)     \
   auto result = (rexpr);                                  \
   ASSERT_TRUE(result.ok()) << result.status().ToString(); \
   lhs = std::move(result).ValueUnsafe()
 #define ASSERT_OK_AND_ASSIGN(lhs, rexpr) \
   ASSERT_OK_AND_ASSIGN_IMPL(SL_CONCAT(_result_, __LINE__), lhs, rexpr)
+// NOLINTEND(bugprone-macro-parentheses)
 
 std::shared_ptr<arrow::Array> FromJson(const std::shared_ptr<arrow::DataType>& type,
                                        const std::string& json) {
@@ -514,16 +517,15 @@ TEST_F(ExpressionTest, Assignments) {
   ASSERT_EQ(assignments.size(), 9u);
   const std::vector<std::string> names = {"i32", "s",           "f64", "UserId", "dec",
                                           "ts",  "order total", "b",   "i8"};
+  // 2024-02-01 00:00:00 UTC in microseconds.
+  const std::string feb1 = std::to_string((kNewYear2024 + int64_t{31} * 86400) * 1000000);
   const std::vector<std::string> expected = {
       "[2, 3, null, 5]",
       R"(["x", "x", "x", "x"])",
       "[null, null, null, null]",
       "[7, 7, 7, 7]",
       R"(["3.00", "4.00", null, "-6.50"])",
-      "[" + std::to_string((kNewYear2024 + 31 * 86400) * 1000000) + ", " +
-          std::to_string((kNewYear2024 + 31 * 86400) * 1000000) + ", " +
-          std::to_string((kNewYear2024 + 31 * 86400) * 1000000) + ", " +
-          std::to_string((kNewYear2024 + 31 * 86400) * 1000000) + "]",
+      "[" + feb1 + ", " + feb1 + ", " + feb1 + ", " + feb1 + "]",
       "[1, 1, 1, 1]",
       "[false, true, null, true]",
       "[-1, 5, -100, null]",
@@ -631,7 +633,10 @@ TEST_F(ExpressionTest, DeepNestingIsAnErrorNotACrash) {
   ExpectParseError(sum + " > 0", {"nested too deeply (more than 512 levels)"});
   // BETWEEN repeats its operand; nesting it must not blow up exponentially.
   std::string between = "i32 BETWEEN 0 AND 1";
-  for (int i = 0; i < 40; ++i) between = "(" + between + ") BETWEEN FALSE AND TRUE";
+  for (int i = 0; i < 40; ++i) {
+    between.insert(0, "(");
+    between += ") BETWEEN FALSE AND TRUE";
+  }
   ExpectParseError(between, {"too large"});
 
   // Within the limits, deep input works.

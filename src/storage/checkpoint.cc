@@ -11,6 +11,7 @@
 #include <rapidjson/writer.h>
 
 #include "storage/actions.h"
+#include "storage/snapshot.h"
 #include "stratalake/status.h"
 
 namespace stratalake::delta {
@@ -430,7 +431,8 @@ arrow::Result<LogActions> ReadCheckpoint(const LogStore& store, const std::vecto
   return out;
 }
 
-arrow::Result<std::shared_ptr<arrow::Table>> BuildCheckpointTable(const Snapshot& snapshot) {
+arrow::Result<std::shared_ptr<arrow::Table>> BuildCheckpointTable(const Snapshot& snapshot,
+                                                                  int64_t tombstone_cutoff_ms) {
   auto schema = CheckpointSchema();
   // One JSON array per column, one element per action row; ArrayFromJSONString
   // builds the nested arrays (maps as [[k, v], ...]).
@@ -559,6 +561,7 @@ arrow::Result<std::shared_ptr<arrow::Table>> BuildCheckpointTable(const Snapshot
     x->EndObject();
   }
   for (const auto& r : snapshot.tombstones()) {
+    if (r.deletion_timestamp.value_or(0) < tombstone_cutoff_ms) continue;
     Writer* x = row(kRemove);
     x->StartObject();
     x->Key("path");
@@ -598,8 +601,12 @@ arrow::Result<std::shared_ptr<arrow::Table>> BuildCheckpointTable(const Snapshot
   return arrow::Table::Make(schema, columns);
 }
 
-arrow::Result<int64_t> WriteCheckpoint(const LogStore& store, const Snapshot& snapshot) {
-  ARROW_ASSIGN_OR_RAISE(auto table, BuildCheckpointTable(snapshot));
+arrow::Result<int64_t> WriteCheckpoint(const LogStore& store, const Snapshot& snapshot,
+                                       int64_t now_ms) {
+  ARROW_ASSIGN_OR_RAISE(
+      int64_t retention,
+      ParseIntervalMs(snapshot.Property("delta.deletedFileRetentionDuration", "interval 1 week")));
+  ARROW_ASSIGN_OR_RAISE(auto table, BuildCheckpointTable(snapshot, now_ms - retention));
   ARROW_ASSIGN_OR_RAISE(auto sink, arrow::io::BufferOutputStream::Create());
   auto props =
       parquet::WriterProperties::Builder().compression(parquet::Compression::SNAPPY)->build();

@@ -26,10 +26,14 @@ arrow::Result<LogActions> ParseCheckpointParquet(std::shared_ptr<arrow::Buffer> 
 /// The schema of the checkpoints we write (readable by Spark and delta-rs).
 std::shared_ptr<arrow::Schema> CheckpointSchema();
 
-/// The checkpoint rows of `snapshot` as an Arrow table.
-arrow::Result<std::shared_ptr<arrow::Table>> BuildCheckpointTable(const Snapshot& snapshot);
+/// The checkpoint rows of `snapshot` as an Arrow table. Tombstones deleted before
+/// `tombstone_cutoff_ms` are dropped (they are past delta.deletedFileRetentionDuration).
+arrow::Result<std::shared_ptr<arrow::Table>> BuildCheckpointTable(const Snapshot& snapshot,
+                                                                  int64_t tombstone_cutoff_ms);
 
 /// Write `<version>.checkpoint.parquet` and `_last_checkpoint`; returns the version.
-arrow::Result<int64_t> WriteCheckpoint(const LogStore& store, const Snapshot& snapshot);
+/// `now_ms` decides which tombstones have expired.
+arrow::Result<int64_t> WriteCheckpoint(const LogStore& store, const Snapshot& snapshot,
+                                       int64_t now_ms);
 
 }  // namespace stratalake::delta

@@ -235,7 +235,6 @@ arrow::Result<std::shared_ptr<arrow::Table>> ReadDataFile(arrow::fs::FileSystem&
   if (!leaves.empty()) {
     st = reader->ReadTable(leaves, &raw);
     if (!st.ok()) return FileError(path, st);
-    ARROW_ASSIGN_OR_RAISE(raw, raw->CombineChunks());
     num_rows = raw->num_rows();
   }
 

@@ -1496,7 +1496,7 @@ arrow::Result<CommitResult> DeltaTable::Optimize(const OptimizeOptions& options)
 
 arrow::Result<int64_t> DeltaTable::Checkpoint() {
   ARROW_ASSIGN_OR_RAISE(auto snapshot, Latest());
-  return WriteCheckpoint(*impl_->store, *snapshot);
+  return WriteCheckpoint(*impl_->store, *snapshot, impl_->clock->NowMillis());
 }
 
 arrow::Result<int64_t> DeltaTable::CleanupLog() {

@@ -197,7 +197,7 @@ void Transaction::PostCommit(int64_t version) const {
                 "v2Checkpoint") != (*snap)->protocol().writer_features->end()) {
     return;  // classic checkpoints are not allowed for v2Checkpoint tables
   }
-  auto st = WriteCheckpoint(store_, **snap);
+  auto st = WriteCheckpoint(store_, **snap, clock_->NowMillis());
   if (!st.ok()) {
     std::cerr << "warning: checkpoint of version " << version
               << " failed: " << st.status().ToString() << "\n";
