@@ -2,9 +2,11 @@
 // language (see include/stratalake/expression.h for the grammar and semantics).
 //
 // The parser builds Arrow compute expressions directly. Each parsed piece is carried
-// as an `Operand` that remembers whether it is a plain literal or a plain column, so
-// that comparisons can convert the literal to the column's type before Arrow sees it
-// (Arrow's implicit casts do not turn '2024-01-01' into a timestamp).
+// as an `Operand` that knows its Arrow type and whether it is a plain literal or a
+// plain column, so that comparisons can convert the literal to the column's type
+// before Arrow sees it (Arrow's implicit casts do not turn '2024-01-01' into a
+// timestamp, and they narrow numeric literals in surprising ways), and so that type
+// errors are reported at the text that caused them.
 
 #include "stratalake/expression.h"
 
@@ -42,7 +44,9 @@ using arrow::Scalar;
 using arrow::Status;
 
 // The parser recurses once per '(', NOT and unary minus; capping that keeps hostile
-// input such as "((((..." from overflowing the stack.
+// input such as "((((..." from overflowing the stack. A level costs at most about
+// 1 KiB of stack in an optimized build (see the grammar section), so the cap needs
+// well under 512 KiB.
 constexpr int kMaxNestingDepth = 256;
 // Arrow's Bind, Simplify and destructors recurse once per tree level, so the height
 // of the built tree is capped too (AND/OR chains are built balanced to stay low).
