@@ -214,6 +214,24 @@ TEST_F(DeltaTableTest, ConstraintsAndNotNullAreEnforced) {
   EXPECT_TRUE(after->files().empty());
 }
 
+TEST_F(DeltaTableTest, ColumnInvariantsAreEnforced) {
+  auto md = std::make_shared<arrow::KeyValueMetadata>();
+  md->Append("delta.metadata",
+             R"({"delta.invariants":"{\"expression\":{\"expression\":\"score > 3\"}}"})");
+  auto schema = arrow::schema(
+      {arrow::field("id", arrow::int64()), arrow::field("score", arrow::float64(), true, md)});
+  CreateOptions co;
+  co.schema = schema;
+  ASSERT_OK(DeltaTable::Create(dir_.Join("t"), co).status());
+  auto bad = table_->Write(TableFromJson(schema, {"[1, 2]", "[5, 1]"}), {});
+  ASSERT_FALSE(bad.ok());
+  EXPECT_TRUE(HasErrorKind(bad.status(), ErrorKind::kConstraintViolation));
+  EXPECT_EQ(bad.status().message(),
+            "invariant on column score (score > 3) violated by row 1: score=1");
+  ASSERT_OK(table_->Write(TableFromJson(schema, {"[1]", "[5]"}), {}).status());
+  EXPECT_EQ(ReadAll(), (std::vector<std::string>{"1|5"}));
+}
+
 TEST_F(DeltaTableTest, AppendOnlyRefusesDeletesButAllowsAppends) {
   CreateOptions co;
   co.schema = Schema();

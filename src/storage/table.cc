@@ -10,6 +10,7 @@
 #include <arrow/compute/api.h>
 #include <arrow/compute/row/grouper.h>
 #include <arrow/filesystem/api.h>
+#include <rapidjson/document.h>
 
 #include "storage/checkpoint.h"
 #include "storage/deletion_vector.h"
@@ -179,6 +180,23 @@ arrow::Result<std::shared_ptr<arrow::Table>> ToStorageTypes(
   return arrow::Table::Make(target, cols, data->num_rows());
 }
 
+// The SQL text of a column invariant: the column metadata holds
+// {"delta.invariants": "{\"expression\":{\"expression\":\"x > 3\"}}"}.
+std::string InvariantExpression(const std::string& column_metadata_json) {
+  rapidjson::Document md;
+  md.Parse(column_metadata_json.c_str(), column_metadata_json.size());
+  if (md.HasParseError() || !md.IsObject()) return "";
+  auto it = md.FindMember("delta.invariants");
+  if (it == md.MemberEnd() || !it->value.IsString()) return "";
+  rapidjson::Document inv;
+  inv.Parse(it->value.GetString(), it->value.GetStringLength());
+  if (inv.HasParseError() || !inv.IsObject() || !inv.HasMember("expression")) return "";
+  const auto& outer = inv["expression"];
+  if (!outer.IsObject() || !outer.HasMember("expression") || !outer["expression"].IsString())
+    return "";
+  return outer["expression"].GetString();
+}
+
 // NOT NULL columns, column invariants and CHECK constraints.
 arrow::Status EnforceConstraints(const Snapshot* snapshot, const Metadata& md,
                                  const arrow::Schema& schema, const arrow::Table& data) {
@@ -199,15 +217,8 @@ arrow::Status EnforceConstraints(const Snapshot* snapshot, const Metadata& md,
     if (!f->metadata()) continue;
     auto md_json = f->metadata()->Get("delta.metadata");
     if (!md_json.ok()) continue;
-    // {"delta.invariants": "{\"expression\":{\"expression\":\"x > 3\"}}"}
-    auto pos = md_json->find("delta.invariants");
-    if (pos == std::string::npos) continue;
-    auto e = md_json->find("expression\\\":\\\"", pos);
-    if (e == std::string::npos) continue;
-    e += 15;
-    auto end = md_json->find("\\\"", e);
-    if (end == std::string::npos) continue;
-    checks.emplace_back("invariant on column " + f->name(), md_json->substr(e, end - e));
+    auto expr = InvariantExpression(*md_json);
+    if (!expr.empty()) checks.emplace_back("invariant on column " + f->name(), expr);
   }
   (void)snapshot;
   for (const auto& [name, expr_text] : checks) {
