@@ -193,6 +193,21 @@ TEST_F(DeltaTableTest, SchemaEvolutionNeedsMergeSchema) {
             std::string::npos);
 }
 
+TEST_F(DeltaTableTest, AddingATimestampNtzColumnUpgradesTheProtocol) {
+  Append(Rows("[1]", R"(["a"])", "[1]", R"(["x"])"));
+  auto ntz = arrow::schema({arrow::field("id", arrow::int64()),
+                            arrow::field("local", arrow::timestamp(arrow::TimeUnit::MICRO))});
+  WriteOptions wo;
+  wo.merge_schema = true;
+  Append(TableFromJson(ntz, {"[2]", R"(["2024-01-02 03:04:05"])"}), wo);
+  ASSERT_OK_AND_ASSIGN(auto snap, table_->Latest());
+  EXPECT_EQ(snap->protocol(),
+            (Protocol{3, 7, std::vector<std::string>{"timestampNtz"},
+                      std::vector<std::string>{"appendOnly", "invariants", "timestampNtz"}}));
+  EXPECT_EQ(ReadAll(), (std::vector<std::string>{"1|a|1|x|null",
+                                                 "2|null|null|null|2024-01-02 03:04:05.000000"}));
+}
+
 TEST_F(DeltaTableTest, ConstraintsAndNotNullAreEnforced) {
   CreateOptions co;
   co.schema = Schema();

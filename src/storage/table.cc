@@ -274,6 +274,62 @@ Protocol ProtocolFor(const arrow::Schema& schema, const std::map<std::string, st
   return p;
 }
 
+// The protocol `current` must become to also satisfy `needed`, or nullopt when it
+// already does. Legacy versions imply their features (writer 2: appendOnly,
+// invariants; 3: + checkConstraints; 4: + changeDataFeed, generatedColumns;
+// 5: + columnMapping; 6: + identityColumns); moving to 3/7 lists them explicitly.
+std::optional<Protocol> ProtocolUpgrade(const Protocol& current, const Protocol& needed) {
+  auto has = [](const std::optional<std::vector<std::string>>& l, const std::string& f) {
+    return l && std::find(l->begin(), l->end(), f) != l->end();
+  };
+  if (!needed.reader_features && !needed.writer_features) {
+    if (current.min_writer_version == 7) {
+      if (needed.min_writer_version >= 3 && !has(current.writer_features, "checkConstraints")) {
+        Protocol p = current;
+        p.writer_features->push_back("checkConstraints");
+        return p;
+      }
+      return std::nullopt;
+    }
+    if (current.min_writer_version >= needed.min_writer_version) return std::nullopt;
+    Protocol p = current;
+    p.min_writer_version = needed.min_writer_version;
+    return p;
+  }
+  std::vector<std::string> reader, writer;
+  if (current.reader_features) {
+    reader = *current.reader_features;
+  } else if (current.min_reader_version == 2) {
+    reader = {"columnMapping"};
+  }
+  if (current.writer_features) {
+    writer = *current.writer_features;
+  } else {
+    static const std::vector<std::pair<int, std::string>> kImplied = {
+        {2, "appendOnly"},     {2, "invariants"},       {3, "checkConstraints"},
+        {4, "changeDataFeed"}, {4, "generatedColumns"}, {5, "columnMapping"},
+        {6, "identityColumns"}};
+    for (const auto& [v, f] : kImplied) {
+      if (current.min_writer_version >= v) writer.push_back(f);
+    }
+  }
+  bool changed = current.min_reader_version != 3 || current.min_writer_version != 7;
+  for (const auto& f : needed.reader_features.value_or(std::vector<std::string>{})) {
+    if (std::find(reader.begin(), reader.end(), f) == reader.end()) {
+      reader.push_back(f);
+      changed = true;
+    }
+  }
+  for (const auto& f : needed.writer_features.value_or(std::vector<std::string>{})) {
+    if (std::find(writer.begin(), writer.end(), f) == writer.end()) {
+      writer.push_back(f);
+      changed = true;
+    }
+  }
+  if (!changed) return std::nullopt;
+  return Protocol{3, 7, reader, writer};
+}
+
 arrow::Result<Metadata> NewMetadata(const arrow::Schema& schema, const CreateOptions& create,
                                     int64_t now_ms) {
   for (const auto& c : create.partition_columns) {
@@ -607,10 +663,10 @@ arrow::Result<CommitResult> DeltaTable::Write(const std::shared_ptr<arrow::Table
     schema = data->schema();
     new_metadata = true;
     Protocol p = ProtocolFor(*schema, md.configuration);
-    if (!snapshot || !(p == snapshot->protocol())) {
-      if (!snapshot || p.min_writer_version >= snapshot->protocol().min_writer_version) {
-        txn.SetProtocol(p);
-      }
+    if (!snapshot) {
+      txn.SetProtocol(p);
+    } else if (auto up = ProtocolUpgrade(snapshot->protocol(), p)) {
+      txn.SetProtocol(*up);
     }
   } else {
     md = snapshot->metadata();
@@ -648,6 +704,9 @@ arrow::Result<CommitResult> DeltaTable::Write(const std::shared_ptr<arrow::Table
       schema = arrow::schema(fields);
       ARROW_ASSIGN_OR_RAISE(md.schema_string, SchemaToDeltaJson(*schema));
       new_metadata = true;
+      if (auto up = ProtocolUpgrade(snapshot->protocol(), ProtocolFor(*schema, md.configuration))) {
+        txn.SetProtocol(*up);
+      }
     }
   }
   if (new_metadata) txn.SetMetadata(md);
@@ -936,7 +995,12 @@ arrow::Result<CommitResult> DeltaTable::Merge(const std::shared_ptr<arrow::Table
   }
   int64_t now = impl.clock->NowMillis();
   Transaction txn(*impl.store, snapshot, impl.clock);
-  if (new_metadata) txn.SetMetadata(md);
+  if (new_metadata) {
+    txn.SetMetadata(md);
+    if (auto up = ProtocolUpgrade(snapshot->protocol(), ProtocolFor(*schema, md.configuration))) {
+      txn.SetProtocol(*up);
+    }
+  }
   if (key_filter)
     txn.ReadPredicate(*key_filter);
   else
@@ -1531,15 +1595,9 @@ arrow::Result<CommitResult> DeltaTable::SetProperties(
     ARROW_RETURN_NOT_OK(EnforceConstraints(snapshot.get(), md, *snapshot->schema(), *rows));
     txn.ReadWholeTable();
     txn.ReadFiles(snapshot->files());
-    Protocol p = snapshot->protocol();
-    if (p.min_writer_version < 3) {
-      p.min_writer_version = 3;
-      txn.SetProtocol(p);
-    } else if (p.min_writer_version == 7 && p.writer_features &&
-               std::find(p.writer_features->begin(), p.writer_features->end(),
-                         "checkConstraints") == p.writer_features->end()) {
-      p.writer_features->push_back("checkConstraints");
-      txn.SetProtocol(p);
+    if (auto up = ProtocolUpgrade(snapshot->protocol(),
+                                  ProtocolFor(*snapshot->schema(), md.configuration))) {
+      txn.SetProtocol(*up);
     }
   }
   txn.SetMetadata(md);
