@@ -459,9 +459,13 @@ TEST_F(DeltaTableTest, LogCleanupKeepsEveryRetainedVersionLoadable) {
                   std::chrono::system_clock::now().time_since_epoch())
                   .count() +
               31LL * 86400000);
+  // A temporary commit file left by a writer that was killed before link().
+  std::ofstream(dir_.Join("t/_delta_log/.dead-writer.tmp")) << "{";
   ASSERT_OK_AND_ASSIGN(auto deleted, table_->CleanupLog());
-  // Commits 0..19 precede the newest checkpoint (20) and are expired; checkpoint 10 too.
-  EXPECT_EQ(deleted, 21);
+  // Commits 0..19 precede the newest checkpoint (20) and are expired; checkpoint 10
+  // too; and the stale temporary file.
+  EXPECT_EQ(deleted, 22);
+  EXPECT_FALSE(std::filesystem::exists(dir_.Join("t/_delta_log/.dead-writer.tmp")));
   EXPECT_FALSE(std::filesystem::exists(dir_.Join("t/_delta_log/00000000000000000019.json")));
   EXPECT_TRUE(std::filesystem::exists(dir_.Join("t/_delta_log/00000000000000000020.json")));
   EXPECT_EQ(ReadAll().size(), 25u);
@@ -542,6 +546,37 @@ TEST(ActionsTest, MalformedLinesNameFileAndLine) {
   auto t = ParseLogJson("[1,2]\n", "01.json");
   EXPECT_EQ(t.status().message(),
             "corrupt Delta log file '01.json' line 1: line is not a JSON object");
+}
+
+// Regressions found by tests/python/test_reliability.py and the log fuzzer.
+TEST(ActionsTest, EmptyOrBlankCommitsAreCorrupt) {
+  for (std::string text : {"", "\n\n  \n"}) {
+    auto r = ParseLogJson(text, "02.json");
+    ASSERT_FALSE(r.ok());
+    EXPECT_TRUE(HasErrorKind(r.status(), ErrorKind::kCorruptLog));
+    EXPECT_NE(r.status().message().find("'02.json': it holds no actions"), std::string::npos);
+  }
+}
+
+TEST(ActionsTest, TrailingContentOnALineIsAnError) {
+  auto r = ParseLogJson(R"({"txn":{"appId":"a","version":1}}GARBAGE)", "03.json");
+  ASSERT_FALSE(r.ok());
+  EXPECT_NE(r.status().message().find("'03.json' line 1: invalid JSON"), std::string::npos);
+  auto two = ParseLogJson(R"({"txn":{"appId":"a","version":1}}{"txn":{"appId":"b","version":1}})",
+                          "04.json");
+  EXPECT_FALSE(two.ok());
+}
+
+TEST(ActionsTest, OutOfRangeNumbersAreRejectedNotWrapped) {
+  auto r = ParseLogJson(
+      R"({"add":{"path":"a","partitionValues":{},"size":1e300,"modificationTime":1,"dataChange":true}})",
+      "05.json");
+  ASSERT_FALSE(r.ok());
+  EXPECT_NE(r.status().message().find("add action has no integer field 'size'"), std::string::npos);
+  auto big = ParseLogJson(
+      R"({"add":{"path":"a","partitionValues":{},"size":18446744073709551615,"modificationTime":1,"dataChange":true}})",
+      "06.json");
+  EXPECT_FALSE(big.ok());
 }
 
 TEST(PathsTest, CanonicalPathsReconcileSpellings) {

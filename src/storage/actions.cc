@@ -44,8 +44,15 @@ std::optional<int64_t> OptInt(const Value& obj, const char* key) {
   auto it = obj.FindMember(key);
   if (it == obj.MemberEnd()) return std::nullopt;
   if (it->value.IsInt64()) return it->value.GetInt64();
-  if (it->value.IsUint64()) return static_cast<int64_t>(it->value.GetUint64());
-  if (it->value.IsDouble()) return static_cast<int64_t>(it->value.GetDouble());
+  if (it->value.IsDouble()) {
+    // Only doubles that hold an int64 exactly; anything else is not an integer field.
+    double d = it->value.GetDouble();
+    if (d >= -9223372036854775808.0 && d < 9223372036854775808.0 &&
+        d == static_cast<double>(static_cast<int64_t>(d))) {
+      return static_cast<int64_t>(d);
+    }
+    return std::nullopt;
+  }
   if (it->value.IsString()) {
     try {
       return std::stoll(it->value.GetString());
@@ -329,6 +336,7 @@ arrow::Result<std::optional<CommitInfo>> ParseCommitInfo(std::string_view conten
 arrow::Result<LogActions> ParseLogJson(std::string_view content, const std::string& file_name) {
   LogActions out;
   int64_t line_no = 0;
+  int64_t actions = 0;
   size_t pos = 0;
   while (pos < content.size()) {
     size_t end = content.find('\n', pos);
@@ -340,7 +348,9 @@ arrow::Result<LogActions> ParseLogJson(std::string_view content, const std::stri
     while (!line.empty() && (line.back() == '\r' || line.back() == ' ')) line.remove_suffix(1);
     if (line.empty()) continue;
     rapidjson::Document doc;
-    doc.Parse<rapidjson::kParseStopWhenDoneFlag>(line.data(), line.size());
+    // No kParseStopWhenDoneFlag: content after the object ("{...}GARBAGE" or two
+    // objects on one line) is an error, not silently dropped.
+    doc.Parse(line.data(), line.size());
     Ctx ctx{file_name, line_no};
     if (doc.HasParseError()) {
       return ctx.Error(std::string("invalid JSON at column ") +
@@ -349,6 +359,13 @@ arrow::Result<LogActions> ParseLogJson(std::string_view content, const std::stri
                        " (the file may be truncated or not a Delta log file)");
     }
     ARROW_RETURN_NOT_OK(ParseAction(ctx, doc, &out));
+    ++actions;
+  }
+  if (actions == 0) {
+    return MakeError(arrow::StatusCode::Invalid, ErrorKind::kCorruptLog,
+                     "corrupt Delta log file '" + file_name +
+                         "': it holds no actions (empty or blank); a commit always has at least "
+                         "one action — the file was truncated or not written by a Delta writer");
   }
   return out;
 }

@@ -97,13 +97,20 @@ std::string LogStore::CommitPath(int64_t version) const {
 
 arrow::Result<LogListing> LogStore::List() const {
   LogListing out;
+  ARROW_ASSIGN_OR_RAISE(auto dir_info, fs_->GetFileInfo(log_dir()));
+  if (dir_info.type() == arrow::fs::FileType::File) {
+    return MakeError(
+        arrow::StatusCode::Invalid, ErrorKind::kTableNotFound,
+        "no Delta table at '" + root_ + "': '" + log_dir() + "' is a file, not a folder");
+  }
+  out.log_dir_exists = dir_info.IsDirectory();
+  if (!out.log_dir_exists) return out;
   arrow::fs::FileSelector sel;
   sel.base_dir = log_dir();
   sel.allow_not_found = true;
   sel.recursive = false;
   ARROW_ASSIGN_OR_RAISE(auto infos, fs_->GetFileInfo(sel));
-  ARROW_ASSIGN_OR_RAISE(auto dir_info, fs_->GetFileInfo(log_dir()));
-  out.log_dir_exists = dir_info.IsDirectory();
+
   for (const auto& info : infos) {
     if (!info.IsFile()) continue;
     std::string name = info.base_name();

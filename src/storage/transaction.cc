@@ -15,6 +15,8 @@ namespace cp = arrow::compute;
 
 namespace {
 constexpr int kMaxCommitAttempts = 10000;
+// A temporary commit file this old belongs to a writer that died (commits take ms).
+constexpr int64_t kStaleTempFileMs = 3600 * 1000;
 
 arrow::Status Conflict(ErrorKind kind, int64_t version, const std::string& what) {
   return MakeError(arrow::StatusCode::Invalid, kind,
@@ -225,8 +227,23 @@ arrow::Result<int64_t> CleanupExpiredLogFiles(const LogStore& store, const Snaps
   for (const auto& [v, files] : listing.checkpoints) {
     if (v <= last_expired + 1 && v <= latest.version()) keep_from = v;
   }
-  if (keep_from <= 0) return 0;
   int64_t deleted = 0;
+  // Temporary files of writers that died between writing and linking a commit.
+  arrow::fs::FileSelector sel;
+  sel.base_dir = store.log_dir();
+  ARROW_ASSIGN_OR_RAISE(auto infos, store.fs()->GetFileInfo(sel));
+  for (const auto& info : infos) {
+    const std::string name = info.base_name();
+    int64_t mtime =
+        std::chrono::duration_cast<std::chrono::milliseconds>(info.mtime().time_since_epoch())
+            .count();
+    if (info.IsFile() && name.starts_with(".") && name.ends_with(".tmp") &&
+        mtime < now_ms - kStaleTempFileMs) {
+      ARROW_RETURN_NOT_OK(store.fs()->DeleteFile(info.path()));
+      ++deleted;
+    }
+  }
+  if (keep_from <= 0) return deleted;
   for (const auto& [v, f] : listing.commits) {
     if (v < keep_from && f.mtime_ms <= cutoff) {
       ARROW_RETURN_NOT_OK(store.fs()->DeleteFile(f.path));
