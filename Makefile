@@ -34,9 +34,10 @@ fuzz: bootstrap
 	@CC=clang CXX=clang++ cmake -S . -B build-fuzz -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo \
 	  -DSTRATALAKE_FUZZ=ON -DSTRATALAKE_WERROR=OFF \
 	  -DCMAKE_CXX_FLAGS="-fsanitize=fuzzer-no-link,address,undefined" >/dev/null
-	@cmake --build build-fuzz -j $(JOBS) --target fuzz_delta_log
-	@mkdir -p build-fuzz/corpus && cp fuzz/corpus/* build-fuzz/corpus/ 2>/dev/null || true
+	@cmake --build build-fuzz -j $(JOBS) --target fuzz_delta_log fuzz_deletion_vector
+	@mkdir -p build-fuzz/corpus build-fuzz/corpus-dv && cp fuzz/corpus/* build-fuzz/corpus/ 2>/dev/null || true
 	@ASAN_OPTIONS=detect_leaks=0 build-fuzz/bin/fuzz_delta_log -max_total_time=$(FUZZ_SECONDS) build-fuzz/corpus
+	@ASAN_OPTIONS=detect_leaks=0 build-fuzz/bin/fuzz_deletion_vector -max_total_time=$(FUZZ_SECONDS) build-fuzz/corpus-dv
 
 bench: build
 	@.venv/bin/python bench/delta_bench.py
