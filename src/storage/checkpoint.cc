@@ -248,7 +248,20 @@ arrow::Status ParseParquetActions(std::shared_ptr<arrow::io::RandomAccessFile> f
     if (name == "add" || name == "remove" || name == "metaData" || name == "protocol" ||
         name == "txn" || name == "domainMetadata" || name == "sidecar" ||
         name == "checkpointMetadata") {
-      CollectLeaves(manifest.schema_fields[i], &columns);
+      // Skip children replay does not use. Besides saving work, this avoids
+      // remove.partitionValues, which delta-rs declares non-null yet writes nulls to
+      // (a file the Arrow reader then refuses).
+      for (const auto& child : manifest.schema_fields[i].children) {
+        const auto& cname = child.field->name();
+        if (cname == "stats_parsed" || cname == "partitionValues_parsed") continue;
+        if (name == "remove" &&
+            (cname == "partitionValues" || cname == "tags" || cname == "stats")) {
+          continue;
+        }
+        CollectLeaves(child, &columns);
+      }
+      if (manifest.schema_fields[i].children.empty())
+        CollectLeaves(manifest.schema_fields[i], &columns);
     }
   }
   std::shared_ptr<arrow::Table> table;
