@@ -7,6 +7,7 @@
 
 #include "storage/actions.h"
 #include "storage/log_store.h"
+#include "storage/scan.h"
 #include "storage/snapshot.h"
 #include "storage/transaction.h"
 #include "stratalake/delta.h"
@@ -95,6 +96,31 @@ TEST_F(DeltaTableTest, PartitionedWritePrunesByPartitionAndSkipsByStats) {
             (std::vector<std::string>{"10|x|10|d1", "2|b|2|d1"}));
   // Partition folders are Hive-style.
   EXPECT_TRUE(std::filesystem::exists(dir_.Join("t/day=d1")));
+}
+
+TEST_F(DeltaTableTest, RowGroupsAreSkippedByParquetStatistics) {
+  // 300,000 sorted ids in one file: row groups of 131,072 rows.
+  arrow::Int64Builder ids;
+  ASSERT_OK(ids.Reserve(300000));
+  for (int64_t i = 0; i < 300000; ++i) ids.UnsafeAppend(i);
+  auto schema = arrow::schema({arrow::field("id", arrow::int64())});
+  auto data = arrow::Table::Make(schema, {ids.Finish().ValueOrDie()});
+  ASSERT_OK(table_->Write(data, {}).status());
+  ASSERT_OK_AND_ASSIGN(auto snap, table_->Latest());
+  ASSERT_EQ(snap->files().size(), 1u);
+  auto filter = arrow::compute::greater_equal(arrow::compute::field_ref("id"),
+                                              arrow::compute::literal(int64_t{200000}))
+                    .Bind(*snap->schema())
+                    .ValueOrDie();
+  FileReadOptions fo;
+  fo.row_group_filter = filter;
+  ASSERT_OK_AND_ASSIGN(auto rows,
+                       ReadDataFile(*table_->filesystem(), *snap, snap->files()[0], {0}, fo));
+  EXPECT_EQ(rows->num_rows(), 300000 - 2 * 131072);  // only the last row group is decoded
+  ReadOptions ro;
+  ro.filter = "id >= 200000 AND id < 200010";
+  ASSERT_OK_AND_ASSIGN(auto matched, table_->Read(ro));
+  EXPECT_EQ(matched->num_rows(), 10);
 }
 
 TEST_F(DeltaTableTest, OverwriteAndReplaceWhere) {

@@ -439,8 +439,13 @@ arrow::Result<std::vector<uint64_t>> LoadFromFile(const DeletionVectorDescriptor
 }  // namespace
 
 std::string DeletionVectorDescriptor::UniqueId() const {
-  std::string id = storage_type + path_or_inline_dv;
-  if (offset.has_value()) id += "@" + std::to_string(*offset);
+  std::string id = storage_type;
+  id += path_or_inline_dv;
+  if (offset.has_value()) {
+    // Appended piecewise: GCC 12 -O3 warns (-Wrestrict, falsely) on "@" + to_string().
+    id += '@';
+    id += std::to_string(*offset);
+  }
   return id;
 }
 

@@ -11,7 +11,9 @@
 #include <parquet/arrow/reader.h>
 #include <parquet/arrow/schema.h>
 #include <parquet/file_reader.h>
+#include <parquet/metadata.h>
 #include <parquet/properties.h>
+#include <parquet/statistics.h>
 
 #include "storage/deletion_vector.h"
 #include "storage/schema.h"
@@ -133,6 +135,67 @@ void CollectLeafIndices(const parquet::arrow::SchemaField& f, std::vector<int>* 
   for (const auto& c : f.children) CollectLeafIndices(c, out);
 }
 
+// Row groups of a file whose statistics allow a row matching `filter`.
+arrow::Result<std::vector<int>> SelectRowGroups(parquet::arrow::FileReader& reader,
+                                                const arrow::FieldVector& stored,
+                                                const Snapshot& snapshot,
+                                                const cp::Expression& filter) {
+  const auto& schema = *snapshot.schema();
+  const std::string mode = snapshot.ColumnMappingMode();
+  const auto& pcols = snapshot.metadata().partition_columns;
+  const auto& manifest = reader.manifest();
+  auto metadata = reader.parquet_reader()->metadata();
+  // Filter columns stored as a single Parquet leaf.
+  std::vector<std::pair<std::shared_ptr<arrow::Field>, int>> columns;
+  for (const auto& ref : cp::FieldsInExpression(filter)) {
+    if (!ref.name()) continue;
+    auto field = schema.GetFieldByName(*ref.name());
+    if (!field || std::find(pcols.begin(), pcols.end(), field->name()) != pcols.end()) continue;
+    int idx = FindStoredField(stored, *field, mode);
+    if (idx < 0 || !manifest.schema_fields[idx].children.empty()) continue;
+    int leaf = manifest.schema_fields[idx].column_index;
+    if (leaf >= 0) columns.emplace_back(field, leaf);
+  }
+  std::vector<int> out;
+  for (int rg = 0; rg < metadata->num_row_groups(); ++rg) {
+    auto rg_meta = metadata->RowGroup(rg);
+    std::vector<cp::Expression> terms;
+    for (const auto& [field, leaf] : columns) {
+      auto chunk = rg_meta->ColumnChunk(leaf);
+      auto stats = chunk->statistics();
+      if (!stats) continue;
+      auto ref = cp::field_ref(field->name());
+      if (stats->HasNullCount() && stats->null_count() == rg_meta->num_rows()) {
+        terms.push_back(cp::is_null(ref));
+        continue;
+      }
+      if (!stats->HasMinMax()) continue;
+      std::shared_ptr<arrow::Scalar> lo, hi;
+      if (!parquet::arrow::StatisticsAsScalars(*stats, &lo, &hi).ok()) continue;
+      auto lo_cast = lo->CastTo(field->type());
+      auto hi_cast = hi->CastTo(field->type());
+      if (!lo_cast.ok() || !hi_cast.ok()) continue;
+      cp::Expression range = cp::and_(cp::greater_equal(ref, cp::literal(*lo_cast)),
+                                      cp::less_equal(ref, cp::literal(*hi_cast)));
+      if (!stats->HasNullCount() || stats->null_count() > 0)
+        range = cp::or_(range, cp::is_null(ref));
+      terms.push_back(std::move(range));
+    }
+    if (!terms.empty()) {
+      ARROW_ASSIGN_OR_RAISE(auto simplified, cp::SimplifyWithGuarantee(filter, cp::and_(terms)));
+      if (simplified.literal() && simplified.literal()->is_scalar()) {
+        const auto& s = *simplified.literal()->scalar();
+        if (!s.is_valid || (s.type->id() == arrow::Type::BOOL &&
+                            !static_cast<const arrow::BooleanScalar&>(s).value)) {
+          continue;
+        }
+      }
+    }
+    out.push_back(rg);
+  }
+  return out;
+}
+
 arrow::Status FileError(const std::string& path, const arrow::Status& st) {
   if (st.IsIOError() && (st.message().find("No such file") != std::string::npos ||
                          st.message().find("does not exist") != std::string::npos ||
@@ -187,7 +250,8 @@ arrow::Result<ScanPlan> PlanFiles(const Snapshot& snapshot,
 arrow::Result<std::shared_ptr<arrow::Table>> ReadDataFile(arrow::fs::FileSystem& fs,
                                                           const Snapshot& snapshot,
                                                           const AddFile& file,
-                                                          const std::vector<int>& fields) {
+                                                          const std::vector<int>& fields,
+                                                          const FileReadOptions& options) {
   const auto& schema = *snapshot.schema();
   const std::string mode = snapshot.ColumnMappingMode();
   const auto& pcols = snapshot.metadata().partition_columns;
@@ -208,6 +272,7 @@ arrow::Result<std::shared_ptr<arrow::Table>> ReadDataFile(arrow::fs::FileSystem&
   props.set_coerce_int96_timestamp_unit(arrow::TimeUnit::MICRO);
   props.set_pre_buffer(true);
   props.set_batch_size(64 * 1024);
+  props.set_use_threads(options.use_threads);
   parquet::arrow::FileReaderBuilder builder;
   auto st = builder.Open(*input);
   if (!st.ok()) return FileError(path, st);
@@ -230,10 +295,24 @@ arrow::Result<std::shared_ptr<arrow::Table>> ReadDataFile(arrow::fs::FileSystem&
   }
   std::sort(leaves.begin(), leaves.end());
   leaves.erase(std::unique(leaves.begin(), leaves.end()), leaves.end());
-  int64_t num_rows = reader->parquet_reader()->metadata()->num_rows();
+  auto metadata = reader->parquet_reader()->metadata();
+  int64_t num_rows = metadata->num_rows();
+  // Row groups to read: all, unless statistics rule some out. Row positions matter
+  // for deletion vectors, so files with one are read whole.
+  std::vector<int> row_groups;
+  bool pruned = false;
+  if (options.row_group_filter && !file.deletion_vector && metadata->num_row_groups() > 1) {
+    ARROW_ASSIGN_OR_RAISE(row_groups,
+                          SelectRowGroups(*reader, stored, snapshot, *options.row_group_filter));
+    pruned = static_cast<int>(row_groups.size()) < metadata->num_row_groups();
+  }
+  if (pruned) {
+    num_rows = 0;
+    for (int rg : row_groups) num_rows += metadata->RowGroup(rg)->num_rows();
+  }
   std::shared_ptr<arrow::Table> raw;
   if (!leaves.empty()) {
-    st = reader->ReadTable(leaves, &raw);
+    st = pruned ? reader->ReadRowGroups(row_groups, leaves, &raw) : reader->ReadTable(leaves, &raw);
     if (!st.ok()) return FileError(path, st);
     num_rows = raw->num_rows();
   }
@@ -351,10 +430,14 @@ arrow::Result<std::shared_ptr<arrow::Table>> ReadFiles(
   for (int i : fields) out_fields.push_back(schema->field(i)->RemoveMetadata());
   auto out_schema = arrow::schema(out_fields);
 
+  const size_t n_threads_wanted = std::max(2u, std::thread::hardware_concurrency());
   std::vector<arrow::Result<std::shared_ptr<arrow::Table>>> results(
       files.size(), arrow::Status::UnknownError("not read"));
   auto work = [&](size_t i) -> arrow::Result<std::shared_ptr<arrow::Table>> {
-    ARROW_ASSIGN_OR_RAISE(auto t, ReadDataFile(fs, snapshot, files[i], needed));
+    FileReadOptions fo;
+    fo.row_group_filter = filter;
+    fo.use_threads = files.size() < n_threads_wanted;
+    ARROW_ASSIGN_OR_RAISE(auto t, ReadDataFile(fs, snapshot, files[i], needed, fo));
     if (filter) {
       ARROW_ASSIGN_OR_RAISE(auto mask, EvaluatePredicate(*filter, *t));
       ARROW_ASSIGN_OR_RAISE(auto filtered, cp::Filter(t, mask));

@@ -21,12 +21,21 @@ namespace stratalake::delta {
 arrow::Result<ScanPlan> PlanFiles(const Snapshot& snapshot,
                                   const std::optional<arrow::compute::Expression>& filter);
 
+struct FileReadOptions {
+  /// Skip row groups whose Parquet statistics prove this filter (bound to the
+  /// snapshot schema) false. The rows returned may still include non-matching rows.
+  std::optional<arrow::compute::Expression> row_group_filter;
+  /// Decode columns on several threads (when few files are read at once).
+  bool use_threads = false;
+};
+
 /// Read one file's rows as the logical columns `fields` (indices into the snapshot
 /// schema, in that order), with its deletion vector applied.
 arrow::Result<std::shared_ptr<arrow::Table>> ReadDataFile(arrow::fs::FileSystem& fs,
                                                           const Snapshot& snapshot,
                                                           const AddFile& file,
-                                                          const std::vector<int>& fields);
+                                                          const std::vector<int>& fields,
+                                                          const FileReadOptions& options = {});
 
 /// Read `files` in parallel and concatenate; keep rows where `filter` is true,
 /// then project to `fields`. `filter` must be bound to the snapshot schema.

@@ -621,10 +621,16 @@ arrow::Result<std::shared_ptr<arrow::Table>> DeltaTable::Read(const Snapshot& sn
 arrow::Result<CommitResult> DeltaTable::Write(const std::shared_ptr<arrow::Table>& input,
                                               const WriteOptions& options) {
   auto& impl = *impl_;
-  ARROW_ASSIGN_OR_RAISE(bool exists, Exists());
+  // One listing of the log serves both "does the table exist" and its snapshot.
   std::shared_ptr<const Snapshot> snapshot;
+  auto latest = Latest();
+  if (latest.ok()) {
+    snapshot = *latest;
+  } else if (!HasErrorKind(latest.status(), ErrorKind::kTableNotFound)) {
+    return latest.status();
+  }
+  const bool exists = snapshot != nullptr;
   if (exists) {
-    ARROW_ASSIGN_OR_RAISE(snapshot, Latest());
     if (options.mode == WriteMode::kErrorIfExists) {
       return MakeError(arrow::StatusCode::Invalid, ErrorKind::kTableAlreadyExists,
                        "a Delta table already exists at '" + root() +
