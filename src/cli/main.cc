@@ -16,6 +16,7 @@
 #include <arrow/compute/api.h>
 #include <arrow/compute/initialize.h>
 #include <arrow/csv/api.h>
+#include <arrow/filesystem/s3fs.h>
 #include <arrow/io/api.h>
 #include <arrow/json/api.h>
 #include <parquet/arrow/reader.h>
@@ -664,10 +665,13 @@ int main(int argc, char** argv) {
       return 0;
     }
     auto st = Run(args);
+    // s3:// URIs initialize the AWS SDK on first use; it must be shut down before exit.
+    auto fin = arrow::fs::EnsureS3Finalized();
     if (!st.ok()) {
       std::cerr << "error: " << st.message() << "\n";
       return ExitCode(st);
     }
+    if (!fin.ok()) std::cerr << "warning: " << fin.ToString() << "\n";
     return 0;
   } catch (const UsageError& e) {
     std::cerr << "error: " << e.message << "\n\n" << kUsage;

@@ -196,6 +196,17 @@ class Timeline:
 
 # ---- comparison -------------------------------------------------------------------
 
+def deltalake_read(table) -> pa.Table:
+    """All rows of a deltalake.DeltaTable, read by delta-rs's own (DataFusion) reader, in
+    the table's schema. Its pyarrow-dataset path, to_pyarrow_table(), can abort the
+    interpreter at exit (delta-io/delta-rs#2184), so the tests do not use it."""
+    from deltalake import QueryBuilder
+
+    target = pa.schema(table.schema().to_arrow())
+    data = pa.table(QueryBuilder().register("t", table).execute("SELECT * FROM t").read_all())
+    return data.select(target.names).cast(target)
+
+
 def schema_sig(schema: pa.Schema) -> list:
     """Names and types (no metadata, no nullability: engines differ on the latter)."""
     return [(f.name, str(f.type)) for f in schema]

@@ -24,7 +24,8 @@ import pytest
 from deltalake import DeltaTable, write_deltalake
 
 from interop_util import (NOTE, UTC, SlWriter, Timeline, attempt, checkpoint_versions,
-                          copy_without_commits_before, diff_tables, eq, ge, gt, last_checkpoint,
+                          copy_without_commits_before, deltalake_read, diff_tables, eq, ge, gt,
+                          last_checkpoint,
                           filter_cases, filtered, log_actions, lt, partition_str, plus, rows,
                           sl_files, sl_history, sl_read, sl_read_filtered, times, to_table,
                           with_note)
@@ -139,7 +140,7 @@ def test_deltalake_reads_every_version(sl_table, tmp_path):
     assert DeltaTable(str(tl.path)).version() == tl.latest
     problems = []
     for v in tl.versions:
-        theirs = DeltaTable(str(tl.path), version=v).to_pyarrow_table()
+        theirs = deltalake_read(DeltaTable(str(tl.path), version=v))
         problems += diff_tables(theirs, tl.expected[v], f"deltalake v{v}")
         ours = attempt(problems, f"stratalake read v{v}", lambda: sl_read(tl.path, v, tmp_path))
         if ours is None:
@@ -236,14 +237,14 @@ def test_checkpoints_read_by_deltalake(sl_table, tmp_path):
     for c in tl.checkpoints:
         copy = copy_without_commits_before(tl.path, tmp_path / f"from_{c}", c)
         for v in range(c, tl.latest + 1):
-            theirs = DeltaTable(str(copy), version=v).to_pyarrow_table()
+            theirs = deltalake_read(DeltaTable(str(copy), version=v))
             problems += diff_tables(theirs, tl.expected[v], f"deltalake from checkpoint {c}, v{v}")
             ours = attempt(problems, f"stratalake read from checkpoint {c}, v{v}",
                            lambda: sl_read(copy, v, tmp_path))
             if ours is not None:
                 problems += diff_tables(ours, tl.expected[v],
                                         f"stratalake from checkpoint {c}, v{v}")
-        problems += diff_tables(DeltaTable(str(copy)).to_pyarrow_table(), tl.expected[tl.latest],
+        problems += diff_tables(deltalake_read(DeltaTable(str(copy))), tl.expected[tl.latest],
                                 f"deltalake latest from checkpoint {c}")
         if dl_files(DeltaTable(str(copy)), tl.partition_by) != sl_files(tl.path):
             problems.append(f"checkpoint {c}: deltalake's files differ from ours")
@@ -406,7 +407,7 @@ def test_stratalake_reads_deltalake_tables_every_version(dl_table, tmp_path):
     tl = dl_table
     problems = []
     for v in tl.versions:
-        theirs = DeltaTable(str(tl.path), version=v).to_pyarrow_table()
+        theirs = deltalake_read(DeltaTable(str(tl.path), version=v))
         problems += diff_tables(theirs, tl.expected[v], f"deltalake v{v} (the expectation)")
         ours = attempt(problems, f"stratalake read v{v}", lambda: sl_read(tl.path, v, tmp_path))
         if ours is not None:
@@ -477,7 +478,7 @@ def test_stratalake_continues_deltalake_table(dl_table, tmp_path):
     assert tl.latest > first
     problems = []
     for v in range(first, tl.latest + 1):
-        theirs = DeltaTable(str(tl.path), version=v).to_pyarrow_table()
+        theirs = deltalake_read(DeltaTable(str(tl.path), version=v))
         problems += diff_tables(theirs, tl.expected[v], f"deltalake v{v}")
         ours = sl_read(tl.path, v, tmp_path)
         problems += diff_tables(ours, tl.expected[v], f"stratalake v{v}")
