@@ -99,28 +99,28 @@ TEST_F(DeltaTableTest, PartitionedWritePrunesByPartitionAndSkipsByStats) {
 }
 
 TEST_F(DeltaTableTest, RowGroupsAreSkippedByParquetStatistics) {
-  // 300,000 sorted ids in one file: row groups of 131,072 rows.
+  // 2,500,000 sorted ids in one file: row groups of 1,048,576 rows.
   arrow::Int64Builder ids;
-  ASSERT_OK(ids.Reserve(300000));
-  for (int64_t i = 0; i < 300000; ++i) ids.UnsafeAppend(i);
+  ASSERT_OK(ids.Reserve(2500000));
+  for (int64_t i = 0; i < 2500000; ++i) ids.UnsafeAppend(i);
   auto schema = arrow::schema({arrow::field("id", arrow::int64())});
   auto data = arrow::Table::Make(schema, {ids.Finish().ValueOrDie()});
   ASSERT_OK(table_->Write(data, {}).status());
   ASSERT_OK_AND_ASSIGN(auto snap, table_->Latest());
   ASSERT_EQ(snap->files().size(), 1u);
   auto filter = arrow::compute::greater_equal(arrow::compute::field_ref("id"),
-                                              arrow::compute::literal(int64_t{200000}))
+                                              arrow::compute::literal(int64_t{2000000}))
                     .Bind(*snap->schema())
                     .ValueOrDie();
   FileReadOptions fo;
   fo.row_group_filter = filter;
   ASSERT_OK_AND_ASSIGN(auto rows,
                        ReadDataFile(*table_->filesystem(), *snap, snap->files()[0], {0}, fo));
-  // Row groups hold ids [0, 131072), [131072, 262144), [262144, 300000): the first
-  // cannot match id >= 200000 and is not decoded.
-  EXPECT_EQ(rows->num_rows(), 300000 - 131072);
+  // Row groups hold ids [0, 1048576), [1048576, 2097152), [2097152, 2500000): the
+  // first cannot match id >= 2000000 and is not decoded.
+  EXPECT_EQ(rows->num_rows(), 2500000 - 1048576);
   ReadOptions ro;
-  ro.filter = "id >= 200000 AND id < 200010";
+  ro.filter = "id >= 2000000 AND id < 2000010";
   ASSERT_OK_AND_ASSIGN(auto matched, table_->Read(ro));
   EXPECT_EQ(matched->num_rows(), 10);
 }

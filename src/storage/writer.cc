@@ -133,9 +133,10 @@ arrow::Result<std::vector<AddFile>> WriteDataFiles(arrow::fs::FileSystem& fs,
     ARROW_RETURN_NOT_OK(fs.CreateDir(root + (d.empty() ? "" : "/" + d), true));
   auto props = parquet::WriterProperties::Builder()
                    .compression(codec)
-                   // 128Ki-row row groups: readers skip row groups by their
-                   // statistics; the page index lets DataFusion/Spark skip pages.
-                   ->max_row_group_length(128 * 1024)
+                   // 1Mi-row row groups: 128Ki-row groups cost 3x the CPU and 20% more
+                   // bytes (measured, docs/benchmarks.md). The page index (~12% CPU) lets
+                   // DataFusion and Spark skip pages of our files.
+                   ->max_row_group_length(1 << 20)
                    ->enable_write_page_index()
                    ->build();
   auto arrow_props = parquet::ArrowWriterProperties::Builder().build();
