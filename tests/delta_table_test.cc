@@ -275,6 +275,33 @@ TEST_F(DeltaTableTest, ColumnInvariantsAreEnforced) {
   EXPECT_EQ(ReadAll(), (std::vector<std::string>{"1|5"}));
 }
 
+TEST_F(DeltaTableTest, InvalidTablePropertiesAreRefused) {
+  CreateOptions co;
+  co.schema = Schema();
+  co.properties["delta.checkpointInterval"] = "abc";
+  auto r = DeltaTable::Create(dir_.Join("t"), co);
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.status().message(),
+            "table property delta.checkpointInterval='abc' is invalid: it must be a positive "
+            "integer");
+  co.properties = {{"delta.constraints.bad", "nope > 1"}};
+  auto c = DeltaTable::Create(dir_.Join("t"), co);
+  ASSERT_FALSE(c.ok());
+  EXPECT_NE(c.status().message().find("CHECK constraint bad: "), std::string::npos);
+  EXPECT_NE(c.status().message().find("unknown column 'nope'"), std::string::npos);
+  EXPECT_FALSE(table_->Exists().ValueOrDie());
+  Append(Rows("[1]", R"(["a"])", "[1]", R"(["x"])"));
+  auto s = table_->SetProperties({{"delta.appendOnly", "yes"}});
+  ASSERT_FALSE(s.ok());
+  EXPECT_EQ(s.status().message(),
+            "table property delta.appendOnly='yes' is invalid: it must be true or false");
+  auto existing = table_->SetProperties({{"delta.constraints.pos", "score > 5"}});
+  ASSERT_FALSE(existing.ok());  // the existing row has score 1
+  EXPECT_TRUE(HasErrorKind(existing.status(), ErrorKind::kConstraintViolation));
+  ASSERT_OK_AND_ASSIGN(auto snap, table_->Latest());
+  EXPECT_EQ(snap->version(), 0);
+}
+
 TEST_F(DeltaTableTest, AppendOnlyRefusesDeletesButAllowsAppends) {
   CreateOptions co;
   co.schema = Schema();

@@ -1,6 +1,7 @@
 #include "storage/snapshot.h"
 
 #include <algorithm>
+#include <cerrno>
 #include <sstream>
 
 #include <arrow/type.h>
@@ -13,6 +14,7 @@
 #include "storage/checkpoint.h"
 #include "storage/deletion_vector.h"
 #include "storage/schema.h"
+#include "stratalake/expression.h"
 #include "stratalake/status.h"
 
 namespace stratalake::delta {
@@ -396,6 +398,59 @@ arrow::Result<int64_t> VersionAtTimestamp(const LogStore& store, const LogListin
                          std::to_string(first.second.mtime_ms) + ")");
   }
   return *found;
+}
+
+namespace {
+std::optional<int64_t> StrictInt(const std::string& text) {
+  if (text.empty()) return std::nullopt;
+  char* end = nullptr;
+  errno = 0;
+  long long v = std::strtoll(text.c_str(), &end, 10);
+  if (errno != 0 || end != text.c_str() + text.size()) return std::nullopt;
+  return v;
+}
+
+arrow::Status BadProperty(const std::string& key, const std::string& value,
+                          const std::string& want) {
+  return arrow::Status::Invalid("table property ", key, "='", value, "' is invalid: it must be ",
+                                want);
+}
+}  // namespace
+
+int64_t IntProperty(const Metadata& metadata, const std::string& key, int64_t default_value) {
+  auto it = metadata.configuration.find(key);
+  if (it == metadata.configuration.end()) return default_value;
+  return StrictInt(it->second).value_or(default_value);
+}
+
+arrow::Status ValidateTableProperties(const std::map<std::string, std::string>& properties,
+                                      const arrow::Schema& schema) {
+  for (const auto& [key, value] : properties) {
+    if (key == "delta.appendOnly" || key == "delta.enableExpiredLogCleanup") {
+      if (value != "true" && value != "false") return BadProperty(key, value, "true or false");
+    } else if (key == "delta.checkpointInterval") {
+      auto v = StrictInt(value);
+      if (!v || *v < 1) return BadProperty(key, value, "a positive integer");
+    } else if (key == "delta.dataSkippingNumIndexedCols") {
+      auto v = StrictInt(value);
+      if (!v || *v < -1) return BadProperty(key, value, "an integer >= -1 (-1 = all columns)");
+    } else if (key == "delta.logRetentionDuration" || key == "delta.deletedFileRetentionDuration") {
+      auto v = ParseIntervalMs(value);
+      if (!v.ok() || *v < 0) return BadProperty(key, value, "an interval like 'interval 7 days'");
+    } else if (key.rfind("delta.constraints.", 0) == 0) {
+      auto expr = ParseExpression(value, schema);
+      if (!expr.ok()) {
+        return arrow::Status::Invalid("CHECK constraint ", key.substr(18), ": ",
+                                      expr.status().message());
+      }
+      auto bound = expr->Bind(schema);
+      if (!bound.ok() || bound->type()->id() != arrow::Type::BOOL) {
+        return arrow::Status::Invalid("CHECK constraint ", key.substr(18), " (", value,
+                                      ") is not a boolean condition over the table's columns");
+      }
+    }
+  }
+  return arrow::Status::OK();
 }
 
 // ---- Snapshot accessors -----------------------------------------------------

@@ -42,4 +42,15 @@ arrow::Status CheckWriteSupported(const Snapshot& snapshot);
 /// Parse a Delta interval property ("interval 7 days", "30 days", "1 hour") to ms.
 arrow::Result<int64_t> ParseIntervalMs(const std::string& text);
 
+/// An integer table property, or `default_value` when unset or not a valid integer
+/// (ValidateTableProperties refuses invalid values when they are set).
+int64_t IntProperty(const Metadata& metadata, const std::string& key, int64_t default_value);
+
+/// Check the values of the table properties StrataLake interprets
+/// (delta.appendOnly, delta.checkpointInterval, delta.dataSkippingNumIndexedCols,
+/// delta.logRetentionDuration, delta.deletedFileRetentionDuration,
+/// delta.enableExpiredLogCleanup) and that CHECK constraints parse against `schema`.
+arrow::Status ValidateTableProperties(const std::map<std::string, std::string>& properties,
+                                      const arrow::Schema& schema);
+
 }  // namespace stratalake::delta

@@ -332,6 +332,7 @@ std::optional<Protocol> ProtocolUpgrade(const Protocol& current, const Protocol&
 
 arrow::Result<Metadata> NewMetadata(const arrow::Schema& schema, const CreateOptions& create,
                                     int64_t now_ms) {
+  ARROW_RETURN_NOT_OK(ValidateTableProperties(create.properties, schema));
   for (const auto& c : create.partition_columns) {
     auto f = schema.GetFieldByName(c);
     if (!f) {
@@ -368,8 +369,7 @@ arrow::Result<Metadata> NewMetadata(const arrow::Schema& schema, const CreateOpt
 }
 
 int NumIndexedCols(const Metadata& md) {
-  auto it = md.configuration.find("delta.dataSkippingNumIndexedCols");
-  return it == md.configuration.end() ? 32 : std::atoi(it->second.c_str());
+  return static_cast<int>(IntProperty(md, "delta.dataSkippingNumIndexedCols", 32));
 }
 
 DataFileOptions FileOptions(const Metadata& md, int64_t now_ms, const std::string& compression,
@@ -1591,6 +1591,7 @@ arrow::Result<CommitResult> DeltaTable::SetProperties(
   ARROW_ASSIGN_OR_RAISE(auto snapshot, Latest());
   ARROW_RETURN_NOT_OK(CheckWriteSupported(*snapshot));
   Metadata md = snapshot->metadata();
+  ARROW_RETURN_NOT_OK(ValidateTableProperties(props, *snapshot->schema()));
   for (const auto& [k, v] : props) md.configuration[k] = v;
   Transaction txn(*impl.store, snapshot, impl.clock);
   // New CHECK constraints must hold for the existing rows.

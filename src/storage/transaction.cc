@@ -141,8 +141,10 @@ arrow::Status Transaction::CheckConflicts(const LogActions& winner, int64_t vers
 }
 
 arrow::Result<int64_t> Transaction::Commit(
-    const std::string& operation, std::vector<std::pair<std::string, std::string>> parameters,
-    std::map<std::string, int64_t> metrics, std::optional<std::string> user_metadata) {
+    const std::string& operation,
+    const std::vector<std::pair<std::string, std::string>>& parameters,
+    const std::map<std::string, int64_t>& metrics,
+    const std::optional<std::string>& user_metadata) {
   int64_t read_version = read_snapshot_ ? read_snapshot_->version() : -1;
   int64_t attempt = read_version + 1;
   for (int tries = 0; tries < kMaxCommitAttempts; ++tries) {
@@ -182,9 +184,7 @@ void Transaction::PostCommit(int64_t version) const {
   int64_t interval = 10;
   bool cleanup = true;
   if (md) {
-    auto it = md->configuration.find("delta.checkpointInterval");
-    if (it != md->configuration.end())
-      interval = std::max<int64_t>(1, std::atoll(it->second.c_str()));
+    interval = std::max<int64_t>(1, IntProperty(*md, "delta.checkpointInterval", 10));
     auto c = md->configuration.find("delta.enableExpiredLogCleanup");
     if (c != md->configuration.end()) cleanup = c->second != "false";
   }

@@ -48,9 +48,9 @@ class Transaction {
 
   /// Commit; returns the version written. `parameters` values are JSON text.
   arrow::Result<int64_t> Commit(const std::string& operation,
-                                std::vector<std::pair<std::string, std::string>> parameters,
-                                std::map<std::string, int64_t> metrics,
-                                std::optional<std::string> user_metadata = std::nullopt);
+                                const std::vector<std::pair<std::string, std::string>>& parameters,
+                                const std::map<std::string, int64_t>& metrics,
+                                const std::optional<std::string>& user_metadata = std::nullopt);
 
  private:
   arrow::Status CheckConflicts(const LogActions& winner, int64_t version) const;
