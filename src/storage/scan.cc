@@ -15,6 +15,7 @@
 #include <parquet/properties.h>
 #include <parquet/statistics.h>
 
+#include "common/parallel.h"
 #include "storage/deletion_vector.h"
 #include "storage/schema.h"
 #include "storage/snapshot.h"
@@ -430,7 +431,7 @@ arrow::Result<std::shared_ptr<arrow::Table>> ReadFiles(
   for (int i : fields) out_fields.push_back(schema->field(i)->RemoveMetadata());
   auto out_schema = arrow::schema(out_fields);
 
-  const size_t n_threads_wanted = std::max(2u, std::thread::hardware_concurrency());
+  const size_t n_threads_wanted = CpuThreads();
   std::vector<arrow::Result<std::shared_ptr<arrow::Table>>> results(
       files.size(), arrow::Status::UnknownError("not read"));
   auto work = [&](size_t i) -> arrow::Result<std::shared_ptr<arrow::Table>> {
@@ -447,20 +448,7 @@ arrow::Result<std::shared_ptr<arrow::Table>> ReadFiles(
     for (size_t c = 0; c < fields.size(); ++c) cols.push_back(t->column(static_cast<int>(c)));
     return arrow::Table::Make(out_schema, cols, t->num_rows());
   };
-  size_t n_threads =
-      std::min<size_t>(std::max(2u, std::thread::hardware_concurrency()), files.size());
-  if (n_threads <= 1) {
-    for (size_t i = 0; i < files.size(); ++i) results[i] = work(i);
-  } else {
-    std::atomic<size_t> next{0};
-    std::vector<std::thread> threads;
-    for (size_t t = 0; t < n_threads; ++t) {
-      threads.emplace_back([&]() {
-        for (size_t i = next++; i < files.size(); i = next++) results[i] = work(i);
-      });
-    }
-    for (auto& t : threads) t.join();
-  }
+  ParallelFor(files.size(), CpuThreads(), [&](size_t i) { results[i] = work(i); });
   std::vector<std::shared_ptr<arrow::Table>> tables;
   for (auto& r : results) {
     ARROW_ASSIGN_OR_RAISE(auto t, std::move(r));

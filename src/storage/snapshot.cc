@@ -11,6 +11,7 @@
 #include <thread>
 #include <unordered_map>
 
+#include "common/parallel.h"
 #include "storage/checkpoint.h"
 #include "storage/deletion_vector.h"
 #include "storage/schema.h"
@@ -68,20 +69,8 @@ arrow::Result<std::vector<LogActions>> ReadCommits(const LogStore& store,
     }
     results[i] = ParseLogJson(*text, files[i]->path);
   };
-  if (files.size() < 16) {
-    for (size_t i = 0; i < files.size(); ++i) work(i);
-  } else {
-    // Small files: latency-bound, so use more threads than cores.
-    size_t n_threads = std::min<size_t>(8, files.size());
-    std::atomic<size_t> next{0};
-    std::vector<std::thread> threads;
-    for (size_t t = 0; t < n_threads; ++t) {
-      threads.emplace_back([&]() {
-        for (size_t i = next++; i < files.size(); i = next++) work(i);
-      });
-    }
-    for (auto& t : threads) t.join();
-  }
+  // Small files: latency-bound, so more threads than cores once there are many.
+  ParallelFor(files.size(), files.size() < 16 ? 1 : 8, work);
   std::vector<LogActions> out;
   out.reserve(files.size());
   for (auto& r : results) {

@@ -12,6 +12,7 @@
 #include <parquet/arrow/writer.h>
 #include <parquet/properties.h>
 
+#include "common/parallel.h"
 #include "storage/log_store.h"
 #include "storage/schema.h"
 #include "storage/stats.h"
@@ -161,16 +162,7 @@ arrow::Result<std::vector<AddFile>> WriteDataFiles(arrow::fs::FileSystem& fs,
     ARROW_ASSIGN_OR_RAISE(add.stats, CollectStats(*f.rows, options.num_indexed_cols));
     return add;
   };
-  size_t n_threads =
-      std::min<size_t>(std::max(2u, std::thread::hardware_concurrency()), files.size());
-  std::atomic<size_t> next{0};
-  std::vector<std::thread> threads;
-  for (size_t t = 0; t < n_threads; ++t) {
-    threads.emplace_back([&]() {
-      for (size_t i = next++; i < files.size(); i = next++) results[i] = work(i);
-    });
-  }
-  for (auto& t : threads) t.join();
+  ParallelFor(files.size(), CpuThreads(), [&](size_t i) { results[i] = work(i); });
   for (auto& r : results) {
     ARROW_ASSIGN_OR_RAISE(auto add, std::move(r));
     adds.push_back(std::move(add));
