@@ -1,9 +1,7 @@
 #include "storage/scan.h"
 
 #include <algorithm>
-#include <atomic>
 #include <set>
-#include <thread>
 
 #include <arrow/api.h>
 #include <arrow/compute/api.h>

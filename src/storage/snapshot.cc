@@ -8,7 +8,6 @@
 #include <arrow/util/key_value_metadata.h>
 #include <cctype>
 #include <set>
-#include <thread>
 #include <unordered_map>
 
 #include "common/parallel.h"

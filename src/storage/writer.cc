@@ -1,9 +1,7 @@
 #include "storage/writer.h"
 
-#include <atomic>
 #include <cstdio>
 #include <set>
-#include <thread>
 
 #include <arrow/api.h>
 #include <arrow/compute/api.h>
