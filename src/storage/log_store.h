@@ -19,9 +19,8 @@ struct LogFile {
   enum class Kind { kCommit, kCheckpoint, kMultiPartCheckpoint, kV2Checkpoint };
   Kind kind = Kind::kCommit;
   int64_t version = 0;
-  std::string path;  // filesystem path
-  int64_t mtime_ms = 0;
-  int64_t size = 0;
+  std::string path;             // filesystem path
+  int64_t mtime_ms = -1;        // -1 until read: see LogStore::ModificationTime
   int part = 0, num_parts = 0;  // multi-part checkpoints
 };
 
@@ -43,6 +42,9 @@ class LogStore {
   /// List and classify `_delta_log/`. An absent folder gives log_dir_exists=false.
   arrow::Result<LogListing> List() const;
   arrow::Result<std::string> Read(const std::string& path) const;
+  /// The file's modification time in ms; local listings skip stat(), so it is
+  /// read here on first need.
+  arrow::Result<int64_t> ModificationTime(const LogFile& file) const;
 
   /// Create `path` holding `data` only if it does not exist; Status::AlreadyExists
   /// if it does. On a local filesystem the data is written and fsynced to a

@@ -317,15 +317,21 @@ arrow::Result<std::shared_ptr<const Snapshot>> SnapshotBuilder::Load(
   if (checkpoint) {
     ARROW_ASSIGN_OR_RAISE(auto actions, ReadCheckpoint(store, *checkpoint));
     apply(actions, true);
-    timestamp = checkpoint->front().mtime_ms;
-    if (auto it = listing.commits.find(cp_version); it != listing.commits.end()) {
-      timestamp = it->second.mtime_ms;
-    }
+    auto it = listing.commits.find(cp_version);
+    ARROW_ASSIGN_OR_RAISE(
+        timestamp,
+        store.ModificationTime(it != listing.commits.end() ? it->second : checkpoint->front()));
   }
   ARROW_ASSIGN_OR_RAISE(auto commits, ReadCommits(store, tail));
   for (size_t i = 0; i < commits.size(); ++i) {
     apply(commits[i], false);
-    timestamp = commits[i].in_commit_timestamp.value_or(tail[i]->mtime_ms);
+    if (i + 1 == commits.size()) {
+      if (commits[i].in_commit_timestamp) {
+        timestamp = *commits[i].in_commit_timestamp;
+      } else {
+        ARROW_ASSIGN_OR_RAISE(timestamp, store.ModificationTime(*tail[i]));
+      }
+    }
   }
   if (!protocol) {
     return MakeError(arrow::StatusCode::Invalid, ErrorKind::kCorruptLog,
@@ -373,7 +379,8 @@ arrow::Result<int64_t> VersionAtTimestamp(const LogStore& store, const LogListin
   int64_t prev_ts = INT64_MIN;
   std::optional<int64_t> found;
   for (const auto& [v, f] : listing.commits) {
-    int64_t ts = std::max(f.mtime_ms, prev_ts == INT64_MIN ? f.mtime_ms : prev_ts + 1);
+    ARROW_ASSIGN_OR_RAISE(int64_t mtime, store.ModificationTime(f));
+    int64_t ts = std::max(mtime, prev_ts == INT64_MIN ? mtime : prev_ts + 1);
     prev_ts = ts;
     if (ts <= timestamp_ms) found = v;
   }
@@ -383,7 +390,7 @@ arrow::Result<int64_t> VersionAtTimestamp(const LogStore& store, const LogListin
                      "timestamp " + std::to_string(timestamp_ms) +
                          " is before the earliest available version " +
                          std::to_string(first.first) + " of '" + store.root() + "' (committed at " +
-                         std::to_string(first.second.mtime_ms) + ")");
+                         std::to_string(store.ModificationTime(first.second).ValueOr(-1)) + ")");
   }
   return *found;
 }

@@ -1281,7 +1281,9 @@ arrow::Result<std::vector<CommitInfo>> DeltaTable::History(int64_t limit) const 
     ARROW_ASSIGN_OR_RAISE(auto info, ParseCommitInfo(text, it->second.path));
     CommitInfo ci = info.value_or(CommitInfo{});
     ci.version = it->first;
-    if (ci.timestamp == 0) ci.timestamp = it->second.mtime_ms;
+    if (ci.timestamp == 0) {
+      ARROW_ASSIGN_OR_RAISE(ci.timestamp, impl_->store->ModificationTime(it->second));
+    }
     if (ci.json.empty()) ci.json = "{}";
     out.push_back(std::move(ci));
   }

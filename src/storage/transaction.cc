@@ -221,7 +221,10 @@ arrow::Result<int64_t> CleanupExpiredLogFiles(const LogStore& store, const Snaps
   ARROW_ASSIGN_OR_RAISE(auto listing, store.List());
   int64_t last_expired = -1;
   for (const auto& [v, f] : listing.commits) {
-    if (f.mtime_ms <= cutoff && v <= latest.version()) last_expired = v;
+    if (v > latest.version()) break;
+    ARROW_ASSIGN_OR_RAISE(int64_t mtime, store.ModificationTime(f));
+    if (mtime > cutoff) break;  // commits are written in order: the rest are newer
+    last_expired = v;
   }
   int64_t keep_from = -1;  // newest checkpoint at or before last_expired + 1
   for (const auto& [v, files] : listing.checkpoints) {
@@ -245,7 +248,9 @@ arrow::Result<int64_t> CleanupExpiredLogFiles(const LogStore& store, const Snaps
   }
   if (keep_from <= 0) return deleted;
   for (const auto& [v, f] : listing.commits) {
-    if (v < keep_from && f.mtime_ms <= cutoff) {
+    if (v >= keep_from) break;
+    ARROW_ASSIGN_OR_RAISE(int64_t mtime, store.ModificationTime(f));
+    if (mtime <= cutoff) {
       ARROW_RETURN_NOT_OK(store.fs()->DeleteFile(f.path));
       ++deleted;
     }
