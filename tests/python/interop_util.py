@@ -443,3 +443,17 @@ def sl_read_filtered(path, where: str, out_dir: Path) -> pa.Table:
     t = pq.read_table(out)
     out.unlink()
     return t
+
+
+def filtered_read_problems(tl, tmp_path) -> list[str]:
+    """Differences between StrataLake's filtered reads of the latest version of `tl` (a
+    Timeline) and the matching rows of the model, over every case of filter_cases()."""
+    expected = tl.expected[tl.latest]
+    cli_json("describe", str(tl.path))  # fails fast when the table does not load at all
+    problems = []
+    for case in filter_cases(expected):
+        got = attempt(problems, f"read --filter {case['sl']}",
+                      lambda: sl_read_filtered(tl.path, case["sl"], tmp_path))
+        if got is not None:
+            problems += diff_tables(got, filtered(expected, case["py"]), f"filter {case['sl']}")
+    return problems

@@ -23,11 +23,11 @@ import pyarrow.parquet as pq
 import pytest
 from deltalake import DeltaTable, write_deltalake
 
-from interop_util import (NOTE, UTC, SlWriter, Timeline, attempt, checkpoint_versions,
+from interop_util import (filtered_read_problems, NOTE, UTC, SlWriter, Timeline, attempt, checkpoint_versions,
                           copy_without_commits_before, deltalake_read, diff_tables, eq, ge, gt,
                           last_checkpoint,
-                          filter_cases, filtered, log_actions, lt, partition_str, plus, rows,
-                          sl_files, sl_history, sl_read, sl_read_filtered, times, to_table,
+                          filtered, log_actions, lt, partition_str, plus, rows,
+                          sl_files, sl_history, sl_read, times, to_table,
                           with_note)
 from conftest import cli_json
 
@@ -457,15 +457,7 @@ def test_stratalake_reads_deltalake_checkpoints(dl_table, tmp_path):
 def test_stratalake_filters_on_deltalake_stats(dl_table, tmp_path):
     """StrataLake's file skipping uses the statistics deltalake wrote: filtered reads of
     the latest version return exactly the matching rows."""
-    tl = dl_table
-    expected = tl.expected[tl.latest]
-    cli_json("describe", str(tl.path))  # fails fast when the table does not load at all
-    problems = []
-    for case in filter_cases(expected):
-        got = attempt(problems, f"read --filter {case['sl']}",
-                      lambda: sl_read_filtered(tl.path, case["sl"], tmp_path))
-        if got is not None:
-            problems += diff_tables(got, filtered(expected, case["py"]), f"filter {case['sl']}")
+    problems = filtered_read_problems(dl_table, tmp_path)
     assert not problems, "\n".join(problems)
 
 

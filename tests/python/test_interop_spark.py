@@ -22,10 +22,10 @@ import urllib.parse
 import pyarrow as pa
 import pytest
 
-from interop_util import (NOTE, UTC, SlWriter, Timeline, attempt, checkpoint_versions,
+from interop_util import (filtered_read_problems, NOTE, UTC, SlWriter, Timeline, attempt, checkpoint_versions,
                           copy_without_commits_before, diff_tables, eq, filter_cases, filtered,
                           ge, gt, last_checkpoint, lt, plus, rows, sl_files, sl_history, sl_read,
-                          sl_read_filtered, times, with_note)
+                          times, with_note)
 from conftest import cli_json
 
 T10 = dt.datetime(2024, 1, 1, 10, tzinfo=UTC)
@@ -354,15 +354,7 @@ def test_stratalake_files_and_history_match_spark(spark, spark_table):
 def test_stratalake_filters_on_spark_stats(spark_table, tmp_path):
     """StrataLake's file skipping uses the statistics Spark wrote (millisecond timestamp
     stats, INT96 timestamps, deletion vectors at the latest version)."""
-    tl = spark_table
-    expected = tl.expected[tl.latest]
-    cli_json("describe", str(tl.path))  # fails fast when the table does not load at all
-    problems = []
-    for case in filter_cases(expected):
-        got = attempt(problems, f"read --filter {case['sl']}",
-                      lambda: sl_read_filtered(tl.path, case["sl"], tmp_path))
-        if got is not None:
-            problems += diff_tables(got, filtered(expected, case["py"]), f"filter {case['sl']}")
+    problems = filtered_read_problems(spark_table, tmp_path)
     assert not problems, "\n".join(problems)
 
 
