@@ -167,6 +167,19 @@ TEST_F(DeltaTableTest, DeleteUpdateWithSqlNullSemantics) {
   EXPECT_EQ(hist[1].operation_parameters["predicate"], R"(["name <> 'b'"])");
 }
 
+TEST_F(DeltaTableTest, UpdatingAPartitionColumnMovesRowsToTheNewPartition) {
+  WriteOptions wo;
+  wo.partition_by = {"day"};
+  Append(Rows("[1, 2]", R"(["a", "b"])", "[1, 2]", R"(["d1", "d1"])"), wo);
+  ASSERT_OK(table_->Update("id = 1", "day = 'd9'").status());
+  EXPECT_EQ(ReadAll(std::nullopt, "day = 'd9'"), (std::vector<std::string>{"1|a|1|d9"}));
+  EXPECT_EQ(ReadAll(std::nullopt, "day = 'd1'"), (std::vector<std::string>{"2|b|2|d1"}));
+  EXPECT_TRUE(std::filesystem::exists(dir_.Join("t/day=d9")));
+  ASSERT_OK_AND_ASSIGN(auto snap, table_->Latest());
+  ASSERT_OK_AND_ASSIGN(auto plan, table_->PlanScan(*snap, "day = 'd9'"));
+  EXPECT_EQ(plan.files.size(), 1u);
+}
+
 TEST_F(DeltaTableTest, MergeUpdatesDeletesAndInserts) {
   Append(Rows("[1, 2, 3]", R"(["a", "b", "c"])", "[1, 2, 3]", R"(["x", "x", "x"])"));
   auto source = Rows("[2, 3, 4]", R"(["B", "C", "D"])", "[20, -1, 40]", R"(["y", "y", "y"])");

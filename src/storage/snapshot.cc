@@ -279,7 +279,7 @@ arrow::Result<std::shared_ptr<const Snapshot>> SnapshotBuilder::Load(
   std::optional<Protocol> protocol;
   std::optional<Metadata> metadata;
 
-  auto apply = [&](LogActions& a, bool from_checkpoint) {
+  auto apply = [&](LogActions& a) {
     if (a.protocol) protocol = std::move(a.protocol);
     if (a.metadata) metadata = std::move(a.metadata);
     for (auto& t : a.txns) snap->txns_[t.app_id] = std::move(t);
@@ -310,13 +310,12 @@ arrow::Result<std::shared_ptr<const Snapshot>> SnapshotBuilder::Load(
         live.emplace_back(std::move(add));
       }
     }
-    (void)from_checkpoint;
   };
 
   int64_t timestamp = 0;
   if (checkpoint) {
     ARROW_ASSIGN_OR_RAISE(auto actions, ReadCheckpoint(store, *checkpoint));
-    apply(actions, true);
+    apply(actions);
     auto it = listing.commits.find(cp_version);
     ARROW_ASSIGN_OR_RAISE(
         timestamp,
@@ -324,7 +323,7 @@ arrow::Result<std::shared_ptr<const Snapshot>> SnapshotBuilder::Load(
   }
   ARROW_ASSIGN_OR_RAISE(auto commits, ReadCommits(store, tail));
   for (size_t i = 0; i < commits.size(); ++i) {
-    apply(commits[i], false);
+    apply(commits[i]);
     if (i + 1 == commits.size()) {
       if (commits[i].in_commit_timestamp) {
         timestamp = *commits[i].in_commit_timestamp;

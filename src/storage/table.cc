@@ -198,8 +198,8 @@ std::string InvariantExpression(const std::string& column_metadata_json) {
 }
 
 // NOT NULL columns, column invariants and CHECK constraints.
-arrow::Status EnforceConstraints(const Snapshot* snapshot, const Metadata& md,
-                                 const arrow::Schema& schema, const arrow::Table& data) {
+arrow::Status EnforceConstraints(const Metadata& md, const arrow::Schema& schema,
+                                 const arrow::Table& data) {
   for (const auto& f : schema.fields()) {
     auto col = data.GetColumnByName(f->name());
     if (!f->nullable() && col && col->null_count() > 0) {
@@ -220,7 +220,6 @@ arrow::Status EnforceConstraints(const Snapshot* snapshot, const Metadata& md,
     auto expr = InvariantExpression(*md_json);
     if (!expr.empty()) checks.emplace_back("invariant on column " + f->name(), expr);
   }
-  (void)snapshot;
   for (const auto& [name, expr_text] : checks) {
     ARROW_ASSIGN_OR_RAISE(auto bound, BindPredicate(expr_text, schema));
     ARROW_ASSIGN_OR_RAISE(auto values, EvaluateExpression(bound, data));
@@ -717,7 +716,7 @@ arrow::Result<CommitResult> DeltaTable::Write(const std::shared_ptr<arrow::Table
   }
   if (new_metadata) txn.SetMetadata(md);
   ARROW_ASSIGN_OR_RAISE(data, ConformData(data, *schema));
-  ARROW_RETURN_NOT_OK(EnforceConstraints(snapshot.get(), md, *schema, *data));
+  ARROW_RETURN_NOT_OK(EnforceConstraints(md, *schema, *data));
 
   std::optional<cp::Expression> replace_pred;
   if (!options.replace_where.empty()) {
@@ -839,12 +838,10 @@ arrow::Result<CommitResult> DeltaTable::Update(const std::string& predicate,
   }
   ARROW_ASSIGN_OR_RAISE(auto sets, ParseAssignments(assignments, schema));
   if (sets.empty()) return arrow::Status::Invalid("update needs at least one assignment (--set)");
-  const auto& pcols = snapshot->metadata().partition_columns;
   std::vector<std::pair<int, cp::Expression>> bound_sets;
   for (auto& a : sets) {
     int idx = schema.GetFieldIndex(a.column);
     ARROW_ASSIGN_OR_RAISE(auto b, a.value.Bind(schema));
-    (void)pcols;
     bound_sets.emplace_back(idx, std::move(b));
   }
   int64_t now = impl.clock->NowMillis();
@@ -882,7 +879,7 @@ arrow::Result<CommitResult> DeltaTable::Update(const std::string& predicate,
       columns[idx] = chosen.chunked_array();
     }
     auto updated_rows = arrow::Table::Make(rows->schema(), columns, rows->num_rows());
-    ARROW_RETURN_NOT_OK(EnforceConstraints(snapshot.get(), md, schema, *updated_rows));
+    ARROW_RETURN_NOT_OK(EnforceConstraints(md, schema, *updated_rows));
     txn.Remove(file, true);
     ARROW_ASSIGN_OR_RAISE(auto adds, WriteDataFiles(*impl.fs, root(), updated_rows,
                                                     FileOptions(md, now, "snappy", 4 << 20)));
@@ -1169,7 +1166,7 @@ arrow::Result<CommitResult> DeltaTable::Merge(const std::shared_ptr<arrow::Table
     n_deleted += n_del;
     n_updated += n_touched - n_del;
     n_copied += n - n_touched;
-    ARROW_RETURN_NOT_OK(EnforceConstraints(snapshot.get(), md, *schema, *new_rows));
+    ARROW_RETURN_NOT_OK(EnforceConstraints(md, *schema, *new_rows));
     txn.Remove(file, true);
     ARROW_ASSIGN_OR_RAISE(auto adds, WriteDataFiles(*impl.fs, root(), new_rows,
                                                     FileOptions(md, now, "snappy", 4 << 20)));
@@ -1221,7 +1218,7 @@ arrow::Result<CommitResult> DeltaTable::Merge(const std::shared_ptr<arrow::Table
     auto ins_rows = ins.table();
     n_inserted = ins_rows->num_rows();
     if (n_inserted > 0) {
-      ARROW_RETURN_NOT_OK(EnforceConstraints(snapshot.get(), md, *schema, *ins_rows));
+      ARROW_RETURN_NOT_OK(EnforceConstraints(md, *schema, *ins_rows));
       ARROW_ASSIGN_OR_RAISE(auto adds, WriteDataFiles(*impl.fs, root(), ins_rows,
                                                       FileOptions(md, now, "snappy", 4 << 20)));
       for (auto& a : adds) txn.Add(std::move(a));
@@ -1601,7 +1598,7 @@ arrow::Result<CommitResult> DeltaTable::SetProperties(
   for (const auto& [k, v] : props) new_checks |= k.rfind("delta.constraints.", 0) == 0;
   if (new_checks) {
     ARROW_ASSIGN_OR_RAISE(auto rows, Read(*snapshot, ReadOptions{}));
-    ARROW_RETURN_NOT_OK(EnforceConstraints(snapshot.get(), md, *snapshot->schema(), *rows));
+    ARROW_RETURN_NOT_OK(EnforceConstraints(md, *snapshot->schema(), *rows));
     txn.ReadWholeTable();
     txn.ReadFiles(snapshot->files());
     if (auto up = ProtocolUpgrade(snapshot->protocol(),
