@@ -457,3 +457,22 @@ def filtered_read_problems(tl, tmp_path) -> list[str]:
         if got is not None:
             problems += diff_tables(got, filtered(expected, case["py"]), f"filter {case['sl']}")
     return problems
+
+
+def sl_version_problems(tl, v: int, tmp_path, problems: list):
+    """Read version `v` of `tl` with StrataLake and add its differences from the model to
+    `problems`; returns the table read (None when the read failed)."""
+    ours = attempt(problems, f"stratalake read v{v}", lambda: sl_read(tl.path, v, tmp_path))
+    if ours is not None:
+        problems += diff_tables(ours, tl.expected[v], f"stratalake v{v}")
+    return ours
+
+
+def sl_latest_problems(tl) -> list[str]:
+    """StrataLake's describe must report the model's latest version."""
+    problems = []
+    latest = attempt(problems, "describe", lambda: cli_json("describe", str(tl.path)))
+    if latest is not None and latest["version"] != tl.latest:
+        problems.append(f"describe: version {latest['version']}, expected {tl.latest}")
+    return problems
+

@@ -23,13 +23,12 @@ import pyarrow.parquet as pq
 import pytest
 from deltalake import DeltaTable, write_deltalake
 
-from interop_util import (filtered_read_problems, NOTE, UTC, SlWriter, Timeline, attempt, checkpoint_versions,
+from interop_util import (filtered_read_problems, sl_latest_problems, sl_version_problems, NOTE, UTC, SlWriter, Timeline, attempt, checkpoint_versions,
                           copy_without_commits_before, deltalake_read, diff_tables, eq, ge, gt,
                           last_checkpoint,
                           filtered, log_actions, lt, partition_str, plus, rows,
                           sl_files, sl_history, sl_read, times, to_table,
                           with_note)
-from conftest import cli_json
 
 T10 = dt.datetime(2024, 1, 1, 10, tzinfo=UTC)
 
@@ -142,10 +141,9 @@ def test_deltalake_reads_every_version(sl_table, tmp_path):
     for v in tl.versions:
         theirs = deltalake_read(DeltaTable(str(tl.path), version=v))
         problems += diff_tables(theirs, tl.expected[v], f"deltalake v{v}")
-        ours = attempt(problems, f"stratalake read v{v}", lambda: sl_read(tl.path, v, tmp_path))
+        ours = sl_version_problems(tl, v, tmp_path, problems)
         if ours is None:
             continue
-        problems += diff_tables(ours, tl.expected[v], f"stratalake v{v}")
         if [(f.name, str(f.type), f.nullable) for f in ours.schema] != \
                 [(f.name, str(f.type), f.nullable) for f in theirs.schema]:
             problems.append(f"v{v}: schemas differ: ours {ours.schema} theirs {theirs.schema}")
@@ -409,12 +407,8 @@ def test_stratalake_reads_deltalake_tables_every_version(dl_table, tmp_path):
     for v in tl.versions:
         theirs = deltalake_read(DeltaTable(str(tl.path), version=v))
         problems += diff_tables(theirs, tl.expected[v], f"deltalake v{v} (the expectation)")
-        ours = attempt(problems, f"stratalake read v{v}", lambda: sl_read(tl.path, v, tmp_path))
-        if ours is not None:
-            problems += diff_tables(ours, tl.expected[v], f"stratalake v{v}")
-    latest = attempt(problems, "describe", lambda: cli_json("describe", str(tl.path)))
-    if latest is not None and latest["version"] != tl.latest:
-        problems.append(f"describe: version {latest['version']}, expected {tl.latest}")
+        sl_version_problems(tl, v, tmp_path, problems)
+    problems += sl_latest_problems(tl)
     assert not problems, "\n".join(problems)
 
 

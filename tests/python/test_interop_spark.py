@@ -22,7 +22,7 @@ import urllib.parse
 import pyarrow as pa
 import pytest
 
-from interop_util import (filtered_read_problems, NOTE, UTC, SlWriter, Timeline, attempt, checkpoint_versions,
+from interop_util import (filtered_read_problems, sl_latest_problems, sl_version_problems, NOTE, UTC, SlWriter, Timeline, attempt, checkpoint_versions,
                           copy_without_commits_before, diff_tables, eq, filter_cases, filtered,
                           ge, gt, last_checkpoint, lt, plus, rows, sl_files, sl_history, sl_read,
                           times, with_note)
@@ -319,12 +319,8 @@ def test_stratalake_reads_spark_table_every_version(spark, spark_table, tmp_path
                              f"spark v{v}", problems)
         if theirs is not None:
             problems += diff_tables(theirs, tl.expected[v], f"spark v{v} (the expectation)")
-        ours = attempt(problems, f"stratalake read v{v}", lambda: sl_read(tl.path, v, tmp_path))
-        if ours is not None:
-            problems += diff_tables(ours, tl.expected[v], f"stratalake v{v}")
-    latest = attempt(problems, "describe", lambda: cli_json("describe", str(tl.path)))
-    if latest is not None and latest["version"] != tl.latest:
-        problems.append(f"describe: version {latest['version']}, expected {tl.latest}")
+        sl_version_problems(tl, v, tmp_path, problems)
+    problems += sl_latest_problems(tl)
     assert not problems, "\n".join(problems)
 
 
