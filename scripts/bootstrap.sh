@@ -8,7 +8,8 @@ root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
 
 apt_pkgs=(build-essential cmake ninja-build rapidjson-dev libgtest-dev
-          clang clang-format clang-tidy libclang-rt-14-dev zstd openjdk-17-jre-headless)
+          clang clang-format clang-tidy libclang-rt-14-dev zstd openjdk-17-jre-headless
+          libyaml-cpp-dev libsqlite3-dev libpq-dev postgresql)
 missing=()
 for p in "${apt_pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -27,6 +27,11 @@ enum class ErrorKind {
   kVersionNotFound,         // time travel to a version/timestamp the log does not have
   kFileNotFound,            // a data file named by the log is missing
   kOperationNotAllowed,     // e.g. delete on an append-only table, vacuum below retention
+  kDefinitionError,         // a feature-repository definition or config is invalid
+  kIncompatibleChange,      // a registry change breaks the project's compatibility policy
+  kRegistryConflict,        // another process committed to the registry first
+  kObjectNotFound,          // no entity/source/feature view/service/saved dataset of that name
+  kDataRejected,            // ingested rows failed type conversion or declared checks
 };
 
 /// Name of the kind, e.g. "ConcurrentAppend".

@@ -22,6 +22,7 @@
 #include <parquet/arrow/reader.h>
 #include <parquet/arrow/writer.h>
 
+#include "cli/repo_cli.h"
 #include "storage/actions.h"
 #include "storage/schema.h"
 #include "stratalake/delta.h"
@@ -650,13 +651,21 @@ int ExitCode(const arrow::Status& st) {
 
 int main(int argc, char** argv) {
   if (argc < 2 || std::string(argv[1]) == "--help" || std::string(argv[1]) == "-h") {
-    std::cout << kUsage;
+    std::cout << "usage: stratalake COMMAND [options]   (COMMAND --help for details)\n\n"
+              << "Feature repository commands:\n"
+              << stratalake::cli::RepoCommandsUsage() << "\nDelta table commands:\n"
+              << kUsage;
     return argc < 2 ? 2 : 0;
   }
   auto init = arrow::compute::Initialize();
   if (!init.ok()) {
     std::cerr << "error: " << init.ToString() << "\n";
     return 1;
+  }
+  if (stratalake::cli::IsRepoCommand(argv[1])) {
+    int rc = stratalake::cli::RunRepoCommand(std::vector<std::string>(argv + 1, argv + argc));
+    auto fin = arrow::fs::EnsureS3Finalized();
+    return rc;
   }
   try {
     Args args = ParseArgs(argc, argv);

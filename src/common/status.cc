@@ -38,6 +38,16 @@ const char* ErrorKindName(ErrorKind kind) {
       return "FileNotFound";
     case ErrorKind::kOperationNotAllowed:
       return "OperationNotAllowed";
+    case ErrorKind::kDefinitionError:
+      return "DefinitionError";
+    case ErrorKind::kIncompatibleChange:
+      return "IncompatibleChange";
+    case ErrorKind::kRegistryConflict:
+      return "RegistryConflict";
+    case ErrorKind::kObjectNotFound:
+      return "ObjectNotFound";
+    case ErrorKind::kDataRejected:
+      return "DataRejected";
   }
   return "Unknown";
 }

@@ -1,0 +1,317 @@
+// The feature registry: definitions (entities, sources, feature views, feature
+// services), their validation, the plan/apply cycle and the versioned store.
+//
+// Definitions are written as YAML in a feature repository (see repo.h and
+// docs/feature-repository.md); this header holds their in-memory model, which
+// is the same whether it was parsed from files (locations filled in) or loaded
+// from a registry version (locations empty).
+//
+// Every applied change becomes one registry version; every object keeps the
+// full history of its canonical JSON, so any past version can be loaded again
+// exactly (training datasets record the version they were built from).
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <arrow/result.h>
+#include <arrow/type_fwd.h>
+
+#include "stratalake/clock.h"
+
+namespace stratalake::registry {
+
+class RegistryStore;
+
+/// Where a definition came from: "definitions/views.yaml:12:5".
+struct SourceLocation {
+  std::string file;  // relative to the repository root
+  int line = 0;      // 1-based; 0 = unknown
+  int column = 0;    // 1-based; 0 = unknown
+  std::string ToString() const;
+};
+
+using Tags = std::map<std::string, std::string>;
+
+/// A typed column: an entity join key, a declared source column or a feature.
+struct Field {
+  std::string name;
+  std::shared_ptr<arrow::DataType> type;
+  bool nullable = true;
+  std::string description;
+  Tags tags;
+  SourceLocation loc;
+};
+
+struct Entity {
+  std::string name;
+  std::vector<Field> join_keys;
+  std::string description;
+  std::string owner;
+  Tags tags;
+  SourceLocation loc;
+};
+
+enum class SourceType { kDelta, kParquet, kPush };
+const char* SourceTypeName(SourceType type);  // "delta", "parquet", "push"
+
+struct Check {
+  std::string name;        // optional
+  std::string expression;  // stratalake predicate, e.g. "amount >= 0"
+};
+
+struct Source {
+  std::string name;
+  SourceType type = SourceType::kDelta;
+  /// delta/push: the Delta table, relative to the offline store root (e.g.
+  /// "bronze/orders") or an absolute URI; parquet: a file or folder.
+  std::string path;
+  std::string timestamp_field;
+  std::string created_timestamp_field;               // optional
+  std::map<std::string, std::string> field_mapping;  // source column -> name used by views
+  std::vector<Field> schema;                         // declared columns (required for push)
+  std::vector<Check> checks;                         // enforced by ingestion
+  std::vector<std::string> partition_by;             // used when ingestion creates the table
+  std::string description;
+  std::string owner;
+  Tags tags;
+  SourceLocation loc;
+};
+
+struct FeatureView {
+  std::string name;
+  std::vector<std::string> entities;
+  std::string source;
+  std::vector<Field> features;
+  int64_t ttl_seconds = 0;  // 0 = unlimited
+  bool online = true;
+  std::string owner;
+  std::string description;
+  Tags tags;
+  SourceLocation loc;
+};
+
+/// One view's contribution to a feature service.
+struct FeatureServiceItem {
+  std::string view;
+  std::vector<std::string> features;                // empty = every feature of the view
+  std::string alias;                                // replaces the view name in output names
+  std::map<std::string, std::string> join_key_map;  // view join key -> entity column
+  SourceLocation loc;
+};
+
+struct FeatureService {
+  std::string name;
+  std::vector<FeatureServiceItem> items;
+  std::vector<std::string> includes;  // other feature services, expanded in order
+  std::string description;
+  std::string owner;
+  Tags tags;
+  SourceLocation loc;
+};
+
+/// A complete set of definitions (a repository's files, or a registry version).
+struct Definitions {
+  std::vector<Entity> entities;
+  std::vector<Source> sources;
+  std::vector<FeatureView> feature_views;
+  std::vector<FeatureService> feature_services;
+
+  const Entity* FindEntity(const std::string& name) const;
+  const Source* FindSource(const std::string& name) const;
+  const FeatureView* FindFeatureView(const std::string& name) const;
+  const FeatureService* FindFeatureService(const std::string& name) const;
+};
+
+// ---- types and durations ----------------------------------------------------
+
+/// Parses a feature type: int8 int16 int32 int64 float32 float64 bool string
+/// binary date timestamp (microseconds, UTC) decimal(P,S) list<T>; also the
+/// aliases int, long, float, double, boolean, Int64, Float32, String,
+/// UnixTimestamp (case-insensitive).
+arrow::Result<std::shared_ptr<arrow::DataType>> ParseFeatureType(const std::string& text);
+/// The canonical name ParseFeatureType accepts back, e.g. "int64", "list<float32>".
+std::string FeatureTypeName(const arrow::DataType& type);
+
+/// "7d", "12h", "30m", "45s", "1w", "0" (also "1d12h") -> seconds.
+arrow::Result<int64_t> ParseDuration(const std::string& text);
+/// Seconds -> the shortest exact form ParseDuration accepts ("2d", "90m", "0").
+std::string FormatDuration(int64_t seconds);
+
+// ---- canonical JSON -----------------------------------------------------------
+
+enum class ObjectKind { kEntity, kSource, kFeatureView, kFeatureService };
+const char* ObjectKindName(ObjectKind kind);  // "entity", "source", "feature_view", ...
+/// Accepts the kind names and their plurals / dashed forms ("feature-views").
+arrow::Result<ObjectKind> ParseObjectKind(const std::string& text);
+
+/// Canonical JSON of one object: fixed key order, no locations. Two objects
+/// are the same version exactly when their canonical JSON is equal.
+std::string ToCanonicalJson(const Entity& e);
+std::string ToCanonicalJson(const Source& s);
+std::string ToCanonicalJson(const FeatureView& v);
+std::string ToCanonicalJson(const FeatureService& s);
+
+/// Adds the object encoded by ToCanonicalJson to `defs`.
+arrow::Status AddFromCanonicalJson(ObjectKind kind, const std::string& json, Definitions* defs);
+
+/// Flattens canonical JSON into path -> value text ("features[orders_7d].type"
+/// -> "int64"); used for field-by-field plans.
+std::map<std::string, std::string> FlattenJson(const std::string& json);
+
+// ---- validation -------------------------------------------------------------
+
+/// Returns the schema of a source's data (after field_mapping), or nullptr when
+/// it cannot be known yet (table not created and no declared schema).
+using SourceSchemaResolver =
+    std::function<arrow::Result<std::shared_ptr<arrow::Schema>>(const Source&)>;
+
+struct ValidationOptions {
+  std::string default_timestamp_field;  // used when a source names none
+  SourceSchemaResolver resolve_schema;  // may be empty: skip data-schema checks
+};
+
+/// Checks everything and reports ALL problems at once as ErrorKind::
+/// kDefinitionError: first line "N problem(s) in the feature definitions",
+/// then one line per problem: "FILE:LINE:COL: KIND 'NAME': what is wrong; what
+/// to do". Checks: names (identifiers, no "__", not starting with "_", not
+/// reserved), duplicates (naming both places), unknown entities / sources /
+/// views / features, feature columns missing from the source or of another
+/// type, join keys missing from the source, timestamp fields missing or not
+/// timestamps, include cycles between feature services, and invalid checks.
+arrow::Status Validate(const Definitions& defs, const ValidationOptions& options);
+
+// ---- plans ------------------------------------------------------------------
+
+enum class CompatibilityPolicy { kBackward, kForward, kFull, kNone };
+const char* CompatibilityPolicyName(CompatibilityPolicy p);
+arrow::Result<CompatibilityPolicy> ParseCompatibilityPolicy(const std::string& text);
+
+enum class ChangeType { kAdd, kModify, kRemove };
+const char* ChangeTypeName(ChangeType t);  // "add", "modify", "remove"
+
+struct FieldChange {
+  std::string path;  // e.g. "features[spend_7d].type"
+  std::optional<std::string> before;
+  std::optional<std::string> after;
+};
+
+struct ObjectChange {
+  ObjectKind kind;
+  std::string name;
+  ChangeType type;
+  int64_t from_version = 0;  // object version before (0 when added)
+  std::vector<FieldChange> fields;
+  std::string spec;  // new canonical JSON (empty when removed)
+  SourceLocation loc;
+};
+
+struct Plan {
+  int64_t base_version = 0;  // registry version the plan was computed against
+  std::vector<ObjectChange> changes;
+  /// Changes the compatibility policy refuses, one message each (why and what to do).
+  std::vector<std::string> incompatibilities;
+  bool empty() const { return changes.empty(); }
+  /// Terraform-like text: "+ feature_view customer_stats", "~ ...", "- ...".
+  std::string ToString() const;
+};
+
+// ---- the registry -------------------------------------------------------------
+
+/// An immutable, fully parsed registry version.
+struct RegistryState {
+  int64_t version = 0;
+  Definitions defs;
+  /// "kind/name" -> object version.
+  std::map<std::string, int64_t> object_versions;
+  int64_t ObjectVersion(ObjectKind kind, const std::string& name) const;
+};
+
+struct ApplyResult {
+  int64_t version = 0;  // the new registry version (or the head when nothing changed)
+  bool changed = false;
+  Plan plan;
+};
+
+struct ObjectVersionInfo {
+  int64_t object_version = 0;
+  int64_t registry_version = 0;
+  int64_t committed_at_ms = 0;
+  std::string author;
+  bool deleted = false;
+  std::string spec;
+};
+
+class Registry {
+ public:
+  /// `uri`: a SQLite file path (or sqlite://PATH) or a postgresql:// URL.
+  static arrow::Result<std::unique_ptr<Registry>> Open(const std::string& uri,
+                                                       std::shared_ptr<Clock> clock = nullptr);
+  ~Registry();
+
+  arrow::Result<int64_t> HeadVersion();
+  /// The registry at `version` (default: head). kVersionNotFound if out of range.
+  arrow::Result<std::shared_ptr<const RegistryState>> Load(
+      std::optional<int64_t> version = std::nullopt);
+
+  /// What applying `desired` to the head would change; checks the policy.
+  arrow::Result<Plan> PlanChanges(const Definitions& desired, CompatibilityPolicy policy);
+
+  /// Plans and commits as one registry version. Refuses incompatible changes
+  /// (kIncompatibleChange). When another process commits first, re-plans
+  /// against the new head: if nothing is left to change, succeeds unchanged;
+  /// otherwise fails with kRegistryConflict (nothing written) so the user can
+  /// review the other change.
+  arrow::Result<ApplyResult> Apply(const Definitions& desired, CompatibilityPolicy policy,
+                                   const std::string& author, const std::string& message);
+
+  arrow::Result<std::vector<ObjectVersionInfo>> History(ObjectKind kind, const std::string& name);
+  struct VersionInfo {
+    int64_t version = 0;
+    int64_t committed_at_ms = 0;
+    std::string author;
+    std::string message;
+    int32_t num_changes = 0;
+  };
+  arrow::Result<std::vector<VersionInfo>> Versions();
+
+  /// Small overwrite-in-place state (watermarks, ...).
+  arrow::Status PutState(const std::string& key, const std::string& value);
+  arrow::Result<std::optional<std::string>> GetState(const std::string& key);
+
+  std::string Describe() const;
+
+ private:
+  Registry(std::unique_ptr<RegistryStore> store, std::shared_ptr<Clock> clock);
+  std::unique_ptr<RegistryStore> store_;
+  std::shared_ptr<Clock> clock_;
+};
+
+/// For long-running processes: holds the parsed head in memory and re-reads it
+/// only when the head version changed (one cheap query per Get, or none when
+/// called again within `min_check_interval_ms`). Thread-safe.
+class RegistryCache {
+ public:
+  RegistryCache(std::shared_ptr<Registry> registry, std::shared_ptr<Clock> clock,
+                int64_t min_check_interval_ms = 1000);
+  arrow::Result<std::shared_ptr<const RegistryState>> Get();
+  /// Number of times the registry was parsed (for tests and metrics).
+  int64_t loads() const;
+
+ private:
+  std::shared_ptr<Registry> registry_;
+  std::shared_ptr<Clock> clock_;
+  int64_t min_check_interval_ms_;
+  mutable std::mutex mu_;
+  std::shared_ptr<const RegistryState> state_;
+  int64_t last_check_ms_ = 0;
+  int64_t loads_ = 0;
+};
+
+}  // namespace stratalake::registry

@@ -1,0 +1,1009 @@
+// The feature-repository commands of the `stratalake` CLI:
+//   init, plan, apply, entities, sources, feature-views, feature-services,
+//   registry, ingest, tables.
+// Conventions: --repo DIR (default "."), --json for machine output, exit 0 on
+// success, 1 on a user error (one-line message first, details after), 2 on a
+// usage error; --help on every command prints its usage and an example.
+#include "cli/repo_cli.h"
+
+#include <pwd.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <ctime>
+#include <iostream>
+#include <map>
+#include <optional>
+#include <set>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include <arrow/api.h>
+#include <rapidjson/document.h>
+#include <rapidjson/stringbuffer.h>
+#include <rapidjson/writer.h>
+#include <yaml-cpp/yaml.h>
+
+#include "stratalake/ingest.h"
+#include "stratalake/registry.h"
+#include "stratalake/repo.h"
+#include "stratalake/status.h"
+
+namespace stratalake::cli {
+
+namespace {
+
+using registry::ObjectKind;
+
+struct Usage {
+  std::string message;
+};
+
+struct CommandHelp {
+  const char* usage;
+  const char* summary;
+  const char* example;
+};
+
+const std::map<std::string, CommandHelp> kHelp = {
+    {"init",
+     {"stratalake init DIR [--project NAME] [--customers N] [--seed N]",
+      "Create a feature repository in DIR with sample shop data and definitions.",
+      "stratalake init shop && cd shop && stratalake apply"}},
+    {"plan",
+     {"stratalake plan [--repo DIR] [--json]",
+      "Validate the definitions and show what `apply` would change, field by field.",
+      "stratalake plan --repo shop"}},
+    {"apply",
+     {"stratalake apply [--repo DIR] [--message TEXT] [--json]",
+      "Validate and commit the definitions as one new registry version (no version when "
+      "nothing changed).",
+      "stratalake apply --repo shop --message 'add clicks_30d'"}},
+    {"entities",
+     {"stratalake entities list|describe [NAME] [--version N] [--registry-version N] [--repo DIR] "
+      "[--json]",
+      "List entities, or describe one (optionally an older object version).",
+      "stratalake entities describe customer"}},
+    {"sources",
+     {"stratalake sources list|describe [NAME] [--version N] [--registry-version N] [--repo DIR] "
+      "[--json]",
+      "List sources, or describe one.", "stratalake sources describe orders"}},
+    {"feature-views",
+     {"stratalake feature-views list|describe [NAME] [--version N] [--registry-version N] "
+      "[--repo DIR] [--json]",
+      "List feature views, or describe one.",
+      "stratalake feature-views describe customer_stats --version 1"}},
+    {"feature-services",
+     {"stratalake feature-services list|describe [NAME] [--version N] [--registry-version N] "
+      "[--repo DIR] [--json]",
+      "List feature services, or describe one.",
+      "stratalake feature-services describe churn_model"}},
+    {"registry",
+     {"stratalake registry history [OBJECT] | describe OBJECT [--version N] | show [--version N] "
+      "[--repo DIR] [--json]\n  OBJECT is NAME or KIND/NAME (e.g. feature_view/customer_stats)",
+      "Registry versions; an object's version history; one object version; or everything "
+      "at a registry version.",
+      "stratalake registry history feature_view/customer_stats"}},
+    {"ingest",
+     {"stratalake ingest SOURCE_OR_TABLE FILE... [--mode append|overwrite|merge] [--on KEYS] "
+      "[--quarantine] [--format csv|json|parquet] [--repo DIR] [--json]",
+      "Load CSV, JSON-lines or Parquet files into a source's Delta table (or a table path "
+      "below the offline store, e.g. bronze/raw), converting to the declared schema and "
+      "enforcing its checks.",
+      "stratalake ingest clicks data/clicks.jsonl --quarantine"}},
+    {"tables",
+     {"stratalake tables [--repo DIR] [--json]",
+      "List the Delta tables of the offline store (bronze, silver, gold, datasets, "
+      "quarantine) with version, rows, size and last commit.",
+      "stratalake tables --json"}},
+};
+
+std::string HelpText(const std::string& cmd) {
+  const auto& h = kHelp.at(cmd);
+  return std::string("usage: ") + h.usage + "\n\n" + h.summary + "\n\nExample:\n  " + h.example +
+         "\n";
+}
+
+struct Args {
+  std::string command;
+  std::vector<std::string> positional;
+  std::map<std::string, std::string> opts;
+  std::set<std::string> flags;
+  bool Has(const std::string& k) const { return opts.count(k) || flags.count(k); }
+  std::optional<std::string> Get(const std::string& k) const {
+    auto it = opts.find(k);
+    if (it == opts.end()) return std::nullopt;
+    return it->second;
+  }
+};
+
+const std::set<std::string> kFlags = {"--json", "--quarantine", "--help", "-h"};
+
+Args Parse(const std::vector<std::string>& argv) {
+  Args a;
+  a.command = argv.at(0);
+  for (size_t i = 1; i < argv.size(); ++i) {
+    const std::string& s = argv[i];
+    if (s.rfind("-", 0) == 0 && s.size() > 1) {
+      auto eq = s.find('=');
+      if (eq != std::string::npos) {
+        a.opts[s.substr(0, eq)] = s.substr(eq + 1);
+      } else if (kFlags.count(s)) {
+        a.flags.insert(s == "-h" ? "--help" : s);
+      } else if (i + 1 < argv.size()) {
+        a.opts[s] = argv[++i];
+      } else {
+        throw Usage{"option " + s + " needs a value"};
+      }
+    } else {
+      a.positional.push_back(s);
+    }
+  }
+  return a;
+}
+
+void Allow(const Args& a, std::set<std::string> allowed) {
+  allowed.insert({"--json", "--help", "--repo"});
+  for (const auto& [k, v] : a.opts) {
+    if (!allowed.count(k)) throw Usage{"unknown option " + k};
+  }
+  for (const auto& f : a.flags) {
+    if (!allowed.count(f)) throw Usage{"unknown option " + f};
+  }
+}
+
+int64_t IntOpt(const Args& a, const std::string& key, int64_t dflt) {
+  auto v = a.Get(key);
+  if (!v) return dflt;
+  try {
+    size_t pos = 0;
+    int64_t n = std::stoll(*v, &pos);
+    if (pos == v->size()) return n;
+  } catch (...) {
+  }
+  throw Usage{key + " must be an integer, not '" + *v + "'"};
+}
+
+std::string UtcTime(int64_t ms) {
+  time_t t = static_cast<time_t>(ms / 1000);
+  struct tm tm;
+  gmtime_r(&t, &tm);
+  char buf[64];
+  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
+  return buf;
+}
+
+std::string HumanBytes(int64_t b) {
+  const char* units[] = {"B", "KiB", "MiB", "GiB", "TiB"};
+  double v = static_cast<double>(b);
+  int u = 0;
+  while (v >= 1024 && u < 4) {
+    v /= 1024;
+    ++u;
+  }
+  char buf[32];
+  std::snprintf(buf, sizeof buf, u == 0 ? "%.0f %s" : "%.1f %s", v, units[u]);
+  return buf;
+}
+
+// Prints rows as an aligned text table.
+void PrintRows(const std::vector<std::string>& header,
+               const std::vector<std::vector<std::string>>& rows) {
+  std::vector<size_t> w(header.size());
+  for (size_t i = 0; i < header.size(); ++i) w[i] = header[i].size();
+  for (const auto& r : rows) {
+    for (size_t i = 0; i < r.size() && i < w.size(); ++i) w[i] = std::max(w[i], r[i].size());
+  }
+  auto line = [&](const std::vector<std::string>& r) {
+    std::string s;
+    for (size_t i = 0; i < r.size(); ++i) {
+      s += r[i];
+      if (i + 1 < r.size()) s += std::string(w[i] - r[i].size() + 2, ' ');
+    }
+    std::cout << s << "\n";
+  };
+  line(header);
+  for (const auto& r : rows) line(r);
+}
+
+using JsonWriter = rapidjson::Writer<rapidjson::StringBuffer>;
+
+void JStr(JsonWriter& w, const std::string& s) {
+  w.String(s.data(), static_cast<rapidjson::SizeType>(s.size()));
+}
+
+// Writes canonical JSON text as a nested value.
+void JRaw(JsonWriter& w, const std::string& json) {
+  w.RawValue(json.data(), json.size(), rapidjson::kObjectType);
+}
+
+void Emit(const rapidjson::StringBuffer& buf) { std::cout << buf.GetString() << "\n"; }
+
+bool IsEmptyValue(const YAML::Node& v) {
+  return (v.IsScalar() && v.Scalar().empty()) || ((v.IsMap() || v.IsSequence()) && v.size() == 0);
+}
+
+// Emits `n` in block style, leaving out empty strings, maps and lists (defaults).
+void EmitForDisplay(const YAML::Node& n, YAML::Emitter& out) {
+  if (n.IsMap()) {
+    out << YAML::BeginMap;
+    for (auto it = n.begin(); it != n.end(); ++it) {
+      if (IsEmptyValue(it->second)) continue;
+      out << YAML::Key << it->first.Scalar() << YAML::Value;
+      EmitForDisplay(it->second, out);
+    }
+    out << YAML::EndMap;
+  } else if (n.IsSequence()) {
+    bool scalars = true;
+    for (const auto& e : n) scalars = scalars && e.IsScalar();
+    if (scalars) out << YAML::Flow;
+    out << YAML::BeginSeq;
+    for (const auto& e : n) EmitForDisplay(e, out);
+    out << YAML::EndSeq;
+  } else {
+    out << n.Scalar();
+  }
+}
+
+// Canonical JSON -> YAML for humans.
+std::string JsonToYaml(const std::string& json) {
+  try {
+    YAML::Emitter out;
+    EmitForDisplay(YAML::Load(json), out);
+    return std::string(out.c_str()) + "\n";
+  } catch (const YAML::Exception&) {
+    return json + "\n";
+  }
+}
+
+std::string RepoDir(const Args& a) { return a.Get("--repo").value_or("."); }
+
+std::string Author() {
+  if (const char* u = std::getenv("STRATALAKE_USER")) return u;
+  if (const char* u = std::getenv("USER")) return u;
+  if (const struct passwd* pw = getpwuid(getuid())) return pw->pw_name;
+  return "unknown";
+}
+
+// ---- init -------------------------------------------------------------------
+
+arrow::Status CmdInit(const Args& a) {
+  Allow(a, {"--project", "--customers", "--seed"});
+  if (a.positional.size() != 1) throw Usage{"init needs exactly one DIR"};
+  repo::InitOptions o;
+  o.project = a.Get("--project").value_or("");
+  o.customers = IntOpt(a, "--customers", 1000);
+  o.seed = static_cast<uint64_t>(IntOpt(a, "--seed", 42));
+  ARROW_ASSIGN_OR_RAISE(auto result, repo::InitRepository(a.positional[0], o));
+  if (a.Has("--json")) {
+    rapidjson::StringBuffer buf;
+    JsonWriter w(buf);
+    w.StartObject();
+    w.Key("root");
+    JStr(w, result.root);
+    w.Key("files");
+    w.StartArray();
+    for (const auto& f : result.files_written) JStr(w, f);
+    w.EndArray();
+    w.EndObject();
+    Emit(buf);
+    return arrow::Status::OK();
+  }
+  std::cout << "Created feature repository " << result.root << "\n";
+  for (const auto& f : result.files_written) std::cout << "  " << f << "\n";
+  std::cout
+      << "\nNext steps:\n"
+      << "  cd " << a.positional[0] << "\n"
+      << "  stratalake apply                                   # register the definitions\n"
+      << "  stratalake ingest customers data/customers.csv     # load sample data into bronze\n"
+      << "  stratalake ingest orders data/orders.csv\n"
+      << "  stratalake ingest clicks data/clicks.jsonl --quarantine\n"
+      << "  stratalake ingest customer_daily_stats data/customer_daily_stats.parquet\n"
+      << "  stratalake ingest churn_labels data/churn_labels.parquet\n"
+      << "  stratalake tables\n";
+  return arrow::Status::OK();
+}
+
+// ---- plan / apply -----------------------------------------------------------
+
+void WritePlanJson(JsonWriter& w, const registry::Plan& plan) {
+  w.StartObject();
+  w.Key("base_version");
+  w.Int64(plan.base_version);
+  w.Key("changes");
+  w.StartArray();
+  for (const auto& c : plan.changes) {
+    w.StartObject();
+    w.Key("kind");
+    JStr(w, registry::ObjectKindName(c.kind));
+    w.Key("name");
+    JStr(w, c.name);
+    w.Key("change");
+    JStr(w, registry::ChangeTypeName(c.type));
+    w.Key("from_version");
+    w.Int64(c.from_version);
+    w.Key("location");
+    JStr(w, c.loc.file.empty() ? "" : c.loc.ToString());
+    w.Key("fields");
+    w.StartArray();
+    for (const auto& f : c.fields) {
+      w.StartObject();
+      w.Key("path");
+      JStr(w, f.path);
+      w.Key("before");
+      f.before ? JStr(w, *f.before) : (void)w.Null();
+      w.Key("after");
+      f.after ? JStr(w, *f.after) : (void)w.Null();
+      w.EndObject();
+    }
+    w.EndArray();
+    w.EndObject();
+  }
+  w.EndArray();
+  w.Key("incompatibilities");
+  w.StartArray();
+  for (const auto& i : plan.incompatibilities) JStr(w, i);
+  w.EndArray();
+  w.EndObject();
+}
+
+arrow::Status CmdPlan(const Args& a) {
+  Allow(a, {});
+  if (!a.positional.empty()) throw Usage{"plan takes no arguments"};
+  ARROW_ASSIGN_OR_RAISE(auto r, repo::FeatureRepository::Open(RepoDir(a)));
+  ARROW_ASSIGN_OR_RAISE(auto defs, r->LoadValidatedDefinitions());
+  ARROW_ASSIGN_OR_RAISE(auto reg, r->registry());
+  ARROW_ASSIGN_OR_RAISE(auto plan, reg->PlanChanges(defs, r->config().compatibility));
+  if (a.Has("--json")) {
+    rapidjson::StringBuffer buf;
+    JsonWriter w(buf);
+    WritePlanJson(w, plan);
+    Emit(buf);
+  } else {
+    std::cout << plan.ToString();
+  }
+  if (!plan.incompatibilities.empty()) {
+    return MakeError(arrow::StatusCode::Invalid, ErrorKind::kIncompatibleChange,
+                     std::to_string(plan.incompatibilities.size()) +
+                         " incompatible change(s) (marked '!' above): `apply` would refuse them");
+  }
+  return arrow::Status::OK();
+}
+
+arrow::Status CmdApply(const Args& a) {
+  Allow(a, {"--message"});
+  if (!a.positional.empty()) throw Usage{"apply takes no arguments"};
+  ARROW_ASSIGN_OR_RAISE(auto r, repo::FeatureRepository::Open(RepoDir(a)));
+  ARROW_ASSIGN_OR_RAISE(auto defs, r->LoadValidatedDefinitions());
+  ARROW_ASSIGN_OR_RAISE(auto reg, r->registry());
+  ARROW_ASSIGN_OR_RAISE(auto result, reg->Apply(defs, r->config().compatibility, Author(),
+                                                a.Get("--message").value_or("")));
+  if (a.Has("--json")) {
+    rapidjson::StringBuffer buf;
+    JsonWriter w(buf);
+    w.StartObject();
+    w.Key("version");
+    w.Int64(result.version);
+    w.Key("changed");
+    w.Bool(result.changed);
+    w.Key("plan");
+    WritePlanJson(w, result.plan);
+    w.EndObject();
+    Emit(buf);
+    return arrow::Status::OK();
+  }
+  if (!result.changed) {
+    std::cout << "No changes: registry stays at version " << result.version << ".\n";
+    return arrow::Status::OK();
+  }
+  std::cout << result.plan.ToString();
+  std::cout << "Applied: registry version " << result.version << " (" << reg->Describe() << ")\n";
+  return arrow::Status::OK();
+}
+
+// ---- object listing / describe ------------------------------------------------
+
+std::string Summary(const registry::Definitions& defs, ObjectKind kind, const std::string& name) {
+  std::string s;
+  switch (kind) {
+    case ObjectKind::kEntity: {
+      const auto* e = defs.FindEntity(name);
+      for (const auto& k : e->join_keys) {
+        s += (s.empty() ? "" : ", ") + k.name + " " + registry::FeatureTypeName(*k.type);
+      }
+      return s;
+    }
+    case ObjectKind::kSource: {
+      const auto* src = defs.FindSource(name);
+      return std::string(registry::SourceTypeName(src->type)) + "  " + src->path;
+    }
+    case ObjectKind::kFeatureView: {
+      const auto* v = defs.FindFeatureView(name);
+      for (const auto& e : v->entities) s += (s.empty() ? "" : ",") + e;
+      return "[" + s + "] " + v->source + ", " + std::to_string(v->features.size()) +
+             " features, ttl " + registry::FormatDuration(v->ttl_seconds) +
+             (v->online ? ", online" : "");
+    }
+    case ObjectKind::kFeatureService: {
+      const auto* fs = defs.FindFeatureService(name);
+      for (const auto& it : fs->items) {
+        s += (s.empty() ? "" : ", ") + it.view +
+             (it.features.empty() ? "" : "(" + std::to_string(it.features.size()) + ")");
+      }
+      for (const auto& inc : fs->includes) s += (s.empty() ? "" : ", ") + std::string("+") + inc;
+      return s;
+    }
+  }
+  return s;
+}
+
+std::vector<std::string> NamesOf(const registry::Definitions& d, ObjectKind kind) {
+  std::vector<std::string> out;
+  auto add = [&](const auto& v) {
+    for (const auto& x : v) out.push_back(x.name);
+  };
+  switch (kind) {
+    case ObjectKind::kEntity:
+      add(d.entities);
+      break;
+    case ObjectKind::kSource:
+      add(d.sources);
+      break;
+    case ObjectKind::kFeatureView:
+      add(d.feature_views);
+      break;
+    case ObjectKind::kFeatureService:
+      add(d.feature_services);
+      break;
+  }
+  return out;
+}
+
+arrow::Result<std::shared_ptr<const registry::RegistryState>> LoadState(registry::Registry& reg,
+                                                                        const Args& a) {
+  std::optional<int64_t> v;
+  if (a.Get("--registry-version")) v = IntOpt(a, "--registry-version", 0);
+  ARROW_ASSIGN_OR_RAISE(auto state, reg.Load(v));
+  if (state->version == 0) {
+    return MakeError(arrow::StatusCode::Invalid, ErrorKind::kObjectNotFound,
+                     "the registry is empty; run `stratalake apply` first");
+  }
+  return state;
+}
+
+arrow::Status DescribeObject(registry::Registry& reg, ObjectKind kind, const std::string& name,
+                             std::optional<int64_t> object_version, int64_t at_registry_version,
+                             bool json) {
+  ARROW_ASSIGN_OR_RAISE(auto history, reg.History(kind, name));
+  const registry::ObjectVersionInfo* pick = nullptr;
+  for (const auto& h : history) {
+    if (object_version ? h.object_version == *object_version
+                       : h.registry_version <= at_registry_version) {
+      pick = &h;
+    }
+  }
+  if (!pick) {
+    return MakeError(
+        arrow::StatusCode::KeyError, ErrorKind::kVersionNotFound,
+        std::string(registry::ObjectKindName(kind)) + " '" + name + "' has no version " +
+            (object_version ? std::to_string(*object_version) : "at that registry version") +
+            " (versions 1.." + std::to_string(history.back().object_version) + ")");
+  }
+  if (pick->deleted && !object_version) {
+    return MakeError(arrow::StatusCode::KeyError, ErrorKind::kObjectNotFound,
+                     std::string(registry::ObjectKindName(kind)) + " '" + name +
+                         "' was removed in registry version " +
+                         std::to_string(pick->registry_version) +
+                         "; pass --version N to see an older version");
+  }
+  if (json) {
+    rapidjson::StringBuffer buf;
+    JsonWriter w(buf);
+    w.StartObject();
+    w.Key("kind");
+    JStr(w, registry::ObjectKindName(kind));
+    w.Key("name");
+    JStr(w, name);
+    w.Key("version");
+    w.Int64(pick->object_version);
+    w.Key("registry_version");
+    w.Int64(pick->registry_version);
+    w.Key("committed_at");
+    JStr(w, UtcTime(pick->committed_at_ms));
+    w.Key("author");
+    JStr(w, pick->author);
+    w.Key("deleted");
+    w.Bool(pick->deleted);
+    w.Key("spec");
+    if (pick->deleted) {
+      w.Null();
+    } else {
+      JRaw(w, pick->spec);
+    }
+    w.Key("versions");
+    w.Int64(history.back().object_version);
+    w.EndObject();
+    Emit(buf);
+    return arrow::Status::OK();
+  }
+  std::cout << registry::ObjectKindName(kind) << " " << name << "  version " << pick->object_version
+            << " of " << history.back().object_version << "  (registry version "
+            << pick->registry_version << ", " << UtcTime(pick->committed_at_ms) << " by "
+            << pick->author << ")\n";
+  if (pick->deleted) {
+    std::cout << "(removed)\n";
+  } else {
+    std::cout << JsonToYaml(pick->spec);
+  }
+  return arrow::Status::OK();
+}
+
+arrow::Status CmdObjects(const Args& a, ObjectKind kind) {
+  Allow(a, {"--version", "--registry-version"});
+  std::string sub = a.positional.empty() ? "list" : a.positional[0];
+  ARROW_ASSIGN_OR_RAISE(auto r, repo::FeatureRepository::Open(RepoDir(a)));
+  ARROW_ASSIGN_OR_RAISE(auto reg, r->registry());
+  ARROW_ASSIGN_OR_RAISE(auto state, LoadState(*reg, a));
+  if (sub == "list") {
+    if (a.positional.size() > 1) throw Usage{"list takes no NAME"};
+    auto names = NamesOf(state->defs, kind);
+    if (a.Has("--json")) {
+      rapidjson::StringBuffer buf;
+      JsonWriter w(buf);
+      w.StartObject();
+      w.Key("registry_version");
+      w.Int64(state->version);
+      w.Key("objects");
+      w.StartArray();
+      for (const auto& n : names) {
+        w.StartObject();
+        w.Key("name");
+        JStr(w, n);
+        w.Key("version");
+        w.Int64(state->ObjectVersion(kind, n));
+        w.Key("summary");
+        JStr(w, Summary(state->defs, kind, n));
+        w.EndObject();
+      }
+      w.EndArray();
+      w.EndObject();
+      Emit(buf);
+      return arrow::Status::OK();
+    }
+    std::vector<std::vector<std::string>> rows;
+    for (const auto& n : names) {
+      rows.push_back(
+          {n, "v" + std::to_string(state->ObjectVersion(kind, n)), Summary(state->defs, kind, n)});
+    }
+    PrintRows({"NAME", "VERSION", "DETAILS"}, rows);
+    std::cout << "(" << rows.size() << " " << registry::ObjectKindName(kind)
+              << "(s) at registry version " << state->version << ")\n";
+    return arrow::Status::OK();
+  }
+  if (sub == "describe") {
+    if (a.positional.size() != 2) throw Usage{"describe needs exactly one NAME"};
+    std::optional<int64_t> v;
+    if (a.Get("--version")) v = IntOpt(a, "--version", 0);
+    const std::string& name = a.positional[1];
+    auto names = NamesOf(state->defs, kind);
+    if (!v && std::find(names.begin(), names.end(), name) == names.end()) {
+      std::string known;
+      for (const auto& n : names) known += (known.empty() ? "" : ", ") + n;
+      return MakeError(arrow::StatusCode::KeyError, ErrorKind::kObjectNotFound,
+                       std::string("no ") + registry::ObjectKindName(kind) + " named '" + name +
+                           "' at registry version " + std::to_string(state->version) +
+                           " (known: " + known + ")");
+    }
+    return DescribeObject(*reg, kind, name, v, state->version, a.Has("--json"));
+  }
+  throw Usage{"unknown subcommand '" + sub + "' (use list or describe)"};
+}
+
+// Resolves OBJECT ("kind/name" or a name unique across kinds) in `state`.
+arrow::Result<std::pair<ObjectKind, std::string>> ResolveObject(
+    const registry::RegistryState& state, registry::Registry& reg, const std::string& spec) {
+  auto slash = spec.find('/');
+  if (slash != std::string::npos) {
+    ARROW_ASSIGN_OR_RAISE(auto kind, registry::ParseObjectKind(spec.substr(0, slash)));
+    return std::make_pair(kind, spec.substr(slash + 1));
+  }
+  std::vector<ObjectKind> hits;
+  for (auto kind : {ObjectKind::kEntity, ObjectKind::kSource, ObjectKind::kFeatureView,
+                    ObjectKind::kFeatureService}) {
+    auto h = reg.History(kind, spec);
+    if (h.ok()) hits.push_back(kind);
+  }
+  if (hits.empty()) {
+    return MakeError(arrow::StatusCode::KeyError, ErrorKind::kObjectNotFound,
+                     "no object named '" + spec + "' was ever applied to the registry");
+  }
+  if (hits.size() > 1) {
+    std::string kinds;
+    for (auto k : hits)
+      kinds += (kinds.empty() ? "" : ", ") + std::string(registry::ObjectKindName(k)) + "/" + spec;
+    return MakeError(arrow::StatusCode::Invalid, ErrorKind::kObjectNotFound,
+                     "'" + spec + "' names several objects; write one of: " + kinds);
+  }
+  return std::make_pair(hits[0], spec);
+}
+
+arrow::Status CmdRegistry(const Args& a) {
+  Allow(a, {"--version"});
+  if (a.positional.empty()) throw Usage{"registry needs a subcommand: history, describe or show"};
+  const std::string& sub = a.positional[0];
+  bool json = a.Has("--json");
+  ARROW_ASSIGN_OR_RAISE(auto r, repo::FeatureRepository::Open(RepoDir(a)));
+  ARROW_ASSIGN_OR_RAISE(auto reg, r->registry());
+  if (sub == "history" && a.positional.size() == 1) {
+    ARROW_ASSIGN_OR_RAISE(auto versions, reg->Versions());
+    if (json) {
+      rapidjson::StringBuffer buf;
+      JsonWriter w(buf);
+      w.StartArray();
+      for (const auto& v : versions) {
+        w.StartObject();
+        w.Key("version");
+        w.Int64(v.version);
+        w.Key("committed_at");
+        JStr(w, UtcTime(v.committed_at_ms));
+        w.Key("author");
+        JStr(w, v.author);
+        w.Key("message");
+        JStr(w, v.message);
+        w.Key("changes");
+        w.Int(v.num_changes);
+        w.EndObject();
+      }
+      w.EndArray();
+      Emit(buf);
+      return arrow::Status::OK();
+    }
+    std::vector<std::vector<std::string>> rows;
+    for (auto it = versions.rbegin(); it != versions.rend(); ++it) {
+      rows.push_back({std::to_string(it->version), UtcTime(it->committed_at_ms), it->author,
+                      std::to_string(it->num_changes), it->message});
+    }
+    PrintRows({"VERSION", "COMMITTED", "AUTHOR", "CHANGES", "MESSAGE"}, rows);
+    std::cout << "(registry: " << reg->Describe() << ")\n";
+    return arrow::Status::OK();
+  }
+  if (sub == "history" || sub == "describe") {
+    if (a.positional.size() != 2) throw Usage{"registry " + sub + " needs one OBJECT"};
+    ARROW_ASSIGN_OR_RAISE(auto state, reg->Load());
+    ARROW_ASSIGN_OR_RAISE(auto obj, ResolveObject(*state, *reg, a.positional[1]));
+    if (sub == "describe") {
+      std::optional<int64_t> v;
+      if (a.Get("--version")) v = IntOpt(a, "--version", 0);
+      return DescribeObject(*reg, obj.first, obj.second, v, state->version, json);
+    }
+    ARROW_ASSIGN_OR_RAISE(auto history, reg->History(obj.first, obj.second));
+    if (json) {
+      rapidjson::StringBuffer buf;
+      JsonWriter w(buf);
+      w.StartArray();
+      for (const auto& h : history) {
+        w.StartObject();
+        w.Key("version");
+        w.Int64(h.object_version);
+        w.Key("registry_version");
+        w.Int64(h.registry_version);
+        w.Key("committed_at");
+        JStr(w, UtcTime(h.committed_at_ms));
+        w.Key("author");
+        JStr(w, h.author);
+        w.Key("deleted");
+        w.Bool(h.deleted);
+        w.Key("spec");
+        if (h.deleted) {
+          w.Null();
+        } else {
+          JRaw(w, h.spec);
+        }
+        w.EndObject();
+      }
+      w.EndArray();
+      Emit(buf);
+      return arrow::Status::OK();
+    }
+    std::vector<std::vector<std::string>> rows;
+    std::string prev;
+    for (const auto& h : history) {
+      std::string change;
+      if (h.deleted) {
+        change = "removed";
+      } else if (prev.empty()) {
+        change = "created";
+      } else {
+        auto a1 = registry::FlattenJson(prev), b1 = registry::FlattenJson(h.spec);
+        std::set<std::string> paths;
+        for (auto& [p, v] : a1) paths.insert(p);
+        for (auto& [p, v] : b1) paths.insert(p);
+        for (const auto& p : paths) {
+          auto x = a1.find(p);
+          auto y = b1.find(p);
+          bool differs = (x == a1.end()) != (y == b1.end()) ||
+                         (x != a1.end() && y != b1.end() && x->second != y->second);
+          if (differs) change += (change.empty() ? "" : ", ") + p;
+        }
+      }
+      prev = h.deleted ? "" : h.spec;
+      rows.push_back({"v" + std::to_string(h.object_version), std::to_string(h.registry_version),
+                      UtcTime(h.committed_at_ms), h.author, change});
+    }
+    PrintRows({"VERSION", "REGISTRY", "COMMITTED", "AUTHOR", "CHANGED"}, rows);
+    return arrow::Status::OK();
+  }
+  if (sub == "show") {
+    std::optional<int64_t> v;
+    if (a.Get("--version")) v = IntOpt(a, "--version", 0);
+    ARROW_ASSIGN_OR_RAISE(auto state, reg->Load(v));
+    if (json) {
+      rapidjson::StringBuffer buf;
+      JsonWriter w(buf);
+      w.StartObject();
+      w.Key("version");
+      w.Int64(state->version);
+      w.Key("objects");
+      w.StartArray();
+      auto put = [&](ObjectKind k, const std::string& name, const std::string& spec) {
+        w.StartObject();
+        w.Key("kind");
+        JStr(w, registry::ObjectKindName(k));
+        w.Key("name");
+        JStr(w, name);
+        w.Key("version");
+        w.Int64(state->ObjectVersion(k, name));
+        w.Key("spec");
+        JRaw(w, spec);
+        w.EndObject();
+      };
+      for (const auto& e : state->defs.entities)
+        put(ObjectKind::kEntity, e.name, registry::ToCanonicalJson(e));
+      for (const auto& s : state->defs.sources)
+        put(ObjectKind::kSource, s.name, registry::ToCanonicalJson(s));
+      for (const auto& fv : state->defs.feature_views) {
+        put(ObjectKind::kFeatureView, fv.name, registry::ToCanonicalJson(fv));
+      }
+      for (const auto& fs : state->defs.feature_services) {
+        put(ObjectKind::kFeatureService, fs.name, registry::ToCanonicalJson(fs));
+      }
+      w.EndArray();
+      w.EndObject();
+      Emit(buf);
+      return arrow::Status::OK();
+    }
+    std::vector<std::vector<std::string>> rows;
+    for (auto kind : {ObjectKind::kEntity, ObjectKind::kSource, ObjectKind::kFeatureView,
+                      ObjectKind::kFeatureService}) {
+      for (const auto& n : NamesOf(state->defs, kind)) {
+        rows.push_back({registry::ObjectKindName(kind), n,
+                        "v" + std::to_string(state->ObjectVersion(kind, n)),
+                        Summary(state->defs, kind, n)});
+      }
+    }
+    PrintRows({"KIND", "NAME", "VERSION", "DETAILS"}, rows);
+    std::cout << "(registry version " << state->version << ")\n";
+    return arrow::Status::OK();
+  }
+  throw Usage{"unknown registry subcommand '" + sub + "' (use history, describe or show)"};
+}
+
+// ---- ingest -------------------------------------------------------------------
+
+arrow::Status CmdIngest(const Args& a) {
+  Allow(a, {"--mode", "--on", "--quarantine", "--format"});
+  if (a.positional.size() < 2)
+    throw Usage{"ingest needs a SOURCE (or table path) and at least one FILE"};
+  ARROW_ASSIGN_OR_RAISE(auto r, repo::FeatureRepository::Open(RepoDir(a)));
+  const std::string& target_name = a.positional[0];
+  std::vector<std::string> files(a.positional.begin() + 1, a.positional.end());
+
+  IngestOptions o;
+  std::string mode = a.Get("--mode").value_or("append");
+  if (mode == "append") {
+    o.mode = IngestMode::kAppend;
+  } else if (mode == "overwrite") {
+    o.mode = IngestMode::kOverwrite;
+  } else if (mode == "merge") {
+    o.mode = IngestMode::kMerge;
+  } else {
+    throw Usage{"--mode must be append, overwrite or merge"};
+  }
+  if (auto on = a.Get("--on")) {
+    std::stringstream ss(*on);
+    std::string k;
+    while (std::getline(ss, k, ',')) {
+      if (!k.empty()) o.merge_keys.push_back(k);
+    }
+  }
+  if (o.mode == IngestMode::kMerge && o.merge_keys.empty())
+    throw Usage{"--mode merge needs --on KEYS"};
+  if (o.mode != IngestMode::kMerge && !o.merge_keys.empty())
+    throw Usage{"--on is only for --mode merge"};
+  o.quarantine = a.Has("--quarantine");
+  o.format = a.Get("--format").value_or("");
+
+  // The target: an applied source, else a source in the definition files, else a table path.
+  IngestTarget target;
+  const registry::Source* source = nullptr;
+  std::shared_ptr<const registry::RegistryState> state;
+  registry::Definitions local;
+  ARROW_ASSIGN_OR_RAISE(auto reg, r->registry());
+  ARROW_ASSIGN_OR_RAISE(state, reg->Load());
+  source = state->defs.FindSource(target_name);
+  if (!source) {
+    auto defs = r->LoadDefinitions();
+    if (defs.ok()) {
+      local = std::move(*defs);
+      source = local.FindSource(target_name);
+    }
+  }
+  if (source) {
+    ARROW_ASSIGN_OR_RAISE(target, r->IngestTargetFor(*source));
+  } else if (target_name.find('/') != std::string::npos) {
+    target.name = target_name;
+    target.table_uri = r->TableUri(target_name);
+    target.quarantine_uri = r->TableUri("quarantine/" + target_name);
+  } else {
+    return MakeError(arrow::StatusCode::KeyError, ErrorKind::kObjectNotFound,
+                     "no source named '" + target_name +
+                         "' in the registry or the definition files; name a source, or a table "
+                         "path below the offline store such as bronze/" +
+                         target_name);
+  }
+  ARROW_ASSIGN_OR_RAISE(auto report, Ingest(target, files, o));
+  if (a.Has("--json")) {
+    rapidjson::StringBuffer buf;
+    JsonWriter w(buf);
+    w.StartObject();
+    w.Key("table");
+    JStr(w, report.table_uri);
+    w.Key("version");
+    w.Int64(report.version);
+    w.Key("created");
+    w.Bool(report.created);
+    w.Key("files");
+    w.Int64(report.files);
+    w.Key("rows_read");
+    w.Int64(report.rows_read);
+    w.Key("rows_written");
+    w.Int64(report.rows_written);
+    w.Key("rows_rejected");
+    w.Int64(report.rows_rejected);
+    w.Key("reasons");
+    w.StartObject();
+    for (const auto& [reason, n] : report.reason_counts) {
+      JStr(w, reason);
+      w.Int64(n);
+    }
+    w.EndObject();
+    w.Key("examples");
+    w.StartArray();
+    for (const auto& e : report.examples) {
+      w.StartObject();
+      w.Key("file");
+      JStr(w, e.file);
+      w.Key("line");
+      w.Int64(e.line);
+      w.Key("column");
+      JStr(w, e.column);
+      w.Key("value");
+      JStr(w, e.value);
+      w.Key("reason");
+      JStr(w, e.reason);
+      w.EndObject();
+    }
+    w.EndArray();
+    w.Key("ignored_columns");
+    w.StartArray();
+    for (const auto& c : report.ignored_columns) JStr(w, c);
+    w.EndArray();
+    w.Key("quarantine_table");
+    JStr(w, report.quarantine_uri);
+    w.Key("quarantine_version");
+    w.Int64(report.quarantine_version);
+    w.EndObject();
+    Emit(buf);
+    return arrow::Status::OK();
+  }
+  std::cout << report.ToString();
+  if (!report.ToString().empty() && report.ToString().back() != '\n') std::cout << "\n";
+  return arrow::Status::OK();
+}
+
+// ---- tables -------------------------------------------------------------------
+
+arrow::Status CmdTables(const Args& a) {
+  Allow(a, {});
+  if (!a.positional.empty()) throw Usage{"tables takes no arguments"};
+  ARROW_ASSIGN_OR_RAISE(auto r, repo::FeatureRepository::Open(RepoDir(a)));
+  ARROW_ASSIGN_OR_RAISE(auto tables, r->ListTables());
+  if (a.Has("--json")) {
+    rapidjson::StringBuffer buf;
+    JsonWriter w(buf);
+    w.StartArray();
+    for (const auto& t : tables) {
+      w.StartObject();
+      w.Key("name");
+      JStr(w, t.name);
+      w.Key("uri");
+      JStr(w, t.uri);
+      w.Key("version");
+      w.Int64(t.version);
+      w.Key("rows");
+      w.Int64(t.rows);
+      w.Key("bytes");
+      w.Int64(t.bytes);
+      w.Key("files");
+      w.Int64(t.files);
+      w.Key("last_commit");
+      JStr(w, UtcTime(t.last_commit_ms));
+      w.Key("last_operation");
+      JStr(w, t.last_operation);
+      w.EndObject();
+    }
+    w.EndArray();
+    Emit(buf);
+    return arrow::Status::OK();
+  }
+  std::vector<std::vector<std::string>> rows;
+  for (const auto& t : tables) {
+    rows.push_back({t.name, std::to_string(t.version), t.rows < 0 ? "?" : std::to_string(t.rows),
+                    HumanBytes(t.bytes), std::to_string(t.files), UtcTime(t.last_commit_ms),
+                    t.last_operation});
+  }
+  PrintRows({"TABLE", "VERSION", "ROWS", "SIZE", "FILES", "LAST COMMIT", "OPERATION"}, rows);
+  std::cout << "(" << tables.size() << " table(s) under " << r->config().offline_store << ")\n";
+  return arrow::Status::OK();
+}
+
+arrow::Status Dispatch(const Args& a) {
+  const std::string& c = a.command;
+  if (c == "init") return CmdInit(a);
+  if (c == "plan") return CmdPlan(a);
+  if (c == "apply") return CmdApply(a);
+  if (c == "entities") return CmdObjects(a, ObjectKind::kEntity);
+  if (c == "sources") return CmdObjects(a, ObjectKind::kSource);
+  if (c == "feature-views") return CmdObjects(a, ObjectKind::kFeatureView);
+  if (c == "feature-services") return CmdObjects(a, ObjectKind::kFeatureService);
+  if (c == "registry") return CmdRegistry(a);
+  if (c == "ingest") return CmdIngest(a);
+  if (c == "tables") return CmdTables(a);
+  throw Usage{"unknown command " + c};
+}
+
+}  // namespace
+
+bool IsRepoCommand(const std::string& command) { return kHelp.count(command) > 0; }
+
+std::string RepoCommandsUsage() {
+  std::string out;
+  for (const char* c : {"init", "plan", "apply", "entities", "sources", "feature-views",
+                        "feature-services", "registry", "ingest", "tables"}) {
+    out += std::string("  ") + kHelp.at(c).usage + "\n";
+  }
+  return out;
+}
+
+int RunRepoCommand(const std::vector<std::string>& argv) {
+  const std::string& cmd = argv.at(0);
+  try {
+    Args a = Parse(argv);
+    if (a.Has("--help")) {
+      std::cout << HelpText(cmd);
+      return 0;
+    }
+    arrow::Status st = Dispatch(a);
+    if (!st.ok()) {
+      std::cerr << "error: " << st.message() << "\n";
+      return 1;
+    }
+    return 0;
+  } catch (const Usage& u) {
+    std::cerr << "error: " << u.message << "\n\n" << HelpText(cmd);
+    return 2;
+  }
+}
+
+}  // namespace stratalake::cli

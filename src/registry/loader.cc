@@ -1,0 +1,362 @@
+// YAML definitions -> Definitions, with a location on every object and field.
+#include "registry/loader.h"
+
+#include <set>
+
+#include <arrow/api.h>
+#include <yaml-cpp/yaml.h>
+
+namespace stratalake::registry {
+
+namespace {
+
+class Parser {
+ public:
+  Parser(std::string file, std::vector<std::string>* problems)
+      : file_(std::move(file)), problems_(problems) {}
+
+  SourceLocation Loc(const YAML::Node& n) const {
+    SourceLocation loc;
+    loc.file = file_;
+    YAML::Mark m = n.Mark();
+    if (m.line >= 0) {
+      loc.line = m.line + 1;
+      loc.column = m.column + 1;
+    }
+    return loc;
+  }
+
+  void Problem(const YAML::Node& n, const std::string& msg) {
+    problems_->push_back(Loc(n).ToString() + ": " + msg);
+  }
+
+  // Checks that `n` is a mapping whose keys are all in `allowed`.
+  bool CheckMap(const YAML::Node& n, const std::string& what,
+                const std::set<std::string>& allowed) {
+    if (!n.IsMap()) {
+      Problem(n, what + " must be a mapping of keys to values");
+      return false;
+    }
+    std::string label = what;
+    if (n["name"] && n["name"].IsScalar()) label += " '" + n["name"].Scalar() + "'";
+    for (auto it = n.begin(); it != n.end(); ++it) {
+      std::string k = it->first.Scalar();
+      if (!allowed.count(k)) {
+        std::string known;
+        for (const auto& a : allowed) known += (known.empty() ? "" : ", ") + a;
+        Problem(it->first, label + ": unknown key '" + k + "' (known keys: " + known + ")");
+      }
+    }
+    return true;
+  }
+
+  std::string Str(const YAML::Node& map, const char* key, const std::string& what,
+                  bool required = false) {
+    YAML::Node v = map[key];
+    if (!v || v.IsNull()) {
+      if (required) Problem(map, what + ": missing required key '" + key + "'");
+      return "";
+    }
+    if (!v.IsScalar()) {
+      Problem(v, what + ": '" + key + "' must be a single value");
+      return "";
+    }
+    return v.Scalar();
+  }
+
+  bool Bool(const YAML::Node& map, const char* key, const std::string& what, bool dflt) {
+    YAML::Node v = map[key];
+    if (!v || v.IsNull()) return dflt;
+    std::string s = v.IsScalar() ? v.Scalar() : "";
+    if (s == "true" || s == "True" || s == "yes") return true;
+    if (s == "false" || s == "False" || s == "no") return false;
+    Problem(v, what + ": '" + key + "' must be true or false, not '" + s + "'");
+    return dflt;
+  }
+
+  std::vector<std::string> StrList(const YAML::Node& map, const char* key,
+                                   const std::string& what) {
+    std::vector<std::string> out;
+    YAML::Node v = map[key];
+    if (!v || v.IsNull()) return out;
+    if (v.IsScalar()) return {v.Scalar()};
+    if (!v.IsSequence()) {
+      Problem(v, what + ": '" + key + "' must be a list");
+      return out;
+    }
+    for (const auto& e : v) {
+      if (!e.IsScalar()) {
+        Problem(e, what + ": every entry of '" + key + "' must be a name");
+        continue;
+      }
+      out.push_back(e.Scalar());
+    }
+    return out;
+  }
+
+  std::map<std::string, std::string> StrMap(const YAML::Node& map, const char* key,
+                                            const std::string& what) {
+    std::map<std::string, std::string> out;
+    YAML::Node v = map[key];
+    if (!v || v.IsNull()) return out;
+    if (!v.IsMap()) {
+      Problem(v, what + ": '" + key + "' must be a mapping");
+      return out;
+    }
+    for (auto it = v.begin(); it != v.end(); ++it) {
+      if (!it->second.IsScalar()) {
+        Problem(it->second, what + ": values of '" + key + "' must be single values");
+        continue;
+      }
+      out[it->first.Scalar()] = it->second.Scalar();
+    }
+    return out;
+  }
+
+  std::shared_ptr<arrow::DataType> Type(const YAML::Node& n, const std::string& what) {
+    if (!n || !n.IsScalar()) {
+      Problem(n, what + ": missing 'type'");
+      return nullptr;
+    }
+    auto t = ParseFeatureType(n.Scalar());
+    if (!t.ok()) {
+      Problem(n, what + ": " + t.status().message());
+      return nullptr;
+    }
+    return *t;
+  }
+
+  // A field list: entries are {name, type, ...} mappings or "name: type" pairs.
+  std::vector<Field> Fields(const YAML::Node& map, const char* key, const std::string& what,
+                            bool allow_nullable) {
+    std::vector<Field> out;
+    YAML::Node v = map[key];
+    if (!v || v.IsNull()) return out;
+    if (!v.IsSequence()) {
+      Problem(v, what + ": '" + key + "' must be a list");
+      return out;
+    }
+    std::set<std::string> allowed = {"name", "type", "description", "tags"};
+    if (allow_nullable) allowed.insert("nullable");
+    for (const auto& e : v) {
+      Field f;
+      f.loc = Loc(e);
+      if (e.IsMap() && e.size() == 1 && !e["name"]) {
+        // Short form: "- amount: float64"
+        auto it = e.begin();
+        f.name = it->first.Scalar();
+        f.type = Type(it->second, what + " field '" + f.name + "'");
+        out.push_back(std::move(f));
+        continue;
+      }
+      if (!CheckMap(e, what + " field", allowed)) continue;
+      f.name = Str(e, "name", what + " field", true);
+      std::string fwhat = what + " field '" + f.name + "'";
+      f.type = Type(e["type"] ? e["type"] : e, fwhat);
+      if (allow_nullable) f.nullable = Bool(e, "nullable", fwhat, true);
+      f.description = Str(e, "description", fwhat);
+      f.tags = StrMap(e, "tags", fwhat);
+      out.push_back(std::move(f));
+    }
+    return out;
+  }
+
+  void ParseEntity(const YAML::Node& n, Definitions* defs) {
+    if (!CheckMap(n, "entity", {"name", "join_keys", "description", "owner", "tags"})) return;
+    Entity e;
+    e.loc = Loc(n);
+    e.name = Str(n, "name", "entity", true);
+    std::string what = "entity '" + e.name + "'";
+    e.join_keys = Fields(n, "join_keys", what, false);
+    if (!n["join_keys"]) Problem(n, what + ": missing required key 'join_keys'");
+    e.description = Str(n, "description", what);
+    e.owner = Str(n, "owner", what);
+    e.tags = StrMap(n, "tags", what);
+    defs->entities.push_back(std::move(e));
+  }
+
+  void ParseSource(const YAML::Node& n, Definitions* defs) {
+    if (!CheckMap(
+            n, "source",
+            {"name", "type", "path", "timestamp_field", "created_timestamp_field", "field_mapping",
+             "schema", "checks", "partition_by", "description", "owner", "tags"})) {
+      return;
+    }
+    Source s;
+    s.loc = Loc(n);
+    s.name = Str(n, "name", "source", true);
+    std::string what = "source '" + s.name + "'";
+    std::string type = Str(n, "type", what);
+    if (type.empty() || type == "delta") {
+      s.type = SourceType::kDelta;
+    } else if (type == "parquet") {
+      s.type = SourceType::kParquet;
+    } else if (type == "push") {
+      s.type = SourceType::kPush;
+    } else {
+      Problem(n["type"], what + ": unknown type '" + type + "' (use delta, parquet or push)");
+    }
+    s.path = Str(n, "path", what, true);
+    s.timestamp_field = Str(n, "timestamp_field", what);
+    s.created_timestamp_field = Str(n, "created_timestamp_field", what);
+    s.field_mapping = StrMap(n, "field_mapping", what);
+    s.schema = Fields(n, "schema", what, true);
+    YAML::Node checks = n["checks"];
+    if (checks && !checks.IsNull()) {
+      if (!checks.IsSequence()) {
+        Problem(checks, what + ": 'checks' must be a list");
+      } else {
+        for (const auto& c : checks) {
+          if (c.IsScalar()) {
+            s.checks.push_back({"", c.Scalar()});
+          } else if (CheckMap(c, what + " check", {"name", "expr"})) {
+            s.checks.push_back(
+                {Str(c, "name", what + " check"), Str(c, "expr", what + " check", true)});
+          }
+        }
+      }
+    }
+    s.partition_by = StrList(n, "partition_by", what);
+    s.description = Str(n, "description", what);
+    s.owner = Str(n, "owner", what);
+    s.tags = StrMap(n, "tags", what);
+    defs->sources.push_back(std::move(s));
+  }
+
+  void ParseFeatureView(const YAML::Node& n, Definitions* defs) {
+    if (!CheckMap(n, "feature view",
+                  {"name", "entities", "source", "features", "ttl", "online", "owner",
+                   "description", "tags"})) {
+      return;
+    }
+    FeatureView v;
+    v.loc = Loc(n);
+    v.name = Str(n, "name", "feature view", true);
+    std::string what = "feature view '" + v.name + "'";
+    v.entities = StrList(n, "entities", what);
+    v.source = Str(n, "source", what, true);
+    v.features = Fields(n, "features", what, false);
+    if (!n["features"]) Problem(n, what + ": missing required key 'features'");
+    std::string ttl = Str(n, "ttl", what);
+    if (!ttl.empty()) {
+      auto secs = ParseDuration(ttl);
+      if (secs.ok()) {
+        v.ttl_seconds = *secs;
+      } else {
+        Problem(n["ttl"], what + ": " + secs.status().message());
+      }
+    }
+    v.online = Bool(n, "online", what, true);
+    v.owner = Str(n, "owner", what);
+    v.description = Str(n, "description", what);
+    v.tags = StrMap(n, "tags", what);
+    defs->feature_views.push_back(std::move(v));
+  }
+
+  void ParseFeatureService(const YAML::Node& n, Definitions* defs) {
+    if (!CheckMap(n, "feature service",
+                  {"name", "features", "include", "description", "owner", "tags"})) {
+      return;
+    }
+    FeatureService s;
+    s.loc = Loc(n);
+    s.name = Str(n, "name", "feature service", true);
+    std::string what = "feature service '" + s.name + "'";
+    YAML::Node feats = n["features"];
+    if (feats && !feats.IsSequence()) {
+      Problem(feats, what + ": 'features' must be a list");
+    } else if (feats) {
+      for (const auto& e : feats) {
+        FeatureServiceItem item;
+        item.loc = Loc(e);
+        if (e.IsScalar()) {
+          std::string ref = e.Scalar();
+          auto colon = ref.find(':');
+          item.view = ref.substr(0, colon);
+          if (colon != std::string::npos) item.features.push_back(ref.substr(colon + 1));
+          if (colon != std::string::npos && item.features.back().empty()) {
+            Problem(e, what + ": '" + ref + "' names no feature; write VIEW:FEATURE or VIEW");
+            continue;
+          }
+        } else if (CheckMap(e, what + " entry", {"view", "features", "alias", "join_key_map"})) {
+          item.view = Str(e, "view", what + " entry", true);
+          item.features = StrList(e, "features", what + " entry");
+          item.alias = Str(e, "alias", what + " entry");
+          item.join_key_map = StrMap(e, "join_key_map", what + " entry");
+        } else {
+          continue;
+        }
+        // Merge "view:a", "view:b" (same alias and key map) into one item.
+        bool merged = false;
+        for (auto& prev : s.items) {
+          if (prev.view == item.view && prev.alias == item.alias &&
+              prev.join_key_map == item.join_key_map && !prev.features.empty() &&
+              !item.features.empty()) {
+            prev.features.insert(prev.features.end(), item.features.begin(), item.features.end());
+            merged = true;
+            break;
+          }
+        }
+        if (!merged) s.items.push_back(std::move(item));
+      }
+    }
+    s.includes = StrList(n, "include", what);
+    if (s.items.empty() && s.includes.empty()) {
+      Problem(n, what + ": lists no features; add 'features' (VIEW or VIEW:FEATURE entries)");
+    }
+    s.description = Str(n, "description", what);
+    s.owner = Str(n, "owner", what);
+    s.tags = StrMap(n, "tags", what);
+    defs->feature_services.push_back(std::move(s));
+  }
+
+  void ParseDocument(const YAML::Node& doc, Definitions* defs) {
+    if (doc.IsNull()) return;
+    if (!CheckMap(doc, "definitions file",
+                  {"entities", "sources", "feature_views", "feature_services"})) {
+      return;
+    }
+    auto each = [&](const char* key, auto&& fn) {
+      YAML::Node list = doc[key];
+      if (!list || list.IsNull()) return;
+      if (!list.IsSequence()) {
+        Problem(list, std::string("'") + key + "' must be a list (entries start with '- ')");
+        return;
+      }
+      for (const auto& item : list) fn(item);
+    };
+    each("entities", [&](const YAML::Node& n) { ParseEntity(n, defs); });
+    each("sources", [&](const YAML::Node& n) { ParseSource(n, defs); });
+    each("feature_views", [&](const YAML::Node& n) { ParseFeatureView(n, defs); });
+    each("feature_services", [&](const YAML::Node& n) { ParseFeatureService(n, defs); });
+  }
+
+ private:
+  std::string file_;
+  std::vector<std::string>* problems_;
+};
+
+}  // namespace
+
+void ParseDefinitionsYaml(const std::string& text, const std::string& display_name,
+                          Definitions* defs, std::vector<std::string>* problems) {
+  Parser p(display_name, problems);
+  std::vector<YAML::Node> docs;
+  try {
+    docs = YAML::LoadAll(text);
+  } catch (const YAML::Exception& e) {
+    SourceLocation loc{display_name, e.mark.line + 1, e.mark.column + 1};
+    problems->push_back(loc.ToString() + ": not valid YAML: " + e.msg);
+    return;
+  }
+  for (const auto& doc : docs) {
+    try {
+      p.ParseDocument(doc, defs);
+    } catch (const YAML::Exception& e) {
+      SourceLocation loc{display_name, e.mark.line + 1, e.mark.column + 1};
+      problems->push_back(loc.ToString() + ": " + e.msg);
+    }
+  }
+}
+
+}  // namespace stratalake::registry

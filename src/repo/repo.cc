@@ -1,0 +1,368 @@
+// Feature repository: stratalake.yaml, definition files, offline-store layout.
+#include "stratalake/repo.h"
+
+#include <algorithm>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <set>
+#include <sstream>
+
+#include <arrow/api.h>
+#include <arrow/filesystem/api.h>
+#include <arrow/io/api.h>
+#include <parquet/arrow/reader.h>
+#include <yaml-cpp/yaml.h>
+
+#include "registry/loader.h"
+#include "stratalake/delta.h"
+#include "stratalake/status.h"
+
+namespace stratalake::repo {
+
+namespace fs = std::filesystem;
+
+namespace {
+
+constexpr const char* kConfigFile = "stratalake.yaml";
+
+arrow::Status DefError(const std::string& msg) {
+  return MakeError(arrow::StatusCode::Invalid, ErrorKind::kDefinitionError, msg);
+}
+
+bool IsUri(const std::string& s) { return s.find("://") != std::string::npos; }
+
+// Replaces ${NAME} with the environment variable NAME (an unset one is an error).
+arrow::Result<std::string> ExpandEnv(const std::string& s, const std::string& where) {
+  std::string out;
+  size_t i = 0;
+  while (i < s.size()) {
+    if (s.compare(i, 2, "${") == 0) {
+      size_t end = s.find('}', i);
+      if (end == std::string::npos) return DefError(where + ": unterminated ${ in '" + s + "'");
+      std::string name = s.substr(i + 2, end - i - 2);
+      const char* v = std::getenv(name.c_str());
+      if (!v) {
+        return DefError(where + ": environment variable " + name +
+                        " is not set; export it or write the value directly");
+      }
+      out += v;
+      i = end + 1;
+    } else {
+      out += s[i++];
+    }
+  }
+  return out;
+}
+
+std::string Resolve(const std::string& root, const std::string& p) {
+  if (p.empty() || IsUri(p) || p[0] == '/') return p;
+  return (fs::path(root) / p).lexically_normal().string();
+}
+
+std::string ReadFileText(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  std::ostringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+}  // namespace
+
+arrow::Result<RepoConfig> LoadRepoConfig(const std::string& dir) {
+  std::error_code ec;
+  fs::path root = fs::absolute(dir, ec).lexically_normal();
+  if (root.has_filename() == false) root = root.parent_path();
+  fs::path file = root / kConfigFile;
+  if (!fs::exists(file, ec)) {
+    return MakeError(arrow::StatusCode::Invalid, ErrorKind::kObjectNotFound,
+                     "no feature repository at " + root.string() + " (no " + kConfigFile +
+                         "); create one with `stratalake init DIR` or pass --repo DIR");
+  }
+  YAML::Node doc;
+  try {
+    doc = YAML::LoadFile(file.string());
+  } catch (const YAML::Exception& e) {
+    return DefError(std::string(kConfigFile) + ":" + std::to_string(e.mark.line + 1) + ":" +
+                    std::to_string(e.mark.column + 1) + ": not valid YAML: " + e.msg);
+  }
+  auto where = [&](const YAML::Node& n) {
+    return std::string(kConfigFile) + ":" + std::to_string(n.Mark().line + 1);
+  };
+  if (!doc.IsMap()) return DefError(std::string(kConfigFile) + ": must be a mapping of settings");
+  static const std::set<std::string> kKeys = {"project",    "offline_store", "online_store",
+                                              "registry",   "compatibility", "defaults",
+                                              "definitions"};
+  for (auto it = doc.begin(); it != doc.end(); ++it) {
+    if (!kKeys.count(it->first.Scalar())) {
+      return DefError(where(it->first) + ": unknown setting '" + it->first.Scalar() +
+                      "' (known: project, offline_store, online_store, registry, compatibility, "
+                      "defaults, definitions)");
+    }
+  }
+  auto scalar = [&](const YAML::Node& n, const std::string& key,
+                    const std::string& dflt) -> arrow::Result<std::string> {
+    if (!n || n.IsNull()) return dflt;
+    if (!n.IsScalar()) return DefError(where(n) + ": '" + key + "' must be a single value");
+    return ExpandEnv(n.Scalar(), where(n));
+  };
+
+  RepoConfig c;
+  c.root = root.string();
+  ARROW_ASSIGN_OR_RAISE(c.project, scalar(doc["project"], "project", root.filename().string()));
+
+  YAML::Node off = doc["offline_store"];
+  if (off && off.IsMap()) off = off["path"] ? off["path"] : off["uri"];
+  ARROW_ASSIGN_OR_RAISE(std::string offline, scalar(off, "offline_store", "lake"));
+  c.offline_store = Resolve(c.root, offline);
+
+  YAML::Node on = doc["online_store"];
+  std::string on_type = "embedded", on_path = ".stratalake/online";
+  if (on && on.IsScalar()) {
+    ARROW_ASSIGN_OR_RAISE(on_type, scalar(on, "online_store", "embedded"));
+  } else if (on && on.IsMap()) {
+    ARROW_ASSIGN_OR_RAISE(on_type, scalar(on["type"], "online_store.type", "embedded"));
+    ARROW_ASSIGN_OR_RAISE(on_path, scalar(on["path"] ? on["path"] : on["url"], "online_store.path",
+                                          on_type == "redis" ? "redis://127.0.0.1:6379" : on_path));
+  }
+  if (on_type != "embedded" && on_type != "redis") {
+    return DefError(where(on) + ": unknown online_store type '" + on_type +
+                    "' (use embedded or redis)");
+  }
+  c.online_store_type = on_type;
+  c.online_store = on_type == "embedded" ? Resolve(c.root, on_path) : on_path;
+
+  ARROW_ASSIGN_OR_RAISE(std::string reg,
+                        scalar(doc["registry"], "registry", ".stratalake/registry.db"));
+  if (const char* env = std::getenv("STRATALAKE_REGISTRY"); env && *env) reg = env;
+  c.registry = reg.rfind("postgres", 0) == 0
+                   ? reg
+                   : Resolve(c.root, reg.rfind("sqlite://", 0) == 0 ? reg.substr(9) : reg);
+
+  ARROW_ASSIGN_OR_RAISE(std::string compat,
+                        scalar(doc["compatibility"], "compatibility", "backward"));
+  auto policy = registry::ParseCompatibilityPolicy(compat);
+  if (!policy.ok()) return DefError(where(doc["compatibility"]) + ": " + policy.status().message());
+  c.compatibility = *policy;
+
+  YAML::Node defaults = doc["defaults"];
+  if (defaults && defaults.IsMap()) {
+    ARROW_ASSIGN_OR_RAISE(c.default_timestamp_field,
+                          scalar(defaults["timestamp_field"], "defaults.timestamp_field", ""));
+  }
+
+  YAML::Node defs = doc["definitions"];
+  std::vector<std::string> paths;
+  if (!defs || defs.IsNull()) {
+    paths.push_back("definitions");
+  } else if (defs.IsScalar()) {
+    paths.push_back(defs.Scalar());
+  } else if (defs.IsSequence()) {
+    for (const auto& d : defs) paths.push_back(d.as<std::string>());
+  } else {
+    return DefError(where(defs) + ": 'definitions' must be a folder or a list of folders/files");
+  }
+  for (const auto& p : paths) c.definitions.push_back(Resolve(c.root, p));
+  return c;
+}
+
+arrow::Result<std::unique_ptr<FeatureRepository>> FeatureRepository::Open(const std::string& dir) {
+  ARROW_ASSIGN_OR_RAISE(auto config, LoadRepoConfig(dir));
+  return std::unique_ptr<FeatureRepository>(new FeatureRepository(std::move(config)));
+}
+
+arrow::Result<registry::Definitions> FeatureRepository::LoadDefinitions() const {
+  std::vector<std::string> files;
+  std::error_code ec;
+  for (const auto& p : config_.definitions) {
+    if (fs::is_directory(p, ec)) {
+      for (auto it = fs::recursive_directory_iterator(p, ec);
+           it != fs::recursive_directory_iterator(); ++it) {
+        auto ext = it->path().extension().string();
+        if (it->is_regular_file() && (ext == ".yaml" || ext == ".yml")) {
+          files.push_back(it->path().string());
+        }
+      }
+    } else if (fs::is_regular_file(p, ec)) {
+      files.push_back(p);
+    } else {
+      return DefError("definitions path " + p + " (from " + kConfigFile +
+                      ") does not exist; create it or fix 'definitions'");
+    }
+  }
+  std::sort(files.begin(), files.end());
+  registry::Definitions defs;
+  std::vector<std::string> problems;
+  for (const auto& f : files) {
+    std::string rel = fs::path(f).lexically_relative(config_.root).string();
+    registry::ParseDefinitionsYaml(ReadFileText(f), rel, &defs, &problems);
+  }
+  if (!problems.empty()) {
+    std::string msg = std::to_string(problems.size()) +
+                      (problems.size() == 1 ? " problem" : " problems") +
+                      " in the feature definitions";
+    for (const auto& p : problems) msg += "\n  " + p;
+    return DefError(msg);
+  }
+  return defs;
+}
+
+registry::ValidationOptions FeatureRepository::validation_options() const {
+  registry::ValidationOptions o;
+  o.default_timestamp_field = config_.default_timestamp_field;
+  o.resolve_schema = [this](const registry::Source& s) { return SourceSchema(s); };
+  return o;
+}
+
+arrow::Result<registry::Definitions> FeatureRepository::LoadValidatedDefinitions() const {
+  ARROW_ASSIGN_OR_RAISE(auto defs, LoadDefinitions());
+  ARROW_RETURN_NOT_OK(registry::Validate(defs, validation_options()));
+  return defs;
+}
+
+arrow::Result<std::shared_ptr<registry::Registry>> FeatureRepository::registry() const {
+  if (!registry_) {
+    ARROW_ASSIGN_OR_RAISE(auto r, registry::Registry::Open(config_.registry));
+    registry_ = std::move(r);
+  }
+  return registry_;
+}
+
+std::string FeatureRepository::TableUri(const std::string& path) const {
+  if (path.empty() || IsUri(path) || path[0] == '/') return path;
+  std::string root = config_.offline_store;
+  while (!root.empty() && root.back() == '/') root.pop_back();
+  return root + "/" + path;
+}
+
+namespace {
+
+std::shared_ptr<arrow::Schema> ApplyMapping(const std::shared_ptr<arrow::Schema>& schema,
+                                            const std::map<std::string, std::string>& mapping) {
+  if (mapping.empty()) return schema;
+  arrow::FieldVector fields;
+  for (const auto& f : schema->fields()) {
+    auto it = mapping.find(f->name());
+    fields.push_back(it == mapping.end() ? f : f->WithName(it->second));
+  }
+  return arrow::schema(fields);
+}
+
+arrow::Result<std::shared_ptr<arrow::Schema>> ParquetSchema(const std::string& uri) {
+  std::string path;
+  ARROW_ASSIGN_OR_RAISE(auto filesystem, arrow::fs::FileSystemFromUriOrPath(uri, &path));
+  ARROW_ASSIGN_OR_RAISE(auto info, filesystem->GetFileInfo(path));
+  std::string file = path;
+  if (info.type() == arrow::fs::FileType::NotFound) return nullptr;
+  if (info.type() == arrow::fs::FileType::Directory) {
+    arrow::fs::FileSelector sel;
+    sel.base_dir = path;
+    sel.recursive = true;
+    ARROW_ASSIGN_OR_RAISE(auto infos, filesystem->GetFileInfo(sel));
+    file.clear();
+    std::sort(infos.begin(), infos.end(),
+              [](const auto& a, const auto& b) { return a.path() < b.path(); });
+    for (const auto& i : infos) {
+      if (i.IsFile() && i.extension() == "parquet") {
+        file = i.path();
+        break;
+      }
+    }
+    if (file.empty()) return nullptr;
+  }
+  ARROW_ASSIGN_OR_RAISE(auto input, filesystem->OpenInputFile(file));
+  ARROW_ASSIGN_OR_RAISE(auto reader, parquet::arrow::OpenFile(input, arrow::default_memory_pool()));
+  std::shared_ptr<arrow::Schema> schema;
+  ARROW_RETURN_NOT_OK(reader->GetSchema(&schema));
+  return schema;
+}
+
+arrow::Result<std::shared_ptr<arrow::Schema>> DeclaredSchema(const registry::Source& s) {
+  arrow::FieldVector fields;
+  for (const auto& f : s.schema) fields.push_back(arrow::field(f.name, f.type, f.nullable));
+  return arrow::schema(fields);
+}
+
+}  // namespace
+
+arrow::Result<std::shared_ptr<arrow::Schema>> FeatureRepository::SourceSchema(
+    const registry::Source& source) const {
+  std::shared_ptr<arrow::Schema> schema;
+  if (!source.schema.empty()) {
+    ARROW_ASSIGN_OR_RAISE(schema, DeclaredSchema(source));
+  } else if (source.type == registry::SourceType::kParquet) {
+    ARROW_ASSIGN_OR_RAISE(schema, ParquetSchema(TableUri(source.path)));
+  } else {
+    ARROW_ASSIGN_OR_RAISE(auto table, delta::DeltaTable::ForPath(TableUri(source.path)));
+    auto snap = table->Latest();
+    if (!snap.ok()) {
+      if (HasErrorKind(snap.status(), ErrorKind::kTableNotFound)) return nullptr;
+      return snap.status();
+    }
+    schema = (*snap)->schema();
+  }
+  if (!schema) return schema;
+  return ApplyMapping(schema, source.field_mapping);
+}
+
+arrow::Result<IngestTarget> FeatureRepository::IngestTargetFor(
+    const registry::Source& source) const {
+  if (source.type == registry::SourceType::kParquet) {
+    return MakeError(arrow::StatusCode::Invalid, ErrorKind::kOperationNotAllowed,
+                     "source '" + source.name +
+                         "' reads Parquet files in place; ingest into a Delta source instead");
+  }
+  IngestTarget t;
+  t.name = source.name;
+  t.table_uri = TableUri(source.path);
+  if (!source.schema.empty()) {
+    ARROW_ASSIGN_OR_RAISE(t.schema, DeclaredSchema(source));
+  }
+  for (const auto& c : source.checks) {
+    t.checks.push_back(c.expression);
+    t.check_names.push_back(c.name);
+  }
+  t.partition_by = source.partition_by;
+  t.quarantine_uri = TableUri("quarantine/" + source.name);
+  return t;
+}
+
+arrow::Result<std::vector<TableInfo>> FeatureRepository::ListTables() const {
+  std::string base;
+  ARROW_ASSIGN_OR_RAISE(auto filesystem,
+                        arrow::fs::FileSystemFromUriOrPath(config_.offline_store, &base));
+  std::vector<TableInfo> out;
+  for (const char* layer : {"bronze", "silver", "gold", "datasets", "quarantine"}) {
+    arrow::fs::FileSelector sel;
+    sel.base_dir = base + "/" + layer;
+    sel.allow_not_found = true;
+    sel.recursive = true;
+    sel.max_recursion = 4;
+    ARROW_ASSIGN_OR_RAISE(auto infos, filesystem->GetFileInfo(sel));
+    for (const auto& info : infos) {
+      if (!info.IsDirectory() || info.base_name() != "_delta_log") continue;
+      std::string dir = info.dir_name();
+      TableInfo t;
+      t.name = dir.substr(base.size() + 1);
+      t.uri = TableUri(t.name);
+      ARROW_ASSIGN_OR_RAISE(auto table, delta::DeltaTable::ForPath(t.uri));
+      auto snap = table->Latest();
+      if (!snap.ok()) {
+        if (HasErrorKind(snap.status(), ErrorKind::kTableNotFound)) continue;  // empty log
+        return snap.status();
+      }
+      t.version = (*snap)->version();
+      t.rows = (*snap)->NumRecords();
+      t.bytes = (*snap)->SizeInBytes();
+      t.files = static_cast<int64_t>((*snap)->files().size());
+      t.last_commit_ms = (*snap)->timestamp_ms();
+      ARROW_ASSIGN_OR_RAISE(auto history, table->History(1));
+      if (!history.empty()) t.last_operation = history[0].operation;
+      out.push_back(std::move(t));
+    }
+  }
+  std::sort(out.begin(), out.end(), [](const auto& a, const auto& b) { return a.name < b.name; });
+  return out;
+}
+
+}  // namespace stratalake::repo
