@@ -1,7 +1,11 @@
 #!/usr/bin/env bash
 # The end-to-end demo on the embedded default (a local folder, no servers):
-# create, write, update, merge, time-travel, optimize and vacuum a Delta table,
-# then show that delta-rs (the `deltalake` package) reads the same rows.
+#  1. a feature repository: `stratalake init` in a temporary folder, apply the
+#     definitions to the registry, ingest the sample data into bronze/silver/gold
+#     Delta tables (quarantining malformed rows), edit a definition, plan, apply,
+#     and look at both registry versions;
+#  2. the Delta engine: create, write, update, merge, time-travel, optimize and
+#     vacuum a table, then show that delta-rs (the `deltalake` package) reads it.
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
@@ -10,6 +14,35 @@ work="$root/demo-data"
 rm -rf "$work" && mkdir -p "$work"
 table="$work/orders"
 step() { printf '\n\033[1m== %s\033[0m\n$ %s\n' "$1" "${*:2}"; "${@:2}"; }
+
+printf '\n\033[1m######## Part 1: a feature repository ########\033[0m\n'
+repo="$(mktemp -d)/shop"
+step "create a feature repository with generated e-commerce sample data" "$S" init "$repo"
+cd "$repo"
+step "its configuration" cat stratalake.yaml
+step "validate the definitions and see what apply would register" "$S" plan
+step "apply: one atomic registry version" "$S" apply --message "initial definitions"
+step "ingest customers (CSV) into bronze, typed by the declared schema" "$S" ingest customers data/customers.csv
+step "ingest orders (CSV, with late-arriving and corrected rows)" "$S" ingest orders data/orders.csv
+step "clicks (JSON lines) hold 4 malformed rows: the load is refused, nothing is written" \
+  bash -c "'$S' ingest clicks data/clicks.jsonl || true"
+step "with --quarantine the good rows load and the bad ones go to a quarantine table" \
+  "$S" ingest clicks data/clicks.jsonl --quarantine
+step "ingest the daily feature aggregates (Parquet) into gold" "$S" ingest customer_daily_stats data/customer_daily_stats.parquet
+step "ingest the churn labels (Parquet) into silver" "$S" ingest churn_labels data/churn_labels.parquet
+step "the offline store's tables" "$S" tables
+step "the registered feature views" "$S" feature-views list
+step "edit a definition: customer_stats ttl 2d -> 3d" sed -i 's/    ttl: 2d/    ttl: 3d/' definitions/feature_views.yaml
+step "plan shows the change field by field" "$S" plan
+step "apply it as registry version 2" "$S" apply --message "customer_stats: ttl 3d"
+step "registry history" "$S" registry history
+step "customer_stats as registry version 1 knew it" "$S" feature-views describe customer_stats --registry-version 1
+step "removing a feature breaks the backward-compatibility policy: apply refuses" \
+  bash -c "sed -i '/spend_7d/d' definitions/feature_views.yaml && ('$S' apply || true)"
+cd "$root"
+printf '\nFeature repository left at %s\n' "$repo"
+
+printf '\n\033[1m######## Part 2: the Delta engine ########\033[0m\n'
 
 .venv/bin/python - "$work" <<'PY'
 import sys, pyarrow as pa, pyarrow.parquet as pq, datetime as dt

@@ -385,6 +385,40 @@ TEST_F(IngestTest, CsvRecordWithTheWrongNumberOfFieldsRejectsOneRow) {
             (std::vector<std::string>{"a", "x,y"}));
 }
 
+TEST_F(IngestTest, CsvWithByteOrderMarkAndCrLfLineEnds) {
+  // Lines: 1 header, 2 row, 3 blank, 4-5 one record, 6 too many fields, 7 too few
+  // (the last record, without a line break).
+  auto csv = Write("crlf.csv", "\xEF\xBB\xBFid,note\r\n1,a\r\n\r\n2,\"x\r\ny\"\r\n3,b,c\r\n4");
+  ASSERT_OK_AND_ASSIGN(auto report, Ingest(Target(), {csv}, Options(true)));
+  EXPECT_EQ(report.rows_read, 4);
+  EXPECT_EQ(report.rows_written, 2);
+  ASSERT_EQ(report.examples.size(), 2u);
+  EXPECT_EQ(report.examples[0].line, 6);
+  EXPECT_EQ(report.examples[0].reason, "expected 2 fields, found 3");
+  EXPECT_EQ(report.examples[1].line, 7);
+  EXPECT_EQ(report.examples[1].reason, "expected 2 fields, found 1");
+  EXPECT_EQ(Strings(Read(Target().table_uri, "id"), "note"),
+            (std::vector<std::string>{"a", "x\r\ny"}));
+}
+
+TEST_F(IngestTest, TextThatIsNotUtf8RejectsOneRow) {
+  auto csv = Write("a.csv", "id,note\n1,\xff\xfe\n2,ok\n");
+  auto json = Write("b.jsonl", "{\"id\": 3, \"note\": \"\xff\"}\n{\"id\": 4}\n");
+  ASSERT_OK_AND_ASSIGN(auto report, Ingest(Target(), {csv, json}, Options(true)));
+  EXPECT_EQ(report.rows_read, 4);
+  EXPECT_EQ(report.rows_written, 2);
+  EXPECT_EQ(report.reason_counts,
+            (std::map<std::string, int64_t>{{"column note is not valid UTF-8", 1},
+                                            {"not valid JSON", 1}}));
+  auto q = Read(Target().quarantine_uri, "_source_file");
+  // Messages and the quarantine stay valid UTF-8.
+  EXPECT_EQ(Strings(q, "_reason"),
+            (std::vector<std::string>{"column note is not valid UTF-8 (?"
+                                      "?)",
+                                      "not valid JSON ({\"id\": 3, \"note\": \"?\"})"}));
+  EXPECT_EQ(Strings(Read(Target().table_uri, "id"), "id"), (std::vector<std::string>{"2", "4"}));
+}
+
 TEST_F(IngestTest, NullInNotNullColumnIsRejected) {
   auto csv = Write("a.csv", "id,note\n,first\n2,second\nNA,third\n");
   auto json = Write("b.jsonl", "{\"note\": \"no id\"}\n{\"id\": null}\n{\"id\": 7}\n");
@@ -653,9 +687,10 @@ TEST_F(IngestTest, EmptyFilesLoadNothing) {
   ASSERT_OK(Ingest(Target(), {Write("a.csv", "id,note\n1,a\n")}, Options()).status());
   auto empty_csv = Write("empty.csv", "");
   auto header_only = Write("header.csv", "id,note\n");
+  auto blank_csv = Write("blank.csv", "\n\r\n");
   auto empty_json = Write("empty.jsonl", "\n\n");
-  ASSERT_OK_AND_ASSIGN(auto report,
-                       Ingest(Target(), {empty_csv, header_only, empty_json}, Options()));
+  ASSERT_OK_AND_ASSIGN(
+      auto report, Ingest(Target(), {empty_csv, header_only, blank_csv, empty_json}, Options()));
   EXPECT_EQ(report.rows_read, 0);
   EXPECT_EQ(report.rows_written, 0);
   EXPECT_EQ(report.version, -1);
@@ -727,29 +762,5 @@ TEST_F(IngestTest, ReportToStringSummarizes) {
                                    csv + ":3 column id: 'bad' is not a valid int64\n");
 }
 
-}  // namespace
-}  // namespace stratalake
-namespace stratalake {
-namespace {
-TEST_F(IngestTest, ScratchEdgeCases) {
-  auto csv = Write("bom.csv", "\xEF\xBB\xBFid,note\r\n1,a\r\n\r\n2,\"x\r\ny\"\r\n3,b,c\r\n4");
-  auto r = Ingest(Target(), {csv}, Options(true));
-  ASSERT_TRUE(r.ok()) << r.status().ToString();
-  std::cout << r->ToString();
-  auto blank = Write("blank.csv", "\n\n");
-  auto r2 = Ingest(Target(), {blank}, Options(true));
-  std::cout << (r2.ok() ? r2->ToString() : r2.status().ToString()) << "\n";
-  auto badutf = Write("bad.jsonl", "{\"id\": 9, \"note\": \"\xff\xfe\"}\n{\"id\": 10}\n");
-  auto r3 = Ingest(Target(), {badutf}, Options(true));
-  std::cout << (r3.ok() ? r3->ToString() : r3.status().ToString()) << "\n";
-  auto badcsv = Write("bad.csv", "id,note\n11,\xff\xfe\n");
-  auto r4 = Ingest(Target(), {badcsv}, Options(true));
-  std::cout << (r4.ok() ? r4->ToString() : r4.status().ToString()) << "\n";
-  auto unterminated = Write("unterminated.csv", "id,note\n12,\"abc\n13,x\n");
-  auto r5 = Ingest(Target(), {unterminated}, Options(true));
-  std::cout << (r5.ok() ? r5->ToString() : r5.status().ToString()) << "\n";
-  std::cout << testing::SortedRows(Read(Target().table_uri))[0] << "\n";
-  for (auto& s : SortedRows(Read(Target().table_uri))) std::cout << s << "\n";
-}
 }  // namespace
 }  // namespace stratalake

@@ -7,8 +7,10 @@
 #include <utility>
 
 #include <arrow/api.h>
+#include <arrow/compute/api.h>
 #include <arrow/csv/api.h>
 #include <arrow/io/interfaces.h>
+#include <arrow/util/utf8.h>
 #include <parquet/arrow/reader.h>
 #include <parquet/properties.h>
 #include <rapidjson/document.h>
@@ -206,7 +208,8 @@ class CsvReader : public RawReader {
                                                    read_options, parse_options, convert_options));
       names = names_reader->schema()->field_names();
     }
-    for (const auto& n : names) convert_options.column_types[n] = arrow::utf8();
+    // Bytes, checked for UTF-8 in Next, so that broken text rejects a row, not the file.
+    for (const auto& n : names) convert_options.column_types[n] = arrow::binary();
     convert_options.strings_can_be_null = false;
     ARROW_ASSIGN_OR_RAISE(auto input, file.fs->OpenInputStream(file.path));
     ARROW_ASSIGN_OR_RAISE(auto reader, arrow::csv::StreamingReader::Make(
@@ -227,12 +230,67 @@ class CsvReader : public RawReader {
       return out;
     }
     ARROW_RETURN_NOT_OK(scanner_->Take(batch->num_rows(), &out.lines, &out.unreadable));
-    out.rows = std::move(batch);
+    ARROW_ASSIGN_OR_RAISE(out.rows, ToText(batch, &out.lines, &out.unreadable));
     return out;
   }
 
  private:
   CsvReader() = default;
+
+  // The batch's byte columns as utf8. Rows holding a value that is not valid UTF-8
+  // are left out (and their `lines`) and reported in `unreadable`.
+  static arrow::Result<std::shared_ptr<arrow::RecordBatch>> ToText(
+      const std::shared_ptr<arrow::RecordBatch>& batch, std::vector<int64_t>* lines,
+      std::vector<UnreadableRow>* unreadable) {
+    const int64_t n = batch->num_rows();
+    arrow::FieldVector fields;
+    arrow::ArrayVector columns;
+    std::vector<UnreadableRow> broken;  // per row; reason empty when the row is fine
+    for (int c = 0; c < batch->num_columns(); ++c) {
+      const auto& name = batch->schema()->field(c)->name();
+      fields.push_back(arrow::field(name, arrow::utf8()));
+      auto text = arrow::compute::Cast(*batch->column(c), arrow::utf8());
+      if (text.ok()) {
+        columns.push_back(*text);
+        continue;
+      }
+      arrow::util::InitializeUTF8();
+      const auto& bytes = static_cast<const arrow::BinaryArray&>(*batch->column(c));
+      arrow::StringBuilder b;
+      broken.resize(n);
+      for (int64_t i = 0; i < n; ++i) {
+        std::string_view v = bytes.GetView(i);
+        if (arrow::util::ValidateUTF8(v)) {
+          ARROW_RETURN_NOT_OK(b.Append(v));
+          continue;
+        }
+        ARROW_RETURN_NOT_OK(b.AppendEmptyValue());
+        if (broken[i].reason.empty()) {
+          broken[i] = {(*lines)[i], Abbreviate(v), "column " + name + " is not valid UTF-8"};
+        }
+      }
+      ARROW_ASSIGN_OR_RAISE(auto array, b.Finish());
+      columns.push_back(std::move(array));
+    }
+    auto text = arrow::RecordBatch::Make(arrow::schema(fields), n, columns);
+    if (broken.empty()) return text;
+    arrow::BooleanBuilder keep;
+    std::vector<int64_t> kept_lines;
+    for (int64_t i = 0; i < n; ++i) {
+      bool ok = broken[i].reason.empty();
+      ARROW_RETURN_NOT_OK(keep.Append(ok));
+      if (ok) {
+        kept_lines.push_back((*lines)[i]);
+      } else {
+        unreadable->push_back(std::move(broken[i]));
+      }
+    }
+    *lines = std::move(kept_lines);
+    ARROW_ASSIGN_OR_RAISE(auto mask, keep.Finish());
+    ARROW_ASSIGN_OR_RAISE(auto kept, arrow::compute::Filter(text, mask));
+    return kept.record_batch();
+  }
+
   std::shared_ptr<arrow::csv::StreamingReader> reader_;
   std::unique_ptr<CsvRecordScanner> scanner_;
 };

@@ -120,13 +120,15 @@ std::string ElidePassword(const std::string& url) {
         if (amp == std::string::npos) amp = query.size();
         std::string param = query.substr(pos, amp - pos);
         if (!param.empty() && !StartsWith(param, "password=") && param != "password") {
-          kept += (kept.empty() ? "" : "&") + param;
+          if (!kept.empty()) kept += '&';
+          kept += param;
         }
         pos = amp + 1;
       }
-      rest = rest.substr(0, q) + (kept.empty() ? "" : "?" + kept);
+      rest.resize(q);
+      if (!kept.empty()) rest.append("?").append(kept);
     }
-    return std::string(scheme) + authority + rest;
+    return std::string(scheme).append(authority).append(rest);
   }
   static const std::regex kPasswordParam(R"((^|\s)password\s*=\s*('([^'\\]|\\.)*'|\S*))");
   return std::regex_replace(url, kPasswordParam, "$1password=***");

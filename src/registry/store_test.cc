@@ -68,6 +68,7 @@ VersionRecord Rec(std::string author, std::string message, int64_t at_ms, int32_
 // "kind/name@object_version:registry_version[:deleted]=spec", for exact comparison.
 std::vector<std::string> Rows(const std::vector<StoredObject>& objects) {
   std::vector<std::string> out;
+  out.reserve(objects.size());
   for (const auto& o : objects) {
     out.push_back(o.kind + "/" + o.name + "@" + std::to_string(o.object_version) + ":" +
                   std::to_string(o.registry_version) + (o.deleted ? ":deleted" : "") + "=" +
@@ -323,6 +324,7 @@ TEST_P(RegistryStoreTest, OrdersByKindThenNameBytewise) {
                 .status());
   ASSERT_OK_AND_ASSIGN(auto objects, store->ObjectsAt(1));
   std::vector<std::string> names;
+  names.reserve(objects.size());
   for (const auto& o : objects) names.push_back(o.kind + "/" + o.name);
   EXPECT_EQ(names, (std::vector<std::string>{"entity/z", "source/B", "source/a", "source/a_b",
                                              "source/ab"}));
@@ -426,6 +428,7 @@ TEST_P(RegistryStoreTest, ConcurrentOpensOfAFreshRegistry) {
   std::latch start(kThreads);
   std::vector<arrow::Status> results(kThreads);
   std::vector<std::thread> threads;
+  threads.reserve(kThreads);
   for (int i = 0; i < kThreads; ++i) {
     threads.emplace_back([&, i] {
       start.arrive_and_wait();
@@ -450,6 +453,8 @@ TEST_P(RegistryStoreTest, ConcurrentCommitsFromOneBaseHaveOneWinner) {
     std::latch start(kThreads);
     std::vector<arrow::Status> results(kThreads);
     std::vector<std::thread> threads;
+    threads.reserve(kThreads);
+    threads.reserve(kThreads);
     for (int i = 0; i < kThreads; ++i) {
       threads.emplace_back([&, i] {
         std::string name = "r" + std::to_string(round) + "t" + std::to_string(i);
