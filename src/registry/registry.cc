@@ -177,6 +177,48 @@ std::string KeySignature(const Entity& e) {
   return sig;
 }
 
+// The "features[amount]" part of "features[amount].type", or "" when the path
+// is not inside a named list element.
+std::string ElementOf(const std::string& path) {
+  auto close = path.find(']');
+  if (close == std::string::npos || path.find('[') == std::string::npos) return "";
+  return path.substr(0, close + 1);
+}
+
+// Turns the field changes of an element that was wholly added or removed (a
+// feature, a column) into one change "features[amount]: float64".
+std::vector<FieldChange> CollapseElements(std::vector<FieldChange> fields,
+                                          const std::map<std::string, std::string>& before,
+                                          const std::map<std::string, std::string>& after) {
+  auto present = [](const std::map<std::string, std::string>& m, const std::string& elem) {
+    auto it = m.lower_bound(elem);
+    return it != m.end() && it->first.compare(0, elem.size(), elem) == 0;
+  };
+  auto summary = [](const std::map<std::string, std::string>& m, const std::string& elem) {
+    auto it = m.find(elem + ".type");
+    if (it != m.end()) return it->second;
+    it = m.find(elem + ".view");
+    return it != m.end() ? it->second : std::string();
+  };
+  std::vector<FieldChange> out;
+  std::set<std::string> done;
+  for (auto& f : fields) {
+    std::string elem = ElementOf(f.path);
+    bool whole = !elem.empty() && (present(before, elem) != present(after, elem));
+    if (!whole) {
+      out.push_back(std::move(f));
+      continue;
+    }
+    if (!done.insert(elem).second) continue;
+    if (present(after, elem)) {
+      out.push_back({elem, std::nullopt, summary(after, elem)});
+    } else {
+      out.push_back({elem, summary(before, elem), std::nullopt});
+    }
+  }
+  return out;
+}
+
 // Emits changes for one kind of object.
 template <typename T>
 void DiffKind(ObjectKind kind, const std::vector<T>& before, const std::vector<T>& after,
@@ -213,6 +255,7 @@ void DiffKind(ObjectKind kind, const std::vector<T>& before, const std::vector<T
       if (ib != b.end()) vb = ib->second;
       if (va != vb) c.fields.push_back({p, va, vb});
     }
+    c.fields = CollapseElements(std::move(c.fields), a, b);
     plan->changes.push_back(std::move(c));
   }
   for (const auto& o : before) {

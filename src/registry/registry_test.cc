@@ -434,6 +434,12 @@ const std::string kAdded =
 
 TEST(Compatibility, BackwardRefusesRemovalAndNarrowingAllowsWidening) {
   auto removed = PlanBetween(kBase, kRemoved, CompatibilityPolicy::kBackward);
+  // The view loses a feature (one field change for the whole element); the service an entry.
+  ASSERT_EQ(removed.changes.size(), 2u);
+  ASSERT_EQ(removed.changes[0].fields.size(), 1u);
+  EXPECT_EQ(removed.changes[0].fields[0].path, "features[status]");
+  EXPECT_EQ(*removed.changes[0].fields[0].before, "string");
+  EXPECT_FALSE(removed.changes[0].fields[0].after.has_value());
   ASSERT_EQ(removed.incompatibilities.size(), 1u);
   EXPECT_EQ(removed.incompatibilities[0],
             "feature view 'stats' (defs.yaml:15:5): removing feature 'status' is not allowed under "
