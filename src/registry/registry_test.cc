@@ -1,5 +1,6 @@
 // Tests of definition parsing, validation (one test per message), the
 // compatibility policy, plans and the versioned registry over SQLite.
+#include <algorithm>
 #include <filesystem>
 #include <fstream>
 #include <thread>
@@ -596,37 +597,55 @@ TEST(Registry, ApplyVersionsAndHistory) {
                            ErrorKind::kObjectNotFound));
 }
 
-TEST(Registry, ConcurrentApplyFromSameBase) {
+TEST(Registry, ConcurrentApplyNeverLosesAnUpdate) {
   TempDir dir;
   auto a = *Registry::Open(dir.Join("r.db"));
   auto b = *Registry::Open(dir.Join("r.db"));
   ASSERT_OK(a->Apply(ParseOk(kBase), CompatibilityPolicy::kBackward, "a", "").status());
-  // Two processes race with different changes: exactly one wins.
-  std::string va = Replace(kBase, "ttl: 7d", "ttl: 1d");
-  std::string vb = Replace(kBase, "ttl: 7d", "ttl: 2d");
-  std::vector<arrow::Result<ApplyResult>> results(2, arrow::Status::UnknownError("not run"));
-  std::thread ta(
-      [&] { results[0] = a->Apply(ParseOk(va), CompatibilityPolicy::kBackward, "a", ""); });
-  std::thread tb(
-      [&] { results[1] = b->Apply(ParseOk(vb), CompatibilityPolicy::kBackward, "b", ""); });
-  ta.join();
-  tb.join();
-  int ok = 0, conflicts = 0;
-  for (auto& r : results) {
-    if (r.ok()) {
-      ++ok;
-      EXPECT_EQ(r->version, 2);
-    } else {
-      EXPECT_TRUE(HasErrorKind(r.status(), ErrorKind::kRegistryConflict)) << r.status().ToString();
-      ++conflicts;
+  // Two processes apply different changes at once. Either they race from the
+  // same base (one commits, the other fails cleanly with a conflict), or one
+  // starts after the other committed (it re-plans and commits on top). Never
+  // do both commit from the same base, and every committed change stays in
+  // the history.
+  for (int round = 0; round < 20; ++round) {
+    ASSERT_OK_AND_ASSIGN(int64_t base, a->HeadVersion());
+    std::string va = Replace(kBase, "ttl: 7d", "ttl: " + std::to_string(2 * round + 10) + "d");
+    std::string vb = Replace(kBase, "ttl: 7d", "ttl: " + std::to_string(2 * round + 11) + "d");
+    std::vector<arrow::Result<ApplyResult>> results(2, arrow::Status::UnknownError("not run"));
+    std::thread ta(
+        [&] { results[0] = a->Apply(ParseOk(va), CompatibilityPolicy::kBackward, "a", ""); });
+    std::thread tb(
+        [&] { results[1] = b->Apply(ParseOk(vb), CompatibilityPolicy::kBackward, "b", ""); });
+    ta.join();
+    tb.join();
+    std::vector<int64_t> committed;
+    for (auto& r : results) {
+      if (r.ok()) {
+        EXPECT_TRUE(r->changed);
+        committed.push_back(r->version);
+      } else {
+        EXPECT_TRUE(HasErrorKind(r.status(), ErrorKind::kRegistryConflict))
+            << r.status().ToString();
+      }
     }
+    std::sort(committed.begin(), committed.end());
+    ASSERT_OK_AND_ASSIGN(int64_t head, a->HeadVersion());
+    if (committed.size() == 1) {
+      EXPECT_EQ(committed[0], base + 1);
+      EXPECT_EQ(head, base + 1);
+    } else {
+      ASSERT_EQ(committed.size(), 2u);
+      EXPECT_EQ(committed, (std::vector<int64_t>{base + 1, base + 2}));
+      EXPECT_EQ(head, base + 2);
+    }
+    ASSERT_OK_AND_ASSIGN(auto h, a->History(ObjectKind::kFeatureView, "stats"));
+    EXPECT_EQ(h.back().registry_version, head);
   }
-  EXPECT_EQ(ok, 1);
-  EXPECT_EQ(conflicts, 1);
-  EXPECT_EQ(*a->HeadVersion(), 2);
 
-  // Racing with the same change: both succeed, one version.
-  std::string vc = Replace(kBase, "ttl: 7d", "ttl: 9d");
+  // Racing with the same change: both succeed, and only one version is added.
+  ASSERT_OK_AND_ASSIGN(int64_t base, a->HeadVersion());
+  std::string vc = Replace(kBase, "ttl: 7d", "ttl: 99d");
+  std::vector<arrow::Result<ApplyResult>> results(2, arrow::Status::UnknownError("not run"));
   std::thread tc(
       [&] { results[0] = a->Apply(ParseOk(vc), CompatibilityPolicy::kBackward, "a", ""); });
   std::thread td(
@@ -636,7 +655,7 @@ TEST(Registry, ConcurrentApplyFromSameBase) {
   ASSERT_OK(results[0].status());
   ASSERT_OK(results[1].status());
   EXPECT_EQ(results[0]->changed + results[1]->changed, 1);
-  EXPECT_EQ(*a->HeadVersion(), 3);
+  EXPECT_EQ(*a->HeadVersion(), base + 1);
 }
 
 TEST(Registry, CacheReloadsOnlyWhenVersionChanges) {
