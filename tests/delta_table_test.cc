@@ -77,6 +77,17 @@ TEST_F(DeltaTableTest, WriteCreatesTableAndReadsBack) {
   EXPECT_EQ(snap->NumRecords(), 2);
 }
 
+TEST_F(DeltaTableTest, ProjectionInAnotherOrderWithAFilterOnOtherColumns) {
+  // Regression: the filter was evaluated against the projected columns with the
+  // snapshot schema's field positions (a crash or wrong rows).
+  Append(Rows("[1, 2, 3]", R"(["a", "b", "c"])", "[1.5, 2.5, 3.5]", R"(["d1", "d2", "d3"])"));
+  ReadOptions ro;
+  ro.columns = std::vector<std::string>{"day", "name"};
+  ro.filter = "score > 2 AND id < 3";
+  ASSERT_OK_AND_ASSIGN(auto t, table_->Read(ro));
+  EXPECT_EQ(SortedRows(t), (std::vector<std::string>{"d2|b"}));
+}
+
 TEST_F(DeltaTableTest, PartitionedWritePrunesByPartitionAndSkipsByStats) {
   WriteOptions wo;
   wo.partition_by = {"day"};

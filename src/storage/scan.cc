@@ -428,6 +428,14 @@ arrow::Result<std::shared_ptr<arrow::Table>> ReadFiles(
   arrow::FieldVector out_fields;
   for (int i : fields) out_fields.push_back(schema->field(i)->RemoveMetadata());
   auto out_schema = arrow::schema(out_fields);
+  // The filter is bound to the snapshot schema; the rows read have the `needed`
+  // columns in that order, so bind it again to their positions.
+  std::optional<cp::Expression> row_filter;
+  if (filter) {
+    arrow::FieldVector read_fields;
+    for (int i : needed) read_fields.push_back(schema->field(i));
+    ARROW_ASSIGN_OR_RAISE(row_filter, filter->Bind(*arrow::schema(read_fields)));
+  }
 
   const size_t n_threads_wanted = CpuThreads();
   std::vector<arrow::Result<std::shared_ptr<arrow::Table>>> results(
@@ -437,8 +445,8 @@ arrow::Result<std::shared_ptr<arrow::Table>> ReadFiles(
     fo.row_group_filter = filter;
     fo.use_threads = files.size() < n_threads_wanted;
     ARROW_ASSIGN_OR_RAISE(auto t, ReadDataFile(fs, snapshot, files[i], needed, fo));
-    if (filter) {
-      ARROW_ASSIGN_OR_RAISE(auto mask, EvaluatePredicate(*filter, *t));
+    if (row_filter) {
+      ARROW_ASSIGN_OR_RAISE(auto mask, EvaluatePredicate(*row_filter, *t));
       ARROW_ASSIGN_OR_RAISE(auto filtered, cp::Filter(t, mask));
       t = filtered.table();
     }
