@@ -41,6 +41,7 @@ fuzz: bootstrap
 
 bench: build
 	@.venv/bin/python bench/delta_bench.py
+	@.venv/bin/python bench/pit_bench.py $(PIT_BENCH_ARGS)
 
 format:
 	@clang-format -i $$(git ls-files '*.h' '*.cc')

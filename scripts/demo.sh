@@ -3,7 +3,8 @@
 #  1. a feature repository: `stratalake init` in a temporary folder, apply the
 #     definitions to the registry, ingest the sample data into bronze/silver/gold
 #     Delta tables (quarantining malformed rows), edit a definition, plan, apply,
-#     and look at both registry versions;
+#     look at both registry versions, build and save a point-in-time-correct
+#     training set and recreate it exactly after new data arrived;
 #  2. the Delta engine: create, write, update, merge, time-travel, optimize and
 #     vacuum a table, then show that delta-rs (the `deltalake` package) reads it.
 set -euo pipefail
@@ -37,6 +38,16 @@ step "plan shows the change field by field" "$S" plan
 step "apply it as registry version 2" "$S" apply --message "customer_stats: ttl 3d"
 step "registry history" "$S" registry history
 step "customer_stats as registry version 1 knew it" "$S" feature-views describe customer_stats --registry-version 1
+step "a point-in-time-correct training set: churn labels joined with the churn_model features" \
+  "$S" get-historical --entities data/churn_labels.parquet --timestamp-column label_ts \
+  --feature-service churn_model --output train.parquet --save-as churn_train
+step "a few of its rows" "$S" table read lake/datasets/churn_train --limit 5
+step "the saved dataset's manifest pins the registry version and every source's Delta version" \
+  "$S" datasets describe churn_train
+step "new data arrives: the orders are loaded again (a second append to bronze/orders)" \
+  "$S" ingest orders data/orders.csv
+step "recreate the saved dataset: identical to the saved rows despite the new data" \
+  "$S" datasets recreate churn_train
 step "removing a feature breaks the backward-compatibility policy: apply refuses" \
   bash -c "sed -i '/spend_7d/d' definitions/feature_views.yaml && ('$S' apply || true)"
 cd "$root"

@@ -20,6 +20,11 @@
 #include <vector>
 
 #include <arrow/api.h>
+#include <arrow/csv/api.h>
+#include <arrow/io/api.h>
+#include <arrow/util/value_parsing.h>
+#include <parquet/arrow/reader.h>
+#include <parquet/arrow/writer.h>
 #include <rapidjson/document.h>
 #include <rapidjson/stringbuffer.h>
 #include <rapidjson/writer.h>
@@ -28,6 +33,7 @@
 #include "stratalake/ingest.h"
 #include "stratalake/registry.h"
 #include "stratalake/repo.h"
+#include "stratalake/retrieval.h"
 #include "stratalake/status.h"
 
 namespace stratalake::cli {
@@ -92,6 +98,22 @@ const std::map<std::string, CommandHelp> kHelp = {
       "below the offline store, e.g. bronze/raw), converting to the declared schema and "
       "enforcing its checks.",
       "stratalake ingest clicks data/clicks.jsonl --quarantine"}},
+    {"get-historical",
+     {"stratalake get-historical --entities FILE(.parquet|.csv) (--features view:f,view2 | "
+      "--feature-service NAME) [--full-feature-names] [--as-of TS] [--timestamp-column C] "
+      "--output FILE(.parquet|.csv) [--save-as NAME] [--memory-budget BYTES] [--repo DIR] [--json]",
+      "Build a point-in-time-correct training set: for each entity row, the latest feature "
+      "values at or before its timestamp (within each view's TTL), optionally as the offline "
+      "store knew them at --as-of, and optionally saved as a reproducible dataset.",
+      "stratalake get-historical --entities data/churn_labels.parquet --timestamp-column "
+      "label_ts --feature-service churn_model --output train.parquet --save-as churn_2026_08"}},
+    {"datasets",
+     {"stratalake datasets list | describe NAME | recreate NAME [--output FILE] [--repo DIR] "
+      "[--json]",
+      "Saved training datasets: list them, show a manifest (registry version, source Delta "
+      "versions, entity hash), or rebuild one from its pinned versions and compare it with "
+      "the saved rows.",
+      "stratalake datasets recreate churn_2026_08"}},
     {"tables",
      {"stratalake tables [--repo DIR] [--json]",
       "List the Delta tables of the offline store (bronze, silver, gold, datasets, "
@@ -118,7 +140,8 @@ struct Args {
   }
 };
 
-const std::set<std::string> kFlags = {"--json", "--quarantine", "--help", "-h"};
+const std::set<std::string> kFlags = {"--json", "--quarantine", "--full-feature-names", "--help",
+                                      "-h"};
 
 Args Parse(const std::vector<std::string>& argv) {
   Args a;
@@ -221,7 +244,8 @@ void JRaw(JsonWriter& w, const std::string& json) {
 void Emit(const rapidjson::StringBuffer& buf) { std::cout << buf.GetString() << "\n"; }
 
 bool IsEmptyValue(const YAML::Node& v) {
-  return (v.IsScalar() && v.Scalar().empty()) || ((v.IsMap() || v.IsSequence()) && v.size() == 0);
+  return v.IsNull() || (v.IsScalar() && v.Scalar().empty()) ||
+         ((v.IsMap() || v.IsSequence()) && v.size() == 0);
 }
 
 // Emits `n` in block style, leaving out empty strings, maps and lists (defaults).
@@ -958,6 +982,255 @@ arrow::Status CmdTables(const Args& a) {
   return arrow::Status::OK();
 }
 
+// ---- training datasets ----------------------------------------------------------
+
+bool EndsWith(const std::string& s, const std::string& suffix) {
+  return s.size() >= suffix.size() &&
+         s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
+}
+
+arrow::Result<std::shared_ptr<arrow::Table>> ReadTableFile(const std::string& path) {
+  auto opened = arrow::io::ReadableFile::Open(path);
+  if (!opened.ok()) {
+    return MakeError(arrow::StatusCode::IOError, ErrorKind::kObjectNotFound,
+                     "cannot open '" + path + "': " + opened.status().message());
+  }
+  auto file = *opened;
+  if (EndsWith(path, ".parquet")) {
+    ARROW_ASSIGN_OR_RAISE(auto reader,
+                          parquet::arrow::OpenFile(file, arrow::default_memory_pool()));
+    std::shared_ptr<arrow::Table> t;
+    ARROW_RETURN_NOT_OK(reader->ReadTable(&t));
+    return t;
+  }
+  if (EndsWith(path, ".csv")) {
+    auto convert = arrow::csv::ConvertOptions::Defaults();
+    convert.timestamp_parsers = {arrow::TimestampParser::MakeISO8601()};
+    ARROW_ASSIGN_OR_RAISE(
+        auto reader, arrow::csv::TableReader::Make(arrow::io::default_io_context(), file,
+                                                   arrow::csv::ReadOptions::Defaults(),
+                                                   arrow::csv::ParseOptions::Defaults(), convert));
+    return reader->Read();
+  }
+  throw Usage{"'" + path + "' must end in .parquet or .csv"};
+}
+
+arrow::Status WriteTableFile(const arrow::Table& table, const std::string& path) {
+  if (!EndsWith(path, ".parquet") && !EndsWith(path, ".csv")) {
+    throw Usage{"--output '" + path + "' must end in .parquet or .csv"};
+  }
+  ARROW_ASSIGN_OR_RAISE(auto out, arrow::io::FileOutputStream::Open(path));
+  if (EndsWith(path, ".csv")) {
+    ARROW_RETURN_NOT_OK(
+        arrow::csv::WriteCSV(table, arrow::csv::WriteOptions::Defaults(), out.get()));
+  } else {
+    ARROW_RETURN_NOT_OK(
+        parquet::arrow::WriteTable(table, arrow::default_memory_pool(), out, 1 << 20));
+  }
+  return out->Close();
+}
+
+arrow::Result<int64_t> ParseTimeArg(const std::string& text) {
+  arrow::TimestampParser* p = nullptr;
+  auto parser = arrow::TimestampParser::MakeISO8601();
+  p = parser.get();
+  int64_t v = 0;
+  bool zone = false;
+  // Parse at nanosecond precision (any fraction is accepted), keep milliseconds.
+  if ((*p)(text.data(), text.size(), arrow::TimeUnit::NANO, &v, &zone)) {
+    return v >= 0 ? v / 1000000 : -((-v + 999999) / 1000000);
+  }
+  throw Usage{"--as-of '" + text + "' is not an ISO 8601 time (e.g. 2026-08-01T00:00:00Z)"};
+}
+
+void WriteManifestJson(JsonWriter& w, const retrieval::DatasetManifest& m) {
+  w.StartObject();
+  w.Key("name");
+  JStr(w, m.name);
+  w.Key("table");
+  JStr(w, m.table_uri);
+  w.Key("table_version");
+  w.Int64(m.table_version);
+  w.Key("created_at");
+  JStr(w, UtcTime(m.created_at_ms));
+  w.Key("registry_version");
+  w.Int64(m.registry_version);
+  w.Key("feature_service");
+  JStr(w, m.feature_service);
+  w.Key("features");
+  w.StartArray();
+  for (const auto& f : m.feature_refs) JStr(w, f);
+  w.EndArray();
+  w.Key("as_of");
+  m.as_of_ms ? JStr(w, UtcTime(*m.as_of_ms)) : (void)w.Null();
+  w.Key("rows");
+  w.Int64(m.rows);
+  w.Key("entity_hash");
+  JStr(w, m.entity_hash);
+  w.Key("sources");
+  w.StartObject();
+  for (const auto& s : m.sources) {
+    JStr(w, s.source);
+    w.Int64(s.version);
+  }
+  w.EndObject();
+  w.EndObject();
+}
+
+arrow::Status CmdGetHistorical(const Args& a) {
+  Allow(a, {"--entities", "--features", "--feature-service", "--full-feature-names", "--as-of",
+            "--timestamp-column", "--output", "--save-as", "--memory-budget"});
+  if (!a.positional.empty()) throw Usage{"get-historical takes options only"};
+  auto entities = a.Get("--entities");
+  auto output = a.Get("--output");
+  if (!entities) throw Usage{"--entities FILE is required"};
+  if (!output && !a.Get("--save-as")) throw Usage{"--output FILE (or --save-as NAME) is required"};
+  if (a.Get("--features").has_value() == a.Get("--feature-service").has_value()) {
+    throw Usage{"pass exactly one of --features and --feature-service"};
+  }
+  ARROW_ASSIGN_OR_RAISE(auto r, repo::FeatureRepository::Open(RepoDir(a)));
+  retrieval::HistoricalRequest req;
+  ARROW_ASSIGN_OR_RAISE(req.entities, ReadTableFile(*entities));
+  req.timestamp_column = a.Get("--timestamp-column").value_or("");
+  if (auto f = a.Get("--features")) {
+    std::stringstream ss(*f);
+    std::string x;
+    while (std::getline(ss, x, ',')) {
+      if (!x.empty()) req.features.push_back(x);
+    }
+  }
+  req.feature_service = a.Get("--feature-service").value_or("");
+  req.full_feature_names = a.Has("--full-feature-names");
+  if (auto t = a.Get("--as-of")) {
+    ARROW_ASSIGN_OR_RAISE(int64_t ms, ParseTimeArg(*t));
+    req.as_of_ms = ms;
+  }
+  req.memory_budget_bytes = IntOpt(a, "--memory-budget", 0);
+  req.progress = !a.Has("--json");
+  ARROW_ASSIGN_OR_RAISE(auto result, retrieval::GetHistoricalFeatures(*r, req));
+  if (output) ARROW_RETURN_NOT_OK(WriteTableFile(*result.table, *output));
+  std::optional<retrieval::DatasetManifest> saved;
+  if (auto name = a.Get("--save-as")) {
+    ARROW_ASSIGN_OR_RAISE(saved, retrieval::SaveDataset(*r, *name, req, result));
+  }
+  if (a.Has("--json")) {
+    rapidjson::StringBuffer buf;
+    JsonWriter w(buf);
+    w.StartObject();
+    w.Key("rows");
+    w.Int64(result.table->num_rows());
+    w.Key("columns");
+    w.StartArray();
+    for (const auto& n : result.table->schema()->field_names()) JStr(w, n);
+    w.EndArray();
+    w.Key("registry_version");
+    w.Int64(result.registry_version);
+    w.Key("sources");
+    w.StartObject();
+    for (const auto& s : result.sources) {
+      JStr(w, s.source);
+      w.Int64(s.version);
+    }
+    w.EndObject();
+    w.Key("output");
+    output ? JStr(w, *output) : (void)w.Null();
+    w.Key("dataset");
+    if (saved) {
+      WriteManifestJson(w, *saved);
+    } else {
+      w.Null();
+    }
+    w.EndObject();
+    Emit(buf);
+    return arrow::Status::OK();
+  }
+  std::cout << "training set: " << result.table->num_rows() << " rows, "
+            << result.table->num_columns() << " columns (registry version "
+            << result.registry_version << ")\n";
+  for (const auto& s : result.sources) {
+    std::cout << "  source " << s.source << ": Delta version " << s.version << ", " << s.files_read
+              << " of " << s.files_total << " files, " << s.rows_read << " rows read\n";
+  }
+  if (output) std::cout << "written to " << *output << "\n";
+  if (saved) {
+    std::cout << "saved as dataset '" << saved->name << "' (" << saved->table_uri << ")\n";
+  }
+  return arrow::Status::OK();
+}
+
+arrow::Status CmdDatasets(const Args& a) {
+  Allow(a, {"--output"});
+  if (a.positional.empty()) throw Usage{"datasets needs a subcommand: list, describe or recreate"};
+  const std::string& sub = a.positional[0];
+  ARROW_ASSIGN_OR_RAISE(auto r, repo::FeatureRepository::Open(RepoDir(a)));
+  bool json = a.Has("--json");
+  if (sub == "list") {
+    ARROW_ASSIGN_OR_RAISE(auto all, retrieval::ListDatasets(*r));
+    if (json) {
+      rapidjson::StringBuffer buf;
+      JsonWriter w(buf);
+      w.StartArray();
+      for (const auto& m : all) WriteManifestJson(w, m);
+      w.EndArray();
+      Emit(buf);
+      return arrow::Status::OK();
+    }
+    std::vector<std::vector<std::string>> rows;
+    for (const auto& m : all) {
+      rows.push_back({m.name, std::to_string(m.rows), std::to_string(m.registry_version),
+                      m.feature_service.empty()
+                          ? std::to_string(m.feature_refs.size()) + " features"
+                          : m.feature_service,
+                      UtcTime(m.created_at_ms)});
+    }
+    PrintRows({"NAME", "ROWS", "REGISTRY", "FEATURES", "CREATED"}, rows);
+    return arrow::Status::OK();
+  }
+  if (a.positional.size() != 2) throw Usage{"datasets " + sub + " needs a NAME"};
+  const std::string& name = a.positional[1];
+  if (sub == "describe") {
+    ARROW_ASSIGN_OR_RAISE(auto m, retrieval::LoadDatasetManifest(*r, name));
+    rapidjson::StringBuffer buf;
+    JsonWriter w(buf);
+    WriteManifestJson(w, m);
+    if (json) {
+      Emit(buf);
+    } else {
+      std::cout << JsonToYaml(buf.GetString());
+    }
+    return arrow::Status::OK();
+  }
+  if (sub == "recreate") {
+    ARROW_ASSIGN_OR_RAISE(auto rec, retrieval::RecreateDataset(*r, name));
+    if (auto out = a.Get("--output")) ARROW_RETURN_NOT_OK(WriteTableFile(*rec.table, *out));
+    if (json) {
+      rapidjson::StringBuffer buf;
+      JsonWriter w(buf);
+      w.StartObject();
+      w.Key("name");
+      JStr(w, name);
+      w.Key("rows");
+      w.Int64(rec.table->num_rows());
+      w.Key("identical");
+      w.Bool(rec.identical);
+      w.Key("difference");
+      JStr(w, rec.difference);
+      w.EndObject();
+      Emit(buf);
+    } else if (rec.identical) {
+      std::cout << "recreated dataset '" << name << "': " << rec.table->num_rows()
+                << " rows, identical to the saved rows\n";
+    }
+    if (!rec.identical) {
+      return MakeError(
+          arrow::StatusCode::Invalid, ErrorKind::kSchemaMismatch,
+          "recreated dataset '" + name + "' differs from the saved rows: " + rec.difference);
+    }
+    return arrow::Status::OK();
+  }
+  throw Usage{"unknown datasets subcommand '" + sub + "' (use list, describe or recreate)"};
+}
+
 arrow::Status Dispatch(const Args& a) {
   const std::string& c = a.command;
   if (c == "init") return CmdInit(a);
@@ -970,6 +1243,8 @@ arrow::Status Dispatch(const Args& a) {
   if (c == "registry") return CmdRegistry(a);
   if (c == "ingest") return CmdIngest(a);
   if (c == "tables") return CmdTables(a);
+  if (c == "get-historical") return CmdGetHistorical(a);
+  if (c == "datasets") return CmdDatasets(a);
   throw Usage{"unknown command " + c};
 }
 
@@ -979,8 +1254,9 @@ bool IsRepoCommand(const std::string& command) { return kHelp.count(command) > 0
 
 std::string RepoCommandsUsage() {
   std::string out;
-  for (const char* c : {"init", "plan", "apply", "entities", "sources", "feature-views",
-                        "feature-services", "registry", "ingest", "tables"}) {
+  for (const char* c :
+       {"init", "plan", "apply", "entities", "sources", "feature-views", "feature-services",
+        "registry", "ingest", "tables", "get-historical", "datasets"}) {
     out += std::string("  ") + kHelp.at(c).usage + "\n";
   }
   return out;

@@ -1,0 +1,111 @@
+// Point-in-time-correct training data: get_historical_features over a
+// feature repository, and saved datasets that can be recreated exactly.
+//
+// Semantics (docs/training-datasets.md): for every entity row and requested
+// feature view, the feature row with the same join keys whose event time is at
+// or before the entity row's time (and within the view's TTL) — latest event
+// time wins, then latest created time, then the most recently written row.
+// No match gives nulls; entity rows keep their order, duplicates and every
+// column. `as_of` reads every source at its Delta version as of that time, so
+// rows that arrived later (late data, corrections) do not leak in.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <arrow/result.h>
+#include <arrow/type_fwd.h>
+
+#include "stratalake/repo.h"
+
+namespace stratalake::retrieval {
+
+struct HistoricalRequest {
+  std::shared_ptr<arrow::Table> entities;
+  /// The entity table's time column; "" = "event_timestamp".
+  std::string timestamp_column;
+  /// "view:feature" or "view" (every feature of the view); or a feature service.
+  std::vector<std::string> features;
+  std::string feature_service;
+  bool full_feature_names = false;  // name columns view__feature (alias__feature)
+  /// Knowledge time (ms since epoch): read each source at its latest Delta
+  /// version committed at or before it. Default: the latest version.
+  std::optional<int64_t> as_of_ms;
+  /// Registry version to resolve definitions at (default: head).
+  std::optional<int64_t> registry_version;
+  /// Pin sources to exact Delta versions (by source name); used by recreate.
+  std::map<std::string, int64_t> source_versions;
+  int64_t memory_budget_bytes = 0;  // 0 = engine default (a quarter of RAM)
+  bool progress = false;            // progress lines on stderr
+};
+
+struct SourceRead {
+  std::string source;
+  std::string table_uri;
+  int64_t version = -1;  // Delta version read (-1: the table did not exist yet / Parquet files)
+  int64_t files_read = 0;
+  int64_t files_total = 0;
+  int64_t rows_read = 0;
+};
+
+struct HistoricalResult {
+  std::shared_ptr<arrow::Table> table;  // entity columns, then features
+  int64_t registry_version = 0;
+  std::vector<std::string> feature_refs;  // resolved "view:feature", in output order
+  std::vector<SourceRead> sources;
+};
+
+/// Runs the retrieval against `repo`'s registry and offline store.
+arrow::Result<HistoricalResult> GetHistoricalFeatures(const repo::FeatureRepository& repo,
+                                                      const HistoricalRequest& request);
+
+// ---- saved datasets ------------------------------------------------------------
+
+struct DatasetManifest {
+  std::string name;
+  std::string table_uri;       // the saved rows (a Delta table under datasets/)
+  int64_t table_version = -1;  // its Delta version
+  int64_t created_at_ms = 0;
+  int64_t registry_version = 0;
+  std::vector<std::string> feature_refs;
+  std::string feature_service;
+  bool full_feature_names = false;
+  std::optional<int64_t> as_of_ms;
+  std::string timestamp_column;
+  std::vector<std::string> entity_columns;
+  std::string entity_hash;  // content hash of the entity table (hex)
+  int64_t rows = 0;
+  std::vector<SourceRead> sources;
+};
+
+/// Writes `result` to datasets/NAME (a new Delta table; an existing name is an
+/// error) and its manifest to datasets/NAME.manifest.json.
+arrow::Result<DatasetManifest> SaveDataset(const repo::FeatureRepository& repo,
+                                           const std::string& name,
+                                           const HistoricalRequest& request,
+                                           const HistoricalResult& result);
+
+arrow::Result<std::vector<DatasetManifest>> ListDatasets(const repo::FeatureRepository& repo);
+arrow::Result<DatasetManifest> LoadDatasetManifest(const repo::FeatureRepository& repo,
+                                                   const std::string& name);
+
+struct RecreateResult {
+  std::shared_ptr<arrow::Table> table;
+  bool identical = false;  // equal to the saved rows, value for value
+  std::string difference;  // when not identical: the first difference
+};
+
+/// Rebuilds a saved dataset from its manifest: the same entity rows, registry
+/// version and source Delta versions. Fails clearly when a pinned version's
+/// files were removed by VACUUM.
+arrow::Result<RecreateResult> RecreateDataset(const repo::FeatureRepository& repo,
+                                              const std::string& name);
+
+/// A 128-bit content hash (hex) of a table's schema and values; independent of chunking.
+arrow::Result<std::string> ContentHash(const arrow::Table& table);
+
+}  // namespace stratalake::retrieval

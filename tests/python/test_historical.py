@@ -1,0 +1,218 @@
+"""Point-in-time retrieval through the CLI: one readable golden case per rule, knowledge
+time (--as-of), and saved datasets recreated exactly after the sources changed."""
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import subprocess
+import time
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from conftest import BIN
+
+UTC = dt.timezone.utc
+
+
+def T(h: int, m: int = 0, s: int = 0, day: int = 1) -> dt.datetime:
+    return dt.datetime(2026, 6, day, h, m, s, tzinfo=UTC)
+
+
+def sl(*args: str, repo: Path, check: bool = True):
+    proc = subprocess.run([str(BIN), *args, "--repo", str(repo)], capture_output=True, text=True)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"stratalake {' '.join(args)} -> {proc.returncode}\n{proc.stdout}\n{proc.stderr}")
+    return proc
+
+
+CONFIG = "project: golden\noffline_store: lake\nregistry: registry.db\n"
+DEFS = """
+entities:
+  - name: user
+    join_keys: [{name: user_id, type: int64}]
+sources:
+  - name: scores
+    path: bronze/scores
+    timestamp_field: ts
+    created_timestamp_field: created
+    schema:
+      - {name: user_id, type: int64}
+      - {name: ts, type: timestamp}
+      - {name: created, type: timestamp}
+      - {name: score, type: float64}
+  - name: profiles
+    path: silver/profiles
+    timestamp_field: ts
+    schema:
+      - {name: user_id, type: int64}
+      - {name: ts, type: timestamp}
+      - {name: tier, type: string}
+      - {name: score, type: float64}
+feature_views:
+  - name: user_scores
+    entities: [user]
+    source: scores
+    ttl: 1h
+    features: [{name: score, type: float64}]
+  - name: user_profile
+    entities: [user]
+    source: profiles
+    ttl: 0
+    features: [{name: tier, type: string}, {name: score, type: float64}]
+feature_services:
+  - name: model
+    features: [user_scores, "user_profile:tier"]
+"""
+
+
+def write_parquet(path: Path, rows: dict, schema: pa.Schema) -> Path:
+    pq.write_table(pa.table(rows, schema=schema), path)
+    return path
+
+
+SCORES = pa.schema([("user_id", pa.int64()), ("ts", pa.timestamp("us", "UTC")),
+                    ("created", pa.timestamp("us", "UTC")), ("score", pa.float64())])
+PROFILES = pa.schema([("user_id", pa.int64()), ("ts", pa.timestamp("us", "UTC")),
+                      ("tier", pa.string()), ("score", pa.float64())])
+ENTITIES = pa.schema([("user_id", pa.int64()), ("event_timestamp", pa.timestamp("us", "UTC")),
+                      ("label", pa.int64())])
+
+
+@pytest.fixture
+def repo(tmp_path) -> Path:
+    r = tmp_path / "repo"
+    (r / "definitions").mkdir(parents=True)
+    (r / "stratalake.yaml").write_text(CONFIG)
+    (r / "definitions" / "defs.yaml").write_text(DEFS)
+    sl("apply", repo=r)
+    scores = write_parquet(tmp_path / "scores.parquet", {
+        "user_id": [1, 1, 1, 1, 2, 2, 3],
+        "ts": [T(9), T(10), T(10), T(12), T(8), T(9, 30), T(9)],
+        "created": [T(9), T(10, 5), T(10, 1), T(12), T(8), T(9, 30), T(9)],
+        "score": [0.1, 0.3, 0.2, 0.9, 0.5, 0.6, 0.7],
+    }, SCORES)
+    profiles = write_parquet(tmp_path / "profiles.parquet", {
+        "user_id": [1, 2], "ts": [T(1), T(1)], "tier": ["gold", "silver"], "score": [5.0, 6.0],
+    }, PROFILES)
+    sl("ingest", "scores", str(scores), repo=r)
+    sl("ingest", "profiles", str(profiles), repo=r)
+    return r
+
+
+def entities(tmp_path: Path, rows: list[tuple[int, dt.datetime, int]]) -> Path:
+    return write_parquet(tmp_path / f"entities_{len(rows)}_{time.time_ns()}.parquet", {
+        "user_id": [r[0] for r in rows], "event_timestamp": [r[1] for r in rows],
+        "label": [r[2] for r in rows]}, ENTITIES)
+
+
+def historical(repo: Path, ents: Path, *args: str) -> list[dict]:
+    out = ents.with_suffix(".out.parquet")
+    sl("get-historical", "--entities", str(ents), "--output", str(out), *args, repo=repo)
+    return pq.read_table(out).to_pylist()
+
+
+def test_point_in_time_rules(repo, tmp_path):
+    ents = entities(tmp_path, [
+        (1, T(11), 10),        # latest at or before 11:00 is 10:00; two rows tie -> larger created (0.3)
+        (1, T(9, 59), 11),     # only the 09:00 row (0.1) is at or before, and within 1h
+        (1, T(10, 0), 12),     # event time equal to the entity time matches (inclusive)
+        (2, T(10, 30), 13),    # 09:30 is exactly ttl=1h old: inclusive -> 0.6
+        (2, T(10, 30, 1), 14), # one second outside the TTL -> null
+        (3, T(8), 15),         # only a future row -> null
+        (4, T(12), 16),        # unknown key -> null, row kept
+        (1, T(11), 10),        # duplicate entity rows are kept as they are
+        (1, T(13), 17),        # 12:00 row (0.9)
+    ])
+    rows = historical(repo, ents, "--features", "user_scores:score")
+    assert [(r["user_id"], r["label"], r["score"]) for r in rows] == [
+        (1, 10, 0.3), (1, 11, 0.1), (1, 12, 0.3), (2, 13, 0.6), (2, 14, None),
+        (3, 15, None), (4, 16, None), (1, 10, 0.3), (1, 17, 0.9)]
+    assert list(rows[0].keys()) == ["user_id", "event_timestamp", "label", "score"]
+
+
+def test_name_collision_and_full_feature_names(repo, tmp_path):
+    ents = entities(tmp_path, [(1, T(11), 1), (2, T(11), 2)])
+    clash = sl("get-historical", "--entities", str(ents), "--output", str(tmp_path / "x.parquet"),
+               "--features", "user_scores:score,user_profile:score", repo=repo, check=False)
+    assert clash.returncode == 1
+    assert clash.stderr.splitlines()[0] == (
+        "error: output column 'score' would hold both feature 'user_scores:score' and feature "
+        "'user_profile:score'; pass --full-feature-names (full_feature_names=True) or give one "
+        "view an alias in a feature service")
+    rows = historical(repo, ents, "--features", "user_scores:score,user_profile", "--full-feature-names")
+    assert rows == [
+        {"user_id": 1, "event_timestamp": T(11), "label": 1, "user_scores__score": 0.3,
+         "user_profile__tier": "gold", "user_profile__score": 5.0},
+        {"user_id": 2, "event_timestamp": T(11), "label": 2, "user_scores__score": None,
+         "user_profile__tier": "silver", "user_profile__score": 6.0},
+    ]
+
+
+def test_feature_service_and_errors(repo, tmp_path):
+    ents = entities(tmp_path, [(2, T(9, 45), 1)])
+    rows = historical(repo, ents, "--feature-service", "model")
+    assert rows == [{"user_id": 2, "event_timestamp": T(9, 45), "label": 1, "score": 0.6, "tier": "silver"}]
+    bad = sl("get-historical", "--entities", str(ents), "--output", str(tmp_path / "y.parquet"),
+             "--features", "user_scores:points", repo=repo, check=False)
+    assert bad.returncode == 1
+    assert bad.stderr.startswith("error: feature view 'user_scores' has no feature 'points' (features: score)")
+    missing = sl("get-historical", "--entities", str(ents), "--output", str(tmp_path / "y.parquet"),
+                 "--features", "user_scores", "--timestamp-column", "ts", repo=repo, check=False)
+    assert missing.returncode == 1
+    assert missing.stderr.startswith("error: the entity table has no timestamp column 'ts'")
+
+
+def test_as_of_excludes_rows_that_arrived_later(repo, tmp_path):
+    ents = entities(tmp_path, [(1, T(13), 1)])
+    time.sleep(1.1)
+    knowledge = dt.datetime.now(UTC)
+    time.sleep(1.1)
+    # A late correction for 12:00 arrives after the knowledge time.
+    late = write_parquet(tmp_path / "late.parquet", {
+        "user_id": [1], "ts": [T(12)], "created": [T(12, 30)], "score": [0.95]}, SCORES)
+    sl("ingest", "scores", str(late), repo=repo)
+    now = historical(repo, ents, "--features", "user_scores:score")
+    assert now[0]["score"] == 0.95
+    then = historical(repo, ents, "--features", "user_scores:score", "--as-of",
+                      knowledge.strftime("%Y-%m-%dT%H:%M:%S.%fZ"))
+    assert then[0]["score"] == 0.9
+
+
+def test_saved_dataset_is_recreated_exactly_after_sources_change(repo, tmp_path):
+    ents = entities(tmp_path, [(1, T(11), 1), (2, T(10), 2), (3, T(9), 3), (1, T(13), 4)])
+    out = tmp_path / "train.parquet"
+    res = json.loads(sl("get-historical", "--entities", str(ents), "--feature-service", "model",
+                        "--output", str(out), "--save-as", "train_v1", "--json", repo=repo).stdout)
+    assert res["dataset"]["name"] == "train_v1"
+    assert res["dataset"]["sources"] == {"profiles": 0, "scores": 0}
+    saved = pq.read_table(out)
+    # The sources change: an append, a merge and an overwrite.
+    extra = write_parquet(tmp_path / "extra.parquet", {
+        "user_id": [1, 3], "ts": [T(10, 59), T(8, 59)], "created": [T(11), T(9)], "score": [0.5, 0.4]}, SCORES)
+    sl("ingest", "scores", str(extra), repo=repo)
+    fix = write_parquet(tmp_path / "fix.parquet", {
+        "user_id": [1], "ts": [T(1)], "tier": ["platinum"], "score": [7.0]}, PROFILES)
+    sl("ingest", "profiles", str(fix), "--mode", "merge", "--on", "user_id", repo=repo)
+    fresh = historical(repo, ents, "--feature-service", "model")
+    assert fresh != saved.to_pylist()  # the new data changes a fresh retrieval
+    sl("ingest", "scores", str(extra), "--mode", "overwrite", repo=repo)
+
+    rec = json.loads(sl("datasets", "recreate", "train_v1", "--json", repo=repo).stdout)
+    assert rec == {"name": "train_v1", "rows": 4, "identical": True, "difference": ""}
+    listed = json.loads(sl("datasets", "list", "--json", repo=repo).stdout)
+    assert [d["name"] for d in listed] == ["train_v1"]
+    desc = json.loads(sl("datasets", "describe", "train_v1", "--json", repo=repo).stdout)
+    assert desc["registry_version"] == 1 and desc["rows"] == 4
+    assert desc["features"] == ["user_scores:score", "user_profile:tier"]
+
+    # After VACUUM removed the files of the pinned version, recreate says so.
+    subprocess.run([str(BIN), "table", "vacuum", str(repo / "lake" / "bronze" / "scores"),
+                    "--retention-hours", "0", "--force"], check=True, capture_output=True)
+    gone = sl("datasets", "recreate", "train_v1", repo=repo, check=False)
+    assert gone.returncode == 1
+    assert gone.stderr.startswith("error: dataset 'train_v1' cannot be recreated: a source version "
+                                  "it was built from is no longer readable")
