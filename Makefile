@@ -39,6 +39,9 @@ fuzz: bootstrap
 	@ASAN_OPTIONS=detect_leaks=0 build-fuzz/bin/fuzz_delta_log -max_total_time=$(FUZZ_SECONDS) build-fuzz/corpus
 	@ASAN_OPTIONS=detect_leaks=0 build-fuzz/bin/fuzz_deletion_vector -max_total_time=$(FUZZ_SECONDS) build-fuzz/corpus-dv
 
+# The point-in-time benchmark at full scale needs ~10 GB of generated data:
+# `make bench PIT_BENCH_ARGS="--scale full"`.
+PIT_BENCH_ARGS ?= --scale small
 bench: build
 	@.venv/bin/python bench/delta_bench.py
 	@.venv/bin/python bench/pit_bench.py $(PIT_BENCH_ARGS)

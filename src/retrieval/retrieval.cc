@@ -426,7 +426,8 @@ arrow::Result<HistoricalResult> GetHistoricalFeatures(const repo::FeatureReposit
     ARROW_ASSIGN_OR_RAISE(auto opened, OpenSource(repo, *src, pinned_req, &read));
     pinned_req.source_versions.emplace(src->name, read.version);
     // The join's right schema: the snapshot's columns, else (no table) declared types.
-    ARROW_ASSIGN_OR_RAISE(auto declared, repo.SourceSchema(*src));
+    std::shared_ptr<arrow::Schema> declared;
+    if (!opened.snapshot) ARROW_ASSIGN_OR_RAISE(declared, repo.SourceSchema(*src));
     arrow::FieldVector fields;
     for (const auto& c : unique) {
       std::shared_ptr<arrow::Field> f;
