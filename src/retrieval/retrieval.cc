@@ -427,7 +427,9 @@ arrow::Result<HistoricalResult> GetHistoricalFeatures(const repo::FeatureReposit
     pinned_req.source_versions.emplace(src->name, read.version);
     // The join's right schema: the snapshot's columns, else (no table) declared types.
     std::shared_ptr<arrow::Schema> declared;
-    if (!opened.snapshot) ARROW_ASSIGN_OR_RAISE(declared, repo.SourceSchema(*src));
+    if (!opened.snapshot) {
+      ARROW_ASSIGN_OR_RAISE(declared, repo.SourceSchema(*src));
+    }
     arrow::FieldVector fields;
     for (const auto& c : unique) {
       std::shared_ptr<arrow::Field> f;
