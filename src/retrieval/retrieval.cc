@@ -275,32 +275,49 @@ arrow::Status FeedSource(const OpenedSource& o, const Source& src,
     out_fields.push_back(s.schema()->field(fields[i])->WithName(columns[i]));
   }
   auto out_schema = arrow::schema(out_fields);
-  const size_t kGroup = 8;
   bool tty = req.progress && isatty(STDERR_FILENO);
   auto started = std::chrono::steady_clock::now();
-  for (size_t g = 0; g < files.size(); g += kGroup) {
-    std::vector<delta::AddFile> group(files.begin() + g,
-                                      files.begin() + std::min(files.size(), g + kGroup));
-    ARROW_ASSIGN_OR_RAISE(auto data,
-                          delta::ReadFiles(*table->filesystem(), s, group, fields, filter));
-    ARROW_ASSIGN_OR_RAISE(data, data->RenameColumns(out_schema->field_names()));
-    read->files_read += static_cast<int64_t>(group.size());
-    read->rows_read += data->num_rows();
-    arrow::TableBatchReader reader(*data);
-    std::shared_ptr<arrow::RecordBatch> batch;
-    while (true) {
-      ARROW_RETURN_NOT_OK(reader.ReadNext(&batch));
-      if (!batch) break;
-      ARROW_RETURN_NOT_OK(join->AddRight(batch));
+  // Read file by file, and big files a few row groups at a time, so memory stays
+  // bounded by the join's budget rather than by the size of a source's files.
+  ARROW_ASSIGN_OR_RAISE(auto to_read, delta::PlanColumns(s, fields, filter));
+  const int kRowGroupsPerRead = 2;
+  for (const auto& file : files) {
+    int groups = 1;
+    if (!file.deletion_vector) {
+      ARROW_ASSIGN_OR_RAISE(groups, delta::CountRowGroups(*table->filesystem(), s, file));
     }
+    for (int first = 0; first < std::max(groups, 1); first += kRowGroupsPerRead) {
+      delta::FileReadOptions fo;
+      fo.row_group_filter = filter;
+      fo.use_threads = true;
+      if (!file.deletion_vector)
+        fo.row_group_range = std::make_pair(first, first + kRowGroupsPerRead);
+      ARROW_ASSIGN_OR_RAISE(auto data,
+                            delta::ReadDataFile(*table->filesystem(), s, file, to_read.needed, fo));
+      if (to_read.row_filter) {
+        ARROW_ASSIGN_OR_RAISE(auto mask, delta::EvaluatePredicate(*to_read.row_filter, *data));
+        ARROW_ASSIGN_OR_RAISE(auto kept, arrow::compute::Filter(data, mask));
+        data = kept.table();
+      }
+      arrow::ChunkedArrayVector cols;
+      for (size_t c = 0; c < fields.size(); ++c) cols.push_back(data->column(static_cast<int>(c)));
+      data = arrow::Table::Make(out_schema, cols, data->num_rows());
+      read->rows_read += data->num_rows();
+      arrow::TableBatchReader reader(*data);
+      std::shared_ptr<arrow::RecordBatch> batch;
+      while (true) {
+        ARROW_RETURN_NOT_OK(reader.ReadNext(&batch));
+        if (!batch) break;
+        ARROW_RETURN_NOT_OK(join->AddRight(batch));
+      }
+    }
+    ++read->files_read;
     if (tty) {
       double secs =
           std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
       double rate = secs > 0 ? static_cast<double>(read->rows_read) / secs : 0;
-      double eta = read->files_read > 0
-                       ? secs * static_cast<double>(files.size() - read->files_read) /
-                             static_cast<double>(read->files_read)
-                       : 0;
+      double eta = secs * static_cast<double>(files.size() - read->files_read) /
+                   static_cast<double>(read->files_read);
       std::fprintf(stderr, "\r  %s: %lld/%lld files, %lld rows, %.0f rows/s, ETA %.0fs   ",
                    src.name.c_str(), static_cast<long long>(read->files_read),
                    static_cast<long long>(files.size()), static_cast<long long>(read->rows_read),

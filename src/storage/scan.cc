@@ -246,6 +246,29 @@ arrow::Result<ScanPlan> PlanFiles(const Snapshot& snapshot,
   return plan;
 }
 
+arrow::Result<int> CountRowGroups(arrow::fs::FileSystem& fs, const Snapshot& snapshot,
+                                  const AddFile& file) {
+  std::string path = DataFilePath(snapshot.table_root(), file.path);
+  auto input = fs.OpenInputFile(path);
+  if (!input.ok()) {
+    auto info = fs.GetFileInfo(path);
+    if (info.ok() && info->type() == arrow::fs::FileType::NotFound) {
+      return MakeError(arrow::StatusCode::IOError, ErrorKind::kFileNotFound,
+                       "data file '" + path +
+                           "' named by the Delta log does not exist (deleted outside Delta, or "
+                           "vacuumed?)");
+    }
+    return FileError(path, input.status());
+  }
+  try {
+    auto metadata = parquet::ReadMetaData(*input);
+    if (!metadata) return FileError(path, arrow::Status::IOError("no Parquet footer"));
+    return metadata->num_row_groups();
+  } catch (const std::exception& e) {
+    return FileError(path, arrow::Status::IOError(e.what()));
+  }
+}
+
 arrow::Result<std::shared_ptr<arrow::Table>> ReadDataFile(arrow::fs::FileSystem& fs,
                                                           const Snapshot& snapshot,
                                                           const AddFile& file,
@@ -304,6 +327,15 @@ arrow::Result<std::shared_ptr<arrow::Table>> ReadDataFile(arrow::fs::FileSystem&
     ARROW_ASSIGN_OR_RAISE(row_groups,
                           SelectRowGroups(*reader, stored, snapshot, *options.row_group_filter));
     pruned = static_cast<int>(row_groups.size()) < metadata->num_row_groups();
+  }
+  if (options.row_group_range && !file.deletion_vector) {
+    auto [first, last] = *options.row_group_range;
+    if (!pruned) {
+      row_groups.clear();
+      for (int rg = 0; rg < metadata->num_row_groups(); ++rg) row_groups.push_back(rg);
+    }
+    std::erase_if(row_groups, [&](int rg) { return rg < first || rg >= last; });
+    pruned = true;
   }
   if (pruned) {
     num_rows = 0;
@@ -410,32 +442,36 @@ arrow::Result<std::shared_ptr<arrow::ChunkedArray>> EvaluatePredicate(const cp::
   return filled.chunked_array();
 }
 
+arrow::Result<ColumnsToRead> PlanColumns(const Snapshot& snapshot, const std::vector<int>& fields,
+                                         const std::optional<cp::Expression>& filter) {
+  const auto& schema = snapshot.schema();
+  ColumnsToRead out;
+  out.needed = fields;
+  if (!filter) return out;
+  for (const auto& ref : cp::FieldsInExpression(*filter)) {
+    if (!ref.name()) continue;
+    int idx = schema->GetFieldIndex(*ref.name());
+    if (idx >= 0 && std::find(out.needed.begin(), out.needed.end(), idx) == out.needed.end()) {
+      out.needed.push_back(idx);
+    }
+  }
+  // The rows read have the `needed` columns in that order: bind the filter to them.
+  arrow::FieldVector read_fields;
+  for (int i : out.needed) read_fields.push_back(schema->field(i));
+  ARROW_ASSIGN_OR_RAISE(out.row_filter, filter->Bind(*arrow::schema(read_fields)));
+  return out;
+}
+
 arrow::Result<std::shared_ptr<arrow::Table>> ReadFiles(
     arrow::fs::FileSystem& fs, const Snapshot& snapshot, const std::vector<AddFile>& files,
     const std::vector<int>& fields, const std::optional<cp::Expression>& filter) {
   const auto& schema = snapshot.schema();
-  // Read the projected columns plus those the filter needs.
-  std::vector<int> needed = fields;
-  if (filter) {
-    for (const auto& ref : cp::FieldsInExpression(*filter)) {
-      if (!ref.name()) continue;
-      int idx = schema->GetFieldIndex(*ref.name());
-      if (idx >= 0 && std::find(needed.begin(), needed.end(), idx) == needed.end()) {
-        needed.push_back(idx);
-      }
-    }
-  }
+  ARROW_ASSIGN_OR_RAISE(auto plan, PlanColumns(snapshot, fields, filter));
+  const std::vector<int>& needed = plan.needed;
+  const std::optional<cp::Expression>& row_filter = plan.row_filter;
   arrow::FieldVector out_fields;
   for (int i : fields) out_fields.push_back(schema->field(i)->RemoveMetadata());
   auto out_schema = arrow::schema(out_fields);
-  // The filter is bound to the snapshot schema; the rows read have the `needed`
-  // columns in that order, so bind it again to their positions.
-  std::optional<cp::Expression> row_filter;
-  if (filter) {
-    arrow::FieldVector read_fields;
-    for (int i : needed) read_fields.push_back(schema->field(i));
-    ARROW_ASSIGN_OR_RAISE(row_filter, filter->Bind(*arrow::schema(read_fields)));
-  }
 
   const size_t n_threads_wanted = CpuThreads();
   std::vector<arrow::Result<std::shared_ptr<arrow::Table>>> results(

@@ -27,7 +27,24 @@ struct FileReadOptions {
   std::optional<arrow::compute::Expression> row_group_filter;
   /// Decode columns on several threads (when few files are read at once).
   bool use_threads = false;
+  /// Read only row groups [first, last) of the file (combined with
+  /// row_group_filter), so a big file can be read piece by piece. Ignored for
+  /// files with a deletion vector, which are always read whole.
+  std::optional<std::pair<int, int>> row_group_range;
 };
+
+/// The columns to read for `fields` plus those `filter` (bound to the snapshot
+/// schema) needs, in that order, and the filter bound to those columns.
+struct ColumnsToRead {
+  std::vector<int> needed;
+  std::optional<arrow::compute::Expression> row_filter;
+};
+arrow::Result<ColumnsToRead> PlanColumns(const Snapshot& snapshot, const std::vector<int>& fields,
+                                         const std::optional<arrow::compute::Expression>& filter);
+
+/// The number of Parquet row groups of one data file (reads its footer).
+arrow::Result<int> CountRowGroups(arrow::fs::FileSystem& fs, const Snapshot& snapshot,
+                                  const AddFile& file);
 
 /// Read one file's rows as the logical columns `fields` (indices into the snapshot
 /// schema, in that order), with its deletion vector applied.
