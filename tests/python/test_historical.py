@@ -216,3 +216,21 @@ def test_saved_dataset_is_recreated_exactly_after_sources_change(repo, tmp_path)
     assert gone.returncode == 1
     assert gone.stderr.startswith("error: dataset 'train_v1' cannot be recreated: a source version "
                                   "it was built from is no longer readable")
+
+
+def test_a_tiny_memory_budget_gives_the_same_rows(repo, tmp_path):
+    # Enough feature rows that a 4 KiB budget makes the join spill to disk.
+    n = 20_000
+    many = write_parquet(tmp_path / "many.parquet", {
+        "user_id": [i % 500 for i in range(n)],
+        "ts": [T(0, 0, 0, day=2) + dt.timedelta(seconds=7 * i) for i in range(n)],
+        "created": [T(0, 0, 0, day=2) + dt.timedelta(seconds=7 * i + (i % 3)) for i in range(n)],
+        "score": [float(i) for i in range(n)],
+    }, SCORES)
+    sl("ingest", "scores", str(many), repo=repo)
+    ents = entities(tmp_path, [(i % 600, T(0, 0, 0, day=2) + dt.timedelta(seconds=13 * i), i)
+                               for i in range(3_000)])
+    normal = historical(repo, ents, "--features", "user_scores:score")
+    tiny = historical(repo, ents, "--features", "user_scores:score", "--memory-budget", "4096")
+    assert tiny == normal
+    assert sum(r["score"] is not None for r in normal) > 1_000
