@@ -1024,8 +1024,11 @@ arrow::Status WriteTableFile(const arrow::Table& table, const std::string& path)
     ARROW_RETURN_NOT_OK(
         arrow::csv::WriteCSV(table, arrow::csv::WriteOptions::Defaults(), out.get()));
   } else {
-    ARROW_RETURN_NOT_OK(
-        parquet::arrow::WriteTable(table, arrow::default_memory_pool(), out, 1 << 20));
+    // Encode columns on all cores: the output of a big retrieval is wide and long.
+    auto arrow_props = parquet::ArrowWriterProperties::Builder().set_use_threads(true)->build();
+    ARROW_RETURN_NOT_OK(parquet::arrow::WriteTable(table, arrow::default_memory_pool(), out,
+                                                   1 << 20, parquet::default_writer_properties(),
+                                                   arrow_props));
   }
   return out->Close();
 }
