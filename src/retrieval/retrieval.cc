@@ -471,7 +471,16 @@ arrow::Result<HistoricalResult> GetHistoricalFeatures(const repo::FeatureReposit
                    v.name.c_str(), static_cast<long long>(entities.num_rows()),
                    static_cast<long long>(read.rows_read));
     }
-    ARROW_ASSIGN_OR_RAISE(auto feats, join->Finish(entities));
+    auto joined = join->Finish(entities);
+    if (!joined.ok()) {
+      // Say which view, and that "left" is the entity table.
+      const std::string& msg = joined.status().message();
+      bool key_types = msg.find("cannot be compared") != std::string::npos;
+      return joined.status().WithMessage(
+          "feature view '", v.name, "': ", msg, " (left = the entity table, right = source '",
+          src->name, "')", key_types ? "; convert the entity column to the key's type" : "");
+    }
+    std::shared_ptr<arrow::Table> feats = *joined;
     for (size_t j = 0; j < vr.features.size(); ++j) {
       auto col = feats->GetColumnByName(vr.features[j]);
       if (!col) return arrow::Status::UnknownError("join returned no column ", vr.features[j]);

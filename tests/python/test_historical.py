@@ -160,6 +160,16 @@ def test_feature_service_and_errors(repo, tmp_path):
              "--features", "user_scores:points", repo=repo, check=False)
     assert bad.returncode == 1
     assert bad.stderr.startswith("error: feature view 'user_scores' has no feature 'points' (features: score)")
+    str_keys = write_parquet(tmp_path / "str_keys.parquet", {
+        "user_id": ["2"], "event_timestamp": [T(9, 45)]},
+        pa.schema([("user_id", pa.string()), ("event_timestamp", pa.timestamp("us", "UTC"))]))
+    wrong = sl("get-historical", "--entities", str(str_keys), "--output", str(tmp_path / "z.parquet"),
+               "--features", "user_scores", repo=repo, check=False)
+    assert wrong.returncode == 1
+    assert wrong.stderr.splitlines()[0] == (
+        "error: feature view 'user_scores': left key column 'user_id' (string) cannot be compared "
+        "with right key column 'user_id' (int64) (left = the entity table, right = source 'scores'); "
+        "convert the entity column to the key's type")
     missing = sl("get-historical", "--entities", str(ents), "--output", str(tmp_path / "y.parquet"),
                  "--features", "user_scores", "--timestamp-column", "ts", repo=repo, check=False)
     assert missing.returncode == 1
