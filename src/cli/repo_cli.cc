@@ -1034,14 +1034,11 @@ arrow::Status WriteTableFile(const arrow::Table& table, const std::string& path)
 }
 
 arrow::Result<int64_t> ParseTimeArg(const std::string& text) {
-  arrow::TimestampParser* p = nullptr;
-  auto parser = arrow::TimestampParser::MakeISO8601();
-  p = parser.get();
-  int64_t v = 0;
-  bool zone = false;
   // Parse at nanosecond precision (any fraction is accepted), keep milliseconds.
-  if ((*p)(text.data(), text.size(), arrow::TimeUnit::NANO, &v, &zone)) {
-    return v >= 0 ? v / 1000000 : -((-v + 999999) / 1000000);
+  static const auto parser = arrow::TimestampParser::MakeISO8601();
+  int64_t ns = 0;
+  if ((*parser)(text.data(), text.size(), arrow::TimeUnit::NANO, &ns)) {
+    return ns >= 0 ? ns / 1000000 : -((-ns + 999999) / 1000000);
   }
   throw Usage{"--as-of '" + text + "' is not an ISO 8601 time (e.g. 2026-08-01T00:00:00Z)"};
 }
