@@ -30,7 +30,10 @@
 #include <rapidjson/writer.h>
 #include <yaml-cpp/yaml.h>
 
+#include "online/codec.h"
+#include "server/feature_server.h"
 #include "stratalake/ingest.h"
+#include "stratalake/online.h"
 #include "stratalake/registry.h"
 #include "stratalake/repo.h"
 #include "stratalake/retrieval.h"
@@ -114,6 +117,33 @@ const std::map<std::string, CommandHelp> kHelp = {
       "versions, entity hash), or rebuild one from its pinned versions and compare it with "
       "the saved rows.",
       "stratalake datasets recreate churn_2026_08"}},
+    {"materialize",
+     {"stratalake materialize START END [--views V1,V2] [--repo DIR] [--json]",
+      "Load the latest feature values with event times in [START, END] (ISO 8601) from each "
+      "online feature view's source into the online store, and record a watermark.",
+      "stratalake materialize 2026-01-01T00:00:00Z 2026-09-01T00:00:00Z"}},
+    {"materialize-incremental",
+     {"stratalake materialize-incremental END|now [--views V1,V2] [--repo DIR] [--json]",
+      "Materialize what changed since each view's watermark: the commits made since the last "
+      "run (only their files are read) and rows after the last END.",
+      "stratalake materialize-incremental now"}},
+    {"get-online",
+     {"stratalake get-online (--features view:f,view2 | --feature-service NAME) --entity "
+      "KEY=V1,V2 [--entity KEY2=...] [--full-feature-names] [--repo DIR] [--json]",
+      "Read feature vectors from the online store (the JSON is the feature server's response).",
+      "stratalake get-online --feature-service churn_model --entity customer_id=1001,1002"}},
+    {"push",
+     {"stratalake push SOURCE FILE(.parquet|.csv) [--to online|offline|online_and_offline] "
+      "[--repo DIR] [--json]",
+      "Write rows to a push source: online (every online view on it) and/or appended to its "
+      "Delta table.",
+      "stratalake push clicks_stream new_clicks.csv --to online_and_offline"}},
+    {"serve",
+     {"stratalake serve [--host 127.0.0.1] [--port 6566] [--threads N] [--max-body-bytes N] "
+      "[--max-queued N] [--log-requests] [--repo DIR]",
+      "Run the feature server (Feast-compatible HTTP/JSON): POST /get-online-features, /push, "
+      "/materialize, /materialize-incremental; GET /health, /metrics. SIGTERM drains and stops.",
+      "stratalake serve --port 6566"}},
     {"tables",
      {"stratalake tables [--repo DIR] [--json]",
       "List the Delta tables of the offline store (bronze, silver, gold, datasets, "
@@ -132,6 +162,7 @@ struct Args {
   std::vector<std::string> positional;
   std::map<std::string, std::string> opts;
   std::set<std::string> flags;
+  std::vector<std::string> entity_args;  // --entity may repeat
   bool Has(const std::string& k) const { return opts.count(k) || flags.count(k); }
   std::optional<std::string> Get(const std::string& k) const {
     auto it = opts.find(k);
@@ -140,8 +171,8 @@ struct Args {
   }
 };
 
-const std::set<std::string> kFlags = {"--json", "--quarantine", "--full-feature-names", "--help",
-                                      "-h"};
+const std::set<std::string> kFlags = {"--json", "--quarantine", "--full-feature-names",
+                                      "--help", "-h",           "--log-requests"};
 
 Args Parse(const std::vector<std::string>& argv) {
   Args a;
@@ -152,8 +183,12 @@ Args Parse(const std::vector<std::string>& argv) {
       auto eq = s.find('=');
       if (eq != std::string::npos) {
         a.opts[s.substr(0, eq)] = s.substr(eq + 1);
+        if (s.substr(0, eq) == "--entity") a.entity_args.push_back(s.substr(eq + 1));
       } else if (kFlags.count(s)) {
         a.flags.insert(s == "-h" ? "--help" : s);
+      } else if (s == "--entity" && i + 1 < argv.size()) {
+        a.entity_args.push_back(argv[++i]);
+        a.opts[s] = argv[i];
       } else if (i + 1 < argv.size()) {
         a.opts[s] = argv[++i];
       } else {
@@ -1231,6 +1266,233 @@ arrow::Status CmdDatasets(const Args& a) {
   throw Usage{"unknown datasets subcommand '" + sub + "' (use list, describe or recreate)"};
 }
 
+// ---- online store -----------------------------------------------------------
+
+arrow::Result<int64_t> ParseTimeMicros(const std::string& what, const std::string& text) {
+  if (text == "now") return Clock::System()->NowMillis() * 1000;
+  static const auto parser = arrow::TimestampParser::MakeISO8601();
+  int64_t us = 0;
+  if ((*parser)(text.data(), text.size(), arrow::TimeUnit::MICRO, &us)) return us;
+  throw Usage{what + " '" + text + "' is not an ISO 8601 time (e.g. 2026-08-01T00:00:00Z) or now"};
+}
+
+std::vector<std::string> SplitCommas(const std::string& text) {
+  std::vector<std::string> out;
+  std::stringstream ss(text);
+  std::string x;
+  while (std::getline(ss, x, ',')) {
+    if (!x.empty()) out.push_back(x);
+  }
+  return out;
+}
+
+arrow::Status CmdMaterialize(const Args& a, bool incremental) {
+  Allow(a, {"--views"});
+  online::MaterializeOptions mo;
+  mo.incremental = incremental;
+  if (incremental) {
+    if (a.positional.size() != 1) throw Usage{"materialize-incremental takes END (or now)"};
+    ARROW_ASSIGN_OR_RAISE(mo.end_us, ParseTimeMicros("END", a.positional[0]));
+  } else {
+    if (a.positional.size() != 2) throw Usage{"materialize takes START and END"};
+    ARROW_ASSIGN_OR_RAISE(auto start, ParseTimeMicros("START", a.positional[0]));
+    mo.start_us = start;
+    ARROW_ASSIGN_OR_RAISE(mo.end_us, ParseTimeMicros("END", a.positional[1]));
+  }
+  if (auto v = a.Get("--views")) mo.views = SplitCommas(*v);
+  mo.progress = !a.Has("--json");
+  ARROW_ASSIGN_OR_RAISE(auto r, repo::FeatureRepository::Open(RepoDir(a)));
+  ARROW_ASSIGN_OR_RAISE(auto store, online::OpenRepositoryStore(*r));
+  ARROW_ASSIGN_OR_RAISE(auto report, online::Materialize(*r, *store, mo));
+  if (a.Has("--json")) {
+    rapidjson::StringBuffer buf;
+    JsonWriter w(buf);
+    w.StartObject();
+    w.Key("store");
+    JStr(w, store->Describe());
+    w.Key("views");
+    w.StartArray();
+    for (const auto& v : report.views) {
+      w.StartObject();
+      w.Key("view");
+      JStr(w, v.view);
+      w.Key("source");
+      JStr(w, v.source);
+      w.Key("incremental");
+      w.Bool(v.incremental);
+      w.Key("from_version");
+      w.Int64(v.from_version);
+      w.Key("to_version");
+      w.Int64(v.to_version);
+      w.Key("files_read");
+      w.Int64(v.files_read);
+      w.Key("files_total");
+      w.Int64(v.files_total);
+      w.Key("rows_read");
+      w.Int64(v.rows_read);
+      w.Key("rows_written");
+      w.Int64(v.rows_written);
+      w.Key("seconds");
+      w.Double(v.seconds);
+      w.EndObject();
+    }
+    w.EndArray();
+    w.EndObject();
+    Emit(buf);
+    return arrow::Status::OK();
+  }
+  std::cout << "materialized into " << store->Describe() << " up to "
+            << online::FormatTimestampMicros(mo.end_us) << ":\n";
+  for (const auto& v : report.views) {
+    char rate[64] = "";
+    if (v.seconds > 0) {
+      std::snprintf(rate, sizeof rate, ", %.0f rows/s",
+                    static_cast<double>(v.rows_written) / v.seconds);
+    }
+    std::cout << "  " << v.view << ": " << v.rows_written << " rows from source " << v.source;
+    if (v.to_version < 0) {
+      std::cout << " (no table yet)\n";
+      continue;
+    }
+    std::cout << " version " << v.to_version;
+    if (v.incremental) std::cout << " (incremental since version " << v.from_version << ")";
+    std::cout << ", " << v.files_read << " of " << v.files_total << " files";
+    char secs[32];
+    std::snprintf(secs, sizeof secs, "%.2f", v.seconds);
+    std::cout << ", " << secs << " s" << rate << "\n";
+  }
+  return arrow::Status::OK();
+}
+
+arrow::Status CmdGetOnline(const Args& a) {
+  Allow(a, {"--features", "--feature-service", "--entity", "--full-feature-names"});
+  if (!a.positional.empty()) throw Usage{"get-online takes options only"};
+  if (a.Get("--features").has_value() == a.Get("--feature-service").has_value()) {
+    throw Usage{"pass exactly one of --features and --feature-service"};
+  }
+  if (a.entity_args.empty()) throw Usage{"--entity KEY=V1,V2 is required"};
+  ARROW_ASSIGN_OR_RAISE(auto r, repo::FeatureRepository::Open(RepoDir(a)));
+  ARROW_ASSIGN_OR_RAISE(auto reg, r->registry());
+  ARROW_ASSIGN_OR_RAISE(auto state, reg->Load());
+  online::OnlineRequest req;
+  if (auto f = a.Get("--features")) req.features = SplitCommas(*f);
+  req.feature_service = a.Get("--feature-service").value_or("");
+  req.full_feature_names = a.Has("--full-feature-names");
+  for (const auto& e : a.entity_args) {
+    auto eq = e.find('=');
+    if (eq == std::string::npos || eq == 0)
+      throw Usage{"--entity wants KEY=V1,V2, not '" + e + "'"};
+    std::string key = e.substr(0, eq);
+    // The join key's declared type decides how the values are read.
+    bool integer = false;
+    for (const auto& ent : state->defs.entities) {
+      for (const auto& k : ent.join_keys) {
+        if (k.name == key && k.type && arrow::is_integer(k.type->id())) integer = true;
+      }
+    }
+    std::vector<online::KeyScalar> values;
+    for (const auto& v : SplitCommas(e.substr(eq + 1))) {
+      if (!integer) {
+        values.emplace_back(v);
+        continue;
+      }
+      try {
+        size_t pos = 0;
+        int64_t n = std::stoll(v, &pos);
+        if (pos != v.size()) throw std::invalid_argument(v);
+        values.emplace_back(n);
+      } catch (const std::exception&) {
+        throw Usage{"join key " + key + " is an integer; '" + v + "' is not"};
+      }
+    }
+    req.entities.emplace_back(key, std::move(values));
+  }
+  // Read-only: works beside a running `stratalake serve`.
+  ARROW_ASSIGN_OR_RAISE(auto store, online::OpenRepositoryStore(*r, /*read_only=*/true));
+  online::OnlineService service(reg, std::shared_ptr<online::OnlineStore>(std::move(store)),
+                                Clock::System());
+  ARROW_ASSIGN_OR_RAISE(auto resp, service.Get(req));
+  if (a.Has("--json")) {
+    std::string out;
+    resp.AppendJson(&out);
+    std::cout << out << "\n";
+    return arrow::Status::OK();
+  }
+  std::vector<std::string> header;
+  for (const auto& c : resp.columns) header.push_back(c.name);
+  std::vector<std::vector<std::string>> rows(resp.rows);
+  for (size_t i = 0; i < resp.rows; ++i) {
+    for (const auto& c : resp.columns) {
+      std::string cell;
+      if (c.is_join_key) {
+        const auto& k = (*c.keys)[i];
+        if (const auto* n = std::get_if<int64_t>(&k)) cell = std::to_string(*n);
+        if (const auto* s = std::get_if<std::string>(&k)) cell = *s;
+      } else if (c.statuses[i] == online::FeatureStatus::kPresent) {
+        online::AppendFieldJson(*c.type, c.values[i], &cell);
+        if (cell.size() >= 2 && cell.front() == '"' && cell.back() == '"') {
+          cell = cell.substr(1, cell.size() - 2);
+        }
+      } else {
+        cell = online::FeatureStatusName(c.statuses[i]);
+      }
+      rows[i].push_back(cell);
+    }
+  }
+  PrintRows(header, rows);
+  return arrow::Status::OK();
+}
+
+arrow::Status CmdPush(const Args& a) {
+  Allow(a, {"--to"});
+  if (a.positional.size() != 2) throw Usage{"push takes SOURCE and FILE"};
+  ARROW_ASSIGN_OR_RAISE(auto to, online::ParsePushTarget(a.Get("--to").value_or("online")));
+  ARROW_ASSIGN_OR_RAISE(auto r, repo::FeatureRepository::Open(RepoDir(a)));
+  ARROW_ASSIGN_OR_RAISE(auto reg, r->registry());
+  ARROW_ASSIGN_OR_RAISE(auto state, reg->Load());
+  ARROW_ASSIGN_OR_RAISE(auto data, ReadTableFile(a.positional[1]));
+  std::unique_ptr<online::OnlineStore> store;
+  if (to != online::PushTarget::kOffline) {
+    ARROW_ASSIGN_OR_RAISE(store, online::OpenRepositoryStore(*r));
+  }
+  ARROW_ASSIGN_OR_RAISE(auto res, online::Push(*r, *state, store.get(), a.positional[0], data, to));
+  if (a.Has("--json")) {
+    std::cout << "{\"rows\":" << res.rows << ",\"views_written\":" << res.views_written
+              << ",\"delta_version\":" << res.delta_version.value_or(-1) << "}\n";
+    return arrow::Status::OK();
+  }
+  std::cout << "pushed " << res.rows << " rows to " << a.positional[0];
+  if (to != online::PushTarget::kOffline)
+    std::cout << " (online: " << res.views_written << " views)";
+  if (res.delta_version) std::cout << " (offline: Delta version " << *res.delta_version << ")";
+  std::cout << "\n";
+  return arrow::Status::OK();
+}
+
+arrow::Status CmdServe(const Args& a) {
+  Allow(a, {"--host", "--port", "--threads", "--max-body-bytes", "--max-queued", "--log-requests"});
+  if (!a.positional.empty()) throw Usage{"serve takes options only"};
+  server::ServerOptions o;
+  o.host = a.Get("--host").value_or("127.0.0.1");
+  o.port = static_cast<int>(IntOpt(a, "--port", 6566));
+  if (o.port < 0 || o.port > 65535) throw Usage{"--port must be 0..65535"};
+  o.io_threads = static_cast<int>(IntOpt(a, "--threads", 0));
+  o.max_body_bytes = static_cast<size_t>(IntOpt(a, "--max-body-bytes", 8 << 20));
+  o.max_queued = static_cast<int>(IntOpt(a, "--max-queued", 64));
+  if (o.max_queued < 0) throw Usage{"--max-queued must be >= 0"};
+  o.log_requests = a.Has("--log-requests");
+  o.handle_signals = true;
+  ARROW_ASSIGN_OR_RAISE(auto r, repo::FeatureRepository::Open(RepoDir(a)));
+  std::shared_ptr<repo::FeatureRepository> shared(std::move(r));
+  ARROW_ASSIGN_OR_RAISE(auto server, server::FeatureServer::Start(shared, o));
+  std::cout << "serving " << shared->config().project << " on http://" << o.host << ":"
+            << server->port() << " (online store " << shared->config().online_store_type
+            << "); stop with Ctrl-C or SIGTERM" << std::endl;
+  ARROW_RETURN_NOT_OK(server->Wait());
+  std::cout << "stopped" << std::endl;
+  return arrow::Status::OK();
+}
+
 arrow::Status Dispatch(const Args& a) {
   const std::string& c = a.command;
   if (c == "init") return CmdInit(a);
@@ -1245,6 +1507,11 @@ arrow::Status Dispatch(const Args& a) {
   if (c == "tables") return CmdTables(a);
   if (c == "get-historical") return CmdGetHistorical(a);
   if (c == "datasets") return CmdDatasets(a);
+  if (c == "materialize") return CmdMaterialize(a, false);
+  if (c == "materialize-incremental") return CmdMaterialize(a, true);
+  if (c == "get-online") return CmdGetOnline(a);
+  if (c == "push") return CmdPush(a);
+  if (c == "serve") return CmdServe(a);
   throw Usage{"unknown command " + c};
 }
 
@@ -1256,7 +1523,8 @@ std::string RepoCommandsUsage() {
   std::string out;
   for (const char* c :
        {"init", "plan", "apply", "entities", "sources", "feature-views", "feature-services",
-        "registry", "ingest", "tables", "get-historical", "datasets"}) {
+        "registry", "ingest", "tables", "get-historical", "datasets", "materialize",
+        "materialize-incremental", "get-online", "push", "serve"}) {
     out += std::string("  ") + kHelp.at(c).usage + "\n";
   }
   return out;

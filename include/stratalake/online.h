@@ -1,0 +1,238 @@
+// The online store: the latest feature values per entity key, for serving.
+//
+// Two layers:
+//  - OnlineStore: a byte-level key/value store with one rule, "newer wins":
+//    every value starts with a 16-byte version prefix (event time, then created
+//    time, each big-endian with the sign bit flipped, so byte order == time
+//    order) and a write is applied only when its prefix is >= the stored one.
+//    Implementations: RocksDB (embedded, the default; a merge operator applies
+//    the rule without a read per write) and Redis (a Lua script applies it
+//    atomically on the server). Equal prefixes: the later write wins, which is
+//    the offline join's "row written last" rule when rows are written in the
+//    source's file order.
+//  - Codec: how a feature view's row becomes a key and a value (see
+//    docs/online-store.md): key = view name, 0x00, then the join key values;
+//    value = prefix, format byte, layout fingerprint, null bitmap, then the
+//    non-null feature values in the view's Arrow types.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <span>
+#include <string>
+#include <string_view>
+#include <variant>
+#include <vector>
+
+#include <arrow/result.h>
+#include <arrow/status.h>
+#include <arrow/type_fwd.h>
+
+#include "stratalake/clock.h"
+#include "stratalake/registry.h"
+
+namespace stratalake::repo {
+class FeatureRepository;
+}
+
+namespace stratalake::online {
+
+/// Bytes of the version prefix every stored value starts with.
+constexpr size_t kVersionPrefixSize = 16;
+
+/// Appends the 16-byte version prefix for (event time, created time) in µs;
+/// a null created time (nullopt) sorts before every value.
+void AppendVersionPrefix(int64_t event_us, std::optional<int64_t> created_us, std::string* out);
+/// Reads them back from a value (which must hold at least kVersionPrefixSize bytes).
+int64_t PrefixEventMicros(std::string_view value);
+
+struct KeyValue {
+  std::string key;
+  std::string value;  // starts with the version prefix
+};
+
+struct WriteOptions {
+  /// Bulk load (materialization): skip the write-ahead log where the backend
+  /// has one; the caller must call Sync() before recording progress.
+  bool bulk = false;
+};
+
+/// A key/value store where newer values win (see the file comment).
+/// Implementations are thread-safe.
+class OnlineStore {
+ public:
+  virtual ~OnlineStore() = default;
+
+  /// Applies every write; each one only if its prefix is >= the stored value's
+  /// (otherwise it is dropped). Values shorter than the prefix are an error.
+  /// When this returns OK (and bulk is false) the writes are visible to reads
+  /// and survive the process being killed.
+  virtual arrow::Status Write(std::span<const KeyValue> writes, const WriteOptions& options) = 0;
+
+  /// Looks up `keys`; (*values)[i] is nullopt for a key that is not stored.
+  virtual arrow::Status MultiGet(std::span<const std::string_view> keys,
+                                 std::vector<std::optional<std::string>>* values) = 0;
+
+  /// Makes bulk writes durable.
+  virtual arrow::Status Sync() = 0;
+
+  /// Removes every key that starts with `prefix` (a view being dropped or rebuilt).
+  virtual arrow::Status DeletePrefix(std::string_view prefix) = 0;
+
+  /// Every key starting with `prefix`, in byte order (tests, diagnostics).
+  virtual arrow::Result<std::vector<KeyValue>> Scan(std::string_view prefix) = 0;
+
+  /// "rocksdb:/path" or "redis://host:port/db".
+  virtual std::string Describe() const = 0;
+};
+
+/// Opens (creating if needed) an embedded RocksDB store in `path`. One process
+/// at a time may open it for writing; `read_only` opens work beside it (they
+/// see what was written before they opened) and never create it.
+arrow::Result<std::unique_ptr<OnlineStore>> OpenRocksDbStore(const std::string& path,
+                                                             bool read_only = false);
+
+struct RedisOptions {
+  int pool_size = 4;  // connections kept open
+  int connect_timeout_ms = 2000;
+  /// Prepended to every key, so several projects can share one database.
+  std::string key_prefix;
+};
+/// Connects to redis://[:password@]host[:port][/db] (or unix:///path.sock).
+arrow::Result<std::unique_ptr<OnlineStore>> OpenRedisStore(const std::string& url,
+                                                           const RedisOptions& options = {});
+
+/// Opens the online store a repository's stratalake.yaml names (embedded:
+/// RocksDB in its folder; redis: the URL, keys prefixed with the project name).
+arrow::Result<std::unique_ptr<OnlineStore>> OpenRepositoryStore(const repo::FeatureRepository& repo,
+                                                                bool read_only = false);
+
+// ---- serving --------------------------------------------------------------------
+
+/// A join key value given by a caller (JSON, CLI, Python): an integer or a string.
+using KeyScalar = std::variant<std::monostate, int64_t, std::string>;
+
+enum class FeatureStatus { kPresent, kNullValue, kNotFound, kOutsideMaxAge };
+/// "PRESENT", "NULL_VALUE", "NOT_FOUND", "OUTSIDE_MAX_AGE" (Feast's names).
+const char* FeatureStatusName(FeatureStatus status);
+
+struct OnlineRequest {
+  /// "view:feature" or "view" (all features); or a feature service.
+  std::vector<std::string> features;
+  std::string feature_service;
+  bool full_feature_names = false;  // "view__feature"
+  /// Column-oriented entity rows: join key name -> one value per row.
+  std::vector<std::pair<std::string, std::vector<KeyScalar>>> entities;
+};
+
+/// One output column: a join key (echoed) or a feature.
+struct OnlineColumn {
+  std::string name;
+  bool is_join_key = false;
+  std::shared_ptr<arrow::DataType> type;         // features: the view's type
+  std::vector<FeatureStatus> statuses;           // features only
+  std::vector<int64_t> event_us;                 // features only; 0 when not found
+  std::vector<std::string_view> values;          // features only: encoded bytes (codec.h)
+  const std::vector<KeyScalar>* keys = nullptr;  // join keys: the request's values
+};
+
+struct OnlineResponse {
+  size_t rows = 0;
+  std::vector<OnlineColumn> columns;  // join keys in request order, then features
+  int64_t registry_version = 0;
+  /// Owns the bytes `values` point into.
+  std::vector<std::optional<std::string>> fetched;
+
+  /// Feast's JSON: {"metadata": {"feature_names": [...]}, "results": [{"values",
+  /// "statuses", "event_timestamps"}, ...]}.
+  void AppendJson(std::string* out) const;
+  /// One column per output name (features in the view's Arrow types).
+  arrow::Result<std::shared_ptr<arrow::Table>> ToTable() const;
+};
+
+/// Answers online feature requests from a store, with the registry held in
+/// memory (refreshed when its version changes). Thread-safe.
+class OnlineService {
+ public:
+  OnlineService(std::shared_ptr<registry::Registry> registry, std::shared_ptr<OnlineStore> store,
+                std::shared_ptr<Clock> clock);
+  ~OnlineService();
+
+  /// The response's join key columns point into `request`: keep it alive
+  /// while the response is used.
+  /// Errors: unknown view/feature/service -> kObjectNotFound; a missing join
+  /// key, wrong key type or ragged entity columns -> kSchemaMismatch /
+  /// Invalid with a message naming the key.
+  arrow::Result<OnlineResponse> Get(const OnlineRequest& request);
+
+  OnlineStore& store() { return *store_; }
+  registry::RegistryCache& registry_cache() { return cache_; }
+
+ private:
+  struct Impl;
+  std::shared_ptr<OnlineStore> store_;
+  std::shared_ptr<Clock> clock_;
+  registry::RegistryCache cache_;
+  std::unique_ptr<Impl> impl_;
+};
+
+// ---- materialization ---------------------------------------------------------------
+
+struct MaterializeOptions {
+  /// Event-time range, µs since the epoch, both inclusive. start: nullopt =
+  /// from the beginning of time.
+  std::optional<int64_t> start_us;
+  int64_t end_us = 0;
+  std::vector<std::string> views;  // empty = every online view
+  /// Read only what was committed since the view's last run (its watermark),
+  /// plus rows of older files whose event time lies after the last end.
+  bool incremental = false;
+  bool progress = false;  // progress line on stderr when it is a terminal
+};
+
+struct ViewMaterialization {
+  std::string view;
+  std::string source;
+  int64_t from_version = -1;  // incremental: the watermark's source version (-1: none)
+  int64_t to_version = -1;    // the source version read
+  int64_t start_us = 0, end_us = 0;
+  bool incremental = false;  // false when a full read was needed
+  int64_t files_read = 0, files_total = 0;
+  int64_t rows_read = 0, rows_written = 0;
+  double seconds = 0;
+};
+
+struct MaterializeReport {
+  std::vector<ViewMaterialization> views;
+};
+
+/// Reads each view's source (chunk by chunk, bounded memory), writes the rows
+/// in the range to the store (newer wins, so the latest row per key stays),
+/// makes them durable, then records the view's watermark in the registry
+/// (key "materialize/<view>", overwritten in place). A run that crashed is
+/// simply run again: writes are idempotent and the watermark only moves after
+/// the data is durable.
+arrow::Result<MaterializeReport> Materialize(const repo::FeatureRepository& repo,
+                                             OnlineStore& store, const MaterializeOptions& options);
+
+// ---- push ---------------------------------------------------------------------------
+
+enum class PushTarget { kOnline, kOffline, kOnlineAndOffline };
+arrow::Result<PushTarget> ParsePushTarget(const std::string& text);
+
+struct PushResult {
+  int64_t rows = 0;
+  int64_t views_written = 0;             // online: feature views fed by the source
+  std::optional<int64_t> delta_version;  // offline: the commit
+};
+
+/// Converts `data` to the push source's declared schema (the same rules as
+/// ingestion) and writes it online (every online view on the source) and/or
+/// appends it to the source's Delta table.
+arrow::Result<PushResult> Push(const repo::FeatureRepository& repo,
+                               const registry::RegistryState& state, OnlineStore* store,
+                               const std::string& push_source,
+                               const std::shared_ptr<arrow::Table>& data, PushTarget to);
+
+}  // namespace stratalake::online

@@ -1,0 +1,740 @@
+#include "online/codec.h"
+
+#include <charconv>
+#include <cmath>
+#include <cstdio>
+#include <cstring>
+#include <ctime>
+
+#include <arrow/api.h>
+#include <arrow/util/decimal.h>
+
+#include "stratalake/online.h"
+
+namespace stratalake::online {
+
+namespace {
+
+uint64_t Flip(int64_t v) { return static_cast<uint64_t>(v) ^ (uint64_t{1} << 63); }
+
+void AppendBigEndian(uint64_t v, std::string* out) {
+  char b[8];
+  for (int i = 7; i >= 0; --i) {
+    b[i] = static_cast<char>(v & 0xff);
+    v >>= 8;
+  }
+  out->append(b, 8);
+}
+
+uint64_t ReadBigEndian(const char* p) {
+  uint64_t v = 0;
+  for (int i = 0; i < 8; ++i) v = (v << 8) | static_cast<unsigned char>(p[i]);
+  return v;
+}
+
+template <typename T>
+void AppendLE(T v, std::string* out) {
+  out->append(reinterpret_cast<const char*>(&v), sizeof(T));  // x86-64 / arm64: little-endian
+}
+
+template <typename T>
+T ReadLE(const char* p) {
+  T v;
+  std::memcpy(&v, p, sizeof(T));
+  return v;
+}
+
+void AppendVarint(uint64_t v, std::string* out) {
+  while (v >= 0x80) {
+    out->push_back(static_cast<char>((v & 0x7f) | 0x80));
+    v >>= 7;
+  }
+  out->push_back(static_cast<char>(v));
+}
+
+bool ReadVarint(std::string_view* in, uint64_t* v) {
+  uint64_t result = 0;
+  for (int shift = 0; shift <= 63 && !in->empty(); shift += 7) {
+    auto b = static_cast<unsigned char>(in->front());
+    in->remove_prefix(1);
+    result |= static_cast<uint64_t>(b & 0x7f) << shift;
+    if (!(b & 0x80)) {
+      *v = result;
+      return true;
+    }
+  }
+  return false;
+}
+
+uint64_t Fnv1a(std::string_view s, uint64_t h = 1469598103934665603ULL) {
+  for (unsigned char c : s) {
+    h ^= c;
+    h *= 1099511628211ULL;
+  }
+  return h;
+}
+
+// Fixed width of a scalar type's encoding; 0 = variable (string/binary/list); -1 = unsupported.
+int FixedWidth(const arrow::DataType& t) {
+  switch (t.id()) {
+    case arrow::Type::BOOL:
+    case arrow::Type::INT8:
+      return 1;
+    case arrow::Type::INT16:
+      return 2;
+    case arrow::Type::INT32:
+    case arrow::Type::DATE32:
+    case arrow::Type::FLOAT:
+      return 4;
+    case arrow::Type::INT64:
+    case arrow::Type::TIMESTAMP:
+    case arrow::Type::DOUBLE:
+      return 8;
+    case arrow::Type::DECIMAL128:
+      return 16;
+    case arrow::Type::STRING:
+    case arrow::Type::BINARY:
+    case arrow::Type::LARGE_STRING:
+    case arrow::Type::LARGE_BINARY:
+      return 0;
+    case arrow::Type::LIST: {
+      int inner = FixedWidth(*static_cast<const arrow::ListType&>(t).value_type());
+      return inner < 0 || t.field(0)->type()->id() == arrow::Type::LIST ? -1 : 0;
+    }
+    default:
+      return -1;
+  }
+}
+
+int64_t TimestampToMicros(const arrow::TimestampType& t, int64_t v) {
+  switch (t.unit()) {
+    case arrow::TimeUnit::SECOND:
+      return v * 1000000;
+    case arrow::TimeUnit::MILLI:
+      return v * 1000;
+    case arrow::TimeUnit::MICRO:
+      return v;
+    case arrow::TimeUnit::NANO:
+      return v >= 0 ? v / 1000 : -((-v + 999) / 1000);
+  }
+  return v;
+}
+
+// Appends element `i` of a non-list array (valid at i).
+void AppendScalar(const arrow::Array& a, int64_t i, std::string* out) {
+  switch (a.type_id()) {
+    case arrow::Type::BOOL:
+      out->push_back(static_cast<const arrow::BooleanArray&>(a).Value(i) ? 1 : 0);
+      break;
+    case arrow::Type::INT8:
+      AppendLE(static_cast<const arrow::Int8Array&>(a).Value(i), out);
+      break;
+    case arrow::Type::INT16:
+      AppendLE(static_cast<const arrow::Int16Array&>(a).Value(i), out);
+      break;
+    case arrow::Type::INT32:
+      AppendLE(static_cast<const arrow::Int32Array&>(a).Value(i), out);
+      break;
+    case arrow::Type::DATE32:
+      AppendLE(static_cast<const arrow::Date32Array&>(a).Value(i), out);
+      break;
+    case arrow::Type::FLOAT:
+      AppendLE(static_cast<const arrow::FloatArray&>(a).Value(i), out);
+      break;
+    case arrow::Type::INT64:
+      AppendLE(static_cast<const arrow::Int64Array&>(a).Value(i), out);
+      break;
+    case arrow::Type::DOUBLE:
+      AppendLE(static_cast<const arrow::DoubleArray&>(a).Value(i), out);
+      break;
+    case arrow::Type::TIMESTAMP: {
+      const auto& t = static_cast<const arrow::TimestampType&>(*a.type());
+      AppendLE(TimestampToMicros(t, static_cast<const arrow::TimestampArray&>(a).Value(i)), out);
+      break;
+    }
+    case arrow::Type::DECIMAL128:
+      out->append(
+          reinterpret_cast<const char*>(static_cast<const arrow::Decimal128Array&>(a).GetValue(i)),
+          16);
+      break;
+    case arrow::Type::STRING:
+    case arrow::Type::BINARY: {
+      auto v = static_cast<const arrow::BinaryArray&>(a).GetView(i);
+      AppendVarint(v.size(), out);
+      out->append(v.data(), v.size());
+      break;
+    }
+    case arrow::Type::LARGE_STRING:
+    case arrow::Type::LARGE_BINARY: {
+      auto v = static_cast<const arrow::LargeBinaryArray&>(a).GetView(i);
+      AppendVarint(v.size(), out);
+      out->append(v.data(), v.size());
+      break;
+    }
+    default:
+      break;  // rejected by Validate
+  }
+}
+
+void AppendValue(const arrow::Array& a, int64_t i, std::string* out) {
+  if (a.type_id() != arrow::Type::LIST) {
+    AppendScalar(a, i, out);
+    return;
+  }
+  const auto& list = static_cast<const arrow::ListArray&>(a);
+  int64_t start = list.value_offset(i);
+  int64_t n = list.value_length(i);
+  const arrow::Array& items = *list.values();
+  AppendVarint(static_cast<uint64_t>(n), out);
+  size_t bitmap_at = out->size();
+  out->append(static_cast<size_t>((n + 7) / 8), '\0');
+  for (int64_t k = 0; k < n; ++k) {
+    if (items.IsNull(start + k)) {
+      (*out)[bitmap_at + k / 8] = static_cast<char>((*out)[bitmap_at + k / 8] | (1 << (k % 8)));
+    } else {
+      AppendScalar(items, start + k, out);
+    }
+  }
+}
+
+// Length of one encoded scalar of type `t` at the start of `in`; -1 if truncated.
+int64_t ScalarLength(const arrow::DataType& t, std::string_view in) {
+  int w = FixedWidth(t);
+  if (w > 0) return static_cast<int64_t>(in.size()) >= w ? w : -1;
+  std::string_view p = in;
+  uint64_t len = 0;
+  if (!ReadVarint(&p, &len) || len > p.size()) return -1;
+  return static_cast<int64_t>(in.size() - p.size() + len);
+}
+
+int64_t FieldLength(const arrow::DataType& t, std::string_view in) {
+  if (t.id() != arrow::Type::LIST) return ScalarLength(t, in);
+  const arrow::DataType& item = *static_cast<const arrow::ListType&>(t).value_type();
+  std::string_view p = in;
+  uint64_t n = 0;
+  if (!ReadVarint(&p, &n) || (n + 7) / 8 > p.size()) return -1;
+  std::string_view bitmap = p.substr(0, (n + 7) / 8);
+  p.remove_prefix(bitmap.size());
+  for (uint64_t k = 0; k < n; ++k) {
+    if (static_cast<unsigned char>(bitmap[k / 8]) & (1 << (k % 8))) continue;
+    int64_t l = ScalarLength(item, p);
+    if (l < 0) return -1;
+    p.remove_prefix(static_cast<size_t>(l));
+  }
+  return static_cast<int64_t>(in.size() - p.size());
+}
+
+void AppendJsonString(std::string_view s, std::string* out) {
+  out->push_back('"');
+  for (unsigned char c : s) {
+    switch (c) {
+      case '"':
+        out->append("\\\"");
+        break;
+      case '\\':
+        out->append("\\\\");
+        break;
+      case '\n':
+        out->append("\\n");
+        break;
+      case '\r':
+        out->append("\\r");
+        break;
+      case '\t':
+        out->append("\\t");
+        break;
+      default:
+        if (c < 0x20) {
+          char buf[8];
+          std::snprintf(buf, sizeof buf, "\\u%04x", c);
+          out->append(buf);
+        } else {
+          out->push_back(static_cast<char>(c));
+        }
+    }
+  }
+  out->push_back('"');
+}
+
+void AppendDouble(double d, std::string* out) {
+  if (!std::isfinite(d)) {
+    out->append("null");  // JSON has no NaN/Infinity
+    return;
+  }
+  // The shortest text that reads back as the same double.
+  char buf[32];
+  auto r = std::to_chars(buf, buf + sizeof buf, d);
+  out->append(buf, static_cast<size_t>(r.ptr - buf));
+}
+
+template <typename T>
+void AppendInt(T v, std::string* out) {
+  char buf[24];
+  auto r = std::to_chars(buf, buf + sizeof buf, v);
+  out->append(buf, static_cast<size_t>(r.ptr - buf));
+}
+
+// Days since 1970-01-01 -> (year, month, day), proleptic Gregorian
+// (H. Hinnant's civil_from_days).
+void CivilFromDays(int64_t z, int64_t* y, unsigned* m, unsigned* d) {
+  z += 719468;
+  const int64_t era = (z >= 0 ? z : z - 146096) / 146097;
+  const auto doe = static_cast<unsigned>(z - era * 146097);
+  const unsigned yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
+  const unsigned doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+  const unsigned mp = (5 * doy + 2) / 153;
+  *d = doy - (153 * mp + 2) / 5 + 1;
+  *m = mp < 10 ? mp + 3 : mp - 9;
+  *y = static_cast<int64_t>(yoe) + era * 400 + (*m <= 2);
+}
+
+void AppendDigits(unsigned v, int width, char* p) {
+  for (int i = width - 1; i >= 0; --i) {
+    p[i] = static_cast<char>('0' + v % 10);
+    v /= 10;
+  }
+}
+
+void AppendScalarJson(const arrow::DataType& t, std::string_view b, std::string* out) {
+  char buf[64];
+  switch (t.id()) {
+    case arrow::Type::BOOL:
+      out->append(b[0] ? "true" : "false");
+      return;
+    case arrow::Type::INT8:
+      AppendInt(ReadLE<int8_t>(b.data()), out);
+      return;
+    case arrow::Type::INT16:
+      AppendInt(ReadLE<int16_t>(b.data()), out);
+      return;
+    case arrow::Type::INT32:
+      AppendInt(ReadLE<int32_t>(b.data()), out);
+      return;
+    case arrow::Type::INT64:
+      AppendInt(ReadLE<int64_t>(b.data()), out);
+      return;
+    case arrow::Type::FLOAT:
+      AppendDouble(ReadLE<float>(b.data()), out);
+      return;
+    case arrow::Type::DOUBLE:
+      AppendDouble(ReadLE<double>(b.data()), out);
+      return;
+    case arrow::Type::TIMESTAMP:
+      out->push_back('"');
+      AppendTimestampMicros(ReadLE<int64_t>(b.data()), out);
+      out->push_back('"');
+      return;
+    case arrow::Type::DATE32: {
+      time_t secs = static_cast<time_t>(ReadLE<int32_t>(b.data())) * 86400;
+      struct tm tm;
+      gmtime_r(&secs, &tm);
+      std::strftime(buf, sizeof buf, "%Y-%m-%d", &tm);
+      AppendJsonString(buf, out);
+      return;
+    }
+    case arrow::Type::DECIMAL128: {
+      arrow::Decimal128 d(reinterpret_cast<const uint8_t*>(b.data()));
+      AppendJsonString(d.ToString(static_cast<const arrow::Decimal128Type&>(t).scale()), out);
+      return;
+    }
+    case arrow::Type::STRING:
+    case arrow::Type::LARGE_STRING:
+    case arrow::Type::BINARY:
+    case arrow::Type::LARGE_BINARY: {
+      std::string_view p = b;
+      uint64_t len = 0;
+      ReadVarint(&p, &len);
+      AppendJsonString(p.substr(0, len), out);
+      return;
+    }
+    default:
+      out->append("null");
+  }
+}
+
+}  // namespace
+
+void AppendVersionPrefix(int64_t event_us, std::optional<int64_t> created_us, std::string* out) {
+  AppendBigEndian(Flip(event_us), out);
+  AppendBigEndian(created_us ? Flip(*created_us) : 0, out);
+}
+
+int64_t PrefixEventMicros(std::string_view value) {
+  return static_cast<int64_t>(ReadBigEndian(value.data()) ^ (uint64_t{1} << 63));
+}
+
+int Layout::Find(std::string_view name) const {
+  for (size_t i = 0; i < names.size(); ++i) {
+    if (names[i] == name) return static_cast<int>(i);
+  }
+  return -1;
+}
+
+Layout MakeLayout(std::vector<std::string> names,
+                  std::vector<std::shared_ptr<arrow::DataType>> types) {
+  Layout l;
+  l.names = std::move(names);
+  l.types = std::move(types);
+  l.fingerprint = Fnv1a(SerializeLayout(l));
+  return l;
+}
+
+Layout MakeLayout(const registry::FeatureView& view) {
+  std::vector<std::string> names;
+  std::vector<std::shared_ptr<arrow::DataType>> types;
+  for (const auto& f : view.features) {
+    names.push_back(f.name);
+    types.push_back(f.type);
+  }
+  return MakeLayout(std::move(names), std::move(types));
+}
+
+std::string SerializeLayout(const Layout& layout) {
+  std::string out;
+  for (size_t i = 0; i < layout.names.size(); ++i) {
+    out += layout.names[i];
+    out += ' ';
+    out += registry::FeatureTypeName(*layout.types[i]);
+    out += '\n';
+  }
+  return out;
+}
+
+arrow::Result<Layout> ParseLayout(std::string_view text) {
+  std::vector<std::string> names;
+  std::vector<std::shared_ptr<arrow::DataType>> types;
+  while (!text.empty()) {
+    size_t nl = text.find('\n');
+    std::string_view line = text.substr(0, nl);
+    text.remove_prefix(nl == std::string_view::npos ? text.size() : nl + 1);
+    size_t sp = line.find(' ');
+    if (sp == std::string_view::npos) {
+      return arrow::Status::Invalid("online store: corrupt layout line '", line, "'");
+    }
+    names.emplace_back(line.substr(0, sp));
+    ARROW_ASSIGN_OR_RAISE(auto t, registry::ParseFeatureType(std::string(line.substr(sp + 1))));
+    types.push_back(t);
+  }
+  return MakeLayout(std::move(names), std::move(types));
+}
+
+std::string LayoutKey(std::string_view view, uint64_t fingerprint) {
+  std::string k("\x01layout", 7);
+  k.push_back('\0');
+  k.append(view);
+  k.push_back('\0');
+  AppendBigEndian(fingerprint, &k);
+  return k;
+}
+
+std::string ViewKeyPrefix(std::string_view view) {
+  std::string k(view);
+  k.push_back('\0');
+  return k;
+}
+
+arrow::Status AppendKey(const arrow::DataType& type, const KeyScalar& value, std::string* out) {
+  bool is_int = arrow::is_integer(type.id());
+  bool is_str = type.id() == arrow::Type::STRING || type.id() == arrow::Type::LARGE_STRING ||
+                type.id() == arrow::Type::BINARY || type.id() == arrow::Type::LARGE_BINARY;
+  if (is_int) {
+    if (const auto* v = std::get_if<int64_t>(&value)) {
+      AppendBigEndian(Flip(*v), out);
+      return arrow::Status::OK();
+    }
+  } else if (is_str) {
+    if (const auto* v = std::get_if<std::string>(&value)) {
+      AppendVarint(v->size(), out);
+      out->append(*v);
+      return arrow::Status::OK();
+    }
+  } else {
+    return arrow::Status::NotImplemented("join keys of type ", type.ToString(),
+                                         " are not supported online (use an integer or string)");
+  }
+  const char* got = std::holds_alternative<std::monostate>(value) ? "null"
+                    : std::holds_alternative<int64_t>(value)      ? "an integer"
+                                                                  : "a string";
+  return arrow::Status::TypeError("expected ", is_int ? "an integer" : "a string", " (",
+                                  registry::FeatureTypeName(type), "), got ", got);
+}
+
+arrow::Result<bool> AppendKeyFromArray(const arrow::Array& column, int64_t row, std::string* out) {
+  if (column.IsNull(row)) return false;
+  switch (column.type_id()) {
+    case arrow::Type::INT8:
+      AppendBigEndian(Flip(static_cast<const arrow::Int8Array&>(column).Value(row)), out);
+      return true;
+    case arrow::Type::INT16:
+      AppendBigEndian(Flip(static_cast<const arrow::Int16Array&>(column).Value(row)), out);
+      return true;
+    case arrow::Type::INT32:
+      AppendBigEndian(Flip(static_cast<const arrow::Int32Array&>(column).Value(row)), out);
+      return true;
+    case arrow::Type::INT64:
+      AppendBigEndian(Flip(static_cast<const arrow::Int64Array&>(column).Value(row)), out);
+      return true;
+    case arrow::Type::UINT8:
+    case arrow::Type::UINT16:
+    case arrow::Type::UINT32:
+    case arrow::Type::UINT64: {
+      auto s = column.GetScalar(row);
+      if (!s.ok()) return s.status();
+      auto c = (*s)->CastTo(arrow::int64());
+      if (!c.ok()) return c.status();
+      AppendBigEndian(Flip(static_cast<const arrow::Int64Scalar&>(**c).value), out);
+      return true;
+    }
+    case arrow::Type::STRING:
+    case arrow::Type::BINARY: {
+      auto v = static_cast<const arrow::BinaryArray&>(column).GetView(row);
+      AppendVarint(v.size(), out);
+      out->append(v.data(), v.size());
+      return true;
+    }
+    case arrow::Type::LARGE_STRING:
+    case arrow::Type::LARGE_BINARY: {
+      auto v = static_cast<const arrow::LargeBinaryArray&>(column).GetView(row);
+      AppendVarint(v.size(), out);
+      out->append(v.data(), v.size());
+      return true;
+    }
+    default:
+      return arrow::Status::NotImplemented("join key column of type ", column.type()->ToString(),
+                                           " cannot be stored online (use an integer or string)");
+  }
+}
+
+arrow::Status RowEncoder::Validate(
+    const std::vector<std::shared_ptr<arrow::Array>>& columns) const {
+  if (columns.size() != layout_.names.size()) {
+    return arrow::Status::Invalid("online store: ", columns.size(),
+                                  " feature columns for a layout of ", layout_.names.size());
+  }
+  for (size_t i = 0; i < columns.size(); ++i) {
+    if (FixedWidth(*layout_.types[i]) < 0) {
+      return arrow::Status::NotImplemented("feature '", layout_.names[i], "' has type ",
+                                           layout_.types[i]->ToString(),
+                                           ", which the online store does not support yet");
+    }
+    if (!columns[i]->type()->Equals(*layout_.types[i])) {
+      return arrow::Status::TypeError("feature '", layout_.names[i], "' is ",
+                                      columns[i]->type()->ToString(), " in the data but ",
+                                      layout_.types[i]->ToString(), " in the feature view");
+    }
+  }
+  return arrow::Status::OK();
+}
+
+void RowEncoder::Encode(const std::vector<std::shared_ptr<arrow::Array>>& columns, int64_t row,
+                        int64_t event_us, std::optional<int64_t> created_us,
+                        std::string* out) const {
+  AppendVersionPrefix(event_us, created_us, out);
+  out->push_back(static_cast<char>(kValueFormat));
+  AppendLE(layout_.fingerprint, out);
+  size_t bitmap_at = out->size();
+  size_t n = columns.size();
+  out->append((n + 7) / 8, '\0');
+  for (size_t i = 0; i < n; ++i) {
+    const arrow::Array& a = *columns[i];
+    if (a.IsNull(row)) {
+      (*out)[bitmap_at + i / 8] = static_cast<char>((*out)[bitmap_at + i / 8] | (1 << (i % 8)));
+    } else {
+      AppendValue(a, row, out);
+    }
+  }
+}
+
+arrow::Result<uint64_t> ValueFingerprint(std::string_view value) {
+  if (value.size() < kValueHeaderSize || static_cast<uint8_t>(value[16]) != kValueFormat) {
+    return arrow::Status::Invalid("online store: corrupt value (", value.size(), " bytes)");
+  }
+  return ReadLE<uint64_t>(value.data() + 17);
+}
+
+arrow::Status DecodeValue(std::string_view value, const Layout& layout, DecodedValue* out) {
+  ARROW_ASSIGN_OR_RAISE(out->fingerprint, ValueFingerprint(value));
+  if (out->fingerprint != layout.fingerprint) {
+    return arrow::Status::Invalid("online store: value written with another layout");
+  }
+  out->event_us = PrefixEventMicros(value);
+  size_t n = layout.names.size();
+  std::string_view p = value.substr(kValueHeaderSize);
+  if (p.size() < (n + 7) / 8) return arrow::Status::Invalid("online store: truncated value");
+  std::string_view bitmap = p.substr(0, (n + 7) / 8);
+  p.remove_prefix(bitmap.size());
+  out->fields.assign(n, std::string_view());
+  out->null.assign(n, false);
+  for (size_t i = 0; i < n; ++i) {
+    if (static_cast<unsigned char>(bitmap[i / 8]) & (1 << (i % 8))) {
+      out->null[i] = true;
+      continue;
+    }
+    int64_t len = FieldLength(*layout.types[i], p);
+    if (len < 0) return arrow::Status::Invalid("online store: truncated value");
+    out->fields[i] = p.substr(0, static_cast<size_t>(len));
+    p.remove_prefix(static_cast<size_t>(len));
+  }
+  return arrow::Status::OK();
+}
+
+void AppendFieldJson(const arrow::DataType& type, std::string_view bytes, std::string* out) {
+  if (type.id() != arrow::Type::LIST) {
+    AppendScalarJson(type, bytes, out);
+    return;
+  }
+  const arrow::DataType& item = *static_cast<const arrow::ListType&>(type).value_type();
+  std::string_view p = bytes;
+  uint64_t n = 0;
+  ReadVarint(&p, &n);
+  std::string_view bitmap = p.substr(0, (n + 7) / 8);
+  p.remove_prefix(bitmap.size());
+  out->push_back('[');
+  for (uint64_t k = 0; k < n; ++k) {
+    if (k) out->push_back(',');
+    if (static_cast<unsigned char>(bitmap[k / 8]) & (1 << (k % 8))) {
+      out->append("null");
+      continue;
+    }
+    int64_t l = ScalarLength(item, p);
+    AppendScalarJson(item, p.substr(0, static_cast<size_t>(l)), out);
+    p.remove_prefix(static_cast<size_t>(l));
+  }
+  out->push_back(']');
+}
+
+namespace {
+
+arrow::Status AppendScalarToBuilder(const arrow::DataType& t, std::string_view b,
+                                    arrow::ArrayBuilder* builder) {
+  switch (t.id()) {
+    case arrow::Type::BOOL:
+      return static_cast<arrow::BooleanBuilder*>(builder)->Append(b[0] != 0);
+    case arrow::Type::INT8:
+      return static_cast<arrow::Int8Builder*>(builder)->Append(ReadLE<int8_t>(b.data()));
+    case arrow::Type::INT16:
+      return static_cast<arrow::Int16Builder*>(builder)->Append(ReadLE<int16_t>(b.data()));
+    case arrow::Type::INT32:
+      return static_cast<arrow::Int32Builder*>(builder)->Append(ReadLE<int32_t>(b.data()));
+    case arrow::Type::DATE32:
+      return static_cast<arrow::Date32Builder*>(builder)->Append(ReadLE<int32_t>(b.data()));
+    case arrow::Type::FLOAT:
+      return static_cast<arrow::FloatBuilder*>(builder)->Append(ReadLE<float>(b.data()));
+    case arrow::Type::INT64:
+      return static_cast<arrow::Int64Builder*>(builder)->Append(ReadLE<int64_t>(b.data()));
+    case arrow::Type::DOUBLE:
+      return static_cast<arrow::DoubleBuilder*>(builder)->Append(ReadLE<double>(b.data()));
+    case arrow::Type::TIMESTAMP: {
+      // Stored as µs; the builder's unit is the feature's.
+      int64_t us = ReadLE<int64_t>(b.data());
+      int64_t v = us;
+      switch (static_cast<const arrow::TimestampType&>(t).unit()) {
+        case arrow::TimeUnit::SECOND:
+          v = us / 1000000;
+          break;
+        case arrow::TimeUnit::MILLI:
+          v = us / 1000;
+          break;
+        case arrow::TimeUnit::MICRO:
+          break;
+        case arrow::TimeUnit::NANO:
+          v = us * 1000;
+          break;
+      }
+      return static_cast<arrow::TimestampBuilder*>(builder)->Append(v);
+    }
+    case arrow::Type::DECIMAL128:
+      return static_cast<arrow::Decimal128Builder*>(builder)->Append(
+          arrow::Decimal128(reinterpret_cast<const uint8_t*>(b.data())));
+    case arrow::Type::STRING:
+    case arrow::Type::BINARY: {
+      std::string_view p = b;
+      uint64_t len = 0;
+      ReadVarint(&p, &len);
+      return static_cast<arrow::BinaryBuilder*>(builder)->Append(p.substr(0, len));
+    }
+    case arrow::Type::LARGE_STRING:
+    case arrow::Type::LARGE_BINARY: {
+      std::string_view p = b;
+      uint64_t len = 0;
+      ReadVarint(&p, &len);
+      return static_cast<arrow::LargeBinaryBuilder*>(builder)->Append(p.substr(0, len));
+    }
+    default:
+      return arrow::Status::NotImplemented("online type ", t.ToString());
+  }
+}
+
+}  // namespace
+
+arrow::Status AppendFieldToBuilder(const arrow::DataType& type, std::string_view bytes, bool null,
+                                   arrow::ArrayBuilder* builder) {
+  if (null) return builder->AppendNull();
+  if (type.id() != arrow::Type::LIST) return AppendScalarToBuilder(type, bytes, builder);
+  auto* lb = static_cast<arrow::ListBuilder*>(builder);
+  const arrow::DataType& item = *static_cast<const arrow::ListType&>(type).value_type();
+  ARROW_RETURN_NOT_OK(lb->Append());
+  std::string_view p = bytes;
+  uint64_t n = 0;
+  ReadVarint(&p, &n);
+  std::string_view bitmap = p.substr(0, (n + 7) / 8);
+  p.remove_prefix(bitmap.size());
+  for (uint64_t k = 0; k < n; ++k) {
+    if (static_cast<unsigned char>(bitmap[k / 8]) & (1 << (k % 8))) {
+      ARROW_RETURN_NOT_OK(lb->value_builder()->AppendNull());
+      continue;
+    }
+    int64_t l = ScalarLength(item, p);
+    ARROW_RETURN_NOT_OK(
+        AppendScalarToBuilder(item, p.substr(0, static_cast<size_t>(l)), lb->value_builder()));
+    p.remove_prefix(static_cast<size_t>(l));
+  }
+  return arrow::Status::OK();
+}
+
+void AppendTimestampMicros(int64_t us, std::string* out) {
+  int64_t secs = us >= 0 ? us / 1000000 : -((-us + 999999) / 1000000);
+  auto frac = static_cast<unsigned>(us - secs * 1000000);
+  int64_t days = secs >= 0 ? secs / 86400 : -((-secs + 86399) / 86400);
+  auto sod = static_cast<unsigned>(secs - days * 86400);
+  int64_t y;
+  unsigned m, d;
+  CivilFromDays(days, &y, &m, &d);
+  if (y < 0 || y > 9999) {  // outside RFC 3339: fall back to the C library
+    time_t t = static_cast<time_t>(secs);
+    struct tm tm;
+    gmtime_r(&t, &tm);
+    char buf[64];
+    std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%S", &tm);
+    out->append(buf);
+  } else {
+    char buf[19];  // YYYY-MM-DDTHH:MM:SS
+    AppendDigits(static_cast<unsigned>(y), 4, buf);
+    buf[4] = '-';
+    AppendDigits(m, 2, buf + 5);
+    buf[7] = '-';
+    AppendDigits(d, 2, buf + 8);
+    buf[10] = 'T';
+    AppendDigits(sod / 3600, 2, buf + 11);
+    buf[13] = ':';
+    AppendDigits(sod / 60 % 60, 2, buf + 14);
+    buf[16] = ':';
+    AppendDigits(sod % 60, 2, buf + 17);
+    out->append(buf, sizeof buf);
+  }
+  if (frac != 0) {
+    char f[7];
+    f[0] = '.';
+    AppendDigits(frac, 6, f + 1);
+    out->append(f, sizeof f);
+  }
+  out->push_back('Z');
+}
+
+std::string FormatTimestampMicros(int64_t us) {
+  std::string out;
+  AppendTimestampMicros(us, &out);
+  return out;
+}
+
+}  // namespace stratalake::online

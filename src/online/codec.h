@@ -1,0 +1,115 @@
+// How feature rows are stored in the online store (docs/online-store.md).
+//
+// Key:   <view name> 0x00 <join key values, in the view's entity order>
+//        integer keys: 8 bytes big-endian with the sign bit flipped (the same
+//        bytes for int8..int64, so the entity table's width does not matter);
+//        string/binary keys: LEB128 length, then the bytes.
+// Value: 16-byte version prefix (online.h), 1 format byte (1), 8-byte layout
+//        fingerprint (little-endian), null bitmap (1 bit per feature, LSB
+//        first), then each non-null feature in layout order:
+//          bool/int8: 1 byte; int16: 2; int32, date32, float32: 4; int64,
+//          timestamp (µs), float64: 8 — all little-endian; string/binary:
+//          LEB128 length + bytes; decimal128: 16 bytes; list<T>: LEB128 count,
+//          an item null bitmap, then the non-null items as above.
+// Layout: the view's (feature name, type) list at write time, stored once per
+//        fingerprint under the key 0x01 "layout" 0x00 <view> 0x00 <fingerprint>,
+//        so values written before a schema change can still be read by name.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <variant>
+#include <vector>
+
+#include <arrow/result.h>
+#include <arrow/type_fwd.h>
+
+#include "stratalake/online.h"
+#include "stratalake/registry.h"
+
+namespace stratalake::online {
+
+constexpr uint8_t kValueFormat = 1;
+/// Bytes before the null bitmap: prefix + format + fingerprint.
+constexpr size_t kValueHeaderSize = 16 + 1 + 8;
+
+struct Layout {
+  std::vector<std::string> names;
+  std::vector<std::shared_ptr<arrow::DataType>> types;
+  uint64_t fingerprint = 0;
+  int Find(std::string_view name) const;  // -1 when absent
+};
+
+/// The layout of a view's features (in definition order).
+Layout MakeLayout(const registry::FeatureView& view);
+/// Layout from names and types (computes the fingerprint).
+Layout MakeLayout(std::vector<std::string> names,
+                  std::vector<std::shared_ptr<arrow::DataType>> types);
+std::string LayoutKey(std::string_view view, uint64_t fingerprint);
+std::string SerializeLayout(const Layout& layout);
+arrow::Result<Layout> ParseLayout(std::string_view text);
+
+/// "<view>\0": every key of the view starts with it.
+std::string ViewKeyPrefix(std::string_view view);
+
+/// Appends one join key value of `type` (the entity's declared join key type).
+/// Errors say which key and what was expected.
+arrow::Status AppendKey(const arrow::DataType& type, const KeyScalar& value, std::string* out);
+/// Appends row `row` of `column` (an integer, string or binary array) as a key
+/// value. Null keys: returns false (no key can match).
+arrow::Result<bool> AppendKeyFromArray(const arrow::Array& column, int64_t row, std::string* out);
+
+/// Encodes rows of feature columns (one array per layout entry, already of
+/// the layout's types) into values.
+class RowEncoder {
+ public:
+  explicit RowEncoder(const Layout& layout) : layout_(layout) {}
+  /// Checks that every column has a supported type equal to the layout's.
+  arrow::Status Validate(const std::vector<std::shared_ptr<arrow::Array>>& columns) const;
+  void Encode(const std::vector<std::shared_ptr<arrow::Array>>& columns, int64_t row,
+              int64_t event_us, std::optional<int64_t> created_us, std::string* out) const;
+
+ private:
+  const Layout& layout_;
+};
+
+/// A stored value split into its parts: for each layout entry, its encoded
+/// bytes (empty view + null flag when null).
+struct DecodedValue {
+  int64_t event_us = 0;
+  uint64_t fingerprint = 0;
+  std::vector<std::string_view> fields;
+  std::vector<bool> null;
+};
+
+/// Splits `value` according to `layout` (whose fingerprint must match the
+/// value's; see ValueFingerprint). Corrupt values are an error, never a crash.
+arrow::Status DecodeValue(std::string_view value, const Layout& layout, DecodedValue* out);
+/// The layout fingerprint a value was written with.
+arrow::Result<uint64_t> ValueFingerprint(std::string_view value);
+
+/// Appends one encoded field as JSON (numbers, strings, booleans, lists;
+/// timestamps as RFC 3339 strings, decimals as strings).
+void AppendFieldJson(const arrow::DataType& type, std::string_view bytes, std::string* out);
+/// Appends one encoded field to a builder of `type` (null when `null`).
+arrow::Status AppendFieldToBuilder(const arrow::DataType& type, std::string_view bytes, bool null,
+                                   arrow::ArrayBuilder* builder);
+
+/// Encodes the rows of `data` — columns in the order: `num_keys` join keys,
+/// the event time, the created time (when `has_created`), then the layout's
+/// features — whose event time lies in [lo_us, hi_us] into key/value pairs
+/// appended to `out`. Rows with a null key or time are skipped; features are
+/// cast (safely) to the layout's types.
+arrow::Status EncodeViewRows(const registry::FeatureView& view, const registry::Source& src,
+                             const Layout& layout, size_t num_keys, bool has_created,
+                             const arrow::Table& data, int64_t lo_us, int64_t hi_us,
+                             std::vector<KeyValue>* out);
+
+/// µs since the epoch -> "2026-11-21T17:26:11.123456Z" (fraction omitted when 0).
+std::string FormatTimestampMicros(int64_t us);
+void AppendTimestampMicros(int64_t us, std::string* out);
+
+}  // namespace stratalake::online

@@ -1,0 +1,493 @@
+// Materialization: source rows in an event-time range -> the online store.
+//
+// Files are processed in the offline join's tie-break order (Delta
+// modificationTime, then path) and rows in file order, and the store keeps the
+// value with the largest (event time, created time), the later write on ties —
+// so the online value of a key is the row the training-set join would pick at
+// the range's end. Each file is read two row groups at a time, encoded and
+// written as one bulk batch, so memory is bounded by the chunk size.
+//
+// Watermark (registry state "materialize/<view>"): {"version": source Delta
+// version read, "end_us": range end, "layout": layout fingerprint, "source":
+// source name}. An incremental run reads the files added since that version
+// (rows up to the new end) and, from files that were already there, only rows
+// after the old end (statistics skip most of those files). A changed layout or
+// source, or no watermark, means a full read.
+#include <unistd.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <set>
+
+#include <arrow/api.h>
+#include <arrow/compute/api.h>
+#include <rapidjson/document.h>
+#include <rapidjson/stringbuffer.h>
+#include <rapidjson/writer.h>
+
+#include "online/codec.h"
+#include "storage/scan.h"
+#include "stratalake/delta.h"
+#include "stratalake/expression.h"
+#include "stratalake/online.h"
+#include "stratalake/repo.h"
+#include "stratalake/status.h"
+
+namespace stratalake::online {
+
+namespace {
+
+arrow::Status UserError(ErrorKind kind, const std::string& msg) {
+  return MakeError(arrow::StatusCode::Invalid, kind, msg);
+}
+
+struct Watermark {
+  int64_t version = -1;
+  int64_t end_us = 0;
+  uint64_t layout = 0;
+  std::string source;
+};
+
+std::string WatermarkKey(const std::string& view) { return "materialize/" + view; }
+
+std::optional<Watermark> ParseWatermark(const std::string& json) {
+  rapidjson::Document d;
+  d.Parse(json.c_str());
+  if (d.HasParseError() || !d.IsObject()) return std::nullopt;
+  Watermark w;
+  if (!d.HasMember("version") || !d["version"].IsInt64()) return std::nullopt;
+  w.version = d["version"].GetInt64();
+  if (d.HasMember("end_us") && d["end_us"].IsInt64()) w.end_us = d["end_us"].GetInt64();
+  if (d.HasMember("layout") && d["layout"].IsString()) {
+    w.layout = std::strtoull(d["layout"].GetString(), nullptr, 16);
+  }
+  if (d.HasMember("source") && d["source"].IsString()) w.source = d["source"].GetString();
+  return w;
+}
+
+std::string FormatWatermark(const Watermark& w, int64_t rows, int64_t now_ms) {
+  rapidjson::StringBuffer sb;
+  rapidjson::Writer<rapidjson::StringBuffer> wr(sb);
+  char fp[24];
+  std::snprintf(fp, sizeof fp, "%016llx", static_cast<unsigned long long>(w.layout));
+  wr.StartObject();
+  wr.Key("version");
+  wr.Int64(w.version);
+  wr.Key("end_us");
+  wr.Int64(w.end_us);
+  wr.Key("layout");
+  wr.String(fp);
+  wr.Key("source");
+  wr.String(w.source.c_str());
+  wr.Key("rows_written");
+  wr.Int64(rows);
+  wr.Key("updated_at_ms");
+  wr.Int64(now_ms);
+  wr.EndObject();
+  return sb.GetString();
+}
+
+std::string StoredName(const registry::Source& s, const std::string& mapped) {
+  for (const auto& [from, to] : s.field_mapping) {
+    if (to == mapped) return from;
+  }
+  return mapped;
+}
+
+// µs since the epoch of every row of a time column (timestamp any unit, date).
+arrow::Result<std::vector<int64_t>> TimesMicros(const arrow::Array& a) {
+  std::vector<int64_t> out(static_cast<size_t>(a.length()), 0);
+  if (a.type_id() == arrow::Type::TIMESTAMP) {
+    const auto& t = static_cast<const arrow::TimestampType&>(*a.type());
+    const auto& ts = static_cast<const arrow::TimestampArray&>(a);
+    int64_t mul = 1, div = 1;
+    switch (t.unit()) {
+      case arrow::TimeUnit::SECOND:
+        mul = 1000000;
+        break;
+      case arrow::TimeUnit::MILLI:
+        mul = 1000;
+        break;
+      case arrow::TimeUnit::MICRO:
+        break;
+      case arrow::TimeUnit::NANO:
+        div = 1000;
+        break;
+    }
+    for (int64_t i = 0; i < a.length(); ++i) {
+      int64_t v = ts.Value(i);
+      out[i] = div == 1 ? v * mul : (v >= 0 ? v / div : -((-v + div - 1) / div));
+    }
+  } else if (a.type_id() == arrow::Type::DATE32) {
+    const auto& d = static_cast<const arrow::Date32Array&>(a);
+    for (int64_t i = 0; i < a.length(); ++i) out[i] = int64_t{d.Value(i)} * 86400000000LL;
+  } else if (a.type_id() == arrow::Type::DATE64) {
+    const auto& d = static_cast<const arrow::Date64Array&>(a);
+    for (int64_t i = 0; i < a.length(); ++i) out[i] = d.Value(i) * 1000;
+  } else {
+    return arrow::Status::TypeError("not a time column: ", a.type()->ToString());
+  }
+  return out;
+}
+
+// One file of the read, with the event-time range wanted from it.
+struct FileTask {
+  delta::AddFile file;
+  int64_t lo_us, hi_us;
+};
+
+class ViewMaterializer {
+ public:
+  ViewMaterializer(const repo::FeatureRepository& repo, const registry::Definitions& defs,
+                   const registry::FeatureView& view, const registry::Source& source,
+                   OnlineStore& store, const MaterializeOptions& options)
+      : repo_(repo),
+        defs_(defs),
+        view_(view),
+        src_(source),
+        store_(store),
+        options_(options),
+        layout_(MakeLayout(view)) {}
+
+  arrow::Result<ViewMaterialization> Run(registry::Registry& reg, int64_t now_ms) {
+    auto started = std::chrono::steady_clock::now();
+    ViewMaterialization out;
+    out.view = view_.name;
+    out.source = src_.name;
+    out.end_us = options_.end_us;
+    if (src_.type == registry::SourceType::kParquet) {
+      return UserError(ErrorKind::kUnsupportedFeature,
+                       "feature view '" + view_.name + "' reads Parquet source '" + src_.name +
+                           "'; materialization reads Delta sources (ingest the files first)");
+    }
+    ts_col_ = src_.timestamp_field.empty() ? repo_.config().default_timestamp_field
+                                           : src_.timestamp_field;
+    for (const auto& en : view_.entities) {
+      const registry::Entity* e = defs_.FindEntity(en);
+      if (!e) return UserError(ErrorKind::kObjectNotFound, "unknown entity '" + en + "'");
+      for (const auto& k : e->join_keys) keys_.push_back(k.name);
+    }
+
+    ARROW_ASSIGN_OR_RAISE(auto table, delta::DeltaTable::ForPath(repo_.TableUri(src_.path)));
+    auto latest = table->Latest();
+    if (!latest.ok()) {
+      if (HasErrorKind(latest.status(), ErrorKind::kTableNotFound)) {
+        out.seconds = 0;
+        return out;  // nothing ingested yet: nothing to materialize, no watermark
+      }
+      return latest.status();
+    }
+    std::shared_ptr<const delta::Snapshot> snap = *latest;
+    out.to_version = snap->version();
+
+    // Which files, and which time range of each.
+    std::optional<Watermark> wm;
+    ARROW_ASSIGN_OR_RAISE(auto wm_text, reg.GetState(WatermarkKey(view_.name)));
+    if (wm_text) wm = ParseWatermark(*wm_text);
+    int64_t lo = options_.start_us.value_or(INT64_MIN);
+    int64_t hi = options_.end_us;
+    std::vector<FileTask> tasks;
+    bool incremental = options_.incremental && wm && wm->layout == layout_.fingerprint &&
+                       wm->source == src_.name && wm->version <= snap->version();
+    if (options_.incremental && !options_.start_us) {
+      lo = view_.ttl_seconds > 0 ? hi - view_.ttl_seconds * 1000000 : INT64_MIN;
+    }
+    if (incremental) {
+      out.from_version = wm->version;
+      std::set<std::string> before;
+      auto old = table->AtVersion(wm->version);
+      if (!old.ok()) {
+        incremental = false;  // log cleaned up past the watermark: read everything
+      } else {
+        for (const auto& f : (*old)->files()) before.insert(f.path);
+      }
+      if (incremental) {
+        ARROW_ASSIGN_OR_RAISE(auto plan_new, Plan(*snap, lo, hi));
+        ARROW_ASSIGN_OR_RAISE(auto plan_old, Plan(*snap, std::max(lo, wm->end_us + 1), hi));
+        std::set<std::string> taken;
+        for (const auto& f : plan_new.files) {
+          if (!before.count(f.path)) {
+            tasks.push_back({f, lo, hi});
+            taken.insert(f.path);
+          }
+        }
+        if (wm->end_us < hi) {
+          for (const auto& f : plan_old.files) {
+            if (!taken.count(f.path)) tasks.push_back({f, std::max(lo, wm->end_us + 1), hi});
+          }
+        }
+        out.files_total = plan_new.total_files;
+      }
+    }
+    if (!incremental) {
+      ARROW_ASSIGN_OR_RAISE(auto plan, Plan(*snap, lo, hi));
+      for (const auto& f : plan.files) tasks.push_back({f, lo, hi});
+      out.files_total = plan.total_files;
+    }
+    out.incremental = incremental;
+    out.start_us = lo;
+    std::stable_sort(tasks.begin(), tasks.end(), [](const FileTask& a, const FileTask& b) {
+      return a.file.modification_time != b.file.modification_time
+                 ? a.file.modification_time < b.file.modification_time
+                 : a.file.path < b.file.path;
+    });
+
+    // The layout first, so readers can decode values written with it later.
+    {
+      std::string v;
+      AppendVersionPrefix(0, std::nullopt, &v);
+      v += SerializeLayout(layout_);
+      std::vector<KeyValue> kv{{LayoutKey(view_.name, layout_.fingerprint), v}};
+      ARROW_RETURN_NOT_OK(store_.Write(kv, WriteOptions{}));
+    }
+
+    ARROW_RETURN_NOT_OK(ResolveColumns(*snap));
+    bool tty = options_.progress && isatty(STDERR_FILENO);
+    for (size_t t = 0; t < tasks.size(); ++t) {
+      ARROW_RETURN_NOT_OK(ReadFile(*table, *snap, tasks[t], &out));
+      ++out.files_read;
+      if (tty) {
+        double secs =
+            std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+        double rate = secs > 0 ? static_cast<double>(out.rows_written) / secs : 0;
+        double eta = secs * static_cast<double>(tasks.size() - t - 1) / static_cast<double>(t + 1);
+        std::fprintf(stderr, "\r  %s: %zu/%zu files, %lld rows, %.0f rows/s, ETA %.0fs   ",
+                     view_.name.c_str(), t + 1, tasks.size(),
+                     static_cast<long long>(out.rows_written), rate, eta);
+      }
+    }
+    if (tty && !tasks.empty()) std::fprintf(stderr, "\n");
+    // Durable first, then the watermark.
+    ARROW_RETURN_NOT_OK(store_.Sync());
+    Watermark next;
+    next.version = snap->version();
+    next.end_us = wm && wm->end_us > hi && incremental ? wm->end_us : hi;
+    next.layout = layout_.fingerprint;
+    next.source = src_.name;
+    ARROW_RETURN_NOT_OK(
+        reg.PutState(WatermarkKey(view_.name), FormatWatermark(next, out.rows_written, now_ms)));
+    out.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+    return out;
+  }
+
+ private:
+  arrow::Result<delta::ScanPlan> Plan(const delta::Snapshot& s, int64_t lo, int64_t hi) {
+    ARROW_ASSIGN_OR_RAISE(auto filter, TimeFilter(s, lo, hi));
+    return delta::PlanFiles(s, filter);
+  }
+
+  arrow::Result<std::optional<arrow::compute::Expression>> TimeFilter(const delta::Snapshot& s,
+                                                                      int64_t lo, int64_t hi) {
+    std::string stored = StoredName(src_, ts_col_);
+    auto f = s.schema()->GetFieldByName(stored);
+    if (!f) {
+      return UserError(ErrorKind::kSchemaMismatch,
+                       "source '" + src_.name + "' has no timestamp column '" + stored + "'");
+    }
+    if (f->type()->id() != arrow::Type::TIMESTAMP) return std::nullopt;
+    std::string pred = "`" + stored + "` <= TIMESTAMP '" + FormatTimestampMicros(hi) + "'";
+    if (lo != INT64_MIN) {
+      pred += " AND `" + stored + "` >= TIMESTAMP '" + FormatTimestampMicros(lo) + "'";
+    }
+    ARROW_ASSIGN_OR_RAISE(auto e, ParseExpression(pred, *s.schema()));
+    ARROW_ASSIGN_OR_RAISE(auto bound, e.Bind(*s.schema()));
+    return std::optional<arrow::compute::Expression>(bound);
+  }
+
+  arrow::Status ResolveColumns(const delta::Snapshot& s) {
+    auto index = [&](const std::string& mapped) -> arrow::Result<int> {
+      int i = s.schema()->GetFieldIndex(StoredName(src_, mapped));
+      if (i < 0) {
+        return UserError(ErrorKind::kSchemaMismatch,
+                         "source '" + src_.name + "' (version " + std::to_string(s.version()) +
+                             ") has no column '" + StoredName(src_, mapped) +
+                             "' needed by feature view '" + view_.name + "'");
+      }
+      return i;
+    };
+    fields_.clear();
+    for (const auto& k : keys_) {
+      ARROW_ASSIGN_OR_RAISE(int i, index(k));
+      fields_.push_back(i);
+    }
+    ARROW_ASSIGN_OR_RAISE(int ts, index(ts_col_));
+    fields_.push_back(ts);
+    has_created_ = !src_.created_timestamp_field.empty();
+    if (has_created_) {
+      ARROW_ASSIGN_OR_RAISE(int c, index(src_.created_timestamp_field));
+      fields_.push_back(c);
+    }
+    for (const auto& f : layout_.names) {
+      ARROW_ASSIGN_OR_RAISE(int i, index(f));
+      fields_.push_back(i);
+    }
+    return arrow::Status::OK();
+  }
+
+  arrow::Status ReadFile(const delta::DeltaTable& table, const delta::Snapshot& s,
+                         const FileTask& task, ViewMaterialization* out) {
+    ARROW_ASSIGN_OR_RAISE(auto filter, TimeFilter(s, task.lo_us, task.hi_us));
+    ARROW_ASSIGN_OR_RAISE(auto to_read, delta::PlanColumns(s, fields_, filter));
+    int groups = 1;
+    if (!task.file.deletion_vector) {
+      ARROW_ASSIGN_OR_RAISE(groups, delta::CountRowGroups(*table.filesystem(), s, task.file));
+    }
+    const int kRowGroupsPerRead = 2;
+    for (int first = 0; first < std::max(groups, 1); first += kRowGroupsPerRead) {
+      delta::FileReadOptions fo;
+      fo.row_group_filter = filter;
+      fo.use_threads = true;
+      if (!task.file.deletion_vector) fo.row_group_range = std::make_pair(first, first + 2);
+      ARROW_ASSIGN_OR_RAISE(
+          auto data, delta::ReadDataFile(*table.filesystem(), s, task.file, to_read.needed, fo));
+      out->rows_read += data->num_rows();
+      ARROW_RETURN_NOT_OK(WriteRows(*data, task, out));
+    }
+    return arrow::Status::OK();
+  }
+
+  arrow::Status WriteRows(const arrow::Table& data, const FileTask& task,
+                          ViewMaterialization* out) {
+    std::vector<KeyValue> batch;
+    ARROW_RETURN_NOT_OK(EncodeViewRows(view_, src_, layout_, keys_.size(), has_created_, data,
+                                       task.lo_us, task.hi_us, &batch));
+    WriteOptions wo;
+    wo.bulk = true;
+    ARROW_RETURN_NOT_OK(store_.Write(batch, wo));
+    out->rows_written += static_cast<int64_t>(batch.size());
+    return arrow::Status::OK();
+  }
+
+  const repo::FeatureRepository& repo_;
+  const registry::Definitions& defs_;
+  const registry::FeatureView& view_;
+  const registry::Source& src_;
+  OnlineStore& store_;
+  const MaterializeOptions& options_;
+  Layout layout_;
+  std::string ts_col_;
+  std::vector<std::string> keys_;
+  std::vector<int> fields_;
+  bool has_created_ = false;
+};
+
+}  // namespace
+
+arrow::Status EncodeViewRows(const registry::FeatureView& view, const registry::Source& src,
+                             const Layout& layout, size_t num_keys, bool has_created,
+                             const arrow::Table& data, int64_t lo_us, int64_t hi_us,
+                             std::vector<KeyValue>* out) {
+  int64_t n = data.num_rows();
+  if (n == 0) return arrow::Status::OK();
+  auto col = [&](size_t i) -> arrow::Result<std::shared_ptr<arrow::Array>> {
+    const auto& c = data.column(static_cast<int>(i));
+    if (c->num_chunks() == 1) return c->chunk(0);
+    return arrow::Concatenate(c->chunks());
+  };
+  std::vector<std::shared_ptr<arrow::Array>> key_cols;
+  for (size_t k = 0; k < num_keys; ++k) {
+    ARROW_ASSIGN_OR_RAISE(auto a, col(k));
+    key_cols.push_back(a);
+  }
+  ARROW_ASSIGN_OR_RAISE(auto ts_arr, col(num_keys));
+  ARROW_ASSIGN_OR_RAISE(auto ts, TimesMicros(*ts_arr));
+  std::vector<int64_t> created;
+  std::shared_ptr<arrow::Array> created_arr;
+  size_t next = num_keys + 1;
+  if (has_created) {
+    ARROW_ASSIGN_OR_RAISE(created_arr, col(next++));
+    ARROW_ASSIGN_OR_RAISE(created, TimesMicros(*created_arr));
+  }
+  std::vector<std::shared_ptr<arrow::Array>> feats;
+  for (size_t f = 0; f < layout.names.size(); ++f) {
+    ARROW_ASSIGN_OR_RAISE(auto a, col(next + f));
+    if (!a->type()->Equals(*layout.types[f])) {
+      arrow::compute::CastOptions co = arrow::compute::CastOptions::Safe(layout.types[f]);
+      auto cast = arrow::compute::Cast(*a, layout.types[f], co);
+      if (!cast.ok()) {
+        return UserError(ErrorKind::kSchemaMismatch,
+                         "feature '" + view.name + ":" + layout.names[f] + "' is " +
+                             a->type()->ToString() + " in source '" + src.name + "' and " +
+                             layout.types[f]->ToString() +
+                             " in the view: " + cast.status().message());
+      }
+      a = *cast;
+    }
+    feats.push_back(a);
+  }
+  RowEncoder encoder(layout);
+  ARROW_RETURN_NOT_OK(encoder.Validate(feats));
+  out->reserve(out->size() + static_cast<size_t>(n));
+  std::string prefix = ViewKeyPrefix(view.name);
+  for (int64_t r = 0; r < n; ++r) {
+    if (ts_arr->IsNull(r) || ts[r] < lo_us || ts[r] > hi_us) continue;
+    KeyValue kv;
+    kv.key = prefix;
+    bool ok = true;
+    for (size_t k = 0; k < num_keys && ok; ++k) {
+      ARROW_ASSIGN_OR_RAISE(ok, AppendKeyFromArray(*key_cols[k], r, &kv.key));
+    }
+    if (!ok) continue;  // a null key never matches
+    std::optional<int64_t> c;
+    if (has_created && !created_arr->IsNull(r)) c = created[r];
+    encoder.Encode(feats, r, ts[r], c, &kv.value);
+    out->push_back(std::move(kv));
+  }
+  return arrow::Status::OK();
+}
+
+arrow::Result<MaterializeReport> Materialize(const repo::FeatureRepository& repo,
+                                             OnlineStore& store,
+                                             const MaterializeOptions& options) {
+  if (options.start_us && *options.start_us > options.end_us) {
+    return UserError(ErrorKind::kDefinitionError,
+                     "the start " + FormatTimestampMicros(*options.start_us) +
+                         " is after the end " + FormatTimestampMicros(options.end_us));
+  }
+  ARROW_ASSIGN_OR_RAISE(auto reg, repo.registry());
+  ARROW_ASSIGN_OR_RAISE(auto state, reg->Load());
+  if (state->version == 0) {
+    return UserError(ErrorKind::kObjectNotFound,
+                     "the registry is empty; run `stratalake apply` first");
+  }
+  const auto& defs = state->defs;
+  std::vector<const registry::FeatureView*> views;
+  if (options.views.empty()) {
+    for (const auto& v : defs.feature_views) {
+      if (v.online) views.push_back(&v);
+    }
+  } else {
+    for (const auto& name : options.views) {
+      const auto* v = defs.FindFeatureView(name);
+      if (!v) {
+        std::string names;
+        for (const auto& fv : defs.feature_views) names += (names.empty() ? "" : ", ") + fv.name;
+        return UserError(ErrorKind::kObjectNotFound,
+                         "unknown feature view '" + name + "' (feature views: " + names + ")");
+      }
+      if (!v->online) {
+        return UserError(ErrorKind::kDefinitionError,
+                         "feature view '" + name + "' has online: false; nothing to materialize");
+      }
+      views.push_back(v);
+    }
+  }
+  MaterializeReport report;
+  int64_t now_ms = Clock::System()->NowMillis();
+  for (const auto* v : views) {
+    const auto* src = defs.FindSource(v->source);
+    if (!src) {
+      return UserError(ErrorKind::kObjectNotFound,
+                       "feature view '" + v->name + "' has an unknown source");
+    }
+    ViewMaterializer m(repo, defs, *v, *src, store, options);
+    auto r = m.Run(*reg, now_ms);
+    if (!r.ok())
+      return r.status().WithMessage("materializing '", v->name, "': ", r.status().message());
+    report.views.push_back(*r);
+  }
+  return report;
+}
+
+}  // namespace stratalake::online

@@ -1,0 +1,491 @@
+// Materialization and online reads against a small repository written here:
+// online values equal the training-set values at "now", incremental runs read
+// only new commits, TTL and statuses, schema changes, codec round trips.
+#include <filesystem>
+#include <fstream>
+#include <random>
+
+#include <arrow/api.h>
+#include <gtest/gtest.h>
+
+#include "../../tests/test_util.h"
+#include "online/codec.h"
+#include "stratalake/delta.h"
+#include "stratalake/online.h"
+#include "stratalake/repo.h"
+#include "stratalake/retrieval.h"
+#include "stratalake/status.h"
+
+namespace stratalake::online {
+namespace {
+
+using stratalake::testing::TempDir;
+
+// A table from a JSON array of row objects.
+std::shared_ptr<arrow::Table> TableFromJson(const std::shared_ptr<arrow::Schema>& schema,
+                                            const std::string& rows) {
+  auto arr = arrow::json::ArrayFromJSONString(arrow::struct_(schema->fields()), rows);
+  EXPECT_TRUE(arr.ok()) << arr.status().ToString();
+  auto batch = arrow::RecordBatch::FromStructArray(*arr);
+  EXPECT_TRUE(batch.ok()) << batch.status().ToString();
+  return *arrow::Table::FromRecordBatches({*batch});
+}
+
+constexpr int64_t kHour = 3600LL * 1000000;
+constexpr int64_t kT0 = 1767225600LL * 1000000;  // 2026-01-01T00:00:00Z in µs
+
+void WriteFile(const std::string& path, const std::string& text) {
+  std::filesystem::create_directories(std::filesystem::path(path).parent_path());
+  std::ofstream(path) << text;
+}
+
+const char* kDefinitions = R"(entities:
+  - name: customer
+    join_keys: [{name: customer_id, type: int64}]
+sources:
+  - name: stats
+    type: delta
+    path: gold/stats
+    timestamp_field: event_ts
+    created_timestamp_field: created_ts
+    schema:
+      - {name: customer_id, type: int64}
+      - {name: event_ts, type: timestamp}
+      - {name: created_ts, type: timestamp}
+      - {name: spend, type: float64}
+      - {name: orders, type: int64}
+      - {name: tier, type: string}
+  - name: clicks
+    type: push
+    path: bronze/clicks
+    timestamp_field: event_ts
+    schema:
+      - {name: customer_id, type: int64, nullable: false}
+      - {name: page, type: string}
+      - {name: event_ts, type: timestamp, nullable: false}
+feature_views:
+  - name: stats
+    entities: [customer]
+    source: stats
+    ttl: 10h
+    features:
+      - {name: spend, type: float64}
+      - {name: orders, type: int64}
+      - {name: tier, type: string}
+  - name: clicks
+    entities: [customer]
+    source: clicks
+    ttl: 0
+    features:
+      - {name: page, type: string}
+feature_services:
+  - name: model
+    features: [stats, clicks]
+)";
+
+std::shared_ptr<arrow::Schema> StatsSchema() {
+  return arrow::schema({arrow::field("customer_id", arrow::int64()),
+                        arrow::field("event_ts", arrow::timestamp(arrow::TimeUnit::MICRO, "UTC")),
+                        arrow::field("created_ts", arrow::timestamp(arrow::TimeUnit::MICRO, "UTC")),
+                        arrow::field("spend", arrow::float64()),
+                        arrow::field("orders", arrow::int64()),
+                        arrow::field("tier", arrow::utf8())});
+}
+
+// Random stats rows: ties in event time (broken by created time, sometimes
+// null), nulls in features, keys 0..keys-1, times within [kT0, kT0 + 48h].
+std::shared_ptr<arrow::Table> RandomStats(std::mt19937_64* rng, int rows, int keys) {
+  arrow::Int64Builder id, orders;
+  arrow::TimestampBuilder ts(arrow::timestamp(arrow::TimeUnit::MICRO, "UTC"),
+                             arrow::default_memory_pool());
+  arrow::TimestampBuilder created(arrow::timestamp(arrow::TimeUnit::MICRO, "UTC"),
+                                  arrow::default_memory_pool());
+  arrow::DoubleBuilder spend;
+  arrow::StringBuilder tier;
+  std::uniform_int_distribution<int> key(0, keys - 1), hour(0, 48), coin(0, 9);
+  for (int i = 0; i < rows; ++i) {
+    (void)id.Append(key(*rng));
+    (void)ts.Append(kT0 + hour(*rng) * kHour);
+    if (coin(*rng) == 0) {
+      (void)created.AppendNull();
+    } else {
+      (void)created.Append(kT0 + coin(*rng) * kHour);
+    }
+    if (coin(*rng) == 0) {
+      (void)spend.AppendNull();
+    } else {
+      (void)spend.Append(static_cast<double>((*rng)() % 100000) / 100.0);
+    }
+    (void)orders.Append(static_cast<int64_t>((*rng)() % 50));
+    (void)tier.Append(coin(*rng) < 5 ? "gold" : "silver");
+  }
+  arrow::ArrayVector cols(6);
+  (void)id.Finish(&cols[0]);
+  (void)ts.Finish(&cols[1]);
+  (void)created.Finish(&cols[2]);
+  (void)spend.Finish(&cols[3]);
+  (void)orders.Finish(&cols[4]);
+  (void)tier.Finish(&cols[5]);
+  return arrow::Table::Make(StatsSchema(), cols, rows);
+}
+
+const ViewMaterialization& Stats(const MaterializeReport& r) {
+  for (const auto& v : r.views) {
+    if (v.view == "stats") return v;
+  }
+  ADD_FAILURE() << "no report for view stats";
+  return r.views.at(0);
+}
+
+class MaterializeTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    WriteFile(dir_.Join("stratalake.yaml"),
+              "project: t\noffline_store: lake\nonline_store:\n  type: embedded\n  path: "
+              "online\nregistry: registry.db\ndefinitions: [definitions]\n");
+    WriteFile(dir_.Join("definitions/defs.yaml"), kDefinitions);
+  }
+
+  void Apply() {
+    ASSERT_OK_AND_ASSIGN(repo_, repo::FeatureRepository::Open(dir_.path()));
+    ASSERT_OK_AND_ASSIGN(auto defs, repo_->LoadValidatedDefinitions());
+    ASSERT_OK_AND_ASSIGN(auto reg, repo_->registry());
+    ASSERT_OK(reg->Apply(defs, registry::CompatibilityPolicy::kNone, "test", "").status());
+  }
+
+  void AppendStats(const std::shared_ptr<arrow::Table>& t) {
+    ASSERT_OK_AND_ASSIGN(auto table, delta::DeltaTable::ForPath(repo_->TableUri("gold/stats")));
+    ASSERT_OK(table->Write(t, delta::WriteOptions{}).status());
+  }
+
+  std::shared_ptr<OnlineStore> OpenStore() {
+    auto s = OpenRepositoryStore(*repo_);
+    EXPECT_TRUE(s.ok()) << s.status().ToString();
+    return std::shared_ptr<OnlineStore>(std::move(*s));
+  }
+
+  arrow::Result<MaterializeReport> Run(OnlineStore& store, int64_t end_us, bool incremental,
+                                       std::optional<int64_t> start = std::nullopt) {
+    MaterializeOptions o;
+    o.end_us = end_us;
+    o.start_us = start;
+    o.incremental = incremental;
+    return Materialize(*repo_, store, o);
+  }
+
+  TempDir dir_;
+  std::unique_ptr<repo::FeatureRepository> repo_;
+};
+
+// The online value of every key equals the training-set value for an entity
+// row at "now" (the materialization end), including TTL and tie-breaks.
+TEST_F(MaterializeTest, OnlineValuesEqualTheTrainingSetAtNow) {
+  Apply();
+  std::mt19937_64 rng(7);
+  const int kKeys = 300;
+  for (int commit = 0; commit < 3; ++commit) AppendStats(RandomStats(&rng, 1500, kKeys));
+  auto store = OpenStore();
+  for (int64_t now : {kT0 + 20 * kHour, kT0 + 48 * kHour, kT0 + 70 * kHour}) {
+    SCOPED_TRACE(now);
+    ASSERT_OK(store->DeletePrefix(ViewKeyPrefix("stats")));
+    ASSERT_OK(Run(*store, now, false).status());
+    // Online, with the clock at `now`.
+    ASSERT_OK_AND_ASSIGN(auto reg, repo_->registry());
+    auto clock = std::make_shared<FakeClock>(now / 1000);
+    OnlineService service(reg, store, clock);
+    OnlineRequest req;
+    req.features = {"stats:spend", "stats:orders", "stats:tier"};
+    std::vector<KeyScalar> ids;
+    for (int k = 0; k < kKeys + 5; ++k) ids.emplace_back(int64_t{k});
+    req.entities.emplace_back("customer_id", ids);
+    ASSERT_OK_AND_ASSIGN(auto resp, service.Get(req));
+    ASSERT_OK_AND_ASSIGN(auto online, resp.ToTable());
+    // Offline, with one entity row per key at `now`.
+    std::string rows;
+    for (int k = 0; k < kKeys + 5; ++k) {
+      rows += (rows.empty() ? "" : ",") + std::string("{\"customer_id\":") + std::to_string(k) +
+              ",\"event_timestamp\":" + std::to_string(now) + "}";
+    }
+    auto entities = TableFromJson(
+        arrow::schema(
+            {arrow::field("customer_id", arrow::int64()),
+             arrow::field("event_timestamp", arrow::timestamp(arrow::TimeUnit::MICRO, "UTC"))}),
+        "[" + rows + "]");
+    retrieval::HistoricalRequest hreq;
+    hreq.entities = entities;
+    hreq.features = req.features;
+    ASSERT_OK_AND_ASSIGN(auto offline, retrieval::GetHistoricalFeatures(*repo_, hreq));
+    for (const char* f : {"spend", "orders", "tier"}) {
+      auto on = online->GetColumnByName(f);
+      auto off = offline.table->GetColumnByName(f);
+      ASSERT_TRUE(on && off) << f;
+      EXPECT_TRUE(on->Equals(*off))
+          << f << "\nonline: " << on->ToString() << "\noffline: " << off->ToString();
+    }
+    // Statuses: present / null value / outside max age / not found.
+    const auto& spend = resp.columns[1];
+    int expired = 0, missing = 0;
+    for (size_t r = 0; r < resp.rows; ++r) {
+      expired += spend.statuses[r] == FeatureStatus::kOutsideMaxAge;
+      missing += spend.statuses[r] == FeatureStatus::kNotFound;
+    }
+    EXPECT_GE(missing, 5);  // keys kKeys.. were never written
+    if (now == kT0 + 70 * kHour) {
+      EXPECT_EQ(expired, kKeys);  // every value is > 10h old
+    }
+  }
+}
+
+TEST_F(MaterializeTest, IncrementalReadsOnlyNewCommits) {
+  Apply();
+  std::mt19937_64 rng(11);
+  AppendStats(RandomStats(&rng, 500, 50));
+  AppendStats(RandomStats(&rng, 500, 50));
+  auto store = OpenStore();
+  int64_t end = kT0 + 50 * kHour;  // the first run reads from end - ttl = 40h
+  ASSERT_OK_AND_ASSIGN(auto first, Run(*store, end, true));
+  ASSERT_EQ(first.views.size(), 2u);
+  EXPECT_FALSE(Stats(first).incremental);  // no watermark yet: a full read
+  EXPECT_EQ(Stats(first).files_read, 2);
+  // Nothing new: nothing read.
+  ASSERT_OK_AND_ASSIGN(auto again, Run(*store, end, true));
+  EXPECT_TRUE(Stats(again).incremental);
+  EXPECT_EQ(Stats(again).files_read, 0);
+  EXPECT_EQ(Stats(again).rows_written, 0);
+  // One more commit: only its file is read, and its newer row wins online.
+  auto newer = TableFromJson(StatsSchema(), R"([{"customer_id": 3, "event_ts": )" +
+                                                std::to_string(kT0 + 49 * kHour) +
+                                                R"(, "created_ts": null, "spend": 1.5,
+                                                "orders": 99, "tier": "new"}])");
+  AppendStats(newer);
+  ASSERT_OK_AND_ASSIGN(auto inc, Run(*store, end, true));
+  EXPECT_TRUE(Stats(inc).incremental);
+  EXPECT_EQ(Stats(inc).from_version, 1);
+  EXPECT_EQ(Stats(inc).to_version, 2);
+  EXPECT_EQ(Stats(inc).files_read, 1);
+  EXPECT_EQ(Stats(inc).rows_written, 1);
+  ASSERT_OK_AND_ASSIGN(auto reg, repo_->registry());
+  OnlineService service(reg, store, std::make_shared<FakeClock>((kT0 + 50 * kHour) / 1000));
+  OnlineRequest req;
+  req.features = {"stats:orders", "stats:tier"};
+  req.entities.emplace_back("customer_id", std::vector<KeyScalar>{int64_t{3}});
+  ASSERT_OK_AND_ASSIGN(auto resp, service.Get(req));
+  ASSERT_OK_AND_ASSIGN(auto t, resp.ToTable());
+  EXPECT_EQ(t->GetColumnByName("orders")->ToString(),
+            arrow::ChunkedArray(
+                arrow::ArrayVector{*arrow::MakeArrayFromScalar(arrow::Int64Scalar(99), 1)})
+                .ToString());
+  // The watermark is one small row, overwritten in place.
+  ASSERT_OK_AND_ASSIGN(auto wm, reg->GetState("materialize/stats"));
+  ASSERT_TRUE(wm.has_value());
+  EXPECT_NE(wm->find("\"version\":2"), std::string::npos) << *wm;
+  EXPECT_LT(wm->size(), 200u);
+}
+
+TEST_F(MaterializeTest, RowsAfterTheLastEndInOldFilesAreNotMissed) {
+  Apply();
+  std::mt19937_64 rng(3);
+  auto t = TableFromJson(StatsSchema(),
+                         R"([
+    {"customer_id": 1, "event_ts": )" +
+                             std::to_string(kT0) +
+                             R"(, "created_ts": null, "spend": 1, "orders": 1, "tier": "a"},
+    {"customer_id": 1, "event_ts": )" +
+                             std::to_string(kT0 + 5 * kHour) +
+                             R"(, "created_ts": null, "spend": 2, "orders": 2, "tier": "b"}])");
+  AppendStats(t);
+  auto store = OpenStore();
+  ASSERT_OK(Run(*store, kT0 + kHour, true).status());                // sees only the first row
+  ASSERT_OK_AND_ASSIGN(auto r, Run(*store, kT0 + 6 * kHour, true));  // no new commit
+  EXPECT_TRUE(Stats(r).incremental);
+  EXPECT_EQ(Stats(r).rows_written, 1);  // the row after the old end
+  ASSERT_OK_AND_ASSIGN(auto kvs, store->Scan(ViewKeyPrefix("stats")));
+  ASSERT_EQ(kvs.size(), 1u);
+  EXPECT_EQ(PrefixEventMicros(kvs[0].value), kT0 + 5 * kHour);
+}
+
+TEST_F(MaterializeTest, ChangedFeaturesForceAFullReadAndOldValuesStayReadable) {
+  Apply();
+  std::mt19937_64 rng(5);
+  AppendStats(RandomStats(&rng, 200, 20));
+  auto store = OpenStore();
+  ASSERT_OK(Run(*store, kT0 + 100 * kHour, true).status());
+  ASSERT_OK_AND_ASSIGN(auto reg, repo_->registry());
+  OnlineService service(reg, store, std::make_shared<FakeClock>((kT0 + 40 * kHour) / 1000));
+  OnlineRequest req;
+  req.features = {"stats:tier"};
+  std::vector<KeyScalar> ids;
+  for (int k = 0; k < 20; ++k) ids.emplace_back(int64_t{k});
+  req.entities.emplace_back("customer_id", ids);
+  ASSERT_OK_AND_ASSIGN(auto before, service.Get(req));
+  std::string before_json;
+  before.AppendJson(&before_json);
+  // Drop a feature: the stored values have the old layout, and are read by name.
+  std::string defs = kDefinitions;
+  defs.erase(defs.rfind("      - {name: orders, type: int64}\n"),
+             std::string("      - {name: orders, type: int64}\n").size());
+  WriteFile(dir_.Join("definitions/defs.yaml"), defs);
+  Apply();
+  OnlineService fresh(reg, store, std::make_shared<FakeClock>((kT0 + 40 * kHour) / 1000));
+  ASSERT_OK_AND_ASSIGN(auto after_change, fresh.Get(req));
+  std::string after_json;
+  after_change.AppendJson(&after_json);
+  EXPECT_EQ(after_json, before_json);
+  ASSERT_OK_AND_ASSIGN(auto r, Run(*store, kT0 + 100 * kHour, true));
+  EXPECT_FALSE(Stats(r).incremental);  // the layout changed: a full read
+  ASSERT_OK_AND_ASSIGN(auto rewritten, fresh.Get(req));
+  std::string rewritten_json;
+  rewritten.AppendJson(&rewritten_json);
+  EXPECT_EQ(rewritten_json, before_json);
+}
+
+TEST_F(MaterializeTest, PushOnlineIsVisibleAndOfflineIsAppended) {
+  Apply();
+  auto store = OpenStore();
+  ASSERT_OK_AND_ASSIGN(auto reg, repo_->registry());
+  ASSERT_OK_AND_ASSIGN(auto state, reg->Load());
+  auto data = TableFromJson(
+      arrow::schema({arrow::field("customer_id", arrow::utf8()),
+                     arrow::field("page", arrow::utf8()), arrow::field("event_ts", arrow::utf8())}),
+      R"([{"customer_id": "7", "page": "/a", "event_ts": "2026-01-01T10:00:00Z"},
+          {"customer_id": "7", "page": "/old", "event_ts": "2026-01-01T09:00:00Z"}])");
+  ASSERT_OK_AND_ASSIGN(
+      auto res, Push(*repo_, *state, store.get(), "clicks", data, PushTarget::kOnlineAndOffline));
+  EXPECT_EQ(res.rows, 2);
+  EXPECT_EQ(res.views_written, 1);
+  EXPECT_EQ(res.delta_version, 0);
+  OnlineService service(reg, store, std::make_shared<FakeClock>(kT0 / 1000));
+  OnlineRequest req;
+  req.features = {"clicks:page"};
+  req.entities.emplace_back("customer_id", std::vector<KeyScalar>{int64_t{7}});
+  ASSERT_OK_AND_ASSIGN(auto resp, service.Get(req));
+  std::string json;
+  resp.AppendJson(&json);
+  EXPECT_NE(json.find("\"/a\""), std::string::npos) << json;  // the newer event wins
+  // Bad values: nothing written anywhere.
+  auto bad = TableFromJson(arrow::schema({arrow::field("customer_id", arrow::utf8()),
+                                          arrow::field("event_ts", arrow::utf8())}),
+                           R"([{"customer_id": "x", "event_ts": "2026-01-01T11:00:00Z"}])");
+  auto st = Push(*repo_, *state, store.get(), "clicks", bad, PushTarget::kOnlineAndOffline);
+  ASSERT_FALSE(st.ok());
+  EXPECT_TRUE(HasErrorKind(st.status(), ErrorKind::kDataRejected)) << st.status().ToString();
+  ASSERT_OK_AND_ASSIGN(auto table, delta::DeltaTable::ForPath(repo_->TableUri("bronze/clicks")));
+  ASSERT_OK_AND_ASSIGN(auto snap, table->Latest());
+  EXPECT_EQ(snap->version(), 0);
+  // Not a push source.
+  auto wrong = Push(*repo_, *state, store.get(), "stats", data, PushTarget::kOnline);
+  EXPECT_TRUE(HasErrorKind(wrong.status(), ErrorKind::kDefinitionError));
+}
+
+TEST_F(MaterializeTest, RequestErrorsNameTheProblem) {
+  Apply();
+  auto store = OpenStore();
+  ASSERT_OK_AND_ASSIGN(auto reg, repo_->registry());
+  OnlineService service(reg, store, Clock::System());
+  auto get = [&](OnlineRequest r) { return service.Get(r).status(); };
+  OnlineRequest ok;
+  ok.features = {"stats:spend"};
+  ok.entities.emplace_back("customer_id", std::vector<KeyScalar>{int64_t{1}});
+  ASSERT_OK(get(ok));
+  OnlineRequest unknown = ok;
+  unknown.features = {"stats:nope"};
+  EXPECT_TRUE(HasErrorKind(get(unknown), ErrorKind::kObjectNotFound));
+  EXPECT_NE(get(unknown).message().find("has no feature 'nope'"), std::string::npos);
+  OnlineRequest service_missing = ok;
+  service_missing.features.clear();
+  service_missing.feature_service = "nope";
+  EXPECT_TRUE(HasErrorKind(get(service_missing), ErrorKind::kObjectNotFound));
+  OnlineRequest wrong_type = ok;
+  wrong_type.entities[0].second = {std::string("abc")};
+  EXPECT_NE(get(wrong_type).message().find("expected an integer"), std::string::npos);
+  OnlineRequest missing_key = ok;
+  missing_key.entities[0].first = "user_id";
+  EXPECT_NE(get(missing_key).message().find("missing join key 'customer_id'"), std::string::npos);
+  OnlineRequest ragged = ok;
+  ragged.entities.emplace_back("other", std::vector<KeyScalar>{int64_t{1}, int64_t{2}});
+  EXPECT_NE(get(ragged).message().find("differ in length"), std::string::npos);
+  OnlineRequest collide;
+  collide.feature_service = "model";
+  collide.entities = ok.entities;
+  ASSERT_OK(get(collide));  // spend, orders, tier, page: no collision
+}
+
+TEST(CodecTest, EveryTypeRoundTripsThroughJsonAndArrow) {
+  auto schema = arrow::schema(
+      {arrow::field("b", arrow::boolean()), arrow::field("i8", arrow::int8()),
+       arrow::field("i16", arrow::int16()), arrow::field("i32", arrow::int32()),
+       arrow::field("i64", arrow::int64()), arrow::field("f", arrow::float32()),
+       arrow::field("d", arrow::float64()), arrow::field("s", arrow::utf8()),
+       arrow::field("ts", arrow::timestamp(arrow::TimeUnit::MICRO, "UTC")),
+       arrow::field("day", arrow::date32()), arrow::field("dec", arrow::decimal128(10, 2)),
+       arrow::field("l", arrow::list(arrow::float64()))});
+  auto t = TableFromJson(schema, R"([
+    {"b": true, "i8": -5, "i16": 300, "i32": -70000, "i64": 9007199254740993, "f": 1.5,
+     "d": 0.1, "s": "a\"b\\c\n", "ts": 1767225600123456, "day": 20454, "dec": "12.34",
+     "l": [1.25, null, 3]},
+    {"b": null, "i8": null, "i16": null, "i32": null, "i64": null, "f": null, "d": null,
+     "s": null, "ts": null, "day": null, "dec": null, "l": null}])");
+  std::vector<std::string> names;
+  std::vector<std::shared_ptr<arrow::DataType>> types;
+  std::vector<std::shared_ptr<arrow::Array>> cols;
+  for (int i = 0; i < t->num_columns(); ++i) {
+    names.push_back(schema->field(i)->name());
+    types.push_back(schema->field(i)->type());
+    cols.push_back(t->column(i)->chunk(0));
+  }
+  Layout layout = MakeLayout(names, types);
+  ASSERT_OK_AND_ASSIGN(auto parsed, ParseLayout(SerializeLayout(layout)));
+  EXPECT_EQ(parsed.fingerprint, layout.fingerprint);
+  RowEncoder enc(layout);
+  ASSERT_OK(enc.Validate(cols));
+  std::vector<std::unique_ptr<arrow::ArrayBuilder>> builders;
+  for (const auto& ty : types) builders.push_back(*arrow::MakeBuilder(ty));
+  std::string json;
+  for (int64_t r = 0; r < 2; ++r) {
+    std::string v;
+    enc.Encode(cols, r, kT0, std::nullopt, &v);
+    DecodedValue d;
+    ASSERT_OK(DecodeValue(v, layout, &d));
+    EXPECT_EQ(d.event_us, kT0);
+    for (size_t i = 0; i < names.size(); ++i) {
+      ASSERT_OK(AppendFieldToBuilder(*types[i], d.fields[i], d.null[i], builders[i].get()));
+      if (r == 0) {
+        json += (i ? "," : "");
+        AppendFieldJson(*types[i], d.fields[i], &json);
+      }
+    }
+    // Truncated values are an error, never a crash.
+    for (size_t cut = 0; cut < v.size(); ++cut) {
+      DecodedValue bad;
+      EXPECT_FALSE(DecodeValue(std::string_view(v).substr(0, cut), layout, &bad).ok()) << cut;
+    }
+  }
+  for (size_t i = 0; i < names.size(); ++i) {
+    ASSERT_OK_AND_ASSIGN(auto arr, builders[i]->Finish());
+    EXPECT_TRUE(arr->Equals(*cols[i])) << names[i] << ": " << arr->ToString();
+  }
+  EXPECT_EQ(json,
+            "true,-5,300,-70000,9007199254740993,1.5,0.1,\"a\\\"b\\\\c\\n\","
+            "\"2026-01-01T00:00:00.123456Z\",\"2026-01-01\",\"12.34\",[1.25,null,3]");
+}
+
+TEST(CodecTest, KeysOfAnyIntegerWidthAreTheSame) {
+  std::string a, b, c;
+  ASSERT_OK(AppendKey(*arrow::int64(), KeyScalar{int64_t{42}}, &a));
+  auto i32 = *arrow::MakeArrayFromScalar(arrow::Int32Scalar(42), 1);
+  ASSERT_OK_AND_ASSIGN(bool ok, AppendKeyFromArray(*i32, 0, &b));
+  EXPECT_TRUE(ok);
+  EXPECT_EQ(a, b);
+  EXPECT_FALSE(AppendKey(*arrow::int64(), KeyScalar{std::string("42")}, &c).ok());
+  EXPECT_FALSE(AppendKey(*arrow::utf8(), KeyScalar{int64_t{42}}, &c).ok());
+}
+
+TEST(CodecTest, TimestampsFormatAsRfc3339) {
+  EXPECT_EQ(FormatTimestampMicros(0), "1970-01-01T00:00:00Z");
+  EXPECT_EQ(FormatTimestampMicros(kT0 + 1), "2026-01-01T00:00:00.000001Z");
+  EXPECT_EQ(FormatTimestampMicros(-1), "1969-12-31T23:59:59.999999Z");
+  EXPECT_EQ(FormatTimestampMicros(951782400LL * 1000000), "2000-02-29T00:00:00Z");
+}
+
+}  // namespace
+}  // namespace stratalake::online

@@ -1,0 +1,177 @@
+// Push: rows for a push source, written online (every online view on the
+// source) and/or appended to the source's Delta table.
+#include <arrow/api.h>
+
+#include "ingest/convert.h"
+#include "online/codec.h"
+#include "stratalake/delta.h"
+#include "stratalake/online.h"
+#include "stratalake/repo.h"
+#include "stratalake/status.h"
+
+namespace stratalake::online {
+
+namespace {
+
+arrow::Status UserError(ErrorKind kind, const std::string& msg) {
+  return MakeError(arrow::StatusCode::Invalid, kind, msg);
+}
+
+std::string MappedName(const registry::Source& s, const std::string& stored) {
+  auto it = s.field_mapping.find(stored);
+  return it == s.field_mapping.end() ? stored : it->second;
+}
+
+}  // namespace
+
+arrow::Result<PushTarget> ParsePushTarget(const std::string& text) {
+  if (text == "online") return PushTarget::kOnline;
+  if (text == "offline") return PushTarget::kOffline;
+  if (text == "online_and_offline") return PushTarget::kOnlineAndOffline;
+  return UserError(
+      ErrorKind::kDefinitionError,
+      "unknown push target '" + text + "' (use \"online\", \"offline\" or \"online_and_offline\")");
+}
+
+arrow::Result<PushResult> Push(const repo::FeatureRepository& repo,
+                               const registry::RegistryState& state, OnlineStore* store,
+                               const std::string& push_source,
+                               const std::shared_ptr<arrow::Table>& data, PushTarget to) {
+  const registry::Definitions& defs = state.defs;
+  const registry::Source* src = defs.FindSource(push_source);
+  if (!src) {
+    std::string names;
+    for (const auto& s : defs.sources) {
+      if (s.type == registry::SourceType::kPush) names += (names.empty() ? "" : ", ") + s.name;
+    }
+    return UserError(ErrorKind::kObjectNotFound,
+                     "unknown push source '" + push_source + "' (push sources: " + names + ")");
+  }
+  if (src->type != registry::SourceType::kPush) {
+    return UserError(ErrorKind::kDefinitionError,
+                     "source '" + push_source + "' is a " + registry::SourceTypeName(src->type) +
+                         " source; only push sources accept pushes (use `stratalake ingest`)");
+  }
+  // Convert to the declared schema, all or nothing.
+  ARROW_ASSIGN_OR_RAISE(auto target, repo.IngestTargetFor(*src));
+  const auto& schema = *target.schema;
+  for (const auto& name : data->schema()->field_names()) {
+    if (schema.GetFieldIndex(name) < 0) {
+      return UserError(
+          ErrorKind::kSchemaMismatch, "push source '" + push_source + "' has no column '" + name +
+                                          "' (columns: " +
+                                          [&] {
+                                            std::string s;
+                                            for (const auto& f : schema.field_names())
+                                              s += (s.empty() ? "" : ", ") + f;
+                                            return s;
+                                          }() +
+                                          ")");
+    }
+  }
+  arrow::ArrayVector columns;
+  arrow::FieldVector mapped_fields;
+  int64_t n = data->num_rows();
+  for (const auto& field : schema.fields()) {
+    auto col = data->GetColumnByName(field->name());
+    std::shared_ptr<arrow::Array> out;
+    if (!col) {
+      if (!field->nullable()) {
+        return UserError(ErrorKind::kDataRejected, "push to '" + push_source + "' lacks column '" +
+                                                       field->name() + "', which is NOT NULL");
+      }
+      ARROW_ASSIGN_OR_RAISE(out, arrow::MakeArrayOfNull(field->type(), n));
+    } else {
+      std::shared_ptr<arrow::Array> in;
+      if (col->num_chunks() == 1) {
+        in = col->chunk(0);
+      } else {
+        ARROW_ASSIGN_OR_RAISE(in, arrow::Concatenate(col->chunks()));
+      }
+      ARROW_ASSIGN_OR_RAISE(auto conv, ingest::ConvertColumn(in, field->type()));
+      if (!conv.errors.empty()) {
+        const auto& e = conv.errors.front();
+        return UserError(ErrorKind::kDataRejected,
+                         "push to '" + push_source + "': column '" + field->name() + "', row " +
+                             std::to_string(e.row) + ": value " + ingest::Abbreviate(e.value) +
+                             " is " + e.reason + " (" + std::to_string(conv.errors.size()) +
+                             " bad value(s); nothing was written)");
+      }
+      out = conv.values;
+      if (!field->nullable() && out->null_count() > 0) {
+        return UserError(ErrorKind::kDataRejected, "push to '" + push_source + "': column '" +
+                                                       field->name() +
+                                                       "' is NOT NULL but has null values");
+      }
+    }
+    columns.push_back(out);
+    mapped_fields.push_back(field);
+  }
+  auto typed = arrow::Table::Make(arrow::schema(mapped_fields), columns, n);
+
+  PushResult result;
+  result.rows = n;
+  // Offline first: when the commit fails, nothing is visible online either.
+  if (to != PushTarget::kOnline) {
+    ARROW_ASSIGN_OR_RAISE(auto table, delta::DeltaTable::ForPath(target.table_uri));
+    delta::WriteOptions wo;
+    wo.partition_by = target.partition_by;
+    ARROW_ASSIGN_OR_RAISE(auto commit, table->Write(typed, wo));
+    result.delta_version = commit.version;
+  }
+  if (to != PushTarget::kOffline) {
+    if (!store) return arrow::Status::Invalid("push online: no online store");
+    std::string ts_col =
+        src->timestamp_field.empty() ? repo.config().default_timestamp_field : src->timestamp_field;
+    std::vector<KeyValue> writes;
+    for (const auto& v : defs.feature_views) {
+      if (v.source != src->name || !v.online) continue;
+      Layout layout = MakeLayout(v);
+      // Columns in EncodeViewRows' order, by the names views use (field_mapping).
+      auto find = [&](const std::string& mapped) -> std::shared_ptr<arrow::ChunkedArray> {
+        for (int i = 0; i < typed->num_columns(); ++i) {
+          if (MappedName(*src, typed->field(i)->name()) == mapped) return typed->column(i);
+        }
+        return nullptr;
+      };
+      std::vector<std::string> wanted;
+      size_t num_keys = 0;
+      for (const auto& en : v.entities) {
+        const auto* e = defs.FindEntity(en);
+        if (!e) return UserError(ErrorKind::kObjectNotFound, "unknown entity '" + en + "'");
+        for (const auto& k : e->join_keys) {
+          wanted.push_back(k.name);
+          ++num_keys;
+        }
+      }
+      wanted.push_back(ts_col);
+      bool has_created = !src->created_timestamp_field.empty();
+      if (has_created) wanted.push_back(src->created_timestamp_field);
+      for (const auto& f : layout.names) wanted.push_back(f);
+      arrow::ChunkedArrayVector cols;
+      arrow::FieldVector fields;
+      for (const auto& w : wanted) {
+        auto c = find(w);
+        if (!c) {
+          return UserError(ErrorKind::kSchemaMismatch,
+                           "push source '" + push_source + "' has no column '" + w +
+                               "' needed by feature view '" + v.name + "'");
+        }
+        cols.push_back(c);
+        fields.push_back(arrow::field(w, c->type()));
+      }
+      auto view_data = arrow::Table::Make(arrow::schema(fields), cols, n);
+      std::string layout_value;
+      AppendVersionPrefix(0, std::nullopt, &layout_value);
+      layout_value += SerializeLayout(layout);
+      writes.push_back({LayoutKey(v.name, layout.fingerprint), layout_value});
+      ARROW_RETURN_NOT_OK(EncodeViewRows(v, *src, layout, num_keys, has_created, *view_data,
+                                         INT64_MIN, INT64_MAX, &writes));
+      ++result.views_written;
+    }
+    ARROW_RETURN_NOT_OK(store->Write(writes, WriteOptions{}));
+  }
+  return result;
+}
+
+}  // namespace stratalake::online

@@ -1,0 +1,205 @@
+// The embedded online store: RocksDB with a merge operator that keeps the value
+// with the larger version prefix, so writes are blind (no read per write) and
+// the "newer wins" rule is applied when operands are combined (on read, flush
+// and compaction).
+#include <algorithm>
+#include <cstring>
+#include <memory>
+#include <string>
+
+#include <rocksdb/cache.h>
+#include <rocksdb/convenience.h>
+#include <rocksdb/db.h>
+#include <rocksdb/filter_policy.h>
+#include <rocksdb/merge_operator.h>
+#include <rocksdb/options.h>
+#include <rocksdb/table.h>
+#include <rocksdb/write_batch.h>
+
+#include "stratalake/online.h"
+#include "stratalake/status.h"
+
+namespace stratalake::online {
+
+namespace {
+
+// Keeps the operand with the larger prefix; on equal prefixes the later one.
+// Associative and idempotent, so RocksDB may combine operands in any grouping.
+class NewerWinsOperator : public rocksdb::AssociativeMergeOperator {
+ public:
+  bool Merge(const rocksdb::Slice& /*key*/, const rocksdb::Slice* existing,
+             const rocksdb::Slice& value, std::string* new_value,
+             rocksdb::Logger* /*logger*/) const override {
+    if (existing == nullptr ||
+        std::memcmp(value.data(), existing->data(), kVersionPrefixSize) >= 0) {
+      new_value->assign(value.data(), value.size());
+    } else {
+      new_value->assign(existing->data(), existing->size());
+    }
+    return true;
+  }
+  const char* Name() const override { return "stratalake.NewerWins"; }
+};
+
+arrow::Status FromRocks(const rocksdb::Status& s, const std::string& what) {
+  if (s.ok()) return arrow::Status::OK();
+  return arrow::Status::IOError("online store (RocksDB): ", what, ": ", s.ToString());
+}
+
+#define RETURN_ROCKS(expr, what) ARROW_RETURN_NOT_OK(FromRocks((expr), (what)))
+
+class RocksDbStore : public OnlineStore {
+ public:
+  RocksDbStore(std::string path, std::unique_ptr<rocksdb::DB> db, bool read_only)
+      : path_(std::move(path)), db_(std::move(db)), read_only_(read_only) {}
+
+  ~RocksDbStore() override {
+    // Bulk writes that were never synced are flushed on a clean close.
+    if (!read_only_) {
+      rocksdb::FlushOptions fo;
+      (void)db_->Flush(fo);
+    }
+    (void)db_->Close();
+  }
+
+  arrow::Status Write(std::span<const KeyValue> writes, const WriteOptions& options) override {
+    if (read_only_) return ReadOnlyError();
+    rocksdb::WriteBatch batch;
+    for (const auto& kv : writes) {
+      if (kv.value.size() < kVersionPrefixSize) {
+        return arrow::Status::Invalid("online store: a value for key of ", kv.key.size(),
+                                      " bytes is ", kv.value.size(),
+                                      " bytes, shorter than the version prefix");
+      }
+    }
+    for (const auto& kv : writes) {
+      RETURN_ROCKS(batch.Merge(kv.key, kv.value), "batch");
+    }
+    rocksdb::WriteOptions wo;
+    wo.disableWAL = options.bulk;
+    return FromRocks(db_->Write(wo, &batch), "write");
+  }
+
+  arrow::Status MultiGet(std::span<const std::string_view> keys,
+                         std::vector<std::optional<std::string>>* values) override {
+    values->assign(keys.size(), std::nullopt);
+    if (keys.empty()) return arrow::Status::OK();
+    std::vector<rocksdb::Slice> slices;
+    slices.reserve(keys.size());
+    for (auto k : keys) slices.emplace_back(k.data(), k.size());
+    std::vector<rocksdb::PinnableSlice> out(keys.size());
+    std::vector<rocksdb::Status> statuses(keys.size());
+    rocksdb::ReadOptions ro;
+    db_->MultiGet(ro, db_->DefaultColumnFamily(), keys.size(), slices.data(), out.data(),
+                  statuses.data());
+    for (size_t i = 0; i < keys.size(); ++i) {
+      if (statuses[i].ok()) {
+        (*values)[i].emplace(out[i].data(), out[i].size());
+      } else if (!statuses[i].IsNotFound()) {
+        return FromRocks(statuses[i], "read");
+      }
+    }
+    return arrow::Status::OK();
+  }
+
+  arrow::Status Sync() override {
+    if (read_only_) return arrow::Status::OK();
+    rocksdb::FlushOptions fo;
+    fo.wait = true;
+    ARROW_RETURN_NOT_OK(FromRocks(db_->Flush(fo), "flush"));
+    return FromRocks(db_->FlushWAL(/*sync=*/true), "sync");
+  }
+
+  arrow::Status DeletePrefix(std::string_view prefix) override {
+    if (read_only_) return ReadOnlyError();
+    if (prefix.empty()) return arrow::Status::Invalid("online store: empty prefix to delete");
+    std::string end(prefix);
+    // The smallest key greater than every key starting with `prefix`.
+    while (!end.empty() && static_cast<unsigned char>(end.back()) == 0xff) end.pop_back();
+    rocksdb::WriteOptions wo;
+    if (end.empty()) {
+      // The prefix is all 0xff bytes: delete key by key.
+      ARROW_ASSIGN_OR_RAISE(auto kvs, Scan(prefix));
+      rocksdb::WriteBatch batch;
+      for (const auto& kv : kvs) RETURN_ROCKS(batch.Delete(kv.key), "batch");
+      return FromRocks(db_->Write(wo, &batch), "delete");
+    }
+    end.back() = static_cast<char>(static_cast<unsigned char>(end.back()) + 1);
+    return FromRocks(db_->DeleteRange(wo, db_->DefaultColumnFamily(),
+                                      rocksdb::Slice(prefix.data(), prefix.size()), end),
+                     "delete range");
+  }
+
+  arrow::Result<std::vector<KeyValue>> Scan(std::string_view prefix) override {
+    std::vector<KeyValue> out;
+    rocksdb::ReadOptions ro;
+    std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(ro));
+    for (it->Seek(rocksdb::Slice(prefix.data(), prefix.size())); it->Valid(); it->Next()) {
+      rocksdb::Slice k = it->key();
+      if (k.size() < prefix.size() || std::memcmp(k.data(), prefix.data(), prefix.size()) != 0) {
+        break;
+      }
+      out.push_back({k.ToString(), it->value().ToString()});
+    }
+    ARROW_RETURN_NOT_OK(FromRocks(it->status(), "scan"));
+    return out;
+  }
+
+  std::string Describe() const override { return "rocksdb:" + path_; }
+
+ private:
+  arrow::Status ReadOnlyError() const {
+    return arrow::Status::Invalid("the online store at ", path_, " was opened read-only");
+  }
+
+  std::string path_;
+  std::unique_ptr<rocksdb::DB> db_;
+  bool read_only_ = false;
+};
+
+}  // namespace
+
+arrow::Result<std::unique_ptr<OnlineStore>> OpenRocksDbStore(const std::string& path,
+                                                             bool read_only) {
+  rocksdb::Options options;
+  options.create_if_missing = true;
+  options.merge_operator = std::make_shared<NewerWinsOperator>();
+  options.IncreaseParallelism(2);
+  options.OptimizeLevelStyleCompaction();
+  // Point lookups dominate reads: bloom filters and a block cache.
+  rocksdb::BlockBasedTableOptions table;
+  table.filter_policy.reset(rocksdb::NewBloomFilterPolicy(10));
+  table.block_cache = rocksdb::NewLRUCache(256 << 20);
+  table.cache_index_and_filter_blocks = true;
+  table.pin_l0_filter_and_index_blocks_in_cache = true;
+  options.table_factory.reset(rocksdb::NewBlockBasedTableFactory(table));
+  for (auto c : rocksdb::GetSupportedCompressions()) {
+    if (c == rocksdb::kLZ4Compression) options.compression = c;
+  }
+  options.max_write_buffer_number = 4;
+  options.write_buffer_size = 64 << 20;
+  rocksdb::DB* raw = nullptr;
+  rocksdb::Status s;
+  if (read_only) {
+    options.create_if_missing = false;
+    s = rocksdb::DB::OpenForReadOnly(options, path, &raw);
+    if (!s.ok() && s.ToString().find("does not exist") != std::string::npos) {
+      return MakeError(arrow::StatusCode::IOError, ErrorKind::kObjectNotFound,
+                       "the online store at " + path +
+                           " has not been written yet; run `stratalake materialize` first");
+    }
+  } else {
+    s = rocksdb::DB::Open(options, path, &raw);
+  }
+  if (!s.ok()) {
+    std::string hint = s.IsIOError() && s.ToString().find("lock") != std::string::npos
+                           ? "; another process (a running `stratalake serve`?) holds it open; use "
+                             "the server's POST /materialize or stop it first"
+                           : "";
+    return MakeError(arrow::StatusCode::IOError, ErrorKind::kFileNotFound,
+                     "cannot open the online store at " + path + ": " + s.ToString() + hint);
+  }
+  return std::make_unique<RocksDbStore>(path, std::unique_ptr<rocksdb::DB>(raw), read_only);
+}
+
+}  // namespace stratalake::online

@@ -1,0 +1,1009 @@
+#include "server/feature_server.h"
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <pthread.h>
+#include <signal.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <array>
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <cstdio>
+#include <cstring>
+#include <deque>
+#include <functional>
+#include <map>
+#include <mutex>
+#include <thread>
+#include <vector>
+
+#include <arrow/api.h>
+#include <arrow/util/value_parsing.h>
+#include <event2/buffer.h>
+#include <event2/event.h>
+#include <event2/http.h>
+#include <event2/thread.h>
+#include <rapidjson/document.h>
+#include <rapidjson/error/en.h>
+
+#include "online/codec.h"
+#include "stratalake/status.h"
+
+namespace stratalake::server {
+
+namespace {
+
+// ---- metrics -----------------------------------------------------------------
+
+enum Endpoint {
+  kGetOnline,
+  kPush,
+  kMaterialize,
+  kMaterializeIncremental,
+  kHealth,
+  kMetrics,
+  kOther,
+  kNumEndpoints
+};
+const char* const kEndpointNames[kNumEndpoints] = {"/get-online-features",
+                                                   "/push",
+                                                   "/materialize",
+                                                   "/materialize-incremental",
+                                                   "/health",
+                                                   "/metrics",
+                                                   "other"};
+constexpr std::array<int, 6> kCodes = {200, 400, 404, 500, 503, 0};  // 0 = any other
+constexpr std::array<double, 12> kBucketsSeconds = {0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025,
+                                                    0.005,   0.01,   0.025,   0.1,    1,     10};
+
+struct Metrics {
+  std::atomic<uint64_t> requests[kNumEndpoints][kCodes.size()] = {};
+  std::atomic<uint64_t> buckets[kNumEndpoints][kBucketsSeconds.size() + 1] = {};
+  std::atomic<uint64_t> sum_ns[kNumEndpoints] = {};
+  std::atomic<uint64_t> store_reads{0}, store_keys{0}, push_rows{0}, overload{0};
+  std::atomic<uint64_t> materialize_rows{0}, materialize_runs{0};
+  std::atomic<int64_t> materialize_running{0};
+
+  void Record(Endpoint e, int code, std::chrono::steady_clock::duration d) {
+    size_t c = kCodes.size() - 1;
+    for (size_t i = 0; i + 1 < kCodes.size(); ++i) {
+      if (kCodes[i] == code) c = i;
+    }
+    requests[e][c].fetch_add(1, std::memory_order_relaxed);
+    double secs = std::chrono::duration<double>(d).count();
+    size_t b = 0;
+    while (b < kBucketsSeconds.size() && secs > kBucketsSeconds[b]) ++b;
+    buckets[e][b].fetch_add(1, std::memory_order_relaxed);
+    sum_ns[e].fetch_add(
+        static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(d).count()),
+        std::memory_order_relaxed);
+  }
+
+  std::string Prometheus(int64_t registry_version) const {
+    std::string o;
+    char line[256];
+    o += "# HELP stratalake_requests_total HTTP requests by endpoint and status code.\n";
+    o += "# TYPE stratalake_requests_total counter\n";
+    for (int e = 0; e < kNumEndpoints; ++e) {
+      for (size_t c = 0; c < kCodes.size(); ++c) {
+        uint64_t n = requests[e][c].load();
+        if (!n) continue;
+        std::string code = kCodes[c] ? std::to_string(kCodes[c]) : "other";
+        std::snprintf(line, sizeof line,
+                      "stratalake_requests_total{endpoint=\"%s\",code=\"%s\"} %llu\n",
+                      kEndpointNames[e], code.c_str(), static_cast<unsigned long long>(n));
+        o += line;
+      }
+    }
+    o += "# HELP stratalake_request_duration_seconds Time from request to reply.\n";
+    o += "# TYPE stratalake_request_duration_seconds histogram\n";
+    for (int e = 0; e < kNumEndpoints; ++e) {
+      uint64_t cum = 0;
+      for (size_t b = 0; b <= kBucketsSeconds.size(); ++b) {
+        cum += buckets[e][b].load();
+        if (b < kBucketsSeconds.size()) {
+          std::snprintf(line, sizeof line,
+                        "stratalake_request_duration_seconds_bucket{endpoint=\"%s\",le=\"%g\"} "
+                        "%llu\n",
+                        kEndpointNames[e], kBucketsSeconds[b],
+                        static_cast<unsigned long long>(cum));
+        } else {
+          std::snprintf(line, sizeof line,
+                        "stratalake_request_duration_seconds_bucket{endpoint=\"%s\",le=\"+Inf\"} "
+                        "%llu\n",
+                        kEndpointNames[e], static_cast<unsigned long long>(cum));
+        }
+        o += line;
+      }
+      std::snprintf(line, sizeof line,
+                    "stratalake_request_duration_seconds_sum{endpoint=\"%s\"} %.9f\n"
+                    "stratalake_request_duration_seconds_count{endpoint=\"%s\"} %llu\n",
+                    kEndpointNames[e], static_cast<double>(sum_ns[e].load()) / 1e9,
+                    kEndpointNames[e], static_cast<unsigned long long>(cum));
+      o += line;
+    }
+    auto counter = [&](const char* name, const char* help, uint64_t v) {
+      std::snprintf(line, sizeof line, "# HELP %s %s\n# TYPE %s counter\n%s %llu\n", name, help,
+                    name, name, static_cast<unsigned long long>(v));
+      o += line;
+    };
+    auto gauge = [&](const char* name, const char* help, int64_t v) {
+      std::snprintf(line, sizeof line, "# HELP %s %s\n# TYPE %s gauge\n%s %lld\n", name, help, name,
+                    name, static_cast<long long>(v));
+      o += line;
+    };
+    counter("stratalake_store_reads_total", "Online store multi-gets.", store_reads.load());
+    counter("stratalake_store_keys_read_total", "Keys looked up in the online store.",
+            store_keys.load());
+    counter("stratalake_push_rows_total", "Rows accepted by /push.", push_rows.load());
+    counter("stratalake_overload_rejections_total", "Requests answered 503 (queue full).",
+            overload.load());
+    counter("stratalake_materialize_runs_total", "Materialization runs finished.",
+            materialize_runs.load());
+    counter("stratalake_materialize_rows_written_total", "Rows written by materialization.",
+            materialize_rows.load());
+    gauge("stratalake_materialize_running", "Materialization runs in progress.",
+          materialize_running.load());
+    gauge("stratalake_registry_version", "Registry version being served.", registry_version);
+    return o;
+  }
+};
+
+// ---- helpers -------------------------------------------------------------------
+
+void AppendJsonString(std::string_view s, std::string* out) {
+  out->push_back('"');
+  for (unsigned char c : s) {
+    if (c == '"' || c == '\\') {
+      out->push_back('\\');
+      out->push_back(static_cast<char>(c));
+    } else if (c < 0x20) {
+      char buf[8];
+      std::snprintf(buf, sizeof buf, "\\u%04x", c);
+      out->append(buf);
+    } else {
+      out->push_back(static_cast<char>(c));
+    }
+  }
+  out->push_back('"');
+}
+
+std::string ErrorJson(const std::string& message) {
+  std::string o = "{\"error\":";
+  AppendJsonString(message, &o);
+  o += "}";
+  return o;
+}
+
+int HttpCodeFor(const arrow::Status& st) {
+  if (HasErrorKind(st, ErrorKind::kObjectNotFound)) return 404;
+  if (HasErrorKind(st, ErrorKind::kSchemaMismatch) ||
+      HasErrorKind(st, ErrorKind::kDefinitionError) || HasErrorKind(st, ErrorKind::kDataRejected) ||
+      st.IsInvalid() || st.IsTypeError() || st.IsNotImplemented()) {
+    return 400;
+  }
+  return 500;
+}
+
+struct Reply {
+  int code = 200;
+  std::string body;
+  const char* content_type = "application/json";
+};
+
+Reply ErrorReply(int code, const std::string& message) { return {code, ErrorJson(message)}; }
+
+arrow::Result<int64_t> ParseIsoMicros(const std::string& text) {
+  static const auto parser = arrow::TimestampParser::MakeISO8601();
+  int64_t us = 0;
+  if ((*parser)(text.data(), text.size(), arrow::TimeUnit::MICRO, &us)) return us;
+  return MakeError(arrow::StatusCode::Invalid, ErrorKind::kDefinitionError,
+                   "'" + text + "' is not an ISO 8601 time (e.g. 2026-08-01T00:00:00Z)");
+}
+
+// A JSON value of a push column -> text for ingestion's converters.
+bool JsonToText(const rapidjson::Value& v, std::string* out) {
+  char buf[40];
+  if (v.IsString()) {
+    out->assign(v.GetString(), v.GetStringLength());
+  } else if (v.IsInt64()) {
+    *out = std::to_string(v.GetInt64());
+  } else if (v.IsUint64()) {
+    *out = std::to_string(v.GetUint64());
+  } else if (v.IsDouble()) {
+    std::snprintf(buf, sizeof buf, "%.17g", v.GetDouble());
+    *out = buf;
+  } else if (v.IsBool()) {
+    *out = v.GetBool() ? "true" : "false";
+  } else {
+    return false;
+  }
+  return true;
+}
+
+std::string ReportJson(const online::MaterializeReport& r) {
+  std::string o = "{\"views\":[";
+  for (size_t i = 0; i < r.views.size(); ++i) {
+    const auto& v = r.views[i];
+    if (i) o += ",";
+    o += "{\"view\":";
+    AppendJsonString(v.view, &o);
+    o += ",\"source\":";
+    AppendJsonString(v.source, &o);
+    o += ",\"incremental\":" + std::string(v.incremental ? "true" : "false");
+    o += ",\"from_version\":" + std::to_string(v.from_version);
+    o += ",\"to_version\":" + std::to_string(v.to_version);
+    o += ",\"files_read\":" + std::to_string(v.files_read);
+    o += ",\"rows_read\":" + std::to_string(v.rows_read);
+    o += ",\"rows_written\":" + std::to_string(v.rows_written);
+    char secs[32];
+    std::snprintf(secs, sizeof secs, "%.3f", v.seconds);
+    o += ",\"seconds\":" + std::string(secs) + "}";
+  }
+  return o + "]}";
+}
+
+}  // namespace
+
+// ---- the server ----------------------------------------------------------------
+
+struct Loop;
+
+// A request answered later, from a background thread, on its loop.
+struct Pending {
+  evhttp_request* req = nullptr;  // null once the client went away
+  Loop* loop = nullptr;
+  Endpoint endpoint = kOther;
+  std::chrono::steady_clock::time_point started;
+};
+
+struct Loop {
+  FeatureServer::Impl* impl = nullptr;
+  event_base* base = nullptr;
+  evhttp* http = nullptr;
+  evhttp_bound_socket* bound = nullptr;
+  event* wake = nullptr;
+  std::thread thread;
+  std::mutex mu;
+  std::vector<std::function<void()>> posted;                       // run on the loop thread
+  std::map<evhttp_connection*, std::shared_ptr<Pending>> pending;  // loop thread only
+  evbuffer* out = nullptr;
+
+  void Post(std::function<void()> fn) {
+    {
+      std::lock_guard<std::mutex> lock(mu);
+      posted.push_back(std::move(fn));
+    }
+    event_active(wake, EV_READ, 0);
+  }
+};
+
+struct PushJob {
+  std::string source;
+  std::shared_ptr<arrow::Table> data;
+  online::PushTarget to;
+  std::function<void(const arrow::Status&, const online::PushResult&)> done;
+};
+
+struct FeatureServer::Impl {
+  ServerOptions options;
+  std::shared_ptr<repo::FeatureRepository> repo;
+  std::shared_ptr<online::OnlineStore> store;
+  std::shared_ptr<registry::Registry> registry;
+  std::unique_ptr<online::OnlineService> service;
+  Metrics metrics;
+  int port = 0;
+  std::vector<std::unique_ptr<Loop>> loops;
+
+  // Background work (materialization): bounded.
+  std::mutex bg_mu;
+  std::condition_variable bg_cv;
+  std::deque<std::function<void()>> bg_jobs;
+  std::vector<std::thread> bg_threads;
+  int bg_running = 0;
+  // Offline pushes, batched per source.
+  std::deque<PushJob> push_jobs;
+  std::condition_variable push_cv;
+  std::thread push_thread;
+  bool push_busy = false;
+
+  std::atomic<bool> draining{false};
+  bool stopping_workers = false;  // under bg_mu
+  std::thread signal_thread;
+  std::thread drain_thread;
+  std::mutex stop_mu;
+  std::condition_variable stop_cv;
+  bool stopped = false;
+  std::atomic<int> pending_replies{0};
+
+  ~Impl();
+  arrow::Status Init();
+  void Handle(Loop* loop, evhttp_request* req);
+  Reply GetOnline(const char* body, size_t len);
+  void HandlePush(Loop* loop, evhttp_request* req, const char* body, size_t len,
+                  std::chrono::steady_clock::time_point started);
+  void HandleMaterialize(Loop* loop, evhttp_request* req, const char* body, size_t len,
+                         bool incremental, std::chrono::steady_clock::time_point started);
+  void Send(Loop* loop, evhttp_request* req, const Reply& r, Endpoint e,
+            std::chrono::steady_clock::time_point started);
+  std::shared_ptr<Pending> Defer(Loop* loop, evhttp_request* req, Endpoint e,
+                                 std::chrono::steady_clock::time_point started);
+  void Complete(const std::shared_ptr<Pending>& p, Reply r);
+  bool Enqueue(std::function<void()> job);
+  bool EnqueuePush(PushJob job);
+  void BackgroundWorker();
+  void PushWorker();
+  void BeginShutdown();
+  void DrainAndStop();
+};
+
+FeatureServer::Impl::~Impl() {
+  for (auto& l : loops) {
+    if (l->thread.joinable()) l->thread.join();
+  }
+  {
+    std::lock_guard<std::mutex> lock(bg_mu);
+    stopping_workers = true;
+  }
+  bg_cv.notify_all();
+  push_cv.notify_all();
+  for (auto& t : bg_threads) {
+    if (t.joinable()) t.join();
+  }
+  if (push_thread.joinable()) push_thread.join();
+  if (drain_thread.joinable()) drain_thread.join();
+  if (signal_thread.joinable()) {
+    pthread_kill(signal_thread.native_handle(), SIGTERM);
+    signal_thread.join();
+  }
+  for (auto& l : loops) {
+    if (l->out) evbuffer_free(l->out);
+    if (l->wake) event_free(l->wake);
+    if (l->http) evhttp_free(l->http);
+    if (l->base) event_base_free(l->base);
+  }
+}
+
+void FeatureServer::Impl::Send(Loop* loop, evhttp_request* req, const Reply& r, Endpoint e,
+                               std::chrono::steady_clock::time_point started) {
+  evkeyvalq* headers = evhttp_request_get_output_headers(req);
+  evhttp_add_header(headers, "Content-Type", r.content_type);
+  if (r.code == 503) evhttp_add_header(headers, "Retry-After", "1");
+  evbuffer_add(loop->out, r.body.data(), r.body.size());
+  const char* reason = r.code == 200   ? "OK"
+                       : r.code == 400 ? "Bad Request"
+                       : r.code == 404 ? "Not Found"
+                       : r.code == 405 ? "Method Not Allowed"
+                       : r.code == 503 ? "Service Unavailable"
+                                       : "Internal Server Error";
+  evhttp_send_reply(req, r.code, reason, loop->out);
+  metrics.Record(e, r.code, std::chrono::steady_clock::now() - started);
+  if (options.log_requests) {
+    std::fprintf(stderr, "%s %d\n", kEndpointNames[e], r.code);
+  }
+}
+
+namespace {
+void OnConnectionClosed(evhttp_connection* conn, void* arg) {
+  auto* loop = static_cast<Loop*>(arg);
+  auto it = loop->pending.find(conn);
+  if (it != loop->pending.end()) {
+    it->second->req = nullptr;  // libevent frees the request with the connection
+    loop->pending.erase(it);
+  }
+}
+}  // namespace
+
+std::shared_ptr<Pending> FeatureServer::Impl::Defer(Loop* loop, evhttp_request* req, Endpoint e,
+                                                    std::chrono::steady_clock::time_point started) {
+  auto p = std::make_shared<Pending>();
+  p->req = req;
+  p->loop = loop;
+  p->endpoint = e;
+  p->started = started;
+  evhttp_connection* conn = evhttp_request_get_connection(req);
+  loop->pending[conn] = p;
+  evhttp_connection_set_closecb(conn, OnConnectionClosed, loop);
+  pending_replies.fetch_add(1);
+  return p;
+}
+
+void FeatureServer::Impl::Complete(const std::shared_ptr<Pending>& p, Reply r) {
+  Loop* loop = p->loop;
+  loop->Post([this, p, r = std::move(r)] {
+    if (p->req) {
+      evhttp_connection* conn = evhttp_request_get_connection(p->req);
+      auto it = p->loop->pending.find(conn);
+      if (it != p->loop->pending.end() && it->second == p) p->loop->pending.erase(it);
+      evhttp_connection_set_closecb(conn, nullptr, nullptr);
+      Send(p->loop, p->req, r, p->endpoint, p->started);
+      p->req = nullptr;
+    }
+    pending_replies.fetch_sub(1);
+  });
+}
+
+bool FeatureServer::Impl::Enqueue(std::function<void()> job) {
+  std::lock_guard<std::mutex> lock(bg_mu);
+  if (static_cast<int>(bg_jobs.size()) >= options.max_queued) return false;
+  bg_jobs.push_back(std::move(job));
+  bg_cv.notify_one();
+  return true;
+}
+
+bool FeatureServer::Impl::EnqueuePush(PushJob job) {
+  std::lock_guard<std::mutex> lock(bg_mu);
+  if (static_cast<int>(push_jobs.size()) >= options.max_queued) return false;
+  push_jobs.push_back(std::move(job));
+  push_cv.notify_one();
+  return true;
+}
+
+void FeatureServer::Impl::BackgroundWorker() {
+  while (true) {
+    std::function<void()> job;
+    {
+      std::unique_lock<std::mutex> lock(bg_mu);
+      bg_cv.wait(lock, [&] { return stopping_workers || !bg_jobs.empty(); });
+      if (bg_jobs.empty()) return;
+      job = std::move(bg_jobs.front());
+      bg_jobs.pop_front();
+      ++bg_running;
+    }
+    job();
+    {
+      std::lock_guard<std::mutex> lock(bg_mu);
+      --bg_running;
+    }
+    bg_cv.notify_all();
+  }
+}
+
+void FeatureServer::Impl::PushWorker() {
+  while (true) {
+    std::vector<PushJob> batch;
+    {
+      std::unique_lock<std::mutex> lock(bg_mu);
+      push_cv.wait(lock, [&] { return stopping_workers || !push_jobs.empty(); });
+      if (push_jobs.empty()) return;
+      push_busy = true;
+      // Give concurrent pushes a moment to join this commit.
+      if (options.push_batch_wait_ms > 0 && push_jobs.size() < 64) {
+        push_cv.wait_for(lock, std::chrono::milliseconds(options.push_batch_wait_ms),
+                         [&] { return push_jobs.size() >= 64 || stopping_workers; });
+      }
+      while (!push_jobs.empty()) {
+        batch.push_back(std::move(push_jobs.front()));
+        push_jobs.pop_front();
+      }
+    }
+    // Group by source; one Delta commit per source for the whole group.
+    std::map<std::string, std::vector<PushJob*>> by_source;
+    for (auto& j : batch) by_source[j.source].push_back(&j);
+    for (auto& [source, jobs] : by_source) {
+      auto state = service->registry_cache().Get();
+      if (!state.ok()) {
+        for (auto* j : jobs) j->done(state.status(), {});
+        continue;
+      }
+      std::vector<std::shared_ptr<arrow::Table>> tables;
+      for (auto* j : jobs) tables.push_back(j->data);
+      arrow::ConcatenateTablesOptions co;
+      co.unify_schemas = true;
+      auto combined = arrow::ConcatenateTables(tables, co);
+      arrow::Result<online::PushResult> r =
+          combined.ok() ? online::Push(*repo, **state, store.get(), source, *combined,
+                                       online::PushTarget::kOffline)
+                        : arrow::Result<online::PushResult>(combined.status());
+      if (!r.ok() && jobs.size() > 1) {
+        // One bad push must not fail the others: commit them one by one.
+        for (auto* j : jobs) {
+          auto one = online::Push(*repo, **state, store.get(), source, j->data,
+                                  online::PushTarget::kOffline);
+          arrow::Status st = one.status();
+          online::PushResult pr = one.ok() ? *one : online::PushResult{};
+          if (st.ok() && j->to == online::PushTarget::kOnlineAndOffline) {
+            auto on = online::Push(*repo, **state, store.get(), source, j->data,
+                                   online::PushTarget::kOnline);
+            st = on.status();
+            if (on.ok()) pr.views_written = on->views_written;
+          }
+          j->done(st, pr);
+        }
+        continue;
+      }
+      for (auto* j : jobs) {
+        arrow::Status st = r.status();
+        online::PushResult pr;
+        if (r.ok()) {
+          pr.delta_version = r->delta_version;
+          pr.rows = j->data->num_rows();
+        }
+        if (st.ok() && j->to == online::PushTarget::kOnlineAndOffline) {
+          auto on = online::Push(*repo, **state, store.get(), source, j->data,
+                                 online::PushTarget::kOnline);
+          st = on.status();
+          if (on.ok()) pr.views_written = on->views_written;
+        }
+        j->done(st, pr);
+      }
+    }
+    {
+      std::lock_guard<std::mutex> lock(bg_mu);
+      push_busy = false;
+    }
+    bg_cv.notify_all();
+  }
+}
+
+Reply FeatureServer::Impl::GetOnline(const char* body, size_t len) {
+  rapidjson::Document d;
+  d.Parse(body, len);
+  if (d.HasParseError()) {
+    return ErrorReply(400, std::string("malformed JSON at byte ") +
+                               std::to_string(d.GetErrorOffset()) + ": " +
+                               rapidjson::GetParseError_En(d.GetParseError()));
+  }
+  if (!d.IsObject()) return ErrorReply(400, "the request body must be a JSON object");
+  online::OnlineRequest req;
+  for (auto m = d.MemberBegin(); m != d.MemberEnd(); ++m) {
+    std::string key(m->name.GetString(), m->name.GetStringLength());
+    const rapidjson::Value& v = m->value;
+    if (key == "features") {
+      if (!v.IsArray()) return ErrorReply(400, "\"features\" must be a list of \"view:feature\"");
+      for (const auto& f : v.GetArray()) {
+        if (!f.IsString()) return ErrorReply(400, "\"features\" must be a list of strings");
+        req.features.emplace_back(f.GetString(), f.GetStringLength());
+      }
+    } else if (key == "feature_service") {
+      if (!v.IsString()) return ErrorReply(400, "\"feature_service\" must be a string");
+      req.feature_service.assign(v.GetString(), v.GetStringLength());
+    } else if (key == "full_feature_names") {
+      if (!v.IsBool()) return ErrorReply(400, "\"full_feature_names\" must be true or false");
+      req.full_feature_names = v.GetBool();
+    } else if (key == "entities") {
+      if (!v.IsObject()) {
+        return ErrorReply(400, "\"entities\" must be an object: {\"join_key\": [values...]}");
+      }
+      for (auto e = v.MemberBegin(); e != v.MemberEnd(); ++e) {
+        std::string name(e->name.GetString(), e->name.GetStringLength());
+        if (!e->value.IsArray()) {
+          return ErrorReply(400, "entity '" + name + "' must be a list of values");
+        }
+        std::vector<online::KeyScalar> values;
+        values.reserve(e->value.Size());
+        for (const auto& x : e->value.GetArray()) {
+          if (x.IsInt64()) {
+            values.emplace_back(x.GetInt64());
+          } else if (x.IsString()) {
+            values.emplace_back(std::string(x.GetString(), x.GetStringLength()));
+          } else if (x.IsNull()) {
+            values.emplace_back(std::monostate{});
+          } else {
+            return ErrorReply(
+                400, "entity '" + name + "' has a value that is neither an integer nor a string");
+          }
+        }
+        req.entities.emplace_back(std::move(name), std::move(values));
+      }
+    } else {
+      return ErrorReply(400, "unknown field \"" + key +
+                                 "\" (expected features or feature_service, entities, "
+                                 "full_feature_names)");
+    }
+  }
+  auto resp = service->Get(req);
+  if (!resp.ok()) return ErrorReply(HttpCodeFor(resp.status()), resp.status().message());
+  metrics.store_reads.fetch_add(1, std::memory_order_relaxed);
+  metrics.store_keys.fetch_add(resp->rows, std::memory_order_relaxed);
+  Reply r;
+  r.body.reserve(256 + resp->rows * resp->columns.size() * 48);
+  resp->AppendJson(&r.body);
+  return r;
+}
+
+void FeatureServer::Impl::HandlePush(Loop* loop, evhttp_request* req, const char* body, size_t len,
+                                     std::chrono::steady_clock::time_point started) {
+  auto fail = [&](int code, const std::string& msg) {
+    Send(loop, req, ErrorReply(code, msg), kPush, started);
+  };
+  rapidjson::Document d;
+  d.Parse(body, len);
+  if (d.HasParseError()) {
+    return fail(400, std::string("malformed JSON at byte ") + std::to_string(d.GetErrorOffset()) +
+                         ": " + rapidjson::GetParseError_En(d.GetParseError()));
+  }
+  if (!d.IsObject()) return fail(400, "the request body must be a JSON object");
+  if (!d.HasMember("push_source_name") || !d["push_source_name"].IsString()) {
+    return fail(400, "\"push_source_name\" (a string) is required");
+  }
+  if (!d.HasMember("df") || !d["df"].IsObject()) {
+    return fail(400, "\"df\" is required: an object of columns, {\"column\": [values...]}");
+  }
+  std::string source = d["push_source_name"].GetString();
+  online::PushTarget to = online::PushTarget::kOnline;
+  if (d.HasMember("to")) {
+    if (!d["to"].IsString()) return fail(400, "\"to\" must be a string");
+    auto t = online::ParsePushTarget(d["to"].GetString());
+    if (!t.ok()) return fail(400, t.status().message());
+    to = *t;
+  }
+  // Columns as text; the push source's declared types convert them.
+  arrow::FieldVector fields;
+  arrow::ArrayVector arrays;
+  int64_t rows = -1;
+  const auto& df = d["df"];
+  for (auto m = df.MemberBegin(); m != df.MemberEnd(); ++m) {
+    std::string name(m->name.GetString(), m->name.GetStringLength());
+    if (!m->value.IsArray()) return fail(400, "df column '" + name + "' must be a list");
+    int64_t n = static_cast<int64_t>(m->value.Size());
+    if (rows >= 0 && n != rows) {
+      return fail(400, "df columns differ in length ('" + name + "' has " + std::to_string(n) +
+                           " values, others " + std::to_string(rows) + ")");
+    }
+    rows = n;
+    arrow::StringBuilder b;
+    std::string text;
+    for (const auto& v : m->value.GetArray()) {
+      if (v.IsNull()) {
+        (void)b.AppendNull();
+      } else if (JsonToText(v, &text)) {
+        (void)b.Append(text);
+      } else {
+        return fail(400, "df column '" + name +
+                             "' holds a list or object; values must be "
+                             "numbers, strings, booleans or null");
+      }
+    }
+    std::shared_ptr<arrow::Array> arr;
+    if (!b.Finish(&arr).ok()) return fail(500, "out of memory");
+    fields.push_back(arrow::field(name, arrow::utf8()));
+    arrays.push_back(arr);
+  }
+  if (rows < 0) return fail(400, "\"df\" has no columns");
+  auto table = arrow::Table::Make(arrow::schema(fields), arrays, rows);
+  if (to == online::PushTarget::kOnline) {
+    auto state = service->registry_cache().Get();
+    if (!state.ok()) return fail(500, state.status().message());
+    auto r = online::Push(*repo, **state, store.get(), source, table, to);
+    if (!r.ok()) return fail(HttpCodeFor(r.status()), r.status().message());
+    metrics.push_rows.fetch_add(static_cast<uint64_t>(rows), std::memory_order_relaxed);
+    Reply ok;
+    ok.body = "{\"rows\":" + std::to_string(r->rows) +
+              ",\"views_written\":" + std::to_string(r->views_written) + "}";
+    return Send(loop, req, ok, kPush, started);
+  }
+  auto pending = Defer(loop, req, kPush, started);
+  PushJob job;
+  job.source = source;
+  job.data = table;
+  job.to = to;
+  job.done = [this, pending](const arrow::Status& st, const online::PushResult& r) {
+    if (!st.ok()) return Complete(pending, ErrorReply(HttpCodeFor(st), st.message()));
+    metrics.push_rows.fetch_add(static_cast<uint64_t>(r.rows), std::memory_order_relaxed);
+    Reply ok;
+    ok.body = "{\"rows\":" + std::to_string(r.rows) +
+              ",\"views_written\":" + std::to_string(r.views_written) +
+              ",\"delta_version\":" + std::to_string(r.delta_version.value_or(-1)) + "}";
+    Complete(pending, ok);
+  };
+  if (!EnqueuePush(std::move(job))) {
+    metrics.overload.fetch_add(1);
+    Complete(pending, ErrorReply(503, "too many pushes waiting for the offline store; retry"));
+  }
+}
+
+void FeatureServer::Impl::HandleMaterialize(Loop* loop, evhttp_request* req, const char* body,
+                                            size_t len, bool incremental,
+                                            std::chrono::steady_clock::time_point started) {
+  Endpoint e = incremental ? kMaterializeIncremental : kMaterialize;
+  auto fail = [&](int code, const std::string& msg) {
+    Send(loop, req, ErrorReply(code, msg), e, started);
+  };
+  rapidjson::Document d;
+  d.Parse(body, len);
+  if (d.HasParseError() || !d.IsObject()) {
+    return fail(400,
+                "the body must be a JSON object like {\"start_ts\": \"...\", \"end_ts\": "
+                "\"...\", \"feature_views\": [...]}");
+  }
+  online::MaterializeOptions mo;
+  mo.incremental = incremental;
+  if (!d.HasMember("end_ts") || !d["end_ts"].IsString()) {
+    return fail(400, "\"end_ts\" (an ISO 8601 time) is required");
+  }
+  auto end = ParseIsoMicros(d["end_ts"].GetString());
+  if (!end.ok()) return fail(400, "end_ts: " + end.status().message());
+  mo.end_us = *end;
+  if (!incremental) {
+    if (!d.HasMember("start_ts") || !d["start_ts"].IsString()) {
+      return fail(400, "\"start_ts\" (an ISO 8601 time) is required");
+    }
+    auto start = ParseIsoMicros(d["start_ts"].GetString());
+    if (!start.ok()) return fail(400, "start_ts: " + start.status().message());
+    mo.start_us = *start;
+  }
+  if (d.HasMember("feature_views")) {
+    if (!d["feature_views"].IsArray()) return fail(400, "\"feature_views\" must be a list");
+    for (const auto& v : d["feature_views"].GetArray()) {
+      if (!v.IsString()) return fail(400, "\"feature_views\" must be a list of names");
+      mo.views.emplace_back(v.GetString());
+    }
+  }
+  auto pending = Defer(loop, req, e, started);
+  bool queued = Enqueue([this, pending, mo] {
+    metrics.materialize_running.fetch_add(1);
+    auto r = online::Materialize(*repo, *store, mo);
+    metrics.materialize_running.fetch_sub(1);
+    if (!r.ok())
+      return Complete(pending, ErrorReply(HttpCodeFor(r.status()), r.status().message()));
+    metrics.materialize_runs.fetch_add(1);
+    for (const auto& v : r->views) {
+      metrics.materialize_rows.fetch_add(static_cast<uint64_t>(v.rows_written));
+    }
+    Complete(pending, Reply{200, ReportJson(*r)});
+  });
+  if (!queued) {
+    metrics.overload.fetch_add(1);
+    Complete(pending, ErrorReply(503, "too many materializations queued; retry later"));
+  }
+}
+
+void FeatureServer::Impl::Handle(Loop* loop, evhttp_request* req) {
+  auto started = std::chrono::steady_clock::now();
+  const char* uri = evhttp_request_get_uri(req);
+  std::string_view path = uri ? uri : "";
+  path = path.substr(0, path.find('?'));
+  evhttp_cmd_type cmd = evhttp_request_get_command(req);
+  evbuffer* in = evhttp_request_get_input_buffer(req);
+  size_t len = evbuffer_get_length(in);
+  const char* body = len ? reinterpret_cast<const char*>(evbuffer_pullup(in, -1)) : "";
+  auto expect = [&](evhttp_cmd_type want, Endpoint e) {
+    if (cmd == want) return true;
+    Send(loop, req,
+         ErrorReply(405, std::string(kEndpointNames[e]) + " accepts " +
+                             (want == EVHTTP_REQ_GET ? "GET" : "POST") + " only"),
+         e, started);
+    return false;
+  };
+  if (path == "/get-online-features") {
+    if (!expect(EVHTTP_REQ_POST, kGetOnline)) return;
+    return Send(loop, req, GetOnline(body, len), kGetOnline, started);
+  }
+  if (path == "/push") {
+    if (!expect(EVHTTP_REQ_POST, kPush)) return;
+    return HandlePush(loop, req, body, len, started);
+  }
+  if (path == "/materialize" || path == "/materialize-incremental") {
+    bool inc = path == "/materialize-incremental";
+    if (!expect(EVHTTP_REQ_POST, inc ? kMaterializeIncremental : kMaterialize)) return;
+    return HandleMaterialize(loop, req, body, len, inc, started);
+  }
+  if (path == "/health") {
+    if (!expect(EVHTTP_REQ_GET, kHealth)) return;
+    auto state = service->registry_cache().Get();
+    if (!state.ok())
+      return Send(loop, req, ErrorReply(503, state.status().message()), kHealth, started);
+    Reply r;
+    r.body = std::string("{\"status\":\"") + (draining ? "draining" : "ok") +
+             "\",\"registry_version\":" + std::to_string((*state)->version) + "}";
+    if (draining) r.code = 503;
+    return Send(loop, req, r, kHealth, started);
+  }
+  if (path == "/metrics") {
+    if (!expect(EVHTTP_REQ_GET, kMetrics)) return;
+    auto state = service->registry_cache().Get();
+    Reply r;
+    r.content_type = "text/plain; version=0.0.4";
+    r.body = metrics.Prometheus(state.ok() ? (*state)->version : -1);
+    return Send(loop, req, r, kMetrics, started);
+  }
+  Send(loop, req,
+       ErrorReply(404, "no endpoint " + std::string(path) +
+                           " (endpoints: POST /get-online-features, POST /push, POST /materialize, "
+                           "POST /materialize-incremental, GET /health, GET /metrics)"),
+       kOther, started);
+}
+
+namespace {
+
+void OnRequest(evhttp_request* req, void* arg) {
+  auto* loop = static_cast<Loop*>(arg);
+  loop->impl->Handle(loop, req);
+}
+
+void OnWake(evutil_socket_t, short, void* arg) {
+  auto* loop = static_cast<Loop*>(arg);
+  std::vector<std::function<void()>> work;
+  {
+    std::lock_guard<std::mutex> lock(loop->mu);
+    work.swap(loop->posted);
+  }
+  for (auto& fn : work) fn();
+}
+
+arrow::Result<int> Listen(const std::string& host, int port) {
+  int fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  if (fd < 0) return arrow::Status::IOError("socket: ", std::strerror(errno));
+  int one = 1;
+  setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+  setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_port = htons(static_cast<uint16_t>(port));
+  if (inet_pton(AF_INET, host.c_str(), &addr.sin_addr) != 1) {
+    close(fd);
+    return MakeError(arrow::StatusCode::Invalid, ErrorKind::kDefinitionError,
+                     "--host '" + host + "' is not an IPv4 address (e.g. 127.0.0.1 or 0.0.0.0)");
+  }
+  if (bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) {
+    std::string err = std::strerror(errno);
+    close(fd);
+    return arrow::Status::IOError("cannot listen on ", host, ":", port, ": ", err,
+                                  "; pick another --port");
+  }
+  if (listen(fd, 1024) != 0) {
+    std::string err = std::strerror(errno);
+    close(fd);
+    return arrow::Status::IOError("listen: ", err);
+  }
+  return fd;
+}
+
+}  // namespace
+
+arrow::Status FeatureServer::Impl::Init() {
+  static std::once_flag threads_once;
+  std::call_once(threads_once, [] { evthread_use_pthreads(); });
+  ARROW_ASSIGN_OR_RAISE(registry, repo->registry());
+  service = std::make_unique<online::OnlineService>(registry, store, Clock::System());
+  ARROW_RETURN_NOT_OK(service->registry_cache().Get().status());
+  int n = options.io_threads > 0
+              ? options.io_threads
+              : std::max(1, static_cast<int>(std::thread::hardware_concurrency()));
+  int bound_port = options.port;
+  for (int i = 0; i < n; ++i) {
+    auto loop = std::make_unique<Loop>();
+    loop->impl = this;
+    // Changelist: an EV_WRITE added and removed within one loop iteration (every
+    // reply) costs no epoll_ctl calls.
+    event_config* cfg = event_config_new();
+    event_config_set_flag(cfg, EVENT_BASE_FLAG_EPOLL_USE_CHANGELIST);
+    loop->base = event_base_new_with_config(cfg);
+    event_config_free(cfg);
+    loop->http = evhttp_new(loop->base);
+    loop->out = evbuffer_new();
+    if (!loop->base || !loop->http || !loop->out) return arrow::Status::OutOfMemory("libevent");
+    evhttp_set_max_body_size(loop->http, static_cast<ev_ssize_t>(options.max_body_bytes));
+    evhttp_set_allowed_methods(loop->http, EVHTTP_REQ_GET | EVHTTP_REQ_POST | EVHTTP_REQ_HEAD |
+                                               EVHTTP_REQ_PUT | EVHTTP_REQ_DELETE);
+    evhttp_set_timeout(loop->http, 120);
+    evhttp_set_gencb(loop->http, OnRequest, loop.get());
+    loop->wake = event_new(loop->base, -1, EV_PERSIST | EV_READ, OnWake, loop.get());
+    event_add(loop->wake, nullptr);
+    ARROW_ASSIGN_OR_RAISE(int fd, Listen(options.host, bound_port));
+    if (bound_port == 0) {
+      sockaddr_in addr{};
+      socklen_t alen = sizeof addr;
+      getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &alen);
+      bound_port = ntohs(addr.sin_port);
+    }
+    loop->bound = evhttp_accept_socket_with_handle(loop->http, fd);
+    if (!loop->bound) {
+      close(fd);
+      return arrow::Status::IOError("libevent could not accept on the socket");
+    }
+    loops.push_back(std::move(loop));
+  }
+  port = bound_port;
+  for (int i = 0; i < options.background_threads; ++i) {
+    bg_threads.emplace_back([this] { BackgroundWorker(); });
+  }
+  push_thread = std::thread([this] { PushWorker(); });
+  for (auto& l : loops) {
+    Loop* lp = l.get();
+    lp->thread = std::thread([lp] { event_base_loop(lp->base, EVLOOP_NO_EXIT_ON_EMPTY); });
+  }
+  return arrow::Status::OK();
+}
+
+void FeatureServer::Impl::BeginShutdown() {
+  if (draining.exchange(true)) return;
+  // Stop accepting on every loop, then drain on a helper thread.
+  for (auto& l : loops) {
+    Loop* lp = l.get();
+    lp->Post([lp] {
+      if (lp->bound) {
+        evhttp_del_accept_socket(lp->http, lp->bound);
+        lp->bound = nullptr;
+      }
+    });
+  }
+  drain_thread = std::thread([this] { DrainAndStop(); });
+}
+
+void FeatureServer::Impl::DrainAndStop() {
+  // Wait for queued background work, batched pushes and deferred replies.
+  {
+    std::unique_lock<std::mutex> lock(bg_mu);
+    bg_cv.wait(lock, [&] {
+      return bg_jobs.empty() && bg_running == 0 && push_jobs.empty() && !push_busy;
+    });
+  }
+  while (pending_replies.load() > 0) std::this_thread::sleep_for(std::chrono::milliseconds(2));
+  // Let replies just handed to the loops go out.
+  std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  for (auto& l : loops) event_base_loopexit(l->base, nullptr);
+  (void)store->Sync();
+  {
+    std::lock_guard<std::mutex> lock(stop_mu);
+    stopped = true;
+  }
+  stop_cv.notify_all();
+}
+
+FeatureServer::FeatureServer(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+
+FeatureServer::~FeatureServer() {
+  Shutdown();
+  (void)Wait();
+}
+
+namespace {
+// SIGTERM/SIGINT blocked in this thread and every thread started after it
+// (RocksDB's and Arrow's included); the server's signal thread waits for them.
+void BlockStopSignals() {
+  sigset_t set;
+  sigemptyset(&set);
+  sigaddset(&set, SIGTERM);
+  sigaddset(&set, SIGINT);
+  pthread_sigmask(SIG_BLOCK, &set, nullptr);
+  signal(SIGPIPE, SIG_IGN);
+}
+}  // namespace
+
+arrow::Result<std::unique_ptr<FeatureServer>> FeatureServer::Start(
+    std::shared_ptr<repo::FeatureRepository> repo, const ServerOptions& options) {
+  if (options.handle_signals) BlockStopSignals();
+  ARROW_ASSIGN_OR_RAISE(auto store, online::OpenRepositoryStore(*repo));
+  return Start(std::move(repo), std::shared_ptr<online::OnlineStore>(std::move(store)), options);
+}
+
+arrow::Result<std::unique_ptr<FeatureServer>> FeatureServer::Start(
+    std::shared_ptr<repo::FeatureRepository> repo, std::shared_ptr<online::OnlineStore> store,
+    const ServerOptions& options) {
+  auto impl = std::make_unique<Impl>();
+  impl->options = options;
+  impl->repo = std::move(repo);
+  impl->store = std::move(store);
+  if (options.handle_signals) BlockStopSignals();
+  ARROW_RETURN_NOT_OK(impl->Init());
+  Impl* raw = impl.get();
+  if (options.handle_signals) {
+    impl->signal_thread = std::thread([raw] {
+      sigset_t set;
+      sigemptyset(&set);
+      sigaddset(&set, SIGTERM);
+      sigaddset(&set, SIGINT);
+      int sig = 0;
+      sigwait(&set, &sig);
+      raw->BeginShutdown();
+    });
+  }
+  return std::unique_ptr<FeatureServer>(new FeatureServer(std::move(impl)));
+}
+
+int FeatureServer::port() const { return impl_->port; }
+
+void FeatureServer::Shutdown() { impl_->BeginShutdown(); }
+
+arrow::Status FeatureServer::Wait() {
+  std::unique_lock<std::mutex> lock(impl_->stop_mu);
+  impl_->stop_cv.wait(lock, [&] { return impl_->stopped; });
+  return arrow::Status::OK();
+}
+
+}  // namespace stratalake::server

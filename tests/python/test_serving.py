@@ -1,0 +1,439 @@
+"""The online store and the feature server over real HTTP: materialization, every endpoint,
+every error, pushes, graceful SIGTERM, SIGKILL during pushes, and the Redis backend."""
+from __future__ import annotations
+
+import datetime as dt
+import http.client
+import json
+import os
+import shutil
+import signal
+import subprocess
+import threading
+import time
+from pathlib import Path
+
+import pyarrow.parquet as pq
+import pytest
+from deltalake import DeltaTable
+
+from conftest import BIN
+
+NOW = dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def sl(*args: str, repo: Path, check: bool = True) -> subprocess.CompletedProcess:
+    proc = subprocess.run([str(BIN), *args, "--repo", str(repo)], capture_output=True, text=True)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"stratalake {' '.join(args)} -> {proc.returncode}\n{proc.stdout}\n{proc.stderr}")
+    return proc
+
+
+def make_shop(path: Path, online: str | None = None) -> Path:
+    subprocess.run([str(BIN), "init", str(path), "--customers", "200"], check=True, capture_output=True)
+    if online:
+        cfg = path / "stratalake.yaml"
+        text = cfg.read_text().replace("  type: embedded\n  path: .stratalake/online", online)
+        cfg.write_text(text)
+    sl("apply", repo=path)
+    for source, file in [("customers", "customers.csv"), ("orders", "orders.csv"),
+                         ("customer_daily_stats", "customer_daily_stats.parquet")]:
+        sl("ingest", source, str(path / "data" / file), repo=path)
+    return path
+
+
+@pytest.fixture(scope="module")
+def shop(tmp_path_factory) -> Path:
+    repo = make_shop(tmp_path_factory.mktemp("serving") / "shop")
+    sl("materialize", "2020-01-01T00:00:00Z", NOW, repo=repo)
+    return repo
+
+
+class Server:
+    """`stratalake serve --port 0` on a repository; the port comes from its first line."""
+
+    def __init__(self, repo: Path, *extra: str):
+        self.proc = subprocess.Popen([str(BIN), "serve", "--port", "0", "--repo", str(repo), *extra],
+                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        line = self.proc.stdout.readline()
+        if "http://" not in line:
+            self.proc.kill()
+            raise AssertionError(f"server did not start: {line}{self.proc.stderr.read()}")
+        self.port = int(line.split("http://")[1].split()[0].rsplit(":", 1)[1])
+
+    def request(self, method: str, path: str, body=None, conn=None, raw: bytes | None = None):
+        c = conn or http.client.HTTPConnection("127.0.0.1", self.port, timeout=30)
+        data = raw if raw is not None else (json.dumps(body).encode() if body is not None else None)
+        c.request(method, path, body=data, headers={"Content-Type": "application/json"})
+        resp = c.getresponse()
+        payload = resp.read()
+        if conn is None:
+            c.close()
+        ctype = resp.getheader("Content-Type", "")
+        return resp.status, (json.loads(payload) if "json" in ctype else payload.decode()), resp
+
+    def post(self, path: str, body):
+        status, payload, _ = self.request("POST", path, body)
+        return status, payload
+
+    def stop(self) -> int:
+        self.proc.send_signal(signal.SIGTERM)
+        rc = self.proc.wait(timeout=30)
+        self.proc.stdout.close()
+        self.proc.stderr.close()
+        return rc
+
+    def kill(self):
+        self.proc.kill()
+        self.proc.wait(timeout=30)
+        self.proc.stdout.close()
+        self.proc.stderr.close()
+
+
+@pytest.fixture
+def server(shop):
+    s = Server(shop)
+    yield s
+    if s.proc.poll() is None:
+        assert s.stop() == 0
+
+
+def as_rows(resp: dict) -> dict:
+    """{feature name: (values, statuses)} from a Feast-format response."""
+    names = resp["metadata"]["feature_names"]
+    return {n: (r["values"], r["statuses"]) for n, r in zip(names, resp["results"])}
+
+
+# ---- reads -----------------------------------------------------------------------------------
+
+def test_health_reports_the_registry_version(server):
+    status, body, _ = server.request("GET", "/health")
+    assert (status, body) == (200, {"status": "ok", "registry_version": 1})
+
+
+def test_online_values_equal_the_training_set_at_now(server, shop, tmp_path):
+    ids = list(range(1, 41)) + [999999]
+    status, resp = server.post("/get-online-features", {
+        "features": ["customer_profile:country", "customer_profile:segment", "customer_profile:age",
+                     "last_order:amount", "last_order:status"],
+        "entities": {"customer_id": ids}})
+    assert status == 200
+    assert resp["metadata"]["feature_names"] == ["customer_id", "country", "segment", "age", "amount",
+                                                 "status"]
+    rows = as_rows(resp)
+    assert rows["customer_id"] == (ids, ["PRESENT"] * len(ids))
+    # The same features from the offline store for entity rows at "now".
+    import pyarrow as pa
+    now = dt.datetime.strptime(NOW, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=dt.timezone.utc)
+    pq.write_table(pa.table({"customer_id": pa.array(ids, pa.int64()),
+                             "event_timestamp": pa.array([now] * len(ids), pa.timestamp("us", "UTC"))}),
+                   tmp_path / "entities.parquet")
+    sl("get-historical", "--entities", str(tmp_path / "entities.parquet"), "--features",
+       "customer_profile:country,customer_profile:segment,customer_profile:age,last_order:amount,"
+       "last_order:status", "--output", str(tmp_path / "out.parquet"), repo=shop)
+    offline = pq.read_table(tmp_path / "out.parquet").to_pydict()
+    for name in ["country", "segment", "age", "amount", "status"]:
+        assert rows[name][0] == offline[name], name
+    assert rows["country"][1][-1] == "NOT_FOUND"
+    # last_order has a 30d TTL and the sample orders end in 2026-09: outside max age now.
+    assert set(rows["amount"][1]) <= {"OUTSIDE_MAX_AGE", "NOT_FOUND"}
+
+
+def test_feature_service_and_full_feature_names(server):
+    status, resp = server.post("/get-online-features", {
+        "feature_service": "churn_model", "entities": {"customer_id": [1, 2]},
+        "full_feature_names": True})
+    assert status == 200
+    names = resp["metadata"]["feature_names"]
+    assert names[0] == "customer_id"
+    assert "customer_profile__country" in names and "last_order__amount" in names
+    assert all(len(r["values"]) == 2 for r in resp["results"])
+
+
+def test_cli_get_online_prints_the_same_json(server, shop):
+    cli = json.loads(sl("get-online", "--features", "customer_profile:country,customer_profile:age",
+                        "--entity", "customer_id=3,4", "--json", repo=shop).stdout)
+    _, http_resp = server.post("/get-online-features", {
+        "features": ["customer_profile:country", "customer_profile:age"],
+        "entities": {"customer_id": [3, 4]}})
+    assert cli == http_resp
+    text = sl("get-online", "--features", "customer_profile:country", "--entity", "customer_id=3",
+              repo=shop).stdout.splitlines()
+    assert text[0].split() == ["customer_id", "country"]
+    bad = sl("get-online", "--features", "customer_profile:country", "--entity", "customer_id=x",
+             repo=shop, check=False)
+    assert bad.returncode == 2 and "is an integer; 'x' is not" in bad.stderr
+
+
+def test_keep_alive_serves_many_requests_on_one_connection(server):
+    conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=10)
+    for i in range(50):
+        status, body, resp = server.request("POST", "/get-online-features", {
+            "features": ["customer_profile:age"], "entities": {"customer_id": [i]}}, conn=conn)
+        assert status == 200
+        assert not resp.will_close
+    conn.close()
+
+
+# ---- errors ---------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("body,code,message", [
+    (b'{"features": [', 400, "malformed JSON at byte"),
+    (b'[1, 2]', 400, "must be a JSON object"),
+    (b'{"features": ["customer_profile:country"], "entities": {"customer_id": [1]}, "x": 1}', 400,
+     'unknown field "x"'),
+    (b'{"features": ["nope:x"], "entities": {"customer_id": [1]}}', 404, "unknown feature view 'nope'"),
+    (b'{"features": ["customer_profile:nope"], "entities": {"customer_id": [1]}}', 404,
+     "has no feature 'nope'"),
+    (b'{"feature_service": "nope", "entities": {"customer_id": [1]}}', 404,
+     "unknown feature service 'nope'"),
+    (b'{"features": ["customer_profile:country"], "entities": {"customer_id": ["a"]}}', 400,
+     "expected an integer"),
+    (b'{"features": ["customer_profile:country"], "entities": {"user": [1]}}', 400,
+     "missing join key 'customer_id'"),
+    (b'{"features": ["customer_profile:country"], "entities": {"customer_id": [1.5]}}', 400,
+     "neither an integer nor a string"),
+    (b'{"features": ["customer_profile:country"]}', 400, "no entities given"),
+    (b'{"entities": {"customer_id": [1]}}', 400, "no features requested"),
+])
+def test_bad_requests_are_answered_with_a_clear_error(server, body, code, message):
+    status, payload, _ = server.request("POST", "/get-online-features", raw=body)
+    assert status == code
+    assert message in payload["error"]
+
+
+def test_unknown_paths_and_methods(server):
+    status, payload, _ = server.request("GET", "/nope")
+    assert status == 404 and "no endpoint /nope" in payload["error"]
+    status, payload, _ = server.request("GET", "/get-online-features")
+    assert status == 405 and "POST only" in payload["error"]
+    status, payload, _ = server.request("POST", "/health", {})
+    assert status == 405
+
+
+def test_bodies_over_the_limit_get_413(shop):
+    s = Server(shop, "--max-body-bytes", "1000")
+    try:
+        status, _, _ = s.request("POST", "/get-online-features", raw=b"{" + b" " * 5000 + b"}")
+        assert status == 413
+        status, _ = s.post("/get-online-features", {"features": ["customer_profile:age"],
+                                                    "entities": {"customer_id": [1]}})
+        assert status == 200  # the server is still fine
+    finally:
+        assert s.stop() == 0
+
+
+# ---- push -------------------------------------------------------------------------------------
+
+def click(i: int, page: str | None = None) -> dict:
+    return {"customer_id": [i], "page": [page or f"/p{i}"], "dwell_ms": [i % 1000], "event_ts": [NOW]}
+
+
+def test_push_online_is_visible_to_the_next_read(server):
+    status, body = server.post("/push", {"push_source_name": "clicks_stream", "df": click(5, "/checkout"),
+                                         "to": "online"})
+    assert (status, body) == (200, {"rows": 1, "views_written": 1})
+    _, resp = server.post("/get-online-features", {"features": ["live_clicks:page"],
+                                                   "entities": {"customer_id": [5]}})
+    assert as_rows(resp)["page"] == (["/checkout"], ["PRESENT"])
+
+
+def test_push_offline_is_acknowledged_after_the_delta_commit(server, shop):
+    status, body = server.post("/push", {"push_source_name": "clicks_stream", "df": click(6),
+                                         "to": "offline"})
+    assert status == 200
+    table = DeltaTable(str(shop / "lake" / "bronze" / "clicks_stream"))
+    assert table.version() == body["delta_version"]
+    rows = table.to_pyarrow_table().to_pydict()
+    assert 6 in rows["customer_id"]
+
+
+def test_concurrent_offline_pushes_all_land(server, shop):
+    path = shop / "lake" / "bronze" / "clicks_stream"
+    before = DeltaTable(str(path)).to_pyarrow_table().num_rows if (path / "_delta_log").exists() else 0
+    results = []
+
+    def push(i):
+        results.append(server.post("/push", {"push_source_name": "clicks_stream", "df": click(1000 + i),
+                                             "to": "online_and_offline"}))
+
+    threads = [threading.Thread(target=push, args=(i,)) for i in range(20)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert [s for s, _ in results] == [200] * 20
+    table = DeltaTable(str(path)).to_pyarrow_table()
+    assert table.num_rows == before + 20
+    assert set(range(1000, 1020)) <= set(table.column("customer_id").to_pylist())
+
+
+@pytest.mark.parametrize("body,code,message", [
+    ({"push_source_name": "nope", "df": {"a": [1]}}, 404, "unknown push source 'nope'"),
+    ({"push_source_name": "clicks_stream", "df": {"a": [1]}}, 400, "has no column 'a'"),
+    ({"push_source_name": "customers", "df": {"customer_id": [1]}}, 400, "only push sources"),
+    ({"push_source_name": "clicks_stream", "df": {"customer_id": [1], "event_ts": ["yesterday"]}}, 400,
+     "column 'event_ts', row 0"),
+    ({"push_source_name": "clicks_stream", "df": {"customer_id": [1, 2], "event_ts": [NOW]}}, 400,
+     "differ in length"),
+    ({"push_source_name": "clicks_stream", "df": click(1), "to": "disk"}, 400, "unknown push target"),
+    ({"df": click(1)}, 400, '"push_source_name" (a string) is required'),
+])
+def test_bad_pushes_are_refused(server, body, code, message):
+    status, payload = server.post("/push", body)
+    assert status == code
+    assert message in payload["error"]
+
+
+# ---- materialization endpoints --------------------------------------------------------------
+
+def test_materialize_endpoints(server):
+    status, body = server.post("/materialize", {"start_ts": "2020-01-01T00:00:00Z", "end_ts": NOW,
+                                                "feature_views": ["customer_profile"]})
+    assert status == 200
+    assert [v["view"] for v in body["views"]] == ["customer_profile"]
+    assert body["views"][0]["rows_written"] > 0
+    status, body = server.post("/materialize-incremental", {"end_ts": NOW})
+    assert status == 200
+    by_view = {v["view"]: v for v in body["views"]}
+    assert by_view["customer_profile"]["incremental"] is True
+    assert by_view["customer_profile"]["files_read"] == 0  # nothing committed since
+    status, body = server.post("/materialize", {"end_ts": NOW})
+    assert status == 400 and "start_ts" in body["error"]
+    status, body = server.post("/materialize-incremental", {"end_ts": "soon"})
+    assert status == 400 and "not an ISO 8601 time" in body["error"]
+    status, body = server.post("/materialize-incremental", {"end_ts": NOW, "feature_views": ["nope"]})
+    assert status == 404 and "unknown feature view 'nope'" in body["error"]
+
+
+def test_metrics_are_prometheus_text(server):
+    server.post("/get-online-features", {"features": ["customer_profile:age"],
+                                         "entities": {"customer_id": [1]}})
+    server.post("/get-online-features", {"features": ["nope:x"], "entities": {"customer_id": [1]}})
+    status, text, resp = server.request("GET", "/metrics")
+    assert status == 200 and resp.getheader("Content-Type").startswith("text/plain")
+    lines = text.splitlines()
+    assert 'stratalake_requests_total{endpoint="/get-online-features",code="200"} 1' in lines
+    assert 'stratalake_requests_total{endpoint="/get-online-features",code="404"} 1' in lines
+    assert 'stratalake_request_duration_seconds_count{endpoint="/get-online-features"} 2' in lines
+    assert "stratalake_store_keys_read_total 1" in lines
+    assert "# TYPE stratalake_request_duration_seconds histogram" in lines
+
+
+def test_a_full_queue_answers_503(shop):
+    s = Server(shop, "--max-queued", "1")
+    try:
+        results = []
+
+        def call():
+            results.append(s.post("/materialize", {"start_ts": "2020-01-01T00:00:00Z", "end_ts": NOW}))
+
+        threads = [threading.Thread(target=call) for _ in range(8)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        codes = sorted(c for c, _ in results)
+        assert set(codes) == {200, 503}
+        assert all("retry" in b["error"] for c, b in results if c == 503)
+    finally:
+        assert s.stop() == 0
+
+
+# ---- stopping -------------------------------------------------------------------------------
+
+def test_sigterm_finishes_in_flight_requests_then_exits_cleanly(shop):
+    s = Server(shop)
+    result = []
+    t = threading.Thread(target=lambda: result.append(
+        s.post("/materialize", {"start_ts": "2020-01-01T00:00:00Z", "end_ts": NOW})))
+    t.start()
+    time.sleep(0.05)
+    s.proc.send_signal(signal.SIGTERM)
+    t.join()
+    assert result[0][0] == 200
+    assert s.proc.wait(timeout=30) == 0
+    assert "stopped" in s.proc.stdout.read()
+
+
+def test_every_acknowledged_push_survives_sigkill(tmp_path):
+    repo = make_shop(tmp_path / "shop")
+    s = Server(repo)
+    acked = []
+    stop = threading.Event()
+
+    def pusher(offset):
+        i = offset
+        while not stop.is_set():
+            try:
+                status, _ = s.post("/push", {"push_source_name": "clicks_stream", "df": click(i),
+                                             "to": "online_and_offline" if i % 2 else "online"})
+            except (ConnectionError, OSError, http.client.HTTPException):
+                return
+            if status == 200:
+                acked.append(i)
+            i += 2
+
+    threads = [threading.Thread(target=pusher, args=(o,)) for o in (0, 1)]
+    for t in threads:
+        t.start()
+    time.sleep(1.0)
+    os.kill(s.proc.pid, signal.SIGKILL)
+    s.proc.wait(timeout=30)
+    stop.set()
+    for t in threads:
+        t.join()
+    s.proc.stdout.close()
+    s.proc.stderr.close()
+    assert len(acked) > 10
+    s2 = Server(repo)
+    try:
+        _, resp = s2.post("/get-online-features", {"features": ["live_clicks:page"],
+                                                   "entities": {"customer_id": sorted(acked)}})
+        values, statuses = as_rows(resp)["page"]
+        assert statuses == ["PRESENT"] * len(acked)
+        assert values == [f"/p{i}" for i in sorted(acked)]
+        offline = set(DeltaTable(str(repo / "lake" / "bronze" / "clicks_stream"))
+                      .to_pyarrow_table().column("customer_id").to_pylist())
+        assert {i for i in acked if i % 2} <= offline
+    finally:
+        assert s2.stop() == 0
+
+
+# ---- Redis ------------------------------------------------------------------------------------
+
+REDIS_URL = os.environ.get("STRATALAKE_TEST_REDIS_URL")
+
+
+def test_redis_backend_end_to_end(tmp_path):
+    if not REDIS_URL:
+        if os.environ.get("STRATALAKE_REQUIRE_REDIS") == "1":
+            raise AssertionError("STRATALAKE_REQUIRE_REDIS=1 but STRATALAKE_TEST_REDIS_URL is unset")
+        pytest.skip("no Redis server (STRATALAKE_TEST_REDIS_URL)")
+    repo = make_shop(tmp_path / "rshop", online=f"  type: redis\n  url: {REDIS_URL}")
+    out = sl("materialize", "2020-01-01T00:00:00Z", NOW, "--json", repo=repo).stdout
+    assert json.loads(out)["store"].startswith("redis://")
+    s = Server(repo)
+    try:
+        status, resp = s.post("/get-online-features", {
+            "features": ["customer_profile:country", "customer_profile:age"],
+            "entities": {"customer_id": [1, 2, 999999]}})
+        assert status == 200
+        rows = as_rows(resp)
+        assert rows["country"][1] == ["PRESENT", "PRESENT", "NOT_FOUND"]
+        status, _ = s.post("/push", {"push_source_name": "clicks_stream", "df": click(9, "/redis"),
+                                     "to": "online"})
+        assert status == 200
+        _, resp = s.post("/get-online-features", {"features": ["live_clicks:page"],
+                                                  "entities": {"customer_id": [9]}})
+        assert as_rows(resp)["page"] == (["/redis"], ["PRESENT"])
+    finally:
+        assert s.stop() == 0
+    # The embedded store of another repository answers the same values.
+    local = make_shop(tmp_path / "lshop")
+    sl("materialize", "2020-01-01T00:00:00Z", NOW, repo=local)
+    a = json.loads(sl("get-online", "--features", "customer_profile:country,customer_profile:age",
+                      "--entity", "customer_id=1,2,3", "--json", repo=repo).stdout)
+    b = json.loads(sl("get-online", "--features", "customer_profile:country,customer_profile:age",
+                      "--entity", "customer_id=1,2,3", "--json", repo=local).stdout)
+    assert a == b
