@@ -7,13 +7,18 @@ build="${1:-build}"
 cd "$root"
 export STRATALAKE_BIN="$root/$build/bin/stratalake"
 echo "== C++ tests =="
-# A throwaway PostgreSQL server for the registry's PostgreSQL backend tests,
-# stopped (and its folder removed) however the script exits.
+# Throwaway PostgreSQL and Redis servers for the registry's PostgreSQL backend
+# and the online store's Redis backend tests, stopped (and their folders
+# removed) however the script exits.
 pg_dir="$(mktemp -d)"
-trap 'scripts/postgres.sh stop "$pg_dir" || true' EXIT
+redis_dir="$(mktemp -d)"
+trap 'scripts/postgres.sh stop "$pg_dir" || true; scripts/redis.sh stop "$redis_dir" || true' EXIT
 STRATALAKE_TEST_POSTGRES_URL="$(scripts/postgres.sh start "$pg_dir")"
 export STRATALAKE_TEST_POSTGRES_URL
 export STRATALAKE_REQUIRE_POSTGRES=1
+STRATALAKE_TEST_REDIS_URL="$(scripts/redis.sh start "$redis_dir")"
+export STRATALAKE_TEST_REDIS_URL
+export STRATALAKE_REQUIRE_REDIS=1
 "$build/bin/stratalake_tests" --gtest_brief=1
 echo "== Python interoperability tests =="
 .venv/bin/python -m pytest -q tests/python

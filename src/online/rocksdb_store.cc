@@ -2,7 +2,10 @@
 // with the larger version prefix, so writes are blind (no read per write) and
 // the "newer wins" rule is applied when operands are combined (on read, flush
 // and compaction).
+#include <unistd.h>
+
 #include <algorithm>
+#include <atomic>
 #include <cstring>
 #include <memory>
 #include <string>
@@ -13,6 +16,7 @@
 #include <rocksdb/filter_policy.h>
 #include <rocksdb/merge_operator.h>
 #include <rocksdb/options.h>
+#include <rocksdb/sst_file_writer.h>
 #include <rocksdb/table.h>
 #include <rocksdb/write_batch.h>
 
@@ -72,6 +76,7 @@ class RocksDbStore : public OnlineStore {
                                       " bytes, shorter than the version prefix");
       }
     }
+    if (options.bulk && writes.size() >= kIngestThreshold) return Ingest(writes);
     for (const auto& kv : writes) {
       RETURN_ROCKS(batch.Merge(kv.key, kv.value), "batch");
     }
@@ -148,6 +153,66 @@ class RocksDbStore : public OnlineStore {
   std::string Describe() const override { return "rocksdb:" + path_; }
 
  private:
+  // Bulk loads bypass the memtable (random inserts into its skiplist dominate
+  // otherwise): the batch is sorted, reduced to one value per key by the same
+  // newer-wins rule, written as an SST file of merge operands and ingested.
+  // Ingested operands are newer than everything stored, so the merge operator
+  // still compares them with the stored values.
+  static constexpr size_t kIngestThreshold = 4096;
+
+  arrow::Status Ingest(std::span<const KeyValue> writes) {
+    // Sort on (the 8 bytes after the batch's common prefix, then the whole
+    // key, then the position), so most comparisons are one integer compare.
+    size_t common = writes[0].key.size();
+    for (const auto& kv : writes) {
+      size_t l = 0;
+      while (l < common && l < kv.key.size() && kv.key[l] == writes[0].key[l]) ++l;
+      common = l;
+    }
+    struct Entry {
+      uint64_t head;
+      uint32_t index;
+    };
+    std::vector<Entry> entries(writes.size());
+    for (size_t i = 0; i < writes.size(); ++i) {
+      const std::string& k = writes[i].key;
+      uint64_t head = 0;
+      for (size_t b = 0; b < 8; ++b) {
+        size_t at = common + b;
+        head = (head << 8) | (at < k.size() ? static_cast<unsigned char>(k[at]) : 0);
+      }
+      entries[i] = {head, static_cast<uint32_t>(i)};
+    }
+    std::sort(entries.begin(), entries.end(), [&](const Entry& a, const Entry& b) {
+      if (a.head != b.head) return a.head < b.head;
+      int c = writes[a.index].key.compare(writes[b.index].key);
+      return c != 0 ? c < 0 : a.index < b.index;
+    });
+    std::vector<uint32_t> order(entries.size());
+    for (size_t i = 0; i < entries.size(); ++i) order[i] = entries[i].index;
+    static std::atomic<uint64_t> counter{0};
+    std::string file = path_ + "/bulk-" + std::to_string(getpid()) + "-" +
+                       std::to_string(counter.fetch_add(1)) + ".sst";
+    rocksdb::SstFileWriter writer(rocksdb::EnvOptions(), db_->GetOptions());
+    RETURN_ROCKS(writer.Open(file), "bulk load");
+    for (size_t i = 0; i < order.size();) {
+      const KeyValue* best = &writes[order[i]];
+      size_t j = i + 1;
+      for (; j < order.size() && writes[order[j]].key == best->key; ++j) {
+        const KeyValue& c = writes[order[j]];
+        if (std::memcmp(c.value.data(), best->value.data(), kVersionPrefixSize) >= 0) best = &c;
+      }
+      RETURN_ROCKS(writer.Merge(best->key, best->value), "bulk load");
+      i = j;
+    }
+    RETURN_ROCKS(writer.Finish(), "bulk load");
+    rocksdb::IngestExternalFileOptions io;
+    io.move_files = true;
+    rocksdb::Status st = db_->IngestExternalFile({file}, io);
+    if (!st.ok()) ::unlink(file.c_str());
+    return FromRocks(st, "bulk load");
+  }
+
   arrow::Status ReadOnlyError() const {
     return arrow::Status::Invalid("the online store at ", path_, " was opened read-only");
   }
