@@ -4,7 +4,8 @@
 #     definitions to the registry, ingest the sample data into bronze/silver/gold
 #     Delta tables (quarantining malformed rows), edit a definition, plan, apply,
 #     look at both registry versions, build and save a point-in-time-correct
-#     training set and recreate it exactly after new data arrived;
+#     training set and recreate it exactly after new data arrived, materialize
+#     the online store, push live rows, and query the feature server over HTTP;
 #  2. the Delta engine: create, write, update, merge, time-travel, optimize and
 #     vacuum a table, then show that delta-rs (the `deltalake` package) reads it.
 set -euo pipefail
@@ -48,6 +49,47 @@ step "new data arrives: the orders are loaded again (a second append to bronze/o
   "$S" ingest orders data/orders.csv
 step "recreate the saved dataset: identical to the saved rows despite the new data" \
   "$S" datasets recreate churn_train
+step "materialize the latest feature values into the online store (embedded RocksDB)" \
+  "$S" materialize 2026-01-01T00:00:00Z now
+step "materialize-incremental reads only what was committed since (nothing here)" \
+  "$S" materialize-incremental now
+now="$(date -u +%Y-%m-%dT%H:%M:%SZ)"
+printf 'customer_id,page,dwell_ms,event_ts\n17,/cart,5200,%s\n42,/checkout,800,%s\n' "$now" "$now" > live_clicks.csv
+step "push live clicks: online for serving, and appended to the push source's Delta table" \
+  "$S" push clicks_stream live_clicks.csv --to online_and_offline
+step "read feature vectors from the CLI (sample stats end in 2026-09: beyond their TTL now)" \
+  "$S" get-online --feature-service churn_model --entity customer_id=17,42,99999
+# The feature server on a free local port; its first line names the port.
+"$S" serve --port 0 > serve.log 2>&1 &
+server_pid=$!
+trap 'kill "$server_pid" 2>/dev/null || true' EXIT
+for _ in $(seq 50); do grep -q "http://" serve.log && break; sleep 0.1; done
+port="$(grep -o '127.0.0.1:[0-9]*' serve.log | head -1 | cut -d: -f2)"
+printf '\n\033[1m== the feature server (Feast-compatible HTTP/JSON)\033[0m\n'; head -1 serve.log
+step "GET /health" curl -s "http://127.0.0.1:$port/health"
+echo
+cat > request.json <<'JSON'
+{"features": ["customer_profile:country", "customer_profile:segment", "customer_stats:spend_30d",
+              "live_clicks:page", "live_clicks:dwell_ms"],
+ "entities": {"customer_id": [17, 42, 99999]}}
+JSON
+cat > show.py <<'PY'
+import json, sys
+r = json.load(sys.stdin)
+names = r["metadata"]["feature_names"]
+for row in range(len(r["results"][0]["values"])):
+    print("  " + ", ".join(f"{n}={res['values'][row]!r} ({res['statuses'][row]})"
+                           for n, res in zip(names, r["results"])))
+PY
+step "POST /get-online-features (request.json), response shown row by row" \
+  bash -c "curl -s http://127.0.0.1:$port/get-online-features -d @request.json | '$root/.venv/bin/python' show.py"
+step "POST /get-online-features with an unknown feature: a clear 404" \
+  curl -s -w ' (HTTP %{http_code})\n' "http://127.0.0.1:$port/get-online-features" \
+  -d '{"features": ["customer_profile:height"], "entities": {"customer_id": [17]}}'
+step "GET /metrics (Prometheus text, excerpt)" \
+  bash -c "curl -s http://127.0.0.1:$port/metrics | grep -E '^stratalake_(requests_total|store_keys_read_total|registry_version)'"
+kill -TERM "$server_pid"; wait "$server_pid" || true; trap - EXIT
+printf 'server stopped (SIGTERM drains in-flight requests)\n'
 step "removing a feature breaks the backward-compatibility policy: apply refuses" \
   bash -c "sed -i '/spend_7d/d' definitions/feature_views.yaml && ('$S' apply || true)"
 cd "$root"

@@ -42,7 +42,8 @@ namespace stratalake::online {
 constexpr size_t kVersionPrefixSize = 16;
 
 /// Appends the 16-byte version prefix for (event time, created time) in µs;
-/// a null created time (nullopt) sorts before every value.
+/// a null created time (nullopt) sorts before every other value (it encodes
+/// like INT64_MIN, which no real time reaches).
 void AppendVersionPrefix(int64_t event_us, std::optional<int64_t> created_us, std::string* out);
 /// Reads them back from a value (which must hold at least kVersionPrefixSize bytes).
 int64_t PrefixEventMicros(std::string_view value);
@@ -65,9 +66,12 @@ class OnlineStore {
   virtual ~OnlineStore() = default;
 
   /// Applies every write; each one only if its prefix is >= the stored value's
-  /// (otherwise it is dropped). Values shorter than the prefix are an error.
-  /// When this returns OK (and bulk is false) the writes are visible to reads
-  /// and survive the process being killed.
+  /// (otherwise it is dropped). Values shorter than the prefix are an error
+  /// (nothing is written). When this returns OK (and bulk is false) the writes
+  /// are visible to reads and survive this process being killed (Redis: its
+  /// own crash safety is its appendonly/appendfsync setting). On an error some
+  /// writes may have been applied (Redis; RocksDB applies a batch atomically);
+  /// writing the same batch again is always safe.
   virtual arrow::Status Write(std::span<const KeyValue> writes, const WriteOptions& options) = 0;
 
   /// Looks up `keys`; (*values)[i] is nullopt for a key that is not stored.
@@ -77,7 +81,8 @@ class OnlineStore {
   /// Makes bulk writes durable.
   virtual arrow::Status Sync() = 0;
 
-  /// Removes every key that starts with `prefix` (a view being dropped or rebuilt).
+  /// Removes every key that starts with `prefix` (a view being dropped or
+  /// rebuilt). An empty prefix is an error, never "everything".
   virtual arrow::Status DeletePrefix(std::string_view prefix) = 0;
 
   /// Every key starting with `prefix`, in byte order (tests, diagnostics).
