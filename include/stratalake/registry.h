@@ -187,6 +187,25 @@ struct ValidationOptions {
 /// timestamps, include cycles between feature services, and invalid checks.
 arrow::Status Validate(const Definitions& defs, const ValidationOptions& options);
 
+// ---- feature requests ----------------------------------------------------------
+
+/// One feature view's part of a request for features (training set or online).
+struct ViewRequest {
+  const FeatureView* view = nullptr;           // points into the Definitions resolved against
+  std::string label;                           // alias or view name (prefix of full feature names)
+  std::vector<std::string> features;           // in request order
+  std::map<std::string, std::string> key_map;  // view join key -> entity column
+};
+
+/// Resolves feature references ("view:feature", or "view" for all its
+/// features) or a feature service (its items, then its includes, each service
+/// once) into one ViewRequest per (view, label, key map), in first-use order.
+/// Exactly one of `features` and `feature_service` must be given. Unknown
+/// views, features and services are kObjectNotFound, naming what exists.
+arrow::Result<std::vector<ViewRequest>> ResolveFeatureRequest(
+    const Definitions& defs, const std::vector<std::string>& features,
+    const std::string& feature_service);
+
 // ---- plans ------------------------------------------------------------------
 
 enum class CompatibilityPolicy { kBackward, kForward, kFull, kNone };

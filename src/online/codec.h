@@ -108,6 +108,9 @@ arrow::Status EncodeViewRows(const registry::FeatureView& view, const registry::
                              const arrow::Table& data, int64_t lo_us, int64_t hi_us,
                              std::vector<KeyValue>* out);
 
+/// Appends `s` as a JSON string literal (quotes, escapes; bytes >= 0x80 as they are).
+void AppendJsonString(std::string_view s, std::string* out);
+
 /// µs since the epoch -> "2026-11-21T17:26:11.123456Z" (fraction omitted when 0).
 std::string FormatTimestampMicros(int64_t us);
 void AppendTimestampMicros(int64_t us, std::string* out);

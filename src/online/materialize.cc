@@ -27,6 +27,7 @@
 #include <rapidjson/writer.h>
 
 #include "online/codec.h"
+#include "retrieval/asof_keys.h"
 #include "storage/scan.h"
 #include "stratalake/delta.h"
 #include "stratalake/expression.h"
@@ -95,39 +96,13 @@ std::string StoredName(const registry::Source& s, const std::string& mapped) {
   return mapped;
 }
 
-// µs since the epoch of every row of a time column (timestamp any unit, date).
+// µs since the epoch of every row of a time column (timestamp of any unit, date).
 arrow::Result<std::vector<int64_t>> TimesMicros(const arrow::Array& a) {
-  std::vector<int64_t> out(static_cast<size_t>(a.length()), 0);
-  if (a.type_id() == arrow::Type::TIMESTAMP) {
-    const auto& t = static_cast<const arrow::TimestampType&>(*a.type());
-    const auto& ts = static_cast<const arrow::TimestampArray&>(a);
-    int64_t mul = 1, div = 1;
-    switch (t.unit()) {
-      case arrow::TimeUnit::SECOND:
-        mul = 1000000;
-        break;
-      case arrow::TimeUnit::MILLI:
-        mul = 1000;
-        break;
-      case arrow::TimeUnit::MICRO:
-        break;
-      case arrow::TimeUnit::NANO:
-        div = 1000;
-        break;
-    }
-    for (int64_t i = 0; i < a.length(); ++i) {
-      int64_t v = ts.Value(i);
-      out[i] = div == 1 ? v * mul : (v >= 0 ? v / div : -((-v + div - 1) / div));
-    }
-  } else if (a.type_id() == arrow::Type::DATE32) {
-    const auto& d = static_cast<const arrow::Date32Array&>(a);
-    for (int64_t i = 0; i < a.length(); ++i) out[i] = int64_t{d.Value(i)} * 86400000000LL;
-  } else if (a.type_id() == arrow::Type::DATE64) {
-    const auto& d = static_cast<const arrow::Date64Array&>(a);
-    for (int64_t i = 0; i < a.length(); ++i) out[i] = d.Value(i) * 1000;
-  } else {
+  if (!retrieval::asof::IsTimeType(*a.type())) {
     return arrow::Status::TypeError("not a time column: ", a.type()->ToString());
   }
+  std::vector<int64_t> out(static_cast<size_t>(a.length()), 0);
+  retrieval::asof::TimesToMicros(*a.data(), out.data());
   return out;
 }
 

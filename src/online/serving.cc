@@ -28,24 +28,7 @@ std::string JoinNames(const std::vector<std::string>& v) {
   return out;
 }
 
-void AppendJsonString(std::string_view s, std::string* out) {
-  out->push_back('"');
-  for (unsigned char c : s) {
-    if (c == '"' || c == '\\') {
-      out->push_back('\\');
-      out->push_back(static_cast<char>(c));
-    } else if (c < 0x20) {
-      char buf[8];
-      std::snprintf(buf, sizeof buf, "\\u%04x", c);
-      out->append(buf);
-    } else {
-      out->push_back(static_cast<char>(c));
-    }
-  }
-  out->push_back('"');
-}
-
-// One view's part of a request, resolved against a registry version.
+// One view's part of a request with its join keys resolved.
 struct ViewPlan {
   const registry::FeatureView* view = nullptr;
   std::string label;
@@ -54,81 +37,33 @@ struct ViewPlan {
   std::vector<std::string> key_columns;           // request entity column per join key
 };
 
-arrow::Status AddRef(const registry::Definitions& defs, const std::string& view_name,
-                     const std::vector<std::string>& features, const std::string& alias,
-                     const std::map<std::string, std::string>& key_map,
-                     std::vector<ViewPlan>* out) {
-  const registry::FeatureView* v = defs.FindFeatureView(view_name);
-  if (!v) {
-    std::vector<std::string> names;
-    for (const auto& fv : defs.feature_views) names.push_back(fv.name);
-    return UserError(ErrorKind::kObjectNotFound, "unknown feature view '" + view_name +
-                                                     "' (feature views: " + JoinNames(names) + ")");
-  }
-  if (!v->online) {
-    return UserError(
-        ErrorKind::kObjectNotFound,
-        "feature view '" + view_name + "' is not served online (online: false in its definition)");
-  }
-  std::vector<std::string> wanted = features;
-  if (wanted.empty()) {
-    for (const auto& f : v->features) wanted.push_back(f.name);
-  }
-  for (const auto& f : wanted) {
-    bool found = false;
-    for (const auto& vf : v->features) found = found || vf.name == f;
-    if (!found) {
-      std::vector<std::string> names;
-      for (const auto& vf : v->features) names.push_back(vf.name);
-      return UserError(ErrorKind::kObjectNotFound, "feature view '" + view_name +
-                                                       "' has no feature '" + f +
-                                                       "' (features: " + JoinNames(names) + ")");
+arrow::Result<std::vector<ViewPlan>> PlanRequest(const registry::Definitions& defs,
+                                                 const OnlineRequest& req) {
+  ARROW_ASSIGN_OR_RAISE(auto views,
+                        registry::ResolveFeatureRequest(defs, req.features, req.feature_service));
+  std::vector<ViewPlan> plans;
+  for (auto& vr : views) {
+    if (!vr.view->online) {
+      return UserError(ErrorKind::kObjectNotFound,
+                       "feature view '" + vr.view->name +
+                           "' is not served online (online: false in its definition)");
     }
-  }
-  std::string label = alias.empty() ? view_name : alias;
-  for (auto& p : *out) {
-    if (p.view == v && p.label == label) {
-      for (const auto& f : wanted) {
-        if (std::find(p.features.begin(), p.features.end(), f) == p.features.end()) {
-          p.features.push_back(f);
-        }
+    ViewPlan plan;
+    plan.view = vr.view;
+    plan.label = std::move(vr.label);
+    plan.features = std::move(vr.features);
+    for (const auto& en : vr.view->entities) {
+      const registry::Entity* e = defs.FindEntity(en);
+      if (!e) return UserError(ErrorKind::kObjectNotFound, "unknown entity '" + en + "'");
+      for (const auto& k : e->join_keys) {
+        plan.join_keys.push_back(&k);
+        auto m = vr.key_map.find(k.name);
+        plan.key_columns.push_back(m == vr.key_map.end() ? k.name : m->second);
       }
-      return arrow::Status::OK();
     }
+    plans.push_back(std::move(plan));
   }
-  ViewPlan plan;
-  plan.view = v;
-  plan.label = label;
-  plan.features = wanted;
-  for (const auto& en : v->entities) {
-    const registry::Entity* e = defs.FindEntity(en);
-    if (!e) return UserError(ErrorKind::kObjectNotFound, "unknown entity '" + en + "'");
-    for (const auto& k : e->join_keys) {
-      plan.join_keys.push_back(&k);
-      auto m = key_map.find(k.name);
-      plan.key_columns.push_back(m == key_map.end() ? k.name : m->second);
-    }
-  }
-  out->push_back(std::move(plan));
-  return arrow::Status::OK();
-}
-
-arrow::Status ExpandService(const registry::Definitions& defs, const std::string& name,
-                            std::set<std::string>* seen, std::vector<ViewPlan>* out) {
-  const registry::FeatureService* s = defs.FindFeatureService(name);
-  if (!s) {
-    std::vector<std::string> names;
-    for (const auto& fs : defs.feature_services) names.push_back(fs.name);
-    return UserError(
-        ErrorKind::kObjectNotFound,
-        "unknown feature service '" + name + "' (feature services: " + JoinNames(names) + ")");
-  }
-  if (!seen->insert(name).second) return arrow::Status::OK();
-  for (const auto& item : s->items) {
-    ARROW_RETURN_NOT_OK(AddRef(defs, item.view, item.features, item.alias, item.join_key_map, out));
-  }
-  for (const auto& inc : s->includes) ARROW_RETURN_NOT_OK(ExpandService(defs, inc, seen, out));
-  return arrow::Status::OK();
+  return plans;
 }
 
 void AppendKeyJson(const KeyScalar& k, std::string* out) {
@@ -192,27 +127,7 @@ arrow::Result<OnlineResponse> OnlineService::Get(const OnlineRequest& req) {
     return UserError(ErrorKind::kObjectNotFound, "the registry is empty; run `stratalake apply`");
   }
   const registry::Definitions& defs = state->defs;
-  std::vector<ViewPlan> plans;
-  if (!req.feature_service.empty() && !req.features.empty()) {
-    return UserError(ErrorKind::kDefinitionError,
-                     "pass either features or a feature_service, not both");
-  }
-  if (!req.feature_service.empty()) {
-    std::set<std::string> seen;
-    ARROW_RETURN_NOT_OK(ExpandService(defs, req.feature_service, &seen, &plans));
-  } else {
-    if (req.features.empty()) {
-      return UserError(ErrorKind::kDefinitionError,
-                       "no features requested: pass \"features\": [\"view:feature\", ...] or a "
-                       "\"feature_service\"");
-    }
-    for (const auto& ref : req.features) {
-      auto colon = ref.find(':');
-      std::vector<std::string> f;
-      if (colon != std::string::npos) f.push_back(ref.substr(colon + 1));
-      ARROW_RETURN_NOT_OK(AddRef(defs, ref.substr(0, colon), f, "", {}, &plans));
-    }
-  }
+  ARROW_ASSIGN_OR_RAISE(auto plans, PlanRequest(defs, req));
 
   // Entity rows.
   OnlineResponse resp;

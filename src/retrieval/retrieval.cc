@@ -40,98 +40,6 @@ std::string JoinNames(const std::vector<std::string>& v) {
   return out;
 }
 
-// One view's part of the request.
-struct ViewRequest {
-  const FeatureView* view = nullptr;
-  std::string label;  // alias or view name (prefix of full feature names)
-  std::vector<std::string> features;
-  std::map<std::string, std::string> key_map;  // view join key -> entity column
-};
-
-arrow::Status AddRef(const Definitions& defs, const std::string& view_name,
-                     const std::vector<std::string>& features, const std::string& alias,
-                     const std::map<std::string, std::string>& key_map,
-                     std::vector<ViewRequest>* out) {
-  const FeatureView* v = defs.FindFeatureView(view_name);
-  if (!v) {
-    std::vector<std::string> names;
-    for (const auto& fv : defs.feature_views) names.push_back(fv.name);
-    return UserError(ErrorKind::kObjectNotFound, "unknown feature view '" + view_name +
-                                                     "' (feature views: " + JoinNames(names) + ")");
-  }
-  std::vector<std::string> wanted = features;
-  if (wanted.empty()) {
-    for (const auto& f : v->features) wanted.push_back(f.name);
-  }
-  for (const auto& f : wanted) {
-    bool found = false;
-    for (const auto& vf : v->features) found = found || vf.name == f;
-    if (!found) {
-      std::vector<std::string> names;
-      for (const auto& vf : v->features) names.push_back(vf.name);
-      return UserError(ErrorKind::kObjectNotFound, "feature view '" + view_name +
-                                                       "' has no feature '" + f +
-                                                       "' (features: " + JoinNames(names) + ")");
-    }
-  }
-  std::string label = alias.empty() ? view_name : alias;
-  for (auto& r : *out) {
-    if (r.view == v && r.label == label && r.key_map == key_map) {
-      for (const auto& f : wanted) {
-        if (std::find(r.features.begin(), r.features.end(), f) == r.features.end()) {
-          r.features.push_back(f);
-        }
-      }
-      return arrow::Status::OK();
-    }
-  }
-  out->push_back({v, label, wanted, key_map});
-  return arrow::Status::OK();
-}
-
-arrow::Status ExpandService(const Definitions& defs, const std::string& name,
-                            std::set<std::string>* seen, std::vector<ViewRequest>* out) {
-  const FeatureService* s = defs.FindFeatureService(name);
-  if (!s) {
-    std::vector<std::string> names;
-    for (const auto& fs : defs.feature_services) names.push_back(fs.name);
-    return UserError(
-        ErrorKind::kObjectNotFound,
-        "unknown feature service '" + name + "' (feature services: " + JoinNames(names) + ")");
-  }
-  if (!seen->insert(name).second) return arrow::Status::OK();
-  for (const auto& item : s->items) {
-    ARROW_RETURN_NOT_OK(AddRef(defs, item.view, item.features, item.alias, item.join_key_map, out));
-  }
-  for (const auto& inc : s->includes) ARROW_RETURN_NOT_OK(ExpandService(defs, inc, seen, out));
-  return arrow::Status::OK();
-}
-
-arrow::Result<std::vector<ViewRequest>> ResolveRequest(const Definitions& defs,
-                                                       const HistoricalRequest& req) {
-  std::vector<ViewRequest> out;
-  if (!req.feature_service.empty() && !req.features.empty()) {
-    return UserError(ErrorKind::kDefinitionError,
-                     "pass either features or a feature service, not both");
-  }
-  if (!req.feature_service.empty()) {
-    std::set<std::string> seen;
-    ARROW_RETURN_NOT_OK(ExpandService(defs, req.feature_service, &seen, &out));
-  } else {
-    if (req.features.empty()) {
-      return UserError(ErrorKind::kDefinitionError,
-                       "no features requested: pass view:feature references or a feature service");
-    }
-    for (const auto& ref : req.features) {
-      auto colon = ref.find(':');
-      std::vector<std::string> f;
-      if (colon != std::string::npos) f.push_back(ref.substr(colon + 1));
-      ARROW_RETURN_NOT_OK(AddRef(defs, ref.substr(0, colon), f, "", {}, &out));
-    }
-  }
-  return out;
-}
-
 arrow::Result<int64_t> ToMicros(const arrow::Scalar& s) {
   if (!s.is_valid) return arrow::Status::Invalid("null");
   switch (s.type->id()) {
@@ -354,7 +262,8 @@ arrow::Result<HistoricalResult> GetHistoricalFeatures(const repo::FeatureReposit
     return UserError(ErrorKind::kObjectNotFound,
                      "the registry is empty; run `stratalake apply` first");
   }
-  ARROW_ASSIGN_OR_RAISE(auto views, ResolveRequest(state->defs, req));
+  ARROW_ASSIGN_OR_RAISE(
+      auto views, registry::ResolveFeatureRequest(state->defs, req.features, req.feature_service));
 
   HistoricalResult result;
   result.registry_version = state->version;
@@ -396,7 +305,7 @@ arrow::Result<HistoricalResult> GetHistoricalFeatures(const repo::FeatureReposit
   // Every view of one source reads the same Delta version: the first open pins it.
   HistoricalRequest pinned_req = req;
   for (size_t i = 0; i < views.size(); ++i) {
-    const ViewRequest& vr = views[i];
+    const registry::ViewRequest& vr = views[i];
     const FeatureView& v = *vr.view;
     const Source* src = state->defs.FindSource(v.source);
     if (!src)

@@ -154,22 +154,7 @@ struct Metrics {
 
 // ---- helpers -------------------------------------------------------------------
 
-void AppendJsonString(std::string_view s, std::string* out) {
-  out->push_back('"');
-  for (unsigned char c : s) {
-    if (c == '"' || c == '\\') {
-      out->push_back('\\');
-      out->push_back(static_cast<char>(c));
-    } else if (c < 0x20) {
-      char buf[8];
-      std::snprintf(buf, sizeof buf, "\\u%04x", c);
-      out->append(buf);
-    } else {
-      out->push_back(static_cast<char>(c));
-    }
-  }
-  out->push_back('"');
-}
+using online::AppendJsonString;
 
 std::string ErrorJson(const std::string& message) {
   std::string o = "{\"error\":";

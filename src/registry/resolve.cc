@@ -1,0 +1,110 @@
+// Resolving feature references and feature services into per-view requests,
+// shared by training-set retrieval and online serving.
+#include <algorithm>
+#include <set>
+
+#include "stratalake/registry.h"
+#include "stratalake/status.h"
+
+namespace stratalake::registry {
+
+namespace {
+
+arrow::Status UserError(ErrorKind kind, const std::string& msg) {
+  return MakeError(arrow::StatusCode::Invalid, kind, msg);
+}
+
+std::string JoinNames(const std::vector<std::string>& v) {
+  std::string out;
+  for (const auto& s : v) out += (out.empty() ? "" : ", ") + s;
+  return out;
+}
+
+arrow::Status AddRef(const Definitions& defs, const std::string& view_name,
+                     const std::vector<std::string>& features, const std::string& alias,
+                     const std::map<std::string, std::string>& key_map,
+                     std::vector<ViewRequest>* out) {
+  const FeatureView* v = defs.FindFeatureView(view_name);
+  if (!v) {
+    std::vector<std::string> names;
+    for (const auto& fv : defs.feature_views) names.push_back(fv.name);
+    return UserError(ErrorKind::kObjectNotFound, "unknown feature view '" + view_name +
+                                                     "' (feature views: " + JoinNames(names) + ")");
+  }
+  std::vector<std::string> wanted = features;
+  if (wanted.empty()) {
+    for (const auto& f : v->features) wanted.push_back(f.name);
+  }
+  for (const auto& f : wanted) {
+    bool found = false;
+    for (const auto& vf : v->features) found = found || vf.name == f;
+    if (!found) {
+      std::vector<std::string> names;
+      for (const auto& vf : v->features) names.push_back(vf.name);
+      return UserError(ErrorKind::kObjectNotFound, "feature view '" + view_name +
+                                                       "' has no feature '" + f +
+                                                       "' (features: " + JoinNames(names) + ")");
+    }
+  }
+  std::string label = alias.empty() ? view_name : alias;
+  for (auto& r : *out) {
+    if (r.view == v && r.label == label && r.key_map == key_map) {
+      for (const auto& f : wanted) {
+        if (std::find(r.features.begin(), r.features.end(), f) == r.features.end()) {
+          r.features.push_back(f);
+        }
+      }
+      return arrow::Status::OK();
+    }
+  }
+  out->push_back({v, label, wanted, key_map});
+  return arrow::Status::OK();
+}
+
+arrow::Status ExpandService(const Definitions& defs, const std::string& name,
+                            std::set<std::string>* seen, std::vector<ViewRequest>* out) {
+  const FeatureService* s = defs.FindFeatureService(name);
+  if (!s) {
+    std::vector<std::string> names;
+    for (const auto& fs : defs.feature_services) names.push_back(fs.name);
+    return UserError(
+        ErrorKind::kObjectNotFound,
+        "unknown feature service '" + name + "' (feature services: " + JoinNames(names) + ")");
+  }
+  if (!seen->insert(name).second) return arrow::Status::OK();
+  for (const auto& item : s->items) {
+    ARROW_RETURN_NOT_OK(AddRef(defs, item.view, item.features, item.alias, item.join_key_map, out));
+  }
+  for (const auto& inc : s->includes) ARROW_RETURN_NOT_OK(ExpandService(defs, inc, seen, out));
+  return arrow::Status::OK();
+}
+
+}  // namespace
+
+arrow::Result<std::vector<ViewRequest>> ResolveFeatureRequest(
+    const Definitions& defs, const std::vector<std::string>& features,
+    const std::string& feature_service) {
+  std::vector<ViewRequest> out;
+  if (!feature_service.empty() && !features.empty()) {
+    return UserError(ErrorKind::kDefinitionError,
+                     "pass either features or a feature service, not both");
+  }
+  if (!feature_service.empty()) {
+    std::set<std::string> seen;
+    ARROW_RETURN_NOT_OK(ExpandService(defs, feature_service, &seen, &out));
+  } else {
+    if (features.empty()) {
+      return UserError(ErrorKind::kDefinitionError,
+                       "no features requested: pass view:feature references or a feature service");
+    }
+    for (const auto& ref : features) {
+      auto colon = ref.find(':');
+      std::vector<std::string> f;
+      if (colon != std::string::npos) f.push_back(ref.substr(colon + 1));
+      ARROW_RETURN_NOT_OK(AddRef(defs, ref.substr(0, colon), f, "", {}, &out));
+    }
+  }
+  return out;
+}
+
+}  // namespace stratalake::registry
