@@ -5,7 +5,7 @@ JOBS ?= $(shell nproc)
 BUILD ?= build
 CMAKE_FLAGS ?=
 
-.PHONY: all bootstrap build test test-cpp test-python demo sanitize fuzz format format-check tidy bench clean
+.PHONY: all bootstrap build python test test-cpp test-python demo sanitize fuzz format format-check tidy bench clean
 
 all: build
 
@@ -15,6 +15,13 @@ bootstrap:
 build: bootstrap
 	@cmake -S . -B $(BUILD) -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo $(CMAKE_FLAGS) >/dev/null
 	@cmake --build $(BUILD) -j $(JOBS)
+	@$(MAKE) --no-print-directory python
+
+# The Python package, installed into .venv (incremental: its CMake build lives in
+# build/python). `pip install .` does the same in any environment.
+python: bootstrap
+	@CMAKE_BUILD_PARALLEL_LEVEL=$(JOBS) .venv/bin/pip install -q --no-build-isolation --no-deps \
+	  --disable-pip-version-check .
 
 test: build
 	@bash scripts/run_tests.sh $(BUILD)

@@ -30,6 +30,7 @@
 #include <arrow/type_fwd.h>
 
 #include "stratalake/clock.h"
+#include "stratalake/progress.h"
 #include "stratalake/registry.h"
 
 namespace stratalake::repo {
@@ -37,6 +38,8 @@ class FeatureRepository;
 }
 
 namespace stratalake::online {
+
+struct Layout;  // a view's (feature, type) list as stored; see src/online/codec.h
 
 /// Bytes of the version prefix every stored value starts with.
 constexpr size_t kVersionPrefixSize = 16;
@@ -131,23 +134,35 @@ struct OnlineRequest {
   std::vector<std::pair<std::string, std::vector<KeyScalar>>> entities;
 };
 
-/// One output column: a join key (echoed) or a feature.
+/// One output column: a join key (echoed) or a feature. A feature's per-row
+/// spans point into the OnlineResponse that holds the column.
 struct OnlineColumn {
   std::string name;
   bool is_join_key = false;
   std::shared_ptr<arrow::DataType> type;         // features: the view's type
-  std::vector<FeatureStatus> statuses;           // features only
-  std::vector<int64_t> event_us;                 // features only; 0 when not found
-  std::vector<std::string_view> values;          // features only: encoded bytes (codec.h)
+  std::span<FeatureStatus> statuses;             // features only
+  std::span<int64_t> event_us;                   // features only; 0 when not found
+  std::span<std::string_view> values;            // features only: encoded bytes (codec.h)
   const std::vector<KeyScalar>* keys = nullptr;  // join keys: the request's values
 };
 
+/// Move-only: its columns point into its own storage.
 struct OnlineResponse {
+  OnlineResponse() = default;
+  OnlineResponse(OnlineResponse&&) = default;
+  OnlineResponse& operator=(OnlineResponse&&) = default;
+  OnlineResponse(const OnlineResponse&) = delete;
+  OnlineResponse& operator=(const OnlineResponse&) = delete;
+
   size_t rows = 0;
   std::vector<OnlineColumn> columns;  // join keys in request order, then features
   int64_t registry_version = 0;
   /// Owns the bytes `values` point into.
   std::vector<std::optional<std::string>> fetched;
+  /// The storage of the features' spans (one block of `rows` per feature).
+  std::vector<FeatureStatus> status_store;
+  std::vector<int64_t> time_store;
+  std::vector<std::string_view> value_store;
 
   /// Feast's JSON: {"metadata": {"feature_names": [...]}, "results": [{"values",
   /// "statuses", "event_timestamps"}, ...]}.
@@ -176,6 +191,8 @@ class OnlineService {
 
  private:
   struct Impl;
+  arrow::Result<std::shared_ptr<const Layout>> StoredLayout(const std::string& view,
+                                                            uint64_t fingerprint);
   std::shared_ptr<OnlineStore> store_;
   std::shared_ptr<Clock> clock_;
   registry::RegistryCache cache_;
@@ -194,6 +211,10 @@ struct MaterializeOptions {
   /// plus rows of older files whose event time lies after the last end.
   bool incremental = false;
   bool progress = false;  // progress line on stderr when it is a terminal
+  /// Called after every chunk written; returning false cancels the run (the
+  /// watermark does not move; what was written stays, and is rewritten by the
+  /// next run).
+  ProgressCallback on_progress;
 };
 
 struct ViewMaterialization {

@@ -20,6 +20,7 @@
 #include <arrow/result.h>
 #include <arrow/type_fwd.h>
 
+#include "stratalake/progress.h"
 #include "stratalake/repo.h"
 
 namespace stratalake::retrieval {
@@ -40,7 +41,9 @@ struct HistoricalRequest {
   /// Pin sources to exact Delta versions (by source name); used by recreate.
   std::map<std::string, int64_t> source_versions;
   int64_t memory_budget_bytes = 0;  // 0 = engine default (a quarter of RAM)
-  bool progress = false;            // progress lines on stderr
+  bool progress = false;            // progress lines on stderr (when it is a terminal)
+  /// Called after every source file read; returning false cancels the retrieval.
+  ProgressCallback on_progress;
 };
 
 struct SourceRead {
@@ -88,6 +91,9 @@ arrow::Result<DatasetManifest> SaveDataset(const repo::FeatureRepository& repo,
                                            const std::string& name,
                                            const HistoricalRequest& request,
                                            const HistoricalResult& result);
+
+/// The manifest as the JSON written beside the dataset.
+std::string ManifestToJson(const DatasetManifest& manifest);
 
 arrow::Result<std::vector<DatasetManifest>> ListDatasets(const repo::FeatureRepository& repo);
 arrow::Result<DatasetManifest> LoadDatasetManifest(const repo::FeatureRepository& repo,

@@ -32,6 +32,7 @@ enum class ErrorKind {
   kRegistryConflict,        // another process committed to the registry first
   kObjectNotFound,          // no entity/source/feature view/service/saved dataset of that name
   kDataRejected,            // ingested rows failed type conversion or declared checks
+  kFeatureNotFound,         // a request named an unknown feature view, feature or service
 };
 
 /// Name of the kind, e.g. "ConcurrentAppend".

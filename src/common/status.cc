@@ -48,6 +48,8 @@ const char* ErrorKindName(ErrorKind kind) {
       return "ObjectNotFound";
     case ErrorKind::kDataRejected:
       return "DataRejected";
+    case ErrorKind::kFeatureNotFound:
+      return "FeatureNotFound";
   }
   return "Unknown";
 }

@@ -222,6 +222,11 @@ class ViewMaterializer {
     for (size_t t = 0; t < tasks.size(); ++t) {
       ARROW_RETURN_NOT_OK(ReadFile(*table, *snap, tasks[t], &out));
       ++out.files_read;
+      if (options_.on_progress &&
+          !options_.on_progress({view_.name + ": materializing from " + src_.name, out.files_read,
+                                 static_cast<int64_t>(tasks.size()), out.rows_written})) {
+        return arrow::Status::Cancelled("materialization cancelled");
+      }
       if (tty) {
         double secs =
             std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
@@ -438,7 +443,7 @@ arrow::Result<MaterializeReport> Materialize(const repo::FeatureRepository& repo
       if (!v) {
         std::string names;
         for (const auto& fv : defs.feature_views) names += (names.empty() ? "" : ", ") + fv.name;
-        return UserError(ErrorKind::kObjectNotFound,
+        return UserError(ErrorKind::kFeatureNotFound,
                          "unknown feature view '" + name + "' (feature views: " + names + ")");
       }
       if (!v->online) {

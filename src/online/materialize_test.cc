@@ -389,12 +389,12 @@ TEST_F(MaterializeTest, RequestErrorsNameTheProblem) {
   ASSERT_OK(get(ok));
   OnlineRequest unknown = ok;
   unknown.features = {"stats:nope"};
-  EXPECT_TRUE(HasErrorKind(get(unknown), ErrorKind::kObjectNotFound));
+  EXPECT_TRUE(HasErrorKind(get(unknown), ErrorKind::kFeatureNotFound));
   EXPECT_NE(get(unknown).message().find("has no feature 'nope'"), std::string::npos);
   OnlineRequest service_missing = ok;
   service_missing.features.clear();
   service_missing.feature_service = "nope";
-  EXPECT_TRUE(HasErrorKind(get(service_missing), ErrorKind::kObjectNotFound));
+  EXPECT_TRUE(HasErrorKind(get(service_missing), ErrorKind::kFeatureNotFound));
   OnlineRequest wrong_type = ok;
   wrong_type.entities[0].second = {std::string("abc")};
   EXPECT_NE(get(wrong_type).message().find("expected an integer"), std::string::npos);

@@ -6,6 +6,7 @@
 #include <mutex>
 #include <set>
 #include <shared_mutex>
+#include <unordered_map>
 
 #include <arrow/api.h>
 
@@ -28,42 +29,72 @@ std::string JoinNames(const std::vector<std::string>& v) {
   return out;
 }
 
-// One view's part of a request with its join keys resolved.
-struct ViewPlan {
+// A request's feature list resolved against one registry version: everything
+// that does not depend on the entity values, so repeated requests (the common
+// case: a model asks for the same features every time) skip resolution.
+struct CompiledView {
   const registry::FeatureView* view = nullptr;
-  std::string label;
-  std::vector<std::string> features;
   std::vector<const registry::Field*> join_keys;  // in key order
   std::vector<std::string> key_columns;           // request entity column per join key
+  std::string key_prefix;                         // ViewKeyPrefix(view)
+  std::shared_ptr<const Layout> layout;           // the view's current layout
+  std::vector<std::string> features;              // requested, in order
+  std::vector<int> idx;                           // their positions in `layout`
+  std::vector<std::string> names;                 // their output names
+  int64_t ttl_us = 0;
 };
 
-arrow::Result<std::vector<ViewPlan>> PlanRequest(const registry::Definitions& defs,
-                                                 const OnlineRequest& req) {
+struct CompiledRequest {
+  std::shared_ptr<const registry::RegistryState> state;  // keeps `view` pointers alive
+  std::vector<CompiledView> views;
+  std::set<std::string> output_names;
+};
+
+arrow::Result<std::shared_ptr<const CompiledRequest>> Compile(
+    std::shared_ptr<const registry::RegistryState> state, const OnlineRequest& req) {
+  const registry::Definitions& defs = state->defs;
   ARROW_ASSIGN_OR_RAISE(auto views,
                         registry::ResolveFeatureRequest(defs, req.features, req.feature_service));
-  std::vector<ViewPlan> plans;
+  auto out = std::make_shared<CompiledRequest>();
+  std::map<std::string, std::string> taken;  // output name -> what it holds
   for (auto& vr : views) {
     if (!vr.view->online) {
-      return UserError(ErrorKind::kObjectNotFound,
+      return UserError(ErrorKind::kFeatureNotFound,
                        "feature view '" + vr.view->name +
                            "' is not served online (online: false in its definition)");
     }
-    ViewPlan plan;
-    plan.view = vr.view;
-    plan.label = std::move(vr.label);
-    plan.features = std::move(vr.features);
+    CompiledView cv;
+    cv.view = vr.view;
     for (const auto& en : vr.view->entities) {
       const registry::Entity* e = defs.FindEntity(en);
       if (!e) return UserError(ErrorKind::kObjectNotFound, "unknown entity '" + en + "'");
       for (const auto& k : e->join_keys) {
-        plan.join_keys.push_back(&k);
+        cv.join_keys.push_back(&k);
         auto m = vr.key_map.find(k.name);
-        plan.key_columns.push_back(m == vr.key_map.end() ? k.name : m->second);
+        cv.key_columns.push_back(m == vr.key_map.end() ? k.name : m->second);
       }
     }
-    plans.push_back(std::move(plan));
+    cv.key_prefix = ViewKeyPrefix(vr.view->name);
+    cv.layout = std::make_shared<const Layout>(MakeLayout(*vr.view));
+    cv.ttl_us = vr.view->ttl_seconds * 1000000;
+    for (const auto& f : vr.features) {
+      std::string name = req.full_feature_names ? vr.label + "__" + f : f;
+      std::string what = "feature '" + vr.label + ":" + f + "'";
+      auto [it, fresh] = taken.emplace(name, what);
+      if (!fresh) {
+        return UserError(ErrorKind::kDefinitionError,
+                         "output name '" + name + "' would hold both " + it->second + " and " +
+                             what + "; set \"full_feature_names\": true");
+      }
+      cv.features.push_back(f);
+      cv.idx.push_back(cv.layout->Find(f));
+      cv.names.push_back(std::move(name));
+    }
+    out->views.push_back(std::move(cv));
   }
-  return plans;
+  for (const auto& [name, what] : taken) out->output_names.insert(name);
+  out->state = std::move(state);
+  return out;
 }
 
 void AppendKeyJson(const KeyScalar& k, std::string* out) {
@@ -104,13 +135,27 @@ arrow::Result<std::unique_ptr<OnlineStore>> OpenRepositoryStore(const repo::Feat
 }
 
 struct OnlineService::Impl {
-  // Layouts of values written before a view's schema changed, by (view, fingerprint).
   std::shared_mutex mu;
+  // Layouts of values written before a view's schema changed, by (view, fingerprint).
   std::map<std::pair<std::string, uint64_t>, std::shared_ptr<const Layout>> stored_layouts;
-  // The current layout of each view, for the registry version it was built from.
-  int64_t layouts_version = -1;
-  std::map<std::string, std::shared_ptr<const Layout>> current;
+  // Compiled requests of the registry version `compiled_version`, by request key.
+  int64_t compiled_version = -1;
+  std::unordered_map<std::string, std::shared_ptr<const CompiledRequest>> compiled;
+  static constexpr size_t kMaxCompiled = 4096;
 };
+
+namespace {
+// What identifies a request's feature list (not its entities).
+std::string RequestKey(const OnlineRequest& req) {
+  std::string k = req.full_feature_names ? "F" : "f";
+  k += req.feature_service;
+  for (const auto& f : req.features) {
+    k.push_back('\x1f');
+    k += f;
+  }
+  return k;
+}
+}  // namespace
 
 OnlineService::OnlineService(std::shared_ptr<registry::Registry> registry,
                              std::shared_ptr<OnlineStore> store, std::shared_ptr<Clock> clock)
@@ -126,8 +171,25 @@ arrow::Result<OnlineResponse> OnlineService::Get(const OnlineRequest& req) {
   if (state->version == 0) {
     return UserError(ErrorKind::kObjectNotFound, "the registry is empty; run `stratalake apply`");
   }
-  const registry::Definitions& defs = state->defs;
-  ARROW_ASSIGN_OR_RAISE(auto plans, PlanRequest(defs, req));
+  // The compiled feature list, from the cache when this list was seen before.
+  std::string rkey = RequestKey(req);
+  std::shared_ptr<const CompiledRequest> plan;
+  {
+    std::shared_lock lock(impl_->mu);
+    if (impl_->compiled_version == state->version) {
+      auto it = impl_->compiled.find(rkey);
+      if (it != impl_->compiled.end()) plan = it->second;
+    }
+  }
+  if (!plan) {
+    ARROW_ASSIGN_OR_RAISE(plan, Compile(state, req));
+    std::unique_lock lock(impl_->mu);
+    if (impl_->compiled_version != state->version || impl_->compiled.size() >= Impl::kMaxCompiled) {
+      impl_->compiled.clear();
+      impl_->compiled_version = state->version;
+    }
+    impl_->compiled.emplace(rkey, plan);
+  }
 
   // Entity rows.
   OnlineResponse resp;
@@ -144,6 +206,11 @@ arrow::Result<OnlineResponse> OnlineService::Get(const OnlineRequest& req) {
                                                        std::to_string(rows) + " values, '" + name +
                                                        "' has " + std::to_string(values.size()));
     }
+    if (plan->output_names.count(name)) {
+      return UserError(ErrorKind::kDefinitionError,
+                       "output name '" + name + "' would hold both join key '" + name +
+                           "' and a feature; set \"full_feature_names\": true");
+    }
   }
   resp.rows = rows;
   auto find_entity = [&](const std::string& col) -> const std::vector<KeyScalar>* {
@@ -153,132 +220,88 @@ arrow::Result<OnlineResponse> OnlineService::Get(const OnlineRequest& req) {
     return nullptr;
   };
 
-  // Current layouts for this registry version.
-  {
-    std::unique_lock lock(impl_->mu);
-    if (impl_->layouts_version != state->version) {
-      impl_->current.clear();
-      for (const auto& v : defs.feature_views) {
-        impl_->current[v.name] = std::make_shared<const Layout>(MakeLayout(v));
-      }
-      impl_->layouts_version = state->version;
-    }
-  }
-
-  // Keys: every view's rows, fetched in one MultiGet.
-  std::vector<std::string> keys;
-  keys.reserve(plans.size() * rows);
-  std::vector<std::vector<bool>> has_key(plans.size());
-  for (size_t p = 0; p < plans.size(); ++p) {
-    const ViewPlan& plan = plans[p];
+  // Keys: every view's rows, fetched in one MultiGet ("" = a null key: no lookup).
+  const size_t nviews = plan->views.size();
+  std::vector<std::string> keys(nviews * rows);
+  for (size_t p = 0; p < nviews; ++p) {
+    const CompiledView& cv = plan->views[p];
     std::vector<const std::vector<KeyScalar>*> cols;
-    for (size_t k = 0; k < plan.join_keys.size(); ++k) {
-      const auto* col = find_entity(plan.key_columns[k]);
+    for (size_t k = 0; k < cv.join_keys.size(); ++k) {
+      const auto* col = find_entity(cv.key_columns[k]);
       if (!col) {
         std::vector<std::string> given;
         for (const auto& e : req.entities) given.push_back(e.first);
         return UserError(ErrorKind::kSchemaMismatch,
-                         "missing join key '" + plan.key_columns[k] + "' for feature view '" +
-                             plan.view->name + "' (entities given: " + JoinNames(given) + ")");
+                         "missing join key '" + cv.key_columns[k] + "' for feature view '" +
+                             cv.view->name + "' (entities given: " + JoinNames(given) + ")");
       }
       cols.push_back(col);
     }
-    std::string prefix = ViewKeyPrefix(plan.view->name);
-    has_key[p].assign(rows, true);
     for (size_t r = 0; r < rows; ++r) {
-      std::string key = prefix;
+      std::string& key = keys[p * rows + r];
+      key.reserve(cv.key_prefix.size() + 9 * cols.size());
+      key = cv.key_prefix;
       for (size_t k = 0; k < cols.size(); ++k) {
         const KeyScalar& v = (*cols[k])[r];
         if (std::holds_alternative<std::monostate>(v)) {
-          has_key[p][r] = false;
+          key.clear();
           break;
         }
-        auto st = AppendKey(*plan.join_keys[k]->type, v, &key);
+        auto st = AppendKey(*cv.join_keys[k]->type, v, &key);
         if (!st.ok()) {
-          return UserError(ErrorKind::kSchemaMismatch, "join key '" + plan.key_columns[k] +
+          return UserError(ErrorKind::kSchemaMismatch, "join key '" + cv.key_columns[k] +
                                                            "', row " + std::to_string(r) + ": " +
                                                            st.message());
         }
       }
-      keys.push_back(has_key[p][r] ? std::move(key) : std::string());
     }
   }
-  std::vector<std::string_view> views(keys.begin(), keys.end());
-  ARROW_RETURN_NOT_OK(store_->MultiGet(views, &resp.fetched));
+  std::vector<std::string_view> key_views(keys.begin(), keys.end());
+  ARROW_RETURN_NOT_OK(store_->MultiGet(key_views, &resp.fetched));
 
   // Output columns: join keys in request order, then features.
-  std::map<std::string, std::string> taken;
+  size_t nfeatures = 0;
+  for (const auto& cv : plan->views) nfeatures += cv.features.size();
+  resp.columns.reserve(req.entities.size() + nfeatures);
+  resp.status_store.assign(nfeatures * rows, FeatureStatus::kNotFound);
+  resp.time_store.assign(nfeatures * rows, 0);
+  resp.value_store.assign(nfeatures * rows, std::string_view());
   for (const auto& [name, values] : req.entities) {
     OnlineColumn c;
     c.name = name;
     c.is_join_key = true;
     c.keys = &values;
-    taken[name] = "join key '" + name + "'";
     resp.columns.push_back(std::move(c));
   }
   int64_t now_us = clock_->NowMillis() * 1000;
   DecodedValue decoded;
-  for (size_t p = 0; p < plans.size(); ++p) {
-    const ViewPlan& plan = plans[p];
-    std::shared_ptr<const Layout> layout;
-    {
-      std::shared_lock lock(impl_->mu);
-      layout = impl_->current[plan.view->name];
-    }
+  for (size_t p = 0; p < nviews; ++p) {
+    const CompiledView& cv = plan->views[p];
+    const std::shared_ptr<const Layout>& layout = cv.layout;
     size_t first_col = resp.columns.size();
-    std::vector<int> idx;
-    for (const auto& f : plan.features) {
+    for (size_t j = 0; j < cv.features.size(); ++j) {
+      size_t at = (first_col - req.entities.size()) * rows + j * rows;
       OnlineColumn c;
-      c.name = req.full_feature_names ? plan.label + "__" + f : f;
-      std::string what = "feature '" + plan.label + ":" + f + "'";
-      auto [it, fresh] = taken.emplace(c.name, what);
-      if (!fresh) {
-        return UserError(ErrorKind::kDefinitionError,
-                         "output name '" + c.name + "' would hold both " + it->second + " and " +
-                             what + "; set \"full_feature_names\": true");
-      }
-      int i = layout->Find(f);
-      c.type = layout->types[i];
-      c.statuses.assign(rows, FeatureStatus::kNotFound);
-      c.event_us.assign(rows, 0);
-      c.values.assign(rows, std::string_view());
-      idx.push_back(i);
+      c.name = cv.names[j];
+      c.type = layout->types[cv.idx[j]];
+      c.statuses = std::span<FeatureStatus>(resp.status_store.data() + at, rows);
+      c.event_us = std::span<int64_t>(resp.time_store.data() + at, rows);
+      c.values = std::span<std::string_view>(resp.value_store.data() + at, rows);
       resp.columns.push_back(std::move(c));
     }
-    int64_t ttl_us = plan.view->ttl_seconds * 1000000;
     for (size_t r = 0; r < rows; ++r) {
       const auto& v = resp.fetched[p * rows + r];
-      if (!has_key[p][r] || !v) continue;
+      if (keys[p * rows + r].empty() || !v) continue;
       ARROW_ASSIGN_OR_RAISE(uint64_t fp, ValueFingerprint(*v));
       std::shared_ptr<const Layout> vl = layout;
       if (fp != layout->fingerprint) {
-        auto lk = std::make_pair(plan.view->name, fp);
-        {
-          std::shared_lock lock(impl_->mu);
-          auto it = impl_->stored_layouts.find(lk);
-          if (it != impl_->stored_layouts.end()) vl = it->second;
-        }
-        if (vl == layout) {
-          std::string key = LayoutKey(plan.view->name, fp);
-          std::string_view kv = key;
-          std::vector<std::optional<std::string>> got;
-          ARROW_RETURN_NOT_OK(store_->MultiGet(std::span<const std::string_view>(&kv, 1), &got));
-          if (!got[0] || got[0]->size() < kVersionPrefixSize) {
-            return arrow::Status::IOError("online store: no layout stored for a value of view '",
-                                          plan.view->name, "'; run `stratalake materialize`");
-          }
-          ARROW_ASSIGN_OR_RAISE(auto parsed,
-                                ParseLayout(std::string_view(*got[0]).substr(kVersionPrefixSize)));
-          vl = std::make_shared<const Layout>(std::move(parsed));
-          std::unique_lock lock(impl_->mu);
-          impl_->stored_layouts[lk] = vl;
-        }
+        ARROW_ASSIGN_OR_RAISE(vl, StoredLayout(cv.view->name, fp));
       }
       ARROW_RETURN_NOT_OK(DecodeValue(*v, *vl, &decoded));
-      bool expired = ttl_us > 0 && decoded.event_us < now_us - ttl_us;
-      for (size_t j = 0; j < idx.size(); ++j) {
+      bool expired = cv.ttl_us > 0 && decoded.event_us < now_us - cv.ttl_us;
+      for (size_t j = 0; j < cv.features.size(); ++j) {
         OnlineColumn& c = resp.columns[first_col + j];
-        int i = vl == layout ? idx[j] : vl->Find(plan.features[j]);
+        int i = vl == layout ? cv.idx[j] : vl->Find(cv.features[j]);
         if (i < 0 || !vl->types[i]->Equals(*c.type)) continue;  // feature newer than the value
         c.event_us[r] = decoded.event_us;
         if (expired) {
@@ -295,7 +318,32 @@ arrow::Result<OnlineResponse> OnlineService::Get(const OnlineRequest& req) {
   return resp;
 }
 
+arrow::Result<std::shared_ptr<const Layout>> OnlineService::StoredLayout(const std::string& view,
+                                                                         uint64_t fingerprint) {
+  auto lk = std::make_pair(view, fingerprint);
+  {
+    std::shared_lock lock(impl_->mu);
+    auto it = impl_->stored_layouts.find(lk);
+    if (it != impl_->stored_layouts.end()) return it->second;
+  }
+  std::string key = LayoutKey(view, fingerprint);
+  std::string_view kv = key;
+  std::vector<std::optional<std::string>> got;
+  ARROW_RETURN_NOT_OK(store_->MultiGet(std::span<const std::string_view>(&kv, 1), &got));
+  if (!got[0] || got[0]->size() < kVersionPrefixSize) {
+    return arrow::Status::IOError("online store: no layout stored for a value of view '", view,
+                                  "'; run `stratalake materialize`");
+  }
+  ARROW_ASSIGN_OR_RAISE(auto parsed,
+                        ParseLayout(std::string_view(*got[0]).substr(kVersionPrefixSize)));
+  auto layout = std::make_shared<const Layout>(std::move(parsed));
+  std::unique_lock lock(impl_->mu);
+  impl_->stored_layouts[lk] = layout;
+  return layout;
+}
+
 void OnlineResponse::AppendJson(std::string* out) const {
+  std::unordered_map<int64_t, std::string> times;  // µs -> quoted RFC 3339 text
   out->append("{\"metadata\":{\"feature_names\":[");
   for (size_t c = 0; c < columns.size(); ++c) {
     if (c) out->push_back(',');
@@ -325,18 +373,16 @@ void OnlineResponse::AppendJson(std::string* out) const {
     }
     out->append("],\"event_timestamps\":[");
     // Features of one view share their rows' times: format each distinct one once.
-    int64_t last_us = 0;
-    std::string last_text = "\"1970-01-01T00:00:00Z\"";
     for (size_t r = 0; r < rows; ++r) {
       if (r) out->push_back(',');
       int64_t us = col.is_join_key ? 0 : col.event_us[r];
-      if (us != last_us) {
-        last_text.assign(1, '"');
-        AppendTimestampMicros(us, &last_text);
-        last_text.push_back('"');
-        last_us = us;
+      auto [it, fresh] = times.try_emplace(us);
+      if (fresh) {
+        it->second.push_back('"');
+        AppendTimestampMicros(us, &it->second);
+        it->second.push_back('"');
       }
-      out->append(last_text);
+      out->append(it->second);
     }
     out->append("]}");
   }

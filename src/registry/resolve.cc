@@ -28,8 +28,9 @@ arrow::Status AddRef(const Definitions& defs, const std::string& view_name,
   if (!v) {
     std::vector<std::string> names;
     for (const auto& fv : defs.feature_views) names.push_back(fv.name);
-    return UserError(ErrorKind::kObjectNotFound, "unknown feature view '" + view_name +
-                                                     "' (feature views: " + JoinNames(names) + ")");
+    return UserError(
+        ErrorKind::kFeatureNotFound,
+        "unknown feature view '" + view_name + "' (feature views: " + JoinNames(names) + ")");
   }
   std::vector<std::string> wanted = features;
   if (wanted.empty()) {
@@ -41,9 +42,9 @@ arrow::Status AddRef(const Definitions& defs, const std::string& view_name,
     if (!found) {
       std::vector<std::string> names;
       for (const auto& vf : v->features) names.push_back(vf.name);
-      return UserError(ErrorKind::kObjectNotFound, "feature view '" + view_name +
-                                                       "' has no feature '" + f +
-                                                       "' (features: " + JoinNames(names) + ")");
+      return UserError(ErrorKind::kFeatureNotFound, "feature view '" + view_name +
+                                                        "' has no feature '" + f +
+                                                        "' (features: " + JoinNames(names) + ")");
     }
   }
   std::string label = alias.empty() ? view_name : alias;
@@ -68,7 +69,7 @@ arrow::Status ExpandService(const Definitions& defs, const std::string& name,
     std::vector<std::string> names;
     for (const auto& fs : defs.feature_services) names.push_back(fs.name);
     return UserError(
-        ErrorKind::kObjectNotFound,
+        ErrorKind::kFeatureNotFound,
         "unknown feature service '" + name + "' (feature services: " + JoinNames(names) + ")");
   }
   if (!seen->insert(name).second) return arrow::Status::OK();

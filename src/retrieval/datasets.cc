@@ -31,7 +31,9 @@ std::string ManifestPath(const repo::FeatureRepository& repo, const std::string&
   return repo.TableUri("datasets/" + name + ".manifest.json");
 }
 
-std::string ToJson(const DatasetManifest& m) {
+}  // namespace
+
+std::string ManifestToJson(const DatasetManifest& m) {
   rapidjson::StringBuffer buf;
   rapidjson::PrettyWriter<rapidjson::StringBuffer> w(buf);
   auto str = [&](const std::string& s) {
@@ -92,6 +94,8 @@ std::string ToJson(const DatasetManifest& m) {
   w.EndObject();
   return std::string(buf.GetString(), buf.GetSize()) + "\n";
 }
+
+namespace {
 
 arrow::Result<DatasetManifest> FromJson(const std::string& text, const std::string& where) {
   rapidjson::Document d;
@@ -232,7 +236,7 @@ arrow::Result<DatasetManifest> SaveDataset(const repo::FeatureRepository& repo,
   ARROW_ASSIGN_OR_RAISE(auto fs,
                         arrow::fs::FileSystemFromUriOrPath(ManifestPath(repo, name), &path));
   ARROW_ASSIGN_OR_RAISE(auto out, fs->OpenOutputStream(path));
-  std::string json = ToJson(m);
+  std::string json = ManifestToJson(m);
   ARROW_RETURN_NOT_OK(out->Write(json.data(), static_cast<int64_t>(json.size())));
   ARROW_RETURN_NOT_OK(out->Close());
   return m;

@@ -220,6 +220,11 @@ arrow::Status FeedSource(const OpenedSource& o, const Source& src,
       }
     }
     ++read->files_read;
+    if (req.on_progress &&
+        !req.on_progress({"reading source " + src.name, read->files_read,
+                          static_cast<int64_t>(files.size()), read->rows_read})) {
+      return arrow::Status::Cancelled("retrieval cancelled");
+    }
     if (tty) {
       double secs =
           std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();

@@ -2,6 +2,7 @@
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <pthread.h>
 #include <signal.h>
 #include <sys/socket.h>
@@ -164,7 +165,10 @@ std::string ErrorJson(const std::string& message) {
 }
 
 int HttpCodeFor(const arrow::Status& st) {
-  if (HasErrorKind(st, ErrorKind::kObjectNotFound)) return 404;
+  if (HasErrorKind(st, ErrorKind::kObjectNotFound) ||
+      HasErrorKind(st, ErrorKind::kFeatureNotFound)) {
+    return 404;
+  }
   if (HasErrorKind(st, ErrorKind::kSchemaMismatch) ||
       HasErrorKind(st, ErrorKind::kDefinitionError) || HasErrorKind(st, ErrorKind::kDataRejected) ||
       st.IsInvalid() || st.IsTypeError() || st.IsNotImplemented()) {
@@ -177,6 +181,7 @@ struct Reply {
   int code = 200;
   std::string body;
   const char* content_type = "application/json";
+  bool in_scratch = false;  // the body is the loop's scratch buffer (no copy)
 };
 
 Reply ErrorReply(int code, const std::string& message) { return {code, ErrorJson(message)}; }
@@ -256,6 +261,7 @@ struct Loop {
   std::vector<std::function<void()>> posted;                       // run on the loop thread
   std::map<evhttp_connection*, std::shared_ptr<Pending>> pending;  // loop thread only
   evbuffer* out = nullptr;
+  std::string scratch;  // reply bodies built in place, reused across requests
 
   void Post(std::function<void()> fn) {
     {
@@ -307,7 +313,7 @@ struct FeatureServer::Impl {
   ~Impl();
   arrow::Status Init();
   void Handle(Loop* loop, evhttp_request* req);
-  Reply GetOnline(const char* body, size_t len);
+  Reply GetOnline(Loop* loop, const char* body, size_t len);
   void HandlePush(Loop* loop, evhttp_request* req, const char* body, size_t len,
                   std::chrono::steady_clock::time_point started);
   void HandleMaterialize(Loop* loop, evhttp_request* req, const char* body, size_t len,
@@ -357,7 +363,8 @@ void FeatureServer::Impl::Send(Loop* loop, evhttp_request* req, const Reply& r, 
   evkeyvalq* headers = evhttp_request_get_output_headers(req);
   evhttp_add_header(headers, "Content-Type", r.content_type);
   if (r.code == 503) evhttp_add_header(headers, "Retry-After", "1");
-  evbuffer_add(loop->out, r.body.data(), r.body.size());
+  const std::string& body = r.in_scratch ? loop->scratch : r.body;
+  evbuffer_add(loop->out, body.data(), body.size());
   const char* reason = r.code == 200   ? "OK"
                        : r.code == 400 ? "Bad Request"
                        : r.code == 404 ? "Not Found"
@@ -524,8 +531,15 @@ void FeatureServer::Impl::PushWorker() {
   }
 }
 
-Reply FeatureServer::Impl::GetOnline(const char* body, size_t len) {
-  rapidjson::Document d;
+Reply FeatureServer::Impl::GetOnline(Loop* loop, const char* body, size_t len) {
+  // The parse allocates from per-thread buffers (malloc only for huge requests).
+  thread_local char value_buffer[64 << 10];
+  thread_local char stack_buffer[16 << 10];
+  rapidjson::MemoryPoolAllocator<> value_alloc(value_buffer, sizeof value_buffer);
+  rapidjson::MemoryPoolAllocator<> stack_alloc(stack_buffer, sizeof stack_buffer);
+  rapidjson::GenericDocument<rapidjson::UTF8<>, rapidjson::MemoryPoolAllocator<>,
+                             rapidjson::MemoryPoolAllocator<>>
+      d(&value_alloc, sizeof stack_buffer, &stack_alloc);
   d.Parse(body, len);
   if (d.HasParseError()) {
     return ErrorReply(400, std::string("malformed JSON at byte ") +
@@ -585,8 +599,9 @@ Reply FeatureServer::Impl::GetOnline(const char* body, size_t len) {
   metrics.store_reads.fetch_add(1, std::memory_order_relaxed);
   metrics.store_keys.fetch_add(resp->rows, std::memory_order_relaxed);
   Reply r;
-  r.body.reserve(256 + resp->rows * resp->columns.size() * 48);
-  resp->AppendJson(&r.body);
+  r.in_scratch = true;
+  loop->scratch.clear();
+  resp->AppendJson(&loop->scratch);
   return r;
 }
 
@@ -756,7 +771,7 @@ void FeatureServer::Impl::Handle(Loop* loop, evhttp_request* req) {
   };
   if (path == "/get-online-features") {
     if (!expect(EVHTTP_REQ_POST, kGetOnline)) return;
-    return Send(loop, req, GetOnline(body, len), kGetOnline, started);
+    return Send(loop, req, GetOnline(loop, body, len), kGetOnline, started);
   }
   if (path == "/push") {
     if (!expect(EVHTTP_REQ_POST, kPush)) return;
@@ -816,6 +831,9 @@ arrow::Result<int> Listen(const std::string& host, int port) {
   int one = 1;
   setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
   setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one);
+  // Accepted sockets inherit TCP_NODELAY: without it, a reply written in several
+  // segments waits for the client's delayed ACK (~40 ms).
+  setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
   sockaddr_in addr{};
   addr.sin_family = AF_INET;
   addr.sin_port = htons(static_cast<uint16_t>(port));
