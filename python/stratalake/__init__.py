@@ -1,0 +1,32 @@
+"""StrataLake: a feature store and lakehouse engine (C++ on Apache Arrow).
+
+Tables::
+
+    from stratalake import DeltaTable, write_deltalake
+    write_deltalake("lake/orders", df, mode="append", partition_by=["country"])
+    DeltaTable("lake/orders").to_pandas()
+
+Features::
+
+    from stratalake import FeatureStore
+    store = FeatureStore(repo_path="shop")
+    train = store.get_historical_features(entity_df=labels, feature_service="churn_model").to_pandas()
+    store.materialize_incremental("now")
+    store.get_online_features(["customer_profile:country"], entity_rows=[{"customer_id": 17}]).to_dict()
+"""
+from __future__ import annotations
+
+import pyarrow  # noqa: F401  (loads the Arrow C++ libraries the engine links against)
+
+from . import _core  # noqa: F401
+from ._errors import *  # noqa: F401,F403
+from ._errors import __all__ as _error_names
+from .feature_store import (FeatureStore, OnlineResponse, Plan, RecreatedDataset, RetrievalJob,
+                            SavedDataset)
+from .table import DeltaTable, Metadata, TableMerger, TableOptimizer, write_deltalake
+
+__version__ = "0.1.0"
+
+__all__ = ["DeltaTable", "write_deltalake", "Metadata", "TableMerger", "TableOptimizer",
+           "FeatureStore", "RetrievalJob", "OnlineResponse", "Plan", "SavedDataset",
+           "RecreatedDataset", *_error_names]

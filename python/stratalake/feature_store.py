@@ -1,0 +1,377 @@
+"""The feature store: definitions, training sets, the online store — shaped like
+Feast's ``FeatureStore`` so its users find their way at once."""
+from __future__ import annotations
+
+import getpass
+import json
+import os
+from dataclasses import dataclass
+from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence, Union
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from . import _core
+from ._arrow import as_stream_capsule, table_from_capsule, to_polars
+from ._errors import DefinitionError, ObjectNotFoundError
+from ._progress import Progress
+from ._time import TimeLike, to_micros, to_millis
+
+PathLike = Union[str, "os.PathLike[str]"]
+
+
+@dataclass(frozen=True)
+class Plan:
+    """What ``apply`` would change."""
+    text: str
+    base_version: int
+    changes: List[Dict[str, Any]]
+    incompatibilities: List[str]
+
+    @property
+    def empty(self) -> bool:
+        return not self.changes
+
+    def __str__(self) -> str:
+        return self.text
+
+
+class RetrievalJob:
+    """A finished point-in-time retrieval: the entity rows with their features."""
+
+    def __init__(self, store: "FeatureStore", retrieval: Any):
+        self._store = store
+        self._retrieval = retrieval
+        self._table: Optional[pa.Table] = None
+
+    def to_arrow(self) -> pa.Table:
+        if self._table is None:
+            self._table = table_from_capsule(self._retrieval.table())
+        return self._table
+
+    def to_pandas(self):
+        return self.to_arrow().to_pandas()
+
+    def to_df(self):
+        """Feast's name for :meth:`to_pandas`."""
+        return self.to_pandas()
+
+    def to_polars(self):
+        return to_polars(self.to_arrow())
+
+    def to_parquet(self, path: PathLike, **kwargs: Any) -> None:
+        pq.write_table(self.to_arrow(), os.fspath(path), **kwargs)
+
+    def save(self, name: str) -> Dict[str, Any]:
+        """Save as a reproducible dataset (a Delta table under ``datasets/`` plus a manifest
+        pinning the registry version and every source's Delta version); returns the manifest."""
+        return self._store._core.save_dataset(self._retrieval, name)
+
+    @property
+    def registry_version(self) -> int:
+        return self._retrieval.registry_version
+
+    @property
+    def feature_refs(self) -> List[str]:
+        return list(self._retrieval.feature_refs)
+
+    @property
+    def sources(self) -> List[Dict[str, Any]]:
+        """Every source read: its Delta version, files and rows read."""
+        return self._retrieval.sources()
+
+
+class OnlineResponse:
+    """Feature vectors from the online store."""
+
+    def __init__(self, raw_json: str, table_capsule: Any):
+        self._json = json.loads(raw_json)
+        self._capsule = table_capsule
+        self._table: Optional[pa.Table] = None
+
+    @property
+    def feature_names(self) -> List[str]:
+        return list(self._json["metadata"]["feature_names"])
+
+    def to_dict(self) -> Dict[str, List[Any]]:
+        """``{name: [value per entity row]}`` (join keys first), like Feast's."""
+        return {n: r["values"] for n, r in zip(self.feature_names, self._json["results"])}
+
+    def statuses(self) -> Dict[str, List[str]]:
+        """``PRESENT``, ``NULL_VALUE``, ``NOT_FOUND`` or ``OUTSIDE_MAX_AGE`` per value."""
+        return {n: r["statuses"] for n, r in zip(self.feature_names, self._json["results"])}
+
+    def event_timestamps(self) -> Dict[str, List[str]]:
+        return {n: r["event_timestamps"] for n, r in zip(self.feature_names, self._json["results"])}
+
+    def to_json(self) -> Dict[str, Any]:
+        """The feature server's response body (Feast's format)."""
+        return self._json
+
+    def to_arrow(self) -> pa.Table:
+        """One column per name, features in their views' Arrow types."""
+        if self._table is None:
+            self._table = table_from_capsule(self._capsule)
+        return self._table
+
+    def to_pandas(self):
+        return self.to_arrow().to_pandas()
+
+    def to_df(self):
+        return self.to_pandas()
+
+    def to_polars(self):
+        return to_polars(self.to_arrow())
+
+
+@dataclass(frozen=True)
+class SavedDataset:
+    """A saved training set: its manifest and its rows."""
+    name: str
+    manifest: Dict[str, Any]
+
+    def to_arrow(self) -> pa.Table:
+        from .table import DeltaTable
+        return DeltaTable(self.manifest["table_uri"], version=self.manifest["table_version"]).to_pyarrow_table()
+
+    def to_pandas(self):
+        return self.to_arrow().to_pandas()
+
+    def to_df(self):
+        return self.to_pandas()
+
+
+@dataclass(frozen=True)
+class RecreatedDataset:
+    """A saved dataset rebuilt from its pinned versions, compared with the saved rows."""
+    name: str
+    table: pa.Table
+    identical: bool
+    difference: str
+
+    def to_arrow(self) -> pa.Table:
+        return self.table
+
+    def to_pandas(self):
+        return self.table.to_pandas()
+
+
+def _entity_columns(entity_rows: Optional[Sequence[Mapping[str, Any]]],
+                    entities: Optional[Mapping[str, Sequence[Any]]]) -> List[tuple]:
+    if (entity_rows is None) == (entities is None):
+        raise DefinitionError("pass exactly one of entity_rows=[{key: value}, ...] and "
+                              "entities={key: [values]}")
+    if entity_rows is not None:
+        names: List[str] = []
+        for row in entity_rows:
+            for k in row:
+                if k not in names:
+                    names.append(k)
+        entities = {n: [row.get(n) for row in entity_rows] for n in names}
+    out = []
+    for name, values in entities.items():
+        col = []
+        for v in (values.tolist() if hasattr(values, "tolist") else values):
+            if v is None or isinstance(v, str):
+                col.append(v)
+            elif isinstance(v, bool):
+                raise DefinitionError(f"entity {name!r}: join key values must be integers or strings, not bool")
+            elif isinstance(v, int) or hasattr(v, "__index__"):
+                col.append(int(v))
+            else:
+                raise DefinitionError(f"entity {name!r}: join key values must be integers or strings, "
+                                      f"not {type(v).__name__}")
+        out.append((name, col))
+    return out
+
+
+class FeatureStore:
+    """A feature repository (a folder with ``stratalake.yaml``), its registry, offline
+    store and online store.
+
+    >>> store = FeatureStore(repo_path="shop")
+    >>> store.apply()
+    >>> job = store.get_historical_features(entity_df=labels, feature_service="churn_model")
+    >>> train = job.to_pandas()
+    """
+
+    def __init__(self, repo_path: PathLike = "."):
+        self._core = _core.Store(os.fspath(repo_path))
+
+    @property
+    def repo_path(self) -> str:
+        return self._core.root
+
+    @property
+    def project(self) -> str:
+        return self._core.project
+
+    @property
+    def config(self) -> Dict[str, str]:
+        return self._core.config()
+
+    # ---- definitions ----
+    def plan(self) -> Plan:
+        """Validate the definitions and show what :meth:`apply` would change, field by field."""
+        text, base, changes, incompatibilities = self._core.plan()
+        return Plan(text, base, changes, list(incompatibilities))
+
+    def apply(self, message: str = "") -> Dict[str, Any]:
+        """Validate the definitions and register them as one new registry version (none when
+        nothing changed). Raises DefinitionError (every problem, with file:line) or
+        IncompatibleChangeError."""
+        try:
+            author = getpass.getuser()
+        except Exception:  # pragma: no cover - no user database
+            author = "unknown"
+        return self._core.apply(author, message)
+
+    @property
+    def registry_version(self) -> int:
+        return self._core.registry_version()
+
+    def _objects(self, kind: str, registry_version: Optional[int]) -> List[Dict[str, Any]]:
+        return self._core.objects(kind, registry_version)
+
+    def _object(self, kind: str, name: str, registry_version: Optional[int]) -> Dict[str, Any]:
+        for o in self._objects(kind, registry_version):
+            if o.get("name") == name:
+                return o
+        names = [o.get("name") for o in self._objects(kind, registry_version)]
+        raise ObjectNotFoundError(f"no {kind.replace('_', ' ')} named {name!r} (there are: {', '.join(names)})")
+
+    def list_entities(self, registry_version: Optional[int] = None) -> List[Dict[str, Any]]:
+        return self._objects("entity", registry_version)
+
+    def list_sources(self, registry_version: Optional[int] = None) -> List[Dict[str, Any]]:
+        return self._objects("source", registry_version)
+
+    def list_data_sources(self, registry_version: Optional[int] = None) -> List[Dict[str, Any]]:
+        """Feast's name for :meth:`list_sources`."""
+        return self.list_sources(registry_version)
+
+    def list_feature_views(self, registry_version: Optional[int] = None) -> List[Dict[str, Any]]:
+        return self._objects("feature_view", registry_version)
+
+    def list_feature_services(self, registry_version: Optional[int] = None) -> List[Dict[str, Any]]:
+        return self._objects("feature_service", registry_version)
+
+    def get_entity(self, name: str, registry_version: Optional[int] = None) -> Dict[str, Any]:
+        return self._object("entity", name, registry_version)
+
+    def get_source(self, name: str, registry_version: Optional[int] = None) -> Dict[str, Any]:
+        return self._object("source", name, registry_version)
+
+    def get_data_source(self, name: str, registry_version: Optional[int] = None) -> Dict[str, Any]:
+        return self.get_source(name, registry_version)
+
+    def get_feature_view(self, name: str, registry_version: Optional[int] = None) -> Dict[str, Any]:
+        return self._object("feature_view", name, registry_version)
+
+    def get_feature_service(self, name: str, registry_version: Optional[int] = None) -> Dict[str, Any]:
+        return self._object("feature_service", name, registry_version)
+
+    # ---- data ----
+    def ingest(self, source: str, files: Union[PathLike, Sequence[PathLike]], mode: str = "append",
+               on: Optional[Sequence[str]] = None, quarantine: bool = False,
+               format: Optional[str] = None) -> Dict[str, Any]:
+        """Load CSV / JSON-lines / Parquet files into a source's Delta table, typed by its
+        declared schema (see ``stratalake ingest``)."""
+        if isinstance(files, (str, os.PathLike)):
+            files = [files]
+        return self._core.ingest(source, [os.fspath(f) for f in files], mode, list(on or []),
+                                 quarantine, format or "")
+
+    # ---- training sets ----
+    def get_historical_features(self, entity_df: Any, features: Optional[Sequence[str]] = None, *,
+                                feature_service: Optional[str] = None, full_feature_names: bool = False,
+                                as_of: Optional[TimeLike] = None,
+                                timestamp_column: str = "event_timestamp",
+                                registry_version: Optional[int] = None,
+                                memory_budget: Optional[int] = None,
+                                progress: bool = True) -> RetrievalJob:
+        """Point-in-time-correct features for every row of ``entity_df`` (pandas, polars,
+        pyarrow, DuckDB, ...: join keys, ``timestamp_column``, any other columns kept).
+
+        For each row and feature view: the latest feature row at or before the row's time
+        (within the view's TTL); ties go to the latest created time. ``as_of`` reads every
+        source as the offline store knew it then (no late data or corrections leak in).
+        Ctrl-C stops the retrieval cleanly. See docs/training-datasets.md.
+        """
+        if feature_service is not None and not isinstance(feature_service, str):
+            feature_service = getattr(feature_service, "name", feature_service)
+        bar = Progress(progress)
+        try:
+            r = self._core.get_historical(
+                as_stream_capsule(entity_df, "entity_df"), timestamp_column, list(features or []),
+                feature_service or "", full_feature_names,
+                None if as_of is None else to_millis(as_of, "as_of"), registry_version,
+                memory_budget or 0, bar)
+        finally:
+            bar.close()
+        return RetrievalJob(self, r)
+
+    def get_saved_dataset(self, name: str) -> SavedDataset:
+        return SavedDataset(name, self._core.describe_dataset(name))
+
+    def list_saved_datasets(self) -> List[Dict[str, Any]]:
+        return self._core.list_datasets()
+
+    def recreate_saved_dataset(self, name: str) -> RecreatedDataset:
+        """Rebuild a saved dataset from its pinned registry and source versions and compare it
+        with the saved rows (VersionNotFoundError if VACUUM removed a pinned version's files)."""
+        capsule, identical, difference = self._core.recreate_dataset(name)
+        return RecreatedDataset(name, table_from_capsule(capsule), identical, difference)
+
+    # ---- the online store ----
+    def materialize(self, start_date: TimeLike, end_date: TimeLike,
+                    feature_views: Optional[Sequence[str]] = None, progress: bool = True) -> List[Dict[str, Any]]:
+        """Load the latest values with event times in [start_date, end_date] into the online store."""
+        bar = Progress(progress)
+        try:
+            return self._core.materialize(to_micros(start_date, "start_date"), to_micros(end_date, "end_date"),
+                                          list(feature_views or []), False, bar)
+        finally:
+            bar.close()
+
+    def materialize_incremental(self, end_date: TimeLike, feature_views: Optional[Sequence[str]] = None,
+                                progress: bool = True) -> List[Dict[str, Any]]:
+        """Materialize what was committed since each view's last run (its watermark)."""
+        bar = Progress(progress)
+        try:
+            return self._core.materialize(None, to_micros(end_date, "end_date"), list(feature_views or []),
+                                          True, bar)
+        finally:
+            bar.close()
+
+    def get_online_features(self, features: Optional[Sequence[str]] = None,
+                            entity_rows: Optional[Sequence[Mapping[str, Any]]] = None, *,
+                            entities: Optional[Mapping[str, Sequence[Any]]] = None,
+                            feature_service: Optional[str] = None,
+                            full_feature_names: bool = False) -> OnlineResponse:
+        """The latest feature values for entity keys: ``entity_rows=[{"customer_id": 1}]`` or
+        ``entities={"customer_id": [1, 2]}``. A value older than its view's TTL comes back
+        null with status ``OUTSIDE_MAX_AGE``."""
+        if feature_service is not None and not isinstance(feature_service, str):
+            feature_service = getattr(feature_service, "name", feature_service)
+        raw, capsule = self._core.get_online(list(features or []), feature_service or "",
+                                             _entity_columns(entity_rows, entities), full_feature_names)
+        return OnlineResponse(raw, capsule)
+
+    def push(self, push_source_name: str, df: Any, to: str = "online") -> Dict[str, Any]:
+        """Write rows to a push source: ``to="online"``, ``"offline"`` (appended to its Delta
+        table) or ``"online_and_offline"``."""
+        return self._core.push(push_source_name, as_stream_capsule(df, "df"), to)
+
+    def close(self) -> None:
+        """Close the online store (another process may then open the embedded store)."""
+        self._core.close()
+
+    def __enter__(self) -> "FeatureStore":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"FeatureStore(repo_path={self.repo_path!r}, project={self.project!r})"
