@@ -5,7 +5,7 @@ JOBS ?= $(shell nproc)
 BUILD ?= build
 CMAKE_FLAGS ?=
 
-.PHONY: all bootstrap build python test test-cpp test-python demo sanitize fuzz format format-check tidy bench clean
+.PHONY: all bootstrap build python test test-cpp test-python demo sanitize fuzz format format-check tidy bench bench-serving clean
 
 all: build
 
@@ -52,6 +52,12 @@ PIT_BENCH_ARGS ?= --scale small
 bench: build
 	@.venv/bin/python bench/delta_bench.py
 	@.venv/bin/python bench/pit_bench.py $(PIT_BENCH_ARGS)
+	@.venv/bin/python bench/python_bench.py
+
+# Online serving and materialization beside Feast's feature server (~13 minutes;
+# Feast in bench/.venv-feast, see docs/benchmarks.md).
+bench-serving: build
+	@.venv/bin/python bench/serving_bench.py $(SERVING_BENCH_ARGS)
 
 format:
 	@clang-format -i $$(git ls-files '*.h' '*.cc')
