@@ -490,30 +490,11 @@ void FeatureServer::Impl::PushWorker() {
           combined.ok() ? online::Push(*repo, **state, store.get(), source, *combined,
                                        online::PushTarget::kOffline)
                         : arrow::Result<online::PushResult>(combined.status());
-      if (!r.ok() && jobs.size() > 1) {
-        // One bad push must not fail the others: commit them one by one.
-        for (auto* j : jobs) {
-          auto one = online::Push(*repo, **state, store.get(), source, j->data,
-                                  online::PushTarget::kOffline);
-          arrow::Status st = one.status();
-          online::PushResult pr = one.ok() ? *one : online::PushResult{};
-          if (st.ok() && j->to == online::PushTarget::kOnlineAndOffline) {
-            auto on = online::Push(*repo, **state, store.get(), source, j->data,
-                                   online::PushTarget::kOnline);
-            st = on.status();
-            if (on.ok()) pr.views_written = on->views_written;
-          }
-          j->done(st, pr);
-        }
-        continue;
-      }
-      for (auto* j : jobs) {
-        arrow::Status st = r.status();
-        online::PushResult pr;
-        if (r.ok()) {
-          pr.delta_version = r->delta_version;
-          pr.rows = j->data->num_rows();
-        }
+      // After the offline commit: the online part of online_and_offline pushes, then the reply.
+      auto finish = [&](PushJob* j, arrow::Result<online::PushResult> offline) {
+        arrow::Status st = offline.status();
+        online::PushResult pr = offline.ok() ? *offline : online::PushResult{};
+        pr.rows = j->data->num_rows();
         if (st.ok() && j->to == online::PushTarget::kOnlineAndOffline) {
           auto on = online::Push(*repo, **state, store.get(), source, j->data,
                                  online::PushTarget::kOnline);
@@ -521,7 +502,16 @@ void FeatureServer::Impl::PushWorker() {
           if (on.ok()) pr.views_written = on->views_written;
         }
         j->done(st, pr);
+      };
+      if (!r.ok() && jobs.size() > 1) {
+        // One bad push must not fail the others: commit them one by one.
+        for (auto* j : jobs) {
+          finish(j, online::Push(*repo, **state, store.get(), source, j->data,
+                                 online::PushTarget::kOffline));
+        }
+        continue;
       }
+      for (auto* j : jobs) finish(j, r);
     }
     {
       std::lock_guard<std::mutex> lock(bg_mu);

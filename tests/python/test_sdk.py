@@ -109,6 +109,7 @@ def test_modes_schema_evolution_and_replace_where(tmp_path):
 def test_history_time_travel_and_restore(tmp_path):
     p = tmp_path / "t"
     write_deltalake(p, orders(3))
+    time.sleep(0.02)  # commit times have millisecond resolution: keep the two apart
     write_deltalake(p, orders(3, start=4), mode="append")
     d = DeltaTable(p)
     assert d.version() == 1
