@@ -595,6 +595,15 @@ def taskset(cpus: str | None) -> list[str]:
     return ["taskset", "-c", cpus] if cpus and cpus != "none" else []
 
 
+def cpu_list(spec: str) -> list[int]:
+    """'0', '0,2' or '0-3' -> CPU numbers."""
+    cpus: list[int] = []
+    for part in spec.split(","):
+        lo, _, hi = part.partition("-")
+        cpus += list(range(int(lo), int(hi or lo) + 1))
+    return cpus
+
+
 def client_prefix(args) -> list[str]:
     """How the load generator and redis-benchmark run: pinned to --pin-loadgen, and with
     --loadgen-rt under SCHED_FIFO, so that a busy server cannot delay the client's sends
@@ -827,10 +836,14 @@ def main() -> None:
                     help="CPU list for taskset for loadgen and redis-benchmark ('none': off)")
     ap.add_argument("--loadgen-rt", choices=["auto", "yes", "no"], default="auto",
                     help="run the clients under SCHED_FIFO (chrt -f 10); auto: when permitted")
-    ap.add_argument("--pin-server", default="none", help="CPU list for taskset for the servers")
+    ap.add_argument("--pin-server", default="none",
+                    help="CPU list for taskset for the servers and redis-server ('none': off; "
+                         "pinned to one core, StrataLake saturates at ~29k/s and its p99 at "
+                         "20k/s is worse, see docs/benchmarks.md)")
     ap.add_argument("--sl-threads", type=int, default=0,
                     help="stratalake serve --threads (0: its default, one per core)")
-    ap.add_argument("--feast-workers", type=int, default=2)
+    ap.add_argument("--feast-workers", type=int, default=0,
+                    help="feast serve --workers (0: one per CPU the server may use)")
     ap.add_argument("--feast-python", default=str(REPO / "bench" / ".venv-feast" / "bin" / "python"))
     ap.add_argument("--feast-materialize-timeout", type=float, default=3600)
     ap.add_argument("--redis-requests", type=int, default=200_000)
@@ -850,6 +863,9 @@ def main() -> None:
         args.bodies, args.sample, args.redis_requests = 200, 50, 50_000
         args.quiet_wait = 0
     args.rates = [int(float(r)) for r in args.rates.split(",")]
+    if args.feast_workers <= 0:
+        args.feast_workers = (len(os.sched_getaffinity(0)) if args.pin_server == "none" else
+                              len(cpu_list(args.pin_server)))
     if args.loadgen_rt == "auto":
         args.loadgen_rt = subprocess.run(["chrt", "-f", "10", "true"],
                                          capture_output=True).returncode == 0
@@ -873,7 +889,9 @@ def main() -> None:
                     f"{args.warmup:g} s warm-up + {args.duration:g} s per point, "
                     + (f"pinned to CPU {args.pin_loadgen}" if args.pin_loadgen != "none" else
                        "not pinned")
-                    + (", SCHED_FIFO (chrt -f 10)" if args.loadgen_rt else "")),
+                    + (", SCHED_FIFO (chrt -f 10)" if args.loadgen_rt else "")
+                    + (f"; servers and redis-server pinned to CPU {args.pin_server}"
+                       if args.pin_server != "none" else "; servers not pinned")),
     }
     d = Path(args.data_dir) / (f"k{args.keys}-r{args.rows_per_key}-m{args.materialize_rows}-"
                                f"mk{args.materialize_keys}-s{args.seed}")
@@ -906,6 +924,8 @@ def main() -> None:
         redis_port = int(re.search(r":(\d+)", redis_url.split("//", 1)[1]).group(1)) \
             if redis_url else None
         redis_pid = int((redis_dir / "redis.pid").read_text()) if redis_url else None
+        if redis_pid and args.pin_server != "none":  # Redis is part of the server side
+            run(["taskset", "-a", "-pc", args.pin_server, str(redis_pid)], timeout=30)
 
         # Materialization and StrataLake's repositories.
         sl_redis = "stratalake-redis" in systems
@@ -968,10 +988,14 @@ def main() -> None:
             run([str(REPO / "scripts" / "redis.sh"), "stop", str(redis_dir)], timeout=60,
                 check=False)
 
-    notes.append(f"{os.cpu_count()} cores shared by the load generator, the server under test "
-                 "and (for the Redis rows) redis-server. CPU cores = CPU seconds per wall "
-                 "second of the point: the server (all its processes), redis-server, the "
-                 "load generator, and everything else on the machine (other users: noise).")
+    notes.append(f"{os.cpu_count()} cores for the load generator, the server under test and (for "
+                 "the Redis rows) redis-server: "
+                 + (f"the servers and redis-server on CPU {args.pin_server}, the load generator "
+                    f"and redis-benchmark on CPU {args.pin_loadgen}. "
+                    if args.pin_server != "none" else "shared (servers not pinned). ")
+                 + "CPU cores = CPU seconds per wall second of the point: the server (all its "
+                 "processes), redis-server, the load generator, and everything else on the "
+                 "machine (kernel threads, other users: noise). Materialization is not pinned.")
     notes.append(f"stratalake serve: --threads {args.sl_threads or 'default (one per core)'}; "
                  f"feast serve: {args.feast_workers} gunicorn/uvicorn workers, no access log, "
                  "--max-requests 0 (no worker recycling).")
