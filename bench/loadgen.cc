@@ -490,15 +490,12 @@ class Worker {
     }
     // Requests still outstanding after the drain period time out.
     for (size_t i = 0; i < conns_.size(); ++i) {
-      if (conns_[i].state == Conn::kBusy) {
-        ++stats_.timeouts;
-        Close(i);
-      } else {
-        Close(i);
-      }
+      if (conns_[i].state == Conn::kBusy) ++stats_.timeouts;
+      Close(i);
     }
-    if (rate_ > 0 && next_seq_ < end_seq_)
+    if (rate_ > 0 && next_seq_ < end_seq_) {
       stats_.unsent = static_cast<uint64_t>(end_seq_ - next_seq_);
+    }
     close(timer_);
     close(epoll_);
   }

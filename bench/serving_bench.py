@@ -841,7 +841,7 @@ def main() -> None:
                          "pinned to one core, StrataLake saturates at ~29k/s and its p99 at "
                          "20k/s is worse, see docs/benchmarks.md)")
     ap.add_argument("--sl-threads", type=int, default=0,
-                    help="stratalake serve --threads (0: its default, one per core)")
+                    help="stratalake serve --threads (0: one per CPU the server may use)")
     ap.add_argument("--feast-workers", type=int, default=0,
                     help="feast serve --workers (0: one per CPU the server may use)")
     ap.add_argument("--feast-python", default=str(REPO / "bench" / ".venv-feast" / "bin" / "python"))
@@ -863,9 +863,14 @@ def main() -> None:
         args.bodies, args.sample, args.redis_requests = 200, 50, 50_000
         args.quiet_wait = 0
     args.rates = [int(float(r)) for r in args.rates.split(",")]
+    server_cpus = (len(os.sched_getaffinity(0)) if args.pin_server == "none" else
+                   len(cpu_list(args.pin_server)))
     if args.feast_workers <= 0:
-        args.feast_workers = (len(os.sched_getaffinity(0)) if args.pin_server == "none" else
-                              len(cpu_list(args.pin_server)))
+        args.feast_workers = server_cpus
+    if args.sl_threads <= 0:
+        # `stratalake serve` defaults to std::thread::hardware_concurrency(), which ignores
+        # the CPU affinity mask: two event loops time-sliced on one pinned CPU.
+        args.sl_threads = server_cpus
     if args.loadgen_rt == "auto":
         args.loadgen_rt = subprocess.run(["chrt", "-f", "10", "true"],
                                          capture_output=True).returncode == 0
@@ -902,7 +907,8 @@ def main() -> None:
     results["stratalake_binary"] = {
         "copied_from": str(REPO / "build" / "bin" / "stratalake"),
         "git": run(["git", "-C", str(REPO), "describe", "--always", "--dirty"], timeout=30,
-                   check=False).stdout.strip()}
+                   check=False).stdout.strip(),
+        "sha256": run(["sha256sum", args.bin], timeout=60, check=False).stdout.split(" ")[0]}
     for shape, n in SHAPES:
         write_bodies(d / f"bodies_{shape}.jsonl", args.bodies, n, args.keys, args.seed + n)
     rng = random.Random(args.seed)
@@ -943,7 +949,7 @@ def main() -> None:
 
         sl_cmd = lambda repo: [*taskset(args.pin_server), args.bin, "serve", "--port", "0",  # noqa
                                "--repo", str(repo),
-                               *(["--threads", str(args.sl_threads)] if args.sl_threads else [])]
+                               "--threads", str(args.sl_threads)]
         feast_cmd = [*taskset(args.pin_server), str(Path(args.feast_python).parent / "feast"),
                      "serve", "-h", "127.0.0.1", "-p", "{port}", "-w", str(args.feast_workers),
                      "--no-access-log", "--max-requests", "0", "--keep-alive-timeout", "600"]
@@ -996,7 +1002,7 @@ def main() -> None:
                  + "CPU cores = CPU seconds per wall second of the point: the server (all its "
                  "processes), redis-server, the load generator, and everything else on the "
                  "machine (kernel threads, other users: noise). Materialization is not pinned.")
-    notes.append(f"stratalake serve: --threads {args.sl_threads or 'default (one per core)'}; "
+    notes.append(f"stratalake serve: --threads {args.sl_threads}; "
                  f"feast serve: {args.feast_workers} gunicorn/uvicorn workers, no access log, "
                  "--max-requests 0 (no worker recycling).")
     results["total_seconds"] = round(time.perf_counter() - t_start, 1)
