@@ -10,7 +10,7 @@ cd "$root"
 apt_pkgs=(build-essential cmake ninja-build rapidjson-dev libgtest-dev
           clang clang-format clang-tidy libclang-rt-14-dev zstd openjdk-17-jre-headless
           libyaml-cpp-dev libsqlite3-dev libpq-dev postgresql
-          librocksdb-dev libhiredis-dev libevent-dev redis-server wrk)
+          librocksdb-dev libhiredis-dev libevent-dev libhttp-parser-dev redis-server wrk)
 missing=()
 for p in "${apt_pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -1,6 +1,8 @@
 // Running independent tasks on a few threads.
 #pragma once
 
+#include <sched.h>
+
 #include <algorithm>
 #include <atomic>
 #include <cstddef>
@@ -10,6 +12,13 @@
 namespace stratalake {
 
 /// The number of threads for CPU-bound work: the hardware threads, at least 2.
+/// The CPUs this process may run on (its affinity mask: taskset, cgroups), at least 1.
+inline int UsableCpus() {
+  cpu_set_t set;
+  if (sched_getaffinity(0, sizeof set, &set) == 0) return std::max(1, CPU_COUNT(&set));
+  return std::max(1, static_cast<int>(std::thread::hardware_concurrency()));
+}
+
 inline size_t CpuThreads() { return std::max(2u, std::thread::hardware_concurrency()); }
 
 /// Call `fn(i)` for every i in [0, n) on up to `max_threads` threads (the caller's

@@ -4,6 +4,7 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <pthread.h>
+#include <sched.h>
 #include <signal.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -23,14 +24,13 @@
 
 #include <arrow/api.h>
 #include <arrow/util/value_parsing.h>
-#include <event2/buffer.h>
-#include <event2/event.h>
-#include <event2/http.h>
 #include <event2/thread.h>
 #include <rapidjson/document.h>
 #include <rapidjson/error/en.h>
 
+#include "common/parallel.h"
 #include "online/codec.h"
+#include "server/http_loop.h"
 #include "stratalake/status.h"
 
 namespace stratalake::server {
@@ -244,32 +244,16 @@ struct Loop;
 
 // A request answered later, from a background thread, on its loop.
 struct Pending {
-  evhttp_request* req = nullptr;  // null once the client went away
   Loop* loop = nullptr;
+  HttpLoop::RequestId id = 0;
   Endpoint endpoint = kOther;
   std::chrono::steady_clock::time_point started;
 };
 
 struct Loop {
-  FeatureServer::Impl* impl = nullptr;
-  event_base* base = nullptr;
-  evhttp* http = nullptr;
-  evhttp_bound_socket* bound = nullptr;
-  event* wake = nullptr;
+  std::unique_ptr<HttpLoop> http;
   std::thread thread;
-  std::mutex mu;
-  std::vector<std::function<void()>> posted;                       // run on the loop thread
-  std::map<evhttp_connection*, std::shared_ptr<Pending>> pending;  // loop thread only
-  evbuffer* out = nullptr;
   std::string scratch;  // reply bodies built in place, reused across requests
-
-  void Post(std::function<void()> fn) {
-    {
-      std::lock_guard<std::mutex> lock(mu);
-      posted.push_back(std::move(fn));
-    }
-    event_active(wake, EV_READ, 0);
-  }
 };
 
 struct PushJob {
@@ -312,15 +296,15 @@ struct FeatureServer::Impl {
 
   ~Impl();
   arrow::Status Init();
-  void Handle(Loop* loop, evhttp_request* req);
+  void Handle(Loop* loop, HttpLoop::RequestId id, const HttpRequest& req);
   Reply GetOnline(Loop* loop, const char* body, size_t len);
-  void HandlePush(Loop* loop, evhttp_request* req, const char* body, size_t len,
+  void HandlePush(Loop* loop, HttpLoop::RequestId id, const char* body, size_t len,
                   std::chrono::steady_clock::time_point started);
-  void HandleMaterialize(Loop* loop, evhttp_request* req, const char* body, size_t len,
+  void HandleMaterialize(Loop* loop, HttpLoop::RequestId id, const char* body, size_t len,
                          bool incremental, std::chrono::steady_clock::time_point started);
-  void Send(Loop* loop, evhttp_request* req, const Reply& r, Endpoint e,
+  void Send(Loop* loop, HttpLoop::RequestId id, const Reply& r, Endpoint e,
             std::chrono::steady_clock::time_point started);
-  std::shared_ptr<Pending> Defer(Loop* loop, evhttp_request* req, Endpoint e,
+  std::shared_ptr<Pending> Defer(Loop* loop, HttpLoop::RequestId id, Endpoint e,
                                  std::chrono::steady_clock::time_point started);
   void Complete(const std::shared_ptr<Pending>& p, Reply r);
   bool Enqueue(std::function<void()> job);
@@ -350,70 +334,37 @@ FeatureServer::Impl::~Impl() {
     pthread_kill(signal_thread.native_handle(), SIGTERM);
     signal_thread.join();
   }
-  for (auto& l : loops) {
-    if (l->out) evbuffer_free(l->out);
-    if (l->wake) event_free(l->wake);
-    if (l->http) evhttp_free(l->http);
-    if (l->base) event_base_free(l->base);
-  }
+  loops.clear();  // closes the connections and sockets
 }
 
-void FeatureServer::Impl::Send(Loop* loop, evhttp_request* req, const Reply& r, Endpoint e,
+void FeatureServer::Impl::Send(Loop* loop, HttpLoop::RequestId id, const Reply& r, Endpoint e,
                                std::chrono::steady_clock::time_point started) {
-  evkeyvalq* headers = evhttp_request_get_output_headers(req);
-  evhttp_add_header(headers, "Content-Type", r.content_type);
-  if (r.code == 503) evhttp_add_header(headers, "Retry-After", "1");
-  const std::string& body = r.in_scratch ? loop->scratch : r.body;
-  evbuffer_add(loop->out, body.data(), body.size());
-  const char* reason = r.code == 200   ? "OK"
-                       : r.code == 400 ? "Bad Request"
-                       : r.code == 404 ? "Not Found"
-                       : r.code == 405 ? "Method Not Allowed"
-                       : r.code == 503 ? "Service Unavailable"
-                                       : "Internal Server Error";
-  evhttp_send_reply(req, r.code, reason, loop->out);
+  HttpResponse resp;
+  resp.code = r.code;
+  resp.content_type = r.content_type;
+  resp.body = r.in_scratch ? loop->scratch : r.body;
+  resp.retry_after = r.code == 503;
+  loop->http->Respond(id, resp);
   metrics.Record(e, r.code, std::chrono::steady_clock::now() - started);
   if (options.log_requests) {
     std::fprintf(stderr, "%s %d\n", kEndpointNames[e], r.code);
   }
 }
 
-namespace {
-void OnConnectionClosed(evhttp_connection* conn, void* arg) {
-  auto* loop = static_cast<Loop*>(arg);
-  auto it = loop->pending.find(conn);
-  if (it != loop->pending.end()) {
-    it->second->req = nullptr;  // libevent frees the request with the connection
-    loop->pending.erase(it);
-  }
-}
-}  // namespace
-
-std::shared_ptr<Pending> FeatureServer::Impl::Defer(Loop* loop, evhttp_request* req, Endpoint e,
+std::shared_ptr<Pending> FeatureServer::Impl::Defer(Loop* loop, HttpLoop::RequestId id, Endpoint e,
                                                     std::chrono::steady_clock::time_point started) {
   auto p = std::make_shared<Pending>();
-  p->req = req;
   p->loop = loop;
+  p->id = id;
   p->endpoint = e;
   p->started = started;
-  evhttp_connection* conn = evhttp_request_get_connection(req);
-  loop->pending[conn] = p;
-  evhttp_connection_set_closecb(conn, OnConnectionClosed, loop);
   pending_replies.fetch_add(1);
   return p;
 }
 
 void FeatureServer::Impl::Complete(const std::shared_ptr<Pending>& p, Reply r) {
-  Loop* loop = p->loop;
-  loop->Post([this, p, r = std::move(r)] {
-    if (p->req) {
-      evhttp_connection* conn = evhttp_request_get_connection(p->req);
-      auto it = p->loop->pending.find(conn);
-      if (it != p->loop->pending.end() && it->second == p) p->loop->pending.erase(it);
-      evhttp_connection_set_closecb(conn, nullptr, nullptr);
-      Send(p->loop, p->req, r, p->endpoint, p->started);
-      p->req = nullptr;
-    }
+  p->loop->http->Post([this, p, r = std::move(r)] {
+    Send(p->loop, p->id, r, p->endpoint, p->started);  // dropped if the client went away
     pending_replies.fetch_sub(1);
   });
 }
@@ -595,10 +546,10 @@ Reply FeatureServer::Impl::GetOnline(Loop* loop, const char* body, size_t len) {
   return r;
 }
 
-void FeatureServer::Impl::HandlePush(Loop* loop, evhttp_request* req, const char* body, size_t len,
-                                     std::chrono::steady_clock::time_point started) {
+void FeatureServer::Impl::HandlePush(Loop* loop, HttpLoop::RequestId id, const char* body,
+                                     size_t len, std::chrono::steady_clock::time_point started) {
   auto fail = [&](int code, const std::string& msg) {
-    Send(loop, req, ErrorReply(code, msg), kPush, started);
+    Send(loop, id, ErrorReply(code, msg), kPush, started);
   };
   rapidjson::Document d;
   d.Parse(body, len);
@@ -664,9 +615,9 @@ void FeatureServer::Impl::HandlePush(Loop* loop, evhttp_request* req, const char
     Reply ok;
     ok.body = "{\"rows\":" + std::to_string(r->rows) +
               ",\"views_written\":" + std::to_string(r->views_written) + "}";
-    return Send(loop, req, ok, kPush, started);
+    return Send(loop, id, ok, kPush, started);
   }
-  auto pending = Defer(loop, req, kPush, started);
+  auto pending = Defer(loop, id, kPush, started);
   PushJob job;
   job.source = source;
   job.data = table;
@@ -686,12 +637,12 @@ void FeatureServer::Impl::HandlePush(Loop* loop, evhttp_request* req, const char
   }
 }
 
-void FeatureServer::Impl::HandleMaterialize(Loop* loop, evhttp_request* req, const char* body,
+void FeatureServer::Impl::HandleMaterialize(Loop* loop, HttpLoop::RequestId id, const char* body,
                                             size_t len, bool incremental,
                                             std::chrono::steady_clock::time_point started) {
   Endpoint e = incremental ? kMaterializeIncremental : kMaterialize;
   auto fail = [&](int code, const std::string& msg) {
-    Send(loop, req, ErrorReply(code, msg), e, started);
+    Send(loop, id, ErrorReply(code, msg), e, started);
   };
   rapidjson::Document d;
   d.Parse(body, len);
@@ -723,7 +674,7 @@ void FeatureServer::Impl::HandleMaterialize(Loop* loop, evhttp_request* req, con
       mo.views.emplace_back(v.GetString());
     }
   }
-  auto pending = Defer(loop, req, e, started);
+  auto pending = Defer(loop, id, e, started);
   bool queued = Enqueue([this, pending, mo] {
     metrics.materialize_running.fetch_add(1);
     auto r = online::Materialize(*repo, *store, mo);
@@ -742,56 +693,55 @@ void FeatureServer::Impl::HandleMaterialize(Loop* loop, evhttp_request* req, con
   }
 }
 
-void FeatureServer::Impl::Handle(Loop* loop, evhttp_request* req) {
+void FeatureServer::Impl::Handle(Loop* loop, HttpLoop::RequestId id, const HttpRequest& req) {
   auto started = std::chrono::steady_clock::now();
-  const char* uri = evhttp_request_get_uri(req);
-  std::string_view path = uri ? uri : "";
-  path = path.substr(0, path.find('?'));
-  evhttp_cmd_type cmd = evhttp_request_get_command(req);
-  evbuffer* in = evhttp_request_get_input_buffer(req);
-  size_t len = evbuffer_get_length(in);
-  const char* body = len ? reinterpret_cast<const char*>(evbuffer_pullup(in, -1)) : "";
-  auto expect = [&](evhttp_cmd_type want, Endpoint e) {
-    if (cmd == want) return true;
-    Send(loop, req,
+  std::string_view path = req.path;
+  const char* body = req.body.data();
+  size_t len = req.body.size();
+  auto expect = [&](HttpRequest::Method want, Endpoint e) {
+    if (req.method == want || (want == HttpRequest::kGet && req.method == HttpRequest::kHead)) {
+      return true;
+    }
+    Send(loop, id,
          ErrorReply(405, std::string(kEndpointNames[e]) + " accepts " +
-                             (want == EVHTTP_REQ_GET ? "GET" : "POST") + " only"),
+                             (want == HttpRequest::kGet ? "GET" : "POST") + " only, not " +
+                             std::string(req.method_name)),
          e, started);
     return false;
   };
   if (path == "/get-online-features") {
-    if (!expect(EVHTTP_REQ_POST, kGetOnline)) return;
-    return Send(loop, req, GetOnline(loop, body, len), kGetOnline, started);
+    if (!expect(HttpRequest::kPost, kGetOnline)) return;
+    return Send(loop, id, GetOnline(loop, body, len), kGetOnline, started);
   }
   if (path == "/push") {
-    if (!expect(EVHTTP_REQ_POST, kPush)) return;
-    return HandlePush(loop, req, body, len, started);
+    if (!expect(HttpRequest::kPost, kPush)) return;
+    return HandlePush(loop, id, body, len, started);
   }
   if (path == "/materialize" || path == "/materialize-incremental") {
     bool inc = path == "/materialize-incremental";
-    if (!expect(EVHTTP_REQ_POST, inc ? kMaterializeIncremental : kMaterialize)) return;
-    return HandleMaterialize(loop, req, body, len, inc, started);
+    if (!expect(HttpRequest::kPost, inc ? kMaterializeIncremental : kMaterialize)) return;
+    return HandleMaterialize(loop, id, body, len, inc, started);
   }
   if (path == "/health") {
-    if (!expect(EVHTTP_REQ_GET, kHealth)) return;
+    if (!expect(HttpRequest::kGet, kHealth)) return;
     auto state = service->registry_cache().Get();
     if (!state.ok())
-      return Send(loop, req, ErrorReply(503, state.status().message()), kHealth, started);
+      return Send(loop, id, ErrorReply(503, state.status().message()), kHealth, started);
     Reply r;
     r.body = std::string("{\"status\":\"") + (draining ? "draining" : "ok") +
              "\",\"registry_version\":" + std::to_string((*state)->version) + "}";
     if (draining) r.code = 503;
-    return Send(loop, req, r, kHealth, started);
+    return Send(loop, id, r, kHealth, started);
   }
   if (path == "/metrics") {
-    if (!expect(EVHTTP_REQ_GET, kMetrics)) return;
+    if (!expect(HttpRequest::kGet, kMetrics)) return;
     auto state = service->registry_cache().Get();
     Reply r;
     r.content_type = "text/plain; version=0.0.4";
     r.body = metrics.Prometheus(state.ok() ? (*state)->version : -1);
-    return Send(loop, req, r, kMetrics, started);
+    return Send(loop, id, r, kMetrics, started);
   }
-  Send(loop, req,
+  Send(loop, id,
        ErrorReply(404, "no endpoint " + std::string(path) +
                            " (endpoints: POST /get-online-features, POST /push, POST /materialize, "
                            "POST /materialize-incremental, GET /health, GET /metrics)"),
@@ -800,30 +750,12 @@ void FeatureServer::Impl::Handle(Loop* loop, evhttp_request* req) {
 
 namespace {
 
-void OnRequest(evhttp_request* req, void* arg) {
-  auto* loop = static_cast<Loop*>(arg);
-  loop->impl->Handle(loop, req);
-}
-
-void OnWake(evutil_socket_t, short, void* arg) {
-  auto* loop = static_cast<Loop*>(arg);
-  std::vector<std::function<void()>> work;
-  {
-    std::lock_guard<std::mutex> lock(loop->mu);
-    work.swap(loop->posted);
-  }
-  for (auto& fn : work) fn();
-}
-
 arrow::Result<int> Listen(const std::string& host, int port) {
   int fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
   if (fd < 0) return arrow::Status::IOError("socket: ", std::strerror(errno));
   int one = 1;
   setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
   setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one);
-  // Accepted sockets inherit TCP_NODELAY: without it, a reply written in several
-  // segments waits for the client's delayed ACK (~40 ms).
-  setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
   sockaddr_in addr{};
   addr.sin_family = AF_INET;
   addr.sin_port = htons(static_cast<uint16_t>(port));
@@ -854,29 +786,12 @@ arrow::Status FeatureServer::Impl::Init() {
   ARROW_ASSIGN_OR_RAISE(registry, repo->registry());
   service = std::make_unique<online::OnlineService>(registry, store, Clock::System());
   ARROW_RETURN_NOT_OK(service->registry_cache().Get().status());
-  int n = options.io_threads > 0
-              ? options.io_threads
-              : std::max(1, static_cast<int>(std::thread::hardware_concurrency()));
+  int n = options.io_threads > 0 ? options.io_threads : UsableCpus();
   int bound_port = options.port;
+  HttpLoop::Options http_options;
+  http_options.max_body_bytes = options.max_body_bytes;
   for (int i = 0; i < n; ++i) {
     auto loop = std::make_unique<Loop>();
-    loop->impl = this;
-    // Changelist: an EV_WRITE added and removed within one loop iteration (every
-    // reply) costs no epoll_ctl calls.
-    event_config* cfg = event_config_new();
-    event_config_set_flag(cfg, EVENT_BASE_FLAG_EPOLL_USE_CHANGELIST);
-    loop->base = event_base_new_with_config(cfg);
-    event_config_free(cfg);
-    loop->http = evhttp_new(loop->base);
-    loop->out = evbuffer_new();
-    if (!loop->base || !loop->http || !loop->out) return arrow::Status::OutOfMemory("libevent");
-    evhttp_set_max_body_size(loop->http, static_cast<ev_ssize_t>(options.max_body_bytes));
-    evhttp_set_allowed_methods(loop->http, EVHTTP_REQ_GET | EVHTTP_REQ_POST | EVHTTP_REQ_HEAD |
-                                               EVHTTP_REQ_PUT | EVHTTP_REQ_DELETE);
-    evhttp_set_timeout(loop->http, 120);
-    evhttp_set_gencb(loop->http, OnRequest, loop.get());
-    loop->wake = event_new(loop->base, -1, EV_PERSIST | EV_READ, OnWake, loop.get());
-    event_add(loop->wake, nullptr);
     ARROW_ASSIGN_OR_RAISE(int fd, Listen(options.host, bound_port));
     if (bound_port == 0) {
       sockaddr_in addr{};
@@ -884,11 +799,11 @@ arrow::Status FeatureServer::Impl::Init() {
       getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &alen);
       bound_port = ntohs(addr.sin_port);
     }
-    loop->bound = evhttp_accept_socket_with_handle(loop->http, fd);
-    if (!loop->bound) {
-      close(fd);
-      return arrow::Status::IOError("libevent could not accept on the socket");
-    }
+    Loop* lp = loop.get();
+    ARROW_ASSIGN_OR_RAISE(
+        loop->http, HttpLoop::Make(fd, http_options,
+                                   [this, lp](HttpLoop&, HttpLoop::RequestId id,
+                                              const HttpRequest& req) { Handle(lp, id, req); }));
     loops.push_back(std::move(loop));
   }
   port = bound_port;
@@ -896,9 +811,24 @@ arrow::Status FeatureServer::Impl::Init() {
     bg_threads.emplace_back([this] { BackgroundWorker(); });
   }
   push_thread = std::thread([this] { PushWorker(); });
-  for (auto& l : loops) {
-    Loop* lp = l.get();
-    lp->thread = std::thread([lp] { event_base_loop(lp->base, EVLOOP_NO_EXIT_ON_EMPTY); });
+  std::vector<int> cpus;
+  if (options.pin_threads) {
+    cpu_set_t set;
+    if (sched_getaffinity(0, sizeof set, &set) == 0) {
+      for (int c = 0; c < CPU_SETSIZE; ++c) {
+        if (CPU_ISSET(c, &set)) cpus.push_back(c);
+      }
+    }
+  }
+  for (size_t i = 0; i < loops.size(); ++i) {
+    Loop* lp = loops[i].get();
+    lp->thread = std::thread([lp] { lp->http->Run(); });
+    if (!cpus.empty()) {
+      cpu_set_t one;
+      CPU_ZERO(&one);
+      CPU_SET(cpus[i % cpus.size()], &one);
+      pthread_setaffinity_np(lp->thread.native_handle(), sizeof one, &one);
+    }
   }
   return arrow::Status::OK();
 }
@@ -907,13 +837,8 @@ void FeatureServer::Impl::BeginShutdown() {
   if (draining.exchange(true)) return;
   // Stop accepting on every loop, then drain on a helper thread.
   for (auto& l : loops) {
-    Loop* lp = l.get();
-    lp->Post([lp] {
-      if (lp->bound) {
-        evhttp_del_accept_socket(lp->http, lp->bound);
-        lp->bound = nullptr;
-      }
-    });
+    HttpLoop* http = l->http.get();
+    http->Post([http] { http->StopAccepting(); });
   }
   drain_thread = std::thread([this] { DrainAndStop(); });
 }
@@ -929,7 +854,7 @@ void FeatureServer::Impl::DrainAndStop() {
   while (pending_replies.load() > 0) std::this_thread::sleep_for(std::chrono::milliseconds(2));
   // Let replies just handed to the loops go out.
   std::this_thread::sleep_for(std::chrono::milliseconds(50));
-  for (auto& l : loops) event_base_loopexit(l->base, nullptr);
+  for (auto& l : loops) l->http->Exit();
   (void)store->Sync();
   {
     std::lock_guard<std::mutex> lock(stop_mu);

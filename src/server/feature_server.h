@@ -1,9 +1,9 @@
-// The feature server: Feast-compatible HTTP/1.1 + JSON over libevent.
+// The feature server: Feast-compatible HTTP/1.1 + JSON.
 //
-// Threads: `io_threads` event loops, each with its own listening socket on the
-// same port (SO_REUSEPORT, so the kernel spreads connections) and its own
-// evhttp. Online reads and online pushes run inline on the loop that received
-// them: they take microseconds, and nothing queues in user space. Work that
+// Threads: `io_threads` event loops (server/http_loop.h: libevent readiness,
+// http-parser framing), each with its own listening socket on the same port
+// (SO_REUSEPORT, so the kernel spreads connections). Online reads and online pushes run inline on
+// the loop that received them: they take microseconds, and nothing queues in user space. Work that
 // takes longer — pushes that write the offline store, materialization — goes
 // to a bounded queue served by background threads; when the queue is full the
 // request is answered 503 at once, so overload never turns into unbounded
@@ -35,7 +35,11 @@ namespace stratalake::server {
 struct ServerOptions {
   std::string host = "127.0.0.1";
   int port = 6566;     // 0 = any free port (see FeatureServer::port())
-  int io_threads = 0;  // 0 = number of cores
+  int io_threads = 0;  // 0 = the CPUs this process may use (its affinity mask)
+  /// Pin event loop i to the i-th usable CPU (thread per core). Lower tail
+  /// latency when the loops would otherwise share a core (a busy neighbour);
+  /// worse when something else keeps one of those CPUs busy for long.
+  bool pin_threads = false;
   size_t max_body_bytes = 8 << 20;
   int background_threads = 1;
   int max_queued = 64;          // background requests waiting; beyond -> 503

@@ -175,6 +175,94 @@ def test_keep_alive_serves_many_requests_on_one_connection(server):
     conn.close()
 
 
+# ---- the HTTP/1.1 transport (server/http_loop.cc) ---------------------------------------------
+
+def raw_exchange(port: int, data: bytes | list[bytes], responses: int, pause: float = 0.0) -> list[tuple]:
+    """Sends raw bytes (a list: written one piece at a time, `pause` apart) and parses
+    `responses` answers: [(status, headers dict with lower-case names, body bytes)]."""
+    import socket
+    s = socket.create_connection(("127.0.0.1", port), timeout=10)
+    for piece in (data if isinstance(data, list) else [data]):
+        s.sendall(piece)
+        if pause:
+            time.sleep(pause)
+    buf, out = b"", []
+    while len(out) < responses:
+        while b"\r\n\r\n" not in buf:
+            chunk = s.recv(65536)
+            assert chunk, f"connection closed after {len(out)} answers: {buf!r}"
+            buf += chunk
+        head, buf = buf.split(b"\r\n\r\n", 1)
+        lines = head.decode().split("\r\n")
+        status = int(lines[0].split()[1])
+        headers = {k.lower(): v.strip() for k, v in (ln.split(":", 1) for ln in lines[1:])}
+        if status == 100:
+            continue
+        n = int(headers["content-length"])
+        while len(buf) < n:
+            chunk = s.recv(65536)
+            assert chunk, "connection closed mid-body"
+            buf += chunk
+        out.append((status, headers, buf[:n]))
+        buf = buf[n:]
+    s.close()
+    return out
+
+
+def get_request(customer: int, extra_headers: str = "", version: str = "1.1") -> bytes:
+    body = json.dumps({"features": ["customer_profile:age"], "entities": {"customer_id": [customer]}})
+    return (f"POST /get-online-features HTTP/{version}\r\nHost: x\r\nContent-Type: application/json\r\n"
+            f"{extra_headers}Content-Length: {len(body)}\r\n\r\n{body}").encode()
+
+
+def test_pipelined_requests_are_answered_in_order(server):
+    answers = raw_exchange(server.port, b"".join(get_request(i) for i in range(1, 21)), 20)
+    ids = [json.loads(b)["results"][0]["values"][0] for _, _, b in answers]
+    assert ids == list(range(1, 21))
+    assert all(st == 200 and "connection" not in h for st, h, _ in answers)
+
+
+def test_requests_split_across_writes_byte_by_byte(server):
+    req = get_request(7)
+    [(status, _, body)] = raw_exchange(server.port, [req[i:i + 1] for i in range(len(req))], 1)
+    assert status == 200 and json.loads(body)["results"][0]["values"] == [7]
+
+
+def test_chunked_bodies_and_expect_100_continue(server):
+    body = json.dumps({"features": ["customer_profile:age"], "entities": {"customer_id": [5]}}).encode()
+    chunked = b"".join(b"%x\r\n%s\r\n" % (len(body[i:i + 10]), body[i:i + 10]) for i in range(0, len(body), 10))
+    req = (b"POST /get-online-features HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n"
+           b"Expect: 100-continue\r\n\r\n" + chunked + b"0\r\n\r\n")
+    [(status, _, payload)] = raw_exchange(server.port, req, 1)
+    assert status == 200 and json.loads(payload)["results"][0]["values"] == [5]
+
+
+def test_http10_closes_unless_keep_alive_is_asked_for(server):
+    [(status, headers, _)] = raw_exchange(server.port, get_request(3, version="1.0"), 1)
+    assert status == 200 and headers["connection"] == "close"
+    answers = raw_exchange(server.port, get_request(3, "Connection: keep-alive\r\n", "1.0") * 2, 2)
+    assert [(st, h["connection"]) for st, h, _ in answers] == [(200, "keep-alive")] * 2
+    [(status, headers, _)] = raw_exchange(server.port, get_request(3, "Connection: close\r\n"), 1)
+    assert status == 200 and headers["connection"] == "close"
+
+
+def test_malformed_http_gets_400_and_a_close(server):
+    [(status, headers, body)] = raw_exchange(server.port, b"POST /x HTTP/1.1\r\nContent-Length: zz\r\n\r\n", 1)
+    assert status == 400 and headers["connection"] == "close"
+    assert "malformed HTTP request" in json.loads(body)["error"]
+    status, _ = server.post("/get-online-features", {"features": ["customer_profile:age"],
+                                                     "entities": {"customer_id": [1]}})
+    assert status == 200
+
+
+def test_head_answers_without_a_body(server):
+    [(status, headers, body)] = raw_exchange(server.port, b"HEAD /health HTTP/1.1\r\nHost: x\r\n\r\n"
+                                             b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n", 1)
+    # The HEAD answer announces the GET's length but carries no body: the next bytes on the
+    # wire are the GET's answer, which raw_exchange reads as the HEAD's "body".
+    assert status == 200 and body.startswith(b"HTTP/1.1 200 OK")
+
+
 # ---- errors ---------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("body,code,message", [
@@ -214,7 +302,12 @@ def test_unknown_paths_and_methods(server):
 def test_bodies_over_the_limit_get_413(shop):
     s = Server(shop, "--max-body-bytes", "1000")
     try:
-        status, _, _ = s.request("POST", "/get-online-features", raw=b"{" + b" " * 5000 + b"}")
+        status, payload, resp = s.request("POST", "/get-online-features", raw=b"{" + b" " * 5000 + b"}")
+        assert status == 413 and resp.getheader("Connection") == "close"
+        assert payload == {"error": "request body over the limit of 1000 bytes (the server's "
+                                    "--max-body-bytes)"}
+        # Announced too large: answered before the body is sent (here: never sent).
+        [(status, _, _)] = raw_exchange(s.port, b"POST /push HTTP/1.1\r\nContent-Length: 99999999\r\n\r\n", 1)
         assert status == 413
         status, _ = s.post("/get-online-features", {"features": ["customer_profile:age"],
                                                     "entities": {"customer_id": [1]}})
