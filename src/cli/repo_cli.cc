@@ -139,8 +139,8 @@ const std::map<std::string, CommandHelp> kHelp = {
       "Delta table.",
       "stratalake push clicks_stream new_clicks.csv --to online_and_offline"}},
     {"serve",
-     {"stratalake serve [--host 127.0.0.1] [--port 6566] [--threads N] [--pin-threads] "
-      "[--max-body-bytes N] [--max-queued N] [--log-requests] [--repo DIR]",
+     {"stratalake serve [--host 127.0.0.1] [--port 6566] [--threads N] [--max-body-bytes N] "
+      " [--max-queued N] [--log-requests] [--repo DIR]",
       "Run the feature server (Feast-compatible HTTP/JSON): POST /get-online-features, /push, "
       "/materialize, /materialize-incremental; GET /health, /metrics. SIGTERM drains and stops.",
       "stratalake serve --port 6566"}},
@@ -171,8 +171,8 @@ struct Args {
   }
 };
 
-const std::set<std::string> kFlags = {"--json", "--quarantine",   "--full-feature-names", "--help",
-                                      "-h",     "--log-requests", "--pin-threads"};
+const std::set<std::string> kFlags = {"--json", "--quarantine", "--full-feature-names",
+                                      "--help", "-h",           "--log-requests"};
 
 Args Parse(const std::vector<std::string>& argv) {
   Args a;
@@ -1470,8 +1470,7 @@ arrow::Status CmdPush(const Args& a) {
 }
 
 arrow::Status CmdServe(const Args& a) {
-  Allow(a, {"--host", "--port", "--threads", "--pin-threads", "--max-body-bytes", "--max-queued",
-            "--log-requests"});
+  Allow(a, {"--host", "--port", "--threads", "--max-body-bytes", "--max-queued", "--log-requests"});
   if (!a.positional.empty()) throw Usage{"serve takes options only"};
   server::ServerOptions o;
   o.host = a.Get("--host").value_or("127.0.0.1");
@@ -1482,7 +1481,6 @@ arrow::Status CmdServe(const Args& a) {
   o.max_queued = static_cast<int>(IntOpt(a, "--max-queued", 64));
   if (o.max_queued < 0) throw Usage{"--max-queued must be >= 0"};
   o.log_requests = a.Has("--log-requests");
-  o.pin_threads = a.Has("--pin-threads");
   o.handle_signals = true;
   ARROW_ASSIGN_OR_RAISE(auto r, repo::FeatureRepository::Open(RepoDir(a)));
   std::shared_ptr<repo::FeatureRepository> shared(std::move(r));

@@ -2,6 +2,8 @@
 // memory, build every key, fetch them all in one MultiGet, decode only the
 // requested features, and apply the TTL relative to the clock.
 #include <algorithm>
+#include <charconv>
+#include <cstring>
 #include <map>
 #include <mutex>
 #include <set>
@@ -99,7 +101,10 @@ arrow::Result<std::shared_ptr<const CompiledRequest>> Compile(
 
 void AppendKeyJson(const KeyScalar& k, std::string* out) {
   if (const auto* i = std::get_if<int64_t>(&k)) {
-    out->append(std::to_string(*i));
+    char buf[24];
+    auto [end, ec] = std::to_chars(buf, buf + sizeof buf, *i);
+    (void)ec;
+    out->append(buf, static_cast<size_t>(end - buf));
   } else if (const auto* s = std::get_if<std::string>(&k)) {
     AppendJsonString(*s, out);
   } else {
@@ -343,17 +348,27 @@ arrow::Result<std::shared_ptr<const Layout>> OnlineService::StoredLayout(const s
 }
 
 void OnlineResponse::AppendJson(std::string* out) const {
-  std::unordered_map<int64_t, std::string> times;  // µs -> quoted RFC 3339 text
-  out->append("{\"metadata\":{\"feature_names\":[");
+  using namespace std::string_view_literals;
+  out->append("{\"metadata\":{\"feature_names\":["sv);
   for (size_t c = 0; c < columns.size(); ++c) {
     if (c) out->push_back(',');
     AppendJsonString(columns[c].name, out);
   }
-  out->append("]},\"results\":[");
+  out->append("]},\"results\":["sv);
+  // The features of one view share their rows' statuses and times (all but
+  // NULL_VALUE): their "statuses" and "event_timestamps" lists are formatted
+  // once and copied for the view's other features.
+  std::span<const FeatureStatus> last_statuses;
+  std::span<const int64_t> last_times;
+  std::string statuses_text, times_text;
+  bool have_statuses = false, have_times = false;
+  auto same = [](auto a, auto b) {
+    return a.size() == b.size() && std::memcmp(a.data(), b.data(), a.size_bytes()) == 0;
+  };
   for (size_t c = 0; c < columns.size(); ++c) {
     const OnlineColumn& col = columns[c];
     if (c) out->push_back(',');
-    out->append("{\"values\":[");
+    out->append("{\"values\":["sv);
     for (size_t r = 0; r < rows; ++r) {
       if (r) out->push_back(',');
       if (col.is_join_key) {
@@ -361,32 +376,48 @@ void OnlineResponse::AppendJson(std::string* out) const {
       } else if (col.statuses[r] == FeatureStatus::kPresent) {
         AppendFieldJson(*col.type, col.values[r], out);
       } else {
-        out->append("null");
+        out->append("null"sv);
       }
     }
-    out->append("],\"statuses\":[");
-    for (size_t r = 0; r < rows; ++r) {
-      if (r) out->push_back(',');
-      out->push_back('"');
-      out->append(col.is_join_key ? "PRESENT" : FeatureStatusName(col.statuses[r]));
-      out->push_back('"');
-    }
-    out->append("],\"event_timestamps\":[");
-    // Features of one view share their rows' times: format each distinct one once.
-    for (size_t r = 0; r < rows; ++r) {
-      if (r) out->push_back(',');
-      int64_t us = col.is_join_key ? 0 : col.event_us[r];
-      auto [it, fresh] = times.try_emplace(us);
-      if (fresh) {
-        it->second.push_back('"');
-        AppendTimestampMicros(us, &it->second);
-        it->second.push_back('"');
+    out->append("],\"statuses\":["sv);
+    if (col.is_join_key) {
+      for (size_t r = 0; r < rows; ++r) out->append(r ? ",\"PRESENT\""sv : "\"PRESENT\""sv);
+    } else {
+      if (!have_statuses || !same(std::span<const FeatureStatus>(col.statuses), last_statuses)) {
+        statuses_text.clear();
+        for (size_t r = 0; r < rows; ++r) {
+          if (r) statuses_text.push_back(',');
+          statuses_text.push_back('"');
+          statuses_text.append(FeatureStatusName(col.statuses[r]));
+          statuses_text.push_back('"');
+        }
+        last_statuses = col.statuses;
+        have_statuses = true;
       }
-      out->append(it->second);
+      out->append(statuses_text);
     }
-    out->append("]}");
+    out->append("],\"event_timestamps\":["sv);
+    if (col.is_join_key) {
+      for (size_t r = 0; r < rows; ++r) {
+        out->append(r ? ",\"1970-01-01T00:00:00Z\""sv : "\"1970-01-01T00:00:00Z\""sv);
+      }
+    } else {
+      if (!have_times || !same(std::span<const int64_t>(col.event_us), last_times)) {
+        times_text.clear();
+        for (size_t r = 0; r < rows; ++r) {
+          if (r) times_text.push_back(',');
+          times_text.push_back('"');
+          AppendTimestampMicros(col.event_us[r], &times_text);
+          times_text.push_back('"');
+        }
+        last_times = col.event_us;
+        have_times = true;
+      }
+      out->append(times_text);
+    }
+    out->append("]}"sv);
   }
-  out->append("]}");
+  out->append("]}"sv);
 }
 
 arrow::Result<std::shared_ptr<arrow::Table>> OnlineResponse::ToTable() const {

@@ -4,7 +4,6 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <pthread.h>
-#include <sched.h>
 #include <signal.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -811,24 +810,9 @@ arrow::Status FeatureServer::Impl::Init() {
     bg_threads.emplace_back([this] { BackgroundWorker(); });
   }
   push_thread = std::thread([this] { PushWorker(); });
-  std::vector<int> cpus;
-  if (options.pin_threads) {
-    cpu_set_t set;
-    if (sched_getaffinity(0, sizeof set, &set) == 0) {
-      for (int c = 0; c < CPU_SETSIZE; ++c) {
-        if (CPU_ISSET(c, &set)) cpus.push_back(c);
-      }
-    }
-  }
-  for (size_t i = 0; i < loops.size(); ++i) {
-    Loop* lp = loops[i].get();
+  for (auto& l : loops) {
+    Loop* lp = l.get();
     lp->thread = std::thread([lp] { lp->http->Run(); });
-    if (!cpus.empty()) {
-      cpu_set_t one;
-      CPU_ZERO(&one);
-      CPU_SET(cpus[i % cpus.size()], &one);
-      pthread_setaffinity_np(lp->thread.native_handle(), sizeof one, &one);
-    }
   }
   return arrow::Status::OK();
 }

@@ -36,10 +36,6 @@ struct ServerOptions {
   std::string host = "127.0.0.1";
   int port = 6566;     // 0 = any free port (see FeatureServer::port())
   int io_threads = 0;  // 0 = the CPUs this process may use (its affinity mask)
-  /// Pin event loop i to the i-th usable CPU (thread per core). Lower tail
-  /// latency when the loops would otherwise share a core (a busy neighbour);
-  /// worse when something else keeps one of those CPUs busy for long.
-  bool pin_threads = false;
   size_t max_body_bytes = 8 << 20;
   int background_threads = 1;
   int max_queued = 64;          // background requests waiting; beyond -> 503

@@ -5,6 +5,7 @@
 #include <netinet/tcp.h>
 #include <strings.h>
 #include <sys/socket.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -50,6 +51,8 @@ struct Buffer {
 };
 
 constexpr size_t kReadChunk = 64 << 10;
+// Bodies at least this large are written straight from the caller's buffer.
+constexpr size_t kDirectWrite = 32 << 10;
 
 const char* Reason(int code) {
   switch (code) {
@@ -458,7 +461,19 @@ void HttpLoop::Respond(RequestId id, const HttpResponse& r) {
   if (!c->awaiting) return;  // answered already
   c->awaiting = false;
   AppendStatus(c, r.code, r.content_type, r.body.size(), r.retry_after);
-  if (!c->head) c->out.Append(r.body);
+  if (!c->head && c->out_pos == 0 && c->out.len < 1024 && r.body.size() >= kDirectWrite) {
+    // A large body with nothing else queued: write it from where it is (no copy
+    // into `out`), and keep only what the socket did not take.
+    iovec iov[2] = {{c->out.data.get(), c->out.len},
+                    {const_cast<char*>(r.body.data()), r.body.size()}};
+    ssize_t n = writev(c->fd, iov, 2);
+    size_t done = n > 0 ? static_cast<size_t>(n) : 0;  // errors: Flush sees them again
+    size_t head_left = done < c->out.len ? c->out.len - done : 0;
+    c->out.Consume(c->out.len - head_left);
+    c->out.Append(r.body.substr(done > iov[0].iov_len ? done - iov[0].iov_len : 0));
+  } else if (!c->head) {
+    c->out.Append(r.body);
+  }
   if (!c->keep_alive) c->closing = true;
   if (inline_answer) return;  // the read path goes on parsing, then flushes once
   // A late answer: send it, then serve requests that arrived meanwhile.
