@@ -101,12 +101,15 @@ arrow::Status AppendFieldToBuilder(const arrow::DataType& type, std::string_view
 /// Encodes the rows of `data` — columns in the order: `num_keys` join keys,
 /// the event time, the created time (when `has_created`), then the layout's
 /// features — whose event time lies in [lo_us, hi_us] into key/value pairs
-/// appended to `out`. Rows with a null key or time are skipped; features are
+/// written to (*out)[*count], (*out)[*count + 1], ..., advancing *count. Pairs
+/// already in `out` at those positions are overwritten in place, so a buffer
+/// reused across calls keeps its strings' memory (no allocations once warm);
+/// `out` only grows. Rows with a null key or time are skipped; features are
 /// cast (safely) to the layout's types.
 arrow::Status EncodeViewRows(const registry::FeatureView& view, const registry::Source& src,
                              const Layout& layout, size_t num_keys, bool has_created,
                              const arrow::Table& data, int64_t lo_us, int64_t hi_us,
-                             std::vector<KeyValue>* out);
+                             std::vector<KeyValue>* out, size_t* count);
 
 /// Appends `s` as a JSON string literal (quotes, escapes; bytes >= 0x80 as they are).
 void AppendJsonString(std::string_view s, std::string* out);

@@ -17,8 +17,11 @@
 
 #include <algorithm>
 #include <chrono>
+#include <condition_variable>
 #include <cstdio>
+#include <mutex>
 #include <set>
+#include <thread>
 
 #include <arrow/api.h>
 #include <arrow/compute/api.h>
@@ -110,6 +113,60 @@ arrow::Result<std::vector<int64_t>> TimesMicros(const arrow::Array& a) {
 struct FileTask {
   delta::AddFile file;
   int64_t lo_us, hi_us;
+};
+
+struct Chunk {
+  std::shared_ptr<arrow::Table> data;
+  bool last_of_file = false;
+};
+
+// A hand-off of chunks from the reader thread to the writer, holding at most
+// one: the reader blocks until the writer has taken the previous one.
+class ChunkPipe {
+ public:
+  /// Reader: false when the writer has stopped (then the chunk is dropped).
+  bool Push(Chunk chunk) {
+    std::unique_lock<std::mutex> lock(mu_);
+    cv_.wait(lock, [&] { return !full_ || stopped_; });
+    if (stopped_) return false;
+    chunk_ = std::move(chunk);
+    full_ = true;
+    cv_.notify_all();
+    return true;
+  }
+  /// Reader: ends the stream with an error.
+  void Fail(arrow::Status st) {
+    std::lock_guard<std::mutex> lock(mu_);
+    error_ = std::move(st);
+    cv_.notify_all();
+  }
+  /// Writer: the next chunk, or the reader's error.
+  arrow::Result<Chunk> Pop() {
+    std::unique_lock<std::mutex> lock(mu_);
+    cv_.wait(lock, [&] { return full_ || !error_.ok(); });
+    if (!full_) return error_;
+    full_ = false;
+    cv_.notify_all();
+    return std::move(chunk_);
+  }
+  /// Writer: no more chunks are wanted (the reader ends at its next push).
+  void Stop() {
+    std::lock_guard<std::mutex> lock(mu_);
+    stopped_ = true;
+    cv_.notify_all();
+  }
+  bool stopped() {
+    std::lock_guard<std::mutex> lock(mu_);
+    return stopped_;
+  }
+
+ private:
+  std::mutex mu_;
+  std::condition_variable cv_;
+  Chunk chunk_;
+  bool full_ = false;
+  bool stopped_ = false;
+  arrow::Status error_;
 };
 
 class ViewMaterializer {
@@ -219,22 +276,41 @@ class ViewMaterializer {
 
     ARROW_RETURN_NOT_OK(ResolveColumns(*snap));
     bool tty = options_.progress && isatty(STDERR_FILENO);
-    for (size_t t = 0; t < tasks.size(); ++t) {
-      ARROW_RETURN_NOT_OK(ReadFile(*table, *snap, tasks[t], &out));
+    // Chunks are read on a second thread, one ahead of encoding and writing:
+    // decoding Parquet and building the store's batches overlap, and at most
+    // two chunks are in memory.
+    ChunkPipe pipe;
+    std::thread reader([&] { ReadAll(*table, *snap, tasks, &pipe); });
+    struct JoinReader {
+      ChunkPipe& pipe;
+      std::thread& reader;
+      ~JoinReader() {
+        pipe.Stop();
+        reader.join();
+      }
+    } join_reader{pipe, reader};
+    for (size_t t = 0; t < tasks.size();) {
+      ARROW_ASSIGN_OR_RAISE(auto chunk, pipe.Pop());
+      if (chunk.data) {
+        out.rows_read += chunk.data->num_rows();
+        ARROW_RETURN_NOT_OK(WriteRows(*chunk.data, tasks[t], &out));
+      }
+      if (!chunk.last_of_file) continue;
       ++out.files_read;
       if (options_.on_progress &&
           !options_.on_progress({view_.name + ": materializing from " + src_.name, out.files_read,
                                  static_cast<int64_t>(tasks.size()), out.rows_written})) {
         return arrow::Status::Cancelled("materialization cancelled");
       }
+      ++t;
       if (tty) {
         double secs =
             std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
         double rate = secs > 0 ? static_cast<double>(out.rows_written) / secs : 0;
-        double eta = secs * static_cast<double>(tasks.size() - t - 1) / static_cast<double>(t + 1);
+        double eta = secs * static_cast<double>(tasks.size() - t) / static_cast<double>(t);
         std::fprintf(stderr, "\r  %s: %zu/%zu files, %lld rows, %.0f rows/s, ETA %.0fs   ",
-                     view_.name.c_str(), t + 1, tasks.size(),
-                     static_cast<long long>(out.rows_written), rate, eta);
+                     view_.name.c_str(), t, tasks.size(), static_cast<long long>(out.rows_written),
+                     rate, eta);
       }
     }
     if (tty && !tasks.empty()) std::fprintf(stderr, "\n");
@@ -305,8 +381,19 @@ class ViewMaterializer {
     return arrow::Status::OK();
   }
 
+  // The reader thread: every file's chunks (two row groups each) in order, each
+  // file's last one marked; an empty file still sends one (empty) last chunk.
+  void ReadAll(const delta::DeltaTable& table, const delta::Snapshot& s,
+               const std::vector<FileTask>& tasks, ChunkPipe* pipe) {
+    for (const auto& task : tasks) {
+      arrow::Status st = ReadFile(table, s, task, pipe);
+      if (!st.ok()) return pipe->Fail(st);
+      if (pipe->stopped()) return;
+    }
+  }
+
   arrow::Status ReadFile(const delta::DeltaTable& table, const delta::Snapshot& s,
-                         const FileTask& task, ViewMaterialization* out) {
+                         const FileTask& task, ChunkPipe* pipe) {
     ARROW_ASSIGN_OR_RAISE(auto filter, TimeFilter(s, task.lo_us, task.hi_us));
     ARROW_ASSIGN_OR_RAISE(auto to_read, delta::PlanColumns(s, fields_, filter));
     int groups = 1;
@@ -314,28 +401,30 @@ class ViewMaterializer {
       ARROW_ASSIGN_OR_RAISE(groups, delta::CountRowGroups(*table.filesystem(), s, task.file));
     }
     const int kRowGroupsPerRead = 2;
-    for (int first = 0; first < std::max(groups, 1); first += kRowGroupsPerRead) {
+    const int end = std::max(groups, 1);
+    for (int first = 0; first < end; first += kRowGroupsPerRead) {
       delta::FileReadOptions fo;
       fo.row_group_filter = filter;
       fo.use_threads = true;
-      if (!task.file.deletion_vector) fo.row_group_range = std::make_pair(first, first + 2);
+      if (!task.file.deletion_vector) {
+        fo.row_group_range = std::make_pair(first, first + kRowGroupsPerRead);
+      }
       ARROW_ASSIGN_OR_RAISE(
           auto data, delta::ReadDataFile(*table.filesystem(), s, task.file, to_read.needed, fo));
-      out->rows_read += data->num_rows();
-      ARROW_RETURN_NOT_OK(WriteRows(*data, task, out));
+      if (!pipe->Push({std::move(data), first + kRowGroupsPerRead >= end})) break;
     }
     return arrow::Status::OK();
   }
 
   arrow::Status WriteRows(const arrow::Table& data, const FileTask& task,
                           ViewMaterialization* out) {
-    std::vector<KeyValue> batch;
+    size_t count = 0;  // batch_ is reused chunk after chunk: its strings keep their memory
     ARROW_RETURN_NOT_OK(EncodeViewRows(view_, src_, layout_, keys_.size(), has_created_, data,
-                                       task.lo_us, task.hi_us, &batch));
+                                       task.lo_us, task.hi_us, &batch_, &count));
     WriteOptions wo;
     wo.bulk = true;
-    ARROW_RETURN_NOT_OK(store_.Write(batch, wo));
-    out->rows_written += static_cast<int64_t>(batch.size());
+    ARROW_RETURN_NOT_OK(store_.Write(std::span<const KeyValue>(batch_.data(), count), wo));
+    out->rows_written += static_cast<int64_t>(count);
     return arrow::Status::OK();
   }
 
@@ -350,6 +439,7 @@ class ViewMaterializer {
   std::vector<std::string> keys_;
   std::vector<int> fields_;
   bool has_created_ = false;
+  std::vector<KeyValue> batch_;
 };
 
 }  // namespace
@@ -357,7 +447,7 @@ class ViewMaterializer {
 arrow::Status EncodeViewRows(const registry::FeatureView& view, const registry::Source& src,
                              const Layout& layout, size_t num_keys, bool has_created,
                              const arrow::Table& data, int64_t lo_us, int64_t hi_us,
-                             std::vector<KeyValue>* out) {
+                             std::vector<KeyValue>* out, size_t* count) {
   int64_t n = data.num_rows();
   if (n == 0) return arrow::Status::OK();
   auto col = [&](size_t i) -> arrow::Result<std::shared_ptr<arrow::Array>> {
@@ -398,12 +488,12 @@ arrow::Status EncodeViewRows(const registry::FeatureView& view, const registry::
   }
   RowEncoder encoder(layout);
   ARROW_RETURN_NOT_OK(encoder.Validate(feats));
-  out->reserve(out->size() + static_cast<size_t>(n));
+  if (out->size() < *count + static_cast<size_t>(n)) out->resize(*count + static_cast<size_t>(n));
   std::string prefix = ViewKeyPrefix(view.name);
   for (int64_t r = 0; r < n; ++r) {
     if (ts_arr->IsNull(r) || ts[r] < lo_us || ts[r] > hi_us) continue;
-    KeyValue kv;
-    kv.key = prefix;
+    KeyValue& kv = (*out)[*count];
+    kv.key.assign(prefix);
     bool ok = true;
     for (size_t k = 0; k < num_keys && ok; ++k) {
       ARROW_ASSIGN_OR_RAISE(ok, AppendKeyFromArray(*key_cols[k], r, &kv.key));
@@ -411,8 +501,9 @@ arrow::Status EncodeViewRows(const registry::FeatureView& view, const registry::
     if (!ok) continue;  // a null key never matches
     std::optional<int64_t> c;
     if (has_created && !created_arr->IsNull(r)) c = created[r];
+    kv.value.clear();
     encoder.Encode(feats, r, ts[r], c, &kv.value);
-    out->push_back(std::move(kv));
+    ++*count;
   }
   return arrow::Status::OK();
 }

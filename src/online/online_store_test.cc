@@ -528,6 +528,56 @@ TEST_P(OnlineStoreTest, RandomOperationsMatchAModel) {
   EXPECT_GT(model.size(), 20u);  // the test exercised something
 }
 
+// Bulk loads large enough to take the store's bulk path (RocksDB: sorted,
+// de-duplicated SST files), with keys that collide, share long prefixes, are
+// prefixes of each other or differ only far in, and tied version prefixes.
+TEST_P(OnlineStoreTest, BulkLoadsMatchAModel) {
+  ASSERT_OK_AND_ASSIGN(auto store, Open());
+  std::mt19937_64 rng(7);
+  auto below = [&](size_t n) { return static_cast<size_t>(rng() % n); };
+  std::vector<std::string> pool;
+  for (int i = 0; i < 3000; ++i) {
+    std::string key = std::string("view\0", 5);
+    switch (i % 4) {
+      case 0:  // an 8-byte integer key
+        for (int b = 7; b >= 0; --b) key.push_back(static_cast<char>((i >> (8 * b)) & 0xff));
+        break;
+      case 1:  // short keys, some prefixes of others, zero bytes
+        key += std::string(static_cast<size_t>(i % 7), '\0') + std::to_string(i % 50);
+        break;
+      case 2:  // long keys that differ only after 20 bytes
+        key += std::string(24, 'k') + std::to_string(i);
+        break;
+      default:  // 0xff bytes
+        key += std::string(static_cast<size_t>(1 + i % 3), '\xff') + std::to_string(i % 30);
+    }
+    pool.push_back(key);
+  }
+  const std::vector<int64_t> times = {-5, 0, 1, 2};
+  std::map<std::string, std::string> model;
+  for (int round = 0; round < 3; ++round) {
+    std::vector<KeyValue> writes(6000);
+    for (size_t i = 0; i < writes.size(); ++i) {
+      std::optional<int64_t> created;
+      if (below(2)) created = times[below(times.size())];
+      writes[i] = {pool[below(pool.size())],
+                   Value(times[below(times.size())], created,
+                         std::to_string(round) + "/" + std::to_string(i))};
+    }
+    ASSERT_OK(store->Write(writes, WriteOptions{/*bulk=*/true}));
+    ASSERT_OK(store->Sync());
+    for (const auto& kv : writes) {  // newer wins; on equal prefixes the later write
+      auto it = model.find(kv.key);
+      if (it == model.end() ||
+          kv.value.compare(0, kVersionPrefixSize, it->second, 0, kVersionPrefixSize) >= 0) {
+        model[kv.key] = kv.value;
+      }
+    }
+    ASSERT_OK_AND_ASSIGN(auto all, store->Scan(""));
+    ASSERT_EQ(Rows(all), Rows(model)) << "round " << round;
+  }
+}
+
 TEST_P(OnlineStoreTest, ConcurrentWritersEndWithTheNewestValue) {
   // Fewer connections than threads: callers wait for one.
   ASSERT_OK_AND_ASSIGN(auto store, Open(/*pool_size=*/3));

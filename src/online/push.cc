@@ -165,8 +165,10 @@ arrow::Result<PushResult> Push(const repo::FeatureRepository& repo,
       AppendVersionPrefix(0, std::nullopt, &layout_value);
       layout_value += SerializeLayout(layout);
       writes.push_back({LayoutKey(v.name, layout.fingerprint), layout_value});
+      size_t count = writes.size();
       ARROW_RETURN_NOT_OK(EncodeViewRows(v, *src, layout, num_keys, has_created, *view_data,
-                                         INT64_MIN, INT64_MAX, &writes));
+                                         INT64_MIN, INT64_MAX, &writes, &count));
+      writes.resize(count);
       ++result.views_written;
     }
     ARROW_RETURN_NOT_OK(store->Write(writes, WriteOptions{}));

@@ -172,49 +172,75 @@ class RocksDbStore : public OnlineStore {
   static constexpr size_t kIngestThreshold = 4096;
 
   arrow::Status Ingest(std::span<const KeyValue> writes) {
-    // Sort on (the 8 bytes after the batch's common prefix, then the whole
-    // key, then the position), so most comparisons are one integer compare.
-    size_t common = writes[0].key.size();
+    // Sort on (the 16 bytes after the batch's common prefix, then — only for
+    // longer keys — the rest, then the position): keys of integer join keys
+    // fit, so comparisons are integer compares and equal keys are found
+    // without touching their bytes.
+    const std::string& first = writes[0].key;
+    size_t common = first.size();
     for (const auto& kv : writes) {
+      size_t n = std::min(common, kv.key.size());
+      if (std::memcmp(kv.key.data(), first.data(), n) == 0) {
+        common = n;
+        continue;
+      }
       size_t l = 0;
-      while (l < common && l < kv.key.size() && kv.key[l] == writes[0].key[l]) ++l;
+      while (kv.key[l] == first[l]) ++l;
       common = l;
     }
+    // `version`: the value's (event, created) prefix, byte-comparable, so the
+    // newest operand of a key sorts last without touching the values again.
     struct Entry {
-      uint64_t head;
+      uint64_t head[2];
+      uint64_t version[2];
       uint32_t index;
+      uint32_t size;
     };
+    static_assert(kVersionPrefixSize == 16);
+    auto load = [&](const std::string& k, size_t at) {
+      uint64_t v = 0;
+      for (size_t b = 0; b < 8; ++b, ++at) {
+        v = (v << 8) | (at < k.size() ? static_cast<unsigned char>(k[at]) : 0);
+      }
+      return v;
+    };
+    const size_t covered = common + 16;
     std::vector<Entry> entries(writes.size());
     for (size_t i = 0; i < writes.size(); ++i) {
       const std::string& k = writes[i].key;
-      uint64_t head = 0;
-      for (size_t b = 0; b < 8; ++b) {
-        size_t at = common + b;
-        head = (head << 8) | (at < k.size() ? static_cast<unsigned char>(k[at]) : 0);
-      }
-      entries[i] = {head, static_cast<uint32_t>(i)};
+      const std::string& v = writes[i].value;
+      entries[i] = {{load(k, common), load(k, common + 8)},
+                    {load(v, 0), load(v, 8)},
+                    static_cast<uint32_t>(i),
+                    static_cast<uint32_t>(k.size())};
     }
+    // Keys ordered as byte strings; 0 when equal.
+    auto compare_keys = [&](const Entry& a, const Entry& b) -> int {
+      if (a.head[0] != b.head[0]) return a.head[0] < b.head[0] ? -1 : 1;
+      if (a.head[1] != b.head[1]) return a.head[1] < b.head[1] ? -1 : 1;
+      if (a.size <= covered && b.size <= covered) {
+        return a.size == b.size ? 0 : (a.size < b.size ? -1 : 1);  // zero padding tied them
+      }
+      return writes[a.index].key.compare(writes[b.index].key);
+    };
     std::sort(entries.begin(), entries.end(), [&](const Entry& a, const Entry& b) {
-      if (a.head != b.head) return a.head < b.head;
-      int c = writes[a.index].key.compare(writes[b.index].key);
-      return c != 0 ? c < 0 : a.index < b.index;
+      int c = compare_keys(a, b);
+      if (c != 0) return c < 0;
+      if (a.version[0] != b.version[0]) return a.version[0] < b.version[0];
+      if (a.version[1] != b.version[1]) return a.version[1] < b.version[1];
+      return a.index < b.index;
     });
-    std::vector<uint32_t> order(entries.size());
-    for (size_t i = 0; i < entries.size(); ++i) order[i] = entries[i].index;
     static std::atomic<uint64_t> counter{0};
     std::string file = path_ + "/bulk-" + std::to_string(getpid()) + "-" +
                        std::to_string(counter.fetch_add(1)) + ".sst";
     rocksdb::SstFileWriter writer(rocksdb::EnvOptions(), db_->GetOptions());
     RETURN_ROCKS(writer.Open(file), "bulk load");
-    for (size_t i = 0; i < order.size();) {
-      const KeyValue* best = &writes[order[i]];
-      size_t j = i + 1;
-      for (; j < order.size() && writes[order[j]].key == best->key; ++j) {
-        const KeyValue& c = writes[order[j]];
-        if (std::memcmp(c.value.data(), best->value.data(), kVersionPrefixSize) >= 0) best = &c;
-      }
-      RETURN_ROCKS(writer.Merge(best->key, best->value), "bulk load");
-      i = j;
+    // One operand per key: the newest of the batch (the later one on a tie),
+    // which sorted last among the key's entries.
+    for (size_t i = 0; i < entries.size(); ++i) {
+      if (i + 1 < entries.size() && compare_keys(entries[i], entries[i + 1]) == 0) continue;
+      const KeyValue& best = writes[entries[i].index];
+      RETURN_ROCKS(writer.Merge(best.key, best.value), "bulk load");
     }
     RETURN_ROCKS(writer.Finish(), "bulk load");
     rocksdb::IngestExternalFileOptions io;
