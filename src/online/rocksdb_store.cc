@@ -277,6 +277,10 @@ arrow::Result<std::unique_ptr<OnlineStore>> OpenRocksDbStore(const std::string& 
   // A hash index inside each data block: a point lookup finds its key without
   // the binary search over the block's restart points.
   table.data_block_index_type = rocksdb::BlockBasedTableOptions::kDataBlockBinaryAndHash;
+  // Values are hundreds of bytes: a block holds a handful of entries, so a
+  // restart point per entry costs little and lets the hash index land on the
+  // entry itself (no scan parsing its neighbours).
+  table.block_restart_interval = 1;
   options.table_factory.reset(rocksdb::NewBlockBasedTableFactory(table));
   for (auto c : rocksdb::GetSupportedCompressions()) {
     if (c == rocksdb::kLZ4Compression) options.compression = c;
