@@ -190,7 +190,10 @@ arrow::Status FeedSource(const OpenedSource& o, const Source& src,
   // Read file by file, and big files a few row groups at a time, so memory stays
   // bounded by the join's budget rather than by the size of a source's files.
   ARROW_ASSIGN_OR_RAISE(auto to_read, delta::PlanColumns(s, fields, filter));
-  const int kRowGroupsPerRead = 2;
+  // With an explicit budget, one row group at a time, handed to the join in
+  // slices so that it spills every half budget rather than a row group at once.
+  const bool bounded = req.memory_budget_bytes > 0;
+  const int kRowGroupsPerRead = bounded ? 1 : 2;
   for (const auto& file : files) {
     int groups = 1;
     if (!file.deletion_vector) {
@@ -214,6 +217,7 @@ arrow::Status FeedSource(const OpenedSource& o, const Source& src,
       data = arrow::Table::Make(out_schema, cols, data->num_rows());
       read->rows_read += data->num_rows();
       arrow::TableBatchReader reader(*data);
+      if (bounded) reader.set_chunksize(int64_t{1} << 16);
       std::shared_ptr<arrow::RecordBatch> batch;
       while (true) {
         ARROW_RETURN_NOT_OK(reader.ReadNext(&batch));
