@@ -11,6 +11,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <memory>
 #include <optional>
@@ -25,8 +26,18 @@
 
 namespace stratalake::retrieval {
 
+/// Opens the entity rows from their start, in input order. A streamed
+/// retrieval calls it twice (its two passes over the rows), so every call must
+/// return the same rows; the readers are used one at a time.
+using EntityReaderFactory =
+    std::function<arrow::Result<std::shared_ptr<arrow::RecordBatchReader>>()>;
+
 struct HistoricalRequest {
   std::shared_ptr<arrow::Table> entities;
+  /// Instead of `entities`: a source of the entity rows that can be read more
+  /// than once, so that the streaming GetHistoricalFeatures never holds them all
+  /// (e.g. a Parquet file read row group by row group). Ignored when `entities` is set.
+  EntityReaderFactory open_entities;
   /// The entity table's time column; "" = "event_timestamp".
   std::string timestamp_column;
   /// "view:feature" or "view" (every feature of the view); or a feature service.
@@ -40,8 +51,11 @@ struct HistoricalRequest {
   std::optional<int64_t> registry_version;
   /// Pin sources to exact Delta versions (by source name); used by recreate.
   std::map<std::string, int64_t> source_versions;
-  int64_t memory_budget_bytes = 0;  // 0 = engine default (a quarter of RAM)
-  bool progress = false;            // progress lines on stderr (when it is a terminal)
+  /// Bytes the retrieval may hold; 0 = engine default (a quarter of RAM). The
+  /// in-memory GetHistoricalFeatures bounds only the feature side with it; the
+  /// streaming one bounds the entity rows and the output as well.
+  int64_t memory_budget_bytes = 0;
+  bool progress = false;  // progress lines on stderr (when it is a terminal)
   /// Called after every source file read; returning false cancels the retrieval.
   ProgressCallback on_progress;
 };
@@ -56,15 +70,47 @@ struct SourceRead {
 };
 
 struct HistoricalResult {
-  std::shared_ptr<arrow::Table> table;  // entity columns, then features
+  std::shared_ptr<arrow::Table> table;    // entity columns, then features (null when streamed)
+  std::shared_ptr<arrow::Schema> schema;  // the output's columns
+  int64_t rows = 0;                       // output rows (= entity rows)
   int64_t registry_version = 0;
   std::vector<std::string> feature_refs;  // resolved "view:feature", in output order
   std::vector<SourceRead> sources;
 };
 
-/// Runs the retrieval against `repo`'s registry and offline store.
+/// Runs the retrieval against `repo`'s registry and offline store and returns
+/// the whole output table. The entity rows come from `request.entities` (or
+/// are all read from `request.open_entities`).
 arrow::Result<HistoricalResult> GetHistoricalFeatures(const repo::FeatureRepository& repo,
                                                       const HistoricalRequest& request);
+
+/// The default of HistoricalRequest::memory_budget_bytes: a quarter of physical RAM.
+int64_t DefaultMemoryBudget();
+
+/// Receives the output of a streamed retrieval. Used from one thread; the
+/// caller owns it and finishes (closes) it after GetHistoricalFeatures returns.
+class HistoricalSink {
+ public:
+  virtual ~HistoricalSink() = default;
+  /// Called once, before any rows: the output schema (entity columns, then features).
+  virtual arrow::Status Begin(const std::shared_ptr<arrow::Schema>& schema) = 0;
+  /// Called with consecutive pieces of the output, in entity input order.
+  virtual arrow::Status Write(const std::shared_ptr<arrow::Table>& rows) = 0;
+};
+
+/// Runs the retrieval and writes the output into `sink` (result.table stays
+/// null). Memory: when the entity rows and the output fit half of the budget
+/// (estimated from the entity rows' bytes plus about 64 bytes per row and 16
+/// per feature), this is the in-memory retrieval above, written in one piece.
+/// Otherwise the entity rows are read in passes from `request.open_entities`
+/// (or sliced from `request.entities`): one for the time range, then in
+/// input-order slices of about half the budget, each matched against every
+/// view's join (AsOfJoin::Match; the views share the other half of the budget
+/// and spill beyond it) and written before the next is read. The output is the
+/// same as the in-memory retrieval's, row for row.
+arrow::Result<HistoricalResult> GetHistoricalFeatures(const repo::FeatureRepository& repo,
+                                                      const HistoricalRequest& request,
+                                                      HistoricalSink* sink);
 
 // ---- saved datasets ------------------------------------------------------------
 

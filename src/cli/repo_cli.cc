@@ -11,6 +11,7 @@
 
 #include <cstdio>
 #include <ctime>
+#include <filesystem>
 #include <iostream>
 #include <map>
 #include <optional>
@@ -22,6 +23,7 @@
 #include <arrow/api.h>
 #include <arrow/csv/api.h>
 #include <arrow/io/api.h>
+#include <arrow/ipc/writer.h>
 #include <arrow/util/value_parsing.h>
 #include <parquet/arrow/reader.h>
 #include <parquet/arrow/writer.h>
@@ -1068,6 +1070,113 @@ arrow::Status WriteTableFile(const arrow::Table& table, const std::string& path)
   return out->Close();
 }
 
+// A Parquet file read row group by row group (owns its file reader).
+class ParquetBatchReader final : public arrow::RecordBatchReader {
+ public:
+  ParquetBatchReader(std::unique_ptr<parquet::arrow::FileReader> file,
+                     std::unique_ptr<arrow::RecordBatchReader> batches)
+      : file_(std::move(file)), batches_(std::move(batches)) {}
+  std::shared_ptr<arrow::Schema> schema() const override { return batches_->schema(); }
+  arrow::Status ReadNext(std::shared_ptr<arrow::RecordBatch>* batch) override {
+    return batches_->ReadNext(batch);
+  }
+
+ private:
+  std::unique_ptr<parquet::arrow::FileReader> file_;  // outlives batches_
+  std::unique_ptr<arrow::RecordBatchReader> batches_;
+};
+
+// The entity rows of a .parquet or .csv file, readable again and again without
+// holding them all: Parquet in batches, CSV in blocks. (A streamed CSV file
+// takes its column types from its first block, 1 MiB; small ones are read whole
+// as before, where a later block can still widen a type.)
+arrow::Result<retrieval::EntityReaderFactory> EntityFileReader(const std::string& path) {
+  if (!EndsWith(path, ".parquet") && !EndsWith(path, ".csv")) {
+    throw Usage{"'" + path + "' must end in .parquet or .csv"};
+  }
+  auto open_file = [path]() -> arrow::Result<std::shared_ptr<arrow::io::ReadableFile>> {
+    auto opened = arrow::io::ReadableFile::Open(path);
+    if (!opened.ok()) {
+      return MakeError(arrow::StatusCode::IOError, ErrorKind::kObjectNotFound,
+                       "cannot open '" + path + "': " + opened.status().message());
+    }
+    return *opened;
+  };
+  ARROW_RETURN_NOT_OK(open_file().status());
+  if (EndsWith(path, ".parquet")) {
+    return [open_file]() -> arrow::Result<std::shared_ptr<arrow::RecordBatchReader>> {
+      ARROW_ASSIGN_OR_RAISE(auto file, open_file());
+      ARROW_ASSIGN_OR_RAISE(auto reader,
+                            parquet::arrow::OpenFile(file, arrow::default_memory_pool()));
+      ARROW_ASSIGN_OR_RAISE(auto batches, reader->GetRecordBatchReader());
+      return std::make_shared<ParquetBatchReader>(std::move(reader), std::move(batches));
+    };
+  }
+  return [open_file]() -> arrow::Result<std::shared_ptr<arrow::RecordBatchReader>> {
+    ARROW_ASSIGN_OR_RAISE(auto file, open_file());
+    auto convert = arrow::csv::ConvertOptions::Defaults();
+    convert.timestamp_parsers = {arrow::TimestampParser::MakeISO8601()};
+    ARROW_ASSIGN_OR_RAISE(
+        auto reader, arrow::csv::StreamingReader::Make(
+                         arrow::io::default_io_context(), file, arrow::csv::ReadOptions::Defaults(),
+                         arrow::csv::ParseOptions::Defaults(), convert));
+    return std::static_pointer_cast<arrow::RecordBatchReader>(reader);
+  };
+}
+
+// The output file of a streamed retrieval, written under a temporary name and
+// renamed into place by Close (an error leaves no output file behind).
+class OutputFileSink final : public retrieval::HistoricalSink {
+ public:
+  explicit OutputFileSink(std::string path) : path_(std::move(path)), partial_(path_ + ".partial") {
+    if (!EndsWith(path_, ".parquet") && !EndsWith(path_, ".csv")) {
+      throw Usage{"--output '" + path_ + "' must end in .parquet or .csv"};
+    }
+  }
+  ~OutputFileSink() override {
+    if (!closed_) {
+      if (out_) (void)out_->Close();
+      std::remove(partial_.c_str());
+    }
+  }
+
+  arrow::Status Begin(const std::shared_ptr<arrow::Schema>& schema) override {
+    ARROW_ASSIGN_OR_RAISE(out_, arrow::io::FileOutputStream::Open(partial_));
+    if (EndsWith(path_, ".csv")) {
+      ARROW_ASSIGN_OR_RAISE(csv_, arrow::csv::MakeCSVWriter(out_, schema));
+      return arrow::Status::OK();
+    }
+    // Encode columns on all cores: the output of a big retrieval is wide and long.
+    auto arrow_props = parquet::ArrowWriterProperties::Builder().set_use_threads(true)->build();
+    ARROW_ASSIGN_OR_RAISE(parquet_, parquet::arrow::FileWriter::Open(
+                                        *schema, arrow::default_memory_pool(), out_,
+                                        parquet::default_writer_properties(), arrow_props));
+    return arrow::Status::OK();
+  }
+  arrow::Status Write(const std::shared_ptr<arrow::Table>& rows) override {
+    if (csv_) return csv_->WriteTable(*rows);
+    return parquet_->WriteTable(*rows, 1 << 20);
+  }
+  arrow::Status Close() {
+    if (csv_) ARROW_RETURN_NOT_OK(csv_->Close());
+    if (parquet_) ARROW_RETURN_NOT_OK(parquet_->Close());
+    ARROW_RETURN_NOT_OK(out_->Close());
+    if (std::rename(partial_.c_str(), path_.c_str()) != 0) {
+      return arrow::Status::IOError("cannot rename '", partial_, "' to '", path_, "'");
+    }
+    closed_ = true;
+    return arrow::Status::OK();
+  }
+
+ private:
+  std::string path_;
+  std::string partial_;
+  std::shared_ptr<arrow::io::FileOutputStream> out_;
+  std::shared_ptr<arrow::ipc::RecordBatchWriter> csv_;
+  std::unique_ptr<parquet::arrow::FileWriter> parquet_;
+  bool closed_ = false;
+};
+
 arrow::Result<int64_t> ParseTimeArg(const std::string& text) {
   // Parse at nanosecond precision (any fraction is accepted), keep milliseconds.
   static const auto parser = arrow::TimestampParser::MakeISO8601();
@@ -1125,7 +1234,6 @@ arrow::Status CmdGetHistorical(const Args& a) {
   }
   ARROW_ASSIGN_OR_RAISE(auto r, repo::FeatureRepository::Open(RepoDir(a)));
   retrieval::HistoricalRequest req;
-  ARROW_ASSIGN_OR_RAISE(req.entities, ReadTableFile(*entities));
   req.timestamp_column = a.Get("--timestamp-column").value_or("");
   if (auto f = a.Get("--features")) {
     std::stringstream ss(*f);
@@ -1142,21 +1250,38 @@ arrow::Status CmdGetHistorical(const Args& a) {
   }
   req.memory_budget_bytes = IntOpt(a, "--memory-budget", 0);
   req.progress = !a.Has("--json");
-  ARROW_ASSIGN_OR_RAISE(auto result, retrieval::GetHistoricalFeatures(*r, req));
-  if (output) ARROW_RETURN_NOT_OK(WriteTableFile(*result.table, *output));
+  retrieval::HistoricalResult result;
   std::optional<retrieval::DatasetManifest> saved;
   if (auto name = a.Get("--save-as")) {
+    // Saving a dataset takes the whole table (SaveDataset writes one Delta commit).
+    ARROW_ASSIGN_OR_RAISE(req.entities, ReadTableFile(*entities));
+    ARROW_ASSIGN_OR_RAISE(result, retrieval::GetHistoricalFeatures(*r, req));
+    if (output) ARROW_RETURN_NOT_OK(WriteTableFile(*result.table, *output));
     ARROW_ASSIGN_OR_RAISE(saved, retrieval::SaveDataset(*r, *name, req, result));
+  } else {
+    // Stream: the entity rows and the output stay within the memory budget.
+    const int64_t budget =
+        req.memory_budget_bytes > 0 ? req.memory_budget_bytes : retrieval::DefaultMemoryBudget();
+    std::error_code size_error;
+    auto size = std::filesystem::file_size(*entities, size_error);
+    if (EndsWith(*entities, ".csv") && !size_error && static_cast<int64_t>(size) <= budget / 2) {
+      ARROW_ASSIGN_OR_RAISE(req.entities, ReadTableFile(*entities));
+    } else {
+      ARROW_ASSIGN_OR_RAISE(req.open_entities, EntityFileReader(*entities));
+    }
+    OutputFileSink sink(*output);
+    ARROW_ASSIGN_OR_RAISE(result, retrieval::GetHistoricalFeatures(*r, req, &sink));
+    ARROW_RETURN_NOT_OK(sink.Close());
   }
   if (a.Has("--json")) {
     rapidjson::StringBuffer buf;
     JsonWriter w(buf);
     w.StartObject();
     w.Key("rows");
-    w.Int64(result.table->num_rows());
+    w.Int64(result.rows);
     w.Key("columns");
     w.StartArray();
-    for (const auto& n : result.table->schema()->field_names()) JStr(w, n);
+    for (const auto& n : result.schema->field_names()) JStr(w, n);
     w.EndArray();
     w.Key("registry_version");
     w.Int64(result.registry_version);
@@ -1179,9 +1304,8 @@ arrow::Status CmdGetHistorical(const Args& a) {
     Emit(buf);
     return arrow::Status::OK();
   }
-  std::cout << "training set: " << result.table->num_rows() << " rows, "
-            << result.table->num_columns() << " columns (registry version "
-            << result.registry_version << ")\n";
+  std::cout << "training set: " << result.rows << " rows, " << result.schema->num_fields()
+            << " columns (registry version " << result.registry_version << ")\n";
   for (const auto& s : result.sources) {
     std::cout << "  source " << s.source << ": Delta version " << s.version << ", " << s.files_read
               << " of " << s.files_total << " files, " << s.rows_read << " rows read\n";

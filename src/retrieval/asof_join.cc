@@ -283,6 +283,7 @@ class AsOfJoinImpl final : public AsOfJoin {
   arrow::Status Init();
   arrow::Status AddRight(const std::shared_ptr<arrow::RecordBatch>& batch) override;
   arrow::Result<std::shared_ptr<arrow::Table>> Finish(const arrow::Table& left) override;
+  arrow::Result<std::shared_ptr<arrow::Table>> Match(const arrow::Table& left) override;
   AsOfStats stats() const override { return stats_; }
 
  private:
@@ -297,7 +298,11 @@ class AsOfJoinImpl final : public AsOfJoin {
     std::string path;
     int64_t rows = 0;
     int64_t bytes = 0;
-    int shift = 0;             // hash bits fixed by the partitioning so far
+    int shift = 0;  // hash bits fixed by the partitioning so far
+    // The hash bits that select this partition: its `prefix_bits` high bits
+    // equal `prefix`. (shift may be larger: a hot key's partition is not split.)
+    uint64_t prefix = 0;
+    int prefix_bits = 0;
     std::span<LeftRec> left;   // the entity rows: in LeftSide::runs, or in `owned`
     RecVector<LeftRec> owned;  // (a moved vector keeps its buffer, so `left` stays valid)
   };
@@ -324,13 +329,16 @@ class AsOfJoinImpl final : public AsOfJoin {
                            const std::vector<std::shared_ptr<arrow::RecordBatch>>& batches,
                            const std::vector<std::vector<int64_t>>& bounds);
   arrow::Result<LeftSide> PrepareLeft(const arrow::Table& left, int bits) const;
-  arrow::Result<std::shared_ptr<arrow::Table>> FinishInMemory(LeftSide* left, int64_t n);
-  arrow::Result<std::shared_ptr<arrow::Table>> FinishSpilled(LeftSide* left, int64_t n);
-  arrow::Status SplitLeaf(Leaf leaf, std::vector<Leaf>* leaves, std::mutex* mu);
-  arrow::Result<std::vector<std::shared_ptr<arrow::ChunkedArray>>> JoinLeaf(Leaf* leaf,
-                                                                            const LeftSide& left,
-                                                                            uint64_t leaf_index,
-                                                                            uint64_t* final_locs);
+  arrow::Result<std::shared_ptr<arrow::Table>> FinishInMemory(LeftSide* left, int64_t n,
+                                                              bool keep_right);
+  arrow::Result<std::vector<Leaf>> CloseRoots(LeftSide* left);
+  arrow::Result<std::shared_ptr<arrow::Table>> JoinLeaves(std::vector<Leaf> leaves, LeftSide* left,
+                                                          int64_t n, bool keep_files);
+  arrow::Status Seal();
+  arrow::Status SplitLeaf(Leaf leaf, bool keep_all, std::vector<Leaf>* leaves, std::mutex* mu);
+  arrow::Result<std::vector<std::shared_ptr<arrow::ChunkedArray>>> JoinLeaf(
+      Leaf* leaf, const LeftSide& left, uint64_t leaf_index, bool keep_file, uint64_t* final_locs);
+  void ChooseMemoryBits();
   arrow::Result<std::shared_ptr<arrow::Table>> MakeOutput(
       std::vector<std::shared_ptr<arrow::ChunkedArray>> columns, int64_t n) const;
 
@@ -371,6 +379,11 @@ class AsOfJoinImpl final : public AsOfJoin {
 
   bool spilling_ = false;
   bool finished_ = false;
+  // Match was called: the feature side is complete and kept for further calls.
+  bool matching_ = false;
+  // Spilled partitions after Seal (split to their share of the budget), kept on disk.
+  bool sealed_ = false;
+  std::vector<Leaf> sealed_leaves_;
   AsOfStats stats_;
 };
 
@@ -458,6 +471,7 @@ arrow::Status AsOfJoinImpl::Init() {
 
 arrow::Status AsOfJoinImpl::AddRight(const std::shared_ptr<arrow::RecordBatch>& batch) {
   if (finished_) return arrow::Status::Invalid("AddRight called after Finish");
+  if (matching_) return arrow::Status::Invalid("AddRight called after Match");
   if (!batch) return arrow::Status::Invalid("AddRight got a null batch");
   std::vector<std::shared_ptr<arrow::ArrayData>> columns;
   for (int idx : kept_) {
@@ -711,29 +725,95 @@ arrow::Result<std::shared_ptr<arrow::Table>> AsOfJoinImpl::MakeOutput(
   return arrow::Table::Make(arrow::schema(std::move(fields)), std::move(columns), n);
 }
 
+void AsOfJoinImpl::ChooseMemoryBits() {
+  // Enough partitions for the threads, and small enough to sort in cache.
+  int64_t rows = 0;
+  for (const auto& c : buffered_) rows += c.length;
+  mem_bits_ =
+      std::clamp(std::max(CeilLog2(8 * threads_), CeilLog2(rows / kRowsPerPartition + 1)), 3, 12);
+}
+
 arrow::Result<std::shared_ptr<arrow::Table>> AsOfJoinImpl::Finish(const arrow::Table& left) {
   if (finished_) return arrow::Status::Invalid("Finish may be called only once");
+  if (matching_) return arrow::Status::Invalid("Finish called after Match");
   finished_ = true;
   const int64_t n = left.num_rows();
   if (!spilling_) {
-    // Enough partitions for the threads, and small enough to sort in cache.
-    int64_t rows = 0;
-    for (const auto& c : buffered_) rows += c.length;
-    mem_bits_ =
-        std::clamp(std::max(CeilLog2(8 * threads_), CeilLog2(rows / kRowsPerPartition + 1)), 3, 12);
+    ChooseMemoryBits();
     ARROW_ASSIGN_OR_RAISE(LeftSide side, PrepareLeft(left, mem_bits_));
-    return FinishInMemory(&side, n);
+    return FinishInMemory(&side, n, /*keep_right=*/false);
   }
   if (!buffered_.empty()) ARROW_RETURN_NOT_OK(Flush());
   ARROW_ASSIGN_OR_RAISE(LeftSide side, PrepareLeft(left, spill_bits_));
-  auto result = FinishSpilled(&side, n);
+  auto result = [&]() -> arrow::Result<std::shared_ptr<arrow::Table>> {
+    ARROW_ASSIGN_OR_RAISE(auto roots, CloseRoots(&side));
+    std::vector<Leaf> leaves;
+    std::mutex mu;
+    std::vector<arrow::Status> statuses(roots.size());
+    ParallelFor(roots.size(), threads_, [&](size_t i) {
+      statuses[i] = SplitLeaf(std::move(roots[i]), /*keep_all=*/false, &leaves, &mu);
+    });
+    ARROW_RETURN_NOT_OK(FirstError(statuses));
+    return JoinLeaves(std::move(leaves), &side, n, /*keep_files=*/false);
+  }();
   writers_.clear();
   spill_dir_.reset();
   return result;
 }
 
-arrow::Result<std::shared_ptr<arrow::Table>> AsOfJoinImpl::FinishInMemory(LeftSide* left,
-                                                                          int64_t n) {
+arrow::Result<std::shared_ptr<arrow::Table>> AsOfJoinImpl::Match(const arrow::Table& left) {
+  if (finished_) return arrow::Status::Invalid("Match called after Finish");
+  matching_ = true;
+  const int64_t n = left.num_rows();
+  if (!spilling_) {
+    ChooseMemoryBits();
+    ARROW_ASSIGN_OR_RAISE(LeftSide side, PrepareLeft(left, mem_bits_));
+    return FinishInMemory(&side, n, /*keep_right=*/true);
+  }
+  if (!sealed_) ARROW_RETURN_NOT_OK(Seal());
+  ARROW_ASSIGN_OR_RAISE(LeftSide side, PrepareLeft(left, spill_bits_));
+  // Each kept partition gets the entity rows of this slice whose hash has its prefix.
+  std::vector<Leaf> leaves;
+  for (const Leaf& kept : sealed_leaves_) {
+    const int extra = kept.prefix_bits - spill_bits_;
+    std::span<LeftRec> root = side.runs.Part(static_cast<size_t>(kept.prefix >> extra));
+    if (root.empty()) continue;
+    Leaf leaf;
+    leaf.path = kept.path;
+    leaf.rows = kept.rows;
+    leaf.bytes = kept.bytes;
+    leaf.shift = kept.shift;
+    if (extra == 0) {
+      leaf.left = root;
+    } else {
+      for (const LeftRec& r : root) {
+        if ((r.hash >> (64 - kept.prefix_bits)) == kept.prefix) leaf.owned.push_back(r);
+      }
+      if (leaf.owned.empty()) continue;
+      leaf.left = std::span<LeftRec>(leaf.owned);
+    }
+    leaves.push_back(std::move(leaf));
+  }
+  return JoinLeaves(std::move(leaves), &side, n, /*keep_files=*/true);
+}
+
+// Ends the feature side for repeated matching: every partition is closed and
+// split to its share of the budget once; the files stay until destruction.
+arrow::Status AsOfJoinImpl::Seal() {
+  if (!buffered_.empty()) ARROW_RETURN_NOT_OK(Flush());
+  ARROW_ASSIGN_OR_RAISE(auto roots, CloseRoots(nullptr));
+  std::mutex mu;
+  std::vector<arrow::Status> statuses(roots.size());
+  ParallelFor(roots.size(), threads_, [&](size_t i) {
+    statuses[i] = SplitLeaf(std::move(roots[i]), /*keep_all=*/true, &sealed_leaves_, &mu);
+  });
+  ARROW_RETURN_NOT_OK(FirstError(statuses));
+  sealed_ = true;
+  return arrow::Status::OK();
+}
+
+arrow::Result<std::shared_ptr<arrow::Table>> AsOfJoinImpl::FinishInMemory(LeftSide* left, int64_t n,
+                                                                          bool keep_right) {
   const int bits = mem_bits_;
   const int parts = 1 << bits;
   stats_.partitions = parts;
@@ -802,15 +882,19 @@ arrow::Result<std::shared_ptr<arrow::Table>> AsOfJoinImpl::FinishInMemory(LeftSi
                                                  match.data(), n, threads_));
     columns.push_back(std::move(col));
   }
-  buffered_.clear();
-  buffered_bytes_ = 0;
+  if (!keep_right) {
+    buffered_.clear();
+    buffered_bytes_ = 0;
+  }
   return MakeOutput(std::move(columns), n);
 }
 
 // Splits a spilled partition that is too large to join in its share of the
 // budget into sub-partitions on the next hash bits, recursively; a partition
 // whose rows all land in one sub-partition (one hot key) is joined as it is.
-arrow::Status AsOfJoinImpl::SplitLeaf(Leaf leaf, std::vector<Leaf>* leaves, std::mutex* mu) {
+// With keep_all (Seal), every sub-partition is kept: entity rows come later.
+arrow::Status AsOfJoinImpl::SplitLeaf(Leaf leaf, bool keep_all, std::vector<Leaf>* leaves,
+                                      std::mutex* mu) {
   const int64_t target = std::max(budget_ / static_cast<int64_t>(threads_), kMinPartitionBytes);
   const int64_t footprint = leaf.bytes + leaf.rows * kLeafRowBytes;
   if (footprint <= target || leaf.shift >= kMaxPartitionBits) {
@@ -839,7 +923,7 @@ arrow::Status AsOfJoinImpl::SplitLeaf(Leaf leaf, std::vector<Leaf>* leaves, std:
       const std::vector<std::vector<int64_t>> bounds = {g.second};
       for (size_t q = 0; q < writers.size(); ++q) {
         // Feature rows of a sub-partition without entity rows can never match.
-        if (left[q].empty()) continue;
+        if (!keep_all && left[q].empty()) continue;
         ARROW_RETURN_NOT_OK(WriteGroup(&writers, "s", static_cast<int>(q), grouped, bounds));
       }
     }
@@ -855,10 +939,12 @@ arrow::Status AsOfJoinImpl::SplitLeaf(Leaf leaf, std::vector<Leaf>* leaves, std:
     child.rows = writers[q]->rows();
     child.bytes = writers[q]->bytes();
     child.shift = shift + bits;
+    child.prefix = (leaf.prefix << bits) | q;
+    child.prefix_bits = leaf.prefix_bits + bits;
     child.owned = std::move(left[q]);
     child.left = std::span<LeftRec>(child.owned);
     if (child.rows == leaf.rows) child.shift = kMaxPartitionBits;  // not splittable: join it
-    ARROW_RETURN_NOT_OK(SplitLeaf(std::move(child), leaves, mu));
+    ARROW_RETURN_NOT_OK(SplitLeaf(std::move(child), keep_all, leaves, mu));
   }
   return arrow::Status::OK();
 }
@@ -866,9 +952,9 @@ arrow::Status AsOfJoinImpl::SplitLeaf(Leaf leaf, std::vector<Leaf>* leaves, std:
 // Joins one spilled partition: reads it back, sorts and merges, and gathers the
 // matched feature values (in merge order; final_locs says where each went).
 arrow::Result<std::vector<std::shared_ptr<arrow::ChunkedArray>>> AsOfJoinImpl::JoinLeaf(
-    Leaf* leaf, const LeftSide& left, uint64_t leaf_index, uint64_t* final_locs) {
+    Leaf* leaf, const LeftSide& left, uint64_t leaf_index, bool keep_file, uint64_t* final_locs) {
   ARROW_ASSIGN_OR_RAISE(auto batches, asof::ReadSpillFile(leaf->path));
-  asof::RemoveSpillFile(leaf->path);
+  if (!keep_file) asof::RemoveSpillFile(leaf->path);
   KeyBytes right_bytes;
   RecVector<RightRec> right;
   right.reserve(leaf->rows);
@@ -915,16 +1001,16 @@ arrow::Result<std::vector<std::shared_ptr<arrow::ChunkedArray>>> AsOfJoinImpl::J
   return out;
 }
 
-arrow::Result<std::shared_ptr<arrow::Table>> AsOfJoinImpl::FinishSpilled(LeftSide* left,
-                                                                         int64_t n) {
-  // Close the level-0 partitions; those without entity rows are dropped.
+// Closes the level-0 partitions. With `left`, those without entity rows are
+// dropped and the others get their entity rows; without, all are kept.
+arrow::Result<std::vector<AsOfJoinImpl::Leaf>> AsOfJoinImpl::CloseRoots(LeftSide* left) {
   std::vector<Leaf> roots;
   for (size_t p = 0; p < writers_.size(); ++p) {
     if (!writers_[p]) continue;
     ARROW_RETURN_NOT_OK(writers_[p]->Close());
     ++spilled_partitions_;
     spilled_bytes_ += writers_[p]->bytes();
-    if (left->runs.Part(p).empty()) {
+    if (left != nullptr && left->runs.Part(p).empty()) {
       asof::RemoveSpillFile(writers_[p]->path());
       continue;
     }
@@ -933,17 +1019,21 @@ arrow::Result<std::shared_ptr<arrow::Table>> AsOfJoinImpl::FinishSpilled(LeftSid
     leaf.rows = writers_[p]->rows();
     leaf.bytes = writers_[p]->bytes();
     leaf.shift = spill_bits_;
-    leaf.left = left->runs.Part(p);
+    leaf.prefix = p;
+    leaf.prefix_bits = spill_bits_;
+    if (left != nullptr) leaf.left = left->runs.Part(p);
     roots.push_back(std::move(leaf));
   }
   writers_.clear();
+  return roots;
+}
 
-  std::vector<Leaf> leaves;
-  std::mutex mu;
-  std::vector<arrow::Status> statuses(roots.size());
-  ParallelFor(roots.size(), threads_,
-              [&](size_t i) { statuses[i] = SplitLeaf(std::move(roots[i]), &leaves, &mu); });
-  ARROW_RETURN_NOT_OK(FirstError(statuses));
+// Joins spilled partitions (with their entity rows) num_threads at a time and
+// gathers the results in entity order.
+arrow::Result<std::shared_ptr<arrow::Table>> AsOfJoinImpl::JoinLeaves(std::vector<Leaf> leaves,
+                                                                      LeftSide* left, int64_t n,
+                                                                      bool keep_files) {
+  std::vector<arrow::Status> statuses;
   // Large partitions first, so that the last ones to finish are small.
   std::sort(leaves.begin(), leaves.end(),
             [](const Leaf& a, const Leaf& b) { return a.bytes > b.bytes; });
@@ -958,7 +1048,7 @@ arrow::Result<std::shared_ptr<arrow::Table>> AsOfJoinImpl::FinishSpilled(LeftSid
     int64_t peak = peak_in_flight_.load();
     while (now > peak && !peak_in_flight_.compare_exchange_weak(peak, now)) {
     }
-    auto r = JoinLeaf(&leaves[i], *left, i, final_locs.data());
+    auto r = JoinLeaf(&leaves[i], *left, i, keep_files, final_locs.data());
     in_flight_bytes_ -= footprint;
     if (r.ok()) {
       results[i] = std::move(r).ValueUnsafe();
@@ -1023,6 +1113,8 @@ arrow::Result<std::unique_ptr<AsOfJoin>> AsOfJoin::Make(AsOfSpec spec,
   ARROW_RETURN_NOT_OK(join->Init());
   return join;
 }
+
+int64_t DefaultMemoryBudget() { return DefaultBudget(); }
 
 arrow::Result<std::shared_ptr<arrow::Table>> AsOfJoinTables(const arrow::Table& left,
                                                             const arrow::Table& right,

@@ -47,7 +47,10 @@
 // returns or the AsOfJoin is destroyed, also after an error. Rows of one key
 // cannot be split: a single key with more rows than the budget is joined in
 // one partition anyway. Not counted: the entity table, about 40 bytes per
-// entity row, and the output.
+// entity row, and the output. To bound those too, match the entity rows in
+// slices with Match (retrieval.cc does so when the entity rows and output do
+// not fit half the budget): a slice then costs its own rows, records and
+// output, and the spilled partitions stay on disk between slices.
 //
 // The sorted-run/merge machinery (asof_runs.h: records, SortRun, MergeAsOf)
 // is meant to be reused by trailing-window aggregations
@@ -125,8 +128,21 @@ class AsOfJoin {
   /// afterwards.
   virtual arrow::Result<std::shared_ptr<arrow::Table>> Finish(const arrow::Table& left) = 0;
 
+  /// Like Finish, for one slice of the entity rows, and repeatable: each call
+  /// returns the feature columns aligned with that slice's rows, exactly as
+  /// Finish would for them. The feature side is kept for further calls: in
+  /// memory, or (when it spilled) as partition files split once to their share
+  /// of the budget and kept until the AsOfJoin is destroyed. Each call re-sorts
+  /// the in-memory feature rows or re-reads the spilled partitions that the
+  /// slice's keys hash to, so slices should be large. AddRight and Finish are
+  /// errors after the first call.
+  virtual arrow::Result<std::shared_ptr<arrow::Table>> Match(const arrow::Table& left) = 0;
+
   virtual AsOfStats stats() const = 0;
 };
+
+/// The engine's default memory budget: a quarter of physical RAM.
+int64_t DefaultMemoryBudget();
 
 /// Convenience: one in-memory right table.
 arrow::Result<std::shared_ptr<arrow::Table>> AsOfJoinTables(const arrow::Table& left,

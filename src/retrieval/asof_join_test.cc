@@ -688,7 +688,10 @@ struct Coverage {
 };
 
 // Runs one case with `options` and compares every output column with the reference.
-void CheckCase(uint64_t seed, const AsOfOptions& options, Coverage* coverage) {
+// With `slices` > 0, the entity rows are matched in that many slices with
+// Match (the spilled partitions are kept between them) and the results
+// concatenated.
+void CheckCase(uint64_t seed, const AsOfOptions& options, Coverage* coverage, int slices = 0) {
   SCOPED_TRACE("seed " + std::to_string(seed) + " threads " + std::to_string(options.num_threads) +
                " budget " + std::to_string(options.memory_budget_bytes));
   Case c = RandomCase(seed);
@@ -697,7 +700,25 @@ void CheckCase(uint64_t seed, const AsOfOptions& options, Coverage* coverage) {
 
   ASSERT_OK_AND_ASSIGN(auto join, AsOfJoin::Make(built.spec, built.right_schema, options));
   for (const auto& batch : built.right_batches) ASSERT_OK(join->AddRight(batch));
-  ASSERT_OK_AND_ASSIGN(auto out, join->Finish(*built.left));
+  std::shared_ptr<arrow::Table> out;
+  if (slices == 0) {
+    ASSERT_OK_AND_ASSIGN(out, join->Finish(*built.left));
+  } else {
+    const int64_t n = built.left->num_rows();
+    std::vector<std::shared_ptr<arrow::Table>> parts;
+    for (int i = 0; i < slices; ++i) {
+      int64_t from = n * i / slices;
+      int64_t to = n * (i + 1) / slices;
+      ASSERT_OK_AND_ASSIGN(auto part, join->Match(*built.left->Slice(from, to - from)));
+      ASSERT_EQ(part->num_rows(), to - from);
+      parts.push_back(part);
+    }
+    ASSERT_OK_AND_ASSIGN(out, arrow::ConcatenateTables(parts));
+    if (!built.right_batches.empty()) {
+      EXPECT_FALSE(join->AddRight(built.right_batches[0]).ok());
+    }
+    EXPECT_FALSE(join->Finish(*built.left).ok());
+  }
   ASSERT_EQ(out->num_rows(), static_cast<int64_t>(c.left.size()));
   ++coverage->cases;
   if (join->stats().spilled_partitions > 0) ++coverage->spilled_cases;
@@ -744,6 +765,24 @@ TEST(AsOfJoinOracle, SpillingWithTinyBudget) {
     options.memory_budget_bytes = 1024;
     options.spill_dir = dir.path();
     CheckCase(kOracleSeed + 100000 + i, options, &coverage);
+    if (::testing::Test::HasFailure()) break;
+  }
+  EXPECT_EQ(CountEntries(dir.path()), 0u) << "spill folders left behind";
+  EXPECT_GT(coverage.spilled_cases, 250);
+  EXPECT_GT(coverage.matched_rows, 800);
+}
+
+// Match on slices of the entity rows (the streaming retrieval's path) gives
+// what Finish gives for the whole table, in memory and spilled.
+TEST(AsOfJoinOracle, MatchInSlices) {
+  TempDir dir;
+  Coverage coverage;
+  for (uint64_t i = 0; i < 600; ++i) {
+    AsOfOptions options;
+    options.num_threads = i % 2 == 0 ? 1 : 4;
+    if (i % 3 != 0) options.memory_budget_bytes = 1024;
+    options.spill_dir = dir.path();
+    CheckCase(kOracleSeed + 200000 + i, options, &coverage, 1 + static_cast<int>(i % 4));
     if (::testing::Test::HasFailure()) break;
   }
   EXPECT_EQ(CountEntries(dir.path()), 0u) << "spill folders left behind";

@@ -9,11 +9,13 @@
 #include <chrono>
 #include <cstdio>
 #include <ctime>
+#include <deque>
 #include <iostream>
 #include <set>
 
 #include <arrow/api.h>
 #include <arrow/compute/api.h>
+#include <arrow/util/byte_size.h>
 
 #include "retrieval/asof_join.h"
 #include "storage/scan.h"
@@ -188,7 +190,10 @@ arrow::Status FeedSource(const OpenedSource& o, const Source& src,
   // Read file by file, and big files a few row groups at a time, so memory stays
   // bounded by the join's budget rather than by the size of a source's files.
   ARROW_ASSIGN_OR_RAISE(auto to_read, delta::PlanColumns(s, fields, filter));
-  const int kRowGroupsPerRead = 2;
+  // With an explicit budget, one row group at a time, handed to the join in
+  // slices so that it spills every half budget rather than a row group at once.
+  const bool bounded = req.memory_budget_bytes > 0;
+  const int kRowGroupsPerRead = bounded ? 1 : 2;
   for (const auto& file : files) {
     int groups = 1;
     if (!file.deletion_vector) {
@@ -212,6 +217,7 @@ arrow::Status FeedSource(const OpenedSource& o, const Source& src,
       data = arrow::Table::Make(out_schema, cols, data->num_rows());
       read->rows_read += data->num_rows();
       arrow::TableBatchReader reader(*data);
+      if (bounded) reader.set_chunksize(int64_t{1} << 16);
       std::shared_ptr<arrow::RecordBatch> batch;
       while (true) {
         ARROW_RETURN_NOT_OK(reader.ReadNext(&batch));
@@ -241,18 +247,36 @@ arrow::Status FeedSource(const OpenedSource& o, const Source& src,
   return arrow::Status::OK();
 }
 
-}  // namespace
+// One requested view: what its join matches and reads, and its output names.
+struct ViewPlan {
+  registry::ViewRequest request;
+  const Source* src = nullptr;
+  AsOfSpec spec;
+  std::vector<std::string> columns;    // source columns read (mapped names, each once)
+  std::vector<std::string> out_names;  // output column of each of request.features
+};
 
-arrow::Result<HistoricalResult> GetHistoricalFeatures(const repo::FeatureRepository& repo,
-                                                      const HistoricalRequest& req) {
-  if (!req.entities) return UserError(ErrorKind::kDefinitionError, "no entity table given");
-  const arrow::Table& entities = *req.entities;
-  std::string ts_col = req.timestamp_column.empty() ? "event_timestamp" : req.timestamp_column;
-  auto ts_field = entities.schema()->GetFieldByName(ts_col);
+// A request resolved against the registry and the entity schema; every check
+// that needs no data is done here, before anything is read.
+struct RetrievalPlan {
+  std::shared_ptr<const registry::RegistryState> state;
+  std::string ts_col;
+  std::vector<ViewPlan> views;
+  int64_t num_features = 0;
+  HistoricalResult result;  // registry_version and feature_refs
+};
+
+arrow::Result<RetrievalPlan> PlanRetrieval(const repo::FeatureRepository& repo,
+                                           const HistoricalRequest& req,
+                                           const arrow::Schema& entity_schema) {
+  RetrievalPlan plan;
+  plan.ts_col = req.timestamp_column.empty() ? "event_timestamp" : req.timestamp_column;
+  const std::string& ts_col = plan.ts_col;
+  auto ts_field = entity_schema.GetFieldByName(ts_col);
   if (!ts_field) {
     return UserError(ErrorKind::kSchemaMismatch,
                      "the entity table has no timestamp column '" + ts_col +
-                         "' (columns: " + JoinNames(entities.schema()->field_names()) +
+                         "' (columns: " + JoinNames(entity_schema.field_names()) +
                          "); name it with --timestamp-column");
   }
   if (!IsTime(*ts_field->type())) {
@@ -262,26 +286,24 @@ arrow::Result<HistoricalResult> GetHistoricalFeatures(const repo::FeatureReposit
   }
 
   ARROW_ASSIGN_OR_RAISE(auto reg, repo.registry());
-  ARROW_ASSIGN_OR_RAISE(auto state, reg->Load(req.registry_version));
-  if (state->version == 0) {
+  ARROW_ASSIGN_OR_RAISE(plan.state, reg->Load(req.registry_version));
+  if (plan.state->version == 0) {
     return UserError(ErrorKind::kObjectNotFound,
                      "the registry is empty; run `stratalake apply` first");
   }
-  ARROW_ASSIGN_OR_RAISE(
-      auto views, registry::ResolveFeatureRequest(state->defs, req.features, req.feature_service));
-
-  HistoricalResult result;
-  result.registry_version = state->version;
+  const Definitions& defs = plan.state->defs;
+  ARROW_ASSIGN_OR_RAISE(auto views,
+                        registry::ResolveFeatureRequest(defs, req.features, req.feature_service));
+  plan.result.registry_version = plan.state->version;
 
   // Output names, checked for collisions before any data is read.
   std::map<std::string, std::string> taken;  // output name -> what it is
-  for (const auto& name : entities.schema()->field_names())
-    taken[name] = "entity column '" + name + "'";
-  std::vector<std::vector<std::string>> out_names(views.size());
-  for (size_t i = 0; i < views.size(); ++i) {
-    for (const auto& f : views[i].features) {
-      std::string out = req.full_feature_names ? views[i].label + "__" + f : f;
-      std::string what = "feature '" + views[i].label + ":" + f + "'";
+  for (const auto& name : entity_schema.field_names()) taken[name] = "entity column '" + name + "'";
+  for (auto& vr : views) {
+    ViewPlan vp;
+    for (const auto& f : vr.features) {
+      std::string out = req.full_feature_names ? vr.label + "__" + f : f;
+      std::string what = "feature '" + vr.label + ":" + f + "'";
       auto [it, fresh] = taken.emplace(out, what);
       if (!fresh) {
         return UserError(ErrorKind::kDefinitionError,
@@ -290,44 +312,33 @@ arrow::Result<HistoricalResult> GetHistoricalFeatures(const repo::FeatureReposit
                              "; pass --full-feature-names (full_feature_names=True) or give one "
                              "view an alias in a feature service");
       }
-      out_names[i].push_back(out);
-      result.feature_refs.push_back(views[i].view->name + ":" + f);
+      vp.out_names.push_back(out);
+      plan.result.feature_refs.push_back(vr.view->name + ":" + f);
+      ++plan.num_features;
     }
+    vp.request = std::move(vr);
+    plan.views.push_back(std::move(vp));
   }
 
-  // Entity time range (µs) for file pruning.
-  std::optional<std::pair<int64_t, int64_t>> range;
-  if (entities.num_rows() > 0) {
-    ARROW_ASSIGN_OR_RAISE(auto mm, arrow::compute::MinMax(entities.GetColumnByName(ts_col)));
-    const auto& st = static_cast<const arrow::StructScalar&>(*mm.scalar());
-    auto lo = ToMicros(*st.value[0]);
-    auto hi = ToMicros(*st.value[1]);
-    if (lo.ok() && hi.ok()) range = std::make_pair(*lo, *hi);
-  }
-
-  std::shared_ptr<arrow::Table> out = req.entities;
-  std::map<std::string, SourceRead> reads;
-  // Every view of one source reads the same Delta version: the first open pins it.
-  HistoricalRequest pinned_req = req;
-  for (size_t i = 0; i < views.size(); ++i) {
-    const registry::ViewRequest& vr = views[i];
+  for (ViewPlan& vp : plan.views) {
+    const registry::ViewRequest& vr = vp.request;
     const FeatureView& v = *vr.view;
-    const Source* src = state->defs.FindSource(v.source);
-    if (!src)
+    vp.src = defs.FindSource(v.source);
+    if (!vp.src)
       return UserError(ErrorKind::kObjectNotFound,
                        "feature view '" + v.name + "' has an unknown source");
-    retrieval::AsOfSpec spec;
+    AsOfSpec& spec = vp.spec;
     for (const auto& en : v.entities) {
-      const registry::Entity* e = state->defs.FindEntity(en);
+      const registry::Entity* e = defs.FindEntity(en);
       if (!e) return UserError(ErrorKind::kObjectNotFound, "unknown entity '" + en + "'");
       for (const auto& k : e->join_keys) {
         auto m = vr.key_map.find(k.name);
         std::string col = m == vr.key_map.end() ? k.name : m->second;
-        if (!entities.schema()->GetFieldByName(col)) {
+        if (!entity_schema.GetFieldByName(col)) {
           return UserError(ErrorKind::kSchemaMismatch,
                            "the entity table has no column '" + col +
                                "', the join key of feature view '" + v.name +
-                               "' (columns: " + JoinNames(entities.schema()->field_names()) +
+                               "' (columns: " + JoinNames(entity_schema.field_names()) +
                                "); add it, or map it with join_key_map in a feature service");
         }
         spec.left_keys.push_back(col);
@@ -335,9 +346,9 @@ arrow::Result<HistoricalResult> GetHistoricalFeatures(const repo::FeatureReposit
       }
     }
     spec.left_time = ts_col;
-    spec.right_time =
-        src->timestamp_field.empty() ? repo.config().default_timestamp_field : src->timestamp_field;
-    spec.right_created = src->created_timestamp_field;
+    spec.right_time = vp.src->timestamp_field.empty() ? repo.config().default_timestamp_field
+                                                      : vp.src->timestamp_field;
+    spec.right_created = vp.src->created_timestamp_field;
     spec.ttl_us = v.ttl_seconds * 1000000;
     spec.features = vr.features;
     std::vector<std::string> columns = spec.right_keys;
@@ -345,66 +356,318 @@ arrow::Result<HistoricalResult> GetHistoricalFeatures(const repo::FeatureReposit
     if (!spec.right_created.empty()) columns.push_back(spec.right_created);
     for (const auto& f : vr.features) columns.push_back(f);
     // A column may serve twice (e.g. a feature that is also the created time).
-    std::vector<std::string> unique;
     for (const auto& c : columns) {
-      if (std::find(unique.begin(), unique.end(), c) == unique.end()) unique.push_back(c);
+      if (std::find(vp.columns.begin(), vp.columns.end(), c) == vp.columns.end())
+        vp.columns.push_back(c);
     }
-    std::optional<std::pair<int64_t, int64_t>> view_range = range;
-    if (view_range) {
-      view_range->first = v.ttl_seconds > 0 ? view_range->first - spec.ttl_us : INT64_MIN;
+  }
+  return plan;
+}
+
+// A join error, saying which view, and that "left" is the entity table.
+arrow::Status ViewJoinError(const arrow::Status& st, const ViewPlan& vp) {
+  const std::string& msg = st.message();
+  bool key_types = msg.find("cannot be compared") != std::string::npos;
+  return st.WithMessage("feature view '", vp.request.view->name, "': ", msg,
+                        " (left = the entity table, right = source '", vp.src->name, "')",
+                        key_types ? "; convert the entity column to the key's type" : "");
+}
+
+// Opens a view's source at the pinned version (pinning it in `pinned_req` for
+// later views of the same source) and feeds its rows into a new join. Sets
+// the view's output fields.
+arrow::Result<std::unique_ptr<AsOfJoin>> OpenJoin(const repo::FeatureRepository& repo,
+                                                  const ViewPlan& vp,
+                                                  std::optional<std::pair<int64_t, int64_t>> range,
+                                                  int64_t budget, HistoricalRequest* pinned_req,
+                                                  std::map<std::string, SourceRead>* reads,
+                                                  arrow::FieldVector* out_fields) {
+  const FeatureView& v = *vp.request.view;
+  const Source* src = vp.src;
+  std::optional<std::pair<int64_t, int64_t>> view_range = range;
+  if (view_range) {
+    view_range->first = v.ttl_seconds > 0 ? view_range->first - vp.spec.ttl_us : INT64_MIN;
+  }
+  SourceRead read;
+  ARROW_ASSIGN_OR_RAISE(auto opened, OpenSource(repo, *src, *pinned_req, &read));
+  pinned_req->source_versions.emplace(src->name, read.version);
+  // The join's right schema: the snapshot's columns, else (no table) declared types.
+  std::shared_ptr<arrow::Schema> declared;
+  if (!opened.snapshot) {
+    ARROW_ASSIGN_OR_RAISE(declared, repo.SourceSchema(*src));
+  }
+  arrow::FieldVector fields;
+  for (const auto& c : vp.columns) {
+    std::shared_ptr<arrow::Field> f;
+    if (opened.snapshot) f = opened.snapshot->schema()->GetFieldByName(StoredName(*src, c));
+    if (!f && declared) f = declared->GetFieldByName(c);
+    if (!f) {
+      return UserError(ErrorKind::kSchemaMismatch, "source '" + src->name + "' has no column '" +
+                                                       c + "' needed by feature view '" + v.name +
+                                                       "'");
     }
-    SourceRead read;
-    ARROW_ASSIGN_OR_RAISE(auto opened, OpenSource(repo, *src, pinned_req, &read));
-    pinned_req.source_versions.emplace(src->name, read.version);
-    // The join's right schema: the snapshot's columns, else (no table) declared types.
-    std::shared_ptr<arrow::Schema> declared;
-    if (!opened.snapshot) {
-      ARROW_ASSIGN_OR_RAISE(declared, repo.SourceSchema(*src));
-    }
+    fields.push_back(f->WithName(c));
+  }
+  auto right_schema = arrow::schema(fields);
+  for (size_t j = 0; j < vp.request.features.size(); ++j) {
+    auto f = right_schema->GetFieldByName(vp.request.features[j]);
+    out_fields->push_back(arrow::field(vp.out_names[j], f->type()));
+  }
+  AsOfOptions options;
+  options.memory_budget_bytes = budget;
+  ARROW_ASSIGN_OR_RAISE(auto join, AsOfJoin::Make(vp.spec, right_schema, options));
+  ARROW_RETURN_NOT_OK(
+      FeedSource(opened, *src, vp.columns, view_range, *pinned_req, join.get(), &read));
+  if (!reads->count(src->name)) (*reads)[src->name] = read;
+  return join;
+}
+
+// Folds the time column of some entity rows into the [min, max] range (µs).
+arrow::Status ExtendRange(const std::shared_ptr<arrow::ChunkedArray>& times,
+                          std::optional<std::pair<int64_t, int64_t>>* range) {
+  if (times->length() == 0) return arrow::Status::OK();
+  ARROW_ASSIGN_OR_RAISE(auto mm, arrow::compute::MinMax(times));
+  const auto& st = static_cast<const arrow::StructScalar&>(*mm.scalar());
+  auto lo = ToMicros(*st.value[0]);
+  auto hi = ToMicros(*st.value[1]);
+  if (!lo.ok() || !hi.ok()) return arrow::Status::OK();  // all null
+  if (!*range) {
+    *range = std::make_pair(*lo, *hi);
+  } else {
+    (*range)->first = std::min((*range)->first, *lo);
+    (*range)->second = std::max((*range)->second, *hi);
+  }
+  return arrow::Status::OK();
+}
+
+void NoteJoining(const HistoricalRequest& req, const std::string& view, int64_t entity_rows,
+                 int64_t feature_rows, int64_t slices) {
+  if (!req.progress || !isatty(STDERR_FILENO)) return;
+  std::fprintf(stderr, "  %s: joining %lld entity rows with %lld feature rows", view.c_str(),
+               static_cast<long long>(entity_rows), static_cast<long long>(feature_rows));
+  if (slices > 1) std::fprintf(stderr, " in %lld slices", static_cast<long long>(slices));
+  std::fprintf(stderr, "\n");
+}
+
+// The in-memory retrieval: one join per view, one view at a time, over the whole entity table.
+arrow::Result<HistoricalResult> JoinInMemory(const repo::FeatureRepository& repo,
+                                             const HistoricalRequest& req, RetrievalPlan plan,
+                                             const std::shared_ptr<arrow::Table>& entities) {
+  HistoricalResult result = std::move(plan.result);
+  // Entity time range (µs) for file pruning.
+  std::optional<std::pair<int64_t, int64_t>> range;
+  ARROW_RETURN_NOT_OK(ExtendRange(entities->GetColumnByName(plan.ts_col), &range));
+
+  std::shared_ptr<arrow::Table> out = entities;
+  std::map<std::string, SourceRead> reads;
+  // Every view of one source reads the same Delta version: the first open pins it.
+  HistoricalRequest pinned_req = req;
+  for (const ViewPlan& vp : plan.views) {
     arrow::FieldVector fields;
-    for (const auto& c : unique) {
-      std::shared_ptr<arrow::Field> f;
-      if (opened.snapshot) f = opened.snapshot->schema()->GetFieldByName(StoredName(*src, c));
-      if (!f && declared) f = declared->GetFieldByName(c);
-      if (!f) {
-        return UserError(ErrorKind::kSchemaMismatch, "source '" + src->name + "' has no column '" +
-                                                         c + "' needed by feature view '" + v.name +
-                                                         "'");
-      }
-      fields.push_back(f->WithName(c));
-    }
-    retrieval::AsOfOptions options;
-    options.memory_budget_bytes = req.memory_budget_bytes;
-    ARROW_ASSIGN_OR_RAISE(auto join,
-                          retrieval::AsOfJoin::Make(spec, arrow::schema(fields), options));
-    ARROW_RETURN_NOT_OK(
-        FeedSource(opened, *src, unique, view_range, pinned_req, join.get(), &read));
-    if (!reads.count(src->name)) reads[src->name] = read;
-    if (req.progress && isatty(STDERR_FILENO)) {
-      std::fprintf(stderr, "  %s: joining %lld entity rows with %lld feature rows\n",
-                   v.name.c_str(), static_cast<long long>(entities.num_rows()),
-                   static_cast<long long>(read.rows_read));
-    }
-    auto joined = join->Finish(entities);
-    if (!joined.ok()) {
-      // Say which view, and that "left" is the entity table.
-      const std::string& msg = joined.status().message();
-      bool key_types = msg.find("cannot be compared") != std::string::npos;
-      return joined.status().WithMessage(
-          "feature view '", v.name, "': ", msg, " (left = the entity table, right = source '",
-          src->name, "')", key_types ? "; convert the entity column to the key's type" : "");
-    }
+    ARROW_ASSIGN_OR_RAISE(auto join, OpenJoin(repo, vp, range, req.memory_budget_bytes, &pinned_req,
+                                              &reads, &fields));
+    NoteJoining(req, vp.request.view->name, entities->num_rows(), reads[vp.src->name].rows_read, 1);
+    auto joined = join->Finish(*entities);
+    if (!joined.ok()) return ViewJoinError(joined.status(), vp);
     std::shared_ptr<arrow::Table> feats = *joined;
-    for (size_t j = 0; j < vr.features.size(); ++j) {
-      auto col = feats->GetColumnByName(vr.features[j]);
-      if (!col) return arrow::Status::UnknownError("join returned no column ", vr.features[j]);
-      ARROW_ASSIGN_OR_RAISE(
-          out, out->AddColumn(out->num_columns(), arrow::field(out_names[i][j], col->type()), col));
+    for (size_t j = 0; j < vp.request.features.size(); ++j) {
+      auto col = feats->GetColumnByName(vp.request.features[j]);
+      if (!col) {
+        return arrow::Status::UnknownError("join returned no column ", vp.request.features[j]);
+      }
+      ARROW_ASSIGN_OR_RAISE(out, out->AddColumn(out->num_columns(), fields[j], col));
     }
   }
   for (auto& [name, r] : reads) result.sources.push_back(r);
   result.table = out;
+  result.schema = out->schema();
+  result.rows = out->num_rows();
   return result;
+}
+
+// Per entity row, beyond its own columns: its join records, match and routing
+// state (about 64 bytes), and about 16 bytes per output feature.
+constexpr int64_t kEntityRowOverhead = 64;
+constexpr int64_t kFeatureBytes = 16;
+// Streamed slices have at least this many rows (the per-slice work is not free).
+constexpr int64_t kMinSliceRows = 4096;
+
+// The streamed retrieval (see retrieval.h): pass 1 reads the time range, then
+// every view's join is fed, then pass 2 matches input-order slices.
+arrow::Result<HistoricalResult> JoinStreamed(const repo::FeatureRepository& repo,
+                                             const HistoricalRequest& req, RetrievalPlan plan,
+                                             const EntityReaderFactory& open,
+                                             std::shared_ptr<arrow::RecordBatchReader> first,
+                                             std::optional<std::pair<int64_t, int64_t>> range,
+                                             int64_t entity_rows, int64_t budget,
+                                             int64_t bytes_per_row, HistoricalSink* sink) {
+  HistoricalResult result = std::move(plan.result);
+  auto entity_schema = first->schema();
+  // Pass 1 (the rest of it): the time range and the row count.
+  {
+    std::shared_ptr<arrow::RecordBatch> batch;
+    while (true) {
+      ARROW_RETURN_NOT_OK(first->ReadNext(&batch));
+      if (!batch) break;
+      entity_rows += batch->num_rows();
+      ARROW_RETURN_NOT_OK(ExtendRange(
+          std::make_shared<arrow::ChunkedArray>(batch->GetColumnByName(plan.ts_col)), &range));
+    }
+    first.reset();
+  }
+
+  // The views share half the budget; the slices take the other half.
+  const int64_t views = std::max<int64_t>(static_cast<int64_t>(plan.views.size()), 1);
+  const int64_t view_budget = std::max<int64_t>((budget - budget / 2) / views, 1);
+  const int64_t slice_rows =
+      std::max(kMinSliceRows, (budget / 2) / std::max<int64_t>(bytes_per_row, 1));
+  std::map<std::string, SourceRead> reads;
+  HistoricalRequest pinned_req = req;
+  std::vector<std::unique_ptr<AsOfJoin>> joins;
+  arrow::FieldVector out_fields = entity_schema->fields();
+  for (const ViewPlan& vp : plan.views) {
+    ARROW_ASSIGN_OR_RAISE(auto join,
+                          OpenJoin(repo, vp, range, view_budget, &pinned_req, &reads, &out_fields));
+    joins.push_back(std::move(join));
+  }
+  auto out_schema = arrow::schema(out_fields);
+  ARROW_RETURN_NOT_OK(sink->Begin(out_schema));
+
+  // Pass 2: slices in input order, each matched by every view and written.
+  ARROW_ASSIGN_OR_RAISE(auto reader, open());
+  if (!reader->schema()->Equals(*entity_schema)) {
+    return arrow::Status::Invalid("the entity rows changed between reads (schema ",
+                                  reader->schema()->ToString(), " after ",
+                                  entity_schema->ToString(), ")");
+  }
+  std::deque<std::shared_ptr<arrow::RecordBatch>> pending;
+  int64_t pending_rows = 0;
+  int64_t slices = 0;
+  auto match_slice = [&](int64_t take) -> arrow::Status {
+    std::vector<std::shared_ptr<arrow::RecordBatch>> parts;
+    for (int64_t got = 0; got < take;) {
+      auto& b = pending.front();
+      if (b->num_rows() <= take - got) {
+        got += b->num_rows();
+        parts.push_back(std::move(b));
+        pending.pop_front();
+      } else {
+        parts.push_back(b->Slice(0, take - got));
+        b = b->Slice(take - got);
+        got = take;
+      }
+    }
+    pending_rows -= take;
+    ARROW_ASSIGN_OR_RAISE(auto slice, arrow::Table::FromRecordBatches(entity_schema, parts));
+    parts.clear();
+    arrow::ChunkedArrayVector columns = slice->columns();
+    for (size_t v = 0; v < joins.size(); ++v) {
+      const ViewPlan& vp = plan.views[v];
+      auto joined = joins[v]->Match(*slice);
+      if (!joined.ok()) return ViewJoinError(joined.status(), vp);
+      for (const auto& f : vp.request.features) {
+        auto col = (*joined)->GetColumnByName(f);
+        if (!col) return arrow::Status::UnknownError("join returned no column ", f);
+        columns.push_back(col);
+      }
+    }
+    ++slices;
+    result.rows += take;
+    return sink->Write(arrow::Table::Make(out_schema, std::move(columns), take));
+  };
+  for (const ViewPlan& vp : plan.views) {
+    NoteJoining(req, vp.request.view->name, entity_rows, reads[vp.src->name].rows_read,
+                (entity_rows + slice_rows - 1) / slice_rows);
+  }
+  while (true) {
+    std::shared_ptr<arrow::RecordBatch> batch;
+    ARROW_RETURN_NOT_OK(reader->ReadNext(&batch));
+    if (!batch) break;
+    if (batch->num_rows() == 0) continue;
+    pending_rows += batch->num_rows();
+    pending.push_back(std::move(batch));
+    while (pending_rows >= slice_rows) ARROW_RETURN_NOT_OK(match_slice(slice_rows));
+  }
+  if (pending_rows > 0) ARROW_RETURN_NOT_OK(match_slice(pending_rows));
+  for (auto& [name, r] : reads) result.sources.push_back(r);
+  result.schema = out_schema;
+  return result;
+}
+
+}  // namespace
+
+arrow::Result<HistoricalResult> GetHistoricalFeatures(const repo::FeatureRepository& repo,
+                                                      const HistoricalRequest& req) {
+  std::shared_ptr<arrow::Table> entities = req.entities;
+  if (!entities && req.open_entities) {
+    ARROW_ASSIGN_OR_RAISE(auto reader, req.open_entities());
+    ARROW_ASSIGN_OR_RAISE(entities, reader->ToTable());
+  }
+  if (!entities) return UserError(ErrorKind::kDefinitionError, "no entity table given");
+  ARROW_ASSIGN_OR_RAISE(auto plan, PlanRetrieval(repo, req, *entities->schema()));
+  return JoinInMemory(repo, req, std::move(plan), entities);
+}
+
+arrow::Result<HistoricalResult> GetHistoricalFeatures(const repo::FeatureRepository& repo,
+                                                      const HistoricalRequest& req,
+                                                      HistoricalSink* sink) {
+  if (!sink) return arrow::Status::Invalid("no sink given");
+  EntityReaderFactory open = req.open_entities;
+  if (req.entities) {
+    std::shared_ptr<arrow::Table> table = req.entities;
+    open = [table]() -> arrow::Result<std::shared_ptr<arrow::RecordBatchReader>> {
+      return std::make_shared<arrow::TableBatchReader>(table);
+    };
+  }
+  if (!open) return UserError(ErrorKind::kDefinitionError, "no entity table given");
+  const int64_t budget =
+      req.memory_budget_bytes > 0 ? req.memory_budget_bytes : DefaultMemoryBudget();
+
+  // Pass 1 starts by reading the entity rows while they fit half the budget:
+  // if they all do, this is the in-memory retrieval.
+  ARROW_ASSIGN_OR_RAISE(auto reader, open());
+  ARROW_ASSIGN_OR_RAISE(auto plan, PlanRetrieval(repo, req, *reader->schema()));
+  const int64_t extra_per_row = kEntityRowOverhead + kFeatureBytes * plan.num_features;
+  std::vector<std::shared_ptr<arrow::RecordBatch>> prefix;
+  int64_t prefix_rows = 0;
+  int64_t prefix_bytes = 0;
+  bool complete = false;
+  while (true) {
+    std::shared_ptr<arrow::RecordBatch> batch;
+    ARROW_RETURN_NOT_OK(reader->ReadNext(&batch));
+    if (!batch) {
+      complete = true;
+      break;
+    }
+    prefix_rows += batch->num_rows();
+    // The referenced ranges (a slice counts its part), or all buffers where Arrow cannot tell.
+    auto referenced = arrow::util::ReferencedBufferSize(*batch);
+    prefix_bytes += referenced.ok() ? *referenced : arrow::util::TotalBufferSize(*batch);
+    prefix.push_back(std::move(batch));
+    if (prefix_bytes + prefix_rows * extra_per_row > budget / 2) break;
+  }
+  if (complete) {
+    std::shared_ptr<arrow::Table> entities = req.entities;
+    if (!entities) {
+      ARROW_ASSIGN_OR_RAISE(entities, arrow::Table::FromRecordBatches(reader->schema(), prefix));
+    }
+    prefix.clear();
+    reader.reset();
+    ARROW_ASSIGN_OR_RAISE(auto result, JoinInMemory(repo, req, std::move(plan), entities));
+    ARROW_RETURN_NOT_OK(sink->Begin(result.table->schema()));
+    ARROW_RETURN_NOT_OK(sink->Write(result.table));
+    result.table.reset();
+    return result;
+  }
+  std::optional<std::pair<int64_t, int64_t>> range;
+  for (const auto& b : prefix) {
+    ARROW_RETURN_NOT_OK(ExtendRange(
+        std::make_shared<arrow::ChunkedArray>(b->GetColumnByName(plan.ts_col)), &range));
+  }
+  prefix.clear();
+  const int64_t bytes_per_row = prefix_bytes / std::max<int64_t>(prefix_rows, 1) + extra_per_row;
+  return JoinStreamed(repo, req, std::move(plan), open, std::move(reader), range, prefix_rows,
+                      budget, bytes_per_row, sink);
 }
 
 }  // namespace stratalake::retrieval
