@@ -99,9 +99,10 @@ class HistoricalSink {
 };
 
 /// Runs the retrieval and writes the output into `sink` (result.table stays
-/// null). Memory: when the entity rows and the output fit half of the budget
-/// (estimated from the entity rows' bytes plus about 64 bytes per row and 16
-/// per feature), this is the in-memory retrieval above, written in one piece.
+/// null). Memory: when the entity rows and the output fit half of an explicit
+/// budget, or all of the default one (estimated from the entity rows' bytes
+/// plus about 64 bytes per row and 16 per feature), this is the in-memory
+/// retrieval above, written in one piece.
 /// Otherwise the entity rows are read in passes from `request.open_entities`
 /// (or sliced from `request.entities`): one for the time range, then in
 /// input-order slices of about half the budget, each matched against every

@@ -623,8 +623,12 @@ arrow::Result<HistoricalResult> GetHistoricalFeatures(const repo::FeatureReposit
   const int64_t budget =
       req.memory_budget_bytes > 0 ? req.memory_budget_bytes : DefaultMemoryBudget();
 
-  // Pass 1 starts by reading the entity rows while they fit half the budget:
-  // if they all do, this is the in-memory retrieval.
+  // Pass 1 starts by reading the entity rows while they (with their output)
+  // fit half an explicit budget, or all of the default one: if they all do,
+  // this is the in-memory retrieval. (The default budget bounds the feature
+  // side; streaming with it would halve that and make every view spill, which
+  // costs far more than holding an output that fits.)
+  const int64_t in_memory_limit = req.memory_budget_bytes > 0 ? budget / 2 : budget;
   ARROW_ASSIGN_OR_RAISE(auto reader, open());
   ARROW_ASSIGN_OR_RAISE(auto plan, PlanRetrieval(repo, req, *reader->schema()));
   const int64_t extra_per_row = kEntityRowOverhead + kFeatureBytes * plan.num_features;
@@ -644,7 +648,7 @@ arrow::Result<HistoricalResult> GetHistoricalFeatures(const repo::FeatureReposit
     auto referenced = arrow::util::ReferencedBufferSize(*batch);
     prefix_bytes += referenced.ok() ? *referenced : arrow::util::TotalBufferSize(*batch);
     prefix.push_back(std::move(batch));
-    if (prefix_bytes + prefix_rows * extra_per_row > budget / 2) break;
+    if (prefix_bytes + prefix_rows * extra_per_row > in_memory_limit) break;
   }
   if (complete) {
     std::shared_ptr<arrow::Table> entities = req.entities;
