@@ -540,7 +540,9 @@ TEST_P(OnlineStoreTest, BulkLoadsMatchAModel) {
     std::string key = std::string("view\0", 5);
     switch (i % 4) {
       case 0:  // an 8-byte integer key
-        for (int b = 7; b >= 0; --b) key.push_back(static_cast<char>((i >> (8 * b)) & 0xff));
+        for (int b = 7; b >= 0; --b) {
+          key.push_back(static_cast<char>((static_cast<uint64_t>(i) >> (8 * b)) & 0xff));
+        }
         break;
       case 1:  // short keys, some prefixes of others, zero bytes
         key += std::string(static_cast<size_t>(i % 7), '\0') + std::to_string(i % 50);
