@@ -347,6 +347,32 @@ arrow::Result<std::shared_ptr<const Layout>> OnlineService::StoredLayout(const s
   return layout;
 }
 
+namespace {
+// A JSON list of quoted strings formatted from `values`, kept and reused while
+// the next call passes equal values (OnlineResponse::AppendJson).
+struct QuotedList {
+  std::span<const std::byte> last;  // the values `text` was formatted from
+  bool valid = false;
+  std::string text;
+  template <typename T, typename Format>
+  const std::string& Get(std::span<const T> values, Format format) {
+    auto bytes = std::as_bytes(values);
+    if (!valid || bytes.size() != last.size() ||
+        std::memcmp(bytes.data(), last.data(), bytes.size()) != 0) {
+      text.clear();
+      for (size_t r = 0; r < values.size(); ++r) {
+        text.append(r ? ",\"" : "\"");
+        format(values[r], &text);
+        text.push_back('"');
+      }
+      last = bytes;
+      valid = true;
+    }
+    return text;
+  }
+};
+}  // namespace
+
 void OnlineResponse::AppendJson(std::string* out) const {
   using namespace std::string_view_literals;
   out->append("{\"metadata\":{\"feature_names\":["sv);
@@ -356,15 +382,8 @@ void OnlineResponse::AppendJson(std::string* out) const {
   }
   out->append("]},\"results\":["sv);
   // The features of one view share their rows' statuses and times (all but
-  // NULL_VALUE): their "statuses" and "event_timestamps" lists are formatted
-  // once and copied for the view's other features.
-  std::span<const FeatureStatus> last_statuses;
-  std::span<const int64_t> last_times;
-  std::string statuses_text, times_text;
-  bool have_statuses = false, have_times = false;
-  auto same = [](auto a, auto b) {
-    return a.size() == b.size() && std::memcmp(a.data(), b.data(), a.size_bytes()) == 0;
-  };
+  // NULL_VALUE): each list is formatted once per distinct run of columns.
+  QuotedList statuses_list, times_list;
   for (size_t c = 0; c < columns.size(); ++c) {
     const OnlineColumn& col = columns[c];
     if (c) out->push_back(',');
@@ -383,18 +402,9 @@ void OnlineResponse::AppendJson(std::string* out) const {
     if (col.is_join_key) {
       for (size_t r = 0; r < rows; ++r) out->append(r ? ",\"PRESENT\""sv : "\"PRESENT\""sv);
     } else {
-      if (!have_statuses || !same(std::span<const FeatureStatus>(col.statuses), last_statuses)) {
-        statuses_text.clear();
-        for (size_t r = 0; r < rows; ++r) {
-          if (r) statuses_text.push_back(',');
-          statuses_text.push_back('"');
-          statuses_text.append(FeatureStatusName(col.statuses[r]));
-          statuses_text.push_back('"');
-        }
-        last_statuses = col.statuses;
-        have_statuses = true;
-      }
-      out->append(statuses_text);
+      out->append(statuses_list.Get(
+          std::span<const FeatureStatus>(col.statuses),
+          [](FeatureStatus st, std::string* o) { o->append(FeatureStatusName(st)); }));
     }
     out->append("],\"event_timestamps\":["sv);
     if (col.is_join_key) {
@@ -402,18 +412,7 @@ void OnlineResponse::AppendJson(std::string* out) const {
         out->append(r ? ",\"1970-01-01T00:00:00Z\""sv : "\"1970-01-01T00:00:00Z\""sv);
       }
     } else {
-      if (!have_times || !same(std::span<const int64_t>(col.event_us), last_times)) {
-        times_text.clear();
-        for (size_t r = 0; r < rows; ++r) {
-          if (r) times_text.push_back(',');
-          times_text.push_back('"');
-          AppendTimestampMicros(col.event_us[r], &times_text);
-          times_text.push_back('"');
-        }
-        last_times = col.event_us;
-        have_times = true;
-      }
-      out->append(times_text);
+      out->append(times_list.Get(std::span<const int64_t>(col.event_us), AppendTimestampMicros));
     }
     out->append("]}"sv);
   }
