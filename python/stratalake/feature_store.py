@@ -36,7 +36,24 @@ class Plan:
         return self.text
 
 
-class RetrievalJob:
+class _ArrowResult:
+    """Conversions for results that have a ``to_arrow()``."""
+
+    def to_arrow(self) -> pa.Table:  # pragma: no cover - every subclass defines it
+        raise NotImplementedError
+
+    def to_pandas(self):
+        return self.to_arrow().to_pandas()
+
+    def to_df(self):
+        """Feast's name for :meth:`to_pandas`."""
+        return self.to_pandas()
+
+    def to_polars(self):
+        return to_polars(self.to_arrow())
+
+
+class RetrievalJob(_ArrowResult):
     """A finished point-in-time retrieval: the entity rows with their features."""
 
     def __init__(self, store: "FeatureStore", retrieval: Any):
@@ -48,16 +65,6 @@ class RetrievalJob:
         if self._table is None:
             self._table = table_from_capsule(self._retrieval.table())
         return self._table
-
-    def to_pandas(self):
-        return self.to_arrow().to_pandas()
-
-    def to_df(self):
-        """Feast's name for :meth:`to_pandas`."""
-        return self.to_pandas()
-
-    def to_polars(self):
-        return to_polars(self.to_arrow())
 
     def to_parquet(self, path: PathLike, **kwargs: Any) -> None:
         pq.write_table(self.to_arrow(), os.fspath(path), **kwargs)
@@ -81,7 +88,7 @@ class RetrievalJob:
         return self._retrieval.sources()
 
 
-class OnlineResponse:
+class OnlineResponse(_ArrowResult):
     """Feature vectors from the online store."""
 
     def __init__(self, raw_json: str, table_capsule: Any):
@@ -114,18 +121,9 @@ class OnlineResponse:
             self._table = table_from_capsule(self._capsule)
         return self._table
 
-    def to_pandas(self):
-        return self.to_arrow().to_pandas()
-
-    def to_df(self):
-        return self.to_pandas()
-
-    def to_polars(self):
-        return to_polars(self.to_arrow())
-
 
 @dataclass(frozen=True)
-class SavedDataset:
+class SavedDataset(_ArrowResult):
     """A saved training set: its manifest and its rows."""
     name: str
     manifest: Dict[str, Any]
@@ -133,12 +131,6 @@ class SavedDataset:
     def to_arrow(self) -> pa.Table:
         from .table import DeltaTable
         return DeltaTable(self.manifest["table_uri"], version=self.manifest["table_version"]).to_pyarrow_table()
-
-    def to_pandas(self):
-        return self.to_arrow().to_pandas()
-
-    def to_df(self):
-        return self.to_pandas()
 
 
 @dataclass(frozen=True)
