@@ -5,6 +5,8 @@
 
 #include <arrow/api.h>
 #include <arrow/compute/api.h>
+#include <arrow/filesystem/filesystem.h>
+#include <arrow/io/file.h>
 #include <arrow/util/key_value_metadata.h>
 #include <parquet/arrow/reader.h>
 #include <parquet/arrow/schema.h>
@@ -246,10 +248,28 @@ arrow::Result<ScanPlan> PlanFiles(const Snapshot& snapshot,
   return plan;
 }
 
+namespace {
+
+// Opens a data file for reading. Local files are memory-mapped: Parquet then
+// decompresses straight from the page cache, without a read() copy into fresh
+// buffers that the kernel must zero first (a third of a large retrieval's
+// time). Delta data files are never changed once written (a new version adds
+// new files), so a mapping cannot see a file shrink under it.
+arrow::Result<std::shared_ptr<arrow::io::RandomAccessFile>> OpenDataFile(arrow::fs::FileSystem& fs,
+                                                                         const std::string& path) {
+  if (fs.type_name() == "local") {
+    auto mapped = arrow::io::MemoryMappedFile::Open(path, arrow::io::FileMode::READ);
+    if (mapped.ok()) return *mapped;
+  }
+  return fs.OpenInputFile(path);
+}
+
+}  // namespace
+
 arrow::Result<int> CountRowGroups(arrow::fs::FileSystem& fs, const Snapshot& snapshot,
                                   const AddFile& file) {
   std::string path = DataFilePath(snapshot.table_root(), file.path);
-  auto input = fs.OpenInputFile(path);
+  auto input = OpenDataFile(fs, path);
   if (!input.ok()) {
     auto info = fs.GetFileInfo(path);
     if (info.ok() && info->type() == arrow::fs::FileType::NotFound) {
@@ -279,7 +299,7 @@ arrow::Result<std::shared_ptr<arrow::Table>> ReadDataFile(arrow::fs::FileSystem&
   const auto& pcols = snapshot.metadata().partition_columns;
   std::string path = DataFilePath(snapshot.table_root(), file.path);
 
-  auto input = fs.OpenInputFile(path);
+  auto input = OpenDataFile(fs, path);
   if (!input.ok()) {
     auto info = fs.GetFileInfo(path);
     if (info.ok() && info->type() == arrow::fs::FileType::NotFound) {
