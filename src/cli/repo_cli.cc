@@ -1052,24 +1052,6 @@ arrow::Result<std::shared_ptr<arrow::Table>> ReadTableFile(const std::string& pa
   throw Usage{"'" + path + "' must end in .parquet or .csv"};
 }
 
-arrow::Status WriteTableFile(const arrow::Table& table, const std::string& path) {
-  if (!EndsWith(path, ".parquet") && !EndsWith(path, ".csv")) {
-    throw Usage{"--output '" + path + "' must end in .parquet or .csv"};
-  }
-  ARROW_ASSIGN_OR_RAISE(auto out, arrow::io::FileOutputStream::Open(path));
-  if (EndsWith(path, ".csv")) {
-    ARROW_RETURN_NOT_OK(
-        arrow::csv::WriteCSV(table, arrow::csv::WriteOptions::Defaults(), out.get()));
-  } else {
-    // Encode columns on all cores: the output of a big retrieval is wide and long.
-    auto arrow_props = parquet::ArrowWriterProperties::Builder().set_use_threads(true)->build();
-    ARROW_RETURN_NOT_OK(parquet::arrow::WriteTable(table, arrow::default_memory_pool(), out,
-                                                   1 << 20, parquet::default_writer_properties(),
-                                                   arrow_props));
-  }
-  return out->Close();
-}
-
 // A Parquet file read row group by row group (owns its file reader).
 class ParquetBatchReader final : public arrow::RecordBatchReader {
  public:
@@ -1146,16 +1128,34 @@ class OutputFileSink final : public retrieval::HistoricalSink {
       ARROW_ASSIGN_OR_RAISE(csv_, arrow::csv::MakeCSVWriter(out_, schema));
       return arrow::Status::OK();
     }
-    // Encode columns on all cores: the output of a big retrieval is wide and long.
+    // Encode columns on all cores: the output of a big retrieval is wide and
+    // long. (Parquet honours use_threads only for buffered row groups, that is
+    // through WriteRecordBatch; WriteTable encodes one column after another.)
+    auto props = parquet::WriterProperties::Builder()
+                     .max_row_group_length(kRowGroupRows)
+                     ->dictionary_pagesize_limit(128 << 10)
+                     ->build();
     auto arrow_props = parquet::ArrowWriterProperties::Builder().set_use_threads(true)->build();
-    ARROW_ASSIGN_OR_RAISE(parquet_, parquet::arrow::FileWriter::Open(
-                                        *schema, arrow::default_memory_pool(), out_,
-                                        parquet::default_writer_properties(), arrow_props));
+    ARROW_ASSIGN_OR_RAISE(
+        parquet_, parquet::arrow::FileWriter::Open(*schema, arrow::default_memory_pool(), out_,
+                                                   props, arrow_props));
     return arrow::Status::OK();
   }
   arrow::Status Write(const std::shared_ptr<arrow::Table>& rows) override {
     if (csv_) return csv_->WriteTable(*rows);
-    return parquet_->WriteTable(*rows, 1 << 20);
+    // Each call's rows start a row group of their own: the previous call's
+    // encoded pages are written out now (Close writes the last ones), so a
+    // streamed retrieval holds at most one slice's encoded output.
+    if (wrote_rows_) ARROW_RETURN_NOT_OK(parquet_->NewBufferedRowGroup());
+    arrow::TableBatchReader batches(*rows);
+    batches.set_chunksize(kRowGroupRows);
+    while (true) {
+      std::shared_ptr<arrow::RecordBatch> batch;
+      ARROW_RETURN_NOT_OK(batches.ReadNext(&batch));
+      if (!batch) return arrow::Status::OK();
+      ARROW_RETURN_NOT_OK(parquet_->WriteRecordBatch(*batch));
+      wrote_rows_ = true;
+    }
   }
   arrow::Status Close() {
     if (csv_) ARROW_RETURN_NOT_OK(csv_->Close());
@@ -1169,13 +1169,25 @@ class OutputFileSink final : public retrieval::HistoricalSink {
   }
 
  private:
+  static constexpr int64_t kRowGroupRows = int64_t{1} << 20;
+
   std::string path_;
   std::string partial_;
   std::shared_ptr<arrow::io::FileOutputStream> out_;
   std::shared_ptr<arrow::ipc::RecordBatchWriter> csv_;
   std::unique_ptr<parquet::arrow::FileWriter> parquet_;
+  bool wrote_rows_ = false;
   bool closed_ = false;
 };
+
+// Writes a whole table to a .parquet or .csv file (through FILE.partial, like
+// a streamed retrieval's output).
+arrow::Status WriteTableFile(const std::shared_ptr<arrow::Table>& table, const std::string& path) {
+  OutputFileSink sink(path);
+  ARROW_RETURN_NOT_OK(sink.Begin(table->schema()));
+  ARROW_RETURN_NOT_OK(sink.Write(table));
+  return sink.Close();
+}
 
 arrow::Result<int64_t> ParseTimeArg(const std::string& text) {
   // Parse at nanosecond precision (any fraction is accepted), keep milliseconds.
@@ -1256,7 +1268,7 @@ arrow::Status CmdGetHistorical(const Args& a) {
     // Saving a dataset takes the whole table (SaveDataset writes one Delta commit).
     ARROW_ASSIGN_OR_RAISE(req.entities, ReadTableFile(*entities));
     ARROW_ASSIGN_OR_RAISE(result, retrieval::GetHistoricalFeatures(*r, req));
-    if (output) ARROW_RETURN_NOT_OK(WriteTableFile(*result.table, *output));
+    if (output) ARROW_RETURN_NOT_OK(WriteTableFile(result.table, *output));
     ARROW_ASSIGN_OR_RAISE(saved, retrieval::SaveDataset(*r, *name, req, result));
   } else {
     // Stream: the entity rows and the output stay within the memory budget.
@@ -1361,7 +1373,7 @@ arrow::Status CmdDatasets(const Args& a) {
   }
   if (sub == "recreate") {
     ARROW_ASSIGN_OR_RAISE(auto rec, retrieval::RecreateDataset(*r, name));
-    if (auto out = a.Get("--output")) ARROW_RETURN_NOT_OK(WriteTableFile(*rec.table, *out));
+    if (auto out = a.Get("--output")) ARROW_RETURN_NOT_OK(WriteTableFile(rec.table, *out));
     if (json) {
       rapidjson::StringBuffer buf;
       JsonWriter w(buf);
