@@ -1,10 +1,15 @@
 // Memory for the as-of join's large, short-lived arrays (records, match
-// vectors, gathered output): their own mappings with transparent huge pages,
-// returned to the system as soon as they are freed. With 4 KiB pages, first
-// touching a few GiB of fresh records costs more page faults than the join
-// itself takes to sort them. Internal to src/retrieval.
+// vectors, gathered output): their own mappings with transparent huge pages.
+// With 4 KiB pages, first touching a few GiB of fresh records costs more page
+// faults than the join itself takes to sort them.
 //
-// Thread-safety: the functions are thread-safe.
+// Fresh pages must still be cleared by the kernel (on a VM, at well under
+// 1 GB/s), so while a BlockReuse is alive, freed blocks are kept for the next
+// allocations (the next view's records reuse the last one's) up to its byte
+// limit; the blocks go back to the system when the last BlockReuse ends.
+// Without one, a freed block is unmapped at once. Internal to src/retrieval.
+//
+// Thread-safety: the functions and BlockReuse are thread-safe.
 #pragma once
 
 #include <cstddef>
@@ -24,6 +29,23 @@ namespace stratalake::retrieval::asof {
 void* AllocateLarge(size_t bytes);
 /// Frees what AllocateLarge returned for the same `bytes`.
 void FreeLarge(void* p, size_t bytes) noexcept;
+
+/// Keeps freed large blocks for reuse while it lives (see above), holding at
+/// most `limit_bytes` of them. With several alive (nested, or on other
+/// threads), the largest limit applies.
+class BlockReuse {
+ public:
+  explicit BlockReuse(size_t limit_bytes);
+  ~BlockReuse();
+  BlockReuse(const BlockReuse&) = delete;
+  BlockReuse& operator=(const BlockReuse&) = delete;
+
+ private:
+  size_t limit_;
+};
+
+/// Bytes of freed blocks held for reuse now (for tests).
+size_t ReusableBytes();
 
 /// An Arrow buffer of `bytes` from AllocateLarge (contents uninitialized),
 /// freed when the last reference goes.

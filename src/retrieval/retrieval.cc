@@ -15,9 +15,11 @@
 
 #include <arrow/api.h>
 #include <arrow/compute/api.h>
+#include <arrow/util/bitmap_ops.h>
 #include <arrow/util/byte_size.h>
 
 #include "retrieval/asof_join.h"
+#include "retrieval/asof_memory.h"
 #include "storage/scan.h"
 #include "stratalake/delta.h"
 #include "stratalake/expression.h"
@@ -141,6 +143,20 @@ arrow::Result<OpenedSource> OpenSource(const repo::FeatureRepository& repo, cons
   return o;
 }
 
+// A read whose time-range mask drops fewer than 1/8 of its rows is not filtered.
+constexpr int64_t kKeepUnfilteredDenominator = 8;
+
+// The number of true values of a boolean mask without nulls.
+int64_t CountTrue(const arrow::ChunkedArray& mask) {
+  int64_t n = 0;
+  for (const auto& chunk : mask.chunks()) {
+    const arrow::ArrayData& a = *chunk->data();
+    if (a.length == 0) continue;
+    n += arrow::internal::CountSetBits(a.buffers[1]->data(), a.offset, a.length);
+  }
+  return n;
+}
+
 // Reads the needed columns of a source into the join, file group by file group.
 arrow::Status FeedSource(const OpenedSource& o, const Source& src,
                          const std::vector<std::string>& columns,  // mapped names
@@ -208,9 +224,15 @@ arrow::Status FeedSource(const OpenedSource& o, const Source& src,
       ARROW_ASSIGN_OR_RAISE(auto data,
                             delta::ReadDataFile(*table->filesystem(), s, file, to_read.needed, fo));
       if (to_read.row_filter) {
+        // The time range only saves the join memory: rows outside it can never
+        // match. Dropping them copies every column, so a read that keeps
+        // nearly all of its rows is passed on as it is.
         ARROW_ASSIGN_OR_RAISE(auto mask, delta::EvaluatePredicate(*to_read.row_filter, *data));
-        ARROW_ASSIGN_OR_RAISE(auto kept, arrow::compute::Filter(data, mask));
-        data = kept.table();
+        const int64_t rows = data->num_rows();
+        if (CountTrue(*mask) < rows - rows / kKeepUnfilteredDenominator) {
+          ARROW_ASSIGN_OR_RAISE(auto kept, arrow::compute::Filter(data, mask));
+          data = kept.table();
+        }
       }
       arrow::ChunkedArrayVector cols;
       for (size_t c = 0; c < fields.size(); ++c) cols.push_back(data->column(static_cast<int>(c)));
@@ -449,10 +471,20 @@ void NoteJoining(const HistoricalRequest& req, const std::string& view, int64_t 
   std::fprintf(stderr, "\n");
 }
 
+// The join's freed records and match vectors are kept for the next view (or
+// slice) up to a quarter of the budget: fresh memory must be cleared by the
+// kernel first, which costs more than filling it.
+size_t BlockReuseLimit(const HistoricalRequest& req) {
+  const int64_t budget =
+      req.memory_budget_bytes > 0 ? req.memory_budget_bytes : DefaultMemoryBudget();
+  return static_cast<size_t>(budget / 4);
+}
+
 // The in-memory retrieval: one join per view, one view at a time, over the whole entity table.
 arrow::Result<HistoricalResult> JoinInMemory(const repo::FeatureRepository& repo,
                                              const HistoricalRequest& req, RetrievalPlan plan,
                                              const std::shared_ptr<arrow::Table>& entities) {
+  asof::BlockReuse reuse(BlockReuseLimit(req));
   HistoricalResult result = std::move(plan.result);
   // Entity time range (µs) for file pruning.
   std::optional<std::pair<int64_t, int64_t>> range;
@@ -486,7 +518,9 @@ arrow::Result<HistoricalResult> JoinInMemory(const repo::FeatureRepository& repo
 }
 
 // Per entity row, beyond its own columns: its join records, match and routing
-// state (about 64 bytes), and about 16 bytes per output feature.
+// state (about 64 bytes), and about 16 bytes per output feature (the gathered
+// value, and as much again for the previous slice's output that a sink may
+// still hold encoded, as the CLI's Parquet writer does).
 constexpr int64_t kEntityRowOverhead = 64;
 constexpr int64_t kFeatureBytes = 16;
 // Streamed slices have at least this many rows (the per-slice work is not free).
@@ -501,6 +535,7 @@ arrow::Result<HistoricalResult> JoinStreamed(const repo::FeatureRepository& repo
                                              std::optional<std::pair<int64_t, int64_t>> range,
                                              int64_t entity_rows, int64_t budget,
                                              int64_t bytes_per_row, HistoricalSink* sink) {
+  asof::BlockReuse reuse(BlockReuseLimit(req));
   HistoricalResult result = std::move(plan.result);
   auto entity_schema = first->schema();
   // Pass 1 (the rest of it): the time range and the row count.
