@@ -32,6 +32,7 @@
 #include <rapidjson/writer.h>
 #include <yaml-cpp/yaml.h>
 
+#include "common/background_output.h"
 #include "online/codec.h"
 #include "server/feature_server.h"
 #include "stratalake/ingest.h"
@@ -1090,6 +1091,7 @@ arrow::Result<retrieval::EntityReaderFactory> EntityFileReader(const std::string
       ARROW_ASSIGN_OR_RAISE(auto file, open_file());
       ARROW_ASSIGN_OR_RAISE(auto reader,
                             parquet::arrow::OpenFile(file, arrow::default_memory_pool()));
+      reader->set_use_threads(true);  // decode the columns of each batch in parallel
       ARROW_ASSIGN_OR_RAISE(auto batches, reader->GetRecordBatchReader());
       return std::make_shared<ParquetBatchReader>(std::move(reader), std::move(batches));
     };
@@ -1123,7 +1125,9 @@ class OutputFileSink final : public retrieval::HistoricalSink {
   }
 
   arrow::Status Begin(const std::shared_ptr<arrow::Schema>& schema) override {
-    ARROW_ASSIGN_OR_RAISE(out_, arrow::io::FileOutputStream::Open(partial_));
+    ARROW_ASSIGN_OR_RAISE(auto file, arrow::io::FileOutputStream::Open(partial_));
+    // Finished row groups are copied into the file while the next one is encoded.
+    out_ = std::make_shared<BackgroundOutputStream>(std::move(file), kMaxPendingBytes);
     if (EndsWith(path_, ".csv")) {
       ARROW_ASSIGN_OR_RAISE(csv_, arrow::csv::MakeCSVWriter(out_, schema));
       return arrow::Status::OK();
@@ -1170,10 +1174,11 @@ class OutputFileSink final : public retrieval::HistoricalSink {
 
  private:
   static constexpr int64_t kRowGroupRows = int64_t{1} << 20;
+  static constexpr int64_t kMaxPendingBytes = int64_t{64} << 20;
 
   std::string path_;
   std::string partial_;
-  std::shared_ptr<arrow::io::FileOutputStream> out_;
+  std::shared_ptr<arrow::io::OutputStream> out_;
   std::shared_ptr<arrow::ipc::RecordBatchWriter> csv_;
   std::unique_ptr<parquet::arrow::FileWriter> parquet_;
   bool wrote_rows_ = false;
