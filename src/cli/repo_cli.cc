@@ -1126,12 +1126,17 @@ class OutputFileSink final : public retrieval::HistoricalSink {
 
   arrow::Status Begin(const std::shared_ptr<arrow::Schema>& schema) override {
     ARROW_ASSIGN_OR_RAISE(auto file, arrow::io::FileOutputStream::Open(partial_));
-    // Finished row groups are copied into the file while the next one is encoded.
-    out_ = std::make_shared<BackgroundOutputStream>(std::move(file), kMaxPendingBytes);
     if (EndsWith(path_, ".csv")) {
+      // (Not through a BackgroundOutputStream: Arrow's CSV writer hands its
+      // reused encoding buffer to Write, so it must be written before it returns.)
+      out_ = std::move(file);
       ARROW_ASSIGN_OR_RAISE(csv_, arrow::csv::MakeCSVWriter(out_, schema));
       return arrow::Status::OK();
     }
+    // Finished row groups are copied into the file while the next one is
+    // encoded (Parquet hands over each finished column chunk's buffer and
+    // never touches it again).
+    out_ = std::make_shared<BackgroundOutputStream>(std::move(file), kMaxPendingBytes);
     // Encode columns on all cores: the output of a big retrieval is wide and
     // long. (Parquet honours use_threads only for buffered row groups, that is
     // through WriteRecordBatch; WriteTable encodes one column after another.)

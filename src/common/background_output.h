@@ -9,6 +9,12 @@
 // order. Memory: at most `max_pending_bytes` are queued (a caller writing
 // faster waits), plus the buffer being written.
 //
+// Write(shared_ptr<Buffer>) keeps a reference to the buffer until it is
+// written: the caller must not change the buffer's contents afterwards (what
+// Arrow's OutputStream contract allows; Parquet's buffered row groups comply,
+// Arrow's CSV writer, which reuses its buffer, does not, and must not write
+// through this stream). Write(data, nbytes) copies.
+//
 // Errors: a failed write is returned by the next Write, Flush or Close, and
 // nothing queued after it is written. Close (or destruction) waits for the
 // queue and closes the underlying stream.
