@@ -2,7 +2,6 @@
 
 #include <sys/mman.h>
 
-#include <algorithm>
 #include <cstdlib>
 #include <map>
 #include <mutex>
@@ -77,7 +76,7 @@ class Blocks {
       if (it == live_.end()) return;  // not ours: cannot happen
       size = it->second;
       live_.erase(it);
-      if (free_bytes_ + size <= limit_) {
+      if (free_bytes_ + size <= Limit()) {
         free_.emplace(size, p);
         free_bytes_ += size;
         return;
@@ -89,19 +88,15 @@ class Blocks {
   // A BlockReuse scope starts or ends: the limit is the largest of the live
   // scopes' limits (0 when none is), and what is kept beyond it is unmapped.
   void AddScope(size_t limit) {
-    {
-      std::lock_guard<std::mutex> lock(mu_);
-      scopes_.insert(limit);
-      limit_ = *scopes_.rbegin();
-    }
+    std::lock_guard<std::mutex> lock(mu_);
+    scopes_.insert(limit);
   }
   void RemoveScope(size_t limit) {
     size_t now;
     {
       std::lock_guard<std::mutex> lock(mu_);
       scopes_.erase(scopes_.find(limit));
-      limit_ = scopes_.empty() ? 0 : *scopes_.rbegin();
-      now = limit_;
+      now = Limit();
     }
     Trim(now);
   }
@@ -112,6 +107,9 @@ class Blocks {
   }
 
  private:
+  // The largest live scope's limit, 0 when none is live (mu_ held).
+  size_t Limit() const { return scopes_.empty() ? 0 : *scopes_.rbegin(); }
+
   // Unmaps kept blocks, largest first, until at most `keep` bytes are kept.
   void Trim(size_t keep) {
     std::vector<std::pair<void*, size_t>> drop;
@@ -131,8 +129,7 @@ class Blocks {
   std::unordered_map<void*, size_t> live_;
   std::multimap<size_t, void*> free_;
   size_t free_bytes_ = 0;
-  std::multiset<size_t> scopes_;
-  size_t limit_ = 0;
+  std::multiset<size_t> scopes_;  // the limits of the live BlockReuse scopes
 };
 
 // A buffer over an AllocateLarge block.
