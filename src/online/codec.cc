@@ -1,5 +1,6 @@
 #include "online/codec.h"
 
+#include <algorithm>
 #include <charconv>
 #include <cmath>
 #include <cstdio>
@@ -601,6 +602,88 @@ void AppendFieldJson(const arrow::DataType& type, std::string_view bytes, std::s
     p.remove_prefix(static_cast<size_t>(l));
   }
   out->push_back(']');
+}
+
+namespace {
+
+// Writes the elements of a list whose fields `write(bytes, p)` formats into at
+// most `width` chars at p (returning the end); nulls as null.
+template <typename Write>
+void WriteListElements(std::span<const std::string_view> values,
+                       std::span<const FeatureStatus> statuses, size_t width, Write write,
+                       std::string* out) {
+  const size_t at = out->size();
+  out->resize(at + values.size() * (std::max<size_t>(width, 4) + 1));
+  char* const begin = out->data();
+  char* p = begin + at;
+  for (size_t r = 0; r < values.size(); ++r) {
+    if (r) *p++ = ',';
+    if (statuses[r] != FeatureStatus::kPresent) {
+      std::memcpy(p, "null", 4);
+      p += 4;
+    } else {
+      p = write(values[r].data(), p);
+    }
+  }
+  out->resize(static_cast<size_t>(p - begin));
+}
+
+template <typename T>
+char* WriteInt(const char* bytes, char* p) {
+  return std::to_chars(p, p + 24, ReadLE<T>(bytes)).ptr;
+}
+
+template <typename T>
+char* WriteFloat(const char* bytes, char* p) {
+  double d = ReadLE<T>(bytes);
+  if (!std::isfinite(d)) {  // JSON has no NaN/Infinity
+    std::memcpy(p, "null", 4);
+    return p + 4;
+  }
+  return std::to_chars(p, p + 32, d).ptr;  // the shortest text that reads back the same
+}
+
+}  // namespace
+
+void AppendFieldListJson(const arrow::DataType& type, std::span<const std::string_view> values,
+                         std::span<const FeatureStatus> statuses, std::string* out) {
+  // Widest texts: int64 "-9223372036854775808" (20), double
+  // "-2.2250738585072014e-308" (24).
+  switch (type.id()) {
+    case arrow::Type::BOOL:
+      return WriteListElements(
+          values, statuses, 5,
+          [](const char* b, char* p) {
+            if (b[0]) {
+              std::memcpy(p, "true", 4);
+              return p + 4;
+            }
+            std::memcpy(p, "false", 5);
+            return p + 5;
+          },
+          out);
+    case arrow::Type::INT8:
+      return WriteListElements(values, statuses, 4, WriteInt<int8_t>, out);
+    case arrow::Type::INT16:
+      return WriteListElements(values, statuses, 6, WriteInt<int16_t>, out);
+    case arrow::Type::INT32:
+      return WriteListElements(values, statuses, 11, WriteInt<int32_t>, out);
+    case arrow::Type::INT64:
+      return WriteListElements(values, statuses, 20, WriteInt<int64_t>, out);
+    case arrow::Type::FLOAT:
+      return WriteListElements(values, statuses, 24, WriteFloat<float>, out);
+    case arrow::Type::DOUBLE:
+      return WriteListElements(values, statuses, 24, WriteFloat<double>, out);
+    default:
+      for (size_t r = 0; r < values.size(); ++r) {
+        if (r) out->push_back(',');
+        if (statuses[r] == FeatureStatus::kPresent) {
+          AppendFieldJson(type, values[r], out);
+        } else {
+          out->append("null");
+        }
+      }
+  }
 }
 
 namespace {

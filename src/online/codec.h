@@ -19,6 +19,7 @@
 #include <cstdint>
 #include <memory>
 #include <optional>
+#include <span>
 #include <string>
 #include <string_view>
 #include <variant>
@@ -94,6 +95,12 @@ arrow::Result<uint64_t> ValueFingerprint(std::string_view value);
 /// Appends one encoded field as JSON (numbers, strings, booleans, lists;
 /// timestamps as RFC 3339 strings, decimals as strings).
 void AppendFieldJson(const arrow::DataType& type, std::string_view bytes, std::string* out);
+/// Appends the elements of a JSON list (comma-separated, no brackets): for each
+/// row, the encoded field `values[r]` as AppendFieldJson writes it when
+/// `statuses[r]` is kPresent, else null. Numbers and booleans are formatted
+/// straight into `out` (sized once for the list's widest text).
+void AppendFieldListJson(const arrow::DataType& type, std::span<const std::string_view> values,
+                         std::span<const FeatureStatus> statuses, std::string* out);
 /// Appends one encoded field to a builder of `type` (null when `null`).
 arrow::Status AppendFieldToBuilder(const arrow::DataType& type, std::string_view bytes, bool null,
                                    arrow::ArrayBuilder* builder);

@@ -410,6 +410,22 @@ TEST_F(MaterializeTest, RequestErrorsNameTheProblem) {
   ASSERT_OK(get(collide));  // spend, orders, tier, page: no collision
 }
 
+// A one-chunk table's column names, types and arrays, as codec functions take them.
+struct SplitTable {
+  std::vector<std::string> names;
+  std::vector<std::shared_ptr<arrow::DataType>> types;
+  std::vector<std::shared_ptr<arrow::Array>> cols;
+};
+SplitTable SplitColumns(const arrow::Table& t) {
+  SplitTable out;
+  for (int i = 0; i < t.num_columns(); ++i) {
+    out.names.push_back(t.schema()->field(i)->name());
+    out.types.push_back(t.schema()->field(i)->type());
+    out.cols.push_back(t.column(i)->chunk(0));
+  }
+  return out;
+}
+
 TEST(CodecTest, EveryTypeRoundTripsThroughJsonAndArrow) {
   auto schema = arrow::schema(
       {arrow::field("b", arrow::boolean()), arrow::field("i8", arrow::int8()),
@@ -425,14 +441,7 @@ TEST(CodecTest, EveryTypeRoundTripsThroughJsonAndArrow) {
      "l": [1.25, null, 3]},
     {"b": null, "i8": null, "i16": null, "i32": null, "i64": null, "f": null, "d": null,
      "s": null, "ts": null, "day": null, "dec": null, "l": null}])");
-  std::vector<std::string> names;
-  std::vector<std::shared_ptr<arrow::DataType>> types;
-  std::vector<std::shared_ptr<arrow::Array>> cols;
-  for (int i = 0; i < t->num_columns(); ++i) {
-    names.push_back(schema->field(i)->name());
-    types.push_back(schema->field(i)->type());
-    cols.push_back(t->column(i)->chunk(0));
-  }
+  auto [names, types, cols] = SplitColumns(*t);
   Layout layout = MakeLayout(names, types);
   ASSERT_OK_AND_ASSIGN(auto parsed, ParseLayout(SerializeLayout(layout)));
   EXPECT_EQ(parsed.fingerprint, layout.fingerprint);
@@ -467,6 +476,64 @@ TEST(CodecTest, EveryTypeRoundTripsThroughJsonAndArrow) {
   EXPECT_EQ(json,
             "true,-5,300,-70000,9007199254740993,1.5,0.1,\"a\\\"b\\\\c\\n\","
             "\"2026-01-01T00:00:00.123456Z\",\"2026-01-01\",\"12.34\",[1.25,null,3]");
+}
+
+// A column's values as one JSON list: the same text per element as
+// AppendFieldJson, nulls and non-present statuses as null, widest values whole.
+TEST(CodecTest, FieldListsMatchTheirElementsAtTheWidestValues) {
+  auto schema =
+      arrow::schema({arrow::field("b", arrow::boolean()), arrow::field("i8", arrow::int8()),
+                     arrow::field("i16", arrow::int16()), arrow::field("i32", arrow::int32()),
+                     arrow::field("i64", arrow::int64()), arrow::field("f", arrow::float32()),
+                     arrow::field("d", arrow::float64()), arrow::field("s", arrow::utf8())});
+  auto t = TableFromJson(schema, R"([
+    {"b": false, "i8": -128, "i16": -32768, "i32": -2147483648, "i64": -9223372036854775808,
+     "f": -3.4028234663852886e+38, "d": -2.2250738585072014e-308, "s": "x"},
+    {"b": true, "i8": 127, "i16": 32767, "i32": 2147483647, "i64": 9223372036854775807,
+     "f": 0.1, "d": -1.7976931348623157e+308, "s": "\"q\""},
+    {"b": null, "i8": null, "i16": null, "i32": null, "i64": null, "f": null, "d": null,
+     "s": null},
+    {"b": true, "i8": 0, "i16": 0, "i32": 0, "i64": 0, "f": 0, "d": 5e-324, "s": ""}])");
+  auto [names, types, cols] = SplitColumns(*t);
+  Layout layout = MakeLayout(names, types);
+  RowEncoder enc(layout);
+  ASSERT_OK(enc.Validate(cols));
+  const int64_t rows = t->num_rows();
+  std::vector<std::string> encoded(static_cast<size_t>(rows));
+  std::vector<DecodedValue> decoded(static_cast<size_t>(rows));
+  for (int64_t r = 0; r < rows; ++r) {
+    enc.Encode(cols, r, kT0, std::nullopt, &encoded[r]);
+    ASSERT_OK(DecodeValue(encoded[r], layout, &decoded[r]));
+  }
+  // The last row is reported as not found: its values are not read.
+  const std::vector<FeatureStatus> statuses = {FeatureStatus::kPresent, FeatureStatus::kPresent,
+                                               FeatureStatus::kNullValue, FeatureStatus::kNotFound};
+  const std::vector<std::string> expected = {
+      "false,true,null,null",
+      "-128,127,null,null",
+      "-32768,32767,null,null",
+      "-2147483648,2147483647,null,null",
+      "-9223372036854775808,9223372036854775807,null,null",
+      "-3.4028234663852886e+38,0.10000000149011612,null,null",
+      "-2.2250738585072014e-308,-1.7976931348623157e+308,null,null",
+      "\"x\",\"\\\"q\\\"\",null,null"};
+  for (size_t i = 0; i < names.size(); ++i) {
+    std::vector<std::string_view> values;
+    std::string by_element = "[";
+    for (int64_t r = 0; r < rows; ++r) {
+      values.push_back(decoded[r].fields[i]);
+      if (r) by_element += ",";
+      if (statuses[r] == FeatureStatus::kPresent) {
+        AppendFieldJson(*types[i], decoded[r].fields[i], &by_element);
+      } else {
+        by_element += "null";
+      }
+    }
+    std::string list = "[";  // text already there is kept
+    AppendFieldListJson(*types[i], values, statuses, &list);
+    EXPECT_EQ(list, "[" + expected[i]) << names[i];
+    EXPECT_EQ(list, by_element) << names[i];
+  }
 }
 
 TEST(CodecTest, KeysOfAnyIntegerWidthAreTheSame) {

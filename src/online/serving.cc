@@ -388,15 +388,13 @@ void OnlineResponse::AppendJson(std::string* out) const {
     const OnlineColumn& col = columns[c];
     if (c) out->push_back(',');
     out->append("{\"values\":["sv);
-    for (size_t r = 0; r < rows; ++r) {
-      if (r) out->push_back(',');
-      if (col.is_join_key) {
+    if (col.is_join_key) {
+      for (size_t r = 0; r < rows; ++r) {
+        if (r) out->push_back(',');
         AppendKeyJson((*col.keys)[r], out);
-      } else if (col.statuses[r] == FeatureStatus::kPresent) {
-        AppendFieldJson(*col.type, col.values[r], out);
-      } else {
-        out->append("null"sv);
       }
+    } else {
+      AppendFieldListJson(*col.type, col.values, col.statuses, out);
     }
     out->append("],\"statuses\":["sv);
     if (col.is_join_key) {
