@@ -5,7 +5,8 @@
 //
 //   loadgen --port N [--host 127.0.0.1] [--path /get-online-features]
 //           (--body FILE | --bodies FILE) [-R RATE] [-c CONNECTIONS] [-t THREADS]
-//           [-d SECONDS] [-w WARMUP_SECONDS] [--timeout SECONDS] [--label TEXT] [--quiet]
+//           [-d SECONDS] [-w WARMUP_SECONDS] [--timeout SECONDS] [--rcvbuf BYTES]
+//           [--label TEXT] [--quiet]
 //
 // It keeps C keep-alive connections open (nonblocking sockets, one epoll loop per thread)
 // and POSTs JSON bodies: --body sends one file's content with every request, --bodies
@@ -34,6 +35,12 @@
 // measured. After the schedule ends, responses still in flight are awaited up to
 // --timeout seconds; a request without a response after --timeout seconds counts as a
 // timeout (its connection is closed and reopened).
+//
+// --rcvbuf sets each connection's socket receive buffer (SO_RCVBUF, before connecting;
+// the kernel doubles it and stops auto-tuning it). Without it the system default applies
+// (net.ipv4.tcp_rmem, 128 KiB here): a reply larger than the receive window then arrives
+// in several windows, and on Linux loopback a window update now and then waits for the
+// delayed-ACK timer, stalling that reply by ~40-80 ms (docs/benchmarks.md measures both).
 //
 // Responses are framed by Content-Length (or chunked transfer encoding); any status
 // other than 2xx counts in "non2xx" (and the first such response is quoted in the
@@ -116,6 +123,7 @@ struct Options {
   double duration_s = 10;
   double warmup_s = 2;
   double timeout_s = 10;
+  int64_t rcvbuf = 0;  // SO_RCVBUF bytes; 0 = the system default
   std::string label;
   bool quiet = false;
 };
@@ -125,7 +133,7 @@ struct Options {
                "usage: loadgen --port N [--host 127.0.0.1] [--path /get-online-features]\n"
                "               (--body FILE | --bodies FILE) [-R RATE] [-c CONNECTIONS]\n"
                "               [-t THREADS] [-d SECONDS] [-w WARMUP_SECONDS]\n"
-               "               [--timeout SECONDS] [--label TEXT] [--quiet]\n"
+               "               [--timeout SECONDS] [--rcvbuf BYTES] [--label TEXT] [--quiet]\n"
                "Open-loop HTTP/1.1 POST load at RATE requests/s (-R 0: closed loop, as fast\n"
                "as replies come back); latency from the intended send time. Prints one line\n"
                "of JSON. See the comment at the top of bench/loadgen.cc.\n");
@@ -143,7 +151,7 @@ double ParseNumber(const char* flag, const char* text) {
 }
 
 Options ParseOptions(int argc, char** argv) {
-  enum { kHost = 1000, kPath, kBody, kBodies, kTimeout, kLabel, kQuiet, kHelp };
+  enum { kHost = 1000, kPath, kBody, kBodies, kTimeout, kRcvbuf, kLabel, kQuiet, kHelp };
   static const option kLong[] = {
       {"host", required_argument, nullptr, kHost},
       {"port", required_argument, nullptr, 'p'},
@@ -156,6 +164,7 @@ Options ParseOptions(int argc, char** argv) {
       {"duration", required_argument, nullptr, 'd'},
       {"warmup", required_argument, nullptr, 'w'},
       {"timeout", required_argument, nullptr, kTimeout},
+      {"rcvbuf", required_argument, nullptr, kRcvbuf},
       {"label", required_argument, nullptr, kLabel},
       {"quiet", no_argument, nullptr, kQuiet},
       {"help", no_argument, nullptr, kHelp},
@@ -197,6 +206,10 @@ Options ParseOptions(int argc, char** argv) {
         break;
       case kTimeout:
         o.timeout_s = ParseNumber("--timeout", optarg);
+        break;
+      case kRcvbuf:
+        o.rcvbuf = static_cast<int64_t>(ParseNumber("--rcvbuf", optarg));
+        if (o.rcvbuf > (int64_t{1} << 30)) Die("--rcvbuf must be at most 1 GiB");
         break;
       case kLabel:
         o.label = optarg;
@@ -531,6 +544,12 @@ class Worker {
     if (c.fd < 0) Die(std::string("socket: ") + std::strerror(errno));
     int one = 1;
     setsockopt(c.fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    if (o_.rcvbuf > 0) {
+      int bytes = static_cast<int>(o_.rcvbuf);
+      if (setsockopt(c.fd, SOL_SOCKET, SO_RCVBUF, &bytes, sizeof bytes) != 0) {
+        Die(std::string("SO_RCVBUF: ") + std::strerror(errno));
+      }
+    }
     c.in.clear();
     c.parser.Reset();
     c.request = nullptr;
@@ -803,7 +822,7 @@ std::string Report(const Options& o, Stats& s) {
   char num[64];
   j << "{\"label\":" << JsonString(o.label) << ",\"mode\":\"" << (o.rate > 0 ? "open" : "closed")
     << "\",\"rate\":" << o.rate << ",\"connections\":" << o.connections
-    << ",\"threads\":" << o.threads << ",\"warmup_s\":" << o.warmup_s
+    << ",\"threads\":" << o.threads << ",\"rcvbuf\":" << o.rcvbuf << ",\"warmup_s\":" << o.warmup_s
     << ",\"duration_s\":" << o.duration_s << ",\"sent\":" << s.sent
     << ",\"completed\":" << s.completed;
   std::snprintf(num, sizeof num, "%.1f", static_cast<double>(s.in_window) / o.duration_s);

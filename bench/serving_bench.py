@@ -7,7 +7,8 @@ A benchmark that prints numbers, never a pass/fail test:
         [--systems stratalake,stratalake-redis,feast-sqlite,feast-redis]
         [--keys 100000] [--rows-per-key 3] [--materialize-rows 5000000]
         [--rates 100,1000,5000,20000,0] [--duration 10] [--warmup 2] [--connections 32]
-        [--pin-loadgen 1] [--loadgen-rt auto] [--feast-workers 2] [--quiet-wait 120]
+        [--pin-loadgen 1] [--loadgen-rt auto] [--rcvbuf 1048576] [--sysbuf-rates 1000]
+        [--feast-workers 2] [--quiet-wait 120]
 
 What one run does (docs/benchmarks.md, "Online serving", explains the results):
 
@@ -632,14 +633,15 @@ def settle(max_wait: float) -> dict:
 
 
 def load_point(args, server: Server, bodies: Path, rate: int, label: str,
-               redis_pid: int | None) -> dict:
+               redis_pid: int | None, rcvbuf: int | None = None) -> dict:
     """One loadgen run; adds where the machine's CPU went during it: the server (all its
     processes), redis-server (for Redis-backed systems), the load generator, and
     everything else (other users of the machine: noise)."""
     cmd = [*client_prefix(args), args.loadgen, "--port", str(server.port), "--bodies",
            str(bodies), "-R", str(rate), "-c", str(args.connections), "-t", str(args.threads),
            "-d", str(args.duration), "-w", str(args.warmup), "--timeout", str(args.timeout),
-           "--label", label, "--quiet"]
+           "--rcvbuf", str(args.rcvbuf if rcvbuf is None else rcvbuf), "--label", label,
+           "--quiet"]
     quiet = settle(args.quiet_wait)
     ru0 = resource.getrusage(resource.RUSAGE_CHILDREN)
     cpu0, busy0, t0 = server.cpu_seconds(), machine_busy_seconds(), time.perf_counter()
@@ -698,6 +700,13 @@ def bench_server(args, name: str, server: Server, d: Path, sample: list[int], re
                 if server.proc.poll() is not None:
                     raise RuntimeError(f"{name} exited {server.proc.returncode} under load; "
                                        f"log: {server.log_path.read_text()[-1500:]}")
+        # The large replies again with the clients' receive buffers left at the system
+        # default (the delayed-ACK stalls the --rcvbuf help describes).
+        if args.rcvbuf:
+            for rate in args.sysbuf_rates:
+                res["points"].append(dict(shape="100x50 sysbuf", **load_point(
+                    args, server, d / "bodies_100x50.jsonl", rate, f"{name} 100x50 sysbuf",
+                    redis_pid, rcvbuf=0)))
     finally:
         res["exit_code"] = server.stop()
         res["log_tail"] = server.log_path.read_text()[-1000:] if server.log_path.exists() else ""
@@ -756,7 +765,7 @@ def print_tables(results: dict) -> None:
     print(f"Load generator: {results['loadgen']}")
     print("\nServing: latency from the intended send time (open loop); rate 'max' = closed "
           "loop (saturation).")
-    hdr = (f"{'system':<17} {'shape':<6} {'offered':>7} {'achieved':>9} {'p50 ms':>8} "
+    hdr = (f"{'system':<17} {'shape':<13} {'offered':>7} {'achieved':>9} {'p50 ms':>8} "
            f"{'p99 ms':>8} {'p99.9 ms':>9} {'max ms':>8} {'non2xx':>6} {'errors':>6} "
            f"{'unsent':>7}  {'CPU cores: server/redis/loadgen/other':<30}")
     print(hdr)
@@ -768,7 +777,7 @@ def print_tables(results: dict) -> None:
             errs = sum(p["errors"].values()) if "errors" in p else "ERR"
             c = p.get("cores", {})
             cores = "/".join(f"{c.get(k, 0):.2f}" for k in ("server", "redis", "loadgen", "other"))
-            print(f"{s['system']:<17} {p['shape']:<6} {fmt(p['rate'] or 'max'):>7} "
+            print(f"{s['system']:<17} {p['shape']:<13} {fmt(p['rate'] or 'max'):>7} "
                   f"{fmt(p.get('achieved_rps'), 0):>9} {fmt(lat.get('p50'), 3):>8} "
                   f"{fmt(lat.get('p99'), 3):>8} {fmt(lat.get('p999'), 3):>9} "
                   f"{fmt(lat.get('max'), 1):>8} {fmt(p.get('non2xx')):>6} {fmt(errs):>6} "
@@ -836,6 +845,15 @@ def main() -> None:
                     help="CPU list for taskset for loadgen and redis-benchmark ('none': off)")
     ap.add_argument("--loadgen-rt", choices=["auto", "yes", "no"], default="auto",
                     help="run the clients under SCHED_FIFO (chrt -f 10); auto: when permitted")
+    ap.add_argument("--rcvbuf", type=int, default=1 << 20,
+                    help="loadgen --rcvbuf: each client connection's SO_RCVBUF in bytes (0: the "
+                         "system default, 128 KiB here). A 100 x 50 reply is 252 KB; with a "
+                         "smaller receive window it arrives in several windows, and on Linux "
+                         "loopback a window update now and then waits for the delayed-ACK "
+                         "timer: 40-80 ms stalls that are the client's, not the server's")
+    ap.add_argument("--sysbuf-rates", default="1000",
+                    help="rates at which 100 x 50 is measured again with the system default "
+                         "receive buffer ('' : none)")
     ap.add_argument("--pin-server", default="none",
                     help="CPU list for taskset for the servers and redis-server ('none': off; "
                          "pinned to one core, StrataLake saturates at ~29k/s and its p99 at "
@@ -863,6 +881,7 @@ def main() -> None:
         args.bodies, args.sample, args.redis_requests = 200, 50, 50_000
         args.quiet_wait = 0
     args.rates = [int(float(r)) for r in args.rates.split(",")]
+    args.sysbuf_rates = [int(float(r)) for r in args.sysbuf_rates.split(",") if r.strip()]
     server_cpus = (len(os.sched_getaffinity(0)) if args.pin_server == "none" else
                    len(cpu_list(args.pin_server)))
     if args.feast_workers <= 0:
