@@ -580,6 +580,72 @@ TEST_P(OnlineStoreTest, BulkLoadsMatchAModel) {
   }
 }
 
+// A bulk load into a key range where nothing is stored yet (written as plain
+// values by the RocksDB store) still follows the newer-wins rule against every
+// later write, bulk or not, and against writes racing with it.
+TEST_P(OnlineStoreTest, BulkLoadsIntoEmptyRangesStillFollowNewerWins) {
+  ASSERT_OK_AND_ASSIGN(auto store, Open());
+  auto key = [](char range, int i) {
+    return std::string(1, range) + std::string("\0", 1) + std::to_string(10000 + i);
+  };
+  constexpr int kKeys = 5000;  // above the store's bulk-load threshold
+  std::map<std::string, std::string> model;
+  auto load = [&](char range, int64_t event, const std::string& tag) {
+    std::vector<KeyValue> writes;
+    for (int i = 0; i < kKeys; ++i) writes.push_back({key(range, i), Value(event, 0, tag)});
+    return writes;
+  };
+  auto apply = [&](const std::vector<KeyValue>& writes) {
+    for (const auto& kv : writes) {
+      auto it = model.find(kv.key);
+      if (it == model.end() ||
+          kv.value.compare(0, kVersionPrefixSize, it->second, 0, kVersionPrefixSize) >= 0) {
+        model[kv.key] = kv.value;
+      }
+    }
+  };
+  // Range a: the first load, then older and newer single writes and an
+  // overlapping bulk load whose versions interleave with the stored ones.
+  auto first = load('a', 5, "first");
+  ASSERT_OK(store->Write(first, WriteOptions{/*bulk=*/true}));
+  apply(first);
+  KVs singles = {{key('a', 1), Value(3, 0, "older")}, {key('a', 2), Value(7, 0, "newer")}};
+  ASSERT_OK(store->Write(singles, {}));
+  apply(singles);
+  std::vector<KeyValue> mixed;
+  for (int i = 0; i < kKeys; ++i) mixed.push_back({key('a', i), Value(i % 2 ? 4 : 6, 0, "mixed")});
+  ASSERT_OK(store->Write(mixed, WriteOptions{/*bulk=*/true}));
+  apply(mixed);
+  // Range b: a bulk load racing with small writes to the same keys.
+  std::vector<KeyValue> racing;
+  std::thread writer([&] {
+    for (int i = 0; i < kKeys; i += 7) {
+      KVs one = {{key('b', i), Value(i % 3 == 0 ? 9 : 1, 0, "racer")}};
+      if (!store->Write(one, {}).ok()) return;
+      racing.push_back(one[0]);
+    }
+  });
+  auto second = load('b', 5, "second");
+  ASSERT_OK(store->Write(second, WriteOptions{/*bulk=*/true}));
+  writer.join();
+  apply(second);
+  apply(racing);
+  ASSERT_OK(store->Sync());
+  ASSERT_OK_AND_ASSIGN(auto all, store->Scan(""));
+  EXPECT_EQ(Rows(all), Rows(model));
+  std::vector<std::string> keys = {key('a', 1), key('a', 2), key('a', 3), key('a', 4),
+                                   key('b', 0), key('b', 7), key('b', 8)};
+  std::vector<std::optional<std::string>> values;
+  ASSERT_OK(Get(store.get(), keys, &values));
+  for (size_t k = 0; k < keys.size(); ++k) EXPECT_EQ(values[k], model[keys[k]]) << keys[k];
+  EXPECT_EQ(values[0], Value(5, 0, "first"));   // 5 beat the single 3 and the mixed 4
+  EXPECT_EQ(values[1], Value(7, 0, "newer"));   // 7 beat the first 5 and the mixed 6
+  EXPECT_EQ(values[2], Value(5, 0, "first"));   // 5 beat the mixed 4
+  EXPECT_EQ(values[3], Value(6, 0, "mixed"));   // the mixed 6 beat the first 5
+  EXPECT_EQ(values[4], Value(9, 0, "racer"));   // the racing write's 9 beat the load's 5
+  EXPECT_EQ(values[5], Value(5, 0, "second"));  // the load's 5 beat the racing write's 1
+}
+
 TEST_P(OnlineStoreTest, ConcurrentWritersEndWithTheNewestValue) {
   // Fewer connections than threads: callers wait for one.
   ASSERT_OK_AND_ASSIGN(auto store, Open(/*pool_size=*/3));

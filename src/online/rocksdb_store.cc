@@ -8,6 +8,8 @@
 #include <atomic>
 #include <cstring>
 #include <memory>
+#include <mutex>
+#include <shared_mutex>
 #include <string>
 
 #include <rocksdb/cache.h>
@@ -82,6 +84,7 @@ class RocksDbStore : public OnlineStore {
     }
     rocksdb::WriteOptions wo;
     wo.disableWAL = options.bulk;
+    std::shared_lock<std::shared_mutex> lock(ingest_mu_);  // see Ingest
     return FromRocks(db_->Write(wo, &batch), "write");
   }
 
@@ -133,6 +136,7 @@ class RocksDbStore : public OnlineStore {
     // The smallest key greater than every key starting with `prefix`.
     while (!end.empty() && static_cast<unsigned char>(end.back()) == 0xff) end.pop_back();
     rocksdb::WriteOptions wo;
+    std::shared_lock<std::shared_mutex> lock(ingest_mu_);  // see Ingest
     if (end.empty()) {
       // The prefix is all 0xff bytes: delete key by key.
       ARROW_ASSIGN_OR_RAISE(auto kvs, Scan(prefix));
@@ -169,7 +173,26 @@ class RocksDbStore : public OnlineStore {
   // newer-wins rule, written as an SST file of merge operands and ingested.
   // Ingested operands are newer than everything stored, so the merge operator
   // still compares them with the stored values.
+  //
+  // When nothing is stored between the batch's first and last key (the first
+  // load of a view, or of a new key range), the file holds plain values
+  // instead: a read then returns the value as stored, without the merge
+  // operator's copy and without searching the levels below for older values.
+  // No write may land in that range between the check and the ingestion, so
+  // ingestion holds ingest_mu_ exclusively and every other write shares it.
   static constexpr size_t kIngestThreshold = 4096;
+
+  // Whether any key in [first, last] is stored (values, operands; deleted keys
+  // are not).
+  arrow::Result<bool> AnyKeyIn(const std::string& first, const std::string& last) {
+    rocksdb::ReadOptions ro;
+    ro.fill_cache = false;
+    std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(ro));
+    it->Seek(first);
+    if (it->Valid()) return it->key().compare(last) <= 0;
+    RETURN_ROCKS(it->status(), "bulk load");
+    return false;
+  }
 
   arrow::Status Ingest(std::span<const KeyValue> writes) {
     // Sort on (the 16 bytes after the batch's common prefix, then — only for
@@ -230,19 +253,46 @@ class RocksDbStore : public OnlineStore {
       if (a.version[1] != b.version[1]) return a.version[1] < b.version[1];
       return a.index < b.index;
     });
-    static std::atomic<uint64_t> counter{0};
-    std::string file = path_ + "/bulk-" + std::to_string(getpid()) + "-" +
-                       std::to_string(counter.fetch_add(1)) + ".sst";
-    rocksdb::SstFileWriter writer(rocksdb::EnvOptions(), db_->GetOptions());
-    RETURN_ROCKS(writer.Open(file), "bulk load");
-    // One operand per key: the newest of the batch (the later one on a tie),
+    const std::string& first_key = writes[entries.front().index].key;
+    const std::string& last_key = writes[entries.back().index].key;
+    ARROW_ASSIGN_OR_RAISE(bool stored, AnyKeyIn(first_key, last_key));
+    // One value per key: the newest of the batch (the later one on a tie),
     // which sorted last among the key's entries.
-    for (size_t i = 0; i < entries.size(); ++i) {
-      if (i + 1 < entries.size() && compare_keys(entries[i], entries[i + 1]) == 0) continue;
-      const KeyValue& best = writes[entries[i].index];
-      RETURN_ROCKS(writer.Merge(best.key, best.value), "bulk load");
+    auto write_file = [&](bool as_values) -> arrow::Result<std::string> {
+      static std::atomic<uint64_t> counter{0};
+      std::string file = path_ + "/bulk-" + std::to_string(getpid()) + "-" +
+                         std::to_string(counter.fetch_add(1)) + ".sst";
+      rocksdb::SstFileWriter writer(rocksdb::EnvOptions(), db_->GetOptions());
+      RETURN_ROCKS(writer.Open(file), "bulk load");
+      for (size_t i = 0; i < entries.size(); ++i) {
+        if (i + 1 < entries.size() && compare_keys(entries[i], entries[i + 1]) == 0) continue;
+        const KeyValue& best = writes[entries[i].index];
+        rocksdb::Status st =
+            as_values ? writer.Put(best.key, best.value) : writer.Merge(best.key, best.value);
+        if (!st.ok()) {
+          ::unlink(file.c_str());
+          return FromRocks(st, "bulk load");
+        }
+      }
+      rocksdb::Status st = writer.Finish();
+      if (!st.ok()) {
+        ::unlink(file.c_str());
+        return FromRocks(st, "bulk load");
+      }
+      return file;
+    };
+    ARROW_ASSIGN_OR_RAISE(std::string file, write_file(!stored));
+    std::unique_lock<std::shared_mutex> lock(ingest_mu_);
+    if (!stored) {
+      // Written as values: still nothing stored in the range? (A concurrent
+      // write may have landed there while the file was written.)
+      auto again = AnyKeyIn(first_key, last_key);
+      if (!again.ok() || *again) {
+        ::unlink(file.c_str());
+        ARROW_RETURN_NOT_OK(again.status());
+        ARROW_ASSIGN_OR_RAISE(file, write_file(false));
+      }
     }
-    RETURN_ROCKS(writer.Finish(), "bulk load");
     rocksdb::IngestExternalFileOptions io;
     io.move_files = true;
     rocksdb::Status st = db_->IngestExternalFile({file}, io);
@@ -257,6 +307,8 @@ class RocksDbStore : public OnlineStore {
   std::string path_;
   std::unique_ptr<rocksdb::DB> db_;
   bool read_only_ = false;
+  // Writes share it; a bulk load of plain values holds it alone (see Ingest).
+  std::shared_mutex ingest_mu_;
 };
 
 }  // namespace

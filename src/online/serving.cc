@@ -304,10 +304,11 @@ arrow::Result<OnlineResponse> OnlineService::Get(const OnlineRequest& req) {
       }
       ARROW_RETURN_NOT_OK(DecodeValue(*v, *vl, &decoded));
       bool expired = cv.ttl_us > 0 && decoded.event_us < now_us - cv.ttl_us;
+      const bool current = vl == layout;  // written with the view's layout: types match
       for (size_t j = 0; j < cv.features.size(); ++j) {
         OnlineColumn& c = resp.columns[first_col + j];
-        int i = vl == layout ? cv.idx[j] : vl->Find(cv.features[j]);
-        if (i < 0 || !vl->types[i]->Equals(*c.type)) continue;  // feature newer than the value
+        int i = current ? cv.idx[j] : vl->Find(cv.features[j]);
+        if (i < 0 || (!current && !vl->types[i]->Equals(*c.type))) continue;  // newer feature
         c.event_us[r] = decoded.event_us;
         if (expired) {
           c.statuses[r] = FeatureStatus::kOutsideMaxAge;
