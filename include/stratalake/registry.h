@@ -206,6 +206,16 @@ arrow::Result<std::vector<ViewRequest>> ResolveFeatureRequest(
     const Definitions& defs, const std::vector<std::string>& features,
     const std::string& feature_service);
 
+/// The output names of resolved views' features, one list per ViewRequest in
+/// its feature order: `label__feature` with full_feature_names, else the
+/// feature's name. `taken` holds names already used (output name -> what holds
+/// it, e.g. "entity column 'id'"). Two holders of one name are a
+/// kDefinitionError naming both and ending with `advice` (how the caller's
+/// interface tells them apart).
+arrow::Result<std::vector<std::vector<std::string>>> FeatureOutputNames(
+    const std::vector<ViewRequest>& views, bool full_feature_names,
+    std::map<std::string, std::string> taken, const std::string& advice);
+
 // ---- plans ------------------------------------------------------------------
 
 enum class CompatibilityPolicy { kBackward, kForward, kFull, kNone };

@@ -57,14 +57,19 @@ arrow::Result<std::shared_ptr<const CompiledRequest>> Compile(
   const registry::Definitions& defs = state->defs;
   ARROW_ASSIGN_OR_RAISE(auto views,
                         registry::ResolveFeatureRequest(defs, req.features, req.feature_service));
-  auto out = std::make_shared<CompiledRequest>();
-  std::map<std::string, std::string> taken;  // output name -> what it holds
-  for (auto& vr : views) {
+  for (const auto& vr : views) {
     if (!vr.view->online) {
       return UserError(ErrorKind::kFeatureNotFound,
                        "feature view '" + vr.view->name +
                            "' is not served online (online: false in its definition)");
     }
+  }
+  ARROW_ASSIGN_OR_RAISE(auto names,
+                        registry::FeatureOutputNames(views, req.full_feature_names, {},
+                                                     "set \"full_feature_names\": true"));
+  auto out = std::make_shared<CompiledRequest>();
+  for (size_t v = 0; v < views.size(); ++v) {
+    const registry::ViewRequest& vr = views[v];
     CompiledView cv;
     cv.view = vr.view;
     for (const auto& en : vr.view->entities) {
@@ -80,21 +85,13 @@ arrow::Result<std::shared_ptr<const CompiledRequest>> Compile(
     cv.layout = std::make_shared<const Layout>(MakeLayout(*vr.view));
     cv.ttl_us = vr.view->ttl_seconds * 1000000;
     for (const auto& f : vr.features) {
-      std::string name = req.full_feature_names ? vr.label + "__" + f : f;
-      std::string what = "feature '" + vr.label + ":" + f + "'";
-      auto [it, fresh] = taken.emplace(name, what);
-      if (!fresh) {
-        return UserError(ErrorKind::kDefinitionError,
-                         "output name '" + name + "' would hold both " + it->second + " and " +
-                             what + "; set \"full_feature_names\": true");
-      }
       cv.features.push_back(f);
       cv.idx.push_back(cv.layout->Find(f));
-      cv.names.push_back(std::move(name));
     }
+    cv.names = std::move(names[v]);
+    out->output_names.insert(cv.names.begin(), cv.names.end());
     out->views.push_back(std::move(cv));
   }
-  for (const auto& [name, what] : taken) out->output_names.insert(name);
   out->state = std::move(state);
   return out;
 }

@@ -683,5 +683,33 @@ TEST(Registry, CacheReloadsOnlyWhenVersionChanges) {
   EXPECT_EQ(cache.loads(), 2);
 }
 
+TEST(FeatureRequests, OutputNamesAndCollisionsNameBothHolders) {
+  FeatureView stats, profile;
+  stats.name = "stats";
+  profile.name = "profile";
+  std::vector<ViewRequest> views(2);
+  views[0].view = &stats;
+  views[0].label = "stats";
+  views[0].features = {"score", "spend"};
+  views[1].view = &profile;
+  views[1].label = "buyer";  // an alias
+  views[1].features = {"score"};
+  ASSERT_OK_AND_ASSIGN(auto full, FeatureOutputNames(views, true, {}, "advice"));
+  EXPECT_EQ(full, (std::vector<std::vector<std::string>>{{"stats__score", "stats__spend"},
+                                                         {"buyer__score"}}));
+  auto clash = FeatureOutputNames(views, false, {}, "pass full names");
+  ASSERT_FALSE(clash.ok());
+  EXPECT_TRUE(HasErrorKind(clash.status(), ErrorKind::kDefinitionError));
+  EXPECT_EQ(clash.status().message(),
+            "output column 'score' would hold both feature 'stats:score' and feature "
+            "'buyer:score'; pass full names");
+  auto taken = FeatureOutputNames(views, true, {{"stats__spend", "entity column 'stats__spend'"}},
+                                  "rename the column");
+  ASSERT_FALSE(taken.ok());
+  EXPECT_EQ(taken.status().message(),
+            "output column 'stats__spend' would hold both entity column 'stats__spend' and "
+            "feature 'stats:spend'; rename the column");
+}
+
 }  // namespace
 }  // namespace stratalake::registry

@@ -108,4 +108,26 @@ arrow::Result<std::vector<ViewRequest>> ResolveFeatureRequest(
   return out;
 }
 
+arrow::Result<std::vector<std::vector<std::string>>> FeatureOutputNames(
+    const std::vector<ViewRequest>& views, bool full_feature_names,
+    std::map<std::string, std::string> taken, const std::string& advice) {
+  std::vector<std::vector<std::string>> out;
+  out.reserve(views.size());
+  for (const auto& vr : views) {
+    auto& names = out.emplace_back();
+    for (const auto& f : vr.features) {
+      std::string name = full_feature_names ? vr.label + "__" + f : f;
+      std::string what = "feature '" + vr.label + ":" + f + "'";
+      auto [it, fresh] = taken.emplace(name, what);
+      if (!fresh) {
+        return UserError(ErrorKind::kDefinitionError, "output column '" + name +
+                                                          "' would hold both " + it->second +
+                                                          " and " + what + "; " + advice);
+      }
+      names.push_back(std::move(name));
+    }
+  }
+  return out;
+}
+
 }  // namespace stratalake::registry

@@ -321,24 +321,19 @@ arrow::Result<RetrievalPlan> PlanRetrieval(const repo::FeatureRepository& repo,
   // Output names, checked for collisions before any data is read.
   std::map<std::string, std::string> taken;  // output name -> what it is
   for (const auto& name : entity_schema.field_names()) taken[name] = "entity column '" + name + "'";
-  for (auto& vr : views) {
+  ARROW_ASSIGN_OR_RAISE(
+      auto out_names,
+      registry::FeatureOutputNames(views, req.full_feature_names, std::move(taken),
+                                   "pass --full-feature-names (full_feature_names=True) or give "
+                                   "one view an alias in a feature service"));
+  for (size_t i = 0; i < views.size(); ++i) {
     ViewPlan vp;
-    for (const auto& f : vr.features) {
-      std::string out = req.full_feature_names ? vr.label + "__" + f : f;
-      std::string what = "feature '" + vr.label + ":" + f + "'";
-      auto [it, fresh] = taken.emplace(out, what);
-      if (!fresh) {
-        return UserError(ErrorKind::kDefinitionError,
-                         "output column '" + out + "' would hold both " + it->second + " and " +
-                             what +
-                             "; pass --full-feature-names (full_feature_names=True) or give one "
-                             "view an alias in a feature service");
-      }
-      vp.out_names.push_back(out);
-      plan.result.feature_refs.push_back(vr.view->name + ":" + f);
+    for (const auto& f : views[i].features) {
+      plan.result.feature_refs.push_back(views[i].view->name + ":" + f);
       ++plan.num_features;
     }
-    vp.request = std::move(vr);
+    vp.out_names = std::move(out_names[i]);
+    vp.request = std::move(views[i]);
     plan.views.push_back(std::move(vp));
   }
 
