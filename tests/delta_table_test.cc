@@ -197,6 +197,89 @@ TEST_F(DeltaTableTest, OverwriteAndReplaceWhere) {
   EXPECT_EQ(ReadAll(1), (std::vector<std::string>{"1|a|1|d1", "7|z|7|d2"}));
 }
 
+// Data files (not the log) under the table's folder.
+int CountDataFiles(const std::string& root) {
+  int n = 0;
+  if (!std::filesystem::exists(root)) return 0;
+  for (const auto& e : std::filesystem::recursive_directory_iterator(root)) {
+    if (e.path().extension() == ".parquet" &&
+        e.path().string().find("_delta_log") == std::string::npos) {
+      ++n;
+    }
+  }
+  return n;
+}
+
+TEST_F(DeltaTableTest, AWriterCommitsItsPiecesAsOneVersionInOrder) {
+  WriteOptions wo;
+  ASSERT_OK_AND_ASSIGN(auto writer, table_->OpenWriter(Schema(), wo));
+  ASSERT_OK(writer->Write(Rows("[1, 2]", R"(["a", "b"])", "[1, 2]", R"(["d1", "d1"])")));
+  ASSERT_OK(writer->Write(Rows("[]", "[]", "[]", "[]")));
+  ASSERT_OK(writer->Write(Rows("[3]", R"(["c"])", "[3]", R"(["d2"])")));
+  // Written but not committed: no table yet.
+  EXPECT_EQ(CountDataFiles(dir_.Join("t")), 2);
+  ASSERT_OK_AND_ASSIGN(bool exists, table_->Exists());
+  EXPECT_FALSE(exists);
+  ASSERT_OK_AND_ASSIGN(auto commit, writer->Commit());
+  EXPECT_EQ(commit.version, 0);
+  EXPECT_EQ(commit.metrics["numOutputRows"], 3);
+  EXPECT_EQ(commit.metrics["numFiles"], 2);
+  EXPECT_FALSE(writer->Commit().ok()) << "a writer commits once";
+  EXPECT_FALSE(writer->Write(Rows("[4]", R"(["d"])", "[4]", R"(["d"])")).ok());
+  // The files in the log are in write order, so a read gives the rows as written.
+  ASSERT_OK_AND_ASSIGN(auto rows, table_->Read(ReadOptions{}));
+  ASSERT_OK_AND_ASSIGN(auto all, arrow::Concatenate(rows->GetColumnByName("id")->chunks()));
+  EXPECT_EQ(all->ToString(),
+            arrow::json::ArrayFromJSONString(arrow::int64(), "[1, 2, 3]").ValueOrDie()->ToString());
+  ASSERT_OK_AND_ASSIGN(auto snap, table_->Latest());
+  EXPECT_EQ(snap->version(), 0);
+  EXPECT_EQ(snap->NumRecords(), 3);
+
+  // An overwrite through a writer replaces the table at commit, not before.
+  WriteOptions ow;
+  ow.mode = WriteMode::kOverwrite;
+  ASSERT_OK_AND_ASSIGN(auto over, table_->OpenWriter(Schema(), ow));
+  ASSERT_OK(over->Write(Rows("[9]", R"(["n"])", "[9]", R"(["d9"])")));
+  EXPECT_EQ(ReadAll(), (std::vector<std::string>{"1|a|1|d1", "2|b|2|d1", "3|c|3|d2"}));
+  ASSERT_OK(over->Commit().status());
+  EXPECT_EQ(ReadAll(), (std::vector<std::string>{"9|n|9|d9"}));
+}
+
+TEST_F(DeltaTableTest, AWriterDroppedBeforeCommitLeavesNothing) {
+  Append(Rows("[1]", R"(["a"])", "[1]", R"(["d1"])"));
+  {
+    ASSERT_OK_AND_ASSIGN(auto writer, table_->OpenWriter(Schema(), WriteOptions{}));
+    ASSERT_OK(writer->Write(Rows("[2]", R"(["b"])", "[2]", R"(["d1"])")));
+    EXPECT_EQ(CountDataFiles(dir_.Join("t")), 2);
+    // A piece of other columns is refused and changes nothing.
+    auto other =
+        arrow::Table::Make(arrow::schema({arrow::field("id", arrow::int64())}),
+                           {arrow::json::ArrayFromJSONString(arrow::int64(), "[5]").ValueOrDie()});
+    auto bad = writer->Write(other);
+    ASSERT_FALSE(bad.ok());
+    EXPECT_NE(bad.message().find("not the writer's"), std::string::npos) << bad.ToString();
+    // A NOT NULL violation in a later piece fails that piece only.
+    EXPECT_FALSE(writer->Write(Rows("[null]", R"(["x"])", "[1]", R"(["d1"])")).ok());
+  }
+  EXPECT_EQ(CountDataFiles(dir_.Join("t")), 1);
+  EXPECT_EQ(ReadAll(), (std::vector<std::string>{"1|a|1|d1"}));
+  ASSERT_OK_AND_ASSIGN(auto snap, table_->Latest());
+  EXPECT_EQ(snap->version(), 0);
+  // Mode checks come before any rows.
+  WriteOptions err;
+  err.mode = WriteMode::kErrorIfExists;
+  auto refused = table_->OpenWriter(Schema(), err);
+  ASSERT_FALSE(refused.ok());
+  EXPECT_TRUE(HasErrorKind(refused.status(), ErrorKind::kTableAlreadyExists));
+  WriteOptions ignore;
+  ignore.mode = WriteMode::kIgnore;
+  ASSERT_OK_AND_ASSIGN(auto ignored, table_->OpenWriter(Schema(), ignore));
+  ASSERT_OK(ignored->Write(Rows("[3]", R"(["c"])", "[3]", R"(["d1"])")));
+  ASSERT_OK_AND_ASSIGN(auto noop, ignored->Commit());
+  EXPECT_TRUE(noop.noop);
+  EXPECT_EQ(ReadAll(), (std::vector<std::string>{"1|a|1|d1"}));
+}
+
 TEST_F(DeltaTableTest, DeleteUpdateWithSqlNullSemantics) {
   Append(
       Rows("[1, 2, 3, 4]", R"(["a", "b", null, "d"])", "[1, 2, 3, 4]", R"(["x", "x", "x", "x"])"));

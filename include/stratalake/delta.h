@@ -258,6 +258,38 @@ struct TableOpenOptions {
   std::map<std::string, std::string> storage_options;
 };
 
+class DeltaTable;
+
+/// One commit written from rows handed over in pieces, so that a table larger
+/// than memory can be written: every Write() encodes its rows into data files at
+/// once (at least one file per call; max_rows_per_file still applies), and
+/// Commit() makes all of them one table version, with the same schema checks,
+/// constraints, conflict rules and commit as DeltaTable::Write. Destroyed
+/// before Commit() was called, it deletes the files it wrote (best effort;
+/// files left behind, as after a failed commit, are never part of the table
+/// and VACUUM removes them).
+/// Used from one thread; the DeltaTable must outlive it.
+class TableWriter {
+ public:
+  ~TableWriter();
+  TableWriter(const TableWriter&) = delete;
+  TableWriter& operator=(const TableWriter&) = delete;
+
+  /// The schema every piece must have: the one OpenWriter was given.
+  const std::shared_ptr<arrow::Schema>& input_schema() const;
+  /// Write one piece's rows into new data files (not yet part of the table).
+  arrow::Status Write(const std::shared_ptr<arrow::Table>& rows);
+  /// Commit every piece written as one version. Once only.
+  arrow::Result<CommitResult> Commit();
+
+  struct Impl;
+
+ private:
+  friend class DeltaTable;
+  explicit TableWriter(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
 /// One Delta table. Create with Open/Create; see the file comment for thread-safety.
 class DeltaTable {
  public:
@@ -298,6 +330,11 @@ class DeltaTable {
   /// Append / overwrite / replaceWhere; creates the table when missing.
   arrow::Result<CommitResult> Write(const std::shared_ptr<arrow::Table>& data,
                                     const WriteOptions& options);
+  /// The same write with its rows handed over in pieces of `schema` (see
+  /// TableWriter). Mode, schema and existence checks happen here, before any
+  /// rows; a replaceWhere is checked on every piece and applied at Commit().
+  arrow::Result<std::unique_ptr<TableWriter>> OpenWriter(
+      const std::shared_ptr<arrow::Schema>& schema, const WriteOptions& options);
   /// Delete the rows matching `predicate` (rows where it is NULL are kept).
   arrow::Result<CommitResult> Delete(const std::string& predicate);
   /// Set `assignments` on the rows matching `predicate` (empty predicate = all rows).

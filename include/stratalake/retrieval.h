@@ -24,6 +24,10 @@
 #include "stratalake/progress.h"
 #include "stratalake/repo.h"
 
+namespace stratalake {
+class BatchQueue;
+}  // namespace stratalake
+
 namespace stratalake::retrieval {
 
 /// Opens the entity rows from their start, in input order. A streamed
@@ -128,12 +132,42 @@ struct DatasetManifest {
   std::string timestamp_column;
   std::vector<std::string> entity_columns;
   std::string entity_hash;  // content hash of the entity table (hex)
+  /// How entity_hash was computed: 2 = EntityHasher (streamed, in blocks of
+  /// rows); 1 = ContentHash of the whole table (manifests written before 2).
+  int entity_hash_version = 2;
   int64_t rows = 0;
   std::vector<SourceRead> sources;
 };
 
-/// Writes `result` to datasets/NAME (a new Delta table; an existing name is an
-/// error) and its manifest to datasets/NAME.manifest.json.
+/// Saves a retrieval's output as datasets/NAME while it is streamed: a sink
+/// whose pieces become the dataset's Delta data files as they arrive, so the
+/// output is never held whole. Finish() commits them as one Delta version,
+/// hashes the stored entity columns (reading them back a row group at a time)
+/// and writes datasets/NAME.manifest.json. Without Finish() no dataset exists
+/// and the files written are deleted.
+class DatasetWriter : public HistoricalSink {
+ public:
+  /// Checks the name and that no dataset of that name exists; writes nothing.
+  /// Keeps what the manifest needs from `request` (not its entity rows).
+  static arrow::Result<std::unique_ptr<DatasetWriter>> Open(const repo::FeatureRepository& repo,
+                                                            const std::string& name,
+                                                            const HistoricalRequest& request);
+  ~DatasetWriter() override;
+  arrow::Status Begin(const std::shared_ptr<arrow::Schema>& schema) override;
+  arrow::Status Write(const std::shared_ptr<arrow::Table>& rows) override;
+  /// Call after GetHistoricalFeatures returned `result` into this sink.
+  arrow::Result<DatasetManifest> Finish(const HistoricalResult& result);
+
+  struct Impl;
+
+ private:
+  explicit DatasetWriter(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
+/// Writes `result` (an in-memory retrieval) to datasets/NAME (a new Delta
+/// table; an existing name is an error) and its manifest to
+/// datasets/NAME.manifest.json: DatasetWriter with the whole table as one piece.
 arrow::Result<DatasetManifest> SaveDataset(const repo::FeatureRepository& repo,
                                            const std::string& name,
                                            const HistoricalRequest& request,
@@ -147,18 +181,49 @@ arrow::Result<DatasetManifest> LoadDatasetManifest(const repo::FeatureRepository
                                                    const std::string& name);
 
 struct RecreateResult {
-  std::shared_ptr<arrow::Table> table;
-  bool identical = false;  // equal to the saved rows, value for value
-  std::string difference;  // when not identical: the first difference
+  std::shared_ptr<arrow::Table> table;  // the rebuilt rows (null when streamed to a sink)
+  int64_t rows = 0;                     // rows rebuilt
+  bool identical = false;               // equal to the saved rows, value for value
+  std::string difference;               // when not identical: the first difference
 };
 
 /// Rebuilds a saved dataset from its manifest: the same entity rows, registry
-/// version and source Delta versions. Fails clearly when a pinned version's
-/// files were removed by VACUUM.
+/// version and source Delta versions, and compares it with the saved rows.
+/// Fails clearly when a pinned version's files were removed by VACUUM.
 arrow::Result<RecreateResult> RecreateDataset(const repo::FeatureRepository& repo,
                                               const std::string& name);
 
-/// A 128-bit content hash (hex) of a table's schema and values; independent of chunking.
+/// The same, streamed: the saved entity rows are read back a row group at a
+/// time as the retrieval's entity input, each rebuilt piece is compared with the
+/// saved rows at the same positions and then handed to `sink` (may be null), so
+/// memory stays within `memory_budget_bytes` (0 = the default budget) as in the
+/// streaming GetHistoricalFeatures.
+arrow::Result<RecreateResult> RecreateDataset(const repo::FeatureRepository& repo,
+                                              const std::string& name, HistoricalSink* sink,
+                                              int64_t memory_budget_bytes = 0);
+
+/// A 128-bit content hash (hex) of a table's schema and values; independent of
+/// chunking. (entity_hash_version 1; holds the table whole.)
 arrow::Result<std::string> ContentHash(const arrow::Table& table);
+
+/// The streamed content hash of entity_hash_version 2: a 128-bit hash (hex) of
+/// a schema and the rows handed to Add, independent of how they are chunked
+/// (rows are hashed in blocks of a fixed row count). Holds at most one block.
+class EntityHasher {
+ public:
+  explicit EntityHasher(std::shared_ptr<arrow::Schema> schema);
+  ~EntityHasher();
+  arrow::Status Add(const std::shared_ptr<arrow::RecordBatch>& rows);
+  /// The hash of everything added; call once.
+  arrow::Result<std::string> Finish();
+
+ private:
+  arrow::Status HashBlock(int64_t rows);
+
+  std::shared_ptr<arrow::Schema> schema_;
+  std::unique_ptr<BatchQueue> pending_;
+  uint64_t a_ = 0;
+  uint64_t b_ = 0;
+};
 
 }  // namespace stratalake::retrieval

@@ -114,8 +114,8 @@ const std::map<std::string, CommandHelp> kHelp = {
       "stratalake get-historical --entities data/churn_labels.parquet --timestamp-column "
       "label_ts --feature-service churn_model --output train.parquet --save-as churn_2026_08"}},
     {"datasets",
-     {"stratalake datasets list | describe NAME | recreate NAME [--output FILE] [--repo DIR] "
-      "[--json]",
+     {"stratalake datasets list | describe NAME | recreate NAME [--output FILE] "
+      "[--memory-budget BYTES] [--repo DIR] [--json]",
       "Saved training datasets: list them, show a manifest (registry version, source Delta "
       "versions, entity hash), or rebuild one from its pinned versions and compare it with "
       "the saved rows.",
@@ -1190,14 +1190,26 @@ class OutputFileSink final : public retrieval::HistoricalSink {
   bool closed_ = false;
 };
 
-// Writes a whole table to a .parquet or .csv file (through FILE.partial, like
-// a streamed retrieval's output).
-arrow::Status WriteTableFile(const std::shared_ptr<arrow::Table>& table, const std::string& path) {
-  OutputFileSink sink(path);
-  ARROW_RETURN_NOT_OK(sink.Begin(table->schema()));
-  ARROW_RETURN_NOT_OK(sink.Write(table));
-  return sink.Close();
-}
+// Hands a streamed retrieval's output to each of its sinks (null ones skipped).
+class TeeSink : public retrieval::HistoricalSink {
+ public:
+  explicit TeeSink(std::vector<retrieval::HistoricalSink*> sinks) : sinks_(std::move(sinks)) {}
+  arrow::Status Begin(const std::shared_ptr<arrow::Schema>& schema) override {
+    for (auto* s : sinks_) {
+      if (s) ARROW_RETURN_NOT_OK(s->Begin(schema));
+    }
+    return arrow::Status::OK();
+  }
+  arrow::Status Write(const std::shared_ptr<arrow::Table>& rows) override {
+    for (auto* s : sinks_) {
+      if (s) ARROW_RETURN_NOT_OK(s->Write(rows));
+    }
+    return arrow::Status::OK();
+  }
+
+ private:
+  std::vector<retrieval::HistoricalSink*> sinks_;
+};
 
 arrow::Result<int64_t> ParseTimeArg(const std::string& text) {
   // Parse at nanosecond precision (any fraction is accepted), keep milliseconds.
@@ -1272,28 +1284,29 @@ arrow::Status CmdGetHistorical(const Args& a) {
   }
   req.memory_budget_bytes = IntOpt(a, "--memory-budget", 0);
   req.progress = !a.Has("--json");
-  retrieval::HistoricalResult result;
-  std::optional<retrieval::DatasetManifest> saved;
-  if (auto name = a.Get("--save-as")) {
-    // Saving a dataset takes the whole table (SaveDataset writes one Delta commit).
+  // Stream: the entity rows and the output stay within the memory budget, and
+  // go to the output file, the saved dataset, or both.
+  const int64_t budget =
+      req.memory_budget_bytes > 0 ? req.memory_budget_bytes : retrieval::DefaultMemoryBudget();
+  std::error_code size_error;
+  auto size = std::filesystem::file_size(*entities, size_error);
+  if (EndsWith(*entities, ".csv") && !size_error && static_cast<int64_t>(size) <= budget / 2) {
     ARROW_ASSIGN_OR_RAISE(req.entities, ReadTableFile(*entities));
-    ARROW_ASSIGN_OR_RAISE(result, retrieval::GetHistoricalFeatures(*r, req));
-    if (output) ARROW_RETURN_NOT_OK(WriteTableFile(result.table, *output));
-    ARROW_ASSIGN_OR_RAISE(saved, retrieval::SaveDataset(*r, *name, req, result));
   } else {
-    // Stream: the entity rows and the output stay within the memory budget.
-    const int64_t budget =
-        req.memory_budget_bytes > 0 ? req.memory_budget_bytes : retrieval::DefaultMemoryBudget();
-    std::error_code size_error;
-    auto size = std::filesystem::file_size(*entities, size_error);
-    if (EndsWith(*entities, ".csv") && !size_error && static_cast<int64_t>(size) <= budget / 2) {
-      ARROW_ASSIGN_OR_RAISE(req.entities, ReadTableFile(*entities));
-    } else {
-      ARROW_ASSIGN_OR_RAISE(req.open_entities, EntityFileReader(*entities));
-    }
-    OutputFileSink sink(*output);
-    ARROW_ASSIGN_OR_RAISE(result, retrieval::GetHistoricalFeatures(*r, req, &sink));
-    ARROW_RETURN_NOT_OK(sink.Close());
+    ARROW_ASSIGN_OR_RAISE(req.open_entities, EntityFileReader(*entities));
+  }
+  std::unique_ptr<retrieval::DatasetWriter> dataset;
+  if (auto name = a.Get("--save-as")) {
+    ARROW_ASSIGN_OR_RAISE(dataset, retrieval::DatasetWriter::Open(*r, *name, req));
+  }
+  std::optional<OutputFileSink> file;
+  if (output) file.emplace(*output);
+  TeeSink sink({file ? &*file : nullptr, dataset.get()});
+  ARROW_ASSIGN_OR_RAISE(auto result, retrieval::GetHistoricalFeatures(*r, req, &sink));
+  if (file) ARROW_RETURN_NOT_OK(file->Close());
+  std::optional<retrieval::DatasetManifest> saved;
+  if (dataset) {
+    ARROW_ASSIGN_OR_RAISE(saved, dataset->Finish(result));
   }
   if (a.Has("--json")) {
     rapidjson::StringBuffer buf;
@@ -1340,7 +1353,7 @@ arrow::Status CmdGetHistorical(const Args& a) {
 }
 
 arrow::Status CmdDatasets(const Args& a) {
-  Allow(a, {"--output"});
+  Allow(a, {"--output", "--memory-budget"});
   if (a.positional.empty()) throw Usage{"datasets needs a subcommand: list, describe or recreate"};
   const std::string& sub = a.positional[0];
   ARROW_ASSIGN_OR_RAISE(auto r, repo::FeatureRepository::Open(RepoDir(a)));
@@ -1382,8 +1395,11 @@ arrow::Status CmdDatasets(const Args& a) {
     return arrow::Status::OK();
   }
   if (sub == "recreate") {
-    ARROW_ASSIGN_OR_RAISE(auto rec, retrieval::RecreateDataset(*r, name));
-    if (auto out = a.Get("--output")) ARROW_RETURN_NOT_OK(WriteTableFile(rec.table, *out));
+    std::optional<OutputFileSink> file;
+    if (auto out = a.Get("--output")) file.emplace(*out);
+    ARROW_ASSIGN_OR_RAISE(auto rec, retrieval::RecreateDataset(*r, name, file ? &*file : nullptr,
+                                                               IntOpt(a, "--memory-budget", 0)));
+    if (file) ARROW_RETURN_NOT_OK(file->Close());
     if (json) {
       rapidjson::StringBuffer buf;
       JsonWriter w(buf);
@@ -1391,7 +1407,7 @@ arrow::Status CmdDatasets(const Args& a) {
       w.Key("name");
       JStr(w, name);
       w.Key("rows");
-      w.Int64(rec.table->num_rows());
+      w.Int64(rec.rows);
       w.Key("identical");
       w.Bool(rec.identical);
       w.Key("difference");
@@ -1399,7 +1415,7 @@ arrow::Status CmdDatasets(const Args& a) {
       w.EndObject();
       Emit(buf);
     } else if (rec.identical) {
-      std::cout << "recreated dataset '" << name << "': " << rec.table->num_rows()
+      std::cout << "recreated dataset '" << name << "': " << rec.rows
                 << " rows, identical to the saved rows\n";
     }
     if (!rec.identical) {

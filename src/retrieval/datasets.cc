@@ -10,6 +10,8 @@
 #include <rapidjson/prettywriter.h>
 #include <rapidjson/stringbuffer.h>
 
+#include "common/batch_queue.h"
+#include "storage/scan.h"
 #include "stratalake/clock.h"
 #include "stratalake/delta.h"
 #include "stratalake/retrieval.h"
@@ -72,6 +74,8 @@ std::string ManifestToJson(const DatasetManifest& m) {
   w.EndArray();
   w.Key("entity_hash");
   str(m.entity_hash);
+  w.Key("entity_hash_version");
+  w.Int(m.entity_hash_version);
   w.Key("rows");
   w.Int64(m.rows);
   w.Key("sources");
@@ -138,6 +142,13 @@ arrow::Result<DatasetManifest> FromJson(const std::string& text, const std::stri
   m.timestamp_column = s("timestamp_column");
   m.entity_columns = list("entity_columns");
   m.entity_hash = s("entity_hash");
+  // Manifests written before the streamed hash have no version: the whole-table one.
+  auto hv = d.FindMember("entity_hash_version");
+  m.entity_hash_version = hv != d.MemberEnd() && hv->value.IsInt() ? hv->value.GetInt() : 1;
+  if (m.entity_hash_version != 1 && m.entity_hash_version != 2) {
+    return bad("entity_hash_version " + std::to_string(m.entity_hash_version) +
+               " is not known to this version of StrataLake (1 or 2)");
+  }
   m.rows = i("rows");
   auto srcs = d.FindMember("sources");
   if (srcs == d.MemberEnd() || !srcs->value.IsArray()) return bad("no 'sources' list");
@@ -163,6 +174,13 @@ arrow::Result<DatasetManifest> FromJson(const std::string& text, const std::stri
   return m;
 }
 
+std::string Hex128(uint64_t a, uint64_t b) {
+  char out[33];
+  std::snprintf(out, sizeof out, "%016llx%016llx", static_cast<unsigned long long>(a),
+                static_cast<unsigned long long>(b));
+  return std::string(out);
+}
+
 uint64_t Fnv1a(const uint8_t* p, int64_t n, uint64_t h) {
   for (int64_t i = 0; i < n; ++i) {
     h ^= p[i];
@@ -183,63 +201,348 @@ arrow::Result<std::string> ContentHash(const arrow::Table& table) {
   uint64_t a = Fnv1a(buf->data(), buf->size(), 14695981039346656037ULL);
   uint64_t b =
       Fnv1a(buf->data(), buf->size(), 0x84222325cbf29ce4ULL ^ static_cast<uint64_t>(buf->size()));
-  char out[33];
-  std::snprintf(out, sizeof out, "%016llx%016llx", static_cast<unsigned long long>(a),
-                static_cast<unsigned long long>(b));
-  return std::string(out);
+  return Hex128(a, b);
+}
+
+// ---- EntityHasher ---------------------------------------------------------------
+
+namespace {
+
+// Rows per hashed block: the hash is a function of the rows and this constant
+// only, never of how the rows arrive. Changing it, or the encoding below,
+// changes every hash (it would be a new entity_hash_version).
+constexpr int64_t kHashBlockRows = 65536;
+
+// Two FNV-1a streams over one canonical byte encoding of the values.
+struct TwoFnv {
+  uint64_t a;
+  uint64_t b;
+  void Feed(const void* data, size_t n) {
+    const auto* p = static_cast<const uint8_t*>(data);
+    for (size_t i = 0; i < n; ++i) {
+      a = (a ^ p[i]) * 1099511628211ULL;
+      b = (b ^ p[i]) * 0x100000001b3ULL;
+      b ^= b >> 29;
+    }
+  }
+  void FeedByte(uint8_t v) { Feed(&v, 1); }
+  void FeedSized(std::string_view v) {
+    uint64_t n = v.size();
+    Feed(&n, sizeof n);
+    Feed(v.data(), v.size());
+  }
+};
+
+// Strings and binary: a validity byte, then the length and the bytes.
+template <typename BinaryArray>
+void HashBinary(const BinaryArray& b, TwoFnv* h) {
+  for (int64_t i = 0; i < b.length(); ++i) {
+    h->FeedByte(b.IsValid(i) ? 1 : 0);
+    if (b.IsValid(i)) h->FeedSized(b.GetView(i));
+  }
+}
+
+// A column's values in a canonical encoding that depends on the values only:
+// per row a validity byte, then (when valid) the value — fixed-width values as
+// their bytes, binary and strings with their length, anything else as its
+// text. Buffer layout, offsets, padding and what lies under nulls never count.
+void HashColumn(const arrow::Array& array, TwoFnv* h) {
+  const arrow::DataType& type = *array.type();
+  const int64_t n = array.length();
+  const auto id = type.id();
+  if (id == arrow::Type::BOOL) {
+    const auto& b = static_cast<const arrow::BooleanArray&>(array);
+    for (int64_t i = 0; i < n; ++i) h->FeedByte(b.IsNull(i) ? 0 : (b.Value(i) ? 2 : 1));
+    return;
+  }
+  if (id == arrow::Type::STRING || id == arrow::Type::BINARY) {
+    return HashBinary(static_cast<const arrow::BinaryArray&>(array), h);
+  }
+  if (id == arrow::Type::LARGE_STRING || id == arrow::Type::LARGE_BINARY) {
+    return HashBinary(static_cast<const arrow::LargeBinaryArray&>(array), h);
+  }
+  const auto* fixed = dynamic_cast<const arrow::FixedWidthType*>(&type);
+  if (fixed && id != arrow::Type::DICTIONARY && fixed->bit_width() % 8 == 0 &&
+      array.data()->buffers.size() > 1 && array.data()->buffers[1]) {
+    const int64_t width = fixed->bit_width() / 8;
+    const uint8_t* values = array.data()->buffers[1]->data() + array.offset() * width;
+    for (int64_t i = 0; i < n; ++i) {
+      h->FeedByte(array.IsValid(i) ? 1 : 0);
+      if (array.IsValid(i)) h->Feed(values + i * width, static_cast<size_t>(width));
+    }
+    return;
+  }
+  for (int64_t i = 0; i < n; ++i) {
+    h->FeedByte(array.IsValid(i) ? 1 : 0);
+    if (!array.IsValid(i)) continue;
+    auto scalar = array.GetScalar(i);
+    h->FeedSized(scalar.ok() ? (*scalar)->ToString() : std::string("?"));
+  }
+}
+
+}  // namespace
+
+EntityHasher::EntityHasher(std::shared_ptr<arrow::Schema> schema)
+    : schema_(std::move(schema)),
+      pending_(std::make_unique<BatchQueue>()),
+      a_(14695981039346656037ULL),
+      b_(0x84222325cbf29ce4ULL) {}
+
+EntityHasher::~EntityHasher() = default;
+
+arrow::Status EntityHasher::Add(const std::shared_ptr<arrow::RecordBatch>& rows) {
+  if (!rows->schema()->Equals(*schema_, false)) {
+    return arrow::Status::Invalid("rows of ", rows->schema()->ToString(), " handed to a hasher of ",
+                                  schema_->ToString());
+  }
+  if (rows->num_rows() == 0) return arrow::Status::OK();
+  pending_->Push(rows);
+  while (pending_->rows() >= kHashBlockRows) ARROW_RETURN_NOT_OK(HashBlock(kHashBlockRows));
+  return arrow::Status::OK();
+}
+
+arrow::Status EntityHasher::HashBlock(int64_t rows) {
+  // The block's rows, column by column (each column in row order).
+  auto parts = pending_->Take(rows);
+  TwoFnv h{a_, b_};
+  h.Feed(&rows, sizeof rows);
+  for (int c = 0; c < schema_->num_fields(); ++c) {
+    for (const auto& part : parts) HashColumn(*part->column(c), &h);
+  }
+  a_ = h.a;
+  b_ = h.b;
+  return arrow::Status::OK();
+}
+
+arrow::Result<std::string> EntityHasher::Finish() {
+  if (pending_->rows() > 0) ARROW_RETURN_NOT_OK(HashBlock(pending_->rows()));
+  // The columns' names and types last: the same values under another name or
+  // type hash differently.
+  TwoFnv h{a_, b_};
+  for (const auto& f : schema_->fields()) {
+    h.FeedSized(f->name());
+    h.FeedSized(f->type()->ToString());
+  }
+  return Hex128(h.a, h.b);
+}
+
+// ---- reading a saved dataset back ------------------------------------------------
+
+namespace {
+
+// The rows of a Delta snapshot's files in their log order (the order a dataset
+// was written in), one Parquet row group at a time, projected to `fields`.
+class SnapshotRowsReader : public arrow::RecordBatchReader {
+ public:
+  SnapshotRowsReader(std::shared_ptr<arrow::fs::FileSystem> fs,
+                     std::shared_ptr<const delta::Snapshot> snapshot, std::vector<int> fields)
+      : fs_(std::move(fs)), snapshot_(std::move(snapshot)), fields_(std::move(fields)) {
+    arrow::FieldVector out;
+    for (int f : fields_) out.push_back(snapshot_->schema()->field(f));
+    schema_ = arrow::schema(out);
+  }
+
+  std::shared_ptr<arrow::Schema> schema() const override { return schema_; }
+
+  arrow::Status ReadNext(std::shared_ptr<arrow::RecordBatch>* batch) override {
+    while (true) {
+      if (current_) {
+        std::shared_ptr<arrow::RecordBatch> next;
+        ARROW_RETURN_NOT_OK(current_->ReadNext(&next));
+        if (next) {
+          *batch = arrow::RecordBatch::Make(schema_, next->num_rows(), next->columns());
+          return arrow::Status::OK();
+        }
+        current_.reset();
+        table_.reset();
+      }
+      const auto& files = snapshot_->files();
+      if (file_ >= files.size()) {
+        *batch = nullptr;
+        return arrow::Status::OK();
+      }
+      const auto& file = files[file_];
+      if (groups_ < 0) {
+        groups_ = 1;
+        if (!file.deletion_vector) {
+          ARROW_ASSIGN_OR_RAISE(groups_, delta::CountRowGroups(*fs_, *snapshot_, file));
+        }
+      }
+      delta::FileReadOptions fo;
+      if (!file.deletion_vector) fo.row_group_range = std::make_pair(group_, group_ + 1);
+      ARROW_ASSIGN_OR_RAISE(table_, delta::ReadDataFile(*fs_, *snapshot_, file, fields_, fo));
+      current_ = std::make_unique<arrow::TableBatchReader>(*table_);
+      if (file.deletion_vector || ++group_ >= groups_) {
+        ++file_;
+        group_ = 0;
+        groups_ = -1;
+      }
+    }
+  }
+
+ private:
+  std::shared_ptr<arrow::fs::FileSystem> fs_;
+  std::shared_ptr<const delta::Snapshot> snapshot_;
+  std::vector<int> fields_;
+  std::shared_ptr<arrow::Schema> schema_;
+  size_t file_ = 0;
+  int group_ = 0;
+  int groups_ = -1;
+  std::shared_ptr<arrow::Table> table_;
+  std::unique_ptr<arrow::TableBatchReader> current_;
+};
+
+arrow::Result<std::vector<int>> FieldIndices(const delta::Snapshot& snapshot,
+                                             const std::vector<std::string>& names,
+                                             const std::string& what) {
+  std::vector<int> out;
+  for (const auto& n : names) {
+    int i = snapshot.schema()->GetFieldIndex(n);
+    if (i < 0) {
+      return MakeError(arrow::StatusCode::Invalid, ErrorKind::kCorruptLog,
+                       what + " has no column '" + n + "' named in its manifest");
+    }
+    out.push_back(i);
+  }
+  return out;
+}
+
+std::vector<int> AllFields(const delta::Snapshot& snapshot) {
+  std::vector<int> out(static_cast<size_t>(snapshot.schema()->num_fields()));
+  for (size_t i = 0; i < out.size(); ++i) out[i] = static_cast<int>(i);
+  return out;
+}
+
+// The entity hash of a saved dataset's stored entity columns, as its manifest's
+// entity_hash_version computes it.
+arrow::Result<std::string> StoredEntityHash(const delta::DeltaTable& table,
+                                            const std::shared_ptr<const delta::Snapshot>& snapshot,
+                                            const std::vector<int>& entity_fields,
+                                            int hash_version) {
+  SnapshotRowsReader reader(table.filesystem(), snapshot, entity_fields);
+  if (hash_version == 1) {
+    ARROW_ASSIGN_OR_RAISE(auto whole, reader.ToTable());
+    return ContentHash(*whole);
+  }
+  EntityHasher hasher(reader.schema());
+  while (true) {
+    std::shared_ptr<arrow::RecordBatch> batch;
+    ARROW_RETURN_NOT_OK(reader.ReadNext(&batch));
+    if (!batch) break;
+    ARROW_RETURN_NOT_OK(hasher.Add(batch));
+  }
+  return hasher.Finish();
+}
+
+}  // namespace
+
+// ---- DatasetWriter ------------------------------------------------------------------
+
+struct DatasetWriter::Impl {
+  std::string manifest_uri;
+  DatasetManifest manifest;  // the request's part, filled by Open
+  std::unique_ptr<delta::DeltaTable> table;
+  std::unique_ptr<delta::TableWriter> writer;
+  int64_t rows = 0;
+  bool finished = false;
+};
+
+DatasetWriter::DatasetWriter(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+DatasetWriter::~DatasetWriter() = default;
+
+arrow::Result<std::unique_ptr<DatasetWriter>> DatasetWriter::Open(
+    const repo::FeatureRepository& repo, const std::string& name,
+    const HistoricalRequest& request) {
+  if (!ValidName(name)) {
+    return MakeError(arrow::StatusCode::Invalid, ErrorKind::kDefinitionError,
+                     "invalid dataset name '" + name +
+                         "': use letters, digits, '_' and '-', starting with a letter");
+  }
+  auto impl = std::make_unique<Impl>();
+  DatasetManifest& m = impl->manifest;
+  m.name = name;
+  m.table_uri = repo.TableUri("datasets/" + name);
+  impl->manifest_uri = ManifestPath(repo, name);
+  ARROW_ASSIGN_OR_RAISE(impl->table, delta::DeltaTable::ForPath(m.table_uri));
+  ARROW_ASSIGN_OR_RAISE(bool exists, impl->table->Exists());
+  if (exists) {
+    return MakeError(
+        arrow::StatusCode::Invalid, ErrorKind::kTableAlreadyExists,
+        "dataset '" + name + "' already exists (" + m.table_uri + "); choose another name");
+  }
+  m.feature_service = request.feature_service;
+  m.full_feature_names = request.full_feature_names;
+  m.as_of_ms = request.as_of_ms;
+  m.timestamp_column =
+      request.timestamp_column.empty() ? "event_timestamp" : request.timestamp_column;
+  return std::unique_ptr<DatasetWriter>(new DatasetWriter(std::move(impl)));
+}
+
+arrow::Status DatasetWriter::Begin(const std::shared_ptr<arrow::Schema>& schema) {
+  if (impl_->writer) return arrow::Status::Invalid("DatasetWriter::Begin called twice");
+  delta::WriteOptions wo;
+  wo.mode = delta::WriteMode::kErrorIfExists;
+  wo.user_metadata = "stratalake dataset " + impl_->manifest.name;
+  ARROW_ASSIGN_OR_RAISE(impl_->writer, impl_->table->OpenWriter(schema, wo));
+  return arrow::Status::OK();
+}
+
+arrow::Status DatasetWriter::Write(const std::shared_ptr<arrow::Table>& rows) {
+  if (!impl_->writer) return arrow::Status::Invalid("DatasetWriter::Write before Begin");
+  ARROW_RETURN_NOT_OK(impl_->writer->Write(rows));
+  impl_->rows += rows->num_rows();
+  return arrow::Status::OK();
+}
+
+arrow::Result<DatasetManifest> DatasetWriter::Finish(const HistoricalResult& result) {
+  Impl& w = *impl_;
+  if (!w.writer) return arrow::Status::Invalid("DatasetWriter::Finish before Begin");
+  if (w.finished) return arrow::Status::Invalid("DatasetWriter::Finish called twice");
+  w.finished = true;
+  DatasetManifest m = w.manifest;
+  const auto& schema = w.writer->input_schema();
+  const int features = static_cast<int>(result.feature_refs.size());
+  if (features > schema->num_fields()) {
+    return arrow::Status::Invalid("the retrieval result names ", features,
+                                  " features but the dataset has ", schema->num_fields(),
+                                  " columns");
+  }
+  for (int i = 0; i < schema->num_fields() - features; ++i) {
+    m.entity_columns.push_back(schema->field(i)->name());
+  }
+  m.created_at_ms = Clock::System()->NowMillis();
+  m.registry_version = result.registry_version;
+  m.feature_refs = result.feature_refs;
+  m.sources = result.sources;
+  m.rows = w.rows;
+  ARROW_ASSIGN_OR_RAISE(auto commit, w.writer->Commit());
+  m.table_version = commit.version;
+  // The hash covers the entity rows as stored (Delta normalizes e.g. timestamp units).
+  ARROW_ASSIGN_OR_RAISE(auto snapshot, w.table->AtVersion(m.table_version));
+  ARROW_ASSIGN_OR_RAISE(auto entity_fields,
+                        FieldIndices(*snapshot, m.entity_columns, "dataset '" + m.name + "'"));
+  m.entity_hash_version = 2;
+  ARROW_ASSIGN_OR_RAISE(m.entity_hash,
+                        StoredEntityHash(*w.table, snapshot, entity_fields, m.entity_hash_version));
+
+  std::string path;
+  ARROW_ASSIGN_OR_RAISE(auto fs, arrow::fs::FileSystemFromUriOrPath(w.manifest_uri, &path));
+  ARROW_ASSIGN_OR_RAISE(auto out, fs->OpenOutputStream(path));
+  std::string json = ManifestToJson(m);
+  ARROW_RETURN_NOT_OK(out->Write(json.data(), static_cast<int64_t>(json.size())));
+  ARROW_RETURN_NOT_OK(out->Close());
+  return m;
 }
 
 arrow::Result<DatasetManifest> SaveDataset(const repo::FeatureRepository& repo,
                                            const std::string& name,
                                            const HistoricalRequest& request,
                                            const HistoricalResult& result) {
-  if (!ValidName(name)) {
-    return MakeError(arrow::StatusCode::Invalid, ErrorKind::kDefinitionError,
-                     "invalid dataset name '" + name +
-                         "': use letters, digits, '_' and '-', starting with a letter");
-  }
-  DatasetManifest m;
-  m.name = name;
-  m.table_uri = repo.TableUri("datasets/" + name);
-  ARROW_ASSIGN_OR_RAISE(auto table, delta::DeltaTable::ForPath(m.table_uri));
-  ARROW_ASSIGN_OR_RAISE(bool exists, table->Exists());
-  if (exists) {
-    return MakeError(
-        arrow::StatusCode::Invalid, ErrorKind::kTableAlreadyExists,
-        "dataset '" + name + "' already exists (" + m.table_uri + "); choose another name");
-  }
-  m.created_at_ms = Clock::System()->NowMillis();
-  m.registry_version = result.registry_version;
-  m.feature_refs = result.feature_refs;
-  m.feature_service = request.feature_service;
-  m.full_feature_names = request.full_feature_names;
-  m.as_of_ms = request.as_of_ms;
-  m.timestamp_column =
-      request.timestamp_column.empty() ? "event_timestamp" : request.timestamp_column;
-  m.entity_columns = request.entities->schema()->field_names();
-  m.rows = result.table->num_rows();
-  m.sources = result.sources;
-
-  delta::WriteOptions wo;
-  wo.mode = delta::WriteMode::kErrorIfExists;
-  wo.user_metadata = "stratalake dataset " + name;
-  ARROW_ASSIGN_OR_RAISE(auto commit, table->Write(result.table, wo));
-  m.table_version = commit.version;
-  // The hash covers the entity rows as stored (Delta normalizes e.g. timestamp units).
-  delta::ReadOptions ro;
-  ro.version = m.table_version;
-  ro.columns = m.entity_columns;
-  ARROW_ASSIGN_OR_RAISE(auto stored, table->Read(ro));
-  ARROW_ASSIGN_OR_RAISE(m.entity_hash, ContentHash(*stored));
-
-  std::string path;
-  ARROW_ASSIGN_OR_RAISE(auto fs,
-                        arrow::fs::FileSystemFromUriOrPath(ManifestPath(repo, name), &path));
-  ARROW_ASSIGN_OR_RAISE(auto out, fs->OpenOutputStream(path));
-  std::string json = ManifestToJson(m);
-  ARROW_RETURN_NOT_OK(out->Write(json.data(), static_cast<int64_t>(json.size())));
-  ARROW_RETURN_NOT_OK(out->Close());
-  return m;
+  if (!result.table) return arrow::Status::Invalid("SaveDataset needs an in-memory result");
+  ARROW_ASSIGN_OR_RAISE(auto writer, DatasetWriter::Open(repo, name, request));
+  ARROW_RETURN_NOT_OK(writer->Begin(result.table->schema()));
+  ARROW_RETURN_NOT_OK(writer->Write(result.table));
+  return writer->Finish(result);
 }
 
 arrow::Result<DatasetManifest> LoadDatasetManifest(const repo::FeatureRepository& repo,
@@ -281,28 +584,156 @@ arrow::Result<std::vector<DatasetManifest>> ListDatasets(const repo::FeatureRepo
   return out;
 }
 
+namespace {
+
+// Compares each rebuilt piece with the saved rows at the same positions (read
+// back as the pieces arrive), remembers the first difference, and passes the
+// piece on to `out`.
+class CompareSink : public HistoricalSink {
+ public:
+  CompareSink(std::unique_ptr<arrow::RecordBatchReader> saved, HistoricalSink* out)
+      : saved_(std::move(saved)), out_(out) {}
+
+  arrow::Status Begin(const std::shared_ptr<arrow::Schema>& schema) override {
+    const auto& a = *saved_->schema();
+    if (a.num_fields() != schema->num_fields()) {
+      Differ("column count differs: saved " + std::to_string(a.num_fields()) + ", recreated " +
+             std::to_string(schema->num_fields()));
+    }
+    for (int c = 0; c < a.num_fields() && difference_.empty(); ++c) {
+      if (!a.field(c)->type()->Equals(*schema->field(c)->type())) {
+        Differ("column '" + a.field(c)->name() + "' type " + a.field(c)->type()->ToString() +
+               " vs " + schema->field(c)->type()->ToString());
+      }
+    }
+    return out_ ? out_->Begin(schema) : arrow::Status::OK();
+  }
+
+  arrow::Status Write(const std::shared_ptr<arrow::Table>& rows) override {
+    if (difference_.empty()) ARROW_RETURN_NOT_OK(Compare(*rows));
+    rows_ += rows->num_rows();
+    return out_ ? out_->Write(rows) : arrow::Status::OK();
+  }
+
+  // After the last piece: the saved rows must be used up too.
+  arrow::Status Finish() {
+    if (!difference_.empty()) return arrow::Status::OK();
+    int64_t left = pending_.rows();
+    while (true) {
+      std::shared_ptr<arrow::RecordBatch> b;
+      ARROW_RETURN_NOT_OK(saved_->ReadNext(&b));
+      if (!b) break;
+      left += b->num_rows();
+    }
+    if (left > 0) {
+      Differ("row count differs: saved " + std::to_string(rows_ + left) + ", recreated " +
+             std::to_string(rows_));
+    }
+    return arrow::Status::OK();
+  }
+
+  const std::string& difference() const { return difference_; }
+
+ private:
+  void Differ(std::string what) {
+    if (difference_.empty()) difference_ = std::move(what);
+  }
+
+  arrow::Status Compare(const arrow::Table& rebuilt) {
+    const int64_t n = rebuilt.num_rows();
+    while (pending_.rows() < n) {
+      std::shared_ptr<arrow::RecordBatch> b;
+      ARROW_RETURN_NOT_OK(saved_->ReadNext(&b));
+      if (!b) break;
+      pending_.Push(std::move(b));
+    }
+    const int64_t got = pending_.rows();
+    if (got < n) {
+      Differ("row count differs: saved " + std::to_string(rows_ + got) +
+             ", recreated more (at least " + std::to_string(rows_ + n) + ")");
+      return arrow::Status::OK();
+    }
+    auto parts = pending_.Take(n);
+    ARROW_ASSIGN_OR_RAISE(auto saved, arrow::Table::FromRecordBatches(saved_->schema(), parts));
+    for (int c = 0; c < saved->num_columns(); ++c) {
+      const auto& x = saved->column(c);
+      const auto& y = rebuilt.column(c);
+      if (x->Equals(*y)) continue;
+      ARROW_ASSIGN_OR_RAISE(auto xa, arrow::Concatenate(x->chunks()));
+      ARROW_ASSIGN_OR_RAISE(auto ya, arrow::Concatenate(y->chunks()));
+      for (int64_t i = 0; i < n; ++i) {
+        if (xa->RangeEquals(*ya, i, i + 1, i)) continue;
+        auto sx = xa->GetScalar(i);
+        auto sy = ya->GetScalar(i);
+        Differ("row " + std::to_string(rows_ + i) + " column '" +
+               saved->schema()->field(c)->name() + "': saved " +
+               (sx.ok() ? (*sx)->ToString() : "?") + ", recreated " +
+               (sy.ok() ? (*sy)->ToString() : "?"));
+        return arrow::Status::OK();
+      }
+    }
+    return arrow::Status::OK();
+  }
+
+  std::unique_ptr<arrow::RecordBatchReader> saved_;
+  HistoricalSink* out_;
+  BatchQueue pending_;  // saved rows read but not compared yet
+  int64_t rows_ = 0;
+  std::string difference_;
+};
+
+// Collects a streamed output into one table (the in-memory RecreateDataset).
+class CollectSink : public HistoricalSink {
+ public:
+  arrow::Status Begin(const std::shared_ptr<arrow::Schema>& schema) override {
+    schema_ = schema;
+    return arrow::Status::OK();
+  }
+  arrow::Status Write(const std::shared_ptr<arrow::Table>& rows) override {
+    pieces_.push_back(rows);
+    return arrow::Status::OK();
+  }
+  arrow::Result<std::shared_ptr<arrow::Table>> Table() const {
+    if (pieces_.empty()) return arrow::Table::MakeEmpty(schema_);
+    return arrow::ConcatenateTables(pieces_);
+  }
+
+ private:
+  std::shared_ptr<arrow::Schema> schema_;
+  std::vector<std::shared_ptr<arrow::Table>> pieces_;
+};
+
+}  // namespace
+
 arrow::Result<RecreateResult> RecreateDataset(const repo::FeatureRepository& repo,
-                                              const std::string& name) {
+                                              const std::string& name, HistoricalSink* sink,
+                                              int64_t memory_budget_bytes) {
   ARROW_ASSIGN_OR_RAISE(auto m, LoadDatasetManifest(repo, name));
-  ARROW_ASSIGN_OR_RAISE(auto table, delta::DeltaTable::Open(m.table_uri));
-  delta::ReadOptions ro;
-  ro.version = m.table_version;
-  ARROW_ASSIGN_OR_RAISE(auto saved, table->Read(ro));
-  ARROW_ASSIGN_OR_RAISE(auto entities, saved->SelectColumns([&] {
-    std::vector<int> idx;
-    for (const auto& c : m.entity_columns) idx.push_back(saved->schema()->GetFieldIndex(c));
-    return idx;
-  }()));
-  ARROW_ASSIGN_OR_RAISE(auto hash, ContentHash(*entities));
+  ARROW_ASSIGN_OR_RAISE(std::shared_ptr<delta::DeltaTable> table,
+                        delta::DeltaTable::Open(m.table_uri));
+  ARROW_ASSIGN_OR_RAISE(std::shared_ptr<const delta::Snapshot> snapshot,
+                        table->AtVersion(m.table_version));
+  ARROW_ASSIGN_OR_RAISE(auto entity_fields,
+                        FieldIndices(*snapshot, m.entity_columns, "saved dataset '" + name + "'"));
+  ARROW_ASSIGN_OR_RAISE(auto hash,
+                        StoredEntityHash(*table, snapshot, entity_fields, m.entity_hash_version));
+
   HistoricalRequest req;
-  req.entities = entities;
+  auto fs = table->filesystem();
+  req.open_entities =
+      [fs, snapshot, entity_fields]() -> arrow::Result<std::shared_ptr<arrow::RecordBatchReader>> {
+    return std::make_shared<SnapshotRowsReader>(fs, snapshot, entity_fields);
+  };
   req.timestamp_column = m.timestamp_column;
   req.feature_service = m.feature_service;
   if (m.feature_service.empty()) req.features = m.feature_refs;
   req.full_feature_names = m.full_feature_names;
   req.registry_version = m.registry_version;
+  req.memory_budget_bytes = memory_budget_bytes;
   for (const auto& s : m.sources) req.source_versions[s.source] = s.version;
-  auto rebuilt = GetHistoricalFeatures(repo, req);
+  CompareSink compare(std::make_unique<SnapshotRowsReader>(fs, snapshot, AllFields(*snapshot)),
+                      sink);
+  auto rebuilt = GetHistoricalFeatures(repo, req, &compare);
   if (!rebuilt.ok()) {
     if (HasErrorKind(rebuilt.status(), ErrorKind::kFileNotFound) ||
         HasErrorKind(rebuilt.status(), ErrorKind::kVersionNotFound)) {
@@ -314,40 +745,24 @@ arrow::Result<RecreateResult> RecreateDataset(const repo::FeatureRepository& rep
     }
     return rebuilt.status();
   }
+  ARROW_RETURN_NOT_OK(compare.Finish());
   RecreateResult r;
-  r.table = rebuilt->table;
-  ARROW_ASSIGN_OR_RAISE(auto a, saved->CombineChunksToBatch());
-  ARROW_ASSIGN_OR_RAISE(auto b, r.table->CombineChunksToBatch());
+  r.rows = rebuilt->rows;
   if (hash != m.entity_hash) {
     r.difference =
         "the saved entity rows no longer match the manifest's hash (saved table changed?)";
-  } else if (a->num_rows() != b->num_rows() || a->num_columns() != b->num_columns()) {
-    r.difference = "shape differs: saved " + std::to_string(a->num_rows()) + "x" +
-                   std::to_string(a->num_columns()) + ", recreated " +
-                   std::to_string(b->num_rows()) + "x" + std::to_string(b->num_columns());
   } else {
-    for (int c = 0; c < a->num_columns() && r.difference.empty(); ++c) {
-      auto x = a->column(c);
-      auto y = b->column(c);
-      if (x->Equals(*y)) continue;
-      if (!x->type()->Equals(*y->type())) {
-        r.difference = "column '" + a->schema()->field(c)->name() + "' type " +
-                       x->type()->ToString() + " vs " + y->type()->ToString();
-        break;
-      }
-      for (int64_t i = 0; i < x->length(); ++i) {
-        if (!x->RangeEquals(*y, i, i + 1, i)) {
-          auto sx = x->GetScalar(i);
-          auto sy = y->GetScalar(i);
-          r.difference = "row " + std::to_string(i) + " column '" + a->schema()->field(c)->name() +
-                         "': saved " + (sx.ok() ? (*sx)->ToString() : "?") + ", recreated " +
-                         (sy.ok() ? (*sy)->ToString() : "?");
-          break;
-        }
-      }
-    }
+    r.difference = compare.difference();
   }
   r.identical = r.difference.empty();
+  return r;
+}
+
+arrow::Result<RecreateResult> RecreateDataset(const repo::FeatureRepository& repo,
+                                              const std::string& name) {
+  CollectSink collect;
+  ARROW_ASSIGN_OR_RAISE(auto r, RecreateDataset(repo, name, &collect));
+  ARROW_ASSIGN_OR_RAISE(r.table, collect.Table());
   return r;
 }
 

@@ -18,6 +18,7 @@
 #include <arrow/util/bitmap_ops.h>
 #include <arrow/util/byte_size.h>
 
+#include "common/batch_queue.h"
 #include "retrieval/asof_join.h"
 #include "retrieval/asof_memory.h"
 #include "storage/scan.h"
@@ -570,24 +571,10 @@ arrow::Result<HistoricalResult> JoinStreamed(const repo::FeatureRepository& repo
                                   reader->schema()->ToString(), " after ",
                                   entity_schema->ToString(), ")");
   }
-  std::deque<std::shared_ptr<arrow::RecordBatch>> pending;
-  int64_t pending_rows = 0;
+  BatchQueue pending;
   int64_t slices = 0;
   auto match_slice = [&](int64_t take) -> arrow::Status {
-    std::vector<std::shared_ptr<arrow::RecordBatch>> parts;
-    for (int64_t got = 0; got < take;) {
-      auto& b = pending.front();
-      if (b->num_rows() <= take - got) {
-        got += b->num_rows();
-        parts.push_back(std::move(b));
-        pending.pop_front();
-      } else {
-        parts.push_back(b->Slice(0, take - got));
-        b = b->Slice(take - got);
-        got = take;
-      }
-    }
-    pending_rows -= take;
+    auto parts = pending.Take(take);
     ARROW_ASSIGN_OR_RAISE(auto slice, arrow::Table::FromRecordBatches(entity_schema, parts));
     parts.clear();
     arrow::ChunkedArrayVector columns = slice->columns();
@@ -614,11 +601,10 @@ arrow::Result<HistoricalResult> JoinStreamed(const repo::FeatureRepository& repo
     ARROW_RETURN_NOT_OK(reader->ReadNext(&batch));
     if (!batch) break;
     if (batch->num_rows() == 0) continue;
-    pending_rows += batch->num_rows();
-    pending.push_back(std::move(batch));
-    while (pending_rows >= slice_rows) ARROW_RETURN_NOT_OK(match_slice(slice_rows));
+    pending.Push(std::move(batch));
+    while (pending.rows() >= slice_rows) ARROW_RETURN_NOT_OK(match_slice(slice_rows));
   }
-  if (pending_rows > 0) ARROW_RETURN_NOT_OK(match_slice(pending_rows));
+  if (pending.rows() > 0) ARROW_RETURN_NOT_OK(match_slice(pending.rows()));
   for (auto& [name, r] : reads) result.sources.push_back(r);
   result.schema = out_schema;
   return result;

@@ -340,5 +340,234 @@ TEST_F(StreamedRetrievalTest, ErrorsNameTheProblemBeforeAnyRowIsWritten) {
   EXPECT_FALSE(GetHistoricalFeatures(*repo_, none, &sink).ok());
 }
 
+// ---- saved datasets, streamed -------------------------------------------------------
+
+TEST_F(StreamedRetrievalTest, DatasetsSaveAndRecreateStreamedWithinABudget) {
+  auto expected = Reference();
+  ASSERT_TRUE(expected);
+  const int64_t budget = 2 << 20;  // far below the entity rows and the output
+  // Saved while streamed: every piece becomes data files as it arrives.
+  HistoricalRequest req = Request();
+  {
+    arrow::TableBatchReader rechunk(*entities_);
+    rechunk.set_chunksize(8192);
+    ASSERT_OK_AND_ASSIGN(req.entities, rechunk.ToTable());
+  }
+  req.memory_budget_bytes = budget;
+  ASSERT_OK_AND_ASSIGN(auto writer, DatasetWriter::Open(*repo_, "streamed", req));
+  ASSERT_OK_AND_ASSIGN(auto result, GetHistoricalFeatures(*repo_, req, writer.get()));
+  ASSERT_OK_AND_ASSIGN(auto streamed, writer->Finish(result));
+  // Saved whole, from the in-memory retrieval.
+  HistoricalRequest whole_req = Request();
+  whole_req.entities = entities_;
+  ASSERT_OK_AND_ASSIGN(auto whole_result, GetHistoricalFeatures(*repo_, whole_req));
+  ASSERT_OK_AND_ASSIGN(auto whole, SaveDataset(*repo_, "whole", whole_req, whole_result));
+
+  EXPECT_EQ(streamed.rows, entities_->num_rows());
+  EXPECT_EQ(whole.rows, entities_->num_rows());
+  EXPECT_EQ(streamed.entity_columns,
+            (std::vector<std::string>{"customer_id", "merchant", "event_timestamp", "label"}));
+  EXPECT_EQ(streamed.entity_hash_version, 2);
+  // The entity hash does not depend on how the rows arrived.
+  EXPECT_EQ(streamed.entity_hash, whole.entity_hash);
+  EXPECT_EQ(streamed.entity_hash.size(), 32u);
+  for (const auto* m : {&streamed, &whole}) {
+    ASSERT_OK_AND_ASSIGN(auto table, delta::DeltaTable::Open(m->table_uri));
+    ASSERT_OK_AND_ASSIGN(auto saved, table->Read(delta::ReadOptions{}));
+    ExpectSameRows(*expected, *saved);
+  }
+  ASSERT_OK_AND_ASSIGN(auto streamed_table, delta::DeltaTable::Open(streamed.table_uri));
+  ASSERT_OK_AND_ASSIGN(auto snap, streamed_table->Latest());
+  EXPECT_EQ(snap->version(), 0) << "one commit";
+  EXPECT_GT(snap->files().size(), 10u) << "the save did not stream";
+  ASSERT_OK_AND_ASSIGN(auto loaded, LoadDatasetManifest(*repo_, "streamed"));
+  EXPECT_EQ(ManifestToJson(loaded), ManifestToJson(streamed));
+
+  // The sources change; both recreate identically, streamed within the budget
+  // or in memory.
+  ASSERT_OK_AND_ASSIGN(auto stats, delta::DeltaTable::ForPath(repo_->TableUri("gold/stats")));
+  std::mt19937_64 rng(7);
+  ASSERT_OK(stats->Write(RandomStats(&rng, 40000), delta::WriteOptions{}).status());
+  for (const char* name : {"streamed", "whole"}) {
+    SCOPED_TRACE(name);
+    CollectingSink sink;
+    ASSERT_OK_AND_ASSIGN(auto rec, RecreateDataset(*repo_, name, &sink, budget));
+    EXPECT_TRUE(rec.identical) << rec.difference;
+    EXPECT_EQ(rec.rows, entities_->num_rows());
+    EXPECT_EQ(rec.table, nullptr);
+    EXPECT_GT(sink.writes(), 10u) << "the recreate did not stream";
+    ASSERT_OK_AND_ASSIGN(auto got, sink.Table());
+    ExpectSameRows(*expected, *got);
+    ASSERT_OK_AND_ASSIGN(auto in_memory, RecreateDataset(*repo_, name));
+    EXPECT_TRUE(in_memory.identical) << in_memory.difference;
+    ExpectSameRows(*expected, *in_memory.table);
+  }
+}
+
+TEST_F(StreamedRetrievalTest, RecreateNamesTheFirstDifferentValue) {
+  HistoricalRequest req = Request();
+  req.entities = entities_;
+  ASSERT_OK_AND_ASSIGN(auto result, GetHistoricalFeatures(*repo_, req));
+  ASSERT_OK_AND_ASSIGN(auto m, SaveDataset(*repo_, "pinned", req, result));
+  // Pin the stats source to its first commit: the rebuilt rows differ from the
+  // saved ones wherever a row of the second commit won.
+  for (auto& s : m.sources) {
+    if (s.source == "stats") {
+      ASSERT_EQ(s.version, 1);
+      s.version = 0;
+    }
+  }
+  WriteFile(repo_->TableUri("datasets/pinned.manifest.json"), ManifestToJson(m));
+  // Where the first difference is, from the in-memory retrieval at version 0.
+  HistoricalRequest v0 = req;
+  v0.source_versions["stats"] = 0;
+  ASSERT_OK_AND_ASSIGN(auto other, GetHistoricalFeatures(*repo_, v0));
+  int64_t first_row = -1;
+  std::string first_column;
+  for (int64_t r = 0; r < result.table->num_rows() && first_row < 0; ++r) {
+    for (int c = 0; c < result.table->num_columns(); ++c) {
+      ASSERT_OK_AND_ASSIGN(auto a, result.table->column(c)->GetScalar(r));
+      ASSERT_OK_AND_ASSIGN(auto b, other.table->column(c)->GetScalar(r));
+      if (!a->Equals(*b)) {
+        first_row = r;
+        first_column = result.table->schema()->field(c)->name();
+        break;
+      }
+    }
+  }
+  ASSERT_GE(first_row, 0) << "the pinned version changes nothing";
+  for (int64_t budget : {int64_t{0}, int64_t{2} << 20}) {
+    ASSERT_OK_AND_ASSIGN(auto rec, RecreateDataset(*repo_, "pinned", nullptr, budget));
+    EXPECT_FALSE(rec.identical);
+    EXPECT_EQ(rec.difference.rfind(
+                  "row " + std::to_string(first_row) + " column '" + first_column + "': saved ", 0),
+              0u)
+        << rec.difference;
+  }
+}
+
+TEST_F(StreamedRetrievalTest, ADatasetWriterWithoutFinishLeavesNoDataset) {
+  HistoricalRequest req = Request();
+  req.entities = entities_->Slice(0, 1000);
+  EXPECT_FALSE(DatasetWriter::Open(*repo_, "9lives", req).ok());
+  EXPECT_FALSE(DatasetWriter::Open(*repo_, "a/b", req).ok());
+  {
+    ASSERT_OK_AND_ASSIGN(auto writer, DatasetWriter::Open(*repo_, "dropped", req));
+    ASSERT_OK(GetHistoricalFeatures(*repo_, req, writer.get()).status());
+  }
+  ASSERT_OK_AND_ASSIGN(auto listed, ListDatasets(*repo_));
+  EXPECT_TRUE(listed.empty());
+  int files = 0;
+  std::string dir = repo_->TableUri("datasets/dropped");
+  if (std::filesystem::exists(dir)) {
+    for (const auto& e : std::filesystem::recursive_directory_iterator(dir)) {
+      files += e.is_regular_file() ? 1 : 0;
+    }
+  }
+  EXPECT_EQ(files, 0);
+  // The name is free; once saved, it is taken.
+  ASSERT_OK_AND_ASSIGN(auto writer, DatasetWriter::Open(*repo_, "dropped", req));
+  ASSERT_OK_AND_ASSIGN(auto result, GetHistoricalFeatures(*repo_, req, writer.get()));
+  ASSERT_OK_AND_ASSIGN(auto m, writer->Finish(result));
+  EXPECT_EQ(m.rows, 1000);
+  EXPECT_FALSE(writer->Finish(result).ok());
+  auto again = DatasetWriter::Open(*repo_, "dropped", req);
+  ASSERT_FALSE(again.ok());
+  EXPECT_TRUE(HasErrorKind(again.status(), ErrorKind::kTableAlreadyExists));
+}
+
+TEST_F(StreamedRetrievalTest, ManifestsWithTheWholeTableHashStillRecreate) {
+  // Manifests written before the streamed hash carry no entity_hash_version
+  // and ContentHash of the whole entity table.
+  HistoricalRequest req = Request();
+  req.entities = entities_->Slice(0, 5000);
+  ASSERT_OK_AND_ASSIGN(auto result, GetHistoricalFeatures(*repo_, req));
+  ASSERT_OK_AND_ASSIGN(auto m, SaveDataset(*repo_, "legacy", req, result));
+  ASSERT_OK_AND_ASSIGN(auto table, delta::DeltaTable::Open(m.table_uri));
+  delta::ReadOptions ro;
+  ro.columns = m.entity_columns;
+  ASSERT_OK_AND_ASSIGN(auto stored, table->Read(ro));
+  ASSERT_OK_AND_ASSIGN(std::string v1, ContentHash(*stored));
+  EXPECT_NE(v1, m.entity_hash);
+  std::string json = ManifestToJson(m);
+  auto replace = [&](const std::string& from, const std::string& to) {
+    auto at = json.find(from);
+    ASSERT_NE(at, std::string::npos) << from;
+    json.replace(at, from.size(), to);
+  };
+  replace(m.entity_hash, v1);
+  replace("\"entity_hash_version\": 2,", "");
+  const std::string path = repo_->TableUri("datasets/legacy.manifest.json");
+  WriteFile(path, json);
+  ASSERT_OK_AND_ASSIGN(auto loaded, LoadDatasetManifest(*repo_, "legacy"));
+  EXPECT_EQ(loaded.entity_hash_version, 1);
+  ASSERT_OK_AND_ASSIGN(auto rec, RecreateDataset(*repo_, "legacy", nullptr, 0));
+  EXPECT_TRUE(rec.identical) << rec.difference;
+  // A hash that does not match the stored entity rows is reported.
+  WriteFile(path, json.replace(json.find(v1), v1.size(), std::string(32, '0')));
+  ASSERT_OK_AND_ASSIGN(auto bad, RecreateDataset(*repo_, "legacy", nullptr, 0));
+  EXPECT_FALSE(bad.identical);
+  EXPECT_NE(bad.difference.find("no longer match the manifest's hash"), std::string::npos);
+  // An unknown hash version is refused, not guessed at.
+  std::string future = ManifestToJson(m);
+  future.replace(future.find("\"entity_hash_version\": 2"), 24, "\"entity_hash_version\": 3");
+  WriteFile(path, future);
+  auto refused = LoadDatasetManifest(*repo_, "legacy");
+  ASSERT_FALSE(refused.ok());
+  EXPECT_NE(refused.status().message().find("entity_hash_version 3"), std::string::npos);
+}
+
+TEST(EntityHasherTest, TheHashDependsOnTheRowsNotOnTheirChunks) {
+  std::mt19937_64 rng(11);
+  const int64_t n = 150000;  // more than two blocks
+  arrow::Int64Builder ids;
+  arrow::StringBuilder names;
+  for (int64_t i = 0; i < n; ++i) {
+    ASSERT_OK(rng() % 7 == 0 ? ids.AppendNull() : ids.Append(static_cast<int64_t>(rng() % 1000)));
+    ASSERT_OK(rng() % 5 == 0 ? names.AppendNull()
+                             : names.Append(std::string(rng() % 12, 'a' + rng() % 26)));
+  }
+  auto schema =
+      arrow::schema({arrow::field("id", arrow::int64()), arrow::field("name", arrow::utf8())});
+  ASSERT_OK_AND_ASSIGN(auto id_array, ids.Finish());
+  ASSERT_OK_AND_ASSIGN(auto name_array, names.Finish());
+  auto whole = arrow::RecordBatch::Make(schema, n, {id_array, name_array});
+  auto hash = [&](const std::shared_ptr<arrow::Schema>& s, std::vector<int64_t> cuts,
+                  std::shared_ptr<arrow::RecordBatch> rows) {
+    EntityHasher h(s);
+    int64_t at = 0;
+    cuts.push_back(n);
+    for (int64_t cut : cuts) {
+      EXPECT_TRUE(h.Add(rows->Slice(at, cut - at)).ok());
+      at = cut;
+    }
+    auto r = h.Finish();
+    EXPECT_TRUE(r.ok()) << r.status().ToString();
+    return r.ok() ? *r : std::string();
+  };
+  const std::string one = hash(schema, {}, whole);
+  EXPECT_EQ(one.size(), 32u);
+  EXPECT_EQ(hash(schema, {1, 2, 65535, 65536, 65537, 100000, 149999}, whole), one);
+  std::vector<int64_t> random_cuts;
+  for (int64_t at = 0; at < n; at += 1 + static_cast<int64_t>(rng() % 20000)) {
+    if (at > 0) random_cuts.push_back(at);
+  }
+  EXPECT_EQ(hash(schema, random_cuts, whole), one);
+  // One changed value, or the same values under another name, hash differently.
+  ASSERT_OK_AND_ASSIGN(
+      auto changed_ids,
+      arrow::Concatenate(
+          {id_array->Slice(0, 70000),
+           arrow::json::ArrayFromJSONString(arrow::int64(), "[123456789]").ValueOrDie(),
+           id_array->Slice(70001)}));
+  EXPECT_NE(hash(schema, {}, arrow::RecordBatch::Make(schema, n, {changed_ids, name_array})), one);
+  auto renamed =
+      arrow::schema({arrow::field("user", arrow::int64()), arrow::field("name", arrow::utf8())});
+  EXPECT_NE(hash(renamed, {}, arrow::RecordBatch::Make(renamed, n, {id_array, name_array})), one);
+  // Rows of another schema are refused.
+  EntityHasher h(renamed);
+  EXPECT_FALSE(h.Add(whole).ok());
+}
+
 }  // namespace
 }  // namespace stratalake::retrieval

@@ -617,9 +617,51 @@ arrow::Result<std::shared_ptr<arrow::Table>> DeltaTable::Read(const Snapshot& sn
 
 // ---- writing ----------------------------------------------------------------
 
-arrow::Result<CommitResult> DeltaTable::Write(const std::shared_ptr<arrow::Table>& input,
-                                              const WriteOptions& options) {
-  auto& impl = *impl_;
+// One write (DeltaTable::Write or a TableWriter): the decisions taken before
+// any rows (mode, schema, protocol, metadata), the files written so far, and
+// the commit that makes them a version.
+struct TableWriter::Impl {
+  DeltaTable* table = nullptr;
+  DeltaTable::Impl* delta = nullptr;
+  WriteOptions options;
+  std::shared_ptr<arrow::Schema> input_schema;
+  std::shared_ptr<arrow::Schema> schema;  // the table's schema after this write
+  std::shared_ptr<const Snapshot> snapshot;
+  std::unique_ptr<Transaction> txn;
+  Metadata md;
+  int64_t now = 0;
+  std::optional<cp::Expression> replace_pred;
+  std::optional<CommitResult> noop;  // nothing to write (kIgnore, idempotent replay)
+  bool committed = false;
+  // Once a commit was tried its files stay: a failed put of the log entry may
+  // still have landed (an object store's timeout), and VACUUM removes orphans.
+  bool commit_tried = false;
+  int64_t rows = 0;
+  std::vector<AddFile> written;  // data files of the pieces, in write order
+
+  const std::string& root() const { return table->root(); }
+};
+
+TableWriter::TableWriter(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+
+TableWriter::~TableWriter() {
+  if (impl_->committed || impl_->commit_tried) return;
+  for (const auto& f : impl_->written) {
+    (void)impl_->delta->fs->DeleteFile(DataFilePath(impl_->root(), f.path));
+  }
+}
+
+const std::shared_ptr<arrow::Schema>& TableWriter::input_schema() const {
+  return impl_->input_schema;
+}
+
+arrow::Result<std::unique_ptr<TableWriter>> DeltaTable::OpenWriter(
+    const std::shared_ptr<arrow::Schema>& input_schema, const WriteOptions& options) {
+  auto w = std::make_unique<TableWriter::Impl>();
+  w->table = this;
+  w->delta = impl_.get();
+  w->options = options;
+  w->input_schema = input_schema;
   // One listing of the log serves both "does the table exist" and its snapshot.
   std::shared_ptr<const Snapshot> snapshot;
   auto latest = Latest();
@@ -628,44 +670,49 @@ arrow::Result<CommitResult> DeltaTable::Write(const std::shared_ptr<arrow::Table
   } else if (!HasErrorKind(latest.status(), ErrorKind::kTableNotFound)) {
     return latest.status();
   }
-  const bool exists = snapshot != nullptr;
-  if (exists) {
+  w->snapshot = snapshot;
+  if (snapshot) {
     if (options.mode == WriteMode::kErrorIfExists) {
       return MakeError(arrow::StatusCode::Invalid, ErrorKind::kTableAlreadyExists,
                        "a Delta table already exists at '" + root() +
                            "' (mode=error); use mode append or overwrite");
     }
-    if (options.mode == WriteMode::kIgnore) return CommitResult{snapshot->version(), true, {}};
+    if (options.mode == WriteMode::kIgnore) {
+      w->noop = CommitResult{snapshot->version(), true, {}};
+      return std::unique_ptr<TableWriter>(new TableWriter(std::move(w)));
+    }
     ARROW_RETURN_NOT_OK(CheckWriteSupported(*snapshot));
     if (options.txn) {
       auto done = snapshot->AppTransactionVersion(options.txn->app_id);
       if (done && *done >= options.txn->version) {
-        return CommitResult{snapshot->version(), true, {}};
+        w->noop = CommitResult{snapshot->version(), true, {}};
+        return std::unique_ptr<TableWriter>(new TableWriter(std::move(w)));
       }
     }
   }
   if (!options.replace_where.empty() && options.mode != WriteMode::kOverwrite) {
     return arrow::Status::Invalid("replaceWhere (--where) needs mode overwrite");
   }
-  ARROW_ASSIGN_OR_RAISE(auto data, ToStorageTypes(input));
-  int64_t now = impl.clock->NowMillis();
-  Transaction txn(*impl.store, snapshot, impl.clock);
+  ARROW_ASSIGN_OR_RAISE(auto data_schema, DeltaStorageSchema(*input_schema));
+  w->now = impl_->clock->NowMillis();
+  w->txn = std::make_unique<Transaction>(*impl_->store, snapshot, impl_->clock);
+  auto& txn = *w->txn;
 
   Metadata md;
   std::shared_ptr<arrow::Schema> schema;
   bool new_metadata = false;
   if (!snapshot || (options.mode == WriteMode::kOverwrite && options.overwrite_schema)) {
     CreateOptions create = options.create;
-    create.schema = data->schema();
+    create.schema = data_schema;
     create.partition_columns = options.partition_by;
     if (snapshot) {
       create.properties = snapshot->metadata().configuration;
       create.name = snapshot->metadata().name;
       create.description = snapshot->metadata().description;
     }
-    ARROW_ASSIGN_OR_RAISE(md, NewMetadata(*data->schema(), create, now));
+    ARROW_ASSIGN_OR_RAISE(md, NewMetadata(*data_schema, create, w->now));
     if (snapshot) md.id = snapshot->metadata().id;
-    schema = data->schema();
+    schema = data_schema;
     new_metadata = true;
     Protocol p = ProtocolFor(*schema, md.configuration);
     if (!snapshot) {
@@ -683,7 +730,7 @@ arrow::Result<CommitResult> DeltaTable::Write(const std::shared_ptr<arrow::Table
     }
     // Schema compatibility: new columns only with merge_schema; types must fit.
     arrow::FieldVector fields = schema->fields();
-    for (const auto& f : data->schema()->fields()) {
+    for (const auto& f : data_schema->fields()) {
       int idx = -1;
       for (int i = 0; i < schema->num_fields(); ++i) {
         if (EqualsIgnoreCase(schema->field(i)->name(), f->name())) idx = i;
@@ -715,13 +762,31 @@ arrow::Result<CommitResult> DeltaTable::Write(const std::shared_ptr<arrow::Table
     }
   }
   if (new_metadata) txn.SetMetadata(md);
-  ARROW_ASSIGN_OR_RAISE(data, ConformData(data, *schema));
-  ARROW_RETURN_NOT_OK(EnforceConstraints(md, *schema, *data));
-
-  std::optional<cp::Expression> replace_pred;
   if (!options.replace_where.empty()) {
-    ARROW_ASSIGN_OR_RAISE(replace_pred, BindPredicate(options.replace_where, *schema));
-    ARROW_ASSIGN_OR_RAISE(auto mask, EvaluatePredicate(*replace_pred, *data));
+    ARROW_ASSIGN_OR_RAISE(w->replace_pred, BindPredicate(options.replace_where, *schema));
+  }
+  if (snapshot && options.mode == WriteMode::kOverwrite) {
+    ARROW_RETURN_NOT_OK(CheckAppendOnly(*snapshot, "overwrite"));
+  }
+  w->md = std::move(md);
+  w->schema = std::move(schema);
+  return std::unique_ptr<TableWriter>(new TableWriter(std::move(w)));
+}
+
+arrow::Status TableWriter::Write(const std::shared_ptr<arrow::Table>& input) {
+  auto& w = *impl_;
+  if (w.committed) return arrow::Status::Invalid("this table writer has already committed");
+  if (w.noop) return arrow::Status::OK();
+  if (!input->schema()->Equals(*w.input_schema, false)) {
+    return SchemaMismatch("a piece handed to the table writer has columns " +
+                          input->schema()->ToString() + ", not the writer's " +
+                          w.input_schema->ToString());
+  }
+  ARROW_ASSIGN_OR_RAISE(auto data, ToStorageTypes(input));
+  ARROW_ASSIGN_OR_RAISE(data, ConformData(data, *w.schema));
+  ARROW_RETURN_NOT_OK(EnforceConstraints(w.md, *w.schema, *data));
+  if (w.replace_pred) {
+    ARROW_ASSIGN_OR_RAISE(auto mask, EvaluatePredicate(*w.replace_pred, *data));
     ARROW_ASSIGN_OR_RAISE(auto count, cp::Sum(mask));
     int64_t matching = count.scalar()->is_valid
                            ? static_cast<const arrow::UInt64Scalar&>(*count.scalar()).value
@@ -730,24 +795,48 @@ arrow::Result<CommitResult> DeltaTable::Write(const std::shared_ptr<arrow::Table
       return MakeError(arrow::StatusCode::Invalid, ErrorKind::kConstraintViolation,
                        std::to_string(data->num_rows() - matching) +
                            " written row(s) do not match the replaceWhere predicate '" +
-                           options.replace_where + "'; every new row must match it");
+                           w.options.replace_where + "'; every new row must match it");
     }
   }
+  ARROW_ASSIGN_OR_RAISE(auto adds, WriteDataFiles(*w.delta->fs, w.root(), data,
+                                                  FileOptions(w.md, w.now, w.options.compression,
+                                                              w.options.max_rows_per_file)));
+  w.rows += data->num_rows();
+  for (auto& a : adds) w.written.push_back(std::move(a));
+  return arrow::Status::OK();
+}
+
+arrow::Result<CommitResult> TableWriter::Commit() {
+  auto& w = *impl_;
+  if (w.committed) return arrow::Status::Invalid("this table writer has already committed");
+  if (w.noop) {
+    w.committed = true;
+    return *w.noop;
+  }
+  auto& txn = *w.txn;
+  auto& fs = *w.delta->fs;
+  const auto& snapshot = w.snapshot;
   std::map<std::string, int64_t> metrics;
-  if (snapshot && options.mode == WriteMode::kOverwrite) {
-    ARROW_RETURN_NOT_OK(CheckAppendOnly(*snapshot, "overwrite"));
-    if (replace_pred) {
-      txn.ReadPredicate(*replace_pred);
-      ARROW_ASSIGN_OR_RAISE(auto plan, PlanRewrite(*impl.fs, *snapshot, replace_pred));
+  // The kept rows of partially replaced files come first in the commit, then
+  // the new rows in the order they were written.
+  const std::vector<AddFile> adds = w.written;
+  if (snapshot && w.options.mode == WriteMode::kOverwrite) {
+    if (w.replace_pred) {
+      txn.ReadPredicate(*w.replace_pred);
+      ARROW_ASSIGN_OR_RAISE(auto plan, PlanRewrite(fs, *snapshot, w.replace_pred));
       txn.ReadFiles(plan.candidates);
       for (const auto& f : plan.remove_whole) txn.Remove(f, true);
       for (size_t i = 0; i < plan.partial.size(); ++i) {
         txn.Remove(plan.partial[i].first, true);
         ARROW_ASSIGN_OR_RAISE(auto kept, FilterOut(plan.partial[i].second, plan.masks[i]));
-        ARROW_ASSIGN_OR_RAISE(auto adds, WriteDataFiles(*impl.fs, root(), kept,
-                                                        FileOptions(md, now, options.compression,
-                                                                    options.max_rows_per_file)));
-        for (auto& a : adds) txn.Add(std::move(a));
+        ARROW_ASSIGN_OR_RAISE(auto kept_adds,
+                              WriteDataFiles(fs, w.root(), kept,
+                                             FileOptions(w.md, w.now, w.options.compression,
+                                                         w.options.max_rows_per_file)));
+        for (auto& a : kept_adds) {
+          w.written.push_back(a);
+          txn.Add(std::move(a));
+        }
       }
       metrics["numDeletedRows"] = plan.matched_rows;
     } else {
@@ -757,29 +846,36 @@ arrow::Result<CommitResult> DeltaTable::Write(const std::shared_ptr<arrow::Table
     }
     metrics["numRemovedFiles"] = static_cast<int64_t>(txn.removes().size());
   }
-  ARROW_ASSIGN_OR_RAISE(auto adds, WriteDataFiles(*impl.fs, root(), data,
-                                                  FileOptions(md, now, options.compression,
-                                                              options.max_rows_per_file)));
   metrics["numFiles"] = static_cast<int64_t>(adds.size());
-  metrics["numOutputRows"] = data->num_rows();
+  metrics["numOutputRows"] = w.rows;
   metrics["numOutputBytes"] = SumSizes(adds);
-  for (auto& a : adds) txn.Add(std::move(a));
-  if (!exists) ARROW_RETURN_NOT_OK(impl.fs->CreateDir(impl.store->log_dir(), true));
-  if (options.txn) {
-    AppTransaction t = *options.txn;
-    t.last_updated = now;
+  for (const auto& a : adds) txn.Add(a);
+  if (!snapshot) ARROW_RETURN_NOT_OK(fs.CreateDir(w.delta->store->log_dir(), true));
+  if (w.options.txn) {
+    AppTransaction t = *w.options.txn;
+    t.last_updated = w.now;
     txn.SetAppTransaction(t);
   }
+  const auto& options = w.options;
   std::string mode = options.mode == WriteMode::kOverwrite       ? "Overwrite"
                      : options.mode == WriteMode::kErrorIfExists ? "ErrorIfExists"
                                                                  : "Append";
   std::vector<std::pair<std::string, std::string>> params = {
-      {"mode", mode}, {"partitionBy", JsonList(md.partition_columns)}};
+      {"mode", mode}, {"partitionBy", JsonList(w.md.partition_columns)}};
   if (!options.replace_where.empty())
     params.emplace_back("predicate", JsonList({options.replace_where}));
+  w.commit_tried = true;
   ARROW_ASSIGN_OR_RAISE(auto version, txn.Commit(snapshot ? "WRITE" : "CREATE TABLE AS SELECT",
                                                  params, metrics, options.user_metadata));
+  w.committed = true;
   return CommitResult{version, false, metrics};
+}
+
+arrow::Result<CommitResult> DeltaTable::Write(const std::shared_ptr<arrow::Table>& input,
+                                              const WriteOptions& options) {
+  ARROW_ASSIGN_OR_RAISE(auto writer, OpenWriter(input->schema(), options));
+  ARROW_RETURN_NOT_OK(writer->Write(input));
+  return writer->Commit();
 }
 
 arrow::Result<CommitResult> DeltaTable::Delete(const std::string& predicate) {
