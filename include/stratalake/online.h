@@ -56,6 +56,17 @@ struct KeyValue {
   std::string value;  // starts with the version prefix
 };
 
+/// A correction for a key whose source rows were deleted (materialization):
+/// when nothing is stored for `key`, or the stored value's version prefix is at
+/// most `bound` (the newest prefix among the deleted rows), the key is set to
+/// `value`, or removed when `value` is empty. A stored value newer than
+/// `bound` was written since (a push, a later row) and is kept.
+struct KeyRepair {
+  std::string key;
+  std::string bound;  // a version prefix: kVersionPrefixSize bytes
+  std::string value;  // the replacement (starts with its own prefix), or "" to remove
+};
+
 struct WriteOptions {
   /// Bulk load (materialization): skip the write-ahead log where the backend
   /// has one; the caller must call Sync() before recording progress.
@@ -80,6 +91,11 @@ class OnlineStore {
   /// Looks up `keys`; (*values)[i] is nullopt for a key that is not stored.
   virtual arrow::Status MultiGet(std::span<const std::string_view> keys,
                                  std::vector<std::optional<std::string>>* values) = 0;
+
+  /// Applies `repairs` (see KeyRepair). Each key's check and change are atomic
+  /// against every other write (RocksDB: under the store's write lock, one
+  /// batch; Redis: inside one script call). Durable when it returns OK, like Write.
+  virtual arrow::Status Repair(std::span<const KeyRepair> repairs) = 0;
 
   /// Makes bulk writes durable.
   virtual arrow::Status Sync() = 0;

@@ -360,6 +360,21 @@ void AppendVersionPrefix(int64_t event_us, std::optional<int64_t> created_us, st
   AppendBigEndian(created_us ? Flip(*created_us) : 0, out);
 }
 
+arrow::Status CheckRepairs(std::span<const KeyRepair> repairs) {
+  for (const auto& r : repairs) {
+    if (r.bound.size() != kVersionPrefixSize ||
+        (!r.value.empty() && r.value.size() < kVersionPrefixSize)) {
+      return arrow::Status::Invalid("online store: a repair of a key of ", r.key.size(),
+                                    " bytes has a ", r.bound.size(), "-byte bound and a ",
+                                    r.value.size(), "-byte value (the bound must be a ",
+                                    kVersionPrefixSize,
+                                    "-byte version prefix, the value empty or at least that "
+                                    "long); nothing was changed");
+    }
+  }
+  return arrow::Status::OK();
+}
+
 int64_t PrefixEventMicros(std::string_view value) {
   return static_cast<int64_t>(ReadBigEndian(value.data()) ^ (uint64_t{1} << 63));
 }

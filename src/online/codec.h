@@ -89,6 +89,10 @@ struct DecodedValue {
 /// Splits `value` according to `layout` (whose fingerprint must match the
 /// value's; see ValueFingerprint). Corrupt values are an error, never a crash.
 arrow::Status DecodeValue(std::string_view value, const Layout& layout, DecodedValue* out);
+
+/// Checks repairs before a store applies any: every bound is a version prefix
+/// and every replacement is empty or starts with one.
+arrow::Status CheckRepairs(std::span<const KeyRepair> repairs);
 /// The layout fingerprint a value was written with.
 arrow::Result<uint64_t> ValueFingerprint(std::string_view value);
 

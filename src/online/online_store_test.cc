@@ -646,6 +646,56 @@ TEST_P(OnlineStoreTest, BulkLoadsIntoEmptyRangesStillFollowNewerWins) {
   EXPECT_EQ(values[5], Value(5, 0, "second"));  // the load's 5 beat the racing write's 1
 }
 
+TEST_P(OnlineStoreTest, RepairsReplaceOnlyValuesNoNewerThanTheirBound) {
+  ASSERT_OK_AND_ASSIGN(auto store, Open());
+  // The deleted rows' newest prefix is (10, 5).
+  const std::string bound = Prefix(10, 5);
+  KVs stored = {{"deleted winner", Value(10, 5, "deleted")},
+                {"older than bound", Value(9, 0, "stale")},
+                {"pushed since", Value(10, 6, "newer push")},
+                {"all rows deleted", Value(10, 5, "gone")},
+                {"bulk loaded", Value(10, 5, "bulk")}};
+  ASSERT_OK(store->Write(KVs(stored.begin(), stored.begin() + 4), {}));
+  // A bulk-loaded (plain) value is repaired like a merged one.
+  std::vector<KeyValue> bulk;
+  for (int i = 0; i < 5000; ++i)
+    bulk.push_back({"bulk " + std::to_string(10000 + i), Value(1, 0, "b")});
+  bulk.push_back(stored[4]);
+  ASSERT_OK(store->Write(bulk, WriteOptions{/*bulk=*/true}));
+  ASSERT_OK(store->Sync());
+  std::vector<KeyRepair> repairs = {{"deleted winner", bound, Value(8, 0, "previous row")},
+                                    {"older than bound", bound, Value(7, 0, "recomputed")},
+                                    {"pushed since", bound, Value(8, 0, "must not win")},
+                                    {"all rows deleted", bound, ""},
+                                    {"never stored", bound, Value(3, 0, "new")},
+                                    {"never stored, none left", bound, ""},
+                                    {"bulk loaded", bound, Value(4, 0, "repaired")}};
+  ASSERT_OK(store->Repair(repairs));
+  std::vector<std::string> keys;
+  for (const auto& r : repairs) keys.push_back(r.key);
+  std::vector<std::optional<std::string>> values;
+  ASSERT_OK(Get(store.get(), keys, &values));
+  EXPECT_EQ(values,
+            (std::vector<std::optional<std::string>>{
+                Value(8, 0, "previous row"), Value(7, 0, "recomputed"), Value(10, 6, "newer push"),
+                std::nullopt, Value(3, 0, "new"), std::nullopt, Value(4, 0, "repaired")}));
+  // Newer wins again afterwards: an older write is dropped, a newer one kept.
+  ASSERT_OK(store->Write(
+      KVs{{"deleted winner", Value(7, 0, "older")}, {"older than bound", Value(11, 0, "newest")}},
+      {}));
+  ASSERT_OK(Get(store.get(), {"deleted winner", "older than bound"}, &values));
+  EXPECT_EQ(values, (std::vector<std::optional<std::string>>{Value(8, 0, "previous row"),
+                                                             Value(11, 0, "newest")}));
+  // Malformed repairs change nothing.
+  std::vector<KeyRepair> bad = {{"deleted winner", bound, ""}, {"x", "short", ""}};
+  EXPECT_TRUE(store->Repair(bad).IsInvalid());
+  bad = {{"deleted winner", bound, ""}, {"x", bound, "short"}};
+  EXPECT_TRUE(store->Repair(bad).IsInvalid());
+  ASSERT_OK(Get(store.get(), {"deleted winner"}, &values));
+  EXPECT_EQ(values[0], Value(8, 0, "previous row"));
+  ASSERT_OK(store->Repair({}));
+}
+
 TEST_P(OnlineStoreTest, ConcurrentWritersEndWithTheNewestValue) {
   // Fewer connections than threads: callers wait for one.
   ASSERT_OK_AND_ASSIGN(auto store, Open(/*pool_size=*/3));

@@ -40,6 +40,7 @@
 #include <utility>
 #include <vector>
 
+#include "online/codec.h"
 #include "stratalake/online.h"
 #include "stratalake/status.h"
 
@@ -83,6 +84,37 @@ for i = 1, #KEYS do
 end
 return applied
 )lua";
+
+// For each i: KEYS[i] := ARGV[2i] (or deleted when that is empty) when nothing
+// is stored or the stored value's first 16 bytes are <= ARGV[2i-1], compared as
+// unsigned bytes (KeyRepair). Returns the number changed.
+constexpr char kRepairScript[] = R"lua(
+local function at_most(old, bound)
+  for j = 1, 16 do
+    local x, y = string.byte(old, j), string.byte(bound, j)
+    if x == nil then return true end
+    if y == nil then return false end
+    if x ~= y then return x < y end
+  end
+  return true
+end
+local changed = 0
+for i = 1, #KEYS do
+  local old = redis.call('GETRANGE', KEYS[i], 0, 15)
+  if at_most(old, ARGV[2 * i - 1]) then
+    if ARGV[2 * i] == '' then
+      redis.call('DEL', KEYS[i])
+    else
+      redis.call('SET', KEYS[i], ARGV[2 * i])
+    end
+    changed = changed + 1
+  end
+end
+return changed
+)lua";
+
+// Keys per repair script call (repairs are rare: EVAL, not a cached script).
+constexpr size_t kRepairsPerCall = 500;
 
 struct ContextDeleter {
   void operator()(redisContext* c) const { redisFree(c); }
@@ -370,6 +402,46 @@ class RedisStore : public OnlineStore {
       }
     }
     return WithConnection([&](redisContext* c) { return WriteCalls(c, writes, calls); });
+  }
+
+  arrow::Status Repair(std::span<const KeyRepair> repairs) override {
+    ARROW_RETURN_NOT_OK(CheckRepairs(repairs));
+    if (repairs.empty()) return arrow::Status::OK();
+    const size_t calls = (repairs.size() + kRepairsPerCall - 1) / kRepairsPerCall;
+    return WithConnection([&](redisContext* c) -> arrow::Status {
+      std::vector<std::string> keys;
+      std::string numkeys;
+      for (size_t window = 0; window < calls; window += kPipelineDepth) {
+        ARROW_RETURN_NOT_OK(RoundTrip(
+            c, window, std::min(calls, window + kPipelineDepth),
+            [&](size_t call, Command* cmd) {
+              size_t b = call * kRepairsPerCall;
+              size_t e = std::min(repairs.size(), b + kRepairsPerCall);
+              keys.clear();
+              for (size_t i = b; i < e; ++i) keys.push_back(Key(repairs[i].key));
+              numkeys = std::to_string(e - b);
+              cmd->Add("EVAL");
+              cmd->Add(kRepairScript);
+              cmd->Add(numkeys);
+              for (const auto& k : keys) cmd->Add(k);
+              for (size_t i = b; i < e; ++i) {
+                cmd->Add(repairs[i].bound);
+                cmd->Add(repairs[i].value);
+              }
+            },
+            [&](size_t, const redisReply& r) -> arrow::Status {
+              if (r.type == REDIS_REPLY_INTEGER) return arrow::Status::OK();
+              if (r.type == REDIS_REPLY_ERROR) {
+                return arrow::Status::IOError("Redis online store ", describe_,
+                                              ": repairing: ", ReplyText(r),
+                                              " (repairing again is safe)");
+              }
+              return Unexpected("the repair script", r);
+            },
+            "repairing", /*pass_errors=*/true));
+      }
+      return arrow::Status::OK();
+    });
   }
 
   arrow::Status MultiGet(std::span<const std::string_view> keys,

@@ -22,6 +22,7 @@
 #include <rocksdb/table.h>
 #include <rocksdb/write_batch.h>
 
+#include "online/codec.h"
 #include "stratalake/online.h"
 #include "stratalake/status.h"
 
@@ -86,6 +87,31 @@ class RocksDbStore : public OnlineStore {
     wo.disableWAL = options.bulk;
     std::shared_lock<std::shared_mutex> lock(ingest_mu_);  // see Ingest
     return FromRocks(db_->Write(wo, &batch), "write");
+  }
+
+  arrow::Status Repair(std::span<const KeyRepair> repairs) override {
+    if (read_only_) return ReadOnlyError();
+    ARROW_RETURN_NOT_OK(CheckRepairs(repairs));
+    // Exclusive: no write lands between reading a key and replacing it.
+    std::unique_lock<std::shared_mutex> lock(ingest_mu_);
+    rocksdb::WriteBatch batch;
+    std::string current;
+    for (const auto& r : repairs) {
+      rocksdb::Status st = db_->Get(rocksdb::ReadOptions(), r.key, &current);
+      if (!st.ok() && !st.IsNotFound()) return FromRocks(st, "read");
+      if (st.ok() && current.size() >= kVersionPrefixSize &&
+          std::memcmp(current.data(), r.bound.data(), kVersionPrefixSize) > 0) {
+        continue;  // written since: newer than every deleted row
+      }
+      if (r.value.empty()) {
+        RETURN_ROCKS(batch.Delete(r.key), "batch");
+      } else {
+        RETURN_ROCKS(batch.Put(r.key, r.value), "batch");
+      }
+    }
+    rocksdb::WriteOptions wo;
+    wo.sync = true;
+    return FromRocks(db_->Write(wo, &batch), "repair");
   }
 
   arrow::Status MultiGet(std::span<const std::string_view> keys,
