@@ -701,6 +701,8 @@ class PyStore {
       d["files_total"] = v.files_total;
       d["rows_read"] = v.rows_read;
       d["rows_written"] = v.rows_written;
+      d["keys_repaired"] = v.keys_repaired;
+      d["rebuilt"] = v.rebuilt;
       d["seconds"] = v.seconds;
       out.append(d);
     }

@@ -1494,6 +1494,10 @@ arrow::Status CmdMaterialize(const Args& a, bool incremental) {
       w.Int64(v.rows_read);
       w.Key("rows_written");
       w.Int64(v.rows_written);
+      w.Key("keys_repaired");
+      w.Int64(v.keys_repaired);
+      w.Key("rebuilt");
+      w.Bool(v.rebuilt);
       w.Key("seconds");
       w.Double(v.seconds);
       w.EndObject();
@@ -1518,10 +1522,16 @@ arrow::Status CmdMaterialize(const Args& a, bool incremental) {
     }
     std::cout << " version " << v.to_version;
     if (v.incremental) std::cout << " (incremental since version " << v.from_version << ")";
+    if (v.rebuilt) std::cout << " (rebuilt: rows deleted since the last run could not be known)";
     std::cout << ", " << v.files_read << " of " << v.files_total << " files";
     char secs[32];
     std::snprintf(secs, sizeof secs, "%.2f", v.seconds);
     std::cout << ", " << secs << " s" << rate << "\n";
+    if (v.keys_repaired > 0) {
+      std::cout << "    " << v.keys_repaired
+                << " keys whose source rows were deleted since the last run set to their "
+                   "current values\n";
+    }
   }
   return arrow::Status::OK();
 }

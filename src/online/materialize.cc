@@ -22,6 +22,7 @@
 #include <mutex>
 #include <set>
 #include <thread>
+#include <unordered_map>
 
 #include <arrow/api.h>
 #include <arrow/compute/api.h>
@@ -114,6 +115,15 @@ struct FileTask {
   delta::AddFile file;
   int64_t lo_us, hi_us;
 };
+
+// The offline join's tie-break order: Delta modificationTime, then path.
+void SortInArrivalOrder(std::vector<FileTask>* tasks) {
+  std::stable_sort(tasks->begin(), tasks->end(), [](const FileTask& a, const FileTask& b) {
+    return a.file.modification_time != b.file.modification_time
+               ? a.file.modification_time < b.file.modification_time
+               : a.file.path < b.file.path;
+  });
+}
 
 struct Chunk {
   std::shared_ptr<arrow::Table> data;
@@ -222,6 +232,25 @@ class ViewMaterializer {
     std::vector<FileTask> tasks;
     bool incremental = options_.incremental && wm && wm->layout == layout_.fingerprint &&
                        wm->source == src_.name && wm->version <= snap->version();
+    // Rows deleted from the source since the last run (DELETE, UPDATE, MERGE,
+    // overwrite): the keys they held, with the newest deleted version of each,
+    // are repaired after the run's writes. When that cannot be known (the log
+    // or the files of the watermark's version are gone) or is too large, the
+    // view is rebuilt: its keys are removed and the source read in full.
+    std::unordered_map<std::string, std::string> deleted;  // online key -> newest deleted prefix
+    bool rebuild = false;
+    if (wm && wm->source == src_.name && wm->version < snap->version()) {
+      auto old = table->AtVersion(wm->version);
+      if (!old.ok()) {
+        rebuild = true;
+      } else {
+        ARROW_ASSIGN_OR_RAISE(rebuild, DeletedKeys(*table, **old, *snap, &deleted));
+      }
+      if (rebuild) {
+        deleted.clear();
+        incremental = false;
+      }
+    }
     if (options_.incremental && !options_.start_us) {
       lo = view_.ttl_seconds > 0 ? hi - view_.ttl_seconds * 1000000 : INT64_MIN;
     }
@@ -259,12 +288,12 @@ class ViewMaterializer {
     }
     out.incremental = incremental;
     out.start_us = lo;
-    std::stable_sort(tasks.begin(), tasks.end(), [](const FileTask& a, const FileTask& b) {
-      return a.file.modification_time != b.file.modification_time
-                 ? a.file.modification_time < b.file.modification_time
-                 : a.file.path < b.file.path;
-    });
+    SortInArrivalOrder(&tasks);
 
+    if (rebuild) {
+      ARROW_RETURN_NOT_OK(store_.DeletePrefix(ViewKeyPrefix(view_.name)));
+      out.rebuilt = true;
+    }
     // The layout first, so readers can decode values written with it later.
     {
       std::string v;
@@ -314,6 +343,7 @@ class ViewMaterializer {
       }
     }
     if (tty && !tasks.empty()) std::fprintf(stderr, "\n");
+    if (!deleted.empty()) ARROW_RETURN_NOT_OK(RepairDeleted(*table, *snap, lo, hi, deleted, &out));
     // Durable first, then the watermark.
     ARROW_RETURN_NOT_OK(store_.Sync());
     Watermark next;
@@ -328,6 +358,164 @@ class ViewMaterializer {
   }
 
  private:
+  // At most this many keys are repaired in place; more deleted keys than that
+  // (an overwrite of the whole source) rebuild the view instead, so memory
+  // stays bounded.
+  static constexpr size_t kMaxRepairKeys = size_t{1} << 22;
+
+  // The files live in `old` but not in `now` (removed, or given a new
+  // deletion vector), read as they were in `old`: every key they held, with
+  // its newest version prefix, into `deleted`. Returns true when the view
+  // must be rebuilt instead (a removed file is gone, or too many keys).
+  arrow::Result<bool> DeletedKeys(const delta::DeltaTable& table, const delta::Snapshot& old,
+                                  const delta::Snapshot& now,
+                                  std::unordered_map<std::string, std::string>* deleted) {
+    auto dv_id = [](const delta::AddFile& f) {
+      if (!f.deletion_vector) return std::string();
+      const auto& dv = *f.deletion_vector;
+      return dv.storage_type + dv.path_or_inline_dv + "@" + std::to_string(dv.offset.value_or(-1));
+    };
+    std::unordered_map<std::string, std::string> live;  // path -> deletion vector id
+    for (const auto& f : now.files()) live.emplace(f.path, dv_id(f));
+    std::vector<int> fields;
+    bool resolved = false;
+    for (const auto& f : old.files()) {
+      auto it = live.find(f.path);
+      if (it != live.end() && it->second == dv_id(f)) continue;
+      if (!resolved) {
+        ARROW_ASSIGN_OR_RAISE(fields, KeyAndTimeFields(old));
+        resolved = true;
+      }
+      auto data = delta::ReadDataFile(*table.filesystem(), old, f, fields);
+      if (!data.ok()) {
+        if (HasErrorKind(data.status(), ErrorKind::kFileNotFound) || data.status().IsIOError()) {
+          return true;  // removed by VACUUM: the deleted keys cannot be known
+        }
+        return data.status();
+      }
+      ARROW_RETURN_NOT_OK(ForEachKeyVersion(**data, [&](std::string&& key, std::string&& prefix) {
+        auto [at, added] = deleted->try_emplace(std::move(key), prefix);
+        if (!added && prefix > at->second) at->second = std::move(prefix);
+      }));
+      if (deleted->size() > kMaxRepairKeys) return true;
+    }
+    return false;
+  }
+
+  // The join keys, event time and created time of the view's source in `s`.
+  arrow::Result<std::vector<int>> KeyAndTimeFields(const delta::Snapshot& s) {
+    std::vector<int> out;
+    std::vector<std::string> names = keys_;
+    names.push_back(ts_col_);
+    if (!src_.created_timestamp_field.empty()) names.push_back(src_.created_timestamp_field);
+    for (const auto& n : names) {
+      int i = s.schema()->GetFieldIndex(StoredName(src_, n));
+      if (i < 0) {
+        return UserError(ErrorKind::kSchemaMismatch,
+                         "source '" + src_.name + "' (version " + std::to_string(s.version()) +
+                             ") has no column '" + StoredName(src_, n) + "'");
+      }
+      out.push_back(i);
+    }
+    return out;
+  }
+
+  // Calls fn(online key, version prefix) for every row of `data` (columns: the
+  // join keys, the event time, the created time if the source has one) with
+  // a time and no null key.
+  template <typename Fn>
+  arrow::Status ForEachKeyVersion(const arrow::Table& data, Fn&& fn) {
+    ARROW_ASSIGN_OR_RAISE(auto batch, data.CombineChunksToBatch());
+    const size_t nk = keys_.size();
+    ARROW_ASSIGN_OR_RAISE(auto ts, TimesMicros(*batch->column(static_cast<int>(nk))));
+    std::vector<int64_t> created;
+    const bool has_created = batch->num_columns() > static_cast<int>(nk) + 1;
+    if (has_created) {
+      ARROW_ASSIGN_OR_RAISE(created, TimesMicros(*batch->column(static_cast<int>(nk) + 1)));
+    }
+    const std::string prefix = ViewKeyPrefix(view_.name);
+    for (int64_t r = 0; r < batch->num_rows(); ++r) {
+      if (batch->column(static_cast<int>(nk))->IsNull(r)) continue;
+      std::string key = prefix;
+      bool ok = true;
+      for (size_t k = 0; k < nk && ok; ++k) {
+        ARROW_ASSIGN_OR_RAISE(ok, AppendKeyFromArray(*batch->column(static_cast<int>(k)), r, &key));
+      }
+      if (!ok) continue;
+      std::optional<int64_t> c;
+      if (has_created && !batch->column(static_cast<int>(nk) + 1)->IsNull(r)) c = created[r];
+      std::string version;
+      AppendVersionPrefix(ts[r], c, &version);
+      fn(std::move(key), std::move(version));
+    }
+    return arrow::Status::OK();
+  }
+
+  // Recomputes the deleted keys' values from the source as it is now (the
+  // rows in [lo, hi], in the join's order: the same winner the writes would
+  // pick) and repairs them in the store: the new winner, or no value.
+  arrow::Status RepairDeleted(const delta::DeltaTable& table, const delta::Snapshot& s, int64_t lo,
+                              int64_t hi,
+                              const std::unordered_map<std::string, std::string>& deleted,
+                              ViewMaterialization* out) {
+    ARROW_ASSIGN_OR_RAISE(auto plan, Plan(s, lo, hi));
+    std::vector<FileTask> tasks;
+    for (const auto& f : plan.files) tasks.push_back({f, lo, hi});
+    SortInArrivalOrder(&tasks);
+    std::unordered_map<std::string, std::string> winners;
+    std::vector<KeyValue> encoded;
+    for (const auto& task : tasks) {
+      ChunkPipe pipe;
+      std::thread reader([&] {
+        arrow::Status st = ReadFile(table, s, task, &pipe);
+        if (!st.ok()) pipe.Fail(st);
+      });
+      arrow::Status failed;
+      while (true) {
+        auto chunk = pipe.Pop();
+        if (!chunk.ok()) {
+          failed = chunk.status();
+          break;
+        }
+        size_t count = 0;
+        if (chunk->data) {
+          failed = EncodeViewRows(view_, src_, layout_, keys_.size(), has_created_, *chunk->data,
+                                  lo, hi, &encoded, &count);
+        }
+        for (size_t i = 0; i < count && failed.ok(); ++i) {
+          KeyValue& kv = encoded[i];
+          if (!deleted.count(kv.key)) continue;
+          auto [at, added] = winners.try_emplace(kv.key, kv.value);
+          // Ties go to the later row, as in the store.
+          if (!added &&
+              kv.value.compare(0, kVersionPrefixSize, at->second, 0, kVersionPrefixSize) >= 0) {
+            at->second = kv.value;
+          }
+        }
+        if (!failed.ok() || chunk->last_of_file) break;
+      }
+      pipe.Stop();
+      reader.join();
+      ARROW_RETURN_NOT_OK(failed);
+    }
+    std::vector<KeyRepair> repairs;
+    repairs.reserve(deleted.size());
+    for (const auto& [key, bound] : deleted) {
+      auto it = winners.find(key);
+      repairs.push_back({key, bound, it == winners.end() ? std::string() : std::move(it->second)});
+    }
+    // In key order: deterministic, and sequential for the store.
+    std::sort(repairs.begin(), repairs.end(),
+              [](const KeyRepair& a, const KeyRepair& b) { return a.key < b.key; });
+    constexpr size_t kRepairBatch = 10000;
+    for (size_t at = 0; at < repairs.size(); at += kRepairBatch) {
+      size_t n = std::min(kRepairBatch, repairs.size() - at);
+      ARROW_RETURN_NOT_OK(store_.Repair(std::span<const KeyRepair>(repairs.data() + at, n)));
+    }
+    out->keys_repaired += static_cast<int64_t>(repairs.size());
+    return arrow::Status::OK();
+  }
+
   arrow::Result<delta::ScanPlan> Plan(const delta::Snapshot& s, int64_t lo, int64_t hi) {
     ARROW_ASSIGN_OR_RAISE(auto filter, TimeFilter(s, lo, hi));
     return delta::PlanFiles(s, filter);

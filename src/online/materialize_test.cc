@@ -173,22 +173,20 @@ class MaterializeTest : public ::testing::Test {
     return Materialize(*repo_, store, o);
   }
 
-  TempDir dir_;
-  std::unique_ptr<repo::FeatureRepository> repo_;
-};
+  static constexpr int kKeys = 300;
 
-// The online value of every key equals the training-set value for an entity
-// row at "now" (the materialization end), including TTL and tie-breaks.
-TEST_F(MaterializeTest, OnlineValuesEqualTheTrainingSetAtNow) {
-  Apply();
-  std::mt19937_64 rng(7);
-  const int kKeys = 300;
-  for (int commit = 0; commit < 3; ++commit) AppendStats(RandomStats(&rng, 1500, kKeys));
-  auto store = OpenStore();
-  for (int64_t now : {kT0 + 20 * kHour, kT0 + 48 * kHour, kT0 + 70 * kHour}) {
-    SCOPED_TRACE(now);
-    ASSERT_OK(store->DeletePrefix(ViewKeyPrefix("stats")));
-    ASSERT_OK(Run(*store, now, false).status());
+  // The definitions applied, three commits of random stats rows over kKeys
+  // keys, and the repository's store.
+  std::shared_ptr<OnlineStore> ApplyWithRandomStats(std::mt19937_64* rng) {
+    Apply();
+    for (int commit = 0; commit < 3; ++commit) AppendStats(RandomStats(rng, 1500, kKeys));
+    return OpenStore();
+  }
+
+  // The online value of every key 0..keys-1 equals the training-set value for
+  // an entity row at "now" (the materialization end); the statuses of "spend".
+  void ExpectOnlineEqualsTrainingSet(const std::shared_ptr<OnlineStore>& store, int64_t now,
+                                     int keys, std::vector<FeatureStatus>* spend_statuses) {
     // Online, with the clock at `now`.
     ASSERT_OK_AND_ASSIGN(auto reg, repo_->registry());
     auto clock = std::make_shared<FakeClock>(now / 1000);
@@ -196,13 +194,13 @@ TEST_F(MaterializeTest, OnlineValuesEqualTheTrainingSetAtNow) {
     OnlineRequest req;
     req.features = {"stats:spend", "stats:orders", "stats:tier"};
     std::vector<KeyScalar> ids;
-    for (int k = 0; k < kKeys + 5; ++k) ids.emplace_back(int64_t{k});
+    for (int k = 0; k < keys; ++k) ids.emplace_back(int64_t{k});
     req.entities.emplace_back("customer_id", ids);
     ASSERT_OK_AND_ASSIGN(auto resp, service.Get(req));
     ASSERT_OK_AND_ASSIGN(auto online, resp.ToTable());
     // Offline, with one entity row per key at `now`.
     std::string rows;
-    for (int k = 0; k < kKeys + 5; ++k) {
+    for (int k = 0; k < keys; ++k) {
       rows += (rows.empty() ? "" : ",") + std::string("{\"customer_id\":") + std::to_string(k) +
               ",\"event_timestamp\":" + std::to_string(now) + "}";
     }
@@ -222,18 +220,79 @@ TEST_F(MaterializeTest, OnlineValuesEqualTheTrainingSetAtNow) {
       EXPECT_TRUE(on->Equals(*off))
           << f << "\nonline: " << on->ToString() << "\noffline: " << off->ToString();
     }
-    // Statuses: present / null value / outside max age / not found.
     const auto& spend = resp.columns[1];
+    spend_statuses->assign(spend.statuses.begin(), spend.statuses.end());
+  }
+
+  TempDir dir_;
+  std::unique_ptr<repo::FeatureRepository> repo_;
+};
+
+// The online value of every key equals the training-set value for an entity
+// row at "now" (the materialization end), including TTL and tie-breaks.
+TEST_F(MaterializeTest, OnlineValuesEqualTheTrainingSetAtNow) {
+  std::mt19937_64 rng(7);
+  auto store = ApplyWithRandomStats(&rng);
+  for (int64_t now : {kT0 + 20 * kHour, kT0 + 48 * kHour, kT0 + 70 * kHour}) {
+    SCOPED_TRACE(now);
+    ASSERT_OK(store->DeletePrefix(ViewKeyPrefix("stats")));
+    ASSERT_OK(Run(*store, now, false).status());
+    std::vector<FeatureStatus> spend;
+    ExpectOnlineEqualsTrainingSet(store, now, kKeys + 5, &spend);
     int expired = 0, missing = 0;
-    for (size_t r = 0; r < resp.rows; ++r) {
-      expired += spend.statuses[r] == FeatureStatus::kOutsideMaxAge;
-      missing += spend.statuses[r] == FeatureStatus::kNotFound;
+    for (auto st : spend) {
+      expired += st == FeatureStatus::kOutsideMaxAge;
+      missing += st == FeatureStatus::kNotFound;
     }
     EXPECT_GE(missing, 5);  // keys kKeys.. were never written
     if (now == kT0 + 70 * kHour) {
       EXPECT_EQ(expired, kKeys);  // every value is > 10h old
     }
   }
+}
+
+// Rows deleted from the source (DELETE, UPDATE) after a run are repaired by the
+// next one: the online value becomes the training set's value again, or
+// NOT_FOUND when no row is left; with the old files vacuumed, the view is rebuilt.
+TEST_F(MaterializeTest, DeletedSourceRowsAreRepairedOnline) {
+  std::mt19937_64 rng(17);
+  auto store = ApplyWithRandomStats(&rng);
+  const int64_t now = kT0 + 48 * kHour;
+  ASSERT_OK_AND_ASSIGN(auto first, Run(*store, now, true));
+  EXPECT_EQ(Stats(first).keys_repaired, 0);
+  std::vector<FeatureStatus> spend;
+  ExpectOnlineEqualsTrainingSet(store, now, kKeys, &spend);
+
+  ASSERT_OK_AND_ASSIGN(auto table, delta::DeltaTable::Open(repo_->TableUri("gold/stats")));
+  // The latest rows of some keys, every row of one key, and new values of others.
+  ASSERT_OK(table->Delete("customer_id < 40 AND event_ts >= '2026-01-02T18:00:00Z'").status());
+  ASSERT_OK(table->Delete("customer_id = 100").status());
+  ASSERT_OK(table->Update("customer_id BETWEEN 200 AND 210", "spend = 1000").status());
+  // Appended rows in the same run are written as usual.
+  AppendStats(RandomStats(&rng, 100, 50));  // keys 0..49
+  ASSERT_OK_AND_ASSIGN(auto second, Run(*store, now, true));
+  EXPECT_TRUE(Stats(second).incremental);
+  EXPECT_FALSE(Stats(second).rebuilt);
+  EXPECT_GT(Stats(second).keys_repaired, 40);
+  ExpectOnlineEqualsTrainingSet(store, now, kKeys, &spend);
+  EXPECT_EQ(spend[100], FeatureStatus::kNotFound);
+  // Nothing deleted since: nothing repaired.
+  ASSERT_OK_AND_ASSIGN(auto third, Run(*store, now, true));
+  EXPECT_EQ(Stats(third).keys_repaired, 0);
+  EXPECT_FALSE(Stats(third).rebuilt);
+
+  // Deleted, then vacuumed before the next run: the deleted keys cannot be
+  // known, so the view is rebuilt from the source as it is.
+  ASSERT_OK(table->Delete("customer_id >= 250").status());
+  delta::VacuumOptions vo;
+  vo.retention_hours = 0;
+  vo.force = true;
+  ASSERT_OK(table->Vacuum(vo).status());
+  ASSERT_OK_AND_ASSIGN(auto fourth, Run(*store, now, true));
+  EXPECT_TRUE(Stats(fourth).rebuilt);
+  EXPECT_FALSE(Stats(fourth).incremental);
+  ExpectOnlineEqualsTrainingSet(store, now, kKeys, &spend);
+  for (int k = 250; k < kKeys; ++k) EXPECT_EQ(spend[k], FeatureStatus::kNotFound) << k;
 }
 
 TEST_F(MaterializeTest, IncrementalReadsOnlyNewCommits) {

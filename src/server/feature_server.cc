@@ -228,6 +228,8 @@ std::string ReportJson(const online::MaterializeReport& r) {
     o += ",\"files_read\":" + std::to_string(v.files_read);
     o += ",\"rows_read\":" + std::to_string(v.rows_read);
     o += ",\"rows_written\":" + std::to_string(v.rows_written);
+    o += ",\"keys_repaired\":" + std::to_string(v.keys_repaired);
+    o += ",\"rebuilt\":" + std::string(v.rebuilt ? "true" : "false");
     char secs[32];
     std::snprintf(secs, sizeof secs, "%.3f", v.seconds);
     o += ",\"seconds\":" + std::string(secs) + "}";

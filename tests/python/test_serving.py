@@ -601,3 +601,28 @@ feature_views:
                       repo=clean).stdout)
     assert a == b
     assert set(a["results"][1]["statuses"]) == {"PRESENT"}
+
+
+def test_rows_deleted_offline_leave_the_online_store_on_the_next_run(tmp_path):
+    """A Delta DELETE on a source, then materialize-incremental: the deleted customers'
+    profiles are NOT_FOUND online (no row left), the others are untouched."""
+    repo = make_shop(tmp_path / "shop")
+    sl("materialize-incremental", NOW, "--views", "customer_profile", repo=repo)
+
+    def online(ids):
+        out = json.loads(sl("get-online", "--features", "customer_profile:country", "--entity",
+                            "customer_id=" + ",".join(map(str, ids)), "--json", repo=repo).stdout)
+        return out["results"][1]["statuses"], out["results"][1]["values"]
+
+    before_statuses, before_values = online([3, 4, 5])
+    assert before_statuses == ["PRESENT"] * 3
+    subprocess.run([str(BIN), "table", "delete", str(repo / "lake" / "bronze" / "customers"),
+                    "--where", "customer_id IN (3, 5)"], check=True, capture_output=True)
+    rep = json.loads(sl("materialize-incremental", NOW, "--views", "customer_profile", "--json",
+                        repo=repo).stdout)
+    view = rep["views"][0]
+    assert view["incremental"] is True and view["rebuilt"] is False
+    assert view["keys_repaired"] >= 2  # the deleted keys (and the rewritten file's others)
+    statuses, values = online([3, 4, 5])
+    assert statuses == ["NOT_FOUND", "PRESENT", "NOT_FOUND"]
+    assert values[1] == before_values[1]
