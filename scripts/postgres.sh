@@ -13,21 +13,12 @@
 # /usr/lib/postgresql/*/bin.
 set -euo pipefail
 
-usage() {
-  echo "usage: $0 start|stop DIR" >&2
-  exit 2
-}
-die() {
-  echo "postgres.sh: $*" >&2
-  exit 1
-}
-
-[[ $# -eq 2 ]] || usage
-cmd="$1"
-dir="$2"
-[[ -n "$dir" ]] || usage
-user=stratalake   # the superuser initdb creates
+name=postgres.sh
 marker=.stratalake-postgres
+# shellcheck source=scripts/server_common.sh
+source "$(dirname "$0")/server_common.sh"
+parse_args "$@"
+user=stratalake   # the superuser initdb creates
 
 find_bindir() {
   if [[ -n "${PG_BINDIR:-}" ]]; then
@@ -57,21 +48,12 @@ is_running() {
   [[ -f "$dir/data/postmaster.pid" ]] && as_pg "$bindir/pg_ctl" -D "$dir/data" status >/dev/null 2>&1
 }
 
-port_in_use() {
-  (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null
-}
-
 start() {
   bindir="$(find_bindir)"
-  mkdir -p "$dir"
-  dir="$(cd "$dir" && pwd)"
+  claim_dir
   if [[ -f "$dir/port" ]] && is_running; then
     echo "postgresql://$user@127.0.0.1:$(cat "$dir/port")/postgres"
     return
-  fi
-  if [[ ! -f "$dir/$marker" ]]; then
-    [[ -z "$(ls -A "$dir")" ]] || die "$dir is not empty and was not made by this script"
-    touch "$dir/$marker"
   fi
   mkdir -p "$dir/socket"
   if [[ "$(id -u)" -eq 0 ]]; then
@@ -91,8 +73,7 @@ start() {
   fi
   local attempt port
   for attempt in 1 2 3 4 5; do
-    port=$((20000 + RANDOM % 40000))
-    port_in_use "$port" && continue
+    port="$(random_free_port)"
     # fsync off: the server is thrown away, and tests should not wait on disks.
     if as_pg "$bindir/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w -t 60 -o \
         "-c listen_addresses=127.0.0.1 -p $port -k '$dir/socket' -c fsync=off \
@@ -108,13 +89,7 @@ start() {
 }
 
 stop() {
-  [[ -d "$dir" ]] || return 0
-  dir="$(cd "$dir" && pwd)"
-  if [[ -z "$(ls -A "$dir")" ]]; then  # e.g. a mktemp -d folder `start` failed to use
-    rmdir "$dir"
-    return 0
-  fi
-  [[ -f "$dir/$marker" ]] || die "refusing to remove $dir: it was not made by this script"
+  dir_to_stop || return 0
   bindir="$(find_bindir)"
   if is_running; then
     as_pg "$bindir/pg_ctl" -D "$dir/data" -m fast -w -t 60 stop >/dev/null ||

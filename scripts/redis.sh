@@ -12,25 +12,12 @@
 # REDIS_SERVER to use a binary other than /usr/bin/redis-server.
 set -euo pipefail
 
-usage() {
-  echo "usage: $0 start|stop DIR" >&2
-  exit 2
-}
-die() {
-  echo "redis.sh: $*" >&2
-  exit 1
-}
-
-[[ $# -eq 2 ]] || usage
-cmd="$1"
-dir="$2"
-[[ -n "$dir" ]] || usage
+name=redis.sh
 marker=.stratalake-redis
+# shellcheck source=scripts/server_common.sh
+source "$(dirname "$0")/server_common.sh"
+parse_args "$@"
 server="${REDIS_SERVER:-/usr/bin/redis-server}"
-
-port_in_use() {
-  (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null
-}
 
 # True when the server on port $1 answers PING (inline protocol, no redis-cli needed).
 pings() {
@@ -67,20 +54,14 @@ start() {
   [[ -x "$server" ]] ||
     die "$server not found; install the 'redis-server' package (scripts/bootstrap.sh does)" \
         "or set REDIS_SERVER"
-  mkdir -p "$dir"
-  dir="$(cd "$dir" && pwd)"
+  claim_dir
   if is_running; then
     echo "redis://127.0.0.1:$(cat "$dir/port")/0"
     return
   fi
-  if [[ ! -f "$dir/$marker" ]]; then
-    [[ -z "$(ls -A "$dir")" ]] || die "$dir is not empty and was not made by this script"
-    touch "$dir/$marker"
-  fi
   local attempt port i
   for attempt in 1 2 3 4 5; do
-    port=$((20000 + RANDOM % 40000))
-    port_in_use "$port" && continue
+    port="$(random_free_port)"
     rm -f "$dir/redis.pid"
     # appendfsync everysec: the server is thrown away, and tests should not wait on disks;
     # no RDB snapshots (save ""), so no background forks.
@@ -109,13 +90,7 @@ start() {
 }
 
 stop() {
-  [[ -d "$dir" ]] || return 0
-  dir="$(cd "$dir" && pwd)"
-  if [[ -z "$(ls -A "$dir")" ]]; then  # e.g. a mktemp -d folder `start` failed to use
-    rmdir "$dir"
-    return 0
-  fi
-  [[ -f "$dir/$marker" ]] || die "refusing to remove $dir: it was not made by this script"
+  dir_to_stop || return 0
   local pid i
   if pid="$(server_pid)"; then
     kill -TERM "$pid" 2>/dev/null || true
