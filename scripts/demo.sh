@@ -5,7 +5,8 @@
 #     Delta tables (quarantining malformed rows), edit a definition, plan, apply,
 #     look at both registry versions, build and save a point-in-time-correct
 #     training set and recreate it exactly after new data arrived, materialize
-#     the online store, push live rows, and query the feature server over HTTP;
+#     the online store (and repair it after a DELETE), push live rows, and query
+#     the feature server over HTTP;
 #  2. the Delta engine: create, write, update, merge, time-travel, optimize and
 #     vacuum a table, then show that delta-rs (the `deltalake` package) reads it.
 set -euo pipefail
@@ -59,6 +60,12 @@ step "push live clicks: online for serving, and appended to the push source's De
   "$S" push clicks_stream live_clicks.csv --to online_and_offline
 step "read feature vectors from the CLI (sample stats end in 2026-09: beyond their TTL now)" \
   "$S" get-online --feature-service churn_model --entity customer_id=17,42,99999
+step "customer 42 asks to be forgotten: a Delta DELETE on the customers source" \
+  "$S" table delete lake/bronze/customers --where "customer_id = 42"
+step "materialize-incremental repairs the keys whose rows were deleted" \
+  "$S" materialize-incremental now --views customer_profile
+step "customer 42's profile is gone online too (NOT_FOUND), as in a training set now" \
+  "$S" get-online --features customer_profile:country,customer_profile:segment --entity customer_id=17,42
 # The feature server on a free local port; its first line names the port.
 "$S" serve --port 0 > serve.log 2>&1 &
 server_pid=$!

@@ -242,8 +242,9 @@ struct ViewMaterialization {
   bool incremental = false;  // false when a full read was needed
   int64_t files_read = 0, files_total = 0;
   int64_t rows_read = 0, rows_written = 0;
-  /// Keys whose source rows were deleted since the last run, set to their
-  /// value in the source as it is now (or removed when no row is left).
+  /// Keys whose newest source rows were deleted since the last run (and not
+  /// rewritten), set to their value in the source as it is now (or removed
+  /// when no row is left).
   int64_t keys_repaired = 0;
   /// The view's keys were removed and the source read in full: the deleted
   /// rows could not be known (log or files of the last run's version gone) or

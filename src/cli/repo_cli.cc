@@ -1528,9 +1528,10 @@ arrow::Status CmdMaterialize(const Args& a, bool incremental) {
     std::snprintf(secs, sizeof secs, "%.2f", v.seconds);
     std::cout << ", " << secs << " s" << rate << "\n";
     if (v.keys_repaired > 0) {
-      std::cout << "    " << v.keys_repaired
-                << " keys whose source rows were deleted since the last run set to their "
-                   "current values\n";
+      std::cout << "    " << v.keys_repaired << (v.keys_repaired == 1 ? " key" : " keys")
+                << " whose latest rows were deleted since the last run: set to "
+                << (v.keys_repaired == 1 ? "its value" : "their values")
+                << " in the source as it is now\n";
     }
   }
   return arrow::Status::OK();

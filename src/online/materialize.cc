@@ -237,7 +237,8 @@ class ViewMaterializer {
     // are repaired after the run's writes. When that cannot be known (the log
     // or the files of the watermark's version are gone) or is too large, the
     // view is rebuilt: its keys are removed and the source read in full.
-    std::unordered_map<std::string, std::string> deleted;  // online key -> newest deleted prefix
+    std::unordered_map<std::string, std::string>& deleted = deleted_;
+    deleted.clear();
     bool rebuild = false;
     if (wm && wm->source == src_.name && wm->version < snap->version()) {
       auto old = table->AtVersion(wm->version);
@@ -343,6 +344,8 @@ class ViewMaterializer {
       }
     }
     if (tty && !tasks.empty()) std::fprintf(stderr, "\n");
+    // Keys this run wrote a row at least as new as their deleted ones for (a
+    // rewritten or updated row) are already right; the rest are recomputed.
     if (!deleted.empty()) ARROW_RETURN_NOT_OK(RepairDeleted(*table, *snap, lo, hi, deleted, &out));
     // Durable first, then the watermark.
     ARROW_RETURN_NOT_OK(store_.Sync());
@@ -613,6 +616,14 @@ class ViewMaterializer {
     wo.bulk = true;
     ARROW_RETURN_NOT_OK(store_.Write(std::span<const KeyValue>(batch_.data(), count), wo));
     out->rows_written += static_cast<int64_t>(count);
+    // A deleted key that gets a row at least as new as its deleted ones is
+    // right already (newer wins in the store): it needs no repair.
+    for (size_t i = 0; i < count && !deleted_.empty(); ++i) {
+      auto it = deleted_.find(batch_[i].key);
+      if (it != deleted_.end() && batch_[i].value.compare(0, kVersionPrefixSize, it->second) >= 0) {
+        deleted_.erase(it);
+      }
+    }
     return arrow::Status::OK();
   }
 
@@ -628,6 +639,9 @@ class ViewMaterializer {
   std::vector<int> fields_;
   bool has_created_ = false;
   std::vector<KeyValue> batch_;
+  // Keys whose source rows were deleted since the last run -> the newest
+  // deleted version prefix; those still here after the run's writes are repaired.
+  std::unordered_map<std::string, std::string> deleted_;
 };
 
 }  // namespace

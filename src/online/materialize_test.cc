@@ -273,7 +273,12 @@ TEST_F(MaterializeTest, DeletedSourceRowsAreRepairedOnline) {
   ASSERT_OK_AND_ASSIGN(auto second, Run(*store, now, true));
   EXPECT_TRUE(Stats(second).incremental);
   EXPECT_FALSE(Stats(second).rebuilt);
-  EXPECT_GT(Stats(second).keys_repaired, 40);
+  // The rewritten files hold rows of all 300 keys, but keys that the run wrote
+  // a row at least as new as their deleted ones for (rewritten and updated
+  // rows in the range) need no repair: about the keys < 40 with a deleted row,
+  // key 100, and keys whose newest rewritten row is older than the range.
+  EXPECT_GT(Stats(second).keys_repaired, 20);
+  EXPECT_LT(Stats(second).keys_repaired, 100);
   ExpectOnlineEqualsTrainingSet(store, now, kKeys, &spend);
   EXPECT_EQ(spend[100], FeatureStatus::kNotFound);
   // Nothing deleted since: nothing repaired.
