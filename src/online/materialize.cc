@@ -16,9 +16,11 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <array>
 #include <chrono>
 #include <condition_variable>
 #include <cstdio>
+#include <cstring>
 #include <mutex>
 #include <set>
 #include <thread>
@@ -115,6 +117,21 @@ struct FileTask {
   delta::AddFile file;
   int64_t lo_us, hi_us;
 };
+
+// Online key -> the newest version prefix among the key's deleted rows (the
+// prefix inline: one allocation-free node per key, a cache line to look up).
+using DeletedKeyMap = std::unordered_map<std::string, std::array<char, kVersionPrefixSize>>;
+
+std::array<char, kVersionPrefixSize> PrefixArray(std::string_view value) {
+  std::array<char, kVersionPrefixSize> out;
+  std::memcpy(out.data(), value.data(), kVersionPrefixSize);
+  return out;
+}
+
+// a <=> b of two version prefixes, compared as unsigned bytes (like the stores).
+int ComparePrefix(std::string_view a, const std::array<char, kVersionPrefixSize>& b) {
+  return std::memcmp(a.data(), b.data(), kVersionPrefixSize);
+}
 
 // The offline join's tie-break order: Delta modificationTime, then path.
 void SortInArrivalOrder(std::vector<FileTask>* tasks) {
@@ -237,7 +254,7 @@ class ViewMaterializer {
     // are repaired after the run's writes. When that cannot be known (the log
     // or the files of the watermark's version are gone) or is too large, the
     // view is rebuilt: its keys are removed and the source read in full.
-    std::unordered_map<std::string, std::string>& deleted = deleted_;
+    DeletedKeyMap& deleted = deleted_;
     deleted.clear();
     bool rebuild = false;
     if (wm && wm->source == src_.name && wm->version < snap->version()) {
@@ -346,7 +363,10 @@ class ViewMaterializer {
     if (tty && !tasks.empty()) std::fprintf(stderr, "\n");
     // Keys this run wrote a row at least as new as their deleted ones for (a
     // rewritten or updated row) are already right; the rest are recomputed.
-    if (!deleted.empty()) ARROW_RETURN_NOT_OK(RepairDeleted(*table, *snap, lo, hi, deleted, &out));
+    if (!deleted.empty()) {
+      deleted.rehash(0);  // buckets for what is left: lookups stay in cache
+      ARROW_RETURN_NOT_OK(RepairDeleted(*table, *snap, lo, hi, deleted, &out));
+    }
     // Durable first, then the watermark.
     ARROW_RETURN_NOT_OK(store_.Sync());
     Watermark next;
@@ -371,8 +391,7 @@ class ViewMaterializer {
   // its newest version prefix, into `deleted`. Returns true when the view
   // must be rebuilt instead (a removed file is gone, or too many keys).
   arrow::Result<bool> DeletedKeys(const delta::DeltaTable& table, const delta::Snapshot& old,
-                                  const delta::Snapshot& now,
-                                  std::unordered_map<std::string, std::string>* deleted) {
+                                  const delta::Snapshot& now, DeletedKeyMap* deleted) {
     auto dv_id = [](const delta::AddFile& f) {
       if (!f.deletion_vector) return std::string();
       const auto& dv = *f.deletion_vector;
@@ -380,11 +399,21 @@ class ViewMaterializer {
     };
     std::unordered_map<std::string, std::string> live;  // path -> deletion vector id
     for (const auto& f : now.files()) live.emplace(f.path, dv_id(f));
-    std::vector<int> fields;
-    bool resolved = false;
+    std::vector<const delta::AddFile*> removed;
+    size_t rows = 0;
     for (const auto& f : old.files()) {
       auto it = live.find(f.path);
       if (it != live.end() && it->second == dv_id(f)) continue;
+      removed.push_back(&f);
+      auto at = f.stats.find("\"numRecords\":");
+      if (at != std::string::npos) rows += std::strtoull(f.stats.c_str() + at + 13, nullptr, 10);
+    }
+    // No rehashing while the keys go in (at most one entry per row).
+    deleted->reserve(std::min(rows, kMaxRepairKeys + 1));
+    std::vector<int> fields;
+    bool resolved = false;
+    for (const delta::AddFile* file : removed) {
+      const delta::AddFile& f = *file;
       if (!resolved) {
         ARROW_ASSIGN_OR_RAISE(fields, KeyAndTimeFields(old));
         resolved = true;
@@ -396,10 +425,11 @@ class ViewMaterializer {
         }
         return data.status();
       }
-      ARROW_RETURN_NOT_OK(ForEachKeyVersion(**data, [&](std::string&& key, std::string&& prefix) {
-        auto [at, added] = deleted->try_emplace(std::move(key), prefix);
-        if (!added && prefix > at->second) at->second = std::move(prefix);
-      }));
+      ARROW_RETURN_NOT_OK(
+          ForEachKeyVersion(**data, [&](int64_t, std::string&& key, std::string_view prefix) {
+            auto [at, added] = deleted->try_emplace(std::move(key), PrefixArray(prefix));
+            if (!added && ComparePrefix(prefix, at->second) > 0) at->second = PrefixArray(prefix);
+          }));
       if (deleted->size() > kMaxRepairKeys) return true;
     }
     return false;
@@ -423,20 +453,24 @@ class ViewMaterializer {
     return out;
   }
 
-  // Calls fn(online key, version prefix) for every row of `data` (columns: the
-  // join keys, the event time, the created time if the source has one) with
-  // a time and no null key.
+  // Calls fn(row, online key, version prefix) for every row of `data` (columns:
+  // the join keys, the event time, the created time if the source has one,
+  // then any others, which are not read) with a time and no null key.
   template <typename Fn>
   arrow::Status ForEachKeyVersion(const arrow::Table& data, Fn&& fn) {
-    ARROW_ASSIGN_OR_RAISE(auto batch, data.CombineChunksToBatch());
     const size_t nk = keys_.size();
+    const bool has_created = !src_.created_timestamp_field.empty();
+    std::vector<int> key_and_times(nk + (has_created ? 2 : 1));
+    for (size_t i = 0; i < key_and_times.size(); ++i) key_and_times[i] = static_cast<int>(i);
+    ARROW_ASSIGN_OR_RAISE(auto columns, data.SelectColumns(key_and_times));
+    ARROW_ASSIGN_OR_RAISE(auto batch, columns->CombineChunksToBatch());
     ARROW_ASSIGN_OR_RAISE(auto ts, TimesMicros(*batch->column(static_cast<int>(nk))));
     std::vector<int64_t> created;
-    const bool has_created = batch->num_columns() > static_cast<int>(nk) + 1;
     if (has_created) {
       ARROW_ASSIGN_OR_RAISE(created, TimesMicros(*batch->column(static_cast<int>(nk) + 1)));
     }
     const std::string prefix = ViewKeyPrefix(view_.name);
+    std::string version;
     for (int64_t r = 0; r < batch->num_rows(); ++r) {
       if (batch->column(static_cast<int>(nk))->IsNull(r)) continue;
       std::string key = prefix;
@@ -447,20 +481,35 @@ class ViewMaterializer {
       if (!ok) continue;
       std::optional<int64_t> c;
       if (has_created && !batch->column(static_cast<int>(nk) + 1)->IsNull(r)) c = created[r];
-      std::string version;
+      version.clear();
       AppendVersionPrefix(ts[r], c, &version);
-      fn(std::move(key), std::move(version));
+      fn(r, std::move(key), std::string_view(version));
     }
     return arrow::Status::OK();
+  }
+
+  // Encodes only the rows of `data` whose key is in `deleted` (a source read
+  // holds few of them: matching keys first is cheaper than encoding every row).
+  arrow::Status EncodeDeletedKeysRows(const std::shared_ptr<arrow::Table>& data,
+                                      const DeletedKeyMap& deleted, int64_t lo, int64_t hi,
+                                      std::vector<KeyValue>* out, size_t* count) {
+    arrow::Int64Builder rows;
+    ARROW_RETURN_NOT_OK(
+        ForEachKeyVersion(*data, [&](int64_t row, std::string&& key, std::string_view) {
+          if (deleted.count(key)) (void)rows.Append(row);
+        }));
+    if (rows.length() == 0) return arrow::Status::OK();
+    ARROW_ASSIGN_OR_RAISE(auto take, rows.Finish());
+    ARROW_ASSIGN_OR_RAISE(auto picked, arrow::compute::Take(data, take));
+    return EncodeViewRows(view_, src_, layout_, keys_.size(), has_created_, *picked.table(), lo, hi,
+                          out, count);
   }
 
   // Recomputes the deleted keys' values from the source as it is now (the
   // rows in [lo, hi], in the join's order: the same winner the writes would
   // pick) and repairs them in the store: the new winner, or no value.
   arrow::Status RepairDeleted(const delta::DeltaTable& table, const delta::Snapshot& s, int64_t lo,
-                              int64_t hi,
-                              const std::unordered_map<std::string, std::string>& deleted,
-                              ViewMaterialization* out) {
+                              int64_t hi, const DeletedKeyMap& deleted, ViewMaterialization* out) {
     ARROW_ASSIGN_OR_RAISE(auto plan, Plan(s, lo, hi));
     std::vector<FileTask> tasks;
     for (const auto& f : plan.files) tasks.push_back({f, lo, hi});
@@ -481,13 +530,10 @@ class ViewMaterializer {
           break;
         }
         size_t count = 0;
-        if (chunk->data) {
-          failed = EncodeViewRows(view_, src_, layout_, keys_.size(), has_created_, *chunk->data,
-                                  lo, hi, &encoded, &count);
-        }
+        if (chunk->data)
+          failed = EncodeDeletedKeysRows(chunk->data, deleted, lo, hi, &encoded, &count);
         for (size_t i = 0; i < count && failed.ok(); ++i) {
           KeyValue& kv = encoded[i];
-          if (!deleted.count(kv.key)) continue;
           auto [at, added] = winners.try_emplace(kv.key, kv.value);
           // Ties go to the later row, as in the store.
           if (!added &&
@@ -505,7 +551,8 @@ class ViewMaterializer {
     repairs.reserve(deleted.size());
     for (const auto& [key, bound] : deleted) {
       auto it = winners.find(key);
-      repairs.push_back({key, bound, it == winners.end() ? std::string() : std::move(it->second)});
+      repairs.push_back({key, std::string(bound.data(), bound.size()),
+                         it == winners.end() ? std::string() : std::move(it->second)});
     }
     // In key order: deterministic, and sequential for the store.
     std::sort(repairs.begin(), repairs.end(),
@@ -620,7 +667,7 @@ class ViewMaterializer {
     // right already (newer wins in the store): it needs no repair.
     for (size_t i = 0; i < count && !deleted_.empty(); ++i) {
       auto it = deleted_.find(batch_[i].key);
-      if (it != deleted_.end() && batch_[i].value.compare(0, kVersionPrefixSize, it->second) >= 0) {
+      if (it != deleted_.end() && ComparePrefix(batch_[i].value, it->second) >= 0) {
         deleted_.erase(it);
       }
     }
@@ -641,7 +688,7 @@ class ViewMaterializer {
   std::vector<KeyValue> batch_;
   // Keys whose source rows were deleted since the last run -> the newest
   // deleted version prefix; those still here after the run's writes are repaired.
-  std::unordered_map<std::string, std::string> deleted_;
+  DeletedKeyMap deleted_;
 };
 
 }  // namespace
