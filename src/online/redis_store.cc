@@ -9,7 +9,8 @@
 //   string `<` follows the server's locale, so it is not used) and SETs when
 //   nothing is stored or new >= old. Writes go in calls of up to kPairsPerCall
 //   pairs, kPipelineDepth calls per round trip, all on one connection, so the
-//   pairs are applied in the order given.
+//   pairs are applied in the order given. Repairs (materialization after
+//   deletions) use a second script with the same comparison, sent with EVAL.
 // - Durability is the server's: Write returns once Redis has applied the
 //   writes; whether they survive a Redis crash depends on its persistence
 //   settings (appendonly / appendfsync). Sync() has nothing to add.
@@ -62,9 +63,9 @@ constexpr int kScanCount = 1000;
 // instead of blocking them forever (RedisOptions has no setting for it).
 constexpr int kCommandTimeoutSeconds = 30;
 
-// KEYS[i] := ARGV[i] when nothing is stored or ARGV[i]'s first 16 bytes are
-// >= the stored value's, compared as unsigned bytes. Returns the number set.
-constexpr char kNewerWinsScript[] = R"lua(
+// The Lua comparison both scripts use: true when `old` is empty or the first
+// 16 bytes of `new` are >= those of `old`, compared as unsigned bytes.
+constexpr std::string_view kNewerOrEqualLua = R"lua(
 local function newer_or_equal(new, old)
   for j = 1, 16 do
     local x, y = string.byte(new, j), string.byte(old, j)
@@ -74,6 +75,11 @@ local function newer_or_equal(new, old)
   end
   return true
 end
+)lua";
+
+// KEYS[i] := ARGV[i] when nothing is stored or ARGV[i]'s first 16 bytes are
+// >= the stored value's. Returns the number set.
+constexpr std::string_view kNewerWinsBody = R"lua(
 local applied = 0
 for i = 1, #KEYS do
   local old = redis.call('GETRANGE', KEYS[i], 0, 15)
@@ -86,22 +92,13 @@ return applied
 )lua";
 
 // For each i: KEYS[i] := ARGV[2i] (or deleted when that is empty) when nothing
-// is stored or the stored value's first 16 bytes are <= ARGV[2i-1], compared as
-// unsigned bytes (KeyRepair). Returns the number changed.
-constexpr char kRepairScript[] = R"lua(
-local function at_most(old, bound)
-  for j = 1, 16 do
-    local x, y = string.byte(old, j), string.byte(bound, j)
-    if x == nil then return true end
-    if y == nil then return false end
-    if x ~= y then return x < y end
-  end
-  return true
-end
+// is stored or the stored value's first 16 bytes are <= ARGV[2i-1] (KeyRepair).
+// Returns the number changed.
+constexpr std::string_view kRepairBody = R"lua(
 local changed = 0
 for i = 1, #KEYS do
   local old = redis.call('GETRANGE', KEYS[i], 0, 15)
-  if at_most(old, ARGV[2 * i - 1]) then
+  if newer_or_equal(ARGV[2 * i - 1], old) then
     if ARGV[2 * i] == '' then
       redis.call('DEL', KEYS[i])
     else
@@ -112,6 +109,16 @@ for i = 1, #KEYS do
 end
 return changed
 )lua";
+
+const std::string& NewerWinsScript() {
+  static const std::string script = std::string(kNewerOrEqualLua) + std::string(kNewerWinsBody);
+  return script;
+}
+
+const std::string& RepairScript() {
+  static const std::string script = std::string(kNewerOrEqualLua) + std::string(kRepairBody);
+  return script;
+}
 
 // Keys per repair script call (repairs are rare: EVAL, not a cached script).
 constexpr size_t kRepairsPerCall = 500;
@@ -421,7 +428,7 @@ class RedisStore : public OnlineStore {
               for (size_t i = b; i < e; ++i) keys.push_back(Key(repairs[i].key));
               numkeys = std::to_string(e - b);
               cmd->Add("EVAL");
-              cmd->Add(kRepairScript);
+              cmd->Add(RepairScript());
               cmd->Add(numkeys);
               for (const auto& k : keys) cmd->Add(k);
               for (size_t i = b; i < e; ++i) {
@@ -760,7 +767,7 @@ class RedisStore : public OnlineStore {
         [&](size_t, Command* cmd) {
           cmd->Add("SCRIPT");
           cmd->Add("LOAD");
-          cmd->Add(kNewerWinsScript);
+          cmd->Add(NewerWinsScript());
         },
         [&](size_t, const redisReply& r) -> arrow::Status {
           if (r.type != REDIS_REPLY_STRING) return Unexpected("SCRIPT LOAD", r);
@@ -790,7 +797,7 @@ class RedisStore : public OnlineStore {
             numkeys = std::to_string(e - b);
             if (use_eval) {
               cmd->Add("EVAL");
-              cmd->Add(kNewerWinsScript);
+              cmd->Add(NewerWinsScript());
             } else {
               cmd->Add("EVALSHA");
               cmd->Add(sha);
