@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include <cstdio>
+#include <cstdlib>
 #include <ctime>
 #include <filesystem>
 #include <iostream>
@@ -33,6 +34,7 @@
 #include <yaml-cpp/yaml.h>
 
 #include "common/background_output.h"
+#include "common/direct_output.h"
 #include "online/codec.h"
 #include "server/feature_server.h"
 #include "stratalake/ingest.h"
@@ -1125,7 +1127,12 @@ class OutputFileSink final : public retrieval::HistoricalSink {
   }
 
   arrow::Status Begin(const std::shared_ptr<arrow::Schema>& schema) override {
-    ARROW_ASSIGN_OR_RAISE(auto file, arrow::io::FileOutputStream::Open(partial_));
+    // Around the page cache where the file system allows (common/direct_output.h):
+    // a training set is written once, and caching it costs more than writing it.
+    const char* direct = std::getenv("STRATALAKE_DIRECT_IO");
+    ARROW_ASSIGN_OR_RAISE(
+        std::shared_ptr<arrow::io::OutputStream> file,
+        DirectFileOutputStream::Open(partial_, !(direct && std::string(direct) == "0")));
     if (EndsWith(path_, ".csv")) {
       // (Not through a BackgroundOutputStream: Arrow's CSV writer hands its
       // reused encoding buffer to Write, so it must be written before it returns.)
