@@ -16,10 +16,10 @@ namespace stratalake::retrieval::asof {
 namespace {
 
 constexpr size_t kLargeBytes = size_t{4} << 20;
-// Mappings are made in whole huge pages, so that freed blocks fit later requests.
-constexpr size_t kHugePage = size_t{2} << 20;
+// Mappings are made in whole 2 MiB units, so that freed blocks fit later requests.
+constexpr size_t kUnit = size_t{2} << 20;
 
-size_t RoundToHugePages(size_t bytes) { return (bytes + kHugePage - 1) / kHugePage * kHugePage; }
+size_t RoundToUnits(size_t bytes) { return (bytes + kUnit - 1) / kUnit * kUnit; }
 
 // Every live mapping's size, and the freed ones kept for reuse (by size).
 class Blocks {
@@ -30,7 +30,7 @@ class Blocks {
   }
 
   void* Allocate(size_t bytes) {
-    const size_t want = RoundToHugePages(bytes);
+    const size_t want = RoundToUnits(bytes);
     size_t keep = 0;
     {
       std::lock_guard<std::mutex> lock(mu_);
@@ -60,9 +60,6 @@ class Blocks {
       p = ::mmap(nullptr, want, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
       if (p == MAP_FAILED) return nullptr;
     }
-#ifdef MADV_HUGEPAGE
-    ::madvise(p, want, MADV_HUGEPAGE);  // advice only: ignored where unsupported
-#endif
     std::lock_guard<std::mutex> lock(mu_);
     live_[p] = want;
     return p;

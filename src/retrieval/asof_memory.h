@@ -1,13 +1,20 @@
 // Memory for the as-of join's large, short-lived arrays (records, match
-// vectors, gathered output): their own mappings with transparent huge pages.
-// With 4 KiB pages, first touching a few GiB of fresh records costs more page
-// faults than the join itself takes to sort them.
+// vectors, gathered output): anonymous mappings of their own, so that freed
+// ones can be kept and reused whole.
 //
-// Fresh pages must still be cleared by the kernel (on a VM, at well under
-// 1 GB/s), so while a BlockReuse is alive, freed blocks are kept for the next
-// allocations (the next view's records reuse the last one's) up to its byte
-// limit; the blocks go back to the system when the last BlockReuse ends.
-// Without one, a freed block is unmapped at once. Internal to src/retrieval.
+// Fresh pages are what a big retrieval pays for most on a VM: the kernel
+// clears them, and where the host takes back the guest's free memory
+// (virtio-balloon free page reporting) the host must back each one again
+// first. Pages freed and touched again within seconds are cheap (9 GB/s in
+// a test program on the machine of docs/benchmarks.md; 0.4-0.9 GB/s for
+// never-touched 2 MiB pages, 2.2 GB/s for 4 KiB ones). So while a BlockReuse
+// is alive, freed blocks are kept for the next allocations (the next view's
+// records reuse the last one's) up to its byte limit; the blocks go back to
+// the system when the last BlockReuse ends. Without one, a freed block is
+// unmapped at once. Transparent huge pages are not requested: free page
+// reporting returns exactly the large free blocks they are made of, and with
+// them the retrieval of docs/benchmarks.md spent twice the system time.
+// Internal to src/retrieval.
 //
 // Thread-safety: the functions and BlockReuse are thread-safe.
 #pragma once
@@ -24,8 +31,8 @@
 
 namespace stratalake::retrieval::asof {
 
-/// Allocates `bytes` (malloc below a few MiB, else an anonymous mapping with
-/// huge pages advised). Throws std::bad_alloc when out of memory, like new.
+/// Allocates `bytes` (malloc below a few MiB, else an anonymous mapping or a
+/// kept block). Throws std::bad_alloc when out of memory, like new.
 void* AllocateLarge(size_t bytes);
 /// Frees what AllocateLarge returned for the same `bytes`.
 void FreeLarge(void* p, size_t bytes) noexcept;
