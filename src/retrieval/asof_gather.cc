@@ -62,7 +62,10 @@ std::shared_ptr<arrow::ChunkedArray> One(std::shared_ptr<arrow::ArrayData> data)
 
 constexpr int64_t kPrefetchAhead = 16;
 
-inline void Prefetch(const std::vector<Source>& sources, uint64_t loc, int64_t width) {
+// Always inlined: GCC deems a function whose only effect is a prefetch free of
+// side effects (pure), and drops calls to it before inlining them.
+[[gnu::always_inline]] inline void Prefetch(const std::vector<Source>& sources, uint64_t loc,
+                                            int64_t width) {
   if (loc == kNoRow) return;
   const Source& s = sources[LocChunk(loc)];
   __builtin_prefetch(s.values + static_cast<int64_t>(LocRow(loc)) * width);
