@@ -145,10 +145,13 @@ const std::map<std::string, CommandHelp> kHelp = {
       "stratalake push clicks_stream new_clicks.csv --to online_and_offline"}},
     {"serve",
      {"stratalake serve [--host 127.0.0.1] [--port 6566] [--threads N] [--max-body-bytes N] "
-      " [--max-queued N] [--log-requests] [--repo DIR]",
+      "[--max-queued N] [--busy-poll-us US] [--log-requests] [--repo DIR]",
       "Run the feature server (Feast-compatible HTTP/JSON): POST /get-online-features, /push, "
-      "/materialize, /materialize-incremental; GET /health, /metrics. SIGTERM drains and stops.",
-      "stratalake serve --port 6566"}},
+      "/materialize, /materialize-incremental; GET /health, /metrics. SIGTERM drains and stops. "
+      "--busy-poll-us: each loop polls without sleeping until US microseconds after its last "
+      "request (lower latency; a whole core per loop while busy: use fewer --threads than "
+      "cores).",
+      "stratalake serve --port 6566 --threads 1 --busy-poll-us 200"}},
     {"tables",
      {"stratalake tables [--repo DIR] [--json]",
       "List the Delta tables of the offline store (bronze, silver, gold, datasets, "
@@ -1650,7 +1653,8 @@ arrow::Status CmdPush(const Args& a) {
 }
 
 arrow::Status CmdServe(const Args& a) {
-  Allow(a, {"--host", "--port", "--threads", "--max-body-bytes", "--max-queued", "--log-requests"});
+  Allow(a, {"--host", "--port", "--threads", "--max-body-bytes", "--max-queued", "--busy-poll-us",
+            "--log-requests"});
   if (!a.positional.empty()) throw Usage{"serve takes options only"};
   server::ServerOptions o;
   o.host = a.Get("--host").value_or("127.0.0.1");
@@ -1660,6 +1664,9 @@ arrow::Status CmdServe(const Args& a) {
   o.max_body_bytes = static_cast<size_t>(IntOpt(a, "--max-body-bytes", 8 << 20));
   o.max_queued = static_cast<int>(IntOpt(a, "--max-queued", 64));
   if (o.max_queued < 0) throw Usage{"--max-queued must be >= 0"};
+  const int64_t busy = IntOpt(a, "--busy-poll-us", 0);
+  if (busy < 0 || busy > 1000000) throw Usage{"--busy-poll-us must be 0..1000000 (microseconds)"};
+  o.busy_poll_us = static_cast<int>(busy);
   o.log_requests = a.Has("--log-requests");
   o.handle_signals = true;
   ARROW_ASSIGN_OR_RAISE(auto r, repo::FeatureRepository::Open(RepoDir(a)));

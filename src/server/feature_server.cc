@@ -787,10 +787,15 @@ arrow::Status FeatureServer::Impl::Init() {
   ARROW_ASSIGN_OR_RAISE(registry, repo->registry());
   service = std::make_unique<online::OnlineService>(registry, store, Clock::System());
   ARROW_RETURN_NOT_OK(service->registry_cache().Get().status());
-  int n = options.io_threads > 0 ? options.io_threads : UsableCpus();
+  // Busy-polling loops each keep a core: by default half the usable CPUs, the
+  // rest left to the kernel, the store's background work and the clients.
+  int n = options.io_threads > 0     ? options.io_threads
+          : options.busy_poll_us > 0 ? std::max(1, UsableCpus() / 2)
+                                     : UsableCpus();
   int bound_port = options.port;
   HttpLoop::Options http_options;
   http_options.max_body_bytes = options.max_body_bytes;
+  http_options.busy_poll_us = options.busy_poll_us;
   for (int i = 0; i < n; ++i) {
     auto loop = std::make_unique<Loop>();
     ARROW_ASSIGN_OR_RAISE(int fd, Listen(options.host, bound_port));
@@ -812,9 +817,18 @@ arrow::Status FeatureServer::Impl::Init() {
     bg_threads.emplace_back([this] { BackgroundWorker(); });
   }
   push_thread = std::thread([this] { PushWorker(); });
-  for (auto& l : loops) {
-    Loop* lp = l.get();
-    lp->thread = std::thread([lp] { lp->http->Run(); });
+  // A busy-polling loop is pinned to a CPU of its own (the process's allowed
+  // CPUs in order): moved between cores, it would spin where the clients or
+  // the kernel need to run and queue behind them (docs/online-store.md).
+  std::vector<int> cpus;
+  if (options.busy_poll_us > 0) cpus = AllowedCpus();
+  for (size_t i = 0; i < loops.size(); ++i) {
+    Loop* lp = loops[i].get();
+    const int cpu = cpus.empty() ? -1 : cpus[i % cpus.size()];
+    lp->thread = std::thread([lp, cpu] {
+      if (cpu >= 0) PinToCpu(cpu);
+      lp->http->Run();
+    });
   }
   return arrow::Status::OK();
 }

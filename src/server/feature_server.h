@@ -42,6 +42,10 @@ struct ServerOptions {
   int push_batch_wait_ms = 5;   // how long an offline push waits for others to batch with
   bool handle_signals = false;  // SIGTERM / SIGINT -> Shutdown()
   bool log_requests = false;
+  // Each event loop polls without sleeping until this long after its last
+  // request (HttpLoop::Options::busy_poll_us): lower latency for a core per
+  // loop while busy. 0 = off.
+  int busy_poll_us = 0;
 };
 
 class FeatureServer {

@@ -10,6 +10,7 @@
 
 #include <cerrno>
 #include <charconv>
+#include <chrono>
 #include <climits>
 #include <cstring>
 #include <ctime>
@@ -248,7 +249,23 @@ HttpLoop::~HttpLoop() {
   if (base_) event_base_free(base_);
 }
 
-void HttpLoop::Run() { event_base_loop(base_, EVLOOP_NO_EXIT_ON_EMPTY); }
+void HttpLoop::Run() {
+  if (options_.busy_poll_us <= 0) {
+    event_base_loop(base_, EVLOOP_NO_EXIT_ON_EMPTY);
+    return;
+  }
+  using Clock = std::chrono::steady_clock;
+  const auto spin = std::chrono::microseconds(options_.busy_poll_us);
+  auto last_event = Clock::now();
+  while (true) {
+    const uint64_t before = events_;
+    const bool polling = Clock::now() - last_event < spin;
+    // One iteration: a zero-timeout poll while polling, else a wait for the next event.
+    event_base_loop(base_, polling ? EVLOOP_NONBLOCK : EVLOOP_ONCE);
+    if (event_base_got_exit(base_) || event_base_got_break(base_)) return;
+    if (events_ != before || !polling) last_event = Clock::now();
+  }
+}
 
 void HttpLoop::Exit() { event_base_loopexit(base_, nullptr); }
 
@@ -323,6 +340,7 @@ void HttpLoop::Close(Conn* c) {
 void HttpLoop::OnReadable(int fd, short what, void* arg) {
   auto* c = static_cast<Conn*>(arg);
   HttpLoop* loop = c->loop;
+  ++loop->events_;
   if (what & EV_TIMEOUT) {
     if (!c->awaiting && c->out.len == 0) loop->Close(c);
     return;

@@ -449,6 +449,46 @@ def test_sigterm_finishes_in_flight_requests_then_exits_cleanly(shop):
     assert "stopped" in s.proc.stdout.read()
 
 
+def test_busy_polling_answers_the_same_and_stops_cleanly(shop):
+    """--busy-poll-us: the same answers (keep-alive, pipelining, pushes), the loop pinned to the
+    first CPU the server may use, and SIGTERM still stops it."""
+    request = {"features": ["customer_profile:country", "customer_profile:age", "last_order:amount"],
+               "entities": {"customer_id": list(range(1, 31)) + [999999]}}
+    plain = Server(shop)  # (one server at a time: the store is locked by its process)
+    try:
+        expected = plain.post("/get-online-features", request)
+        assert expected[0] == 200
+    finally:
+        assert plain.stop() == 0
+    busy = Server(shop, "--busy-poll-us", "200")
+    try:
+        assert busy.post("/get-online-features", request) == expected
+        conn = http.client.HTTPConnection("127.0.0.1", busy.port, timeout=10)
+        for i in range(1, 101):
+            status, body, resp = busy.request("POST", "/get-online-features", {
+                "features": ["customer_profile:age"], "entities": {"customer_id": [i]}}, conn=conn)
+            assert status == 200 and body["results"][0]["values"] == [i] and not resp.will_close
+        conn.close()
+        answers = raw_exchange(busy.port, b"".join(get_request(i) for i in range(1, 11)), 10)
+        assert [json.loads(b)["results"][0]["values"][0] for _, _, b in answers] == list(range(1, 11))
+        # One event loop (half of the CPUs, at least one), pinned to the first allowed CPU.
+        first = min(os.sched_getaffinity(busy.proc.pid))
+        pinned = []
+        for task in Path(f"/proc/{busy.proc.pid}/task").iterdir():
+            status_text = (task / "status").read_text()
+            allowed = [ln.split(":", 1)[1].strip() for ln in status_text.splitlines()
+                       if ln.startswith("Cpus_allowed_list")][0]
+            pinned.append(allowed)
+        if len(os.sched_getaffinity(busy.proc.pid)) > 1:
+            assert pinned.count(str(first)) == 1, pinned
+    finally:
+        assert busy.stop() == 0
+    # Out-of-range values are refused with the rule.
+    r = subprocess.run([str(BIN), "serve", "--busy-poll-us", "-5", "--repo", str(shop)],
+                       capture_output=True, text=True, timeout=30)
+    assert r.returncode != 0 and "--busy-poll-us must be 0..1000000" in r.stderr
+
+
 def test_every_acknowledged_push_survives_sigkill(tmp_path):
     repo = make_shop(tmp_path / "shop")
     s = Server(repo)
