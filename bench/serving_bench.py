@@ -9,7 +9,7 @@ A benchmark that prints numbers, never a pass/fail test:
         [--rates 100,1000,5000,20000,0] [--duration 10] [--warmup 2] [--connections 32]
         [--pin-loadgen 1] [--loadgen-rt auto] [--rcvbuf 1048576] [--sysbuf-rates 1000]
         [--repeat 1]
-        [--feast-workers 2] [--quiet-wait 120]
+        [--sl-threads 0] [--sl-busy-poll-us 0] [--feast-workers 2] [--quiet-wait 120]
 
 What one run does (docs/benchmarks.md, "Online serving", explains the results):
 
@@ -886,6 +886,9 @@ def main() -> None:
                          "20k/s is worse, see docs/benchmarks.md)")
     ap.add_argument("--sl-threads", type=int, default=0,
                     help="stratalake serve --threads (0: one per CPU the server may use)")
+    ap.add_argument("--sl-busy-poll-us", type=int, default=0,
+                    help="stratalake serve --busy-poll-us (0: off); with it, --sl-threads 0 "
+                         "means half the CPUs the server may use, each loop pinned to one")
     ap.add_argument("--feast-workers", type=int, default=0,
                     help="feast serve --workers (0: one per CPU the server may use)")
     ap.add_argument("--feast-python", default=str(REPO / "bench" / ".venv-feast" / "bin" / "python"))
@@ -913,9 +916,9 @@ def main() -> None:
     if args.feast_workers <= 0:
         args.feast_workers = server_cpus
     if args.sl_threads <= 0:
-        # `stratalake serve` defaults to std::thread::hardware_concurrency(), which ignores
-        # the CPU affinity mask: two event loops time-sliced on one pinned CPU.
-        args.sl_threads = server_cpus
+        # One event loop per CPU the server may use (its affinity mask); busy-polling
+        # loops each keep a core, so then half of them.
+        args.sl_threads = max(1, server_cpus // 2) if args.sl_busy_poll_us > 0 else server_cpus
     if args.loadgen_rt == "auto":
         args.loadgen_rt = subprocess.run(["chrt", "-f", "10", "true"],
                                          capture_output=True).returncode == 0
@@ -994,7 +997,8 @@ def main() -> None:
 
         sl_cmd = lambda repo: [*taskset(args.pin_server), args.bin, "serve", "--port", "0",  # noqa
                                "--repo", str(repo),
-                               "--threads", str(args.sl_threads)]
+                               "--threads", str(args.sl_threads),
+                               "--busy-poll-us", str(args.sl_busy_poll_us)]
         feast_cmd = [*taskset(args.pin_server), str(Path(args.feast_python).parent / "feast"),
                      "serve", "-h", "127.0.0.1", "-p", "{port}", "-w", str(args.feast_workers),
                      "--no-access-log", "--max-requests", "0", "--keep-alive-timeout", "600"]
@@ -1047,7 +1051,8 @@ def main() -> None:
                  + "CPU cores = CPU seconds per wall second of the point: the server (all its "
                  "processes), redis-server, the load generator, and everything else on the "
                  "machine (kernel threads, other users: noise). Materialization is not pinned.")
-    notes.append(f"stratalake serve: --threads {args.sl_threads}; "
+    notes.append(f"stratalake serve: --threads {args.sl_threads} --busy-poll-us "
+                 f"{args.sl_busy_poll_us}; "
                  f"feast serve: {args.feast_workers} gunicorn/uvicorn workers, no access log, "
                  "--max-requests 0 (no worker recycling).")
     results["total_seconds"] = round(time.perf_counter() - t_start, 1)
