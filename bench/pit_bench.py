@@ -5,6 +5,7 @@ A benchmark that prints numbers, never a pass/fail test:
 
     .venv/bin/python bench/pit_bench.py [--scale full|small|tiny] [--engines ...]
                                         [--bin build/bin/stratalake] [--json out.json]
+                                        [--peer-compression default|none]
 
 It generates one workload with NumPy (an entity table and three feature sources, each
 for one feature view with its own TTL), writes it once as Parquet into a cache folder
@@ -19,7 +20,9 @@ own subprocess on the same data:
               store, from its own virtualenv (bench/.venv-feast, see --feast-python)
 
 Each engine's figure is the wall time of its whole subprocess (start, read the inputs,
-join, write the result as Parquet) and its peak RSS (os.wait4's ru_maxrss). Every
+join, write the result as Parquet: StrataLake uncompressed, DuckDB and Polars with their
+default compression, or uncompressed too with --peer-compression none) and its peak RSS
+(os.wait4's ru_maxrss). Every
 output is checked row by row against an exact NumPy reference of the rules in
 docs/training-datasets.md (event time <= entity time, >= entity time - ttl, latest
 event time wins, ties to the latest created time; entity rows kept in order with their
@@ -387,6 +390,8 @@ def engine_command(engine: str, w: Workload, args, out: Path, spec_path: Path) -
     cmd = [py, str(Path(__file__).resolve()), "_worker", engine, str(spec_path), str(out)]
     if engine == "duckdb":
         cmd += ["--duckdb-ties", args.duckdb_ties]
+    if engine in ("duckdb", "polars"):
+        cmd += ["--compression", args.peer_compression]
     return cmd
 
 
@@ -531,7 +536,7 @@ def describe_example(w: Workload, ex: dict) -> str:
 # ---- workers (run as subprocesses) -------------------------------------------------
 
 
-def worker_duckdb(spec: dict, out: str, ties: str) -> None:
+def worker_duckdb(spec: dict, out: str, ties: str, compression: str = "default") -> None:
     import duckdb
 
     con = duckdb.connect()
@@ -560,11 +565,12 @@ def worker_duckdb(spec: dict, out: str, ties: str) -> None:
         ttl = f"e.{ets} - INTERVAL '{v['ttl_s']} seconds'"
         sel += [f"CASE WHEN {a}.{v['ts']} >= {ttl} THEN {a}.{f} END AS {f}" for f in v["features"]]
     q = (f"COPY (SELECT {', '.join(sel)} FROM read_parquet('{spec['entities']}', file_row_number = true) e "
-         f"{' '.join(joins)} ORDER BY e.file_row_number) TO '{out}' (FORMAT parquet)")
+         f"{' '.join(joins)} ORDER BY e.file_row_number) TO '{out}' (FORMAT parquet"
+         f"{', COMPRESSION uncompressed' if compression == 'none' else ''})")
     con.execute(q)
 
 
-def worker_polars(spec: dict, out: str) -> None:
+def worker_polars(spec: dict, out: str, compression: str = "default") -> None:
     import warnings
     from datetime import timedelta
 
@@ -580,7 +586,8 @@ def worker_polars(spec: dict, out: str) -> None:
             .sort([v["ts"], v["created"]])
         lf = lf.join_asof(f, left_on=ets, right_on=v["ts"], by=key, strategy="backward",
                           tolerance=timedelta(seconds=v["ttl_s"])).drop([v["ts"], v["created"]])
-    lf.sort("__rid").drop("__rid").collect().write_parquet(out)
+    lf.sort("__rid").drop("__rid").collect().write_parquet(
+        out, **({"compression": "uncompressed"} if compression == "none" else {}))
 
 
 def worker_feast(spec: dict, out: str) -> None:
@@ -627,12 +634,13 @@ def worker_main(argv: list[str]) -> None:
     ap.add_argument("spec")
     ap.add_argument("out")
     ap.add_argument("--duckdb-ties", default="struct")
+    ap.add_argument("--compression", choices=["default", "none"], default="default")
     a = ap.parse_args(argv)
     spec = json.loads(Path(a.spec).read_text())
     if a.engine == "duckdb":
-        worker_duckdb(spec, a.out, a.duckdb_ties)
+        worker_duckdb(spec, a.out, a.duckdb_ties, a.compression)
     elif a.engine == "polars":
-        worker_polars(spec, a.out)
+        worker_polars(spec, a.out, a.compression)
     else:
         worker_feast(spec, a.out)
 
@@ -787,6 +795,9 @@ def main() -> None:
                     help="how DuckDB breaks (key, time) ties by created time: an ASOF on the struct "
                          "(time, created), a row_number() dedup first, or not at all (a plain ASOF "
                          "on time, which picks any of the tied rows)")
+    ap.add_argument("--peer-compression", choices=["default", "none"], default="default",
+                    help="the result Parquet's compression in DuckDB and Polars: their defaults "
+                         "(Snappy, zstd), or none, as StrataLake writes it")
     ap.add_argument("--reps", type=int, default=1, help="runs per engine (the median is shown)")
     ap.add_argument("--timeout", type=float, default=900, help="seconds per engine run")
     ap.add_argument("--quiet-wait", type=float, default=30,
