@@ -11,6 +11,7 @@
 // exactly (training datasets record the version they were built from).
 #pragma once
 
+#include <condition_variable>
 #include <cstdint>
 #include <functional>
 #include <map>
@@ -18,6 +19,7 @@
 #include <mutex>
 #include <optional>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include <arrow/result.h>
@@ -282,6 +284,10 @@ class Registry {
   /// `uri`: a SQLite file path (or sqlite://PATH) or a postgresql:// URL.
   static arrow::Result<std::unique_ptr<Registry>> Open(const std::string& uri,
                                                        std::shared_ptr<Clock> clock = nullptr);
+  /// A registry over a store the caller opened (registry/store.h): for tests
+  /// and embedders with a store of their own.
+  static std::unique_ptr<Registry> FromStore(std::unique_ptr<RegistryStore> store,
+                                             std::shared_ptr<Clock> clock = nullptr);
   ~Registry();
 
   arrow::Result<int64_t> HeadVersion();
@@ -323,24 +329,60 @@ class Registry {
 };
 
 /// For long-running processes: holds the parsed head in memory and re-reads it
-/// only when the head version changed (one cheap query per Get, or none when
-/// called again within `min_check_interval_ms`). Thread-safe.
+/// only when the head version changed. Thread-safe.
+///
+/// Without a refresh thread, Get checks the head (one cheap query) at most once
+/// per `min_check_interval_ms`, on the caller's thread. With one
+/// (StartRefreshThread), Get never does I/O after the first load: a feature
+/// server's requests then never wait on the registry's database.
+///
+/// A failed check (the database unreachable or damaged) keeps the held state:
+/// Get goes on returning it, failures() counts the failures and last_error()
+/// says what went wrong, until a later check succeeds. Only the first load's
+/// failure is returned by Get, when there is nothing to hold yet.
 class RegistryCache {
  public:
   RegistryCache(std::shared_ptr<Registry> registry, std::shared_ptr<Clock> clock,
                 int64_t min_check_interval_ms = 1000);
+  /// Stops and joins the refresh thread, if one runs.
+  ~RegistryCache();
+  RegistryCache(const RegistryCache&) = delete;
+  RegistryCache& operator=(const RegistryCache&) = delete;
+
   arrow::Result<std::shared_ptr<const RegistryState>> Get();
+  /// Checks the head now, whatever the interval, and loads it if it changed.
+  /// Returns the check's error (the held state is kept).
+  arrow::Status Refresh();
+  /// Starts a thread that calls Refresh every `min_check_interval_ms` of real
+  /// time. Call after a first successful Get. Idempotent.
+  void StartRefreshThread();
+
   /// Number of times the registry was parsed (for tests and metrics).
   int64_t loads() const;
+  /// Number of failed checks so far.
+  int64_t failures() const;
+  /// The last check's error message; empty when the last check succeeded.
+  std::string last_error() const;
 
  private:
+  arrow::Status Check(bool only_if_due);
+
   std::shared_ptr<Registry> registry_;
   std::shared_ptr<Clock> clock_;
   int64_t min_check_interval_ms_;
-  mutable std::mutex mu_;
+  std::mutex check_mu_;    // one check at a time; held across the registry's I/O
+  mutable std::mutex mu_;  // guards the fields below; never held across I/O
   std::shared_ptr<const RegistryState> state_;
   int64_t last_check_ms_ = 0;
   int64_t loads_ = 0;
+  int64_t failures_ = 0;
+  std::string last_error_;
+  bool refreshing_in_background_ = false;
+  // The refresh thread and how it is told to stop.
+  std::thread thread_;
+  std::mutex stop_mu_;
+  std::condition_variable stop_cv_;
+  bool stopping_ = false;
 };
 
 }  // namespace stratalake::registry

@@ -14,6 +14,7 @@
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
+#include <filesystem>
 #include <latch>
 #include <limits>
 #include <map>
@@ -967,6 +968,20 @@ TEST(RedisOnlineStoreOpenTest, BadUrlsAndOptionsAreDefinitionErrors) {
   RedisOptions no_timeout;
   no_timeout.connect_timeout_ms = 0;
   EXPECT_TRUE(OpenRedisStore("redis://127.0.0.1:6379/0", no_timeout).status().IsInvalid());
+}
+
+TEST(RocksDbOnlineStoreOpenTest, CreatesMissingParentFolders) {
+  TempDir dir;
+  std::string path = dir.Join("repo/.stratalake/online");
+  ASSERT_OK_AND_ASSIGN(auto store, OpenRocksDbStore(path));
+  EXPECT_TRUE(std::filesystem::is_directory(path));
+  // Read-only opening does not create anything: it says to materialize first.
+  auto missing = OpenRocksDbStore(dir.Join("other/.stratalake/online"), /*read_only=*/true);
+  ASSERT_FALSE(missing.ok());
+  EXPECT_NE(missing.status().message().find("run `stratalake materialize` first"),
+            std::string::npos)
+      << missing.status().message();
+  EXPECT_FALSE(std::filesystem::exists(dir.Join("other")));
 }
 
 // ---- the version prefix ----

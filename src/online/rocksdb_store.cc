@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <atomic>
 #include <cstring>
+#include <filesystem>
 #include <memory>
 #include <mutex>
 #include <shared_mutex>
@@ -391,12 +392,24 @@ arrow::Result<std::unique_ptr<OnlineStore>> OpenRocksDbStore(const std::string& 
   if (read_only) {
     options.create_if_missing = false;
     s = rocksdb::DB::OpenForReadOnly(options, path, &raw);
-    if (!s.ok() && s.ToString().find("does not exist") != std::string::npos) {
+    // RocksDB words a missing store as "does not exist" or as a missing CURRENT file.
+    std::error_code ec;
+    if (!s.ok() && (s.ToString().find("does not exist") != std::string::npos ||
+                    !std::filesystem::exists(std::filesystem::path(path) / "CURRENT", ec))) {
       return MakeError(arrow::StatusCode::IOError, ErrorKind::kObjectNotFound,
                        "the online store at " + path +
                            " has not been written yet; run `stratalake materialize` first");
     }
   } else {
+    // RocksDB makes the store's own folder but not its parents (with a
+    // PostgreSQL registry, nothing else creates the repository's .stratalake/).
+    std::error_code ec;
+    std::filesystem::create_directories(std::filesystem::path(path).parent_path(), ec);
+    if (ec) {
+      return MakeError(
+          arrow::StatusCode::IOError, ErrorKind::kFileNotFound,
+          "cannot create the folder of the online store at " + path + ": " + ec.message());
+    }
     s = rocksdb::DB::Open(options, path, &raw);
   }
   if (!s.ok()) {

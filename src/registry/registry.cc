@@ -1,4 +1,5 @@
 // Plans (diffs + compatibility policy) and the versioned Registry over a RegistryStore.
+#include <chrono>
 #include <set>
 
 #include <arrow/api.h>
@@ -367,6 +368,12 @@ arrow::Result<std::unique_ptr<Registry>> Registry::Open(const std::string& uri,
   return std::unique_ptr<Registry>(new Registry(std::move(store), std::move(clock)));
 }
 
+std::unique_ptr<Registry> Registry::FromStore(std::unique_ptr<RegistryStore> store,
+                                              std::shared_ptr<Clock> clock) {
+  if (!clock) clock = Clock::System();
+  return std::unique_ptr<Registry>(new Registry(std::move(store), std::move(clock)));
+}
+
 arrow::Result<int64_t> Registry::HeadVersion() { return store_->HeadVersion(); }
 
 arrow::Result<std::shared_ptr<const RegistryState>> Registry::Load(std::optional<int64_t> version) {
@@ -492,21 +499,94 @@ RegistryCache::RegistryCache(std::shared_ptr<Registry> registry, std::shared_ptr
       clock_(clock ? std::move(clock) : Clock::System()),
       min_check_interval_ms_(min_check_interval_ms) {}
 
+RegistryCache::~RegistryCache() {
+  {
+    std::lock_guard<std::mutex> lock(stop_mu_);
+    stopping_ = true;
+  }
+  stop_cv_.notify_all();
+  if (thread_.joinable()) thread_.join();
+}
+
 arrow::Result<std::shared_ptr<const RegistryState>> RegistryCache::Get() {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (state_ && (refreshing_in_background_ ||
+                   clock_->NowMillis() - last_check_ms_ < min_check_interval_ms_)) {
+      return state_;
+    }
+  }
+  arrow::Status st = Check(/*only_if_due=*/true);
   std::lock_guard<std::mutex> lock(mu_);
+  if (state_) return state_;  // a failed check keeps serving the held state
+  return st;
+}
+
+arrow::Status RegistryCache::Refresh() { return Check(/*only_if_due=*/false); }
+
+arrow::Status RegistryCache::Check(bool only_if_due) {
+  std::lock_guard<std::mutex> check_lock(check_mu_);
   int64_t now = clock_->NowMillis();
-  if (state_ && now - last_check_ms_ < min_check_interval_ms_) return state_;
-  ARROW_ASSIGN_OR_RAISE(int64_t head, registry_->HeadVersion());
+  std::shared_ptr<const RegistryState> held;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    // Another caller may have checked while this one waited for check_mu_.
+    if (only_if_due && state_ && now - last_check_ms_ < min_check_interval_ms_) {
+      return arrow::Status::OK();
+    }
+    held = state_;
+  }
+  std::shared_ptr<const RegistryState> loaded;
+  arrow::Result<int64_t> head = registry_->HeadVersion();
+  arrow::Status st = head.status();
+  if (st.ok() && !(held && held->version == *head)) {
+    auto r = registry_->Load(*head);
+    st = r.status();
+    if (r.ok()) loaded = std::move(r).ValueUnsafe();
+  }
+  std::lock_guard<std::mutex> lock(mu_);
   last_check_ms_ = now;
-  if (state_ && state_->version == head) return state_;
-  ARROW_ASSIGN_OR_RAISE(state_, registry_->Load(head));
-  ++loads_;
-  return state_;
+  if (loaded) {
+    state_ = std::move(loaded);
+    ++loads_;
+  }
+  if (st.ok()) {
+    last_error_.clear();
+  } else {
+    ++failures_;
+    last_error_ = st.message();
+  }
+  return st;
+}
+
+void RegistryCache::StartRefreshThread() {
+  std::lock_guard<std::mutex> lock(mu_);
+  if (refreshing_in_background_) return;
+  refreshing_in_background_ = true;
+  thread_ = std::thread([this] {
+    std::unique_lock<std::mutex> stop_lock(stop_mu_);
+    while (!stop_cv_.wait_for(stop_lock, std::chrono::milliseconds(min_check_interval_ms_),
+                              [this] { return stopping_; })) {
+      stop_lock.unlock();
+      (void)Check(/*only_if_due=*/false);  // a failure is kept in last_error()
+      stop_lock.lock();
+    }
+  });
 }
 
 int64_t RegistryCache::loads() const {
   std::lock_guard<std::mutex> lock(mu_);
   return loads_;
+}
+
+int64_t RegistryCache::failures() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return failures_;
+}
+
+std::string RegistryCache::last_error() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return last_error_;
 }
 
 }  // namespace stratalake::registry

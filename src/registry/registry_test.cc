@@ -1,6 +1,8 @@
 // Tests of definition parsing, validation (one test per message), the
 // compatibility policy, plans and the versioned registry over SQLite.
 #include <algorithm>
+#include <atomic>
+#include <chrono>
 #include <filesystem>
 #include <fstream>
 #include <thread>
@@ -10,6 +12,7 @@
 
 #include "../../tests/test_util.h"
 #include "registry/loader.h"
+#include "registry/store.h"
 #include "stratalake/registry.h"
 #include "stratalake/repo.h"
 #include "stratalake/status.h"
@@ -681,6 +684,132 @@ TEST(Registry, CacheReloadsOnlyWhenVersionChanges) {
   ASSERT_OK_AND_ASSIGN(auto fresh, cache.Get());
   EXPECT_EQ(fresh->version, 2);
   EXPECT_EQ(cache.loads(), 2);
+}
+
+// A store that forwards to a real one, can be switched off (every call fails
+// as an unreachable database would), and records which threads asked for the head.
+class SwitchableStore : public RegistryStore {
+ public:
+  struct Control {
+    std::atomic<bool> down{false};
+    std::mutex mu;
+    std::vector<std::thread::id> head_callers;
+  };
+  SwitchableStore(std::unique_ptr<RegistryStore> inner, std::shared_ptr<Control> control)
+      : inner_(std::move(inner)), control_(std::move(control)) {}
+  arrow::Result<int64_t> HeadVersion() override {
+    {
+      std::lock_guard<std::mutex> lock(control_->mu);
+      control_->head_callers.push_back(std::this_thread::get_id());
+    }
+    ARROW_RETURN_NOT_OK(Up());
+    return inner_->HeadVersion();
+  }
+  arrow::Result<std::vector<StoredObject>> ObjectsAt(int64_t version) override {
+    ARROW_RETURN_NOT_OK(Up());
+    return inner_->ObjectsAt(version);
+  }
+  arrow::Result<std::vector<StoredObject>> ObjectHistory(const std::string& kind,
+                                                         const std::string& name) override {
+    return inner_->ObjectHistory(kind, name);
+  }
+  arrow::Result<std::vector<VersionRecord>> Versions() override { return inner_->Versions(); }
+  arrow::Result<VersionRecord> Commit(int64_t base_version, VersionRecord info,
+                                      const std::vector<StoredObject>& rows) override {
+    return inner_->Commit(base_version, std::move(info), rows);
+  }
+  arrow::Status PutState(const std::string& key, const std::string& value,
+                         int64_t now_ms) override {
+    return inner_->PutState(key, value, now_ms);
+  }
+  arrow::Result<std::optional<std::string>> GetState(const std::string& key) override {
+    return inner_->GetState(key);
+  }
+  std::string Describe() const override { return inner_->Describe(); }
+
+ private:
+  arrow::Status Up() const {
+    if (control_->down) return arrow::Status::IOError("could not connect to the registry");
+    return arrow::Status::OK();
+  }
+  std::unique_ptr<RegistryStore> inner_;
+  std::shared_ptr<Control> control_;
+};
+
+TEST(Registry, CacheKeepsServingTheHeldStateWhileTheRegistryIsUnreachable) {
+  TempDir dir;
+  auto clock = std::make_shared<FakeClock>(0);
+  auto control = std::make_shared<SwitchableStore::Control>();
+  std::shared_ptr<Registry> reg = Registry::FromStore(
+      std::make_unique<SwitchableStore>(*OpenSqliteStore(dir.Join("r.db")), control), clock);
+
+  // Nothing held yet: the first load's failure is the caller's.
+  control->down = true;
+  RegistryCache cache(reg, clock, /*min_check_interval_ms=*/1000);
+  auto first = cache.Get();
+  ASSERT_FALSE(first.ok());
+  EXPECT_NE(first.status().message().find("could not connect"), std::string::npos);
+  EXPECT_EQ(cache.failures(), 1);
+
+  control->down = false;
+  ASSERT_OK(reg->Apply(ParseOk(kBase), CompatibilityPolicy::kBackward, "a", "").status());
+  ASSERT_OK_AND_ASSIGN(auto held, cache.Get());
+  EXPECT_EQ(held->version, 1);
+  EXPECT_EQ(cache.last_error(), "");
+
+  // Down: every check fails, and every Get still answers with version 1.
+  control->down = true;
+  for (int i = 0; i < 3; ++i) {
+    clock->Advance(1000);
+    ASSERT_OK_AND_ASSIGN(auto s, cache.Get());
+    EXPECT_EQ(s.get(), held.get());
+  }
+  EXPECT_EQ(cache.failures(), 4);
+  EXPECT_EQ(cache.last_error(), "could not connect to the registry");
+  EXPECT_FALSE(cache.Refresh().ok());
+  EXPECT_EQ(cache.failures(), 5);
+
+  // Back: the next check loads what was applied meanwhile and clears the error.
+  control->down = false;
+  ASSERT_OK(reg->Apply(ParseOk(Replace(kBase, "ttl: 7d", "ttl: 1d")),
+                       CompatibilityPolicy::kBackward, "a", "")
+                .status());
+  clock->Advance(1000);
+  ASSERT_OK_AND_ASSIGN(auto fresh, cache.Get());
+  EXPECT_EQ(fresh->version, 2);
+  EXPECT_EQ(cache.last_error(), "");
+  EXPECT_EQ(cache.failures(), 5);
+  EXPECT_EQ(cache.loads(), 2);
+}
+
+TEST(Registry, CacheWithARefreshThreadNeverChecksOnTheCallersThread) {
+  TempDir dir;
+  auto control = std::make_shared<SwitchableStore::Control>();
+  std::shared_ptr<Registry> reg = Registry::FromStore(
+      std::make_unique<SwitchableStore>(*OpenSqliteStore(dir.Join("r.db")), control));
+  ASSERT_OK(reg->Apply(ParseOk(kBase), CompatibilityPolicy::kBackward, "a", "").status());
+  RegistryCache cache(reg, Clock::System(), /*min_check_interval_ms=*/10);
+  ASSERT_OK(cache.Get().status());
+  cache.StartRefreshThread();
+  cache.StartRefreshThread();  // idempotent
+  ASSERT_OK(reg->Apply(ParseOk(Replace(kBase, "ttl: 7d", "ttl: 1d")),
+                       CompatibilityPolicy::kBackward, "a", "")
+                .status());
+  {
+    std::lock_guard<std::mutex> lock(control->mu);
+    control->head_callers.clear();  // Apply itself reads the head on this thread
+  }
+  // The new version shows up without Get doing the work (10 s is a generous bound).
+  int64_t seen = 1;
+  for (int i = 0; i < 10000 && seen != 2; ++i) {
+    ASSERT_OK_AND_ASSIGN(auto s, cache.Get());
+    seen = s->version;
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
+  EXPECT_EQ(seen, 2);
+  std::lock_guard<std::mutex> lock(control->mu);
+  EXPECT_FALSE(control->head_callers.empty());
+  for (const auto& id : control->head_callers) EXPECT_NE(id, std::this_thread::get_id());
 }
 
 TEST(FeatureRequests, OutputNamesAndCollisionsNameBothHolders) {

@@ -82,9 +82,9 @@ struct Metrics {
         std::memory_order_relaxed);
   }
 
-  std::string Prometheus(int64_t registry_version) const {
+  std::string Prometheus(int64_t registry_version, int64_t registry_check_failures) const {
     std::string o;
-    char line[256];
+    char line[512];
     o += "# HELP stratalake_requests_total HTTP requests by endpoint and status code.\n";
     o += "# TYPE stratalake_requests_total counter\n";
     for (int e = 0; e < kNumEndpoints; ++e) {
@@ -148,6 +148,9 @@ struct Metrics {
     gauge("stratalake_materialize_running", "Materialization runs in progress.",
           materialize_running.load());
     gauge("stratalake_registry_version", "Registry version being served.", registry_version);
+    counter("stratalake_registry_check_failures_total",
+            "Failed checks of the registry's head (the held version is served meanwhile).",
+            static_cast<uint64_t>(registry_check_failures));
     return o;
   }
 };
@@ -730,7 +733,14 @@ void FeatureServer::Impl::Handle(Loop* loop, HttpLoop::RequestId id, const HttpR
       return Send(loop, id, ErrorReply(503, state.status().message()), kHealth, started);
     Reply r;
     r.body = std::string("{\"status\":\"") + (draining ? "draining" : "ok") +
-             "\",\"registry_version\":" + std::to_string((*state)->version) + "}";
+             "\",\"registry_version\":" + std::to_string((*state)->version);
+    // Still serving the held version, but the registry's head could not be read.
+    std::string registry_error = service->registry_cache().last_error();
+    if (!registry_error.empty()) {
+      r.body += ",\"registry_error\":";
+      online::AppendJsonString(registry_error, &r.body);
+    }
+    r.body += "}";
     if (draining) r.code = 503;
     return Send(loop, id, r, kHealth, started);
   }
@@ -739,7 +749,8 @@ void FeatureServer::Impl::Handle(Loop* loop, HttpLoop::RequestId id, const HttpR
     auto state = service->registry_cache().Get();
     Reply r;
     r.content_type = "text/plain; version=0.0.4";
-    r.body = metrics.Prometheus(state.ok() ? (*state)->version : -1);
+    r.body = metrics.Prometheus(state.ok() ? (*state)->version : -1,
+                                service->registry_cache().failures());
     return Send(loop, id, r, kMetrics, started);
   }
   Send(loop, id,
@@ -787,6 +798,8 @@ arrow::Status FeatureServer::Impl::Init() {
   ARROW_ASSIGN_OR_RAISE(registry, repo->registry());
   service = std::make_unique<online::OnlineService>(registry, store, Clock::System());
   ARROW_RETURN_NOT_OK(service->registry_cache().Get().status());
+  // From here on a thread checks the registry's head; requests never wait on it.
+  service->registry_cache().StartRefreshThread();
   // Busy-polling loops each keep a core: by default half the usable CPUs, the
   // rest left to the kernel, the store's background work and the clients.
   int n = options.io_threads > 0     ? options.io_threads

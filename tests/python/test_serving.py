@@ -596,6 +596,53 @@ def test_the_server_picks_up_a_new_registry_version(tmp_path):
         assert s.stop() == 0
 
 
+def test_the_server_keeps_serving_while_its_registry_database_is_down(monkeypatch):
+    """A registry in its own PostgreSQL server, which is stopped under a running feature
+    server: requests go on being answered from the registry version held in memory, and
+    /health and /metrics say that the registry cannot be read."""
+    root = Path(__file__).resolve().parents[2]
+    if not list(Path("/usr/lib/postgresql").glob("*/bin/pg_ctl")):
+        if os.environ.get("STRATALAKE_REQUIRE_POSTGRES") == "1":
+            raise AssertionError("PostgreSQL server binaries are not installed")
+        pytest.skip("no PostgreSQL server binaries (scripts/bootstrap.sh installs them)")
+    import tempfile
+    pg_dir = tempfile.mkdtemp(prefix="sl-serving-pg-")  # under /tmp: the postgres user must reach it
+    pg = [str(root / "scripts" / "postgres.sh")]
+    url = subprocess.run(pg + ["start", pg_dir], check=True, capture_output=True, text=True).stdout.strip()
+    stopped = False
+    try:
+        monkeypatch.setenv("STRATALAKE_REGISTRY", url)
+        repo = make_shop(Path(tempfile.mkdtemp(prefix="sl-serving-")) / "shop")
+        sl("materialize", "2020-01-01T00:00:00Z", NOW, repo=repo)
+        s = Server(repo)
+        try:
+            req = {"features": ["customer_profile:country", "customer_profile:age"],
+                   "entities": {"customer_id": [1, 2, 3]}}
+            status, before = s.post("/get-online-features", req)
+            assert status == 200
+            assert as_rows(before)["age"][1] == ["PRESENT"] * 3
+
+            subprocess.run(pg + ["stop", pg_dir], check=True, capture_output=True)
+            stopped = True
+            deadline = time.time() + 10
+            while "registry_error" not in (health := s.request("GET", "/health")[1]):
+                assert time.time() < deadline, f"/health never reported the registry down: {health}"
+                time.sleep(0.1)
+            assert health["status"] == "ok" and health["registry_version"] == 1
+            assert health["registry_error"] != ""
+            for _ in range(20):  # every request in the outage is answered as before
+                assert s.post("/get-online-features", req) == (200, before)
+            metrics = s.request("GET", "/metrics")[1]
+            failures = [line for line in metrics.splitlines()
+                        if line.startswith("stratalake_registry_check_failures_total ")]
+            assert len(failures) == 1 and int(failures[0].split()[1]) >= 1
+        finally:
+            assert s.stop() == 0
+    finally:
+        if not stopped:
+            subprocess.run(pg + ["stop", pg_dir], capture_output=True)
+
+
 def test_a_materialization_killed_midway_is_completed_by_running_it_again(tmp_path):
     import numpy as np
     import pyarrow as pa
