@@ -10,6 +10,7 @@ A benchmark that prints numbers, never a pass/fail test:
         [--pin-loadgen 1] [--loadgen-rt auto] [--rcvbuf 1048576] [--sysbuf-rates 1000]
         [--repeat 1]
         [--sl-threads 0] [--sl-busy-poll-us 0] [--feast-workers 2] [--quiet-wait 120]
+        [--probe-seconds 3]
 
 What one run does (docs/benchmarks.md, "Online serving", explains the results):
 
@@ -633,6 +634,29 @@ def settle(max_wait: float) -> dict:
             return {"busy_cores_before": round(busy, 2), "waited_s": round(waited, 1)}
 
 
+def machine_stalls(args) -> dict | None:
+    """bench/stall_probe on every CPU for --probe-seconds: how much time this machine took
+    away from a program that never sleeps (interrupts, kernel threads, the hypervisor)
+    just before a point. A do-nothing server would have been stalled as long."""
+    if args.probe_seconds <= 0:
+        return None
+    try:
+        p = run([args.stall_probe, "--seconds", str(args.probe_seconds)],
+                timeout=args.probe_seconds + 30)
+        return json.loads(p.stdout.strip().splitlines()[-1])
+    except (RuntimeError, subprocess.TimeoutExpired, ValueError, IndexError) as e:
+        return {"error": str(e)[:300]}
+
+
+def stalls_text(st: dict | None) -> str:
+    """'lost 12/9 ms/s, max 3.1 ms': per CPU, the time lost in gaps of 1 ms or more per
+    second of probing, and the longest gap."""
+    if not st or "cpus" not in st:
+        return "-" if not st else "ERR"
+    per_s = "/".join(f"{c['lost_ms_1ms'] / st['seconds']:.0f}" for c in st["cpus"])
+    return f"{per_s} ms/s, max {max(c['max_ms'] for c in st['cpus']):.1f}"
+
+
 def load_point(args, server: Server, bodies: Path, rate: int, label: str,
                redis_pid: int | None, rcvbuf: int | None = None) -> dict:
     """One loadgen run; adds where the machine's CPU went during it: the server (all its
@@ -644,6 +668,7 @@ def load_point(args, server: Server, bodies: Path, rate: int, label: str,
            "--rcvbuf", str(args.rcvbuf if rcvbuf is None else rcvbuf), "--label", label,
            "--quiet"]
     quiet = settle(args.quiet_wait)
+    stalls = machine_stalls(args)
     ru0 = resource.getrusage(resource.RUSAGE_CHILDREN)
     cpu0, busy0, t0 = server.cpu_seconds(), machine_busy_seconds(), time.perf_counter()
     redis0 = tree_cpu_seconds(redis_pid) if redis_pid else 0.0
@@ -662,6 +687,8 @@ def load_point(args, server: Server, bodies: Path, rate: int, label: str,
                     "loadgen": round(lg / wall, 2),
                     "other": round(max(0.0, busy - srv - red - lg) / wall, 2)}
     res["settle"] = quiet
+    if stalls is not None:
+        res["machine_stalls"] = stalls
     if server.proc and server.proc.poll() is not None:
         res["server_exited"] = server.proc.returncode
     lat = (res.get("latency_ms") or {}) if res.get("completed") else {}
@@ -669,7 +696,8 @@ def load_point(args, server: Server, bodies: Path, rate: int, label: str,
         f"  p50 {lat.get('p50', '-'):>8}  p99 {lat.get('p99', '-'):>8}  p99.9 "
         f"{lat.get('p999', '-'):>8} ms  non2xx {res.get('non2xx', '-')}  errors "
         f"{sum(res.get('errors', {}).values()) if 'errors' in res else res.get('error')}"
-        f"  unsent {res.get('unsent', '-')}  cores {res['cores']}")
+        f"  unsent {res.get('unsent', '-')}  cores {res['cores']}"
+        f"  machine stalls before: {stalls_text(stalls)}")
     return res
 
 
@@ -688,7 +716,8 @@ def repeated_point(args, server: Server, bodies: Path, rate: int, label: str,
     res = dict(done[len(done) // 2])
     res["repeats"] = [{"achieved_rps": r.get("achieved_rps"), "unsent": r.get("unsent"),
                        **{k: (r.get("latency_ms") or {}).get(k) for k in
-                          ("p50", "p99", "p999", "max")}} for r in runs]
+                          ("p50", "p99", "p999", "max")},
+                       "machine_stalls": stalls_text(r.get("machine_stalls"))} for r in runs]
     return res
 
 
@@ -787,7 +816,8 @@ def print_tables(results: dict) -> None:
           "loop (saturation).")
     hdr = (f"{'system':<17} {'shape':<13} {'offered':>7} {'achieved':>9} {'p50 ms':>8} "
            f"{'p99 ms':>8} {'p99.9 ms':>9} {'max ms':>8} {'non2xx':>6} {'errors':>6} "
-           f"{'unsent':>7}  {'CPU cores: server/redis/loadgen/other':<30}")
+           f"{'unsent':>7}  {'CPU cores: server/redis/loadgen/other':<30}  "
+           f"{'machine stalls before (>=1 ms gaps, per CPU)':<30}")
     print(hdr)
     print("-" * len(hdr))
     for s in results["servers"]:
@@ -801,14 +831,22 @@ def print_tables(results: dict) -> None:
                   f"{fmt(p.get('achieved_rps'), 0):>9} {fmt(lat.get('p50'), 3):>8} "
                   f"{fmt(lat.get('p99'), 3):>8} {fmt(lat.get('p999'), 3):>9} "
                   f"{fmt(lat.get('max'), 1):>8} {fmt(p.get('non2xx')):>6} {fmt(errs):>6} "
-                  f"{fmt(p.get('unsent')):>7}  {cores}"
-                  f"{'  *' if c.get('other', 0) > 0.1 else ''}"
+                  f"{fmt(p.get('unsent')):>7}  {cores:<30}{'*' if c.get('other', 0) > 0.1 else ' '}"
+                  f" {stalls_text(p.get('machine_stalls')):<30}"
                   + (f"  p99 of the runs: "
                      f"{'/'.join(fmt(r.get('p99'), 3) for r in p['repeats'])}"
+                     + (f" (stalls before each: "
+                        f"{' | '.join(r['machine_stalls'] for r in p['repeats'])})"
+                        if any(r.get('machine_stalls', '-') != '-' for r in p['repeats'])
+                        else "")
                      if p.get("repeats") else ""))
         if s.get("error"):
             print(f"{s['system']:<17} ERROR: {s['error'][:200]}")
     print("(* = other processes used more than 0.1 cores during the point: noisy)")
+    print("(machine stalls: bench/stall_probe just before the point: per CPU, the time per "
+          "second that a program\n which never sleeps lost in gaps of 1 ms or more, and the "
+          "longest gap. At 10 ms/s, 1% of the requests\n arrive while that CPU is away for 1 ms "
+          "or more, however little the server costs)")
     print("\nValue check (all 50 features of sampled keys, plus unknown keys, against the "
           "Parquet reference):")
     for s in results["servers"]:
@@ -897,6 +935,10 @@ def main() -> None:
     ap.add_argument("--quiet-wait", type=float, default=120,
                     help="before each measurement, wait up to this many seconds for the "
                          "machine to be idle (it may be shared); 0: do not wait")
+    ap.add_argument("--probe-seconds", type=float, default=3,
+                    help="before each point, bench/stall_probe spins this long on every CPU and "
+                         "records how much time the machine took away (0: off)")
+    ap.add_argument("--stall-probe", default=str(REPO / "build" / "bin" / "stall_probe"))
     ap.add_argument("--bin", default=str(REPO / "build" / "bin" / "stratalake"))
     ap.add_argument("--loadgen", default=str(REPO / "build" / "bin" / "loadgen"))
     ap.add_argument("--data-dir", default=str(REPO / "bench" / "data" / "serving"))
@@ -909,6 +951,7 @@ def main() -> None:
         args.duration, args.warmup, args.timeout, args.prime = 2, 0.5, 5, 1
         args.bodies, args.sample, args.redis_requests = 200, 50, 50_000
         args.quiet_wait = 0
+        args.probe_seconds = min(args.probe_seconds, 1)
     args.rates = [int(float(r)) for r in args.rates.split(",")]
     args.sysbuf_rates = [int(float(r)) for r in args.sysbuf_rates.split(",") if r.strip()]
     server_cpus = (len(os.sched_getaffinity(0)) if args.pin_server == "none" else
@@ -928,7 +971,7 @@ def main() -> None:
     for s in systems:
         if s not in SYSTEMS:
             ap.error(f"unknown system {s} (known: {', '.join(SYSTEMS)})")
-    for exe in (args.bin, args.loadgen):
+    for exe in (args.bin, args.loadgen) + ((args.stall_probe,) if args.probe_seconds > 0 else ()):
         if not os.access(exe, os.X_OK):
             sys.exit(f"{exe} not found; build it: cmake --build build --target "
                      f"{Path(exe).name}")
@@ -952,6 +995,8 @@ def main() -> None:
     results["data"] = ensure_data(d, args)
     args.bin = snapshot_binary(args.bin, d / "bin")
     args.loadgen = snapshot_binary(args.loadgen, d / "bin")
+    if args.probe_seconds > 0:
+        args.stall_probe = snapshot_binary(args.stall_probe, d / "bin")
     results["stratalake_binary"] = {
         "copied_from": str(REPO / "build" / "bin" / "stratalake"),
         "git": run(["git", "-C", str(REPO), "describe", "--always", "--dirty"], timeout=30,
