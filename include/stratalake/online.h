@@ -231,6 +231,11 @@ struct MaterializeOptions {
   /// watermark does not move; what was written stays, and is rewritten by the
   /// next run).
   ProgressCallback on_progress;
+  /// Keys of rows deleted from a source since the last run that are tracked in
+  /// memory at once (about 100 bytes each). More (an overwrite of a large
+  /// source) are repaired after the run's writes in passes over a share of the
+  /// keys each; the view keeps serving meanwhile.
+  size_t max_repair_keys = size_t{1} << 22;
 };
 
 struct ViewMaterialization {
@@ -244,11 +249,15 @@ struct ViewMaterialization {
   int64_t rows_read = 0, rows_written = 0;
   /// Keys whose newest source rows were deleted since the last run (and not
   /// rewritten), set to their value in the source as it is now (or removed
-  /// when no row is left).
+  /// when no row is left). With repair_passes > 0, every key of the removed
+  /// rows is counted (the run could not track which ones it rewrote).
   int64_t keys_repaired = 0;
+  /// More deleted keys than MaterializeOptions::max_repair_keys: they were
+  /// repaired after the writes in this many passes (0: none needed).
+  int64_t repair_passes = 0;
   /// The view's keys were removed and the source read in full: the deleted
-  /// rows could not be known (log or files of the last run's version gone) or
-  /// were too many to repair key by key.
+  /// rows could not be known (the log or files of the last run's version are
+  /// gone). Until the read ends, the view's keys answer NOT_FOUND.
   bool rebuilt = false;
   double seconds = 0;
 };

@@ -702,6 +702,7 @@ class PyStore {
       d["rows_read"] = v.rows_read;
       d["rows_written"] = v.rows_written;
       d["keys_repaired"] = v.keys_repaired;
+      d["repair_passes"] = v.repair_passes;
       d["rebuilt"] = v.rebuilt;
       d["seconds"] = v.seconds;
       out.append(d);

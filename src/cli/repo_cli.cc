@@ -1506,6 +1506,8 @@ arrow::Status CmdMaterialize(const Args& a, bool incremental) {
       w.Int64(v.rows_written);
       w.Key("keys_repaired");
       w.Int64(v.keys_repaired);
+      w.Key("repair_passes");
+      w.Int64(v.repair_passes);
       w.Key("rebuilt");
       w.Bool(v.rebuilt);
       w.Key("seconds");
@@ -1541,7 +1543,13 @@ arrow::Status CmdMaterialize(const Args& a, bool incremental) {
       std::cout << "    " << v.keys_repaired << (v.keys_repaired == 1 ? " key" : " keys")
                 << " whose latest rows were deleted since the last run: set to "
                 << (v.keys_repaired == 1 ? "its value" : "their values")
-                << " in the source as it is now\n";
+                << " in the source as it is now"
+                << (v.repair_passes > 0
+                        ? " (" + std::to_string(v.repair_passes) +
+                              " passes over the keys of the removed rows: too many to track "
+                              "during the writes)"
+                        : std::string())
+                << "\n";
     }
   }
   return arrow::Status::OK();

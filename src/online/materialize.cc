@@ -207,7 +207,8 @@ class ViewMaterializer {
         src_(source),
         store_(store),
         options_(options),
-        layout_(MakeLayout(view)) {}
+        layout_(MakeLayout(view)),
+        max_repair_keys_(options.max_repair_keys) {}
 
   arrow::Result<ViewMaterialization> Run(registry::Registry& reg, int64_t now_ms) {
     auto started = std::chrono::steady_clock::now();
@@ -251,18 +252,33 @@ class ViewMaterializer {
                        wm->source == src_.name && wm->version <= snap->version();
     // Rows deleted from the source since the last run (DELETE, UPDATE, MERGE,
     // overwrite): the keys they held, with the newest deleted version of each,
-    // are repaired after the run's writes. When that cannot be known (the log
-    // or the files of the watermark's version are gone) or is too large, the
+    // are repaired after the run's writes. More such keys than one map may
+    // hold (an overwrite of a large source) are repaired after the writes in
+    // passes, a share of the keys (by hash) each. When the deleted rows cannot
+    // be known (the log or the files of the watermark's version are gone), the
     // view is rebuilt: its keys are removed and the source read in full.
     DeletedKeyMap& deleted = deleted_;
     deleted.clear();
     bool rebuild = false;
+    std::shared_ptr<const delta::Snapshot> old_snap;
+    int repair_passes = 0;  // > 0: repaired after the writes, in passes (at first this many)
     if (wm && wm->source == src_.name && wm->version < snap->version()) {
       auto old = table->AtVersion(wm->version);
       if (!old.ok()) {
         rebuild = true;
       } else {
-        ARROW_ASSIGN_OR_RAISE(rebuild, DeletedKeys(*table, **old, *snap, &deleted));
+        old_snap = *old;
+        ARROW_ASSIGN_OR_RAISE(DeletedScan scan,
+                              DeletedKeys(*table, *old_snap, *snap, 0, 1, &deleted));
+        if (scan.files_gone) {
+          rebuild = true;
+        } else if (scan.too_many) {
+          deleted.clear();
+          // Halves of the keys first; a share that still holds too many is
+          // split in two (scanning the removed files' keys again is cheap
+          // next to the pass's read of the source).
+          repair_passes = 2;
+        }
       }
       if (rebuild) {
         deleted.clear();
@@ -367,6 +383,39 @@ class ViewMaterializer {
       deleted.rehash(0);  // buckets for what is left: lookups stay in cache
       ARROW_RETURN_NOT_OK(RepairDeleted(*table, *snap, lo, hi, deleted, &out));
     }
+    // Too many deleted keys to track during the writes: every key of the
+    // removed files is recomputed, a share at a time. Repair only replaces a
+    // value no newer than the deleted one, so keys the writes (or pushes) made
+    // newer keep their value; a pass that still finds too many keys starts the
+    // passes again with twice as many (repairs are idempotent).
+    std::vector<std::pair<int, int>> shares;  // (share, of how many), by key hash
+    for (int p = 0; p < repair_passes; ++p) shares.emplace_back(p, repair_passes);
+    while (!shares.empty()) {
+      auto [share, of] = shares.back();
+      shares.pop_back();
+      deleted.clear();
+      ARROW_ASSIGN_OR_RAISE(DeletedScan scan,
+                            DeletedKeys(*table, *old_snap, *snap, share, of, &deleted));
+      if (scan.files_gone) {
+        return arrow::Status::IOError(
+            "a data file of source '", src_.name, "' removed since version ", old_snap->version(),
+            " disappeared during materialization (VACUUM?); nothing is lost: run it again "
+            "(the view will be rebuilt)");
+      }
+      if (scan.too_many) {  // hash % 2n is share or share + n
+        if (of > (1 << 20)) {
+          return arrow::Status::Invalid("materialization: cannot split the deleted keys of '",
+                                        view_.name, "' into shares of max_repair_keys");
+        }
+        shares.emplace_back(share, 2 * of);
+        shares.emplace_back(share + of, 2 * of);
+        continue;
+      }
+      ++out.repair_passes;
+      if (!deleted.empty())
+        ARROW_RETURN_NOT_OK(RepairDeleted(*table, *snap, lo, hi, deleted, &out));
+    }
+    deleted.clear();
     // Durable first, then the watermark.
     ARROW_RETURN_NOT_OK(store_.Sync());
     Watermark next;
@@ -381,17 +430,19 @@ class ViewMaterializer {
   }
 
  private:
-  // At most this many keys are repaired in place; more deleted keys than that
-  // (an overwrite of the whole source) rebuild the view instead, so memory
-  // stays bounded.
-  static constexpr size_t kMaxRepairKeys = size_t{1} << 22;
+  struct DeletedScan {
+    bool files_gone = false;  // a removed file is gone (VACUUM): the keys cannot be known
+    bool too_many = false;    // more than max_repair_keys_ keys in this share
+  };
 
   // The files live in `old` but not in `now` (removed, or given a new
-  // deletion vector), read as they were in `old`: every key they held, with
-  // its newest version prefix, into `deleted`. Returns true when the view
-  // must be rebuilt instead (a removed file is gone, or too many keys).
-  arrow::Result<bool> DeletedKeys(const delta::DeltaTable& table, const delta::Snapshot& old,
-                                  const delta::Snapshot& now, DeletedKeyMap* deleted) {
+  // deletion vector), read as they were in `old`: every key they held whose
+  // hash modulo `shares` is `share`, with its newest version prefix, into
+  // `deleted` (at most max_repair_keys_ of them, so memory stays bounded).
+  arrow::Result<DeletedScan> DeletedKeys(const delta::DeltaTable& table, const delta::Snapshot& old,
+                                         const delta::Snapshot& now, int share, int shares,
+                                         DeletedKeyMap* deleted) {
+    DeletedScan scan;
     auto dv_id = [](const delta::AddFile& f) {
       if (!f.deletion_vector) return std::string();
       const auto& dv = *f.deletion_vector;
@@ -409,7 +460,8 @@ class ViewMaterializer {
       if (at != std::string::npos) rows += std::strtoull(f.stats.c_str() + at + 13, nullptr, 10);
     }
     // No rehashing while the keys go in (at most one entry per row).
-    deleted->reserve(std::min(rows, kMaxRepairKeys + 1));
+    deleted->reserve(std::min(rows / static_cast<size_t>(shares), max_repair_keys_ + 1));
+    const std::hash<std::string> hash;
     std::vector<int> fields;
     bool resolved = false;
     for (const delta::AddFile* file : removed) {
@@ -421,18 +473,24 @@ class ViewMaterializer {
       auto data = delta::ReadDataFile(*table.filesystem(), old, f, fields);
       if (!data.ok()) {
         if (HasErrorKind(data.status(), ErrorKind::kFileNotFound) || data.status().IsIOError()) {
-          return true;  // removed by VACUUM: the deleted keys cannot be known
+          scan.files_gone = true;  // removed by VACUUM: the deleted keys cannot be known
+          return scan;
         }
         return data.status();
       }
-      ARROW_RETURN_NOT_OK(
-          ForEachKeyVersion(**data, [&](int64_t, std::string&& key, std::string_view prefix) {
-            auto [at, added] = deleted->try_emplace(std::move(key), PrefixArray(prefix));
-            if (!added && ComparePrefix(prefix, at->second) > 0) at->second = PrefixArray(prefix);
-          }));
-      if (deleted->size() > kMaxRepairKeys) return true;
+      ARROW_RETURN_NOT_OK(ForEachKeyVersion(**data, [&](int64_t, std::string&& key,
+                                                        std::string_view prefix) {
+        if (scan.too_many) return;  // full: the rest of the file is not kept
+        if (shares > 1 && hash(key) % static_cast<size_t>(shares) != static_cast<size_t>(share)) {
+          return;
+        }
+        auto [at, added] = deleted->try_emplace(std::move(key), PrefixArray(prefix));
+        if (!added && ComparePrefix(prefix, at->second) > 0) at->second = PrefixArray(prefix);
+        scan.too_many = deleted->size() > max_repair_keys_;
+      }));
+      if (scan.too_many) return scan;
     }
-    return false;
+    return scan;
   }
 
   // The join keys, event time and created time of the view's source in `s`.
@@ -689,6 +747,7 @@ class ViewMaterializer {
   // Keys whose source rows were deleted since the last run -> the newest
   // deleted version prefix; those still here after the run's writes are repaired.
   DeletedKeyMap deleted_;
+  size_t max_repair_keys_ = 0;  // MaterializeOptions::max_repair_keys
 };
 
 }  // namespace
@@ -760,6 +819,9 @@ arrow::Status EncodeViewRows(const registry::FeatureView& view, const registry::
 arrow::Result<MaterializeReport> Materialize(const repo::FeatureRepository& repo,
                                              OnlineStore& store,
                                              const MaterializeOptions& options) {
+  if (options.max_repair_keys < 1) {
+    return UserError(ErrorKind::kDefinitionError, "max_repair_keys must be at least 1");
+  }
   if (options.start_us && *options.start_us > options.end_us) {
     return UserError(ErrorKind::kDefinitionError,
                      "the start " + FormatTimestampMicros(*options.start_us) +

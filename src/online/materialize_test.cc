@@ -165,11 +165,13 @@ class MaterializeTest : public ::testing::Test {
   }
 
   arrow::Result<MaterializeReport> Run(OnlineStore& store, int64_t end_us, bool incremental,
-                                       std::optional<int64_t> start = std::nullopt) {
+                                       std::optional<int64_t> start = std::nullopt,
+                                       size_t max_repair_keys = size_t{1} << 22) {
     MaterializeOptions o;
     o.end_us = end_us;
     o.start_us = start;
     o.incremental = incremental;
+    o.max_repair_keys = max_repair_keys;
     return Materialize(*repo_, store, o);
   }
 
@@ -298,6 +300,53 @@ TEST_F(MaterializeTest, DeletedSourceRowsAreRepairedOnline) {
   EXPECT_FALSE(Stats(fourth).incremental);
   ExpectOnlineEqualsTrainingSet(store, now, kKeys, &spend);
   for (int k = 250; k < kKeys; ++k) EXPECT_EQ(spend[k], FeatureStatus::kNotFound) << k;
+}
+
+TEST_F(MaterializeTest, TooManyDeletedKeysAreRepairedInPassesWithoutARebuild) {
+  std::mt19937_64 rng(23);
+  auto store = ApplyWithRandomStats(&rng);
+  const int64_t now = kT0 + 48 * kHour;
+  ASSERT_OK(Run(*store, now, true).status());
+  std::vector<FeatureStatus> spend;
+  ExpectOnlineEqualsTrainingSet(store, now, kKeys, &spend);
+
+  ASSERT_OK_AND_ASSIGN(auto table, delta::DeltaTable::Open(repo_->TableUri("gold/stats")));
+  ASSERT_OK(table->Delete("customer_id < 40 AND event_ts >= '2026-01-02T18:00:00Z'").status());
+  ASSERT_OK(table->Delete("customer_id = 100").status());
+  ASSERT_OK(table->Update("customer_id BETWEEN 200 AND 210", "spend = 1000").status());
+  AppendStats(RandomStats(&rng, 100, 50));
+  // The rewritten files hold rows of all 300 keys: with room for 16 keys at a
+  // time, they are repaired after the writes in passes, and nothing is rebuilt.
+  ASSERT_OK_AND_ASSIGN(auto second, Run(*store, now, true, std::nullopt, /*max_repair_keys=*/16));
+  EXPECT_TRUE(Stats(second).incremental);
+  EXPECT_FALSE(Stats(second).rebuilt);
+  EXPECT_GE(Stats(second).repair_passes, 300 / 16);  // in halves, split until each fits
+  EXPECT_LE(Stats(second).repair_passes, 2 * 300 / 16 + 2);
+  EXPECT_EQ(Stats(second).keys_repaired, kKeys);  // every key of the removed rows
+  ExpectOnlineEqualsTrainingSet(store, now, kKeys, &spend);
+  EXPECT_EQ(spend[100], FeatureStatus::kNotFound);
+
+  // A whole-table rewrite (every row deleted and most written again), again in passes.
+  ASSERT_OK(table->Delete("customer_id >= 250").status());
+  ASSERT_OK(table->Update("customer_id < 10", "tier = 'rewritten'").status());
+  ASSERT_OK_AND_ASSIGN(auto third, Run(*store, now, true, std::nullopt, 16));
+  EXPECT_FALSE(Stats(third).rebuilt);
+  EXPECT_GE(Stats(third).repair_passes, 2);
+  ExpectOnlineEqualsTrainingSet(store, now, kKeys, &spend);
+  for (int k = 250; k < kKeys; ++k) EXPECT_EQ(spend[k], FeatureStatus::kNotFound) << k;
+
+  // Nothing deleted since: no passes.
+  ASSERT_OK_AND_ASSIGN(auto fourth, Run(*store, now, true, std::nullopt, 16));
+  EXPECT_EQ(Stats(fourth).repair_passes, 0);
+  EXPECT_EQ(Stats(fourth).keys_repaired, 0);
+}
+
+TEST_F(MaterializeTest, MaxRepairKeysMustBePositive) {
+  Apply();
+  auto store = OpenStore();
+  auto r = Run(*store, kT0, true, std::nullopt, 0);
+  ASSERT_FALSE(r.ok());
+  EXPECT_NE(r.status().message().find("max_repair_keys must be at least 1"), std::string::npos);
 }
 
 TEST_F(MaterializeTest, IncrementalReadsOnlyNewCommits) {

@@ -232,6 +232,7 @@ std::string ReportJson(const online::MaterializeReport& r) {
     o += ",\"rows_read\":" + std::to_string(v.rows_read);
     o += ",\"rows_written\":" + std::to_string(v.rows_written);
     o += ",\"keys_repaired\":" + std::to_string(v.keys_repaired);
+    o += ",\"repair_passes\":" + std::to_string(v.repair_passes);
     o += ",\"rebuilt\":" + std::string(v.rebuilt ? "true" : "false");
     char secs[32];
     std::snprintf(secs, sizeof secs, "%.3f", v.seconds);
