@@ -185,6 +185,15 @@ class MaterializeTest : public ::testing::Test {
     return OpenStore();
   }
 
+  // Deletes the latest rows of keys < 40 and every row of key 100, updates keys
+  // 200..210, and appends new rows of keys 0..49 (written by the next run as usual).
+  void DeleteUpdateAndAppend(delta::DeltaTable& table, std::mt19937_64* rng) {
+    ASSERT_OK(table.Delete("customer_id < 40 AND event_ts >= '2026-01-02T18:00:00Z'").status());
+    ASSERT_OK(table.Delete("customer_id = 100").status());
+    ASSERT_OK(table.Update("customer_id BETWEEN 200 AND 210", "spend = 1000").status());
+    AppendStats(RandomStats(rng, 100, 50));
+  }
+
   // The online value of every key 0..keys-1 equals the training-set value for
   // an entity row at "now" (the materialization end); the statuses of "spend".
   void ExpectOnlineEqualsTrainingSet(const std::shared_ptr<OnlineStore>& store, int64_t now,
@@ -266,12 +275,7 @@ TEST_F(MaterializeTest, DeletedSourceRowsAreRepairedOnline) {
   ExpectOnlineEqualsTrainingSet(store, now, kKeys, &spend);
 
   ASSERT_OK_AND_ASSIGN(auto table, delta::DeltaTable::Open(repo_->TableUri("gold/stats")));
-  // The latest rows of some keys, every row of one key, and new values of others.
-  ASSERT_OK(table->Delete("customer_id < 40 AND event_ts >= '2026-01-02T18:00:00Z'").status());
-  ASSERT_OK(table->Delete("customer_id = 100").status());
-  ASSERT_OK(table->Update("customer_id BETWEEN 200 AND 210", "spend = 1000").status());
-  // Appended rows in the same run are written as usual.
-  AppendStats(RandomStats(&rng, 100, 50));  // keys 0..49
+  DeleteUpdateAndAppend(*table, &rng);
   ASSERT_OK_AND_ASSIGN(auto second, Run(*store, now, true));
   EXPECT_TRUE(Stats(second).incremental);
   EXPECT_FALSE(Stats(second).rebuilt);
@@ -311,10 +315,7 @@ TEST_F(MaterializeTest, TooManyDeletedKeysAreRepairedInPassesWithoutARebuild) {
   ExpectOnlineEqualsTrainingSet(store, now, kKeys, &spend);
 
   ASSERT_OK_AND_ASSIGN(auto table, delta::DeltaTable::Open(repo_->TableUri("gold/stats")));
-  ASSERT_OK(table->Delete("customer_id < 40 AND event_ts >= '2026-01-02T18:00:00Z'").status());
-  ASSERT_OK(table->Delete("customer_id = 100").status());
-  ASSERT_OK(table->Update("customer_id BETWEEN 200 AND 210", "spend = 1000").status());
-  AppendStats(RandomStats(&rng, 100, 50));
+  DeleteUpdateAndAppend(*table, &rng);
   // The rewritten files hold rows of all 300 keys: with room for 16 keys at a
   // time, they are repaired after the writes in passes, and nothing is rebuilt.
   ASSERT_OK_AND_ASSIGN(auto second, Run(*store, now, true, std::nullopt, /*max_repair_keys=*/16));
