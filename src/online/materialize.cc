@@ -33,6 +33,7 @@
 #include <rapidjson/writer.h>
 
 #include "online/codec.h"
+#include "online/key_version_table.h"
 #include "retrieval/asof_keys.h"
 #include "storage/scan.h"
 #include "stratalake/delta.h"
@@ -118,20 +119,8 @@ struct FileTask {
   int64_t lo_us, hi_us;
 };
 
-// Online key -> the newest version prefix among the key's deleted rows (the
-// prefix inline: one allocation-free node per key, a cache line to look up).
-using DeletedKeyMap = std::unordered_map<std::string, std::array<char, kVersionPrefixSize>>;
-
-std::array<char, kVersionPrefixSize> PrefixArray(std::string_view value) {
-  std::array<char, kVersionPrefixSize> out;
-  std::memcpy(out.data(), value.data(), kVersionPrefixSize);
-  return out;
-}
-
-// a <=> b of two version prefixes, compared as unsigned bytes (like the stores).
-int ComparePrefix(std::string_view a, const std::array<char, kVersionPrefixSize>& b) {
-  return std::memcmp(a.data(), b.data(), kVersionPrefixSize);
-}
+// Online key -> the newest version prefix among the key's deleted rows.
+using DeletedKeyMap = KeyVersionTable;
 
 // The offline join's tie-break order: Delta modificationTime, then path.
 void SortInArrivalOrder(std::vector<FileTask>* tasks) {
@@ -258,7 +247,7 @@ class ViewMaterializer {
     // be known (the log or the files of the watermark's version are gone), the
     // view is rebuilt: its keys are removed and the source read in full.
     DeletedKeyMap& deleted = deleted_;
-    deleted.clear();
+    deleted.Clear();
     bool rebuild = false;
     std::shared_ptr<const delta::Snapshot> old_snap;
     int repair_passes = 0;  // > 0: repaired after the writes, in passes (at first this many)
@@ -273,7 +262,7 @@ class ViewMaterializer {
         if (scan.files_gone) {
           rebuild = true;
         } else if (scan.too_many) {
-          deleted.clear();
+          deleted.Clear();
           // Halves of the keys first; a share that still holds too many is
           // split in two (scanning the removed files' keys again is cheap
           // next to the pass's read of the source).
@@ -281,7 +270,7 @@ class ViewMaterializer {
         }
       }
       if (rebuild) {
-        deleted.clear();
+        deleted.Clear();
         incremental = false;
       }
     }
@@ -380,7 +369,7 @@ class ViewMaterializer {
     // Keys this run wrote a row at least as new as their deleted ones for (a
     // rewritten or updated row) are already right; the rest are recomputed.
     if (!deleted.empty()) {
-      deleted.rehash(0);  // buckets for what is left: lookups stay in cache
+      deleted.Compact();  // slots for what is left: lookups stay in cache
       ARROW_RETURN_NOT_OK(RepairDeleted(*table, *snap, lo, hi, deleted, &out));
     }
     // Too many deleted keys to track during the writes: every key of the
@@ -393,7 +382,7 @@ class ViewMaterializer {
     while (!shares.empty()) {
       auto [share, of] = shares.back();
       shares.pop_back();
-      deleted.clear();
+      deleted.Clear();
       ARROW_ASSIGN_OR_RAISE(DeletedScan scan,
                             DeletedKeys(*table, *old_snap, *snap, share, of, &deleted));
       if (scan.files_gone) {
@@ -415,7 +404,7 @@ class ViewMaterializer {
       if (!deleted.empty())
         ARROW_RETURN_NOT_OK(RepairDeleted(*table, *snap, lo, hi, deleted, &out));
     }
-    deleted.clear();
+    deleted.Clear();
     // Durable first, then the watermark.
     ARROW_RETURN_NOT_OK(store_.Sync());
     Watermark next;
@@ -451,17 +440,11 @@ class ViewMaterializer {
     std::unordered_map<std::string, std::string> live;  // path -> deletion vector id
     for (const auto& f : now.files()) live.emplace(f.path, dv_id(f));
     std::vector<const delta::AddFile*> removed;
-    size_t rows = 0;
     for (const auto& f : old.files()) {
       auto it = live.find(f.path);
       if (it != live.end() && it->second == dv_id(f)) continue;
       removed.push_back(&f);
-      auto at = f.stats.find("\"numRecords\":");
-      if (at != std::string::npos) rows += std::strtoull(f.stats.c_str() + at + 13, nullptr, 10);
     }
-    // No rehashing while the keys go in (at most one entry per row).
-    deleted->reserve(std::min(rows / static_cast<size_t>(shares), max_repair_keys_ + 1));
-    const std::hash<std::string> hash;
     std::vector<int> fields;
     bool resolved = false;
     for (const delta::AddFile* file : removed) {
@@ -478,16 +461,36 @@ class ViewMaterializer {
         }
         return data.status();
       }
-      ARROW_RETURN_NOT_OK(ForEachKeyVersion(**data, [&](int64_t, std::string&& key,
-                                                        std::string_view prefix) {
-        if (scan.too_many) return;  // full: the rest of the file is not kept
-        if (shares > 1 && hash(key) % static_cast<size_t>(shares) != static_cast<size_t>(share)) {
-          return;
+      // Keys are noted a block at a time, each slot prefetched a few keys ahead.
+      constexpr size_t kBlock = 1024, kAhead = 16;
+      std::vector<std::string> keys;
+      std::vector<KeyVersionTable::Prefix> prefixes;
+      std::vector<uint64_t> hashes;
+      auto note = [&] {
+        for (size_t i = 0; i < std::min(kAhead, keys.size()); ++i) deleted->Prefetch(hashes[i]);
+        for (size_t i = 0; i < keys.size() && !scan.too_many; ++i) {
+          if (i + kAhead < keys.size()) deleted->Prefetch(hashes[i + kAhead]);
+          deleted->NoteNewest(keys[i], hashes[i], prefixes[i].data());
+          scan.too_many = deleted->size() > max_repair_keys_;
         }
-        auto [at, added] = deleted->try_emplace(std::move(key), PrefixArray(prefix));
-        if (!added && ComparePrefix(prefix, at->second) > 0) at->second = PrefixArray(prefix);
-        scan.too_many = deleted->size() > max_repair_keys_;
-      }));
+        keys.clear();
+        prefixes.clear();
+        hashes.clear();
+      };
+      ARROW_RETURN_NOT_OK(
+          ForEachKeyVersion(**data, [&](int64_t, std::string&& key, std::string_view prefix) {
+            if (scan.too_many) return;  // full: the rest of the file is not kept
+            uint64_t h = KeyVersionTable::Hash(key);
+            if (shares > 1 && h % static_cast<size_t>(shares) != static_cast<size_t>(share)) {
+              return;
+            }
+            hashes.push_back(h);
+            keys.push_back(std::move(key));
+            prefixes.emplace_back();
+            std::memcpy(prefixes.back().data(), prefix.data(), kVersionPrefixSize);
+            if (keys.size() == kBlock) note();
+          }));
+      note();
       if (scan.too_many) return scan;
     }
     return scan;
@@ -554,7 +557,7 @@ class ViewMaterializer {
     arrow::Int64Builder rows;
     ARROW_RETURN_NOT_OK(
         ForEachKeyVersion(*data, [&](int64_t row, std::string&& key, std::string_view) {
-          if (deleted.count(key)) (void)rows.Append(row);
+          if (deleted.Find(key)) (void)rows.Append(row);
         }));
     if (rows.length() == 0) return arrow::Status::OK();
     ARROW_ASSIGN_OR_RAISE(auto take, rows.Finish());
@@ -607,11 +610,11 @@ class ViewMaterializer {
     }
     std::vector<KeyRepair> repairs;
     repairs.reserve(deleted.size());
-    for (const auto& [key, bound] : deleted) {
-      auto it = winners.find(key);
-      repairs.push_back({key, std::string(bound.data(), bound.size()),
+    deleted.ForEach([&](std::string_view key, const KeyVersionTable::Prefix& bound) {
+      auto it = winners.find(std::string(key));
+      repairs.push_back({std::string(key), std::string(bound.data(), bound.size()),
                          it == winners.end() ? std::string() : std::move(it->second)});
-    }
+    });
     // In key order: deterministic, and sequential for the store.
     std::sort(repairs.begin(), repairs.end(),
               [](const KeyRepair& a, const KeyRepair& b) { return a.key < b.key; });
@@ -723,11 +726,16 @@ class ViewMaterializer {
     out->rows_written += static_cast<int64_t>(count);
     // A deleted key that gets a row at least as new as its deleted ones is
     // right already (newer wins in the store): it needs no repair.
+    // Hashes first, and each slot prefetched a few rows ahead of its lookup:
+    // the table is far larger than the caches.
+    if (deleted_.empty()) return arrow::Status::OK();
+    hashes_.resize(count);
+    for (size_t i = 0; i < count; ++i) hashes_[i] = KeyVersionTable::Hash(batch_[i].key);
+    constexpr size_t kAhead = 16;
+    for (size_t i = 0; i < std::min(kAhead, count); ++i) deleted_.Prefetch(hashes_[i]);
     for (size_t i = 0; i < count && !deleted_.empty(); ++i) {
-      auto it = deleted_.find(batch_[i].key);
-      if (it != deleted_.end() && ComparePrefix(batch_[i].value, it->second) >= 0) {
-        deleted_.erase(it);
-      }
+      if (i + kAhead < count) deleted_.Prefetch(hashes_[i + kAhead]);
+      deleted_.EraseIfNotNewerThan(batch_[i].key, hashes_[i], batch_[i].value.data());
     }
     return arrow::Status::OK();
   }
@@ -747,7 +755,8 @@ class ViewMaterializer {
   // Keys whose source rows were deleted since the last run -> the newest
   // deleted version prefix; those still here after the run's writes are repaired.
   DeletedKeyMap deleted_;
-  size_t max_repair_keys_ = 0;  // MaterializeOptions::max_repair_keys
+  std::vector<uint64_t> hashes_;  // WriteRows: the batch's key hashes
+  size_t max_repair_keys_ = 0;    // MaterializeOptions::max_repair_keys
 };
 
 }  // namespace
