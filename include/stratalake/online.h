@@ -17,6 +17,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <span>
@@ -106,6 +107,13 @@ class OnlineStore {
 
   /// Every key starting with `prefix`, in byte order (tests, diagnostics).
   virtual arrow::Result<std::vector<KeyValue>> Scan(std::string_view prefix) = 0;
+
+  /// Calls fn(key, version prefix) for every key starting with `prefix`, a
+  /// page at a time, so memory stays bounded however many keys there are. Not
+  /// a snapshot: a key written or removed during the scan may or may not be
+  /// reported, and Redis may report a key twice; keys are in no set order.
+  using VersionCallback = std::function<void(std::string_view key, std::string_view version)>;
+  virtual arrow::Status ScanVersions(std::string_view prefix, const VersionCallback& fn) = 0;
 
   /// "rocksdb:/path" or "redis://host:port/db".
   virtual std::string Describe() const = 0;
@@ -255,9 +263,10 @@ struct ViewMaterialization {
   /// More deleted keys than MaterializeOptions::max_repair_keys: they were
   /// repaired after the writes in this many passes (0: none needed).
   int64_t repair_passes = 0;
-  /// The view's keys were removed and the source read in full: the deleted
-  /// rows could not be known (the log or files of the last run's version are
-  /// gone). Until the read ends, the view's keys answer NOT_FOUND.
+  /// The deleted rows could not be known (the log or files of the last run's
+  /// version are gone): the source was read in full and every key stored for
+  /// the view checked against it, with its stored version as the repair
+  /// bound. No key is removed first: readers keep a value until it is fixed.
   bool rebuilt = false;
   double seconds = 0;
 };

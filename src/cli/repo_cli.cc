@@ -1534,7 +1534,9 @@ arrow::Status CmdMaterialize(const Args& a, bool incremental) {
     }
     std::cout << " version " << v.to_version;
     if (v.incremental) std::cout << " (incremental since version " << v.from_version << ")";
-    if (v.rebuilt) std::cout << " (rebuilt: rows deleted since the last run could not be known)";
+    if (v.rebuilt)
+      std::cout << " (rebuilt: rows deleted since the last run could not be known, so every stored "
+                   "key was checked against a full read)";
     std::cout << ", " << v.files_read << " of " << v.files_total << " files";
     char secs[32];
     std::snprintf(secs, sizeof secs, "%.2f", v.seconds);

@@ -270,8 +270,16 @@ class ViewMaterializer {
         }
       }
       if (rebuild) {
+        // The deleted rows cannot be known: every key stored for the view is
+        // checked instead, with its stored version as the bound, against a
+        // full read (no key is removed first, so readers keep their values).
         deleted.Clear();
         incremental = false;
+        ARROW_ASSIGN_OR_RAISE(DeletedScan scan, StoredKeys(0, 1, &deleted));
+        if (scan.too_many) {
+          deleted.Clear();
+          repair_passes = 2;
+        }
       }
     }
     if (options_.incremental && !options_.start_us) {
@@ -313,10 +321,7 @@ class ViewMaterializer {
     out.start_us = lo;
     SortInArrivalOrder(&tasks);
 
-    if (rebuild) {
-      ARROW_RETURN_NOT_OK(store_.DeletePrefix(ViewKeyPrefix(view_.name)));
-      out.rebuilt = true;
-    }
+    out.rebuilt = rebuild;
     // The layout first, so readers can decode values written with it later.
     {
       std::string v;
@@ -384,7 +389,8 @@ class ViewMaterializer {
       shares.pop_back();
       deleted.Clear();
       ARROW_ASSIGN_OR_RAISE(DeletedScan scan,
-                            DeletedKeys(*table, *old_snap, *snap, share, of, &deleted));
+                            rebuild ? StoredKeys(share, of, &deleted)
+                                    : DeletedKeys(*table, *old_snap, *snap, share, of, &deleted));
       if (scan.files_gone) {
         return arrow::Status::IOError(
             "a data file of source '", src_.name, "' removed since version ", old_snap->version(),
@@ -423,6 +429,21 @@ class ViewMaterializer {
     bool files_gone = false;  // a removed file is gone (VACUUM): the keys cannot be known
     bool too_many = false;    // more than max_repair_keys_ keys in this share
   };
+
+  // Every key the store holds for the view whose hash modulo `shares` is
+  // `share`, with its stored version prefix (at most max_repair_keys_ of them).
+  arrow::Result<DeletedScan> StoredKeys(int share, int shares, DeletedKeyMap* deleted) {
+    DeletedScan scan;
+    ARROW_RETURN_NOT_OK(store_.ScanVersions(
+        ViewKeyPrefix(view_.name), [&](std::string_view key, std::string_view version) {
+          if (scan.too_many) return;
+          uint64_t h = KeyVersionTable::Hash(key);
+          if (shares > 1 && h % static_cast<size_t>(shares) != static_cast<size_t>(share)) return;
+          deleted->NoteNewest(key, h, version.data());
+          scan.too_many = deleted->size() > max_repair_keys_;
+        }));
+    return scan;
+  }
 
   // The files live in `old` but not in `now` (removed, or given a new
   // deletion vector), read as they were in `old`: every key they held whose

@@ -235,6 +235,59 @@ class MaterializeTest : public ::testing::Test {
     spend_statuses->assign(spend.statuses.begin(), spend.statuses.end());
   }
 
+  void CheckARebuildKeepsServing(size_t max_repair_keys) {
+    std::mt19937_64 rng(29);
+    auto store = ApplyWithRandomStats(&rng);
+    const int64_t now = kT0 + 48 * kHour;
+    ASSERT_OK(Run(*store, now, true).status());
+    std::vector<FeatureStatus> before;
+    ExpectOnlineEqualsTrainingSet(store, now, kKeys, &before);
+
+    ASSERT_OK_AND_ASSIGN(auto table, delta::DeltaTable::Open(repo_->TableUri("gold/stats")));
+    DeleteUpdateAndAppend(*table, &rng);
+    ASSERT_OK(table->Delete("customer_id >= 250").status());
+    delta::VacuumOptions vo;
+    vo.retention_hours = 0;
+    vo.force = true;
+    ASSERT_OK(table->Vacuum(vo).status());
+
+    // Keys < 250 other than 100 that were served before keep rows: they must
+    // be found at every progress call of the run.
+    std::vector<std::string> kept;
+    for (int k = 0; k < 250; ++k) {
+      if (k == 100 || before[k] == FeatureStatus::kNotFound) continue;
+      std::string key = ViewKeyPrefix("stats");
+      ASSERT_OK(AppendKey(*arrow::int64(), KeyScalar(int64_t{k}), &key));
+      kept.push_back(key);
+    }
+    ASSERT_GT(kept.size(), 100u);
+    int calls = 0;
+    MaterializeOptions o;
+    o.end_us = now;
+    o.incremental = true;
+    o.max_repair_keys = max_repair_keys;
+    o.on_progress = [&](const Progress&) {
+      ++calls;
+      std::vector<std::string_view> keys(kept.begin(), kept.end());
+      std::vector<std::optional<std::string>> got;
+      arrow::Status st = store->MultiGet(keys, &got);
+      EXPECT_TRUE(st.ok()) << st.ToString();
+      size_t missing = 0;
+      for (const auto& v : got) missing += v ? 0 : 1;
+      EXPECT_EQ(missing, 0u) << "progress call " << calls;
+      return true;
+    };
+    ASSERT_OK_AND_ASSIGN(auto report, Materialize(*repo_, *store, o));
+    EXPECT_GT(calls, 0);
+    EXPECT_TRUE(Stats(report).rebuilt);
+    EXPECT_FALSE(Stats(report).incremental);
+    EXPECT_EQ(Stats(report).repair_passes > 0, max_repair_keys == 16);
+    std::vector<FeatureStatus> after;
+    ExpectOnlineEqualsTrainingSet(store, now, kKeys, &after);
+    EXPECT_EQ(after[100], FeatureStatus::kNotFound);
+    for (int k = 250; k < kKeys; ++k) EXPECT_EQ(after[k], FeatureStatus::kNotFound) << k;
+  }
+
   TempDir dir_;
   std::unique_ptr<repo::FeatureRepository> repo_;
 };
@@ -340,6 +393,17 @@ TEST_F(MaterializeTest, TooManyDeletedKeysAreRepairedInPassesWithoutARebuild) {
   ASSERT_OK_AND_ASSIGN(auto fourth, Run(*store, now, true, std::nullopt, 16));
   EXPECT_EQ(Stats(fourth).repair_passes, 0);
   EXPECT_EQ(Stats(fourth).keys_repaired, 0);
+}
+
+// After VACUUM removed the files of deleted rows, the view is read in full and
+// every stored key checked against it; no key is removed first, so a key that
+// still has rows is readable at every moment of the run.
+TEST_F(MaterializeTest, RebuildsKeepServingEveryKeyThatStillHasRows) {
+  CheckARebuildKeepsServing(size_t{1} << 22);
+}
+
+TEST_F(MaterializeTest, RebuildsInPassesKeepServingEveryKeyThatStillHasRows) {
+  CheckARebuildKeepsServing(16);
 }
 
 TEST_F(MaterializeTest, MaxRepairKeysMustBePositive) {

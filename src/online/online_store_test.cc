@@ -399,6 +399,32 @@ TEST_P(OnlineStoreTest, DeletePrefixRemovesOnlyKeysWithThePrefix) {
   EXPECT_EQ(all.size(), 3u);
 }
 
+TEST_P(OnlineStoreTest, ScanVersionsReportsEveryKeyOfThePrefixOnce) {
+  ASSERT_OK_AND_ASSIGN(auto store, Open());
+  std::map<std::string, std::string> want;  // key -> version prefix
+  std::vector<KeyValue> writes;
+  // Enough keys for several SCAN pages on Redis; glob characters in the prefix.
+  for (int i = 0; i < 2500; ++i) {
+    std::string key = std::string("v*[1]\0", 6) + std::to_string(i);
+    writes.push_back({key, Value(i, i % 3 ? std::optional<int64_t>(i) : std::nullopt, "x")});
+    want[key] = writes.back().value.substr(0, kVersionPrefixSize);
+  }
+  writes.push_back({std::string("v*[1]", 5), Value(1, 1, "the bare prefix: not after it")});
+  want[writes.back().key] = writes.back().value.substr(0, kVersionPrefixSize);
+  writes.push_back({std::string("v*[2]\0", 6) + "1", Value(1, 1, "another view")});
+  writes.push_back({std::string("v\0", 2) + "1", Value(1, 1, "another view")});
+  ASSERT_OK(store->Write(writes, {}));
+  std::map<std::string, std::string> got;
+  ASSERT_OK(store->ScanVersions("v*[1]", [&](std::string_view key, std::string_view version) {
+    got[std::string(key)] = std::string(version);  // Redis may repeat a key: same entry
+  }));
+  EXPECT_EQ(got.size(), want.size());
+  EXPECT_TRUE(got == want);
+  size_t none = 0;
+  ASSERT_OK(store->ScanVersions("nothing", [&](std::string_view, std::string_view) { ++none; }));
+  EXPECT_EQ(none, 0u);
+}
+
 TEST_P(OnlineStoreTest, LargeBatchesRoundTrip) {
   ASSERT_OK_AND_ASSIGN(auto store, Open());
   // More keys than one script call / MGET takes, and more calls than one

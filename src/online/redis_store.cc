@@ -581,6 +581,46 @@ class RedisStore : public OnlineStore {
     return out;
   }
 
+  arrow::Status ScanVersions(std::string_view prefix, const VersionCallback& fn) override {
+    std::string full_prefix = Key(prefix);
+    std::string pattern = GlobEscape(full_prefix) + "*";
+    std::string count = std::to_string(kScanCount);
+    return WithConnection([&](redisContext* c) -> arrow::Status {
+      std::string cursor = "0";
+      std::vector<std::string> keys;
+      std::vector<std::optional<std::string>> values;
+      do {  // one SCAN page, then one MGET of its keys
+        std::string next = "0";
+        keys.clear();
+        ARROW_RETURN_NOT_OK(RoundTrip(
+            c, 0, 1, [&](size_t, Command* cmd) { AddScan(cursor, pattern, count, cmd); },
+            [&](size_t, const redisReply& r) { return ReadScanPage(r, &next, &keys); },
+            "scanning"));
+        cursor = std::move(next);
+        if (keys.empty()) continue;
+        values.assign(keys.size(), std::nullopt);
+        ARROW_RETURN_NOT_OK(RoundTrip(
+            c, 0, 1,
+            [&](size_t, Command* cmd) {
+              cmd->Add("MGET");
+              for (const auto& k : keys) cmd->Add(k);
+            },
+            [&](size_t, const redisReply& r) { return StoreValues(r, keys.size(), values.data()); },
+            "scanning"));
+        for (size_t i = 0; i < keys.size(); ++i) {
+          // Gone since SCAN listed it, or not a value of ours.
+          if (!values[i] || values[i]->size() < kVersionPrefixSize ||
+              !keys[i].starts_with(full_prefix)) {
+            continue;
+          }
+          fn(std::string_view(keys[i]).substr(options_.key_prefix.size()),
+             std::string_view(*values[i]).substr(0, kVersionPrefixSize));
+        }
+      } while (cursor != "0");
+      return arrow::Status::OK();
+    });
+  }
+
   std::string Describe() const override { return describe_; }
 
  private:

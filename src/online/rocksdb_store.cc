@@ -192,6 +192,22 @@ class RocksDbStore : public OnlineStore {
     return out;
   }
 
+  arrow::Status ScanVersions(std::string_view prefix, const VersionCallback& fn) override {
+    rocksdb::ReadOptions ro;
+    ro.fill_cache = false;  // one pass over the view: keep the readers' blocks cached
+    std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(ro));
+    for (it->Seek(rocksdb::Slice(prefix.data(), prefix.size())); it->Valid(); it->Next()) {
+      rocksdb::Slice k = it->key();
+      if (k.size() < prefix.size() || std::memcmp(k.data(), prefix.data(), prefix.size()) != 0) {
+        break;
+      }
+      rocksdb::Slice v = it->value();
+      if (v.size() < kVersionPrefixSize) continue;  // not a value of ours
+      fn(std::string_view(k.data(), k.size()), std::string_view(v.data(), kVersionPrefixSize));
+    }
+    return FromRocks(it->status(), "scan");
+  }
+
   std::string Describe() const override { return "rocksdb:" + path_; }
 
  private:
