@@ -235,16 +235,26 @@ class MaterializeTest : public ::testing::Test {
     spend_statuses->assign(spend.statuses.begin(), spend.statuses.end());
   }
 
-  void CheckARebuildKeepsServing(size_t max_repair_keys) {
-    std::mt19937_64 rng(29);
-    auto store = ApplyWithRandomStats(&rng);
-    const int64_t now = kT0 + 48 * kHour;
-    ASSERT_OK(Run(*store, now, true).status());
-    std::vector<FeatureStatus> before;
-    ExpectOnlineEqualsTrainingSet(store, now, kKeys, &before);
+  // Random stats materialized at `now` and checked against the training set
+  // (the statuses of "spend" in *served); then DeleteUpdateAndAppend.
+  void MaterializeThenChangeTheSource(uint64_t seed, int64_t now,
+                                      std::shared_ptr<OnlineStore>* store,
+                                      std::unique_ptr<delta::DeltaTable>* table,
+                                      std::vector<FeatureStatus>* served) {
+    std::mt19937_64 rng(seed);
+    *store = ApplyWithRandomStats(&rng);
+    ASSERT_OK(Run(**store, now, true).status());
+    ExpectOnlineEqualsTrainingSet(*store, now, kKeys, served);
+    ASSERT_OK_AND_ASSIGN(*table, delta::DeltaTable::Open(repo_->TableUri("gold/stats")));
+    DeleteUpdateAndAppend(**table, &rng);
+  }
 
-    ASSERT_OK_AND_ASSIGN(auto table, delta::DeltaTable::Open(repo_->TableUri("gold/stats")));
-    DeleteUpdateAndAppend(*table, &rng);
+  void CheckARebuildKeepsServing(size_t max_repair_keys) {
+    const int64_t now = kT0 + 48 * kHour;
+    std::shared_ptr<OnlineStore> store;
+    std::unique_ptr<delta::DeltaTable> table;
+    std::vector<FeatureStatus> before;
+    MaterializeThenChangeTheSource(29, now, &store, &table, &before);
     ASSERT_OK(table->Delete("customer_id >= 250").status());
     delta::VacuumOptions vo;
     vo.retention_hours = 0;
@@ -360,15 +370,11 @@ TEST_F(MaterializeTest, DeletedSourceRowsAreRepairedOnline) {
 }
 
 TEST_F(MaterializeTest, TooManyDeletedKeysAreRepairedInPassesWithoutARebuild) {
-  std::mt19937_64 rng(23);
-  auto store = ApplyWithRandomStats(&rng);
   const int64_t now = kT0 + 48 * kHour;
-  ASSERT_OK(Run(*store, now, true).status());
+  std::shared_ptr<OnlineStore> store;
+  std::unique_ptr<delta::DeltaTable> table;
   std::vector<FeatureStatus> spend;
-  ExpectOnlineEqualsTrainingSet(store, now, kKeys, &spend);
-
-  ASSERT_OK_AND_ASSIGN(auto table, delta::DeltaTable::Open(repo_->TableUri("gold/stats")));
-  DeleteUpdateAndAppend(*table, &rng);
+  MaterializeThenChangeTheSource(23, now, &store, &table, &spend);
   // The rewritten files hold rows of all 300 keys: with room for 16 keys at a
   // time, they are repaired after the writes in passes, and nothing is rebuilt.
   ASSERT_OK_AND_ASSIGN(auto second, Run(*store, now, true, std::nullopt, /*max_repair_keys=*/16));
