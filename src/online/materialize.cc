@@ -245,7 +245,7 @@ class ViewMaterializer {
     // hold (an overwrite of a large source) are repaired after the writes in
     // passes, a share of the keys (by hash) each. When the deleted rows cannot
     // be known (the log or the files of the watermark's version are gone), the
-    // view is rebuilt: its keys are removed and the source read in full.
+    // view is rebuilt: the source is read in full and every stored key checked.
     DeletedKeyMap& deleted = deleted_;
     deleted.Clear();
     bool rebuild = false;
@@ -377,11 +377,11 @@ class ViewMaterializer {
       deleted.Compact();  // slots for what is left: lookups stay in cache
       ARROW_RETURN_NOT_OK(RepairDeleted(*table, *snap, lo, hi, deleted, &out));
     }
-    // Too many deleted keys to track during the writes: every key of the
-    // removed files is recomputed, a share at a time. Repair only replaces a
-    // value no newer than the deleted one, so keys the writes (or pushes) made
-    // newer keep their value; a pass that still finds too many keys starts the
-    // passes again with twice as many (repairs are idempotent).
+    // Too many keys to track during the writes: every key of the removed files
+    // (a rebuild: every stored key) is recomputed, a share at a time. Repair
+    // only replaces a value no newer than the noted one, so keys the writes
+    // (or pushes) made newer keep their value; a share that still holds too
+    // many keys is split in two.
     std::vector<std::pair<int, int>> shares;  // (share, of how many), by key hash
     for (int p = 0; p < repair_passes; ++p) shares.emplace_back(p, repair_passes);
     while (!shares.empty()) {
