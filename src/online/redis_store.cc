@@ -32,6 +32,8 @@
 #include <condition_variable>
 #include <csignal>
 #include <cstdint>
+#include <functional>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -535,53 +537,33 @@ class RedisStore : public OnlineStore {
   }
 
   arrow::Result<std::vector<KeyValue>> Scan(std::string_view prefix) override {
-    std::string full_prefix = Key(prefix);
-    std::string pattern = GlobEscape(full_prefix) + "*";
-    std::vector<KeyValue> out;
-    ARROW_RETURN_NOT_OK(WithConnection([&](redisContext* c) -> arrow::Status {
-      out.clear();
-      std::vector<std::string> keys;
-      std::string cursor = "0";
-      std::string count = std::to_string(kScanCount);
-      do {
-        std::string next = "0";
-        ARROW_RETURN_NOT_OK(RoundTrip(
-            c, 0, 1, [&](size_t, Command* cmd) { AddScan(cursor, pattern, count, cmd); },
-            [&](size_t, const redisReply& r) { return ReadScanPage(r, &next, &keys); },
-            "scanning"));
-        cursor = std::move(next);
-      } while (cursor != "0");
-      // SCAN may return a key twice; std::string orders by unsigned bytes.
-      std::sort(keys.begin(), keys.end());
-      keys.erase(std::unique(keys.begin(), keys.end()), keys.end());
-      std::vector<std::optional<std::string>> values(keys.size());
-      size_t calls = (keys.size() + kKeysPerMget - 1) / kKeysPerMget;
-      for (size_t window = 0; window < calls; window += kPipelineDepth) {
-        ARROW_RETURN_NOT_OK(RoundTrip(
-            c, window, std::min(calls, window + kPipelineDepth),
-            [&](size_t call, Command* cmd) {
-              cmd->Add("MGET");
-              size_t last = std::min(keys.size(), (call + 1) * kKeysPerMget);
-              for (size_t i = call * kKeysPerMget; i < last; ++i) cmd->Add(keys[i]);
-            },
-            [&](size_t call, const redisReply& r) {
-              size_t first = call * kKeysPerMget;
-              size_t count = std::min(keys.size(), first + kKeysPerMget) - first;
-              return StoreValues(r, count, values.data() + first);
-            },
-            "scanning"));
-      }
-      for (size_t i = 0; i < keys.size(); ++i) {
-        // Gone since SCAN listed it, or not a string (not ours).
-        if (!values[i] || !keys[i].starts_with(full_prefix)) continue;
-        out.push_back({keys[i].substr(options_.key_prefix.size()), std::move(*values[i])});
-      }
-      return arrow::Status::OK();
+    std::map<std::string, std::string> found;  // byte order; SCAN's repeats merged
+    ARROW_RETURN_NOT_OK(ForEachScanned(prefix, [&](std::string_view key, std::string&& value) {
+      found[std::string(key)] = std::move(value);
     }));
+    std::vector<KeyValue> out;
+    out.reserve(found.size());
+    for (auto& [key, value] : found) out.push_back({key, std::move(value)});
     return out;
   }
 
   arrow::Status ScanVersions(std::string_view prefix, const VersionCallback& fn) override {
+    return ForEachScanned(prefix, [&](std::string_view key, std::string&& value) {
+      if (value.size() >= kVersionPrefixSize) {
+        fn(key, std::string_view(value).substr(0, kVersionPrefixSize));
+      }
+    });
+  }
+
+  std::string Describe() const override { return describe_; }
+
+ private:
+  // Calls fn(key without key_prefix, value) for every string key starting with
+  // `prefix`: one SCAN page, then one MGET of its keys, at a time (memory stays
+  // bounded). A key may be reported twice (SCAN's guarantee, or a reconnect).
+  arrow::Status ForEachScanned(
+      std::string_view prefix,
+      const std::function<void(std::string_view key, std::string&& value)>& fn) {
     std::string full_prefix = Key(prefix);
     std::string pattern = GlobEscape(full_prefix) + "*";
     std::string count = std::to_string(kScanCount);
@@ -589,7 +571,7 @@ class RedisStore : public OnlineStore {
       std::string cursor = "0";
       std::vector<std::string> keys;
       std::vector<std::optional<std::string>> values;
-      do {  // one SCAN page, then one MGET of its keys
+      do {
         std::string next = "0";
         keys.clear();
         ARROW_RETURN_NOT_OK(RoundTrip(
@@ -608,22 +590,15 @@ class RedisStore : public OnlineStore {
             [&](size_t, const redisReply& r) { return StoreValues(r, keys.size(), values.data()); },
             "scanning"));
         for (size_t i = 0; i < keys.size(); ++i) {
-          // Gone since SCAN listed it, or not a value of ours.
-          if (!values[i] || values[i]->size() < kVersionPrefixSize ||
-              !keys[i].starts_with(full_prefix)) {
-            continue;
-          }
-          fn(std::string_view(keys[i]).substr(options_.key_prefix.size()),
-             std::string_view(*values[i]).substr(0, kVersionPrefixSize));
+          // Gone since SCAN listed it, or not a string (not ours).
+          if (!values[i] || !keys[i].starts_with(full_prefix)) continue;
+          fn(std::string_view(keys[i]).substr(options_.key_prefix.size()), std::move(*values[i]));
         }
       } while (cursor != "0");
       return arrow::Status::OK();
     });
   }
 
-  std::string Describe() const override { return describe_; }
-
- private:
   RedisStore(RedisUrl url, const RedisOptions& options)
       : url_(std::move(url)), options_(options), describe_(url_.Describe()) {
     // Unopened slots first: Take() prefers connections already open.

@@ -179,31 +179,33 @@ class RocksDbStore : public OnlineStore {
 
   arrow::Result<std::vector<KeyValue>> Scan(std::string_view prefix) override {
     std::vector<KeyValue> out;
-    rocksdb::ReadOptions ro;
-    std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(ro));
-    for (it->Seek(rocksdb::Slice(prefix.data(), prefix.size())); it->Valid(); it->Next()) {
-      rocksdb::Slice k = it->key();
-      if (k.size() < prefix.size() || std::memcmp(k.data(), prefix.data(), prefix.size()) != 0) {
-        break;
-      }
-      out.push_back({k.ToString(), it->value().ToString()});
-    }
-    ARROW_RETURN_NOT_OK(FromRocks(it->status(), "scan"));
+    ARROW_RETURN_NOT_OK(
+        ForEachWithPrefix(prefix, rocksdb::ReadOptions(), [&](rocksdb::Slice k, rocksdb::Slice v) {
+          out.push_back({k.ToString(), v.ToString()});
+        }));
     return out;
   }
 
   arrow::Status ScanVersions(std::string_view prefix, const VersionCallback& fn) override {
     rocksdb::ReadOptions ro;
     ro.fill_cache = false;  // one pass over the view: keep the readers' blocks cached
+    return ForEachWithPrefix(prefix, ro, [&](rocksdb::Slice k, rocksdb::Slice v) {
+      if (v.size() < kVersionPrefixSize) return;  // not a value of ours
+      fn(std::string_view(k.data(), k.size()), std::string_view(v.data(), kVersionPrefixSize));
+    });
+  }
+
+  // fn(key, value) for every key starting with `prefix`, in byte order.
+  template <typename Fn>
+  arrow::Status ForEachWithPrefix(std::string_view prefix, const rocksdb::ReadOptions& ro,
+                                  Fn&& fn) {
     std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(ro));
     for (it->Seek(rocksdb::Slice(prefix.data(), prefix.size())); it->Valid(); it->Next()) {
       rocksdb::Slice k = it->key();
       if (k.size() < prefix.size() || std::memcmp(k.data(), prefix.data(), prefix.size()) != 0) {
         break;
       }
-      rocksdb::Slice v = it->value();
-      if (v.size() < kVersionPrefixSize) continue;  // not a value of ours
-      fn(std::string_view(k.data(), k.size()), std::string_view(v.data(), kVersionPrefixSize));
+      fn(k, it->value());
     }
     return FromRocks(it->status(), "scan");
   }
