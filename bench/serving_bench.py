@@ -9,8 +9,8 @@ A benchmark that prints numbers, never a pass/fail test:
         [--rates 100,1000,5000,20000,0] [--duration 10] [--warmup 2] [--connections 32]
         [--pin-loadgen 1] [--loadgen-rt auto] [--rcvbuf 1048576] [--sysbuf-rates 1000]
         [--repeat 1]
-        [--sl-threads 0] [--sl-busy-poll-us 0] [--feast-workers 2] [--quiet-wait 120]
-        [--probe-seconds 3]
+        [--sl-threads 0] [--sl-busy-poll-us 0] [--server-rt-priority 0] [--feast-workers 2]
+        [--quiet-wait 120] [--probe-seconds 3]
 
 What one run does (docs/benchmarks.md, "Online serving", explains the results):
 
@@ -927,6 +927,11 @@ def main() -> None:
     ap.add_argument("--sl-busy-poll-us", type=int, default=0,
                     help="stratalake serve --busy-poll-us (0: off); with it, --sl-threads 0 "
                          "means half the CPUs the server may use, each loop pinned to one")
+    ap.add_argument("--server-rt-priority", type=int, default=0,
+                    help="run the servers under test at this SCHED_FIFO priority, below the "
+                         "load generator's 10 (1..9; 0: off): `stratalake serve "
+                         "--realtime-priority P` (its event loops only), and `chrt -f P feast "
+                         "serve` (every process and thread of Feast's server)")
     ap.add_argument("--feast-workers", type=int, default=0,
                     help="feast serve --workers (0: one per CPU the server may use)")
     ap.add_argument("--feast-python", default=str(REPO / "bench" / ".venv-feast" / "bin" / "python"))
@@ -962,6 +967,11 @@ def main() -> None:
         # One event loop per CPU the server may use (its affinity mask); busy-polling
         # loops each keep a core, so then half of them.
         args.sl_threads = max(1, server_cpus // 2) if args.sl_busy_poll_us > 0 else server_cpus
+    if not 0 <= args.server_rt_priority <= 9:
+        ap.error("--server-rt-priority must be 0..9: below the load generator's SCHED_FIFO 10")
+    if args.server_rt_priority and args.sl_busy_poll_us:
+        ap.error("--server-rt-priority and --sl-busy-poll-us cannot be combined (the server "
+                 "refuses busy polling at a realtime priority)")
     if args.loadgen_rt == "auto":
         args.loadgen_rt = subprocess.run(["chrt", "-f", "10", "true"],
                                          capture_output=True).returncode == 0
@@ -1043,8 +1053,12 @@ def main() -> None:
         sl_cmd = lambda repo: [*taskset(args.pin_server), args.bin, "serve", "--port", "0",  # noqa
                                "--repo", str(repo),
                                "--threads", str(args.sl_threads),
-                               "--busy-poll-us", str(args.sl_busy_poll_us)]
-        feast_cmd = [*taskset(args.pin_server), str(Path(args.feast_python).parent / "feast"),
+                               "--busy-poll-us", str(args.sl_busy_poll_us),
+                               *(["--realtime-priority", str(args.server_rt_priority)]
+                                 if args.server_rt_priority else [])]
+        feast_rt = ["chrt", "-f", str(args.server_rt_priority)] if args.server_rt_priority else []
+        feast_cmd = [*feast_rt, *taskset(args.pin_server),
+                     str(Path(args.feast_python).parent / "feast"),
                      "serve", "-h", "127.0.0.1", "-p", "{port}", "-w", str(args.feast_workers),
                      "--no-access-log", "--max-requests", "0", "--keep-alive-timeout", "600"]
         for system in systems:
@@ -1096,10 +1110,14 @@ def main() -> None:
                  + "CPU cores = CPU seconds per wall second of the point: the server (all its "
                  "processes), redis-server, the load generator, and everything else on the "
                  "machine (kernel threads, other users: noise). Materialization is not pinned.")
+    rt = args.server_rt_priority
     notes.append(f"stratalake serve: --threads {args.sl_threads} --busy-poll-us "
-                 f"{args.sl_busy_poll_us}; "
-                 f"feast serve: {args.feast_workers} gunicorn/uvicorn workers, no access log, "
-                 "--max-requests 0 (no worker recycling).")
+                 f"{args.sl_busy_poll_us}"
+                 + (f" --realtime-priority {rt} (event loops at SCHED_FIFO {rt})" if rt else "")
+                 + f"; feast serve: {args.feast_workers} gunicorn/uvicorn workers, no access log, "
+                 "--max-requests 0 (no worker recycling)"
+                 + (f", under chrt -f {rt} (every process and thread)" if rt else "")
+                 + ("; redis-server at its ordinary priority." if rt else "."))
     results["total_seconds"] = round(time.perf_counter() - t_start, 1)
     print_tables(results)
     print(f"\nTotal bench time {results['total_seconds']:.0f} s")

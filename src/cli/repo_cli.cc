@@ -145,12 +145,14 @@ const std::map<std::string, CommandHelp> kHelp = {
       "stratalake push clicks_stream new_clicks.csv --to online_and_offline"}},
     {"serve",
      {"stratalake serve [--host 127.0.0.1] [--port 6566] [--threads N] [--max-body-bytes N] "
-      "[--max-queued N] [--busy-poll-us US] [--log-requests] [--repo DIR]",
+      "[--max-queued N] [--busy-poll-us US] [--realtime-priority P] [--log-requests] [--repo DIR]",
       "Run the feature server (Feast-compatible HTTP/JSON): POST /get-online-features, /push, "
       "/materialize, /materialize-incremental; GET /health, /metrics. SIGTERM drains and stops. "
       "--busy-poll-us: each loop polls without sleeping until US microseconds after its last "
       "request (lower latency; a whole core per loop while busy: use fewer --threads than "
-      "cores).",
+      "cores). --realtime-priority P (1..99): the loops run at SCHED_FIFO priority P, ahead of "
+      "the kernel's housekeeping threads (needs root, CAP_SYS_NICE or ulimit -r; not with "
+      "--busy-poll-us).",
       "stratalake serve --port 6566 --threads 1 --busy-poll-us 200"}},
     {"tables",
      {"stratalake tables [--repo DIR] [--json]",
@@ -1664,7 +1666,7 @@ arrow::Status CmdPush(const Args& a) {
 
 arrow::Status CmdServe(const Args& a) {
   Allow(a, {"--host", "--port", "--threads", "--max-body-bytes", "--max-queued", "--busy-poll-us",
-            "--log-requests"});
+            "--realtime-priority", "--log-requests"});
   if (!a.positional.empty()) throw Usage{"serve takes options only"};
   server::ServerOptions o;
   o.host = a.Get("--host").value_or("127.0.0.1");
@@ -1677,6 +1679,10 @@ arrow::Status CmdServe(const Args& a) {
   const int64_t busy = IntOpt(a, "--busy-poll-us", 0);
   if (busy < 0 || busy > 1000000) throw Usage{"--busy-poll-us must be 0..1000000 (microseconds)"};
   o.busy_poll_us = static_cast<int>(busy);
+  const int64_t rt = IntOpt(a, "--realtime-priority", 0);
+  if (rt < 0 || rt > 99)
+    throw Usage{"--realtime-priority must be 1..99 (SCHED_FIFO), or 0 for off"};
+  o.realtime_priority = static_cast<int>(rt);
   o.log_requests = a.Has("--log-requests");
   o.handle_signals = true;
   ARROW_ASSIGN_OR_RAISE(auto r, repo::FeatureRepository::Open(RepoDir(a)));

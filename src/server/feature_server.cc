@@ -28,6 +28,7 @@
 #include <rapidjson/error/en.h>
 
 #include "common/parallel.h"
+#include "common/realtime.h"
 #include "online/codec.h"
 #include "server/http_loop.h"
 #include "stratalake/status.h"
@@ -796,6 +797,20 @@ arrow::Result<int> Listen(const std::string& host, int port) {
 arrow::Status FeatureServer::Impl::Init() {
   static std::once_flag threads_once;
   std::call_once(threads_once, [] { evthread_use_pthreads(); });
+  if (options.realtime_priority != 0) {
+    if (options.busy_poll_us > 0) {
+      return arrow::Status::Invalid(
+          "realtime priority and busy polling cannot be combined: a busy-polling loop never "
+          "sleeps, so at a realtime priority it would keep the kernel's own threads off its CPU; "
+          "choose one");
+    }
+    // Ask the kernel once, on a thread of its own, before anything starts: a
+    // refusal is the caller's error, not a loop that silently runs ordinary.
+    arrow::Status allowed;
+    std::thread probe([&] { allowed = SetRealtimePriority(options.realtime_priority); });
+    probe.join();
+    ARROW_RETURN_NOT_OK(allowed);
+  }
   ARROW_ASSIGN_OR_RAISE(registry, repo->registry());
   service = std::make_unique<online::OnlineService>(registry, store, Clock::System());
   ARROW_RETURN_NOT_OK(service->registry_cache().Get().status());
@@ -839,8 +854,13 @@ arrow::Status FeatureServer::Impl::Init() {
   for (size_t i = 0; i < loops.size(); ++i) {
     Loop* lp = loops[i].get();
     const int cpu = cpus.empty() ? -1 : cpus[i % cpus.size()];
-    lp->thread = std::thread([lp, cpu] {
+    const int priority = options.realtime_priority;
+    lp->thread = std::thread([lp, cpu, priority] {
       if (cpu >= 0) PinToCpu(cpu);
+      if (priority != 0) {
+        auto st = SetRealtimePriority(priority);  // allowed a moment ago, in Init
+        if (!st.ok()) std::fprintf(stderr, "stratalake serve: %s\n", st.ToString().c_str());
+      }
       lp->http->Run();
     });
   }

@@ -46,6 +46,12 @@ struct ServerOptions {
   // request (HttpLoop::Options::busy_poll_us): lower latency for a core per
   // loop while busy. 0 = off.
   int busy_poll_us = 0;
+  // 1..99: the event loops run at this SCHED_FIFO priority (common/realtime.h),
+  // ahead of the kernel's housekeeping threads that otherwise take a CPU for
+  // milliseconds; needs root, CAP_SYS_NICE or `ulimit -r`. Background threads
+  // stay ordinary. Not with busy_poll_us (a loop that never sleeps would keep
+  // its CPU from everything else). 0 = off.
+  int realtime_priority = 0;
 };
 
 class FeatureServer {

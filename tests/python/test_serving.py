@@ -489,6 +489,71 @@ def test_busy_polling_answers_the_same_and_stops_cleanly(shop):
     assert r.returncode != 0 and "--busy-poll-us must be 0..1000000" in r.stderr
 
 
+def thread_scheduling(pid: int) -> list[tuple[int, int]]:
+    """(policy, realtime priority) of every thread of `pid`: fields 41 and 40 of
+    /proc/PID/task/TID/stat (0 = SCHED_OTHER, 1 = SCHED_FIFO)."""
+    out = []
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        fields = (task / "stat").read_text().rsplit(")", 1)[1].split()
+        out.append((int(fields[38]), int(fields[37])))
+    return out
+
+
+def may_use_realtime() -> bool:
+    """Whether this test may run threads at SCHED_FIFO (root, CAP_SYS_NICE or ulimit -r)."""
+    try:
+        os.sched_setscheduler(0, os.SCHED_FIFO, os.sched_param(1))
+    except PermissionError:
+        return False
+    os.sched_setscheduler(0, os.SCHED_OTHER, os.sched_param(0))
+    return True
+
+
+def test_realtime_priority_runs_only_the_event_loops_at_sched_fifo(shop, tmp_path):
+    """--realtime-priority: every event loop (one per usable CPU) at SCHED_FIFO with that priority,
+    every other thread ordinary, also threads started after reads, pushes and a materialization;
+    the same answers. Refused, with the way to get the right, where the kernel says no."""
+    shop = Path(shutil.copytree(shop, tmp_path / "shop"))  # (it pushes offline)
+    request = {"features": ["customer_profile:country", "customer_profile:age", "last_order:amount"],
+               "entities": {"customer_id": list(range(1, 31)) + [999999]}}
+    plain = Server(shop)
+    try:
+        expected = plain.post("/get-online-features", request)
+        assert expected[0] == 200
+    finally:
+        assert plain.stop() == 0
+    if not may_use_realtime():
+        r = subprocess.run([str(BIN), "serve", "--port", "0", "--realtime-priority", "5",
+                            "--repo", str(shop)], capture_output=True, text=True, timeout=30)
+        assert r.returncode != 0
+        assert "cannot run at realtime priority 5 (SCHED_FIFO)" in r.stderr, r.stderr
+        assert "CAP_SYS_NICE" in r.stderr and "ulimit -r" in r.stderr, r.stderr
+    else:
+        rt = Server(shop, "--realtime-priority", "5")
+        try:
+            loops = len(os.sched_getaffinity(rt.proc.pid))
+            for _ in range(20):
+                assert rt.post("/get-online-features", request) == expected
+            status, body = rt.post("/push", {"push_source_name": "clicks_stream", "df": click(7),
+                                             "to": "online_and_offline"})
+            assert status == 200, body
+            status, body = rt.post("/materialize", {"start_ts": "2020-01-01T00:00:00Z", "end_ts": NOW})
+            assert status == 200, body
+            assert rt.post("/get-online-features", request) == expected
+            threads = thread_scheduling(rt.proc.pid)
+            assert sorted(p for p in threads if p != (0, 0)) == [(1, 5)] * loops, threads
+        finally:
+            assert rt.stop() == 0
+    # Out-of-range values, and busy polling at a realtime priority, are refused with the rule.
+    for extra, message in [(["--realtime-priority", "100"], "--realtime-priority must be 1..99"),
+                           (["--realtime-priority", "-1"], "--realtime-priority must be 1..99"),
+                           (["--realtime-priority", "5", "--busy-poll-us", "200"],
+                            "realtime priority and busy polling cannot be combined")]:
+        r = subprocess.run([str(BIN), "serve", "--port", "0", *extra, "--repo", str(shop)],
+                           capture_output=True, text=True, timeout=30)
+        assert r.returncode != 0 and message in r.stderr, r.stderr
+
+
 def test_every_acknowledged_push_survives_sigkill(tmp_path):
     repo = make_shop(tmp_path / "shop")
     s = Server(repo)
