@@ -37,13 +37,4 @@ arrow::Status SetRealtimePriority(int priority) {
   return arrow::Status::IOError(msg);
 }
 
-ThreadScheduling CurrentThreadScheduling() {
-  ThreadScheduling s;
-  const int policy = sched_getscheduler(0);
-  s.policy = policy < 0 ? SCHED_OTHER : (policy & ~SCHED_RESET_ON_FORK);
-  sched_param param{};
-  if (sched_getparam(0, &param) == 0) s.priority = param.sched_priority;
-  return s;
-}
-
 }  // namespace stratalake

@@ -24,12 +24,4 @@ int MaxRealtimePriority();
 /// thread's policy is unchanged on error.
 arrow::Status SetRealtimePriority(int priority);
 
-/// The calling thread's policy (SCHED_OTHER, SCHED_FIFO, ...; without the
-/// reset-on-fork flag) and priority.
-struct ThreadScheduling {
-  int policy = 0;
-  int priority = 0;
-};
-ThreadScheduling CurrentThreadScheduling();
-
 }  // namespace stratalake

@@ -9,6 +9,20 @@
 namespace stratalake {
 namespace {
 
+// The calling thread's policy (without the reset-on-fork flag) and priority.
+struct ThreadScheduling {
+  int policy = 0;
+  int priority = 0;
+};
+ThreadScheduling CurrentThreadScheduling() {
+  ThreadScheduling s;
+  const int policy = sched_getscheduler(0);
+  s.policy = policy < 0 ? SCHED_OTHER : (policy & ~SCHED_RESET_ON_FORK);
+  sched_param param{};
+  if (sched_getparam(0, &param) == 0) s.priority = param.sched_priority;
+  return s;
+}
+
 // Whether this process may use SCHED_FIFO at `priority` (root, CAP_SYS_NICE or
 // RLIMIT_RTPRIO), asked of the kernel on a thread of its own.
 bool MayUseRealtime(int priority) {
