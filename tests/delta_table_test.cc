@@ -702,6 +702,46 @@ TEST_F(DeltaTableTest, OpenErrorsNameWhatIsWrong) {
             std::string::npos);
 }
 
+// Issue 24: a log line nested 150k levels deep crashed every reader (RapidJSON's
+// recursive parser); it is a corrupt log naming the file, for reads and writes.
+TEST_F(DeltaTableTest, ALogLineNestedTooDeepIsACorruptLogNotACrash) {
+  Append(Rows("[1]", R"(["a"])", "[1]", R"(["x"])"));
+  std::ofstream(dir_.Join("t/_delta_log/00000000000000000001.json"))
+      << "{\"add\": " << std::string(150000, '[') << "\n";
+  const std::string expected =
+      "corrupt Delta log file '" + dir_.Join("t/_delta_log/00000000000000000001.json") +
+      "' line 1: JSON nested deeper than 256 levels at byte 263 (arrays and objects inside each "
+      "other) (not a Delta log file)";
+  auto read = table_->Read({});
+  ASSERT_FALSE(read.ok());
+  EXPECT_TRUE(HasErrorKind(read.status(), ErrorKind::kCorruptLog));
+  EXPECT_EQ(read.status().message(), expected);
+  auto write = table_->Write(Rows("[2]", R"(["b"])", "[2]", R"(["y"])"), {});
+  ASSERT_FALSE(write.ok());
+  EXPECT_EQ(write.status().message(), expected);
+}
+
+TEST(ActionsTest, NestingIsLimitedBeforeParsing) {
+  // 256 levels parse (and fail as Delta, not as JSON); 257 are refused up front.
+  auto ok_depth =
+      ParseLogJson(std::string(255, '[') + "{}" + std::string(255, ']') + "\n", "03.json");
+  EXPECT_EQ(ok_depth.status().message(),
+            "corrupt Delta log file '03.json' line 1: line is not a JSON object");
+  auto deep = ParseLogJson(std::string(257, '['), "03.json");
+  EXPECT_EQ(deep.status().message(),
+            "corrupt Delta log file '03.json' line 1: JSON nested deeper than 256 levels at byte "
+            "256 (arrays and objects inside each other) (not a Delta log file)");
+  // Brackets inside strings do not count.
+  auto in_string =
+      ParseLogJson("{\"commitInfo\":{\"x\":\"" + std::string(1000, '[') + "\"}}\n", "04.json");
+  EXPECT_TRUE(in_string.ok()) << in_string.status().ToString();
+  // Invalid UTF-8 is refused, not carried into paths and messages.
+  auto bad_utf8 = ParseLogJson("{\"commitInfo\":{\"x\":\"\xff\"}}\n", "05.json");
+  EXPECT_EQ(bad_utf8.status().message(),
+            "corrupt Delta log file '05.json' line 1: invalid JSON at column 21: Invalid encoding "
+            "in string. (the file may be truncated or not a Delta log file)");
+}
+
 TEST(ActionsTest, SerializedActionsParseBack) {
   AddFile a;
   a.path = "p=1/part%20x.parquet";

@@ -136,4 +136,11 @@ arrow::Result<IngestReport> Ingest(const IngestTarget& target,
                                    const std::vector<std::string>& files,
                                    const IngestOptions& options);
 
+/// Reads a whole local JSON-lines file into a table with Arrow's JSON reader
+/// (types inferred from the values), for `table write --input x.json`. Unlike
+/// Ingest, a bad line fails the read: a line nested deeper than StrataLake
+/// accepts (256 levels) is an Invalid error naming the file and line before
+/// Arrow's parser sees it; Arrow's own errors are prefixed with the file.
+arrow::Result<std::shared_ptr<arrow::Table>> ReadJsonLinesFile(const std::string& path);
+
 }  // namespace stratalake

@@ -18,7 +18,6 @@
 #include <arrow/csv/api.h>
 #include <arrow/filesystem/s3fs.h>
 #include <arrow/io/api.h>
-#include <arrow/json/api.h>
 #include <parquet/arrow/reader.h>
 #include <parquet/arrow/writer.h>
 
@@ -26,6 +25,7 @@
 #include "storage/actions.h"
 #include "storage/schema.h"
 #include "stratalake/delta.h"
+#include "stratalake/ingest.h"
 #include "stratalake/status.h"
 
 namespace {
@@ -212,13 +212,7 @@ arrow::Result<std::shared_ptr<arrow::Table>> ReadInputFile(const std::string& pa
                                                         arrow::csv::ConvertOptions::Defaults()));
     return reader->Read();
   }
-  if (ends(".json") || ends(".jsonl") || ends(".ndjson")) {
-    ARROW_ASSIGN_OR_RAISE(auto reader,
-                          arrow::json::TableReader::Make(arrow::default_memory_pool(), *input,
-                                                         arrow::json::ReadOptions::Defaults(),
-                                                         arrow::json::ParseOptions::Defaults()));
-    return reader->Read();
-  }
+  if (ends(".json") || ends(".jsonl") || ends(".ndjson")) return ReadJsonLinesFile(path);
   return arrow::Status::Invalid("input '", path, "' must end in .parquet, .csv or .json");
 }
 

@@ -28,9 +28,8 @@ arrow::Status CheckDepth(std::string_view text, int max_depth) {
       case '[':
       case '{':
         if (++depth > max_depth) {
-          return arrow::Status::Invalid("JSON nested deeper than ", max_depth,
-                                        " levels at byte ", p - text.data(),
-                                        " (arrays and objects inside each other)");
+          return arrow::Status::Invalid("JSON nested deeper than ", max_depth, " levels at byte ",
+                                        p - text.data(), " (arrays and objects inside each other)");
         }
         break;
       case ']':
@@ -55,8 +54,8 @@ std::string Quoted(std::string_view s) {
 
 arrow::Status CheckString(std::string_view s, const ParseOptions& options, const char* what) {
   if (options.reject_nul && std::memchr(s.data(), 0, s.size()) != nullptr) {
-    return arrow::Status::Invalid("a JSON ", what, " holds a NUL character (\\u0000): ",
-                                  Quoted(s), "; names and values cannot contain NUL");
+    return arrow::Status::Invalid("a JSON ", what, " holds a NUL character (\\u0000): ", Quoted(s),
+                                  "; names and values cannot contain NUL");
   }
   return arrow::Status::OK();
 }

@@ -63,7 +63,7 @@ arrow::Status ParseJson(Document* doc, std::string_view text,
                         const ParseOptions& options = ParseOptions()) {
   ARROW_RETURN_NOT_OK(CheckDepth(text, options.max_depth));
   doc->template Parse<rapidjson::kParseValidateEncodingFlag | kExtraFlags>(text.data(),
-                                                                          text.size());
+                                                                           text.size());
   if (doc->HasParseError()) {
     return arrow::Status::Invalid(ParseErrorMessage(doc->GetParseError(), doc->GetErrorOffset()));
   }

@@ -364,6 +364,40 @@ TEST_F(IngestTest, JsonLineThatIsNotJsonRejectsOneRow) {
                                       "not a JSON object ([1, 2])"}));
 }
 
+// Issue 24: a line nested 150k levels deep crashed the reader (RapidJSON's
+// recursive parser); it is one rejected row, and the other lines load.
+TEST_F(IngestTest, JsonLineNestedTooDeepRejectsOneRow) {
+  auto json = Write("events.jsonl", "{\"id\": 1, \"ts\": \"2026-06-01T00:00:00Z\"}\n{\"id\": " +
+                                        std::string(150000, '[') +
+                                        "\n{\"id\": 2, \"ts\": \"2026-06-01T01:00:00Z\"}\n");
+  ASSERT_OK_AND_ASSIGN(auto report, Ingest(Target(), {json}, Options(true)));
+  EXPECT_EQ(report.rows_read, 3);
+  EXPECT_EQ(report.rows_written, 2);
+  EXPECT_EQ(report.rows_rejected, 1);
+  ASSERT_EQ(report.examples.size(), 1u);
+  EXPECT_EQ(report.examples[0].line, 2);
+  EXPECT_EQ(report.examples[0].reason, "JSON nested deeper than 256 levels");
+  auto t = Read(Target().table_uri, "id");
+  EXPECT_EQ(Micros(t, "ts"), (std::vector<int64_t>{kJune1, kJune1 + kHour}));
+}
+
+TEST_F(IngestTest, ReadJsonLinesFileRefusesNestingNamingTheLine) {
+  auto ok = Write("ok.json", "{\"id\": 1, \"v\": [1, 2]}\n{\"id\": 2, \"v\": [3]}\n");
+  ASSERT_OK_AND_ASSIGN(auto table, ReadJsonLinesFile(ok));
+  EXPECT_EQ(table->num_rows(), 2);
+  EXPECT_EQ(table->schema()->field_names(), (std::vector<std::string>{"id", "v"}));
+  auto deep = Write("deep.json", "{\"id\": 1}\n" + std::string(150000, '[') + "\n");
+  auto r = ReadJsonLinesFile(deep);
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.status().message(),
+            "input '" + deep +
+                "' line 2: JSON nested deeper than 256 levels at byte 256 (arrays and objects "
+                "inside each other)");
+  auto missing = ReadJsonLinesFile(deep + ".nope");
+  ASSERT_FALSE(missing.ok());
+  EXPECT_TRUE(missing.status().IsIOError());
+}
+
 TEST_F(IngestTest, CsvRecordWithTheWrongNumberOfFieldsRejectsOneRow) {
   auto csv = Write("events.csv",
                    "id,ts,active,note\n"

@@ -9,7 +9,10 @@
 #include <arrow/api.h>
 #include <arrow/compute/api.h>
 #include <arrow/csv/api.h>
+#include <arrow/io/file.h>
 #include <arrow/io/interfaces.h>
+#include <arrow/io/memory.h>
+#include <arrow/json/api.h>
 #include <arrow/util/utf8.h>
 #include <parquet/arrow/reader.h>
 #include <parquet/properties.h>
@@ -17,7 +20,9 @@
 #include <rapidjson/stringbuffer.h>
 #include <rapidjson/writer.h>
 
+#include "common/json.h"
 #include "ingest/convert.h"
+#include "stratalake/ingest.h"
 
 namespace stratalake::ingest {
 namespace {
@@ -297,6 +302,10 @@ class CsvReader : public RawReader {
 
 // ---- JSON lines -----------------------------------------------------------------
 
+// The reason given for a line nested deeper than json::kDefaultMaxDepth.
+const std::string kTooDeep =
+    "JSON nested deeper than " + std::to_string(json::kDefaultMaxDepth) + " levels";
+
 class JsonReader : public RawReader {
  public:
   static arrow::Result<std::unique_ptr<RawReader>> Open(const InputFile& file) {
@@ -321,12 +330,15 @@ class JsonReader : public RawReader {
       if (!more) break;
       bytes += static_cast<int64_t>(line.size());
       if (line.find_first_not_of(" \t") == std::string_view::npos) continue;  // blank
+      if (!json::CheckDepth(line, json::kDefaultMaxDepth).ok()) {
+        out.unreadable.push_back({line_no, Abbreviate(line), kTooDeep});
+        continue;
+      }
       rapidjson::Document doc;
-      doc.Parse<rapidjson::kParseNumbersAsStringsFlag | rapidjson::kParseValidateEncodingFlag>(
-          line.data(), line.size());
-      if (doc.HasParseError() || !doc.IsObject()) {
-        out.unreadable.push_back({line_no, Abbreviate(line),
-                                  doc.HasParseError() ? "not valid JSON" : "not a JSON object"});
+      arrow::Status parsed = json::ParseJson<rapidjson::kParseNumbersAsStringsFlag>(&doc, line);
+      if (!parsed.ok() || !doc.IsObject()) {
+        out.unreadable.push_back(
+            {line_no, Abbreviate(line), !parsed.ok() ? "not valid JSON" : "not a JSON object"});
         continue;
       }
       row.assign(columns.size(), nullptr);
@@ -360,7 +372,7 @@ class JsonReader : public RawReader {
           // An object or array, as JSON text. Its numbers come from a second parse
           // that keeps them numbers; should that parse fail (a number beyond double),
           // they are written as strings.
-          if (!typed.IsObject()) typed.Parse(line.data(), line.size());
+          if (!typed.IsObject()) (void)json::ParseJson(&typed, line);
           const rapidjson::Value* nested = v;
           if (typed.IsObject()) {
             auto it = typed.FindMember(rapidjson::StringRef(names[c].data(), names[c].size()));
@@ -474,3 +486,42 @@ arrow::Result<std::unique_ptr<RawReader>> OpenRawReader(const InputFile& file) {
 }
 
 }  // namespace stratalake::ingest
+
+namespace stratalake {
+
+arrow::Result<std::shared_ptr<arrow::Table>> ReadJsonLinesFile(const std::string& path) {
+  auto file = arrow::io::ReadableFile::Open(path);
+  if (!file.ok()) {
+    return arrow::Status::IOError("cannot open input '", path, "': ", file.status().message());
+  }
+  ARROW_ASSIGN_OR_RAISE(int64_t size, (*file)->GetSize());
+  ARROW_ASSIGN_OR_RAISE(std::shared_ptr<arrow::Buffer> data, (*file)->Read(size));
+  std::string_view text(reinterpret_cast<const char*>(data->data()),
+                        static_cast<size_t>(data->size()));
+  int64_t line_no = 0;
+  for (size_t pos = 0; pos < text.size();) {
+    size_t end = text.find('\n', pos);
+    if (end == std::string_view::npos) end = text.size();
+    ++line_no;
+    arrow::Status deep = json::CheckDepth(text.substr(pos, end - pos), json::kDefaultMaxDepth);
+    if (!deep.ok()) {
+      return arrow::Status::Invalid("input '", path, "' line ", line_no, ": ", deep.message());
+    }
+    pos = end + 1;
+  }
+  auto input = std::make_shared<arrow::io::BufferReader>(data);
+  auto read = [&]() -> arrow::Result<std::shared_ptr<arrow::Table>> {
+    ARROW_ASSIGN_OR_RAISE(auto reader,
+                          arrow::json::TableReader::Make(arrow::default_memory_pool(), input,
+                                                         arrow::json::ReadOptions::Defaults(),
+                                                         arrow::json::ParseOptions::Defaults()));
+    return reader->Read();
+  };
+  auto table = read();
+  if (!table.ok()) {
+    return table.status().WithMessage("input '", path, "': ", table.status().message());
+  }
+  return table;
+}
+
+}  // namespace stratalake

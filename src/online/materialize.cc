@@ -32,6 +32,7 @@
 #include <rapidjson/stringbuffer.h>
 #include <rapidjson/writer.h>
 
+#include "common/json.h"
 #include "online/codec.h"
 #include "online/key_version_table.h"
 #include "retrieval/asof_keys.h"
@@ -61,8 +62,7 @@ std::string WatermarkKey(const std::string& view) { return "materialize/" + view
 
 std::optional<Watermark> ParseWatermark(const std::string& json) {
   rapidjson::Document d;
-  d.Parse(json.c_str());
-  if (d.HasParseError() || !d.IsObject()) return std::nullopt;
+  if (!json::ParseJson(&d, json).ok() || !d.IsObject()) return std::nullopt;
   Watermark w;
   if (!d.HasMember("version") || !d["version"].IsInt64()) return std::nullopt;
   w.version = d["version"].GetInt64();

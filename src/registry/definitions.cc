@@ -8,6 +8,7 @@
 #include <rapidjson/stringbuffer.h>
 #include <rapidjson/writer.h>
 
+#include "common/json.h"
 #include "stratalake/registry.h"
 #include "stratalake/status.h"
 
@@ -481,8 +482,7 @@ arrow::Result<std::vector<Field>> GetFields(const rapidjson::Value& o, const cha
 
 arrow::Status AddFromCanonicalJson(ObjectKind kind, const std::string& json, Definitions* defs) {
   rapidjson::Document d;
-  d.Parse(json.data(), json.size());
-  if (d.HasParseError() || !d.IsObject()) return Corrupt(json.substr(0, 80));
+  if (!json::ParseJson(&d, json).ok() || !d.IsObject()) return Corrupt(json.substr(0, 80));
   switch (kind) {
     case ObjectKind::kEntity: {
       Entity e;
@@ -623,8 +623,7 @@ void Flatten(const rapidjson::Value& v, const std::string& prefix,
 std::map<std::string, std::string> FlattenJson(const std::string& json) {
   std::map<std::string, std::string> out;
   rapidjson::Document d;
-  d.Parse(json.data(), json.size());
-  if (d.HasParseError()) return out;
+  if (!json::ParseJson(&d, json).ok()) return out;
   Flatten(d, "", &out);
   return out;
 }

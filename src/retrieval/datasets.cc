@@ -11,6 +11,7 @@
 #include <rapidjson/stringbuffer.h>
 
 #include "common/batch_queue.h"
+#include "common/json.h"
 #include "storage/scan.h"
 #include "stratalake/clock.h"
 #include "stratalake/delta.h"
@@ -103,12 +104,13 @@ namespace {
 
 arrow::Result<DatasetManifest> FromJson(const std::string& text, const std::string& where) {
   rapidjson::Document d;
-  d.Parse(text.data(), text.size());
   auto bad = [&](const std::string& what) {
     return MakeError(arrow::StatusCode::IOError, ErrorKind::kCorruptLog,
                      "dataset manifest " + where + " is malformed: " + what);
   };
-  if (d.HasParseError() || !d.IsObject()) return bad("not a JSON object");
+  arrow::Status parsed = json::ParseJson(&d, text);
+  if (!parsed.ok()) return bad(parsed.message());
+  if (!d.IsObject()) return bad("not a JSON object");
   auto s = [&](const char* k) -> std::string {
     auto it = d.FindMember(k);
     return it != d.MemberEnd() && it->value.IsString() ? it->value.GetString() : "";

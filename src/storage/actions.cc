@@ -5,6 +5,7 @@
 #include <rapidjson/stringbuffer.h>
 #include <rapidjson/writer.h>
 
+#include "common/json.h"
 #include "stratalake/status.h"
 
 namespace stratalake::delta {
@@ -319,8 +320,8 @@ arrow::Result<std::optional<CommitInfo>> ParseCommitInfo(std::string_view conten
     ++line_no;
     if (line.find("\"commitInfo\"") == std::string_view::npos) continue;
     rapidjson::Document doc;
-    doc.Parse<rapidjson::kParseStopWhenDoneFlag>(line.data(), line.size());
-    if (doc.HasParseError() || !doc.IsObject() || !doc.HasMember("commitInfo")) continue;
+    if (!json::ParseJson<rapidjson::kParseStopWhenDoneFlag>(&doc, line).ok()) continue;
+    if (!doc.IsObject() || !doc.HasMember("commitInfo")) continue;
     rapidjson::Document only;
     only.SetObject();
     only.AddMember("commitInfo", doc["commitInfo"], only.GetAllocator());
@@ -347,11 +348,15 @@ arrow::Result<LogActions> ParseLogJson(std::string_view content, const std::stri
     // Tolerate blank lines and a trailing '\r'.
     while (!line.empty() && (line.back() == '\r' || line.back() == ' ')) line.remove_suffix(1);
     if (line.empty()) continue;
+    Ctx ctx{file_name, line_no};
+    // Nesting no Delta action has (a hostile or damaged line) is refused before
+    // RapidJSON's recursive parser sees it.
+    arrow::Status deep = json::CheckDepth(line, json::kDefaultMaxDepth);
+    if (!deep.ok()) return ctx.Error(deep.message() + " (not a Delta log file)");
     rapidjson::Document doc;
     // No kParseStopWhenDoneFlag: content after the object ("{...}GARBAGE" or two
     // objects on one line) is an error, not silently dropped.
-    doc.Parse(line.data(), line.size());
-    Ctx ctx{file_name, line_no};
+    doc.Parse<rapidjson::kParseValidateEncodingFlag>(line.data(), line.size());
     if (doc.HasParseError()) {
       return ctx.Error(std::string("invalid JSON at column ") +
                        std::to_string(doc.GetErrorOffset() + 1) + ": " +

@@ -10,6 +10,7 @@
 #include <rapidjson/stringbuffer.h>
 #include <rapidjson/writer.h>
 
+#include "common/json.h"
 #include "stratalake/delta.h"
 #include "stratalake/status.h"
 
@@ -192,11 +193,8 @@ void WriteType(Writer& w, const arrow::DataType& type) {
 
 arrow::Result<std::shared_ptr<arrow::Schema>> SchemaFromDeltaJson(const std::string& json) {
   rapidjson::Document doc;
-  doc.Parse(json.c_str(), json.size());
-  if (doc.HasParseError()) {
-    return SchemaError(std::string("schemaString is not valid JSON: ") +
-                       rapidjson::GetParseError_En(doc.GetParseError()));
-  }
+  arrow::Status parsed = json::ParseJson(&doc, json);
+  if (!parsed.ok()) return SchemaError("schemaString is not valid JSON: " + parsed.message());
   ARROW_ASSIGN_OR_RAISE(auto type, TypeFromJson(doc));
   if (type->id() != arrow::Type::STRUCT) return SchemaError("schemaString is not a struct");
   return arrow::schema(type->fields());

@@ -9,6 +9,7 @@
 #include <rapidjson/stringbuffer.h>
 #include <rapidjson/writer.h>
 
+#include "common/json.h"
 #include "storage/schema.h"
 
 namespace stratalake::delta {
@@ -300,8 +301,7 @@ arrow::Result<std::string> CollectStats(const arrow::Table& data, int num_indexe
 std::optional<int64_t> StatsNumRecords(const std::string& stats) {
   if (stats.empty()) return std::nullopt;
   rapidjson::Document doc;
-  doc.Parse(stats.c_str(), stats.size());
-  if (doc.HasParseError() || !doc.IsObject()) return std::nullopt;
+  if (!json::ParseJson(&doc, stats).ok() || !doc.IsObject()) return std::nullopt;
   auto it = doc.FindMember("numRecords");
   if (it == doc.MemberEnd() || !it->value.IsInt64()) return std::nullopt;
   return it->value.GetInt64();
@@ -336,8 +336,7 @@ arrow::Result<cp::Expression> FileGuarantee(const Snapshot& snapshot, const AddF
     if (file.stats.empty()) continue;
     if (!parsed) {
       parsed = true;
-      doc.Parse(file.stats.c_str(), file.stats.size());
-      if (doc.HasParseError() || !doc.IsObject()) return cp::literal(true);
+      if (!json::ParseJson(&doc, file.stats).ok() || !doc.IsObject()) return cp::literal(true);
       auto it = doc.FindMember("numRecords");
       if (it != doc.MemberEnd() && it->value.IsInt64()) num_records = it->value.GetInt64();
     }

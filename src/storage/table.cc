@@ -12,6 +12,7 @@
 #include <arrow/filesystem/api.h>
 #include <rapidjson/document.h>
 
+#include "common/json.h"
 #include "storage/checkpoint.h"
 #include "storage/deletion_vector.h"
 #include "storage/log_store.h"
@@ -184,13 +185,14 @@ arrow::Result<std::shared_ptr<arrow::Table>> ToStorageTypes(
 // {"delta.invariants": "{\"expression\":{\"expression\":\"x > 3\"}}"}.
 std::string InvariantExpression(const std::string& column_metadata_json) {
   rapidjson::Document md;
-  md.Parse(column_metadata_json.c_str(), column_metadata_json.size());
-  if (md.HasParseError() || !md.IsObject()) return "";
+  if (!json::ParseJson(&md, column_metadata_json).ok() || !md.IsObject()) return "";
   auto it = md.FindMember("delta.invariants");
   if (it == md.MemberEnd() || !it->value.IsString()) return "";
   rapidjson::Document inv;
-  inv.Parse(it->value.GetString(), it->value.GetStringLength());
-  if (inv.HasParseError() || !inv.IsObject() || !inv.HasMember("expression")) return "";
+  std::string_view inv_text(it->value.GetString(), it->value.GetStringLength());
+  if (!json::ParseJson(&inv, inv_text).ok() || !inv.IsObject() || !inv.HasMember("expression")) {
+    return "";
+  }
   const auto& outer = inv["expression"];
   if (!outer.IsObject() || !outer.HasMember("expression") || !outer["expression"].IsString())
     return "";
