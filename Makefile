@@ -35,16 +35,21 @@ sanitize: bootstrap
 	@cmake --build build-asan -j $(JOBS) --target stratalake_tests
 	@ASAN_OPTIONS=detect_leaks=0 build-asan/bin/stratalake_tests
 
-# libFuzzer targets for the log and checkpoint parsers (clang).
+# libFuzzer targets for untrusted inputs (clang): the Delta log and checkpoint
+# parsers, deletion vectors, YAML definitions and stratalake.yaml, JSON-lines
+# ingest, the feature server's HTTP requests. Each runs FUZZ_SECONDS on a copy of
+# its corpus (fuzz/corpus/NAME/); new crashes are written to build-fuzz/.
 FUZZ_SECONDS ?= 60
+FUZZ_TARGETS ?= $(basename $(notdir $(wildcard fuzz/fuzz_*.cc)))
 fuzz: bootstrap
 	@CC=clang CXX=clang++ cmake -S . -B build-fuzz -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo \
 	  -DSTRATALAKE_FUZZ=ON -DSTRATALAKE_WERROR=OFF \
 	  -DCMAKE_CXX_FLAGS="-fsanitize=fuzzer-no-link,address,undefined" >/dev/null
-	@cmake --build build-fuzz -j $(JOBS) --target fuzz_delta_log fuzz_deletion_vector
-	@mkdir -p build-fuzz/corpus build-fuzz/corpus-dv && cp fuzz/corpus/* build-fuzz/corpus/ 2>/dev/null || true
-	@ASAN_OPTIONS=detect_leaks=0 build-fuzz/bin/fuzz_delta_log -max_total_time=$(FUZZ_SECONDS) build-fuzz/corpus
-	@ASAN_OPTIONS=detect_leaks=0 build-fuzz/bin/fuzz_deletion_vector -max_total_time=$(FUZZ_SECONDS) build-fuzz/corpus-dv
+	@cmake --build build-fuzz -j $(JOBS) --target $(FUZZ_TARGETS)
+	@set -e; for t in $(FUZZ_TARGETS); do \
+	  mkdir -p build-fuzz/corpus/$$t && cp -r fuzz/corpus/$$t/. build-fuzz/corpus/$$t/ 2>/dev/null || true; \
+	  (cd build-fuzz && ASAN_OPTIONS=detect_leaks=0 bin/$$t -max_total_time=$(FUZZ_SECONDS) corpus/$$t); \
+	done
 
 # The point-in-time benchmark at full scale needs ~10 GB of generated data:
 # `make bench PIT_BENCH_ARGS="--scale full"`.

@@ -20,5 +20,10 @@ STRATALAKE_TEST_REDIS_URL="$(scripts/redis.sh start "$redis_dir")"
 export STRATALAKE_TEST_REDIS_URL
 export STRATALAKE_REQUIRE_REDIS=1
 "$build/bin/stratalake_tests" --gtest_brief=1
+echo "== Fuzz corpora (every seed and every input that once crashed) =="
+for t in "$build"/bin/fuzz_*_replay; do
+  name="$(basename "$t" _replay)"
+  "$t" "fuzz/corpus/$name"
+done
 echo "== Python interoperability tests =="
 .venv/bin/python -m pytest -q tests/python
