@@ -688,6 +688,39 @@ TEST_F(DeltaTableTest, OptimizeCompactsWithoutChangingData) {
   EXPECT_TRUE(again.noop);  // one file left: nothing to compact
 }
 
+TEST_F(DeltaTableTest, ScanStreamsTheRowsOfReadOneFileAtATime) {
+  Append(Rows("[1, 2]", R"(["a", "b"])", "[1, 2]", R"(["x", "x"])"));
+  Append(Rows("[3]", R"(["c"])", "[3]", R"(["y"])"));
+  Append(Rows("[4, 5]", R"(["d", "e"])", "[4, 5]", R"(["y", "z"])"));
+  ReadOptions ro;
+  ro.columns = std::vector<std::string>{"NAME", "id"};  // case-insensitive, in the order given
+  ro.filter = "score > 1.5";
+  ASSERT_OK_AND_ASSIGN(auto reader, table_->Scan(ro));
+  EXPECT_EQ(reader->schema()->field_names(), (std::vector<std::string>{"name", "id"}));
+  ASSERT_OK_AND_ASSIGN(auto batches, reader->ToRecordBatches());
+  EXPECT_EQ(batches.size(), 3u);  // one per file: each file's surviving rows
+  ASSERT_OK_AND_ASSIGN(auto streamed, arrow::Table::FromRecordBatches(reader->schema(), batches));
+  ASSERT_OK_AND_ASSIGN(auto read, table_->Read(ro));
+  EXPECT_EQ(SortedRows(streamed), SortedRows(read));
+  EXPECT_EQ(SortedRows(streamed), (std::vector<std::string>{"b|2", "c|3", "d|4", "e|5"}));
+  // Errors come before any file is read.
+  ro.columns = std::vector<std::string>{"nope"};
+  auto bad = table_->Scan(ro);
+  ASSERT_FALSE(bad.ok());
+  EXPECT_EQ(bad.status().message(), "unknown column 'nope' (columns: id, name, score, day)");
+  ro.columns.reset();
+  ro.filter = "score + 1";
+  auto not_bool = table_->Scan(ro);
+  ASSERT_FALSE(not_bool.ok());
+  EXPECT_EQ(not_bool.status().message(),
+            "predicate 'score + 1' is not a boolean condition (it is double)");
+  // An older version, by snapshot.
+  ASSERT_OK_AND_ASSIGN(auto v0, table_->AtVersion(0));
+  ASSERT_OK_AND_ASSIGN(auto old, table_->Scan(v0, ReadOptions{}));
+  ASSERT_OK_AND_ASSIGN(auto old_rows, old->ToTable());
+  EXPECT_EQ(old_rows->num_rows(), 2);
+}
+
 TEST_F(DeltaTableTest, OpenErrorsNameWhatIsWrong) {
   auto missing = DeltaTable::Open(dir_.Join("nope"));
   ASSERT_FALSE(missing.ok());

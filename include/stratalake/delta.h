@@ -326,6 +326,13 @@ class DeltaTable {
   arrow::Result<std::shared_ptr<arrow::Table>> Read(const ReadOptions& options) const;
   arrow::Result<std::shared_ptr<arrow::Table>> Read(const Snapshot& snapshot,
                                                     const ReadOptions& options) const;
+  /// The same rows as Read, streamed: one data file is decoded at a time (its
+  /// columns on several threads), so memory holds about one file, not the table.
+  /// Batches come in the snapshot's file order, at most one file's rows each.
+  /// Column and filter errors are returned here, before any file is read.
+  arrow::Result<std::shared_ptr<arrow::RecordBatchReader>> Scan(const ReadOptions& options) const;
+  arrow::Result<std::shared_ptr<arrow::RecordBatchReader>> Scan(
+      std::shared_ptr<const Snapshot> snapshot, const ReadOptions& options) const;
 
   /// Append / overwrite / replaceWhere; creates the table when missing.
   arrow::Result<CommitResult> Write(const std::shared_ptr<arrow::Table>& data,

@@ -33,7 +33,6 @@
 #include <arrow/compute/api.h>
 
 #include "online/codec.h"
-#include "storage/scan.h"
 #include "stratalake/delta.h"
 #include "stratalake/expression.h"
 #include "stratalake/ingest.h"
@@ -415,89 +414,13 @@ class PyTable {
   std::unique_ptr<delta::DeltaTable> table_;
 };
 
-// Reads a snapshot's surviving files one at a time.
-class FileByFileReader : public arrow::RecordBatchReader {
- public:
-  static arrow::Result<std::shared_ptr<FileByFileReader>> Make(
-      std::shared_ptr<arrow::fs::FileSystem> fs, std::shared_ptr<const delta::Snapshot> snap,
-      const std::optional<std::vector<std::string>>& columns, const std::string& filter) {
-    auto r = std::shared_ptr<FileByFileReader>(new FileByFileReader());
-    r->fs_ = std::move(fs);
-    r->snap_ = std::move(snap);
-    const auto& schema = *r->snap_->schema();
-    std::vector<std::string> names = columns.value_or(schema.field_names());
-    arrow::FieldVector fields;
-    for (const auto& n : names) {
-      int i = schema.GetFieldIndex(n);
-      if (i < 0) {
-        return MakeError(arrow::StatusCode::Invalid, ErrorKind::kSchemaMismatch,
-                         "the table has no column '" + n + "'");
-      }
-      r->fields_.push_back(i);
-      fields.push_back(schema.field(i));
-    }
-    r->schema_ = arrow::schema(fields);
-    if (!filter.empty()) {
-      ARROW_ASSIGN_OR_RAISE(auto e, ParseExpression(filter, schema));
-      ARROW_ASSIGN_OR_RAISE(auto bound, e.Bind(schema));
-      r->filter_ = bound;
-    }
-    ARROW_ASSIGN_OR_RAISE(auto plan, delta::PlanFiles(*r->snap_, r->filter_));
-    r->files_ = plan.files;
-    ARROW_ASSIGN_OR_RAISE(r->to_read_, delta::PlanColumns(*r->snap_, r->fields_, r->filter_));
-    return r;
-  }
-
-  std::shared_ptr<arrow::Schema> schema() const override { return schema_; }
-
-  arrow::Status ReadNext(std::shared_ptr<arrow::RecordBatch>* out) override {
-    while (true) {
-      if (current_) {
-        ARROW_RETURN_NOT_OK(current_->ReadNext(out));
-        if (*out) return arrow::Status::OK();
-        current_.reset();
-      }
-      if (next_file_ >= files_.size()) {
-        *out = nullptr;
-        return arrow::Status::OK();
-      }
-      delta::FileReadOptions fo;
-      fo.row_group_filter = filter_;
-      fo.use_threads = true;
-      ARROW_ASSIGN_OR_RAISE(
-          auto data, delta::ReadDataFile(*fs_, *snap_, files_[next_file_++], to_read_.needed, fo));
-      if (to_read_.row_filter) {
-        ARROW_ASSIGN_OR_RAISE(auto mask, delta::EvaluatePredicate(*to_read_.row_filter, *data));
-        ARROW_ASSIGN_OR_RAISE(auto kept, arrow::compute::Filter(data, mask));
-        data = kept.table();
-      }
-      arrow::ChunkedArrayVector cols;
-      for (size_t c = 0; c < fields_.size(); ++c) cols.push_back(data->column(static_cast<int>(c)));
-      table_ = arrow::Table::Make(schema_, cols, data->num_rows());
-      current_ = std::make_shared<arrow::TableBatchReader>(*table_);
-    }
-  }
-
- private:
-  FileByFileReader() = default;
-  std::shared_ptr<arrow::fs::FileSystem> fs_;
-  std::shared_ptr<const delta::Snapshot> snap_;
-  std::vector<int> fields_;
-  std::shared_ptr<arrow::Schema> schema_;
-  std::optional<arrow::compute::Expression> filter_;
-  std::vector<delta::AddFile> files_;
-  delta::ColumnsToRead to_read_;
-  size_t next_file_ = 0;
-  std::shared_ptr<arrow::Table> table_;
-  std::shared_ptr<arrow::TableBatchReader> current_;
-};
-
 nb::capsule PyTable::ReadBatches(std::shared_ptr<delta::Snapshot> snap,
                                  std::optional<std::vector<std::string>> columns,
                                  const std::string& filter) {
-  auto reader =
-      Check(FileByFileReader::Make(table_->filesystem(), std::move(snap), columns, filter));
-  return ExportReader(std::move(reader));
+  delta::ReadOptions o;
+  o.columns = std::move(columns);
+  o.filter = filter;
+  return ExportReader(Check(table_->Scan(std::move(snap), o)));
 }
 
 // ---- the feature store --------------------------------------------------------------------

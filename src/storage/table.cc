@@ -20,6 +20,7 @@
 #include "storage/schema.h"
 #include "storage/snapshot.h"
 #include "storage/stats.h"
+#include "storage/table_read.h"
 #include "storage/transaction.h"
 #include "storage/writer.h"
 #include "stratalake/delta.h"
@@ -67,19 +68,6 @@ arrow::Status CheckAppendOnly(const Snapshot& s, const std::string& op) {
                       "Unset the property to allow it");
   }
   return arrow::Status::OK();
-}
-
-arrow::Result<cp::Expression> BindPredicate(const std::string& text, const arrow::Schema& schema) {
-  ARROW_ASSIGN_OR_RAISE(auto expr, ParseExpression(text, schema));
-  auto bound = expr.Bind(schema);
-  if (!bound.ok()) {
-    return arrow::Status::Invalid("predicate '", text, "': ", bound.status().message());
-  }
-  if (bound->type()->id() != arrow::Type::BOOL) {
-    return arrow::Status::Invalid("predicate '", text, "' is not a boolean condition (it is ",
-                                  bound->type()->ToString(), ")");
-  }
-  return bound;
 }
 
 bool EqualsIgnoreCase(const std::string& a, const std::string& b) {
@@ -590,25 +578,7 @@ arrow::Result<std::shared_ptr<arrow::Table>> DeltaTable::Read(const ReadOptions&
 arrow::Result<std::shared_ptr<arrow::Table>> DeltaTable::Read(const Snapshot& snapshot,
                                                               const ReadOptions& options) const {
   const auto& schema = *snapshot.schema();
-  std::vector<int> fields;
-  if (options.columns) {
-    for (const auto& c : *options.columns) {
-      int idx = schema.GetFieldIndex(c);
-      if (idx < 0) {
-        for (int i = 0; i < schema.num_fields(); ++i) {
-          if (EqualsIgnoreCase(schema.field(i)->name(), c)) idx = i;
-        }
-      }
-      if (idx < 0) {
-        std::string names;
-        for (const auto& f : schema.fields()) names += (names.empty() ? "" : ", ") + f->name();
-        return arrow::Status::Invalid("unknown column '", c, "' (columns: ", names, ")");
-      }
-      fields.push_back(idx);
-    }
-  } else {
-    fields = AllFields(schema);
-  }
+  ARROW_ASSIGN_OR_RAISE(auto fields, ResolveColumns(schema, options.columns));
   std::optional<cp::Expression> bound;
   if (!options.filter.empty()) {
     ARROW_ASSIGN_OR_RAISE(bound, BindPredicate(options.filter, schema));
