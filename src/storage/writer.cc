@@ -195,9 +195,16 @@ arrow::Result<std::vector<AddFile>> WriteDataFiles(const LogStore& store,
     }
   }
   if (failed.ok()) {
-    for (const auto& d : touched) {
-      failed = store.SyncDir(d);
-      if (!failed.ok()) break;
+    // In parallel: concurrent fsyncs can share the filesystem's journal commits.
+    std::vector<std::string> to_sync(touched.begin(), touched.end());
+    std::vector<arrow::Status> synced(to_sync.size());
+    ParallelFor(to_sync.size(), CpuThreads(),
+                [&](size_t i) { synced[i] = store.SyncDir(to_sync[i]); });
+    for (const auto& st : synced) {
+      if (!st.ok()) {
+        failed = st;
+        break;
+      }
     }
   }
   if (!failed.ok()) {
