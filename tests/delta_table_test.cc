@@ -481,7 +481,7 @@ TEST_F(DeltaTableTest, IdempotentWritesThroughAppTransactions) {
 TEST_F(DeltaTableTest, ConcurrentBlindAppendsBothCommit) {
   Append(Rows("[1]", R"(["a"])", "[1]", R"(["x"])"));
   ASSERT_OK_AND_ASSIGN(auto snap, table_->Latest());
-  LogStore store(table_->filesystem(), table_->root());
+  LocalLogStore store(table_->filesystem(), table_->root());
   // Two transactions read version 0; the second loses the race for version 1.
   Transaction t1(store, snap, clock_), t2(store, snap, clock_);
   AddFile a;
@@ -500,7 +500,7 @@ TEST_F(DeltaTableTest, ConcurrentBlindAppendsBothCommit) {
 TEST_F(DeltaTableTest, ConflictingDeletesFailWithConcurrentDeleteDelete) {
   Append(Rows("[1, 2]", R"(["a", "b"])", "[1, 2]", R"(["x", "x"])"));
   ASSERT_OK_AND_ASSIGN(auto snap, table_->Latest());
-  LogStore store(table_->filesystem(), table_->root());
+  LocalLogStore store(table_->filesystem(), table_->root());
   Transaction t1(store, snap, clock_), t2(store, snap, clock_);
   for (auto* t : {&t1, &t2}) {
     t->ReadWholeTable();
@@ -517,7 +517,7 @@ TEST_F(DeltaTableTest, ConflictingDeletesFailWithConcurrentDeleteDelete) {
 TEST_F(DeltaTableTest, ReadAfterConcurrentNonBlindAppendConflicts) {
   Append(Rows("[1]", R"(["a"])", "[1]", R"(["x"])"));
   ASSERT_OK_AND_ASSIGN(auto snap, table_->Latest());
-  LogStore store(table_->filesystem(), table_->root());
+  LocalLogStore store(table_->filesystem(), table_->root());
   // A winner that read the table and added a file matching our read predicate.
   Transaction winner(store, snap, clock_), loser(store, snap, clock_);
   AddFile f;
@@ -553,7 +553,7 @@ TEST_F(DeltaTableTest, MetadataChangeConflicts) {
   Append(Rows("[1]", R"(["a"])", "[1]", R"(["x"])"));
   ASSERT_OK_AND_ASSIGN(auto snap, table_->Latest());
   ASSERT_OK(table_->SetProperties({{"delta.appendOnly", "false"}}).status());
-  LogStore store(table_->filesystem(), table_->root());
+  LocalLogStore store(table_->filesystem(), table_->root());
   Transaction t(store, snap, clock_);
   AddFile f;
   f.path = "x.parquet";

@@ -252,8 +252,16 @@ struct OptimizeOptions {
   std::vector<std::string> zorder_by;
 };
 
+/// Storage of one table (src/storage/log_store.h): its filesystem, root,
+/// commit primitive and durability hooks.
+class LogStore;
+
 struct TableOpenOptions {
   std::shared_ptr<Clock> clock;  // default: Clock::System()
+  /// The table's storage, used instead of the one `uri` names (the uri is then
+  /// ignored): tests inject faults through it, benchmarks turn syncing off.
+  /// Default: null (LocalLogStore for a local path, ObjectStoreLogStore else).
+  std::shared_ptr<const LogStore> log_store;
   /// Storage options for object stores (reserved for S3 settings).
   std::map<std::string, std::string> storage_options;
 };

@@ -72,6 +72,12 @@ struct WriteOptions {
   /// Bulk load (materialization): skip the write-ahead log where the backend
   /// has one; the caller must call Sync() before recording progress.
   bool bulk = false;
+  /// A write that is not bulk survives a power cut once it returns OK (RocksDB:
+  /// its write-ahead log is fsynced; concurrent writes share one fsync). False:
+  /// it survives a killed process but may be lost at a power cut or an OS
+  /// crash (benchmarks measure the difference). Redis ignores it (its
+  /// appendfsync setting decides). Default: true.
+  bool sync = true;
 };
 
 /// A key/value store where newer values win (see the file comment).
@@ -83,8 +89,9 @@ class OnlineStore {
   /// Applies every write; each one only if its prefix is >= the stored value's
   /// (otherwise it is dropped). Values shorter than the prefix are an error
   /// (nothing is written). When this returns OK (and bulk is false) the writes
-  /// are visible to reads and survive this process being killed (Redis: its
-  /// own crash safety is its appendonly/appendfsync setting). On an error some
+  /// are visible to reads and survive this process being killed, and, with
+  /// options.sync, a power cut (Redis: its own crash safety is its
+  /// appendonly/appendfsync setting). On an error some
   /// writes may have been applied (Redis; RocksDB applies a batch atomically);
   /// writing the same batch again is always safe.
   virtual arrow::Status Write(std::span<const KeyValue> writes, const WriteOptions& options) = 0;

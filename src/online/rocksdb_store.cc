@@ -86,6 +86,10 @@ class RocksDbStore : public OnlineStore {
     }
     rocksdb::WriteOptions wo;
     wo.disableWAL = options.bulk;
+    // Acknowledged means on disk: the WAL is fsynced before Write returns.
+    // Concurrent writers share one fsync (RocksDB's write group), so the cost
+    // falls as pushes overlap (docs/online-store.md, "Durability").
+    wo.sync = !options.bulk && options.sync;
     std::shared_lock<std::shared_mutex> lock(ingest_mu_);  // see Ingest
     return FromRocks(db_->Write(wo, &batch), "write");
   }
@@ -163,6 +167,7 @@ class RocksDbStore : public OnlineStore {
     // The smallest key greater than every key starting with `prefix`.
     while (!end.empty() && static_cast<unsigned char>(end.back()) == 0xff) end.pop_back();
     rocksdb::WriteOptions wo;
+    wo.sync = true;  // rare (a view dropped or rebuilt): durable when it returns
     std::shared_lock<std::shared_mutex> lock(ingest_mu_);  // see Ingest
     if (end.empty()) {
       // The prefix is all 0xff bytes: delete key by key.

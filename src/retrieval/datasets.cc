@@ -12,6 +12,7 @@
 
 #include "common/batch_queue.h"
 #include "common/json.h"
+#include "storage/log_store.h"
 #include "storage/scan.h"
 #include "stratalake/clock.h"
 #include "stratalake/delta.h"
@@ -529,10 +530,10 @@ arrow::Result<DatasetManifest> DatasetWriter::Finish(const HistoricalResult& res
 
   std::string path;
   ARROW_ASSIGN_OR_RAISE(auto fs, arrow::fs::FileSystemFromUriOrPath(w.manifest_uri, &path));
-  ARROW_ASSIGN_OR_RAISE(auto out, fs->OpenOutputStream(path));
-  std::string json = ManifestToJson(m);
-  ARROW_RETURN_NOT_OK(out->Write(json.data(), static_cast<int64_t>(json.size())));
-  ARROW_RETURN_NOT_OK(out->Close());
+  // Replaced atomically and durably (a temporary file, synced, renamed into
+  // place, the folder synced): a crash never leaves half a manifest.
+  auto store = delta::MakeLogStore(fs, delta::ParentDir(path));
+  ARROW_RETURN_NOT_OK(store->PutAtomic(path, ManifestToJson(m)));
   return m;
 }
 

@@ -13,6 +13,7 @@
 #include <arrow/buffer.h>
 #include <arrow/io/interfaces.h>
 
+#include "common/os_error.h"
 #include "stratalake/status.h"
 
 namespace stratalake::delta {
@@ -28,11 +29,16 @@ bool AllDigits(std::string_view s) {
 }
 
 arrow::Status ErrnoError(const std::string& what, const std::string& path) {
-  return arrow::Status::IOError(what, " '", path, "': ", std::strerror(errno));
+  int err = errno;
+  std::string hint = err == ENOSPC || err == EDQUOT
+                         ? "; free space on that disk (or raise the quota) and retry"
+                         : "";
+  return arrow::Status::IOError(what, " '", path, "': ", ErrnoText(err), hint);
 }
 
-// Write all of `data` to a new file and fsync it.
-arrow::Status WriteNewLocalFile(const std::string& path, std::string_view data) {
+// Write all of `data` to a new file and, when `sync`, fsync it. On an error the
+// file is removed.
+arrow::Status WriteNewLocalFile(const std::string& path, std::string_view data, bool sync) {
   int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
   if (fd < 0) return ErrnoError("cannot create", path);
   size_t done = 0;
@@ -47,8 +53,8 @@ arrow::Status WriteNewLocalFile(const std::string& path, std::string_view data) 
     }
     done += static_cast<size_t>(n);
   }
-  if (::fsync(fd) != 0) {
-    auto st = ErrnoError("cannot fsync", path);
+  if (sync && ::fsync(fd) != 0) {
+    auto st = ErrnoError("cannot sync", path);
     ::close(fd);
     ::unlink(path.c_str());
     return st;
@@ -57,20 +63,31 @@ arrow::Status WriteNewLocalFile(const std::string& path, std::string_view data) 
   return arrow::Status::OK();
 }
 
-void FsyncDir(const std::string& dir) {
-  int fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (fd >= 0) {
-    ::fsync(fd);
+// fsync an existing file or folder by path. fsync through any descriptor of a
+// file writes back all of its dirty pages, so a read-only one does.
+arrow::Status FsyncPath(const std::string& path, bool dir) {
+  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | (dir ? O_DIRECTORY : 0));
+  if (fd < 0) return ErrnoError(dir ? "cannot open folder to sync" : "cannot open to sync", path);
+  int rc;
+  do {
+    rc = ::fsync(fd);
+  } while (rc != 0 && errno == EINTR);
+  if (rc != 0) {
+    auto st = ErrnoError(dir ? "cannot sync folder" : "cannot sync", path);
     ::close(fd);
+    return st;
   }
-}
-
-std::string DirName(const std::string& path) {
-  auto pos = path.rfind('/');
-  return pos == std::string::npos ? "." : path.substr(0, pos);
+  ::close(fd);
+  return arrow::Status::OK();
 }
 
 }  // namespace
+
+std::string ParentDir(const std::string& path) {
+  auto pos = path.rfind('/');
+  if (pos == std::string::npos) return ".";
+  return pos == 0 ? "/" : path.substr(0, pos);
+}
 
 std::string NewUuid() {
   thread_local std::mt19937_64 rng{std::random_device{}()};
@@ -88,7 +105,22 @@ std::string NewUuid() {
 LogStore::LogStore(std::shared_ptr<arrow::fs::FileSystem> fs, std::string table_root)
     : fs_(std::move(fs)), root_(std::move(table_root)) {
   while (root_.size() > 1 && root_.back() == '/') root_.pop_back();
-  is_local_ = fs_->type_name() == "local";
+}
+
+LocalLogStore::LocalLogStore(std::shared_ptr<arrow::fs::FileSystem> fs, std::string table_root,
+                             bool sync)
+    : LogStore(std::move(fs), std::move(table_root)), sync_(sync) {}
+
+ObjectStoreLogStore::ObjectStoreLogStore(std::shared_ptr<arrow::fs::FileSystem> fs,
+                                         std::string table_root)
+    : LogStore(std::move(fs), std::move(table_root)) {}
+
+std::unique_ptr<LogStore> MakeLogStore(std::shared_ptr<arrow::fs::FileSystem> fs,
+                                       std::string table_root) {
+  if (fs->type_name() == "local") {
+    return std::make_unique<LocalLogStore>(std::move(fs), std::move(table_root));
+  }
+  return std::make_unique<ObjectStoreLogStore>(std::move(fs), std::move(table_root));
 }
 
 std::string LogStore::CommitPath(int64_t version) const {
@@ -141,36 +173,46 @@ arrow::Result<int64_t> LogStore::ModificationTime(const LogFile& file) const {
       .count();
 }
 
+arrow::Result<LogListing> LocalLogStore::List() const {
+  LogListing out;
+  auto names = LocalFileNames(log_dir());
+  if (!names.ok()) {
+    if (names.status().message() == "not a directory") return LogDirIsAFile(root(), log_dir());
+    return names.status();
+  }
+  if (!*names) return out;  // no _delta_log
+  out.log_dir_exists = true;
+  std::vector<std::pair<std::string, int64_t>> entries;
+  for (auto& n : **names) entries.emplace_back(std::move(n), -1);
+  Classify(entries, &out);
+  return out;
+}
+
 arrow::Result<LogListing> LogStore::List() const {
   LogListing out;
-  // (name, mtime in ms or -1 when not read)
+  ARROW_ASSIGN_OR_RAISE(auto dir_info, fs_->GetFileInfo(log_dir()));
+  if (dir_info.type() == arrow::fs::FileType::File) return LogDirIsAFile(root_, log_dir());
+  out.log_dir_exists = dir_info.IsDirectory();
+  if (!out.log_dir_exists) return out;
+  arrow::fs::FileSelector sel;
+  sel.base_dir = log_dir();
+  sel.allow_not_found = true;
+  ARROW_ASSIGN_OR_RAISE(auto infos, fs_->GetFileInfo(sel));
+  // (name, mtime in ms)
   std::vector<std::pair<std::string, int64_t>> entries;
-  if (is_local_) {
-    auto names = LocalFileNames(log_dir());
-    if (!names.ok()) {
-      if (names.status().message() == "not a directory") return LogDirIsAFile(root_, log_dir());
-      return names.status();
-    }
-    if (!*names) return out;  // no _delta_log
-    out.log_dir_exists = true;
-    for (auto& n : **names) entries.emplace_back(std::move(n), -1);
-  } else {
-    ARROW_ASSIGN_OR_RAISE(auto dir_info, fs_->GetFileInfo(log_dir()));
-    if (dir_info.type() == arrow::fs::FileType::File) return LogDirIsAFile(root_, log_dir());
-    out.log_dir_exists = dir_info.IsDirectory();
-    if (!out.log_dir_exists) return out;
-    arrow::fs::FileSelector sel;
-    sel.base_dir = log_dir();
-    sel.allow_not_found = true;
-    ARROW_ASSIGN_OR_RAISE(auto infos, fs_->GetFileInfo(sel));
-    for (const auto& info : infos) {
-      if (!info.IsFile()) continue;
-      entries.emplace_back(info.base_name(), std::chrono::duration_cast<std::chrono::milliseconds>(
-                                                 info.mtime().time_since_epoch())
-                                                 .count());
-    }
+  for (const auto& info : infos) {
+    if (!info.IsFile()) continue;
+    entries.emplace_back(info.base_name(), std::chrono::duration_cast<std::chrono::milliseconds>(
+                                               info.mtime().time_since_epoch())
+                                               .count());
   }
+  Classify(entries, &out);
+  return out;
+}
 
+void LogStore::Classify(const std::vector<std::pair<std::string, int64_t>>& entries,
+                        LogListing* listing) const {
+  LogListing& out = *listing;
   for (const auto& [name, mtime] : entries) {
     if (name.size() < 21 || !AllDigits(std::string_view(name).substr(0, 20)) || name[20] != '.') {
       continue;
@@ -202,7 +244,6 @@ arrow::Result<LogListing> LogStore::List() const {
     }
     // .crc, compacted logs and temporary files are ignored.
   }
-  return out;
 }
 
 arrow::Result<std::string> LogStore::Read(const std::string& path) const {
@@ -216,46 +257,64 @@ arrow::Result<std::string> LogStore::Read(const std::string& path) const {
   return buf->ToString();
 }
 
-arrow::Status LogStore::PutIfAbsent(const std::string& path, std::string_view data) const {
-  if (is_local_) {
-    std::string tmp = DirName(path) + "/." + NewUuid() + ".tmp";
-    ARROW_RETURN_NOT_OK(WriteNewLocalFile(tmp, data));
-    int rc = ::link(tmp.c_str(), path.c_str());
-    int err = errno;
-    ::unlink(tmp.c_str());
-    if (rc != 0) {
-      if (err == EEXIST) return arrow::Status::AlreadyExists("'", path, "' already exists");
-      errno = err;
-      return ErrnoError("cannot commit", path);
-    }
-    FsyncDir(DirName(path));
-    return arrow::Status::OK();
+arrow::Status LocalLogStore::PutIfAbsent(const std::string& path, std::string_view data) const {
+  std::string tmp = ParentDir(path) + "/." + NewUuid() + ".tmp";
+  ARROW_RETURN_NOT_OK(WriteNewLocalFile(tmp, data, sync_));
+  int rc = ::link(tmp.c_str(), path.c_str());
+  int err = errno;
+  ::unlink(tmp.c_str());
+  if (rc != 0) {
+    if (err == EEXIST) return arrow::Status::AlreadyExists("'", path, "' already exists");
+    errno = err;
+    return ErrnoError("cannot commit", path);
   }
-  // Object stores: no conditional put in arrow::fs yet; check-then-write is racy
-  // and is replaced by a conditional PUT in the object-store issue.
-  ARROW_ASSIGN_OR_RAISE(auto info, fs_->GetFileInfo(path));
+  // The new entry must be on disk before the commit is acknowledged.
+  return SyncDir(ParentDir(path));
+}
+
+arrow::Status LocalLogStore::PutAtomic(const std::string& path, std::string_view data) const {
+  std::string tmp = ParentDir(path) + "/." + NewUuid() + ".tmp";
+  ARROW_RETURN_NOT_OK(WriteNewLocalFile(tmp, data, sync_));
+  if (::rename(tmp.c_str(), path.c_str()) != 0) {
+    auto st = ErrnoError("cannot rename into", path);
+    ::unlink(tmp.c_str());
+    return st;
+  }
+  return SyncDir(ParentDir(path));
+}
+
+arrow::Status LocalLogStore::SyncFile(const std::string& path) const {
+  return sync_ ? FsyncPath(path, false) : arrow::Status::OK();
+}
+
+arrow::Status LocalLogStore::SyncDir(const std::string& dir) const {
+  return sync_ ? FsyncPath(dir, true) : arrow::Status::OK();
+}
+
+arrow::Status ObjectStoreLogStore::PutIfAbsent(const std::string& path,
+                                               std::string_view data) const {
+  // No conditional put in arrow::fs yet; check-then-write is racy and is replaced
+  // by a conditional PUT in the object-store issue.
+  ARROW_ASSIGN_OR_RAISE(auto info, fs()->GetFileInfo(path));
   if (info.type() != arrow::fs::FileType::NotFound) {
     return arrow::Status::AlreadyExists("'", path, "' already exists");
   }
-  ARROW_ASSIGN_OR_RAISE(auto out, fs_->OpenOutputStream(path));
-  ARROW_RETURN_NOT_OK(out->Write(data.data(), static_cast<int64_t>(data.size())));
-  return out->Close();
+  return PutAtomic(path, data);
 }
 
-arrow::Status LogStore::PutAtomic(const std::string& path, std::string_view data) const {
-  if (is_local_) {
-    std::string tmp = DirName(path) + "/." + NewUuid() + ".tmp";
-    ARROW_RETURN_NOT_OK(WriteNewLocalFile(tmp, data));
-    if (::rename(tmp.c_str(), path.c_str()) != 0) {
-      auto st = ErrnoError("cannot rename into", path);
-      ::unlink(tmp.c_str());
-      return st;
-    }
-    return arrow::Status::OK();
-  }
-  ARROW_ASSIGN_OR_RAISE(auto out, fs_->OpenOutputStream(path));
-  ARROW_RETURN_NOT_OK(out->Write(data.data(), static_cast<int64_t>(data.size())));
-  return out->Close();
+arrow::Status ObjectStoreLogStore::PutAtomic(const std::string& path, std::string_view data) const {
+  auto st = [&]() -> arrow::Status {
+    ARROW_ASSIGN_OR_RAISE(auto out, fs()->OpenOutputStream(path));
+    ARROW_RETURN_NOT_OK(out->Write(data.data(), static_cast<int64_t>(data.size())));
+    return out->Close();
+  }();
+  return IoErrorOnPath(st, "cannot write", path);
 }
+
+arrow::Status ObjectStoreLogStore::SyncFile(const std::string&) const {
+  return arrow::Status::OK();
+}
+
+arrow::Status ObjectStoreLogStore::SyncDir(const std::string&) const { return arrow::Status::OK(); }
 
 }  // namespace stratalake::delta

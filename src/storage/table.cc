@@ -33,7 +33,7 @@ namespace cp = arrow::compute;
 
 struct DeltaTable::Impl {
   std::shared_ptr<arrow::fs::FileSystem> fs;
-  std::unique_ptr<LogStore> store;
+  std::shared_ptr<const LogStore> store;
   std::shared_ptr<Clock> clock;
 
   arrow::Result<std::shared_ptr<const Snapshot>> Load(std::optional<int64_t> version) const {
@@ -457,6 +457,13 @@ DeltaTable::~DeltaTable() = default;
 
 arrow::Result<std::unique_ptr<DeltaTable>> DeltaTable::ForPath(const std::string& uri,
                                                                TableOpenOptions options) {
+  if (options.log_store) {
+    auto impl = std::make_unique<Impl>();
+    impl->fs = options.log_store->fs();
+    impl->store = options.log_store;
+    impl->clock = options.clock ? options.clock : Clock::System();
+    return std::unique_ptr<DeltaTable>(new DeltaTable(std::move(impl)));
+  }
   if (uri.empty()) return arrow::Status::Invalid("table path is empty");
   std::string path;
   std::shared_ptr<arrow::fs::FileSystem> fs;
@@ -481,7 +488,7 @@ arrow::Result<std::unique_ptr<DeltaTable>> DeltaTable::ForPath(const std::string
   }
   auto impl = std::make_unique<Impl>();
   impl->fs = fs;
-  impl->store = std::make_unique<LogStore>(fs, path);
+  impl->store = MakeLogStore(fs, path);
   impl->clock = options.clock ? options.clock : Clock::System();
   return std::unique_ptr<DeltaTable>(new DeltaTable(std::move(impl)));
 }
@@ -770,7 +777,7 @@ arrow::Status TableWriter::Write(const std::shared_ptr<arrow::Table>& input) {
                            w.options.replace_where + "'; every new row must match it");
     }
   }
-  ARROW_ASSIGN_OR_RAISE(auto adds, WriteDataFiles(*w.delta->fs, w.root(), data,
+  ARROW_ASSIGN_OR_RAISE(auto adds, WriteDataFiles(*w.delta->store, data,
                                                   FileOptions(w.md, w.now, w.options.compression,
                                                               w.options.max_rows_per_file)));
   w.rows += data->num_rows();
@@ -802,7 +809,7 @@ arrow::Result<CommitResult> TableWriter::Commit() {
         txn.Remove(plan.partial[i].first, true);
         ARROW_ASSIGN_OR_RAISE(auto kept, FilterOut(plan.partial[i].second, plan.masks[i]));
         ARROW_ASSIGN_OR_RAISE(auto kept_adds,
-                              WriteDataFiles(fs, w.root(), kept,
+                              WriteDataFiles(*w.delta->store, kept,
                                              FileOptions(w.md, w.now, w.options.compression,
                                                          w.options.max_rows_per_file)));
         for (auto& a : kept_adds) {
@@ -878,7 +885,7 @@ arrow::Result<CommitResult> DeltaTable::Delete(const std::string& predicate) {
     ARROW_ASSIGN_OR_RAISE(auto kept, FilterOut(plan.partial[i].second, plan.masks[i]));
     copied += kept->num_rows();
     ARROW_ASSIGN_OR_RAISE(
-        auto adds, WriteDataFiles(*impl.fs, root(), kept, FileOptions(md, now, "snappy", 4 << 20)));
+        auto adds, WriteDataFiles(*impl.store, kept, FileOptions(md, now, "snappy", 4 << 20)));
     for (auto& a : adds) txn.Add(std::move(a));
   }
   std::map<std::string, int64_t> metrics = {
@@ -949,7 +956,7 @@ arrow::Result<CommitResult> DeltaTable::Update(const std::string& predicate,
     auto updated_rows = arrow::Table::Make(rows->schema(), columns, rows->num_rows());
     ARROW_RETURN_NOT_OK(EnforceConstraints(md, schema, *updated_rows));
     txn.Remove(file, true);
-    ARROW_ASSIGN_OR_RAISE(auto adds, WriteDataFiles(*impl.fs, root(), updated_rows,
+    ARROW_ASSIGN_OR_RAISE(auto adds, WriteDataFiles(*impl.store, updated_rows,
                                                     FileOptions(md, now, "snappy", 4 << 20)));
     for (auto& a : adds) txn.Add(std::move(a));
   }
@@ -1236,8 +1243,8 @@ arrow::Result<CommitResult> DeltaTable::Merge(const std::shared_ptr<arrow::Table
     n_copied += n - n_touched;
     ARROW_RETURN_NOT_OK(EnforceConstraints(md, *schema, *new_rows));
     txn.Remove(file, true);
-    ARROW_ASSIGN_OR_RAISE(auto adds, WriteDataFiles(*impl.fs, root(), new_rows,
-                                                    FileOptions(md, now, "snappy", 4 << 20)));
+    ARROW_ASSIGN_OR_RAISE(
+        auto adds, WriteDataFiles(*impl.store, new_rows, FileOptions(md, now, "snappy", 4 << 20)));
     for (auto& a : adds) txn.Add(std::move(a));
   }
 
@@ -1287,7 +1294,7 @@ arrow::Result<CommitResult> DeltaTable::Merge(const std::shared_ptr<arrow::Table
     n_inserted = ins_rows->num_rows();
     if (n_inserted > 0) {
       ARROW_RETURN_NOT_OK(EnforceConstraints(md, *schema, *ins_rows));
-      ARROW_ASSIGN_OR_RAISE(auto adds, WriteDataFiles(*impl.fs, root(), ins_rows,
+      ARROW_ASSIGN_OR_RAISE(auto adds, WriteDataFiles(*impl.store, ins_rows,
                                                       FileOptions(md, now, "snappy", 4 << 20)));
       for (auto& a : adds) txn.Add(std::move(a));
     }
@@ -1619,7 +1626,7 @@ arrow::Result<CommitResult> DeltaTable::Optimize(const OptimizeOptions& options)
     }
     auto fo = FileOptions(md, now, "snappy", rows_per_file);
     fo.data_change = false;
-    ARROW_ASSIGN_OR_RAISE(auto adds, WriteDataFiles(*impl.fs, root(), rows, fo));
+    ARROW_ASSIGN_OR_RAISE(auto adds, WriteDataFiles(*impl.store, rows, fo));
     txn.ReadFiles(bin);
     for (const auto& f : bin) txn.Remove(f, false);
     for (auto& a : adds) txn.Add(std::move(a));

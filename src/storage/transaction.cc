@@ -147,6 +147,13 @@ arrow::Result<int64_t> Transaction::Commit(
     const std::optional<std::string>& user_metadata) {
   int64_t read_version = read_snapshot_ ? read_snapshot_->version() : -1;
   int64_t attempt = read_version + 1;
+  if (!read_snapshot_) {
+    // A new table: `_delta_log` (and the data files' folders) in the root and the
+    // root in its parent must be on disk before the first commit is acknowledged.
+    // Folders above the parent are taken as already durable.
+    ARROW_RETURN_NOT_OK(store_.SyncDir(store_.root()));
+    ARROW_RETURN_NOT_OK(store_.SyncDir(ParentDir(store_.root())));
+  }
   for (int tries = 0; tries < kMaxCommitAttempts; ++tries) {
     std::string content = Serialize(read_version, operation, parameters, metrics, user_metadata);
     auto st = store_.PutIfAbsent(store_.CommitPath(attempt), content);

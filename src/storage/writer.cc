@@ -10,6 +10,7 @@
 #include <parquet/arrow/writer.h>
 #include <parquet/properties.h>
 
+#include "common/os_error.h"
 #include "common/parallel.h"
 #include "storage/log_store.h"
 #include "storage/schema.h"
@@ -107,10 +108,11 @@ arrow::Status SplitByPartition(const std::shared_ptr<arrow::Table>& data,
 
 }  // namespace
 
-arrow::Result<std::vector<AddFile>> WriteDataFiles(arrow::fs::FileSystem& fs,
-                                                   const std::string& root,
+arrow::Result<std::vector<AddFile>> WriteDataFiles(const LogStore& store,
                                                    const std::shared_ptr<arrow::Table>& data,
                                                    const DataFileOptions& options) {
+  arrow::fs::FileSystem& fs = *store.fs();
+  const std::string& root = store.root();
   std::vector<AddFile> adds;
   if (data->num_rows() == 0) return adds;
   std::string ext;
@@ -128,8 +130,19 @@ arrow::Result<std::vector<AddFile>> WriteDataFiles(arrow::fs::FileSystem& fs,
   // Create the table folder and every partition folder once, before the parallel writes.
   std::set<std::string> dirs;
   for (const auto& f : files) dirs.insert(f.dir);
-  for (const auto& d : dirs)
-    ARROW_RETURN_NOT_OK(fs.CreateDir(root + (d.empty() ? "" : "/" + d), true));
+  for (const auto& d : dirs) {
+    std::string path = root + (d.empty() ? "" : "/" + d);
+    if (!path.empty() && path.back() == '/') path.pop_back();
+    ARROW_RETURN_NOT_OK(IoErrorOnPath(fs.CreateDir(path, true), "cannot create folder", path));
+  }
+  // Every folder that may have got a new entry: the partition folders, their
+  // parents, the root. Synced once each after the files, before the commit.
+  std::set<std::string> touched = {root};
+  for (const auto& d : dirs) {
+    for (size_t pos = d.find('/'); pos != std::string::npos; pos = d.find('/', pos + 1)) {
+      touched.insert(root + "/" + d.substr(0, pos));
+    }
+  }
   auto props = parquet::WriterProperties::Builder()
                    .compression(codec)
                    // 1Mi-row row groups: 128Ki-row groups cost 3x the CPU and 20% more
@@ -141,30 +154,68 @@ arrow::Result<std::vector<AddFile>> WriteDataFiles(arrow::fs::FileSystem& fs,
   auto arrow_props = parquet::ArrowWriterProperties::Builder().build();
   std::vector<arrow::Result<AddFile>> results(files.size(),
                                               arrow::Status::UnknownError("not read"));
+  std::vector<std::string> created(files.size());  // full paths, once opening was tried
+  auto write_file = [&](const std::string& path, const PendingFile& f) -> arrow::Result<int64_t> {
+    ARROW_ASSIGN_OR_RAISE(auto out, fs.OpenOutputStream(path));
+    auto st = parquet::arrow::WriteTable(*f.rows, arrow::default_memory_pool(), out, 1 << 20, props,
+                                         arrow_props);
+    if (!st.ok()) {
+      (void)out->Close();
+      return st;
+    }
+    ARROW_ASSIGN_OR_RAISE(int64_t size, out->Tell());
+    ARROW_RETURN_NOT_OK(out->Close());
+    // In the writer threads: the files' fsyncs overlap.
+    ARROW_RETURN_NOT_OK(store.SyncFile(path));
+    return size;
+  };
   auto work = [&](size_t i) -> arrow::Result<AddFile> {
     const auto& f = files[i];
     char name[64];
     std::snprintf(name, sizeof name, "part-%05zu-", i);
     std::string rel = f.dir + name + NewUuid() + "-c000" + ext + ".parquet";
-    ARROW_ASSIGN_OR_RAISE(auto out, fs.OpenOutputStream(root + "/" + rel));
-    ARROW_RETURN_NOT_OK(parquet::arrow::WriteTable(*f.rows, arrow::default_memory_pool(), out,
-                                                   1 << 20, props, arrow_props));
-    ARROW_ASSIGN_OR_RAISE(int64_t size, out->Tell());
-    ARROW_RETURN_NOT_OK(out->Close());
+    created[i] = root + "/" + rel;
+    auto size = write_file(created[i], f);
+    if (!size.ok()) return IoErrorOnPath(size.status(), "cannot write data file", created[i]);
     AddFile add;
     add.path = UrlEncodePath(rel);
     add.partition_values = f.partition_values;
-    add.size = size;
+    add.size = *size;
     add.modification_time = options.now_ms;
     add.data_change = options.data_change;
     ARROW_ASSIGN_OR_RAISE(add.stats, CollectStats(*f.rows, options.num_indexed_cols));
     return add;
   };
   ParallelFor(files.size(), CpuThreads(), [&](size_t i) { results[i] = work(i); });
-  for (auto& r : results) {
-    ARROW_ASSIGN_OR_RAISE(auto add, std::move(r));
-    adds.push_back(std::move(add));
+  arrow::Status failed;
+  for (const auto& r : results) {
+    if (!r.ok()) {
+      failed = r.status();
+      break;
+    }
   }
+  if (failed.ok()) {
+    // In parallel: concurrent fsyncs can share the filesystem's journal commits.
+    std::vector<std::string> to_sync(touched.begin(), touched.end());
+    std::vector<arrow::Status> synced(to_sync.size());
+    ParallelFor(to_sync.size(), CpuThreads(),
+                [&](size_t i) { synced[i] = store.SyncDir(to_sync[i]); });
+    for (const auto& st : synced) {
+      if (!st.ok()) {
+        failed = st;
+        break;
+      }
+    }
+  }
+  if (!failed.ok()) {
+    // Never committed: remove them all, the partly written one included (best
+    // effort; what is left is never part of the table and VACUUM removes it).
+    for (const auto& path : created) {
+      if (!path.empty()) (void)fs.DeleteFile(path);
+    }
+    return failed;
+  }
+  for (auto& r : results) adds.push_back(std::move(r).ValueOrDie());
   return adds;
 }
 

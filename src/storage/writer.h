@@ -10,6 +10,7 @@
 #include <arrow/result.h>
 #include <arrow/type_fwd.h>
 
+#include "storage/log_store.h"
 #include "stratalake/delta.h"
 
 namespace stratalake::delta {
@@ -24,9 +25,13 @@ struct DataFileOptions {
 };
 
 /// Write `data` (in the table's logical schema, partition columns included) under
-/// `root`. Returns one add action per file written; none for an empty table.
-arrow::Result<std::vector<AddFile>> WriteDataFiles(arrow::fs::FileSystem& fs,
-                                                   const std::string& root,
+/// the table's root, through `store.fs()`. Returns one add action per file
+/// written; none for an empty table. When it returns OK every file and every
+/// folder that got a new entry (the partition folders, the root) is durable
+/// (LogStore::SyncFile / SyncDir), so a commit naming the files may follow.
+/// On an error the message names the file and the OS reason (e.g. "No space
+/// left on device (ENOSPC)"), and every file this call created is removed.
+arrow::Result<std::vector<AddFile>> WriteDataFiles(const LogStore& store,
                                                    const std::shared_ptr<arrow::Table>& data,
                                                    const DataFileOptions& options);
 
