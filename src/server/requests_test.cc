@@ -69,6 +69,9 @@ TEST(ServerRequests, PushColumnsAreText) {
 
 TEST(ServerRequests, ErrorJsonEscapesAnyBytes) {
   EXPECT_EQ(ErrorJson("bad \"x\"\n\xff"), "{\"error\":\"bad \\\"x\\\"\\u000a\xEF\xBF\xBD\"}");
+  // Found by fuzz_http: a byte 0xF5..0xFF followed by two continuation bytes
+  // was copied as if it began a 3-byte character.
+  EXPECT_EQ(ErrorJson("\xff\x97\xb7"), "{\"error\":\"\xEF\xBF\xBD\xEF\xBF\xBD\xEF\xBF\xBD\"}");
 }
 
 }  // namespace
