@@ -35,16 +35,19 @@ sanitize: bootstrap
 	@cmake --build build-asan -j $(JOBS) --target stratalake_tests
 	@ASAN_OPTIONS=detect_leaks=0 build-asan/bin/stratalake_tests
 
-# libFuzzer targets for the log and checkpoint parsers (clang).
+# libFuzzer targets for the log and checkpoint parsers and the feature server's
+# request path (HTTP framing and each endpoint's JSON) (clang).
 FUZZ_SECONDS ?= 60
 fuzz: bootstrap
 	@CC=clang CXX=clang++ cmake -S . -B build-fuzz -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo \
 	  -DSTRATALAKE_FUZZ=ON -DSTRATALAKE_WERROR=OFF \
 	  -DCMAKE_CXX_FLAGS="-fsanitize=fuzzer-no-link,address,undefined" >/dev/null
-	@cmake --build build-fuzz -j $(JOBS) --target fuzz_delta_log fuzz_deletion_vector
-	@mkdir -p build-fuzz/corpus build-fuzz/corpus-dv && cp fuzz/corpus/* build-fuzz/corpus/ 2>/dev/null || true
+	@cmake --build build-fuzz -j $(JOBS) --target fuzz_delta_log fuzz_deletion_vector fuzz_http
+	@mkdir -p build-fuzz/corpus build-fuzz/corpus-dv build-fuzz/corpus-http && cp fuzz/corpus/* build-fuzz/corpus/ 2>/dev/null || true
+	@cp fuzz/corpus-http/* build-fuzz/corpus-http/
 	@ASAN_OPTIONS=detect_leaks=0 build-fuzz/bin/fuzz_delta_log -max_total_time=$(FUZZ_SECONDS) build-fuzz/corpus
 	@ASAN_OPTIONS=detect_leaks=0 build-fuzz/bin/fuzz_deletion_vector -max_total_time=$(FUZZ_SECONDS) build-fuzz/corpus-dv
+	@ASAN_OPTIONS=detect_leaks=0 build-fuzz/bin/fuzz_http -max_total_time=$(FUZZ_SECONDS) build-fuzz/corpus-http
 
 # The point-in-time benchmark at full scale needs ~10 GB of generated data:
 # `make bench PIT_BENCH_ARGS="--scale full"`.

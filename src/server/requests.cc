@@ -75,7 +75,8 @@ arrow::Status ParseOnlineRequest(std::string_view body, const RequestLimits& lim
       d(&value_alloc, sizeof stack_buffer, &stack_alloc);
   ARROW_RETURN_NOT_OK(json::ParseJson(&d, body, json::Strict()));
   if (!d.IsObject()) return Bad("the request body must be a JSON object");
-  for (auto m = d.MemberBegin(); m != d.MemberEnd(); ++m) {
+  for (const auto& member : d.GetObject()) {
+    const auto* m = &member;
     const std::string_view key = View(m->name);
     const rapidjson::Value& v = m->value;
     if (key == "features") {
@@ -94,7 +95,8 @@ arrow::Status ParseOnlineRequest(std::string_view body, const RequestLimits& lim
       if (!v.IsObject()) {
         return Bad("\"entities\" must be an object: {\"join_key\": [values...]}");
       }
-      for (auto e = v.MemberBegin(); e != v.MemberEnd(); ++e) {
+      for (const auto& entity : v.GetObject()) {
+        const auto* e = &entity;
         std::string name(View(e->name));
         if (!e->value.IsArray()) return Bad("entity '" + name + "' must be a list of values");
         const size_t rows = e->value.Size();
@@ -148,7 +150,8 @@ arrow::Result<PushRequest> ParsePushRequest(std::string_view body) {
   arrow::ArrayVector arrays;
   int64_t rows = -1;
   std::string text;
-  for (auto m = df->MemberBegin(); m != df->MemberEnd(); ++m) {
+  for (const auto& column : df->GetObject()) {
+    const auto* m = &column;
     std::string name(View(m->name));
     if (!m->value.IsArray()) return Bad("df column '" + name + "' must be a list");
     const auto n = static_cast<int64_t>(m->value.Size());
