@@ -503,11 +503,9 @@ void HttpLoop::CheckDeadlines() {
     if (now < c->read_deadline) continue;
     switch (c->phase) {
       case Conn::kIdle:
-        if (!c->awaiting && c->out_pos == c->out.len) {
-          Close(c);
-        } else {
-          c->read_deadline = kNever;  // the write deadline governs
-        }
+        // With answers still going out, the write deadline governs; idle
+        // afterwards, it is closed at the next check.
+        if (!c->awaiting && c->out_pos == c->out.len) Close(c);
         break;
       case Conn::kHead:
         Fail(c, 408,

@@ -140,8 +140,8 @@ class HttpLoop {
   /// accepted (takes ownership). Loop thread only. Tests and the fuzzer use it
   /// with a socketpair.
   void AddConnection(int fd);
-  /// Answers or closes the connections past a deadline. Run() calls it once a
-  /// second; tests call it after moving their FakeClock.
+  /// Answers or closes the connections past a deadline. Loop thread only.
+  /// Run() calls it once a second; tests call it after moving their FakeClock.
   void CheckDeadlines();
   /// Open connections. Loop thread only.
   size_t connections() const { return conns_.size(); }
