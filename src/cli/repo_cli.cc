@@ -145,9 +145,20 @@ const std::map<std::string, CommandHelp> kHelp = {
       "stratalake push clicks_stream new_clicks.csv --to online_and_offline"}},
     {"serve",
      {"stratalake serve [--host 127.0.0.1] [--port 6566] [--threads N] [--max-body-bytes N] "
+      "[--max-entity-rows N] [--header-timeout-s S] [--body-timeout-s S] [--idle-timeout-s S] "
+      "[--write-timeout-s S] [--max-connection-output-bytes N] "
       "[--max-queued N] [--busy-poll-us US] [--realtime-priority P] [--log-requests] [--repo DIR]",
       "Run the feature server (Feast-compatible HTTP/JSON): POST /get-online-features, /push, "
       "/materialize, /materialize-incremental; GET /health, /metrics. SIGTERM drains and stops. "
+      "Limits (bad input or slow clients get an error and a close, never the server): "
+      "--max-body-bytes (default 8388608; 413), --max-entity-rows: entity rows per "
+      "/get-online-features request (default 100000; 413), --header-timeout-s: a request's "
+      "headers within S seconds of its first byte (default 10; 408), --body-timeout-s: its body "
+      "within S seconds after the headers (default 60; 408), --idle-timeout-s: close idle "
+      "connections (default 120), --write-timeout-s: close a connection whose client reads "
+      "nothing of its answers for S seconds (default 30), --max-connection-output-bytes: unsent "
+      "answers per connection before its further pipelined requests wait (default 1048576). "
+      "/push and /materialize* need Content-Type: application/json (else 415). "
       "--busy-poll-us: each loop polls without sleeping until US microseconds after its last "
       "request (lower latency; a whole core per loop while busy: use fewer --threads than "
       "cores). --realtime-priority P (1..99): the loops run at SCHED_FIFO priority P, ahead of "
@@ -1665,7 +1676,9 @@ arrow::Status CmdPush(const Args& a) {
 }
 
 arrow::Status CmdServe(const Args& a) {
-  Allow(a, {"--host", "--port", "--threads", "--max-body-bytes", "--max-queued", "--busy-poll-us",
+  Allow(a, {"--host", "--port", "--threads", "--max-body-bytes", "--max-entity-rows",
+            "--header-timeout-s", "--body-timeout-s", "--idle-timeout-s", "--write-timeout-s",
+            "--max-connection-output-bytes", "--max-queued", "--busy-poll-us",
             "--realtime-priority", "--log-requests"});
   if (!a.positional.empty()) throw Usage{"serve takes options only"};
   server::ServerOptions o;
@@ -1673,7 +1686,25 @@ arrow::Status CmdServe(const Args& a) {
   o.port = static_cast<int>(IntOpt(a, "--port", 6566));
   if (o.port < 0 || o.port > 65535) throw Usage{"--port must be 0..65535"};
   o.io_threads = static_cast<int>(IntOpt(a, "--threads", 0));
-  o.max_body_bytes = static_cast<size_t>(IntOpt(a, "--max-body-bytes", 8 << 20));
+  // A limit: a positive integer up to `most`.
+  auto limit = [&](const char* key, int64_t dflt, int64_t most, const char* unit) {
+    const int64_t v = IntOpt(a, key, dflt);
+    if (v < 1 || v > most) {
+      throw Usage{std::string(key) + " must be 1.." + std::to_string(most) + " (" + unit + ")"};
+    }
+    return v;
+  };
+  constexpr int64_t kDay = 86400;
+  o.max_body_bytes =
+      static_cast<size_t>(limit("--max-body-bytes", 8 << 20, int64_t{1} << 32, "bytes"));
+  o.max_entity_rows =
+      static_cast<size_t>(limit("--max-entity-rows", 100000, int64_t{1} << 32, "rows"));
+  o.header_timeout_s = static_cast<int>(limit("--header-timeout-s", 10, kDay, "seconds"));
+  o.body_timeout_s = static_cast<int>(limit("--body-timeout-s", 60, kDay, "seconds"));
+  o.idle_timeout_s = static_cast<int>(limit("--idle-timeout-s", 120, kDay, "seconds"));
+  o.write_timeout_s = static_cast<int>(limit("--write-timeout-s", 30, kDay, "seconds"));
+  o.max_connection_output_bytes = static_cast<size_t>(
+      limit("--max-connection-output-bytes", 1 << 20, int64_t{1} << 32, "bytes"));
   o.max_queued = static_cast<int>(IntOpt(a, "--max-queued", 64));
   if (o.max_queued < 0) throw Usage{"--max-queued must be >= 0"};
   const int64_t busy = IntOpt(a, "--busy-poll-us", 0);

@@ -119,7 +119,11 @@ void AppendEscaped(std::string_view text, std::string* out) {
     }
     // A multi-byte sequence: copied when it is well-formed UTF-8, else U+FFFD
     // for its first byte.
-    int len = ch >= 0xF0 && ch <= 0xF4 ? 4 : ch >= 0xE0 ? 3 : ch >= 0xC2 && ch < 0xE0 ? 2 : 0;
+    // (0xF5..0xFF never start one.)
+    int len = ch >= 0xF0 && ch <= 0xF4   ? 4
+              : ch >= 0xE0 && ch < 0xF0 ? 3
+              : ch >= 0xC2 && ch < 0xE0 ? 2
+                                        : 0;
     bool ok = len > 0 && end - p >= len;
     for (int i = 1; ok && i < len; ++i) ok = (p[i] & 0xC0) == 0x80;
     if (ok && len == 3) {

@@ -22,15 +22,14 @@
 #include <vector>
 
 #include <arrow/api.h>
-#include <arrow/util/value_parsing.h>
 #include <event2/thread.h>
-#include <rapidjson/document.h>
-#include <rapidjson/error/en.h>
 
+#include "common/json.h"
 #include "common/parallel.h"
 #include "common/realtime.h"
 #include "online/codec.h"
 #include "server/http_loop.h"
+#include "server/requests.h"
 #include "stratalake/status.h"
 
 namespace stratalake::server {
@@ -160,14 +159,8 @@ struct Metrics {
 
 using online::AppendJsonString;
 
-std::string ErrorJson(const std::string& message) {
-  std::string o = "{\"error\":";
-  AppendJsonString(message, &o);
-  o += "}";
-  return o;
-}
-
 int HttpCodeFor(const arrow::Status& st) {
+  if (st.IsCapacityError()) return 413;  // a request over a limit (requests.h)
   if (HasErrorKind(st, ErrorKind::kObjectNotFound) ||
       HasErrorKind(st, ErrorKind::kFeatureNotFound)) {
     return 404;
@@ -188,34 +181,6 @@ struct Reply {
 };
 
 Reply ErrorReply(int code, const std::string& message) { return {code, ErrorJson(message)}; }
-
-arrow::Result<int64_t> ParseIsoMicros(const std::string& text) {
-  static const auto parser = arrow::TimestampParser::MakeISO8601();
-  int64_t us = 0;
-  if ((*parser)(text.data(), text.size(), arrow::TimeUnit::MICRO, &us)) return us;
-  return MakeError(arrow::StatusCode::Invalid, ErrorKind::kDefinitionError,
-                   "'" + text + "' is not an ISO 8601 time (e.g. 2026-08-01T00:00:00Z)");
-}
-
-// A JSON value of a push column -> text for ingestion's converters.
-bool JsonToText(const rapidjson::Value& v, std::string* out) {
-  char buf[40];
-  if (v.IsString()) {
-    out->assign(v.GetString(), v.GetStringLength());
-  } else if (v.IsInt64()) {
-    *out = std::to_string(v.GetInt64());
-  } else if (v.IsUint64()) {
-    *out = std::to_string(v.GetUint64());
-  } else if (v.IsDouble()) {
-    std::snprintf(buf, sizeof buf, "%.17g", v.GetDouble());
-    *out = buf;
-  } else if (v.IsBool()) {
-    *out = v.GetBool() ? "true" : "false";
-  } else {
-    return false;
-  }
-  return true;
-}
 
 std::string ReportJson(const online::MaterializeReport& r) {
   std::string o = "{\"views\":[";
@@ -262,6 +227,10 @@ struct Loop {
   std::string scratch;  // reply bodies built in place, reused across requests
 };
 
+// A reply larger than this does not keep its scratch buffer (a one-off large
+// request must not hold its peak on every loop).
+constexpr size_t kKeepScratch = 1 << 20;
+
 struct PushJob {
   std::string source;
   std::shared_ptr<arrow::Table> data;
@@ -303,10 +272,10 @@ struct FeatureServer::Impl {
   ~Impl();
   arrow::Status Init();
   void Handle(Loop* loop, HttpLoop::RequestId id, const HttpRequest& req);
-  Reply GetOnline(Loop* loop, const char* body, size_t len);
-  void HandlePush(Loop* loop, HttpLoop::RequestId id, const char* body, size_t len,
+  Reply GetOnline(Loop* loop, std::string_view body);
+  void HandlePush(Loop* loop, HttpLoop::RequestId id, std::string_view body,
                   std::chrono::steady_clock::time_point started);
-  void HandleMaterialize(Loop* loop, HttpLoop::RequestId id, const char* body, size_t len,
+  void HandleMaterialize(Loop* loop, HttpLoop::RequestId id, std::string_view body,
                          bool incremental, std::chrono::steady_clock::time_point started);
   void Send(Loop* loop, HttpLoop::RequestId id, const Reply& r, Endpoint e,
             std::chrono::steady_clock::time_point started);
@@ -351,6 +320,7 @@ void FeatureServer::Impl::Send(Loop* loop, HttpLoop::RequestId id, const Reply& 
   resp.body = r.in_scratch ? loop->scratch : r.body;
   resp.retry_after = r.code == 503;
   loop->http->Respond(id, resp);
+  if (r.in_scratch && loop->scratch.capacity() > kKeepScratch) std::string().swap(loop->scratch);
   metrics.Record(e, r.code, std::chrono::steady_clock::now() - started);
   if (options.log_requests) {
     std::fprintf(stderr, "%s %d\n", kEndpointNames[e], r.code);
@@ -478,69 +448,12 @@ void FeatureServer::Impl::PushWorker() {
   }
 }
 
-Reply FeatureServer::Impl::GetOnline(Loop* loop, const char* body, size_t len) {
-  // The parse allocates from per-thread buffers (malloc only for huge requests).
-  thread_local char value_buffer[64 << 10];
-  thread_local char stack_buffer[16 << 10];
-  rapidjson::MemoryPoolAllocator<> value_alloc(value_buffer, sizeof value_buffer);
-  rapidjson::MemoryPoolAllocator<> stack_alloc(stack_buffer, sizeof stack_buffer);
-  rapidjson::GenericDocument<rapidjson::UTF8<>, rapidjson::MemoryPoolAllocator<>,
-                             rapidjson::MemoryPoolAllocator<>>
-      d(&value_alloc, sizeof stack_buffer, &stack_alloc);
-  d.Parse(body, len);
-  if (d.HasParseError()) {
-    return ErrorReply(400, std::string("malformed JSON at byte ") +
-                               std::to_string(d.GetErrorOffset()) + ": " +
-                               rapidjson::GetParseError_En(d.GetParseError()));
-  }
-  if (!d.IsObject()) return ErrorReply(400, "the request body must be a JSON object");
+Reply FeatureServer::Impl::GetOnline(Loop* loop, std::string_view body) {
   online::OnlineRequest req;
-  for (auto m = d.MemberBegin(); m != d.MemberEnd(); ++m) {
-    std::string key(m->name.GetString(), m->name.GetStringLength());
-    const rapidjson::Value& v = m->value;
-    if (key == "features") {
-      if (!v.IsArray()) return ErrorReply(400, "\"features\" must be a list of \"view:feature\"");
-      for (const auto& f : v.GetArray()) {
-        if (!f.IsString()) return ErrorReply(400, "\"features\" must be a list of strings");
-        req.features.emplace_back(f.GetString(), f.GetStringLength());
-      }
-    } else if (key == "feature_service") {
-      if (!v.IsString()) return ErrorReply(400, "\"feature_service\" must be a string");
-      req.feature_service.assign(v.GetString(), v.GetStringLength());
-    } else if (key == "full_feature_names") {
-      if (!v.IsBool()) return ErrorReply(400, "\"full_feature_names\" must be true or false");
-      req.full_feature_names = v.GetBool();
-    } else if (key == "entities") {
-      if (!v.IsObject()) {
-        return ErrorReply(400, "\"entities\" must be an object: {\"join_key\": [values...]}");
-      }
-      for (auto e = v.MemberBegin(); e != v.MemberEnd(); ++e) {
-        std::string name(e->name.GetString(), e->name.GetStringLength());
-        if (!e->value.IsArray()) {
-          return ErrorReply(400, "entity '" + name + "' must be a list of values");
-        }
-        std::vector<online::KeyScalar> values;
-        values.reserve(e->value.Size());
-        for (const auto& x : e->value.GetArray()) {
-          if (x.IsInt64()) {
-            values.emplace_back(x.GetInt64());
-          } else if (x.IsString()) {
-            values.emplace_back(std::string(x.GetString(), x.GetStringLength()));
-          } else if (x.IsNull()) {
-            values.emplace_back(std::monostate{});
-          } else {
-            return ErrorReply(
-                400, "entity '" + name + "' has a value that is neither an integer nor a string");
-          }
-        }
-        req.entities.emplace_back(std::move(name), std::move(values));
-      }
-    } else {
-      return ErrorReply(400, "unknown field \"" + key +
-                                 "\" (expected features or feature_service, entities, "
-                                 "full_feature_names)");
-    }
-  }
+  RequestLimits limits;
+  limits.max_entity_rows = options.max_entity_rows;
+  arrow::Status parsed = ParseOnlineRequest(body, limits, &req);
+  if (!parsed.ok()) return ErrorReply(HttpCodeFor(parsed), parsed.message());
   auto resp = service->Get(req);
   if (!resp.ok()) return ErrorReply(HttpCodeFor(resp.status()), resp.status().message());
   metrics.store_reads.fetch_add(1, std::memory_order_relaxed);
@@ -552,66 +465,19 @@ Reply FeatureServer::Impl::GetOnline(Loop* loop, const char* body, size_t len) {
   return r;
 }
 
-void FeatureServer::Impl::HandlePush(Loop* loop, HttpLoop::RequestId id, const char* body,
-                                     size_t len, std::chrono::steady_clock::time_point started) {
+void FeatureServer::Impl::HandlePush(Loop* loop, HttpLoop::RequestId id, std::string_view body,
+                                     std::chrono::steady_clock::time_point started) {
   auto fail = [&](int code, const std::string& msg) {
     Send(loop, id, ErrorReply(code, msg), kPush, started);
   };
-  rapidjson::Document d;
-  d.Parse(body, len);
-  if (d.HasParseError()) {
-    return fail(400, std::string("malformed JSON at byte ") + std::to_string(d.GetErrorOffset()) +
-                         ": " + rapidjson::GetParseError_En(d.GetParseError()));
-  }
-  if (!d.IsObject()) return fail(400, "the request body must be a JSON object");
-  if (!d.HasMember("push_source_name") || !d["push_source_name"].IsString()) {
-    return fail(400, "\"push_source_name\" (a string) is required");
-  }
-  if (!d.HasMember("df") || !d["df"].IsObject()) {
-    return fail(400, "\"df\" is required: an object of columns, {\"column\": [values...]}");
-  }
-  std::string source = d["push_source_name"].GetString();
-  online::PushTarget to = online::PushTarget::kOnline;
-  if (d.HasMember("to")) {
-    if (!d["to"].IsString()) return fail(400, "\"to\" must be a string");
-    auto t = online::ParsePushTarget(d["to"].GetString());
-    if (!t.ok()) return fail(400, t.status().message());
-    to = *t;
-  }
-  // Columns as text; the push source's declared types convert them.
-  arrow::FieldVector fields;
-  arrow::ArrayVector arrays;
-  int64_t rows = -1;
-  const auto& df = d["df"];
-  for (auto m = df.MemberBegin(); m != df.MemberEnd(); ++m) {
-    std::string name(m->name.GetString(), m->name.GetStringLength());
-    if (!m->value.IsArray()) return fail(400, "df column '" + name + "' must be a list");
-    int64_t n = static_cast<int64_t>(m->value.Size());
-    if (rows >= 0 && n != rows) {
-      return fail(400, "df columns differ in length ('" + name + "' has " + std::to_string(n) +
-                           " values, others " + std::to_string(rows) + ")");
-    }
-    rows = n;
-    arrow::StringBuilder b;
-    std::string text;
-    for (const auto& v : m->value.GetArray()) {
-      if (v.IsNull()) {
-        (void)b.AppendNull();
-      } else if (JsonToText(v, &text)) {
-        (void)b.Append(text);
-      } else {
-        return fail(400, "df column '" + name +
-                             "' holds a list or object; values must be "
-                             "numbers, strings, booleans or null");
-      }
-    }
-    std::shared_ptr<arrow::Array> arr;
-    if (!b.Finish(&arr).ok()) return fail(500, "out of memory");
-    fields.push_back(arrow::field(name, arrow::utf8()));
-    arrays.push_back(arr);
-  }
-  if (rows < 0) return fail(400, "\"df\" has no columns");
-  auto table = arrow::Table::Make(arrow::schema(fields), arrays, rows);
+  auto parsed = ParsePushRequest(body);
+  if (!parsed.ok()) return fail(HttpCodeFor(parsed.status()), parsed.status().message());
+  const std::string& source = parsed->source;
+  auto target = online::ParsePushTarget(parsed->to);
+  if (!target.ok()) return fail(400, target.status().message());
+  const online::PushTarget to = *target;
+  const int64_t rows = parsed->rows;
+  std::shared_ptr<arrow::Table> table = parsed->table;
   if (to == online::PushTarget::kOnline) {
     auto state = service->registry_cache().Get();
     if (!state.ok()) return fail(500, state.status().message());
@@ -643,43 +509,16 @@ void FeatureServer::Impl::HandlePush(Loop* loop, HttpLoop::RequestId id, const c
   }
 }
 
-void FeatureServer::Impl::HandleMaterialize(Loop* loop, HttpLoop::RequestId id, const char* body,
-                                            size_t len, bool incremental,
+void FeatureServer::Impl::HandleMaterialize(Loop* loop, HttpLoop::RequestId id,
+                                            std::string_view body, bool incremental,
                                             std::chrono::steady_clock::time_point started) {
   Endpoint e = incremental ? kMaterializeIncremental : kMaterialize;
-  auto fail = [&](int code, const std::string& msg) {
-    Send(loop, id, ErrorReply(code, msg), e, started);
-  };
-  rapidjson::Document d;
-  d.Parse(body, len);
-  if (d.HasParseError() || !d.IsObject()) {
-    return fail(400,
-                "the body must be a JSON object like {\"start_ts\": \"...\", \"end_ts\": "
-                "\"...\", \"feature_views\": [...]}");
+  auto parsed = ParseMaterializeRequest(body, incremental);
+  if (!parsed.ok()) {
+    return Send(loop, id, ErrorReply(HttpCodeFor(parsed.status()), parsed.status().message()), e,
+                started);
   }
-  online::MaterializeOptions mo;
-  mo.incremental = incremental;
-  if (!d.HasMember("end_ts") || !d["end_ts"].IsString()) {
-    return fail(400, "\"end_ts\" (an ISO 8601 time) is required");
-  }
-  auto end = ParseIsoMicros(d["end_ts"].GetString());
-  if (!end.ok()) return fail(400, "end_ts: " + end.status().message());
-  mo.end_us = *end;
-  if (!incremental) {
-    if (!d.HasMember("start_ts") || !d["start_ts"].IsString()) {
-      return fail(400, "\"start_ts\" (an ISO 8601 time) is required");
-    }
-    auto start = ParseIsoMicros(d["start_ts"].GetString());
-    if (!start.ok()) return fail(400, "start_ts: " + start.status().message());
-    mo.start_us = *start;
-  }
-  if (d.HasMember("feature_views")) {
-    if (!d["feature_views"].IsArray()) return fail(400, "\"feature_views\" must be a list");
-    for (const auto& v : d["feature_views"].GetArray()) {
-      if (!v.IsString()) return fail(400, "\"feature_views\" must be a list of names");
-      mo.views.emplace_back(v.GetString());
-    }
-  }
+  online::MaterializeOptions mo = std::move(*parsed);
   auto pending = Defer(loop, id, e, started);
   bool queued = Enqueue([this, pending, mo] {
     metrics.materialize_running.fetch_add(1);
@@ -702,8 +541,7 @@ void FeatureServer::Impl::HandleMaterialize(Loop* loop, HttpLoop::RequestId id, 
 void FeatureServer::Impl::Handle(Loop* loop, HttpLoop::RequestId id, const HttpRequest& req) {
   auto started = std::chrono::steady_clock::now();
   std::string_view path = req.path;
-  const char* body = req.body.data();
-  size_t len = req.body.size();
+  std::string_view body = req.body;
   auto expect = [&](HttpRequest::Method want, Endpoint e) {
     if (req.method == want || (want == HttpRequest::kGet && req.method == HttpRequest::kHead)) {
       return true;
@@ -715,18 +553,33 @@ void FeatureServer::Impl::Handle(Loop* loop, HttpLoop::RequestId id, const HttpR
          e, started);
     return false;
   };
+  // Endpoints that change state take JSON only: a web page can send a cross-site
+  // POST without asking (a CORS "simple request") only as text/plain or a form.
+  auto json_only = [&](Endpoint e) {
+    if (IsJsonContentType(req.content_type)) return true;
+    std::string got = "no Content-Type";
+    if (!req.content_type.empty()) got = "Content-Type \"" + std::string(req.content_type) + "\"";
+    Send(loop, id,
+         ErrorReply(415, "POST " + std::string(kEndpointNames[e]) +
+                             " takes a JSON body: send it with \"Content-Type: application/json\" "
+                             "(got " +
+                             got + ")"),
+         e, started);
+    return false;
+  };
   if (path == "/get-online-features") {
     if (!expect(HttpRequest::kPost, kGetOnline)) return;
-    return Send(loop, id, GetOnline(loop, body, len), kGetOnline, started);
+    return Send(loop, id, GetOnline(loop, body), kGetOnline, started);
   }
   if (path == "/push") {
-    if (!expect(HttpRequest::kPost, kPush)) return;
-    return HandlePush(loop, id, body, len, started);
+    if (!expect(HttpRequest::kPost, kPush) || !json_only(kPush)) return;
+    return HandlePush(loop, id, body, started);
   }
   if (path == "/materialize" || path == "/materialize-incremental") {
     bool inc = path == "/materialize-incremental";
-    if (!expect(HttpRequest::kPost, inc ? kMaterializeIncremental : kMaterialize)) return;
-    return HandleMaterialize(loop, id, body, len, inc, started);
+    const Endpoint e = inc ? kMaterializeIncremental : kMaterialize;
+    if (!expect(HttpRequest::kPost, e) || !json_only(e)) return;
+    return HandleMaterialize(loop, id, body, inc, started);
   }
   if (path == "/health") {
     if (!expect(HttpRequest::kGet, kHealth)) return;
@@ -739,8 +592,9 @@ void FeatureServer::Impl::Handle(Loop* loop, HttpLoop::RequestId id, const HttpR
     // Still serving the held version, but the registry's head could not be read.
     std::string registry_error = service->registry_cache().last_error();
     if (!registry_error.empty()) {
-      r.body += ",\"registry_error\":";
-      online::AppendJsonString(registry_error, &r.body);
+      r.body += ",\"registry_error\":\"";
+      json::AppendEscaped(registry_error, &r.body);
+      r.body += "\"";
     }
     r.body += "}";
     if (draining) r.code = 503;
@@ -824,6 +678,11 @@ arrow::Status FeatureServer::Impl::Init() {
   int bound_port = options.port;
   HttpLoop::Options http_options;
   http_options.max_body_bytes = options.max_body_bytes;
+  http_options.idle_timeout_s = options.idle_timeout_s;
+  http_options.header_timeout_s = options.header_timeout_s;
+  http_options.body_timeout_s = options.body_timeout_s;
+  http_options.write_timeout_s = options.write_timeout_s;
+  http_options.max_output_bytes = options.max_connection_output_bytes;
   http_options.busy_poll_us = options.busy_poll_us;
   for (int i = 0; i < n; ++i) {
     auto loop = std::make_unique<Loop>();

@@ -12,9 +12,13 @@
 //
 // Endpoints (docs/serving.md): POST /get-online-features, POST /push,
 // POST /materialize, POST /materialize-incremental, GET /health, GET /metrics.
-// Errors are {"error": "..."} with 400 (bad input), 404 (unknown feature,
-// view, service or path), 405, 413 (body over max_body_bytes), 503 (queue full
-// or draining) or 500.
+// Request bodies are parsed strictly (server/requests.h: nesting depth, UTF-8,
+// duplicate keys, NUL). /push and /materialize* take Content-Type
+// application/json only. Errors are {"error": "..."} (valid JSON whatever the
+// client sent) with 400 (bad input), 404 (unknown feature, view, service or
+// path), 405, 408 (a request's head or body too slow), 413 (body over
+// max_body_bytes, more than max_entity_rows), 415 (not JSON), 503 (queue full,
+// draining, or at the open-file limit) or 500.
 //
 // Shutdown() (also on SIGTERM/SIGINT when handle_signals is set) stops
 // accepting, lets queued and in-flight requests finish, then stops the loops.
@@ -37,6 +41,19 @@ struct ServerOptions {
   int port = 6566;     // 0 = any free port (see FeatureServer::port())
   int io_threads = 0;  // 0 = the CPUs this process may use (its affinity mask)
   size_t max_body_bytes = 8 << 20;
+  // Entity rows one /get-online-features request may ask for; more -> 413.
+  size_t max_entity_rows = 100000;
+  // Connection limits (HttpLoop::Options), in seconds and bytes: a request's
+  // head must arrive within header_timeout_s of its first byte, its body
+  // within body_timeout_s of the head (else 408); an idle connection is closed
+  // after idle_timeout_s, one whose client reads nothing of its answers for
+  // write_timeout_s too; while more than max_connection_output_bytes of answers
+  // wait on a connection, its further pipelined requests wait unread.
+  int header_timeout_s = 10;
+  int body_timeout_s = 60;
+  int idle_timeout_s = 120;
+  int write_timeout_s = 30;
+  size_t max_connection_output_bytes = 1 << 20;
   int background_threads = 1;
   int max_queued = 64;          // background requests waiting; beyond -> 503
   int push_batch_wait_ms = 5;   // how long an offline push waits for others to batch with
