@@ -75,14 +75,24 @@ arrow::Status CheckValue(const rapidjson::Value& value, const ParseOptions& opti
   if (!value.IsObject()) return arrow::Status::OK();
   const auto n = value.MemberCount();
   if (options.reject_duplicate_keys && n > 1) {
-    std::vector<std::string_view> keys;
-    keys.reserve(n);
-    for (const auto& m : value.GetObject()) keys.push_back(View(m.name));
-    std::sort(keys.begin(), keys.end());
-    auto dup = std::adjacent_find(keys.begin(), keys.end());
-    if (dup != keys.end()) {
-      return arrow::Status::Invalid("the JSON key ", Quoted(*dup),
+    auto duplicate = [](std::string_view key) {
+      return arrow::Status::Invalid("the JSON key ", Quoted(key),
                                     " appears twice in one object; give each key once");
+    };
+    if (n <= 16) {
+      // Request bodies have a handful of keys: compare pairs, allocate nothing.
+      for (auto a = value.MemberBegin(); a != value.MemberEnd(); ++a) {
+        for (auto b = a + 1; b != value.MemberEnd(); ++b) {
+          if (View(a->name) == View(b->name)) return duplicate(View(a->name));
+        }
+      }
+    } else {
+      std::vector<std::string_view> keys;
+      keys.reserve(n);
+      for (const auto& m : value.GetObject()) keys.push_back(View(m.name));
+      std::sort(keys.begin(), keys.end());
+      auto dup = std::adjacent_find(keys.begin(), keys.end());
+      if (dup != keys.end()) return duplicate(*dup);
     }
   }
   for (const auto& m : value.GetObject()) {
@@ -120,7 +130,7 @@ void AppendEscaped(std::string_view text, std::string* out) {
     // A multi-byte sequence: copied when it is well-formed UTF-8, else U+FFFD
     // for its first byte.
     // (0xF5..0xFF never start one.)
-    int len = ch >= 0xF0 && ch <= 0xF4   ? 4
+    int len = ch >= 0xF0 && ch <= 0xF4  ? 4
               : ch >= 0xE0 && ch < 0xF0 ? 3
               : ch >= 0xC2 && ch < 0xE0 ? 2
                                         : 0;

@@ -41,6 +41,13 @@ TEST(JsonTest, StrictRefusesDuplicateKeysAtAnyDepth) {
   EXPECT_EQ(Error(R"([{"x": 1}, {"y": 1, "z": 2, "y": 3}])", Strict()),
             "the JSON key \"y\" appears twice in one object; give each key once");
   EXPECT_EQ(Error(R"({"a": {"k": 1}, "b": {"k": 1}})", Strict()), "OK");
+  // Objects with many keys are checked by sorting them.
+  std::string many = "{";
+  for (int i = 0; i < 40; ++i)
+    many += "\"k" + std::to_string(i) + "\": " + std::to_string(i) + ", ";
+  EXPECT_EQ(Error(many + "\"k40\": 0}", Strict()), "OK");
+  EXPECT_EQ(Error(many + "\"k17\": 0}", Strict()),
+            "the JSON key \"k17\" appears twice in one object; give each key once");
 }
 
 TEST(JsonTest, StrictRefusesNulInStringsAndKeys) {
