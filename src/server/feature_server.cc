@@ -248,12 +248,20 @@ struct FeatureServer::Impl {
   int port = 0;
   std::vector<std::unique_ptr<Loop>> loops;
 
-  // Background work (materialization): bounded.
+  // Background work, bounded: materializations (bg_jobs) and online pushes
+  // (online_jobs). An online push is a synced store write that waits for an
+  // fsync (docs/online-store.md, "Durability"): it runs on threads of its own,
+  // never on an event loop, and concurrent ones share one fsync (RocksDB's group
+  // commit), so reads keep their latency while pushes wait for the disk.
   std::mutex bg_mu;
   std::condition_variable bg_cv;
   std::deque<std::function<void()>> bg_jobs;
   std::vector<std::thread> bg_threads;
   int bg_running = 0;
+  std::deque<std::function<void()>> online_jobs;
+  std::condition_variable online_cv;
+  std::vector<std::thread> online_threads;
+  int online_running = 0;
   // Offline pushes, batched per source.
   std::deque<PushJob> push_jobs;
   std::condition_variable push_cv;
@@ -283,8 +291,10 @@ struct FeatureServer::Impl {
                                  std::chrono::steady_clock::time_point started);
   void Complete(const std::shared_ptr<Pending>& p, Reply r);
   bool Enqueue(std::function<void()> job);
+  bool EnqueueOnline(std::function<void()> job);
   bool EnqueuePush(PushJob job);
   void BackgroundWorker();
+  void OnlineWorker();
   void PushWorker();
   void BeginShutdown();
   void DrainAndStop();
@@ -300,7 +310,11 @@ FeatureServer::Impl::~Impl() {
   }
   bg_cv.notify_all();
   push_cv.notify_all();
+  online_cv.notify_all();
   for (auto& t : bg_threads) {
+    if (t.joinable()) t.join();
+  }
+  for (auto& t : online_threads) {
     if (t.joinable()) t.join();
   }
   if (push_thread.joinable()) push_thread.join();
@@ -351,6 +365,34 @@ bool FeatureServer::Impl::Enqueue(std::function<void()> job) {
   bg_jobs.push_back(std::move(job));
   bg_cv.notify_one();
   return true;
+}
+
+bool FeatureServer::Impl::EnqueueOnline(std::function<void()> job) {
+  std::lock_guard<std::mutex> lock(bg_mu);
+  if (static_cast<int>(online_jobs.size()) >= options.max_queued) return false;
+  online_jobs.push_back(std::move(job));
+  online_cv.notify_one();
+  return true;
+}
+
+void FeatureServer::Impl::OnlineWorker() {
+  while (true) {
+    std::function<void()> job;
+    {
+      std::unique_lock<std::mutex> lock(bg_mu);
+      online_cv.wait(lock, [&] { return stopping_workers || !online_jobs.empty(); });
+      if (online_jobs.empty()) return;
+      job = std::move(online_jobs.front());
+      online_jobs.pop_front();
+      ++online_running;
+    }
+    job();
+    {
+      std::lock_guard<std::mutex> lock(bg_mu);
+      --online_running;
+    }
+    bg_cv.notify_all();  // DrainAndStop waits on bg_cv
+  }
 }
 
 bool FeatureServer::Impl::EnqueuePush(PushJob job) {
@@ -481,13 +523,22 @@ void FeatureServer::Impl::HandlePush(Loop* loop, HttpLoop::RequestId id, std::st
   if (to == online::PushTarget::kOnline) {
     auto state = service->registry_cache().Get();
     if (!state.ok()) return fail(500, state.status().message());
-    auto r = online::Push(*repo, **state, store.get(), source, table, to);
-    if (!r.ok()) return fail(HttpCodeFor(r.status()), r.status().message());
-    metrics.push_rows.fetch_add(static_cast<uint64_t>(rows), std::memory_order_relaxed);
-    Reply ok;
-    ok.body = "{\"rows\":" + std::to_string(r->rows) +
-              ",\"views_written\":" + std::to_string(r->views_written) + "}";
-    return Send(loop, id, ok, kPush, started);
+    auto pending = Defer(loop, id, kPush, started);
+    bool queued = EnqueueOnline([this, pending, state = *state, source, table, rows] {
+      auto r = online::Push(*repo, *state, store.get(), source, table, online::PushTarget::kOnline);
+      if (!r.ok())
+        return Complete(pending, ErrorReply(HttpCodeFor(r.status()), r.status().message()));
+      metrics.push_rows.fetch_add(static_cast<uint64_t>(rows), std::memory_order_relaxed);
+      Reply ok;
+      ok.body = "{\"rows\":" + std::to_string(r->rows) +
+                ",\"views_written\":" + std::to_string(r->views_written) + "}";
+      Complete(pending, ok);
+    });
+    if (!queued) {
+      metrics.overload.fetch_add(1);
+      Complete(pending, ErrorReply(503, "too many pushes waiting for the online store; retry"));
+    }
+    return;
   }
   auto pending = Defer(loop, id, kPush, started);
   PushJob job;
@@ -705,6 +756,9 @@ arrow::Status FeatureServer::Impl::Init() {
     bg_threads.emplace_back([this] { BackgroundWorker(); });
   }
   push_thread = std::thread([this] { PushWorker(); });
+  for (int i = 0; i < options.online_push_threads; ++i) {
+    online_threads.emplace_back([this] { OnlineWorker(); });
+  }
   // A busy-polling loop is pinned to a CPU of its own (the process's allowed
   // CPUs in order): moved between cores, it would spin where the clients or
   // the kernel need to run and queue behind them (docs/online-store.md).
@@ -741,7 +795,8 @@ void FeatureServer::Impl::DrainAndStop() {
   {
     std::unique_lock<std::mutex> lock(bg_mu);
     bg_cv.wait(lock, [&] {
-      return bg_jobs.empty() && bg_running == 0 && push_jobs.empty() && !push_busy;
+      return bg_jobs.empty() && bg_running == 0 && push_jobs.empty() && !push_busy &&
+             online_jobs.empty() && online_running == 0;
     });
   }
   while (pending_replies.load() > 0) std::this_thread::sleep_for(std::chrono::milliseconds(2));

@@ -55,6 +55,9 @@ struct ServerOptions {
   int write_timeout_s = 30;
   size_t max_connection_output_bytes = 1 << 20;
   int background_threads = 1;
+  // Threads that write online pushes (synced writes; concurrent ones share an
+  // fsync), so that the event loops never wait for the disk.
+  int online_push_threads = 4;
   int max_queued = 64;          // background requests waiting; beyond -> 503
   int push_batch_wait_ms = 5;   // how long an offline push waits for others to batch with
   bool handle_signals = false;  // SIGTERM / SIGINT -> Shutdown()
