@@ -444,7 +444,11 @@ void FeatureServer::Impl::PushWorker() {
     // Group by source; one Delta commit per source for the whole group.
     std::map<std::string, std::vector<PushJob*>> by_source;
     for (auto& j : batch) by_source[j.source].push_back(&j);
-    for (auto& [source, jobs] : by_source) {
+    for (auto& entry : by_source) {
+      // Named, not a structured binding: the lambda below captures it (clang 14
+      // cannot capture structured bindings).
+      const std::string& source = entry.first;
+      std::vector<PushJob*>& jobs = entry.second;
       auto state = service->registry_cache().Get();
       if (!state.ok()) {
         for (auto* j : jobs) j->done(state.status(), {});
