@@ -549,12 +549,19 @@ def _footer_garbage(p: Path):
     p.write_bytes(bytes(data))
 
 
+def _deeply_nested(p: Path):
+    p.write_bytes(b'{"add": ' + b"[" * 150000 + b"\n")
+
+
 # name -> (file to damage, damage, read args, exit code, words the message must hold)
 DAMAGE = {
     "commit-truncated-mid-line": (_commit(12), _truncate_mid_line, [], 7, ["line 2", "invalid JSON"]),
     "commit-garbage-line": (_commit(11), _garbage_line, [], 7, ["line 3", "invalid JSON"]),
     "commit-trailing-garbage": (_commit(12), _trailing_garbage, [], 7, ["line 2", "JSON"]),
     "commit-binary-garbage": (_commit(12), _binary_garbage, [], 7, ["line 1"]),
+    # 150k '[' crashed every reader (RapidJSON's recursive parser); issue 24.
+    "commit-deeply-nested": (_commit(12), _deeply_nested, [], 7,
+                             ["line 1", "JSON nested deeper than 256 levels"]),
     "commit-empty": (_commit(12), lambda p: p.write_bytes(b""), [], 7, ["empty"]),
     "commit-blank-lines": (_commit(12), lambda p: p.write_bytes(b"\n\n"), [], 7, ["empty"]),
     "commit-before-checkpoint-time-travel": (_commit(3), _truncate_mid_line, ["--version", "5"], 7,
@@ -646,3 +653,17 @@ def test_delta_log_that_is_a_file(tmp_path):
     assert proc.returncode in (3, 7), proc.stderr
     assert proc.stderr.startswith("error: ") and str(table / LOG) in proc.stderr, proc.stderr
     assert re.search(r"not a (directory|folder)", proc.stderr), proc.stderr
+
+
+def test_deeply_nested_log_line_is_a_corrupt_log_error_in_python(base_table, tmp_path):
+    """The SDK reading a log line nested 150k deep raised a segfault in the interpreter."""
+    from stratalake import CorruptLogError, DeltaTable
+    src, _ = base_table
+    table = tmp_path / "t"
+    shutil.copytree(src, table)
+    _deeply_nested(table / _commit(12))
+    with pytest.raises(CorruptLogError) as e:
+        DeltaTable(str(table)).to_pandas()
+    assert str(e.value) == (
+        f"corrupt Delta log file '{table / _commit(12)}' line 1: JSON nested deeper than 256 "
+        "levels at byte 263 (arrays and objects inside each other) (not a Delta log file)")
