@@ -7,7 +7,7 @@
 //   durability_bench DIR [--rounds N] [--commits N] [--rows N] [--pushes N] [--threads N]
 //
 // Delta: `commits` appends of `rows` rows (3 partitions, so 3 data files and 4
-// folders per commit) to a table under DIR, through a LocalLogStore with
+// folders per commit) to a table under DIR, with TableOpenOptions::sync
 // syncing on (every data file, every touched folder, the commit file and
 // `_delta_log/` fsynced) and off. Online: `pushes` one-entity writes to a
 // RocksDB store under DIR from 1 and from `threads` threads, with
@@ -26,9 +26,7 @@
 
 #include <arrow/api.h>
 #include <arrow/compute/initialize.h>
-#include <arrow/filesystem/localfs.h>
 
-#include "storage/log_store.h"
 #include "stratalake/delta.h"
 #include "stratalake/online.h"
 
@@ -67,8 +65,7 @@ double DeltaRound(const std::string& root, bool sync, int commits, int64_t rows)
   std::filesystem::remove_all(root);
   std::filesystem::create_directories(root);
   delta::TableOpenOptions opts;
-  opts.log_store = std::make_shared<delta::LocalLogStore>(
-      std::make_shared<arrow::fs::LocalFileSystem>(), root, sync);
+  opts.sync = sync;
   auto table = delta::DeltaTable::ForPath(root, opts).ValueOrDie();
   delta::WriteOptions wo;
   wo.partition_by = {"p"};

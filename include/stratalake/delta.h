@@ -262,6 +262,11 @@ struct TableOpenOptions {
   /// ignored): tests inject faults through it, benchmarks turn syncing off.
   /// Default: null (LocalLogStore for a local path, ObjectStoreLogStore else).
   std::shared_ptr<const LogStore> log_store;
+  /// Sync data files, folders and the commit before a commit returns (a commit
+  /// that returned survives a power cut). false skips every fsync: only for
+  /// scratch tables and benchmarks measuring what syncing costs. Ignored with
+  /// `log_store`.
+  bool sync = true;
   /// Storage options for object stores (reserved for S3 settings).
   std::map<std::string, std::string> storage_options;
 };

@@ -116,9 +116,9 @@ ObjectStoreLogStore::ObjectStoreLogStore(std::shared_ptr<arrow::fs::FileSystem> 
     : LogStore(std::move(fs), std::move(table_root)) {}
 
 std::unique_ptr<LogStore> MakeLogStore(std::shared_ptr<arrow::fs::FileSystem> fs,
-                                       std::string table_root) {
+                                       std::string table_root, bool sync) {
   if (fs->type_name() == "local") {
-    return std::make_unique<LocalLogStore>(std::move(fs), std::move(table_root));
+    return std::make_unique<LocalLogStore>(std::move(fs), std::move(table_root), sync);
   }
   return std::make_unique<ObjectStoreLogStore>(std::move(fs), std::move(table_root));
 }

@@ -115,9 +115,10 @@ class ObjectStoreLogStore final : public LogStore {
   arrow::Status SyncDir(const std::string& dir) const override;
 };
 
-/// The store for `fs`: LocalLogStore for a local filesystem, ObjectStoreLogStore otherwise.
+/// The store for `fs`: LocalLogStore (syncing as `sync` says) for a local
+/// filesystem, ObjectStoreLogStore otherwise.
 std::unique_ptr<LogStore> MakeLogStore(std::shared_ptr<arrow::fs::FileSystem> fs,
-                                       std::string table_root);
+                                       std::string table_root, bool sync = true);
 
 /// The folder part of `path` ("/" for "/x", "." for "x").
 std::string ParentDir(const std::string& path);

@@ -488,7 +488,7 @@ arrow::Result<std::unique_ptr<DeltaTable>> DeltaTable::ForPath(const std::string
   }
   auto impl = std::make_unique<Impl>();
   impl->fs = fs;
-  impl->store = MakeLogStore(fs, path);
+  impl->store = MakeLogStore(fs, path, options.sync);
   impl->clock = options.clock ? options.clock : Clock::System();
   return std::unique_ptr<DeltaTable>(new DeltaTable(std::move(impl)));
 }
