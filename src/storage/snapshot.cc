@@ -388,13 +388,21 @@ arrow::Result<std::shared_ptr<const Snapshot>> SnapshotBuilder::Load(const LogSt
     }
   };
 
+  // The first added path that may not be read; reported after the protocol and
+  // metadata checks, which say more about a broken log.
+  arrow::Status path_error;
+  auto check_paths = [&](const LogActions& a, const std::string& log_file) {
+    for (const auto& add : a.adds) {
+      if (!path_error.ok()) return;
+      path_error =
+          CheckDataFilePath(root, store.is_local(), add.path, ExternalPaths::kAllow, log_file);
+    }
+  };
+
   int64_t timestamp = 0;
   if (checkpoint) {
     ARROW_ASSIGN_OR_RAISE(auto actions, ReadCheckpoint(store, *checkpoint));
-    for (const auto& add : actions.adds) {
-      ARROW_RETURN_NOT_OK(CheckDataFilePath(root, store.is_local(), add.path, ExternalPaths::kAllow,
-                                            checkpoint->front().path));
-    }
+    check_paths(actions, checkpoint->front().path);
     apply(actions);
     auto it = listing.commits.find(cp_version);
     ARROW_ASSIGN_OR_RAISE(
@@ -403,10 +411,7 @@ arrow::Result<std::shared_ptr<const Snapshot>> SnapshotBuilder::Load(const LogSt
   }
   ARROW_ASSIGN_OR_RAISE(auto commits, ReadCommits(store, tail));
   for (size_t i = 0; i < commits.size(); ++i) {
-    for (const auto& add : commits[i].adds) {
-      ARROW_RETURN_NOT_OK(CheckDataFilePath(root, store.is_local(), add.path, ExternalPaths::kAllow,
-                                            tail[i]->path));
-    }
+    check_paths(commits[i], tail[i]->path);
     apply(commits[i]);
     if (i + 1 == commits.size()) {
       if (commits[i].in_commit_timestamp) {
@@ -431,6 +436,7 @@ arrow::Result<std::shared_ptr<const Snapshot>> SnapshotBuilder::Load(const LogSt
                                      : std::string("the commits")));
   }
   ARROW_RETURN_NOT_OK(CheckReadSupported(*protocol, root));
+  ARROW_RETURN_NOT_OK(path_error);
   snap->protocol_ = std::move(*protocol);
   snap->metadata_ = std::move(*metadata);
   auto schema = SchemaFromDeltaJson(snap->metadata_.schema_string);
