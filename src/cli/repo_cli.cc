@@ -1750,6 +1750,10 @@ int RunRepoCommand(const std::vector<std::string>& argv) {
   } catch (const Usage& u) {
     std::cerr << "error: " << u.message << "\n\n" << HelpText(cmd);
     return 2;
+  } catch (const std::exception& e) {
+    // The last boundary: a library that throws must not abort the process.
+    std::cerr << "error: " << e.what() << "\n";
+    return 1;
   }
 }
 
