@@ -154,3 +154,13 @@ def test_log_paths_outside_the_table(tmp_path):
     p = sl("table", "files", str(table), "--allow-external-paths", "--json")
     assert p.returncode == 0, p.stderr
     assert str(outside) in [f["path"] for f in json.loads(p.stdout)["files"]]
+
+
+@pytest.mark.parametrize("target", ["../../outside", "/tmp/outside", "bronze//x", "s3://b/x"])
+def test_ingest_table_paths_stay_below_the_offline_store(repo, tmp_path, target):
+    csv = write_csv(tmp_path / "ok.csv", "id\n1\n")
+    p = sl("ingest", target, str(csv), "--repo", str(repo))
+    assert (p.returncode, p.stderr) == (
+        1, f"error: table path '{target}' must name a folder below the offline store, such as "
+           "bronze/raw (relative, without '.', '..' or empty parts)\n")
+    assert not (tmp_path / "outside").exists()
