@@ -164,3 +164,23 @@ def test_ingest_table_paths_stay_below_the_offline_store(repo, tmp_path, target)
         1, f"error: table path '{target}' must name a folder below the offline store, such as "
            "bronze/raw (relative, without '.', '..' or empty parts)\n")
     assert not (tmp_path / "outside").exists()
+
+
+def test_ingest_of_a_header_longer_than_the_block_and_of_a_too_long_row(repo, tmp_path):
+    cols = [f"c{i}_" + "n" * 1000 for i in range(1500)]  # a 1.5 MB header line
+    wide = write_csv(tmp_path / "wide.csv", ",".join(cols) + "\n" + ",".join("1" for _ in cols) + "\n")
+    p = sl("ingest", "bronze/wide", str(wide), "--repo", str(repo), "--json")
+    assert p.returncode == 0, p.stderr
+    assert json.loads(p.stdout)["rows_written"] == 1
+    rows = ["a,b"] + [f"{i},{'x' * 1_500_000}" for i in range(3)]
+    long = write_csv(tmp_path / "long.csv", "\n".join(rows) + "\n")
+    p = sl("ingest", "bronze/long", str(long), "--repo", str(repo))
+    assert (p.returncode, p.stderr) == (
+        1, f"error: reading '{long}': a row is longer than the CSV reader's block of 1048576 "
+           "bytes (the block holds twice the header line); split the long values, or convert the "
+           "file to Parquet or JSON lines\n")
+    nul = write_csv(tmp_path / "nul.csv", b"id,a\x00b\n1,2\n")
+    p = sl("ingest", "bronze/nul", str(nul), "--repo", str(repo))
+    assert (p.returncode, p.stderr) == (
+        1, f"error: reading '{nul}': column name 'a\\0b' in the header holds a NUL character, "
+           "which Delta column names cannot hold; rename the column\n")
