@@ -173,8 +173,9 @@ TEST(DefinitionParse, Issue24NonScalarKeysAndNestedListsAreProblemsNotAborts) {
   p = ParseProblems("entities:\n  - [[a]]\n");
   ASSERT_EQ(p.size(), 1u);
   EXPECT_EQ(p[0], "defs.yaml:2:5: entity must be a mapping of keys to values");
-  p = ParseProblems("feature_views:\n  - name: v\n    source: s\n    entities: [[a]]\n"
-                    "    features: [[x]]\n");
+  p = ParseProblems(
+      "feature_views:\n  - name: v\n    source: s\n    entities: [[a]]\n"
+      "    features: [[x]]\n");
   ASSERT_EQ(p.size(), 2u);
   EXPECT_EQ(p[0], "defs.yaml:4:16: feature view 'v': every entry of 'entities' must be a name");
   EXPECT_EQ(p[1], "defs.yaml:5:16: feature view 'v' field must be a mapping of keys to values");
