@@ -269,6 +269,13 @@ struct TableOpenOptions {
   bool sync = true;
   /// Storage options for object stores (reserved for S3 settings).
   std::map<std::string, std::string> storage_options;
+  /// Read data files that the log names by an absolute path or URI outside the
+  /// table's folder (shallow clones). When false, loading a version whose live
+  /// files include one fails with kOperationNotAllowed naming it. A relative path
+  /// that leaves the folder through ".." is a corrupt log (kCorruptLog) and URI
+  /// schemes the table's filesystem cannot read are kUnsupportedFeature, whatever
+  /// this says. Default: false.
+  bool allow_external_paths = false;
 };
 
 class DeltaTable;

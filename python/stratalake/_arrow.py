@@ -7,6 +7,8 @@ from typing import Any
 
 import pyarrow as pa
 
+from ._errors import SchemaMismatchError
+
 
 def as_stream_capsule(data: Any, what: str = "data") -> Any:
     """The ``arrow_array_stream`` PyCapsule of ``data``.
@@ -17,23 +19,73 @@ def as_stream_capsule(data: Any, what: str = "data") -> Any:
     """
     if isinstance(data, pa.RecordBatch):
         data = pa.Table.from_batches([data])
+    if isinstance(data, (pa.Table, pa.RecordBatchReader)):
+        _check_names(data.schema.names)
     if hasattr(data, "__arrow_c_stream__"):
         return data.__arrow_c_stream__()
     mod = type(data).__module__.split(".")[0]
     if mod == "pandas":
+        _check_names(data.columns)
         return pa.Table.from_pandas(data, preserve_index=False).__arrow_c_stream__()
     if mod == "polars":
+        _check_names(data.columns)
         return data.to_arrow().__arrow_c_stream__()
     if hasattr(data, "__arrow_c_array__"):
-        return pa.record_batch(data).__arrow_c_stream__()
+        batch = pa.record_batch(data)
+        _check_names(batch.schema.names)
+        return batch.__arrow_c_stream__()
     if isinstance(data, dict):
-        return pa.table(data).__arrow_c_stream__()
+        _check_names(data)
+        return _table_from_columns(data, what).__arrow_c_stream__()
     if isinstance(data, list) and all(isinstance(r, dict) for r in data):
-        return pa.Table.from_pylist(data).__arrow_c_stream__()
+        # Every key of every row is a column (pyarrow's from_pylist would keep only
+        # the first row's keys and drop the others without a word).
+        names = list(dict.fromkeys(k for r in data for k in r))
+        _check_names(names)
+        return _table_from_columns({n: [r.get(n) for r in data] for n in names},
+                                   what).__arrow_c_stream__()
     raise TypeError(
         f"{what} must be a pyarrow Table/RecordBatch/RecordBatchReader, a pandas or polars "
         f"DataFrame, an object with __arrow_c_stream__ (e.g. a DuckDB result), a dict of "
         f"columns or a list of row dicts; got {type(data).__name__}")
+
+
+_CONVERSION_ERRORS = (OverflowError, pa.ArrowInvalid, pa.ArrowTypeError)
+
+
+def _check_names(names) -> None:
+    """A NUL in a column name would be cut off by the Arrow C interface (its names
+    are C strings), so the column would silently lose the rest of its name."""
+    for name in names:
+        if isinstance(name, str) and "\0" in name:
+            shown = name.replace("\0", "\\0")
+            raise SchemaMismatchError(
+                f"column name '{shown}' holds a NUL character, which Delta column names "
+                "cannot hold; rename the column")
+
+
+def _table_from_columns(columns: dict, what: str) -> pa.Table:
+    try:
+        return pa.table(columns)
+    except _CONVERSION_ERRORS:
+        _name_the_column(columns, what)
+        raise
+
+
+def _name_the_column(columns: dict, what: str) -> None:
+    """Re-raises a value conversion error of pyarrow (which names no column) with
+    the name of the first column whose values do not convert; the same class."""
+    for name, values in columns.items():
+        if isinstance(values, (pa.Array, pa.ChunkedArray)):
+            continue
+        try:
+            pa.array(values)
+        except _CONVERSION_ERRORS as e:
+            hint = ""
+            if isinstance(e, OverflowError):
+                hint = ("; a Delta long holds -2**63 to 2**63-1: store larger values as "
+                        "decimal or string")
+            raise type(e)(f"{what}: column {name!r}: {e}{hint}") from e
 
 
 def table_from_capsule(capsule: Any) -> pa.Table:

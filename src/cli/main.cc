@@ -59,7 +59,8 @@ Commands (PATH is a local path, file:// or s3:// URI):
   vacuum   PATH [--retention-hours N] [--dry-run] [--force]
   optimize PATH [--where PRED] [--target-size BYTES] [--zorder-by a,b]
   checkpoint PATH | cleanup-log PATH | set-property PATH k=v [k=v...]
-Every command takes --json for machine-readable output.
+Every command takes --json for machine-readable output, and --allow-external-paths to
+  read data files the log names outside the table's folder (shallow clones).
 Predicates: comparisons, IN, BETWEEN, IS [NOT] NULL, LIKE, AND/OR/NOT, + - * /,
   e.g. "ts >= '2024-01-01' AND country IN ('DE', 'FR')". Timestamps: ISO 8601 (UTC if no
   offset) or milliseconds since the epoch.
@@ -83,7 +84,7 @@ struct Args {
 
 const std::set<std::string> kFlags = {"--json",    "--merge-schema", "--overwrite-schema",
                                       "--dry-run", "--force",        "--update-all",
-                                      "--insert",  "--help"};
+                                      "--insert",  "--help",         "--allow-external-paths"};
 
 Args ParseArgs(int argc, char** argv) {
   Args a;
@@ -189,31 +190,119 @@ arrow::Result<std::shared_ptr<arrow::Schema>> ParseSchemaSpec(const std::string&
   return arrow::schema(fields);
 }
 
-arrow::Result<std::shared_ptr<arrow::Table>> ReadInputFile(const std::string& path) {
-  auto input = arrow::io::ReadableFile::Open(path);
-  if (!input.ok())
-    return arrow::Status::IOError("cannot open input '", path, "': ", input.status().message());
+// The length in bytes of the longest line of the file at `path`.
+arrow::Result<int64_t> LongestLine(const std::string& path) {
+  ARROW_ASSIGN_OR_RAISE(auto in, arrow::io::ReadableFile::Open(path));
+  int64_t longest = 0, current = 0;
+  for (;;) {
+    ARROW_ASSIGN_OR_RAISE(auto buf, in->Read(1 << 20));
+    if (buf->size() == 0) break;
+    const char* p = reinterpret_cast<const char*>(buf->data());
+    for (int64_t i = 0; i < buf->size(); ++i) {
+      if (p[i] == '\n') {
+        longest = std::max(longest, current);
+        current = 0;
+      } else {
+        ++current;
+      }
+    }
+  }
+  return std::max(longest, current);
+}
+
+arrow::Result<std::shared_ptr<arrow::Table>> ReadCsv(const std::string& path,
+                                                     arrow::csv::ReadOptions read_options) {
+  ARROW_ASSIGN_OR_RAISE(auto input, arrow::io::ReadableFile::Open(path));
+  ARROW_ASSIGN_OR_RAISE(
+      auto reader, arrow::csv::TableReader::Make(arrow::io::default_io_context(), input,
+                                                 read_options, arrow::csv::ParseOptions::Defaults(),
+                                                 arrow::csv::ConvertOptions::Defaults()));
+  return reader->Read();
+}
+
+// A CSV file as one table. Arrow's reader parses in blocks (1 MiB) and fails on
+// a line longer than a block ("Empty CSV file or block" for the header,
+// "straddling object" for a row); the block then grows to fit the longest line.
+// It reads on this thread: the threaded reader can hang in the thread pool's
+// shutdown when a row is longer than a block (apache/arrow#38676 and kin;
+// pyarrow 22 still has it), a process that never exits.
+arrow::Result<std::shared_ptr<arrow::Table>> ReadCsvInput(const std::string& path) {
+  auto read_options = arrow::csv::ReadOptions::Defaults();
+  read_options.use_threads = false;
+  auto table = ReadCsv(path, read_options);
+  if (table.ok()) return table;
+  const std::string& msg = table.status().message();
+  if (msg.find("Empty CSV file") == std::string::npos &&
+      msg.find("straddles two block boundaries") == std::string::npos) {
+    return table;
+  }
+  ARROW_ASSIGN_OR_RAISE(int64_t longest, LongestLine(path));
+  if (longest == 0) {
+    return arrow::Status::Invalid(
+        "the file is empty: a CSV input needs a header line naming "
+        "the columns");
+  }
+  constexpr int64_t kMaxBlock = 1LL << 30;
+  if (longest + 2 > kMaxBlock) {
+    return arrow::Status::Invalid(
+        "a line of the file is ", longest,
+        " bytes long, longer than the CSV reader's largest "
+        "block (1 GiB); convert the file to Parquet or split its columns");
+  }
+  if (longest + 2 <= read_options.block_size) return table;  // not a block size problem
+  read_options.block_size = static_cast<int32_t>(longest + 2);
+  return ReadCsv(path, read_options);
+}
+
+// A column name with a NUL would be cut at it by the C strings of the Delta
+// log's readers; refused, naming the column (NUL written as \0).
+arrow::Status CheckColumnNames(const arrow::Schema& schema) {
+  for (const auto& f : schema.fields()) {
+    if (f->name().find('\0') == std::string::npos) continue;
+    std::string shown;
+    for (char c : f->name()) shown += c == '\0' ? std::string("\\0") : std::string(1, c);
+    return MakeError(arrow::StatusCode::Invalid, ErrorKind::kSchemaMismatch,
+                     "column name '" + shown +
+                         "' holds a NUL character, which Delta column names cannot hold; "
+                         "rename the column");
+  }
+  return arrow::Status::OK();
+}
+
+arrow::Result<std::shared_ptr<arrow::Table>> ReadInputFileUnnamed(const std::string& path) {
   auto ends = [&](const char* ext) {
     return path.size() >= strlen(ext) &&
            path.compare(path.size() - strlen(ext), strlen(ext), ext) == 0;
   };
+  std::shared_ptr<arrow::Table> t;
   if (ends(".parquet")) {
+    ARROW_ASSIGN_OR_RAISE(auto input, arrow::io::ReadableFile::Open(path));
     ARROW_ASSIGN_OR_RAISE(auto reader,
-                          parquet::arrow::OpenFile(*input, arrow::default_memory_pool()));
-    std::shared_ptr<arrow::Table> t;
+                          parquet::arrow::OpenFile(input, arrow::default_memory_pool()));
     ARROW_RETURN_NOT_OK(reader->ReadTable(&t));
-    return t;
+  } else if (ends(".csv")) {
+    ARROW_ASSIGN_OR_RAISE(t, ReadCsvInput(path));
+  } else if (ends(".json") || ends(".jsonl") || ends(".ndjson")) {
+    // Names the file itself (and the line nested too deep).
+    ARROW_ASSIGN_OR_RAISE(t, ReadJsonLinesFile(path));
+  } else {
+    return arrow::Status::Invalid("the name must end in .parquet, .csv or .json");
   }
-  if (ends(".csv")) {
-    ARROW_ASSIGN_OR_RAISE(auto reader,
-                          arrow::csv::TableReader::Make(arrow::io::default_io_context(), *input,
-                                                        arrow::csv::ReadOptions::Defaults(),
-                                                        arrow::csv::ParseOptions::Defaults(),
-                                                        arrow::csv::ConvertOptions::Defaults()));
-    return reader->Read();
+  ARROW_RETURN_NOT_OK(CheckColumnNames(*t->schema()));
+  return t;
+}
+
+// Every error names the input file ("input 'x.parquet': ...").
+arrow::Result<std::shared_ptr<arrow::Table>> ReadInputFile(const std::string& path) {
+  try {
+    auto t = ReadInputFileUnnamed(path);
+    if (t.ok()) return t;
+    const std::string named = "input '" + path + "'";
+    if (t.status().message().rfind(named, 0) == 0) return t;  // named already
+    return t.status().WithMessage(named, ": ", t.status().message());
+  } catch (const std::exception& e) {  // parquet reports some corruption by throwing
+    return arrow::Status::IOError("input '", path, "': ", e.what());
   }
-  if (ends(".json") || ends(".jsonl") || ends(".ndjson")) return ReadJsonLinesFile(path);
-  return arrow::Status::Invalid("input '", path, "' must end in .parquet, .csv or .json");
 }
 
 std::string Json(const std::string& s) { return JsonQuote(s); }
@@ -320,6 +409,29 @@ ReadOptions VersionOptions(const Args& a) {
   return ro;
 }
 
+TableOpenOptions OpenOptions(const Args& a) {
+  TableOpenOptions o;
+  o.allow_external_paths = a.Has("--allow-external-paths");
+  return o;
+}
+
+// History shows what it can read of each commit; the newest commit must parse
+// whole, or the table's latest version is unreadable and history says so
+// (kCorruptLog naming the file) instead of listing it as if all were well.
+arrow::Status CheckCommitFile(const DeltaTable& table, int64_t version) {
+  char name[32];
+  std::snprintf(name, sizeof name, "%020lld.json", static_cast<long long>(version));
+  const std::string path = table.root() + "/_delta_log/" + name;
+  ARROW_ASSIGN_OR_RAISE(auto in, table.filesystem()->OpenInputStream(path));
+  std::string text;
+  for (;;) {
+    ARROW_ASSIGN_OR_RAISE(auto buf, in->Read(1 << 20));
+    if (buf->size() == 0) break;
+    text.append(reinterpret_cast<const char*>(buf->data()), buf->size());
+  }
+  return ParseLogJson(text, path).status();
+}
+
 arrow::Status Run(const Args& a) {
   bool json = a.Has("--json");
   const std::string& cmd = a.command;
@@ -377,12 +489,12 @@ arrow::Status Run(const Args& a) {
     if (auto id = a.Get("--app-id"))
       wo.txn =
           AppTransaction{*id, ParseInt("--app-version", *a.Get("--app-version")), std::nullopt};
-    ARROW_ASSIGN_OR_RAISE(auto t, DeltaTable::ForPath(a.path));
+    ARROW_ASSIGN_OR_RAISE(auto t, DeltaTable::ForPath(a.path, OpenOptions(a)));
     ARROW_ASSIGN_OR_RAISE(auto r, t->Write(data, wo));
     PrintCommit(r, json, "write");
     return arrow::Status::OK();
   }
-  ARROW_ASSIGN_OR_RAISE(auto table, DeltaTable::Open(a.path));
+  ARROW_ASSIGN_OR_RAISE(auto table, DeltaTable::Open(a.path, OpenOptions(a)));
   if (cmd == "read") {
     ReadOptions ro = VersionOptions(a);
     if (auto c = a.Get("--columns")) ro.columns = SplitList(*c);
@@ -440,6 +552,7 @@ arrow::Status Run(const Args& a) {
   }
   if (cmd == "history") {
     ARROW_ASSIGN_OR_RAISE(auto hist, table->History(ParseInt("--limit", a.GetOr("--limit", "0"))));
+    if (!hist.empty()) ARROW_RETURN_NOT_OK(CheckCommitFile(*table, hist[0].version));
     if (json) {
       std::cout << "[";
       for (size_t i = 0; i < hist.size(); ++i) {

@@ -922,6 +922,20 @@ arrow::Status CmdIngest(const Args& a) {
   if (source) {
     ARROW_ASSIGN_OR_RAISE(target, r->IngestTargetFor(*source));
   } else if (target_name.find('/') != std::string::npos) {
+    // The table path becomes a folder below the offline store: it must stay there.
+    bool below = target_name[0] != '/' && target_name.find("://") == std::string::npos;
+    for (size_t i = 0; below && i <= target_name.size();) {
+      size_t j = std::min(target_name.find('/', i), target_name.size());
+      std::string seg = target_name.substr(i, j - i);
+      below = !seg.empty() && seg != "." && seg != "..";
+      i = j + 1;
+    }
+    if (!below) {
+      return MakeError(arrow::StatusCode::Invalid, ErrorKind::kDefinitionError,
+                       "table path '" + target_name +
+                           "' must name a folder below the offline store, such as bronze/raw "
+                           "(relative, without '.', '..' or empty parts)");
+    }
     target.name = target_name;
     target.table_uri = r->TableUri(target_name);
     target.quarantine_uri = r->TableUri("quarantine/" + target_name);
@@ -1781,6 +1795,10 @@ int RunRepoCommand(const std::vector<std::string>& argv) {
   } catch (const Usage& u) {
     std::cerr << "error: " << u.message << "\n\n" << HelpText(cmd);
     return 2;
+  } catch (const std::exception& e) {
+    // The last boundary: a library that throws must not abort the process.
+    std::cerr << "error: " << e.what() << "\n";
+    return 1;
   }
 }
 

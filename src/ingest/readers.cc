@@ -1,6 +1,8 @@
 #include "ingest/readers.h"
 
+#include <algorithm>
 #include <deque>
+#include <limits>
 #include <string>
 #include <string_view>
 #include <unordered_map>
@@ -70,6 +72,9 @@ class CsvRecordScanner {
     return arrow::Status::OK();
   }
 
+  // The bytes up to the end of the header record (with blank lines before it).
+  int64_t header_bytes() const { return header_bytes_; }
+
   // Whether the file has a header record (false: only blank lines).
   arrow::Result<bool> HasHeader() {
     while (header_fields_ < 0 && !eof_) ARROW_RETURN_NOT_OK(Fill());
@@ -114,6 +119,7 @@ class CsvRecordScanner {
   }
 
   void Feed(char c) {
+    if (header_fields_ < 0) ++header_bytes_;
     const bool newline = c == '\n' || c == '\r';
     switch (state_) {
       case State::kLineStart:
@@ -181,6 +187,7 @@ class CsvRecordScanner {
   bool prev_cr_ = false;
   bool eof_ = false;
   int64_t header_fields_ = -1;
+  int64_t header_bytes_ = 0;
   Record current_;
   std::deque<Record> queue_;
 };
@@ -195,7 +202,17 @@ class CsvReader : public RawReader {
     ARROW_ASSIGN_OR_RAISE(bool has_header, scanner->HasHeader());
     if (!has_header) return std::unique_ptr<RawReader>(new EmptyReader());  // blank lines
     auto read_options = arrow::csv::ReadOptions::Defaults();
+    // On this thread: Arrow's threaded CSV reader can hang in the thread pool's
+    // shutdown when a row is longer than a block (see ReadCsvInput in cli/main.cc).
     read_options.use_threads = false;
+    // Arrow needs the header inside its first block ("Empty CSV file or block"
+    // otherwise): a wide file's rows are about as long, so the block fits two
+    // headers (up to Arrow's limit of 2 GiB, which reports what is wrong).
+    const int64_t wanted = 2 * scanner->header_bytes() + 2;
+    if (wanted > read_options.block_size) {
+      read_options.block_size =
+          static_cast<int32_t>(std::min<int64_t>(wanted, std::numeric_limits<int32_t>::max()));
+    }
     parse_options.newlines_in_values = true;
     // Rows with the wrong number of fields are skipped here and reported by the
     // scanner, which knows their lines.
@@ -213,6 +230,14 @@ class CsvReader : public RawReader {
                                                    read_options, parse_options, convert_options));
       names = names_reader->schema()->field_names();
     }
+    for (const auto& n : names) {
+      if (n.find('\0') == std::string::npos) continue;
+      std::string shown;
+      for (char c : n) shown += c == '\0' ? std::string("\\0") : std::string(1, c);
+      return arrow::Status::Invalid("column name '", shown,
+                                    "' in the header holds a NUL character, which Delta column "
+                                    "names cannot hold; rename the column");
+    }
     // Bytes, checked for UTF-8 in Next, so that broken text rejects a row, not the file.
     for (const auto& n : names) convert_options.column_types[n] = arrow::binary();
     convert_options.strings_can_be_null = false;
@@ -223,13 +248,21 @@ class CsvReader : public RawReader {
     auto out = std::unique_ptr<CsvReader>(new CsvReader());
     out->reader_ = std::move(reader);
     out->scanner_ = std::move(scanner);
+    out->block_size_ = read_options.block_size;
     return std::unique_ptr<RawReader>(std::move(out));
   }
 
   arrow::Result<RawBatch> Next() override {
     RawBatch out;
     std::shared_ptr<arrow::RecordBatch> batch;
-    ARROW_RETURN_NOT_OK(reader_->ReadNext(&batch));
+    auto st = reader_->ReadNext(&batch);
+    if (!st.ok() && st.message().find("straddles two block boundaries") != std::string::npos) {
+      return arrow::Status::Invalid(
+          "a row is longer than the CSV reader's block of ", block_size_,
+          " bytes (the block holds twice the header line); split the long values, or convert "
+          "the file to Parquet or JSON lines");
+    }
+    ARROW_RETURN_NOT_OK(st);
     if (!batch) {
       ARROW_RETURN_NOT_OK(scanner_->Drain(&out.unreadable));
       return out;
@@ -298,6 +331,7 @@ class CsvReader : public RawReader {
 
   std::shared_ptr<arrow::csv::StreamingReader> reader_;
   std::unique_ptr<CsvRecordScanner> scanner_;
+  int64_t block_size_ = 0;
 };
 
 // ---- JSON lines -----------------------------------------------------------------

@@ -1,7 +1,11 @@
 // YAML definitions -> Definitions, with a location on every object and field.
 #include "registry/loader.h"
 
+#include <algorithm>
+#include <exception>
+#include <map>
 #include <set>
+#include <tuple>
 
 #include <arrow/api.h>
 #include <yaml-cpp/yaml.h>
@@ -18,6 +22,7 @@ class Parser {
   SourceLocation Loc(const YAML::Node& n) const {
     SourceLocation loc;
     loc.file = file_;
+    if (!n.IsDefined()) return loc;  // Mark() throws on a missing key's node
     YAML::Mark m = n.Mark();
     if (m.line >= 0) {
       loc.line = m.line + 1;
@@ -336,7 +341,64 @@ class Parser {
   std::vector<std::string>* problems_;
 };
 
+std::string At(const std::string& file, const YAML::Mark& m) {
+  SourceLocation loc{file, m.line >= 0 ? m.line + 1 : 0, m.line >= 0 ? m.column + 1 : 0};
+  return loc.ToString();
+}
+
+const char* KindOf(const YAML::Node& n) {
+  if (n.IsSequence()) return "a list";
+  if (n.IsMap()) return "a mapping";
+  return "empty";
+}
+
 }  // namespace
+
+bool CheckYamlKeys(const YAML::Node& doc, const std::string& display_name,
+                   std::vector<std::string>* problems) {
+  // (line, column, message), sorted before they are reported.
+  std::vector<std::tuple<int, int, std::string>> found;
+  try {
+    // Aliases share nodes, so a small file can stand for a huge tree: the walk
+    // stops after kMaxNodes nodes and below kMaxDepth (yaml-cpp limits nesting).
+    constexpr int kMaxDepth = 512;
+    constexpr size_t kMaxNodes = 1 << 20;
+    std::vector<std::pair<YAML::Node, int>> stack;
+    stack.emplace_back(doc, 0);
+    size_t visited = 0;
+    while (!stack.empty() && visited++ < kMaxNodes) {
+      auto [n, depth] = stack.back();
+      stack.pop_back();
+      if (depth > kMaxDepth) continue;
+      if (n.IsMap()) {
+        std::map<std::string, int> first_line;
+        for (auto it = n.begin(); it != n.end(); ++it) {
+          const YAML::Node k = it->first;
+          const YAML::Mark m = k.Mark();
+          if (!k.IsScalar()) {
+            found.emplace_back(
+                m.line, m.column,
+                At(display_name, m) + ": a key must be a single name, not " + KindOf(k));
+          } else if (auto [pos, fresh] = first_line.emplace(k.Scalar(), m.line + 1); !fresh) {
+            found.emplace_back(m.line, m.column,
+                               At(display_name, m) + ": duplicate key '" + k.Scalar() +
+                                   "' (first at line " + std::to_string(pos->second) +
+                                   "); a key may appear once in a mapping: merge the two or "
+                                   "remove one");
+          }
+          stack.emplace_back(it->second, depth + 1);
+        }
+      } else if (n.IsSequence()) {
+        for (const auto& e : n) stack.emplace_back(e, depth + 1);
+      }
+    }
+  } catch (const std::exception& e) {
+    found.emplace_back(-1, -1, display_name + ": cannot read the YAML structure: " + e.what());
+  }
+  std::sort(found.begin(), found.end());
+  for (auto& f : found) problems->push_back(std::move(std::get<2>(f)));
+  return found.empty();
+}
 
 void ParseDefinitionsYaml(const std::string& text, const std::string& display_name,
                           Definitions* defs, std::vector<std::string>* problems) {
@@ -345,16 +407,20 @@ void ParseDefinitionsYaml(const std::string& text, const std::string& display_na
   try {
     docs = YAML::LoadAll(text);
   } catch (const YAML::Exception& e) {
-    SourceLocation loc{display_name, e.mark.line + 1, e.mark.column + 1};
-    problems->push_back(loc.ToString() + ": not valid YAML: " + e.msg);
+    problems->push_back(At(display_name, e.mark) + ": not valid YAML: " + e.msg);
+    return;
+  } catch (const std::exception& e) {
+    problems->push_back(display_name + ": cannot read the file as YAML: " + e.what());
     return;
   }
   for (const auto& doc : docs) {
+    if (!CheckYamlKeys(doc, display_name, problems)) continue;
     try {
       p.ParseDocument(doc, defs);
     } catch (const YAML::Exception& e) {
-      SourceLocation loc{display_name, e.mark.line + 1, e.mark.column + 1};
-      problems->push_back(loc.ToString() + ": " + e.msg);
+      problems->push_back(At(display_name, e.mark) + ": " + e.msg);
+    } catch (const std::exception& e) {
+      problems->push_back(display_name + ": " + e.what());
     }
   }
 }

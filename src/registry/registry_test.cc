@@ -153,6 +153,34 @@ TEST(DefinitionParse, InvalidYamlNamesLine) {
   EXPECT_NE(p[0].find("not valid YAML"), std::string::npos);
 }
 
+TEST(DefinitionParse, Issue24DuplicateKeysAtAnyDepthAreProblems) {
+  auto p = ParseProblems(
+      "entities:\n  - name: a\n    name: b\n    join_keys: [{name: id, type: int64}]\n"
+      "entities: []\n");
+  ASSERT_EQ(p.size(), 2u);
+  EXPECT_EQ(p[0],
+            "defs.yaml:3:5: duplicate key 'name' (first at line 2); a key may appear once in a "
+            "mapping: merge the two or remove one");
+  EXPECT_EQ(p[1],
+            "defs.yaml:5:1: duplicate key 'entities' (first at line 1); a key may appear once in "
+            "a mapping: merge the two or remove one");
+}
+
+TEST(DefinitionParse, Issue24NonScalarKeysAndNestedListsAreProblemsNotAborts) {
+  auto p = ParseProblems("? [a, b]\n: 1\n");
+  ASSERT_EQ(p.size(), 1u);
+  EXPECT_EQ(p[0], "defs.yaml:1:3: a key must be a single name, not a list");
+  p = ParseProblems("entities:\n  - [[a]]\n");
+  ASSERT_EQ(p.size(), 1u);
+  EXPECT_EQ(p[0], "defs.yaml:2:5: entity must be a mapping of keys to values");
+  p = ParseProblems(
+      "feature_views:\n  - name: v\n    source: s\n    entities: [[a]]\n"
+      "    features: [[x]]\n");
+  ASSERT_EQ(p.size(), 2u);
+  EXPECT_EQ(p[0], "defs.yaml:4:16: feature view 'v': every entry of 'entities' must be a name");
+  EXPECT_EQ(p[1], "defs.yaml:5:16: feature view 'v' field must be a mapping of keys to values");
+}
+
 TEST(DefinitionParse, MissingRequiredKey) {
   auto p = ParseProblems("sources:\n  - name: s\n    timestamp_field: ts\n");
   ASSERT_EQ(p.size(), 1u);

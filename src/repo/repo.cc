@@ -2,7 +2,9 @@
 #include "stratalake/repo.h"
 
 #include <algorithm>
+#include <cerrno>
 #include <cstdlib>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <set>
@@ -60,11 +62,188 @@ std::string Resolve(const std::string& root, const std::string& p) {
   return (fs::path(root) / p).lexically_normal().string();
 }
 
-std::string ReadFileText(const std::string& path) {
+arrow::Result<std::string> ReadFileText(const std::string& path) {
+  std::error_code ec;
+  if (!fs::is_regular_file(path, ec)) {
+    return DefError("cannot read " + path + ": not a regular file");
+  }
   std::ifstream in(path, std::ios::binary);
+  if (!in) return DefError("cannot read " + path + ": " + std::strerror(errno));
   std::ostringstream ss;
   ss << in.rdbuf();
+  if (in.bad()) return DefError("cannot read " + path + ": " + std::strerror(errno));
   return ss.str();
+}
+
+}  // namespace
+
+namespace {
+
+// The parts of stratalake.yaml; every check names the line (and column).
+class ConfigReader {
+ public:
+  std::string Where(const YAML::Node& n) const {
+    if (!n.IsDefined()) return kConfigFile;
+    YAML::Mark m = n.Mark();
+    if (m.line < 0) return kConfigFile;
+    return std::string(kConfigFile) + ":" + std::to_string(m.line + 1) + ":" +
+           std::to_string(m.column + 1);
+  }
+
+  static const char* KindOf(const YAML::Node& n) {
+    if (n.IsSequence()) return "a list";
+    if (n.IsMap()) return "a mapping";
+    if (n.IsScalar()) return "a single value";
+    return "empty";
+  }
+
+  // A single value (with ${ENV} expanded), or `dflt` when the key is absent or empty.
+  arrow::Result<std::string> Scalar(const YAML::Node& n, const std::string& key,
+                                    const std::string& dflt) const {
+    if (!n.IsDefined() || n.IsNull()) return dflt;
+    if (!n.IsScalar()) {
+      return DefError(Where(n) + ": '" + key + "' must be a single value, not " + KindOf(n));
+    }
+    return ExpandEnv(n.Scalar(), Where(n));
+  }
+
+  // Unknown keys of the mapping `n` (the setting `what`) are errors.
+  arrow::Status Keys(const YAML::Node& n, const std::string& what,
+                     const std::vector<std::string>& known) const {
+    std::string list;
+    for (const auto& k : known) list += (list.empty() ? "" : ", ") + k;
+    for (auto it = n.begin(); it != n.end(); ++it) {
+      const std::string k = it->first.Scalar();
+      if (std::find(known.begin(), known.end(), k) == known.end()) {
+        return DefError(Where(it->first) + ": unknown " + what + " '" + k + "' (known: " + list +
+                        ")");
+      }
+    }
+    return arrow::Status::OK();
+  }
+};
+
+arrow::Result<RepoConfig> ReadRepoConfig(const fs::path& root, const fs::path& file) {
+  const ConfigReader r;
+  ARROW_ASSIGN_OR_RAISE(std::string text, ReadFileText(file.string()));
+  YAML::Node doc;
+  try {
+    doc = YAML::Load(text);
+  } catch (const YAML::Exception& e) {
+    return DefError(std::string(kConfigFile) + ":" + std::to_string(e.mark.line + 1) + ":" +
+                    std::to_string(e.mark.column + 1) + ": not valid YAML: " + e.msg);
+  }
+  if (!doc.IsMap()) {
+    return DefError(std::string(kConfigFile) +
+                    ": must be a mapping of settings (key: value lines)");
+  }
+  std::vector<std::string> problems;
+  if (!registry::CheckYamlKeys(doc, kConfigFile, &problems)) {
+    std::string msg = problems[0];
+    for (size_t i = 1; i < problems.size(); ++i) msg += "\n  " + problems[i];
+    return DefError(msg);
+  }
+  ARROW_RETURN_NOT_OK(r.Keys(doc, "setting",
+                             {"project", "offline_store", "online_store", "registry",
+                              "compatibility", "defaults", "definitions"}));
+
+  RepoConfig c;
+  c.root = root.string();
+  ARROW_ASSIGN_OR_RAISE(c.project, r.Scalar(doc["project"], "project", root.filename().string()));
+
+  YAML::Node off = doc["offline_store"];
+  if (off.IsMap()) {
+    ARROW_RETURN_NOT_OK(r.Keys(off, "offline_store key", {"path", "uri"}));
+    if (off["path"] && off["uri"]) {
+      return DefError(r.Where(off) + ": 'offline_store' has both 'path' and 'uri'; keep one");
+    }
+    if (!off["path"] && !off["uri"]) {
+      return DefError(r.Where(off) + ": 'offline_store' needs 'path' (a folder or s3:// URI)");
+    }
+    off = off["path"] ? off["path"] : off["uri"];
+  } else if (off.IsSequence()) {
+    return DefError(r.Where(off) +
+                    ": 'offline_store' must be a folder, an s3:// URI or a mapping with 'path', "
+                    "not a list");
+  }
+  ARROW_ASSIGN_OR_RAISE(std::string offline, r.Scalar(off, "offline_store", "lake"));
+  c.offline_store = Resolve(c.root, offline);
+
+  YAML::Node on = doc["online_store"];
+  std::string on_type = "embedded", on_path = ".stratalake/online";
+  if (on.IsSequence()) {
+    return DefError(r.Where(on) +
+                    ": 'online_store' must be a type (embedded or redis) or a mapping with "
+                    "'type' and 'path' or 'url', not a list");
+  } else if (on.IsScalar()) {
+    ARROW_ASSIGN_OR_RAISE(on_type, r.Scalar(on, "online_store", "embedded"));
+  } else if (on.IsMap()) {
+    ARROW_RETURN_NOT_OK(r.Keys(on, "online_store key", {"type", "path", "url"}));
+    if (on["path"] && on["url"]) {
+      return DefError(r.Where(on) + ": 'online_store' has both 'path' and 'url'; keep one");
+    }
+    ARROW_ASSIGN_OR_RAISE(on_type, r.Scalar(on["type"], "online_store.type", "embedded"));
+    ARROW_ASSIGN_OR_RAISE(on_path,
+                          r.Scalar(on["path"] ? on["path"] : on["url"], "online_store.path",
+                                   on_type == "redis" ? "redis://127.0.0.1:6379" : on_path));
+  }
+  if (on_type != "embedded" && on_type != "redis") {
+    return DefError(r.Where(on.IsMap() ? on["type"] : on) + ": unknown online_store type '" +
+                    on_type + "' (use embedded or redis)");
+  }
+  c.online_store_type = on_type;
+  c.online_store = on_type == "embedded" ? Resolve(c.root, on_path) : on_path;
+
+  ARROW_ASSIGN_OR_RAISE(std::string reg,
+                        r.Scalar(doc["registry"], "registry", ".stratalake/registry.db"));
+  if (const char* env = std::getenv("STRATALAKE_REGISTRY"); env && *env) reg = env;
+  c.registry = reg.rfind("postgres", 0) == 0
+                   ? reg
+                   : Resolve(c.root, reg.rfind("sqlite://", 0) == 0 ? reg.substr(9) : reg);
+
+  ARROW_ASSIGN_OR_RAISE(std::string compat,
+                        r.Scalar(doc["compatibility"], "compatibility", "backward"));
+  auto policy = registry::ParseCompatibilityPolicy(compat);
+  if (!policy.ok()) {
+    return DefError(r.Where(doc["compatibility"]) + ": " + policy.status().message());
+  }
+  c.compatibility = *policy;
+
+  YAML::Node defaults = doc["defaults"];
+  if (defaults.IsMap()) {
+    ARROW_RETURN_NOT_OK(r.Keys(defaults, "defaults key", {"timestamp_field"}));
+    ARROW_ASSIGN_OR_RAISE(c.default_timestamp_field,
+                          r.Scalar(defaults["timestamp_field"], "defaults.timestamp_field", ""));
+  } else if (defaults.IsDefined() && !defaults.IsNull()) {
+    return DefError(r.Where(defaults) +
+                    ": 'defaults' must be a mapping (e.g. 'timestamp_field: event_timestamp'), "
+                    "not " +
+                    ConfigReader::KindOf(defaults));
+  }
+
+  YAML::Node defs = doc["definitions"];
+  std::vector<std::string> paths;
+  if (!defs.IsDefined() || defs.IsNull()) {
+    paths.push_back("definitions");
+  } else if (defs.IsScalar()) {
+    ARROW_ASSIGN_OR_RAISE(auto p, r.Scalar(defs, "definitions", "definitions"));
+    paths.push_back(p);
+  } else if (defs.IsSequence()) {
+    for (const auto& d : defs) {
+      if (!d.IsScalar()) {
+        return DefError(r.Where(d) +
+                        ": every entry of 'definitions' must be a folder or file path, not " +
+                        ConfigReader::KindOf(d));
+      }
+      ARROW_ASSIGN_OR_RAISE(auto p, r.Scalar(d, "definitions", ""));
+      paths.push_back(p);
+    }
+  } else {
+    return DefError(r.Where(defs) +
+                    ": 'definitions' must be a folder or a list of folders/files, not a mapping");
+  }
+  for (const auto& p : paths) c.definitions.push_back(Resolve(c.root, p));
+  return c;
 }
 
 }  // namespace
@@ -79,91 +258,15 @@ arrow::Result<RepoConfig> LoadRepoConfig(const std::string& dir) {
                      "no feature repository at " + root.string() + " (no " + kConfigFile +
                          "); create one with `stratalake init DIR` or pass --repo DIR");
   }
-  YAML::Node doc;
+  // yaml-cpp reports misuse by throwing: every exception stops here as a Status.
   try {
-    doc = YAML::LoadFile(file.string());
+    return ReadRepoConfig(root, file);
   } catch (const YAML::Exception& e) {
     return DefError(std::string(kConfigFile) + ":" + std::to_string(e.mark.line + 1) + ":" +
-                    std::to_string(e.mark.column + 1) + ": not valid YAML: " + e.msg);
+                    std::to_string(e.mark.column + 1) + ": " + e.msg);
+  } catch (const std::exception& e) {
+    return DefError(std::string(kConfigFile) + ": cannot be read: " + e.what());
   }
-  auto where = [&](const YAML::Node& n) {
-    return std::string(kConfigFile) + ":" + std::to_string(n.Mark().line + 1);
-  };
-  if (!doc.IsMap()) return DefError(std::string(kConfigFile) + ": must be a mapping of settings");
-  static const std::set<std::string> kKeys = {"project",    "offline_store", "online_store",
-                                              "registry",   "compatibility", "defaults",
-                                              "definitions"};
-  for (auto it = doc.begin(); it != doc.end(); ++it) {
-    if (!kKeys.count(it->first.Scalar())) {
-      return DefError(where(it->first) + ": unknown setting '" + it->first.Scalar() +
-                      "' (known: project, offline_store, online_store, registry, compatibility, "
-                      "defaults, definitions)");
-    }
-  }
-  auto scalar = [&](const YAML::Node& n, const std::string& key,
-                    const std::string& dflt) -> arrow::Result<std::string> {
-    if (!n || n.IsNull()) return dflt;
-    if (!n.IsScalar()) return DefError(where(n) + ": '" + key + "' must be a single value");
-    return ExpandEnv(n.Scalar(), where(n));
-  };
-
-  RepoConfig c;
-  c.root = root.string();
-  ARROW_ASSIGN_OR_RAISE(c.project, scalar(doc["project"], "project", root.filename().string()));
-
-  YAML::Node off = doc["offline_store"];
-  if (off && off.IsMap()) off = off["path"] ? off["path"] : off["uri"];
-  ARROW_ASSIGN_OR_RAISE(std::string offline, scalar(off, "offline_store", "lake"));
-  c.offline_store = Resolve(c.root, offline);
-
-  YAML::Node on = doc["online_store"];
-  std::string on_type = "embedded", on_path = ".stratalake/online";
-  if (on && on.IsScalar()) {
-    ARROW_ASSIGN_OR_RAISE(on_type, scalar(on, "online_store", "embedded"));
-  } else if (on && on.IsMap()) {
-    ARROW_ASSIGN_OR_RAISE(on_type, scalar(on["type"], "online_store.type", "embedded"));
-    ARROW_ASSIGN_OR_RAISE(on_path, scalar(on["path"] ? on["path"] : on["url"], "online_store.path",
-                                          on_type == "redis" ? "redis://127.0.0.1:6379" : on_path));
-  }
-  if (on_type != "embedded" && on_type != "redis") {
-    return DefError(where(on) + ": unknown online_store type '" + on_type +
-                    "' (use embedded or redis)");
-  }
-  c.online_store_type = on_type;
-  c.online_store = on_type == "embedded" ? Resolve(c.root, on_path) : on_path;
-
-  ARROW_ASSIGN_OR_RAISE(std::string reg,
-                        scalar(doc["registry"], "registry", ".stratalake/registry.db"));
-  if (const char* env = std::getenv("STRATALAKE_REGISTRY"); env && *env) reg = env;
-  c.registry = reg.rfind("postgres", 0) == 0
-                   ? reg
-                   : Resolve(c.root, reg.rfind("sqlite://", 0) == 0 ? reg.substr(9) : reg);
-
-  ARROW_ASSIGN_OR_RAISE(std::string compat,
-                        scalar(doc["compatibility"], "compatibility", "backward"));
-  auto policy = registry::ParseCompatibilityPolicy(compat);
-  if (!policy.ok()) return DefError(where(doc["compatibility"]) + ": " + policy.status().message());
-  c.compatibility = *policy;
-
-  YAML::Node defaults = doc["defaults"];
-  if (defaults && defaults.IsMap()) {
-    ARROW_ASSIGN_OR_RAISE(c.default_timestamp_field,
-                          scalar(defaults["timestamp_field"], "defaults.timestamp_field", ""));
-  }
-
-  YAML::Node defs = doc["definitions"];
-  std::vector<std::string> paths;
-  if (!defs || defs.IsNull()) {
-    paths.push_back("definitions");
-  } else if (defs.IsScalar()) {
-    paths.push_back(defs.Scalar());
-  } else if (defs.IsSequence()) {
-    for (const auto& d : defs) paths.push_back(d.as<std::string>());
-  } else {
-    return DefError(where(defs) + ": 'definitions' must be a folder or a list of folders/files");
-  }
-  for (const auto& p : paths) c.definitions.push_back(Resolve(c.root, p));
-  return c;
 }
 
 arrow::Result<std::unique_ptr<FeatureRepository>> FeatureRepository::Open(const std::string& dir) {
@@ -195,7 +298,12 @@ arrow::Result<registry::Definitions> FeatureRepository::LoadDefinitions() const 
   std::vector<std::string> problems;
   for (const auto& f : files) {
     std::string rel = fs::path(f).lexically_relative(config_.root).string();
-    registry::ParseDefinitionsYaml(ReadFileText(f), rel, &defs, &problems);
+    auto text = ReadFileText(f);
+    if (!text.ok()) {
+      problems.push_back(rel + ": " + text.status().message());
+      continue;
+    }
+    registry::ParseDefinitionsYaml(*text, rel, &defs, &problems);
   }
   if (!problems.empty()) {
     std::string msg = std::to_string(problems.size()) +

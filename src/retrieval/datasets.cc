@@ -31,8 +31,30 @@ bool ValidName(const std::string& s) {
   return true;
 }
 
+// A dataset's name becomes the paths datasets/NAME and datasets/NAME.manifest.json:
+// one word, so that it stays inside datasets/ on every command.
+arrow::Status CheckName(const std::string& name) {
+  if (ValidName(name)) return arrow::Status::OK();
+  return MakeError(arrow::StatusCode::Invalid, ErrorKind::kDefinitionError,
+                   "invalid dataset name '" + name +
+                       "': use letters, digits, '_' and '-', starting with a letter");
+}
+
 std::string ManifestPath(const repo::FeatureRepository& repo, const std::string& name) {
   return repo.TableUri("datasets/" + name + ".manifest.json");
+}
+
+// True when the folder `path` holds a file at any depth (false when it is absent).
+arrow::Result<bool> HoldsFiles(arrow::fs::FileSystem& fs, const std::string& path) {
+  arrow::fs::FileSelector sel;
+  sel.base_dir = path;
+  sel.allow_not_found = true;
+  sel.recursive = true;
+  ARROW_ASSIGN_OR_RAISE(auto infos, fs.GetFileInfo(sel));
+  for (const auto& i : infos) {
+    if (i.IsFile()) return true;
+  }
+  return false;
 }
 
 }  // namespace
@@ -448,19 +470,44 @@ struct DatasetWriter::Impl {
   std::unique_ptr<delta::TableWriter> writer;
   int64_t rows = 0;
   bool finished = false;
+  bool committed = false;         // version 0 of datasets/NAME is ours
+  bool manifest_started = false;  // we opened the manifest for writing
+  bool saved = false;             // Finish succeeded: nothing to clean up
+
+  // Removes what this writer left of a dataset that was not saved, so that a
+  // failed --save-as leaves no half-written dataset behind (best effort). A
+  // table we did not commit may be another writer's: then only our
+  // uncommitted files (TableWriter's destructor) and empty folders go.
+  void Discard() {
+    if (saved || !table) return;
+    writer.reset();
+    const auto& fs = table->filesystem();
+    if (manifest_started) {
+      std::string path;
+      if (auto mfs = arrow::fs::FileSystemFromUriOrPath(manifest_uri, &path); mfs.ok()) {
+        (void)(*mfs)->DeleteFile(path + ".partial");
+        (void)(*mfs)->DeleteFile(path);
+      }
+      manifest_started = false;
+    }
+    auto has_files = HoldsFiles(*fs, table->root());
+    if (committed || (has_files.ok() && !*has_files)) {
+      auto info = fs->GetFileInfo(table->root());
+      if (info.ok() && info->IsDirectory()) (void)fs->DeleteDir(table->root());
+    }
+    committed = false;
+  }
 };
 
 DatasetWriter::DatasetWriter(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
-DatasetWriter::~DatasetWriter() = default;
+DatasetWriter::~DatasetWriter() {
+  if (impl_) impl_->Discard();
+}
 
 arrow::Result<std::unique_ptr<DatasetWriter>> DatasetWriter::Open(
     const repo::FeatureRepository& repo, const std::string& name,
     const HistoricalRequest& request) {
-  if (!ValidName(name)) {
-    return MakeError(arrow::StatusCode::Invalid, ErrorKind::kDefinitionError,
-                     "invalid dataset name '" + name +
-                         "': use letters, digits, '_' and '-', starting with a letter");
-  }
+  ARROW_RETURN_NOT_OK(CheckName(name));
   auto impl = std::make_unique<Impl>();
   DatasetManifest& m = impl->manifest;
   m.name = name;
@@ -472,6 +519,26 @@ arrow::Result<std::unique_ptr<DatasetWriter>> DatasetWriter::Open(
     return MakeError(
         arrow::StatusCode::Invalid, ErrorKind::kTableAlreadyExists,
         "dataset '" + name + "' already exists (" + m.table_uri + "); choose another name");
+  }
+  // Files but no table: a half-written dataset from before cleanup existed, or
+  // someone else's files. Refused, so that cleaning up after a failure can
+  // never delete them.
+  ARROW_ASSIGN_OR_RAISE(bool stray, HoldsFiles(*impl->table->filesystem(), impl->table->root()));
+  if (stray) {
+    return MakeError(arrow::StatusCode::Invalid, ErrorKind::kTableAlreadyExists,
+                     "dataset folder " + m.table_uri +
+                         " holds files but no Delta table (left by a failed save?); remove it "
+                         "or choose another name");
+  }
+  {
+    std::string path;
+    ARROW_ASSIGN_OR_RAISE(auto mfs, arrow::fs::FileSystemFromUriOrPath(impl->manifest_uri, &path));
+    ARROW_ASSIGN_OR_RAISE(auto info, mfs->GetFileInfo(path));
+    if (info.type() != arrow::fs::FileType::NotFound) {
+      return MakeError(arrow::StatusCode::Invalid, ErrorKind::kTableAlreadyExists,
+                       "dataset '" + name + "' already exists (" + impl->manifest_uri +
+                           "); choose another name");
+    }
   }
   m.feature_service = request.feature_service;
   m.full_feature_names = request.full_feature_names;
@@ -497,11 +564,10 @@ arrow::Status DatasetWriter::Write(const std::shared_ptr<arrow::Table>& rows) {
   return arrow::Status::OK();
 }
 
-arrow::Result<DatasetManifest> DatasetWriter::Finish(const HistoricalResult& result) {
-  Impl& w = *impl_;
-  if (!w.writer) return arrow::Status::Invalid("DatasetWriter::Finish before Begin");
-  if (w.finished) return arrow::Status::Invalid("DatasetWriter::Finish called twice");
-  w.finished = true;
+namespace {
+
+// Finish() less the cleanup: commit, hash, manifest.
+arrow::Result<DatasetManifest> FinishSave(DatasetWriter::Impl& w, const HistoricalResult& result) {
   DatasetManifest m = w.manifest;
   const auto& schema = w.writer->input_schema();
   const int features = static_cast<int>(result.feature_refs.size());
@@ -519,6 +585,7 @@ arrow::Result<DatasetManifest> DatasetWriter::Finish(const HistoricalResult& res
   m.sources = result.sources;
   m.rows = w.rows;
   ARROW_ASSIGN_OR_RAISE(auto commit, w.writer->Commit());
+  w.committed = true;
   m.table_version = commit.version;
   // The hash covers the entity rows as stored (Delta normalizes e.g. timestamp units).
   ARROW_ASSIGN_OR_RAISE(auto snapshot, w.table->AtVersion(m.table_version));
@@ -531,9 +598,26 @@ arrow::Result<DatasetManifest> DatasetWriter::Finish(const HistoricalResult& res
   std::string path;
   ARROW_ASSIGN_OR_RAISE(auto fs, arrow::fs::FileSystemFromUriOrPath(w.manifest_uri, &path));
   // Replaced atomically and durably (a temporary file, synced, renamed into
-  // place, the folder synced): a crash never leaves half a manifest.
+  // place, the folder synced): a manifest is whole or absent, also after a crash.
+  w.manifest_started = true;
   auto store = delta::MakeLogStore(fs, delta::ParentDir(path));
   ARROW_RETURN_NOT_OK(store->PutAtomic(path, ManifestToJson(m)));
+  return m;
+}
+
+}  // namespace
+
+arrow::Result<DatasetManifest> DatasetWriter::Finish(const HistoricalResult& result) {
+  Impl& w = *impl_;
+  if (!w.writer) return arrow::Status::Invalid("DatasetWriter::Finish before Begin");
+  if (w.finished) return arrow::Status::Invalid("DatasetWriter::Finish called twice");
+  w.finished = true;
+  auto m = FinishSave(w, result);
+  if (m.ok()) {
+    w.saved = true;
+  } else {
+    w.Discard();
+  }
   return m;
 }
 
@@ -550,6 +634,7 @@ arrow::Result<DatasetManifest> SaveDataset(const repo::FeatureRepository& repo,
 
 arrow::Result<DatasetManifest> LoadDatasetManifest(const repo::FeatureRepository& repo,
                                                    const std::string& name) {
+  ARROW_RETURN_NOT_OK(CheckName(name));
   std::string path;
   std::string uri = ManifestPath(repo, name);
   ARROW_ASSIGN_OR_RAISE(auto fs, arrow::fs::FileSystemFromUriOrPath(uri, &path));
@@ -577,8 +662,9 @@ arrow::Result<std::vector<DatasetManifest>> ListDatasets(const repo::FeatureRepo
   for (const auto& i : infos) {
     std::string n = i.base_name();
     if (!i.IsFile() || n.size() <= suffix.size() ||
-        n.compare(n.size() - suffix.size(), suffix.size(), suffix) != 0) {
-      continue;
+        n.compare(n.size() - suffix.size(), suffix.size(), suffix) != 0 ||
+        !ValidName(n.substr(0, n.size() - suffix.size()))) {
+      continue;  // not a manifest we wrote
     }
     ARROW_ASSIGN_OR_RAISE(auto m, LoadDatasetManifest(repo, n.substr(0, n.size() - suffix.size())));
     out.push_back(std::move(m));
@@ -720,8 +806,10 @@ arrow::Result<RecreateResult> RecreateDataset(const repo::FeatureRepository& rep
                                               const std::string& name, HistoricalSink* sink,
                                               int64_t memory_budget_bytes) {
   ARROW_ASSIGN_OR_RAISE(auto m, LoadDatasetManifest(repo, name));
+  // The rows are where the name puts them, whatever the manifest's table_uri
+  // says (it is informational: the repository may have moved since).
   ARROW_ASSIGN_OR_RAISE(std::shared_ptr<delta::DeltaTable> table,
-                        delta::DeltaTable::Open(m.table_uri));
+                        delta::DeltaTable::Open(repo.TableUri("datasets/" + name)));
   ARROW_ASSIGN_OR_RAISE(std::shared_ptr<const delta::Snapshot> snapshot,
                         table->AtVersion(m.table_version));
   ARROW_ASSIGN_OR_RAISE(auto entity_fields,

@@ -476,6 +476,54 @@ TEST_F(StreamedRetrievalTest, ADatasetWriterWithoutFinishLeavesNoDataset) {
   EXPECT_TRUE(HasErrorKind(again.status(), ErrorKind::kTableAlreadyExists));
 }
 
+TEST_F(StreamedRetrievalTest, Issue24DatasetNamesAreCheckedOnEveryCommand) {
+  const std::string msg =
+      "invalid dataset name '../../gold/stats': use letters, digits, '_' and '-', starting "
+      "with a letter";
+  auto describe = LoadDatasetManifest(*repo_, "../../gold/stats");
+  ASSERT_FALSE(describe.ok());
+  EXPECT_TRUE(HasErrorKind(describe.status(), ErrorKind::kDefinitionError));
+  EXPECT_EQ(describe.status().message(), msg);
+  auto recreate = RecreateDataset(*repo_, "../../gold/stats", nullptr);
+  ASSERT_FALSE(recreate.ok());
+  EXPECT_EQ(recreate.status().message(), msg);
+  EXPECT_EQ(RecreateDataset(*repo_, "/etc/passwd", nullptr).status().message(),
+            "invalid dataset name '/etc/passwd': use letters, digits, '_' and '-', starting "
+            "with a letter");
+}
+
+TEST_F(StreamedRetrievalTest, Issue24AFailedSaveLeavesNoHalfWrittenDataset) {
+  HistoricalRequest req = Request();
+  req.entities = entities_->Slice(0, 1000);
+  // The manifest cannot be written (a folder is in the way): the commit is undone.
+  const std::string manifest = repo_->TableUri("datasets/half.manifest.json");
+  std::filesystem::create_directories(manifest + ".partial/blocker");
+  {
+    ASSERT_OK_AND_ASSIGN(auto writer, DatasetWriter::Open(*repo_, "half", req));
+    ASSERT_OK_AND_ASSIGN(auto result, GetHistoricalFeatures(*repo_, req, writer.get()));
+    EXPECT_FALSE(writer->Finish(result).ok());
+    EXPECT_FALSE(std::filesystem::exists(repo_->TableUri("datasets/half")));
+  }
+  EXPECT_FALSE(std::filesystem::exists(manifest));
+  std::filesystem::remove_all(manifest + ".partial");
+  ASSERT_OK_AND_ASSIGN(auto listed, ListDatasets(*repo_));
+  EXPECT_TRUE(listed.empty());
+  // The name is free again.
+  ASSERT_OK_AND_ASSIGN(auto result, GetHistoricalFeatures(*repo_, req));
+  ASSERT_OK_AND_ASSIGN(auto m, SaveDataset(*repo_, "half", req, result));
+  EXPECT_EQ(m.rows, 1000);
+  // Files in the folder but no table: refused, never deleted.
+  std::filesystem::create_directories(repo_->TableUri("datasets/stray"));
+  WriteFile(repo_->TableUri("datasets/stray/keep.txt"), "mine");
+  auto stray = DatasetWriter::Open(*repo_, "stray", req);
+  ASSERT_FALSE(stray.ok());
+  EXPECT_EQ(stray.status().message(),
+            "dataset folder " + repo_->TableUri("datasets/stray") +
+                " holds files but no Delta table (left by a failed save?); remove it or choose "
+                "another name");
+  EXPECT_TRUE(std::filesystem::exists(repo_->TableUri("datasets/stray/keep.txt")));
+}
+
 TEST_F(StreamedRetrievalTest, ManifestsWithTheWholeTableHashStillRecreate) {
   // Manifests written before the streamed hash carry no entity_hash_version
   // and ContentHash of the whole entity table.

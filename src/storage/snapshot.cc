@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <filesystem>
 #include <sstream>
 
 #include <arrow/type.h>
@@ -115,6 +116,79 @@ std::string CanonicalFilePath(const std::string& table_root, const std::string& 
   return table_root + "/" + p;
 }
 
+arrow::Status CheckDataFilePath(const std::string& table_root, bool local, const std::string& path,
+                                ExternalPaths external, const std::string& log_file) {
+  // The common case, a plain relative path, costs a few scans.
+  if (!path.empty() && path[0] != '/' && path.find_first_of("%:") == std::string::npos &&
+      path.find("..") == std::string::npos) {
+    return arrow::Status::OK();
+  }
+  const std::string where = "data file '" + path + "' named in " + log_file;
+  auto corrupt = [&](const std::string& why) {
+    return MakeError(arrow::StatusCode::Invalid, ErrorKind::kCorruptLog,
+                     "corrupt Delta log at '" + table_root + "': " + where + " " + why);
+  };
+  auto unsupported = [&](const std::string& why) {
+    return MakeError(arrow::StatusCode::NotImplemented, ErrorKind::kUnsupportedFeature,
+                     where + " " + why);
+  };
+  const std::string p = UrlDecode(path);
+  if (p.empty()) return corrupt("is empty");
+  if (p.find('\0') != std::string::npos) return corrupt("holds a NUL character");
+  // Classified as CanonicalFilePath/DataFilePath do, which decide what is opened.
+  std::string target;  // the path the reader would open, on the table's filesystem
+  if (p.rfind("file:", 0) == 0) {
+    std::string rest = p.substr(5);
+    if (rest.rfind("//", 0) == 0) {
+      auto slash = rest.find('/', 2);
+      std::string host = rest.substr(2, slash == std::string::npos ? std::string::npos : slash - 2);
+      if (!host.empty() && host != "localhost") {
+        return unsupported("is on the host '" + host +
+                           "': file:// URIs must name a local path (file:///path)");
+      }
+      rest = slash == std::string::npos ? "/" : rest.substr(slash);
+    }
+    if (!local) return unsupported("is a local file, but the table is on S3");
+    target = rest;
+  } else if (auto scheme = p.find("://"); scheme != std::string::npos) {
+    std::string name = p.substr(0, scheme);
+    if (local || (name != "s3" && name != "s3a")) {
+      return unsupported("uses the URI scheme '" + name + "', which the table's " +
+                         (local ? "local" : "S3") + " filesystem cannot read");
+    }
+    target = p.substr(scheme + 3);
+  } else if (p[0] == '/') {
+    target = p;
+  } else {
+    // Relative: must stay below the table root whatever the root is.
+    int depth = 0;
+    size_t i = 0;
+    while (i <= p.size()) {
+      size_t j = p.find('/', i);
+      if (j == std::string::npos) j = p.size();
+      std::string seg = p.substr(i, j - i);
+      if (seg == "..") {
+        if (--depth < 0) return corrupt("leaves the table folder (through '..')");
+      } else if (!seg.empty() && seg != ".") {
+        ++depth;
+      }
+      i = j + 1;
+    }
+    return arrow::Status::OK();
+  }
+  // Absolute: inside the table, or an external file the opener allowed.
+  std::string norm = std::filesystem::path(target).lexically_normal().string();
+  std::string root = std::filesystem::path(table_root).lexically_normal().string();
+  while (root.size() > 1 && root.back() == '/') root.pop_back();
+  bool inside = norm.size() > root.size() + 1 && norm.compare(0, root.size(), root) == 0 &&
+                norm[root.size()] == '/';
+  if (inside || external == ExternalPaths::kAllow) return arrow::Status::OK();
+  return MakeError(arrow::StatusCode::Invalid, ErrorKind::kOperationNotAllowed,
+                   where + " is outside the table at '" + table_root +
+                       "' (a shallow clone?); files outside a table are read only when it is "
+                       "opened with allow_external_paths (CLI: --allow-external-paths)");
+}
+
 std::string DataFilePath(const std::string& table_root, const std::string& path) {
   std::string p = CanonicalFilePath(table_root, path);
   auto scheme = p.find("://");
@@ -217,8 +291,10 @@ arrow::Result<int64_t> ParseIntervalMs(const std::string& text) {
   return static_cast<int64_t>(n * ms);
 }
 
-arrow::Result<std::shared_ptr<const Snapshot>> SnapshotBuilder::Load(
-    const LogStore& store, const LogListing& listing, std::optional<int64_t> version) {
+arrow::Result<std::shared_ptr<const Snapshot>> SnapshotBuilder::Load(const LogStore& store,
+                                                                     const LogListing& listing,
+                                                                     std::optional<int64_t> version,
+                                                                     ExternalPaths external) {
   const std::string& root = store.root();
   if (!listing.log_dir_exists) {
     return MakeError(arrow::StatusCode::Invalid, ErrorKind::kTableNotFound,
@@ -312,9 +388,21 @@ arrow::Result<std::shared_ptr<const Snapshot>> SnapshotBuilder::Load(
     }
   };
 
+  // The first added path that may not be read; reported after the protocol and
+  // metadata checks, which say more about a broken log.
+  arrow::Status path_error;
+  auto check_paths = [&](const LogActions& a, const std::string& log_file) {
+    for (const auto& add : a.adds) {
+      if (!path_error.ok()) return;
+      path_error = CheckDataFilePath(root, store.fs()->type_name() == "local", add.path,
+                                     ExternalPaths::kAllow, log_file);
+    }
+  };
+
   int64_t timestamp = 0;
   if (checkpoint) {
     ARROW_ASSIGN_OR_RAISE(auto actions, ReadCheckpoint(store, *checkpoint));
+    check_paths(actions, checkpoint->front().path);
     apply(actions);
     auto it = listing.commits.find(cp_version);
     ARROW_ASSIGN_OR_RAISE(
@@ -323,6 +411,7 @@ arrow::Result<std::shared_ptr<const Snapshot>> SnapshotBuilder::Load(
   }
   ARROW_ASSIGN_OR_RAISE(auto commits, ReadCommits(store, tail));
   for (size_t i = 0; i < commits.size(); ++i) {
+    check_paths(commits[i], tail[i]->path);
     apply(commits[i]);
     if (i + 1 == commits.size()) {
       if (commits[i].in_commit_timestamp) {
@@ -347,6 +436,7 @@ arrow::Result<std::shared_ptr<const Snapshot>> SnapshotBuilder::Load(
                                      : std::string("the commits")));
   }
   ARROW_RETURN_NOT_OK(CheckReadSupported(*protocol, root));
+  ARROW_RETURN_NOT_OK(path_error);
   snap->protocol_ = std::move(*protocol);
   snap->metadata_ = std::move(*metadata);
   auto schema = SchemaFromDeltaJson(snap->metadata_.schema_string);
@@ -358,7 +448,14 @@ arrow::Result<std::shared_ptr<const Snapshot>> SnapshotBuilder::Load(
   snap->timestamp_ms_ = timestamp;
   snap->files_.reserve(live_index.size());
   for (auto& f : live) {
-    if (f) snap->files_.push_back(std::move(*f));
+    if (!f) continue;
+    // Files outside the table matter only while they are part of it.
+    if (external == ExternalPaths::kRefuse) {
+      ARROW_RETURN_NOT_OK(CheckDataFilePath(root, store.fs()->type_name() == "local", f->path,
+                                            external,
+                                            "the log of version " + std::to_string(target)));
+    }
+    snap->files_.push_back(std::move(*f));
   }
   snap->tombstones_.reserve(tombstones.size());
   for (auto& [_, r] : tombstones) snap->tombstones_.push_back(std::move(r));

@@ -14,15 +14,31 @@
 
 namespace stratalake::delta {
 
+/// Whether a snapshot may name data files outside its table (absolute paths or
+/// URIs, as shallow clones do): see TableOpenOptions::allow_external_paths.
+enum class ExternalPaths { kRefuse, kAllow };
+
 class SnapshotBuilder {
  public:
   /// Load `version` (default: the latest) from the newest usable checkpoint at or
   /// before it plus the JSON commits after it. Errors: kTableNotFound,
-  /// kVersionNotFound, kCorruptLog (naming the file), kUnsupportedFeature.
-  static arrow::Result<std::shared_ptr<const Snapshot>> Load(const LogStore& store,
-                                                             const LogListing& listing,
-                                                             std::optional<int64_t> version);
+  /// kVersionNotFound, kCorruptLog (naming the file), kUnsupportedFeature, and
+  /// the errors of CheckDataFilePath for every file added. `external` defaults
+  /// to kAllow for callers that open no data files (the commit's checkpoint);
+  /// DeltaTable passes its open option.
+  static arrow::Result<std::shared_ptr<const Snapshot>> Load(
+      const LogStore& store, const LogListing& listing, std::optional<int64_t> version,
+      ExternalPaths external = ExternalPaths::kAllow);
 };
+
+/// OK when a reader of the table at `table_root` (on a local filesystem when
+/// `local`, else S3) may open the data file `path` that the log file `log_file`
+/// names. A relative path whose ".." leaves the table is kCorruptLog; a URI
+/// scheme the table's filesystem cannot read, and file://HOST/..., are
+/// kUnsupportedFeature; an absolute path or URI outside the table is
+/// kOperationNotAllowed unless `external` is kAllow. Messages name both files.
+arrow::Status CheckDataFilePath(const std::string& table_root, bool local, const std::string& path,
+                                ExternalPaths external, const std::string& log_file);
 
 /// The version to read for a timestamp: the latest commit at or before it.
 arrow::Result<int64_t> VersionAtTimestamp(const LogStore& store, const LogListing& listing,

@@ -35,10 +35,11 @@ struct DeltaTable::Impl {
   std::shared_ptr<arrow::fs::FileSystem> fs;
   std::shared_ptr<const LogStore> store;
   std::shared_ptr<Clock> clock;
+  ExternalPaths external = ExternalPaths::kRefuse;  // TableOpenOptions::allow_external_paths
 
   arrow::Result<std::shared_ptr<const Snapshot>> Load(std::optional<int64_t> version) const {
     ARROW_ASSIGN_OR_RAISE(auto listing, store->List());
-    return SnapshotBuilder::Load(*store, listing, version);
+    return SnapshotBuilder::Load(*store, listing, version, external);
   }
 };
 
@@ -490,6 +491,7 @@ arrow::Result<std::unique_ptr<DeltaTable>> DeltaTable::ForPath(const std::string
   impl->fs = fs;
   impl->store = MakeLogStore(fs, path, options.sync);
   impl->clock = options.clock ? options.clock : Clock::System();
+  impl->external = options.allow_external_paths ? ExternalPaths::kAllow : ExternalPaths::kRefuse;
   return std::unique_ptr<DeltaTable>(new DeltaTable(std::move(impl)));
 }
 
@@ -556,7 +558,7 @@ arrow::Result<std::shared_ptr<const Snapshot>> DeltaTable::AtVersion(int64_t ver
 arrow::Result<std::shared_ptr<const Snapshot>> DeltaTable::AtTimestamp(int64_t timestamp_ms) const {
   ARROW_ASSIGN_OR_RAISE(auto listing, impl_->store->List());
   ARROW_ASSIGN_OR_RAISE(auto version, VersionAtTimestamp(*impl_->store, listing, timestamp_ms));
-  return SnapshotBuilder::Load(*impl_->store, listing, version);
+  return SnapshotBuilder::Load(*impl_->store, listing, version, impl_->external);
 }
 
 arrow::Result<std::shared_ptr<const Snapshot>> DeltaTable::Load(const ReadOptions& options) const {

@@ -185,6 +185,26 @@ def test_round_trips_with_deltalake(tmp_path):
     assert sorted(back.to_pandas()["id"]) == [1, 2, 3, 4, 5, 50, 51]
 
 
+def test_issue24_an_integer_overflow_names_the_column(tmp_path):
+    want = ("data: column 'big': Python int too large to convert to C long; a Delta long holds "
+            "-2**63 to 2**63-1: store larger values as decimal or string")
+    with pytest.raises(OverflowError) as e:
+        write_deltalake(tmp_path / "t", {"id": [1, 2], "big": [1, 2**64]})
+    assert str(e.value) == want
+    with pytest.raises(OverflowError) as e:
+        write_deltalake(tmp_path / "t", [{"id": 1}, {"id": 2, "big": 2**64}])  # not in row 1
+    assert str(e.value) == want
+    assert not (tmp_path / "t").exists()
+
+
+def test_issue24_a_nul_in_a_column_name_is_an_error_naming_it(tmp_path):
+    with pytest.raises(stratalake.SchemaMismatchError) as e:
+        write_deltalake(tmp_path / "t", pa.table({"id": [1], "a\0b": [2]}))
+    assert str(e.value) == ("column name 'a\\0b' holds a NUL character, which Delta column names "
+                            "cannot hold; rename the column")
+    assert not (tmp_path / "t").exists()
+
+
 def test_table_errors_are_specific(tmp_path):
     with pytest.raises(stratalake.TableNotFoundError) as e:
         DeltaTable(tmp_path / "nope")
