@@ -1,15 +1,14 @@
-// Engine tests for DeltaTable: every operation, conflict rules, idempotency,
-// constraints, schema evolution, time travel, vacuum and log cleanup (fake clock).
+// End-to-end tests of DeltaTable: every operation, idempotency, constraints,
+// schema evolution, time travel and vacuum (fake clock). The storage parts have
+// unit tests beside them: src/storage/{actions,snapshot,checkpoint,transaction}_test.cc.
 #include <filesystem>
 #include <fstream>
 
 #include <gtest/gtest.h>
 
-#include "storage/actions.h"
-#include "storage/log_store.h"
 #include "storage/scan.h"
 #include "storage/snapshot.h"
-#include "storage/transaction.h"
+#include "storage/table_test_util.h"
 #include "stratalake/delta.h"
 #include "stratalake/expression.h"
 #include "test_util.h"
@@ -24,48 +23,10 @@ using stratalake::testing::TempDir;
 [[maybe_unused]] auto* const kEnv =
     ::testing::AddGlobalTestEnvironment(new stratalake::testing::ComputeEnvironment);
 
-std::shared_ptr<arrow::Schema> Schema() {
-  return arrow::schema(
-      {arrow::field("id", arrow::int64(), false), arrow::field("name", arrow::utf8()),
-       arrow::field("score", arrow::float64()), arrow::field("day", arrow::utf8())});
-}
+using table_test::Rows;
+using table_test::Schema;
 
-std::shared_ptr<arrow::Table> Rows(const std::string& ids, const std::string& names,
-                                   const std::string& scores, const std::string& days) {
-  return TableFromJson(Schema(), {ids, names, scores, days});
-}
-
-class DeltaTableTest : public ::testing::Test {
- protected:
-  void SetUp() override {
-    clock_ = std::make_shared<FakeClock>(1700000000000);
-    TableOpenOptions o;
-    o.clock = clock_;
-    auto t = DeltaTable::ForPath(dir_.Join("t"), o);
-    ASSERT_TRUE(t.ok());
-    table_ = std::move(*t);
-  }
-
-  std::vector<std::string> ReadAll(std::optional<int64_t> version = std::nullopt,
-                                   const std::string& filter = "") {
-    ReadOptions ro;
-    ro.version = version;
-    ro.filter = filter;
-    auto rows = table_->Read(ro);
-    EXPECT_TRUE(rows.ok()) << rows.status().ToString();
-    return rows.ok() ? SortedRows(*rows) : std::vector<std::string>{};
-  }
-
-  CommitResult Append(const std::shared_ptr<arrow::Table>& data, WriteOptions wo = {}) {
-    auto r = table_->Write(data, wo);
-    EXPECT_TRUE(r.ok()) << r.status().ToString();
-    return r.ok() ? *r : CommitResult{};
-  }
-
-  TempDir dir_;
-  std::shared_ptr<FakeClock> clock_;
-  std::unique_ptr<DeltaTable> table_;
-};
+class DeltaTableTest : public table_test::TableTest {};
 
 TEST_F(DeltaTableTest, WriteCreatesTableAndReadsBack) {
   auto r = Append(Rows("[1, 2]", R"(["a", null])", "[1.5, 2.5]", R"(["d1", "d2"])"));
@@ -478,110 +439,6 @@ TEST_F(DeltaTableTest, IdempotentWritesThroughAppTransactions) {
   EXPECT_EQ(snap->AppTransactionVersion("ingest-job"), 6);
 }
 
-TEST_F(DeltaTableTest, ConcurrentBlindAppendsBothCommit) {
-  Append(Rows("[1]", R"(["a"])", "[1]", R"(["x"])"));
-  ASSERT_OK_AND_ASSIGN(auto snap, table_->Latest());
-  LocalLogStore store(table_->filesystem(), table_->root());
-  // Two transactions read version 0; the second loses the race for version 1.
-  Transaction t1(store, snap, clock_), t2(store, snap, clock_);
-  AddFile a;
-  a.path = "a.parquet";
-  a.size = 1;
-  AddFile b = a;
-  b.path = "b.parquet";
-  t1.Add(a);
-  t2.Add(b);
-  ASSERT_OK_AND_ASSIGN(auto v1, t1.Commit("WRITE", {}, {}));
-  ASSERT_OK_AND_ASSIGN(auto v2, t2.Commit("WRITE", {}, {}));
-  EXPECT_EQ(v1, 1);
-  EXPECT_EQ(v2, 2);
-}
-
-TEST_F(DeltaTableTest, ConflictingDeletesFailWithConcurrentDeleteDelete) {
-  Append(Rows("[1, 2]", R"(["a", "b"])", "[1, 2]", R"(["x", "x"])"));
-  ASSERT_OK_AND_ASSIGN(auto snap, table_->Latest());
-  LocalLogStore store(table_->filesystem(), table_->root());
-  Transaction t1(store, snap, clock_), t2(store, snap, clock_);
-  for (auto* t : {&t1, &t2}) {
-    t->ReadWholeTable();
-    t->ReadFiles(snap->files());
-    t->Remove(snap->files()[0], true);
-  }
-  ASSERT_OK(t1.Commit("DELETE", {}, {}).status());
-  auto r = t2.Commit("DELETE", {}, {});
-  ASSERT_FALSE(r.ok());
-  EXPECT_TRUE(HasErrorKind(r.status(), ErrorKind::kConcurrentDeleteDelete));
-  EXPECT_TRUE(IsCommitConflict(r.status()));
-}
-
-TEST_F(DeltaTableTest, ReadAfterConcurrentNonBlindAppendConflicts) {
-  Append(Rows("[1]", R"(["a"])", "[1]", R"(["x"])"));
-  ASSERT_OK_AND_ASSIGN(auto snap, table_->Latest());
-  LocalLogStore store(table_->filesystem(), table_->root());
-  // A winner that read the table and added a file matching our read predicate.
-  Transaction winner(store, snap, clock_), loser(store, snap, clock_);
-  AddFile f;
-  f.path = "w.parquet";
-  f.size = 1;
-  f.stats = R"({"numRecords":1,"minValues":{"id":5},"maxValues":{"id":5},"nullCount":{"id":0}})";
-  winner.ReadWholeTable();
-  winner.Add(f);
-  ASSERT_OK(winner.Commit("MERGE", {}, {}).status());
-  auto pred =
-      arrow::compute::greater(arrow::compute::field_ref("id"), arrow::compute::literal(int64_t{3}))
-          .Bind(*snap->schema())
-          .ValueOrDie();
-  loser.ReadPredicate(pred);
-  AddFile g = f;
-  g.path = "l.parquet";
-  loser.Add(g);
-  auto r = loser.Commit("UPDATE", {}, {});
-  ASSERT_FALSE(r.ok());
-  EXPECT_TRUE(HasErrorKind(r.status(), ErrorKind::kConcurrentAppend));
-  // A predicate the winner's file cannot match (id < 3) does not conflict.
-  ASSERT_OK_AND_ASSIGN(auto snap2, table_->AtVersion(0));
-  Transaction ok_txn(store, snap2, clock_);
-  ok_txn.ReadPredicate(
-      arrow::compute::less(arrow::compute::field_ref("id"), arrow::compute::literal(int64_t{3}))
-          .Bind(*snap->schema())
-          .ValueOrDie());
-  ASSERT_OK_AND_ASSIGN(auto v, ok_txn.Commit("DELETE", {}, {}));
-  EXPECT_EQ(v, 2);
-}
-
-TEST_F(DeltaTableTest, MetadataChangeConflicts) {
-  Append(Rows("[1]", R"(["a"])", "[1]", R"(["x"])"));
-  ASSERT_OK_AND_ASSIGN(auto snap, table_->Latest());
-  ASSERT_OK(table_->SetProperties({{"delta.appendOnly", "false"}}).status());
-  LocalLogStore store(table_->filesystem(), table_->root());
-  Transaction t(store, snap, clock_);
-  AddFile f;
-  f.path = "x.parquet";
-  t.Add(f);
-  auto r = t.Commit("WRITE", {}, {});
-  ASSERT_FALSE(r.ok());
-  EXPECT_TRUE(HasErrorKind(r.status(), ErrorKind::kMetadataChanged));
-}
-
-TEST_F(DeltaTableTest, CheckpointsEveryTenCommitsAndLoadsFromThem) {
-  for (int i = 0; i < 12; ++i) {
-    Append(Rows("[" + std::to_string(i) + "]", R"(["n"])", "[1]", R"(["x"])"));
-  }
-  EXPECT_TRUE(
-      std::filesystem::exists(dir_.Join("t/_delta_log/00000000000000000010.checkpoint.parquet")));
-  EXPECT_TRUE(std::filesystem::exists(dir_.Join("t/_delta_log/_last_checkpoint")));
-  // Remove the commits the checkpoint covers: the table must still load.
-  for (int v = 0; v <= 10; ++v) {
-    char name[64];
-    std::snprintf(name, sizeof name, "t/_delta_log/%020d.json", v);
-    std::filesystem::remove(dir_.Join(name));
-  }
-  EXPECT_EQ(ReadAll().size(), 12u);
-  auto old = table_->AtVersion(3);
-  ASSERT_FALSE(old.ok());
-  EXPECT_TRUE(HasErrorKind(old.status(), ErrorKind::kVersionNotFound));
-}
-
 TEST_F(DeltaTableTest, TimeTravelByVersionAndTimestampAndRestore) {
   Append(Rows("[1]", R"(["a"])", "[1]", R"(["x"])"));
   Append(Rows("[2]", R"(["b"])", "[2]", R"(["x"])"));
@@ -651,26 +508,6 @@ TEST_F(DeltaTableTest, VacuumHonoursRetentionWithFakeClock) {
   EXPECT_TRUE(HasErrorKind(old.status(), ErrorKind::kFileNotFound));
 }
 
-TEST_F(DeltaTableTest, LogCleanupKeepsEveryRetainedVersionLoadable) {
-  for (int i = 0; i < 25; ++i)
-    Append(Rows("[" + std::to_string(i) + "]", R"(["n"])", "[1]", R"(["x"])"));
-  clock_->Set(std::chrono::duration_cast<std::chrono::milliseconds>(
-                  std::chrono::system_clock::now().time_since_epoch())
-                  .count() +
-              31LL * 86400000);
-  // A temporary commit file left by a writer that was killed before link().
-  std::ofstream(dir_.Join("t/_delta_log/.dead-writer.tmp")) << "{";
-  ASSERT_OK_AND_ASSIGN(auto deleted, table_->CleanupLog());
-  // Commits 0..19 precede the newest checkpoint (20) and are expired; checkpoint 10
-  // too; and the stale temporary file.
-  EXPECT_EQ(deleted, 22);
-  EXPECT_FALSE(std::filesystem::exists(dir_.Join("t/_delta_log/.dead-writer.tmp")));
-  EXPECT_FALSE(std::filesystem::exists(dir_.Join("t/_delta_log/00000000000000000019.json")));
-  EXPECT_TRUE(std::filesystem::exists(dir_.Join("t/_delta_log/00000000000000000020.json")));
-  EXPECT_EQ(ReadAll().size(), 25u);
-  EXPECT_EQ(ReadAll(20).size(), 21u);
-}
-
 TEST_F(DeltaTableTest, OptimizeCompactsWithoutChangingData) {
   for (int i = 0; i < 5; ++i)
     Append(Rows("[" + std::to_string(i) + "]", R"(["n"])", "[1]", R"(["x"])"));
@@ -719,150 +556,6 @@ TEST_F(DeltaTableTest, ScanStreamsTheRowsOfReadOneFileAtATime) {
   ASSERT_OK_AND_ASSIGN(auto old, table_->Scan(v0, ReadOptions{}));
   ASSERT_OK_AND_ASSIGN(auto old_rows, old->ToTable());
   EXPECT_EQ(old_rows->num_rows(), 2);
-}
-
-TEST_F(DeltaTableTest, OpenErrorsNameWhatIsWrong) {
-  auto missing = DeltaTable::Open(dir_.Join("nope"));
-  ASSERT_FALSE(missing.ok());
-  EXPECT_TRUE(HasErrorKind(missing.status(), ErrorKind::kTableNotFound));
-  EXPECT_NE(missing.status().message().find("the path does not exist"), std::string::npos);
-  Append(Rows("[1]", R"(["a"])", "[1]", R"(["x"])"));
-  std::ofstream(dir_.Join("t/_delta_log/00000000000000000001.json")) << "{\"add\": {\"path\": tru";
-  auto bad = table_->Latest();
-  ASSERT_FALSE(bad.ok());
-  EXPECT_TRUE(HasErrorKind(bad.status(), ErrorKind::kCorruptLog));
-  EXPECT_NE(bad.status().message().find("00000000000000000001.json' line 1: invalid JSON"),
-            std::string::npos);
-}
-
-// Issue 24: a log line nested 150k levels deep crashed every reader (RapidJSON's
-// recursive parser); it is a corrupt log naming the file, for reads and writes.
-TEST_F(DeltaTableTest, ALogLineNestedTooDeepIsACorruptLogNotACrash) {
-  Append(Rows("[1]", R"(["a"])", "[1]", R"(["x"])"));
-  std::ofstream(dir_.Join("t/_delta_log/00000000000000000001.json"))
-      << "{\"add\": " << std::string(150000, '[') << "\n";
-  const std::string expected =
-      "corrupt Delta log file '" + dir_.Join("t/_delta_log/00000000000000000001.json") +
-      "' line 1: JSON nested deeper than 256 levels at byte 263 (arrays and objects inside each "
-      "other) (not a Delta log file)";
-  auto read = table_->Read({});
-  ASSERT_FALSE(read.ok());
-  EXPECT_TRUE(HasErrorKind(read.status(), ErrorKind::kCorruptLog));
-  EXPECT_EQ(read.status().message(), expected);
-  auto write = table_->Write(Rows("[2]", R"(["b"])", "[2]", R"(["y"])"), {});
-  ASSERT_FALSE(write.ok());
-  EXPECT_EQ(write.status().message(), expected);
-}
-
-TEST(ActionsTest, NestingIsLimitedBeforeParsing) {
-  // 256 levels parse (and fail as Delta, not as JSON); 257 are refused up front.
-  auto ok_depth =
-      ParseLogJson(std::string(255, '[') + "{}" + std::string(255, ']') + "\n", "03.json");
-  EXPECT_EQ(ok_depth.status().message(),
-            "corrupt Delta log file '03.json' line 1: line is not a JSON object");
-  auto deep = ParseLogJson(std::string(257, '['), "03.json");
-  EXPECT_EQ(deep.status().message(),
-            "corrupt Delta log file '03.json' line 1: JSON nested deeper than 256 levels at byte "
-            "256 (arrays and objects inside each other) (not a Delta log file)");
-  // Brackets inside strings do not count.
-  auto in_string =
-      ParseLogJson("{\"commitInfo\":{\"x\":\"" + std::string(1000, '[') + "\"}}\n", "04.json");
-  EXPECT_TRUE(in_string.ok()) << in_string.status().ToString();
-  // Invalid UTF-8 is refused, not carried into paths and messages.
-  auto bad_utf8 = ParseLogJson("{\"commitInfo\":{\"x\":\"\xff\"}}\n", "05.json");
-  EXPECT_EQ(bad_utf8.status().message(),
-            "corrupt Delta log file '05.json' line 1: invalid JSON at column 21: Invalid encoding "
-            "in string. (the file may be truncated or not a Delta log file)");
-}
-
-TEST(ActionsTest, SerializedActionsParseBack) {
-  AddFile a;
-  a.path = "p=1/part%20x.parquet";
-  a.partition_values = {{"p", "1"}, {"q", std::nullopt}};
-  a.size = 10;
-  a.modification_time = 5;
-  a.stats = R"({"numRecords":3})";
-  a.deletion_vector = DeletionVector{"u", "ab^-aqEH.-t@S}K{vb[*k^", 1, 36, 2};
-  RemoveFile r;
-  r.path = "old.parquet";
-  r.deletion_timestamp = 7;
-  Metadata md;
-  md.id = "id";
-  md.schema_string = R"({"type":"struct","fields":[]})";
-  md.partition_columns = {"p"};
-  md.configuration = {{"k", "v"}};
-  Protocol p{3, 7, std::vector<std::string>{"deletionVectors"},
-             std::vector<std::string>{"deletionVectors"}};
-  std::string log = SerializeProtocol(p) + "\n" + SerializeMetadata(md) + "\n" + SerializeAdd(a) +
-                    "\n" + SerializeRemove(r) + "\n" + SerializeTxn({"app", 4, 9}) + "\n";
-  ASSERT_OK_AND_ASSIGN(auto parsed, ParseLogJson(log, "mem"));
-  ASSERT_TRUE(parsed.protocol && parsed.metadata);
-  EXPECT_EQ(*parsed.protocol, p);
-  EXPECT_EQ(*parsed.metadata, md);
-  ASSERT_EQ(parsed.adds.size(), 1u);
-  EXPECT_EQ(parsed.adds[0].path, a.path);
-  EXPECT_EQ(parsed.adds[0].partition_values, a.partition_values);
-  EXPECT_EQ(parsed.adds[0].deletion_vector, a.deletion_vector);
-  EXPECT_EQ(parsed.adds[0].stats, a.stats);
-  ASSERT_EQ(parsed.removes.size(), 1u);
-  EXPECT_EQ(parsed.removes[0].deletion_timestamp, 7);
-  ASSERT_EQ(parsed.txns.size(), 1u);
-  EXPECT_EQ(parsed.txns[0].version, 4);
-}
-
-TEST(ActionsTest, MalformedLinesNameFileAndLine) {
-  auto r = ParseLogJson("{\"commitInfo\":{}}\n{\"add\":{\"size\":1}}\n", "00.json");
-  ASSERT_FALSE(r.ok());
-  EXPECT_EQ(r.status().message(),
-            "corrupt Delta log file '00.json' line 2: add action has no string field 'path'");
-  auto t = ParseLogJson("[1,2]\n", "01.json");
-  EXPECT_EQ(t.status().message(),
-            "corrupt Delta log file '01.json' line 1: line is not a JSON object");
-}
-
-// Regressions found by tests/python/test_reliability.py and the log fuzzer.
-TEST(ActionsTest, EmptyOrBlankCommitsAreCorrupt) {
-  for (std::string text : {"", "\n\n  \n"}) {
-    auto r = ParseLogJson(text, "02.json");
-    ASSERT_FALSE(r.ok());
-    EXPECT_TRUE(HasErrorKind(r.status(), ErrorKind::kCorruptLog));
-    EXPECT_NE(r.status().message().find("'02.json': it holds no actions"), std::string::npos);
-  }
-}
-
-TEST(ActionsTest, TrailingContentOnALineIsAnError) {
-  auto r = ParseLogJson(R"({"txn":{"appId":"a","version":1}}GARBAGE)", "03.json");
-  ASSERT_FALSE(r.ok());
-  EXPECT_NE(r.status().message().find("'03.json' line 1: invalid JSON"), std::string::npos);
-  auto two = ParseLogJson(R"({"txn":{"appId":"a","version":1}}{"txn":{"appId":"b","version":1}})",
-                          "04.json");
-  EXPECT_FALSE(two.ok());
-}
-
-TEST(ActionsTest, OutOfRangeNumbersAreRejectedNotWrapped) {
-  auto r = ParseLogJson(
-      R"({"add":{"path":"a","partitionValues":{},"size":1e300,"modificationTime":1,"dataChange":true}})",
-      "05.json");
-  ASSERT_FALSE(r.ok());
-  EXPECT_NE(r.status().message().find("add action has no integer field 'size'"), std::string::npos);
-  auto big = ParseLogJson(
-      R"({"add":{"path":"a","partitionValues":{},"size":18446744073709551615,"modificationTime":1,"dataChange":true}})",
-      "06.json");
-  EXPECT_FALSE(big.ok());
-}
-
-TEST(PathsTest, CanonicalPathsReconcileSpellings) {
-  EXPECT_EQ(CanonicalFilePath("/t", "a%20b.parquet"), "/t/a b.parquet");
-  EXPECT_EQ(CanonicalFilePath("/t", "file:/t/a%20b.parquet"), "/t/a b.parquet");
-  EXPECT_EQ(CanonicalFilePath("/t", "file:///t/a b.parquet"), "/t/a b.parquet");
-  EXPECT_EQ(CanonicalFilePath("/t", "/t/a b.parquet"), "/t/a b.parquet");
-}
-
-TEST(IntervalTest, ParsesDeltaIntervals) {
-  EXPECT_EQ(ParseIntervalMs("interval 7 days").ValueOrDie(), 7 * 86400000LL);
-  EXPECT_EQ(ParseIntervalMs("interval 1 hour").ValueOrDie(), 3600000LL);
-  EXPECT_EQ(ParseIntervalMs("30 days").ValueOrDie(), 30 * 86400000LL);
-  EXPECT_FALSE(ParseIntervalMs("soon").ok());
 }
 
 }  // namespace

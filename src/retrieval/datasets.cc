@@ -485,7 +485,6 @@ struct DatasetWriter::Impl {
     if (manifest_started) {
       std::string path;
       if (auto mfs = arrow::fs::FileSystemFromUriOrPath(manifest_uri, &path); mfs.ok()) {
-        (void)(*mfs)->DeleteFile(path + ".partial");
         (void)(*mfs)->DeleteFile(path);
       }
       manifest_started = false;

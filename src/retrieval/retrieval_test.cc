@@ -495,17 +495,18 @@ TEST_F(StreamedRetrievalTest, Issue24DatasetNamesAreCheckedOnEveryCommand) {
 TEST_F(StreamedRetrievalTest, Issue24AFailedSaveLeavesNoHalfWrittenDataset) {
   HistoricalRequest req = Request();
   req.entities = entities_->Slice(0, 1000);
-  // The manifest cannot be written (a folder is in the way): the commit is undone.
+  // The manifest cannot be put in place (a folder with a file is in its way: the
+  // rename onto it fails): the commit is undone and no manifest is written.
   const std::string manifest = repo_->TableUri("datasets/half.manifest.json");
-  std::filesystem::create_directories(manifest + ".partial/blocker");
   {
     ASSERT_OK_AND_ASSIGN(auto writer, DatasetWriter::Open(*repo_, "half", req));
+    std::filesystem::create_directories(manifest + "/blocker");
     ASSERT_OK_AND_ASSIGN(auto result, GetHistoricalFeatures(*repo_, req, writer.get()));
     EXPECT_FALSE(writer->Finish(result).ok());
     EXPECT_FALSE(std::filesystem::exists(repo_->TableUri("datasets/half")));
   }
-  EXPECT_FALSE(std::filesystem::exists(manifest));
-  std::filesystem::remove_all(manifest + ".partial");
+  EXPECT_FALSE(std::filesystem::is_regular_file(manifest));
+  std::filesystem::remove_all(manifest);
   ASSERT_OK_AND_ASSIGN(auto listed, ListDatasets(*repo_));
   EXPECT_TRUE(listed.empty());
   // The name is free again.

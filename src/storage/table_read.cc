@@ -1,12 +1,12 @@
+// DeltaTable's reads: Read (one table), Scan (a stream, one data file at a
+// time), PlanScan, and the planning they share (table_read.h).
 #include "storage/table_read.h"
-
-#include <algorithm>
-#include <cctype>
 
 #include <arrow/api.h>
 #include <arrow/compute/api.h>
 
 #include "storage/scan.h"
+#include "storage/table_internal.h"
 #include "stratalake/expression.h"
 
 namespace stratalake::delta {
@@ -25,17 +25,6 @@ arrow::Result<cp::Expression> BindPredicate(const std::string& text, const arrow
   }
   return bound;
 }
-
-namespace {
-
-bool EqualsIgnoreCase(const std::string& a, const std::string& b) {
-  return a.size() == b.size() && std::equal(a.begin(), a.end(), b.begin(), [](char x, char y) {
-           return std::tolower(static_cast<unsigned char>(x)) ==
-                  std::tolower(static_cast<unsigned char>(y));
-         });
-}
-
-}  // namespace
 
 arrow::Result<std::vector<int>> ResolveColumns(
     const arrow::Schema& schema, const std::optional<std::vector<std::string>>& columns) {
@@ -153,6 +142,32 @@ arrow::Result<std::shared_ptr<arrow::RecordBatchReader>> DeltaTable::Scan(
     const ReadOptions& options) const {
   ARROW_ASSIGN_OR_RAISE(auto snapshot, Load(options));
   return Scan(std::move(snapshot), options);
+}
+
+arrow::Result<ScanPlan> DeltaTable::PlanScan(const Snapshot& snapshot,
+                                             const std::string& filter) const {
+  std::optional<cp::Expression> bound;
+  if (!filter.empty()) {
+    ARROW_ASSIGN_OR_RAISE(bound, BindPredicate(filter, *snapshot.schema()));
+  }
+  return PlanFiles(snapshot, bound);
+}
+
+arrow::Result<std::shared_ptr<arrow::Table>> DeltaTable::Read(const ReadOptions& options) const {
+  ARROW_ASSIGN_OR_RAISE(auto snapshot, Load(options));
+  return Read(*snapshot, options);
+}
+
+arrow::Result<std::shared_ptr<arrow::Table>> DeltaTable::Read(const Snapshot& snapshot,
+                                                              const ReadOptions& options) const {
+  const auto& schema = *snapshot.schema();
+  ARROW_ASSIGN_OR_RAISE(auto fields, ResolveColumns(schema, options.columns));
+  std::optional<cp::Expression> bound;
+  if (!options.filter.empty()) {
+    ARROW_ASSIGN_OR_RAISE(bound, BindPredicate(options.filter, schema));
+  }
+  ARROW_ASSIGN_OR_RAISE(auto plan, PlanFiles(snapshot, bound));
+  return ReadFiles(*impl_->fs, snapshot, plan.files, fields, bound);
 }
 
 }  // namespace stratalake::delta
