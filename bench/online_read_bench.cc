@@ -5,14 +5,14 @@
 // request bodies in the feature server's JSON (one per line, as
 // bench/serving_bench.py writes them), and times, on one thread, what the
 // server does per request after parsing it: OnlineService::Get (store reads and
-// decoding) and OnlineResponse::AppendJson (the reply body). Loopback HTTP and
+// decoding) and server::AppendOnlineResponse (the reply body). Loopback HTTP and
 // the load generator are what this leaves out, so its figures stay steady on a
 // machine where the end-to-end benchmark's do not.
 //
 //   online_read_bench REPO BODIES.jsonl [--iters N] [--warmup N]
 //
 // Prints one JSON object: requests timed, mean µs per request for Get, for
-// AppendJson and in all, and the mean reply size.
+// AppendOnlineResponse and in all, and the mean reply size.
 #include <time.h>
 
 #include <algorithm>
@@ -25,6 +25,7 @@
 
 #include <rapidjson/document.h>
 
+#include "server/feast_wire.h"
 #include "stratalake/online.h"
 #include "stratalake/repo.h"
 
@@ -134,7 +135,7 @@ int main(int argc, char** argv) {
     double t1 = ThreadSeconds();
     if (!resp.ok()) return Fail(resp.status().ToString());
     json.clear();
-    resp->AppendJson(&json);
+    server::AppendOnlineResponse(*resp, &json);
     double t2 = ThreadSeconds();
     if (i >= warmup) {
       get_s += t1 - t0;

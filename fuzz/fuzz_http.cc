@@ -3,7 +3,7 @@
 // connection, given to an HttpLoop over a socketpair (framing: request line,
 // headers, Content-Length and chunked bodies, pipelining, limits), and every
 // request the loop frames is parsed the way the server does
-// (server/requests.h: /get-online-features, /push, /materialize*; the
+// (server/feast_wire.h: /get-online-features, /push, /materialize*; the
 // Content-Type check). Beyond not crashing, hanging or tripping a sanitizer:
 // the connection ends once the client has sent everything and closed its side,
 // and every answer body the client receives is a valid JSON object in valid
@@ -25,7 +25,7 @@
 
 #include "common/json.h"
 #include "server/http_loop.h"
-#include "server/requests.h"
+#include "server/feast_wire.h"
 
 namespace {
 

@@ -154,7 +154,19 @@ using KeyScalar = std::variant<std::monostate, int64_t, std::string>;
 
 enum class FeatureStatus { kPresent, kNullValue, kNotFound, kOutsideMaxAge };
 /// "PRESENT", "NULL_VALUE", "NOT_FOUND", "OUTSIDE_MAX_AGE" (Feast's names).
-const char* FeatureStatusName(FeatureStatus status);
+inline const char* FeatureStatusName(FeatureStatus status) {
+  switch (status) {
+    case FeatureStatus::kPresent:
+      return "PRESENT";
+    case FeatureStatus::kNullValue:
+      return "NULL_VALUE";
+    case FeatureStatus::kNotFound:
+      return "NOT_FOUND";
+    case FeatureStatus::kOutsideMaxAge:
+      return "OUTSIDE_MAX_AGE";
+  }
+  return "NOT_FOUND";
+}
 
 struct OnlineRequest {
   /// "view:feature" or "view" (all features); or a feature service.
@@ -195,11 +207,31 @@ struct OnlineResponse {
   std::vector<int64_t> time_store;
   std::vector<std::string_view> value_store;
 
-  /// Feast's JSON: {"metadata": {"feature_names": [...]}, "results": [{"values",
-  /// "statuses", "event_timestamps"}, ...]}.
-  void AppendJson(std::string* out) const;
-  /// One column per output name (features in the view's Arrow types).
+  /// One column per output name (features in their views' Arrow types): the
+  /// `values` batch of ToArrow() as a table.
   arrow::Result<std::shared_ptr<arrow::Table>> ToTable() const;
+
+  /// The response as typed Arrow data: three record batches of `rows` rows,
+  /// each with one column per output name in `columns` order.
+  struct Batches {
+    /// Join keys (int64, or utf8 when any value is a string; the request's
+    /// values, null where none was given), then features in their views'
+    /// Arrow types; a value whose status is not PRESENT is null.
+    std::shared_ptr<arrow::RecordBatch> values;
+    /// Each value's status: dictionary<int8, utf8> whose dictionary is the
+    /// FeatureStatusName of every FeatureStatus in enum order (join keys: PRESENT).
+    std::shared_ptr<arrow::RecordBatch> statuses;
+    /// Each value's event time as timestamp[us, UTC] (join keys, and features
+    /// not found: 0, the epoch).
+    std::shared_ptr<arrow::RecordBatch> event_timestamps;
+  };
+  /// Builds them; the arrays own their memory (the response may go away).
+  arrow::Result<Batches> ToArrow() const;
+
+  /// Feast's JSON (the feature server's body). Transitional: defined beside the
+  /// wire format (server::AppendOnlineResponse, src/server/feast_wire.h), which
+  /// callers should use; kept until the CLI (`get-online --json`) calls that.
+  void AppendJson(std::string* out) const;
 };
 
 /// Answers online feature requests from a store, with the registry held in

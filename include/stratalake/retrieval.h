@@ -117,6 +117,43 @@ arrow::Result<HistoricalResult> GetHistoricalFeatures(const repo::FeatureReposit
                                                       const HistoricalRequest& request,
                                                       HistoricalSink* sink);
 
+/// Checks `request` against the registry and `entity_schema` without reading
+/// any data (features, services, names, the timestamp column and join keys):
+/// the errors GetHistoricalFeatures would give before its first read. Returns
+/// registry_version and feature_refs (the other fields stay empty).
+arrow::Result<HistoricalResult> CheckHistoricalRequest(const repo::FeatureRepository& repo,
+                                                       const HistoricalRequest& request,
+                                                       const arrow::Schema& entity_schema);
+
+/// The entity rows of a Parquet file as HistoricalRequest::open_entities: each
+/// call opens the file again and reads it a row group at a time. Errors: the
+/// file cannot be opened (kObjectNotFound, naming it).
+arrow::Result<EntityReaderFactory> ParquetEntityReader(const std::string& path);
+
+/// Writes a streamed retrieval's output to a Parquet file as it arrives (each
+/// Write's rows start a row group; at most 1Mi rows per row group, columns
+/// encoded on all cores, written around the page cache unless
+/// STRATALAKE_DIRECT_IO=0). The file is written under PATH.partial and renamed
+/// into place by Close(); destroyed before that, it removes the partial file.
+/// Not thread-safe (one retrieval writes into it).
+class ParquetFileSink final : public HistoricalSink {
+ public:
+  explicit ParquetFileSink(std::string path);
+  ~ParquetFileSink() override;
+  arrow::Status Begin(const std::shared_ptr<arrow::Schema>& schema) override;
+  arrow::Status Write(const std::shared_ptr<arrow::Table>& rows) override;
+  /// Finishes the file and moves it to its path.
+  arrow::Status Close();
+
+ private:
+  struct State;
+  std::string path_;
+  std::string partial_;
+  std::unique_ptr<State> state_;
+  bool wrote_rows_ = false;
+  bool closed_ = false;
+};
+
 // ---- saved datasets ------------------------------------------------------------
 
 struct DatasetManifest {

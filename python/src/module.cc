@@ -440,10 +440,39 @@ nb::dict SourceReadDict(const retrieval::SourceRead& s) {
   return d;
 }
 
-// A finished retrieval: the rows, and what saving them needs.
+// A retrieval checked against the registry (every error that needs no data is
+// raised by get_historical), run when its rows are asked for: into a table, a
+// Parquet file or a saved dataset, each through the streaming entry point, so
+// the entity rows and the output stay within the memory budget where they come
+// from and go to files. The first run pins the registry and source versions it
+// read, so later runs give the same rows.
 struct PyRetrieval {
   retrieval::HistoricalRequest request;
-  retrieval::HistoricalResult result;
+  retrieval::HistoricalResult result;   // registry_version, feature_refs; the rest once run
+  std::shared_ptr<arrow::Table> table;  // the rows, once collected
+  bool ran = false;
+};
+
+// Collects a streamed retrieval's pieces into one table.
+class CollectSink final : public retrieval::HistoricalSink {
+ public:
+  arrow::Status Begin(const std::shared_ptr<arrow::Schema>& schema) override {
+    schema_ = schema;
+    return arrow::Status::OK();
+  }
+  arrow::Status Write(const std::shared_ptr<arrow::Table>& rows) override {
+    pieces_.push_back(rows);
+    return arrow::Status::OK();
+  }
+  arrow::Result<std::shared_ptr<arrow::Table>> Finish() {
+    if (pieces_.empty()) return arrow::Table::MakeEmpty(schema_);
+    if (pieces_.size() == 1) return pieces_[0];
+    return arrow::ConcatenateTables(pieces_);  // chunks side by side: no copy
+  }
+
+ private:
+  std::shared_ptr<arrow::Schema> schema_;
+  std::vector<std::shared_ptr<arrow::Table>> pieces_;
 };
 
 class PyStore {
@@ -538,14 +567,15 @@ class PyStore {
     return Check(reg->HeadVersion());
   }
 
-  std::unique_ptr<PyRetrieval> GetHistorical(nb::capsule entities, const std::string& ts_column,
-                                             std::vector<std::string> features,
-                                             const std::string& service, bool full_names,
-                                             std::optional<int64_t> as_of_ms,
-                                             std::optional<int64_t> registry_version,
-                                             int64_t memory_budget, nb::object progress) {
+  // Entity rows from a stream capsule (collected: it can be read once) or, when
+  // `entities_path` is given, a Parquet file read again row group by row group.
+  std::unique_ptr<PyRetrieval> GetHistorical(
+      std::optional<nb::capsule> entities, const std::string& entities_path,
+      const std::string& ts_column, std::vector<std::string> features, const std::string& service,
+      bool full_names, std::optional<int64_t> as_of_ms, std::optional<int64_t> registry_version,
+      int64_t memory_budget) {
     auto r = std::make_unique<PyRetrieval>();
-    r->request.entities = ImportTable(std::move(entities));
+    if (entities) r->request.entities = ImportTable(std::move(*entities));
     r->request.timestamp_column = ts_column;
     r->request.features = std::move(features);
     r->request.feature_service = service;
@@ -553,20 +583,56 @@ class PyStore {
     r->request.as_of_ms = as_of_ms;
     r->request.registry_version = registry_version;
     r->request.memory_budget_bytes = memory_budget;
-    ProgressBridge bridge(std::move(progress));
-    r->request.on_progress = bridge.Callback();
-    const repo::FeatureRepository& repo = *repo_;
-    r->result = RunWithProgress<retrieval::HistoricalResult>(
-        bridge, [&] { return retrieval::GetHistoricalFeatures(repo, r->request); });
-    r->request.on_progress = nullptr;
+    nb::gil_scoped_release release;
+    std::shared_ptr<arrow::Schema> schema;
+    if (r->request.entities) {
+      schema = r->request.entities->schema();
+    } else {
+      r->request.open_entities = Check(retrieval::ParquetEntityReader(entities_path));
+      schema = Check(r->request.open_entities())->schema();
+    }
+    r->result = Check(retrieval::CheckHistoricalRequest(*repo_, r->request, *schema));
+    r->request.registry_version = r->result.registry_version;
     return r;
   }
 
-  nb::dict SaveDataset(PyRetrieval& r, const std::string& name) {
-    retrieval::DatasetManifest m;
-    {
+  // Rows into a table (collected from the stream).
+  nb::capsule HistoricalTable(PyRetrieval& r, nb::object progress) {
+    if (!r.table) {
+      CollectSink sink;
+      RunHistorical(r, &sink, std::move(progress));
       nb::gil_scoped_release release;
-      m = Check(retrieval::SaveDataset(*repo_, name, r.request, r.result));
+      r.table = Check(sink.Finish());
+    }
+    return ExportTable(r.table);
+  }
+
+  // Rows into a Parquet file, written as they come.
+  void HistoricalToParquet(PyRetrieval& r, const std::string& path, nb::object progress) {
+    retrieval::ParquetFileSink sink(path);
+    RunHistorical(r, &sink, std::move(progress));
+    nb::gil_scoped_release release;
+    arrow::Status closed = sink.Close();
+    if (!closed.ok()) Raise(closed);
+  }
+
+  // Saved as datasets/NAME: the collected rows, or streamed into the dataset.
+  nb::dict SaveDataset(PyRetrieval& r, const std::string& name, nb::object progress) {
+    retrieval::DatasetManifest m;
+    if (r.table) {
+      nb::gil_scoped_release release;
+      retrieval::HistoricalResult result = r.result;
+      result.table = r.table;
+      m = Check(retrieval::SaveDataset(*repo_, name, r.request, result));
+    } else {
+      std::unique_ptr<retrieval::DatasetWriter> writer;
+      {
+        nb::gil_scoped_release release;
+        writer = Check(retrieval::DatasetWriter::Open(*repo_, name, r.request));
+      }
+      RunHistorical(r, writer.get(), std::move(progress));
+      nb::gil_scoped_release release;
+      m = Check(writer->Finish(r.result));
     }
     return nb::cast<nb::dict>(JsonLoads(retrieval::ManifestToJson(m)));
   }
@@ -633,7 +699,8 @@ class PyStore {
     return out;
   }
 
-  // (Feast-format JSON text, table capsule)
+  // The response as typed Arrow: (values, statuses, event times) stream capsules
+  // (OnlineResponse::ToArrow); feature_store.py renders Feast's dict from them.
   nb::tuple GetOnline(std::vector<std::string> features, const std::string& service,
                       std::vector<std::pair<std::string, std::vector<online::KeyScalar>>> entities,
                       bool full_names) {
@@ -642,16 +709,18 @@ class PyStore {
     req.feature_service = service;
     req.full_feature_names = full_names;
     req.entities = std::move(entities);
-    std::string json;
-    std::shared_ptr<arrow::Table> table;
+    online::OnlineResponse::Batches batches;
     {
       nb::gil_scoped_release release;
       auto svc = Service();
       auto resp = Check(svc->Get(req));
-      resp.AppendJson(&json);
-      table = Check(resp.ToTable());
+      batches = Check(resp.ToArrow());
     }
-    return nb::make_tuple(json, ExportTable(table));
+    auto one = [](const std::shared_ptr<arrow::RecordBatch>& b) {
+      return ExportReader(Check(arrow::RecordBatchReader::Make({b}, b->schema())));
+    };
+    return nb::make_tuple(one(batches.values), one(batches.statuses),
+                          one(batches.event_timestamps));
   }
 
   nb::dict Push(const std::string& source, nb::capsule data, const std::string& to) {
@@ -716,6 +785,20 @@ class PyStore {
   }
 
  private:
+  void RunHistorical(PyRetrieval& r, retrieval::HistoricalSink* sink, nb::object progress) {
+    ProgressBridge bridge(std::move(progress));
+    r.request.on_progress = bridge.Callback();
+    const repo::FeatureRepository& repo = *repo_;
+    auto result = RunWithProgress<retrieval::HistoricalResult>(
+        bridge, [&] { return retrieval::GetHistoricalFeatures(repo, r.request, sink); });
+    r.request.on_progress = nullptr;
+    r.result = std::move(result);
+    r.ran = true;
+    for (const auto& src : r.result.sources) {  // later runs read the same versions
+      if (src.version >= 0) r.request.source_versions[src.source] = src.version;
+    }
+  }
+
   std::shared_ptr<const registry::RegistryState> LoadState(std::optional<int64_t> version) {
     nb::gil_scoped_release release;
     auto reg = Check(repo_->registry());
@@ -752,6 +835,10 @@ NB_MODULE(_core, m) {
   using namespace stratalake::python;
   using stratalake::delta::Snapshot;
   m.doc() = "StrataLake's C++ engine (internal; use the stratalake package).";
+  // Arrow's compute functions beyond the core ones (min_max, ...) are registered on
+  // request, as the CLI does in main(); the engine must not depend on whether
+  // pyarrow.compute was imported first.
+  if (arrow::Status st = arrow::compute::Initialize(); !st.ok()) Raise(st);
 
   nb::register_exception_translator([](const std::exception_ptr& p, void*) {
     try {
@@ -813,9 +900,9 @@ NB_MODULE(_core, m) {
       .def("set_properties", &PyTable::SetProperties, "properties"_a);
 
   nb::class_<PyRetrieval>(m, "Retrieval")
-      .def("table", [](PyRetrieval& r) { return ExportTable(r.result.table); })
       .def_prop_ro("registry_version", [](PyRetrieval& r) { return r.result.registry_version; })
       .def_prop_ro("feature_refs", [](PyRetrieval& r) { return r.result.feature_refs; })
+      .def_prop_ro("ran", [](PyRetrieval& r) { return r.ran; })
       .def("sources", [](PyRetrieval& r) {
         nb::list out;
         for (const auto& s : r.result.sources) out.append(SourceReadDict(s));
@@ -831,10 +918,13 @@ NB_MODULE(_core, m) {
       .def("apply", &PyStore::Apply, "author"_a, "message"_a)
       .def("objects", &PyStore::Objects, "kind"_a, "version"_a.none() = nb::none())
       .def("registry_version", &PyStore::RegistryVersion)
-      .def("get_historical", &PyStore::GetHistorical, "entities"_a, "timestamp_column"_a,
-           "features"_a, "feature_service"_a, "full_feature_names"_a, "as_of_ms"_a.none(),
-           "registry_version"_a.none(), "memory_budget"_a, "progress"_a.none())
-      .def("save_dataset", &PyStore::SaveDataset, "retrieval"_a, "name"_a)
+      .def("get_historical", &PyStore::GetHistorical, "entities"_a.none(), "entities_path"_a,
+           "timestamp_column"_a, "features"_a, "feature_service"_a, "full_feature_names"_a,
+           "as_of_ms"_a.none(), "registry_version"_a.none(), "memory_budget"_a)
+      .def("historical_table", &PyStore::HistoricalTable, "retrieval"_a, "progress"_a.none())
+      .def("historical_to_parquet", &PyStore::HistoricalToParquet, "retrieval"_a, "path"_a,
+           "progress"_a.none())
+      .def("save_dataset", &PyStore::SaveDataset, "retrieval"_a, "name"_a, "progress"_a.none())
       .def("list_datasets", &PyStore::ListDatasets)
       .def("describe_dataset", &PyStore::DescribeDataset, "name"_a)
       .def("recreate_dataset", &PyStore::RecreateDataset, "name"_a)

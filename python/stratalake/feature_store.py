@@ -3,7 +3,7 @@ Feast's ``FeatureStore`` so its users find their way at once."""
 from __future__ import annotations
 
 import getpass
-import json
+import math
 import os
 from dataclasses import dataclass
 from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence, Union
@@ -54,25 +54,43 @@ class _ArrowResult:
 
 
 class RetrievalJob(_ArrowResult):
-    """A finished point-in-time retrieval: the entity rows with their features."""
+    """A point-in-time retrieval, checked against the registry and run when its rows are
+    asked for: :meth:`to_parquet` streams them into the file as they are computed (memory
+    bounded by ``memory_budget``); :meth:`to_arrow` (and the conversions) collects them
+    once; :meth:`save` streams them into a saved dataset. The first run pins the registry
+    and source versions it read, so every later result has the same rows."""
 
-    def __init__(self, store: "FeatureStore", retrieval: Any):
+    def __init__(self, store: "FeatureStore", retrieval: Any, progress: bool = True):
         self._store = store
         self._retrieval = retrieval
+        self._progress = progress
         self._table: Optional[pa.Table] = None
+
+    def _run(self, fn: Any, *args: Any) -> Any:
+        bar = Progress(self._progress)
+        try:
+            return fn(self._retrieval, *args, bar)
+        finally:
+            bar.close()
 
     def to_arrow(self) -> pa.Table:
         if self._table is None:
-            self._table = table_from_capsule(self._retrieval.table())
+            self._table = table_from_capsule(self._run(self._store._core.historical_table))
         return self._table
 
     def to_parquet(self, path: PathLike, **kwargs: Any) -> None:
-        pq.write_table(self.to_arrow(), os.fspath(path), **kwargs)
+        """Write the rows to a Parquet file as they are computed (under ``PATH.partial``,
+        renamed into place when complete). With keyword arguments, or once :meth:`to_arrow`
+        has collected the rows, ``pyarrow.parquet.write_table`` writes them instead."""
+        if kwargs or self._table is not None:
+            pq.write_table(self.to_arrow(), os.fspath(path), **kwargs)
+            return
+        self._run(self._store._core.historical_to_parquet, os.fspath(path))
 
     def save(self, name: str) -> Dict[str, Any]:
         """Save as a reproducible dataset (a Delta table under ``datasets/`` plus a manifest
         pinning the registry version and every source's Delta version); returns the manifest."""
-        return self._store._core.save_dataset(self._retrieval, name)
+        return self._run(self._store._core.save_dataset, name)
 
     @property
     def registry_version(self) -> int:
@@ -84,41 +102,148 @@ class RetrievalJob(_ArrowResult):
 
     @property
     def sources(self) -> List[Dict[str, Any]]:
-        """Every source read: its Delta version, files and rows read."""
+        """Every source read: its Delta version, files and rows read (runs the retrieval
+        into memory if it has not run yet)."""
+        if not self._retrieval.ran:
+            self.to_arrow()
         return self._retrieval.sources()
 
 
-class OnlineResponse(_ArrowResult):
-    """Feature vectors from the online store."""
+def _micros(arr: pa.Array) -> List[Optional[int]]:
+    """A timestamp array's values as µs since the epoch (the online store's precision)."""
+    unit = arr.type.unit
+    raw = arr.cast(pa.int64()).to_pylist()
+    if unit == "us":
+        return raw
+    if unit == "ns":
+        return [None if v is None else v // 1000 for v in raw]
+    scale = 1_000_000 if unit == "s" else 1000
+    return [None if v is None else v * scale for v in raw]
 
-    def __init__(self, raw_json: str, table_capsule: Any):
-        self._json = json.loads(raw_json)
-        self._capsule = table_capsule
-        self._table: Optional[pa.Table] = None
+
+def _civil_from_days(z: int):
+    """Days since 1970-01-01 -> (year, month, day), proleptic Gregorian (H. Hinnant)."""
+    z += 719468
+    era = z // 146097
+    doe = z - era * 146097
+    yoe = (doe - doe // 1460 + doe // 36524 - doe // 146096) // 365
+    doy = doe - (365 * yoe + yoe // 4 - yoe // 100)
+    mp = (5 * doy + 2) // 153
+    d = doy - (153 * mp + 2) // 5 + 1
+    m = mp + 3 if mp < 10 else mp - 9
+    return yoe + era * 400 + (m <= 2), m, d
+
+
+def _rfc3339(us: int) -> str:
+    """µs since the epoch as the feature server writes it: "2026-01-01T00:00:00.000001Z"
+    (the fraction omitted when 0)."""
+    secs, frac = divmod(us, 1_000_000)
+    days, sod = divmod(secs, 86400)
+    y, m, d = _civil_from_days(days)
+    year = f"{y:04d}" if 0 <= y <= 9999 else str(y)
+    text = f"{year}-{m:02d}-{d:02d}T{sod // 3600:02d}:{sod // 60 % 60:02d}:{sod % 60:02d}"
+    return text + (f".{frac:06d}Z" if frac else "Z")
+
+
+def _json_values(arr: pa.Array) -> List[Any]:
+    """An Arrow array's values as the feature server's JSON has them, once parsed: numbers,
+    booleans, strings, lists; timestamps as RFC 3339 text, dates as "YYYY-MM-DD",
+    decimals as strings; NaN and infinities as None."""
+    t = arr.type
+    if pa.types.is_timestamp(t):
+        cache: Dict[int, str] = {}
+        out: List[Any] = []
+        for us in _micros(arr):
+            if us is None:
+                out.append(None)
+            else:
+                text = cache.get(us)
+                if text is None:
+                    text = cache[us] = _rfc3339(us)
+                out.append(text)
+        return out
+    if pa.types.is_date32(t):
+        out = []
+        for days in arr.cast(pa.int32()).to_pylist():
+            if days is None:
+                out.append(None)
+            else:  # as C's strftime("%Y-%m-%d") writes it
+                y, m, d = _civil_from_days(days)
+                out.append(f"{y}-{m:02d}-{d:02d}")
+        return out
+    if pa.types.is_list(t) or pa.types.is_large_list(t):
+        items = _json_values(arr.values)
+        offsets = arr.offsets.to_pylist()
+        valid = arr.is_valid().to_pylist()
+        return [items[offsets[i]:offsets[i + 1]] if valid[i] else None for i in range(len(arr))]
+    values = arr.to_pylist()
+    if pa.types.is_floating(t):
+        return [v if v is not None and math.isfinite(v) else None for v in values]
+    if pa.types.is_decimal(t):
+        return [None if v is None else str(v) for v in values]
+    if pa.types.is_binary(t) or pa.types.is_large_binary(t):
+        return [None if v is None else v.decode("utf-8", "replace") for v in values]
+    return values
+
+
+class OnlineResponse(_ArrowResult):
+    """Feature vectors from the online store: typed Arrow columns from the engine, shown
+    as Feast shows them (``to_dict``, ``statuses``, ``event_timestamps``, ``to_json``)."""
+
+    def __init__(self, entities: List[tuple], values: Any, statuses: Any, times: Any):
+        self._keys = dict(entities)  # join key values as given: echoed as they are
+        self._table = table_from_capsule(values)
+        self._statuses = table_from_capsule(statuses)
+        self._times = table_from_capsule(times)
+        self._json: Optional[Dict[str, Any]] = None
 
     @property
     def feature_names(self) -> List[str]:
-        return list(self._json["metadata"]["feature_names"])
+        return list(self._table.column_names)
+
+    def _results(self) -> List[Dict[str, List[Any]]]:
+        cache: Dict[int, str] = {}
+
+        def times(col: pa.ChunkedArray) -> List[str]:
+            out = []
+            for us in col.combine_chunks().cast(pa.int64()).to_pylist():
+                text = cache.get(us)
+                if text is None:
+                    text = cache[us] = _rfc3339(us)
+                out.append(text)
+            return out
+
+        results = []
+        for i, name in enumerate(self._table.column_names):
+            if i < len(self._keys):
+                values = list(self._keys[name])
+            else:
+                values = _json_values(self._table.column(i).combine_chunks())
+            results.append({"values": values, "statuses": self._statuses.column(i).to_pylist(),
+                            "event_timestamps": times(self._times.column(i))})
+        return results
 
     def to_dict(self) -> Dict[str, List[Any]]:
         """``{name: [value per entity row]}`` (join keys first), like Feast's."""
-        return {n: r["values"] for n, r in zip(self.feature_names, self._json["results"])}
+        return {n: r["values"] for n, r in zip(self.feature_names, self.to_json()["results"])}
 
     def statuses(self) -> Dict[str, List[str]]:
         """``PRESENT``, ``NULL_VALUE``, ``NOT_FOUND`` or ``OUTSIDE_MAX_AGE`` per value."""
-        return {n: r["statuses"] for n, r in zip(self.feature_names, self._json["results"])}
+        return {n: r["statuses"] for n, r in zip(self.feature_names, self.to_json()["results"])}
 
     def event_timestamps(self) -> Dict[str, List[str]]:
-        return {n: r["event_timestamps"] for n, r in zip(self.feature_names, self._json["results"])}
+        return {n: r["event_timestamps"] for n, r in zip(self.feature_names, self.to_json()["results"])}
 
     def to_json(self) -> Dict[str, Any]:
-        """The feature server's response body (Feast's format)."""
+        """The feature server's response body (Feast's format), built from the typed
+        columns on first use."""
+        if self._json is None:
+            self._json = {"metadata": {"feature_names": self.feature_names},
+                          "results": self._results()}
         return self._json
 
     def to_arrow(self) -> pa.Table:
         """One column per name, features in their views' Arrow types."""
-        if self._table is None:
-            self._table = table_from_capsule(self._capsule)
         return self._table
 
 
@@ -292,16 +417,18 @@ class FeatureStore:
         """
         if feature_service is not None and not isinstance(feature_service, str):
             feature_service = getattr(feature_service, "name", feature_service)
-        bar = Progress(progress)
-        try:
-            r = self._core.get_historical(
-                as_stream_capsule(entity_df, "entity_df"), timestamp_column, list(features or []),
-                feature_service or "", full_feature_names,
-                None if as_of is None else to_millis(as_of, "as_of"), registry_version,
-                memory_budget or 0, bar)
-        finally:
-            bar.close()
-        return RetrievalJob(self, r)
+        capsule, path = None, ""
+        if isinstance(entity_df, (str, os.PathLike)):
+            path = os.fspath(entity_df)
+            if not path.endswith(".parquet"):
+                raise DefinitionError(f"entity_df {path!r}: a path must name a .parquet file")
+        else:
+            capsule = as_stream_capsule(entity_df, "entity_df")
+        r = self._core.get_historical(
+            capsule, path, timestamp_column, list(features or []), feature_service or "",
+            full_feature_names, None if as_of is None else to_millis(as_of, "as_of"),
+            registry_version, memory_budget or 0)
+        return RetrievalJob(self, r, progress)
 
     def get_saved_dataset(self, name: str) -> SavedDataset:
         return SavedDataset(name, self._core.describe_dataset(name))
@@ -346,9 +473,10 @@ class FeatureStore:
         null with status ``OUTSIDE_MAX_AGE``."""
         if feature_service is not None and not isinstance(feature_service, str):
             feature_service = getattr(feature_service, "name", feature_service)
-        raw, capsule = self._core.get_online(list(features or []), feature_service or "",
-                                             _entity_columns(entity_rows, entities), full_feature_names)
-        return OnlineResponse(raw, capsule)
+        columns = _entity_columns(entity_rows, entities)
+        values, statuses, times = self._core.get_online(list(features or []), feature_service or "",
+                                                        columns, full_feature_names)
+        return OnlineResponse(columns, values, statuses, times)
 
     def push(self, push_source_name: str, df: Any, to: str = "online") -> Dict[str, Any]:
         """Write rows to a push source: ``to="online"``, ``"offline"`` (appended to its Delta

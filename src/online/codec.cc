@@ -38,13 +38,6 @@ void AppendLE(T v, std::string* out) {
   out->append(reinterpret_cast<const char*>(&v), sizeof(T));  // x86-64 / arm64: little-endian
 }
 
-template <typename T>
-T ReadLE(const char* p) {
-  T v;
-  std::memcpy(&v, p, sizeof(T));
-  return v;
-}
-
 void AppendVarint(uint64_t v, std::string* out) {
   while (v >= 0x80) {
     out->push_back(static_cast<char>((v & 0x7f) | 0x80));
@@ -53,58 +46,12 @@ void AppendVarint(uint64_t v, std::string* out) {
   out->push_back(static_cast<char>(v));
 }
 
-bool ReadVarint(std::string_view* in, uint64_t* v) {
-  uint64_t result = 0;
-  for (int shift = 0; shift <= 63 && !in->empty(); shift += 7) {
-    auto b = static_cast<unsigned char>(in->front());
-    in->remove_prefix(1);
-    result |= static_cast<uint64_t>(b & 0x7f) << shift;
-    if (!(b & 0x80)) {
-      *v = result;
-      return true;
-    }
-  }
-  return false;
-}
-
 uint64_t Fnv1a(std::string_view s, uint64_t h = 1469598103934665603ULL) {
   for (unsigned char c : s) {
     h ^= c;
     h *= 1099511628211ULL;
   }
   return h;
-}
-
-// Fixed width of a scalar type's encoding; 0 = variable (string/binary/list); -1 = unsupported.
-int FixedWidth(const arrow::DataType& t) {
-  switch (t.id()) {
-    case arrow::Type::BOOL:
-    case arrow::Type::INT8:
-      return 1;
-    case arrow::Type::INT16:
-      return 2;
-    case arrow::Type::INT32:
-    case arrow::Type::DATE32:
-    case arrow::Type::FLOAT:
-      return 4;
-    case arrow::Type::INT64:
-    case arrow::Type::TIMESTAMP:
-    case arrow::Type::DOUBLE:
-      return 8;
-    case arrow::Type::DECIMAL128:
-      return 16;
-    case arrow::Type::STRING:
-    case arrow::Type::BINARY:
-    case arrow::Type::LARGE_STRING:
-    case arrow::Type::LARGE_BINARY:
-      return 0;
-    case arrow::Type::LIST: {
-      int inner = FixedWidth(*static_cast<const arrow::ListType&>(t).value_type());
-      return inner < 0 || t.field(0)->type()->id() == arrow::Type::LIST ? -1 : 0;
-    }
-    default:
-      return -1;
-  }
 }
 
 int64_t TimestampToMicros(const arrow::TimestampType& t, int64_t v) {
@@ -198,16 +145,6 @@ void AppendValue(const arrow::Array& a, int64_t i, std::string* out) {
   }
 }
 
-// Length of one encoded scalar of type `t` at the start of `in`; -1 if truncated.
-int64_t ScalarLength(const arrow::DataType& t, std::string_view in) {
-  int w = FixedWidth(t);
-  if (w > 0) return static_cast<int64_t>(in.size()) >= w ? w : -1;
-  std::string_view p = in;
-  uint64_t len = 0;
-  if (!ReadVarint(&p, &len) || len > p.size()) return -1;
-  return static_cast<int64_t>(in.size() - p.size() + len);
-}
-
 int64_t FieldLength(const arrow::DataType& t, std::string_view in) {
   if (t.id() != arrow::Type::LIST) return ScalarLength(t, in);
   const arrow::DataType& item = *static_cast<const arrow::ListType&>(t).value_type();
@@ -225,135 +162,7 @@ int64_t FieldLength(const arrow::DataType& t, std::string_view in) {
   return static_cast<int64_t>(in.size() - p.size());
 }
 
-void AppendDouble(double d, std::string* out) {
-  if (!std::isfinite(d)) {
-    out->append("null");  // JSON has no NaN/Infinity
-    return;
-  }
-  // The shortest text that reads back as the same double.
-  char buf[32];
-  auto r = std::to_chars(buf, buf + sizeof buf, d);
-  out->append(buf, static_cast<size_t>(r.ptr - buf));
-}
-
-template <typename T>
-void AppendInt(T v, std::string* out) {
-  char buf[24];
-  auto r = std::to_chars(buf, buf + sizeof buf, v);
-  out->append(buf, static_cast<size_t>(r.ptr - buf));
-}
-
-// Days since 1970-01-01 -> (year, month, day), proleptic Gregorian
-// (H. Hinnant's civil_from_days).
-void CivilFromDays(int64_t z, int64_t* y, unsigned* m, unsigned* d) {
-  z += 719468;
-  const int64_t era = (z >= 0 ? z : z - 146096) / 146097;
-  const auto doe = static_cast<unsigned>(z - era * 146097);
-  const unsigned yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
-  const unsigned doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-  const unsigned mp = (5 * doy + 2) / 153;
-  *d = doy - (153 * mp + 2) / 5 + 1;
-  *m = mp < 10 ? mp + 3 : mp - 9;
-  *y = static_cast<int64_t>(yoe) + era * 400 + (*m <= 2);
-}
-
-void AppendDigits(unsigned v, int width, char* p) {
-  for (int i = width - 1; i >= 0; --i) {
-    p[i] = static_cast<char>('0' + v % 10);
-    v /= 10;
-  }
-}
-
-void AppendScalarJson(const arrow::DataType& t, std::string_view b, std::string* out) {
-  char buf[64];
-  switch (t.id()) {
-    case arrow::Type::BOOL:
-      out->append(b[0] ? "true" : "false");
-      return;
-    case arrow::Type::INT8:
-      AppendInt(ReadLE<int8_t>(b.data()), out);
-      return;
-    case arrow::Type::INT16:
-      AppendInt(ReadLE<int16_t>(b.data()), out);
-      return;
-    case arrow::Type::INT32:
-      AppendInt(ReadLE<int32_t>(b.data()), out);
-      return;
-    case arrow::Type::INT64:
-      AppendInt(ReadLE<int64_t>(b.data()), out);
-      return;
-    case arrow::Type::FLOAT:
-      AppendDouble(ReadLE<float>(b.data()), out);
-      return;
-    case arrow::Type::DOUBLE:
-      AppendDouble(ReadLE<double>(b.data()), out);
-      return;
-    case arrow::Type::TIMESTAMP:
-      out->push_back('"');
-      AppendTimestampMicros(ReadLE<int64_t>(b.data()), out);
-      out->push_back('"');
-      return;
-    case arrow::Type::DATE32: {
-      time_t secs = static_cast<time_t>(ReadLE<int32_t>(b.data())) * 86400;
-      struct tm tm;
-      gmtime_r(&secs, &tm);
-      std::strftime(buf, sizeof buf, "%Y-%m-%d", &tm);
-      AppendJsonString(buf, out);
-      return;
-    }
-    case arrow::Type::DECIMAL128: {
-      arrow::Decimal128 d(reinterpret_cast<const uint8_t*>(b.data()));
-      AppendJsonString(d.ToString(static_cast<const arrow::Decimal128Type&>(t).scale()), out);
-      return;
-    }
-    case arrow::Type::STRING:
-    case arrow::Type::LARGE_STRING:
-    case arrow::Type::BINARY:
-    case arrow::Type::LARGE_BINARY: {
-      std::string_view p = b;
-      uint64_t len = 0;
-      ReadVarint(&p, &len);
-      AppendJsonString(p.substr(0, len), out);
-      return;
-    }
-    default:
-      out->append("null");
-  }
-}
-
 }  // namespace
-
-void AppendJsonString(std::string_view s, std::string* out) {
-  out->push_back('"');
-  for (unsigned char c : s) {
-    switch (c) {
-      case '"':
-        out->append("\\\"");
-        break;
-      case '\\':
-        out->append("\\\\");
-        break;
-      case '\n':
-        out->append("\\n");
-        break;
-      case '\r':
-        out->append("\\r");
-        break;
-      case '\t':
-        out->append("\\t");
-        break;
-      default:
-        if (c < 0x20) {
-          char buf[8];
-          std::snprintf(buf, sizeof buf, "\\u%04x", c);
-          out->append(buf);
-        } else {
-          out->push_back(static_cast<char>(c));
-        }
-    }
-  }
-  out->push_back('"');
-}
 
 void AppendVersionPrefix(int64_t event_us, std::optional<int64_t> created_us, std::string* out) {
   AppendBigEndian(Flip(event_us), out);
@@ -594,113 +403,6 @@ arrow::Status DecodeValue(std::string_view value, const Layout& layout, DecodedV
   return arrow::Status::OK();
 }
 
-void AppendFieldJson(const arrow::DataType& type, std::string_view bytes, std::string* out) {
-  if (type.id() != arrow::Type::LIST) {
-    AppendScalarJson(type, bytes, out);
-    return;
-  }
-  const arrow::DataType& item = *static_cast<const arrow::ListType&>(type).value_type();
-  std::string_view p = bytes;
-  uint64_t n = 0;
-  ReadVarint(&p, &n);
-  std::string_view bitmap = p.substr(0, (n + 7) / 8);
-  p.remove_prefix(bitmap.size());
-  out->push_back('[');
-  for (uint64_t k = 0; k < n; ++k) {
-    if (k) out->push_back(',');
-    if (static_cast<unsigned char>(bitmap[k / 8]) & (1 << (k % 8))) {
-      out->append("null");
-      continue;
-    }
-    int64_t l = ScalarLength(item, p);
-    AppendScalarJson(item, p.substr(0, static_cast<size_t>(l)), out);
-    p.remove_prefix(static_cast<size_t>(l));
-  }
-  out->push_back(']');
-}
-
-namespace {
-
-// Writes the elements of a list whose fields `write(bytes, p)` formats into at
-// most `width` chars at p (returning the end); nulls as null.
-template <typename Write>
-void WriteListElements(std::span<const std::string_view> values,
-                       std::span<const FeatureStatus> statuses, size_t width, Write write,
-                       std::string* out) {
-  const size_t at = out->size();
-  out->resize(at + values.size() * (std::max<size_t>(width, 4) + 1));
-  char* const begin = out->data();
-  char* p = begin + at;
-  for (size_t r = 0; r < values.size(); ++r) {
-    if (r) *p++ = ',';
-    if (statuses[r] != FeatureStatus::kPresent) {
-      std::memcpy(p, "null", 4);
-      p += 4;
-    } else {
-      p = write(values[r].data(), p);
-    }
-  }
-  out->resize(static_cast<size_t>(p - begin));
-}
-
-template <typename T>
-char* WriteInt(const char* bytes, char* p) {
-  return std::to_chars(p, p + 24, ReadLE<T>(bytes)).ptr;
-}
-
-template <typename T>
-char* WriteFloat(const char* bytes, char* p) {
-  double d = ReadLE<T>(bytes);
-  if (!std::isfinite(d)) {  // JSON has no NaN/Infinity
-    std::memcpy(p, "null", 4);
-    return p + 4;
-  }
-  return std::to_chars(p, p + 32, d).ptr;  // the shortest text that reads back the same
-}
-
-}  // namespace
-
-void AppendFieldListJson(const arrow::DataType& type, std::span<const std::string_view> values,
-                         std::span<const FeatureStatus> statuses, std::string* out) {
-  // Widest texts: int64 "-9223372036854775808" (20), double
-  // "-2.2250738585072014e-308" (24).
-  switch (type.id()) {
-    case arrow::Type::BOOL:
-      return WriteListElements(
-          values, statuses, 5,
-          [](const char* b, char* p) {
-            if (b[0]) {
-              std::memcpy(p, "true", 4);
-              return p + 4;
-            }
-            std::memcpy(p, "false", 5);
-            return p + 5;
-          },
-          out);
-    case arrow::Type::INT8:
-      return WriteListElements(values, statuses, 4, WriteInt<int8_t>, out);
-    case arrow::Type::INT16:
-      return WriteListElements(values, statuses, 6, WriteInt<int16_t>, out);
-    case arrow::Type::INT32:
-      return WriteListElements(values, statuses, 11, WriteInt<int32_t>, out);
-    case arrow::Type::INT64:
-      return WriteListElements(values, statuses, 20, WriteInt<int64_t>, out);
-    case arrow::Type::FLOAT:
-      return WriteListElements(values, statuses, 24, WriteFloat<float>, out);
-    case arrow::Type::DOUBLE:
-      return WriteListElements(values, statuses, 24, WriteFloat<double>, out);
-    default:
-      for (size_t r = 0; r < values.size(); ++r) {
-        if (r) out->push_back(',');
-        if (statuses[r] == FeatureStatus::kPresent) {
-          AppendFieldJson(type, values[r], out);
-        } else {
-          out->append("null");
-        }
-      }
-  }
-}
-
 namespace {
 
 arrow::Status AppendScalarToBuilder(const arrow::DataType& t, std::string_view b,
@@ -788,51 +490,6 @@ arrow::Status AppendFieldToBuilder(const arrow::DataType& type, std::string_view
     p.remove_prefix(static_cast<size_t>(l));
   }
   return arrow::Status::OK();
-}
-
-void AppendTimestampMicros(int64_t us, std::string* out) {
-  int64_t secs = us >= 0 ? us / 1000000 : -((-us + 999999) / 1000000);
-  auto frac = static_cast<unsigned>(us - secs * 1000000);
-  int64_t days = secs >= 0 ? secs / 86400 : -((-secs + 86399) / 86400);
-  auto sod = static_cast<unsigned>(secs - days * 86400);
-  int64_t y;
-  unsigned m, d;
-  CivilFromDays(days, &y, &m, &d);
-  if (y < 0 || y > 9999) {  // outside RFC 3339: fall back to the C library
-    time_t t = static_cast<time_t>(secs);
-    struct tm tm;
-    gmtime_r(&t, &tm);
-    char buf[64];
-    std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%S", &tm);
-    out->append(buf);
-  } else {
-    char buf[19];  // YYYY-MM-DDTHH:MM:SS
-    AppendDigits(static_cast<unsigned>(y), 4, buf);
-    buf[4] = '-';
-    AppendDigits(m, 2, buf + 5);
-    buf[7] = '-';
-    AppendDigits(d, 2, buf + 8);
-    buf[10] = 'T';
-    AppendDigits(sod / 3600, 2, buf + 11);
-    buf[13] = ':';
-    AppendDigits(sod / 60 % 60, 2, buf + 14);
-    buf[16] = ':';
-    AppendDigits(sod % 60, 2, buf + 17);
-    out->append(buf, sizeof buf);
-  }
-  if (frac != 0) {
-    char f[7];
-    f[0] = '.';
-    AppendDigits(frac, 6, f + 1);
-    out->append(f, sizeof f);
-  }
-  out->push_back('Z');
-}
-
-std::string FormatTimestampMicros(int64_t us) {
-  std::string out;
-  AppendTimestampMicros(us, &out);
-  return out;
 }
 
 }  // namespace stratalake::online

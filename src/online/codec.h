@@ -17,6 +17,7 @@
 #pragma once
 
 #include <cstdint>
+#include <cstring>
 #include <memory>
 #include <optional>
 #include <span>
@@ -26,7 +27,9 @@
 #include <vector>
 
 #include <arrow/result.h>
-#include <arrow/type_fwd.h>
+#include <arrow/type.h>
+
+#include "common/time_text.h"
 
 #include "stratalake/online.h"
 #include "stratalake/registry.h"
@@ -96,15 +99,6 @@ arrow::Status CheckRepairs(std::span<const KeyRepair> repairs);
 /// The layout fingerprint a value was written with.
 arrow::Result<uint64_t> ValueFingerprint(std::string_view value);
 
-/// Appends one encoded field as JSON (numbers, strings, booleans, lists;
-/// timestamps as RFC 3339 strings, decimals as strings).
-void AppendFieldJson(const arrow::DataType& type, std::string_view bytes, std::string* out);
-/// Appends the elements of a JSON list (comma-separated, no brackets): for each
-/// row, the encoded field `values[r]` as AppendFieldJson writes it when
-/// `statuses[r]` is kPresent, else null. Numbers and booleans are formatted
-/// straight into `out` (sized once for the list's widest text).
-void AppendFieldListJson(const arrow::DataType& type, std::span<const std::string_view> values,
-                         std::span<const FeatureStatus> statuses, std::string* out);
 /// Appends one encoded field to a builder of `type` (null when `null`).
 arrow::Status AppendFieldToBuilder(const arrow::DataType& type, std::string_view bytes, bool null,
                                    arrow::ArrayBuilder* builder);
@@ -122,11 +116,84 @@ arrow::Status EncodeViewRows(const registry::FeatureView& view, const registry::
                              const arrow::Table& data, int64_t lo_us, int64_t hi_us,
                              std::vector<KeyValue>* out, size_t* count);
 
-/// Appends `s` as a JSON string literal (quotes, escapes; bytes >= 0x80 as they are).
-void AppendJsonString(std::string_view s, std::string* out);
+/// µs since the epoch as RFC 3339 text (common/time_text.h); kept under this
+/// name for the CLI (src/cli/repo_cli.cc) until it includes time_text.h itself.
+inline std::string FormatTimestampMicros(int64_t us) { return FormatRfc3339Micros(us); }
 
-/// µs since the epoch -> "2026-11-21T17:26:11.123456Z" (fraction omitted when 0).
-std::string FormatTimestampMicros(int64_t us);
-void AppendTimestampMicros(int64_t us, std::string* out);
+// ---- reading encoded fields ----------------------------------------------------------
+// For code that renders stored values without the codec's other parts (the Feast
+// wire format in server/feast_wire.cc; the fuzzer links it without this library).
+
+/// A little-endian fixed-width value at `p` (x86-64 / arm64: a plain load).
+template <typename T>
+inline T ReadLE(const char* p) {
+  T v;
+  std::memcpy(&v, p, sizeof(T));
+  return v;
+}
+
+/// Reads a LEB128 number from the front of `in` (advancing it); false if truncated.
+inline bool ReadVarint(std::string_view* in, uint64_t* v) {
+  uint64_t result = 0;
+  for (int shift = 0; shift <= 63 && !in->empty(); shift += 7) {
+    auto b = static_cast<unsigned char>(in->front());
+    in->remove_prefix(1);
+    result |= static_cast<uint64_t>(b & 0x7f) << shift;
+    if (!(b & 0x80)) {
+      *v = result;
+      return true;
+    }
+  }
+  return false;
+}
+
+/// Fixed width of a scalar type's encoding; 0 = variable (string/binary/list); -1 = unsupported.
+inline int FixedWidth(const arrow::DataType& t) {
+  switch (t.id()) {
+    case arrow::Type::BOOL:
+    case arrow::Type::INT8:
+      return 1;
+    case arrow::Type::INT16:
+      return 2;
+    case arrow::Type::INT32:
+    case arrow::Type::DATE32:
+    case arrow::Type::FLOAT:
+      return 4;
+    case arrow::Type::INT64:
+    case arrow::Type::TIMESTAMP:
+    case arrow::Type::DOUBLE:
+      return 8;
+    case arrow::Type::DECIMAL128:
+      return 16;
+    case arrow::Type::STRING:
+    case arrow::Type::BINARY:
+    case arrow::Type::LARGE_STRING:
+    case arrow::Type::LARGE_BINARY:
+      return 0;
+    case arrow::Type::LIST: {
+      int inner = FixedWidth(*static_cast<const arrow::ListType&>(t).value_type());
+      return inner < 0 || t.field(0)->type()->id() == arrow::Type::LIST ? -1 : 0;
+    }
+    default:
+      return -1;
+  }
+}
+
+/// Length of one encoded scalar of type `t` at the start of `in`; -1 if truncated.
+inline int64_t ScalarLength(const arrow::DataType& t, std::string_view in) {
+  int w = FixedWidth(t);
+  if (w > 0) return static_cast<int64_t>(in.size()) >= w ? w : -1;
+  std::string_view p = in;
+  uint64_t len = 0;
+  if (!ReadVarint(&p, &len) || len > p.size()) return -1;
+  return static_cast<int64_t>(in.size() - p.size() + len);
+}
+
+/// The bytes of an encoded string/binary field (after its LEB128 length).
+inline std::string_view ReadBytesField(std::string_view field) {
+  uint64_t len = 0;
+  ReadVarint(&field, &len);
+  return field.substr(0, len);
+}
 
 }  // namespace stratalake::online

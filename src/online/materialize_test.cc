@@ -4,12 +4,14 @@
 #include <filesystem>
 #include <fstream>
 #include <random>
+#include <set>
 
 #include <arrow/api.h>
 #include <gtest/gtest.h>
 
 #include "../../tests/test_util.h"
 #include "online/codec.h"
+#include "server/feast_wire.h"
 #include "stratalake/delta.h"
 #include "stratalake/online.h"
 #include "stratalake/repo.h"
@@ -503,7 +505,7 @@ TEST_F(MaterializeTest, ChangedFeaturesForceAFullReadAndOldValuesStayReadable) {
   req.entities.emplace_back("customer_id", ids);
   ASSERT_OK_AND_ASSIGN(auto before, service.Get(req));
   std::string before_json;
-  before.AppendJson(&before_json);
+  server::AppendOnlineResponse(before, &before_json);
   // Drop a feature: the stored values have the old layout, and are read by name.
   std::string defs = kDefinitions;
   defs.erase(defs.rfind("      - {name: orders, type: int64}\n"),
@@ -513,14 +515,75 @@ TEST_F(MaterializeTest, ChangedFeaturesForceAFullReadAndOldValuesStayReadable) {
   OnlineService fresh(reg, store, std::make_shared<FakeClock>((kT0 + 40 * kHour) / 1000));
   ASSERT_OK_AND_ASSIGN(auto after_change, fresh.Get(req));
   std::string after_json;
-  after_change.AppendJson(&after_json);
+  server::AppendOnlineResponse(after_change, &after_json);
   EXPECT_EQ(after_json, before_json);
   ASSERT_OK_AND_ASSIGN(auto r, Run(*store, kT0 + 100 * kHour, true));
   EXPECT_FALSE(Stats(r).incremental);  // the layout changed: a full read
   ASSERT_OK_AND_ASSIGN(auto rewritten, fresh.Get(req));
   std::string rewritten_json;
-  rewritten.AppendJson(&rewritten_json);
+  server::AppendOnlineResponse(rewritten, &rewritten_json);
   EXPECT_EQ(rewritten_json, before_json);
+}
+
+// ToArrow: the values as ToTable gives them, and each value's status and event
+// time as the JSON body states them.
+TEST_F(MaterializeTest, OnlineResponseAsArrowCarriesValuesStatusesAndTimes) {
+  Apply();
+  std::mt19937_64 rng(9);
+  AppendStats(RandomStats(&rng, 200, 20));
+  auto store = OpenStore();
+  ASSERT_OK(Run(*store, kT0 + 100 * kHour, false).status());
+  ASSERT_OK_AND_ASSIGN(auto reg, repo_->registry());
+  OnlineService service(reg, store, std::make_shared<FakeClock>((kT0 + 40 * kHour) / 1000));
+  OnlineRequest req;
+  req.features = {"stats:spend", "stats:tier"};
+  std::vector<KeyScalar> ids;
+  for (int k = 0; k < 25; ++k) ids.emplace_back(int64_t{k});  // 20..24: not found
+  ids.emplace_back(std::monostate{});
+  req.entities.emplace_back("customer_id", ids);
+  ASSERT_OK_AND_ASSIGN(auto resp, service.Get(req));
+  ASSERT_OK_AND_ASSIGN(auto batches, resp.ToArrow());
+  ASSERT_OK_AND_ASSIGN(auto table, resp.ToTable());
+  ASSERT_OK_AND_ASSIGN(auto values, arrow::Table::FromRecordBatches({batches.values}));
+  EXPECT_TRUE(values->Equals(*table)) << values->ToString();
+  for (const auto& b : {batches.values, batches.statuses, batches.event_timestamps}) {
+    ASSERT_OK(b->ValidateFull());
+    EXPECT_EQ(b->num_rows(), 26);
+    EXPECT_EQ(b->schema()->field_names(),
+              (std::vector<std::string>{"customer_id", "spend", "tier"}));
+  }
+  EXPECT_EQ(batches.statuses->column(0)->type()->ToString(),
+            "dictionary<values=string, "
+            "indices=int8, ordered=0>");
+  EXPECT_EQ(batches.event_timestamps->column(0)->type()->ToString(), "timestamp[us, tz=UTC]");
+  // Statuses and times, cell for cell, as the Feast body has them.
+  std::string json;
+  server::AppendOnlineResponse(resp, &json);
+  std::string from_arrow;
+  std::set<std::string> seen;
+  for (int c = 0; c < 3; ++c) {
+    const auto& st = static_cast<const arrow::DictionaryArray&>(*batches.statuses->column(c));
+    const auto& ts =
+        static_cast<const arrow::TimestampArray&>(*batches.event_timestamps->column(c));
+    std::string statuses, times;
+    for (int64_t r = 0; r < 26; ++r) {
+      ASSERT_OK_AND_ASSIGN(auto name, st.GetScalar(r));
+      std::string text = static_cast<const arrow::DictionaryScalar&>(*name)
+                             .GetEncodedValue()
+                             .ValueOrDie()
+                             ->ToString();
+      seen.insert(text);
+      statuses += (r ? ",\"" : "\"") + text + "\"";
+      times += (r ? ",\"" : "\"") + FormatTimestampMicros(ts.Value(r)) + "\"";
+      // A feature is null exactly when its status is not PRESENT; a key when none was given.
+      EXPECT_EQ(batches.values->column(c)->IsNull(r), c == 0 ? r == 25 : text != "PRESENT")
+          << c << " " << r;
+    }
+    from_arrow += "\"statuses\":[" + statuses + "],\"event_timestamps\":[" + times + "]";
+    EXPECT_NE(json.find(from_arrow), std::string::npos) << c << "\n" << from_arrow << "\n" << json;
+    from_arrow.clear();
+  }
+  EXPECT_TRUE(seen.count("PRESENT") && seen.count("NOT_FOUND")) << json;
 }
 
 TEST_F(MaterializeTest, PushOnlineIsVisibleAndOfflineIsAppended) {
@@ -544,7 +607,7 @@ TEST_F(MaterializeTest, PushOnlineIsVisibleAndOfflineIsAppended) {
   req.entities.emplace_back("customer_id", std::vector<KeyScalar>{int64_t{7}});
   ASSERT_OK_AND_ASSIGN(auto resp, service.Get(req));
   std::string json;
-  resp.AppendJson(&json);
+  server::AppendOnlineResponse(resp, &json);
   EXPECT_NE(json.find("\"/a\""), std::string::npos) << json;  // the newer event wins
   // Bad values: nothing written anywhere.
   auto bad = TableFromJson(arrow::schema({arrow::field("customer_id", arrow::utf8()),
@@ -644,7 +707,7 @@ TEST(CodecTest, EveryTypeRoundTripsThroughJsonAndArrow) {
       ASSERT_OK(AppendFieldToBuilder(*types[i], d.fields[i], d.null[i], builders[i].get()));
       if (r == 0) {
         json += (i ? "," : "");
-        AppendFieldJson(*types[i], d.fields[i], &json);
+        server::AppendFieldJson(*types[i], d.fields[i], &json);
       }
     }
     // Truncated values are an error, never a crash.
@@ -708,13 +771,13 @@ TEST(CodecTest, FieldListsMatchTheirElementsAtTheWidestValues) {
       values.push_back(decoded[r].fields[i]);
       if (r) by_element += ",";
       if (statuses[r] == FeatureStatus::kPresent) {
-        AppendFieldJson(*types[i], decoded[r].fields[i], &by_element);
+        server::AppendFieldJson(*types[i], decoded[r].fields[i], &by_element);
       } else {
         by_element += "null";
       }
     }
     std::string list = "[";  // text already there is kept
-    AppendFieldListJson(*types[i], values, statuses, &list);
+    server::AppendFieldListJson(*types[i], values, statuses, &list);
     EXPECT_EQ(list, "[" + expected[i]) << names[i];
     EXPECT_EQ(list, by_element) << names[i];
   }

@@ -2,7 +2,6 @@
 // memory, build every key, fetch them all in one MultiGet, decode only the
 // requested features, and apply the TTL relative to the clock.
 #include <algorithm>
-#include <charconv>
 #include <cstring>
 #include <map>
 #include <mutex>
@@ -96,34 +95,7 @@ arrow::Result<std::shared_ptr<const CompiledRequest>> Compile(
   return out;
 }
 
-void AppendKeyJson(const KeyScalar& k, std::string* out) {
-  if (const auto* i = std::get_if<int64_t>(&k)) {
-    char buf[24];
-    auto [end, ec] = std::to_chars(buf, buf + sizeof buf, *i);
-    (void)ec;
-    out->append(buf, static_cast<size_t>(end - buf));
-  } else if (const auto* s = std::get_if<std::string>(&k)) {
-    AppendJsonString(*s, out);
-  } else {
-    out->append("null");
-  }
-}
-
 }  // namespace
-
-const char* FeatureStatusName(FeatureStatus status) {
-  switch (status) {
-    case FeatureStatus::kPresent:
-      return "PRESENT";
-    case FeatureStatus::kNullValue:
-      return "NULL_VALUE";
-    case FeatureStatus::kNotFound:
-      return "NOT_FOUND";
-    case FeatureStatus::kOutsideMaxAge:
-      return "OUTSIDE_MAX_AGE";
-  }
-  return "NOT_FOUND";
-}
 
 arrow::Result<std::unique_ptr<OnlineStore>> OpenRepositoryStore(const repo::FeatureRepository& repo,
                                                                 bool read_only) {
@@ -346,117 +318,101 @@ arrow::Result<std::shared_ptr<const Layout>> OnlineService::StoredLayout(const s
 }
 
 namespace {
-// A JSON list of quoted strings formatted from `values`, kept and reused while
-// the next call passes equal values (OnlineResponse::AppendJson).
-struct QuotedList {
-  std::span<const std::byte> last;  // the values `text` was formatted from
-  bool valid = false;
-  std::string text;
-  template <typename T, typename Format>
-  const std::string& Get(std::span<const T> values, Format format) {
-    auto bytes = std::as_bytes(values);
-    if (!valid || bytes.size() != last.size() ||
-        std::memcmp(bytes.data(), last.data(), bytes.size()) != 0) {
-      text.clear();
-      for (size_t r = 0; r < values.size(); ++r) {
-        text.append(r ? ",\"" : "\"");
-        format(values[r], &text);
-        text.push_back('"');
-      }
-      last = bytes;
-      valid = true;
-    }
-    return text;
-  }
-};
-}  // namespace
 
-void OnlineResponse::AppendJson(std::string* out) const {
-  using namespace std::string_view_literals;
-  out->append("{\"metadata\":{\"feature_names\":["sv);
-  for (size_t c = 0; c < columns.size(); ++c) {
-    if (c) out->push_back(',');
-    AppendJsonString(columns[c].name, out);
-  }
-  out->append("]},\"results\":["sv);
-  // The features of one view share their rows' statuses and times (all but
-  // NULL_VALUE): each list is formatted once per distinct run of columns.
-  QuotedList statuses_list, times_list;
-  for (size_t c = 0; c < columns.size(); ++c) {
-    const OnlineColumn& col = columns[c];
-    if (c) out->push_back(',');
-    out->append("{\"values\":["sv);
-    if (col.is_join_key) {
-      for (size_t r = 0; r < rows; ++r) {
-        if (r) out->push_back(',');
-        AppendKeyJson((*col.keys)[r], out);
+// A join key column: the request's values as int64, or as utf8 when any is a string.
+arrow::Result<std::shared_ptr<arrow::Array>> KeyArray(const std::vector<KeyScalar>& keys) {
+  bool strings = false;
+  for (const auto& k : keys) strings = strings || std::holds_alternative<std::string>(k);
+  if (strings) {
+    arrow::StringBuilder b;
+    for (const auto& k : keys) {
+      if (const auto* s = std::get_if<std::string>(&k)) {
+        ARROW_RETURN_NOT_OK(b.Append(*s));
+      } else {
+        ARROW_RETURN_NOT_OK(b.AppendNull());
       }
-    } else {
-      AppendFieldListJson(*col.type, col.values, col.statuses, out);
     }
-    out->append("],\"statuses\":["sv);
-    if (col.is_join_key) {
-      for (size_t r = 0; r < rows; ++r) out->append(r ? ",\"PRESENT\""sv : "\"PRESENT\""sv);
-    } else {
-      out->append(statuses_list.Get(
-          std::span<const FeatureStatus>(col.statuses),
-          [](FeatureStatus st, std::string* o) { o->append(FeatureStatusName(st)); }));
-    }
-    out->append("],\"event_timestamps\":["sv);
-    if (col.is_join_key) {
-      for (size_t r = 0; r < rows; ++r) {
-        out->append(r ? ",\"1970-01-01T00:00:00Z\""sv : "\"1970-01-01T00:00:00Z\""sv);
-      }
-    } else {
-      out->append(times_list.Get(std::span<const int64_t>(col.event_us), AppendTimestampMicros));
-    }
-    out->append("]}"sv);
+    return b.Finish();
   }
-  out->append("]}"sv);
+  arrow::Int64Builder b;
+  for (const auto& k : keys) {
+    if (const auto* i = std::get_if<int64_t>(&k)) {
+      ARROW_RETURN_NOT_OK(b.Append(*i));
+    } else {
+      ARROW_RETURN_NOT_OK(b.AppendNull());
+    }
+  }
+  return b.Finish();
 }
+
+arrow::Result<std::shared_ptr<arrow::Array>> ValueArray(const OnlineColumn& col, size_t rows) {
+  if (col.is_join_key) return KeyArray(*col.keys);
+  std::unique_ptr<arrow::ArrayBuilder> b;
+  ARROW_ASSIGN_OR_RAISE(b, arrow::MakeBuilder(col.type));
+  for (size_t r = 0; r < rows; ++r) {
+    ARROW_RETURN_NOT_OK(AppendFieldToBuilder(*col.type, col.values[r],
+                                             col.statuses[r] != FeatureStatus::kPresent, b.get()));
+  }
+  return b->Finish();
+}
+
+// `rows` fixed-width values copied from `from` (nullptr: zeros) into a new buffer.
+template <typename Out, typename In>
+arrow::Result<std::shared_ptr<arrow::Buffer>> CopyBuffer(const In* from, size_t rows) {
+  ARROW_ASSIGN_OR_RAISE(auto buf, arrow::AllocateBuffer(static_cast<int64_t>(rows * sizeof(Out))));
+  auto* out = reinterpret_cast<Out*>(buf->mutable_data());
+  for (size_t r = 0; r < rows; ++r) out[r] = from ? static_cast<Out>(from[r]) : Out{0};
+  return std::shared_ptr<arrow::Buffer>(std::move(buf));
+}
+
+}  // namespace
 
 arrow::Result<std::shared_ptr<arrow::Table>> OnlineResponse::ToTable() const {
   arrow::FieldVector fields;
   arrow::ArrayVector arrays;
   for (const auto& col : columns) {
-    std::shared_ptr<arrow::Array> arr;
-    if (col.is_join_key) {
-      bool strings = false;
-      for (const auto& k : *col.keys) strings = strings || std::holds_alternative<std::string>(k);
-      if (strings) {
-        arrow::StringBuilder b;
-        for (const auto& k : *col.keys) {
-          if (const auto* s = std::get_if<std::string>(&k)) {
-            ARROW_RETURN_NOT_OK(b.Append(*s));
-          } else {
-            ARROW_RETURN_NOT_OK(b.AppendNull());
-          }
-        }
-        ARROW_ASSIGN_OR_RAISE(arr, b.Finish());
-      } else {
-        arrow::Int64Builder b;
-        for (const auto& k : *col.keys) {
-          if (const auto* i = std::get_if<int64_t>(&k)) {
-            ARROW_RETURN_NOT_OK(b.Append(*i));
-          } else {
-            ARROW_RETURN_NOT_OK(b.AppendNull());
-          }
-        }
-        ARROW_ASSIGN_OR_RAISE(arr, b.Finish());
-      }
-    } else {
-      std::unique_ptr<arrow::ArrayBuilder> b;
-      ARROW_ASSIGN_OR_RAISE(b, arrow::MakeBuilder(col.type));
-      for (size_t r = 0; r < rows; ++r) {
-        ARROW_RETURN_NOT_OK(AppendFieldToBuilder(
-            *col.type, col.values[r], col.statuses[r] != FeatureStatus::kPresent, b.get()));
-      }
-      ARROW_ASSIGN_OR_RAISE(arr, b->Finish());
-    }
+    ARROW_ASSIGN_OR_RAISE(auto arr, ValueArray(col, rows));
     fields.push_back(arrow::field(col.name, arr->type()));
-    arrays.push_back(arr);
+    arrays.push_back(std::move(arr));
   }
   return arrow::Table::Make(arrow::schema(fields), arrays, static_cast<int64_t>(rows));
+}
+
+arrow::Result<OnlineResponse::Batches> OnlineResponse::ToArrow() const {
+  static_assert(static_cast<int>(FeatureStatus::kPresent) == 0 &&
+                static_cast<int>(FeatureStatus::kOutsideMaxAge) == 3);
+  arrow::StringBuilder names;
+  for (auto st : {FeatureStatus::kPresent, FeatureStatus::kNullValue, FeatureStatus::kNotFound,
+                  FeatureStatus::kOutsideMaxAge}) {
+    ARROW_RETURN_NOT_OK(names.Append(FeatureStatusName(st)));
+  }
+  ARROW_ASSIGN_OR_RAISE(auto dictionary, names.Finish());
+  const auto status_type = arrow::dictionary(arrow::int8(), arrow::utf8());
+  const auto time_type = arrow::timestamp(arrow::TimeUnit::MICRO, "UTC");
+  const auto n = static_cast<int64_t>(rows);
+  arrow::FieldVector value_fields, status_fields, time_fields;
+  arrow::ArrayVector values, statuses, times;
+  for (const auto& col : columns) {
+    ARROW_ASSIGN_OR_RAISE(auto arr, ValueArray(col, rows));
+    value_fields.push_back(arrow::field(col.name, arr->type()));
+    values.push_back(std::move(arr));
+    const FeatureStatus* st = col.is_join_key ? nullptr : col.statuses.data();
+    ARROW_ASSIGN_OR_RAISE(auto codes, CopyBuffer<int8_t>(st, rows));
+    auto indices = std::make_shared<arrow::Int8Array>(n, std::move(codes));
+    ARROW_ASSIGN_OR_RAISE(auto status_array,
+                          arrow::DictionaryArray::FromArrays(status_type, indices, dictionary));
+    status_fields.push_back(arrow::field(col.name, status_type));
+    statuses.push_back(std::move(status_array));
+    const int64_t* us = col.is_join_key ? nullptr : col.event_us.data();
+    ARROW_ASSIGN_OR_RAISE(auto time_buffer, CopyBuffer<int64_t>(us, rows));
+    time_fields.push_back(arrow::field(col.name, time_type));
+    times.push_back(std::make_shared<arrow::TimestampArray>(time_type, n, std::move(time_buffer)));
+  }
+  Batches out;
+  out.values = arrow::RecordBatch::Make(arrow::schema(value_fields), n, std::move(values));
+  out.statuses = arrow::RecordBatch::Make(arrow::schema(status_fields), n, std::move(statuses));
+  out.event_timestamps = arrow::RecordBatch::Make(arrow::schema(time_fields), n, std::move(times));
+  return out;
 }
 
 }  // namespace stratalake::online

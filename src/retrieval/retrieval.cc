@@ -612,6 +612,13 @@ arrow::Result<HistoricalResult> JoinStreamed(const repo::FeatureRepository& repo
 
 }  // namespace
 
+arrow::Result<HistoricalResult> CheckHistoricalRequest(const repo::FeatureRepository& repo,
+                                                       const HistoricalRequest& req,
+                                                       const arrow::Schema& entity_schema) {
+  ARROW_ASSIGN_OR_RAISE(auto plan, PlanRetrieval(repo, req, entity_schema));
+  return std::move(plan.result);
+}
+
 arrow::Result<HistoricalResult> GetHistoricalFeatures(const repo::FeatureRepository& repo,
                                                       const HistoricalRequest& req) {
   std::shared_ptr<arrow::Table> entities = req.entities;

@@ -28,8 +28,8 @@
 #include "common/parallel.h"
 #include "common/realtime.h"
 #include "online/codec.h"
+#include "server/feast_wire.h"
 #include "server/http_loop.h"
-#include "server/requests.h"
 #include "stratalake/status.h"
 
 namespace stratalake::server {
@@ -157,10 +157,8 @@ struct Metrics {
 
 // ---- helpers -------------------------------------------------------------------
 
-using online::AppendJsonString;
-
 int HttpCodeFor(const arrow::Status& st) {
-  if (st.IsCapacityError()) return 413;  // a request over a limit (requests.h)
+  if (st.IsCapacityError()) return 413;  // a request over a limit (feast_wire.h)
   if (HasErrorKind(st, ErrorKind::kObjectNotFound) ||
       HasErrorKind(st, ErrorKind::kFeatureNotFound)) {
     return 404;
@@ -507,7 +505,7 @@ Reply FeatureServer::Impl::GetOnline(Loop* loop, std::string_view body) {
   Reply r;
   r.in_scratch = true;
   loop->scratch.clear();
-  resp->AppendJson(&loop->scratch);
+  AppendOnlineResponse(*resp, &loop->scratch);
   return r;
 }
 

@@ -31,6 +31,7 @@
 #include <arrow/result.h>
 #include <arrow/status.h>
 
+#include "server/feast_wire.h"  // the CLI renders with it (AppendFieldJson)
 #include "stratalake/online.h"
 #include "stratalake/repo.h"
 

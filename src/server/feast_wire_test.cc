@@ -1,4 +1,4 @@
-#include "server/requests.h"
+#include "server/feast_wire.h"
 
 #include <string>
 

@@ -1,0 +1,540 @@
+#include "server/feast_wire.h"
+
+#include <charconv>
+#include <cmath>
+#include <cstdio>
+#include <cstring>
+#include <ctime>
+#include <span>
+#include <vector>
+
+#include <arrow/api.h>
+#include <arrow/util/decimal.h>
+#include <arrow/util/value_parsing.h>
+#include <rapidjson/document.h>
+
+#include "common/json.h"
+#include "common/time_text.h"
+#include "online/codec.h"
+#include "stratalake/status.h"
+
+namespace stratalake::server {
+
+namespace {
+
+std::string_view View(const rapidjson::Value& v) {
+  return std::string_view(v.GetString(), v.GetStringLength());
+}
+
+arrow::Status Bad(std::string message) { return arrow::Status::Invalid(std::move(message)); }
+
+arrow::Result<int64_t> ParseIsoMicros(std::string_view text) {
+  static const auto parser = arrow::TimestampParser::MakeISO8601();
+  int64_t us = 0;
+  if ((*parser)(text.data(), text.size(), arrow::TimeUnit::MICRO, &us)) return us;
+  return MakeError(arrow::StatusCode::Invalid, ErrorKind::kDefinitionError,
+                   "'" + std::string(text.substr(0, 100)) +
+                       "' is not an ISO 8601 time (e.g. 2026-08-01T00:00:00Z)");
+}
+
+// A JSON value of a push column -> text for ingestion's converters.
+bool JsonToText(const rapidjson::Value& v, std::string* out) {
+  char buf[40];
+  if (v.IsString()) {
+    out->assign(v.GetString(), v.GetStringLength());
+  } else if (v.IsInt64()) {
+    *out = std::to_string(v.GetInt64());
+  } else if (v.IsUint64()) {
+    *out = std::to_string(v.GetUint64());
+  } else if (v.IsDouble()) {
+    std::snprintf(buf, sizeof buf, "%.17g", v.GetDouble());
+    *out = buf;
+  } else if (v.IsBool()) {
+    *out = v.GetBool() ? "true" : "false";
+  } else {
+    return false;
+  }
+  return true;
+}
+
+const rapidjson::Value* Member(const rapidjson::Value& object, const char* name) {
+  auto it = object.FindMember(name);
+  return it == object.MemberEnd() ? nullptr : &it->value;
+}
+
+}  // namespace
+
+std::string ErrorJson(std::string_view message) {
+  std::string o = "{\"error\":\"";
+  json::AppendEscaped(message, &o);
+  o += "\"}";
+  return o;
+}
+
+arrow::Status ParseOnlineRequest(std::string_view body, const RequestLimits& limits,
+                                 online::OnlineRequest* req) {
+  // The parse allocates from per-thread buffers (malloc only for large requests).
+  thread_local char value_buffer[64 << 10];
+  thread_local char stack_buffer[16 << 10];
+  rapidjson::MemoryPoolAllocator<> value_alloc(value_buffer, sizeof value_buffer);
+  rapidjson::MemoryPoolAllocator<> stack_alloc(stack_buffer, sizeof stack_buffer);
+  rapidjson::GenericDocument<rapidjson::UTF8<>, rapidjson::MemoryPoolAllocator<>,
+                             rapidjson::MemoryPoolAllocator<>>
+      d(&value_alloc, sizeof stack_buffer, &stack_alloc);
+  ARROW_RETURN_NOT_OK(json::ParseJson(&d, body, json::Strict()));
+  if (!d.IsObject()) return Bad("the request body must be a JSON object");
+  for (const auto& member : d.GetObject()) {
+    const auto* m = &member;
+    const std::string_view key = View(m->name);
+    const rapidjson::Value& v = m->value;
+    if (key == "features") {
+      if (!v.IsArray()) return Bad("\"features\" must be a list of \"view:feature\"");
+      for (const auto& f : v.GetArray()) {
+        if (!f.IsString()) return Bad("\"features\" must be a list of strings");
+        req->features.emplace_back(View(f));
+      }
+    } else if (key == "feature_service") {
+      if (!v.IsString()) return Bad("\"feature_service\" must be a string");
+      req->feature_service.assign(View(v));
+    } else if (key == "full_feature_names") {
+      if (!v.IsBool()) return Bad("\"full_feature_names\" must be true or false");
+      req->full_feature_names = v.GetBool();
+    } else if (key == "entities") {
+      if (!v.IsObject()) {
+        return Bad("\"entities\" must be an object: {\"join_key\": [values...]}");
+      }
+      for (const auto& entity : v.GetObject()) {
+        const auto* e = &entity;
+        std::string name(View(e->name));
+        if (!e->value.IsArray()) return Bad("entity '" + name + "' must be a list of values");
+        const size_t rows = e->value.Size();
+        if (rows > limits.max_entity_rows) {
+          return arrow::Status::CapacityError(
+              "entity '", name, "' has ", rows, " values: over the limit of ",
+              limits.max_entity_rows,
+              " entity rows per request (the server's --max-entity-rows); split the request");
+        }
+        std::vector<online::KeyScalar> values;
+        values.reserve(rows);
+        for (const auto& x : e->value.GetArray()) {
+          if (x.IsInt64()) {
+            values.emplace_back(x.GetInt64());
+          } else if (x.IsString()) {
+            values.emplace_back(std::string(View(x)));
+          } else if (x.IsNull()) {
+            values.emplace_back(std::monostate{});
+          } else {
+            return Bad("entity '" + name + "' has a value that is neither an integer nor a string");
+          }
+        }
+        req->entities.emplace_back(std::move(name), std::move(values));
+      }
+    } else {
+      return Bad("unknown field \"" + std::string(key) +
+                 "\" (expected features or feature_service, entities, full_feature_names)");
+    }
+  }
+  return arrow::Status::OK();
+}
+
+arrow::Result<PushRequest> ParsePushRequest(std::string_view body) {
+  rapidjson::Document d;
+  ARROW_RETURN_NOT_OK(json::ParseJson(&d, body, json::Strict()));
+  if (!d.IsObject()) return Bad("the request body must be a JSON object");
+  const rapidjson::Value* source = Member(d, "push_source_name");
+  if (!source || !source->IsString()) return Bad("\"push_source_name\" (a string) is required");
+  const rapidjson::Value* df = Member(d, "df");
+  if (!df || !df->IsObject()) {
+    return Bad("\"df\" is required: an object of columns, {\"column\": [values...]}");
+  }
+  PushRequest out;
+  out.source.assign(View(*source));
+  if (const rapidjson::Value* to = Member(d, "to")) {
+    if (!to->IsString()) return Bad("\"to\" must be a string");
+    out.to.assign(View(*to));
+  }
+  // Columns as text; the push source's declared types convert them.
+  arrow::FieldVector fields;
+  arrow::ArrayVector arrays;
+  int64_t rows = -1;
+  std::string text;
+  for (const auto& column : df->GetObject()) {
+    const auto* m = &column;
+    std::string name(View(m->name));
+    if (!m->value.IsArray()) return Bad("df column '" + name + "' must be a list");
+    const auto n = static_cast<int64_t>(m->value.Size());
+    if (rows >= 0 && n != rows) {
+      return Bad("df columns differ in length ('" + name + "' has " + std::to_string(n) +
+                 " values, others " + std::to_string(rows) + ")");
+    }
+    rows = n;
+    arrow::StringBuilder b;
+    ARROW_RETURN_NOT_OK(b.Reserve(n));
+    for (const auto& v : m->value.GetArray()) {
+      if (v.IsNull()) {
+        ARROW_RETURN_NOT_OK(b.AppendNull());
+      } else if (JsonToText(v, &text)) {
+        ARROW_RETURN_NOT_OK(b.Append(text));
+      } else {
+        return Bad("df column '" + name +
+                   "' holds a list or object; values must be numbers, strings, booleans or null");
+      }
+    }
+    std::shared_ptr<arrow::Array> arr;
+    ARROW_RETURN_NOT_OK(b.Finish(&arr));
+    fields.push_back(arrow::field(name, arrow::utf8()));
+    arrays.push_back(std::move(arr));
+  }
+  if (rows < 0) return Bad("\"df\" has no columns");
+  out.rows = rows;
+  out.table = arrow::Table::Make(arrow::schema(fields), arrays, rows);
+  return out;
+}
+
+arrow::Result<online::MaterializeOptions> ParseMaterializeRequest(std::string_view body,
+                                                                  bool incremental) {
+  rapidjson::Document d;
+  ARROW_RETURN_NOT_OK(json::ParseJson(&d, body, json::Strict()));
+  if (!d.IsObject()) {
+    return Bad(
+        "the body must be a JSON object like {\"start_ts\": \"...\", \"end_ts\": \"...\", "
+        "\"feature_views\": [...]}");
+  }
+  online::MaterializeOptions mo;
+  mo.incremental = incremental;
+  const rapidjson::Value* end = Member(d, "end_ts");
+  if (!end || !end->IsString()) return Bad("\"end_ts\" (an ISO 8601 time) is required");
+  auto end_us = ParseIsoMicros(View(*end));
+  if (!end_us.ok()) return Bad("end_ts: " + end_us.status().message());
+  mo.end_us = *end_us;
+  if (!incremental) {
+    const rapidjson::Value* start = Member(d, "start_ts");
+    if (!start || !start->IsString()) return Bad("\"start_ts\" (an ISO 8601 time) is required");
+    auto start_us = ParseIsoMicros(View(*start));
+    if (!start_us.ok()) return Bad("start_ts: " + start_us.status().message());
+    mo.start_us = *start_us;
+  }
+  if (const rapidjson::Value* views = Member(d, "feature_views")) {
+    if (!views->IsArray()) return Bad("\"feature_views\" must be a list");
+    for (const auto& v : views->GetArray()) {
+      if (!v.IsString()) return Bad("\"feature_views\" must be a list of names");
+      mo.views.emplace_back(View(v));
+    }
+  }
+  return mo;
+}
+
+// ---- responses ------------------------------------------------------------------------
+
+namespace {
+
+using online::FeatureStatus;
+using online::ReadLE;
+using online::ReadVarint;
+using online::ScalarLength;
+
+void AppendDouble(double d, std::string* out) {
+  if (!std::isfinite(d)) {
+    out->append("null");  // JSON has no NaN/Infinity
+    return;
+  }
+  // The shortest text that reads back as the same double.
+  char buf[32];
+  auto r = std::to_chars(buf, buf + sizeof buf, d);
+  out->append(buf, static_cast<size_t>(r.ptr - buf));
+}
+
+template <typename T>
+void AppendInt(T v, std::string* out) {
+  char buf[24];
+  auto r = std::to_chars(buf, buf + sizeof buf, v);
+  out->append(buf, static_cast<size_t>(r.ptr - buf));
+}
+
+void AppendScalarJson(const arrow::DataType& t, std::string_view b, std::string* out) {
+  char buf[64];
+  switch (t.id()) {
+    case arrow::Type::BOOL:
+      out->append(b[0] ? "true" : "false");
+      return;
+    case arrow::Type::INT8:
+      AppendInt(ReadLE<int8_t>(b.data()), out);
+      return;
+    case arrow::Type::INT16:
+      AppendInt(ReadLE<int16_t>(b.data()), out);
+      return;
+    case arrow::Type::INT32:
+      AppendInt(ReadLE<int32_t>(b.data()), out);
+      return;
+    case arrow::Type::INT64:
+      AppendInt(ReadLE<int64_t>(b.data()), out);
+      return;
+    case arrow::Type::FLOAT:
+      AppendDouble(ReadLE<float>(b.data()), out);
+      return;
+    case arrow::Type::DOUBLE:
+      AppendDouble(ReadLE<double>(b.data()), out);
+      return;
+    case arrow::Type::TIMESTAMP:
+      out->push_back('"');
+      AppendRfc3339Micros(ReadLE<int64_t>(b.data()), out);
+      out->push_back('"');
+      return;
+    case arrow::Type::DATE32: {
+      time_t secs = static_cast<time_t>(ReadLE<int32_t>(b.data())) * 86400;
+      struct tm tm;
+      gmtime_r(&secs, &tm);
+      std::strftime(buf, sizeof buf, "%Y-%m-%d", &tm);
+      AppendJsonString(buf, out);
+      return;
+    }
+    case arrow::Type::DECIMAL128: {
+      arrow::Decimal128 d(reinterpret_cast<const uint8_t*>(b.data()));
+      AppendJsonString(d.ToString(static_cast<const arrow::Decimal128Type&>(t).scale()), out);
+      return;
+    }
+    case arrow::Type::STRING:
+    case arrow::Type::LARGE_STRING:
+    case arrow::Type::BINARY:
+    case arrow::Type::LARGE_BINARY: {
+      AppendJsonString(online::ReadBytesField(b), out);
+      return;
+    }
+    default:
+      out->append("null");
+  }
+}
+
+void AppendKeyJson(const online::KeyScalar& k, std::string* out) {
+  if (const auto* i = std::get_if<int64_t>(&k)) {
+    char buf[24];
+    auto [end, ec] = std::to_chars(buf, buf + sizeof buf, *i);
+    (void)ec;
+    out->append(buf, static_cast<size_t>(end - buf));
+  } else if (const auto* s = std::get_if<std::string>(&k)) {
+    AppendJsonString(*s, out);
+  } else {
+    out->append("null");
+  }
+}
+
+// A JSON list of quoted strings formatted from `values`, kept and reused while
+// the next call passes equal values (AppendOnlineResponse).
+struct QuotedList {
+  std::span<const std::byte> last;  // the values `text` was formatted from
+  bool valid = false;
+  std::string text;
+  template <typename T, typename Format>
+  const std::string& Get(std::span<const T> values, Format format) {
+    auto bytes = std::as_bytes(values);
+    if (!valid || bytes.size() != last.size() ||
+        std::memcmp(bytes.data(), last.data(), bytes.size()) != 0) {
+      text.clear();
+      for (size_t r = 0; r < values.size(); ++r) {
+        text.append(r ? ",\"" : "\"");
+        format(values[r], &text);
+        text.push_back('"');
+      }
+      last = bytes;
+      valid = true;
+    }
+    return text;
+  }
+};
+
+}  // namespace
+
+void AppendJsonString(std::string_view s, std::string* out) {
+  out->push_back('"');
+  for (unsigned char c : s) {
+    switch (c) {
+      case '"':
+        out->append("\\\"");
+        break;
+      case '\\':
+        out->append("\\\\");
+        break;
+      case '\n':
+        out->append("\\n");
+        break;
+      case '\r':
+        out->append("\\r");
+        break;
+      case '\t':
+        out->append("\\t");
+        break;
+      default:
+        if (c < 0x20) {
+          char buf[8];
+          std::snprintf(buf, sizeof buf, "\\u%04x", c);
+          out->append(buf);
+        } else {
+          out->push_back(static_cast<char>(c));
+        }
+    }
+  }
+  out->push_back('"');
+}
+
+void AppendFieldJson(const arrow::DataType& type, std::string_view bytes, std::string* out) {
+  if (type.id() != arrow::Type::LIST) {
+    AppendScalarJson(type, bytes, out);
+    return;
+  }
+  const arrow::DataType& item = *static_cast<const arrow::ListType&>(type).value_type();
+  std::string_view p = bytes;
+  uint64_t n = 0;
+  ReadVarint(&p, &n);
+  std::string_view bitmap = p.substr(0, (n + 7) / 8);
+  p.remove_prefix(bitmap.size());
+  out->push_back('[');
+  for (uint64_t k = 0; k < n; ++k) {
+    if (k) out->push_back(',');
+    if (static_cast<unsigned char>(bitmap[k / 8]) & (1 << (k % 8))) {
+      out->append("null");
+      continue;
+    }
+    int64_t l = ScalarLength(item, p);
+    AppendScalarJson(item, p.substr(0, static_cast<size_t>(l)), out);
+    p.remove_prefix(static_cast<size_t>(l));
+  }
+  out->push_back(']');
+}
+
+namespace {
+
+// Writes the elements of a list whose fields `write(bytes, p)` formats into at
+// most `width` chars at p (returning the end); nulls as null.
+template <typename Write>
+void WriteListElements(std::span<const std::string_view> values,
+                       std::span<const FeatureStatus> statuses, size_t width, Write write,
+                       std::string* out) {
+  const size_t at = out->size();
+  out->resize(at + values.size() * (std::max<size_t>(width, 4) + 1));
+  char* const begin = out->data();
+  char* p = begin + at;
+  for (size_t r = 0; r < values.size(); ++r) {
+    if (r) *p++ = ',';
+    if (statuses[r] != FeatureStatus::kPresent) {
+      std::memcpy(p, "null", 4);
+      p += 4;
+    } else {
+      p = write(values[r].data(), p);
+    }
+  }
+  out->resize(static_cast<size_t>(p - begin));
+}
+
+template <typename T>
+char* WriteInt(const char* bytes, char* p) {
+  return std::to_chars(p, p + 24, ReadLE<T>(bytes)).ptr;
+}
+
+template <typename T>
+char* WriteFloat(const char* bytes, char* p) {
+  double d = ReadLE<T>(bytes);
+  if (!std::isfinite(d)) {  // JSON has no NaN/Infinity
+    std::memcpy(p, "null", 4);
+    return p + 4;
+  }
+  return std::to_chars(p, p + 32, d).ptr;  // the shortest text that reads back the same
+}
+
+}  // namespace
+
+void AppendFieldListJson(const arrow::DataType& type, std::span<const std::string_view> values,
+                         std::span<const FeatureStatus> statuses, std::string* out) {
+  // Widest texts: int64 "-9223372036854775808" (20), double
+  // "-2.2250738585072014e-308" (24).
+  switch (type.id()) {
+    case arrow::Type::BOOL:
+      return WriteListElements(
+          values, statuses, 5,
+          [](const char* b, char* p) {
+            if (b[0]) {
+              std::memcpy(p, "true", 4);
+              return p + 4;
+            }
+            std::memcpy(p, "false", 5);
+            return p + 5;
+          },
+          out);
+    case arrow::Type::INT8:
+      return WriteListElements(values, statuses, 4, WriteInt<int8_t>, out);
+    case arrow::Type::INT16:
+      return WriteListElements(values, statuses, 6, WriteInt<int16_t>, out);
+    case arrow::Type::INT32:
+      return WriteListElements(values, statuses, 11, WriteInt<int32_t>, out);
+    case arrow::Type::INT64:
+      return WriteListElements(values, statuses, 20, WriteInt<int64_t>, out);
+    case arrow::Type::FLOAT:
+      return WriteListElements(values, statuses, 24, WriteFloat<float>, out);
+    case arrow::Type::DOUBLE:
+      return WriteListElements(values, statuses, 24, WriteFloat<double>, out);
+    default:
+      for (size_t r = 0; r < values.size(); ++r) {
+        if (r) out->push_back(',');
+        if (statuses[r] == FeatureStatus::kPresent) {
+          AppendFieldJson(type, values[r], out);
+        } else {
+          out->append("null");
+        }
+      }
+  }
+}
+
+void AppendOnlineResponse(const online::OnlineResponse& resp, std::string* out) {
+  using namespace std::string_view_literals;
+  const auto& columns = resp.columns;
+  const size_t rows = resp.rows;
+  out->append("{\"metadata\":{\"feature_names\":["sv);
+  for (size_t c = 0; c < columns.size(); ++c) {
+    if (c) out->push_back(',');
+    AppendJsonString(columns[c].name, out);
+  }
+  out->append("]},\"results\":["sv);
+  // The features of one view share their rows' statuses and times (all but
+  // NULL_VALUE): each list is formatted once per distinct run of columns.
+  QuotedList statuses_list, times_list;
+  for (size_t c = 0; c < columns.size(); ++c) {
+    const online::OnlineColumn& col = columns[c];
+    if (c) out->push_back(',');
+    out->append("{\"values\":["sv);
+    if (col.is_join_key) {
+      for (size_t r = 0; r < rows; ++r) {
+        if (r) out->push_back(',');
+        AppendKeyJson((*col.keys)[r], out);
+      }
+    } else {
+      AppendFieldListJson(*col.type, col.values, col.statuses, out);
+    }
+    out->append("],\"statuses\":["sv);
+    if (col.is_join_key) {
+      for (size_t r = 0; r < rows; ++r) out->append(r ? ",\"PRESENT\""sv : "\"PRESENT\""sv);
+    } else {
+      out->append(statuses_list.Get(
+          std::span<const FeatureStatus>(col.statuses),
+          [](FeatureStatus st, std::string* o) { o->append(online::FeatureStatusName(st)); }));
+    }
+    out->append("],\"event_timestamps\":["sv);
+    if (col.is_join_key) {
+      for (size_t r = 0; r < rows; ++r) {
+        out->append(r ? ",\"1970-01-01T00:00:00Z\""sv : "\"1970-01-01T00:00:00Z\""sv);
+      }
+    } else {
+      out->append(times_list.Get(std::span<const int64_t>(col.event_us), AppendRfc3339Micros));
+    }
+    out->append("]}"sv);
+  }
+  out->append("]}"sv);
+}
+
+}  // namespace stratalake::server
+
+namespace stratalake::online {
+
+void OnlineResponse::AppendJson(std::string* out) const {
+  server::AppendOnlineResponse(*this, out);
+}
+
+}  // namespace stratalake::online
