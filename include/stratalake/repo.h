@@ -88,20 +88,4 @@ class FeatureRepository {
   mutable std::shared_ptr<registry::Registry> registry_;
 };
 
-struct InitOptions {
-  std::string project;  // default: the folder's name
-  int64_t customers = 1000;
-  uint64_t seed = 42;
-};
-
-struct InitResult {
-  std::string root;
-  std::vector<std::string> files_written;  // relative to root
-};
-
-/// Creates a new repository in `dir` (created if missing; must not already
-/// hold a stratalake.yaml): stratalake.yaml, definitions/*.yaml for the sample
-/// shop, and generated sample data in data/.
-arrow::Result<InitResult> InitRepository(const std::string& dir, const InitOptions& options);
-
 }  // namespace stratalake::repo

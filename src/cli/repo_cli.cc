@@ -40,6 +40,7 @@
 #include "stratalake/ingest.h"
 #include "stratalake/online.h"
 #include "stratalake/registry.h"
+#include "stratalake/init.h"
 #include "stratalake/repo.h"
 #include "stratalake/retrieval.h"
 #include "stratalake/status.h"

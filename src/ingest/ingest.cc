@@ -12,6 +12,7 @@
 #include <arrow/compute/api.h>
 #include <arrow/filesystem/localfs.h>
 
+#include "common/compute_init.h"
 #include "ingest/convert.h"
 #include "ingest/readers.h"
 #include "storage/scan.h"
@@ -463,6 +464,7 @@ std::string IngestReport::ToString() const {
 arrow::Result<IngestReport> Ingest(const IngestTarget& target,
                                    const std::vector<std::string>& files,
                                    const IngestOptions& options) {
+  ARROW_RETURN_NOT_OK(EnsureComputeInitialized());
   const std::string name = target.name.empty() ? target.table_uri : target.name;
   if (target.table_uri.empty()) return arrow::Status::Invalid("no table to load '", name, "' into");
   if (files.empty()) return arrow::Status::Invalid("no input files to load into '", name, "'");

@@ -16,6 +16,7 @@
 #include <parquet/arrow/reader.h>
 #include <yaml-cpp/yaml.h>
 
+#include "common/compute_init.h"
 #include "registry/loader.h"
 #include "stratalake/delta.h"
 #include "stratalake/status.h"
@@ -270,6 +271,7 @@ arrow::Result<RepoConfig> LoadRepoConfig(const std::string& dir) {
 }
 
 arrow::Result<std::unique_ptr<FeatureRepository>> FeatureRepository::Open(const std::string& dir) {
+  ARROW_RETURN_NOT_OK(EnsureComputeInitialized());
   ARROW_ASSIGN_OR_RAISE(auto config, LoadRepoConfig(dir));
   return std::unique_ptr<FeatureRepository>(new FeatureRepository(std::move(config)));
 }

@@ -14,6 +14,7 @@
 #include <arrow/compute/initialize.h>
 #include <arrow/util/byte_size.h>
 
+#include "common/compute_init.h"
 #include "common/parallel.h"
 #include "retrieval/asof_gather.h"
 #include "retrieval/asof_keys.h"
@@ -68,13 +69,6 @@ int64_t DefaultBudget() {
   long page_size = ::sysconf(_SC_PAGE_SIZE);
   if (pages <= 0 || page_size <= 0) return int64_t{1} << 30;
   return static_cast<int64_t>(pages) * page_size / 4;
-}
-
-arrow::Status EnsureComputeInitialized() {
-  static std::once_flag once;
-  static arrow::Status status;
-  std::call_once(once, [] { status = arrow::compute::Initialize(); });
-  return status;
 }
 
 std::string ColumnList(const arrow::Schema& schema) {

@@ -12,6 +12,7 @@
 #include <arrow/compute/api.h>
 #include <arrow/filesystem/api.h>
 
+#include "common/compute_init.h"
 #include "common/json.h"
 #include "storage/log_store.h"
 #include "storage/schema.h"
@@ -204,6 +205,7 @@ DeltaTable::~DeltaTable() = default;
 
 arrow::Result<std::unique_ptr<DeltaTable>> DeltaTable::ForPath(const std::string& uri,
                                                                TableOpenOptions options) {
+  ARROW_RETURN_NOT_OK(EnsureComputeInitialized());
   if (options.log_store) {
     auto impl = std::make_unique<Impl>();
     impl->fs = options.log_store->fs();

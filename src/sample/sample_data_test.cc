@@ -1,4 +1,4 @@
-#include "repo/sample_data.h"
+#include "sample/sample_data.h"
 
 #include <algorithm>
 #include <chrono>

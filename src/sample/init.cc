@@ -4,7 +4,8 @@
 
 #include <arrow/api.h>
 
-#include "repo/sample_data.h"
+#include "sample/sample_data.h"
+#include "stratalake/init.h"
 #include "stratalake/repo.h"
 #include "stratalake/status.h"
 
