@@ -349,7 +349,8 @@ arrow::Result<std::shared_ptr<arrow::Table>> ReadDataFile(arrow::fs::FileSystem&
     pruned = static_cast<int>(row_groups.size()) < metadata->num_row_groups();
   }
   if (options.row_group_range && !file.deletion_vector) {
-    auto [first, last] = *options.row_group_range;
+    const int first = options.row_group_range->first;
+    const int last = options.row_group_range->second;
     if (!pruned) {
       row_groups.clear();
       for (int rg = 0; rg < metadata->num_row_groups(); ++rg) row_groups.push_back(rg);
