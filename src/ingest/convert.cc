@@ -11,6 +11,8 @@
 #include <arrow/util/utf8.h>
 #include <arrow/util/value_parsing.h>
 
+#include "common/time_units.h"
+
 namespace stratalake::ingest {
 namespace {
 
@@ -19,22 +21,6 @@ namespace cp = arrow::compute;
 bool IsText(const arrow::DataType& t) {
   return t.id() == arrow::Type::STRING || t.id() == arrow::Type::LARGE_STRING ||
          t.id() == arrow::Type::STRING_VIEW;
-}
-
-bool IsInteger(arrow::Type::type id) {
-  switch (id) {
-    case arrow::Type::INT8:
-    case arrow::Type::INT16:
-    case arrow::Type::INT32:
-    case arrow::Type::INT64:
-    case arrow::Type::UINT8:
-    case arrow::Type::UINT16:
-    case arrow::Type::UINT32:
-    case arrow::Type::UINT64:
-      return true;
-    default:
-      return false;
-  }
 }
 
 std::string_view Trim(std::string_view s) {
@@ -493,8 +479,8 @@ std::shared_ptr<arrow::DataType> UnifyInferredTypes(const std::shared_ptr<arrow:
   auto is_float = [](arrow::Type::type id) {
     return id == arrow::Type::FLOAT || id == arrow::Type::DOUBLE;
   };
-  if (IsInteger(ida) && IsInteger(idb)) return arrow::int64();
-  if ((IsInteger(ida) || is_float(ida)) && (IsInteger(idb) || is_float(idb))) {
+  if (IsIntegerType(ida) && IsIntegerType(idb)) return arrow::int64();
+  if ((IsIntegerType(ida) || is_float(ida)) && (IsIntegerType(idb) || is_float(idb))) {
     return arrow::float64();
   }
   auto is_time = [](arrow::Type::type id) {

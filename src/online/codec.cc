@@ -10,6 +10,7 @@
 #include <arrow/api.h>
 #include <arrow/util/decimal.h>
 
+#include "common/time_units.h"
 #include "stratalake/online.h"
 
 namespace stratalake::online {
@@ -54,20 +55,6 @@ uint64_t Fnv1a(std::string_view s, uint64_t h = 1469598103934665603ULL) {
   return h;
 }
 
-int64_t TimestampToMicros(const arrow::TimestampType& t, int64_t v) {
-  switch (t.unit()) {
-    case arrow::TimeUnit::SECOND:
-      return v * 1000000;
-    case arrow::TimeUnit::MILLI:
-      return v * 1000;
-    case arrow::TimeUnit::MICRO:
-      return v;
-    case arrow::TimeUnit::NANO:
-      return v >= 0 ? v / 1000 : -((-v + 999) / 1000);
-  }
-  return v;
-}
-
 // Appends element `i` of a non-list array (valid at i).
 void AppendScalar(const arrow::Array& a, int64_t i, std::string* out) {
   switch (a.type_id()) {
@@ -97,7 +84,7 @@ void AppendScalar(const arrow::Array& a, int64_t i, std::string* out) {
       break;
     case arrow::Type::TIMESTAMP: {
       const auto& t = static_cast<const arrow::TimestampType&>(*a.type());
-      AppendLE(TimestampToMicros(t, static_cast<const arrow::TimestampArray&>(a).Value(i)), out);
+      AppendLE(UnitToMicros(t.unit(), static_cast<const arrow::TimestampArray&>(a).Value(i)), out);
       break;
     }
     case arrow::Type::DECIMAL128:
@@ -427,20 +414,7 @@ arrow::Status AppendScalarToBuilder(const arrow::DataType& t, std::string_view b
     case arrow::Type::TIMESTAMP: {
       // Stored as µs; the builder's unit is the feature's.
       int64_t us = ReadLE<int64_t>(b.data());
-      int64_t v = us;
-      switch (static_cast<const arrow::TimestampType&>(t).unit()) {
-        case arrow::TimeUnit::SECOND:
-          v = us / 1000000;
-          break;
-        case arrow::TimeUnit::MILLI:
-          v = us / 1000;
-          break;
-        case arrow::TimeUnit::MICRO:
-          break;
-        case arrow::TimeUnit::NANO:
-          v = us * 1000;
-          break;
-      }
+      int64_t v = MicrosToUnit(static_cast<const arrow::TimestampType&>(t).unit(), us);
       return static_cast<arrow::TimestampBuilder*>(builder)->Append(v);
     }
     case arrow::Type::DECIMAL128:

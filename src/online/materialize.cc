@@ -32,6 +32,7 @@
 #include <rapidjson/stringbuffer.h>
 #include <rapidjson/writer.h>
 
+#include "common/errors.h"
 #include "common/json.h"
 #include "online/codec.h"
 #include "online/key_version_table.h"
@@ -46,10 +47,6 @@
 namespace stratalake::online {
 
 namespace {
-
-arrow::Status UserError(ErrorKind kind, const std::string& msg) {
-  return MakeError(arrow::StatusCode::Invalid, kind, msg);
-}
 
 struct Watermark {
   int64_t version = -1;

@@ -2,6 +2,7 @@
 // source) and/or appended to the source's Delta table.
 #include <arrow/api.h>
 
+#include "common/errors.h"
 #include "ingest/convert.h"
 #include "online/codec.h"
 #include "stratalake/delta.h"
@@ -12,10 +13,6 @@
 namespace stratalake::online {
 
 namespace {
-
-arrow::Status UserError(ErrorKind kind, const std::string& msg) {
-  return MakeError(arrow::StatusCode::Invalid, kind, msg);
-}
 
 std::string MappedName(const registry::Source& s, const std::string& stored) {
   auto it = s.field_mapping.find(stored);

@@ -11,6 +11,7 @@
 
 #include <arrow/api.h>
 
+#include "common/errors.h"
 #include "online/codec.h"
 #include "stratalake/online.h"
 #include "stratalake/repo.h"
@@ -19,16 +20,6 @@
 namespace stratalake::online {
 
 namespace {
-
-arrow::Status UserError(ErrorKind kind, const std::string& msg) {
-  return MakeError(arrow::StatusCode::Invalid, kind, msg);
-}
-
-std::string JoinNames(const std::vector<std::string>& v) {
-  std::string out;
-  for (const auto& s : v) out += (out.empty() ? "" : ", ") + s;
-  return out;
-}
 
 // A request's feature list resolved against one registry version: everything
 // that does not depend on the entity values, so repeated requests (the common

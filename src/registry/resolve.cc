@@ -3,22 +3,13 @@
 #include <algorithm>
 #include <set>
 
+#include "common/errors.h"
 #include "stratalake/registry.h"
 #include "stratalake/status.h"
 
 namespace stratalake::registry {
 
 namespace {
-
-arrow::Status UserError(ErrorKind kind, const std::string& msg) {
-  return MakeError(arrow::StatusCode::Invalid, kind, msg);
-}
-
-std::string JoinNames(const std::vector<std::string>& v) {
-  std::string out;
-  for (const auto& s : v) out += (out.empty() ? "" : ", ") + s;
-  return out;
-}
 
 arrow::Status AddRef(const Definitions& defs, const std::string& view_name,
                      const std::vector<std::string>& features, const std::string& alias,

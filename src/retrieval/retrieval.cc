@@ -19,6 +19,8 @@
 #include <arrow/util/byte_size.h>
 
 #include "common/batch_queue.h"
+#include "common/errors.h"
+#include "common/time_units.h"
 #include "retrieval/asof_join.h"
 #include "retrieval/asof_memory.h"
 #include "storage/scan.h"
@@ -35,33 +37,13 @@ using registry::FeatureService;
 using registry::FeatureView;
 using registry::Source;
 
-arrow::Status UserError(ErrorKind kind, const std::string& msg) {
-  return MakeError(arrow::StatusCode::Invalid, kind, msg);
-}
-
-std::string JoinNames(const std::vector<std::string>& v) {
-  std::string out;
-  for (const auto& s : v) out += (out.empty() ? "" : ", ") + s;
-  return out;
-}
-
 arrow::Result<int64_t> ToMicros(const arrow::Scalar& s) {
   if (!s.is_valid) return arrow::Status::Invalid("null");
   switch (s.type->id()) {
     case arrow::Type::TIMESTAMP: {
       const auto& t = static_cast<const arrow::TimestampType&>(*s.type);
       int64_t v = static_cast<const arrow::TimestampScalar&>(s).value;
-      switch (t.unit()) {
-        case arrow::TimeUnit::SECOND:
-          return v * 1000000;
-        case arrow::TimeUnit::MILLI:
-          return v * 1000;
-        case arrow::TimeUnit::MICRO:
-          return v;
-        case arrow::TimeUnit::NANO:
-          return v / 1000;
-      }
-      return v;
+      return UnitToMicros(t.unit(), v);
     }
     case arrow::Type::DATE32:
       return static_cast<int64_t>(static_cast<const arrow::Date32Scalar&>(s).value) * 86400000000LL;

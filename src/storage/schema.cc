@@ -11,6 +11,7 @@
 #include <rapidjson/writer.h>
 
 #include "common/json.h"
+#include "common/time_units.h"
 #include "stratalake/delta.h"
 #include "stratalake/status.h"
 
@@ -303,21 +304,7 @@ arrow::Result<std::shared_ptr<arrow::Scalar>> ParsePartitionValue(
       return arrow::Status::Invalid("partition value '", *value, "' is not a timestamp");
     }
     int64_t micros = static_cast<const arrow::TimestampScalar&>(*naive->scalar()).value;
-    int64_t v = micros;
-    switch (ts.unit()) {
-      case arrow::TimeUnit::SECOND:
-        v = micros / 1000000;
-        break;
-      case arrow::TimeUnit::MILLI:
-        v = micros / 1000;
-        break;
-      case arrow::TimeUnit::MICRO:
-        break;
-      case arrow::TimeUnit::NANO:
-        v = micros * 1000;
-        break;
-    }
-    return std::make_shared<arrow::TimestampScalar>(v, type);
+    return std::make_shared<arrow::TimestampScalar>(MicrosToUnit(ts.unit(), micros), type);
   }
   auto cast = arrow::compute::Cast(str, type);
   if (!cast.ok()) {
