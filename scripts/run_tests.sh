@@ -6,6 +6,8 @@ root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 build="${1:-build}"
 cd "$root"
 export STRATALAKE_BIN="$root/$build/bin/stratalake"
+echo "== Layers: each includes only those below it; front ends only the public API =="
+python3 scripts/check_layers.py
 echo "== C++ tests =="
 # Throwaway PostgreSQL and Redis servers for the registry's PostgreSQL backend
 # and the online store's Redis backend tests, stopped (and their folders
