@@ -22,10 +22,12 @@ STRATALAKE_TEST_REDIS_URL="$(scripts/redis.sh start "$redis_dir")"
 export STRATALAKE_TEST_REDIS_URL
 export STRATALAKE_REQUIRE_REDIS=1
 "$build/bin/stratalake_tests" --gtest_brief=1
-echo "== Fuzz corpora (every seed and every input that once crashed) =="
+echo "== Fuzz targets: their corpora (seeds, every input that once crashed) and 1,000 fixed-seed mutants of each =="
+fuzz_dir="$(mktemp -d)"  # a crash leaves its input there as crash-NAME
 for t in "$build"/bin/fuzz_*_replay; do
   name="$(basename "$t" _replay)"
-  "$t" "fuzz/corpus/$name"
+  (cd "$fuzz_dir" && "$(realpath "$t")" --mutations 1000 "$root/fuzz/corpus/$name")
 done
+rm -rf "$fuzz_dir"
 echo "== Python interoperability tests =="
 .venv/bin/python -m pytest -q tests/python
