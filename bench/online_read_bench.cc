@@ -25,7 +25,7 @@
 
 #include <rapidjson/document.h>
 
-#include "server/feast_wire.h"
+#include "stratalake/server.h"
 #include "stratalake/online.h"
 #include "stratalake/repo.h"
 

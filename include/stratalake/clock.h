@@ -5,6 +5,7 @@
 #include <atomic>
 #include <cstdint>
 #include <memory>
+#include <string>
 
 namespace stratalake {
 
@@ -29,5 +30,9 @@ class FakeClock : public Clock {
  private:
   std::atomic<int64_t> now_ms_;
 };
+
+/// µs since the epoch as RFC 3339 text, "2026-11-21T17:26:11.123456Z" (UTC;
+/// the fraction omitted when 0; years outside 0..9999 as the C library prints them).
+std::string FormatRfc3339Micros(int64_t us);
 
 }  // namespace stratalake

@@ -396,4 +396,24 @@ class DeltaTable {
 arrow::Result<std::shared_ptr<arrow::Schema>> SchemaFromDeltaJson(const std::string& json);
 arrow::Result<std::string> SchemaToDeltaJson(const arrow::Schema& schema);
 
+/// Delta's name for a type, e.g. "long", "decimal(10,2)", "struct<a:int>".
+std::string DeltaTypeName(const arrow::DataType& type);
+
+/// A schema written as text, "id:long not null,name:string,amount:decimal(10,2)":
+/// comma-separated NAME:TYPE entries (commas inside parentheses belong to the
+/// type), TYPE a Delta primitive type name, optionally followed by " not null".
+/// Errors (Invalid): an entry without ':', naming it; an unknown type, naming
+/// the column and listing the types.
+arrow::Result<std::shared_ptr<arrow::Schema>> ParseSchemaSpec(const std::string& spec);
+
+/// A point in time as text: milliseconds since the epoch (digits only), or
+/// ISO 8601 (UTC when it has no offset). Returns ms since the epoch; Invalid
+/// naming the text otherwise.
+arrow::Result<int64_t> ParseTimestampText(const std::string& text);
+
+/// Reads the commit file of `version` and parses every line of it: kCorruptLog
+/// naming the file when a line is not a valid action (History() lists what it
+/// can read of each commit; this says whether one is whole).
+arrow::Status VerifyCommitFile(const DeltaTable& table, int64_t version);
+
 }  // namespace stratalake::delta

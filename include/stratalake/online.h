@@ -227,11 +227,6 @@ struct OnlineResponse {
   };
   /// Builds them; the arrays own their memory (the response may go away).
   arrow::Result<Batches> ToArrow() const;
-
-  /// Feast's JSON (the feature server's body). Transitional: defined beside the
-  /// wire format (server::AppendOnlineResponse, src/server/feast_wire.h), which
-  /// callers should use; kept until the CLI (`get-online --json`) calls that.
-  void AppendJson(std::string* out) const;
 };
 
 /// Answers online feature requests from a store, with the registry held in

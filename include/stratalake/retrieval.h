@@ -125,25 +125,55 @@ arrow::Result<HistoricalResult> CheckHistoricalRequest(const repo::FeatureReposi
                                                        const HistoricalRequest& request,
                                                        const arrow::Schema& entity_schema);
 
+// ---- files at the ends of a retrieval (src/retrieval/files.cc) -------------------
+
+/// A whole .parquet or .csv file as one table (CSV: column types inferred from
+/// all rows, ISO 8601 timestamps read as timestamps). Errors: the file cannot
+/// be opened (kObjectNotFound, naming it); another name (Invalid, "'PATH' must
+/// end in .parquet or .csv").
+arrow::Result<std::shared_ptr<arrow::Table>> ReadTableFile(const std::string& path);
+
 /// The entity rows of a Parquet file as HistoricalRequest::open_entities: each
 /// call opens the file again and reads it a row group at a time. Errors: the
 /// file cannot be opened (kObjectNotFound, naming it).
 arrow::Result<EntityReaderFactory> ParquetEntityReader(const std::string& path);
 
-/// Writes a streamed retrieval's output to a Parquet file as it arrives (each
-/// Write's rows start a row group; at most 1Mi rows per row group, columns
-/// encoded on all cores, written around the page cache unless
-/// STRATALAKE_DIRECT_IO=0). The file is written under PATH.partial and renamed
-/// into place by Close(); destroyed before that, it removes the partial file.
-/// Not thread-safe (one retrieval writes into it).
-class ParquetFileSink final : public HistoricalSink {
+/// The entity rows of a CSV file as HistoricalRequest::open_entities. A file
+/// of at most half the memory budget (`memory_budget_bytes`, 0 = the default)
+/// is read whole on each call, as ReadTableFile reads it, so a later block can
+/// still widen a column's type; a larger one is streamed in blocks (1 MiB),
+/// its column types taken from its first block. Errors as ParquetEntityReader.
+arrow::Result<EntityReaderFactory> CsvEntityReader(const std::string& path,
+                                                   int64_t memory_budget_bytes = 0);
+
+/// ParquetEntityReader or CsvEntityReader by the name's ending (.parquet,
+/// .csv); another name is Invalid ("'PATH' must end in .parquet or .csv").
+/// Whether the retrieval then holds the rows or streams them is decided by the
+/// streaming GetHistoricalFeatures, from the rows it reads.
+arrow::Result<EntityReaderFactory> EntityFileReader(const std::string& path,
+                                                    int64_t memory_budget_bytes = 0);
+
+/// A sink that writes a streamed retrieval's output to a file under
+/// PATH.partial, renamed into place by Close(); destroyed before that, it
+/// removes the partial file (an error leaves no output file behind). Written
+/// around the page cache unless STRATALAKE_DIRECT_IO=0. Not thread-safe (one
+/// retrieval writes into it).
+class FileSink : public HistoricalSink {
+ public:
+  /// Finishes the file and moves it to its path.
+  virtual arrow::Status Close() = 0;
+};
+
+/// Writes Parquet as the output arrives (each Write's rows start a row group;
+/// at most 1Mi rows per row group, columns encoded on all cores, finished row
+/// groups copied to the file in the background).
+class ParquetFileSink final : public FileSink {
  public:
   explicit ParquetFileSink(std::string path);
   ~ParquetFileSink() override;
   arrow::Status Begin(const std::shared_ptr<arrow::Schema>& schema) override;
   arrow::Status Write(const std::shared_ptr<arrow::Table>& rows) override;
-  /// Finishes the file and moves it to its path.
-  arrow::Status Close();
+  arrow::Status Close() override;
 
  private:
   struct State;
@@ -153,6 +183,30 @@ class ParquetFileSink final : public HistoricalSink {
   bool wrote_rows_ = false;
   bool closed_ = false;
 };
+
+/// Writes CSV (a header line, then the rows) as the output arrives.
+class CsvFileSink final : public FileSink {
+ public:
+  explicit CsvFileSink(std::string path);
+  ~CsvFileSink() override;
+  arrow::Status Begin(const std::shared_ptr<arrow::Schema>& schema) override;
+  arrow::Status Write(const std::shared_ptr<arrow::Table>& rows) override;
+  arrow::Status Close() override;
+
+ private:
+  struct State;
+  std::string path_;
+  std::string partial_;
+  std::unique_ptr<State> state_;
+  bool closed_ = false;
+};
+
+/// A ParquetFileSink or CsvFileSink by the name's ending (.parquet, .csv);
+/// another name is Invalid ("'PATH' must end in .parquet or .csv"). Writes nothing yet.
+arrow::Result<std::unique_ptr<FileSink>> OpenFileSink(const std::string& path);
+
+/// True when `path` ends in .parquet or .csv (the files above read and write).
+bool IsTableFileName(const std::string& path);
 
 // ---- saved datasets ------------------------------------------------------------
 

@@ -32,7 +32,6 @@
 #include <arrow/c/bridge.h>
 #include <arrow/compute/api.h>
 
-#include "online/codec.h"
 #include "stratalake/delta.h"
 #include "stratalake/expression.h"
 #include "stratalake/ingest.h"

@@ -1,737 +1,51 @@
-// The `stratalake` command line. Errors are printed as "error: ..." on stderr
-// with an exit code by kind: 1 other, 2 usage, 3 table/version not found,
-// 4 commit conflict, 5 schema/constraint, 6 unsupported feature, 7 corrupt log.
-#include <cstdio>
-#include <cstring>
-#include <ctime>
+// The `stratalake` command line: finds the command, parses its arguments
+// (cli/args.h), runs it and maps the result to an exit code. The commands live
+// in one file per group (cli/commands.h). Errors are printed as "error: ..." on
+// stderr; exit codes: 0 success, 2 usage (with the command's help), and for a
+// failed command 1, or by kind for the table commands (table_cmds.cc).
 #include <iostream>
-#include <map>
-#include <optional>
-#include <set>
-#include <sstream>
 #include <string>
 #include <vector>
 
-#include <arrow/api.h>
-#include <arrow/compute/api.h>
 #include <arrow/compute/initialize.h>
-#include <arrow/csv/api.h>
 #include <arrow/filesystem/s3fs.h>
-#include <arrow/io/api.h>
-#include <parquet/arrow/reader.h>
-#include <parquet/arrow/writer.h>
 
-#include "cli/repo_cli.h"
-#include "storage/actions.h"
-#include "storage/schema.h"
-#include "stratalake/delta.h"
-#include "stratalake/ingest.h"
+#include "args.h"
+#include "commands.h"
 #include "stratalake/status.h"
 
 namespace {
 
 using namespace stratalake;
-using namespace stratalake::delta;
+using stratalake::cli::Command;
 
-struct UsageError {
-  std::string message;
-};
-
-const char* kUsage = R"USAGE(usage: stratalake table COMMAND PATH [options]
-
-Commands (PATH is a local path, file:// or s3:// URI):
-  create   PATH --schema "id:long not null,name:string,ts:timestamp" [--partition-by a,b]
-                [--property k=v]... [--name N] [--description D]
-  write    PATH --input FILE(.parquet|.csv|.json) [--mode append|overwrite|error|ignore]
-                [--partition-by a,b] [--where PRED] [--merge-schema] [--overwrite-schema]
-                [--app-id ID --app-version N] [--compression snappy|zstd|gzip|lz4|none]
-                [--max-rows-per-file N] [--user-metadata TEXT]
-  read     PATH [--version N | --timestamp TS] [--columns a,b] [--filter PRED]
-                [--output FILE(.parquet|.csv)] [--limit N]
-  merge    PATH --source FILE --on k1[,k2] [--delete-when COND] [--update-all | --update-set SETS]
-                [--update-when COND] [--insert] [--insert-when COND] [--merge-schema]
-  delete   PATH [--where PRED]
-  update   PATH --set "a = a + 1, b = 'x'" [--where PRED]
-  history  PATH [--limit N]
-  describe PATH [--version N | --timestamp TS]
-  files    PATH [--version N] [--filter PRED]
-  restore  PATH (--version N | --timestamp TS)
-  vacuum   PATH [--retention-hours N] [--dry-run] [--force]
-  optimize PATH [--where PRED] [--target-size BYTES] [--zorder-by a,b]
-  checkpoint PATH | cleanup-log PATH | set-property PATH k=v [k=v...]
-Every command takes --json for machine-readable output, and --allow-external-paths to
-  read data files the log names outside the table's folder (shallow clones).
-Predicates: comparisons, IN, BETWEEN, IS [NOT] NULL, LIKE, AND/OR/NOT, + - * /,
-  e.g. "ts >= '2024-01-01' AND country IN ('DE', 'FR')". Timestamps: ISO 8601 (UTC if no
-  offset) or milliseconds since the epoch.
-)USAGE";
-
-struct Args {
-  std::string command;
-  std::string path;
-  std::map<std::string, std::vector<std::string>> opts;
-  std::vector<std::string> positional;
-  std::set<std::string> flags;
-
-  bool Has(const std::string& k) const { return opts.count(k) || flags.count(k); }
-  std::optional<std::string> Get(const std::string& k) const {
-    auto it = opts.find(k);
-    if (it == opts.end()) return std::nullopt;
-    return it->second.back();
+std::vector<Command> AllCommands() {
+  std::vector<Command> all;
+  for (auto group : {cli::RepoCommands, cli::IngestCommands, cli::RetrievalCommands,
+                     cli::OnlineCommands, cli::ServeCommands, cli::TableCommands}) {
+    for (auto& c : group()) all.push_back(std::move(c));
   }
-  std::string GetOr(const std::string& k, const std::string& d) const { return Get(k).value_or(d); }
-};
-
-const std::set<std::string> kFlags = {"--json",    "--merge-schema", "--overwrite-schema",
-                                      "--dry-run", "--force",        "--update-all",
-                                      "--insert",  "--help",         "--allow-external-paths"};
-
-Args ParseArgs(int argc, char** argv) {
-  Args a;
-  std::vector<std::string> rest(argv + 1, argv + argc);
-  size_t i = 0;
-  if (i < rest.size() && rest[i] == "table") ++i;
-  if (i >= rest.size()) throw UsageError{"missing command"};
-  a.command = rest[i++];
-  for (; i < rest.size(); ++i) {
-    const std::string& s = rest[i];
-    if (s.rfind("--", 0) == 0) {
-      std::string key = s, value;
-      auto eq = s.find('=');
-      if (eq != std::string::npos) {
-        key = s.substr(0, eq);
-        value = s.substr(eq + 1);
-        a.opts[key].push_back(value);
-        continue;
-      }
-      if (kFlags.count(key)) {
-        a.flags.insert(key);
-        continue;
-      }
-      if (i + 1 >= rest.size()) throw UsageError{"option " + key + " needs a value"};
-      a.opts[key].push_back(rest[++i]);
-    } else if (a.path.empty()) {
-      a.path = s;
-    } else {
-      a.positional.push_back(s);
-    }
-  }
-  return a;
+  return all;
 }
 
-std::vector<std::string> SplitList(const std::string& s) {
-  std::vector<std::string> out;
-  std::string cur;
-  int depth = 0;
-  for (char c : s) {
-    if (c == '(') ++depth;
-    if (c == ')') --depth;
-    if (c == ',' && depth == 0) {
-      out.push_back(cur);
-      cur.clear();
-    } else {
-      cur += c;
-    }
+const Command* Find(const std::vector<Command>& commands, const std::string& name) {
+  for (const auto& c : commands) {
+    if (c.name == name) return &c;
   }
-  if (!cur.empty()) out.push_back(cur);
-  for (auto& x : out) {
-    while (!x.empty() && x.front() == ' ') x.erase(0, 1);
-    while (!x.empty() && x.back() == ' ') x.pop_back();
-  }
-  return out;
+  return nullptr;
 }
 
-int64_t ParseInt(const std::string& what, const std::string& s) {
-  try {
-    size_t pos = 0;
-    long long v = std::stoll(s, &pos);
-    if (pos != s.size()) throw std::invalid_argument("");
-    return v;
-  } catch (...) {
-    throw UsageError{what + " must be an integer, got '" + s + "'"};
+std::string TopUsage(const std::vector<Command>& commands) {
+  std::string out =
+      "usage: stratalake COMMAND [options]   (COMMAND --help for details)\n\n"
+      "Feature repository commands:\n";
+  for (const char* name :
+       {"init", "plan", "apply", "entities", "sources", "feature-views", "feature-services",
+        "registry", "ingest", "tables", "get-historical", "datasets", "materialize",
+        "materialize-incremental", "get-online", "push", "serve"}) {
+    out += "  " + Find(commands, name)->usage_line + "\n";
   }
-}
-
-arrow::Result<int64_t> ParseTimestampMs(const std::string& s) {
-  bool digits = !s.empty() && s.find_first_not_of("0123456789") == std::string::npos;
-  if (digits) return std::stoll(s);
-  ARROW_ASSIGN_OR_RAISE(auto scalar,
-                        ParsePartitionValue(s, arrow::timestamp(arrow::TimeUnit::MILLI, "UTC")));
-  if (!scalar->is_valid) return arrow::Status::Invalid("bad timestamp '", s, "'");
-  return static_cast<const arrow::TimestampScalar&>(*scalar).value;
-}
-
-arrow::Result<std::shared_ptr<arrow::Schema>> ParseSchemaSpec(const std::string& spec) {
-  arrow::FieldVector fields;
-  for (const auto& item : SplitList(spec)) {
-    auto colon = item.find(':');
-    if (colon == std::string::npos) {
-      return arrow::Status::Invalid("schema entry '", item, "' must look like name:type");
-    }
-    std::string name = item.substr(0, colon);
-    std::string type = item.substr(colon + 1);
-    bool nullable = true;
-    auto nn = type.find(" not null");
-    if (nn != std::string::npos) {
-      nullable = false;
-      type = type.substr(0, nn);
-    }
-    std::string json = "{\"type\":\"struct\",\"fields\":[{\"name\":\"x\",\"type\":\"" + type +
-                       "\",\"nullable\":true,\"metadata\":{}}]}";
-    auto parsed = SchemaFromDeltaJson(json);
-    if (!parsed.ok()) {
-      return arrow::Status::Invalid("column '", name, "': unknown type '", type,
-                                    "' (use long, integer, short, byte, double, float, string, "
-                                    "boolean, binary, date, timestamp, timestamp_ntz, "
-                                    "decimal(p,s))");
-    }
-    fields.push_back(arrow::field(name, (*parsed)->field(0)->type(), nullable));
-  }
-  return arrow::schema(fields);
-}
-
-// The length in bytes of the longest line of the file at `path`.
-arrow::Result<int64_t> LongestLine(const std::string& path) {
-  ARROW_ASSIGN_OR_RAISE(auto in, arrow::io::ReadableFile::Open(path));
-  int64_t longest = 0, current = 0;
-  for (;;) {
-    ARROW_ASSIGN_OR_RAISE(auto buf, in->Read(1 << 20));
-    if (buf->size() == 0) break;
-    const char* p = reinterpret_cast<const char*>(buf->data());
-    for (int64_t i = 0; i < buf->size(); ++i) {
-      if (p[i] == '\n') {
-        longest = std::max(longest, current);
-        current = 0;
-      } else {
-        ++current;
-      }
-    }
-  }
-  return std::max(longest, current);
-}
-
-arrow::Result<std::shared_ptr<arrow::Table>> ReadCsv(const std::string& path,
-                                                     arrow::csv::ReadOptions read_options) {
-  ARROW_ASSIGN_OR_RAISE(auto input, arrow::io::ReadableFile::Open(path));
-  ARROW_ASSIGN_OR_RAISE(
-      auto reader, arrow::csv::TableReader::Make(arrow::io::default_io_context(), input,
-                                                 read_options, arrow::csv::ParseOptions::Defaults(),
-                                                 arrow::csv::ConvertOptions::Defaults()));
-  return reader->Read();
-}
-
-// A CSV file as one table. Arrow's reader parses in blocks (1 MiB) and fails on
-// a line longer than a block ("Empty CSV file or block" for the header,
-// "straddling object" for a row); the block then grows to fit the longest line.
-// It reads on this thread: the threaded reader can hang in the thread pool's
-// shutdown when a row is longer than a block (apache/arrow#38676 and kin;
-// pyarrow 22 still has it), a process that never exits.
-arrow::Result<std::shared_ptr<arrow::Table>> ReadCsvInput(const std::string& path) {
-  auto read_options = arrow::csv::ReadOptions::Defaults();
-  read_options.use_threads = false;
-  auto table = ReadCsv(path, read_options);
-  if (table.ok()) return table;
-  const std::string& msg = table.status().message();
-  if (msg.find("Empty CSV file") == std::string::npos &&
-      msg.find("straddles two block boundaries") == std::string::npos) {
-    return table;
-  }
-  ARROW_ASSIGN_OR_RAISE(int64_t longest, LongestLine(path));
-  if (longest == 0) {
-    return arrow::Status::Invalid(
-        "the file is empty: a CSV input needs a header line naming "
-        "the columns");
-  }
-  constexpr int64_t kMaxBlock = 1LL << 30;
-  if (longest + 2 > kMaxBlock) {
-    return arrow::Status::Invalid(
-        "a line of the file is ", longest,
-        " bytes long, longer than the CSV reader's largest "
-        "block (1 GiB); convert the file to Parquet or split its columns");
-  }
-  if (longest + 2 <= read_options.block_size) return table;  // not a block size problem
-  read_options.block_size = static_cast<int32_t>(longest + 2);
-  return ReadCsv(path, read_options);
-}
-
-// A column name with a NUL would be cut at it by the C strings of the Delta
-// log's readers; refused, naming the column (NUL written as \0).
-arrow::Status CheckColumnNames(const arrow::Schema& schema) {
-  for (const auto& f : schema.fields()) {
-    if (f->name().find('\0') == std::string::npos) continue;
-    std::string shown;
-    for (char c : f->name()) shown += c == '\0' ? std::string("\\0") : std::string(1, c);
-    return MakeError(arrow::StatusCode::Invalid, ErrorKind::kSchemaMismatch,
-                     "column name '" + shown +
-                         "' holds a NUL character, which Delta column names cannot hold; "
-                         "rename the column");
-  }
-  return arrow::Status::OK();
-}
-
-arrow::Result<std::shared_ptr<arrow::Table>> ReadInputFileUnnamed(const std::string& path) {
-  auto ends = [&](const char* ext) {
-    return path.size() >= strlen(ext) &&
-           path.compare(path.size() - strlen(ext), strlen(ext), ext) == 0;
-  };
-  std::shared_ptr<arrow::Table> t;
-  if (ends(".parquet")) {
-    ARROW_ASSIGN_OR_RAISE(auto input, arrow::io::ReadableFile::Open(path));
-    ARROW_ASSIGN_OR_RAISE(auto reader,
-                          parquet::arrow::OpenFile(input, arrow::default_memory_pool()));
-    ARROW_RETURN_NOT_OK(reader->ReadTable(&t));
-  } else if (ends(".csv")) {
-    ARROW_ASSIGN_OR_RAISE(t, ReadCsvInput(path));
-  } else if (ends(".json") || ends(".jsonl") || ends(".ndjson")) {
-    // Names the file itself (and the line nested too deep).
-    ARROW_ASSIGN_OR_RAISE(t, ReadJsonLinesFile(path));
-  } else {
-    return arrow::Status::Invalid("the name must end in .parquet, .csv or .json");
-  }
-  ARROW_RETURN_NOT_OK(CheckColumnNames(*t->schema()));
-  return t;
-}
-
-// Every error names the input file ("input 'x.parquet': ...").
-arrow::Result<std::shared_ptr<arrow::Table>> ReadInputFile(const std::string& path) {
-  try {
-    auto t = ReadInputFileUnnamed(path);
-    if (t.ok()) return t;
-    const std::string named = "input '" + path + "'";
-    if (t.status().message().rfind(named, 0) == 0) return t;  // named already
-    return t.status().WithMessage(named, ": ", t.status().message());
-  } catch (const std::exception& e) {  // parquet reports some corruption by throwing
-    return arrow::Status::IOError("input '", path, "': ", e.what());
-  }
-}
-
-std::string Json(const std::string& s) { return JsonQuote(s); }
-
-std::string FormatTime(int64_t ms) {
-  time_t t = static_cast<time_t>(ms / 1000);
-  struct tm tm;
-  gmtime_r(&t, &tm);
-  char buf[64];
-  std::strftime(buf, sizeof buf, "%Y-%m-%d %H:%M:%S", &tm);
-  char out[80];
-  std::snprintf(out, sizeof out, "%s.%03lldZ", buf, static_cast<long long>(ms % 1000));
-  return out;
-}
-
-void PrintTable(const arrow::Table& table, int64_t limit) {
-  std::vector<std::vector<std::string>> cells;
-  std::vector<size_t> width(table.num_columns());
-  std::vector<std::string> header;
-  for (int c = 0; c < table.num_columns(); ++c) {
-    header.push_back(table.field(c)->name());
-    width[c] = header.back().size();
-  }
-  int64_t n = std::min<int64_t>(table.num_rows(), limit);
-  for (int64_t r = 0; r < n; ++r) {
-    std::vector<std::string> row;
-    for (int c = 0; c < table.num_columns(); ++c) {
-      auto s = table.column(c)->GetScalar(r);
-      std::string text = !s.ok() ? "?" : ((*s)->is_valid ? (*s)->ToString() : "null");
-      if (text.size() > 40) text = text.substr(0, 37) + "...";
-      width[c] = std::max(width[c], text.size());
-      row.push_back(text);
-    }
-    cells.push_back(std::move(row));
-  }
-  auto line = [&](const std::vector<std::string>& v) {
-    std::string s;
-    for (size_t c = 0; c < v.size(); ++c) {
-      s += (c ? " | " : "") + v[c] + std::string(width[c] - v[c].size(), ' ');
-    }
-    std::cout << s << "\n";
-  };
-  line(header);
-  std::string sep;
-  for (size_t c = 0; c < width.size(); ++c) sep += (c ? "-+-" : "") + std::string(width[c], '-');
-  std::cout << sep << "\n";
-  for (const auto& r : cells) line(r);
-  std::cout << "(" << table.num_rows() << " row" << (table.num_rows() == 1 ? "" : "s");
-  if (n < table.num_rows()) std::cout << ", " << n << " shown";
-  std::cout << ")\n";
-}
-
-arrow::Status WriteOutput(const arrow::Table& table, const std::string& path) {
-  ARROW_ASSIGN_OR_RAISE(auto out, arrow::io::FileOutputStream::Open(path));
-  if (path.size() >= 4 && path.compare(path.size() - 4, 4, ".csv") == 0) {
-    ARROW_RETURN_NOT_OK(
-        arrow::csv::WriteCSV(table, arrow::csv::WriteOptions::Defaults(), out.get()));
-  } else if (path.size() >= 8 && path.compare(path.size() - 8, 8, ".parquet") == 0) {
-    ARROW_RETURN_NOT_OK(
-        parquet::arrow::WriteTable(table, arrow::default_memory_pool(), out, 1 << 20));
-  } else {
-    return arrow::Status::Invalid("--output '", path, "' must end in .parquet or .csv");
-  }
-  return out->Close();
-}
-
-void PrintCommit(const CommitResult& r, bool json, const std::string& what) {
-  if (json) {
-    std::cout << "{\"version\":" << r.version << ",\"noop\":" << (r.noop ? "true" : "false")
-              << ",\"metrics\":{";
-    bool first = true;
-    for (const auto& [k, v] : r.metrics) {
-      std::cout << (first ? "" : ",") << Json(k) << ":" << v;
-      first = false;
-    }
-    std::cout << "}}\n";
-    return;
-  }
-  if (r.noop) {
-    std::cout << what << ": nothing to commit (table stays at version " << r.version << ")\n";
-    return;
-  }
-  std::cout << what << ": committed version " << r.version;
-  if (!r.metrics.empty()) {
-    std::cout << " (";
-    bool first = true;
-    for (const auto& [k, v] : r.metrics) {
-      std::cout << (first ? "" : ", ") << k << "=" << v;
-      first = false;
-    }
-    std::cout << ")";
-  }
-  std::cout << "\n";
-}
-
-ReadOptions VersionOptions(const Args& a) {
-  ReadOptions ro;
-  if (auto v = a.Get("--version")) ro.version = ParseInt("--version", *v);
-  if (auto t = a.Get("--timestamp")) {
-    auto ms = ParseTimestampMs(*t);
-    if (!ms.ok()) throw UsageError{"--timestamp: " + ms.status().message()};
-    ro.timestamp_ms = *ms;
-  }
-  return ro;
-}
-
-TableOpenOptions OpenOptions(const Args& a) {
-  TableOpenOptions o;
-  o.allow_external_paths = a.Has("--allow-external-paths");
-  return o;
-}
-
-// History shows what it can read of each commit; the newest commit must parse
-// whole, or the table's latest version is unreadable and history says so
-// (kCorruptLog naming the file) instead of listing it as if all were well.
-arrow::Status CheckCommitFile(const DeltaTable& table, int64_t version) {
-  char name[32];
-  std::snprintf(name, sizeof name, "%020lld.json", static_cast<long long>(version));
-  const std::string path = table.root() + "/_delta_log/" + name;
-  ARROW_ASSIGN_OR_RAISE(auto in, table.filesystem()->OpenInputStream(path));
-  std::string text;
-  for (;;) {
-    ARROW_ASSIGN_OR_RAISE(auto buf, in->Read(1 << 20));
-    if (buf->size() == 0) break;
-    text.append(reinterpret_cast<const char*>(buf->data()), buf->size());
-  }
-  return ParseLogJson(text, path).status();
-}
-
-arrow::Status Run(const Args& a) {
-  bool json = a.Has("--json");
-  const std::string& cmd = a.command;
-  if (a.path.empty()) throw UsageError{"missing table PATH"};
-
-  if (cmd == "create") {
-    auto spec = a.Get("--schema");
-    if (!spec) throw UsageError{"create needs --schema"};
-    CreateOptions co;
-    ARROW_ASSIGN_OR_RAISE(co.schema, ParseSchemaSpec(*spec));
-    if (auto p = a.Get("--partition-by")) co.partition_columns = SplitList(*p);
-    if (a.opts.count("--property")) {
-      for (const auto& kv : a.opts.at("--property")) {
-        auto eq = kv.find('=');
-        if (eq == std::string::npos) throw UsageError{"--property must be key=value"};
-        co.properties[kv.substr(0, eq)] = kv.substr(eq + 1);
-      }
-    }
-    if (auto n = a.Get("--name")) co.name = *n;
-    if (auto d = a.Get("--description")) co.description = *d;
-    ARROW_ASSIGN_OR_RAISE(auto t, DeltaTable::Create(a.path, co));
-    if (json) {
-      std::cout << "{\"version\":0}\n";
-    } else {
-      std::cout << "created Delta table at " << t->root() << " (version 0)\n";
-    }
-    return arrow::Status::OK();
-  }
-  if (cmd == "write") {
-    auto input = a.Get("--input");
-    if (!input) throw UsageError{"write needs --input FILE"};
-    ARROW_ASSIGN_OR_RAISE(auto data, ReadInputFile(*input));
-    WriteOptions wo;
-    std::string mode = a.GetOr("--mode", "append");
-    if (mode == "append")
-      wo.mode = WriteMode::kAppend;
-    else if (mode == "overwrite")
-      wo.mode = WriteMode::kOverwrite;
-    else if (mode == "error")
-      wo.mode = WriteMode::kErrorIfExists;
-    else if (mode == "ignore")
-      wo.mode = WriteMode::kIgnore;
-    else
-      throw UsageError{"--mode must be append, overwrite, error or ignore"};
-    if (auto p = a.Get("--partition-by")) wo.partition_by = SplitList(*p);
-    wo.replace_where = a.GetOr("--where", "");
-    wo.merge_schema = a.Has("--merge-schema");
-    wo.overwrite_schema = a.Has("--overwrite-schema");
-    if (auto c = a.Get("--compression")) wo.compression = *c;
-    if (auto m = a.Get("--max-rows-per-file"))
-      wo.max_rows_per_file = ParseInt("--max-rows-per-file", *m);
-    if (auto u = a.Get("--user-metadata")) wo.user_metadata = *u;
-    if (a.Has("--app-id") != a.Has("--app-version"))
-      throw UsageError{"--app-id and --app-version go together"};
-    if (auto id = a.Get("--app-id"))
-      wo.txn =
-          AppTransaction{*id, ParseInt("--app-version", *a.Get("--app-version")), std::nullopt};
-    ARROW_ASSIGN_OR_RAISE(auto t, DeltaTable::ForPath(a.path, OpenOptions(a)));
-    ARROW_ASSIGN_OR_RAISE(auto r, t->Write(data, wo));
-    PrintCommit(r, json, "write");
-    return arrow::Status::OK();
-  }
-  ARROW_ASSIGN_OR_RAISE(auto table, DeltaTable::Open(a.path, OpenOptions(a)));
-  if (cmd == "read") {
-    ReadOptions ro = VersionOptions(a);
-    if (auto c = a.Get("--columns")) ro.columns = SplitList(*c);
-    ro.filter = a.GetOr("--filter", "");
-    ARROW_ASSIGN_OR_RAISE(auto rows, table->Read(ro));
-    if (auto out = a.Get("--output")) {
-      ARROW_RETURN_NOT_OK(WriteOutput(*rows, *out));
-      if (json) {
-        std::cout << "{\"rows\":" << rows->num_rows() << ",\"output\":" << Json(*out) << "}\n";
-      } else {
-        std::cout << "wrote " << rows->num_rows() << " rows to " << *out << "\n";
-      }
-    } else {
-      PrintTable(*rows, ParseInt("--limit", a.GetOr("--limit", "50")));
-    }
-    return arrow::Status::OK();
-  }
-  if (cmd == "merge") {
-    auto src = a.Get("--source");
-    auto on = a.Get("--on");
-    if (!src || !on) throw UsageError{"merge needs --source FILE and --on KEYS"};
-    ARROW_ASSIGN_OR_RAISE(auto source, ReadInputFile(*src));
-    MergeOptions mo;
-    mo.on = SplitList(*on);
-    mo.merge_schema = a.Has("--merge-schema");
-    if (auto d = a.Get("--delete-when"))
-      mo.when_matched.push_back({MatchedClause::Action::kDelete, *d, ""});
-    if (a.Has("--update-all")) {
-      mo.when_matched.push_back(
-          {MatchedClause::Action::kUpdateAll, a.GetOr("--update-when", ""), ""});
-    } else if (auto s = a.Get("--update-set")) {
-      mo.when_matched.push_back({MatchedClause::Action::kUpdate, a.GetOr("--update-when", ""), *s});
-    }
-    if (a.Has("--insert") || a.Has("--insert-when"))
-      mo.when_not_matched.push_back({a.GetOr("--insert-when", "")});
-    if (mo.when_matched.empty() && mo.when_not_matched.empty()) {
-      throw UsageError{
-          "merge needs at least one of --update-all, --update-set, --delete-when, --insert"};
-    }
-    ARROW_ASSIGN_OR_RAISE(auto r, table->Merge(source, mo));
-    PrintCommit(r, json, "merge");
-    return arrow::Status::OK();
-  }
-  if (cmd == "delete") {
-    ARROW_ASSIGN_OR_RAISE(auto r, table->Delete(a.GetOr("--where", "")));
-    PrintCommit(r, json, "delete");
-    return arrow::Status::OK();
-  }
-  if (cmd == "update") {
-    auto set = a.Get("--set");
-    if (!set) throw UsageError{"update needs --set"};
-    ARROW_ASSIGN_OR_RAISE(auto r, table->Update(a.GetOr("--where", ""), *set));
-    PrintCommit(r, json, "update");
-    return arrow::Status::OK();
-  }
-  if (cmd == "history") {
-    ARROW_ASSIGN_OR_RAISE(auto hist, table->History(ParseInt("--limit", a.GetOr("--limit", "0"))));
-    if (!hist.empty()) ARROW_RETURN_NOT_OK(CheckCommitFile(*table, hist[0].version));
-    if (json) {
-      std::cout << "[";
-      for (size_t i = 0; i < hist.size(); ++i) {
-        const auto& h = hist[i];
-        std::cout << (i ? "," : "") << "{\"version\":" << h.version
-                  << ",\"timestamp\":" << h.timestamp << ",\"operation\":" << Json(h.operation)
-                  << ",\"commitInfo\":" << h.json << "}";
-      }
-      std::cout << "]\n";
-    } else {
-      for (const auto& h : hist) {
-        std::cout << "version " << h.version << "  " << FormatTime(h.timestamp) << "  "
-                  << h.operation;
-        for (const auto& [k, v] : h.operation_parameters) std::cout << "  " << k << "=" << v;
-        if (!h.operation_metrics.empty()) {
-          std::cout << "  [";
-          bool first = true;
-          for (const auto& [k, v] : h.operation_metrics) {
-            std::cout << (first ? "" : ", ") << k << "=" << v;
-            first = false;
-          }
-          std::cout << "]";
-        }
-        if (h.user_metadata) std::cout << "  userMetadata=" << *h.user_metadata;
-        std::cout << "\n";
-      }
-    }
-    return arrow::Status::OK();
-  }
-  if (cmd == "describe" || cmd == "files") {
-    ARROW_ASSIGN_OR_RAISE(auto snap, table->Load(VersionOptions(a)));
-    if (cmd == "files") {
-      ARROW_ASSIGN_OR_RAISE(auto plan, table->PlanScan(*snap, a.GetOr("--filter", "")));
-      if (json) {
-        std::cout << "{\"version\":" << snap->version() << ",\"total_files\":" << plan.total_files
-                  << ",\"skipped_by_partition\":" << plan.skipped_by_partition
-                  << ",\"skipped_by_stats\":" << plan.skipped_by_stats << ",\"files\":[";
-        for (size_t i = 0; i < plan.files.size(); ++i) {
-          const auto& f = plan.files[i];
-          std::cout << (i ? "," : "") << "{\"path\":" << Json(f.path) << ",\"size\":" << f.size
-                    << ",\"modification_time\":" << f.modification_time
-                    << ",\"has_deletion_vector\":" << (f.deletion_vector ? "true" : "false")
-                    << ",\"partition_values\":{";
-          bool first = true;
-          for (const auto& [k, v] : f.partition_values) {
-            std::cout << (first ? "" : ",") << Json(k) << ":" << (v ? Json(*v) : "null");
-            first = false;
-          }
-          std::cout << "}}";
-        }
-        std::cout << "]}\n";
-      } else {
-        for (const auto& f : plan.files) std::cout << f.path << "  " << f.size << " bytes\n";
-        std::cout << plan.files.size() << " of " << plan.total_files << " files ("
-                  << plan.skipped_by_partition << " pruned by partition, " << plan.skipped_by_stats
-                  << " skipped by statistics)\n";
-      }
-      return arrow::Status::OK();
-    }
-    const auto& md = snap->metadata();
-    const auto& p = snap->protocol();
-    if (json) {
-      std::cout << "{\"path\":" << Json(table->root()) << ",\"version\":" << snap->version()
-                << ",\"timestamp\":" << snap->timestamp_ms() << ",\"id\":" << Json(md.id)
-                << ",\"name\":" << (md.name ? Json(*md.name) : "null")
-                << ",\"description\":" << (md.description ? Json(*md.description) : "null")
-                << ",\"schema\":" << md.schema_string << ",\"partition_columns\":[";
-      for (size_t i = 0; i < md.partition_columns.size(); ++i)
-        std::cout << (i ? "," : "") << Json(md.partition_columns[i]);
-      std::cout << "],\"properties\":{";
-      bool first = true;
-      for (const auto& [k, v] : md.configuration) {
-        std::cout << (first ? "" : ",") << Json(k) << ":" << Json(v);
-        first = false;
-      }
-      std::cout << "},\"min_reader_version\":" << p.min_reader_version
-                << ",\"min_writer_version\":" << p.min_writer_version
-                << ",\"num_files\":" << snap->files().size()
-                << ",\"size_bytes\":" << snap->SizeInBytes()
-                << ",\"num_records\":" << snap->NumRecords() << ",\"app_transactions\":{";
-      first = true;
-      for (const auto& [app, t] : snap->app_transactions()) {
-        std::cout << (first ? "" : ",") << Json(app) << ":" << t.version;
-        first = false;
-      }
-      std::cout << "}}\n";
-    } else {
-      std::cout << "table:       " << table->root() << "\n"
-                << "version:     " << snap->version() << " (" << FormatTime(snap->timestamp_ms())
-                << ")\n";
-      if (md.name) std::cout << "name:        " << *md.name << "\n";
-      if (md.description) std::cout << "description: " << *md.description << "\n";
-      std::cout << "protocol:    reader " << p.min_reader_version << ", writer "
-                << p.min_writer_version << "\n";
-      std::cout << "files:       " << snap->files().size() << " (" << snap->SizeInBytes()
-                << " bytes, " << snap->NumRecords() << " rows)\n";
-      std::cout << "partitioned: ";
-      for (const auto& c : md.partition_columns) std::cout << c << " ";
-      std::cout << (md.partition_columns.empty() ? "no\n" : "\n");
-      std::cout << "schema:\n";
-      for (const auto& f : snap->schema()->fields()) {
-        std::cout << "  " << f->name() << ": " << DeltaTypeName(*f->type())
-                  << (f->nullable() ? "" : " not null") << "\n";
-      }
-      if (!md.configuration.empty()) {
-        std::cout << "properties:\n";
-        for (const auto& [k, v] : md.configuration) std::cout << "  " << k << " = " << v << "\n";
-      }
-    }
-    return arrow::Status::OK();
-  }
-  if (cmd == "restore") {
-    CommitResult r;
-    if (auto v = a.Get("--version")) {
-      ARROW_ASSIGN_OR_RAISE(r, table->Restore(ParseInt("--version", *v)));
-    } else if (auto t = a.Get("--timestamp")) {
-      ARROW_ASSIGN_OR_RAISE(auto ms, ParseTimestampMs(*t));
-      ARROW_ASSIGN_OR_RAISE(r, table->RestoreToTimestamp(ms));
-    } else {
-      throw UsageError{"restore needs --version or --timestamp"};
-    }
-    PrintCommit(r, json, "restore");
-    return arrow::Status::OK();
-  }
-  if (cmd == "vacuum") {
-    VacuumOptions vo;
-    if (auto h = a.Get("--retention-hours")) vo.retention_hours = ParseInt("--retention-hours", *h);
-    vo.dry_run = a.Has("--dry-run");
-    vo.force = a.Has("--force");
-    ARROW_ASSIGN_OR_RAISE(auto r, table->Vacuum(vo));
-    if (json) {
-      std::cout << "{\"dry_run\":" << (vo.dry_run ? "true" : "false") << ",\"bytes\":" << r.bytes
-                << ",\"files\":[";
-      for (size_t i = 0; i < r.files.size(); ++i) std::cout << (i ? "," : "") << Json(r.files[i]);
-      std::cout << "]}\n";
-    } else {
-      for (const auto& f : r.files)
-        std::cout << (vo.dry_run ? "would delete " : "deleted ") << f << "\n";
-      std::cout << (vo.dry_run ? "vacuum (dry run): " : "vacuum: ") << r.files.size() << " files, "
-                << r.bytes << " bytes" << (vo.dry_run ? " would be deleted\n" : " deleted\n");
-    }
-    return arrow::Status::OK();
-  }
-  if (cmd == "optimize") {
-    OptimizeOptions oo;
-    oo.where = a.GetOr("--where", "");
-    if (auto s = a.Get("--target-size")) oo.target_size = ParseInt("--target-size", *s);
-    if (auto z = a.Get("--zorder-by")) oo.zorder_by = SplitList(*z);
-    ARROW_ASSIGN_OR_RAISE(auto r, table->Optimize(oo));
-    PrintCommit(r, json, "optimize");
-    return arrow::Status::OK();
-  }
-  if (cmd == "checkpoint") {
-    ARROW_ASSIGN_OR_RAISE(auto v, table->Checkpoint());
-    std::cout << (json ? "{\"checkpoint\":" + std::to_string(v) + "}"
-                       : "checkpoint written at version " + std::to_string(v))
-              << "\n";
-    return arrow::Status::OK();
-  }
-  if (cmd == "cleanup-log") {
-    ARROW_ASSIGN_OR_RAISE(auto n, table->CleanupLog());
-    std::cout << (json ? "{\"deleted\":" + std::to_string(n) + "}"
-                       : "deleted " + std::to_string(n) + " expired log files")
-              << "\n";
-    return arrow::Status::OK();
-  }
-  if (cmd == "set-property") {
-    std::map<std::string, std::string> props;
-    for (const auto& kv : a.positional) {
-      auto eq = kv.find('=');
-      if (eq == std::string::npos) throw UsageError{"set-property takes key=value pairs"};
-      props[kv.substr(0, eq)] = kv.substr(eq + 1);
-    }
-    if (props.empty()) throw UsageError{"set-property needs key=value"};
-    ARROW_ASSIGN_OR_RAISE(auto r, table->SetProperties(props));
-    PrintCommit(r, json, "set-property");
-    return arrow::Status::OK();
-  }
-  throw UsageError{"unknown command '" + cmd + "'"};
+  return out + "\nDelta table commands:\n" + cli::TableUsage();
 }
 
 int ExitCode(const arrow::Status& st) {
@@ -754,45 +68,84 @@ int ExitCode(const arrow::Status& st) {
   }
 }
 
+// "unknown command 'x'; did you mean 'y'? (commands: ...)", exit 2.
+int UnknownCommand(const std::string& name, const std::vector<std::string>& names,
+                   const std::string& what) {
+  std::string msg = "unknown " + what + " '" + name + "'";
+  std::vector<std::string> quoted;
+  for (const auto& c : cli::Closest(name, names)) quoted.push_back("'" + c + "'");
+  if (!quoted.empty()) msg += "; did you mean " + cli::OrList(quoted) + "?";
+  msg += " (" + what + "s:";
+  for (const auto& n : names) msg += " " + n;
+  std::cerr << "error: " << msg << ")\nRun `stratalake --help` for usage.\n";
+  return 2;
+}
+
+int Run(const Command& command, const std::vector<std::string>& argv) {
+  auto parsed = cli::ParseArgs(command, argv);
+  arrow::Status st = parsed.status();
+  if (parsed.ok()) {
+    const cli::Args& args = *parsed;
+    if (args.Has("--help")) {
+      std::cout << command.help;
+      return 0;
+    }
+    st = args.unknown.empty() ? command.run(args)
+                              : cli::UnknownOptionError(command, args.unknown.front());
+  }
+  // s3:// URIs initialize the AWS SDK on first use; it must be shut down before exit.
+  auto fin = arrow::fs::EnsureS3Finalized();
+  if (cli::IsUsageError(st)) {
+    std::cerr << "error: " << st.message() << "\n\n" << command.help;
+    return 2;
+  }
+  if (!st.ok()) {
+    std::cerr << "error: " << st.message() << "\n";
+    return command.exit_code_by_kind ? ExitCode(st) : 1;
+  }
+  if (!fin.ok() && command.exit_code_by_kind) std::cerr << "warning: " << fin.ToString() << "\n";
+  return 0;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
-  if (argc < 2 || std::string(argv[1]) == "--help" || std::string(argv[1]) == "-h") {
-    std::cout << "usage: stratalake COMMAND [options]   (COMMAND --help for details)\n\n"
-              << "Feature repository commands:\n"
-              << stratalake::cli::RepoCommandsUsage() << "\nDelta table commands:\n"
-              << kUsage;
-    return argc < 2 ? 2 : 0;
+  const std::vector<Command> commands = AllCommands();
+  std::vector<std::string> args(argv + 1, argv + argc);
+  if (args.empty() || args[0] == "--help" || args[0] == "-h") {
+    std::cout << TopUsage(commands);
+    return args.empty() ? 2 : 0;
+  }
+  // `stratalake table COMMAND ...` is `stratalake COMMAND ...` for a table command.
+  const bool table = args[0] == "table";
+  if (table) {
+    args.erase(args.begin());
+    if (args.empty()) {
+      std::cerr << "error: missing command\n\n" << cli::TableUsage();
+      return 2;
+    }
+    if (args[0] == "--help" || args[0] == "-h") {
+      std::cout << cli::TableUsage();
+      return 0;
+    }
+  }
+  const Command* command = Find(commands, args[0]);
+  if (!command || (table && !command->exit_code_by_kind)) {
+    std::vector<std::string> names;
+    for (const auto& c : commands) {
+      if (!table || c.exit_code_by_kind) names.push_back(c.name);
+    }
+    return UnknownCommand(args[0], names, table ? "table command" : "command");
   }
   auto init = arrow::compute::Initialize();
   if (!init.ok()) {
     std::cerr << "error: " << init.ToString() << "\n";
     return 1;
   }
-  if (stratalake::cli::IsRepoCommand(argv[1])) {
-    int rc = stratalake::cli::RunRepoCommand(std::vector<std::string>(argv + 1, argv + argc));
-    auto fin = arrow::fs::EnsureS3Finalized();
-    return rc;
-  }
   try {
-    Args args = ParseArgs(argc, argv);
-    if (args.Has("--help")) {
-      std::cout << kUsage;
-      return 0;
-    }
-    auto st = Run(args);
-    // s3:// URIs initialize the AWS SDK on first use; it must be shut down before exit.
-    auto fin = arrow::fs::EnsureS3Finalized();
-    if (!st.ok()) {
-      std::cerr << "error: " << st.message() << "\n";
-      return ExitCode(st);
-    }
-    if (!fin.ok()) std::cerr << "warning: " << fin.ToString() << "\n";
-    return 0;
-  } catch (const UsageError& e) {
-    std::cerr << "error: " << e.message << "\n\n" << kUsage;
-    return 2;
+    return Run(*command, args);
   } catch (const std::exception& e) {
+    // The last boundary: a library that throws must not abort the process.
     std::cerr << "error: " << e.what() << "\n";
     return 1;
   }

@@ -5,11 +5,13 @@
 #include <cstdint>
 #include <string>
 
+#include "stratalake/clock.h"
+
 namespace stratalake {
 
 /// Appends µs since the epoch as "2026-11-21T17:26:11.123456Z" (the fraction
 /// omitted when 0; years outside 0..9999 as the C library prints them).
 void AppendRfc3339Micros(int64_t us, std::string* out);
-std::string FormatRfc3339Micros(int64_t us);
+// FormatRfc3339Micros (the same as a string): declared in stratalake/clock.h.
 
 }  // namespace stratalake

@@ -116,10 +116,6 @@ arrow::Status EncodeViewRows(const registry::FeatureView& view, const registry::
                              const arrow::Table& data, int64_t lo_us, int64_t hi_us,
                              std::vector<KeyValue>* out, size_t* count);
 
-/// µs since the epoch as RFC 3339 text (common/time_text.h); kept under this
-/// name for the CLI (src/cli/repo_cli.cc) until it includes time_text.h itself.
-inline std::string FormatTimestampMicros(int64_t us) { return FormatRfc3339Micros(us); }
-
 // ---- reading encoded fields ----------------------------------------------------------
 // For code that renders stored values without the codec's other parts (the Feast
 // wire format in server/feast_wire.cc; the fuzzer links it without this library).

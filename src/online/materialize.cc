@@ -659,9 +659,9 @@ class ViewMaterializer {
                        "source '" + src_.name + "' has no timestamp column '" + stored + "'");
     }
     if (f->type()->id() != arrow::Type::TIMESTAMP) return std::nullopt;
-    std::string pred = "`" + stored + "` <= TIMESTAMP '" + FormatTimestampMicros(hi) + "'";
+    std::string pred = "`" + stored + "` <= TIMESTAMP '" + FormatRfc3339Micros(hi) + "'";
     if (lo != INT64_MIN) {
-      pred += " AND `" + stored + "` >= TIMESTAMP '" + FormatTimestampMicros(lo) + "'";
+      pred += " AND `" + stored + "` >= TIMESTAMP '" + FormatRfc3339Micros(lo) + "'";
     }
     ARROW_ASSIGN_OR_RAISE(auto e, ParseExpression(pred, *s.schema()));
     ARROW_ASSIGN_OR_RAISE(auto bound, e.Bind(*s.schema()));
@@ -851,8 +851,8 @@ arrow::Result<MaterializeReport> Materialize(const repo::FeatureRepository& repo
   }
   if (options.start_us && *options.start_us > options.end_us) {
     return UserError(ErrorKind::kDefinitionError,
-                     "the start " + FormatTimestampMicros(*options.start_us) +
-                         " is after the end " + FormatTimestampMicros(options.end_us));
+                     "the start " + FormatRfc3339Micros(*options.start_us) +
+                         " is after the end " + FormatRfc3339Micros(options.end_us));
   }
   ARROW_ASSIGN_OR_RAISE(auto reg, repo.registry());
   ARROW_ASSIGN_OR_RAISE(auto state, reg->Load());

@@ -574,7 +574,7 @@ TEST_F(MaterializeTest, OnlineResponseAsArrowCarriesValuesStatusesAndTimes) {
                              ->ToString();
       seen.insert(text);
       statuses += (r ? ",\"" : "\"") + text + "\"";
-      times += (r ? ",\"" : "\"") + FormatTimestampMicros(ts.Value(r)) + "\"";
+      times += (r ? ",\"" : "\"") + FormatRfc3339Micros(ts.Value(r)) + "\"";
       // A feature is null exactly when its status is not PRESENT; a key when none was given.
       EXPECT_EQ(batches.values->column(c)->IsNull(r), c == 0 ? r == 25 : text != "PRESENT")
           << c << " " << r;
@@ -795,10 +795,10 @@ TEST(CodecTest, KeysOfAnyIntegerWidthAreTheSame) {
 }
 
 TEST(CodecTest, TimestampsFormatAsRfc3339) {
-  EXPECT_EQ(FormatTimestampMicros(0), "1970-01-01T00:00:00Z");
-  EXPECT_EQ(FormatTimestampMicros(kT0 + 1), "2026-01-01T00:00:00.000001Z");
-  EXPECT_EQ(FormatTimestampMicros(-1), "1969-12-31T23:59:59.999999Z");
-  EXPECT_EQ(FormatTimestampMicros(951782400LL * 1000000), "2000-02-29T00:00:00Z");
+  EXPECT_EQ(FormatRfc3339Micros(0), "1970-01-01T00:00:00Z");
+  EXPECT_EQ(FormatRfc3339Micros(kT0 + 1), "2026-01-01T00:00:00.000001Z");
+  EXPECT_EQ(FormatRfc3339Micros(-1), "1969-12-31T23:59:59.999999Z");
+  EXPECT_EQ(FormatRfc3339Micros(951782400LL * 1000000), "2000-02-29T00:00:00Z");
 }
 
 }  // namespace

@@ -1,10 +1,14 @@
-// Files at the ends of a streamed retrieval: entity rows read again and again
-// from a Parquet file, and the output written to one as it arrives.
+// Files at the ends of a retrieval: entity rows read (again and again) from a
+// Parquet or CSV file, and the output written to one as it arrives.
 #include <cstdio>
 #include <cstdlib>
+#include <filesystem>
 
 #include <arrow/api.h>
+#include <arrow/csv/api.h>
 #include <arrow/io/file.h>
+#include <arrow/ipc/writer.h>
+#include <arrow/util/value_parsing.h>
 #include <parquet/arrow/reader.h>
 #include <parquet/arrow/writer.h>
 
@@ -33,29 +37,113 @@ class ParquetBatchReader final : public arrow::RecordBatchReader {
   std::unique_ptr<arrow::RecordBatchReader> batches_;
 };
 
+bool EndsWith(const std::string& s, const std::string& suffix) {
+  return s.size() >= suffix.size() &&
+         s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
+}
+
+arrow::Status NotATableFile(const std::string& path) {
+  return arrow::Status::Invalid("'", path, "' must end in .parquet or .csv");
+}
+
+arrow::Result<std::shared_ptr<arrow::io::ReadableFile>> OpenNamed(const std::string& path) {
+  auto opened = arrow::io::ReadableFile::Open(path);
+  if (!opened.ok()) {
+    return MakeError(arrow::StatusCode::IOError, ErrorKind::kObjectNotFound,
+                     "cannot open '" + path + "': " + opened.status().message());
+  }
+  return *opened;
+}
+
+arrow::csv::ConvertOptions CsvConvert() {
+  auto convert = arrow::csv::ConvertOptions::Defaults();
+  convert.timestamp_parsers = {arrow::TimestampParser::MakeISO8601()};
+  return convert;
+}
+
+// The output file, around the page cache where the file system allows
+// (common/direct_output.h): a training set is written once, and caching it
+// costs more than writing it.
+arrow::Result<std::shared_ptr<arrow::io::OutputStream>> OpenOutputFile(const std::string& path) {
+  const char* direct = std::getenv("STRATALAKE_DIRECT_IO");
+  ARROW_ASSIGN_OR_RAISE(
+      std::shared_ptr<arrow::io::OutputStream> file,
+      DirectFileOutputStream::Open(path, !(direct && std::string(direct) == "0")));
+  return file;
+}
+
+arrow::Status MoveIntoPlace(const std::string& partial, const std::string& path) {
+  if (std::rename(partial.c_str(), path.c_str()) != 0) {
+    return arrow::Status::IOError("cannot rename '", partial, "' to '", path, "'");
+  }
+  return arrow::Status::OK();
+}
+
 constexpr int64_t kRowGroupRows = int64_t{1} << 20;
 constexpr int64_t kMaxPendingBytes = int64_t{64} << 20;
 
 }  // namespace
 
+bool IsTableFileName(const std::string& path) {
+  return EndsWith(path, ".parquet") || EndsWith(path, ".csv");
+}
+
+arrow::Result<std::shared_ptr<arrow::Table>> ReadTableFile(const std::string& path) {
+  if (!IsTableFileName(path)) return NotATableFile(path);
+  ARROW_ASSIGN_OR_RAISE(auto file, OpenNamed(path));
+  if (EndsWith(path, ".parquet")) {
+    ARROW_ASSIGN_OR_RAISE(auto reader,
+                          parquet::arrow::OpenFile(file, arrow::default_memory_pool()));
+    std::shared_ptr<arrow::Table> t;
+    ARROW_RETURN_NOT_OK(reader->ReadTable(&t));
+    return t;
+  }
+  ARROW_ASSIGN_OR_RAISE(
+      auto reader, arrow::csv::TableReader::Make(
+                       arrow::io::default_io_context(), file, arrow::csv::ReadOptions::Defaults(),
+                       arrow::csv::ParseOptions::Defaults(), CsvConvert()));
+  return reader->Read();
+}
+
 arrow::Result<EntityReaderFactory> ParquetEntityReader(const std::string& path) {
-  auto open_file = [path]() -> arrow::Result<std::shared_ptr<arrow::io::ReadableFile>> {
-    auto opened = arrow::io::ReadableFile::Open(path);
-    if (!opened.ok()) {
-      return MakeError(arrow::StatusCode::IOError, ErrorKind::kObjectNotFound,
-                       "cannot open '" + path + "': " + opened.status().message());
-    }
-    return *opened;
-  };
-  ARROW_RETURN_NOT_OK(open_file().status());
-  return [open_file]() -> arrow::Result<std::shared_ptr<arrow::RecordBatchReader>> {
-    ARROW_ASSIGN_OR_RAISE(auto file, open_file());
+  ARROW_RETURN_NOT_OK(OpenNamed(path).status());
+  return [path]() -> arrow::Result<std::shared_ptr<arrow::RecordBatchReader>> {
+    ARROW_ASSIGN_OR_RAISE(auto file, OpenNamed(path));
     ARROW_ASSIGN_OR_RAISE(auto reader,
                           parquet::arrow::OpenFile(file, arrow::default_memory_pool()));
     reader->set_use_threads(true);  // decode the columns of each batch in parallel
     ARROW_ASSIGN_OR_RAISE(auto batches, reader->GetRecordBatchReader());
     return std::make_shared<ParquetBatchReader>(std::move(reader), std::move(batches));
   };
+}
+
+arrow::Result<EntityReaderFactory> CsvEntityReader(const std::string& path,
+                                                   int64_t memory_budget_bytes) {
+  ARROW_RETURN_NOT_OK(OpenNamed(path).status());
+  const int64_t budget = memory_budget_bytes > 0 ? memory_budget_bytes : DefaultMemoryBudget();
+  std::error_code size_error;
+  const auto size = std::filesystem::file_size(path, size_error);
+  if (!size_error && static_cast<int64_t>(size) <= budget / 2) {
+    return [path]() -> arrow::Result<std::shared_ptr<arrow::RecordBatchReader>> {
+      ARROW_ASSIGN_OR_RAISE(auto table, ReadTableFile(path));
+      return std::make_shared<arrow::TableBatchReader>(std::move(table));
+    };
+  }
+  return [path]() -> arrow::Result<std::shared_ptr<arrow::RecordBatchReader>> {
+    ARROW_ASSIGN_OR_RAISE(auto file, OpenNamed(path));
+    ARROW_ASSIGN_OR_RAISE(
+        auto reader, arrow::csv::StreamingReader::Make(
+                         arrow::io::default_io_context(), file, arrow::csv::ReadOptions::Defaults(),
+                         arrow::csv::ParseOptions::Defaults(), CsvConvert()));
+    return std::static_pointer_cast<arrow::RecordBatchReader>(reader);
+  };
+}
+
+arrow::Result<EntityReaderFactory> EntityFileReader(const std::string& path,
+                                                    int64_t memory_budget_bytes) {
+  if (EndsWith(path, ".parquet")) return ParquetEntityReader(path);
+  if (EndsWith(path, ".csv")) return CsvEntityReader(path, memory_budget_bytes);
+  return NotATableFile(path);
 }
 
 struct ParquetFileSink::State {
@@ -74,12 +162,7 @@ ParquetFileSink::~ParquetFileSink() {
 }
 
 arrow::Status ParquetFileSink::Begin(const std::shared_ptr<arrow::Schema>& schema) {
-  // Around the page cache where the file system allows (common/direct_output.h):
-  // a training set is written once, and caching it costs more than writing it.
-  const char* direct = std::getenv("STRATALAKE_DIRECT_IO");
-  ARROW_ASSIGN_OR_RAISE(
-      std::shared_ptr<arrow::io::OutputStream> file,
-      DirectFileOutputStream::Open(partial_, !(direct && std::string(direct) == "0")));
+  ARROW_ASSIGN_OR_RAISE(auto file, OpenOutputFile(partial_));
   // Finished row groups are copied into the file while the next one is encoded
   // (Parquet hands over each finished column chunk's buffer and never touches it again).
   state_->out = std::make_shared<BackgroundOutputStream>(std::move(file), kMaxPendingBytes);
@@ -117,11 +200,52 @@ arrow::Status ParquetFileSink::Close() {
   if (!state_->parquet) return arrow::Status::Invalid("ParquetFileSink: Close before Begin");
   ARROW_RETURN_NOT_OK(state_->parquet->Close());
   ARROW_RETURN_NOT_OK(state_->out->Close());
-  if (std::rename(partial_.c_str(), path_.c_str()) != 0) {
-    return arrow::Status::IOError("cannot rename '", partial_, "' to '", path_, "'");
-  }
+  ARROW_RETURN_NOT_OK(MoveIntoPlace(partial_, path_));
   closed_ = true;
   return arrow::Status::OK();
+}
+
+struct CsvFileSink::State {
+  std::shared_ptr<arrow::io::OutputStream> out;
+  std::shared_ptr<arrow::ipc::RecordBatchWriter> csv;
+};
+
+CsvFileSink::CsvFileSink(std::string path)
+    : path_(std::move(path)), partial_(path_ + ".partial"), state_(std::make_unique<State>()) {}
+
+CsvFileSink::~CsvFileSink() {
+  if (!closed_) {
+    if (state_->out) (void)state_->out->Close();
+    std::remove(partial_.c_str());
+  }
+}
+
+arrow::Status CsvFileSink::Begin(const std::shared_ptr<arrow::Schema>& schema) {
+  // (Not through a BackgroundOutputStream: Arrow's CSV writer hands its reused
+  // encoding buffer to Write, so it must be written before Write returns.)
+  ARROW_ASSIGN_OR_RAISE(state_->out, OpenOutputFile(partial_));
+  ARROW_ASSIGN_OR_RAISE(state_->csv, arrow::csv::MakeCSVWriter(state_->out, schema));
+  return arrow::Status::OK();
+}
+
+arrow::Status CsvFileSink::Write(const std::shared_ptr<arrow::Table>& rows) {
+  if (!state_->csv) return arrow::Status::Invalid("CsvFileSink: Write before Begin");
+  return state_->csv->WriteTable(*rows);
+}
+
+arrow::Status CsvFileSink::Close() {
+  if (!state_->csv) return arrow::Status::Invalid("CsvFileSink: Close before Begin");
+  ARROW_RETURN_NOT_OK(state_->csv->Close());
+  ARROW_RETURN_NOT_OK(state_->out->Close());
+  ARROW_RETURN_NOT_OK(MoveIntoPlace(partial_, path_));
+  closed_ = true;
+  return arrow::Status::OK();
+}
+
+arrow::Result<std::unique_ptr<FileSink>> OpenFileSink(const std::string& path) {
+  if (EndsWith(path, ".parquet")) return std::make_unique<ParquetFileSink>(path);
+  if (EndsWith(path, ".csv")) return std::make_unique<CsvFileSink>(path);
+  return NotATableFile(path);
 }
 
 }  // namespace stratalake::retrieval

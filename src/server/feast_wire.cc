@@ -530,11 +530,3 @@ void AppendOnlineResponse(const online::OnlineResponse& resp, std::string* out) 
 }
 
 }  // namespace stratalake::server
-
-namespace stratalake::online {
-
-void OnlineResponse::AppendJson(std::string* out) const {
-  server::AppendOnlineResponse(*this, out);
-}
-
-}  // namespace stratalake::online

@@ -27,6 +27,7 @@
 #include <arrow/type_fwd.h>
 
 #include "stratalake/online.h"
+#include "stratalake/server.h"  // AppendOnlineResponse, AppendFieldJson
 
 namespace stratalake::server {
 
@@ -64,17 +65,9 @@ std::string ErrorJson(std::string_view message);
 
 // ---- responses ------------------------------------------------------------------------
 
-/// Appends the /get-online-features body: {"metadata": {"feature_names": [...]},
-/// "results": [{"values": [...], "statuses": [...], "event_timestamps": [...]},
-/// ...]}, one result per column (join keys echoed, "PRESENT" at the epoch).
-/// Values: numbers, booleans, strings (bytes as they are), lists; timestamps as
-/// RFC 3339 strings, dates as "YYYY-MM-DD", decimals as strings; NaN, infinities
-/// and values that are not PRESENT as null. Thread-safe; allocates only when
-/// `out` grows (a reused buffer stays warm).
-void AppendOnlineResponse(const online::OnlineResponse& response, std::string* out);
+// AppendOnlineResponse and AppendFieldJson (the response body, one stored
+// value): declared in stratalake/server.h, defined in feast_wire.cc.
 
-/// Appends one encoded field (online/codec.h) of `type` as JSON, as above.
-void AppendFieldJson(const arrow::DataType& type, std::string_view bytes, std::string* out);
 /// Appends the elements of a JSON list (comma-separated, no brackets): for each
 /// row, the encoded field `values[r]` as AppendFieldJson writes it when
 /// `statuses[r]` is kPresent, else null. Numbers and booleans are formatted
@@ -87,9 +80,3 @@ void AppendFieldListJson(const arrow::DataType& type, std::span<const std::strin
 void AppendJsonString(std::string_view s, std::string* out);
 
 }  // namespace stratalake::server
-
-namespace stratalake::online {
-// For the CLI (src/cli/repo_cli.cc), which renders table cells with it, until
-// it calls server::AppendFieldJson itself.
-using server::AppendFieldJson;
-}  // namespace stratalake::online

@@ -1,4 +1,4 @@
-#include "server/feature_server.h"
+#include "stratalake/server.h"
 
 #include <arpa/inet.h>
 #include <netinet/in.h>

@@ -491,4 +491,75 @@ std::string UrlDecode(const std::string& s) {
   return out;
 }
 
+namespace {
+
+// Splits at commas outside parentheses, trimming spaces around each part.
+std::vector<std::string> SplitSpecList(const std::string& s) {
+  std::vector<std::string> out;
+  std::string cur;
+  int depth = 0;
+  for (char c : s) {
+    if (c == '(') ++depth;
+    if (c == ')') --depth;
+    if (c == ',' && depth == 0) {
+      out.push_back(cur);
+      cur.clear();
+    } else {
+      cur += c;
+    }
+  }
+  if (!cur.empty()) out.push_back(cur);
+  for (auto& x : out) {
+    while (!x.empty() && x.front() == ' ') x.erase(0, 1);
+    while (!x.empty() && x.back() == ' ') x.pop_back();
+  }
+  return out;
+}
+
+}  // namespace
+
+arrow::Result<std::shared_ptr<arrow::Schema>> ParseSchemaSpec(const std::string& spec) {
+  arrow::FieldVector fields;
+  for (const auto& item : SplitSpecList(spec)) {
+    auto colon = item.find(':');
+    if (colon == std::string::npos) {
+      return arrow::Status::Invalid("schema entry '", item, "' must look like name:type");
+    }
+    std::string name = item.substr(0, colon);
+    std::string type = item.substr(colon + 1);
+    bool nullable = true;
+    auto nn = type.find(" not null");
+    if (nn != std::string::npos) {
+      nullable = false;
+      type = type.substr(0, nn);
+    }
+    std::string json = "{\"type\":\"struct\",\"fields\":[{\"name\":\"x\",\"type\":\"" + type +
+                       "\",\"nullable\":true,\"metadata\":{}}]}";
+    auto parsed = SchemaFromDeltaJson(json);
+    if (!parsed.ok()) {
+      return arrow::Status::Invalid("column '", name, "': unknown type '", type,
+                                    "' (use long, integer, short, byte, double, float, string, "
+                                    "boolean, binary, date, timestamp, timestamp_ntz, "
+                                    "decimal(p,s))");
+    }
+    fields.push_back(arrow::field(name, (*parsed)->field(0)->type(), nullable));
+  }
+  return arrow::schema(fields);
+}
+
+arrow::Result<int64_t> ParseTimestampText(const std::string& text) {
+  bool digits = !text.empty() && text.find_first_not_of("0123456789") == std::string::npos;
+  if (digits) {
+    try {
+      return static_cast<int64_t>(std::stoll(text));
+    } catch (const std::exception&) {
+      return arrow::Status::Invalid("bad timestamp '", text, "'");
+    }
+  }
+  ARROW_ASSIGN_OR_RAISE(auto scalar,
+                        ParsePartitionValue(text, arrow::timestamp(arrow::TimeUnit::MILLI, "UTC")));
+  if (!scalar->is_valid) return arrow::Status::Invalid("bad timestamp '", text, "'");
+  return static_cast<const arrow::TimestampScalar&>(*scalar).value;
+}
+
 }  // namespace stratalake::delta

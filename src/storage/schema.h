@@ -8,6 +8,8 @@
 #include <arrow/result.h>
 #include <arrow/type_fwd.h>
 
+#include "stratalake/delta.h"  // DeltaTypeName
+
 namespace stratalake::delta {
 
 /// Arrow field metadata keys carrying Delta column metadata.
@@ -37,8 +39,7 @@ arrow::Result<std::shared_ptr<arrow::DataType>> DeltaStorageType(
 /// The same for a whole schema (fields keep their names, nullability and metadata).
 arrow::Result<std::shared_ptr<arrow::Schema>> DeltaStorageSchema(const arrow::Schema& schema);
 
-/// Delta's name for a type, e.g. "long", "decimal(10,2)", "struct<a:int>".
-std::string DeltaTypeName(const arrow::DataType& type);
+/// DeltaTypeName: declared in stratalake/delta.h.
 
 /// Hadoop-style escaping of a partition folder name component; URL-encoding of a
 /// relative path for the log; and the reverse.

@@ -4,6 +4,7 @@
 // their own: table_read.cc, table_write.cc, table_delete_update.cc, merge/,
 // table_maintenance.cc.
 #include <algorithm>
+#include <cstdio>
 #include <filesystem>
 #include <functional>
 #include <set>
@@ -14,6 +15,7 @@
 
 #include "common/compute_init.h"
 #include "common/json.h"
+#include "storage/actions.h"
 #include "storage/log_store.h"
 #include "storage/schema.h"
 #include "storage/snapshot.h"
@@ -433,6 +435,20 @@ arrow::Result<CommitResult> DeltaTable::SetProperties(
   json += "}";
   ARROW_ASSIGN_OR_RAISE(auto v, txn.Commit("SET TBLPROPERTIES", {{"properties", json}}, {}));
   return CommitResult{v, false, {}};
+}
+
+arrow::Status VerifyCommitFile(const DeltaTable& table, int64_t version) {
+  char name[32];
+  std::snprintf(name, sizeof name, "%020lld.json", static_cast<long long>(version));
+  const std::string path = table.root() + "/_delta_log/" + name;
+  ARROW_ASSIGN_OR_RAISE(auto in, table.filesystem()->OpenInputStream(path));
+  std::string text;
+  for (;;) {
+    ARROW_ASSIGN_OR_RAISE(auto buf, in->Read(1 << 20));
+    if (buf->size() == 0) break;
+    text.append(reinterpret_cast<const char*>(buf->data()), buf->size());
+  }
+  return ParseLogJson(text, path).status();
 }
 
 }  // namespace stratalake::delta

@@ -24,14 +24,16 @@
 // accepting, lets queued and in-flight requests finish, then stops the loops.
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <string_view>
 
 #include <arrow/result.h>
 #include <arrow/status.h>
+#include <arrow/type_fwd.h>
 
-#include "server/feast_wire.h"  // the CLI renders with it (AppendFieldJson)
 #include "stratalake/online.h"
 #include "stratalake/repo.h"
 
@@ -99,5 +101,21 @@ class FeatureServer {
   explicit FeatureServer(std::unique_ptr<Impl> impl);
   std::unique_ptr<Impl> impl_;
 };
+
+// ---- Feast's JSON, for front ends that answer as the server does ---------------------
+// (Defined with the rest of the wire format in src/server/feast_wire.cc.)
+
+/// Appends the /get-online-features body: {"metadata": {"feature_names": [...]},
+/// "results": [{"values": [...], "statuses": [...], "event_timestamps": [...]},
+/// ...]}, one result per column (join keys echoed, "PRESENT" at the epoch).
+/// Values: numbers, booleans, strings (bytes as they are), lists; timestamps as
+/// RFC 3339 strings, dates as "YYYY-MM-DD", decimals as strings; NaN, infinities
+/// and values that are not PRESENT as null. Thread-safe; allocates only when
+/// `out` grows (a reused buffer stays warm).
+void AppendOnlineResponse(const online::OnlineResponse& response, std::string* out);
+
+/// Appends one stored feature value (an OnlineResponse column's `values[r]`)
+/// of `type` as JSON, as above.
+void AppendFieldJson(const arrow::DataType& type, std::string_view bytes, std::string* out);
 
 }  // namespace stratalake::server
