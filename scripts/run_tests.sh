@@ -26,7 +26,8 @@ echo "== Fuzz targets: their corpora (seeds, every input that once crashed) and 
 fuzz_dir="$(mktemp -d)"  # a crash leaves its input there as crash-NAME
 for t in "$build"/bin/fuzz_*_replay; do
   name="$(basename "$t" _replay)"
-  (cd "$fuzz_dir" && "$(realpath "$t")" --mutations 1000 "$root/fuzz/corpus/$name")
+  bin="$(realpath "$t")"
+  (cd "$fuzz_dir" && "$bin" --mutations 1000 "$root/fuzz/corpus/$name")
 done
 rm -rf "$fuzz_dir"
 echo "== Python interoperability tests =="

@@ -24,10 +24,6 @@
 #include "stratalake/progress.h"
 #include "stratalake/repo.h"
 
-namespace stratalake {
-class BatchQueue;
-}  // namespace stratalake
-
 namespace stratalake::retrieval {
 
 /// Opens the entity rows from their start, in input order. A streamed
@@ -311,8 +307,10 @@ class EntityHasher {
  private:
   arrow::Status HashBlock(int64_t rows);
 
+  struct Pending;  // rows not hashed yet (less than a block)
+
   std::shared_ptr<arrow::Schema> schema_;
-  std::unique_ptr<BatchQueue> pending_;
+  std::unique_ptr<Pending> pending_;
   uint64_t a_ = 0;
   uint64_t b_ = 0;
 };

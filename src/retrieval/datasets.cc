@@ -307,9 +307,11 @@ void HashColumn(const arrow::Array& array, TwoFnv* h) {
 
 }  // namespace
 
+struct EntityHasher::Pending : BatchQueue {};
+
 EntityHasher::EntityHasher(std::shared_ptr<arrow::Schema> schema)
     : schema_(std::move(schema)),
-      pending_(std::make_unique<BatchQueue>()),
+      pending_(std::make_unique<Pending>()),
       a_(14695981039346656037ULL),
       b_(0x84222325cbf29ce4ULL) {}
 
