@@ -341,6 +341,39 @@ class Parser {
   std::vector<std::string>* problems_;
 };
 
+// The documents of a YAML stream, each parsed with YAML::Load on its own. Not
+// YAML::LoadAll: yaml-cpp 0.7's LoadAll loops forever on some malformed input
+// (its parser keeps reporting a new empty document without consuming any; 28
+// bytes took 19 GB before the allocator failed; fixed upstream after 0.8), and
+// Load reads one document and stops. A document starts at a line that begins
+// with "---" followed by a space or the line's end, as YAML defines it; each
+// is padded with the newlines before it so that marks keep the file's lines.
+// Documents that hold nothing (null) are left out, as LoadAll leaves out an
+// empty stream.
+std::vector<YAML::Node> LoadDocuments(const std::string& text) {
+  std::vector<size_t> starts = {0};
+  for (size_t pos = 0; pos < text.size();) {
+    size_t end = text.find('\n', pos);
+    if (end == std::string::npos) end = text.size();
+    if (pos > 0 && text.compare(pos, 3, "---") == 0 &&
+        (pos + 3 == end || text[pos + 3] == ' ' || text[pos + 3] == '\t' ||
+         text[pos + 3] == '\r')) {
+      starts.push_back(pos);
+    }
+    pos = end + 1;
+  }
+  std::vector<YAML::Node> docs;
+  for (size_t i = 0; i < starts.size(); ++i) {
+    const size_t end = i + 1 < starts.size() ? starts[i + 1] : text.size();
+    const size_t lines_before =
+        static_cast<size_t>(std::count(text.begin(), text.begin() + starts[i], '\n'));
+    YAML::Node doc =
+        YAML::Load(std::string(lines_before, '\n') + text.substr(starts[i], end - starts[i]));
+    if (!doc.IsNull()) docs.push_back(std::move(doc));
+  }
+  return docs;
+}
+
 std::string At(const std::string& file, const YAML::Mark& m) {
   SourceLocation loc{file, m.line >= 0 ? m.line + 1 : 0, m.line >= 0 ? m.column + 1 : 0};
   return loc.ToString();
@@ -405,7 +438,7 @@ void ParseDefinitionsYaml(const std::string& text, const std::string& display_na
   Parser p(display_name, problems);
   std::vector<YAML::Node> docs;
   try {
-    docs = YAML::LoadAll(text);
+    docs = LoadDocuments(text);
   } catch (const YAML::Exception& e) {
     problems->push_back(At(display_name, e.mark) + ": not valid YAML: " + e.msg);
     return;

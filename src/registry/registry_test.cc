@@ -181,6 +181,24 @@ TEST(DefinitionParse, Issue24NonScalarKeysAndNestedListsAreProblemsNotAborts) {
   EXPECT_EQ(p[1], "defs.yaml:5:16: feature view 'v' field must be a mapping of keys to values");
 }
 
+// Found by fuzz_definitions_yaml: yaml-cpp 0.7's LoadAll never returns on this
+// input (it reports empty documents forever; 19 GB before the allocator failed).
+TEST(DefinitionParse, Issue24MalformedYamlThatLoopsYamlCppLoadAllIsOneProblem) {
+  auto p = ParseProblems(std::string("!, b]\n  - d- definieiti b]\x94 ", 28));
+  ASSERT_EQ(p.size(), 1u);
+  EXPECT_EQ(p[0], "defs.yaml:1:1: definitions file must be a mapping of keys to values");
+}
+
+TEST(DefinitionParse, DocumentsSplitAtMarkersKeepTheirLineNumbers) {
+  auto p = ParseProblems(
+      "entities: []\n---\nentities:\n  - name: a\n    join_keys: [{name: id, type: int64}]\n"
+      "    bogus: 1\n--- \n");
+  ASSERT_EQ(p.size(), 1u) << p[0];
+  EXPECT_EQ(p[0],
+            "defs.yaml:6:5: entity 'a': unknown key 'bogus' (known keys: description, join_keys, "
+            "name, owner, tags)");
+}
+
 TEST(DefinitionParse, MissingRequiredKey) {
   auto p = ParseProblems("sources:\n  - name: s\n    timestamp_field: ts\n");
   ASSERT_EQ(p.size(), 1u);
