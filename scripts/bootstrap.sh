@@ -30,3 +30,5 @@ if [ ! -x .venv/bin/python ] || ! cmp -s scripts/requirements.txt "$stamp"; then
   .venv/bin/python -c "import pyarrow; pyarrow.create_library_symlinks()"
   cp scripts/requirements.txt "$stamp"
 fi
+# Feast's own SDK in .venv-feast (scripts/feast_env.sh): the Feast compatibility tests run it.
+scripts/feast_env.sh >/dev/null
