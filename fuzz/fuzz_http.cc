@@ -24,8 +24,8 @@
 #include <rapidjson/document.h>
 
 #include "common/json.h"
-#include "server/http_loop.h"
 #include "server/feast_wire.h"
+#include "server/http_loop.h"
 
 namespace {
 
@@ -48,6 +48,9 @@ struct Harness {
     HttpLoop::Options options;
     options.max_body_bytes = 1 << 20;
     options.max_output_bytes = 16 << 10;
+    options.error_body = [](int, std::string_view message) {
+      return stratalake::server::FeastErrorJson("FeastError", message);
+    };
     auto made = HttpLoop::Make(-1, options,
                                [this](HttpLoop& l, HttpLoop::RequestId id, const HttpRequest& req) {
                                  Handle(l, id, req);
@@ -64,7 +67,10 @@ struct Harness {
       stratalake::online::OnlineRequest parsed;
       RequestLimits limits;
       limits.max_entity_rows = 1000;
-      st = ParseOnlineRequest(req.body, limits, &parsed);
+      OnlineRequestExtras extras;
+      st = ParseOnlineRequest(req.body, limits, &parsed, &extras);
+    } else if (req.path == "/write-to-online-store") {
+      st = ParseWriteToOnlineRequest(req.body).status();
     } else if (req.path == "/push") {
       st = ParsePushRequest(req.body).status();
     } else if (req.path == "/materialize" || req.path == "/materialize-incremental") {
@@ -74,7 +80,7 @@ struct Harness {
     }
     HttpResponse r;
     r.code = st.ok() ? 200 : 400;
-    reply = st.ok() ? "{}" : ErrorJson(st.message());
+    reply = st.ok() ? "{}" : FeastErrorJson(FeastErrorClass(st), st.message());
     r.body = reply;
     l.Respond(id, r);
   }
@@ -104,7 +110,15 @@ void CheckAnswers(std::string_view out, const std::vector<bool>& heads) {
     rapidjson::Document d;
     // Valid UTF-8 JSON (an escaped NUL quoted from the request is fine).
     auto st = stratalake::json::ParseJson(&d, body);
-    if (!st.ok() || !d.IsObject()) Fail("an answer body that is not valid JSON", body);
+    if (!st.ok()) Fail("an answer body that is not valid JSON", body);
+    if (d.IsString()) {  // an error as Feast's server sends it: a JSON object in a string
+      rapidjson::Document inner;
+      st =
+          stratalake::json::ParseJson(&inner, std::string_view(d.GetString(), d.GetStringLength()));
+      if (!st.ok() || !inner.IsObject()) Fail("an error body that is not Feast's shape", body);
+    } else if (!d.IsObject()) {
+      Fail("an answer body that is neither an object nor Feast's error", body);
+    }
   }
 }
 

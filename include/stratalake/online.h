@@ -181,6 +181,7 @@ struct OnlineRequest {
 /// spans point into the OnlineResponse that holds the column.
 struct OnlineColumn {
   std::string name;
+  std::string view;  // features: the view's name (or its alias in a feature service)
   bool is_join_key = false;
   std::shared_ptr<arrow::DataType> type;         // features: the view's type
   std::span<FeatureStatus> statuses;             // features only
@@ -336,5 +337,20 @@ arrow::Result<PushResult> Push(const repo::FeatureRepository& repo,
                                const registry::RegistryState& state, OnlineStore* store,
                                const std::string& push_source,
                                const std::shared_ptr<arrow::Table>& data, PushTarget to);
+
+/// Writes rows straight to one feature view in the online store (Feast's
+/// write_to_online_store; the feature server's POST /write-to-online-store).
+/// `data` holds the view's join keys and every feature by name, the event time
+/// as "event_timestamp" (Feast's name) or the source's timestamp field, and
+/// optionally the created time as "created", "created_timestamp" or the
+/// source's created field; other columns are ignored. Columns are converted to
+/// the view's types with ingestion's rules; integers given for a timestamp are
+/// seconds since the epoch (Feast's UnixTimestamp). All or nothing: a bad value
+/// refuses the write and says which. Newer wins, as for every write.
+/// Errors: unknown or offline-only view -> kFeatureNotFound; a missing column
+/// -> kSchemaMismatch; a value that does not convert -> kDataRejected.
+arrow::Result<PushResult> WriteToOnlineStore(const registry::RegistryState& state,
+                                             OnlineStore* store, const std::string& view,
+                                             const std::shared_ptr<arrow::Table>& data);
 
 }  // namespace stratalake::online

@@ -10,15 +10,20 @@
 // latency. Offline pushes are committed in batches (all pushes waiting for the
 // same source become one Delta commit) and acknowledged only after the commit.
 //
-// Endpoints (docs/serving.md): POST /get-online-features, POST /push,
-// POST /materialize, POST /materialize-incremental, GET /health, GET /metrics.
-// Request bodies are parsed strictly (server/requests.h: nesting depth, UTF-8,
-// duplicate keys, NUL). /push and /materialize* take Content-Type
-// application/json only. Errors are {"error": "..."} (valid JSON whatever the
-// client sent) with 400 (bad input), 404 (unknown feature, view, service or
-// path), 405, 408 (a request's head or body too slow), 413 (body over
-// max_body_bytes, more than max_entity_rows), 415 (not JSON), 503 (queue full,
-// draining, or at the open-file limit) or 500.
+// Endpoints (docs/online-store.md): POST /get-online-features, POST /push,
+// POST /write-to-online-store, POST /materialize, POST /materialize-incremental,
+// GET /health, GET /metrics — what Feast's own Python SDK sends with
+// `online_store: {type: remote}` (tests/python/test_feast_sdk.py).
+// Request bodies are parsed strictly (server/feast_wire.h: nesting depth, UTF-8,
+// duplicate keys, NUL); fields the server does not know are ignored, as
+// Feast's server ignores them. /push, /write-to-online-store and /materialize*
+// take Content-Type application/json only. Errors are Feast's: a JSON string
+// holding {"module": "feast.errors", "class": "...", "message": "..."} (valid
+// JSON whatever the client sent; Feast's client raises that class) with 400
+// (bad input), 404 (unknown feature, view, service or path), 405, 408 (a
+// request's head or body too slow), 413 (body over max_body_bytes, more than
+// max_entity_rows), 415 (not JSON), 503 (queue full, draining, or at the
+// open-file limit) or 500.
 //
 // Shutdown() (also on SIGTERM/SIGINT when handle_signals is set) stops
 // accepting, lets queued and in-flight requests finish, then stops the loops.
@@ -108,14 +113,18 @@ class FeatureServer {
 /// Appends the /get-online-features body: {"metadata": {"feature_names": [...]},
 /// "results": [{"values": [...], "statuses": [...], "event_timestamps": [...]},
 /// ...]}, one result per column (join keys echoed, "PRESENT" at the epoch).
-/// Values: numbers, booleans, strings (bytes as they are), lists; timestamps as
-/// RFC 3339 strings, dates as "YYYY-MM-DD", decimals as strings; NaN, infinities
-/// and values that are not PRESENT as null. Thread-safe; allocates only when
-/// `out` grows (a reused buffer stays warm).
+/// Values as Feast's server writes them, so Feast's client reads the same
+/// Python types: numbers, booleans, strings, lists; timestamps as integer
+/// seconds since the epoch (Feast's UnixTimestamp), binary as base64, NaN and
+/// infinities as "NaN", "Infinity", "-Infinity"; dates as "YYYY-MM-DD" and
+/// decimals as strings; values that are not PRESENT as null. Thread-safe;
+/// allocates only when `out` grows (a reused buffer stays warm).
 void AppendOnlineResponse(const online::OnlineResponse& response, std::string* out);
 
 /// Appends one stored feature value (an OnlineResponse column's `values[r]`)
-/// of `type` as JSON, as above.
+/// of `type` as JSON in a readable form (the CLI's table): as above, except
+/// timestamps as RFC 3339 strings with microseconds, binary as its bytes, and
+/// NaN and infinities as null.
 void AppendFieldJson(const arrow::DataType& type, std::string_view bytes, std::string* out);
 
 }  // namespace stratalake::server

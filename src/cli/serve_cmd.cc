@@ -87,7 +87,8 @@ std::vector<Command> ServeCommands() {
       "[--write-timeout-s S] [--max-connection-output-bytes N] "
       "[--max-queued N] [--busy-poll-us US] [--realtime-priority P] [--log-requests] [--repo DIR]",
       "Run the feature server (Feast-compatible HTTP/JSON): POST /get-online-features, /push, "
-      "/materialize, /materialize-incremental; GET /health, /metrics. SIGTERM drains and stops. "
+      "/write-to-online-store, /materialize, /materialize-incremental; GET /health, /metrics. "
+      "SIGTERM drains and stops. --log-requests also logs request fields it ignores. "
       "Limits (bad input or slow clients get an error and a close, never the server): "
       "--max-body-bytes (default 8388608; 413), --max-entity-rows: entity rows per "
       "/get-online-features request (default 100000; 413), --header-timeout-s: a request's "

@@ -1,6 +1,7 @@
 // Push: rows for a push source, written online (every online view on the
 // source) and/or appended to the source's Delta table.
 #include <arrow/api.h>
+#include <arrow/compute/api.h>
 
 #include "common/errors.h"
 #include "ingest/convert.h"
@@ -17,6 +18,53 @@ namespace {
 std::string MappedName(const registry::Source& s, const std::string& stored) {
   auto it = s.field_mapping.find(stored);
   return it == s.field_mapping.end() ? stored : it->second;
+}
+
+std::string JoinNames(const std::vector<std::string>& names) {
+  std::string s;
+  for (const auto& n : names) s += (s.empty() ? "" : ", ") + n;
+  return s;
+}
+
+// Converts a written column to `type` with ingestion's rules (all or nothing).
+// Integers written to a timestamp are seconds since the epoch (Feast's
+// UnixTimestamp), also inside lists.
+arrow::Result<std::shared_ptr<arrow::Array>> ConvertWritten(
+    const std::string& view, const std::string& column, std::shared_ptr<arrow::Array> in,
+    const std::shared_ptr<arrow::DataType>& type) {
+  auto seconds_to_micros = [](const std::shared_ptr<arrow::Array>& a,
+                              const std::shared_ptr<arrow::DataType>& ts)
+      -> arrow::Result<std::shared_ptr<arrow::Array>> {
+    ARROW_ASSIGN_OR_RAISE(auto micros, arrow::compute::Multiply(a, arrow::Datum(int64_t{1000000}),
+                                                                arrow::compute::ArithmeticOptions(
+                                                                    /*check_overflow=*/true)));
+    return micros.make_array()->View(ts);
+  };
+  if (type->id() == arrow::Type::TIMESTAMP && arrow::is_integer(in->type_id())) {
+    ARROW_ASSIGN_OR_RAISE(auto wide, arrow::compute::Cast(*in, arrow::int64()));
+    ARROW_ASSIGN_OR_RAISE(in, seconds_to_micros(wide, arrow::timestamp(arrow::TimeUnit::MICRO)));
+  } else if (type->id() == arrow::Type::LIST && in->type_id() == arrow::Type::LIST) {
+    const auto& item = static_cast<const arrow::ListType&>(*type).value_type();
+    const auto& list = static_cast<const arrow::ListArray&>(*in);
+    if (item->id() == arrow::Type::TIMESTAMP && arrow::is_integer(list.value_type()->id())) {
+      ARROW_ASSIGN_OR_RAISE(auto flat, arrow::compute::Cast(*list.values(), arrow::int64()));
+      ARROW_ASSIGN_OR_RAISE(auto ts,
+                            seconds_to_micros(flat, arrow::timestamp(arrow::TimeUnit::MICRO)));
+      in = std::make_shared<arrow::ListArray>(arrow::list(ts->type()), list.length(),
+                                              list.value_offsets(), ts, list.null_bitmap(),
+                                              list.null_count(), list.offset());
+    }
+  }
+  ARROW_ASSIGN_OR_RAISE(auto conv, ingest::ConvertColumn(in, type));
+  if (!conv.errors.empty()) {
+    const auto& e = conv.errors.front();
+    return UserError(ErrorKind::kDataRejected,
+                     "write to feature view '" + view + "': column '" + column + "', row " +
+                         std::to_string(e.row) + ": value " + ingest::Abbreviate(e.value) + " is " +
+                         e.reason + " (" + std::to_string(conv.errors.size()) +
+                         " bad value(s); nothing was written)");
+  }
+  return conv.values;
 }
 
 }  // namespace
@@ -170,6 +218,122 @@ arrow::Result<PushResult> Push(const repo::FeatureRepository& repo,
     }
     ARROW_RETURN_NOT_OK(store->Write(writes, WriteOptions{}));
   }
+  return result;
+}
+
+arrow::Result<PushResult> WriteToOnlineStore(const registry::RegistryState& state,
+                                             OnlineStore* store, const std::string& view_name,
+                                             const std::shared_ptr<arrow::Table>& data) {
+  const registry::Definitions& defs = state.defs;
+  const registry::FeatureView* v = defs.FindFeatureView(view_name);
+  if (!v) {
+    std::vector<std::string> names;
+    for (const auto& fv : defs.feature_views) names.push_back(fv.name);
+    return UserError(
+        ErrorKind::kFeatureNotFound,
+        "unknown feature view '" + view_name + "' (feature views: " + JoinNames(names) + ")");
+  }
+  if (!v->online) {
+    return UserError(
+        ErrorKind::kFeatureNotFound,
+        "feature view '" + v->name + "' is not served online (online: false in its definition)");
+  }
+  const registry::Source* src = defs.FindSource(v->source);
+  if (!src) return UserError(ErrorKind::kObjectNotFound, "unknown source '" + v->source + "'");
+  if (!store) return arrow::Status::Invalid("write to the online store: no online store");
+  const int64_t n = data->num_rows();
+  auto column = [&](const std::string& name) -> arrow::Result<std::shared_ptr<arrow::Array>> {
+    auto c = data->GetColumnByName(name);
+    if (!c) return nullptr;
+    if (c->num_chunks() == 1) return c->chunk(0);
+    return arrow::Concatenate(c->chunks());
+  };
+  auto first_of = [&](std::initializer_list<std::string> names,
+                      std::string* found) -> arrow::Result<std::shared_ptr<arrow::Array>> {
+    for (const auto& name : names) {
+      if (name.empty()) continue;
+      ARROW_ASSIGN_OR_RAISE(auto a, column(name));
+      if (a) {
+        *found = name;
+        return a;
+      }
+    }
+    return nullptr;
+  };
+  const auto ts_type = arrow::timestamp(arrow::TimeUnit::MICRO, "UTC");
+  arrow::FieldVector fields;
+  arrow::ArrayVector arrays;
+  size_t num_keys = 0;
+  for (const auto& en : v->entities) {
+    const auto* e = defs.FindEntity(en);
+    if (!e) return UserError(ErrorKind::kObjectNotFound, "unknown entity '" + en + "'");
+    for (const auto& k : e->join_keys) {
+      ARROW_ASSIGN_OR_RAISE(auto a, column(k.name));
+      if (!a) {
+        return UserError(
+            ErrorKind::kSchemaMismatch,
+            "write to feature view '" + v->name + "' lacks its join key column '" + k.name + "'");
+      }
+      ARROW_ASSIGN_OR_RAISE(a, ConvertWritten(v->name, k.name, a, k.type));
+      fields.push_back(arrow::field(k.name, k.type));
+      arrays.push_back(a);
+      ++num_keys;
+    }
+  }
+  const std::string& ts_field = src->timestamp_field;
+  std::string ts_name;
+  ARROW_ASSIGN_OR_RAISE(auto ts, first_of({"event_timestamp", ts_field}, &ts_name));
+  if (!ts) {
+    return UserError(ErrorKind::kSchemaMismatch,
+                     "write to feature view '" + v->name +
+                         "' lacks the event time: give it as column 'event_timestamp'" +
+                         (ts_field.empty() ? std::string() : " or '" + ts_field + "'"));
+  }
+  ARROW_ASSIGN_OR_RAISE(ts, ConvertWritten(v->name, ts_name, ts, ts_type));
+  if (ts->null_count() > 0) {
+    return UserError(ErrorKind::kDataRejected, "write to feature view '" + v->name +
+                                                   "': the event time '" + ts_name +
+                                                   "' has null values");
+  }
+  fields.push_back(arrow::field(ts_name, ts_type));
+  arrays.push_back(ts);
+  std::string created_name;
+  ARROW_ASSIGN_OR_RAISE(
+      auto created,
+      first_of({"created", "created_timestamp", src->created_timestamp_field}, &created_name));
+  const bool has_created = created != nullptr;
+  if (has_created) {
+    ARROW_ASSIGN_OR_RAISE(created, ConvertWritten(v->name, created_name, created, ts_type));
+    fields.push_back(arrow::field(created_name, ts_type));
+    arrays.push_back(created);
+  }
+  Layout layout = MakeLayout(*v);
+  for (size_t f = 0; f < layout.names.size(); ++f) {
+    const std::string& name = layout.names[f];
+    ARROW_ASSIGN_OR_RAISE(auto a, column(name));
+    if (!a) {
+      return UserError(ErrorKind::kSchemaMismatch,
+                       "write to feature view '" + v->name + "' lacks feature column '" + name +
+                           "' (give every feature of the view; null for no value)");
+    }
+    ARROW_ASSIGN_OR_RAISE(a, ConvertWritten(v->name, name, a, layout.types[f]));
+    fields.push_back(arrow::field(name, layout.types[f]));
+    arrays.push_back(a);
+  }
+  auto view_data = arrow::Table::Make(arrow::schema(fields), arrays, n);
+  std::vector<KeyValue> writes;
+  std::string layout_value;
+  AppendVersionPrefix(0, std::nullopt, &layout_value);
+  layout_value += SerializeLayout(layout);
+  writes.push_back({LayoutKey(v->name, layout.fingerprint), layout_value});
+  size_t count = writes.size();
+  ARROW_RETURN_NOT_OK(EncodeViewRows(*v, *src, layout, num_keys, has_created, *view_data, INT64_MIN,
+                                     INT64_MAX, &writes, &count));
+  writes.resize(count);
+  ARROW_RETURN_NOT_OK(store->Write(writes, WriteOptions{}));
+  PushResult result;
+  result.rows = n;
+  result.views_written = 1;
   return result;
 }
 

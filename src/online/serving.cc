@@ -33,6 +33,7 @@ struct CompiledView {
   std::vector<std::string> features;              // requested, in order
   std::vector<int> idx;                           // their positions in `layout`
   std::vector<std::string> names;                 // their output names
+  std::string label;                              // the view's name, or its alias in a service
   int64_t ttl_us = 0;
 };
 
@@ -62,6 +63,7 @@ arrow::Result<std::shared_ptr<const CompiledRequest>> Compile(
     const registry::ViewRequest& vr = views[v];
     CompiledView cv;
     cv.view = vr.view;
+    cv.label = vr.label;
     for (const auto& en : vr.view->entities) {
       const registry::Entity* e = defs.FindEntity(en);
       if (!e) return UserError(ErrorKind::kObjectNotFound, "unknown entity '" + en + "'");
@@ -248,6 +250,7 @@ arrow::Result<OnlineResponse> OnlineService::Get(const OnlineRequest& req) {
       size_t at = (first_col - req.entities.size()) * rows + j * rows;
       OnlineColumn c;
       c.name = cv.names[j];
+      c.view = cv.label;
       c.type = layout->types[cv.idx[j]];
       c.statuses = std::span<FeatureStatus>(resp.status_store.data() + at, rows);
       c.event_us = std::span<int64_t>(resp.time_store.data() + at, rows);

@@ -1,6 +1,7 @@
 #include "server/feast_wire.h"
 
 #include <charconv>
+#include <chrono>
 #include <cmath>
 #include <cstdio>
 #include <cstring>
@@ -9,6 +10,7 @@
 #include <vector>
 
 #include <arrow/api.h>
+#include <arrow/util/base64.h>
 #include <arrow/util/decimal.h>
 #include <arrow/util/value_parsing.h>
 #include <rapidjson/document.h>
@@ -71,8 +73,36 @@ std::string ErrorJson(std::string_view message) {
   return o;
 }
 
+const char* FeastErrorClass(const arrow::Status& status) {
+  const std::string& m = status.message();
+  auto starts = [&](std::string_view prefix) { return m.rfind(prefix, 0) == 0; };
+  if (HasErrorKind(status, ErrorKind::kFeatureNotFound) ||
+      HasErrorKind(status, ErrorKind::kObjectNotFound)) {
+    if (starts("unknown feature view '")) return "FeatureViewNotFoundException";
+    if (starts("unknown feature service '")) return "FeatureServiceNotFoundException";
+    if (starts("unknown push source '")) return "PushSourceNotFoundException";
+    if (starts("unknown entity '")) return "EntityNotFoundException";
+    return "FeastObjectNotFoundException";
+  }
+  return "FeastError";
+}
+
+std::string FeastErrorJson(std::string_view cls, std::string_view message) {
+  // The inner document as Python's json.dumps writes it (", " and ": "), then
+  // that text as a JSON string, as FastAPI's JSONResponse sends it.
+  std::string inner = "{\"module\": \"feast.errors\", \"class\": \"";
+  json::AppendEscaped(cls, &inner);
+  inner += "\", \"message\": \"";
+  json::AppendEscaped(message, &inner);
+  inner += "\"}";
+  std::string o = "\"";
+  json::AppendEscaped(inner, &o);
+  o += "\"";
+  return o;
+}
+
 arrow::Status ParseOnlineRequest(std::string_view body, const RequestLimits& limits,
-                                 online::OnlineRequest* req) {
+                                 online::OnlineRequest* req, OnlineRequestExtras* extras) {
   // The parse allocates from per-thread buffers (malloc only for large requests).
   thread_local char value_buffer[64 << 10];
   thread_local char stack_buffer[16 << 10];
@@ -88,12 +118,14 @@ arrow::Status ParseOnlineRequest(std::string_view body, const RequestLimits& lim
     const std::string_view key = View(m->name);
     const rapidjson::Value& v = m->value;
     if (key == "features") {
+      if (v.IsNull()) continue;  // absent
       if (!v.IsArray()) return Bad("\"features\" must be a list of \"view:feature\"");
       for (const auto& f : v.GetArray()) {
         if (!f.IsString()) return Bad("\"features\" must be a list of strings");
         req->features.emplace_back(View(f));
       }
     } else if (key == "feature_service") {
+      if (v.IsNull()) continue;  // absent (Feast's client sends null)
       if (!v.IsString()) return Bad("\"feature_service\" must be a string");
       req->feature_service.assign(View(v));
     } else if (key == "full_feature_names") {
@@ -129,9 +161,14 @@ arrow::Status ParseOnlineRequest(std::string_view body, const RequestLimits& lim
         }
         req->entities.emplace_back(std::move(name), std::move(values));
       }
-    } else {
-      return Bad("unknown field \"" + std::string(key) +
-                 "\" (expected features or feature_service, entities, full_feature_names)");
+    } else if (key == "include_feature_view_version_metadata") {
+      if (!v.IsBool()) {
+        return Bad("\"include_feature_view_version_metadata\" must be true or false");
+      }
+      if (extras) extras->include_view_metadata = v.GetBool();
+    } else if (extras) {
+      // Feast's server ignores fields it does not know; so does this one.
+      extras->ignored_fields.emplace_back(key);
     }
   }
   return arrow::Status::OK();
@@ -191,8 +228,168 @@ arrow::Result<PushRequest> ParsePushRequest(std::string_view body) {
   return out;
 }
 
-arrow::Result<online::MaterializeOptions> ParseMaterializeRequest(std::string_view body,
-                                                                  bool incremental) {
+namespace {
+
+// What kind of values a JSON list holds (its nulls aside).
+enum class JsonKind { kNone, kInt, kNumber, kBool, kString, kList, kMixed };
+
+JsonKind KindOf(const rapidjson::Value& v) {
+  if (v.IsInt64()) return JsonKind::kInt;
+  if (v.IsNumber()) return JsonKind::kNumber;  // doubles, and integers past int64
+  if (v.IsBool()) return JsonKind::kBool;
+  if (v.IsString()) return JsonKind::kString;
+  if (v.IsArray()) return JsonKind::kList;
+  return JsonKind::kMixed;  // an object
+}
+
+JsonKind Widen(JsonKind a, JsonKind b) {
+  if (a == JsonKind::kNone || a == b) return b;
+  if ((a == JsonKind::kInt && b == JsonKind::kNumber) ||
+      (a == JsonKind::kNumber && b == JsonKind::kInt)) {
+    return JsonKind::kNumber;
+  }
+  return JsonKind::kMixed;
+}
+
+// A JSON list's values as one Arrow array typed from them (ParseWriteToOnlineRequest).
+// `items` are the values: for a list column, the elements of every row's list.
+arrow::Result<std::shared_ptr<arrow::Array>> JsonValuesToArrow(
+    std::span<const rapidjson::Value* const> items, const std::string& column) {
+  JsonKind kind = JsonKind::kNone;
+  for (const auto* v : items) {
+    if (!v->IsNull()) kind = Widen(kind, KindOf(*v));
+  }
+  switch (kind) {
+    case JsonKind::kInt: {
+      arrow::Int64Builder b;
+      ARROW_RETURN_NOT_OK(b.Reserve(static_cast<int64_t>(items.size())));
+      for (const auto* v : items) {
+        if (v->IsNull()) {
+          b.UnsafeAppendNull();
+        } else {
+          b.UnsafeAppend(v->GetInt64());
+        }
+      }
+      return b.Finish();
+    }
+    case JsonKind::kNumber: {
+      arrow::DoubleBuilder b;
+      ARROW_RETURN_NOT_OK(b.Reserve(static_cast<int64_t>(items.size())));
+      for (const auto* v : items) {
+        if (v->IsNull()) {
+          b.UnsafeAppendNull();
+        } else {
+          b.UnsafeAppend(v->GetDouble());
+        }
+      }
+      return b.Finish();
+    }
+    case JsonKind::kBool: {
+      arrow::BooleanBuilder b;
+      ARROW_RETURN_NOT_OK(b.Reserve(static_cast<int64_t>(items.size())));
+      for (const auto* v : items) {
+        if (v->IsNull()) {
+          b.UnsafeAppendNull();
+        } else {
+          b.UnsafeAppend(v->GetBool());
+        }
+      }
+      return b.Finish();
+    }
+    case JsonKind::kList: {
+      std::vector<const rapidjson::Value*> elements;
+      arrow::TypedBufferBuilder<int32_t> offsets;
+      arrow::TypedBufferBuilder<bool> valid;
+      ARROW_RETURN_NOT_OK(offsets.Append(0));
+      int64_t nulls = 0;
+      for (const auto* v : items) {
+        if (v->IsNull()) {
+          ++nulls;
+          ARROW_RETURN_NOT_OK(valid.Append(false));
+        } else {
+          for (const auto& e : v->GetArray()) {
+            if (e.IsArray() || e.IsObject()) {
+              return Bad("df column '" + column +
+                         "' holds lists of lists or objects; values must be numbers, strings, "
+                         "booleans, null or lists of those");
+            }
+            elements.push_back(&e);
+          }
+          ARROW_RETURN_NOT_OK(valid.Append(true));
+        }
+        if (elements.size() > static_cast<size_t>(INT32_MAX)) {
+          return Bad("df column '" + column + "' holds too many list elements");
+        }
+        ARROW_RETURN_NOT_OK(offsets.Append(static_cast<int32_t>(elements.size())));
+      }
+      ARROW_ASSIGN_OR_RAISE(auto values, JsonValuesToArrow(elements, column));
+      ARROW_ASSIGN_OR_RAISE(auto offset_buf, offsets.Finish());
+      ARROW_ASSIGN_OR_RAISE(auto valid_buf, valid.Finish());
+      return std::static_pointer_cast<arrow::Array>(std::make_shared<arrow::ListArray>(
+          arrow::list(values->type()), static_cast<int64_t>(items.size()), offset_buf, values,
+          nulls ? valid_buf : nullptr, nulls));
+    }
+    default: {  // strings, all nulls, or a mix: as text (the view's types convert it)
+      arrow::StringBuilder b;
+      ARROW_RETURN_NOT_OK(b.Reserve(static_cast<int64_t>(items.size())));
+      std::string text;
+      for (const auto* v : items) {
+        if (v->IsNull()) {
+          ARROW_RETURN_NOT_OK(b.AppendNull());
+        } else if (JsonToText(*v, &text)) {
+          ARROW_RETURN_NOT_OK(b.Append(text));
+        } else {
+          return Bad("df column '" + column +
+                     "' mixes lists or objects with other values; values must be numbers, "
+                     "strings, booleans, null or lists of those");
+        }
+      }
+      return b.Finish();
+    }
+  }
+}
+
+}  // namespace
+
+arrow::Result<WriteToOnlineRequest> ParseWriteToOnlineRequest(std::string_view body) {
+  rapidjson::Document d;
+  ARROW_RETURN_NOT_OK(json::ParseJson(&d, body, json::Strict()));
+  if (!d.IsObject()) return Bad("the request body must be a JSON object");
+  const rapidjson::Value* view = Member(d, "feature_view_name");
+  if (!view || !view->IsString()) return Bad("\"feature_view_name\" (a string) is required");
+  const rapidjson::Value* df = Member(d, "df");
+  if (!df || !df->IsObject()) {
+    return Bad("\"df\" is required: an object of columns, {\"column\": [values...]}");
+  }
+  WriteToOnlineRequest out;
+  out.view.assign(View(*view));
+  arrow::FieldVector fields;
+  arrow::ArrayVector arrays;
+  int64_t rows = -1;
+  std::vector<const rapidjson::Value*> items;
+  for (const auto& column : df->GetObject()) {
+    std::string name(View(column.name));
+    if (!column.value.IsArray()) return Bad("df column '" + name + "' must be a list");
+    const auto n = static_cast<int64_t>(column.value.Size());
+    if (rows >= 0 && n != rows) {
+      return Bad("df columns differ in length ('" + name + "' has " + std::to_string(n) +
+                 " values, others " + std::to_string(rows) + ")");
+    }
+    rows = n;
+    items.clear();
+    for (const auto& v : column.value.GetArray()) items.push_back(&v);
+    ARROW_ASSIGN_OR_RAISE(auto array, JsonValuesToArrow(items, name));
+    fields.push_back(arrow::field(name, array->type()));
+    arrays.push_back(std::move(array));
+  }
+  if (rows < 0) return Bad("\"df\" has no columns");
+  out.rows = rows;
+  out.table = arrow::Table::Make(arrow::schema(fields), arrays, rows);
+  return out;
+}
+
+arrow::Result<online::MaterializeOptions> ParseMaterializeRequest(
+    std::string_view body, bool incremental, int64_t now_us, std::vector<std::string>* ignored) {
   rapidjson::Document d;
   ARROW_RETURN_NOT_OK(json::ParseJson(&d, body, json::Strict()));
   if (!d.IsObject()) {
@@ -202,19 +399,51 @@ arrow::Result<online::MaterializeOptions> ParseMaterializeRequest(std::string_vi
   }
   online::MaterializeOptions mo;
   mo.incremental = incremental;
-  const rapidjson::Value* end = Member(d, "end_ts");
-  if (!end || !end->IsString()) return Bad("\"end_ts\" (an ISO 8601 time) is required");
-  auto end_us = ParseIsoMicros(View(*end));
-  if (!end_us.ok()) return Bad("end_ts: " + end_us.status().message());
-  mo.end_us = *end_us;
-  if (!incremental) {
-    const rapidjson::Value* start = Member(d, "start_ts");
-    if (!start || !start->IsString()) return Bad("\"start_ts\" (an ISO 8601 time) is required");
-    auto start_us = ParseIsoMicros(View(*start));
-    if (!start_us.ok()) return Bad("start_ts: " + start_us.status().message());
-    mo.start_us = *start_us;
+  for (const auto& member : d.GetObject()) {
+    const std::string_view key = View(member.name);
+    const rapidjson::Value& v = member.value;
+    if (key == "end_ts" || key == "start_ts" || key == "feature_views") continue;  // below
+    if (key == "disable_event_timestamp" && !incremental) {
+      if (!v.IsBool()) return Bad("\"disable_event_timestamp\" must be true or false");
+    } else if (key == "full_feature_names") {
+      if (!v.IsBool()) return Bad("\"full_feature_names\" must be true or false");
+    } else if (key == "version") {
+      if (!v.IsNull()) {
+        return Bad(
+            "\"version\": feature view versions are not supported by this server; leave it out "
+            "to materialize the current definition");
+      }
+    } else if (ignored) {
+      ignored->emplace_back(key);
+    }
   }
-  if (const rapidjson::Value* views = Member(d, "feature_views")) {
+  const rapidjson::Value* disable = Member(d, "disable_event_timestamp");
+  if (!incremental && disable && disable->IsBool() && disable->GetBool()) {
+    // Feast: everything from 1970-01-01 up to now.
+    if (now_us == 0) {
+      now_us = std::chrono::duration_cast<std::chrono::microseconds>(
+                   std::chrono::system_clock::now().time_since_epoch())
+                   .count();
+    }
+    mo.end_us = now_us;
+  } else {
+    const rapidjson::Value* end = Member(d, "end_ts");
+    if (!end || !end->IsString()) return Bad("\"end_ts\" (an ISO 8601 time) is required");
+    auto end_us = ParseIsoMicros(View(*end));
+    if (!end_us.ok()) return Bad("end_ts: " + end_us.status().message());
+    mo.end_us = *end_us;
+    if (!incremental) {
+      const rapidjson::Value* start = Member(d, "start_ts");
+      if (!start || !start->IsString()) {
+        return Bad("\"start_ts\" (an ISO 8601 time) is required");
+      }
+      auto start_us = ParseIsoMicros(View(*start));
+      if (!start_us.ok()) return Bad("start_ts: " + start_us.status().message());
+      mo.start_us = *start_us;
+    }
+  }
+  if (const rapidjson::Value* views = Member(d, "feature_views"); views && !views->IsNull()) {
+    // null (what Feast's client sends for "all") and absent both mean every view.
     if (!views->IsArray()) return Bad("\"feature_views\" must be a list");
     for (const auto& v : views->GetArray()) {
       if (!v.IsString()) return Bad("\"feature_views\" must be a list of names");
@@ -233,15 +462,35 @@ using online::ReadLE;
 using online::ReadVarint;
 using online::ScalarLength;
 
-void AppendDouble(double d, std::string* out) {
+// JSON has no NaN or infinities: Feast's server writes them as the protobuf
+// JSON mapping's strings; the readable form (AppendFieldJson) as null.
+std::string_view NonFiniteText(double d, bool feast) {
+  if (!feast) return "null";
+  if (std::isnan(d)) return "\"NaN\"";
+  return d > 0 ? "\"Infinity\"" : "\"-Infinity\"";
+}
+
+// Writes `d` at p (at most 26 chars): the shortest text that reads back as the
+// same double, with ".0" added where that text would read as an integer ("2"),
+// so that JSON readers that type numbers by their text (Python's json, which
+// Feast's client uses) get a float, as from Feast's server ("2.0").
+char* WriteDouble(double d, char* p) {
+  char* end = std::to_chars(p, p + 24, d).ptr;
+  for (const char* c = p; c < end; ++c) {
+    if (*c == '.' || *c == 'e') return end;
+  }
+  std::memcpy(end, ".0", 2);
+  return end + 2;
+}
+
+void AppendDouble(double d, bool feast, std::string* out) {
   if (!std::isfinite(d)) {
-    out->append("null");  // JSON has no NaN/Infinity
+    out->append(NonFiniteText(d, feast));
     return;
   }
-  // The shortest text that reads back as the same double.
   char buf[32];
-  auto r = std::to_chars(buf, buf + sizeof buf, d);
-  out->append(buf, static_cast<size_t>(r.ptr - buf));
+  char* end = feast ? WriteDouble(d, buf) : std::to_chars(buf, buf + sizeof buf, d).ptr;
+  out->append(buf, static_cast<size_t>(end - buf));
 }
 
 template <typename T>
@@ -251,7 +500,7 @@ void AppendInt(T v, std::string* out) {
   out->append(buf, static_cast<size_t>(r.ptr - buf));
 }
 
-void AppendScalarJson(const arrow::DataType& t, std::string_view b, std::string* out) {
+void AppendScalarJson(const arrow::DataType& t, std::string_view b, bool feast, std::string* out) {
   char buf[64];
   switch (t.id()) {
     case arrow::Type::BOOL:
@@ -270,12 +519,16 @@ void AppendScalarJson(const arrow::DataType& t, std::string_view b, std::string*
       AppendInt(ReadLE<int64_t>(b.data()), out);
       return;
     case arrow::Type::FLOAT:
-      AppendDouble(ReadLE<float>(b.data()), out);
+      AppendDouble(ReadLE<float>(b.data()), feast, out);
       return;
     case arrow::Type::DOUBLE:
-      AppendDouble(ReadLE<double>(b.data()), out);
+      AppendDouble(ReadLE<double>(b.data()), feast, out);
       return;
     case arrow::Type::TIMESTAMP:
+      if (feast) {  // Feast's UnixTimestamp: whole seconds, as Python's int() truncates
+        AppendInt(ReadLE<int64_t>(b.data()) / 1000000, out);
+        return;
+      }
       out->push_back('"');
       AppendRfc3339Micros(ReadLE<int64_t>(b.data()), out);
       out->push_back('"');
@@ -293,13 +546,20 @@ void AppendScalarJson(const arrow::DataType& t, std::string_view b, std::string*
       AppendJsonString(d.ToString(static_cast<const arrow::Decimal128Type&>(t).scale()), out);
       return;
     }
-    case arrow::Type::STRING:
-    case arrow::Type::LARGE_STRING:
     case arrow::Type::BINARY:
-    case arrow::Type::LARGE_BINARY: {
+    case arrow::Type::LARGE_BINARY:
+      if (feast) {  // as Feast's server: base64 (RFC 4648)
+        out->push_back('"');
+        out->append(arrow::util::base64_encode(online::ReadBytesField(b)));
+        out->push_back('"');
+        return;
+      }
       AppendJsonString(online::ReadBytesField(b), out);
       return;
-    }
+    case arrow::Type::STRING:
+    case arrow::Type::LARGE_STRING:
+      AppendJsonString(online::ReadBytesField(b), out);
+      return;
     default:
       out->append("null");
   }
@@ -376,9 +636,12 @@ void AppendJsonString(std::string_view s, std::string* out) {
   out->push_back('"');
 }
 
-void AppendFieldJson(const arrow::DataType& type, std::string_view bytes, std::string* out) {
+namespace {
+
+void AppendValueJson(const arrow::DataType& type, std::string_view bytes, bool feast,
+                     std::string* out) {
   if (type.id() != arrow::Type::LIST) {
-    AppendScalarJson(type, bytes, out);
+    AppendScalarJson(type, bytes, feast, out);
     return;
   }
   const arrow::DataType& item = *static_cast<const arrow::ListType&>(type).value_type();
@@ -395,13 +658,11 @@ void AppendFieldJson(const arrow::DataType& type, std::string_view bytes, std::s
       continue;
     }
     int64_t l = ScalarLength(item, p);
-    AppendScalarJson(item, p.substr(0, static_cast<size_t>(l)), out);
+    AppendScalarJson(item, p.substr(0, static_cast<size_t>(l)), feast, out);
     p.remove_prefix(static_cast<size_t>(l));
   }
   out->push_back(']');
 }
-
-namespace {
 
 // Writes the elements of a list whose fields `write(bytes, p)` formats into at
 // most `width` chars at p (returning the end); nulls as null.
@@ -433,19 +694,24 @@ char* WriteInt(const char* bytes, char* p) {
 template <typename T>
 char* WriteFloat(const char* bytes, char* p) {
   double d = ReadLE<T>(bytes);
-  if (!std::isfinite(d)) {  // JSON has no NaN/Infinity
-    std::memcpy(p, "null", 4);
-    return p + 4;
+  if (!std::isfinite(d)) {  // JSON has no NaN/Infinity: Feast's strings
+    std::string_view text = NonFiniteText(d, /*feast=*/true);
+    std::memcpy(p, text.data(), text.size());
+    return p + text.size();
   }
-  return std::to_chars(p, p + 32, d).ptr;  // the shortest text that reads back the same
+  return WriteDouble(d, p);
 }
 
 }  // namespace
 
+void AppendFieldJson(const arrow::DataType& type, std::string_view bytes, std::string* out) {
+  AppendValueJson(type, bytes, /*feast=*/false, out);
+}
+
 void AppendFieldListJson(const arrow::DataType& type, std::span<const std::string_view> values,
                          std::span<const FeatureStatus> statuses, std::string* out) {
   // Widest texts: int64 "-9223372036854775808" (20), double
-  // "-2.2250738585072014e-308" (24).
+  // "-2.2250738585072014e-308" (24; an integral one gets ".0": 26 reserved).
   switch (type.id()) {
     case arrow::Type::BOOL:
       return WriteListElements(
@@ -468,14 +734,14 @@ void AppendFieldListJson(const arrow::DataType& type, std::span<const std::strin
     case arrow::Type::INT64:
       return WriteListElements(values, statuses, 20, WriteInt<int64_t>, out);
     case arrow::Type::FLOAT:
-      return WriteListElements(values, statuses, 24, WriteFloat<float>, out);
+      return WriteListElements(values, statuses, 26, WriteFloat<float>, out);
     case arrow::Type::DOUBLE:
-      return WriteListElements(values, statuses, 24, WriteFloat<double>, out);
+      return WriteListElements(values, statuses, 26, WriteFloat<double>, out);
     default:
       for (size_t r = 0; r < values.size(); ++r) {
         if (r) out->push_back(',');
         if (statuses[r] == FeatureStatus::kPresent) {
-          AppendFieldJson(type, values[r], out);
+          AppendValueJson(type, values[r], /*feast=*/true, out);
         } else {
           out->append("null");
         }
@@ -484,6 +750,11 @@ void AppendFieldListJson(const arrow::DataType& type, std::span<const std::strin
 }
 
 void AppendOnlineResponse(const online::OnlineResponse& resp, std::string* out) {
+  AppendOnlineResponse(resp, /*view_metadata=*/false, out);
+}
+
+void AppendOnlineResponse(const online::OnlineResponse& resp, bool view_metadata,
+                          std::string* out) {
   using namespace std::string_view_literals;
   const auto& columns = resp.columns;
   const size_t rows = resp.rows;
@@ -492,7 +763,22 @@ void AppendOnlineResponse(const online::OnlineResponse& resp, std::string* out) 
     if (c) out->push_back(',');
     AppendJsonString(columns[c].name, out);
   }
-  out->append("]},\"results\":["sv);
+  out->push_back(']');
+  if (view_metadata) {  // each view answered once, in order (Feast leaves out version 0)
+    out->append(",\"feature_view_metadata\":["sv);
+    std::string_view last;
+    bool first = true;
+    for (const auto& col : columns) {
+      if (col.is_join_key || col.view == last) continue;
+      out->append(first ? "{\"name\":"sv : ",{\"name\":"sv);
+      AppendJsonString(col.view, out);
+      out->push_back('}');
+      last = col.view;
+      first = false;
+    }
+    out->push_back(']');
+  }
+  out->append("},\"results\":["sv);
   // The features of one view share their rows' statuses and times (all but
   // NULL_VALUE): each list is formatted once per distinct run of columns.
   QuotedList statuses_list, times_list;

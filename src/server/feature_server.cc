@@ -43,18 +43,15 @@ enum Endpoint {
   kPush,
   kMaterialize,
   kMaterializeIncremental,
+  kWriteToOnline,
   kHealth,
   kMetrics,
   kOther,
   kNumEndpoints
 };
-const char* const kEndpointNames[kNumEndpoints] = {"/get-online-features",
-                                                   "/push",
-                                                   "/materialize",
-                                                   "/materialize-incremental",
-                                                   "/health",
-                                                   "/metrics",
-                                                   "other"};
+const char* const kEndpointNames[kNumEndpoints] = {
+    "/get-online-features",   "/push",   "/materialize", "/materialize-incremental",
+    "/write-to-online-store", "/health", "/metrics",     "other"};
 constexpr std::array<int, 6> kCodes = {200, 400, 404, 500, 503, 0};  // 0 = any other
 constexpr std::array<double, 12> kBucketsSeconds = {0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025,
                                                     0.005,   0.01,   0.025,   0.1,    1,     10};
@@ -178,7 +175,14 @@ struct Reply {
   bool in_scratch = false;  // the body is the loop's scratch buffer (no copy)
 };
 
-Reply ErrorReply(int code, const std::string& message) { return {code, ErrorJson(message)}; }
+// Every error body is Feast's (feast_wire.h): Feast's client raises `cls`.
+Reply ErrorReply(int code, const std::string& message, const char* cls = "FeastError") {
+  return {code, FeastErrorJson(cls, message)};
+}
+
+Reply StatusReply(const arrow::Status& st) {
+  return ErrorReply(HttpCodeFor(st), st.message(), FeastErrorClass(st));
+}
 
 std::string ReportJson(const online::MaterializeReport& r) {
   std::string o = "{\"views\":[";
@@ -283,6 +287,9 @@ struct FeatureServer::Impl {
                   std::chrono::steady_clock::time_point started);
   void HandleMaterialize(Loop* loop, HttpLoop::RequestId id, std::string_view body,
                          bool incremental, std::chrono::steady_clock::time_point started);
+  void HandleWriteToOnline(Loop* loop, HttpLoop::RequestId id, std::string_view body,
+                           std::chrono::steady_clock::time_point started);
+  void LogIgnored(Endpoint e, const std::vector<std::string>& fields);
   void Send(Loop* loop, HttpLoop::RequestId id, const Reply& r, Endpoint e,
             std::chrono::steady_clock::time_point started);
   std::shared_ptr<Pending> Defer(Loop* loop, HttpLoop::RequestId id, Endpoint e,
@@ -496,16 +503,18 @@ Reply FeatureServer::Impl::GetOnline(Loop* loop, std::string_view body) {
   online::OnlineRequest req;
   RequestLimits limits;
   limits.max_entity_rows = options.max_entity_rows;
-  arrow::Status parsed = ParseOnlineRequest(body, limits, &req);
-  if (!parsed.ok()) return ErrorReply(HttpCodeFor(parsed), parsed.message());
+  OnlineRequestExtras extras;
+  arrow::Status parsed = ParseOnlineRequest(body, limits, &req, &extras);
+  if (!parsed.ok()) return StatusReply(parsed);
+  if (!extras.ignored_fields.empty()) LogIgnored(kGetOnline, extras.ignored_fields);
   auto resp = service->Get(req);
-  if (!resp.ok()) return ErrorReply(HttpCodeFor(resp.status()), resp.status().message());
+  if (!resp.ok()) return StatusReply(resp.status());
   metrics.store_reads.fetch_add(1, std::memory_order_relaxed);
   metrics.store_keys.fetch_add(resp->rows, std::memory_order_relaxed);
   Reply r;
   r.in_scratch = true;
   loop->scratch.clear();
-  AppendOnlineResponse(*resp, &loop->scratch);
+  AppendOnlineResponse(*resp, extras.include_view_metadata, &loop->scratch);
   return r;
 }
 
@@ -528,8 +537,7 @@ void FeatureServer::Impl::HandlePush(Loop* loop, HttpLoop::RequestId id, std::st
     auto pending = Defer(loop, id, kPush, started);
     bool queued = EnqueueOnline([this, pending, state = *state, source, table, rows] {
       auto r = online::Push(*repo, *state, store.get(), source, table, online::PushTarget::kOnline);
-      if (!r.ok())
-        return Complete(pending, ErrorReply(HttpCodeFor(r.status()), r.status().message()));
+      if (!r.ok()) return Complete(pending, StatusReply(r.status()));
       metrics.push_rows.fetch_add(static_cast<uint64_t>(rows), std::memory_order_relaxed);
       Reply ok;
       ok.body = "{\"rows\":" + std::to_string(r->rows) +
@@ -548,7 +556,7 @@ void FeatureServer::Impl::HandlePush(Loop* loop, HttpLoop::RequestId id, std::st
   job.data = table;
   job.to = to;
   job.done = [this, pending](const arrow::Status& st, const online::PushResult& r) {
-    if (!st.ok()) return Complete(pending, ErrorReply(HttpCodeFor(st), st.message()));
+    if (!st.ok()) return Complete(pending, StatusReply(st));
     metrics.push_rows.fetch_add(static_cast<uint64_t>(r.rows), std::memory_order_relaxed);
     Reply ok;
     ok.body = "{\"rows\":" + std::to_string(r.rows) +
@@ -566,10 +574,11 @@ void FeatureServer::Impl::HandleMaterialize(Loop* loop, HttpLoop::RequestId id,
                                             std::string_view body, bool incremental,
                                             std::chrono::steady_clock::time_point started) {
   Endpoint e = incremental ? kMaterializeIncremental : kMaterialize;
-  auto parsed = ParseMaterializeRequest(body, incremental);
+  std::vector<std::string> ignored;
+  auto parsed = ParseMaterializeRequest(body, incremental, 0, &ignored);
+  if (!ignored.empty()) LogIgnored(e, ignored);
   if (!parsed.ok()) {
-    return Send(loop, id, ErrorReply(HttpCodeFor(parsed.status()), parsed.status().message()), e,
-                started);
+    return Send(loop, id, StatusReply(parsed.status()), e, started);
   }
   online::MaterializeOptions mo = std::move(*parsed);
   auto pending = Defer(loop, id, e, started);
@@ -577,8 +586,7 @@ void FeatureServer::Impl::HandleMaterialize(Loop* loop, HttpLoop::RequestId id,
     metrics.materialize_running.fetch_add(1);
     auto r = online::Materialize(*repo, *store, mo);
     metrics.materialize_running.fetch_sub(1);
-    if (!r.ok())
-      return Complete(pending, ErrorReply(HttpCodeFor(r.status()), r.status().message()));
+    if (!r.ok()) return Complete(pending, StatusReply(r.status()));
     metrics.materialize_runs.fetch_add(1);
     for (const auto& v : r->views) {
       metrics.materialize_rows.fetch_add(static_cast<uint64_t>(v.rows_written));
@@ -588,6 +596,42 @@ void FeatureServer::Impl::HandleMaterialize(Loop* loop, HttpLoop::RequestId id,
   if (!queued) {
     metrics.overload.fetch_add(1);
     Complete(pending, ErrorReply(503, "too many materializations queued; retry later"));
+  }
+}
+
+void FeatureServer::Impl::LogIgnored(Endpoint e, const std::vector<std::string>& fields) {
+  if (!options.log_requests) return;  // the server's debug log
+  std::string names;
+  for (const auto& f : fields) {
+    names += names.empty() ? "\"" : ", \"";
+    json::AppendEscaped(f, &names);
+    names += "\"";
+  }
+  std::fprintf(stderr, "%s: ignored unknown field(s) %s\n", kEndpointNames[e], names.c_str());
+}
+
+// POST /write-to-online-store: rows for one feature view, as Feast's remote
+// online store sends them (FeatureStore.push and write_to_online_store). A
+// synced store write: on the online-push threads, never on the loop.
+void FeatureServer::Impl::HandleWriteToOnline(Loop* loop, HttpLoop::RequestId id,
+                                              std::string_view body,
+                                              std::chrono::steady_clock::time_point started) {
+  auto parsed = ParseWriteToOnlineRequest(body);
+  if (!parsed.ok()) return Send(loop, id, StatusReply(parsed.status()), kWriteToOnline, started);
+  auto state = service->registry_cache().Get();
+  if (!state.ok()) return Send(loop, id, StatusReply(state.status()), kWriteToOnline, started);
+  auto pending = Defer(loop, id, kWriteToOnline, started);
+  bool queued = EnqueueOnline([this, pending, state = *state, request = std::move(*parsed)] {
+    auto r = online::WriteToOnlineStore(*state, store.get(), request.view, request.table);
+    if (!r.ok()) return Complete(pending, StatusReply(r.status()));
+    metrics.push_rows.fetch_add(static_cast<uint64_t>(r->rows), std::memory_order_relaxed);
+    Reply ok;
+    ok.body = "{\"rows\":" + std::to_string(r->rows) + "}";
+    Complete(pending, ok);
+  });
+  if (!queued) {
+    metrics.overload.fetch_add(1);
+    Complete(pending, ErrorReply(503, "too many writes waiting for the online store; retry"));
   }
 }
 
@@ -628,6 +672,10 @@ void FeatureServer::Impl::Handle(Loop* loop, HttpLoop::RequestId id, const HttpR
     if (!expect(HttpRequest::kPost, kPush) || !json_only(kPush)) return;
     return HandlePush(loop, id, body, started);
   }
+  if (path == "/write-to-online-store") {
+    if (!expect(HttpRequest::kPost, kWriteToOnline) || !json_only(kWriteToOnline)) return;
+    return HandleWriteToOnline(loop, id, body, started);
+  }
   if (path == "/materialize" || path == "/materialize-incremental") {
     bool inc = path == "/materialize-incremental";
     const Endpoint e = inc ? kMaterializeIncremental : kMaterialize;
@@ -664,7 +712,8 @@ void FeatureServer::Impl::Handle(Loop* loop, HttpLoop::RequestId id, const HttpR
   }
   Send(loop, id,
        ErrorReply(404, "no endpoint " + std::string(path) +
-                           " (endpoints: POST /get-online-features, POST /push, POST /materialize, "
+                           " (endpoints: POST /get-online-features, POST /push, "
+                           "POST /write-to-online-store, POST /materialize, "
                            "POST /materialize-incremental, GET /health, GET /metrics)"),
        kOther, started);
 }
@@ -737,6 +786,9 @@ arrow::Status FeatureServer::Impl::Init() {
   http_options.write_timeout_s = options.write_timeout_s;
   http_options.max_output_bytes = options.max_connection_output_bytes;
   http_options.busy_poll_us = options.busy_poll_us;
+  http_options.error_body = [](int, std::string_view message) {
+    return FeastErrorJson("FeastError", message);
+  };
   for (int i = 0; i < n; ++i) {
     auto loop = std::make_unique<Loop>();
     ARROW_ASSIGN_OR_RAISE(int fd, Listen(options.host, bound_port));

@@ -315,9 +315,9 @@ arrow::Result<std::unique_ptr<HttpLoop>> HttpLoop::Make(int listen_fd, Options o
     loop->spare_fd_ = open("/dev/null", O_RDONLY | O_CLOEXEC);
     rlimit limit{};
     getrlimit(RLIMIT_NOFILE, &limit);
-    const std::string body = JsonError(
-        "the server is at its limit of open connections (" + std::to_string(limit.rlim_cur) +
-        " open files, ulimit -n); retry later, or raise the server's limit");
+    const std::string body = loop->ErrorBody(
+        503, "the server is at its limit of open connections (" + std::to_string(limit.rlim_cur) +
+                 " open files, ulimit -n); retry later, or raise the server's limit");
     loop->full_reply_ =
         "HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\nContent-Length: " +
         std::to_string(body.size()) + "\r\nRetry-After: 1\r\nConnection: close\r\n\r\n" + body;
@@ -740,11 +740,15 @@ void HttpLoop::ReleaseBuffers(Conn* c) {
   if (c->url.capacity() > kKeepBytes) std::string().swap(c->url);
 }
 
+std::string HttpLoop::ErrorBody(int code, std::string_view message) const {
+  return options_.error_body ? options_.error_body(code, message) : JsonError(message);
+}
+
 void HttpLoop::Fail(Conn* c, int code, const std::string& message) {
   c->keep_alive = false;
   c->head = false;
   c->awaiting = false;
-  std::string body = JsonError(message);
+  std::string body = ErrorBody(code, message);
   AppendStatus(c, code, "application/json", body.size(), false);
   c->out.Append(body);
   c->closing = true;

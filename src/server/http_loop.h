@@ -113,6 +113,10 @@ class HttpLoop {
     /// The time deadlines are measured in; null = the monotonic clock. Tests
     /// pass a FakeClock and call CheckDeadlines().
     std::shared_ptr<Clock> clock;
+    /// The body (application/json) of the errors the loop answers itself
+    /// (400 malformed HTTP, 408, 413, 503 at the open-file limit) for an HTTP
+    /// status and a message; null = {"error": "<message>"}.
+    std::function<std::string(int code, std::string_view message)> error_body;
   };
 
   /// Takes ownership of `listen_fd` (a bound, listening, non-blocking socket;
@@ -175,6 +179,7 @@ class HttpLoop {
   void AppendStatus(Conn* c, int code, std::string_view content_type, size_t content_length,
                     bool retry_after);
   void Fail(Conn* c, int code, const std::string& message);
+  std::string ErrorBody(int code, std::string_view message) const;
   void ReleaseBuffers(Conn* c);
 
   Options options_;

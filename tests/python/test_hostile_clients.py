@@ -22,6 +22,14 @@ from test_serving import make_shop, raw_exchange
 FEATURES = ["customer_profile:age"]
 
 
+def feast_error(body: bytes) -> str:
+    """The message of an error body, which has Feast's shape: a JSON string holding
+    {"module": "feast.errors", "class": ..., "message": ...} (valid UTF-8 JSON)."""
+    inner = json.loads(json.loads(body.decode("utf-8")))
+    assert inner["module"] == "feast.errors" and inner["class"], inner
+    return inner["message"]
+
+
 class Server:
     """`stratalake serve --port 0 --threads 1`, optionally with a lower open-file limit."""
 
@@ -53,9 +61,9 @@ class Server:
         return status, payload
 
     def error(self, method: str, path: str, body: bytes = b"", **kw) -> tuple[int, str]:
-        """(status, the "error" message); the body must be valid UTF-8 JSON."""
+        """(status, the error's message); the body must be Feast's error, valid UTF-8 JSON."""
         status, payload = self.request(method, path, body, **kw)
-        return status, json.loads(payload.decode("utf-8"))["error"]
+        return status, feast_error(payload)
 
     def healthy(self) -> bool:
         status, payload = self.request("GET", "/health")
@@ -136,7 +144,7 @@ def test_invalid_utf8_is_refused_and_every_error_body_is_valid_json(server):
     # User bytes echoed in messages come back escaped, invalid UTF-8 as U+FFFD.
     [(status, _, payload)] = raw_exchange(server.port, b"GET /\xff\xfe\"x HTTP/1.1\r\nHost: x\r\n\r\n", 1)
     assert status == 404
-    assert json.loads(payload.decode("utf-8"))["error"].startswith('no endpoint /\ufffd\ufffd"x (endpoints:')
+    assert feast_error(payload).startswith('no endpoint /\ufffd\ufffd"x (endpoints:')
     assert server.error("POST", "/push", b"{}", content_type="text/\xff\"") == (
         415, 'POST /push takes a JSON body: send it with "Content-Type: application/json" '
              '(got Content-Type "text/\ufffd"")')
@@ -229,9 +237,9 @@ def test_slowloris_is_cut_off_by_the_header_deadline(shop):
         head, _, body = answer.partition(b"\r\n\r\n")
         assert head.startswith(b"HTTP/1.1 408 Request Timeout\r\n")
         assert b"Connection: close" in head
-        assert json.loads(body) == {"error": "the request's head (request line and headers) did not "
-                                             "arrive within 2 s of its first byte (the server's "
-                                             "--header-timeout-s)"}
+        assert feast_error(body) == ("the request's head (request line and headers) did not "
+                                     "arrive within 2 s of its first byte (the server's "
+                                     "--header-timeout-s)")
         assert 2 <= elapsed < 15
         slow.close()
 
@@ -242,8 +250,8 @@ def test_slowloris_is_cut_off_by_the_header_deadline(shop):
         answer = trickle_until_answered(slow, b'"a": "' + b"b" * 200, max_seconds=15)
         head, _, body = answer.partition(b"\r\n\r\n")
         assert head.startswith(b"HTTP/1.1 408 Request Timeout\r\n")
-        assert json.loads(body) == {"error": "the request's body did not arrive within 2 s after "
-                                             "its headers (the server's --body-timeout-s)"}
+        assert feast_error(body) == ("the request's body did not arrive within 2 s after "
+                                     "its headers (the server's --body-timeout-s)")
         slow.close()
         assert s.healthy()
     finally:
@@ -282,7 +290,7 @@ def exchange_health(sock: socket.socket) -> int | None:
                 break
             body += chunk
         if status == 503:
-            assert json.loads(body)["error"].startswith(
+            assert feast_error(body).startswith(
                 "the server is at its limit of open connections (")
         return status
     except (ConnectionResetError, BrokenPipeError):

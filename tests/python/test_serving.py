@@ -80,6 +80,7 @@ class Server:
         self.proc.send_signal(signal.SIGTERM)
         rc = self.proc.wait(timeout=30)
         self.proc.stdout.close()
+        self.proc_stderr = self.proc.stderr.read()
         self.proc.stderr.close()
         return rc
 
@@ -96,6 +97,19 @@ def server(shop):
     yield s
     if s.proc.poll() is None:
         assert s.stop() == 0
+
+
+def feast_error(payload) -> tuple[str, str]:
+    """(class, message) of an error body in Feast's shape: a JSON string holding
+    {"module": "feast.errors", "class": ..., "message": ...}, what Feast's client raises."""
+    assert isinstance(payload, str), payload
+    inner = json.loads(payload)
+    assert inner["module"] == "feast.errors", inner
+    return inner["class"], inner["message"]
+
+
+def err(payload) -> str:
+    return feast_error(payload)[1]
 
 
 def as_rows(resp: dict) -> dict:
@@ -249,7 +263,7 @@ def test_http10_closes_unless_keep_alive_is_asked_for(server):
 def test_malformed_http_gets_400_and_a_close(server):
     [(status, headers, body)] = raw_exchange(server.port, b"POST /x HTTP/1.1\r\nContent-Length: zz\r\n\r\n", 1)
     assert status == 400 and headers["connection"] == "close"
-    assert "malformed HTTP request" in json.loads(body)["error"]
+    assert "malformed HTTP request" in err(json.loads(body))
     status, _ = server.post("/get-online-features", {"features": ["customer_profile:age"],
                                                      "entities": {"customer_id": [1]}})
     assert status == 200
@@ -268,8 +282,6 @@ def test_head_answers_without_a_body(server):
 @pytest.mark.parametrize("body,code,message", [
     (b'{"features": [', 400, "malformed JSON at byte"),
     (b'[1, 2]', 400, "must be a JSON object"),
-    (b'{"features": ["customer_profile:country"], "entities": {"customer_id": [1]}, "x": 1}', 400,
-     'unknown field "x"'),
     (b'{"features": ["nope:x"], "entities": {"customer_id": [1]}}', 404, "unknown feature view 'nope'"),
     (b'{"features": ["customer_profile:nope"], "entities": {"customer_id": [1]}}', 404,
      "has no feature 'nope'"),
@@ -287,14 +299,45 @@ def test_head_answers_without_a_body(server):
 def test_bad_requests_are_answered_with_a_clear_error(server, body, code, message):
     status, payload, _ = server.request("POST", "/get-online-features", raw=body)
     assert status == code
-    assert message in payload["error"]
+    assert message in err(payload)
+
+
+def test_error_bodies_name_feasts_exception_classes(server):
+    def cls(body):
+        return feast_error(server.request("POST", "/get-online-features", body)[1])[0]
+    assert cls({"features": ["nope:x"], "entities": {"customer_id": [1]}}) == \
+        "FeatureViewNotFoundException"
+    assert cls({"feature_service": "nope", "entities": {"customer_id": [1]}}) == \
+        "FeatureServiceNotFoundException"
+    assert cls({"features": ["customer_profile:nope"], "entities": {"customer_id": [1]}}) == \
+        "FeastObjectNotFoundException"
+    assert cls({"features": ["customer_profile:country"]}) == "FeastError"
+    status, payload = server.post("/push", {"push_source_name": "nope", "df": {"a": [1]}})
+    assert (status, feast_error(payload)[0]) == (404, "PushSourceNotFoundException")
+
+
+def test_fields_the_server_does_not_know_are_ignored_and_logged(shop):
+    # As Feast's server: unknown fields are ignored (Feast's client sends fields of newer
+    # versions); --log-requests logs them.
+    s = Server(shop, "--log-requests")
+    try:
+        status, resp = s.post("/get-online-features", {
+            "features": ["customer_profile:country"], "entities": {"customer_id": [1]},
+            "x": 1, "feature_service": None, "include_feature_view_version_metadata": True})
+        assert status == 200
+        assert resp["metadata"] == {"feature_names": ["customer_id", "country"],
+                                    "feature_view_metadata": [{"name": "customer_profile"}]}
+    finally:
+        assert s.stop() == 0
+        log = s.proc_stderr
+    assert '/get-online-features: ignored unknown field(s) "x"' in log
 
 
 def test_unknown_paths_and_methods(server):
     status, payload, _ = server.request("GET", "/nope")
-    assert status == 404 and "no endpoint /nope" in payload["error"]
+    assert status == 404 and "no endpoint /nope" in err(payload)
     status, payload, _ = server.request("GET", "/get-online-features")
-    assert status == 405 and "POST only" in payload["error"]
+    assert status == 405 and "POST only" in err(payload)
     status, payload, _ = server.request("POST", "/health", {})
     assert status == 405
 
@@ -304,8 +347,8 @@ def test_bodies_over_the_limit_get_413(shop):
     try:
         status, payload, resp = s.request("POST", "/get-online-features", raw=b"{" + b" " * 5000 + b"}")
         assert status == 413 and resp.getheader("Connection") == "close"
-        assert payload == {"error": "request body over the limit of 1000 bytes (the server's "
-                                    "--max-body-bytes)"}
+        assert err(payload) == ("request body over the limit of 1000 bytes (the server's "
+                                "--max-body-bytes)")
         # Announced too large: answered before the body is sent (here: never sent).
         [(status, _, _)] = raw_exchange(s.port, b"POST /push HTTP/1.1\r\nContent-Length: 99999999\r\n\r\n", 1)
         assert status == 413
@@ -375,7 +418,7 @@ def test_concurrent_offline_pushes_all_land(server, shop):
 def test_bad_pushes_are_refused(server, body, code, message):
     status, payload = server.post("/push", body)
     assert status == code
-    assert message in payload["error"]
+    assert message in err(payload)
 
 
 # ---- materialization endpoints --------------------------------------------------------------
@@ -392,11 +435,11 @@ def test_materialize_endpoints(server):
     assert by_view["customer_profile"]["incremental"] is True
     assert by_view["customer_profile"]["files_read"] == 0  # nothing committed since
     status, body = server.post("/materialize", {"end_ts": NOW})
-    assert status == 400 and "start_ts" in body["error"]
+    assert status == 400 and "start_ts" in err(body)
     status, body = server.post("/materialize-incremental", {"end_ts": "soon"})
-    assert status == 400 and "not an ISO 8601 time" in body["error"]
+    assert status == 400 and "not an ISO 8601 time" in err(body)
     status, body = server.post("/materialize-incremental", {"end_ts": NOW, "feature_views": ["nope"]})
-    assert status == 404 and "unknown feature view 'nope'" in body["error"]
+    assert status == 404 and "unknown feature view 'nope'" in err(body)
 
 
 def test_metrics_are_prometheus_text(server):
@@ -428,7 +471,7 @@ def test_a_full_queue_answers_503(shop):
             t.join()
         codes = sorted(c for c, _ in results)
         assert set(codes) == {200, 503}
-        assert all("retry" in b["error"] for c, b in results if c == 503)
+        assert all("retry" in err(b) for c, b in results if c == 503)
     finally:
         assert s.stop() == 0
 
