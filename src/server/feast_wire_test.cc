@@ -175,7 +175,9 @@ TEST(ServerRequests, WriteToOnlineColumnsAreTypedFromTheirValues) {
 TEST(ServerErrors, BodiesAreFeastsShape) {
   const std::string body = FeastErrorJson("FeatureViewNotFoundException", "unknown \"v\"\n\xff");
   EXPECT_EQ(body, R"("{\"module\": \"feast.errors\", \"class\": \"FeatureViewNotFoundException\", )"
-                  R"(\"message\": \"unknown \\\"v\\\"\\u000aï¿½\"}")");
+                  R"(\"message\": \"unknown \\\"v\\\"\\u000a)"
+                  "\xEF\xBF\xBD"
+                  R"(\"}")");
   rapidjson::Document outer, inner;
   outer.Parse(body.data(), body.size());
   ASSERT_TRUE(outer.IsString());
@@ -183,7 +185,7 @@ TEST(ServerErrors, BodiesAreFeastsShape) {
   ASSERT_TRUE(inner.IsObject());
   EXPECT_STREQ(inner["module"].GetString(), "feast.errors");
   EXPECT_STREQ(inner["class"].GetString(), "FeatureViewNotFoundException");
-  EXPECT_STREQ(inner["message"].GetString(), "unknown \"v\"\nï¿½");
+  EXPECT_STREQ(inner["message"].GetString(), "unknown \"v\"\n\xEF\xBF\xBD");
 }
 
 TEST(ServerErrors, StatusesMapToFeastsExceptionClasses) {
