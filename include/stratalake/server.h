@@ -107,24 +107,25 @@ class FeatureServer {
   std::unique_ptr<Impl> impl_;
 };
 
-// ---- Feast's JSON, for front ends that answer as the server does ---------------------
+// ---- Feast's JSON layout, for front ends (the CLI's --json) ---------------------------
 // (Defined with the rest of the wire format in src/server/feast_wire.cc.)
 
 /// Appends the /get-online-features body: {"metadata": {"feature_names": [...]},
 /// "results": [{"values": [...], "statuses": [...], "event_timestamps": [...]},
 /// ...]}, one result per column (join keys echoed, "PRESENT" at the epoch).
-/// Values as Feast's server writes them, so Feast's client reads the same
-/// Python types: numbers, booleans, strings, lists; timestamps as integer
-/// seconds since the epoch (Feast's UnixTimestamp), binary as base64, NaN and
-/// infinities as "NaN", "Infinity", "-Infinity"; dates as "YYYY-MM-DD" and
-/// decimals as strings; values that are not PRESENT as null. Thread-safe;
-/// allocates only when `out` grows (a reused buffer stays warm).
+/// Values in a readable form: numbers, booleans, strings (bytes as they are),
+/// lists; timestamps as RFC 3339 strings with microseconds, dates as
+/// "YYYY-MM-DD", decimals as strings; NaN, infinities and values that are not
+/// PRESENT as null. (`stratalake get-online --json` prints this. The feature
+/// server answers the same layout with the values in Feast's form —
+/// timestamps as integer seconds, binary as base64, NaN as "NaN", integral
+/// doubles as "2.0" — so that Feast's client reads Feast's types:
+/// docs/online-store.md, "Feast's SDK".) Thread-safe; allocates only when
+/// `out` grows (a reused buffer stays warm).
 void AppendOnlineResponse(const online::OnlineResponse& response, std::string* out);
 
 /// Appends one stored feature value (an OnlineResponse column's `values[r]`)
-/// of `type` as JSON in a readable form (the CLI's table): as above, except
-/// timestamps as RFC 3339 strings with microseconds, binary as its bytes, and
-/// NaN and infinities as null.
+/// of `type` as JSON, in the readable form above.
 void AppendFieldJson(const arrow::DataType& type, std::string_view bytes, std::string* out);
 
 }  // namespace stratalake::server

@@ -691,15 +691,15 @@ char* WriteInt(const char* bytes, char* p) {
   return std::to_chars(p, p + 24, ReadLE<T>(bytes)).ptr;
 }
 
-template <typename T>
+template <typename T, bool kFeast>
 char* WriteFloat(const char* bytes, char* p) {
   double d = ReadLE<T>(bytes);
-  if (!std::isfinite(d)) {  // JSON has no NaN/Infinity: Feast's strings
-    std::string_view text = NonFiniteText(d, /*feast=*/true);
+  if (!std::isfinite(d)) {  // JSON has no NaN/Infinity
+    std::string_view text = NonFiniteText(d, kFeast);
     std::memcpy(p, text.data(), text.size());
     return p + text.size();
   }
-  return WriteDouble(d, p);
+  return kFeast ? WriteDouble(d, p) : std::to_chars(p, p + 24, d).ptr;
 }
 
 }  // namespace
@@ -709,7 +709,7 @@ void AppendFieldJson(const arrow::DataType& type, std::string_view bytes, std::s
 }
 
 void AppendFieldListJson(const arrow::DataType& type, std::span<const std::string_view> values,
-                         std::span<const FeatureStatus> statuses, std::string* out) {
+                         std::span<const FeatureStatus> statuses, std::string* out, bool feast) {
   // Widest texts: int64 "-9223372036854775808" (20), double
   // "-2.2250738585072014e-308" (24; an integral one gets ".0": 26 reserved).
   switch (type.id()) {
@@ -734,14 +734,16 @@ void AppendFieldListJson(const arrow::DataType& type, std::span<const std::strin
     case arrow::Type::INT64:
       return WriteListElements(values, statuses, 20, WriteInt<int64_t>, out);
     case arrow::Type::FLOAT:
-      return WriteListElements(values, statuses, 26, WriteFloat<float>, out);
+      return feast ? WriteListElements(values, statuses, 26, WriteFloat<float, true>, out)
+                   : WriteListElements(values, statuses, 26, WriteFloat<float, false>, out);
     case arrow::Type::DOUBLE:
-      return WriteListElements(values, statuses, 26, WriteFloat<double>, out);
+      return feast ? WriteListElements(values, statuses, 26, WriteFloat<double, true>, out)
+                   : WriteListElements(values, statuses, 26, WriteFloat<double, false>, out);
     default:
       for (size_t r = 0; r < values.size(); ++r) {
         if (r) out->push_back(',');
         if (statuses[r] == FeatureStatus::kPresent) {
-          AppendValueJson(type, values[r], /*feast=*/true, out);
+          AppendValueJson(type, values[r], feast, out);
         } else {
           out->append("null");
         }
@@ -750,11 +752,15 @@ void AppendFieldListJson(const arrow::DataType& type, std::span<const std::strin
 }
 
 void AppendOnlineResponse(const online::OnlineResponse& resp, std::string* out) {
-  AppendOnlineResponse(resp, /*view_metadata=*/false, out);
+  AppendResponse(resp, /*feast=*/false, /*view_metadata=*/false, out);
 }
 
-void AppendOnlineResponse(const online::OnlineResponse& resp, bool view_metadata,
-                          std::string* out) {
+void AppendFeastResponse(const online::OnlineResponse& resp, bool view_metadata, std::string* out) {
+  AppendResponse(resp, /*feast=*/true, view_metadata, out);
+}
+
+void AppendResponse(const online::OnlineResponse& resp, bool feast, bool view_metadata,
+                    std::string* out) {
   using namespace std::string_view_literals;
   const auto& columns = resp.columns;
   const size_t rows = resp.rows;
@@ -792,7 +798,7 @@ void AppendOnlineResponse(const online::OnlineResponse& resp, bool view_metadata
         AppendKeyJson((*col.keys)[r], out);
       }
     } else {
-      AppendFieldListJson(*col.type, col.values, col.statuses, out);
+      AppendFieldListJson(*col.type, col.values, col.statuses, out, feast);
     }
     out->append("],\"statuses\":["sv);
     if (col.is_join_key) {

@@ -129,17 +129,26 @@ std::string FeastErrorJson(std::string_view cls, std::string_view message);
 /// `statuses[r]` is kPresent, else null. Numbers and booleans are formatted
 /// straight into `out` (sized once for the list's widest text).
 /// Values are written as Feast's server writes them (its
-/// convert_response_to_dict), so Feast's client reads the same Python types:
-/// timestamps as integer seconds since the epoch (Feast's UnixTimestamp,
-/// truncated toward zero), binary as base64, NaN and infinities as "NaN",
-/// "Infinity", "-Infinity"; dates as "YYYY-MM-DD" and decimals as strings
-/// (Feast has neither).
+/// convert_response_to_dict), so Feast's client reads the same Python types,
+/// when `feast` (the server's answers): timestamps as integer seconds since
+/// the epoch (Feast's UnixTimestamp, truncated toward zero), binary as base64,
+/// NaN and infinities as "NaN", "Infinity", "-Infinity", a double that is an
+/// integer with ".0" (a float to Python's json, as Feast's "2.0"); dates as
+/// "YYYY-MM-DD" and decimals as strings (Feast has neither). Otherwise in the
+/// readable form of AppendFieldJson (stratalake/server.h).
 void AppendFieldListJson(const arrow::DataType& type, std::span<const std::string_view> values,
-                         std::span<const online::FeatureStatus> statuses, std::string* out);
+                         std::span<const online::FeatureStatus> statuses, std::string* out,
+                         bool feast = true);
 
-/// AppendOnlineResponse, plus "feature_view_metadata": [{"name": view}, ...]
-/// in its metadata (each view answered, in order) when `view_metadata`.
-void AppendOnlineResponse(const online::OnlineResponse& resp, bool view_metadata, std::string* out);
+/// The /get-online-features body as the server answers it: AppendOnlineResponse's
+/// layout with the values in Feast's form (AppendFieldListJson), plus
+/// "feature_view_metadata": [{"name": view}, ...] in its metadata (each view
+/// answered, in order) when `view_metadata`.
+void AppendFeastResponse(const online::OnlineResponse& resp, bool view_metadata, std::string* out);
+
+/// Both: `feast` picks the value form.
+void AppendResponse(const online::OnlineResponse& resp, bool feast, bool view_metadata,
+                    std::string* out);
 
 /// Appends `s` as a JSON string literal (quotes, escapes; bytes >= 0x80 as
 /// they are: the stored feature strings were valid UTF-8 when written).

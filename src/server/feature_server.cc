@@ -514,7 +514,7 @@ Reply FeatureServer::Impl::GetOnline(Loop* loop, std::string_view body) {
   Reply r;
   r.in_scratch = true;
   loop->scratch.clear();
-  AppendOnlineResponse(*resp, extras.include_view_metadata, &loop->scratch);
+  AppendFeastResponse(*resp, extras.include_view_metadata, &loop->scratch);
   return r;
 }
 
