@@ -1,5 +1,6 @@
 #include "server/feast_wire.h"
 
+#include <algorithm>
 #include <charconv>
 #include <chrono>
 #include <cmath>
@@ -62,6 +63,16 @@ bool JsonToText(const rapidjson::Value& v, std::string* out) {
 const rapidjson::Value* Member(const rapidjson::Value& object, const char* name) {
   auto it = object.FindMember(name);
   return it == object.MemberEnd() ? nullptr : &it->value;
+}
+
+// Appends to `ignored` (when given) the names of `object`'s members not in `known`.
+void NoteIgnored(const rapidjson::Value& object, std::initializer_list<std::string_view> known,
+                 std::vector<std::string>* ignored) {
+  if (!ignored) return;
+  for (const auto& m : object.GetObject()) {
+    const std::string_view name = View(m.name);
+    if (std::find(known.begin(), known.end(), name) == known.end()) ignored->emplace_back(name);
+  }
 }
 
 }  // namespace
@@ -174,10 +185,13 @@ arrow::Status ParseOnlineRequest(std::string_view body, const RequestLimits& lim
   return arrow::Status::OK();
 }
 
-arrow::Result<PushRequest> ParsePushRequest(std::string_view body) {
+arrow::Result<PushRequest> ParsePushRequest(std::string_view body,
+                                            std::vector<std::string>* ignored) {
   rapidjson::Document d;
   ARROW_RETURN_NOT_OK(json::ParseJson(&d, body, json::Strict()));
   if (!d.IsObject()) return Bad("the request body must be a JSON object");
+  NoteIgnored(d, {"push_source_name", "df", "to", "allow_registry_cache", "transform_on_write"},
+              ignored);
   const rapidjson::Value* source = Member(d, "push_source_name");
   if (!source || !source->IsString()) return Bad("\"push_source_name\" (a string) is required");
   const rapidjson::Value* df = Member(d, "df");
@@ -351,10 +365,13 @@ arrow::Result<std::shared_ptr<arrow::Array>> JsonValuesToArrow(
 
 }  // namespace
 
-arrow::Result<WriteToOnlineRequest> ParseWriteToOnlineRequest(std::string_view body) {
+arrow::Result<WriteToOnlineRequest> ParseWriteToOnlineRequest(std::string_view body,
+                                                              std::vector<std::string>* ignored) {
   rapidjson::Document d;
   ARROW_RETURN_NOT_OK(json::ParseJson(&d, body, json::Strict()));
   if (!d.IsObject()) return Bad("the request body must be a JSON object");
+  NoteIgnored(d, {"feature_view_name", "df", "allow_registry_cache", "transform_on_write"},
+              ignored);
   const rapidjson::Value* view = Member(d, "feature_view_name");
   if (!view || !view->IsString()) return Bad("\"feature_view_name\" (a string) is required");
   const rapidjson::Value* df = Member(d, "df");

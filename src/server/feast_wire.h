@@ -66,8 +66,10 @@ struct PushRequest {
 };
 
 /// POST /push: {"push_source_name": "...", "df": {"col": [values]}, "to": "..."};
-/// other fields (Feast's allow_registry_cache, transform_on_write) are ignored.
-arrow::Result<PushRequest> ParsePushRequest(std::string_view body);
+/// Feast's allow_registry_cache and transform_on_write are accepted and have no
+/// effect; other fields are ignored (appended to `ignored`, if given).
+arrow::Result<PushRequest> ParsePushRequest(std::string_view body,
+                                            std::vector<std::string>* ignored = nullptr);
 
 struct WriteToOnlineRequest {
   std::string view;
@@ -81,9 +83,11 @@ struct WriteToOnlineRequest {
 
 /// POST /write-to-online-store (what Feast's remote online store sends for
 /// FeatureStore.push and write_to_online_store): {"feature_view_name": "...",
-/// "df": {"col": [values]}}; other fields (allow_registry_cache,
-/// transform_on_write) are ignored.
-arrow::Result<WriteToOnlineRequest> ParseWriteToOnlineRequest(std::string_view body);
+/// "df": {"col": [values]}}; Feast's allow_registry_cache and transform_on_write
+/// are accepted and have no effect; other fields are ignored (appended to
+/// `ignored`, if given).
+arrow::Result<WriteToOnlineRequest> ParseWriteToOnlineRequest(
+    std::string_view body, std::vector<std::string>* ignored = nullptr);
 
 /// POST /materialize (`incremental` false: start_ts required, unless
 /// "disable_event_timestamp": true, which means from the beginning of time to

@@ -157,6 +157,18 @@ TEST(ServerRequests, WriteToOnlineColumnsAreTypedFromTheirValues) {
             "[\n  [\n    [\n      1,\n      2\n    ],\n    null,\n    []\n  ]\n]");
   EXPECT_EQ(w->table->column(7)->ToString(),
             "[\n  [\n    \"1\",\n    \"a\",\n    \"true\"\n  ]\n]");
+  std::vector<std::string> ignored;
+  ASSERT_TRUE(ParseWriteToOnlineRequest(R"({"feature_view_name": "v", "df": {"a": [1]},
+      "allow_registry_cache": false, "transform_on_write": true, "x": 1})",
+                                        &ignored)
+                  .ok());
+  EXPECT_EQ(ignored, std::vector<std::string>{"x"});
+  ignored.clear();
+  ASSERT_TRUE(ParsePushRequest(R"({"push_source_name": "p", "df": {"a": [1]}, "y": 2,
+      "allow_registry_cache": true})",
+                               &ignored)
+                  .ok());
+  EXPECT_EQ(ignored, std::vector<std::string>{"y"});
   EXPECT_EQ(ParseWriteToOnlineRequest(R"({"df": {"a": [1]}})").status().message(),
             "\"feature_view_name\" (a string) is required");
   EXPECT_EQ(ParseWriteToOnlineRequest(R"({"feature_view_name": "v", "df": {"a": [[[1]]]}})")

@@ -523,7 +523,9 @@ void FeatureServer::Impl::HandlePush(Loop* loop, HttpLoop::RequestId id, std::st
   auto fail = [&](int code, const std::string& msg) {
     Send(loop, id, ErrorReply(code, msg), kPush, started);
   };
-  auto parsed = ParsePushRequest(body);
+  std::vector<std::string> ignored;
+  auto parsed = ParsePushRequest(body, &ignored);
+  if (!ignored.empty()) LogIgnored(kPush, ignored);
   if (!parsed.ok()) return fail(HttpCodeFor(parsed.status()), parsed.status().message());
   const std::string& source = parsed->source;
   auto target = online::ParsePushTarget(parsed->to);
@@ -616,7 +618,9 @@ void FeatureServer::Impl::LogIgnored(Endpoint e, const std::vector<std::string>&
 void FeatureServer::Impl::HandleWriteToOnline(Loop* loop, HttpLoop::RequestId id,
                                               std::string_view body,
                                               std::chrono::steady_clock::time_point started) {
-  auto parsed = ParseWriteToOnlineRequest(body);
+  std::vector<std::string> ignored;
+  auto parsed = ParseWriteToOnlineRequest(body, &ignored);
+  if (!ignored.empty()) LogIgnored(kWriteToOnline, ignored);
   if (!parsed.ok()) return Send(loop, id, StatusReply(parsed.status()), kWriteToOnline, started);
   auto state = service->registry_cache().Get();
   if (!state.ok()) return Send(loop, id, StatusReply(state.status()), kWriteToOnline, started);
