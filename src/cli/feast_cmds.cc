@@ -24,6 +24,7 @@
 
 #include "commands.h"
 #include "feast_import_driver.h"  // generated from src/cli/feast_import.py
+#include "stratalake/ingest.h"
 #include "stratalake/offline_server.h"
 #include "stratalake/repo.h"
 
@@ -183,8 +184,8 @@ arrow::Status CmdImportFeast(const Args& a) {
       std::string out,
       RunCapture({python, "-c", kFeastImportDriver, fs::absolute(feast_repo).string()}, &code));
   if (code != 0) {
-    return arrow::Status::Invalid("Feast's loader (", python, ") failed on '",
-                                  feast_repo.string(), "' (exit ", code, "; its error is above)");
+    return arrow::Status::Invalid("Feast's loader (", python, ") failed on '", feast_repo.string(),
+                                  "' (exit ", code, "; its error is above)");
   }
   rapidjson::Document doc;
   doc.Parse(out.c_str(), out.size());
@@ -208,12 +209,54 @@ arrow::Status CmdImportFeast(const Args& a) {
       defs_file, "# Converted from Feast by `stratalake import-feast`; see docs/feast.md.\n" +
                      JsonToYaml(ToJson(doc["definitions"]))));
 
+  // The Feast sources' Parquet data, into the Delta tables of the converted
+  // sources (point-in-time retrieval reads Delta); overwrite, so that a
+  // re-import with --force replaces rather than duplicates.
+  struct Loaded {
+    std::string source;
+    std::string table;
+    int64_t rows = 0;
+    size_t files = 0;
+  };
+  std::vector<Loaded> loaded;
+  if (!a.Has("--no-data") && doc.HasMember("data") && doc["data"].IsArray() &&
+      !doc["data"].Empty()) {
+    ARROW_ASSIGN_OR_RAISE(auto r, repo::FeatureRepository::Open(dest.string()));
+    ARROW_ASSIGN_OR_RAISE(auto local, r->LoadDefinitions());
+    for (const auto& d : doc["data"].GetArray()) {
+      if (!d.IsObject() || !d.HasMember("source") || !d["source"].IsString() ||
+          !d.HasMember("files") || !d["files"].IsArray()) {
+        continue;
+      }
+      const std::string name = d["source"].GetString();
+      std::vector<std::string> files;
+      for (const auto& f : d["files"].GetArray()) {
+        if (f.IsString()) files.push_back(f.GetString());
+      }
+      const registry::Source* src = local.FindSource(name);
+      if (!src || files.empty()) continue;
+      ARROW_ASSIGN_OR_RAISE(auto target, r->IngestTargetFor(*src));
+      IngestOptions o;
+      o.mode = IngestMode::kOverwrite;
+      o.format = "parquet";
+      auto report = Ingest(target, files, o);
+      if (!report.ok()) {
+        return report.status().WithMessage("loading the data of Feast source '", name, "' into ",
+                                           target.table_uri, ": ", report.status().message(),
+                                           " (re-run with --no-data to convert only the "
+                                           "definitions)");
+      }
+      loaded.push_back({name, target.table_uri, report->rows_written, files.size()});
+    }
+  }
+
   const auto& defs = doc["definitions"];
   auto count = [&](const char* k) {
     return defs.HasMember(k) && defs[k].IsArray() ? defs[k].Size() : 0u;
   };
   const rapidjson::Value empty(rapidjson::kArrayType);
-  const auto& skipped = doc.HasMember("skipped") && doc["skipped"].IsArray() ? doc["skipped"] : empty;
+  const auto& skipped =
+      doc.HasMember("skipped") && doc["skipped"].IsArray() ? doc["skipped"] : empty;
   const auto& notes = doc.HasMember("notes") && doc["notes"].IsArray() ? doc["notes"] : empty;
   if (a.Has("--json")) {
     rapidjson::StringBuffer buf;
@@ -234,6 +277,21 @@ arrow::Status CmdImportFeast(const Args& a) {
     skipped.Accept(w);
     w.Key("notes");
     notes.Accept(w);
+    w.Key("data");
+    w.StartArray();
+    for (const auto& l : loaded) {
+      w.StartObject();
+      w.Key("source");
+      JStr(w, l.source);
+      w.Key("table");
+      JStr(w, l.table);
+      w.Key("rows");
+      w.Int64(l.rows);
+      w.Key("files");
+      w.Uint64(l.files);
+      w.EndObject();
+    }
+    w.EndArray();
     w.EndObject();
     Emit(buf);
     return arrow::Status::OK();
@@ -243,8 +301,7 @@ arrow::Status CmdImportFeast(const Args& a) {
             << count("feature_views") << " feature views, " << count("feature_services")
             << " feature services\n";
   for (const auto& s : skipped.GetArray()) {
-    if (!s.IsObject() || !s.HasMember("kind") || !s.HasMember("name") ||
-        !s.HasMember("reason")) {
+    if (!s.IsObject() || !s.HasMember("kind") || !s.HasMember("name") || !s.HasMember("reason")) {
       continue;
     }
     std::cout << "  not converted: " << s["kind"].GetString() << " " << s["name"].GetString()
@@ -252,6 +309,10 @@ arrow::Status CmdImportFeast(const Args& a) {
   }
   for (const auto& n : notes.GetArray()) {
     if (n.IsString()) std::cout << "  note: " << n.GetString() << "\n";
+  }
+  for (const auto& l : loaded) {
+    std::cout << "  data: source " << l.source << ": " << l.rows << " rows from " << l.files
+              << " Parquet file(s) into " << l.table << "\n";
   }
   std::cout << "next: stratalake plan --repo " << dest.string() << " && stratalake apply --repo "
             << dest.string() << "\n";
@@ -263,17 +324,19 @@ arrow::Status CmdImportFeast(const Args& a) {
 std::vector<Command> FeastCommands() {
   Command import = RepoCommand(
       "import-feast",
-      "stratalake import-feast PATH [--out DIR] [--force] [--feast-python PYTHON]",
+      "stratalake import-feast PATH [--out DIR] [--force] [--no-data] [--feast-python PYTHON]",
       "Convert a Feast repository (feature_store.yaml and its Python definitions, loaded by "
       "Feast's own loader in Feast's virtualenv) into a StrataLake repository: DIR/"
       "stratalake.yaml and DIR/definitions/feast.yaml (default DIR: the Feast project's name). "
       "Entities, file sources (Parquet, Delta), feature views (TTL, online, tags) and feature "
-      "services (aliases, join-key maps) are converted; what has no StrataLake equivalent "
+      "services (aliases, join-key maps) are converted, and the Parquet files of file sources "
+      "are ingested into Delta tables bronze/SOURCE (not with --no-data; Delta sources are "
+      "read in place); what has no StrataLake equivalent "
       "(on-demand and stream feature views, request, stream and warehouse sources, types such "
       "as Map or Json) is listed with the reason. Feast's python: --feast-python, else "
       "$STRATALAKE_FEAST_PYTHON, else .venv-feast/bin/python here or beside this build.",
       "stratalake import-feast ./feature_repo --out shop && stratalake apply --repo shop",
-      {"--out", "--feast-python"}, {"--force"}, CmdImportFeast);
+      {"--out", "--feast-python"}, {"--force", "--no-data"}, CmdImportFeast);
   import.options.erase("--repo");
   return {
       RepoCommand(

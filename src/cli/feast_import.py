@@ -6,7 +6,8 @@
 # feast.repo_operations.parse_repo) and prints one JSON object on stdout:
 #   {"project": str, "definitions": {entities, sources, feature_views,
 #    feature_services} in StrataLake's definition format (docs/feature-repository.md),
-#    "skipped": [{"kind", "name", "reason"}], "notes": [str]}
+#    "skipped": [{"kind", "name", "reason"}], "notes": [str],
+#    "data": [{"source": name, "files": [Parquet files to ingest into it]}]}
 # Everything is converted here, where Feast's classes can answer what an object
 # is; the CLI writes the files and reports. Exit 1 with a message on stderr
 # when the repository cannot be loaded.
@@ -95,7 +96,7 @@ def main():
         except Exception as e:  # noqa: BLE001
             fail("Feast could not load '%s': %s: %s" % (root, type(e).__name__, e))
 
-    skipped, notes = [], []
+    skipped, notes, data = [], [], []
 
     def skip(kind, name, reason):
         skipped.append({"kind": kind, "name": name, "reason": reason})
@@ -111,8 +112,21 @@ def main():
                      "Delta tables" % fmt)
                 continue
             path = FileSource.get_uri_for_file_path(root, ds.path)
-            s = {"name": ds.name, "type": "delta" if fmt == "DeltaFormat" else "parquet",
-                 "path": path}
+            if fmt == "DeltaFormat":
+                s = {"name": ds.name, "type": "delta", "path": path}  # read in place
+            else:
+                # Point-in-time retrieval reads Delta tables: the Parquet data is
+                # ingested into bronze/NAME (by the CLI, unless --no-data).
+                s = {"name": ds.name, "type": "delta", "path": "bronze/" + ds.name}
+                p = Path(path)
+                if "://" in path and not path.startswith("file://"):
+                    notes.append("source %s: its Parquet data at %s is not copied; load it with "
+                                 "`stratalake ingest %s FILE...`" % (ds.name, path, ds.name))
+                else:
+                    if path.startswith("file://"):
+                        p = Path(path[len("file://"):])
+                    files = sorted(str(f) for f in p.rglob("*.parquet")) if p.is_dir() else [str(p)]
+                    data.append({"source": ds.name, "files": files})
             if ds.timestamp_field:
                 s["timestamp_field"] = ds.timestamp_field
             if ds.created_timestamp_column:
@@ -235,6 +249,7 @@ def main():
                         "feature_services": services},
         "skipped": skipped,
         "notes": notes,
+        "data": data,
     }))
 
 

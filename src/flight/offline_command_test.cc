@@ -37,8 +37,8 @@ TEST(OfflineCommand, ParsesFeastsGetHistoricalFeatures) {
 }
 
 TEST(OfflineCommand, ParsesDataSourceCalls) {
-  for (const char* api : {"validate_data_source",
-                          "get_table_column_names_and_types_from_data_source"}) {
+  for (const char* api :
+       {"validate_data_source", "get_table_column_names_and_types_from_data_source"}) {
     auto r = ParseOfflineCommand(std::string(R"({"api": ")") + api +
                                  R"(", "data_source_proto": "{\"name\": \"orders\", )"
                                  R"(\"type\": \"BATCH_FILE\"}"})");
@@ -55,7 +55,8 @@ TEST(OfflineCommand, MalformedCommandsAreClearErrors) {
   EXPECT_EQ(Error("{}"),
             "Invalid: offline server: the command has no 'api' (one of get_historical_features, "
             "get_table_column_names_and_types_from_data_source, validate_data_source)");
-  EXPECT_EQ(Error(R"({"api": 7})").substr(0, 48), "Invalid: offline server: the command has no 'api");
+  EXPECT_EQ(Error(R"({"api": 7})").substr(0, 48),
+            "Invalid: offline server: the command has no 'api");
   EXPECT_EQ(Error(R"({"api": "drop_tables"})"),
             "Invalid: offline server: unknown api 'drop_tables' (served: get_historical_features, "
             "get_table_column_names_and_types_from_data_source, validate_data_source)");
@@ -92,9 +93,11 @@ TEST(OfflineCommand, MissingAndMistypedParametersAreNamed) {
                              "full_feature_names": "yes"})"),
             "Invalid: offline server: get_historical_features command: 'full_feature_names' "
             "must be true or false");
-  EXPECT_EQ(Error(R"({"api": "validate_data_source", "data_source_proto": "{"})").substr(0, 90),
+  EXPECT_EQ(Error(R"({"api": "validate_data_source", "data_source_proto": "{"})"),
             "Invalid: offline server: validate_data_source command: 'data_source_proto' is not "
-            "JSON: malf");
+            "JSON: malformed JSON at byte 1: Missing a name for object member.");
+  EXPECT_EQ(Error(R"({"api": "validate_data_source", "data_source_proto": "{\"name\": 3}"})"),
+            "Invalid: offline server: validate_data_source command: 'name' must be a string");
 }
 
 TEST(OfflineCommand, UnsupportedCallsSayWhatToUseInstead) {

@@ -161,8 +161,8 @@ struct OfflineServer::Impl : public fl::FlightServerBase {
     return arrow::Status::OK();
   }
 
-  arrow::Result<std::shared_ptr<arrow::Table>> Historical(
-      const OfflineCommand& cmd, std::shared_ptr<arrow::Table> entities) {
+  arrow::Result<std::shared_ptr<arrow::Table>> Historical(const OfflineCommand& cmd,
+                                                          std::shared_ptr<arrow::Table> entities) {
     if (!entities || IsPlaceholder(*entities)) {
       return arrow::Status::NotImplemented(
           "offline server: get_historical_features without entity rows is not supported by "
@@ -229,9 +229,21 @@ struct OfflineServer::Impl : public fl::FlightServerBase {
                                   " is a write call (DoPut), not a read (DoExchange/DoGet)");
   }
 
+  // The command, and the rows uploaded with it. The upload is read even when
+  // the command is bad, so that the client, still writing, gets our error
+  // rather than a broken stream.
+  arrow::Result<std::pair<OfflineCommand, std::shared_ptr<arrow::Table>>> Receive(
+      fl::FlightMessageReader* reader) const {
+    auto cmd = CommandOf(reader->descriptor());
+    auto upload = ReadUpload(reader);
+    ARROW_RETURN_NOT_OK(cmd.status());  // the more useful of two errors
+    ARROW_RETURN_NOT_OK(upload.status());
+    return std::make_pair(std::move(*cmd), std::move(*upload));
+  }
+
   arrow::Status DoExchangeImpl(fl::FlightMessageReader* reader, fl::FlightMessageWriter* writer) {
-    ARROW_ASSIGN_OR_RAISE(OfflineCommand cmd, CommandOf(reader->descriptor()));
-    ARROW_ASSIGN_OR_RAISE(auto upload, ReadUpload(reader));
+    ARROW_ASSIGN_OR_RAISE(auto received, Receive(reader));
+    auto& [cmd, upload] = received;
     ARROW_ASSIGN_OR_RAISE(auto table, Read(cmd, std::move(upload)));
     ARROW_RETURN_NOT_OK(writer->Begin(table->schema()));
     arrow::TableBatchReader batches(*table);
@@ -247,8 +259,8 @@ struct OfflineServer::Impl : public fl::FlightServerBase {
 
   arrow::Status DoPutImpl(fl::FlightMessageReader* reader) {
     const std::string key = reader->descriptor().cmd;
-    ARROW_ASSIGN_OR_RAISE(OfflineCommand cmd, CommandOf(reader->descriptor()));
-    ARROW_ASSIGN_OR_RAISE(auto upload, ReadUpload(reader));
+    ARROW_ASSIGN_OR_RAISE(auto received, Receive(reader));
+    auto& [cmd, upload] = received;
     if (cmd.api == OfflineApi::kValidateDataSource) {
       ARROW_ASSIGN_OR_RAISE(auto state, reg->Load());
       return FindSource(state->defs, cmd.data_source_name).status();
@@ -290,8 +302,7 @@ struct OfflineServer::Impl : public fl::FlightServerBase {
     return Guard("DoExchange", [&] { return DoExchangeImpl(reader.get(), writer.get()); });
   }
 
-  arrow::Status DoPut(const fl::ServerCallContext&,
-                      std::unique_ptr<fl::FlightMessageReader> reader,
+  arrow::Status DoPut(const fl::ServerCallContext&, std::unique_ptr<fl::FlightMessageReader> reader,
                       std::unique_ptr<fl::FlightMetadataWriter>) override {
     return Guard("DoPut", [&] { return DoPutImpl(reader.get()); });
   }

@@ -60,6 +60,14 @@ def test_report_lists_what_was_and_was_not_converted(imported):
                                            "time), which StrataLake does not have",
         ("feature_service", "estimate_service"): "feature view 'trip_estimate' was not converted",
     }
+    # The Parquet files of the FileSources, ingested into the converted Delta sources.
+    out = imported["out"]
+    assert r["data"] == [
+        {"source": "customer_source", "table": str(out / "lake" / "bronze" / "customer_source"),
+         "rows": 9, "files": 1},
+        {"source": "driver_stats_source",
+         "table": str(out / "lake" / "bronze" / "driver_stats_source"), "rows": 37, "files": 1}]
+    assert r["notes"] == []
 
 
 def test_plan_and_apply_give_the_feast_definitions(imported):
@@ -76,8 +84,7 @@ def test_plan_and_apply_give_the_feast_definitions(imported):
         ("customer_id", "string")]
 
     src = spec(out, "sources", "driver_stats_source")
-    assert src["type"] == "parquet"
-    assert src["path"] == str(feast_repo / "data" / "driver_stats.parquet")
+    assert src["type"] == "delta" and src["path"] == "bronze/driver_stats_source"
     assert src["timestamp_field"] == "event_timestamp"
     assert src["created_timestamp_field"] == "created"
 

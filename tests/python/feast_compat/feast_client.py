@@ -26,6 +26,7 @@ from feast.repo_operations import apply_total
 def main():
     repo, entities, cases, out = Path(sys.argv[1]), sys.argv[2], sys.argv[3], Path(sys.argv[4])
     config = load_repo_config(repo, repo / "feature_store.yaml")
+    sys.path.insert(0, str(repo.resolve()))  # as `feast apply` does, to import the definitions
     apply_total(config, repo, skip_source_validation=False)  # validates sources over Flight
     store = FeatureStore(repo_path=str(repo))
     entity_df = pd.read_parquet(entities)
