@@ -36,8 +36,9 @@
 // crash. No authentication (Feast's auth: none); bind to 127.0.0.1 or put it
 // behind a proxy that authenticates.
 //
-// Thread safety: every method of OfflineServer is thread-safe; Flight calls
-// are served concurrently by gRPC's threads.
+// Thread safety: every method of OfflineServer is thread-safe. Flight calls
+// arrive on gRPC's threads; uploads are read concurrently, and the calls'
+// registry reads and retrievals run one at a time (a retrieval uses every core).
 #pragma once
 
 #include <cstdint>

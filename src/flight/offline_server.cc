@@ -75,7 +75,9 @@ struct OfflineServer::Impl : public fl::FlightServerBase {
   std::string host;
   std::atomic<bool> stopped{false};
 
-  std::mutex engine_mu;  // one retrieval at a time (each uses every core)
+  // One call at a time uses the registry and the engine: a retrieval uses every
+  // core, and the registry's store is one connection.
+  std::mutex engine_mu;
   std::mutex pending_mu;
   std::deque<PendingFlight> pending;  // guarded by pending_mu
 
@@ -168,13 +170,13 @@ struct OfflineServer::Impl : public fl::FlightServerBase {
           "offline server: get_historical_features without entity rows is not supported by "
           "StrataLake; pass entity_df (a DataFrame with the join keys and event_timestamp)");
     }
+    std::lock_guard<std::mutex> lock(engine_mu);
     retrieval::HistoricalRequest req;
     ARROW_RETURN_NOT_OK(ResolveFeatures(cmd, &req));
     ARROW_ASSIGN_OR_RAISE(req.timestamp_column, EntityTimestampColumn(*entities->schema()));
     req.entities = std::move(entities);
     req.full_feature_names = cmd.full_feature_names;
     req.memory_budget_bytes = options.memory_budget_bytes;
-    std::lock_guard<std::mutex> lock(engine_mu);
     ARROW_ASSIGN_OR_RAISE(auto result, retrieval::GetHistoricalFeatures(*repo, req));
     return result.table;
   }
@@ -194,6 +196,7 @@ struct OfflineServer::Impl : public fl::FlightServerBase {
   }
 
   arrow::Result<std::shared_ptr<arrow::Table>> ColumnsOf(const std::string& source) {
+    std::lock_guard<std::mutex> lock(engine_mu);
     ARROW_ASSIGN_OR_RAISE(auto state, reg->Load());
     ARROW_ASSIGN_OR_RAISE(const registry::Source* s, FindSource(state->defs, source));
     ARROW_ASSIGN_OR_RAISE(auto schema, repo->SourceSchema(*s));
@@ -262,6 +265,7 @@ struct OfflineServer::Impl : public fl::FlightServerBase {
     ARROW_ASSIGN_OR_RAISE(auto received, Receive(reader));
     auto& [cmd, upload] = received;
     if (cmd.api == OfflineApi::kValidateDataSource) {
+      std::lock_guard<std::mutex> lock(engine_mu);
       ARROW_ASSIGN_OR_RAISE(auto state, reg->Load());
       return FindSource(state->defs, cmd.data_source_name).status();
     }

@@ -180,6 +180,33 @@ def test_malformed_flight_requests_get_errors_and_the_server_lives_on(served):
     with pytest.raises(pa.ArrowException, match="no actions are served"):
         list(client.do_action(fl.Action("shutdown", b"")))
 
+    # The data-source calls, as Feast's client sends them (the source as its proto's JSON).
+    def source_command(api: str, name: str) -> bytes:
+        proto = json.dumps({"type": "BATCH_FILE", "name": name,
+                            "timestampField": "event_timestamp"})
+        return json.dumps({"command_id": "1", "api": api, "data_source_proto": proto}).encode()
+
+    api = "get_table_column_names_and_types_from_data_source"
+    writer, reader = client.do_exchange(
+        fl.FlightDescriptor.for_command(source_command(api, "driver_stats_source")))
+    writer.begin(key.schema)
+    writer.write_table(key)
+    writer.done_writing()
+    columns = reader.read_all()
+    writer.close()
+    assert columns.to_pydict() == {
+        "name": ["driver_id", "event_timestamp", "created", "conv_rate", "acc_rate",
+                 "avg_daily_trips"],
+        "type": ["int64", "timestamp[us, tz=UTC]", "timestamp[us, tz=UTC]", "double", "double",
+                 "int64"]}
+    assert "data source 'nope' is not in StrataLake's registry (sources: customer_source, " \
+           "driver_stats_source)" in exchange_error(source_command(api, "nope"), key)
+    writer, _ = client.do_put(fl.FlightDescriptor.for_command(
+        source_command("validate_data_source", "nope")), key.schema)
+    with pytest.raises(pa.ArrowException, match="data source 'nope' is not in StrataLake"):
+        writer.write_table(key)
+        writer.close()
+
     # Feast's older flow: DoPut the entity rows, GetFlightInfo, DoGet the ticket once.
     good = hist.replace(b"driver_hourly_stats:nope", b"driver_hourly_stats:conv_rate")
     rows2 = pa.table({"driver_id": pa.array([1001, 1002], pa.int64()),
