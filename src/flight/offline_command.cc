@@ -1,5 +1,6 @@
 #include "flight/offline_command.h"
 
+#include <arrow/util/value_parsing.h>
 #include <rapidjson/document.h>
 
 #include "common/json.h"
@@ -12,7 +13,7 @@ using Value = rapidjson::Value;
 
 const char* const kServed =
     "get_historical_features, get_table_column_names_and_types_from_data_source, "
-    "validate_data_source";
+    "validate_data_source, pull_all_from_table_or_query";
 
 std::string Quote(std::string_view s) {
   std::string out = "'";
@@ -111,6 +112,39 @@ arrow::Status ParseDataSource(const Value& doc, OfflineCommand* cmd) {
   return arrow::Status::OK();
 }
 
+// An ISO 8601 time (Python's isoformat(): "2026-06-01T00:00:00+00:00", with
+// or without fraction or offset; no offset = UTC) in microseconds, or nullopt
+// for null / absent.
+arrow::Result<std::optional<int64_t>> OptionalTime(const Value& obj, const std::string& api,
+                                                   const char* key) {
+  const Value* v = Member(obj, key);
+  if (!v || v->IsNull()) return std::optional<int64_t>();
+  if (!v->IsString()) return Bad(api, std::string("'") + key + "' must be an ISO 8601 string");
+  static const auto parser = arrow::TimestampParser::MakeISO8601();
+  int64_t us = 0;
+  if (!(*parser)(v->GetString(), v->GetStringLength(), arrow::TimeUnit::MICRO, &us)) {
+    return Bad(api, std::string("'") + key + "' is not an ISO 8601 time: " +
+                        Quote(std::string_view(v->GetString(), v->GetStringLength())));
+  }
+  return std::optional<int64_t>(us);
+}
+
+arrow::Status ParsePullAll(const Value& doc, OfflineCommand* cmd) {
+  const std::string& api = cmd->api_name;
+  ARROW_ASSIGN_OR_RAISE(cmd->data_source_name, RequiredString(doc, api, "data_source_name"));
+  ARROW_ASSIGN_OR_RAISE(cmd->join_key_columns, StringList(doc, api, "join_key_columns"));
+  ARROW_ASSIGN_OR_RAISE(cmd->feature_name_columns, StringList(doc, api, "feature_name_columns"));
+  ARROW_ASSIGN_OR_RAISE(cmd->timestamp_field, RequiredString(doc, api, "timestamp_field"));
+  if (cmd->timestamp_field.empty()) return Bad(api, "'timestamp_field' must name a column");
+  if (!IsNullOrAbsent(doc, "created_timestamp_column")) {
+    ARROW_ASSIGN_OR_RAISE(cmd->created_timestamp_column,
+                          RequiredString(doc, api, "created_timestamp_column"));
+  }
+  ARROW_ASSIGN_OR_RAISE(cmd->start_us, OptionalTime(doc, api, "start_date"));
+  ARROW_ASSIGN_OR_RAISE(cmd->end_us, OptionalTime(doc, api, "end_date"));
+  return arrow::Status::OK();
+}
+
 }  // namespace
 
 arrow::Result<OfflineCommand> ParseOfflineCommand(std::string_view text) {
@@ -147,12 +181,17 @@ arrow::Result<OfflineCommand> ParseOfflineCommand(std::string_view text) {
     ARROW_RETURN_NOT_OK(ParseDataSource(doc, &cmd));
     return cmd;
   }
-  if (name == "pull_latest_from_table_or_query" || name == "pull_all_from_table_or_query") {
+  if (name == "pull_all_from_table_or_query") {
+    cmd.api = OfflineApi::kPullAll;
+    ARROW_RETURN_NOT_OK(ParsePullAll(doc, &cmd));
+    return cmd;
+  }
+  if (name == "pull_latest_from_table_or_query") {
     return arrow::Status::NotImplemented(
         "offline server: ", name,
-        " is not supported by StrataLake (Feast calls it to materialize); materialize with "
-        "`stratalake materialize` into StrataLake's online store and serve it with `stratalake "
-        "serve`");
+        " is not supported by StrataLake (older Feast materialization engines call it); use "
+        "Feast's default materialization (pull_all_from_table_or_query), or `stratalake "
+        "materialize` into StrataLake's online store and serve it with `stratalake serve`");
   }
   if (name == "persist") {
     return arrow::Status::NotImplemented(

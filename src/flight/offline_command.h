@@ -6,6 +6,7 @@
 #pragma once
 
 #include <cstddef>
+#include <cstdint>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -22,6 +23,7 @@ enum class OfflineApi {
   kGetHistoricalFeatures,
   kGetTableColumnNamesAndTypes,  // get_table_column_names_and_types_from_data_source
   kValidateDataSource,
+  kPullAll,  // pull_all_from_table_or_query (Feast's materialization)
 };
 
 struct OfflineCommand {
@@ -36,8 +38,19 @@ struct OfflineCommand {
   bool full_feature_names = false;
 
   // validate_data_source, get_table_column_names_and_types_from_data_source:
-  // the data source's name, from its JSON proto.
+  // the data source's name, from its JSON proto; pull_all_from_table_or_query:
+  // data_source_name.
   std::string data_source_name;
+
+  // pull_all_from_table_or_query: columns by the names the feature views use
+  // (after the source's field_mapping), and the event-time range (inclusive;
+  // nullopt = unbounded), in microseconds since the epoch, UTC.
+  std::vector<std::string> join_key_columns;
+  std::vector<std::string> feature_name_columns;
+  std::string timestamp_field;
+  std::string created_timestamp_column;  // "" = none
+  std::optional<int64_t> start_us;
+  std::optional<int64_t> end_us;
 };
 
 /// Parses a command. Errors: not JSON, not an object, over kMaxCommandBytes,

@@ -47,6 +47,37 @@ TEST(OfflineCommand, ParsesDataSourceCalls) {
   }
 }
 
+TEST(OfflineCommand, ParsesFeastsPullAll) {
+  // What RemoteOfflineStore.pull_all_from_table_or_query sends (materialization).
+  auto r = ParseOfflineCommand(
+      R"({"command_id": "7", "api": "pull_all_from_table_or_query",
+          "data_source_name": "driver_stats_source", "join_key_columns": ["driver_id"],
+          "feature_name_columns": ["conv_rate", "acc_rate"],
+          "timestamp_field": "event_timestamp", "created_timestamp_column": "created",
+          "start_date": "2026-06-01T00:00:00+00:00",
+          "end_date": "2026-06-02T01:30:00.250000+02:00"})");
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  EXPECT_EQ(r->api, OfflineApi::kPullAll);
+  EXPECT_EQ(r->data_source_name, "driver_stats_source");
+  EXPECT_EQ(r->join_key_columns, std::vector<std::string>{"driver_id"});
+  EXPECT_EQ(r->feature_name_columns, (std::vector<std::string>{"conv_rate", "acc_rate"}));
+  EXPECT_EQ(r->created_timestamp_column, "created");
+  EXPECT_EQ(r->start_us, int64_t{1780272000} * 1000000);
+  EXPECT_EQ(r->end_us, int64_t{1780272000 + 86400 - 1800} * 1000000 + 250000);
+  auto open = ParseOfflineCommand(
+      R"({"api": "pull_all_from_table_or_query", "data_source_name": "s",
+          "join_key_columns": [], "feature_name_columns": ["f"], "timestamp_field": "ts",
+          "created_timestamp_column": null, "start_date": null, "end_date": null})");
+  ASSERT_TRUE(open.ok()) << open.status().ToString();
+  EXPECT_FALSE(open->start_us.has_value());
+  EXPECT_EQ(open->created_timestamp_column, "");
+  EXPECT_EQ(Error(R"({"api": "pull_all_from_table_or_query", "data_source_name": "s",
+                      "join_key_columns": [], "feature_name_columns": [],
+                      "timestamp_field": "ts", "start_date": "yesterday"})"),
+            "Invalid: offline server: pull_all_from_table_or_query command: 'start_date' is not "
+            "an ISO 8601 time: 'yesterday'");
+}
+
 TEST(OfflineCommand, MalformedCommandsAreClearErrors) {
   EXPECT_EQ(Error("not json"),
             "Invalid: offline server: the Flight command must be Feast's JSON object: malformed "
@@ -54,12 +85,14 @@ TEST(OfflineCommand, MalformedCommandsAreClearErrors) {
   EXPECT_EQ(Error("[1]"), "Invalid: offline server: the Flight command must be a JSON object");
   EXPECT_EQ(Error("{}"),
             "Invalid: offline server: the command has no 'api' (one of get_historical_features, "
-            "get_table_column_names_and_types_from_data_source, validate_data_source)");
+            "get_table_column_names_and_types_from_data_source, validate_data_source, "
+            "pull_all_from_table_or_query)");
   EXPECT_EQ(Error(R"({"api": 7})").substr(0, 48),
             "Invalid: offline server: the command has no 'api");
   EXPECT_EQ(Error(R"({"api": "drop_tables"})"),
             "Invalid: offline server: unknown api 'drop_tables' (served: get_historical_features, "
-            "get_table_column_names_and_types_from_data_source, validate_data_source)");
+            "get_table_column_names_and_types_from_data_source, validate_data_source, "
+            "pull_all_from_table_or_query)");
   EXPECT_EQ(Error(R"({"api": "x", "api": "y"})").substr(0, 60),
             "Invalid: offline server: the Flight command must be Feast's ");
   EXPECT_EQ(Error(std::string(kMaxCommandBytes + 1, ' ')),
@@ -108,6 +141,9 @@ TEST(OfflineCommand, UnsupportedCallsSayWhatToUseInstead) {
                 .find("NotImplemented: offline server: pull_latest_from_table_or_query is not "
                       "supported by StrataLake"),
             std::string::npos);
+  EXPECT_EQ(Error(R"({"api": "pull_all_from_table_or_query"})"),
+            "Invalid: offline server: pull_all_from_table_or_query command: 'data_source_name' "
+            "is required");
   EXPECT_NE(Error(R"({"api": "offline_write_batch"})").find("stratalake ingest"),
             std::string::npos);
   const std::string ok_head =

@@ -9,16 +9,20 @@
 #include <algorithm>
 #include <atomic>
 #include <chrono>
+#include <climits>
 #include <deque>
 #include <iostream>
+#include <map>
 #include <mutex>
 #include <utility>
 
 #include <arrow/api.h>
+#include <arrow/compute/api.h>
 #include <arrow/flight/api.h>
 #include <arrow/util/byte_size.h>
 
 #include "flight/offline_command.h"
+#include "stratalake/delta.h"
 #include "stratalake/registry.h"
 #include "stratalake/retrieval.h"
 
@@ -217,6 +221,81 @@ struct OfflineServer::Impl : public fl::FlightServerBase {
     return arrow::Table::Make(out_schema, {n, t});
   }
 
+  // Feast's materialization read: a source's rows whose event time is in
+  // [start, end], with the columns asked for (named as the views name them).
+  arrow::Result<std::shared_ptr<arrow::Table>> PullAll(const OfflineCommand& cmd) {
+    std::lock_guard<std::mutex> lock(engine_mu);
+    ARROW_ASSIGN_OR_RAISE(auto state, reg->Load());
+    ARROW_ASSIGN_OR_RAISE(const registry::Source* src,
+                          FindSource(state->defs, cmd.data_source_name));
+    if (src->type == registry::SourceType::kParquet) {
+      return arrow::Status::NotImplemented(
+          "offline server: pull_all_from_table_or_query reads Delta sources; '", src->name,
+          "' is a Parquet source (ingest its files into a Delta source)");
+    }
+    std::map<std::string, std::string> stored_of;  // view's name -> stored column
+    for (const auto& [stored, mapped] : src->field_mapping) stored_of[mapped] = stored;
+    std::vector<std::string> names;
+    auto add = [&](const std::string& n) {
+      if (!n.empty() && std::find(names.begin(), names.end(), n) == names.end()) {
+        names.push_back(n);
+      }
+    };
+    for (const auto& n : cmd.join_key_columns) add(n);
+    for (const auto& n : cmd.feature_name_columns) add(n);
+    add(cmd.timestamp_field);
+    add(cmd.created_timestamp_column);
+    std::vector<std::string> stored;
+    for (const auto& n : names) {
+      auto it = stored_of.find(n);
+      stored.push_back(it == stored_of.end() ? n : it->second);
+    }
+    ARROW_ASSIGN_OR_RAISE(auto table, delta::DeltaTable::Open(repo->TableUri(src->path)));
+    delta::ReadOptions ro;
+    ro.columns = stored;
+    ARROW_ASSIGN_OR_RAISE(auto rows, table->Read(ro));
+    ARROW_ASSIGN_OR_RAISE(rows, rows->RenameColumns(names));
+    auto ts = rows->GetColumnByName(cmd.timestamp_field);
+    if (!ts || ts->type()->id() != arrow::Type::TIMESTAMP) {
+      return arrow::Status::Invalid("offline server: '", cmd.timestamp_field, "' of source '",
+                                    src->name, "' is not a timestamp column");
+    }
+    if (!cmd.start_us && !cmd.end_us) return rows;
+    const auto& type = static_cast<const arrow::TimestampType&>(*ts->type());
+    auto in_unit = [&](int64_t us) -> int64_t {
+      switch (type.unit()) {
+        case arrow::TimeUnit::SECOND:
+          return us / 1000000;
+        case arrow::TimeUnit::MILLI:
+          return us / 1000;
+        case arrow::TimeUnit::MICRO:
+          return us;
+        case arrow::TimeUnit::NANO:
+          return us > INT64_MAX / 1000 ? INT64_MAX : us < INT64_MIN / 1000 ? INT64_MIN : us * 1000;
+      }
+      return us;
+    };
+    namespace cp = arrow::compute;
+    arrow::Datum keep;
+    auto bound = [&](const char* op, int64_t us) -> arrow::Result<arrow::Datum> {
+      auto scalar = std::make_shared<arrow::TimestampScalar>(in_unit(us), ts->type());
+      return cp::CallFunction(op, {arrow::Datum(ts), arrow::Datum(scalar)});
+    };
+    if (cmd.start_us) {
+      ARROW_ASSIGN_OR_RAISE(keep, bound("greater_equal", *cmd.start_us));
+    }
+    if (cmd.end_us) {
+      ARROW_ASSIGN_OR_RAISE(auto upper, bound("less_equal", *cmd.end_us));
+      if (keep.is_value()) {
+        ARROW_ASSIGN_OR_RAISE(keep, cp::CallFunction("and_kleene", {keep, upper}));
+      } else {
+        keep = std::move(upper);
+      }
+    }
+    ARROW_ASSIGN_OR_RAISE(auto filtered, cp::Filter(rows, keep));
+    return filtered.table();
+  }
+
   // A read api's answer (DoExchange and DoGet).
   arrow::Result<std::shared_ptr<arrow::Table>> Read(const OfflineCommand& cmd,
                                                     std::shared_ptr<arrow::Table> upload) {
@@ -225,6 +304,8 @@ struct OfflineServer::Impl : public fl::FlightServerBase {
         return Historical(cmd, std::move(upload));
       case OfflineApi::kGetTableColumnNamesAndTypes:
         return ColumnsOf(cmd.data_source_name);
+      case OfflineApi::kPullAll:
+        return PullAll(cmd);
       case OfflineApi::kValidateDataSource:
         break;
     }

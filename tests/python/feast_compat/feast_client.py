@@ -7,7 +7,9 @@ StrataLake's `serve-offline`), then for every case runs Feast's
 FeatureStore.get_historical_features(entity_df, features=... or a
 FeatureService, full_feature_names=...) and writes .to_arrow() to
 OUTDIR/NAME.arrow.parquet; .to_df() is compared with pandas against the CLI's
-output OUTDIR/NAME.cli.parquet. Then tries calls StrataLake does not serve.
+output OUTDIR/NAME.cli.parquet. Then materializes a view into Feast's online
+store (its offline reads served by StrataLake) and reads it back, and tries a
+call StrataLake does not serve.
 Prints a JSON report on stdout.
 """
 import json
@@ -58,10 +60,13 @@ def main():
     feats = ["driver_hourly_stats:conv_rate"]
     error_of("entity_df_sql", lambda: store.get_historical_features(
         entity_df="SELECT 1", features=feats).to_df())
-    error_of("materialize", lambda: store.materialize(
-        start_date=pd.Timestamp("2026-06-01", tz="UTC").to_pydatetime(),
-        end_date=pd.Timestamp("2026-06-02", tz="UTC").to_pydatetime(),
-        feature_views=["driver_hourly_stats"]))
+    # Feast's materialization reads through pull_all_from_table_or_query.
+    store.materialize(start_date=pd.Timestamp("2026-06-01", tz="UTC").to_pydatetime(),
+                      end_date=pd.Timestamp("2026-06-04", tz="UTC").to_pydatetime(),
+                      feature_views=["driver_hourly_stats"])
+    report["online"] = store.get_online_features(
+        features=["driver_hourly_stats:conv_rate", "driver_hourly_stats:avg_daily_trips"],
+        entity_rows=[{"driver_id": 1001}, {"driver_id": 1002}, {"driver_id": 9999}]).to_dict()
     print(json.dumps(report))
 
 
