@@ -4,6 +4,7 @@ loaded by Feast's own loader in .venv-feast, becomes StrataLake definitions that
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -133,8 +134,15 @@ def test_bad_input_is_a_clear_error(imported, tmp_path):
     assert proc.stderr.startswith("error: --feast-python '/nonexistent/py' is not an executable")
     broken = example_repo.write_repo(tmp_path / "broken")
     (broken / "feature_repo.py").write_text("this is not python(\n")
-    proc = run("import-feast", str(broken), "--out", str(tmp_path / "o"), "--feast-python",
-               feast_python())
+    # From an installed CLI (the driver is inside the binary), Feast's python from the
+    # environment.
+    build = Path(BIN).resolve().parents[1]
+    subprocess.run(["cmake", "--install", str(build), "--component", "cli", "--prefix",
+                    str(tmp_path / "inst")], check=True, capture_output=True)
+    installed = tmp_path / "inst" / "bin" / "stratalake"
+    proc = subprocess.run([str(installed), "import-feast", str(broken), "--out",
+                           str(tmp_path / "o")], capture_output=True, text=True, cwd=tmp_path,
+                          env={**os.environ, "STRATALAKE_FEAST_PYTHON": feast_python()})
     assert proc.returncode == 1
     assert "error: Feast could not load" in proc.stderr
     assert proc.stderr.strip().endswith("(exit 1; its error is above)")
