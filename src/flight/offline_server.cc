@@ -474,7 +474,9 @@ arrow::Result<std::unique_ptr<OfflineServer>> OfflineServer::Start(
   auto st = impl->Init(fo);
   if (!st.ok()) {
     return arrow::Status::IOError("offline server: cannot serve on ", options.host, ":",
-                                  options.port, ": ", st.message());
+                                  options.port, ": ", st.message(),
+                                  " (is the port taken or the host not this machine's? choose "
+                                  "another --port or --host)");
   }
   return std::unique_ptr<OfflineServer>(new OfflineServer(std::move(impl)));
 }
