@@ -15,15 +15,16 @@
 //  - DoExchange (Feast's read path): the client streams its entity rows (or a
 //    one-column "key" table meaning "none"), the server answers with the
 //    result. get_historical_features,
-//    get_table_column_names_and_types_from_data_source and
+//    get_table_column_names_and_types_from_data_source,
 //    pull_all_from_table_or_query (Feast's materialization: a Delta source's
-//    rows in an event-time range, columns named as the views name them) are
+//    rows in an event-time range, columns named as the views name them) and
+//    pull_latest_from_table_or_query (of those, the latest per join key) are
 //    served.
 //  - DoPut (Feast's write path): validate_data_source is served (the source
 //    must exist in the registry's head); get_historical_features is kept for
 //    the older two-step flow GetFlightInfo (same descriptor) -> DoGet
 //    (the ticket it returns), which runs it once.
-//  - Everything else (pull_latest_from_table_or_query, persist, offline_write_batch,
+//  - Everything else (persist, offline_write_batch,
 //    write_logged_features, an entity_df given as SQL, retrieval by date range
 //    without entity rows) is answered with a Flight error (NotImplemented)
 //    that says it is unsupported and what to use instead.

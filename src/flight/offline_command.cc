@@ -13,7 +13,7 @@ using Value = rapidjson::Value;
 
 const char* const kServed =
     "get_historical_features, get_table_column_names_and_types_from_data_source, "
-    "validate_data_source, pull_all_from_table_or_query";
+    "validate_data_source, pull_all_from_table_or_query, pull_latest_from_table_or_query";
 
 std::string Quote(std::string_view s) {
   std::string out = "'";
@@ -187,11 +187,9 @@ arrow::Result<OfflineCommand> ParseOfflineCommand(std::string_view text) {
     return cmd;
   }
   if (name == "pull_latest_from_table_or_query") {
-    return arrow::Status::NotImplemented(
-        "offline server: ", name,
-        " is not supported by StrataLake (older Feast materialization engines call it); use "
-        "Feast's default materialization (pull_all_from_table_or_query), or `stratalake "
-        "materialize` into StrataLake's online store and serve it with `stratalake serve`");
+    cmd.api = OfflineApi::kPullLatest;
+    ARROW_RETURN_NOT_OK(ParsePullAll(doc, &cmd));
+    return cmd;
   }
   if (name == "persist") {
     return arrow::Status::NotImplemented(

@@ -23,7 +23,8 @@ enum class OfflineApi {
   kGetHistoricalFeatures,
   kGetTableColumnNamesAndTypes,  // get_table_column_names_and_types_from_data_source
   kValidateDataSource,
-  kPullAll,  // pull_all_from_table_or_query (Feast's materialization)
+  kPullAll,     // pull_all_from_table_or_query (Feast's materialization)
+  kPullLatest,  // pull_latest_from_table_or_query (older materialization engines)
 };
 
 struct OfflineCommand {
@@ -42,9 +43,9 @@ struct OfflineCommand {
   // data_source_name.
   std::string data_source_name;
 
-  // pull_all_from_table_or_query: columns by the names the feature views use
-  // (after the source's field_mapping), and the event-time range (inclusive;
-  // nullopt = unbounded), in microseconds since the epoch, UTC.
+  // pull_all_from_table_or_query, pull_latest_from_table_or_query: columns by the names the feature
+  // views use (after the source's field_mapping), and the event-time range (inclusive; nullopt =
+  // unbounded), in microseconds since the epoch, UTC.
   std::vector<std::string> join_key_columns;
   std::vector<std::string> feature_name_columns;
   std::string timestamp_field;

@@ -86,13 +86,13 @@ TEST(OfflineCommand, MalformedCommandsAreClearErrors) {
   EXPECT_EQ(Error("{}"),
             "Invalid: offline server: the command has no 'api' (one of get_historical_features, "
             "get_table_column_names_and_types_from_data_source, validate_data_source, "
-            "pull_all_from_table_or_query)");
+            "pull_all_from_table_or_query, pull_latest_from_table_or_query)");
   EXPECT_EQ(Error(R"({"api": 7})").substr(0, 48),
             "Invalid: offline server: the command has no 'api");
   EXPECT_EQ(Error(R"({"api": "drop_tables"})"),
             "Invalid: offline server: unknown api 'drop_tables' (served: get_historical_features, "
             "get_table_column_names_and_types_from_data_source, validate_data_source, "
-            "pull_all_from_table_or_query)");
+            "pull_all_from_table_or_query, pull_latest_from_table_or_query)");
   EXPECT_EQ(Error(R"({"api": "x", "api": "y"})").substr(0, 60),
             "Invalid: offline server: the Flight command must be Feast's ");
   EXPECT_EQ(Error(std::string(kMaxCommandBytes + 1, ' ')),
@@ -137,10 +137,9 @@ TEST(OfflineCommand, UnsupportedCallsSayWhatToUseInstead) {
   EXPECT_EQ(Error(R"({"api": "persist"})"),
             "NotImplemented: offline server: persist is not supported by StrataLake; save "
             "training sets with `stratalake get-historical --save-as NAME`");
-  EXPECT_NE(Error(R"({"api": "pull_latest_from_table_or_query"})")
-                .find("NotImplemented: offline server: pull_latest_from_table_or_query is not "
-                      "supported by StrataLake"),
-            std::string::npos);
+  EXPECT_EQ(Error(R"({"api": "pull_latest_from_table_or_query", "data_source_name": 1})"),
+            "Invalid: offline server: pull_latest_from_table_or_query command: "
+            "'data_source_name' must be a string");
   EXPECT_EQ(Error(R"({"api": "pull_all_from_table_or_query"})"),
             "Invalid: offline server: pull_all_from_table_or_query command: 'data_source_name' "
             "is required");

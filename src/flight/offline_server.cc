@@ -296,6 +296,50 @@ struct OfflineServer::Impl : public fl::FlightServerBase {
     return filtered.table();
   }
 
+  // pull_latest_from_table_or_query: of `rows` (PullAll's), the latest row of
+  // each join-key combination (latest event time, then latest created time),
+  // in join-key order.
+  static arrow::Result<std::shared_ptr<arrow::Table>> LatestPerKey(
+      const OfflineCommand& cmd, const std::shared_ptr<arrow::Table>& rows) {
+    namespace cp = arrow::compute;
+    std::vector<cp::SortKey> keys;
+    auto add = [&](const std::string& name, cp::SortOrder o) -> arrow::Status {
+      const int i = rows->schema()->GetFieldIndex(name);
+      if (i < 0) return arrow::Status::Invalid("offline server: no column '", name, "'");
+      keys.push_back(cp::SortKey(arrow::FieldRef(i), o));
+      return arrow::Status::OK();
+    };
+    for (const auto& k : cmd.join_key_columns) {
+      ARROW_RETURN_NOT_OK(add(k, cp::SortOrder::Ascending));
+    }
+    ARROW_RETURN_NOT_OK(add(cmd.timestamp_field, cp::SortOrder::Descending));
+    if (!cmd.created_timestamp_column.empty()) {
+      ARROW_RETURN_NOT_OK(add(cmd.created_timestamp_column, cp::SortOrder::Descending));
+    }
+    cp::SortOptions order(keys, cp::NullPlacement::AtEnd);
+    ARROW_ASSIGN_OR_RAISE(auto indices, cp::SortIndices(arrow::Datum(rows), order));
+    ARROW_ASSIGN_OR_RAISE(auto sorted_datum, cp::Take(rows, indices));
+    ARROW_ASSIGN_OR_RAISE(auto sorted, sorted_datum.table()->CombineChunksToBatch());
+    std::vector<std::shared_ptr<arrow::Array>> key_cols;
+    for (const auto& k : cmd.join_key_columns) {
+      auto c = sorted->GetColumnByName(k);
+      if (!c) return arrow::Status::Invalid("offline server: no join key column '", k, "'");
+      key_cols.push_back(std::move(c));
+    }
+    // The first row of each run of equal keys (nulls equal to nulls).
+    arrow::UInt64Builder first;
+    for (int64_t i = 0; i < sorted->num_rows(); ++i) {
+      bool same = i > 0;
+      for (size_t k = 0; same && k < key_cols.size(); ++k) {
+        same = key_cols[k]->RangeEquals(i, i + 1, i - 1, *key_cols[k]);
+      }
+      if (!same) ARROW_RETURN_NOT_OK(first.Append(static_cast<uint64_t>(i)));
+    }
+    ARROW_ASSIGN_OR_RAISE(auto take, first.Finish());
+    ARROW_ASSIGN_OR_RAISE(auto latest, cp::Take(sorted, take));
+    return arrow::Table::FromRecordBatches({latest.record_batch()});
+  }
+
   // A read api's answer (DoExchange and DoGet).
   arrow::Result<std::shared_ptr<arrow::Table>> Read(const OfflineCommand& cmd,
                                                     std::shared_ptr<arrow::Table> upload) {
@@ -306,6 +350,10 @@ struct OfflineServer::Impl : public fl::FlightServerBase {
         return ColumnsOf(cmd.data_source_name);
       case OfflineApi::kPullAll:
         return PullAll(cmd);
+      case OfflineApi::kPullLatest: {
+        ARROW_ASSIGN_OR_RAISE(auto rows, PullAll(cmd));
+        return LatestPerKey(cmd, rows);
+      }
       case OfflineApi::kValidateDataSource:
         break;
     }

@@ -209,6 +209,36 @@ def test_malformed_flight_requests_get_errors_and_the_server_lives_on(served):
         writer.write_table(key)
         writer.close()
 
+    # Materialization reads: the rows in [start, end] (both ends inclusive, as Feast's file
+    # store), and the latest of them per key (latest event time, then created time).
+    def pull(api: str) -> pa.Table:
+        command = json.dumps({
+            "api": api, "data_source_name": "driver_stats_source",
+            "join_key_columns": ["driver_id"],
+            "feature_name_columns": ["conv_rate", "avg_daily_trips"],
+            "timestamp_field": "event_timestamp", "created_timestamp_column": "created",
+            "start_date": "2026-06-01T00:00:00+00:00",
+            "end_date": "2026-06-01T14:00:00+02:00"}).encode()  # 12:00 UTC
+        writer, reader = client.do_exchange(fl.FlightDescriptor.for_command(command))
+        writer.begin(key.schema)
+        writer.write_table(key)
+        writer.done_writing()
+        got = reader.read_all()
+        writer.close()
+        return got
+
+    every = pull("pull_all_from_table_or_query")
+    assert every.column_names == ["driver_id", "conv_rate", "avg_daily_trips",
+                                  "event_timestamp", "created"]
+    assert sorted(zip(every["driver_id"].to_pylist(), every["avg_daily_trips"].to_pylist())) == [
+        (1001, -1), (1001, 1), (1001, 7), (1001, 13), (1002, 2), (1002, 8), (1002, 14),
+        (1003, 3), (1003, 9), (1003, 15)]
+    latest = pull("pull_latest_from_table_or_query").to_pydict()
+    assert latest["driver_id"] == [1001, 1002, 1003]
+    assert latest["avg_daily_trips"] == [-1, 14, 15]
+    assert latest["conv_rate"] == [pytest.approx(0.999), pytest.approx(0.032),
+                                   pytest.approx(0.042)]
+
     # Feast's older flow: DoPut the entity rows, GetFlightInfo, DoGet the ticket once.
     good = hist.replace(b"driver_hourly_stats:nope", b"driver_hourly_stats:conv_rate")
     rows2 = pa.table({"driver_id": pa.array([1001, 1002], pa.int64()),
