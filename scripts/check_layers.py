@@ -27,6 +27,7 @@ BELOW = {
     "retrieval": ["repo", "storage"],
     "online": ["ingest", "retrieval"],
     "server": ["online"],
+    "flight": ["retrieval"],
     "sample": ["repo", "ingest"],
 }
 # The layer that implements each public header.
@@ -41,6 +42,7 @@ PUBLIC = {
     "retrieval": "retrieval",
     "online": "online",
     "server": "server",
+    "offline_server": "flight",
 }
 FRONT_ENDS = ["src/cli", "python/src", "bench"]
 INCLUDE = re.compile(r'^\s*#\s*include\s+"([^"]+)"')

@@ -31,6 +31,7 @@ std::vector<Command> RetrievalCommands();  // get-historical, datasets (retrieva
 /// materialize, materialize-incremental, get-online, push (online_cmds.cc).
 std::vector<Command> OnlineCommands();
 std::vector<Command> ServeCommands();  // serve (serve_cmd.cc)
+std::vector<Command> FeastCommands();  // serve-offline, import-feast (feast_cmds.cc)
 
 // ---- shared by the feature-repository commands (common.cc) --------------------
 

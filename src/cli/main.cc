@@ -22,7 +22,8 @@ using stratalake::cli::Command;
 std::vector<Command> AllCommands() {
   std::vector<Command> all;
   for (auto group : {cli::RepoCommands, cli::IngestCommands, cli::RetrievalCommands,
-                     cli::OnlineCommands, cli::ServeCommands, cli::TableCommands}) {
+                     cli::OnlineCommands, cli::ServeCommands, cli::FeastCommands,
+                     cli::TableCommands}) {
     for (auto& c : group()) all.push_back(std::move(c));
   }
   return all;
@@ -42,7 +43,8 @@ std::string TopUsage(const std::vector<Command>& commands) {
   for (const char* name :
        {"init", "plan", "apply", "entities", "sources", "feature-views", "feature-services",
         "registry", "ingest", "tables", "get-historical", "datasets", "materialize",
-        "materialize-incremental", "get-online", "push", "serve"}) {
+        "materialize-incremental", "get-online", "push", "serve", "serve-offline",
+        "import-feast"}) {
     out += "  " + Find(commands, name)->usage_line + "\n";
   }
   return out + "\nDelta table commands:\n" + cli::TableUsage();
