@@ -200,6 +200,12 @@ def test_same_program_same_results(tmp_path):
     assert theirs["merge"]["values"]["num_target_rows_updated"] == 2
     assert theirs["compact"]["values"]["numFilesRemoved"] > 0
     assert theirs["history.operations"][:2] == ["VACUUM END", "VACUUM START"]
+    # Where the files-scanned counts differ, they still account for every target file.
+    for step in ("merge", "merge.default_aliases"):
+        o, t = ours[step]["values"], theirs[step]["values"]
+        assert (o["num_target_files_scanned"] + o["num_target_files_skipped_during_scan"]
+                == t["num_target_files_scanned"] + t["num_target_files_skipped_during_scan"]), step
+    assert ours["merge.default_aliases"]["values"]["num_target_files_skipped_during_scan"] > 0
     assert all(theirs["file_uris_exist"]) and all(theirs["vacuum.relative"]) and theirs["vacuum"]
 
 
