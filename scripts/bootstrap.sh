@@ -30,5 +30,14 @@ if [ ! -x .venv/bin/python ] || ! cmp -s scripts/requirements.txt "$stamp"; then
   .venv/bin/python -c "import pyarrow; pyarrow.create_library_symlinks()"
   cp scripts/requirements.txt "$stamp"
 fi
+# DuckDB with its delta extension (scripts/requirements-duckdb-delta.txt) in .venv/duckdb-delta.
+dstamp=".venv/duckdb-delta/.requirements-installed"
+if ! cmp -s scripts/requirements-duckdb-delta.txt "$dstamp"; then
+  echo "bootstrap: installing DuckDB's delta extension (scripts/requirements-duckdb-delta.txt)"
+  rm -rf .venv/duckdb-delta
+  .venv/bin/pip install -q --disable-pip-version-check --no-deps --target .venv/duckdb-delta \
+    -r scripts/requirements-duckdb-delta.txt
+  cp scripts/requirements-duckdb-delta.txt "$dstamp"
+fi
 # Feast's own SDK in .venv-feast (scripts/feast_env.sh): the Feast compatibility tests run it.
 scripts/feast_env.sh >/dev/null

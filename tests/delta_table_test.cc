@@ -495,8 +495,29 @@ TEST_F(DeltaTableTest, VacuumHonoursRetentionWithFakeClock) {
   ASSERT_OK_AND_ASSIGN(auto listed, table_->Vacuum(dry));
   EXPECT_EQ(listed.files.size(), 2u);
   EXPECT_TRUE(std::filesystem::exists(dir_.Join("t/stray.parquet")));
+  ASSERT_OK_AND_ASSIGN(auto before, table_->Latest());
   ASSERT_OK_AND_ASSIGN(auto done, table_->Vacuum({}));
   EXPECT_EQ(done.files, listed.files);
+  // The vacuum is recorded as Delta does: VACUUM START, the deletes, VACUUM END
+  // (dry runs and the refused vacuum above committed nothing).
+  ASSERT_OK_AND_ASSIGN(auto history, table_->History(2));
+  ASSERT_EQ(history.size(), 2u);
+  EXPECT_EQ(history[1].version, before->version() + 1);
+  EXPECT_EQ(history[1].operation, "VACUUM START");
+  EXPECT_EQ(history[1].operation_parameters,
+            (std::map<std::string, std::string>{{"defaultRetentionMillis", "604800000"},
+                                                {"retentionCheckEnabled", "true"},
+                                                {"specifiedRetentionMillis", "604800000"}}));
+  EXPECT_EQ(history[1].operation_metrics.at("numFilesToDelete"), "2");
+  EXPECT_EQ(history[1].operation_metrics.at("sizeOfDataToDelete"), std::to_string(done.bytes));
+  EXPECT_EQ(history[0].operation, "VACUUM END");
+  EXPECT_EQ(history[0].operation_parameters.at("status"), "COMPLETED");
+  EXPECT_EQ(history[0].operation_metrics.at("numDeletedFiles"), "2");
+  // Nothing left to delete: no commits.
+  ASSERT_OK_AND_ASSIGN(auto again, table_->Vacuum({}));
+  EXPECT_TRUE(again.files.empty());
+  ASSERT_OK_AND_ASSIGN(auto after, table_->Latest());
+  EXPECT_EQ(after->version(), before->version() + 2);
   EXPECT_FALSE(std::filesystem::exists(dir_.Join("t/stray.parquet")));
   EXPECT_TRUE(std::filesystem::exists(dir_.Join("t/_hidden.txt")));
   EXPECT_EQ(ReadAll(), (std::vector<std::string>{"2|b|2|x"}));

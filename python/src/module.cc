@@ -862,6 +862,7 @@ NB_MODULE(_core, m) {
         d["description"] = md.description ? nb::cast(*md.description) : nb::none();
         d["partition_columns"] = md.partition_columns;
         d["configuration"] = md.configuration;
+        d["schema_string"] = md.schema_string;
         d["created_time"] = md.created_time ? nb::cast(*md.created_time) : nb::none();
         d["min_reader_version"] = s.protocol().min_reader_version;
         d["min_writer_version"] = s.protocol().min_writer_version;

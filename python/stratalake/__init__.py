@@ -23,10 +23,12 @@ from ._errors import *  # noqa: F401,F403
 from ._errors import __all__ as _error_names
 from .feature_store import (FeatureStore, OnlineResponse, Plan, RecreatedDataset, RetrievalJob,
                             SavedDataset)
+from .schema import ArrayType, Field, MapType, PrimitiveType, Schema, StructType
 from .table import DeltaTable, Metadata, TableMerger, TableOptimizer, write_deltalake
 
 __version__ = "0.1.0"
 
 __all__ = ["DeltaTable", "write_deltalake", "Metadata", "TableMerger", "TableOptimizer",
+           "Schema", "Field", "PrimitiveType", "ArrayType", "MapType", "StructType",
            "FeatureStore", "RetrievalJob", "OnlineResponse", "Plan", "SavedDataset",
            "RecreatedDataset", *_error_names]

@@ -98,9 +98,28 @@ arrow::Result<VacuumResult> DeltaTable::Vacuum(const VacuumOptions& options) {
     result.bytes += info.size();
   }
   std::sort(result.files.begin(), result.files.end());
-  if (!options.dry_run) {
-    for (const auto& f : result.files) ARROW_RETURN_NOT_OK(impl.fs->DeleteFile(f));
-  }
+  if (options.dry_run || result.files.empty()) return result;
+  ARROW_RETURN_NOT_OK(CheckWriteSupported(*snapshot));
+  // As Delta (and delta-rs) record a vacuum: a "VACUUM START" commit before any
+  // file is deleted and a "VACUUM END" commit after, neither with actions, so the
+  // log shows who deleted files and how many (a reader of an old version that
+  // fails on a missing file can find out why).
+  Transaction start(*impl.store, snapshot, impl.clock);
+  ARROW_ASSIGN_OR_RAISE(
+      int64_t start_version,
+      start.Commit("VACUUM START",
+                   {{"retentionCheckEnabled", options.force ? "false" : "true"},
+                    {"specifiedRetentionMillis", std::to_string(retention)},
+                    {"defaultRetentionMillis", std::to_string(table_retention)}},
+                   {{"numFilesToDelete", static_cast<int64_t>(result.files.size())},
+                    {"sizeOfDataToDelete", result.bytes}}));
+  for (const auto& f : result.files) ARROW_RETURN_NOT_OK(impl.fs->DeleteFile(f));
+  ARROW_ASSIGN_OR_RAISE(auto after_start, AtVersion(start_version));
+  Transaction end(*impl.store, after_start, impl.clock);
+  ARROW_RETURN_NOT_OK(end.Commit("VACUUM END", {{"status", "COMPLETED"}},
+                                 {{"numDeletedFiles", static_cast<int64_t>(result.files.size())},
+                                  {"numVacuumedDirectories", 0}})
+                          .status());
   return result;
 }
 

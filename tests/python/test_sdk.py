@@ -79,7 +79,7 @@ def test_reads_as_pyarrow_pandas_polars_and_batches(tmp_path):
     assert got.num_rows == 10
     assert d.to_pyarrow_table(filter="amount > 30").num_rows == 9
     assert pl.DataFrame(d).height == 30  # DeltaTable itself speaks __arrow_c_stream__
-    assert d.schema().field("ts").type == pa.timestamp("us", "UTC")
+    assert d.schema().to_arrow().field("ts").type == pa.timestamp("us", "UTC")
     assert d.metadata().partition_columns == ["country"]
     assert len(d.files()) == 3 and d.get_add_actions().num_rows == 3
 
@@ -96,7 +96,7 @@ def test_modes_schema_evolution_and_replace_where(tmp_path):
     with pytest.raises(stratalake.SchemaMismatchError):
         write_deltalake(p, wider, mode="append")
     write_deltalake(p, wider, mode="append", schema_mode="merge")
-    assert "vip" in DeltaTable(p).schema().names
+    assert "vip" in DeltaTable(p).schema().to_arrow().names
     write_deltalake(p, orders(1, start=99).append_column("vip", pa.array([None], pa.bool_())),
                     mode="overwrite", predicate="id >= 20")
     assert sorted(DeltaTable(p).to_pandas()["id"]) == [1, 2, 3, 10, 11, 12, 99]
@@ -139,7 +139,9 @@ def test_merge_update_delete(tmp_path):
          .when_matched_update({"country": "source.country"})
          .when_not_matched_insert_all()
          .execute())
-    assert m["version"] == 1
+    assert d.version() == 1
+    assert (m["num_source_rows"], m["num_target_rows_inserted"], m["num_target_rows_updated"],
+            m["num_target_rows_deleted"]) == (3, 1, 1, 1)
     got = {r["id"]: r["country"] for r in d.to_pyarrow_table().to_pylist()}
     assert got[1] == "XX" and 2 not in got and got[100] == "ZZ"
     d.merge(pl.DataFrame({"id": [3], "country": ["Q"], "amount": [9.0]}).with_columns(
@@ -163,11 +165,13 @@ def test_optimize_and_vacuum(tmp_path):
     d = DeltaTable(p)
     assert len(d.files()) == 4
     m = d.optimize.compact()
-    assert len(d.files()) == 1 and m["version"] == 4
+    assert len(d.files()) == 1 and d.version() == 4
+    assert (m["numFilesRemoved"], m["numFilesAdded"], m["totalConsideredFiles"]) == (4, 1, 4)
     d.optimize.z_order(["amount"])
     assert d.vacuum() == []  # the removed files are within the 7-day retention
     removed = d.vacuum(retention_hours=0, enforce_retention_duration=False, dry_run=False)
-    assert len(removed) >= 4
+    assert len(removed) >= 4 and not any(f.startswith("/") for f in removed)
+    assert [c["operation"] for c in d.history(2)] == ["VACUUM END", "VACUUM START"]
     assert d.to_pyarrow_table().num_rows == 12
     with pytest.raises(stratalake.OperationNotAllowedError):
         d.vacuum(retention_hours=0)

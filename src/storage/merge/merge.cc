@@ -41,6 +41,8 @@ arrow::Result<CommitResult> DeltaTable::Merge(const std::shared_ptr<arrow::Table
                         merge::BindMatchedClauses(*plan.schema, options.when_matched));
 
   merge::MergeCounts counts;
+  counts.files_scanned = static_cast<int64_t>(candidates.size());
+  counts.files_skipped = static_cast<int64_t>(snapshot->files().size() - candidates.size());
   for (const auto& file : candidates) {
     ARROW_ASSIGN_OR_RAISE(auto rows, merge::ReadTargetFile(*impl.fs, plan, file));
     if (rows->num_rows() == 0 || n_source == 0) continue;

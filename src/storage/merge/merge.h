@@ -157,6 +157,8 @@ arrow::Status CheckOneSourceRowPerTargetRow(const arrow::Table& rows, const Targ
 /// The row counts of a merge's metrics.
 struct MergeCounts {
   int64_t updated = 0, deleted = 0, copied = 0, inserted = 0;
+  // Target files read to find matches, and those the source keys' range ruled out.
+  int64_t files_scanned = 0, files_skipped = 0;
 };
 
 /// Replaces target `file` in `txn` by a file of its rows after `outcome`

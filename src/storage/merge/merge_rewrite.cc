@@ -113,8 +113,12 @@ arrow::Result<CommitResult> CommitMerge(const MergePlan& plan, const MergeOption
       {"numTargetRowsCopied", counts.copied},
       {"numTargetFilesAdded", static_cast<int64_t>(txn->adds().size())},
       {"numTargetFilesRemoved", static_cast<int64_t>(txn->removes().size())}};
+  // Returned to the caller, not written to the log (the commit keeps Delta's names).
+  auto result_metrics = metrics;
+  result_metrics["numTargetFilesScanned"] = counts.files_scanned;
+  result_metrics["numTargetFilesSkippedDuringScan"] = counts.files_skipped;
   if (txn->adds().empty() && txn->removes().empty() && !plan.new_metadata) {
-    return CommitResult{plan.snapshot->version(), true, metrics};
+    return CommitResult{plan.snapshot->version(), true, result_metrics};
   }
   std::string on;
   for (const auto& k : options.on)
@@ -141,7 +145,7 @@ arrow::Result<CommitResult> CommitMerge(const MergePlan& plan, const MergeOption
                                                    {"matchedPredicates", join(matched)},
                                                    {"notMatchedPredicates", join(not_matched)}},
                                                   metrics));
-  return CommitResult{version, false, metrics};
+  return CommitResult{version, false, result_metrics};
 }
 
 }  // namespace stratalake::delta::merge
