@@ -8,6 +8,7 @@ online store and reads feature vectors back.
 """
 from __future__ import annotations
 
+import datetime as dt
 import subprocess
 import sys
 import tempfile
@@ -49,7 +50,8 @@ def main(folder: Path) -> None:
     print("recreated identical:", again.identical)
 
     # 4. Online: materialize and read feature vectors.
-    store.materialize("2026-01-01T00:00:00Z", "now", progress=False)
+    # The sample data covers the months up to yesterday (`init` anchors it on today).
+    store.materialize(dt.datetime.now(dt.timezone.utc) - dt.timedelta(days=365), "now", progress=False)
     online = store.get_online_features(["customer_profile:country", "customer_profile:segment"],
                                        entity_rows=[{"customer_id": 1}, {"customer_id": 2}])
     print("online:", online.to_dict())

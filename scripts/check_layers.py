@@ -32,7 +32,7 @@ BELOW = {
 }
 # The layer that implements each public header.
 PUBLIC = {
-    "status": "common", "clock": "common", "progress": "common",
+    "status": "common", "clock": "common", "progress": "common", "warnings": "common",
     "expression": "expr",
     "delta": "storage",
     "registry": "registry",

@@ -51,14 +51,14 @@ step "new data arrives: the orders are loaded again (a second append to bronze/o
 step "recreate the saved dataset: identical to the saved rows despite the new data" \
   "$S" datasets recreate churn_train
 step "materialize the latest feature values into the online store (embedded RocksDB)" \
-  "$S" materialize 2026-01-01T00:00:00Z now
+  "$S" materialize "$(date -u -d '1 year ago' +%Y-%m-%dT00:00:00Z)" now
 step "materialize-incremental reads only what was committed since (nothing here)" \
   "$S" materialize-incremental now
 now="$(date -u +%Y-%m-%dT%H:%M:%SZ)"
 printf 'customer_id,page,dwell_ms,event_ts\n17,/cart,5200,%s\n42,/checkout,800,%s\n' "$now" "$now" > live_clicks.csv
 step "push live clicks: online for serving, and appended to the push source's Delta table" \
   "$S" push clicks_stream live_clicks.csv --to online_and_offline
-step "read feature vectors from the CLI (sample stats end in 2026-09: beyond their TTL now)" \
+step "read feature vectors from the CLI (the sample data ends yesterday: values within their TTL)" \
   "$S" get-online --feature-service churn_model --entity customer_id=17,42,99999
 step "customer 42 asks to be forgotten: a Delta DELETE on the customers source" \
   "$S" table delete lake/bronze/customers --where "customer_id = 42"

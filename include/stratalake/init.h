@@ -5,10 +5,14 @@
 #pragma once
 
 #include <cstdint>
+#include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
 #include <arrow/result.h>
+
+#include "stratalake/clock.h"
 
 namespace stratalake::repo {
 
@@ -16,6 +20,13 @@ struct InitOptions {
   std::string project;  // default: the folder's name
   int64_t customers = 1000;
   uint64_t seed = 42;
+  /// The sample data's anchor day (ms since the epoch, UTC; rounded down to
+  /// midnight): the data covers the eight months before it and ends the day
+  /// before, so that TTLs hold from then on. The same seed and anchor give
+  /// byte-identical data. Default: today, by `clock`.
+  std::optional<int64_t> as_of_ms;
+  /// Where "today" comes from; null = Clock::System().
+  std::shared_ptr<Clock> clock;
 };
 
 struct InitResult {
@@ -25,7 +36,7 @@ struct InitResult {
 
 /// Creates a new repository in `dir` (created if missing; must not already
 /// hold a stratalake.yaml): stratalake.yaml, definitions/*.yaml for the sample
-/// shop, and generated sample data in data/.
+/// shop, and generated sample data in data/ (see docs/sample-data.md).
 arrow::Result<InitResult> InitRepository(const std::string& dir, const InitOptions& options);
 
 }  // namespace stratalake::repo

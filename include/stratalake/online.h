@@ -33,6 +33,7 @@
 #include "stratalake/clock.h"
 #include "stratalake/progress.h"
 #include "stratalake/registry.h"
+#include "stratalake/warnings.h"
 
 namespace stratalake::repo {
 class FeatureRepository;
@@ -207,6 +208,9 @@ struct OnlineResponse {
   std::vector<FeatureStatus> status_store;
   std::vector<int64_t> time_store;
   std::vector<std::string_view> value_store;
+  /// kNotMaterialized per requested view of which no key was found and for
+  /// which nothing was ever written to the online store.
+  std::vector<Warning> warnings;
 
   /// One column per output name (features in their views' Arrow types): the
   /// `values` batch of ToArrow() as a table.
@@ -308,6 +312,9 @@ struct ViewMaterialization {
 
 struct MaterializeReport {
   std::vector<ViewMaterialization> views;
+  /// kSourceMissing / kSourceEmpty per view whose (non-push) source had no
+  /// table or no rows: nothing could be materialized for it.
+  std::vector<Warning> warnings;
 };
 
 /// Reads each view's source (chunk by chunk, bounded memory), writes the rows

@@ -197,11 +197,16 @@ struct ViewRequest {
   std::string label;                           // alias or view name (prefix of full feature names)
   std::vector<std::string> features;           // in request order
   std::map<std::string, std::string> key_map;  // view join key -> entity column
+  /// Per feature: its place among all the request's features (0, 1, ...), in
+  /// the order they were asked for (a feature service: its items' declared
+  /// order, then its includes'); a feature asked for twice keeps its first place.
+  std::vector<size_t> positions;
 };
 
 /// Resolves feature references ("view:feature", or "view" for all its
 /// features) or a feature service (its items, then its includes, each service
-/// once) into one ViewRequest per (view, label, key map), in first-use order.
+/// once) into one ViewRequest per (view, label, key map), in first-use order;
+/// ViewRequest::positions gives each feature's place in request order.
 /// Exactly one of `features` and `feature_service` must be given. Unknown
 /// views, features and services are kObjectNotFound, naming what exists.
 arrow::Result<std::vector<ViewRequest>> ResolveFeatureRequest(

@@ -6,8 +6,9 @@
 // or before the entity row's time (and within the view's TTL) — latest event
 // time wins, then latest created time, then the most recently written row.
 // No match gives nulls; entity rows keep their order, duplicates and every
-// column. `as_of` reads every source at its Delta version as of that time, so
-// rows that arrived later (late data, corrections) do not leak in.
+// column, exactly as given (types, time zones, field metadata), followed by
+// the features in request order. `as_of` reads every source at its Delta version as of that time,
+// so rows that arrived later (late data, corrections) do not leak in.
 #pragma once
 
 #include <cstdint>
@@ -23,6 +24,7 @@
 
 #include "stratalake/progress.h"
 #include "stratalake/repo.h"
+#include "stratalake/warnings.h"
 
 namespace stratalake::retrieval {
 
@@ -76,6 +78,10 @@ struct HistoricalResult {
   int64_t registry_version = 0;
   std::vector<std::string> feature_refs;  // resolved "view:feature", in output order
   std::vector<SourceRead> sources;
+  /// Once run: a kSourceMissing or kSourceEmpty per requested view whose source
+  /// had no table or no rows at the version read, and kAllFeaturesNull when
+  /// there are output rows and every feature of every one is null.
+  std::vector<Warning> warnings;
 };
 
 /// Runs the retrieval against `repo`'s registry and offline store and returns
@@ -124,13 +130,17 @@ arrow::Result<HistoricalResult> CheckHistoricalRequest(const repo::FeatureReposi
 // ---- files at the ends of a retrieval (src/retrieval/files.cc) -------------------
 
 /// A whole .parquet or .csv file as one table (CSV: column types inferred from
-/// all rows, ISO 8601 timestamps read as timestamps). Errors: the file cannot
+/// all rows, ISO 8601 timestamps read as timestamps; Parquet: in the Arrow
+/// schema the writer stored, where it has one, so that second-unit timestamps
+/// and date64 columns, which Parquet stores as milliseconds and date32, come
+/// back as they were written). Errors: the file cannot
 /// be opened (kObjectNotFound, naming it); another name (Invalid, "'PATH' must
 /// end in .parquet or .csv").
 arrow::Result<std::shared_ptr<arrow::Table>> ReadTableFile(const std::string& path);
 
 /// The entity rows of a Parquet file as HistoricalRequest::open_entities: each
-/// call opens the file again and reads it a row group at a time. Errors: the
+/// call opens the file again and reads it a row group at a time (in the stored
+/// Arrow schema, as ReadTableFile). Errors: the
 /// file cannot be opened (kObjectNotFound, naming it).
 arrow::Result<EntityReaderFactory> ParquetEntityReader(const std::string& path);
 
@@ -224,6 +234,13 @@ struct DatasetManifest {
   int entity_hash_version = 2;
   int64_t rows = 0;
   std::vector<SourceRead> sources;
+  /// The output's exact Arrow schema (types, time zones, nullability, field
+  /// and schema metadata) as the retrieval produced it; the Delta table stores
+  /// Delta's types (e.g. timestamps as UTC microseconds), and ReadDataset and
+  /// RecreateDataset give the rows back in this schema. In the JSON:
+  /// "arrow_schema", the Arrow IPC schema message in base64. Null in manifests
+  /// written before it (their rows come back in the stored types).
+  std::shared_ptr<arrow::Schema> schema;
 };
 
 /// Saves a retrieval's output as datasets/NAME while it is streamed: a sink
@@ -266,6 +283,12 @@ std::string ManifestToJson(const DatasetManifest& manifest);
 arrow::Result<std::vector<DatasetManifest>> ListDatasets(const repo::FeatureRepository& repo);
 arrow::Result<DatasetManifest> LoadDatasetManifest(const repo::FeatureRepository& repo,
                                                    const std::string& name);
+
+/// The saved rows of dataset NAME, read a row group at a time, in the exact
+/// schema the retrieval produced (DatasetManifest::schema). Errors: no such
+/// dataset (kObjectNotFound).
+arrow::Result<std::shared_ptr<arrow::RecordBatchReader>> ReadDataset(
+    const repo::FeatureRepository& repo, const std::string& name);
 
 struct RecreateResult {
   std::shared_ptr<arrow::Table> table;  // the rebuilt rows (null when streamed to a sink)

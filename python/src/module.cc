@@ -428,6 +428,21 @@ nb::object JsonLoads(const std::string& text) {
   return nb::module_::import_("json").attr("loads")(text);
 }
 
+// A core warning as a dict; stratalake/_warnings.py words it.
+nb::list WarningList(const std::vector<Warning>& warnings) {
+  nb::list out;
+  for (const auto& w : warnings) {
+    nb::dict d;
+    d["code"] = WarningCodeName(w.code);
+    d["view"] = w.view;
+    d["source"] = w.source;
+    d["push_source"] = w.push_source;
+    d["rows_read"] = w.rows_read;
+    out.append(d);
+  }
+  return out;
+}
+
 nb::dict SourceReadDict(const retrieval::SourceRead& s) {
   nb::dict d;
   d["source"] = s.source;
@@ -656,6 +671,16 @@ class PyStore {
     return nb::cast<nb::dict>(JsonLoads(retrieval::ManifestToJson(m)));
   }
 
+  // The saved rows in the exact schema they were saved from.
+  nb::capsule ReadDataset(const std::string& name) {
+    std::shared_ptr<arrow::RecordBatchReader> reader;
+    {
+      nb::gil_scoped_release release;
+      reader = Check(retrieval::ReadDataset(*repo_, name));
+    }
+    return ExportReader(std::move(reader));
+  }
+
   nb::tuple RecreateDataset(const std::string& name) {
     retrieval::RecreateResult r;
     {
@@ -665,8 +690,9 @@ class PyStore {
     return nb::make_tuple(ExportTable(r.table), r.identical, r.difference);
   }
 
-  nb::list Materialize(std::optional<int64_t> start_us, int64_t end_us,
-                       std::vector<std::string> views, bool incremental, nb::object progress) {
+  // (the views' reports, the warnings)
+  nb::tuple Materialize(std::optional<int64_t> start_us, int64_t end_us,
+                        std::vector<std::string> views, bool incremental, nb::object progress) {
     online::MaterializeOptions o;
     o.start_us = start_us;
     o.end_us = end_us;
@@ -695,7 +721,7 @@ class PyStore {
       d["seconds"] = v.seconds;
       out.append(d);
     }
-    return out;
+    return nb::make_tuple(out, WarningList(report.warnings));
   }
 
   // The response as typed Arrow: (values, statuses, event times) stream capsules
@@ -709,17 +735,19 @@ class PyStore {
     req.full_feature_names = full_names;
     req.entities = std::move(entities);
     online::OnlineResponse::Batches batches;
+    std::vector<Warning> warnings;
     {
       nb::gil_scoped_release release;
       auto svc = Service();
       auto resp = Check(svc->Get(req));
       batches = Check(resp.ToArrow());
+      warnings = std::move(resp.warnings);
     }
     auto one = [](const std::shared_ptr<arrow::RecordBatch>& b) {
       return ExportReader(Check(arrow::RecordBatchReader::Make({b}, b->schema())));
     };
-    return nb::make_tuple(one(batches.values), one(batches.statuses),
-                          one(batches.event_timestamps));
+    return nb::make_tuple(one(batches.values), one(batches.statuses), one(batches.event_timestamps),
+                          WarningList(warnings));
   }
 
   nb::dict Push(const std::string& source, nb::capsule data, const std::string& to) {
@@ -903,6 +931,7 @@ NB_MODULE(_core, m) {
       .def_prop_ro("registry_version", [](PyRetrieval& r) { return r.result.registry_version; })
       .def_prop_ro("feature_refs", [](PyRetrieval& r) { return r.result.feature_refs; })
       .def_prop_ro("ran", [](PyRetrieval& r) { return r.ran; })
+      .def("warnings", [](PyRetrieval& r) { return WarningList(r.result.warnings); })
       .def("sources", [](PyRetrieval& r) {
         nb::list out;
         for (const auto& s : r.result.sources) out.append(SourceReadDict(s));
@@ -928,6 +957,7 @@ NB_MODULE(_core, m) {
       .def("list_datasets", &PyStore::ListDatasets)
       .def("describe_dataset", &PyStore::DescribeDataset, "name"_a)
       .def("recreate_dataset", &PyStore::RecreateDataset, "name"_a)
+      .def("read_dataset", &PyStore::ReadDataset, "name"_a)
       .def("materialize", &PyStore::Materialize, "start_us"_a.none(), "end_us"_a, "views"_a,
            "incremental"_a, "progress"_a.none())
       .def("get_online", &PyStore::GetOnline, "features"_a, "feature_service"_a, "entities"_a,

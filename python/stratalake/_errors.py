@@ -120,6 +120,13 @@ _BY_KIND = {
 }
 
 
+class StrataLakeWarning(UserWarning):
+    """A result that is complete but probably not what was wanted, because the data behind
+    it is missing: a feature view's source was never ingested or is empty, every feature of a
+    training set came back null, or nothing was materialized for an online read. The message
+    says what to run (``store.ingest(...)``, ``store.materialize(...)``)."""
+
+
 def class_for(kind: str, code: str) -> type[BaseException]:
     """The exception class for an engine error (used by the C++ extension)."""
     if kind in _BY_KIND:
@@ -130,4 +137,4 @@ def class_for(kind: str, code: str) -> type[BaseException]:
 
 
 __all__ = [name for name, obj in globals().items()
-           if isinstance(obj, type) and issubclass(obj, StrataLakeError)]
+           if isinstance(obj, type) and issubclass(obj, (StrataLakeError, StrataLakeWarning))]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import getpass
 import math
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence, Union
 
 import pyarrow as pa
@@ -16,6 +16,7 @@ from ._arrow import as_stream_capsule, table_from_capsule, to_polars
 from ._errors import DefinitionError, ObjectNotFoundError
 from ._progress import Progress
 from ._time import TimeLike, to_micros, to_millis
+from ._warnings import warn_all
 
 PathLike = Union[str, "os.PathLike[str]"]
 
@@ -69,9 +70,11 @@ class RetrievalJob(_ArrowResult):
     def _run(self, fn: Any, *args: Any) -> Any:
         bar = Progress(self._progress)
         try:
-            return fn(self._retrieval, *args, bar)
+            out = fn(self._retrieval, *args, bar)
         finally:
             bar.close()
+        warn_all(self._retrieval.warnings())
+        return out
 
     def to_arrow(self) -> pa.Table:
         if self._table is None:
@@ -253,7 +256,13 @@ class SavedDataset(_ArrowResult):
     name: str
     manifest: Dict[str, Any]
 
+    _core: Any = field(default=None, repr=False, compare=False)
+
     def to_arrow(self) -> pa.Table:
+        """The saved rows, in the exact schema the retrieval gave them (time zones, units,
+        dictionaries and field metadata included)."""
+        if self._core is not None:
+            return table_from_capsule(self._core.read_dataset(self.name))
         from .table import DeltaTable
         return DeltaTable(self.manifest["table_uri"], version=self.manifest["table_version"]).to_pyarrow_table()
 
@@ -431,7 +440,7 @@ class FeatureStore:
         return RetrievalJob(self, r, progress)
 
     def get_saved_dataset(self, name: str) -> SavedDataset:
-        return SavedDataset(name, self._core.describe_dataset(name))
+        return SavedDataset(name, self._core.describe_dataset(name), self._core)
 
     def list_saved_datasets(self) -> List[Dict[str, Any]]:
         return self._core.list_datasets()
@@ -448,20 +457,25 @@ class FeatureStore:
         """Load the latest values with event times in [start_date, end_date] into the online store."""
         bar = Progress(progress)
         try:
-            return self._core.materialize(to_micros(start_date, "start_date"), to_micros(end_date, "end_date"),
-                                          list(feature_views or []), False, bar)
+            views, engine_warnings = self._core.materialize(
+                to_micros(start_date, "start_date"), to_micros(end_date, "end_date"),
+                list(feature_views or []), False, bar)
         finally:
             bar.close()
+        warn_all(engine_warnings, stacklevel=2)
+        return views
 
     def materialize_incremental(self, end_date: TimeLike, feature_views: Optional[Sequence[str]] = None,
                                 progress: bool = True) -> List[Dict[str, Any]]:
         """Materialize what was committed since each view's last run (its watermark)."""
         bar = Progress(progress)
         try:
-            return self._core.materialize(None, to_micros(end_date, "end_date"), list(feature_views or []),
-                                          True, bar)
+            views, engine_warnings = self._core.materialize(
+                None, to_micros(end_date, "end_date"), list(feature_views or []), True, bar)
         finally:
             bar.close()
+        warn_all(engine_warnings, stacklevel=2)
+        return views
 
     def get_online_features(self, features: Optional[Sequence[str]] = None,
                             entity_rows: Optional[Sequence[Mapping[str, Any]]] = None, *,
@@ -474,8 +488,9 @@ class FeatureStore:
         if feature_service is not None and not isinstance(feature_service, str):
             feature_service = getattr(feature_service, "name", feature_service)
         columns = _entity_columns(entity_rows, entities)
-        values, statuses, times = self._core.get_online(list(features or []), feature_service or "",
-                                                        columns, full_feature_names)
+        values, statuses, times, engine_warnings = self._core.get_online(
+            list(features or []), feature_service or "", columns, full_feature_names)
+        warn_all(engine_warnings, stacklevel=2)
         return OnlineResponse(columns, values, statuses, times)
 
     def push(self, push_source_name: str, df: Any, to: str = "online") -> Dict[str, Any]:

@@ -21,6 +21,7 @@
 #include "stratalake/retrieval.h"
 #include "stratalake/server.h"
 #include "stratalake/status.h"
+#include "warnings.h"
 
 namespace stratalake::cli {
 
@@ -52,6 +53,7 @@ arrow::Status CmdMaterialize(const Args& a, bool incremental) {
   ARROW_ASSIGN_OR_RAISE(auto r, repo::FeatureRepository::Open(RepoDir(a)));
   ARROW_ASSIGN_OR_RAISE(auto store, online::OpenRepositoryStore(*r));
   ARROW_ASSIGN_OR_RAISE(auto report, online::Materialize(*r, *store, mo));
+  PrintWarnings(report.warnings);
   if (a.Has("--json")) {
     rapidjson::StringBuffer buf;
     JsonWriter w(buf);
@@ -88,6 +90,21 @@ arrow::Status CmdMaterialize(const Args& a, bool incremental) {
       w.Bool(v.rebuilt);
       w.Key("seconds");
       w.Double(v.seconds);
+      w.EndObject();
+    }
+    w.EndArray();
+    w.Key("warnings");
+    w.StartArray();
+    for (const auto& warning : report.warnings) {
+      w.StartObject();
+      w.Key("code");
+      JStr(w, WarningCodeName(warning.code));
+      w.Key("view");
+      JStr(w, warning.view);
+      w.Key("source");
+      JStr(w, warning.source);
+      w.Key("message");
+      JStr(w, WarningText(warning));
       w.EndObject();
     }
     w.EndArray();
@@ -175,6 +192,7 @@ arrow::Status CmdGetOnline(const Args& a) {
   online::OnlineService service(reg, std::shared_ptr<online::OnlineStore>(std::move(store)),
                                 Clock::System());
   ARROW_ASSIGN_OR_RAISE(auto resp, service.Get(req));
+  PrintWarnings(resp.warnings);
   if (a.Has("--json")) {
     std::string out;
     server::AppendOnlineResponse(resp, &out);

@@ -15,6 +15,7 @@
 #include <vector>
 
 #include <arrow/api.h>
+#include <arrow/util/value_parsing.h>
 #include <rapidjson/stringbuffer.h>
 #include <rapidjson/writer.h>
 
@@ -46,6 +47,15 @@ arrow::Status CmdInit(const Args& a) {
   ARROW_ASSIGN_OR_RAISE(o.customers, IntOpt(a, "--customers", 1000));
   ARROW_ASSIGN_OR_RAISE(int64_t seed, IntOpt(a, "--seed", 42));
   o.seed = static_cast<uint64_t>(seed);
+  if (auto as_of = a.Get("--as-of")) {
+    static const auto parser = arrow::TimestampParser::MakeISO8601();
+    int64_t ms = 0;
+    if (!(*parser)(as_of->data(), as_of->size(), arrow::TimeUnit::MILLI, &ms)) {
+      return UsageError("--as-of '" + *as_of +
+                        "' is not a date (e.g. 2026-09-01) or ISO 8601 time");
+    }
+    o.as_of_ms = ms;
+  }
   ARROW_ASSIGN_OR_RAISE(auto result, repo::InitRepository(a.positional[0], o));
   if (a.Has("--json")) {
     rapidjson::StringBuffer buf;
@@ -620,10 +630,13 @@ std::vector<Command> RepoCommands() {
                        [kind](const Args& a) { return CmdObjects(a, kind); });
   };
   return {
-      RepoCommand("init", "stratalake init DIR [--project NAME] [--customers N] [--seed N]",
-                  "Create a feature repository in DIR with sample shop data and definitions.",
+      RepoCommand("init",
+                  "stratalake init DIR [--project NAME] [--customers N] [--seed N] "
+                  "[--as-of DATE]",
+                  "Create a feature repository in DIR with sample shop data (ending the day "
+                  "before --as-of, default today) and definitions.",
                   "stratalake init shop && cd shop && stratalake apply",
-                  {"--project", "--customers", "--seed"}, {}, CmdInit),
+                  {"--project", "--customers", "--seed", "--as-of"}, {}, CmdInit),
       RepoCommand("plan", "stratalake plan [--repo DIR] [--json]",
                   "Validate the definitions and show what `apply` would change, field by field.",
                   "stratalake plan --repo shop", {}, {}, CmdPlan),

@@ -16,6 +16,7 @@
 #include "stratalake/repo.h"
 #include "stratalake/retrieval.h"
 #include "stratalake/status.h"
+#include "warnings.h"
 
 namespace stratalake::cli {
 
@@ -144,6 +145,7 @@ arrow::Status CmdGetHistorical(const Args& a) {
   if (dataset) {
     ARROW_ASSIGN_OR_RAISE(saved, dataset->Finish(result));
   }
+  PrintWarnings(result.warnings);
   if (a.Has("--json")) {
     rapidjson::StringBuffer buf;
     JsonWriter w(buf);
@@ -163,6 +165,21 @@ arrow::Status CmdGetHistorical(const Args& a) {
       w.Int64(s.version);
     }
     w.EndObject();
+    w.Key("warnings");
+    w.StartArray();
+    for (const auto& warning : result.warnings) {
+      w.StartObject();
+      w.Key("code");
+      JStr(w, WarningCodeName(warning.code));
+      w.Key("view");
+      JStr(w, warning.view);
+      w.Key("source");
+      JStr(w, warning.source);
+      w.Key("message");
+      JStr(w, WarningText(warning));
+      w.EndObject();
+    }
+    w.EndArray();
     w.Key("output");
     output ? JStr(w, *output) : (void)w.Null();
     w.Key("dataset");

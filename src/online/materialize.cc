@@ -851,8 +851,8 @@ arrow::Result<MaterializeReport> Materialize(const repo::FeatureRepository& repo
   }
   if (options.start_us && *options.start_us > options.end_us) {
     return UserError(ErrorKind::kDefinitionError,
-                     "the start " + FormatRfc3339Micros(*options.start_us) +
-                         " is after the end " + FormatRfc3339Micros(options.end_us));
+                     "the start " + FormatRfc3339Micros(*options.start_us) + " is after the end " +
+                         FormatRfc3339Micros(options.end_us));
   }
   ARROW_ASSIGN_OR_RAISE(auto reg, repo.registry());
   ARROW_ASSIGN_OR_RAISE(auto state, reg->Load());
@@ -894,6 +894,14 @@ arrow::Result<MaterializeReport> Materialize(const repo::FeatureRepository& repo
     auto r = m.Run(*reg, now_ms);
     if (!r.ok())
       return r.status().WithMessage("materializing '", v->name, "': ", r.status().message());
+    // A push source's rows reach the online store by push; its table may well be empty.
+    if (src->type != registry::SourceType::kPush && (r->to_version < 0 || r->files_total == 0)) {
+      Warning w;
+      w.code = r->to_version < 0 ? Warning::Code::kSourceMissing : Warning::Code::kSourceEmpty;
+      w.view = v->name;
+      w.source = src->name;
+      report.warnings.push_back(std::move(w));
+    }
     report.views.push_back(*r);
   }
   return report;

@@ -527,6 +527,51 @@ TEST_F(MaterializeTest, ChangedFeaturesForceAFullReadAndOldValuesStayReadable) {
 
 // ToArrow: the values as ToTable gives them, and each value's status and event
 // time as the JSON body states them.
+// Issue 23: a view whose source has no table (or no rows) has nothing to
+// materialize, and an online read of a view never written to says so.
+TEST_F(MaterializeTest, Issue23EmptySourcesAndUnmaterializedViewsAreWarnings) {
+  Apply();
+  auto store = OpenStore();
+  ASSERT_OK_AND_ASSIGN(auto report, Run(*store, kT0 + 100 * kHour, false));
+  ASSERT_EQ(report.warnings.size(), 1u);  // the push view's rows come by push: no warning
+  EXPECT_EQ(report.warnings[0].code, Warning::Code::kSourceMissing);
+  EXPECT_EQ(report.warnings[0].view, "stats");
+  EXPECT_EQ(report.warnings[0].source, "stats");
+
+  ASSERT_OK_AND_ASSIGN(auto reg, repo_->registry());
+  OnlineService service(reg, store, std::make_shared<FakeClock>((kT0 + 40 * kHour) / 1000));
+  OnlineRequest req;
+  req.feature_service = "model";
+  req.entities.emplace_back("customer_id", std::vector<KeyScalar>{int64_t{1}, int64_t{2}});
+  {
+    ASSERT_OK_AND_ASSIGN(auto resp, service.Get(req));
+    ASSERT_EQ(resp.warnings.size(), 2u);
+    EXPECT_EQ(resp.warnings[0].code, Warning::Code::kNotMaterialized);
+    EXPECT_EQ(resp.warnings[0].view, "stats");
+    EXPECT_FALSE(resp.warnings[0].push_source);
+    EXPECT_EQ(resp.warnings[1].view, "clicks");
+    EXPECT_TRUE(resp.warnings[1].push_source);
+  }
+
+  // An empty table: kSourceEmpty. Rows: no warning, and keys found online.
+  std::mt19937_64 rng(23);
+  AppendStats(RandomStats(&rng, 0, 1));
+  ASSERT_OK_AND_ASSIGN(report, Run(*store, kT0 + 100 * kHour, false));
+  ASSERT_EQ(report.warnings.size(), 1u);
+  EXPECT_EQ(report.warnings[0].code, Warning::Code::kSourceEmpty);
+  AppendStats(RandomStats(&rng, 200, 3));
+  ASSERT_OK_AND_ASSIGN(report, Run(*store, kT0 + 100 * kHour, false));
+  EXPECT_TRUE(report.warnings.empty());
+  req.feature_service.clear();
+  req.features = {"stats:spend"};
+  ASSERT_OK_AND_ASSIGN(auto resp, service.Get(req));
+  EXPECT_TRUE(resp.warnings.empty());
+  // Unknown keys of a materialized view are simply NOT_FOUND.
+  req.entities[0].second = {int64_t{1000}};
+  ASSERT_OK_AND_ASSIGN(auto unknown, service.Get(req));
+  EXPECT_TRUE(unknown.warnings.empty());
+}
+
 TEST_F(MaterializeTest, OnlineResponseAsArrowCarriesValuesStatusesAndTimes) {
   Apply();
   std::mt19937_64 rng(9);

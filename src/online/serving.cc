@@ -133,6 +133,31 @@ OnlineService::OnlineService(std::shared_ptr<registry::Registry> registry,
 
 OnlineService::~OnlineService() = default;
 
+namespace {
+
+// Adds kNotMaterialized for a view none of whose keys was found when the store
+// holds nothing at all for it.
+arrow::Status NoteNotMaterialized(OnlineStore& store, const registry::RegistryState& state,
+                                  const CompiledView& cv, OnlineResponse* resp) {
+  // Materialize and push write the view's layout before any value: without it,
+  // nothing was ever written for the view (as it is now defined).
+  std::string key = LayoutKey(cv.view->name, cv.layout->fingerprint);
+  std::string_view k = key;
+  std::vector<std::optional<std::string>> got;
+  ARROW_RETURN_NOT_OK(store.MultiGet(std::span<const std::string_view>(&k, 1), &got));
+  if (!got.empty() && got[0]) return arrow::Status::OK();
+  Warning w;
+  w.code = Warning::Code::kNotMaterialized;
+  w.view = cv.view->name;
+  w.source = cv.view->source;
+  const registry::Source* src = state.defs.FindSource(cv.view->source);
+  w.push_source = src && src->type == registry::SourceType::kPush;
+  resp->warnings.push_back(std::move(w));
+  return arrow::Status::OK();
+}
+
+}  // namespace
+
 arrow::Result<OnlineResponse> OnlineService::Get(const OnlineRequest& req) {
   ARROW_ASSIGN_OR_RAISE(auto state, cache_.Get());
   if (state->version == 0) {
@@ -257,8 +282,12 @@ arrow::Result<OnlineResponse> OnlineService::Get(const OnlineRequest& req) {
       c.values = std::span<std::string_view>(resp.value_store.data() + at, rows);
       resp.columns.push_back(std::move(c));
     }
+    bool asked = false;  // some row has the view's keys
+    bool found = false;  // some row has a stored value
     for (size_t r = 0; r < rows; ++r) {
       const auto& v = resp.fetched[p * rows + r];
+      asked = asked || !keys[p * rows + r].empty();
+      found = found || (!keys[p * rows + r].empty() && v);
       if (keys[p * rows + r].empty() || !v) continue;
       ARROW_ASSIGN_OR_RAISE(uint64_t fp, ValueFingerprint(*v));
       std::shared_ptr<const Layout> vl = layout;
@@ -283,6 +312,7 @@ arrow::Result<OnlineResponse> OnlineService::Get(const OnlineRequest& req) {
         }
       }
     }
+    if (asked && !found) ARROW_RETURN_NOT_OK(NoteNotMaterialized(*store_, *plan->state, cv, &resp));
   }
   return resp;
 }

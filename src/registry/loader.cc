@@ -291,15 +291,17 @@ class Parser {
         } else {
           continue;
         }
-        // Merge "view:a", "view:b" (same alias and key map) into one item.
+        // Merge "view:a", "view:b" (same alias and key map) into one item when
+        // they follow each other; otherwise the items keep the declared order,
+        // which is the order of a training set's columns.
         bool merged = false;
-        for (auto& prev : s.items) {
+        if (!s.items.empty()) {
+          auto& prev = s.items.back();
           if (prev.view == item.view && prev.alias == item.alias &&
               prev.join_key_map == item.join_key_map && !prev.features.empty() &&
               !item.features.empty()) {
             prev.features.insert(prev.features.end(), item.features.begin(), item.features.end());
             merged = true;
-            break;
           }
         }
         if (!merged) s.items.push_back(std::move(item));

@@ -14,7 +14,7 @@ namespace {
 arrow::Status AddRef(const Definitions& defs, const std::string& view_name,
                      const std::vector<std::string>& features, const std::string& alias,
                      const std::map<std::string, std::string>& key_map,
-                     std::vector<ViewRequest>* out) {
+                     std::vector<ViewRequest>* out, size_t* next_position) {
   const FeatureView* v = defs.FindFeatureView(view_name);
   if (!v) {
     std::vector<std::string> names;
@@ -39,22 +39,26 @@ arrow::Status AddRef(const Definitions& defs, const std::string& view_name,
     }
   }
   std::string label = alias.empty() ? view_name : alias;
-  for (auto& r : *out) {
-    if (r.view == v && r.label == label && r.key_map == key_map) {
-      for (const auto& f : wanted) {
-        if (std::find(r.features.begin(), r.features.end(), f) == r.features.end()) {
-          r.features.push_back(f);
-        }
-      }
-      return arrow::Status::OK();
+  ViewRequest* r = nullptr;
+  for (auto& existing : *out) {
+    if (existing.view == v && existing.label == label && existing.key_map == key_map) {
+      r = &existing;
+      break;
     }
   }
-  out->push_back({v, label, wanted, key_map});
+  if (!r) r = &out->emplace_back(ViewRequest{v, label, {}, key_map, {}});
+  for (const auto& f : wanted) {
+    if (std::find(r->features.begin(), r->features.end(), f) == r->features.end()) {
+      r->features.push_back(f);
+      r->positions.push_back((*next_position)++);
+    }
+  }
   return arrow::Status::OK();
 }
 
 arrow::Status ExpandService(const Definitions& defs, const std::string& name,
-                            std::set<std::string>* seen, std::vector<ViewRequest>* out) {
+                            std::set<std::string>* seen, std::vector<ViewRequest>* out,
+                            size_t* next_position) {
   const FeatureService* s = defs.FindFeatureService(name);
   if (!s) {
     std::vector<std::string> names;
@@ -65,9 +69,12 @@ arrow::Status ExpandService(const Definitions& defs, const std::string& name,
   }
   if (!seen->insert(name).second) return arrow::Status::OK();
   for (const auto& item : s->items) {
-    ARROW_RETURN_NOT_OK(AddRef(defs, item.view, item.features, item.alias, item.join_key_map, out));
+    ARROW_RETURN_NOT_OK(
+        AddRef(defs, item.view, item.features, item.alias, item.join_key_map, out, next_position));
   }
-  for (const auto& inc : s->includes) ARROW_RETURN_NOT_OK(ExpandService(defs, inc, seen, out));
+  for (const auto& inc : s->includes) {
+    ARROW_RETURN_NOT_OK(ExpandService(defs, inc, seen, out, next_position));
+  }
   return arrow::Status::OK();
 }
 
@@ -77,13 +84,14 @@ arrow::Result<std::vector<ViewRequest>> ResolveFeatureRequest(
     const Definitions& defs, const std::vector<std::string>& features,
     const std::string& feature_service) {
   std::vector<ViewRequest> out;
+  size_t next_position = 0;
   if (!feature_service.empty() && !features.empty()) {
     return UserError(ErrorKind::kDefinitionError,
                      "pass either features or a feature service, not both");
   }
   if (!feature_service.empty()) {
     std::set<std::string> seen;
-    ARROW_RETURN_NOT_OK(ExpandService(defs, feature_service, &seen, &out));
+    ARROW_RETURN_NOT_OK(ExpandService(defs, feature_service, &seen, &out, &next_position));
   } else {
     if (features.empty()) {
       return UserError(ErrorKind::kDefinitionError,
@@ -93,7 +101,7 @@ arrow::Result<std::vector<ViewRequest>> ResolveFeatureRequest(
       auto colon = ref.find(':');
       std::vector<std::string> f;
       if (colon != std::string::npos) f.push_back(ref.substr(colon + 1));
-      ARROW_RETURN_NOT_OK(AddRef(defs, ref.substr(0, colon), f, "", {}, &out));
+      ARROW_RETURN_NOT_OK(AddRef(defs, ref.substr(0, colon), f, "", {}, &out, &next_position));
     }
   }
   return out;

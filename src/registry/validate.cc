@@ -1,4 +1,5 @@
 // Validation of a complete set of definitions; reports every problem at once.
+#include <algorithm>
 #include <functional>
 #include <set>
 
@@ -342,9 +343,27 @@ class Validator {
       std::string label = item.alias.empty() ? item.view : item.alias;
       auto [it, fresh] = out_names.emplace(label, &item);
       if (!fresh && it->second->join_key_map == item.join_key_map) {
-        Problem(item.loc, what,
-                "feature view '" + item.view + "' is listed twice under the name '" + label +
-                    "'; merge the entries or give one an alias");
+        // Entries of single features may name one view apart ("a:x", "b:y",
+        // "a:z": the training set's column order); a whole view, or one
+        // feature twice, is listed twice.
+        bool apart = !item.features.empty();
+        for (const auto& other : s.items) {
+          if (&other == &item) break;
+          std::string other_label = other.alias.empty() ? other.view : other.alias;
+          if (other_label != label || other.join_key_map != item.join_key_map) continue;
+          if (other.features.empty()) apart = false;
+          for (const auto& f : item.features) {
+            if (std::find(other.features.begin(), other.features.end(), f) !=
+                other.features.end()) {
+              apart = false;
+            }
+          }
+        }
+        if (!apart) {
+          Problem(item.loc, what,
+                  "feature view '" + item.view + "' is listed twice under the name '" + label +
+                      "'; merge the entries or give one an alias");
+        }
       }
     }
     for (const auto& inc : s.includes) {

@@ -3,9 +3,11 @@
 #include <algorithm>
 
 #include <arrow/api.h>
+#include <arrow/compute/api.h>
 #include <arrow/filesystem/api.h>
 #include <arrow/io/api.h>
 #include <arrow/ipc/api.h>
+#include <arrow/util/base64.h>
 #include <rapidjson/document.h>
 #include <rapidjson/prettywriter.h>
 #include <rapidjson/stringbuffer.h>
@@ -102,6 +104,14 @@ std::string ManifestToJson(const DatasetManifest& m) {
   w.Int(m.entity_hash_version);
   w.Key("rows");
   w.Int64(m.rows);
+  if (m.schema) {
+    auto ipc = arrow::ipc::SerializeSchema(*m.schema);
+    if (ipc.ok()) {
+      w.Key("arrow_schema");
+      str(arrow::util::base64_encode(std::string_view(reinterpret_cast<const char*>((*ipc)->data()),
+                                                      static_cast<size_t>((*ipc)->size()))));
+    }
+  }
   w.Key("sources");
   w.StartArray();
   for (const auto& s : m.sources) {
@@ -175,6 +185,14 @@ arrow::Result<DatasetManifest> FromJson(const std::string& text, const std::stri
                " is not known to this version of StrataLake (1 or 2)");
   }
   m.rows = i("rows");
+  if (std::string b64 = s("arrow_schema"); !b64.empty()) {
+    auto bytes = arrow::Buffer::FromString(arrow::util::base64_decode(b64));
+    arrow::io::BufferReader reader(bytes);
+    arrow::ipc::DictionaryMemo memo;
+    auto schema = arrow::ipc::ReadSchema(&reader, &memo);
+    if (!schema.ok()) return bad("arrow_schema: " + schema.status().message());
+    m.schema = *schema;
+  }
   auto srcs = d.FindMember("sources");
   if (srcs == d.MemberEnd() || !srcs->value.IsArray()) return bad("no 'sources' list");
   for (const auto& v : srcs->value.GetArray()) {
@@ -361,12 +379,18 @@ namespace {
 // was written in), one Parquet row group at a time, projected to `fields`.
 class SnapshotRowsReader : public arrow::RecordBatchReader {
  public:
+  /// `exact` (may be null): the schema the rows were saved from, with a field
+  /// per one of `fields`; the stored columns are cast back to it.
   SnapshotRowsReader(std::shared_ptr<arrow::fs::FileSystem> fs,
-                     std::shared_ptr<const delta::Snapshot> snapshot, std::vector<int> fields)
+                     std::shared_ptr<const delta::Snapshot> snapshot, std::vector<int> fields,
+                     std::shared_ptr<arrow::Schema> exact = nullptr)
       : fs_(std::move(fs)), snapshot_(std::move(snapshot)), fields_(std::move(fields)) {
     arrow::FieldVector out;
     for (int f : fields_) out.push_back(snapshot_->schema()->field(f));
-    schema_ = arrow::schema(out);
+    schema_ = exact ? std::move(exact) : arrow::schema(out);
+    for (int c = 0; c < schema_->num_fields(); ++c) {
+      cast_.push_back(!schema_->field(c)->type()->Equals(*out[static_cast<size_t>(c)]->type()));
+    }
   }
 
   std::shared_ptr<arrow::Schema> schema() const override { return schema_; }
@@ -377,7 +401,16 @@ class SnapshotRowsReader : public arrow::RecordBatchReader {
         std::shared_ptr<arrow::RecordBatch> next;
         ARROW_RETURN_NOT_OK(current_->ReadNext(&next));
         if (next) {
-          *batch = arrow::RecordBatch::Make(schema_, next->num_rows(), next->columns());
+          arrow::ArrayVector columns = next->columns();
+          for (size_t c = 0; c < columns.size(); ++c) {
+            if (!cast_[c]) continue;
+            // Back from Delta's type to the saved one (a time zone, a unit, a
+            // dictionary): the values came from that type, so nothing is lost.
+            ARROW_ASSIGN_OR_RAISE(
+                columns[c],
+                arrow::compute::Cast(*columns[c], schema_->field(static_cast<int>(c))->type()));
+          }
+          *batch = arrow::RecordBatch::Make(schema_, next->num_rows(), std::move(columns));
           return arrow::Status::OK();
         }
         current_.reset();
@@ -412,6 +445,7 @@ class SnapshotRowsReader : public arrow::RecordBatchReader {
   std::shared_ptr<const delta::Snapshot> snapshot_;
   std::vector<int> fields_;
   std::shared_ptr<arrow::Schema> schema_;
+  std::vector<bool> cast_;  // per column: stored in another type than schema_'s
   size_t file_ = 0;
   int group_ = 0;
   int groups_ = -1;
@@ -584,6 +618,7 @@ arrow::Result<DatasetManifest> FinishSave(DatasetWriter::Impl& w, const Historic
   m.registry_version = result.registry_version;
   m.feature_refs = result.feature_refs;
   m.sources = result.sources;
+  m.schema = schema;
   m.rows = w.rows;
   ARROW_ASSIGN_OR_RAISE(auto commit, w.writer->Commit());
   w.committed = true;
@@ -780,6 +815,26 @@ class CompareSink : public HistoricalSink {
   std::string difference_;
 };
 
+// The manifest's exact schema when it matches the stored columns (names, in
+// order); null for a manifest without one.
+arrow::Result<std::shared_ptr<arrow::Schema>> ExactSchema(const DatasetManifest& m,
+                                                          const delta::Snapshot& snapshot) {
+  if (!m.schema) return nullptr;
+  const auto& stored = *snapshot.schema();
+  bool same_names = m.schema->num_fields() == stored.num_fields() &&
+                    m.schema->num_fields() >= static_cast<int>(m.entity_columns.size());
+  for (int c = 0; same_names && c < stored.num_fields(); ++c) {
+    same_names = m.schema->field(c)->name() == stored.field(c)->name();
+  }
+  if (!same_names) {
+    return MakeError(arrow::StatusCode::IOError, ErrorKind::kCorruptLog,
+                     "dataset '" + m.name + "': the manifest's arrow_schema (" +
+                         m.schema->ToString() + ") does not name the saved table's columns (" +
+                         stored.ToString() + ")");
+  }
+  return m.schema;
+}
+
 // Collects a streamed output into one table (the in-memory RecreateDataset).
 class CollectSink : public HistoricalSink {
  public:
@@ -803,6 +858,18 @@ class CollectSink : public HistoricalSink {
 
 }  // namespace
 
+arrow::Result<std::shared_ptr<arrow::RecordBatchReader>> ReadDataset(
+    const repo::FeatureRepository& repo, const std::string& name) {
+  ARROW_ASSIGN_OR_RAISE(auto m, LoadDatasetManifest(repo, name));
+  ARROW_ASSIGN_OR_RAISE(std::shared_ptr<delta::DeltaTable> table,
+                        delta::DeltaTable::Open(repo.TableUri("datasets/" + name)));
+  ARROW_ASSIGN_OR_RAISE(std::shared_ptr<const delta::Snapshot> snapshot,
+                        table->AtVersion(m.table_version));
+  ARROW_ASSIGN_OR_RAISE(auto exact, ExactSchema(m, *snapshot));
+  return std::make_shared<SnapshotRowsReader>(table->filesystem(), snapshot, AllFields(*snapshot),
+                                              exact);
+}
+
 arrow::Result<RecreateResult> RecreateDataset(const repo::FeatureRepository& repo,
                                               const std::string& name, HistoricalSink* sink,
                                               int64_t memory_budget_bytes) {
@@ -820,9 +887,18 @@ arrow::Result<RecreateResult> RecreateDataset(const repo::FeatureRepository& rep
 
   HistoricalRequest req;
   auto fs = table->filesystem();
+  // The entity rows as they were given, so that the rebuilt rows have the saved schema.
+  ARROW_ASSIGN_OR_RAISE(auto exact, ExactSchema(m, *snapshot));
+  std::shared_ptr<arrow::Schema> entity_schema;
+  if (exact) {
+    arrow::FieldVector fields(exact->fields().begin(),
+                              exact->fields().begin() + static_cast<long>(entity_fields.size()));
+    entity_schema = arrow::schema(fields, exact->metadata());
+  }
   req.open_entities =
-      [fs, snapshot, entity_fields]() -> arrow::Result<std::shared_ptr<arrow::RecordBatchReader>> {
-    return std::make_shared<SnapshotRowsReader>(fs, snapshot, entity_fields);
+      [fs, snapshot, entity_fields,
+       entity_schema]() -> arrow::Result<std::shared_ptr<arrow::RecordBatchReader>> {
+    return std::make_shared<SnapshotRowsReader>(fs, snapshot, entity_fields, entity_schema);
   };
   req.timestamp_column = m.timestamp_column;
   req.feature_service = m.feature_service;
@@ -831,8 +907,8 @@ arrow::Result<RecreateResult> RecreateDataset(const repo::FeatureRepository& rep
   req.registry_version = m.registry_version;
   req.memory_budget_bytes = memory_budget_bytes;
   for (const auto& s : m.sources) req.source_versions[s.source] = s.version;
-  CompareSink compare(std::make_unique<SnapshotRowsReader>(fs, snapshot, AllFields(*snapshot)),
-                      sink);
+  CompareSink compare(
+      std::make_unique<SnapshotRowsReader>(fs, snapshot, AllFields(*snapshot), exact), sink);
   auto rebuilt = GetHistoricalFeatures(repo, req, &compare);
   if (!rebuilt.ok()) {
     if (HasErrorKind(rebuilt.status(), ErrorKind::kFileNotFound) ||

@@ -5,9 +5,14 @@
 #include <filesystem>
 
 #include <arrow/api.h>
+#include <arrow/compute/api.h>
 #include <arrow/csv/api.h>
 #include <arrow/io/file.h>
+#include <arrow/io/memory.h>
+#include <arrow/ipc/reader.h>
 #include <arrow/ipc/writer.h>
+#include <arrow/util/base64.h>
+#include <arrow/util/key_value_metadata.h>
 #include <arrow/util/value_parsing.h>
 #include <parquet/arrow/reader.h>
 #include <parquet/arrow/writer.h>
@@ -21,20 +26,73 @@ namespace stratalake::retrieval {
 
 namespace {
 
-// A Parquet file read row group by row group (owns its file reader).
+// The schema a Parquet file was written from, when the writer stored it
+// (ARROW:schema) and it has the columns read; else `read`. Parquet has no
+// second-unit timestamps and no date64, so the Arrow reader gives such
+// columns as milliseconds and date32; the stored schema says what they were.
+std::shared_ptr<arrow::Schema> StoredSchema(const parquet::arrow::FileReader& reader,
+                                            const std::shared_ptr<arrow::Schema>& read) {
+  auto kv = reader.parquet_reader()->metadata()->key_value_metadata();
+  if (!kv) return read;
+  auto text = kv->Get("ARROW:schema");
+  if (!text.ok()) return read;
+  arrow::io::BufferReader input(arrow::Buffer::FromString(arrow::util::base64_decode(*text)));
+  arrow::ipc::DictionaryMemo memo;
+  auto stored = arrow::ipc::ReadSchema(&input, &memo);
+  if (!stored.ok() || (*stored)->num_fields() != read->num_fields()) return read;
+  arrow::FieldVector fields = read->fields();
+  for (int i = 0; i < read->num_fields(); ++i) {
+    const auto& want = (*stored)->field(i);
+    const auto& got = read->field(i);
+    if (want->name() != got->name()) return read;
+    const bool unit =
+        got->type()->id() == arrow::Type::TIMESTAMP && want->type()->id() == arrow::Type::TIMESTAMP;
+    const bool date =
+        got->type()->id() == arrow::Type::DATE32 && want->type()->id() == arrow::Type::DATE64;
+    if ((unit || date) && !want->type()->Equals(*got->type())) {
+      fields[static_cast<size_t>(i)] = got->WithType(want->type());
+    }
+  }
+  return arrow::schema(fields, read->metadata());
+}
+
+// Casts the columns of `batch` whose type `schema` names differently.
+arrow::Result<std::shared_ptr<arrow::RecordBatch>> ToSchema(
+    const std::shared_ptr<arrow::RecordBatch>& batch,
+    const std::shared_ptr<arrow::Schema>& schema) {
+  if (batch->schema()->Equals(*schema)) return batch;
+  arrow::ArrayVector columns = batch->columns();
+  for (size_t i = 0; i < columns.size(); ++i) {
+    const auto& type = schema->field(static_cast<int>(i))->type();
+    if (!columns[i]->type()->Equals(*type)) {
+      ARROW_ASSIGN_OR_RAISE(columns[i], arrow::compute::Cast(*columns[i], type));
+    }
+  }
+  return arrow::RecordBatch::Make(schema, batch->num_rows(), std::move(columns));
+}
+
+// A Parquet file read row group by row group (owns its file reader), in the
+// schema it was written from (StoredSchema).
 class ParquetBatchReader final : public arrow::RecordBatchReader {
  public:
   ParquetBatchReader(std::unique_ptr<parquet::arrow::FileReader> file,
                      std::unique_ptr<arrow::RecordBatchReader> batches)
-      : file_(std::move(file)), batches_(std::move(batches)) {}
-  std::shared_ptr<arrow::Schema> schema() const override { return batches_->schema(); }
+      : file_(std::move(file)),
+        batches_(std::move(batches)),
+        schema_(StoredSchema(*file_, batches_->schema())) {}
+  std::shared_ptr<arrow::Schema> schema() const override { return schema_; }
   arrow::Status ReadNext(std::shared_ptr<arrow::RecordBatch>* batch) override {
-    return batches_->ReadNext(batch);
+    ARROW_RETURN_NOT_OK(batches_->ReadNext(batch));
+    if (*batch) {
+      ARROW_ASSIGN_OR_RAISE(*batch, ToSchema(*batch, schema_));
+    }
+    return arrow::Status::OK();
   }
 
  private:
   std::unique_ptr<parquet::arrow::FileReader> file_;  // outlives batches_
   std::unique_ptr<arrow::RecordBatchReader> batches_;
+  std::shared_ptr<arrow::Schema> schema_;
 };
 
 bool EndsWith(const std::string& s, const std::string& suffix) {
@@ -94,9 +152,10 @@ arrow::Result<std::shared_ptr<arrow::Table>> ReadTableFile(const std::string& pa
   if (EndsWith(path, ".parquet")) {
     ARROW_ASSIGN_OR_RAISE(auto reader,
                           parquet::arrow::OpenFile(file, arrow::default_memory_pool()));
-    std::shared_ptr<arrow::Table> t;
-    ARROW_RETURN_NOT_OK(reader->ReadTable(&t));
-    return t;
+    reader->set_use_threads(true);
+    ARROW_ASSIGN_OR_RAISE(auto batches, reader->GetRecordBatchReader());
+    ParquetBatchReader restored(std::move(reader), std::move(batches));
+    return restored.ToTable();
   }
   ARROW_ASSIGN_OR_RAISE(
       auto reader, arrow::csv::TableReader::Make(
@@ -172,7 +231,12 @@ arrow::Status ParquetFileSink::Begin(const std::shared_ptr<arrow::Schema>& schem
                    .max_row_group_length(kRowGroupRows)
                    ->dictionary_pagesize_limit(128 << 10)
                    ->build();
-  auto arrow_props = parquet::ArrowWriterProperties::Builder().set_use_threads(true)->build();
+  // The Arrow schema is stored in the file too, so that the columns read back
+  // exactly as they were given: time zones (Parquet itself keeps only "adjusted
+  // to UTC"), second-unit timestamps, date64, large strings, dictionaries,
+  // field metadata.
+  auto arrow_props =
+      parquet::ArrowWriterProperties::Builder().set_use_threads(true)->store_schema()->build();
   ARROW_ASSIGN_OR_RAISE(state_->parquet,
                         parquet::arrow::FileWriter::Open(*schema, arrow::default_memory_pool(),
                                                          state_->out, props, arrow_props));

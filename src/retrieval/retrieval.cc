@@ -267,6 +267,14 @@ struct RetrievalPlan {
   std::shared_ptr<const registry::RegistryState> state;
   std::string ts_col;
   std::vector<ViewPlan> views;
+  // The output's feature columns in request order: views[view].request.features[feature].
+  struct FeatureSlot {
+    size_t position = 0;
+    size_t view = 0;
+    size_t feature = 0;
+    bool operator<(const FeatureSlot& o) const { return position < o.position; }
+  };
+  std::vector<FeatureSlot> order;
   int64_t num_features = 0;
   HistoricalResult result;  // registry_version and feature_refs
 };
@@ -309,12 +317,20 @@ arrow::Result<RetrievalPlan> PlanRetrieval(const repo::FeatureRepository& repo,
       registry::FeatureOutputNames(views, req.full_feature_names, std::move(taken),
                                    "pass --full-feature-names (full_feature_names=True) or give "
                                    "one view an alias in a feature service"));
+  // The output's features come in request order, whichever view holds them.
+  for (size_t i = 0; i < views.size(); ++i) {
+    for (size_t j = 0; j < views[i].features.size(); ++j) {
+      plan.order.push_back({views[i].positions[j], i, j});
+    }
+  }
+  std::sort(plan.order.begin(), plan.order.end());
+  for (const auto& o : plan.order) {
+    plan.result.feature_refs.push_back(views[o.view].view->name + ":" +
+                                       views[o.view].features[o.feature]);
+  }
+  plan.num_features = static_cast<int64_t>(plan.order.size());
   for (size_t i = 0; i < views.size(); ++i) {
     ViewPlan vp;
-    for (const auto& f : views[i].features) {
-      plan.result.feature_refs.push_back(views[i].view->name + ":" + f);
-      ++plan.num_features;
-    }
     vp.out_names = std::move(out_names[i]);
     vp.request = std::move(views[i]);
     plan.views.push_back(std::move(vp));
@@ -381,7 +397,8 @@ arrow::Result<std::unique_ptr<AsOfJoin>> OpenJoin(const repo::FeatureRepository&
                                                   std::optional<std::pair<int64_t, int64_t>> range,
                                                   int64_t budget, HistoricalRequest* pinned_req,
                                                   std::map<std::string, SourceRead>* reads,
-                                                  arrow::FieldVector* out_fields) {
+                                                  arrow::FieldVector* out_fields,
+                                                  std::vector<Warning>* warnings) {
   const FeatureView& v = *vp.request.view;
   const Source* src = vp.src;
   std::optional<std::pair<int64_t, int64_t>> view_range = range;
@@ -391,6 +408,14 @@ arrow::Result<std::unique_ptr<AsOfJoin>> OpenJoin(const repo::FeatureRepository&
   SourceRead read;
   ARROW_ASSIGN_OR_RAISE(auto opened, OpenSource(repo, *src, *pinned_req, &read));
   pinned_req->source_versions.emplace(src->name, read.version);
+  if (!opened.snapshot || opened.snapshot->files().empty()) {
+    Warning w;
+    w.code = opened.snapshot ? Warning::Code::kSourceEmpty : Warning::Code::kSourceMissing;
+    w.view = v.name;
+    w.source = src->name;
+    w.push_source = src->type == registry::SourceType::kPush;
+    warnings->push_back(std::move(w));
+  }
   // The join's right schema: the snapshot's columns, else (no table) declared types.
   std::shared_ptr<arrow::Schema> declared;
   if (!opened.snapshot) {
@@ -420,6 +445,17 @@ arrow::Result<std::unique_ptr<AsOfJoin>> OpenJoin(const repo::FeatureRepository&
       FeedSource(opened, *src, vp.columns, view_range, *pinned_req, join.get(), &read));
   if (!reads->count(src->name)) (*reads)[src->name] = read;
   return join;
+}
+
+bool HasValue(const arrow::ChunkedArray& column) { return column.null_count() < column.length(); }
+
+// Adds kAllFeaturesNull when there are rows and no feature value in any of them.
+void NoteAllNull(bool any_value, int64_t rows, HistoricalResult* result) {
+  if (any_value || rows == 0 || result->feature_refs.empty()) return;
+  Warning w;
+  w.code = Warning::Code::kAllFeaturesNull;
+  for (const auto& s : result->sources) w.rows_read += s.rows_read;
+  result->warnings.push_back(std::move(w));
 }
 
 // Folds the time column of some entity rows into the [min, max] range (µs).
@@ -468,27 +504,38 @@ arrow::Result<HistoricalResult> JoinInMemory(const repo::FeatureRepository& repo
   std::optional<std::pair<int64_t, int64_t>> range;
   ARROW_RETURN_NOT_OK(ExtendRange(entities->GetColumnByName(plan.ts_col), &range));
 
-  std::shared_ptr<arrow::Table> out = entities;
   std::map<std::string, SourceRead> reads;
   // Every view of one source reads the same Delta version: the first open pins it.
   HistoricalRequest pinned_req = req;
-  for (const ViewPlan& vp : plan.views) {
-    arrow::FieldVector fields;
+  std::vector<arrow::FieldVector> fields(plan.views.size());
+  std::vector<arrow::ChunkedArrayVector> columns(plan.views.size());
+  for (size_t v = 0; v < plan.views.size(); ++v) {
+    const ViewPlan& vp = plan.views[v];
     ARROW_ASSIGN_OR_RAISE(auto join, OpenJoin(repo, vp, range, req.memory_budget_bytes, &pinned_req,
-                                              &reads, &fields));
+                                              &reads, &fields[v], &result.warnings));
     NoteJoining(req, vp.request.view->name, entities->num_rows(), reads[vp.src->name].rows_read, 1);
     auto joined = join->Finish(*entities);
     if (!joined.ok()) return ViewJoinError(joined.status(), vp);
     std::shared_ptr<arrow::Table> feats = *joined;
-    for (size_t j = 0; j < vp.request.features.size(); ++j) {
-      auto col = feats->GetColumnByName(vp.request.features[j]);
-      if (!col) {
-        return arrow::Status::UnknownError("join returned no column ", vp.request.features[j]);
-      }
-      ARROW_ASSIGN_OR_RAISE(out, out->AddColumn(out->num_columns(), fields[j], col));
+    for (const auto& f : vp.request.features) {
+      auto col = feats->GetColumnByName(f);
+      if (!col) return arrow::Status::UnknownError("join returned no column ", f);
+      columns[v].push_back(col);
     }
   }
+  // The entity columns as given (fields, metadata and all), then the features in request order.
+  arrow::FieldVector out_fields = entities->schema()->fields();
+  arrow::ChunkedArrayVector out_columns = entities->columns();
+  for (const auto& o : plan.order) {
+    out_fields.push_back(fields[o.view][o.feature]);
+    out_columns.push_back(columns[o.view][o.feature]);
+  }
+  auto out = arrow::Table::Make(arrow::schema(out_fields, entities->schema()->metadata()),
+                                std::move(out_columns), entities->num_rows());
   for (auto& [name, r] : reads) result.sources.push_back(r);
+  bool any_value = false;
+  for (const auto& o : plan.order) any_value = any_value || HasValue(*columns[o.view][o.feature]);
+  NoteAllNull(any_value, entities->num_rows(), &result);
   result.table = out;
   result.schema = out->schema();
   result.rows = out->num_rows();
@@ -537,13 +584,16 @@ arrow::Result<HistoricalResult> JoinStreamed(const repo::FeatureRepository& repo
   std::map<std::string, SourceRead> reads;
   HistoricalRequest pinned_req = req;
   std::vector<std::unique_ptr<AsOfJoin>> joins;
-  arrow::FieldVector out_fields = entity_schema->fields();
-  for (const ViewPlan& vp : plan.views) {
-    ARROW_ASSIGN_OR_RAISE(auto join,
-                          OpenJoin(repo, vp, range, view_budget, &pinned_req, &reads, &out_fields));
+  std::vector<arrow::FieldVector> view_fields(plan.views.size());
+  for (size_t v = 0; v < plan.views.size(); ++v) {
+    ARROW_ASSIGN_OR_RAISE(auto join, OpenJoin(repo, plan.views[v], range, view_budget, &pinned_req,
+                                              &reads, &view_fields[v], &result.warnings));
     joins.push_back(std::move(join));
   }
-  auto out_schema = arrow::schema(out_fields);
+  // The entity columns as given, then the features in request order.
+  arrow::FieldVector out_fields = entity_schema->fields();
+  for (const auto& o : plan.order) out_fields.push_back(view_fields[o.view][o.feature]);
+  auto out_schema = arrow::schema(out_fields, entity_schema->metadata());
   ARROW_RETURN_NOT_OK(sink->Begin(out_schema));
 
   // Pass 2: slices in input order, each matched by every view and written.
@@ -555,11 +605,12 @@ arrow::Result<HistoricalResult> JoinStreamed(const repo::FeatureRepository& repo
   }
   BatchQueue pending;
   int64_t slices = 0;
+  bool any_value = false;  // some feature of some row is not null
   auto match_slice = [&](int64_t take) -> arrow::Status {
     auto parts = pending.Take(take);
     ARROW_ASSIGN_OR_RAISE(auto slice, arrow::Table::FromRecordBatches(entity_schema, parts));
     parts.clear();
-    arrow::ChunkedArrayVector columns = slice->columns();
+    std::vector<arrow::ChunkedArrayVector> view_columns(joins.size());
     for (size_t v = 0; v < joins.size(); ++v) {
       const ViewPlan& vp = plan.views[v];
       auto joined = joins[v]->Match(*slice);
@@ -567,8 +618,13 @@ arrow::Result<HistoricalResult> JoinStreamed(const repo::FeatureRepository& repo
       for (const auto& f : vp.request.features) {
         auto col = (*joined)->GetColumnByName(f);
         if (!col) return arrow::Status::UnknownError("join returned no column ", f);
-        columns.push_back(col);
+        view_columns[v].push_back(col);
       }
+    }
+    arrow::ChunkedArrayVector columns = slice->columns();
+    for (const auto& o : plan.order) {
+      any_value = any_value || HasValue(*view_columns[o.view][o.feature]);
+      columns.push_back(view_columns[o.view][o.feature]);
     }
     ++slices;
     result.rows += take;
@@ -588,6 +644,7 @@ arrow::Result<HistoricalResult> JoinStreamed(const repo::FeatureRepository& repo
   }
   if (pending.rows() > 0) ARROW_RETURN_NOT_OK(match_slice(pending.rows()));
   for (auto& [name, r] : reads) result.sources.push_back(r);
+  NoteAllNull(any_value, result.rows, &result);
   result.schema = out_schema;
   return result;
 }

@@ -257,6 +257,10 @@ arrow::Result<InitResult> InitRepository(const std::string& dir, const InitOptio
   SampleDataOptions sample;
   sample.customers = options.customers;
   sample.seed = options.seed;
+  const int64_t as_of_ms = options.as_of_ms ? *options.as_of_ms
+                           : options.clock  ? options.clock->NowMillis()
+                                            : Clock::System()->NowMillis();
+  sample.anchor_s = as_of_ms >= 0 ? as_of_ms / 1000 : -((-as_of_ms + 999) / 1000);
   ARROW_ASSIGN_OR_RAISE(auto summary, WriteSampleData((root / "data").string(), sample));
   for (const auto& [file, rows] : summary) result.files_written.push_back("data/" + file);
   return result;

@@ -43,6 +43,10 @@ constexpr int64_t Midnight(int64_t y, int64_t m, int64_t d) {
   return DaysFromCivil(y, m, d) * kSecondsPerDay;
 }
 
+// The reference timeline (anchor kSampleReferenceAnchor = 2026-09-01): the data
+// is drawn on it, then every time written is shifted by whole days so that the
+// data ends the day before the requested anchor.
+static_assert(Midnight(2026, 9, 1) == kSampleReferenceAnchor);
 constexpr int64_t kSignupStart = Midnight(2026, 1, 1);
 constexpr int64_t kSignupEnd = Midnight(2026, 8, 16) - 1;  // 2026-08-15T23:59:59Z
 constexpr int64_t kWindowStart = Midnight(2026, 6, 1);
@@ -55,8 +59,9 @@ constexpr int64_t kAugust = Midnight(2026, 8, 1);
 constexpr std::array<int64_t, 2> kLabelTimes = {Midnight(2026, 7, 1), Midnight(2026, 8, 1)};
 constexpr int64_t kLabelHorizon = 30 * kSecondsPerDay;
 
-// "2026-06-01T09:15:00Z".
-void AppendTimestamp(int64_t t, std::string* out) {
+// "2026-06-01T09:15:00Z" for the reference time `t` moved by `shift` seconds.
+void AppendTimestamp(int64_t t, int64_t shift, std::string* out) {
+  t += shift;
   int64_t days = t / kSecondsPerDay;
   int64_t secs = t % kSecondsPerDay;
   if (secs < 0) {
@@ -487,7 +492,7 @@ std::string Lower(std::string s) {
   return s;
 }
 
-std::string CustomersCsv(const std::vector<Customer>& customers, int64_t* rows) {
+std::string CustomersCsv(const std::vector<Customer>& customers, int64_t shift, int64_t* rows) {
   struct Row {
     int64_t ts;
     const Customer* c;
@@ -517,16 +522,16 @@ std::string CustomersCsv(const std::vector<Customer>& customers, int64_t* rows) 
     out += ',';
     AppendInt(r.correction ? c.new_age : c.age, &out);
     out += ',';
-    AppendTimestamp(c.signup_ts, &out);
+    AppendTimestamp(c.signup_ts, shift, &out);
     out += ',';
-    AppendTimestamp(r.ts, &out);
+    AppendTimestamp(r.ts, shift, &out);
     out += '\n';
   }
   *rows = static_cast<int64_t>(order.size());
   return out;
 }
 
-std::string OrdersCsv(const Orders& orders, int64_t* rows) {
+std::string OrdersCsv(const Orders& orders, int64_t shift, int64_t* rows) {
   std::vector<const Order*> landed;
   for (const Order& o : orders.originals) landed.push_back(&o);
   for (const Order& o : orders.corrections) landed.push_back(&o);
@@ -544,9 +549,9 @@ std::string OrdersCsv(const Orders& orders, int64_t* rows) {
     out += ",EUR,";
     out += kOrderStatuses[static_cast<size_t>(o->status)];
     out += ',';
-    AppendTimestamp(o->order_ts, &out);
+    AppendTimestamp(o->order_ts, shift, &out);
     out += ',';
-    AppendTimestamp(o->ingested_ts, &out);
+    AppendTimestamp(o->ingested_ts, shift, &out);
     out += '\n';
   }
   *rows = static_cast<int64_t>(landed.size());
@@ -569,9 +574,9 @@ void AppendClick(const Click& e, std::string_view customer_id, std::string_view 
   *out += "}\n";
 }
 
-void AppendMalformedClick(size_t which, const Click& like, std::string* out) {
+void AppendMalformedClick(size_t which, const Click& like, int64_t shift, std::string* out) {
   std::string ts;
-  AppendTimestamp(like.ts, &ts);
+  AppendTimestamp(like.ts, shift, &ts);
   const std::string id = std::to_string(like.customer_id);
   const std::string dwell = std::to_string(like.dwell_ms);
   switch (which) {
@@ -590,7 +595,7 @@ void AppendMalformedClick(size_t which, const Click& like, std::string* out) {
   }
 }
 
-std::string ClicksJsonl(const std::vector<Click>& clicks, int64_t* rows) {
+std::string ClicksJsonl(const std::vector<Click>& clicks, int64_t shift, int64_t* rows) {
   std::string out;
   int64_t line = 0;
   size_t malformed = 0;
@@ -601,18 +606,18 @@ std::string ClicksJsonl(const std::vector<Click>& clicks, int64_t* rows) {
   fallback.dwell_ms = 1000;
   for (size_t i = 0; i < clicks.size(); ++i) {
     while (malformed < kMalformedClickLines.size() && line + 1 == kMalformedClickLines[malformed]) {
-      AppendMalformedClick(malformed++, i > 0 ? clicks[i - 1] : clicks[i], &out);
+      AppendMalformedClick(malformed++, i > 0 ? clicks[i - 1] : clicks[i], shift, &out);
       ++line;
     }
     const Click& e = clicks[i];
     std::string ts;
-    AppendTimestamp(e.ts, &ts);
+    AppendTimestamp(e.ts, shift, &ts);
     AppendClick(e, std::to_string(e.customer_id), ts, std::to_string(e.dwell_ms), &out);
     ++line;
   }
   // A short file gets its remaining malformed lines at the end.
   while (malformed < kMalformedClickLines.size()) {
-    AppendMalformedClick(malformed++, clicks.empty() ? fallback : clicks.back(), &out);
+    AppendMalformedClick(malformed++, clicks.empty() ? fallback : clicks.back(), shift, &out);
     ++line;
   }
   *rows = line;
@@ -649,7 +654,8 @@ constexpr int64_t kMicros = 1000000;
 
 arrow::Result<std::shared_ptr<arrow::Table>> DailyStats(const std::vector<Customer>& customers,
                                                         const Orders& orders,
-                                                        const std::vector<Click>& clicks) {
+                                                        const std::vector<Click>& clicks,
+                                                        int64_t shift) {
   // Per customer: its orders (original + optional correction) and its clicks' times with
   // running dwell sums.
   const size_t n = customers.size();
@@ -707,7 +713,7 @@ arrow::Result<std::shared_ptr<arrow::Table>> DailyStats(const std::vector<Custom
           dwell_prefix[i][static_cast<size_t>(hi)] - dwell_prefix[i][static_cast<size_t>(lo)];
 
       ARROW_RETURN_NOT_OK(customer_id.Append(c.id));
-      ARROW_RETURN_NOT_OK(event_ts.Append(end * kMicros));
+      ARROW_RETURN_NOT_OK(event_ts.Append((end + shift) * kMicros));
       ARROW_RETURN_NOT_OK(orders_7d.Append(n7));
       ARROW_RETURN_NOT_OK(spend_7d.Append(static_cast<double>(cents7) / 100.0));
       ARROW_RETURN_NOT_OK(orders_30d.Append(n30));
@@ -725,7 +731,7 @@ arrow::Result<std::shared_ptr<arrow::Table>> DailyStats(const std::vector<Custom
       } else {
         ARROW_RETURN_NOT_OK(days_since_last_order.AppendNull());
       }
-      ARROW_RETURN_NOT_OK(computed_ts.Append((end + 2 * 3600) * kMicros));
+      ARROW_RETURN_NOT_OK(computed_ts.Append((end + shift + 2 * 3600) * kMicros));
     }
   }
   auto schema = arrow::schema({
@@ -755,7 +761,7 @@ arrow::Result<std::shared_ptr<arrow::Table>> DailyStats(const std::vector<Custom
 }
 
 arrow::Result<std::shared_ptr<arrow::Table>> ChurnLabels(const std::vector<Customer>& customers,
-                                                         const Orders& orders) {
+                                                         const Orders& orders, int64_t shift) {
   // Order times of each customer's non-cancelled orders (corrections never change whether
   // an order was cancelled, so the original rows decide).
   std::vector<std::vector<int64_t>> order_ts(customers.size());
@@ -773,7 +779,7 @@ arrow::Result<std::shared_ptr<arrow::Table>> ChurnLabels(const std::vector<Custo
         return t > label && t <= label + kLabelHorizon;
       });
       ARROW_RETURN_NOT_OK(customer_id.Append(customers[i].id));
-      ARROW_RETURN_NOT_OK(label_ts.Append(label * kMicros));
+      ARROW_RETURN_NOT_OK(label_ts.Append((label + shift) * kMicros));
       ARROW_RETURN_NOT_OK(churned.Append(!ordered));
     }
   }
@@ -803,6 +809,10 @@ arrow::Result<SampleDataSummary> WriteSampleData(const std::string& data_dir,
                                   "': ", ec.message());
   }
   const std::filesystem::path dir(data_dir);
+  // Whole days: the anchor rounded down to midnight UTC.
+  const int64_t anchor =
+      options.anchor_s - ((options.anchor_s % kSecondsPerDay) + kSecondsPerDay) % kSecondsPerDay;
+  const int64_t shift = anchor - kSampleReferenceAnchor;
 
   const std::vector<Customer> customers = MakeCustomers(options.customers, options.seed);
   const Orders orders = MakeOrders(customers, options.seed);
@@ -811,17 +821,19 @@ arrow::Result<SampleDataSummary> WriteSampleData(const std::string& data_dir,
   SampleDataSummary summary;
   int64_t rows = 0;
   ARROW_RETURN_NOT_OK(
-      WriteTextFile((dir / "customers.csv").string(), CustomersCsv(customers, &rows)));
+      WriteTextFile((dir / "customers.csv").string(), CustomersCsv(customers, shift, &rows)));
   summary["customers.csv"] = rows;
-  ARROW_RETURN_NOT_OK(WriteTextFile((dir / "orders.csv").string(), OrdersCsv(orders, &rows)));
+  ARROW_RETURN_NOT_OK(
+      WriteTextFile((dir / "orders.csv").string(), OrdersCsv(orders, shift, &rows)));
   summary["orders.csv"] = rows;
-  ARROW_RETURN_NOT_OK(WriteTextFile((dir / "clicks.jsonl").string(), ClicksJsonl(clicks, &rows)));
+  ARROW_RETURN_NOT_OK(
+      WriteTextFile((dir / "clicks.jsonl").string(), ClicksJsonl(clicks, shift, &rows)));
   summary["clicks.jsonl"] = rows;
 
-  ARROW_ASSIGN_OR_RAISE(auto stats, DailyStats(customers, orders, clicks));
+  ARROW_ASSIGN_OR_RAISE(auto stats, DailyStats(customers, orders, clicks, shift));
   ARROW_RETURN_NOT_OK(WriteParquetFile((dir / "customer_daily_stats.parquet").string(), *stats));
   summary["customer_daily_stats.parquet"] = stats->num_rows();
-  ARROW_ASSIGN_OR_RAISE(auto labels, ChurnLabels(customers, orders));
+  ARROW_ASSIGN_OR_RAISE(auto labels, ChurnLabels(customers, orders, shift));
   ARROW_RETURN_NOT_OK(WriteParquetFile((dir / "churn_labels.parquet").string(), *labels));
   summary["churn_labels.parquet"] = labels->num_rows();
   return summary;

@@ -1,6 +1,7 @@
 // The generated e-commerce sample data that `stratalake init` puts in a new
 // repository's data/ folder. Deterministic: the same seed gives byte-identical
-// files on every machine (own PRNG and distributions; no std:: distributions).
+// files on every machine (own PRNG and distributions; no std:: distributions)
+// for a given anchor date.
 #pragma once
 
 #include <cstdint>
@@ -11,9 +12,18 @@
 
 namespace stratalake::repo {
 
+/// 2026-09-01T00:00:00Z (s since the epoch): the anchor the sample's
+/// generator is written for (its data covers 2026-01-01 .. 2026-08-31).
+constexpr int64_t kSampleReferenceAnchor = 1788220800;
+
 struct SampleDataOptions {
   int64_t customers = 1000;
   uint64_t seed = 42;
+  /// The anchor: seconds since the epoch (UTC), rounded down to midnight. The
+  /// data ends the day before it (its newest event times are at the anchor's
+  /// midnight): every time is the reference data's, shifted by whole days.
+  /// Default: kSampleReferenceAnchor (`stratalake init` passes today).
+  int64_t anchor_s = kSampleReferenceAnchor;
 };
 
 /// Rows written per file name (e.g. "orders.csv" -> 21234), malformed lines included.

@@ -20,6 +20,8 @@
 #include <rapidjson/document.h>
 
 #include "../../tests/test_util.h"
+#include "stratalake/clock.h"
+#include "stratalake/init.h"
 
 // The checks below re-derive everything from the written files with their own parsing
 // (std::chrono for timestamps, RapidJSON for clicks), independent of the generator.
@@ -175,7 +177,9 @@ class SampleDataTest : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {
     dir_ = new TempDir();
-    auto summary = WriteSampleData(dir_->path(), SampleDataOptions{});
+    SampleDataOptions options;
+    options.anchor_s = Iso("2026-09-01T00:00:00Z");  // the dates the checks below name
+    auto summary = WriteSampleData(dir_->path(), options);
     ASSERT_TRUE(summary.ok()) << summary.status().ToString();
     summary_ = new SampleDataSummary(*summary);
   }
@@ -632,6 +636,103 @@ TEST_F(SampleDataTest, ChurnLabelsFollowTheOrders) {
     EXPECT_GT(n, 50);
     EXPECT_LT(n, 400);
   }
+}
+
+// Issue 23: the sample ends the day before its anchor, whatever that day is, so
+// that TTLs hold when it is generated; the rows are the reference rows moved
+// by whole days.
+TEST(SampleDataAnchor, TimesMoveByWholeDaysToEndTheDayBeforeTheAnchor) {
+  TempDir ref, moved, same;
+  SampleDataOptions options;
+  options.customers = 200;
+  options.anchor_s = Iso("2026-09-01T00:00:00Z");
+  ASSERT_OK_AND_ASSIGN(auto summary_ref, WriteSampleData(ref.path(), options));
+  options.anchor_s = Iso("2031-02-17T15:42:07Z");  // rounded down to its midnight
+  ASSERT_OK_AND_ASSIGN(auto summary_moved, WriteSampleData(moved.path(), options));
+  options.anchor_s = Iso("2031-02-17T00:00:00Z");
+  ASSERT_OK(WriteSampleData(same.path(), options).status());
+  EXPECT_EQ(summary_ref, summary_moved);
+  for (const auto& f : kFiles) {
+    EXPECT_TRUE(ReadFile(moved.Join(f)) == ReadFile(same.Join(f))) << f << " depends on the hour";
+  }
+  const int64_t shift = Iso("2031-02-17T00:00:00Z") - Iso("2026-09-01T00:00:00Z");
+
+  auto orders_ref = ReadOrders(ref.path());
+  auto orders_moved = ReadOrders(moved.path());
+  ASSERT_EQ(orders_ref.size(), orders_moved.size());
+  int64_t newest = INT64_MIN;
+  for (size_t i = 0; i < orders_ref.size(); ++i) {
+    EXPECT_EQ(orders_moved[i].order_id, orders_ref[i].order_id);
+    EXPECT_EQ(orders_moved[i].cents, orders_ref[i].cents);
+    EXPECT_EQ(orders_moved[i].order_ts, orders_ref[i].order_ts + shift);
+    EXPECT_EQ(orders_moved[i].ingested_ts, orders_ref[i].ingested_ts + shift);
+    newest = std::max(newest, orders_moved[i].order_ts);
+  }
+  EXPECT_LE(newest, Iso("2031-02-16T23:59:59Z"));
+  EXPECT_GE(newest, Iso("2031-02-16T00:00:00Z"));
+
+  auto customers_ref = ReadCustomers(ref.path());
+  auto customers_moved = ReadCustomers(moved.path());
+  ASSERT_EQ(customers_ref.size(), customers_moved.size());
+  for (size_t i = 0; i < customers_ref.size(); ++i) {
+    EXPECT_EQ(customers_moved[i].signup_ts, customers_ref[i].signup_ts + shift);
+    EXPECT_EQ(customers_moved[i].updated_ts, customers_ref[i].updated_ts + shift);
+  }
+  auto clicks_ref = Lines(ref.Join("clicks.jsonl"));
+  auto clicks_moved = Lines(moved.Join("clicks.jsonl"));
+  ASSERT_EQ(clicks_ref.size(), clicks_moved.size());
+  for (size_t i = 0; i < clicks_ref.size(); ++i) {
+    auto a = ParseClick(clicks_ref[i]);
+    auto b = ParseClick(clicks_moved[i]);
+    ASSERT_EQ(a.has_value(), b.has_value()) << clicks_moved[i];
+    if (a) {
+      EXPECT_EQ(b->event_ts, a->event_ts + shift);
+    }
+  }
+
+  for (const char* file : {"customer_daily_stats.parquet", "churn_labels.parquet"}) {
+    auto t_ref = ReadParquet(ref.Join(file));
+    auto t_moved = ReadParquet(moved.Join(file));
+    ASSERT_EQ(t_ref->num_rows(), t_moved->num_rows()) << file;
+    for (int c = 0; c < t_ref->num_columns(); ++c) {
+      const auto& a = *t_ref->column(c)->chunk(0);
+      const auto& b = *t_moved->column(c)->chunk(0);
+      if (a.type_id() != arrow::Type::TIMESTAMP) {
+        EXPECT_TRUE(a.Equals(b)) << file << " " << t_ref->schema()->field(c)->name();
+        continue;
+      }
+      const auto& ta = static_cast<const arrow::TimestampArray&>(a);
+      const auto& tb = static_cast<const arrow::TimestampArray&>(b);
+      for (int64_t r = 0; r < ta.length(); ++r) {
+        ASSERT_EQ(tb.Value(r), ta.Value(r) + shift * 1000000) << file << " row " << r;
+      }
+    }
+  }
+  // The newest daily stats are those of the anchor's midnight: fresh for their 2d TTL.
+  auto stats = ReadParquet(moved.Join("customer_daily_stats.parquet"));
+  const auto& event_ts = Column<arrow::TimestampArray>(*stats, "event_ts");
+  int64_t newest_stats = INT64_MIN;
+  for (int64_t r = 0; r < event_ts.length(); ++r)
+    newest_stats = std::max(newest_stats, event_ts.Value(r));
+  EXPECT_EQ(newest_stats, Iso("2031-02-17T00:00:00Z") * 1000000);
+}
+
+TEST(SampleDataAnchor, InitAnchorsTheSampleToTheClocksToday) {
+  TempDir a, b;
+  InitOptions options;
+  options.customers = 50;
+  options.clock = std::make_shared<FakeClock>(Iso("2030-05-20T08:30:00Z") * 1000);
+  ASSERT_OK(InitRepository(a.path(), options).status());
+  options.clock = nullptr;
+  options.as_of_ms = Iso("2030-05-20T00:00:00Z") * 1000;
+  ASSERT_OK(InitRepository(b.path(), options).status());
+  for (const auto& f : kFiles) {
+    EXPECT_TRUE(ReadFile(a.Join("data/" + f)) == ReadFile(b.Join("data/" + f))) << f;
+  }
+  int64_t newest = INT64_MIN;
+  for (const auto& o : ReadOrders(a.Join("data"))) newest = std::max(newest, o.order_ts);
+  EXPECT_GE(newest, Iso("2030-05-19T00:00:00Z"));
+  EXPECT_LE(newest, Iso("2030-05-19T23:59:59Z"));
 }
 
 }  // namespace

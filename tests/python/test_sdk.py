@@ -368,6 +368,12 @@ def test_examples_run(tmp_path):
         proc = subprocess.run([sys.executable, str(ROOT / "examples" / example), str(tmp_path / example)],
                               capture_output=True, text=True, timeout=600)
         assert proc.returncode == 0, proc.stderr
+        assert "StrataLakeWarning" not in proc.stderr, proc.stderr
+        if example == "walkthrough.py":
+            # Issue 23: the sample data ends yesterday, so every customer is scored on fresh
+            # features, whatever today is (not on zeros, OUTSIDE_MAX_AGE).
+            scores = [line for line in proc.stdout.splitlines() if "churn score" in line]
+            assert len(scores) == 5 and all(line.endswith("(PRESENT)") for line in scores), proc.stdout
     assert "quickstart done" in subprocess.run(
         [sys.executable, str(ROOT / "examples" / "quickstart.py"), str(tmp_path / "again")],
         capture_output=True, text=True).stdout

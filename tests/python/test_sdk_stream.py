@@ -26,7 +26,8 @@ UTC = dt.timezone.utc
 @pytest.fixture(scope="module")
 def shop(tmp_path_factory) -> Path:
     repo = tmp_path_factory.mktemp("stream") / "shop"
-    subprocess.run([str(BIN), "init", str(repo), "--customers", "300"], check=True, capture_output=True)
+    subprocess.run([str(BIN), "init", str(repo), "--customers", "300", "--as-of", "2026-09-01"],
+                   check=True, capture_output=True)  # the data the entity times below are drawn around
     store = FeatureStore(repo_path=repo)
     store.apply(message="stream test")
     for source, file in [("customers", "customers.csv"), ("orders", "orders.csv"),
@@ -40,7 +41,7 @@ def entity_rows(n: int, seed: int = 3) -> pa.Table:
     rng = np.random.default_rng(seed)
     start = int(dt.datetime(2026, 1, 1, tzinfo=UTC).timestamp() * 1e6)
     return pa.table({
-        "customer_id": pa.array(rng.integers(1000, 1400, n), pa.int64()),
+        "customer_id": pa.array(rng.integers(1, 400, n), pa.int64()),  # 300 exist: matches and misses
         "event_timestamp": pa.array(start + rng.integers(0, 300 * 86400 * 10**6, n),
                                     pa.timestamp("us", "UTC")),
         "row": pa.array(np.arange(n), pa.int64()),

@@ -30,7 +30,10 @@ def sl(*args: str, repo: Path, check: bool = True) -> subprocess.CompletedProces
 
 
 def make_shop(path: Path, online: str | None = None) -> Path:
-    subprocess.run([str(BIN), "init", str(path), "--customers", "200"], check=True, capture_output=True)
+    # Anchored on 2026-09-01 (the data ends 2026-08-31): the checks below expect values
+    # beyond their TTL now.
+    subprocess.run([str(BIN), "init", str(path), "--customers", "200", "--as-of", "2026-09-01"],
+                   check=True, capture_output=True)
     if online:
         cfg = path / "stratalake.yaml"
         text = cfg.read_text().replace("  type: embedded\n  path: .stratalake/online", online)
@@ -149,7 +152,8 @@ def test_online_values_equal_the_training_set_at_now(server, shop, tmp_path):
     for name in ["country", "segment", "age", "amount", "status"]:
         assert rows[name][0] == offline[name], name
     assert rows["country"][1][-1] == "NOT_FOUND"
-    # last_order has a 30d TTL and the sample orders end in 2026-09: outside max age now.
+    # last_order has a 30d TTL and the sample orders (anchored on 2026-09-01) end in 2026-08:
+    # outside max age now.
     assert set(rows["amount"][1]) <= {"OUTSIDE_MAX_AGE", "NOT_FOUND"}
 
 
