@@ -337,4 +337,17 @@ arrow::Result<PushResult> Push(const repo::FeatureRepository& repo,
                                const std::string& push_source,
                                const std::shared_ptr<arrow::Table>& data, PushTarget to);
 
+/// Writes rows of one feature view straight to the online store, as
+/// materialization would (Feast's write_to_online_store): `data` holds the
+/// view's join keys, its source's event time column (and created time column,
+/// when the source has one) and every feature, by the names the view uses.
+/// Values are converted to the declared types (the rules of ingestion); a
+/// value that does not convert is kDataRejected and nothing is written. Only
+/// the online store is written: the offline store does not learn of the rows.
+/// Returns the rows written (rows with a null key or time are skipped).
+arrow::Result<int64_t> WriteOnlineRows(const registry::RegistryState& state, OnlineStore& store,
+                                       const std::string& feature_view,
+                                       const std::shared_ptr<arrow::Table>& data,
+                                       const std::string& default_timestamp_field);
+
 }  // namespace stratalake::online

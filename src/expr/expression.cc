@@ -34,6 +34,8 @@
 #include <arrow/type.h>
 #include <arrow/util/decimal.h>
 
+#include "stratalake/status.h"
+
 namespace stratalake {
 namespace {
 
@@ -1560,9 +1562,11 @@ class Parser {
     return nullptr;
   }
 
+  // A column the data does not have: kSchemaMismatch (the SDKs' SchemaMismatchError).
   Status UnknownColumn(const std::vector<std::string>& segments, Span span) const {
-    return Error(span.begin, "unknown column '" + Echo(Join(segments, ".")) +
-                                 "' (columns: " + ListNames(schema_.fields()) + ")");
+    Status st = Error(span.begin, "unknown column '" + Echo(Join(segments, ".")) +
+                                      "' (columns: " + ListNames(schema_.fields()) + ")");
+    return MakeError(st.code(), ErrorKind::kSchemaMismatch, st.message());
   }
 
   Result<Operand> ParseColumn() {

@@ -851,14 +851,15 @@ arrow::Result<MaterializeReport> Materialize(const repo::FeatureRepository& repo
   }
   if (options.start_us && *options.start_us > options.end_us) {
     return UserError(ErrorKind::kDefinitionError,
-                     "the start " + FormatRfc3339Micros(*options.start_us) +
-                         " is after the end " + FormatRfc3339Micros(options.end_us));
+                     "the start " + FormatRfc3339Micros(*options.start_us) + " is after the end " +
+                         FormatRfc3339Micros(options.end_us));
   }
   ARROW_ASSIGN_OR_RAISE(auto reg, repo.registry());
   ARROW_ASSIGN_OR_RAISE(auto state, reg->Load());
   if (state->version == 0) {
     return UserError(ErrorKind::kObjectNotFound,
-                     "the registry is empty; run `stratalake apply` first");
+                     "the registry is empty; run " + Mention(Term::kApply) + " first",
+                     {Term::kApply});
   }
   const auto& defs = state->defs;
   std::vector<const registry::FeatureView*> views;

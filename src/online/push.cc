@@ -173,4 +173,94 @@ arrow::Result<PushResult> Push(const repo::FeatureRepository& repo,
   return result;
 }
 
+arrow::Result<int64_t> WriteOnlineRows(const registry::RegistryState& state, OnlineStore& store,
+                                       const std::string& feature_view,
+                                       const std::shared_ptr<arrow::Table>& data,
+                                       const std::string& default_timestamp_field) {
+  const registry::Definitions& defs = state.defs;
+  const registry::FeatureView* v = nullptr;
+  std::vector<std::string> view_names;
+  for (const auto& fv : defs.feature_views) {
+    view_names.push_back(fv.name);
+    if (fv.name == feature_view) v = &fv;
+  }
+  if (v == nullptr) {
+    return UserError(ErrorKind::kFeatureNotFound, "no feature view named '" + feature_view +
+                                                      "' (feature views: " + JoinNames(view_names) +
+                                                      ")");
+  }
+  if (!v->online) {
+    return UserError(
+        ErrorKind::kFeatureNotFound,
+        "feature view '" + v->name + "' is not served online (online: false in its definition)");
+  }
+  const registry::Source* src = defs.FindSource(v->source);
+  if (!src) return UserError(ErrorKind::kObjectNotFound, "unknown source '" + v->source + "'");
+  // The columns EncodeViewRows reads, in its order, with the types they must have.
+  std::vector<std::pair<std::string, std::shared_ptr<arrow::DataType>>> wanted;
+  size_t num_keys = 0;
+  for (const auto& en : v->entities) {
+    const auto* e = defs.FindEntity(en);
+    if (!e) return UserError(ErrorKind::kObjectNotFound, "unknown entity '" + en + "'");
+    for (const auto& k : e->join_keys) {
+      wanted.emplace_back(k.name, k.type);
+      ++num_keys;
+    }
+  }
+  const std::string ts_col =
+      src->timestamp_field.empty() ? default_timestamp_field : src->timestamp_field;
+  wanted.emplace_back(ts_col, arrow::timestamp(arrow::TimeUnit::MICRO, "UTC"));
+  const bool has_created = !src->created_timestamp_field.empty();
+  if (has_created) {
+    wanted.emplace_back(src->created_timestamp_field,
+                        arrow::timestamp(arrow::TimeUnit::MICRO, "UTC"));
+  }
+  Layout layout = MakeLayout(*v);
+  for (size_t i = 0; i < layout.names.size(); ++i) {
+    wanted.emplace_back(layout.names[i], layout.types[i]);
+  }
+  const int64_t n = data->num_rows();
+  arrow::ArrayVector columns;
+  arrow::FieldVector fields;
+  for (const auto& [name, type] : wanted) {
+    auto col = data->GetColumnByName(name);
+    if (!col) {
+      std::vector<std::string> names;
+      for (const auto& w : wanted) names.push_back(w.first);
+      return UserError(ErrorKind::kSchemaMismatch, "rows for feature view '" + v->name +
+                                                       "' have no column '" + name +
+                                                       "' (it needs: " + JoinNames(names) + ")");
+    }
+    std::shared_ptr<arrow::Array> in;
+    if (col->num_chunks() == 1) {
+      in = col->chunk(0);
+    } else {
+      ARROW_ASSIGN_OR_RAISE(in, arrow::Concatenate(col->chunks()));
+    }
+    ARROW_ASSIGN_OR_RAISE(auto conv, ingest::ConvertColumn(in, type));
+    if (!conv.errors.empty()) {
+      const auto& e = conv.errors.front();
+      return UserError(ErrorKind::kDataRejected,
+                       "rows for feature view '" + v->name + "': column '" + name + "', row " +
+                           std::to_string(e.row) + ": value " + ingest::Abbreviate(e.value) +
+                           " is " + e.reason + " (" + std::to_string(conv.errors.size()) +
+                           " bad value(s); nothing was written)");
+    }
+    columns.push_back(conv.values);
+    fields.push_back(arrow::field(name, conv.values->type()));
+  }
+  auto view_data = arrow::Table::Make(arrow::schema(fields), columns, n);
+  std::vector<KeyValue> writes;
+  std::string layout_value;
+  AppendVersionPrefix(0, std::nullopt, &layout_value);
+  layout_value += SerializeLayout(layout);
+  writes.push_back({LayoutKey(v->name, layout.fingerprint), layout_value});
+  size_t count = writes.size();
+  ARROW_RETURN_NOT_OK(EncodeViewRows(*v, *src, layout, num_keys, has_created, *view_data, INT64_MIN,
+                                     INT64_MAX, &writes, &count));
+  writes.resize(count);
+  ARROW_RETURN_NOT_OK(store.Write(writes, WriteOptions{}));
+  return static_cast<int64_t>(count - 1);
+}
+
 }  // namespace stratalake::online

@@ -499,7 +499,15 @@ Reply FeatureServer::Impl::GetOnline(Loop* loop, std::string_view body) {
   arrow::Status parsed = ParseOnlineRequest(body, limits, &req);
   if (!parsed.ok()) return ErrorReply(HttpCodeFor(parsed), parsed.message());
   auto resp = service->Get(req);
-  if (!resp.ok()) return ErrorReply(HttpCodeFor(resp.status()), resp.status().message());
+  if (!resp.ok()) {
+    // The request's JSON words the options the core's message mentions.
+    return ErrorReply(HttpCodeFor(resp.status()),
+                      RewordMessage(resp.status(), [](Term t) -> std::string {
+                        if (t == Term::kFullFeatureNames) return "\"full_feature_names\": true";
+                        if (t == Term::kMaterialize) return "POST /materialize";
+                        return Mention(t);
+                      }));
+  }
   metrics.store_reads.fetch_add(1, std::memory_order_relaxed);
   metrics.store_keys.fetch_add(resp->rows, std::memory_order_relaxed);
   Reply r;
