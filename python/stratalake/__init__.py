@@ -8,8 +8,8 @@ Tables::
 
 Features::
 
-    from stratalake import FeatureStore
-    store = FeatureStore(repo_path="shop")
+    import stratalake
+    store = stratalake.init("shop")             # or FeatureStore(repo_path="shop")
     train = store.get_historical_features(entity_df=labels, feature_service="churn_model").to_pandas()
     store.materialize_incremental("now")
     store.get_online_features(["customer_profile:country"], entity_rows=[{"customer_id": 17}]).to_dict()
@@ -21,12 +21,15 @@ import pyarrow  # noqa: F401  (loads the Arrow C++ libraries the engine links ag
 from . import _core  # noqa: F401
 from ._errors import *  # noqa: F401,F403
 from ._errors import __all__ as _error_names
+from .definitions import (DataSource, Entity, FeatureService, FeatureView, FeatureViewProjection,
+                          Field)
 from .feature_store import (FeatureStore, OnlineResponse, Plan, RecreatedDataset, RetrievalJob,
-                            SavedDataset)
+                            SavedDataset, init)
 from .table import DeltaTable, Metadata, TableMerger, TableOptimizer, write_deltalake
 
 __version__ = "0.1.0"
 
 __all__ = ["DeltaTable", "write_deltalake", "Metadata", "TableMerger", "TableOptimizer",
-           "FeatureStore", "RetrievalJob", "OnlineResponse", "Plan", "SavedDataset",
-           "RecreatedDataset", *_error_names]
+           "FeatureStore", "init", "RetrievalJob", "OnlineResponse", "Plan", "SavedDataset",
+           "RecreatedDataset", "Entity", "DataSource", "FeatureView", "FeatureService",
+           "FeatureViewProjection", "Field", *_error_names]

@@ -10,7 +10,7 @@ from typing import Any, Dict, Iterable, List, Literal, Mapping, Optional, Sequen
 import pyarrow as pa
 
 from . import _core
-from ._arrow import as_stream_capsule, reader_from_capsule, table_from_capsule, to_polars
+from ._arrow import as_stream_capsule, reader_from_capsule, table_from_capsule, to_pandas, to_polars
 from ._errors import DefinitionError, UnsupportedFeatureError
 from ._time import to_millis
 
@@ -144,7 +144,7 @@ class DeltaTable:
             self._snapshot, list(columns) if columns else None, filter or ""))
 
     def to_pandas(self, columns: Optional[Sequence[str]] = None, filter: Optional[str] = None):
-        return self.to_pyarrow_table(columns, filter).to_pandas()
+        return to_pandas(self.to_pyarrow_table(columns, filter))
 
     def to_polars(self, columns: Optional[Sequence[str]] = None, filter: Optional[str] = None):
         return to_polars(self.to_pyarrow_table(columns, filter))
@@ -216,6 +216,16 @@ class DeltaTable:
 
     def __repr__(self) -> str:
         return f"DeltaTable({self.table_uri!r}, version={self.version()})"
+
+    def _repr_html_(self) -> str:
+        import html
+        md = self._snapshot.metadata()
+        schema = pa.Schema._import_from_c_capsule(self._snapshot.schema_capsule())
+        cols = ", ".join(f"{f.name}: {f.type}" for f in schema)
+        parts = f", partitioned by {', '.join(md['partition_columns'])}" if md["partition_columns"] else ""
+        return (f"<b>DeltaTable</b> <code>{html.escape(self.table_uri)}</code> version "
+                f"{self.version()}: {md['num_records']:,} rows in {len(self._snapshot.files()):,} files"
+                f"{html.escape(parts)}<br><small>{html.escape(cols)}</small>")
 
 
 def _keys_from_predicate(predicate: Optional[str]) -> List[str]:
