@@ -34,10 +34,15 @@
 #include <arrow/type.h>
 #include <arrow/util/decimal.h>
 
-#include "stratalake/status.h"
-
 namespace stratalake {
 namespace {
+
+class UnknownColumnDetail : public arrow::StatusDetail {
+ public:
+  static constexpr const char* kTypeId = "stratalake::UnknownColumnDetail";
+  const char* type_id() const override { return kTypeId; }
+  std::string ToString() const override { return "unknown column"; }
+};
 
 namespace cp = arrow::compute;
 using arrow::DataType;
@@ -1562,11 +1567,12 @@ class Parser {
     return nullptr;
   }
 
-  // A column the data does not have: kSchemaMismatch (the SDKs' SchemaMismatchError).
+  // A column the data does not have: marked so that callers can tell it from a
+  // syntax error (IsUnknownColumnError).
   Status UnknownColumn(const std::vector<std::string>& segments, Span span) const {
     Status st = Error(span.begin, "unknown column '" + Echo(Join(segments, ".")) +
                                       "' (columns: " + ListNames(schema_.fields()) + ")");
-    return MakeError(st.code(), ErrorKind::kSchemaMismatch, st.message());
+    return st.WithDetail(std::make_shared<UnknownColumnDetail>());
   }
 
   Result<Operand> ParseColumn() {
@@ -1691,6 +1697,11 @@ Status EnsureComputeInitialized() {
 }
 
 }  // namespace
+
+bool IsUnknownColumnError(const arrow::Status& status) {
+  return !status.ok() && status.detail() != nullptr &&
+         std::string(status.detail()->type_id()) == UnknownColumnDetail::kTypeId;
+}
 
 Result<cp::Expression> ParseExpression(std::string_view text, const arrow::Schema& schema) {
   ARROW_RETURN_NOT_OK(EnsureComputeInitialized());
