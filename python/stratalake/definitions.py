@@ -1,63 +1,40 @@
 """Registered definitions as typed objects: what ``FeatureStore.list_*`` and ``get_*``
 return. Attributes read like Feast's (``view.name``, ``view.features``,
 ``entity.join_keys``, ``view.ttl``); item access (``view["name"]``) still reads the
-registry's canonical JSON, and :meth:`to_dict` returns it whole."""
+registry's canonical JSON: each object is a dict of it, with attributes."""
 from __future__ import annotations
 
 import datetime as dt
 import re
-from typing import Any, Dict, Iterator, List, Mapping, Optional
+from typing import Any, Dict, List, Optional
 
 __all__ = ["Field", "Entity", "DataSource", "FeatureView", "FeatureService",
            "FeatureViewProjection"]
 
 
-class _Definition(Mapping[str, Any]):
-    """One registry object: attributes, plus read-only mapping access to its JSON."""
-
-    _kind = "object"
-
-    def __init__(self, raw: Mapping[str, Any]):
-        self._raw = dict(raw)
-
-    # Mapping: the canonical JSON, as earlier versions returned it.
-    def __getitem__(self, key: str) -> Any:
-        return self._raw[key]
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(self._raw)
-
-    def __len__(self) -> int:
-        return len(self._raw)
-
-    def __eq__(self, other: object) -> bool:
-        if isinstance(other, _Definition):
-            return type(self) is type(other) and self._raw == other._raw
-        if isinstance(other, Mapping):
-            return self._raw == dict(other)
-        return NotImplemented
-
-    __hash__ = None  # type: ignore[assignment]
+class _Definition(dict):
+    """One registry object: attributes, over the dict of its canonical JSON (so
+    ``obj["name"]``, ``json.dumps(obj)`` and ``isinstance(obj, dict)`` work as before)."""
 
     def to_dict(self) -> Dict[str, Any]:
-        """The registry's canonical JSON of this object."""
-        return dict(self._raw)
+        """The registry's canonical JSON of this object (a plain dict)."""
+        return dict(self)
 
     @property
     def name(self) -> str:
-        return self._raw["name"]
+        return self["name"]
 
     @property
     def description(self) -> str:
-        return self._raw.get("description", "")
+        return self.get("description", "")
 
     @property
     def owner(self) -> str:
-        return self._raw.get("owner", "")
+        return self.get("owner", "")
 
     @property
     def tags(self) -> Dict[str, str]:
-        return dict(self._raw.get("tags", {}))
+        return dict(self.get("tags", {}))
 
     def _fields_repr(self) -> str:  # pragma: no cover - every subclass defines it
         return ""
@@ -72,11 +49,11 @@ class Field(_Definition):
 
     @property
     def dtype(self) -> str:
-        return self._raw["type"]
+        return self["type"]
 
     @property
     def nullable(self) -> bool:
-        return self._raw.get("nullable", True)
+        return self.get("nullable", True)
 
     def _fields_repr(self) -> str:
         return f", dtype={self.dtype!r}"
@@ -88,7 +65,7 @@ class Entity(_Definition):
     @property
     def join_keys(self) -> List[str]:
         """The join key names (Feast's ``Entity.join_keys``)."""
-        return [k["name"] for k in self._raw["join_keys"]]
+        return [k["name"] for k in self["join_keys"]]
 
     @property
     def join_key(self) -> str:
@@ -98,7 +75,7 @@ class Entity(_Definition):
     @property
     def join_key_fields(self) -> List[Field]:
         """The join keys with their types."""
-        return [Field(k) for k in self._raw["join_keys"]]
+        return [Field(k) for k in self["join_keys"]]
 
     def _fields_repr(self) -> str:
         keys = ", ".join(f"{f.name}: {f.dtype}" for f in self.join_key_fields)
@@ -111,33 +88,33 @@ class DataSource(_Definition):
 
     @property
     def type(self) -> str:
-        return self._raw["type"]
+        return self["type"]
 
     @property
     def path(self) -> str:
         """The table (relative to the offline store) or the files."""
-        return self._raw["path"]
+        return self["path"]
 
     @property
     def timestamp_field(self) -> str:
-        return self._raw.get("timestamp_field", "")
+        return self.get("timestamp_field", "")
 
     @property
     def created_timestamp_column(self) -> str:
-        return self._raw.get("created_timestamp_field", "")
+        return self.get("created_timestamp_field", "")
 
     @property
     def field_mapping(self) -> Dict[str, str]:
-        return dict(self._raw.get("field_mapping", {}))
+        return dict(self.get("field_mapping", {}))
 
     @property
     def schema(self) -> List[Field]:
         """The declared columns (empty when the source declares none)."""
-        return [Field(f) for f in self._raw.get("schema", [])]
+        return [Field(f) for f in self.get("schema", [])]
 
     @property
     def partition_by(self) -> List[str]:
-        return list(self._raw.get("partition_by", []))
+        return list(self.get("partition_by", []))
 
     def _fields_repr(self) -> str:
         return f", type={self.type!r}, path={self.path!r}, timestamp_field={self.timestamp_field!r}"
@@ -163,16 +140,16 @@ class FeatureView(_Definition):
 
     @property
     def entities(self) -> List[str]:
-        return list(self._raw["entities"])
+        return list(self["entities"])
 
     @property
     def source(self) -> str:
         """The name of the source (:meth:`FeatureStore.get_data_source` gives it whole)."""
-        return self._raw["source"]
+        return self["source"]
 
     @property
     def features(self) -> List[Field]:
-        return [Field(f) for f in self._raw["features"]]
+        return [Field(f) for f in self["features"]]
 
     @property
     def schema(self) -> List[Field]:
@@ -183,15 +160,15 @@ class FeatureView(_Definition):
     def ttl(self) -> Optional[dt.timedelta]:
         """How old a value may be when read (``timedelta(0)``: no limit); None when the
         registry's text is not a plain duration (see ``view["ttl"]``)."""
-        return _duration(str(self._raw.get("ttl", "0")))
+        return _duration(str(self.get("ttl", "0")))
 
     @property
     def online(self) -> bool:
-        return bool(self._raw.get("online", True))
+        return bool(self.get("online", True))
 
     def _fields_repr(self) -> str:
         return (f", entities={self.entities!r}, source={self.source!r}, "
-                f"features={[f.name for f in self.features]!r}, ttl={self._raw.get('ttl', '0')!r}, "
+                f"features={[f.name for f in self.features]!r}, ttl={self.get('ttl', '0')!r}, "
                 f"online={self.online!r}")
 
 
@@ -201,16 +178,16 @@ class FeatureViewProjection(_Definition):
 
     @property
     def view(self) -> str:
-        return self._raw["view"]
+        return self["view"]
 
     @property
     def features(self) -> List[str]:
         """The features taken (empty: every feature of the view)."""
-        return list(self._raw.get("features", []))
+        return list(self.get("features", []))
 
     @property
     def alias(self) -> str:
-        return self._raw.get("alias", "")
+        return self.get("alias", "")
 
     def _fields_repr(self) -> str:
         return f", view={self.view!r}, features={self.features or 'all'!r}"
@@ -222,12 +199,12 @@ class FeatureService(_Definition):
 
     @property
     def feature_view_projections(self) -> List[FeatureViewProjection]:
-        return [FeatureViewProjection(i) for i in self._raw.get("items", [])]
+        return [FeatureViewProjection(i) for i in self.get("items", [])]
 
     @property
     def includes(self) -> List[str]:
         """Names of feature services whose features this one includes."""
-        return list(self._raw.get("includes", []))
+        return list(self.get("includes", []))
 
     def _fields_repr(self) -> str:
         items = [p.view if not p.features else f"{p.view}:{','.join(p.features)}"

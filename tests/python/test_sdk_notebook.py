@@ -7,6 +7,7 @@ results show themselves readably."""
 from __future__ import annotations
 
 import datetime as dt
+import json
 import subprocess
 import sys
 import textwrap
@@ -282,6 +283,7 @@ def test_definitions_are_typed_objects(shop):
                              "source='customers', features=['country', 'segment', 'age'], "
                              "ttl='0', online=True)")
     assert profile["name"] == "customer_profile"  # the canonical JSON, as before
+    assert isinstance(profile, dict) and json.loads(json.dumps(profile)) == profile.to_dict()
     assert profile.to_dict()["features"][2] == {"name": "age", "type": "int32", "description": "",
                                                 "tags": {}}
     customer = store.get_entity("customer")
