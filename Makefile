@@ -5,7 +5,7 @@ JOBS ?= $(shell nproc)
 BUILD ?= build
 CMAKE_FLAGS ?=
 
-.PHONY: all bootstrap build python test test-cpp test-python demo sanitize fuzz format format-check tidy bench bench-serving clean
+.PHONY: all bootstrap build python stubs test test-cpp test-python demo sanitize fuzz format format-check tidy bench bench-serving clean
 
 all: build
 
@@ -18,10 +18,15 @@ build: bootstrap
 	@$(MAKE) --no-print-directory python
 
 # The Python package, installed into .venv (incremental: its CMake build lives in
-# build/python). `pip install .` does the same in any environment.
+# build/python, named here; `pip install .` alone builds in a fresh temporary folder).
 python: bootstrap
 	@CMAKE_BUILD_PARALLEL_LEVEL=$(JOBS) .venv/bin/pip install -q --no-build-isolation --no-deps \
-	  --disable-pip-version-check .
+	  --disable-pip-version-check -C build-dir=build/python .
+
+# python/stratalake/_core.pyi from the installed extension (nanobind's stubgen);
+# tests/python/test_stubs.py fails when it is stale.
+stubs: python
+	@.venv/bin/python -m nanobind.stubgen -q -m stratalake._core -o python/stratalake/_core.pyi
 
 test: build
 	@bash scripts/run_tests.sh $(BUILD)

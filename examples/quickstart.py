@@ -2,32 +2,26 @@
 
     python examples/quickstart.py [FOLDER]
 
-Creates a sample repository (the same as `stratalake init`), registers its definitions,
+Creates a sample repository (`stratalake.init`, the same as `stratalake init`), registers its definitions,
 loads the sample data, builds a point-in-time-correct training set, saves it, fills the
 online store and reads feature vectors back.
 """
 from __future__ import annotations
 
 import datetime as dt
-import subprocess
 import sys
 import tempfile
 from pathlib import Path
 
 import stratalake
-from stratalake import DeltaTable, FeatureStore
-
-ROOT = Path(__file__).resolve().parents[1]
-CLI = ROOT / "build" / "bin" / "stratalake"
+from stratalake import DeltaTable
 
 
 def main(folder: Path) -> None:
     # 1. A repository with sample data (definitions as YAML, data in data/).
-    subprocess.run([str(CLI), "init", str(folder), "--customers", "300"], check=True,
-                   stdout=subprocess.DEVNULL)
-    store = FeatureStore(repo_path=folder)
+    store = stratalake.init(folder, customers=300)
     print("applied:", store.apply(message="quickstart"))
-    print("feature views:", [v["name"] for v in store.list_feature_views()])
+    print("feature views:", [v.name for v in store.list_feature_views()])
 
     # 2. Load the sample files into the offline store (Delta tables).
     for source, file in [("customers", "customers.csv"), ("orders", "orders.csv"),

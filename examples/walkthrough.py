@@ -9,7 +9,6 @@ it is trained on and the features it is served come from the same definitions.
 from __future__ import annotations
 
 import datetime as dt
-import subprocess
 import sys
 import tempfile
 from pathlib import Path
@@ -17,10 +16,8 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 
-from stratalake import DeltaTable, FeatureStore
-
-ROOT = Path(__file__).resolve().parents[1]
-CLI = ROOT / "build" / "bin" / "stratalake"
+import stratalake
+from stratalake import DeltaTable
 FEATURES = ["customer_stats:orders_30d", "customer_stats:spend_30d",
             "customer_stats:clicks_7d", "customer_stats:days_since_last_order"]
 
@@ -40,9 +37,7 @@ def predict(w: np.ndarray, x: np.ndarray) -> np.ndarray:
 
 def main(folder: Path) -> dict:
     # %% A repository with sample data
-    subprocess.run([str(CLI), "init", str(folder), "--customers", "400"], check=True,
-                   stdout=subprocess.DEVNULL)
-    store = FeatureStore(folder)
+    store = stratalake.init(folder, customers=400)
     store.apply()
     for source, file in [("orders", "orders.csv"), ("customer_daily_stats", "customer_daily_stats.parquet"),
                          ("churn_labels", "churn_labels.parquet")]:

@@ -52,6 +52,11 @@ namespace stratalake {
 arrow::Result<arrow::compute::Expression> ParseExpression(std::string_view text,
                                                           const arrow::Schema& schema);
 
+/// True for an error of ParseExpression / ParseAssignments that names a column
+/// `schema` does not have (rather than a syntax error): callers report it as a
+/// schema mismatch.
+bool IsUnknownColumnError(const arrow::Status& status);
+
 /// One `column = value-expression` pair of an UPDATE ... SET clause.
 struct Assignment {
   std::string column;  // the resolved (schema-spelled) top-level column name

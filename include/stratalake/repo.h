@@ -78,6 +78,14 @@ class FeatureRepository {
   /// checks, partitioning, quarantine table "quarantine/<source>").
   arrow::Result<IngestTarget> IngestTargetFor(const registry::Source& source) const;
 
+  /// What an ingest into `name` loads: the applied source of that name, else
+  /// the source of that name in the definition files, else — when `name`
+  /// holds a '/' — the table at that path below the offline store (its
+  /// quarantine table "quarantine/<name>"). Any other name is kObjectNotFound
+  /// naming the closest sources (a typo must not create a new table); a path
+  /// that leaves the offline store is kDefinitionError.
+  arrow::Result<IngestTarget> ResolveIngestTarget(const std::string& name) const;
+
   /// Every Delta table under the offline store's layer folders (bronze,
   /// silver, gold, datasets, quarantine), sorted by name.
   arrow::Result<std::vector<TableInfo>> ListTables() const;

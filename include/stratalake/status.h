@@ -4,8 +4,10 @@
 // exception classes (TableNotFoundError, CommitConflictError, ...).
 #pragma once
 
+#include <functional>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include <arrow/status.h>
 
@@ -33,24 +35,65 @@ enum class ErrorKind {
   kObjectNotFound,          // no entity/source/feature view/service/saved dataset of that name
   kDataRejected,            // ingested rows failed type conversion or declared checks
   kFeatureNotFound,         // a request named an unknown feature view, feature or service
+  kOnlineStoreLocked,       // another process holds the embedded online store open
 };
+
+/// A word of a front end's vocabulary that a core message tells the user to use:
+/// an option, a parameter or a command. The core speaks neutrally: it writes
+/// Mention(term) ("`timestamp_column`") in the message and names the term in the
+/// error's detail; each front end rewords the mentions in its own vocabulary with
+/// RewordMessage (the CLI: "`--timestamp-column`"; Python: "`timestamp_column=`").
+enum class Term {
+  kRepo,              // where the feature repository is (CLI --repo DIR)
+  kInit,              // create a feature repository (CLI `stratalake init DIR`)
+  kApply,             // register the definitions (CLI `stratalake apply`)
+  kPlan,              // show what apply would change (CLI `stratalake plan`)
+  kMaterialize,       // load the online store (CLI `stratalake materialize`)
+  kTimestampColumn,   // the entity table's time column (CLI --timestamp-column)
+  kFullFeatureNames,  // prefix features with their view (CLI --full-feature-names)
+  kQuarantine,        // keep rejected rows in a quarantine table (CLI --quarantine)
+  kMergeKeys,         // the key columns of an ingest merge (CLI --on)
+  kWriteMergeSchema,  // a write may add columns (CLI --merge-schema)
+  kMergeMergeSchema,  // a merge may add columns (CLI merge --merge-schema)
+};
+
+/// The term's neutral name, e.g. "timestamp_column".
+const char* TermName(Term term);
+
+/// How the core writes `term` in a message: its neutral name in backquotes.
+std::string Mention(Term term);
 
 /// Name of the kind, e.g. "ConcurrentAppend".
 const char* ErrorKindName(ErrorKind kind);
 
 class StrataLakeErrorDetail : public arrow::StatusDetail {
  public:
-  explicit StrataLakeErrorDetail(ErrorKind kind) : kind_(kind) {}
+  explicit StrataLakeErrorDetail(ErrorKind kind, std::vector<Term> terms = {})
+      : kind_(kind), terms_(std::move(terms)) {}
   const char* type_id() const override;
   std::string ToString() const override { return ErrorKindName(kind_); }
   ErrorKind kind() const { return kind_; }
+  /// The front-end terms the message mentions (see Term).
+  const std::vector<Term>& terms() const { return terms_; }
 
  private:
   ErrorKind kind_;
+  std::vector<Term> terms_;
 };
 
 /// Make a Status of `code` that carries `kind`.
 arrow::Status MakeError(arrow::StatusCode code, ErrorKind kind, std::string message);
+
+/// Make a Status of `code` that carries `kind` and whose message mentions
+/// `terms` (each written as Mention(term)).
+arrow::Status MakeError(arrow::StatusCode code, ErrorKind kind, std::string message,
+                        std::vector<Term> terms);
+
+/// `status.message()` with every mention of its detail's terms replaced by
+/// `word(term)` (the front end's words, quotes included); the message as it is
+/// when the status names no terms.
+std::string RewordMessage(const arrow::Status& status,
+                          const std::function<std::string(Term)>& word);
 
 /// The kind carried by `status`, if any.
 bool HasErrorKind(const arrow::Status& status, ErrorKind kind);

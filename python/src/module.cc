@@ -22,6 +22,7 @@
 #include <nanobind/stl/vector.h>
 
 #include <cstdlib>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -45,6 +46,10 @@ namespace nb = nanobind;
 using namespace nb::literals;
 
 namespace stratalake::python {
+void BindInit(nb::module_& m);  // module_init.cc
+}  // namespace stratalake::python
+
+namespace stratalake::python {
 namespace {
 
 // ---- errors ---------------------------------------------------------------------
@@ -57,15 +62,50 @@ struct EngineError : std::runtime_error {
   std::string code;  // arrow status code ("Invalid", "IOError", "Cancelled", ...)
 };
 
+// A core message in Python's words: parameters and calls, not CLI flags.
+std::string PythonMessage(const arrow::Status& st) {
+  return RewordMessage(st, [](Term t) -> std::string {
+    switch (t) {
+      case Term::kRepo:
+        return "`FeatureStore(repo_path=...)`";
+      case Term::kInit:
+        return "`stratalake.init(DIR)`";
+      case Term::kApply:
+        return "`store.apply()`";
+      case Term::kPlan:
+        return "`store.plan()`";
+      case Term::kMaterialize:
+        return "`store.materialize(...)` or `store.materialize_incremental(...)`";
+      case Term::kTimestampColumn:
+        return "`timestamp_column=`";
+      case Term::kFullFeatureNames:
+        return "`full_feature_names=True`";
+      case Term::kQuarantine:
+        return "`quarantine=True`";
+      case Term::kMergeKeys:
+        return "`on=[...]`";
+      case Term::kWriteMergeSchema:
+        return "`schema_mode=\"merge\"`";
+      case Term::kMergeMergeSchema:
+        return "`merge_schema=True`";
+    }
+    return Mention(t);
+  });
+}
+
 [[noreturn]] void Raise(const arrow::Status& st) {
   const StrataLakeErrorDetail* d = GetErrorDetail(st);
-  throw EngineError(d ? ErrorKindName(d->kind()) : "", st.CodeAsString(), st.message());
+  throw EngineError(d ? ErrorKindName(d->kind()) : "", st.CodeAsString(), PythonMessage(st));
 }
 
 template <typename T>
 T Check(arrow::Result<T> r) {
   if (!r.ok()) Raise(r.status());
   return std::move(r).ValueUnsafe();
+}
+
+void Check(const arrow::Status& st) {
+  if (!st.ok()) Raise(st);
 }
 
 // ---- Arrow across the boundary ----------------------------------------------------
@@ -544,6 +584,8 @@ class PyStore {
       auto defs = Check(repo_->LoadValidatedDefinitions());
       auto reg = Check(repo_->registry());
       r = Check(reg->Apply(defs, repo_->config().compatibility, author, message));
+      std::lock_guard<std::mutex> lock(mu_);
+      if (service_ && r.changed) Check(service_->registry_cache().Refresh());
     }
     nb::dict d;
     d["version"] = r.version;
@@ -739,6 +781,13 @@ class PyStore {
     {
       nb::gil_scoped_release release;
       auto svc = Service();
+      // A long-lived FeatureStore (a notebook's) must see what was applied since,
+      // from this object or another process: one cheap head-version check per
+      // call (a single-row query); the registry is re-read only when it moved.
+      // A failed check is not an error here: the cache keeps the state it holds
+      // (its contract), and Get reports a failure when it holds none.
+      arrow::Status refreshed = svc->registry_cache().Refresh();
+      static_cast<void>(refreshed);
       auto resp = Check(svc->Get(req));
       batches = Check(resp.ToArrow());
       warnings = std::move(resp.warnings);
@@ -775,15 +824,7 @@ class PyStore {
     IngestReport r;
     {
       nb::gil_scoped_release release;
-      auto reg = Check(repo_->registry());
-      auto state = Check(reg->Load());
-      IngestTarget target;
-      if (const auto* s = state->defs.FindSource(source_or_table)) {
-        target = Check(repo_->IngestTargetFor(*s));
-      } else {
-        target.name = source_or_table;
-        target.table_uri = repo_->TableUri(source_or_table);
-      }
+      IngestTarget target = Check(repo_->ResolveIngestTarget(source_or_table));
       IngestOptions o;
       o.mode = mode == "overwrite" ? IngestMode::kOverwrite
                : mode == "merge"   ? IngestMode::kMerge
@@ -803,7 +844,26 @@ class PyStore {
     return d;
   }
 
-  // Drops the open online store (so another process may open it).
+  // Rows of one view straight into the online store (Feast's write_to_online_store).
+  int64_t WriteOnline(const std::string& view, nb::capsule data) {
+    auto t = ImportTable(std::move(data));
+    nb::gil_scoped_release release;
+    auto reg = Check(repo_->registry());
+    auto state = Check(reg->Load());
+    auto store = Store();
+    return Check(
+        online::WriteOnlineRows(*state, *store, view, t, repo_->config().default_timestamp_field));
+  }
+
+  // Re-reads the registry now for online reads (they also check before each call).
+  void RefreshRegistry() {
+    nb::gil_scoped_release release;
+    std::lock_guard<std::mutex> lock(mu_);
+    if (service_) Check(service_->registry_cache().Refresh());
+  }
+
+  // Drops this object's hold on the online store (closed once no FeatureStore
+  // of this process holds it, so another process may open it).
   void Close() {
     nb::gil_scoped_release release;
     std::lock_guard<std::mutex> lock(mu_);
@@ -832,11 +892,27 @@ class PyStore {
     return Check(reg->Load(version));
   }
 
-  // The online store, opened once per FeatureStore (called without the GIL).
+  // The online store, opened once per repository and process: FeatureStore
+  // objects on one repository share the handle (an embedded RocksDB store can
+  // be open only once); it closes when the last of them lets it go. Called
+  // without the GIL.
   std::shared_ptr<online::OnlineStore> Store() {
     std::lock_guard<std::mutex> lock(mu_);
-    if (!store_) store_ = Check(online::OpenRepositoryStore(*repo_));
+    if (!store_) store_ = SharedStore(*repo_);
     return store_;
+  }
+
+  static std::shared_ptr<online::OnlineStore> SharedStore(const repo::FeatureRepository& repo) {
+    static std::mutex mu;
+    static std::map<std::string, std::weak_ptr<online::OnlineStore>> open;
+    std::lock_guard<std::mutex> lock(mu);
+    std::weak_ptr<online::OnlineStore>& slot = open[repo.config().root];
+    std::shared_ptr<online::OnlineStore> store = slot.lock();
+    if (!store) {
+      store = Check(online::OpenRepositoryStore(repo));
+      slot = store;
+    }
+    return store;
   }
 
   std::shared_ptr<online::OnlineService> Service() {
@@ -875,6 +951,8 @@ NB_MODULE(_core, m) {
       PyErr_SetString(cls.ptr(), e.what());
     }
   });
+
+  BindInit(m);
 
   nb::class_<Snapshot>(m, "Snapshot")
       .def_prop_ro("version", &Snapshot::version)
@@ -965,5 +1043,7 @@ NB_MODULE(_core, m) {
       .def("push", &PyStore::Push, "source"_a, "data"_a, "to"_a)
       .def("ingest", &PyStore::Ingest, "source"_a, "files"_a, "mode"_a, "merge_keys"_a,
            "quarantine"_a, "format"_a)
+      .def("write_online", &PyStore::WriteOnline, "feature_view"_a, "data"_a)
+      .def("refresh_registry", &PyStore::RefreshRegistry)
       .def("close", &PyStore::Close);
 }

@@ -19,6 +19,10 @@ def as_stream_capsule(data: Any, what: str = "data") -> Any:
     """
     if isinstance(data, pa.RecordBatch):
         data = pa.Table.from_batches([data])
+    if type(data).__module__.split(".")[0] == "polars" and type(data).__name__ == "LazyFrame":
+        # A query plan, not rows: run it (polars' streaming engine keeps its memory
+        # bounded while it runs; the result is handed over without a copy).
+        data = _collect_lazy(data)
     if isinstance(data, (pa.Table, pa.RecordBatchReader)):
         _check_names(data.schema.names)
     if hasattr(data, "__arrow_c_stream__"):
@@ -97,10 +101,48 @@ def reader_from_capsule(capsule: Any) -> pa.RecordBatchReader:
     return pa.RecordBatchReader._import_from_c_capsule(capsule)
 
 
-def to_polars(table: pa.Table):
-    """A polars DataFrame over ``table`` (polars must be installed)."""
+def _collect_lazy(frame: Any) -> Any:
     try:
-        import polars as pl
-    except ImportError as e:  # pragma: no cover - depends on the environment
-        raise ImportError("to_polars() needs polars: pip install polars") from e
+        return frame.collect(engine="streaming")
+    except TypeError:  # polars before 1.23 has no engine= here
+        return frame.collect()
+
+
+def require(module: str, extra: str, what: str) -> Any:
+    """Imports an optional dependency, or raises an ImportError that says which extra
+    of the package installs it."""
+    import importlib
+    try:
+        return importlib.import_module(module)
+    except ImportError as e:
+        raise ImportError(f"{what} needs {module}, which is not installed: "
+                          f"pip install 'stratalake[{extra}]' (or pip install {module})") from e
+
+
+def to_pandas(table: pa.Table, what: str = "to_pandas()", **kwargs: Any):
+    """A pandas DataFrame of ``table`` (pandas must be installed); ``kwargs`` go to
+    ``pyarrow.Table.to_pandas``."""
+    require("pandas", "pandas", what)
+    return table.to_pandas(**kwargs)
+
+
+def to_polars(table: pa.Table, what: str = "to_polars()"):
+    """A polars DataFrame over ``table`` (polars must be installed)."""
+    pl = require("polars", "polars", what)
     return pl.from_arrow(table)
+
+
+def html_table(table: pa.Table, caption: str, max_rows: int = 10) -> str:
+    """An HTML table of the first rows of ``table`` (for notebooks; needs no pandas)."""
+    import html
+    head = table.slice(0, max_rows).to_pylist()
+    names = table.column_names
+    out = [f"<table><caption style='text-align:left'>{html.escape(caption)}</caption><thead><tr>"]
+    out += [f"<th>{html.escape(str(n))}</th>" for n in names]
+    out.append("</tr></thead><tbody>")
+    for row in head:
+        out.append("<tr>" + "".join(f"<td>{html.escape(str(row[n]))}</td>" for n in names) + "</tr>")
+    if table.num_rows > max_rows:
+        out.append(f"<tr><td colspan='{len(names)}'>... {table.num_rows - max_rows:,} more rows</td></tr>")
+    out.append("</tbody></table>")
+    return "".join(out)

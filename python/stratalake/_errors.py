@@ -55,8 +55,9 @@ class VersionNotFoundError(StrataLakeError):
     """Time travel to a version or time the table's log does not have (or no longer has)."""
 
 
-class DataFileNotFoundError(StrataLakeError):
-    """A data file named by the log is missing (removed outside of VACUUM?)."""
+class DataFileNotFoundError(StrataLakeError, FileNotFoundError):
+    """A file is missing: a data file named by the log (removed outside of VACUUM?) or
+    an input file given to ``ingest``. Also a ``FileNotFoundError``."""
 
 
 class CorruptLogError(StrataLakeError):
@@ -95,6 +96,14 @@ class DataRejectedError(StrataLakeError):
     """Ingested or pushed rows failed type conversion or the declared checks."""
 
 
+class OnlineStoreLockedError(StrataLakeError):
+    """The embedded online store (RocksDB) is open in another process (a running
+    ``stratalake serve``, another notebook); the message names the process when it can be
+    told. FeatureStore objects of one process share the store, so this is never raised
+    between them. Close it there, or send writes to the server (``POST /materialize``,
+    ``/push``)."""
+
+
 _BY_KIND = {
     "TableNotFound": TableNotFoundError,
     "TableAlreadyExists": TableAlreadyExistsError,
@@ -117,6 +126,7 @@ _BY_KIND = {
     "ObjectNotFound": ObjectNotFoundError,
     "FeatureNotFound": FeatureNotFoundError,
     "DataRejected": DataRejectedError,
+    "OnlineStoreLocked": OnlineStoreLockedError,
 }
 
 

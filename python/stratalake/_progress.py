@@ -8,6 +8,20 @@ import time
 from typing import Optional
 
 
+_hinted = False
+
+
+def _hint_once() -> None:
+    """In a notebook without tqdm nothing shows progress: say once how to get it."""
+    global _hinted
+    if _hinted or "ipykernel" not in sys.modules:
+        return
+    _hinted = True
+    import warnings
+    warnings.warn("progress bars need tqdm: pip install 'stratalake[progress]' "
+                  "(or pass progress=False)", stacklevel=4)
+
+
 class Progress:
     """Callable handed to the engine: ``progress(stage, done, total, rows)``."""
 
@@ -27,6 +41,7 @@ class Progress:
                 from tqdm.auto import tqdm
             except ImportError:
                 tqdm = None
+                _hint_once()
             if tqdm is not None:
                 if stage != self._stage:
                     self.close()

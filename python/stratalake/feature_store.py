@@ -6,19 +6,61 @@ import getpass
 import math
 import os
 from dataclasses import dataclass, field
-from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence, Union
+from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence, TypedDict, Union
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 
 from . import _core
-from ._arrow import as_stream_capsule, table_from_capsule, to_polars
+from ._arrow import as_stream_capsule, html_table, table_from_capsule, to_pandas, to_polars
 from ._errors import DefinitionError, ObjectNotFoundError
+from .definitions import DataSource, Entity, FeatureService, FeatureView
 from ._progress import Progress
 from ._time import TimeLike, to_micros, to_millis
 from ._warnings import warn_all
 
 PathLike = Union[str, "os.PathLike[str]"]
+
+
+class ApplyResult(TypedDict):
+    """What :meth:`FeatureStore.apply` did."""
+    version: int   # the registry version now current
+    changed: bool  # False: the definitions were already registered
+    plan: str      # the changes, as `plan()` shows them
+
+
+class IngestReport(TypedDict):
+    """What :meth:`FeatureStore.ingest` loaded."""
+    table_uri: str
+    rows_read: int
+    rows_written: int
+    rows_rejected: int  # kept in the quarantine table (quarantine=True)
+    version: int        # the Delta commit
+    summary: str        # one line for people
+
+
+class ViewMaterialization(TypedDict):
+    """One feature view's part of a materialization."""
+    view: str
+    source: str
+    incremental: bool
+    from_version: int
+    to_version: int
+    files_read: int
+    files_total: int
+    rows_read: int
+    rows_written: int
+    keys_repaired: int
+    repair_passes: int
+    rebuilt: bool
+    seconds: float
+
+
+class PushResult(TypedDict):
+    """What :meth:`FeatureStore.push` wrote."""
+    rows: int
+    views_written: int             # online views fed by the source
+    delta_version: Optional[int]   # the offline commit, when written offline
 
 
 @dataclass(frozen=True)
@@ -44,13 +86,15 @@ class _ArrowResult:
         raise NotImplementedError
 
     def to_pandas(self):
-        return self.to_arrow().to_pandas()
+        """The rows as a pandas DataFrame (needs ``pip install 'stratalake[pandas]'``)."""
+        return to_pandas(self.to_arrow())
 
     def to_df(self):
         """Feast's name for :meth:`to_pandas`."""
         return self.to_pandas()
 
     def to_polars(self):
+        """The rows as a polars DataFrame (needs ``pip install 'stratalake[polars]'``)."""
         return to_polars(self.to_arrow())
 
 
@@ -110,6 +154,24 @@ class RetrievalJob(_ArrowResult):
         if not self._retrieval.ran:
             self.to_arrow()
         return self._retrieval.sources()
+
+    def _state(self) -> str:
+        if self._table is not None:
+            return f"{self._table.num_rows:,} rows x {self._table.num_columns} columns"
+        return "not run yet: to_df(), to_arrow(), to_parquet() or save() runs it"
+
+    def __repr__(self) -> str:
+        refs = self.feature_refs
+        shown = ", ".join(refs[:6]) + (f", ... ({len(refs)} features)" if len(refs) > 6 else "")
+        return (f"RetrievalJob(features=[{shown}], registry_version={self.registry_version}; "
+                f"{self._state()})")
+
+    def _repr_html_(self) -> str:
+        import html
+        if self._table is not None:
+            return html_table(self._table, f"RetrievalJob (registry version "
+                              f"{self.registry_version}): {self._state()}")
+        return f"<pre>{html.escape(repr(self))}</pre>"
 
 
 def _micros(arr: pa.Array) -> List[Optional[int]]:
@@ -249,6 +311,13 @@ class OnlineResponse(_ArrowResult):
         """One column per name, features in their views' Arrow types."""
         return self._table
 
+    def __repr__(self) -> str:
+        rows = self._table.num_rows
+        return f"OnlineResponse({rows} entity row{'s' if rows != 1 else ''}: {self.to_dict()!r})"
+
+    def _repr_html_(self) -> str:
+        return html_table(self._table, f"OnlineResponse: {self._table.num_rows} entity rows")
+
 
 @dataclass(frozen=True)
 class SavedDataset(_ArrowResult):
@@ -279,7 +348,35 @@ class RecreatedDataset:
         return self.table
 
     def to_pandas(self):
-        return self.table.to_pandas()
+        return to_pandas(self.table)
+
+
+FeaturesArg = Union[str, Sequence[str], FeatureService, None]
+
+
+def _feature_request(features: FeaturesArg, feature_service: Any) -> tuple:
+    """(feature refs, feature service name) from the ways Feast's users write them:
+    ``features=["view:feature", ...]``, ``features="view:feature"`` (one reference),
+    ``features=store.get_feature_service("name")``, ``feature_service="name"`` or
+    ``feature_service=<FeatureService>``."""
+    if isinstance(features, FeatureService):
+        if feature_service is not None:
+            raise DefinitionError("pass the feature service once: as features= or as feature_service=")
+        return [], features.name
+    if isinstance(features, str):
+        features = [features]
+    refs = list(features or [])
+    for r in refs:
+        if not isinstance(r, str):
+            raise TypeError(f"features= takes feature references such as 'view:feature' (or a "
+                            f"FeatureService); got {type(r).__name__} {r!r}")
+    if feature_service is not None and not isinstance(feature_service, str):
+        name = getattr(feature_service, "name", None)
+        if not isinstance(name, str):
+            raise TypeError(f"feature_service= takes a name or a FeatureService; got "
+                            f"{type(feature_service).__name__}")
+        feature_service = name
+    return refs, feature_service or ""
 
 
 def _entity_columns(entity_rows: Optional[Sequence[Mapping[str, Any]]],
@@ -309,6 +406,19 @@ def _entity_columns(entity_rows: Optional[Sequence[Mapping[str, Any]]],
                                       f"not {type(v).__name__}")
         out.append((name, col))
     return out
+
+
+def init(path: PathLike, project: Optional[str] = None, *, customers: int = 1000,
+         seed: int = 42) -> "FeatureStore":
+    """Create a feature repository in ``path`` (created if missing; it must not hold a
+    ``stratalake.yaml`` yet) with the sample shop's definitions and generated sample data
+    in ``data/`` — what ``stratalake init`` does — and return its :class:`FeatureStore`.
+
+    >>> store = stratalake.init("shop")
+    >>> store.apply()
+    """
+    _core.init(os.fspath(path), project or "", customers, seed)
+    return FeatureStore(path)
 
 
 class FeatureStore:
@@ -342,7 +452,7 @@ class FeatureStore:
         text, base, changes, incompatibilities = self._core.plan()
         return Plan(text, base, changes, list(incompatibilities))
 
-    def apply(self, message: str = "") -> Dict[str, Any]:
+    def apply(self, message: str = "") -> ApplyResult:
         """Validate the definitions and register them as one new registry version (none when
         nothing changed). Raises DefinitionError (every problem, with file:line) or
         IncompatibleChangeError."""
@@ -356,61 +466,88 @@ class FeatureStore:
     def registry_version(self) -> int:
         return self._core.registry_version()
 
-    def _objects(self, kind: str, registry_version: Optional[int]) -> List[Dict[str, Any]]:
-        return self._core.objects(kind, registry_version)
+    _TYPES = {"entity": Entity, "source": DataSource, "feature_view": FeatureView,
+              "feature_service": FeatureService}
 
-    def _object(self, kind: str, name: str, registry_version: Optional[int]) -> Dict[str, Any]:
-        for o in self._objects(kind, registry_version):
-            if o.get("name") == name:
+    def _objects(self, kind: str, registry_version: Optional[int]) -> List[Any]:
+        cls = self._TYPES[kind]
+        return [cls(o) for o in self._core.objects(kind, registry_version)]
+
+    def _object(self, kind: str, name: str, registry_version: Optional[int]) -> Any:
+        objects = self._objects(kind, registry_version)
+        for o in objects:
+            if o.name == name:
                 return o
-        names = [o.get("name") for o in self._objects(kind, registry_version)]
+        names = [o.name for o in objects]
         raise ObjectNotFoundError(f"no {kind.replace('_', ' ')} named {name!r} (there are: {', '.join(names)})")
 
-    def list_entities(self, registry_version: Optional[int] = None) -> List[Dict[str, Any]]:
+    def list_entities(self, registry_version: Optional[int] = None) -> List[Entity]:
+        """Every registered entity (at ``registry_version``; default: the latest)."""
         return self._objects("entity", registry_version)
 
-    def list_sources(self, registry_version: Optional[int] = None) -> List[Dict[str, Any]]:
+    def list_sources(self, registry_version: Optional[int] = None) -> List[DataSource]:
+        """Every registered source (Delta, Parquet and push sources)."""
         return self._objects("source", registry_version)
 
-    def list_data_sources(self, registry_version: Optional[int] = None) -> List[Dict[str, Any]]:
+    def list_data_sources(self, registry_version: Optional[int] = None) -> List[DataSource]:
         """Feast's name for :meth:`list_sources`."""
         return self.list_sources(registry_version)
 
-    def list_feature_views(self, registry_version: Optional[int] = None) -> List[Dict[str, Any]]:
+    def list_feature_views(self, registry_version: Optional[int] = None) -> List[FeatureView]:
+        """Every registered feature view."""
         return self._objects("feature_view", registry_version)
 
-    def list_feature_services(self, registry_version: Optional[int] = None) -> List[Dict[str, Any]]:
+    def list_feature_services(self, registry_version: Optional[int] = None) -> List[FeatureService]:
+        """Every registered feature service."""
         return self._objects("feature_service", registry_version)
 
-    def get_entity(self, name: str, registry_version: Optional[int] = None) -> Dict[str, Any]:
+    def get_entity(self, name: str, registry_version: Optional[int] = None) -> Entity:
+        """The entity ``name``; ObjectNotFoundError (naming those that exist) if none."""
         return self._object("entity", name, registry_version)
 
-    def get_source(self, name: str, registry_version: Optional[int] = None) -> Dict[str, Any]:
+    def get_source(self, name: str, registry_version: Optional[int] = None) -> DataSource:
+        """The source ``name``; ObjectNotFoundError if none."""
         return self._object("source", name, registry_version)
 
-    def get_data_source(self, name: str, registry_version: Optional[int] = None) -> Dict[str, Any]:
+    def get_data_source(self, name: str, registry_version: Optional[int] = None) -> DataSource:
+        """Feast's name for :meth:`get_source`."""
         return self.get_source(name, registry_version)
 
-    def get_feature_view(self, name: str, registry_version: Optional[int] = None) -> Dict[str, Any]:
+    def get_feature_view(self, name: str, registry_version: Optional[int] = None) -> FeatureView:
+        """The feature view ``name``; ObjectNotFoundError if none."""
         return self._object("feature_view", name, registry_version)
 
-    def get_feature_service(self, name: str, registry_version: Optional[int] = None) -> Dict[str, Any]:
+    def get_feature_service(self, name: str, registry_version: Optional[int] = None) -> FeatureService:
+        """The feature service ``name``; pass it as ``features=`` or ``feature_service=``.
+        ObjectNotFoundError if none."""
         return self._object("feature_service", name, registry_version)
+
+    def refresh_registry(self) -> None:
+        """Re-read the registry now. Rarely needed: every call reads the registry's
+        latest version (online reads check it before each call)."""
+        self._core.refresh_registry()
 
     # ---- data ----
     def ingest(self, source: str, files: Union[PathLike, Sequence[PathLike]], mode: str = "append",
                on: Optional[Sequence[str]] = None, quarantine: bool = False,
-               format: Optional[str] = None) -> Dict[str, Any]:
+               format: Optional[str] = None) -> IngestReport:
         """Load CSV / JSON-lines / Parquet files into a source's Delta table, typed by its
-        declared schema (see ``stratalake ingest``)."""
+        declared schema (see ``stratalake ingest``). ``source`` names a source (applied, or
+        in the definition files), or a table path below the offline store with a ``/``
+        (``"bronze/raw_events"``); any other name is ObjectNotFoundError naming the closest
+        sources, so a typo never creates a new table. ``mode``: ``"append"``,
+        ``"overwrite"`` or ``"merge"`` (upsert by the key columns ``on``)."""
+        if mode not in ("append", "overwrite", "merge"):
+            raise DefinitionError(f"mode must be 'append', 'overwrite' or 'merge', not {mode!r}")
         if isinstance(files, (str, os.PathLike)):
             files = [files]
         return self._core.ingest(source, [os.fspath(f) for f in files], mode, list(on or []),
                                  quarantine, format or "")
 
     # ---- training sets ----
-    def get_historical_features(self, entity_df: Any, features: Optional[Sequence[str]] = None, *,
-                                feature_service: Optional[str] = None, full_feature_names: bool = False,
+    def get_historical_features(self, entity_df: Any, features: FeaturesArg = None, *,
+                                feature_service: Union[str, FeatureService, None] = None,
+                                full_feature_names: bool = False,
                                 as_of: Optional[TimeLike] = None,
                                 timestamp_column: str = "event_timestamp",
                                 registry_version: Optional[int] = None,
@@ -423,9 +560,11 @@ class FeatureStore:
         (within the view's TTL); ties go to the latest created time. ``as_of`` reads every
         source as the offline store knew it then (no late data or corrections leak in).
         Ctrl-C stops the retrieval cleanly. See docs/training-datasets.md.
+
+        Returns a lazy :class:`RetrievalJob` (checked now, run by ``to_df()``,
+        ``to_arrow()``, ``to_parquet()`` or ``save()``), as Feast does.
         """
-        if feature_service is not None and not isinstance(feature_service, str):
-            feature_service = getattr(feature_service, "name", feature_service)
+        refs, service = _feature_request(features, feature_service)
         capsule, path = None, ""
         if isinstance(entity_df, (str, os.PathLike)):
             path = os.fspath(entity_df)
@@ -434,8 +573,7 @@ class FeatureStore:
         else:
             capsule = as_stream_capsule(entity_df, "entity_df")
         r = self._core.get_historical(
-            capsule, path, timestamp_column, list(features or []), feature_service or "",
-            full_feature_names, None if as_of is None else to_millis(as_of, "as_of"),
+            capsule, path, timestamp_column, refs, service, full_feature_names, None if as_of is None else to_millis(as_of, "as_of"),
             registry_version, memory_budget or 0)
         return RetrievalJob(self, r, progress)
 
@@ -453,7 +591,7 @@ class FeatureStore:
 
     # ---- the online store ----
     def materialize(self, start_date: TimeLike, end_date: TimeLike,
-                    feature_views: Optional[Sequence[str]] = None, progress: bool = True) -> List[Dict[str, Any]]:
+                    feature_views: Optional[Sequence[str]] = None, progress: bool = True) -> List[ViewMaterialization]:
         """Load the latest values with event times in [start_date, end_date] into the online store."""
         bar = Progress(progress)
         try:
@@ -466,7 +604,7 @@ class FeatureStore:
         return views
 
     def materialize_incremental(self, end_date: TimeLike, feature_views: Optional[Sequence[str]] = None,
-                                progress: bool = True) -> List[Dict[str, Any]]:
+                                progress: bool = True) -> List[ViewMaterialization]:
         """Materialize what was committed since each view's last run (its watermark)."""
         bar = Progress(progress)
         try:
@@ -477,29 +615,37 @@ class FeatureStore:
         warn_all(engine_warnings, stacklevel=2)
         return views
 
-    def get_online_features(self, features: Optional[Sequence[str]] = None,
+    def get_online_features(self, features: FeaturesArg = None,
                             entity_rows: Optional[Sequence[Mapping[str, Any]]] = None, *,
                             entities: Optional[Mapping[str, Sequence[Any]]] = None,
-                            feature_service: Optional[str] = None,
+                            feature_service: Union[str, FeatureService, None] = None,
                             full_feature_names: bool = False) -> OnlineResponse:
         """The latest feature values for entity keys: ``entity_rows=[{"customer_id": 1}]`` or
         ``entities={"customer_id": [1, 2]}``. A value older than its view's TTL comes back
         null with status ``OUTSIDE_MAX_AGE``."""
-        if feature_service is not None and not isinstance(feature_service, str):
-            feature_service = getattr(feature_service, "name", feature_service)
+        refs, service = _feature_request(features, feature_service)
         columns = _entity_columns(entity_rows, entities)
         values, statuses, times, engine_warnings = self._core.get_online(
-            list(features or []), feature_service or "", columns, full_feature_names)
+            refs, service, columns, full_feature_names)
         warn_all(engine_warnings, stacklevel=2)
         return OnlineResponse(columns, values, statuses, times)
 
-    def push(self, push_source_name: str, df: Any, to: str = "online") -> Dict[str, Any]:
+    def push(self, push_source_name: str, df: Any, to: str = "online") -> PushResult:
         """Write rows to a push source: ``to="online"``, ``"offline"`` (appended to its Delta
         table) or ``"online_and_offline"``."""
         return self._core.push(push_source_name, as_stream_capsule(df, "df"), to)
 
+    def write_to_online_store(self, feature_view_name: str, df: Any) -> int:
+        """Write rows of one feature view straight to the online store, as
+        materialization would (Feast's method of this name): ``df`` (any Arrow-compatible
+        input) holds the view's join keys, its source's timestamp column and its features.
+        Only the online store is written. Returns the rows written."""
+        return self._core.write_online(feature_view_name, as_stream_capsule(df, "df"))
+
     def close(self) -> None:
-        """Close the online store (another process may then open the embedded store)."""
+        """Let go of the online store. FeatureStore objects of one process share it (it
+        closes when the last lets it go; another process may then open the embedded
+        store)."""
         self._core.close()
 
     def __enter__(self) -> "FeatureStore":

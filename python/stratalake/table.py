@@ -15,7 +15,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from . import _core
-from ._arrow import as_stream_capsule, reader_from_capsule, table_from_capsule, to_polars
+from ._arrow import as_stream_capsule, reader_from_capsule, table_from_capsule, to_pandas, to_polars
 from ._errors import DefinitionError, UnsupportedFeatureError
 from ._time import to_millis
 from .schema import Field, Schema
@@ -250,7 +250,7 @@ class DeltaTable:
                   types_mapper: Any = None, *, filter: Optional[str] = None):
         """:meth:`to_pyarrow_table` as a pandas DataFrame (deltalake's signature)."""
         t = self.to_pyarrow_table(partitions, columns, filesystem, filters, filter=filter)
-        return t.to_pandas(types_mapper=types_mapper) if types_mapper else t.to_pandas()
+        return to_pandas(t, types_mapper=types_mapper) if types_mapper else to_pandas(t)
 
     def to_polars(self, columns: Optional[Sequence[str]] = None, filter: Optional[str] = None, *,
                   filters: Optional[FilterType] = None):
@@ -356,6 +356,16 @@ class DeltaTable:
 
     def __repr__(self) -> str:
         return f"DeltaTable({self.table_uri!r}, version={self.version()})"
+
+    def _repr_html_(self) -> str:
+        import html
+        md = self._snapshot.metadata()
+        schema = pa.Schema._import_from_c_capsule(self._snapshot.schema_capsule())
+        cols = ", ".join(f"{f.name}: {f.type}" for f in schema)
+        parts = f", partitioned by {', '.join(md['partition_columns'])}" if md["partition_columns"] else ""
+        return (f"<b>DeltaTable</b> <code>{html.escape(self.table_uri)}</code> version "
+                f"{self.version()}: {md['num_records']:,} rows in {len(self._snapshot.files()):,} files"
+                f"{html.escape(parts)}<br><small>{html.escape(cols)}</small>")
 
 
 def _keys_from_predicate(predicate: Optional[str]) -> List[str]:

@@ -54,47 +54,7 @@ arrow::Status CmdIngest(const Args& a) {
   o.format = a.Get("--format").value_or("");
 
   // The target: an applied source, else a source in the definition files, else a table path.
-  IngestTarget target;
-  const registry::Source* source = nullptr;
-  std::shared_ptr<const registry::RegistryState> state;
-  registry::Definitions local;
-  ARROW_ASSIGN_OR_RAISE(auto reg, r->registry());
-  ARROW_ASSIGN_OR_RAISE(state, reg->Load());
-  source = state->defs.FindSource(target_name);
-  if (!source) {
-    auto defs = r->LoadDefinitions();
-    if (defs.ok()) {
-      local = std::move(*defs);
-      source = local.FindSource(target_name);
-    }
-  }
-  if (source) {
-    ARROW_ASSIGN_OR_RAISE(target, r->IngestTargetFor(*source));
-  } else if (target_name.find('/') != std::string::npos) {
-    // The table path becomes a folder below the offline store: it must stay there.
-    bool below = target_name[0] != '/' && target_name.find("://") == std::string::npos;
-    for (size_t i = 0; below && i <= target_name.size();) {
-      size_t j = std::min(target_name.find('/', i), target_name.size());
-      std::string seg = target_name.substr(i, j - i);
-      below = !seg.empty() && seg != "." && seg != "..";
-      i = j + 1;
-    }
-    if (!below) {
-      return MakeError(arrow::StatusCode::Invalid, ErrorKind::kDefinitionError,
-                       "table path '" + target_name +
-                           "' must name a folder below the offline store, such as bronze/raw "
-                           "(relative, without '.', '..' or empty parts)");
-    }
-    target.name = target_name;
-    target.table_uri = r->TableUri(target_name);
-    target.quarantine_uri = r->TableUri("quarantine/" + target_name);
-  } else {
-    return MakeError(arrow::StatusCode::KeyError, ErrorKind::kObjectNotFound,
-                     "no source named '" + target_name +
-                         "' in the registry or the definition files; name a source, or a table "
-                         "path below the offline store such as bronze/" +
-                         target_name);
-  }
+  ARROW_ASSIGN_OR_RAISE(IngestTarget target, r->ResolveIngestTarget(target_name));
   ARROW_ASSIGN_OR_RAISE(auto report, Ingest(target, files, o));
   if (a.Has("--json")) {
     rapidjson::StringBuffer buf;

@@ -50,6 +50,36 @@ std::string TopUsage(const std::vector<Command>& commands) {
   return out + "\nDelta table commands:\n" + cli::TableUsage();
 }
 
+// A core message in the CLI's words: options as flags, actions as commands.
+std::string CliMessage(const arrow::Status& st) {
+  return RewordMessage(st, [](Term t) -> std::string {
+    switch (t) {
+      case Term::kRepo:
+        return "--repo DIR";
+      case Term::kInit:
+        return "`stratalake init DIR`";
+      case Term::kApply:
+        return "`stratalake apply`";
+      case Term::kPlan:
+        return "`stratalake plan`";
+      case Term::kMaterialize:
+        return "`stratalake materialize`";
+      case Term::kTimestampColumn:
+        return "--timestamp-column";
+      case Term::kFullFeatureNames:
+        return "--full-feature-names";
+      case Term::kQuarantine:
+        return "--quarantine";
+      case Term::kMergeKeys:
+        return "--on";
+      case Term::kWriteMergeSchema:
+      case Term::kMergeMergeSchema:
+        return "--merge-schema";
+    }
+    return Mention(t);
+  });
+}
+
 int ExitCode(const arrow::Status& st) {
   const auto* d = GetErrorDetail(st);
   if (!d) return 1;
@@ -98,11 +128,11 @@ int Run(const Command& command, const std::vector<std::string>& argv) {
   // s3:// URIs initialize the AWS SDK on first use; it must be shut down before exit.
   auto fin = arrow::fs::EnsureS3Finalized();
   if (cli::IsUsageError(st)) {
-    std::cerr << "error: " << st.message() << "\n\n" << command.help;
+    std::cerr << "error: " << CliMessage(st) << "\n\n" << command.help;
     return 2;
   }
   if (!st.ok()) {
-    std::cerr << "error: " << st.message() << "\n";
+    std::cerr << "error: " << CliMessage(st) << "\n";
     return command.exit_code_by_kind ? ExitCode(st) : 1;
   }
   if (!fin.ok() && command.exit_code_by_kind) std::cerr << "warning: " << fin.ToString() << "\n";

@@ -46,14 +46,66 @@ const char* ErrorKindName(ErrorKind kind) {
       return "DataRejected";
     case ErrorKind::kFeatureNotFound:
       return "FeatureNotFound";
+    case ErrorKind::kOnlineStoreLocked:
+      return "OnlineStoreLocked";
   }
   return "Unknown";
 }
+
+const char* TermName(Term term) {
+  switch (term) {
+    case Term::kRepo:
+      return "repo";
+    case Term::kInit:
+      return "init";
+    case Term::kApply:
+      return "apply";
+    case Term::kPlan:
+      return "plan";
+    case Term::kMaterialize:
+      return "materialize";
+    case Term::kTimestampColumn:
+      return "timestamp_column";
+    case Term::kFullFeatureNames:
+      return "full_feature_names";
+    case Term::kQuarantine:
+      return "quarantine";
+    case Term::kMergeKeys:
+      return "merge_keys";
+    case Term::kWriteMergeSchema:
+    case Term::kMergeMergeSchema:
+      return "merge_schema";
+  }
+  return "unknown";
+}
+
+std::string Mention(Term term) { return std::string("`") + TermName(term) + "`"; }
 
 const char* StrataLakeErrorDetail::type_id() const { return "stratalake::StrataLakeErrorDetail"; }
 
 arrow::Status MakeError(arrow::StatusCode code, ErrorKind kind, std::string message) {
   return arrow::Status(code, std::move(message), std::make_shared<StrataLakeErrorDetail>(kind));
+}
+
+arrow::Status MakeError(arrow::StatusCode code, ErrorKind kind, std::string message,
+                        std::vector<Term> terms) {
+  return arrow::Status(code, std::move(message),
+                       std::make_shared<StrataLakeErrorDetail>(kind, std::move(terms)));
+}
+
+std::string RewordMessage(const arrow::Status& status,
+                          const std::function<std::string(Term)>& word) {
+  std::string msg = status.message();
+  const StrataLakeErrorDetail* d = GetErrorDetail(status);
+  if (d == nullptr) return msg;
+  for (Term t : d->terms()) {
+    const std::string from = Mention(t);
+    const std::string to = word(t);
+    for (size_t at = msg.find(from); at != std::string::npos; at = msg.find(from, at + to.size())) {
+      msg.replace(at, from.size(), to);
+    }
+  }
+  return msg;
 }
 
 const StrataLakeErrorDetail* GetErrorDetail(const arrow::Status& status) {

@@ -37,6 +37,13 @@
 namespace stratalake {
 namespace {
 
+class UnknownColumnDetail : public arrow::StatusDetail {
+ public:
+  static constexpr const char* kTypeId = "stratalake::UnknownColumnDetail";
+  const char* type_id() const override { return kTypeId; }
+  std::string ToString() const override { return "unknown column"; }
+};
+
 namespace cp = arrow::compute;
 using arrow::DataType;
 using arrow::Result;
@@ -1560,9 +1567,12 @@ class Parser {
     return nullptr;
   }
 
+  // A column the data does not have: marked so that callers can tell it from a
+  // syntax error (IsUnknownColumnError).
   Status UnknownColumn(const std::vector<std::string>& segments, Span span) const {
-    return Error(span.begin, "unknown column '" + Echo(Join(segments, ".")) +
-                                 "' (columns: " + ListNames(schema_.fields()) + ")");
+    Status st = Error(span.begin, "unknown column '" + Echo(Join(segments, ".")) +
+                                      "' (columns: " + ListNames(schema_.fields()) + ")");
+    return st.WithDetail(std::make_shared<UnknownColumnDetail>());
   }
 
   Result<Operand> ParseColumn() {
@@ -1687,6 +1697,11 @@ Status EnsureComputeInitialized() {
 }
 
 }  // namespace
+
+bool IsUnknownColumnError(const arrow::Status& status) {
+  return !status.ok() && status.detail() != nullptr &&
+         std::string(status.detail()->type_id()) == UnknownColumnDetail::kTypeId;
+}
 
 Result<cp::Expression> ParseExpression(std::string_view text, const arrow::Schema& schema) {
   ARROW_RETURN_NOT_OK(EnsureComputeInitialized());

@@ -112,7 +112,8 @@ arrow::Result<InputFile> Locate(const std::string& name, const IngestOptions& op
   }
   ARROW_ASSIGN_OR_RAISE(auto info, file.fs->GetFileInfo(file.path));
   if (info.type() == arrow::fs::FileType::NotFound) {
-    return arrow::Status::IOError("input file '", name, "' does not exist");
+    return MakeError(arrow::StatusCode::IOError, ErrorKind::kFileNotFound,
+                     "input file '" + name + "' does not exist");
   }
   if (info.type() != arrow::fs::FileType::File) {
     return arrow::Status::Invalid("input '", name, "' is not a file; pass the files to load");
@@ -422,8 +423,8 @@ std::string RejectionMessage(const std::string& name, const IngestReport& report
       msg += "  " + std::to_string(count) + "  " + reason + "\n";
     }
   }
-  msg +=
-      "fix these rows, or pass --quarantine to load the good rows and keep the rejected ones in ";
+  msg += "fix these rows, or pass " + Mention(Term::kQuarantine) +
+         " to load the good rows and keep the rejected ones in ";
   msg += quarantine_uri.empty() ? "a quarantine table" : quarantine_uri;
   return msg;
 }
@@ -469,11 +470,15 @@ arrow::Result<IngestReport> Ingest(const IngestTarget& target,
   if (target.table_uri.empty()) return arrow::Status::Invalid("no table to load '", name, "' into");
   if (files.empty()) return arrow::Status::Invalid("no input files to load into '", name, "'");
   if (options.mode == IngestMode::kMerge && options.merge_keys.empty()) {
-    return arrow::Status::Invalid("merge mode needs key columns (merge_keys, --merge-keys)");
+    return MakeError(arrow::StatusCode::Invalid, ErrorKind::kDefinitionError,
+                     "merge mode needs key columns (" + Mention(Term::kMergeKeys) + ")",
+                     {Term::kMergeKeys});
   }
   if (options.quarantine && target.quarantine_uri.empty()) {
-    return arrow::Status::Invalid("--quarantine needs a quarantine table for '", name,
-                                  "' (quarantine_uri)");
+    return MakeError(arrow::StatusCode::Invalid, ErrorKind::kDefinitionError,
+                     Mention(Term::kQuarantine) + " needs a quarantine table for '" + name +
+                         "' (quarantine_uri)",
+                     {Term::kQuarantine});
   }
   if (!target.check_names.empty() && target.check_names.size() != target.checks.size()) {
     return arrow::Status::Invalid("'", name, "' has ", target.checks.size(), " checks but ",
@@ -553,7 +558,7 @@ arrow::Result<IngestReport> Ingest(const IngestTarget& target,
   report.files = static_cast<int64_t>(inputs.size());
   if (report.rows_rejected > 0 && !options.quarantine) {
     return MakeError(arrow::StatusCode::Invalid, ErrorKind::kDataRejected,
-                     RejectionMessage(name, report, target.quarantine_uri));
+                     RejectionMessage(name, report, target.quarantine_uri), {Term::kQuarantine});
   }
 
   // Rejected rows first: should the target commit fail, they are not lost.

@@ -299,7 +299,7 @@ TEST_F(IngestTest, BadValuesFailTheLoadWithLineNumbersAndReasons) {
                 "  " +
                 csv +
                 ":8 column ts: '2026-13-01' is not a valid timestamp\n"
-                "fix these rows, or pass --quarantine to load the good rows and keep the rejected "
+                "fix these rows, or pass `quarantine` to load the good rows and keep the rejected "
                 "ones in " +
                 Target().quarantine_uri);
   EXPECT_EQ(Version(Target().table_uri), -1);  // not created
@@ -327,7 +327,7 @@ TEST_F(IngestTest, ManyRejectionsShowTheFirstExamplesAndCountsByReason) {
                 "by reason:\n"
                 "  1  column active: not a valid boolean\n"
                 "  10  column id: not a valid int64\n"
-                "fix these rows, or pass --quarantine to load the good rows and keep the rejected "
+                "fix these rows, or pass `quarantine` to load the good rows and keep the rejected "
                 "ones in " +
                 Target().quarantine_uri);
 }
@@ -644,7 +644,7 @@ TEST_F(IngestTest, MergeNeedsKeysThatAreColumns) {
   auto csv = Write("a.csv", "id,note\n1,a\n");
   auto no_keys = Ingest(Target(), {csv}, o);
   ASSERT_FALSE(no_keys.ok());
-  EXPECT_EQ(no_keys.status().message(), "merge mode needs key columns (merge_keys, --merge-keys)");
+  EXPECT_EQ(no_keys.status().message(), "merge mode needs key columns (`merge_keys`)");
   o.merge_keys = {"key"};
   auto bad_key = Ingest(Target(), {csv}, o);
   ASSERT_FALSE(bad_key.ok());

@@ -858,7 +858,8 @@ arrow::Result<MaterializeReport> Materialize(const repo::FeatureRepository& repo
   ARROW_ASSIGN_OR_RAISE(auto state, reg->Load());
   if (state->version == 0) {
     return UserError(ErrorKind::kObjectNotFound,
-                     "the registry is empty; run `stratalake apply` first");
+                     "the registry is empty; run " + Mention(Term::kApply) + " first",
+                     {Term::kApply});
   }
   const auto& defs = state->defs;
   std::vector<const registry::FeatureView*> views;

@@ -1004,8 +1004,7 @@ TEST(RocksDbOnlineStoreOpenTest, CreatesMissingParentFolders) {
   // Read-only opening does not create anything: it says to materialize first.
   auto missing = OpenRocksDbStore(dir.Join("other/.stratalake/online"), /*read_only=*/true);
   ASSERT_FALSE(missing.ok());
-  EXPECT_NE(missing.status().message().find("run `stratalake materialize` first"),
-            std::string::npos)
+  EXPECT_NE(missing.status().message().find("run `materialize` first"), std::string::npos)
       << missing.status().message();
   EXPECT_FALSE(std::filesystem::exists(dir.Join("other")));
 }

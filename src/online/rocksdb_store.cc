@@ -2,6 +2,7 @@
 // with the larger version prefix, so writes are blind (no read per write) and
 // the "newer wins" rule is applied when operands are combined (on read, flush
 // and compaction).
+#include <fcntl.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -373,6 +374,22 @@ class RocksDbStore : public OnlineStore {
   std::shared_mutex ingest_mu_;
 };
 
+// The id of the process that holds RocksDB's LOCK file in `path` (a POSIX
+// record lock), or 0 when none does or it cannot be told. Must not be called
+// while this process holds the lock (closing the descriptor would release it).
+pid_t LockHolder(const std::string& path) {
+  int fd = ::open((std::filesystem::path(path) / "LOCK").c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return 0;
+  struct flock fl;
+  std::memset(&fl, 0, sizeof(fl));
+  fl.l_type = F_WRLCK;
+  fl.l_whence = SEEK_SET;
+  pid_t pid = 0;
+  if (::fcntl(fd, F_GETLK, &fl) == 0 && fl.l_type != F_UNLCK) pid = fl.l_pid;
+  ::close(fd);
+  return pid;
+}
+
 }  // namespace
 
 arrow::Result<std::unique_ptr<OnlineStore>> OpenRocksDbStore(const std::string& path,
@@ -424,8 +441,9 @@ arrow::Result<std::unique_ptr<OnlineStore>> OpenRocksDbStore(const std::string& 
     if (!s.ok() && (s.ToString().find("does not exist") != std::string::npos ||
                     !std::filesystem::exists(std::filesystem::path(path) / "CURRENT", ec))) {
       return MakeError(arrow::StatusCode::IOError, ErrorKind::kObjectNotFound,
-                       "the online store at " + path +
-                           " has not been written yet; run `stratalake materialize` first");
+                       "the online store at " + path + " has not been written yet; run " +
+                           Mention(Term::kMaterialize) + " first",
+                       {Term::kMaterialize});
     }
   } else {
     // RocksDB makes the store's own folder but not its parents (with a
@@ -440,12 +458,23 @@ arrow::Result<std::unique_ptr<OnlineStore>> OpenRocksDbStore(const std::string& 
     s = rocksdb::DB::Open(options, path, &raw);
   }
   if (!s.ok()) {
-    std::string hint = s.IsIOError() && s.ToString().find("lock") != std::string::npos
-                           ? "; another process (a running `stratalake serve`?) holds it open; use "
-                             "the server's POST /materialize or stop it first"
-                           : "";
+    if (s.IsIOError() && s.ToString().find("lock") != std::string::npos) {
+      // Closing a descriptor drops every POSIX lock its process holds on the file,
+      // so the holder is only looked up when RocksDB says it is another process.
+      bool here = s.ToString().find("current process") != std::string::npos;
+      pid_t holder = here ? 0 : LockHolder(path);
+      std::string who = here         ? "this process (by another handle)"
+                        : holder > 0 ? "process " + std::to_string(holder)
+                                     : "another process";
+      return MakeError(arrow::StatusCode::IOError, ErrorKind::kOnlineStoreLocked,
+                       "the embedded online store at " + path + " is open in " + who +
+                           " (a running `stratalake serve`, or another program or notebook "
+                           "using this repository); it can be open in one process at a time: "
+                           "close it there (FeatureStore.close()), or send the writes to the "
+                           "running server (POST /materialize, /push)");
+    }
     return MakeError(arrow::StatusCode::IOError, ErrorKind::kFileNotFound,
-                     "cannot open the online store at " + path + ": " + s.ToString() + hint);
+                     "cannot open the online store at " + path + ": " + s.ToString());
   }
   return std::make_unique<RocksDbStore>(path, std::unique_ptr<rocksdb::DB>(raw), read_only);
 }

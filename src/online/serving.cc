@@ -55,9 +55,10 @@ arrow::Result<std::shared_ptr<const CompiledRequest>> Compile(
                            "' is not served online (online: false in its definition)");
     }
   }
-  ARROW_ASSIGN_OR_RAISE(auto names,
-                        registry::FeatureOutputNames(views, req.full_feature_names, {},
-                                                     "set \"full_feature_names\": true"));
+  auto named = registry::FeatureOutputNames(views, req.full_feature_names, {},
+                                            "pass " + Mention(Term::kFullFeatureNames));
+  if (!named.ok()) return WithTerms(named.status(), {Term::kFullFeatureNames});
+  auto names = std::move(named).ValueUnsafe();
   auto out = std::make_shared<CompiledRequest>();
   for (size_t v = 0; v < views.size(); ++v) {
     const registry::ViewRequest& vr = views[v];
@@ -161,7 +162,8 @@ arrow::Status NoteNotMaterialized(OnlineStore& store, const registry::RegistrySt
 arrow::Result<OnlineResponse> OnlineService::Get(const OnlineRequest& req) {
   ARROW_ASSIGN_OR_RAISE(auto state, cache_.Get());
   if (state->version == 0) {
-    return UserError(ErrorKind::kObjectNotFound, "the registry is empty; run `stratalake apply`");
+    return UserError(ErrorKind::kObjectNotFound,
+                     "the registry is empty; run " + Mention(Term::kApply), {Term::kApply});
   }
   // The compiled feature list, from the cache when this list was seen before.
   std::string rkey = RequestKey(req);

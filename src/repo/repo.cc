@@ -16,7 +16,9 @@
 #include <parquet/arrow/reader.h>
 #include <yaml-cpp/yaml.h>
 
+#include "common/closest.h"
 #include "common/compute_init.h"
+#include "common/errors.h"
 #include "registry/loader.h"
 #include "stratalake/delta.h"
 #include "stratalake/status.h"
@@ -257,7 +259,9 @@ arrow::Result<RepoConfig> LoadRepoConfig(const std::string& dir) {
   if (!fs::exists(file, ec)) {
     return MakeError(arrow::StatusCode::Invalid, ErrorKind::kObjectNotFound,
                      "no feature repository at " + root.string() + " (no " + kConfigFile +
-                         "); create one with `stratalake init DIR` or pass --repo DIR");
+                         "); create one with " + Mention(Term::kInit) + " or pass " +
+                         Mention(Term::kRepo),
+                     {Term::kInit, Term::kRepo});
   }
   // yaml-cpp reports misuse by throwing: every exception stops here as a Status.
   try {
@@ -435,6 +439,54 @@ arrow::Result<IngestTarget> FeatureRepository::IngestTargetFor(
   t.partition_by = source.partition_by;
   t.quarantine_uri = TableUri("quarantine/" + source.name);
   return t;
+}
+
+arrow::Result<IngestTarget> FeatureRepository::ResolveIngestTarget(const std::string& name) const {
+  ARROW_ASSIGN_OR_RAISE(auto reg, registry());
+  ARROW_ASSIGN_OR_RAISE(auto state, reg->Load());
+  if (const registry::Source* s = state->defs.FindSource(name)) return IngestTargetFor(*s);
+  // Not applied yet: a source in the definition files (which may not validate yet).
+  auto local = LoadDefinitions();
+  if (local.ok()) {
+    if (const registry::Source* s = local->FindSource(name)) return IngestTargetFor(*s);
+  }
+  if (name.find('/') != std::string::npos) {
+    // The table path becomes a folder below the offline store: it must stay there.
+    bool below = name[0] != '/' && name.find("://") == std::string::npos;
+    for (size_t i = 0; below && i <= name.size();) {
+      size_t j = std::min(name.find('/', i), name.size());
+      std::string seg = name.substr(i, j - i);
+      below = !seg.empty() && seg != "." && seg != "..";
+      i = j + 1;
+    }
+    if (!below) {
+      return MakeError(arrow::StatusCode::Invalid, ErrorKind::kDefinitionError,
+                       "table path '" + name +
+                           "' must name a folder below the offline store, such as bronze/raw "
+                           "(relative, without '.', '..' or empty parts)");
+    }
+    IngestTarget t;
+    t.name = name;
+    t.table_uri = TableUri(name);
+    t.quarantine_uri = TableUri("quarantine/" + name);
+    return t;
+  }
+  std::vector<std::string> names;
+  for (const auto& s : state->defs.sources) names.push_back(s.name);
+  if (local.ok()) {
+    for (const auto& s : local->sources) {
+      if (std::find(names.begin(), names.end(), s.name) == names.end()) names.push_back(s.name);
+    }
+  }
+  std::string msg = "no source named '" + name + "' in the registry or the definition files";
+  std::vector<std::string> close = ClosestNames(name, names);
+  for (size_t i = 0; i < close.size(); ++i) {
+    msg += (i == 0 ? "; did you mean '" : i + 1 == close.size() ? "' or '" : "', '") + close[i];
+  }
+  if (!close.empty()) msg += "'?";
+  msg += names.empty() ? " (there are no sources)" : " (sources: " + JoinNames(names) + ")";
+  msg += "; name a source, or a table path below the offline store such as bronze/" + name;
+  return MakeError(arrow::StatusCode::KeyError, ErrorKind::kObjectNotFound, msg);
 }
 
 arrow::Result<std::vector<TableInfo>> FeatureRepository::ListTables() const {

@@ -20,6 +20,7 @@
 #include "retrieval/asof_keys.h"
 #include "retrieval/asof_runs.h"
 #include "retrieval/asof_spill.h"
+#include "stratalake/status.h"
 
 namespace stratalake::retrieval {
 
@@ -649,9 +650,10 @@ arrow::Result<LeftSide> AsOfJoinImpl::PrepareLeft(const arrow::Table& left, int 
     ARROW_ASSIGN_OR_RAISE(KeyClass cls, asof::KeyClassOf(*type, "left key column '" + name + "'"));
     const auto& right_type = right_schema_->field(kept_[key_cols_[k]])->type();
     if (cls != right_rules_[k].key_class) {
-      return arrow::Status::TypeError("left key column '", name, "' (", type->ToString(),
-                                      ") cannot be compared with right key column '",
-                                      spec_.right_keys[k], "' (", right_type->ToString(), ")");
+      return MakeError(arrow::StatusCode::TypeError, ErrorKind::kSchemaMismatch,
+                       "left key column '" + name + "' (" + type->ToString() +
+                           ") cannot be compared with right key column '" + spec_.right_keys[k] +
+                           "' (" + right_type->ToString() + ")");
     }
     bool reject = (IsSigned(*type) && IsUnsigned64(*right_type)) ||
                   (IsUnsigned64(*type) && IsSigned(*right_type));

@@ -1048,7 +1048,7 @@ TEST(AsOfJoinErrors, IncompatibleKeyTypes) {
                     {R"(["1"])", "[1]"});
   EXPECT_EQ(ErrorOf(join->Finish(*left).status()),
             "Type error: left key column 'id' (string) cannot be compared with right key column "
-            "'id' (int64)");
+            "'id' (int64). Detail: SchemaMismatch");
   auto dschema =
       TableFromJson(arrow::schema({arrow::field("id", arrow::float64()), arrow::field("ts", TsS()),
                                    arrow::field("v", arrow::utf8())}),
@@ -1056,7 +1056,7 @@ TEST(AsOfJoinErrors, IncompatibleKeyTypes) {
           ->schema();
   EXPECT_EQ(ErrorOf(AsOfJoin::Make(SimpleSpec(), dschema).status()),
             "Type error: right key column 'id' has type double; key columns must be integers, "
-            "strings, binary or dates");
+            "strings, binary or dates. Detail: SchemaMismatch");
 }
 
 TEST(AsOfJoinErrors, MissingLeftColumn) {

@@ -7,6 +7,7 @@
 #include <arrow/util/hashing.h>
 
 #include "retrieval/asof_memory.h"
+#include "stratalake/status.h"
 
 namespace stratalake::retrieval::asof {
 
@@ -217,8 +218,9 @@ arrow::Result<KeyClass> KeyClassOf(const arrow::DataType& type, const std::strin
     case arrow::Type::BINARY_VIEW:
       return KeyClass::kBytes;
     default:
-      return arrow::Status::TypeError(what, " has type ", type.ToString(),
-                                      "; key columns must be integers, strings, binary or dates");
+      return MakeError(arrow::StatusCode::TypeError, ErrorKind::kSchemaMismatch,
+                       what + " has type " + type.ToString() +
+                           "; key columns must be integers, strings, binary or dates");
   }
 }
 

@@ -290,7 +290,8 @@ arrow::Result<RetrievalPlan> PlanRetrieval(const repo::FeatureRepository& repo,
     return UserError(ErrorKind::kSchemaMismatch,
                      "the entity table has no timestamp column '" + ts_col +
                          "' (columns: " + JoinNames(entity_schema.field_names()) +
-                         "); name it with --timestamp-column");
+                         "); name it with " + Mention(Term::kTimestampColumn),
+                     {Term::kTimestampColumn});
   }
   if (!IsTime(*ts_field->type())) {
     return UserError(ErrorKind::kSchemaMismatch,
@@ -302,7 +303,8 @@ arrow::Result<RetrievalPlan> PlanRetrieval(const repo::FeatureRepository& repo,
   ARROW_ASSIGN_OR_RAISE(plan.state, reg->Load(req.registry_version));
   if (plan.state->version == 0) {
     return UserError(ErrorKind::kObjectNotFound,
-                     "the registry is empty; run `stratalake apply` first");
+                     "the registry is empty; run " + Mention(Term::kApply) + " first",
+                     {Term::kApply});
   }
   const Definitions& defs = plan.state->defs;
   ARROW_ASSIGN_OR_RAISE(auto views,
@@ -312,11 +314,11 @@ arrow::Result<RetrievalPlan> PlanRetrieval(const repo::FeatureRepository& repo,
   // Output names, checked for collisions before any data is read.
   std::map<std::string, std::string> taken;  // output name -> what it is
   for (const auto& name : entity_schema.field_names()) taken[name] = "entity column '" + name + "'";
-  ARROW_ASSIGN_OR_RAISE(
-      auto out_names,
-      registry::FeatureOutputNames(views, req.full_feature_names, std::move(taken),
-                                   "pass --full-feature-names (full_feature_names=True) or give "
-                                   "one view an alias in a feature service"));
+  auto named = registry::FeatureOutputNames(views, req.full_feature_names, std::move(taken),
+                                            "pass " + Mention(Term::kFullFeatureNames) +
+                                                " or give one view an alias in a feature service");
+  if (!named.ok()) return WithTerms(named.status(), {Term::kFullFeatureNames});
+  auto out_names = std::move(named).ValueUnsafe();
   // The output's features come in request order, whichever view holds them.
   for (size_t i = 0; i < views.size(); ++i) {
     for (size_t j = 0; j < views[i].features.size(); ++j) {

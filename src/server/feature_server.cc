@@ -180,8 +180,15 @@ Reply ErrorReply(int code, const std::string& message, const char* cls = "FeastE
   return {code, FeastErrorJson(cls, message)};
 }
 
+// The server words the options the core's message mentions in its requests' JSON.
+std::string ServerTerm(Term t) {
+  if (t == Term::kFullFeatureNames) return "\"full_feature_names\": true";
+  if (t == Term::kMaterialize) return "POST /materialize";
+  return Mention(t);
+}
+
 Reply StatusReply(const arrow::Status& st) {
-  return ErrorReply(HttpCodeFor(st), st.message(), FeastErrorClass(st));
+  return ErrorReply(HttpCodeFor(st), RewordMessage(st, ServerTerm), FeastErrorClass(st));
 }
 
 std::string ReportJson(const online::MaterializeReport& r) {

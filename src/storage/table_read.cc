@@ -14,8 +14,12 @@ namespace stratalake::delta {
 namespace cp = arrow::compute;
 
 arrow::Result<cp::Expression> BindPredicate(const std::string& text, const arrow::Schema& schema) {
-  ARROW_ASSIGN_OR_RAISE(auto expr, ParseExpression(text, schema));
-  auto bound = expr.Bind(schema);
+  auto parsed = ParseExpression(text, schema);
+  if (!parsed.ok()) {
+    if (IsUnknownColumnError(parsed.status())) return SchemaMismatch(parsed.status().message());
+    return parsed.status();
+  }
+  auto bound = parsed->Bind(schema);
   if (!bound.ok()) {
     return arrow::Status::Invalid("predicate '", text, "': ", bound.status().message());
   }

@@ -314,9 +314,12 @@ arrow::Result<std::unique_ptr<TableWriter>> DeltaTable::OpenWriter(
       }
       if (idx < 0) {
         if (!options.merge_schema) {
-          return SchemaMismatch("column '" + f->name() + "' (" + DeltaTypeName(*f->type()) +
-                                ") is not in the table schema; pass merge_schema "
-                                "(--merge-schema) to add it as a new nullable column");
+          return MakeError(arrow::StatusCode::Invalid, ErrorKind::kSchemaMismatch,
+                           "column '" + f->name() + "' (" + DeltaTypeName(*f->type()) +
+                               ") is not in the table schema; pass " +
+                               Mention(Term::kWriteMergeSchema) +
+                               " to add it as a new nullable column",
+                           {Term::kWriteMergeSchema});
         }
         fields.push_back(arrow::field(f->name(), f->type(), true));
         continue;

@@ -142,8 +142,8 @@ def test_name_collision_and_full_feature_names(repo, tmp_path):
     assert clash.returncode == 1
     assert clash.stderr.splitlines()[0] == (
         "error: output column 'score' would hold both feature 'user_scores:score' and feature "
-        "'user_profile:score'; pass --full-feature-names (full_feature_names=True) or give one "
-        "view an alias in a feature service")
+        "'user_profile:score'; pass --full-feature-names or give one view an alias in a "
+        "feature service")
     rows = historical(repo, ents, "--features", "user_scores:score,user_profile", "--full-feature-names")
     assert rows == [
         {"user_id": 1, "event_timestamp": T(11), "label": 1, "user_scores__score": 0.3,

@@ -37,9 +37,11 @@ arrow::Result<MergePlan> PlanMerge(std::shared_ptr<const Snapshot> snapshot_in,
     for (const auto& f : source->schema()->fields()) {
       if (schema->GetFieldIndex(f->name()) >= 0) continue;
       if (!options.merge_schema) {
-        return SchemaMismatch("merge source column '" + f->name() +
-                              "' is not in the target schema; pass merge_schema (--merge-schema) "
-                              "to add it");
+        return MakeError(arrow::StatusCode::Invalid, ErrorKind::kSchemaMismatch,
+                         "merge source column '" + f->name() +
+                             "' is not in the target schema; pass " +
+                             Mention(Term::kMergeMergeSchema) + " to add it",
+                         {Term::kMergeMergeSchema});
       }
       fields.push_back(arrow::field(f->name(), f->type(), true));
     }

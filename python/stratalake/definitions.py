@@ -1,0 +1,212 @@
+"""Registered definitions as typed objects: what ``FeatureStore.list_*`` and ``get_*``
+return. Attributes read like Feast's (``view.name``, ``view.features``,
+``entity.join_keys``, ``view.ttl``); item access (``view["name"]``) still reads the
+registry's canonical JSON: each object is a dict of it, with attributes."""
+from __future__ import annotations
+
+import datetime as dt
+import re
+from typing import Any, Dict, List, Optional
+
+__all__ = ["Field", "Entity", "DataSource", "FeatureView", "FeatureService",
+           "FeatureViewProjection"]
+
+
+class _Definition(dict):
+    """One registry object: attributes, over the dict of its canonical JSON (so
+    ``obj["name"]``, ``json.dumps(obj)`` and ``isinstance(obj, dict)`` work as before)."""
+
+    def to_dict(self) -> Dict[str, Any]:
+        """The registry's canonical JSON of this object (a plain dict)."""
+        return dict(self)
+
+    @property
+    def name(self) -> str:
+        return self["name"]
+
+    @property
+    def description(self) -> str:
+        return self.get("description", "")
+
+    @property
+    def owner(self) -> str:
+        return self.get("owner", "")
+
+    @property
+    def tags(self) -> Dict[str, str]:
+        return dict(self.get("tags", {}))
+
+    def _fields_repr(self) -> str:  # pragma: no cover - every subclass defines it
+        return ""
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(name={self.name!r}{self._fields_repr()})"
+
+
+class Field(_Definition):
+    """A typed column: a feature, an entity's join key or a declared source column.
+    ``dtype`` is StrataLake's type name (``int64``, ``string``, ``list<float64>``, ...)."""
+
+    @property
+    def dtype(self) -> str:
+        return self["type"]
+
+    @property
+    def nullable(self) -> bool:
+        return self.get("nullable", True)
+
+    def _fields_repr(self) -> str:
+        return f", dtype={self.dtype!r}"
+
+
+class Entity(_Definition):
+    """An entity: what features describe, identified by its join keys."""
+
+    @property
+    def join_keys(self) -> List[str]:
+        """The join key names (Feast's ``Entity.join_keys``)."""
+        return [k["name"] for k in self["join_keys"]]
+
+    @property
+    def join_key(self) -> str:
+        """The first join key (Feast's ``Entity.join_key``)."""
+        return self.join_keys[0]
+
+    @property
+    def join_key_fields(self) -> List[Field]:
+        """The join keys with their types."""
+        return [Field(k) for k in self["join_keys"]]
+
+    def _fields_repr(self) -> str:
+        keys = ", ".join(f"{f.name}: {f.dtype}" for f in self.join_key_fields)
+        return f", join_keys=[{keys}]"
+
+
+class DataSource(_Definition):
+    """A source of feature rows: a Delta table (``type`` ``"delta"``), Parquet files
+    (``"parquet"``) or a push source (``"push"``)."""
+
+    @property
+    def type(self) -> str:
+        return self["type"]
+
+    @property
+    def path(self) -> str:
+        """The table (relative to the offline store) or the files."""
+        return self["path"]
+
+    @property
+    def timestamp_field(self) -> str:
+        return self.get("timestamp_field", "")
+
+    @property
+    def created_timestamp_column(self) -> str:
+        return self.get("created_timestamp_field", "")
+
+    @property
+    def field_mapping(self) -> Dict[str, str]:
+        return dict(self.get("field_mapping", {}))
+
+    @property
+    def schema(self) -> List[Field]:
+        """The declared columns (empty when the source declares none)."""
+        return [Field(f) for f in self.get("schema", [])]
+
+    @property
+    def partition_by(self) -> List[str]:
+        return list(self.get("partition_by", []))
+
+    def _fields_repr(self) -> str:
+        return f", type={self.type!r}, path={self.path!r}, timestamp_field={self.timestamp_field!r}"
+
+
+_DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(us|ms|s|m|h|d|w)")
+_UNIT = {"us": "microseconds", "ms": "milliseconds", "s": "seconds", "m": "minutes",
+         "h": "hours", "d": "days", "w": "weeks"}
+
+
+def _duration(text: str) -> Optional[dt.timedelta]:
+    """"2d", "1h30m", "90s", "0" -> a timedelta; None for text of another form."""
+    if text in ("", "0"):
+        return dt.timedelta(0)
+    parts = _DURATION_PART.findall(text)
+    if not parts or "".join(n + u for n, u in parts) != text:
+        return None
+    return sum((dt.timedelta(**{_UNIT[u]: float(n)}) for n, u in parts), dt.timedelta(0))
+
+
+class FeatureView(_Definition):
+    """A group of features of one or more entities, read from one source."""
+
+    @property
+    def entities(self) -> List[str]:
+        return list(self["entities"])
+
+    @property
+    def source(self) -> str:
+        """The name of the source (:meth:`FeatureStore.get_data_source` gives it whole)."""
+        return self["source"]
+
+    @property
+    def features(self) -> List[Field]:
+        return [Field(f) for f in self["features"]]
+
+    @property
+    def schema(self) -> List[Field]:
+        """Feast's name for :attr:`features`."""
+        return self.features
+
+    @property
+    def ttl(self) -> Optional[dt.timedelta]:
+        """How old a value may be when read (``timedelta(0)``: no limit); None when the
+        registry's text is not a plain duration (see ``view["ttl"]``)."""
+        return _duration(str(self.get("ttl", "0")))
+
+    @property
+    def online(self) -> bool:
+        return bool(self.get("online", True))
+
+    def _fields_repr(self) -> str:
+        return (f", entities={self.entities!r}, source={self.source!r}, "
+                f"features={[f.name for f in self.features]!r}, ttl={self.get('ttl', '0')!r}, "
+                f"online={self.online!r}")
+
+
+class FeatureViewProjection(_Definition):
+    """One item of a feature service: a view (all its features, or some), maybe
+    under an alias."""
+
+    @property
+    def view(self) -> str:
+        return self["view"]
+
+    @property
+    def features(self) -> List[str]:
+        """The features taken (empty: every feature of the view)."""
+        return list(self.get("features", []))
+
+    @property
+    def alias(self) -> str:
+        return self.get("alias", "")
+
+    def _fields_repr(self) -> str:
+        return f", view={self.view!r}, features={self.features or 'all'!r}"
+
+
+class FeatureService(_Definition):
+    """A named set of features (a model's inputs). Pass it as ``features=`` or
+    ``feature_service=`` to ``get_historical_features`` / ``get_online_features``."""
+
+    @property
+    def feature_view_projections(self) -> List[FeatureViewProjection]:
+        return [FeatureViewProjection(i) for i in self.get("items", [])]
+
+    @property
+    def includes(self) -> List[str]:
+        """Names of feature services whose features this one includes."""
+        return list(self.get("includes", []))
+
+    def _fields_repr(self) -> str:
+        items = [p.view if not p.features else f"{p.view}:{','.join(p.features)}"
+                 for p in self.feature_view_projections]
+        return f", feature_views={items!r}" + (f", includes={self.includes!r}" if self.includes else "")
