@@ -851,8 +851,7 @@ class PyStore {
     auto reg = Check(repo_->registry());
     auto state = Check(reg->Load());
     auto store = Store();
-    return Check(
-        online::WriteOnlineRows(*state, *store, view, t, repo_->config().default_timestamp_field));
+    return Check(online::WriteToOnlineStore(*state, store.get(), view, t)).rows;
   }
 
   // Re-reads the registry now for online reads (they also check before each call).

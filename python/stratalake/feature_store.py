@@ -638,8 +638,10 @@ class FeatureStore:
     def write_to_online_store(self, feature_view_name: str, df: Any) -> int:
         """Write rows of one feature view straight to the online store, as
         materialization would (Feast's method of this name): ``df`` (any Arrow-compatible
-        input) holds the view's join keys, its source's timestamp column and its features.
-        Only the online store is written. Returns the rows written."""
+        input) holds the view's join keys, every feature of the view, and the event time
+        as ``event_timestamp`` (Feast's name) or the source's timestamp column; optionally
+        the created time. All or nothing; newer wins. Only the online store is written.
+        Returns the rows written."""
         return self._core.write_online(feature_view_name, as_stream_capsule(df, "df"))
 
     def close(self) -> None:

@@ -217,6 +217,10 @@ def test_sigkill_writer_leaves_consistent_table(tmp_path):
             kills += 1
             committed_kills += committed
             lost_kills += not committed
+        # Follow the machine's speed (it changes under load): a command that finished
+        # before its kill shortens the next delays, a kill lengthens them, so about two
+        # kills in three land whatever the calibration above measured.
+        typical *= 1.05 if killed else 0.9
         outcomes.append((step, op, round(delay * 1000), killed, committed))
 
         # ...whose log holds exactly versions 0..v...
@@ -231,7 +235,7 @@ def test_sigkill_writer_leaves_consistent_table(tmp_path):
     live = {f["path"] for f in ok_json("files", table)["files"]}
     orphans = [p.name for p in table.glob("*.parquet") if p.name not in live]
     print(f"\n{step} steps, {kills} kills: {committed_kills} committed, {lost_kills} not; "
-          f"final version {version}; typical append {typical * 1000:.0f} ms; "
+          f"final version {version}; kill delays scaled to {typical * 1000:.0f} ms at the end; "
           f"{len(orphans)} unreferenced data files (from kills or removes); "
           f"tmp leftovers in _delta_log: {len(list((table / LOG).glob('.*.tmp'))) - 1}")
 

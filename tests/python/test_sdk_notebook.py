@@ -313,9 +313,9 @@ def test_write_to_online_store(tmp_path):
     got = store.get_online_features(["customer_profile:country", "customer_profile:age"],
                                     entity_rows=[{"customer_id": 900}, {"customer_id": 901}])
     assert got.to_dict() == {"customer_id": [900, 901], "country": ["NL", "BE"], "age": [41, 52]}
-    with pytest.raises(stratalake.SchemaMismatchError, match="have no column 'age'"):
+    with pytest.raises(stratalake.SchemaMismatchError, match="lacks feature column 'age'"):
         store.write_to_online_store("customer_profile", rows.drop(["age"]))
-    with pytest.raises(stratalake.FeatureNotFoundError, match="no feature view named 'profile'"):
+    with pytest.raises(stratalake.FeatureNotFoundError, match="unknown feature view 'profile'"):
         store.write_to_online_store("profile", rows)
     store.close()
 
