@@ -332,7 +332,8 @@ struct PushResult {
 
 /// Converts `data` to the push source's declared schema (the same rules as
 /// ingestion) and writes it online (every online view on the source) and/or
-/// appends it to the source's Delta table.
+/// appends it to the source's Delta table. Kafka sources accept pushes too
+/// (`stratalake stream` writes each micro-batch online through here).
 arrow::Result<PushResult> Push(const repo::FeatureRepository& repo,
                                const registry::RegistryState& state, OnlineStore* store,
                                const std::string& push_source,

@@ -92,10 +92,11 @@ arrow::Result<PushResult> Push(const repo::FeatureRepository& repo,
     return UserError(ErrorKind::kObjectNotFound,
                      "unknown push source '" + push_source + "' (push sources: " + names + ")");
   }
-  if (src->type != registry::SourceType::kPush) {
+  if (src->type != registry::SourceType::kPush && src->type != registry::SourceType::kKafka) {
     return UserError(ErrorKind::kDefinitionError,
                      "source '" + push_source + "' is a " + registry::SourceTypeName(src->type) +
-                         " source; only push sources accept pushes (use `stratalake ingest`)");
+                         " source; only push and kafka sources accept pushes (use `stratalake "
+                         "ingest`)");
   }
   // Convert to the declared schema, all or nothing.
   ARROW_ASSIGN_OR_RAISE(auto target, repo.IngestTargetFor(*src));
