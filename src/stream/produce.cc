@@ -81,6 +81,8 @@ arrow::Result<int64_t> ProduceLines(const ProduceOptions& options, const std::st
   }
   ARROW_ASSIGN_OR_RAISE(auto conf, MakeConf({{"bootstrap.servers", options.brokers},
                                              {"enable.idempotence", "true"},
+                                             // EnsureTopic creates it with its partitions.
+                                             {"allow.auto.create.topics", "false"},
                                              {"linger.ms", "5"},
                                              {"log_level", "3"}}));
   rd_kafka_conf_set_dr_msg_cb(conf.get(), OnDelivery);

@@ -492,8 +492,8 @@ arrow::Status SourceStream::Decode(PartitionState& p, std::vector<RawMessage> ms
     ARROW_ASSIGN_OR_RAISE(auto conv, ingest::ConvertColumn(t, schema_->field(c)->type()));
     for (const auto& e : conv.errors) {
       if (!reject[e.row]) {
-        reject[e.row] = "wrong type: field '" + json_fields_[c] + "': value " +
-                        ingest::Abbreviate(e.value) + " is " + e.reason;
+        reject[e.row] = "wrong type: field '" + json_fields_[c] + "': value '" +
+                        ingest::Abbreviate(e.value) + "' is " + e.reason;
       }
     }
     typed[c] = conv.values;
