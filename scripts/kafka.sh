@@ -10,6 +10,8 @@
 #                                accepts connections and prints only its bootstrap address
 #                                on stdout, e.g. 127.0.0.1:54321
 #                                (if it is already running there, prints it again)
+#   scripts/kafka.sh restart DIR stops the broker of DIR and starts it again on the same port
+#                                with the same data (tests of a broker restart)
 #   scripts/kafka.sh stop DIR    stops it and removes DIR
 #
 # Java 17 (openjdk-17-jre-headless) runs it. KAFKA_JARS=DIR uses jars from DIR instead.
@@ -142,8 +144,8 @@ EOF
   die "could not start Kafka (log above: $dir/kafka.log)"
 }
 
-stop() {
-  dir_to_stop || return 0
+# Stops the broker of $dir (TERM, then KILL after 15 s); keeps its files.
+kill_broker() {
   local pid i
   if pid="$(server_pid)"; then
     kill -TERM "$pid" 2>/dev/null || true
@@ -157,12 +159,40 @@ stop() {
     fi
     ! server_pid >/dev/null || die "Kafka (pid $pid) in $dir is still running"
   fi
+}
+
+stop() {
+  dir_to_stop || return 0
+  kill_broker
   rm -rf "$dir"
+}
+
+restart() {
+  dir="$(cd "$dir" && pwd)"
+  [[ -f "$dir/$marker" && -f "$dir/port" ]] || die "no broker was started in $dir"
+  kill_broker
+  local jars port i
+  jars="$(fetch)"
+  port="$(cat "$dir/port")"
+  nohup java -Xms128m -Xmx512m -XX:+UseSerialGC -XX:TieredStopAtLevel=1 \
+    -Djava.awt.headless=true -cp "$jars/*" -Dkafka.logs.dir="$dir" kafka.Kafka \
+    "$dir/server.properties" >>"$dir/kafka.log" 2>&1 </dev/null &
+  echo $! >"$dir/kafka.pid"
+  for i in $(seq 1 300); do
+    server_pid >/dev/null || break
+    if port_in_use "$port"; then
+      echo "127.0.0.1:$port"
+      return
+    fi
+    sleep 0.1
+  done
+  tail -n 30 "$dir/kafka.log" >&2 || true
+  die "could not restart Kafka on port $port (log above: $dir/kafka.log)"
 }
 
 case "${1:-}" in
   fetch) fetch ;;
-  start | stop)
+  start | stop | restart)
     parse_args "$@"
     "$cmd"
     ;;
