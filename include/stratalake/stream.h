@@ -64,6 +64,7 @@ struct StreamStats {
   int64_t online_rows = 0;         // written to the online store
   int64_t commits = 0;             // Delta commits (bronze and dead letters)
   double last_commit_seconds = 0;  // how long the last round of commits took
+  double rows_per_second = 0;      // messages read per second over the last status interval
   std::vector<PartitionStatus> partitions;
 };
 
@@ -82,6 +83,11 @@ struct StreamOptions {
   const std::atomic<bool>* stop = nullptr;
   /// Called about once a second, and once at the end.
   std::function<void(const StreamStats&)> on_status;
+  /// Serve Prometheus metrics (GET /metrics: totals, lag and committed offset per
+  /// partition, rows/s, last commit duration) on 127.0.0.1:PORT while streaming;
+  /// 0 = a free port; -1 (default) = none. `on_metrics_port` is told the port.
+  int metrics_port = -1;
+  std::function<void(int port)> on_metrics_port;
   std::shared_ptr<Clock> clock;  // null = Clock::System()
 };
 

@@ -35,7 +35,8 @@ std::string StatusLine(const stream::StreamStats& s, int64_t elapsed_ms) {
            "last commit %.0f ms",
            static_cast<long long>(s.messages), static_cast<long long>(s.rows_committed),
            static_cast<long long>(s.quarantined), static_cast<long long>(s.online_rows),
-           known ? std::to_string(lag).c_str() : "?", s.messages / secs,
+           known ? std::to_string(lag).c_str() : "?",
+           s.rows_per_second > 0 ? s.rows_per_second : s.messages / secs,
            s.last_commit_seconds * 1000);
   return buf;
 }
@@ -73,6 +74,14 @@ arrow::Status CmdStream(const Args& a) {
   if (o.commit_interval_ms <= 0) return UsageError("--commit-interval-ms must be positive");
   if (o.max_batch_rows <= 0) return UsageError("--max-batch-rows must be positive");
   o.stop_at_end = a.Has("--stop-at-end");
+  if (a.Has("--metrics-port")) {
+    ARROW_ASSIGN_OR_RAISE(auto port, IntOpt(a, "--metrics-port", -1));
+    if (port < 0 || port > 65535) return UsageError("--metrics-port must be 0..65535");
+    o.metrics_port = static_cast<int>(port);
+    o.on_metrics_port = [](int p) {
+      std::cerr << "stream: metrics on http://127.0.0.1:" << p << "/metrics\n";
+    };
+  }
   ARROW_ASSIGN_OR_RAISE(auto r, repo::FeatureRepository::Open(RepoDir(a)));
   ARROW_ASSIGN_OR_RAISE(auto reg, r->registry());
   ARROW_ASSIGN_OR_RAISE(auto state, reg->Load());
@@ -96,7 +105,8 @@ arrow::Status CmdStream(const Args& a) {
   auto result = stream::RunStream(*r, *state, store.get(), o);
   if (tty) std::cerr << "\n";
   ARROW_RETURN_NOT_OK(result.status());
-  const auto& s = *result;
+  stream::StreamStats s = *result;
+  s.rows_per_second = 0;  // the summary gives the average
   if (a.Has("--json")) {
     std::cout << "{\"messages\":" << s.messages << ",\"rows_committed\":" << s.rows_committed
               << ",\"quarantined\":" << s.quarantined << ",\"online_rows\":" << s.online_rows
@@ -114,7 +124,7 @@ std::vector<Command> StreamCommands() {
       RepoCommand(
           "stream",
           "stratalake stream [SOURCE...] [--brokers HOST:PORT] [--commit-interval-ms N] "
-          "[--max-batch-rows N] [--stop-at-end] [--repo DIR] [--json]\n"
+          "[--max-batch-rows N] [--stop-at-end] [--metrics-port N] [--repo DIR] [--json]\n"
           "       stratalake stream produce FILE.jsonl|- --topic T [--brokers HOST:PORT] "
           "[--partitions N] [--key FIELD]",
           "Consume the Kafka topics of kafka sources (default: all): every micro-batch is "
@@ -122,11 +132,13 @@ std::vector<Command> StreamCommands() {
           "same commit), every event is written to the online store as it arrives, and "
           "malformed or late messages go to quarantine/<source>_dead_letters. Runs until "
           "SIGTERM or Ctrl-C (then commits what it read), or with --stop-at-end until every "
-          "partition is read to its end. `stream produce` sends each line of a file as one "
+          "partition is read to its end. --metrics-port serves Prometheus metrics (lag per "
+          "partition, rows/s, commit time, quarantined) on 127.0.0.1. `stream produce` sends each "
+          "line of a file as one "
           "message (brokers also from STRATALAKE_KAFKA_BROKERS).",
           "stratalake stream trades --brokers 127.0.0.1:9092",
-          {"--brokers", "--commit-interval-ms", "--max-batch-rows", "--topic", "--partitions",
-           "--key"},
+          {"--brokers", "--commit-interval-ms", "--max-batch-rows", "--metrics-port", "--topic",
+           "--partitions", "--key"},
           {"--stop-at-end"}, CmdStream),
   };
 }

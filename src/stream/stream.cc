@@ -39,6 +39,7 @@
 #include "stratalake/status.h"
 #include "stratalake/stream.h"
 #include "stream/kafka.h"
+#include "stream/metrics_server.h"
 
 namespace stratalake::stream {
 
@@ -662,6 +663,50 @@ void SourceStream::AddStatus(StreamStats* stats) const {
   }
 }
 
+// Prometheus text exposition of `s`.
+std::string MetricsText(const StreamStats& s) {
+  std::string out;
+  auto counter = [&](const char* name, const char* help, int64_t v) {
+    out += std::string("# HELP ") + name + " " + help + "\n# TYPE " + name + " counter\n" + name +
+           " " + std::to_string(v) + "\n";
+  };
+  auto gauge = [&](const char* name, const char* help, double v) {
+    char num[64];
+    snprintf(num, sizeof(num), "%.6g", v);
+    out += std::string("# HELP ") + name + " " + help + "\n# TYPE " + name + " gauge\n" + name +
+           " " + num + "\n";
+  };
+  counter("stratalake_stream_messages_total", "Kafka messages read.", s.messages);
+  counter("stratalake_stream_rows_committed_total", "Rows appended to bronze tables.",
+          s.rows_committed);
+  counter("stratalake_stream_quarantined_total", "Messages appended to dead-letter tables.",
+          s.quarantined);
+  counter("stratalake_stream_online_rows_total", "Rows written to the online store.",
+          s.online_rows);
+  counter("stratalake_stream_commits_total", "Delta commits.", s.commits);
+  gauge("stratalake_stream_rows_per_second", "Messages read per second, last interval.",
+        s.rows_per_second);
+  gauge("stratalake_stream_last_commit_seconds", "Duration of the last round of commits.",
+        s.last_commit_seconds);
+  auto per_partition = [&](const char* name, const char* help, auto value) {
+    out += std::string("# HELP ") + name + " " + help + "\n# TYPE " + name + " gauge\n";
+    for (const auto& p : s.partitions) {
+      int64_t v = value(p);
+      if (v < 0) continue;
+      out += std::string(name) + "{source=\"" + p.source + "\",partition=\"" +
+             std::to_string(p.partition) + "\"} " + std::to_string(v) + "\n";
+    }
+  };
+  per_partition("stratalake_stream_lag", "End offset minus the next offset to read.",
+                [](const PartitionStatus& p) {
+                  return p.end_offset < 0 ? int64_t{-1}
+                                          : std::max<int64_t>(0, p.end_offset - p.next_offset);
+                });
+  per_partition("stratalake_stream_committed_offset", "Last offset durable in the Delta tables.",
+                [](const PartitionStatus& p) { return p.committed_offset; });
+  return out;
+}
+
 }  // namespace
 
 arrow::Result<StreamStats> RunStream(const repo::FeatureRepository& repo,
@@ -694,17 +739,34 @@ arrow::Result<StreamStats> RunStream(const repo::FeatureRepository& repo,
   if (options.commit_interval_ms <= 0 || options.max_batch_rows <= 0) {
     return arrow::Status::Invalid("the commit interval and max batch rows must be positive");
   }
+  std::unique_ptr<MetricsServer> metrics;
+  if (options.metrics_port >= 0) {
+    ARROW_ASSIGN_OR_RAISE(metrics, MetricsServer::Start(options.metrics_port));
+    if (options.on_metrics_port) options.on_metrics_port(metrics->port());
+  }
   std::vector<std::unique_ptr<SourceStream>> streams;
   for (const auto* s : sources) {
     streams.push_back(std::make_unique<SourceStream>(repo, state, *s, store, options, clock));
     ARROW_RETURN_NOT_OK(streams.back()->Start());
   }
+  int64_t rate_ms = clock->NowMillis();
+  int64_t rate_messages = 0;
+  double rate = 0;
   auto status = [&](double commit_seconds) {
     StreamStats st;
     for (const auto& s : streams) s->AddStatus(&st);
     st.last_commit_seconds = commit_seconds;
+    int64_t now = clock->NowMillis();
+    if (now - rate_ms >= 500) {
+      rate = (st.messages - rate_messages) * 1000.0 / static_cast<double>(now - rate_ms);
+      rate_ms = now;
+      rate_messages = st.messages;
+    }
+    st.rows_per_second = rate;
+    if (metrics) metrics->Publish(MetricsText(st));
     return st;
   };
+  status(0);
   auto stopping = [&] { return options.stop && options.stop->load(); };
   int64_t last_commit = clock->NowMillis();
   int64_t last_status = last_commit;
@@ -730,8 +792,9 @@ arrow::Result<StreamStats> RunStream(const repo::FeatureRepository& repo,
       for (auto& s : streams) all = all && s->AtEnd();
       if (all) break;
     }
-    if (options.on_status && now - last_status >= 1000) {
-      options.on_status(status(commit_seconds));
+    if ((options.on_status || metrics) && now - last_status >= 1000) {
+      auto st = status(commit_seconds);
+      if (options.on_status) options.on_status(st);
       last_status = now;
     }
   }

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import json
 import os
+import socket
+import urllib.request
 import random
 import signal
 import subprocess
@@ -96,6 +98,11 @@ def get_online(repo: Path, entities: str) -> list[dict] | None:
         return None
     assert proc.returncode == 0, proc.stderr
     return json.loads(proc.stdout)["results"]
+
+
+def fetch(url: str) -> str:
+    with urllib.request.urlopen(url, timeout=5) as r:
+        return r.read().decode()
 
 
 def produce(brokers: str, topic: str, lines: list[str], path: Path, partitions: int = 1) -> None:
@@ -228,8 +235,12 @@ def test_online_values_and_a_clean_stop_on_sigterm(brokers, tmp_path):
     was read and exits 0."""
     topic = "online-" + uuid.uuid4().hex[:8]
     repo = make_repo(tmp_path / "repo", topic)
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        metrics_port = s.getsockname()[1]
     proc = subprocess.Popen([str(BIN), "stream", "trades", "--commit-interval-ms", "60000",
-                             "--json", "--repo", str(repo)], env=stream_env(brokers),
+                             "--metrics-port", str(metrics_port), "--json", "--repo", str(repo)],
+                            env=stream_env(brokers),
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     lines = [json.dumps({"account_id": a, "ts": 1_767_225_600 + s, "seq": s, "px": p,
                          "side": side})
@@ -253,6 +264,15 @@ def test_online_values_and_a_clean_stop_on_sigterm(brokers, tmp_path):
     assert results[2]["values"] == ["sell", "sell", None]
     # Nothing is durable yet (the commit interval is a minute)...
     assert not (repo / "lake" / "bronze" / "trades" / "_delta_log").exists()
+    # ...which the metrics say too: 4 read, none committed, nothing left to read.
+    url = f"http://127.0.0.1:{metrics_port}/metrics"
+    while "stratalake_stream_messages_total 4\n" not in (text := fetch(url)):
+        assert time.time() < deadline, text
+        time.sleep(0.2)
+    assert "stratalake_stream_rows_committed_total 0\n" in text
+    assert "stratalake_stream_online_rows_total 4\n" in text
+    assert 'stratalake_stream_lag{source="trades",partition="0"} 0\n' in text
+    assert "# TYPE stratalake_stream_rows_per_second gauge\n" in text
     proc.send_signal(signal.SIGTERM)
     out, err = proc.communicate(timeout=30)
     assert proc.returncode == 0, err
