@@ -332,12 +332,19 @@ struct PushResult {
 
 /// Converts `data` to the push source's declared schema (the same rules as
 /// ingestion) and writes it online (every online view on the source) and/or
-/// appends it to the source's Delta table. Kafka sources accept pushes too
-/// (`stratalake stream` writes each micro-batch online through here).
+/// appends it to the source's Delta table.
 arrow::Result<PushResult> Push(const repo::FeatureRepository& repo,
                                const registry::RegistryState& state, OnlineStore* store,
                                const std::string& push_source,
                                const std::shared_ptr<arrow::Table>& data, PushTarget to);
+
+/// Push's online half for the rows of a kafka source that `stratalake stream`
+/// decoded (stream.h): the same conversion, every online view on the source,
+/// newer wins. Other sources are refused (kDefinitionError).
+arrow::Result<PushResult> WriteStreamedRows(const repo::FeatureRepository& repo,
+                                            const registry::RegistryState& state,
+                                            OnlineStore* store, const std::string& kafka_source,
+                                            const std::shared_ptr<arrow::Table>& data);
 
 /// Writes rows straight to one feature view in the online store (Feast's
 /// write_to_online_store; the feature server's POST /write-to-online-store).

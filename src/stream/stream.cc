@@ -554,8 +554,8 @@ arrow::Status SourceStream::Decode(PartitionState& p, std::vector<RawMessage> ms
   auto rows = filtered.table();
   // Online first: visible there before it is durable offline.
   if (has_online_views_ && store_) {
-    ARROW_ASSIGN_OR_RAISE(auto pushed, online::Push(repo_, state_, store_, src_.name, rows,
-                                                    online::PushTarget::kOnline));
+    ARROW_ASSIGN_OR_RAISE(auto pushed,
+                          online::WriteStreamedRows(repo_, state_, store_, src_.name, rows));
     totals.online_rows += pushed.rows;
   }
   ARROW_ASSIGN_OR_RAISE(auto pa, Int32Array(part_ids));
