@@ -247,8 +247,9 @@ class SourceStream {
   std::string topic_;
   std::string bronze_uri_;
   std::string dead_uri_;
-  std::shared_ptr<arrow::Schema> schema_;  // declared columns
-  std::vector<std::string> json_fields_;   // per declared column
+  std::shared_ptr<arrow::Schema> schema_;         // declared columns
+  std::shared_ptr<arrow::Schema> bronze_schema_;  // and the partition and offset
+  std::vector<std::string> json_fields_;          // per declared column
   std::string ts_column_;
   std::vector<std::string> required_;  // join keys fed by views, event time
   std::vector<std::string> partition_by_;
@@ -274,6 +275,12 @@ arrow::Status SourceStream::Start() {
     return UserError(ErrorKind::kDefinitionError,
                      "kafka source '" + src_.name + "' has no declared schema");
   }
+  bronze_schema_ = arrow::schema([&] {
+    auto fields = schema_->fields();
+    fields.push_back(arrow::field(kPartitionColumn, arrow::int32()));
+    fields.push_back(arrow::field(kOffsetColumn, arrow::int64()));
+    return fields;
+  }());
   for (const auto& f : schema_->fields()) {
     auto it = src_.kafka.columns.find(f->name());
     json_fields_.push_back(it == src_.kafka.columns.end() ? f->name() : it->second);
@@ -616,8 +623,15 @@ arrow::Status SourceStream::Commit() {
       p.dead_committed = last;
       p.dead.clear();
     }
-    if (!p.rows.empty()) {
-      ARROW_ASSIGN_OR_RAISE(auto rows, arrow::ConcatenateTables(p.rows));
+    if (!p.rows.empty() || last > p.bronze_committed) {
+      // Only dead letters since the last commit: an empty commit still moves the
+      // partition's txn version, so a restart does not read them again.
+      std::shared_ptr<arrow::Table> rows;
+      if (p.rows.empty()) {
+        ARROW_ASSIGN_OR_RAISE(rows, arrow::Table::MakeEmpty(bronze_schema_));
+      } else {
+        ARROW_ASSIGN_OR_RAISE(rows, arrow::ConcatenateTables(p.rows));
+      }
       ARROW_ASSIGN_OR_RAISE(auto bronze, delta::DeltaTable::ForPath(bronze_uri_));
       delta::WriteOptions wo;
       wo.partition_by = partition_by_;

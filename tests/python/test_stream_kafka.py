@@ -111,7 +111,7 @@ def produce(brokers: str, topic: str, lines: list[str], path: Path, partitions: 
                            "--brokers", brokers, "--partitions", str(partitions), "--key",
                            "account_id", "--json"], capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr
-    assert json.loads(proc.stdout) == {"produced": len(lines)}
+    assert json.loads(proc.stdout) == {"produced": sum(1 for line in lines if line)}
 
 
 def stream_env(brokers: str) -> dict:
@@ -202,16 +202,20 @@ def test_dead_letters_keep_the_message_and_say_why(brokers, tmp_path):
         trade(1, seconds=600 - 60),                                         # 8 late by 60 s: ok
         json.dumps({"account_id": 7, "ts": 1_767_225_700, "px": "1.5"}),    # 9 px a string
         trade(2, seconds=700),                                              # 10 ok
+        "",                                                                 # (not sent)
+        "{}",                                                               # 11 no time, no key
     ]
     produce(brokers, topic, lines, tmp_path / "in.jsonl")
     stats = run_to_end(repo, brokers)
-    assert stats == {"messages": 11, "rows_committed": 3, "quarantined": 8, "online_rows": 3,
+    # One commit of dead letters, one of rows (each with the partition's last offset).
+    assert stats == {"messages": 12, "rows_committed": 3, "quarantined": 9, "online_rows": 3,
                      "commits": 2}
     dead = sorted(read_table(repo, "quarantine/trades_dead_letters", tmp_path),
                   key=lambda r: r["kafka_offset"])
-    assert [r["kafka_offset"] for r in dead] == [1, 2, 3, 4, 5, 6, 7, 9]
+    assert [r["kafka_offset"] for r in dead] == [1, 2, 3, 4, 5, 6, 7, 9, 11]
     assert all(r["kafka_topic"] == topic and r["kafka_partition"] == 0 for r in dead)
-    assert [r["raw_value"] for r in dead] == [lines[i].encode() for i in [1, 2, 3, 4, 5, 6, 7, 9]]
+    assert [r["raw_value"] for r in dead] == \
+        [lines[i].encode() for i in [1, 2, 3, 4, 5, 6, 7, 9, 12]]
     reasons = [r["reason"] for r in dead]
     assert reasons[0].startswith("bad JSON: ")
     assert reasons[1] == "bad JSON: the message is an array, not an object"
@@ -223,11 +227,19 @@ def test_dead_letters_keep_the_message_and_say_why(brokers, tmp_path):
                           "event time of its partition (2026-01-01T00:10:00.000000Z); allowed "
                           "lateness is 1m")
     assert reasons[7] == "wrong type: field 'px': expected a number for double, got a string"
+    assert reasons[8] == "missing key: no value for 'account_id'"  # keys are checked first
     assert sorted(r["_kafka_offset"] for r in read_table(repo, "bronze/trades", tmp_path)) == \
         [0, 8, 10]
-    # Read again from the start (a lost bronze table would re-read): no dead letter twice.
-    assert run_to_end(repo, brokers)["quarantined"] == 0
-    assert len(read_table(repo, "quarantine/trades_dead_letters", tmp_path)) == 8
+    # A restart reads nothing again, not even the trailing dead letter: the rows' commit
+    # carries the partition's last offset, 11.
+    assert run_to_end(repo, brokers)["messages"] == 0
+    # A message that only dead letters follow: an empty bronze commit moves the position.
+    produce(brokers, topic, ["still not json"], tmp_path / "more.jsonl")
+    assert run_to_end(repo, brokers) == {"messages": 1, "rows_committed": 0, "quarantined": 1,
+                                         "online_rows": 0, "commits": 2}
+    assert run_to_end(repo, brokers)["messages"] == 0
+    assert len(read_table(repo, "quarantine/trades_dead_letters", tmp_path)) == 10
+    assert len(read_table(repo, "bronze/trades", tmp_path)) == 3
 
 
 def test_online_values_and_a_clean_stop_on_sigterm(brokers, tmp_path):
