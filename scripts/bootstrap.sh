@@ -10,7 +10,8 @@ cd "$root"
 apt_pkgs=(build-essential cmake ninja-build rapidjson-dev libgtest-dev
           clang clang-format clang-tidy libclang-rt-14-dev zstd openjdk-17-jre-headless
           libyaml-cpp-dev libsqlite3-dev libpq-dev postgresql
-          librocksdb-dev libhiredis-dev libevent-dev libhttp-parser-dev redis-server wrk)
+          librocksdb-dev libhiredis-dev libevent-dev libhttp-parser-dev redis-server wrk
+          librdkafka-dev maven)
 missing=()
 for p in "${apt_pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
@@ -41,3 +42,6 @@ if ! cmp -s scripts/requirements-duckdb-delta.txt "$dstamp"; then
 fi
 # Feast's own SDK in .venv-feast (scripts/feast_env.sh): the Feast compatibility tests run it.
 scripts/feast_env.sh >/dev/null
+# Apache Kafka's jars (scripts/kafka.sh, pinned version) in .cache/kafka/: the streaming
+# tests and the demo run a real broker.
+scripts/kafka.sh fetch >/dev/null

@@ -345,6 +345,14 @@ arrow::Result<PushResult> Push(const repo::FeatureRepository& repo,
                                const std::string& push_source,
                                const std::shared_ptr<arrow::Table>& data, PushTarget to);
 
+/// Push's online half for the rows of a kafka source that `stratalake stream`
+/// decoded (stream.h): the same conversion, every online view on the source,
+/// newer wins. Other sources are refused (kDefinitionError).
+arrow::Result<PushResult> WriteStreamedRows(const repo::FeatureRepository& repo,
+                                            const registry::RegistryState& state,
+                                            OnlineStore* store, const std::string& kafka_source,
+                                            const std::shared_ptr<arrow::Table>& data);
+
 /// Writes rows straight to one feature view in the online store (Feast's
 /// write_to_online_store; the feature server's POST /write-to-online-store).
 /// `data` holds the view's join keys and every feature by name, the event time

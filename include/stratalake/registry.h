@@ -60,18 +60,34 @@ struct Entity {
   SourceLocation loc;
 };
 
-enum class SourceType { kDelta, kParquet, kPush };
-const char* SourceTypeName(SourceType type);  // "delta", "parquet", "push"
+enum class SourceType { kDelta, kParquet, kPush, kKafka };
+const char* SourceTypeName(SourceType type);  // "delta", "parquet", "push", "kafka"
 
 struct Check {
   std::string name;        // optional
   std::string expression;  // stratalake predicate, e.g. "amount >= 0"
 };
 
+/// Where a kafka source's events come from (`stratalake stream`, docs/streaming.md).
+struct KafkaOptions {
+  /// Bootstrap servers, "host:port[,host:port]"; ${ENV_VAR} is expanded when the
+  /// stream starts, so one definition serves every environment.
+  std::string brokers;
+  std::string topic;
+  std::string format = "json";  // the only format so far: one JSON object per message
+  /// Declared column -> JSON field of the message, for columns whose field has
+  /// another name (default: the column's own name).
+  std::map<std::string, std::string> columns;
+  /// Events whose time is more than this before the newest event time seen in
+  /// their partition are quarantined as late (0: every out-of-order event is late).
+  int64_t allowed_lateness_seconds = 0;
+};
+
 struct Source {
   std::string name;
   SourceType type = SourceType::kDelta;
-  /// delta/push: the Delta table, relative to the offline store root (e.g.
+  /// delta/push/kafka: the Delta table (kafka: the bronze table the stream appends
+  /// to), relative to the offline store root (e.g.
   /// "bronze/orders") or an absolute URI; parquet: a file or folder.
   std::string path;
   std::string timestamp_field;
@@ -80,6 +96,7 @@ struct Source {
   std::vector<Field> schema;                         // declared columns (required for push)
   std::vector<Check> checks;                         // enforced by ingestion
   std::vector<std::string> partition_by;             // used when ingestion creates the table
+  KafkaOptions kafka;                                // kafka sources only
   std::string description;
   std::string owner;
   Tags tags;

@@ -78,10 +78,14 @@ arrow::Result<PushTarget> ParsePushTarget(const std::string& text) {
       "unknown push target '" + text + "' (use \"online\", \"offline\" or \"online_and_offline\")");
 }
 
-arrow::Result<PushResult> Push(const repo::FeatureRepository& repo,
-                               const registry::RegistryState& state, OnlineStore* store,
-                               const std::string& push_source,
-                               const std::shared_ptr<arrow::Table>& data, PushTarget to) {
+namespace {
+
+// Push's work; `streamed`: rows of a kafka source decoded by `stratalake stream`.
+arrow::Result<PushResult> PushRows(const repo::FeatureRepository& repo,
+                                   const registry::RegistryState& state, OnlineStore* store,
+                                   const std::string& push_source,
+                                   const std::shared_ptr<arrow::Table>& data, PushTarget to,
+                                   bool streamed) {
   const registry::Definitions& defs = state.defs;
   const registry::Source* src = defs.FindSource(push_source);
   if (!src) {
@@ -92,7 +96,12 @@ arrow::Result<PushResult> Push(const repo::FeatureRepository& repo,
     return UserError(ErrorKind::kObjectNotFound,
                      "unknown push source '" + push_source + "' (push sources: " + names + ")");
   }
-  if (src->type != registry::SourceType::kPush) {
+  if (streamed && src->type != registry::SourceType::kKafka) {
+    return UserError(ErrorKind::kDefinitionError, "source '" + push_source + "' is a " +
+                                                      registry::SourceTypeName(src->type) +
+                                                      " source, not a kafka source");
+  }
+  if (!streamed && src->type != registry::SourceType::kPush) {
     return UserError(ErrorKind::kDefinitionError,
                      "source '" + push_source + "' is a " + registry::SourceTypeName(src->type) +
                          " source; only push sources accept pushes (use `stratalake ingest`)");
@@ -219,6 +228,23 @@ arrow::Result<PushResult> Push(const repo::FeatureRepository& repo,
     ARROW_RETURN_NOT_OK(store->Write(writes, WriteOptions{}));
   }
   return result;
+}
+
+}  // namespace
+
+arrow::Result<PushResult> Push(const repo::FeatureRepository& repo,
+                               const registry::RegistryState& state, OnlineStore* store,
+                               const std::string& push_source,
+                               const std::shared_ptr<arrow::Table>& data, PushTarget to) {
+  return PushRows(repo, state, store, push_source, data, to, /*streamed=*/false);
+}
+
+arrow::Result<PushResult> WriteStreamedRows(const repo::FeatureRepository& repo,
+                                            const registry::RegistryState& state,
+                                            OnlineStore* store, const std::string& kafka_source,
+                                            const std::shared_ptr<arrow::Table>& data) {
+  return PushRows(repo, state, store, kafka_source, data, PushTarget::kOnline,
+                  /*streamed=*/true);
 }
 
 arrow::Result<PushResult> WriteToOnlineStore(const registry::RegistryState& state,

@@ -49,6 +49,8 @@ const char* SourceTypeName(SourceType type) {
       return "parquet";
     case SourceType::kPush:
       return "push";
+    case SourceType::kKafka:
+      return "kafka";
   }
   return "?";
 }
@@ -358,6 +360,21 @@ std::string ToCanonicalJson(const Source& s) {
     w.EndArray();
     Key(w, "partition_by");
     WriteStrings(w, s.partition_by);
+    if (s.type == SourceType::kKafka) {  // only kafka sources: other sources' JSON is unchanged
+      Key(w, "kafka");
+      w.StartObject();
+      Key(w, "brokers");
+      Str(w, s.kafka.brokers);
+      Key(w, "topic");
+      Str(w, s.kafka.topic);
+      Key(w, "format");
+      Str(w, s.kafka.format);
+      Key(w, "columns");
+      WriteStringMap(w, s.kafka.columns);
+      Key(w, "allowed_lateness");
+      Str(w, FormatDuration(s.kafka.allowed_lateness_seconds));
+      w.EndObject();
+    }
     Key(w, "description");
     Str(w, s.description);
     Key(w, "owner");
@@ -499,6 +516,7 @@ arrow::Status AddFromCanonicalJson(ObjectKind kind, const std::string& json, Def
       s.name = GetStr(d, "name");
       std::string type = GetStr(d, "type");
       s.type = type == "push"      ? SourceType::kPush
+               : type == "kafka"   ? SourceType::kKafka
                : type == "parquet" ? SourceType::kParquet
                                    : SourceType::kDelta;
       s.path = GetStr(d, "path");
@@ -513,6 +531,16 @@ arrow::Status AddFromCanonicalJson(ObjectKind kind, const std::string& json, Def
         }
       }
       s.partition_by = GetStrings(d, "partition_by");
+      auto kafka = d.FindMember("kafka");
+      if (kafka != d.MemberEnd() && kafka->value.IsObject()) {
+        const auto& k = kafka->value;
+        s.kafka.brokers = GetStr(k, "brokers");
+        s.kafka.topic = GetStr(k, "topic");
+        s.kafka.format = GetStr(k, "format");
+        s.kafka.columns = GetMap(k, "columns");
+        ARROW_ASSIGN_OR_RAISE(s.kafka.allowed_lateness_seconds,
+                              ParseDuration(GetStr(k, "allowed_lateness")));
+      }
       s.description = GetStr(d, "description");
       s.owner = GetStr(d, "owner");
       s.tags = GetMap(d, "tags");

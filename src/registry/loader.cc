@@ -184,7 +184,7 @@ class Parser {
     if (!CheckMap(
             n, "source",
             {"name", "type", "path", "timestamp_field", "created_timestamp_field", "field_mapping",
-             "schema", "checks", "partition_by", "description", "owner", "tags"})) {
+             "schema", "checks", "partition_by", "kafka", "description", "owner", "tags"})) {
       return;
     }
     Source s;
@@ -198,8 +198,11 @@ class Parser {
       s.type = SourceType::kParquet;
     } else if (type == "push") {
       s.type = SourceType::kPush;
+    } else if (type == "kafka") {
+      s.type = SourceType::kKafka;
     } else {
-      Problem(n["type"], what + ": unknown type '" + type + "' (use delta, parquet or push)");
+      Problem(n["type"],
+              what + ": unknown type '" + type + "' (use delta, parquet, push or kafka)");
     }
     s.path = Str(n, "path", what, true);
     s.timestamp_field = Str(n, "timestamp_field", what);
@@ -222,6 +225,34 @@ class Parser {
       }
     }
     s.partition_by = StrList(n, "partition_by", what);
+    YAML::Node kafka = n["kafka"];
+    if (s.type == SourceType::kKafka) {
+      if (!kafka || kafka.IsNull()) {
+        Problem(n, what + ": kafka sources need a 'kafka' mapping (brokers, topic)");
+      } else if (CheckMap(kafka, what + " kafka",
+                          {"brokers", "topic", "format", "columns", "allowed_lateness"})) {
+        std::string kwhat = what + " kafka";
+        s.kafka.brokers = Str(kafka, "brokers", kwhat, true);
+        s.kafka.topic = Str(kafka, "topic", kwhat, true);
+        std::string format = Str(kafka, "format", kwhat);
+        if (!format.empty() && format != "json") {
+          Problem(kafka["format"],
+                  kwhat + ": unknown format '" + format + "' (the only format so far is json)");
+        }
+        s.kafka.columns = StrMap(kafka, "columns", kwhat);
+        std::string lateness = Str(kafka, "allowed_lateness", kwhat);
+        if (!lateness.empty()) {
+          auto secs = ParseDuration(lateness);
+          if (secs.ok()) {
+            s.kafka.allowed_lateness_seconds = *secs;
+          } else {
+            Problem(kafka["allowed_lateness"], kwhat + ": " + secs.status().message());
+          }
+        }
+      }
+    } else if (kafka && !kafka.IsNull()) {
+      Problem(kafka, what + ": 'kafka' is only for sources of type kafka");
+    }
     s.description = Str(n, "description", what);
     s.owner = Str(n, "owner", what);
     s.tags = StrMap(n, "tags", what);

@@ -886,5 +886,87 @@ TEST(FeatureRequests, OutputNamesAndCollisionsNameBothHolders) {
             "feature 'stats:spend'; rename the column");
 }
 
+// ---- kafka sources ----------------------------------------------------------------
+
+const char* kKafka = R"(entities:
+  - name: account
+    join_keys: [{name: account_id, type: int64}]
+sources:
+  - name: trades
+    type: kafka
+    path: bronze/trades
+    timestamp_field: ts
+    schema:
+      - {name: account_id, type: int64}
+      - {name: ts, type: timestamp}
+      - {name: price, type: float64}
+    kafka:
+      brokers: ${BROKERS}
+      topic: trades
+      columns: {price: px}
+      allowed_lateness: 5m
+feature_views:
+  - name: last_trade
+    entities: [account]
+    source: trades
+    features:
+      - {name: price, type: float64}
+)";
+
+TEST(KafkaSource, ParsesValidatesAndRoundTrips) {
+  Definitions d = ParseOk(kKafka);
+  ASSERT_EQ(d.sources.size(), 1u);
+  const Source& s = d.sources[0];
+  EXPECT_EQ(s.type, SourceType::kKafka);
+  EXPECT_EQ(s.kafka.brokers, "${BROKERS}");
+  EXPECT_EQ(s.kafka.topic, "trades");
+  EXPECT_EQ(s.kafka.format, "json");
+  EXPECT_EQ(s.kafka.columns.at("price"), "px");
+  EXPECT_EQ(s.kafka.allowed_lateness_seconds, 300);
+  ASSERT_OK(ValidateDeclared(d));
+  Definitions back;
+  ASSERT_OK(AddFromCanonicalJson(ObjectKind::kSource, ToCanonicalJson(s), &back));
+  EXPECT_EQ(ToCanonicalJson(back.sources[0]), ToCanonicalJson(s));
+  auto flat = FlattenJson(ToCanonicalJson(s));
+  EXPECT_EQ(flat.at("kafka.allowed_lateness"), "5m");
+  EXPECT_EQ(flat.at("type"), "kafka");
+  // Other sources' canonical JSON has no kafka key (their versions are unchanged).
+  EXPECT_EQ(ToCanonicalJson(ParseOk(kBase).sources[0]).find("kafka"), std::string::npos);
+}
+
+TEST(KafkaSource, ProblemsNameTheLine) {
+  EXPECT_EQ(ParseProblems(Replace(kKafka, "allowed_lateness: 5m", "allowed_lateness: soon")),
+            std::vector<std::string>{"defs.yaml:17:25: source 'trades' kafka: invalid duration "
+                                     "'soon': write a number and a unit, e.g. 7d, 12h, 30m, 45s, "
+                                     "2w, or 0 for unlimited"});
+  EXPECT_EQ(ParseProblems(Replace(kKafka, "      topic: trades\n", "")),
+            std::vector<std::string>{
+                "defs.yaml:14:7: source 'trades' kafka: missing required key 'topic'"});
+  EXPECT_EQ(
+      ParseProblems(
+          Replace(kKafka, "      topic: trades\n", "      topic: trades\n      format: avro\n")),
+      std::vector<std::string>{"defs.yaml:16:15: source 'trades' kafka: unknown format 'avro' (the "
+                               "only format so far is json)"});
+  EXPECT_EQ(ParseProblems(Replace(kKafka,
+                                  "    kafka:\n      brokers: ${BROKERS}\n      topic: "
+                                  "trades\n      columns: {price: px}\n      "
+                                  "allowed_lateness: 5m\n",
+                                  "")),
+            std::vector<std::string>{
+                "defs.yaml:5:5: source 'trades': kafka sources need a 'kafka' mapping (brokers, "
+                "topic)"});
+  EXPECT_EQ(ParseProblems(Replace(kBase, "    path: bronze/orders\n",
+                                  "    path: bronze/orders\n    kafka: {topic: t}\n")),
+            std::vector<std::string>{
+                "defs.yaml:8:12: source 'orders': 'kafka' is only for sources of type kafka"});
+}
+
+TEST(KafkaSource, ValidationNeedsASchemaAndDeclaredMappedColumns) {
+  EXPECT_EQ(ValidationMessage(Replace(kKafka, "columns: {price: px}", "columns: {prize: px}")),
+            "1 problem in the feature definitions\n  defs.yaml:5:5: source 'trades': kafka.columns "
+            "maps 'prize', which is not a column of the declared schema (map declared columns to "
+            "the JSON fields that hold them)");
+}
+
 }  // namespace
 }  // namespace stratalake::registry

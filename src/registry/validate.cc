@@ -166,6 +166,23 @@ class Validator {
     if (s.type == SourceType::kPush && s.schema.empty()) {
       Problem(s.loc, what, "push sources need a declared 'schema' (the columns pushed to them)");
     }
+    if (s.type == SourceType::kKafka) {
+      if (s.schema.empty()) {
+        Problem(s.loc, what,
+                "kafka sources need a declared 'schema' (the columns read from each message)");
+      }
+      for (const auto& [column, field] : s.kafka.columns) {
+        bool declared = false;
+        for (const auto& f : s.schema) declared = declared || f.name == column;
+        if (!declared && !s.schema.empty()) {
+          Problem(s.loc, what,
+                  "kafka.columns maps '" + column +
+                      "', which is not a column of the declared schema (map declared columns "
+                      "to the JSON fields that hold them)");
+        }
+        if (field.empty()) Problem(s.loc, what, "kafka.columns gives '" + column + "' no field");
+      }
+    }
     std::set<std::string> cols;
     for (const auto& f : s.schema) {
       if (!cols.insert(f.name).second)

@@ -1,0 +1,118 @@
+// Streaming ingestion: `stratalake stream` reads the Kafka topics of kafka sources
+// (registry.h, KafkaOptions) and
+//   - appends micro-batches to each source's bronze Delta table EXACTLY ONCE: the
+//     batch of one partition and its last offset are one Delta commit (a `txn`
+//     action, app id "stratalake-stream/<source>/<partition>", version = the last
+//     offset), and a start seeks every partition to the offset after its committed
+//     version — Kafka's own committed offsets are never used;
+//   - writes every decoded event to the online store as it arrives (online::Push,
+//     newer wins), before it is durable offline;
+//   - quarantines malformed and late messages in the dead-letter Delta table
+//     "quarantine/<source>_dead_letters" (raw bytes, topic, partition, offset,
+//     reason), also exactly once, and goes on.
+// docs/streaming.md describes the design.
+//
+// Thread-safety: RunStream and ProduceJsonLines run on the caller's thread; the
+// `stop` flag may be set from any thread or a signal handler.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include <arrow/result.h>
+#include <arrow/status.h>
+
+#include "stratalake/clock.h"
+
+namespace stratalake {
+namespace repo {
+class FeatureRepository;
+}
+namespace registry {
+struct RegistryState;
+}
+namespace online {
+class OnlineStore;
+}
+}  // namespace stratalake
+
+namespace stratalake::stream {
+
+/// The columns every bronze table of a kafka source gets besides its declared ones.
+inline constexpr const char* kPartitionColumn = "_kafka_partition";  // int32
+inline constexpr const char* kOffsetColumn = "_kafka_offset";        // int64
+
+/// The app id of a partition's committed offsets in its bronze table.
+std::string TxnAppId(const std::string& source, int32_t partition);
+
+struct PartitionStatus {
+  std::string source;
+  int32_t partition = 0;
+  int64_t next_offset = 0;        // the next offset to read
+  int64_t committed_offset = -1;  // last offset durable in the bronze table (-1: none)
+  int64_t end_offset = -1;        // the partition's high watermark when last known (-1: unknown)
+};
+
+struct StreamStats {
+  int64_t messages = 0;            // read from Kafka
+  int64_t rows_committed = 0;      // appended to bronze tables
+  int64_t quarantined = 0;         // appended to dead-letter tables
+  int64_t online_rows = 0;         // written to the online store
+  int64_t commits = 0;             // Delta commits (bronze and dead letters)
+  double last_commit_seconds = 0;  // how long the last round of commits took
+  double rows_per_second = 0;      // messages read per second over the last status interval
+  std::vector<PartitionStatus> partitions;
+};
+
+struct StreamOptions {
+  /// Kafka sources to stream; empty = every kafka source of the registry.
+  std::vector<std::string> sources;
+  /// Overrides every source's brokers (e.g. a test broker); empty = the definitions'.
+  std::string brokers;
+  /// Commit each partition's pending rows at least this often...
+  int64_t commit_interval_ms = 1000;
+  /// ...and as soon as this many rows (and dead letters) are pending.
+  int64_t max_batch_rows = 50000;
+  /// Return (after committing) once every partition has been read to its end.
+  bool stop_at_end = false;
+  /// Set (from any thread or a signal handler) to commit what was read and return.
+  const std::atomic<bool>* stop = nullptr;
+  /// Called about once a second, and once at the end.
+  std::function<void(const StreamStats&)> on_status;
+  /// Serve Prometheus metrics (GET /metrics: totals, lag and committed offset per
+  /// partition, rows/s, last commit duration) on 127.0.0.1:PORT while streaming;
+  /// 0 = a free port; -1 (default) = none. `on_metrics_port` is told the port.
+  int metrics_port = -1;
+  std::function<void(int port)> on_metrics_port;
+  std::shared_ptr<Clock> clock;  // null = Clock::System()
+};
+
+/// Streams until `options.stop` is set (or, with stop_at_end, until caught up).
+/// Every acknowledged message is committed before it returns OK. Errors: no or
+/// unknown kafka sources (kObjectNotFound), brokers that cannot be reached for
+/// 30 s, a Delta commit that fails (nothing of that batch is lost: the next
+/// start reads it again).
+arrow::Result<StreamStats> RunStream(const repo::FeatureRepository& repo,
+                                     const registry::RegistryState& state,
+                                     online::OnlineStore* store, const StreamOptions& options);
+
+struct ProduceOptions {
+  std::string brokers;
+  std::string topic;
+  /// When the topic does not exist it is created with this many partitions.
+  int32_t partitions = 1;
+  /// A JSON field whose value becomes the message key (same key, same partition);
+  /// empty: no key (messages spread over the partitions).
+  std::string key_field;
+};
+
+/// Produces every non-empty line of `path` ("-" = stdin) as one message, as it
+/// is (a line that is not JSON is sent too: tests use that for dead letters);
+/// waits until every message is acknowledged. Returns how many were produced.
+arrow::Result<int64_t> ProduceLines(const ProduceOptions& options, const std::string& path);
+
+}  // namespace stratalake::stream

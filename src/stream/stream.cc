@@ -1,0 +1,822 @@
+// `stratalake stream`: Kafka topics into bronze Delta tables (exactly once), the
+// online store (as events arrive) and dead-letter tables. See stratalake/stream.h
+// and docs/streaming.md.
+//
+// One consumer per source, assigned every partition of its topic (no consumer
+// group rebalancing: the positions come from the bronze table). Per partition,
+// messages are decoded in offset order into accepted rows and dead letters;
+// a commit round writes, per partition with pending messages whose last offset
+// is L: first the dead letters (their own txn app id, version L; those at or
+// below the dead-letter table's committed version are dropped, since a crash
+// between the two commits re-reads them), then the accepted rows (txn app id
+// TxnAppId(source, partition), version L). A start seeks each partition to the
+// bronze version + 1, so a crash anywhere re-reads exactly what is not in bronze.
+#include <rapidjson/document.h>
+#include <rapidjson/error/en.h>
+#include <rapidjson/stringbuffer.h>
+#include <rapidjson/writer.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <cstdlib>
+#include <ctime>
+#include <iostream>
+#include <map>
+#include <optional>
+#include <set>
+#include <thread>
+
+#include <arrow/api.h>
+#include <arrow/compute/api.h>
+
+#include "common/errors.h"
+#include "ingest/convert.h"
+#include "stratalake/delta.h"
+#include "stratalake/online.h"
+#include "stratalake/registry.h"
+#include "stratalake/repo.h"
+#include "stratalake/status.h"
+#include "stratalake/stream.h"
+#include "stream/kafka.h"
+#include "stream/metrics_server.h"
+
+namespace stratalake::stream {
+
+std::string TxnAppId(const std::string& source, int32_t partition) {
+  return "stratalake-stream/" + source + "/" + std::to_string(partition);
+}
+
+namespace {
+
+std::string DeadLetterAppId(const std::string& source, int32_t partition) {
+  return TxnAppId(source, partition) + "/dead-letters";
+}
+
+// ${VAR} -> the environment's value (empty when unset).
+std::string ExpandEnv(const std::string& text) {
+  std::string out;
+  for (size_t i = 0; i < text.size(); ++i) {
+    if (text[i] == '$' && i + 1 < text.size() && text[i + 1] == '{') {
+      size_t end = text.find('}', i);
+      if (end != std::string::npos) {
+        const char* v = std::getenv(text.substr(i + 2, end - i - 2).c_str());
+        out += v ? v : "";
+        i = end;
+        continue;
+      }
+    }
+    out += text[i];
+  }
+  return out;
+}
+
+// Seconds since the epoch -> ISO 8601 UTC with microseconds.
+std::string SecondsToIso(double seconds) {
+  int64_t micros = std::llround(seconds * 1e6);
+  int64_t secs = micros >= 0 ? micros / 1000000 : -((-micros + 999999) / 1000000);
+  int64_t frac = micros - secs * 1000000;
+  time_t t = static_cast<time_t>(secs);
+  struct tm tm;
+  gmtime_r(&t, &tm);
+  char buf[64];
+  snprintf(buf, sizeof(buf), "%04d-%02d-%02dT%02d:%02d:%02d.%06lldZ", tm.tm_year + 1900,
+           tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
+           static_cast<long long>(frac));
+  return buf;
+}
+
+std::string JsonKind(const rapidjson::Value& v) {
+  if (v.IsString()) return "a string";
+  if (v.IsBool()) return "a boolean";
+  if (v.IsNumber()) return "a number";
+  if (v.IsArray()) return "an array";
+  if (v.IsObject()) return "an object";
+  return "null";
+}
+
+// What a column of `type` accepts from JSON: "" when `v` fits (and its text in
+// *text), else why not.
+std::string JsonToText(const rapidjson::Value& v, const arrow::DataType& type, std::string* text) {
+  auto number_text = [&]() {
+    if (v.IsInt64()) return std::to_string(v.GetInt64());
+    if (v.IsUint64()) return std::to_string(v.GetUint64());
+    rapidjson::StringBuffer sb;
+    rapidjson::Writer<rapidjson::StringBuffer> w(sb);
+    v.Accept(w);
+    return std::string(sb.GetString(), sb.GetSize());
+  };
+  auto expected = [&](const char* what) {
+    return std::string("expected ") + what + " for " + ingest::TypeLabel(type) + ", got " +
+           JsonKind(v);
+  };
+  switch (type.id()) {
+    case arrow::Type::INT8:
+    case arrow::Type::INT16:
+    case arrow::Type::INT32:
+    case arrow::Type::INT64:
+    case arrow::Type::UINT8:
+    case arrow::Type::UINT16:
+    case arrow::Type::UINT32:
+    case arrow::Type::UINT64:
+    case arrow::Type::FLOAT:
+    case arrow::Type::DOUBLE:
+    case arrow::Type::DECIMAL128:
+    case arrow::Type::DECIMAL256:
+      if (!v.IsNumber()) return expected("a number");
+      *text = number_text();
+      return "";
+    case arrow::Type::BOOL:
+      if (!v.IsBool()) return expected("true or false");
+      *text = v.GetBool() ? "true" : "false";
+      return "";
+    case arrow::Type::STRING:
+    case arrow::Type::LARGE_STRING:
+    case arrow::Type::BINARY:
+    case arrow::Type::LARGE_BINARY:
+    case arrow::Type::DATE32:
+      if (!v.IsString()) return expected("a string");
+      text->assign(v.GetString(), v.GetStringLength());
+      return "";
+    case arrow::Type::TIMESTAMP:
+      if (v.IsString()) {
+        text->assign(v.GetString(), v.GetStringLength());
+        return "";
+      }
+      if (v.IsNumber()) {
+        *text = SecondsToIso(v.GetDouble());
+        return "";
+      }
+      return expected("an ISO 8601 string or seconds since the epoch");
+    default:
+      return "columns of type " + ingest::TypeLabel(type) + " cannot be streamed yet";
+  }
+}
+
+arrow::Result<std::shared_ptr<arrow::Array>> Int32Array(const std::vector<int32_t>& v) {
+  arrow::Int32Builder b;
+  ARROW_RETURN_NOT_OK(b.AppendValues(v));
+  return b.Finish();
+}
+arrow::Result<std::shared_ptr<arrow::Array>> Int64Array(const std::vector<int64_t>& v) {
+  arrow::Int64Builder b;
+  ARROW_RETURN_NOT_OK(b.AppendValues(v));
+  return b.Finish();
+}
+
+std::shared_ptr<arrow::Schema> DeadLetterSchema() {
+  auto ts = arrow::timestamp(arrow::TimeUnit::MICRO, "UTC");
+  return arrow::schema(
+      {arrow::field("kafka_topic", arrow::utf8()), arrow::field("kafka_partition", arrow::int32()),
+       arrow::field("kafka_offset", arrow::int64()), arrow::field("kafka_timestamp", ts),
+       arrow::field("kafka_key", arrow::binary()), arrow::field("raw_value", arrow::binary()),
+       arrow::field("reason", arrow::utf8()), arrow::field("quarantined_at", ts)});
+}
+
+struct DeadLetter {
+  int64_t offset = 0;
+  int64_t kafka_ts_ms = -1;
+  std::optional<std::string> key;
+  std::string value;
+  std::string reason;
+};
+
+struct RawMessage {
+  int64_t offset = 0;
+  int64_t kafka_ts_ms = -1;
+  std::optional<std::string> key;
+  std::string value;
+};
+
+struct PartitionState {
+  int32_t id = 0;
+  int64_t next_offset = 0;           // next to read
+  int64_t bronze_committed = -1;     // txn version in bronze (-1: none)
+  int64_t dead_committed = -1;       // txn version in the dead-letter table
+  std::optional<int64_t> watermark;  // newest accepted event time (micros)
+  int64_t pending_last = -1;         // last offset decoded and not yet committed (-1: none)
+  std::vector<std::shared_ptr<arrow::Table>> rows;  // accepted, decoded
+  int64_t pending_rows = 0;
+  std::vector<DeadLetter> dead;
+  bool at_end = false;
+};
+
+class SourceStream {
+ public:
+  SourceStream(const repo::FeatureRepository& repo, const registry::RegistryState& state,
+               const registry::Source& source, online::OnlineStore* store,
+               const StreamOptions& options, std::shared_ptr<Clock> clock)
+      : repo_(repo),
+        state_(state),
+        src_(source),
+        store_(store),
+        options_(options),
+        clock_(std::move(clock)) {}
+
+  arrow::Status Start();
+  /// Reads what arrives within `timeout_ms` (at most a few thousand messages),
+  /// decodes it and writes it online.
+  arrow::Status Poll(int timeout_ms);
+  /// Commits every partition's pending rows and dead letters.
+  arrow::Status Commit();
+  bool AtEnd() const {
+    for (const auto& [id, p] : parts_) {
+      if (!p.at_end) return false;
+    }
+    return !parts_.empty();
+  }
+  int64_t PendingRows() const {
+    int64_t n = 0;
+    for (const auto& [id, p] : parts_) n += p.pending_rows + static_cast<int64_t>(p.dead.size());
+    return n;
+  }
+  void AddStatus(StreamStats* stats) const;
+  StreamStats totals;
+
+ private:
+  arrow::Status Decode(PartitionState& p, std::vector<RawMessage> msgs);
+  arrow::Status RecoverWatermarks();
+
+  const repo::FeatureRepository& repo_;
+  const registry::RegistryState& state_;
+  const registry::Source& src_;
+  online::OnlineStore* store_;
+  const StreamOptions& options_;
+  std::shared_ptr<Clock> clock_;
+
+  std::string topic_;
+  std::string bronze_uri_;
+  std::string dead_uri_;
+  std::shared_ptr<arrow::Schema> schema_;         // declared columns
+  std::shared_ptr<arrow::Schema> bronze_schema_;  // and the partition and offset
+  std::vector<std::string> json_fields_;          // per declared column
+  std::string ts_column_;
+  std::vector<std::string> required_;  // join keys fed by views, event time
+  std::vector<std::string> partition_by_;
+  bool has_online_views_ = false;
+  KafkaHandle rk_;
+  std::map<int32_t, PartitionState> parts_;
+};
+
+arrow::Status SourceStream::Start() {
+  topic_ = src_.kafka.topic;
+  std::string brokers = options_.brokers.empty() ? ExpandEnv(src_.kafka.brokers) : options_.brokers;
+  if (brokers.empty()) {
+    return UserError(ErrorKind::kDefinitionError,
+                     "kafka source '" + src_.name + "': its brokers '" + src_.kafka.brokers +
+                         "' expand to nothing; set the variable or give --brokers");
+  }
+  ARROW_ASSIGN_OR_RAISE(auto target, repo_.IngestTargetFor(src_));
+  bronze_uri_ = target.table_uri;
+  dead_uri_ = repo_.TableUri("quarantine/" + src_.name + "_dead_letters");
+  partition_by_ = target.partition_by;
+  schema_ = target.schema;
+  if (!schema_ || schema_->num_fields() == 0) {
+    return UserError(ErrorKind::kDefinitionError,
+                     "kafka source '" + src_.name + "' has no declared schema");
+  }
+  bronze_schema_ = arrow::schema([&] {
+    auto fields = schema_->fields();
+    fields.push_back(arrow::field(kPartitionColumn, arrow::int32()));
+    fields.push_back(arrow::field(kOffsetColumn, arrow::int64()));
+    return fields;
+  }());
+  for (const auto& f : schema_->fields()) {
+    auto it = src_.kafka.columns.find(f->name());
+    json_fields_.push_back(it == src_.kafka.columns.end() ? f->name() : it->second);
+    std::string ignored;
+    rapidjson::Value probe;
+    std::string why = JsonToText(probe, *f->type(), &ignored);
+    if (why.find("cannot be streamed") != std::string::npos) {
+      return UserError(ErrorKind::kDefinitionError,
+                       "kafka source '" + src_.name + "': column '" + f->name() + "': " + why);
+    }
+  }
+  ts_column_ =
+      src_.timestamp_field.empty() ? repo_.config().default_timestamp_field : src_.timestamp_field;
+  if (schema_->GetFieldIndex(ts_column_) < 0) {
+    return UserError(ErrorKind::kDefinitionError, "kafka source '" + src_.name +
+                                                      "': its timestamp field '" + ts_column_ +
+                                                      "' is not a declared column");
+  }
+  // Required: the event time and the join keys of every view fed from the source
+  // (stored names: field_mapping maps stored -> view names).
+  std::set<std::string> required = {ts_column_};
+  for (const auto& v : state_.defs.feature_views) {
+    if (v.source != src_.name) continue;
+    has_online_views_ = has_online_views_ || v.online;
+    for (const auto& en : v.entities) {
+      const auto* e = state_.defs.FindEntity(en);
+      if (!e) continue;
+      for (const auto& k : e->join_keys) {
+        std::string stored = k.name;
+        for (const auto& [from, to] : src_.field_mapping) {
+          if (to == k.name) stored = from;
+        }
+        required.insert(stored);
+      }
+    }
+  }
+  for (const auto& f : schema_->fields()) {
+    if (!f->nullable()) required.insert(f->name());
+  }
+  required_.assign(required.begin(), required.end());
+
+  // Positions: from the bronze and dead-letter tables' txn versions.
+  ARROW_ASSIGN_OR_RAISE(auto bronze, delta::DeltaTable::ForPath(bronze_uri_));
+  ARROW_ASSIGN_OR_RAISE(auto dead, delta::DeltaTable::ForPath(dead_uri_));
+  std::shared_ptr<const delta::Snapshot> bronze_snap, dead_snap;
+  ARROW_ASSIGN_OR_RAISE(bool bronze_exists, bronze->Exists());
+  if (bronze_exists) {
+    ARROW_ASSIGN_OR_RAISE(bronze_snap, bronze->Latest());
+  }
+  ARROW_ASSIGN_OR_RAISE(bool dead_exists, dead->Exists());
+  if (dead_exists) {
+    ARROW_ASSIGN_OR_RAISE(dead_snap, dead->Latest());
+  }
+
+  ARROW_ASSIGN_OR_RAISE(auto conf, MakeConf({{"bootstrap.servers", brokers},
+                                             {"group.id", "stratalake-stream-" + src_.name},
+                                             {"enable.auto.commit", "false"},
+                                             {"enable.auto.offset.store", "false"},
+                                             {"enable.partition.eof", "true"},
+                                             {"auto.offset.reset", "earliest"},
+                                             {"log_level", "3"}}));
+  ARROW_ASSIGN_OR_RAISE(rk_, MakeClient(std::move(conf), /*producer=*/false));
+  rd_kafka_poll_set_consumer(rk_.get());
+  // Wait for the topic (it may be created after the stream starts).
+  std::vector<int32_t> ids;
+  int64_t deadline = clock_->NowMillis() + 30000;
+  bool said = false;
+  while (true) {
+    auto r = TopicPartitions(rk_.get(), topic_, 5000);
+    if (r.ok() && !r->empty()) {
+      ids = *r;
+      break;
+    }
+    if (options_.stop && options_.stop->load()) return arrow::Status::OK();
+    if (!r.ok() && clock_->NowMillis() > deadline) {
+      return arrow::Status::IOError("kafka source '", src_.name, "': brokers ", brokers,
+                                    " did not answer for 30 s: ", r.status().message());
+    }
+    if (r.ok() && !said) {
+      std::cerr << "stream: waiting for topic '" << topic_ << "' to exist\n";
+      said = true;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(500));
+  }
+  KafkaPartitionList list(rd_kafka_topic_partition_list_new(static_cast<int>(ids.size())));
+  for (int32_t id : ids) {
+    PartitionState p;
+    p.id = id;
+    if (bronze_snap) {
+      if (auto v = bronze_snap->AppTransactionVersion(TxnAppId(src_.name, id))) {
+        p.bronze_committed = *v;
+      }
+    }
+    if (dead_snap) {
+      if (auto v = dead_snap->AppTransactionVersion(DeadLetterAppId(src_.name, id))) {
+        p.dead_committed = *v;
+      }
+    }
+    p.next_offset = p.bronze_committed + 1;
+    rd_kafka_topic_partition_list_add(list.get(), topic_.c_str(), id)->offset =
+        p.bronze_committed >= 0 ? p.bronze_committed + 1 : RD_KAFKA_OFFSET_BEGINNING;
+    parts_[id] = std::move(p);
+  }
+  if (bronze_snap) ARROW_RETURN_NOT_OK(RecoverWatermarks());
+  rd_kafka_resp_err_t err = rd_kafka_assign(rk_.get(), list.get());
+  if (err) {
+    return arrow::Status::IOError("cannot assign the partitions of '", topic_,
+                                  "': ", rd_kafka_err2str(err));
+  }
+  return arrow::Status::OK();
+}
+
+// The lateness watermark of each partition is the newest event time among its
+// accepted rows, i.e. the max of the time column in bronze per partition: the
+// same after a restart as it was, so a message is judged late or not the same
+// way every time it is read.
+arrow::Status SourceStream::RecoverWatermarks() {
+  ARROW_ASSIGN_OR_RAISE(auto bronze, delta::DeltaTable::Open(bronze_uri_));
+  delta::ReadOptions ro;
+  ro.columns = std::vector<std::string>{kPartitionColumn, ts_column_};
+  ARROW_ASSIGN_OR_RAISE(auto reader, bronze->Scan(ro));
+  while (true) {
+    std::shared_ptr<arrow::RecordBatch> batch;
+    ARROW_RETURN_NOT_OK(reader->ReadNext(&batch));
+    if (!batch) break;
+    auto part = std::static_pointer_cast<arrow::Int32Array>(batch->column(0));
+    ARROW_ASSIGN_OR_RAISE(auto ts_col, arrow::compute::Cast(*batch->column(1), arrow::int64()));
+    auto ts = std::static_pointer_cast<arrow::Int64Array>(ts_col);
+    for (int64_t i = 0; i < batch->num_rows(); ++i) {
+      if (part->IsNull(i) || ts->IsNull(i)) continue;
+      auto it = parts_.find(part->Value(i));
+      if (it == parts_.end()) continue;
+      auto& w = it->second.watermark;
+      w = std::max(w.value_or(INT64_MIN), ts->Value(i));
+    }
+  }
+  return arrow::Status::OK();
+}
+
+arrow::Status SourceStream::Poll(int timeout_ms) {
+  std::map<int32_t, std::vector<RawMessage>> got;
+  int64_t n = 0;
+  int wait = timeout_ms;
+  while (n < 5000) {
+    KafkaMessage m(rd_kafka_consumer_poll(rk_.get(), wait));
+    if (!m) break;
+    wait = 0;  // take what is already there, then go on
+    if (m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF) {
+      auto it = parts_.find(m->partition);
+      if (it != parts_.end()) it->second.at_end = true;
+      continue;
+    }
+    if (m->err) {
+      // Transient (a broker away, a rebalance of leaders): librdkafka retries.
+      std::cerr << "stream: kafka: " << rd_kafka_message_errstr(m.get()) << "\n";
+      continue;
+    }
+    auto it = parts_.find(m->partition);
+    if (it == parts_.end()) continue;
+    it->second.at_end = false;
+    RawMessage r;
+    r.offset = m->offset;
+    rd_kafka_timestamp_type_t tstype;
+    r.kafka_ts_ms = rd_kafka_message_timestamp(m.get(), &tstype);
+    if (m->key) r.key = std::string(static_cast<const char*>(m->key), m->key_len);
+    if (m->payload) r.value.assign(static_cast<const char*>(m->payload), m->len);
+    got[m->partition].push_back(std::move(r));
+    ++n;
+  }
+  totals.messages += n;
+  for (auto& [id, msgs] : got) {
+    if (!msgs.empty()) ARROW_RETURN_NOT_OK(Decode(parts_[id], std::move(msgs)));
+  }
+  return arrow::Status::OK();
+}
+
+arrow::Status SourceStream::Decode(PartitionState& p, std::vector<RawMessage> msgs) {
+  const int ncols = schema_->num_fields();
+  std::vector<std::optional<std::string>> reject(msgs.size());
+  std::vector<arrow::StringBuilder> text(ncols);
+  // 1. JSON: an object whose fields have the JSON types of their columns.
+  for (size_t i = 0; i < msgs.size(); ++i) {
+    rapidjson::Document d;
+    d.Parse(msgs[i].value.data(), msgs[i].value.size());
+    std::vector<std::optional<std::string>> cells(ncols);
+    if (d.HasParseError()) {
+      reject[i] = std::string("bad JSON: ") + rapidjson::GetParseError_En(d.GetParseError()) +
+                  " (at byte " + std::to_string(d.GetErrorOffset()) + ")";
+    } else if (!d.IsObject()) {
+      reject[i] = "bad JSON: the message is " + JsonKind(d) + ", not an object";
+    } else {
+      for (int c = 0; c < ncols && !reject[i]; ++c) {
+        auto it = d.FindMember(json_fields_[c].c_str());
+        if (it == d.MemberEnd() || it->value.IsNull()) continue;
+        std::string t;
+        std::string why = JsonToText(it->value, *schema_->field(c)->type(), &t);
+        if (!why.empty()) {
+          reject[i] = "wrong type: field '" + json_fields_[c] + "': " + why;
+        } else {
+          cells[c] = std::move(t);
+        }
+      }
+    }
+    for (int c = 0; c < ncols; ++c) {
+      if (!reject[i] && cells[c]) {
+        ARROW_RETURN_NOT_OK(text[c].Append(*cells[c]));
+      } else {
+        ARROW_RETURN_NOT_OK(text[c].AppendNull());
+      }
+    }
+  }
+  // 2. Values: the column types (ingestion's conversion rules).
+  arrow::ArrayVector typed(ncols);
+  for (int c = 0; c < ncols; ++c) {
+    std::shared_ptr<arrow::Array> t;
+    ARROW_RETURN_NOT_OK(text[c].Finish(&t));
+    ARROW_ASSIGN_OR_RAISE(auto conv, ingest::ConvertColumn(t, schema_->field(c)->type()));
+    for (const auto& e : conv.errors) {
+      if (!reject[e.row]) {
+        reject[e.row] = "wrong type: field '" + json_fields_[c] + "': value '" +
+                        ingest::Abbreviate(e.value) + "' is " + e.reason;
+      }
+    }
+    typed[c] = conv.values;
+  }
+  // 3. Required values: the keys and the event time.
+  for (const auto& name : required_) {
+    int c = schema_->GetFieldIndex(name);
+    for (size_t i = 0; i < msgs.size(); ++i) {
+      if (!reject[i] && typed[c]->IsNull(i)) {
+        reject[i] = name == ts_column_
+                        ? "missing event time: no value for '" + json_fields_[c] + "'"
+                        : "missing key: no value for '" + json_fields_[c] + "'";
+      }
+    }
+  }
+  // 4. Lateness, in offset order.
+  int ts_c = schema_->GetFieldIndex(ts_column_);
+  ARROW_ASSIGN_OR_RAISE(auto ts_datum, arrow::compute::Cast(*typed[ts_c], arrow::int64()));
+  auto ts = std::static_pointer_cast<arrow::Int64Array>(ts_datum);
+  int64_t lateness_us = src_.kafka.allowed_lateness_seconds * 1000000;
+  for (size_t i = 0; i < msgs.size(); ++i) {
+    if (reject[i]) continue;
+    int64_t t = ts->Value(i);
+    if (p.watermark && t < *p.watermark - lateness_us) {
+      reject[i] = "late: event time " + SecondsToIso(t / 1e6) + " is " +
+                  registry::FormatDuration((*p.watermark - t) / 1000000) +
+                  " before the newest event time of its partition (" +
+                  SecondsToIso(*p.watermark / 1e6) + "); allowed lateness is " +
+                  registry::FormatDuration(src_.kafka.allowed_lateness_seconds);
+      continue;
+    }
+    p.watermark = std::max(p.watermark.value_or(INT64_MIN), t);
+  }
+  // 5. Split.
+  arrow::BooleanBuilder keep_b;
+  std::vector<int32_t> part_ids;
+  std::vector<int64_t> offsets;
+  for (size_t i = 0; i < msgs.size(); ++i) {
+    ARROW_RETURN_NOT_OK(keep_b.Append(!reject[i]));
+    if (reject[i]) {
+      if (msgs[i].offset > p.dead_committed) {
+        p.dead.push_back({msgs[i].offset, msgs[i].kafka_ts_ms, std::move(msgs[i].key),
+                          std::move(msgs[i].value), std::move(*reject[i])});
+      }
+    } else {
+      part_ids.push_back(p.id);
+      offsets.push_back(msgs[i].offset);
+    }
+  }
+  p.pending_last = msgs.back().offset;
+  p.next_offset = p.pending_last + 1;
+  if (offsets.empty()) return arrow::Status::OK();
+  std::shared_ptr<arrow::Array> keep;
+  ARROW_RETURN_NOT_OK(keep_b.Finish(&keep));
+  auto all = arrow::Table::Make(schema_, typed, static_cast<int64_t>(msgs.size()));
+  ARROW_ASSIGN_OR_RAISE(auto filtered, arrow::compute::Filter(all, keep));
+  auto rows = filtered.table();
+  // Online first: visible there before it is durable offline.
+  if (has_online_views_ && store_) {
+    ARROW_ASSIGN_OR_RAISE(auto pushed,
+                          online::WriteStreamedRows(repo_, state_, store_, src_.name, rows));
+    totals.online_rows += pushed.rows;
+  }
+  ARROW_ASSIGN_OR_RAISE(auto pa, Int32Array(part_ids));
+  ARROW_ASSIGN_OR_RAISE(auto oa, Int64Array(offsets));
+  ARROW_ASSIGN_OR_RAISE(
+      rows, rows->AddColumn(rows->num_columns(), arrow::field(kPartitionColumn, arrow::int32()),
+                            std::make_shared<arrow::ChunkedArray>(pa)));
+  ARROW_ASSIGN_OR_RAISE(
+      rows, rows->AddColumn(rows->num_columns(), arrow::field(kOffsetColumn, arrow::int64()),
+                            std::make_shared<arrow::ChunkedArray>(oa)));
+  p.pending_rows += rows->num_rows();
+  p.rows.push_back(std::move(rows));
+  return arrow::Status::OK();
+}
+
+arrow::Status SourceStream::Commit() {
+  for (auto& [id, p] : parts_) {
+    if (p.pending_last < 0) continue;
+    const int64_t last = p.pending_last;
+    if (!p.dead.empty()) {
+      arrow::StringBuilder topic, reason;
+      arrow::Int32Builder part;
+      arrow::Int64Builder offset;
+      auto ts_type = arrow::timestamp(arrow::TimeUnit::MICRO, "UTC");
+      arrow::TimestampBuilder kts(ts_type, arrow::default_memory_pool());
+      arrow::TimestampBuilder qts(ts_type, arrow::default_memory_pool());
+      arrow::BinaryBuilder key, value;
+      int64_t now_us = clock_->NowMillis() * 1000;
+      for (const auto& d : p.dead) {
+        ARROW_RETURN_NOT_OK(topic.Append(topic_));
+        ARROW_RETURN_NOT_OK(part.Append(id));
+        ARROW_RETURN_NOT_OK(offset.Append(d.offset));
+        ARROW_RETURN_NOT_OK(d.kafka_ts_ms >= 0 ? kts.Append(d.kafka_ts_ms * 1000)
+                                               : kts.AppendNull());
+        ARROW_RETURN_NOT_OK(d.key ? key.Append(*d.key) : key.AppendNull());
+        ARROW_RETURN_NOT_OK(value.Append(d.value));
+        ARROW_RETURN_NOT_OK(reason.Append(d.reason));
+        ARROW_RETURN_NOT_OK(qts.Append(now_us));
+      }
+      arrow::ArrayVector cols(8);
+      ARROW_RETURN_NOT_OK(topic.Finish(&cols[0]));
+      ARROW_RETURN_NOT_OK(part.Finish(&cols[1]));
+      ARROW_RETURN_NOT_OK(offset.Finish(&cols[2]));
+      ARROW_RETURN_NOT_OK(kts.Finish(&cols[3]));
+      ARROW_RETURN_NOT_OK(key.Finish(&cols[4]));
+      ARROW_RETURN_NOT_OK(value.Finish(&cols[5]));
+      ARROW_RETURN_NOT_OK(reason.Finish(&cols[6]));
+      ARROW_RETURN_NOT_OK(qts.Finish(&cols[7]));
+      auto table = arrow::Table::Make(DeadLetterSchema(), cols);
+      ARROW_ASSIGN_OR_RAISE(auto dead, delta::DeltaTable::ForPath(dead_uri_));
+      delta::WriteOptions wo;
+      wo.txn = delta::AppTransaction{DeadLetterAppId(src_.name, id), last, std::nullopt};
+      ARROW_ASSIGN_OR_RAISE(auto r, dead->Write(table, wo));
+      if (!r.noop) {
+        totals.quarantined += table->num_rows();
+        ++totals.commits;
+      }
+      p.dead_committed = last;
+      p.dead.clear();
+    }
+    if (!p.rows.empty() || last > p.bronze_committed) {
+      // Only dead letters since the last commit: an empty commit still moves the
+      // partition's txn version, so a restart does not read them again.
+      std::shared_ptr<arrow::Table> rows;
+      if (p.rows.empty()) {
+        ARROW_ASSIGN_OR_RAISE(rows, arrow::Table::MakeEmpty(bronze_schema_));
+      } else {
+        ARROW_ASSIGN_OR_RAISE(rows, arrow::ConcatenateTables(p.rows));
+      }
+      ARROW_ASSIGN_OR_RAISE(auto bronze, delta::DeltaTable::ForPath(bronze_uri_));
+      delta::WriteOptions wo;
+      wo.partition_by = partition_by_;
+      wo.txn = delta::AppTransaction{TxnAppId(src_.name, id), last, std::nullopt};
+      ARROW_ASSIGN_OR_RAISE(auto r, bronze->Write(rows, wo));
+      if (r.noop) {
+        return UserError(ErrorKind::kConcurrentTransaction,
+                         "kafka source '" + src_.name + "', partition " + std::to_string(id) +
+                             ": another writer already committed offset " + std::to_string(last) +
+                             " to " + bronze_uri_ +
+                             " (is a second `stratalake stream` running for this source?)");
+      }
+      totals.rows_committed += rows->num_rows();
+      ++totals.commits;
+      p.bronze_committed = last;
+      p.rows.clear();
+      p.pending_rows = 0;
+    }
+    p.pending_last = -1;
+  }
+  return arrow::Status::OK();
+}
+
+void SourceStream::AddStatus(StreamStats* stats) const {
+  stats->messages += totals.messages;
+  stats->rows_committed += totals.rows_committed;
+  stats->quarantined += totals.quarantined;
+  stats->online_rows += totals.online_rows;
+  stats->commits += totals.commits;
+  for (const auto& [id, p] : parts_) {
+    PartitionStatus s;
+    s.source = src_.name;
+    s.partition = id;
+    s.next_offset = p.next_offset;
+    s.committed_offset = std::max(p.bronze_committed, p.dead_committed);
+    int64_t low = 0, high = 0;
+    if (rd_kafka_get_watermark_offsets(rk_.get(), topic_.c_str(), id, &low, &high) ==
+            RD_KAFKA_RESP_ERR_NO_ERROR &&
+        high >= 0) {
+      s.end_offset = high;
+    }
+    stats->partitions.push_back(s);
+  }
+}
+
+// Prometheus text exposition of `s`.
+std::string MetricsText(const StreamStats& s) {
+  std::string out;
+  auto counter = [&](const char* name, const char* help, int64_t v) {
+    out += std::string("# HELP ") + name + " " + help + "\n# TYPE " + name + " counter\n" + name +
+           " " + std::to_string(v) + "\n";
+  };
+  auto gauge = [&](const char* name, const char* help, double v) {
+    char num[64];
+    snprintf(num, sizeof(num), "%.6g", v);
+    out += std::string("# HELP ") + name + " " + help + "\n# TYPE " + name + " gauge\n" + name +
+           " " + num + "\n";
+  };
+  counter("stratalake_stream_messages_total", "Kafka messages read.", s.messages);
+  counter("stratalake_stream_rows_committed_total", "Rows appended to bronze tables.",
+          s.rows_committed);
+  counter("stratalake_stream_quarantined_total", "Messages appended to dead-letter tables.",
+          s.quarantined);
+  counter("stratalake_stream_online_rows_total", "Rows written to the online store.",
+          s.online_rows);
+  counter("stratalake_stream_commits_total", "Delta commits.", s.commits);
+  gauge("stratalake_stream_rows_per_second", "Messages read per second, last interval.",
+        s.rows_per_second);
+  gauge("stratalake_stream_last_commit_seconds", "Duration of the last round of commits.",
+        s.last_commit_seconds);
+  auto per_partition = [&](const char* name, const char* help, auto value) {
+    out += std::string("# HELP ") + name + " " + help + "\n# TYPE " + name + " gauge\n";
+    for (const auto& p : s.partitions) {
+      int64_t v = value(p);
+      if (v < 0) continue;
+      out += std::string(name) + "{source=\"" + p.source + "\",partition=\"" +
+             std::to_string(p.partition) + "\"} " + std::to_string(v) + "\n";
+    }
+  };
+  per_partition("stratalake_stream_lag", "End offset minus the next offset to read.",
+                [](const PartitionStatus& p) {
+                  return p.end_offset < 0 ? int64_t{-1}
+                                          : std::max<int64_t>(0, p.end_offset - p.next_offset);
+                });
+  per_partition("stratalake_stream_committed_offset", "Last offset durable in the Delta tables.",
+                [](const PartitionStatus& p) { return p.committed_offset; });
+  return out;
+}
+
+}  // namespace
+
+arrow::Result<StreamStats> RunStream(const repo::FeatureRepository& repo,
+                                     const registry::RegistryState& state,
+                                     online::OnlineStore* store, const StreamOptions& options) {
+  auto clock = options.clock ? options.clock : Clock::System();
+  std::vector<const registry::Source*> sources;
+  std::string kafka_names;
+  for (const auto& s : state.defs.sources) {
+    if (s.type == registry::SourceType::kKafka) {
+      kafka_names += (kafka_names.empty() ? "" : ", ") + s.name;
+      if (options.sources.empty()) sources.push_back(&s);
+    }
+  }
+  for (const auto& name : options.sources) {
+    const auto* s = state.defs.FindSource(name);
+    if (!s || s->type != registry::SourceType::kKafka) {
+      return UserError(ErrorKind::kObjectNotFound,
+                       "no kafka source '" + name + "' in the registry (kafka sources: " +
+                           (kafka_names.empty() ? "none" : kafka_names) +
+                           "); declare it and run `stratalake apply`");
+    }
+    sources.push_back(s);
+  }
+  if (sources.empty()) {
+    return UserError(ErrorKind::kObjectNotFound,
+                     "the registry has no kafka sources; declare one (type: kafka) and run "
+                     "`stratalake apply`");
+  }
+  if (options.commit_interval_ms <= 0 || options.max_batch_rows <= 0) {
+    return arrow::Status::Invalid("the commit interval and max batch rows must be positive");
+  }
+  std::unique_ptr<MetricsServer> metrics;
+  if (options.metrics_port >= 0) {
+    ARROW_ASSIGN_OR_RAISE(metrics, MetricsServer::Start(options.metrics_port));
+    if (options.on_metrics_port) options.on_metrics_port(metrics->port());
+  }
+  std::vector<std::unique_ptr<SourceStream>> streams;
+  for (const auto* s : sources) {
+    streams.push_back(std::make_unique<SourceStream>(repo, state, *s, store, options, clock));
+    ARROW_RETURN_NOT_OK(streams.back()->Start());
+  }
+  int64_t rate_ms = clock->NowMillis();
+  int64_t rate_messages = 0;
+  double rate = 0;
+  auto status = [&](double commit_seconds) {
+    StreamStats st;
+    for (const auto& s : streams) s->AddStatus(&st);
+    st.last_commit_seconds = commit_seconds;
+    int64_t now = clock->NowMillis();
+    if (now - rate_ms >= 500) {
+      rate = (st.messages - rate_messages) * 1000.0 / static_cast<double>(now - rate_ms);
+      rate_ms = now;
+      rate_messages = st.messages;
+    }
+    st.rows_per_second = rate;
+    if (metrics) metrics->Publish(MetricsText(st));
+    return st;
+  };
+  status(0);
+  auto stopping = [&] { return options.stop && options.stop->load(); };
+  int64_t last_commit = clock->NowMillis();
+  int64_t last_status = last_commit;
+  double commit_seconds = 0;
+  auto commit_all = [&]() -> arrow::Status {
+    auto t0 = std::chrono::steady_clock::now();
+    for (auto& s : streams) ARROW_RETURN_NOT_OK(s->Commit());
+    commit_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    last_commit = clock->NowMillis();
+    return arrow::Status::OK();
+  };
+  while (!stopping()) {
+    int per_source = std::max(1, 100 / static_cast<int>(streams.size()));
+    for (auto& s : streams) ARROW_RETURN_NOT_OK(s->Poll(per_source));
+    int64_t pending = 0;
+    for (auto& s : streams) pending += s->PendingRows();
+    int64_t now = clock->NowMillis();
+    if (pending >= options.max_batch_rows || now - last_commit >= options.commit_interval_ms) {
+      ARROW_RETURN_NOT_OK(commit_all());
+    }
+    if (options.stop_at_end) {
+      bool all = true;
+      for (auto& s : streams) all = all && s->AtEnd();
+      if (all) break;
+    }
+    if ((options.on_status || metrics) && now - last_status >= 1000) {
+      auto st = status(commit_seconds);
+      if (options.on_status) options.on_status(st);
+      last_status = now;
+    }
+  }
+  // Stop: commit what was read (SIGTERM, stop_at_end).
+  ARROW_RETURN_NOT_OK(commit_all());
+  StreamStats final_stats = status(commit_seconds);
+  if (options.on_status) options.on_status(final_stats);
+  return final_stats;
+}
+
+}  // namespace stratalake::stream

@@ -1,0 +1,355 @@
+"""`stratalake stream` against a real Apache Kafka broker (scripts/kafka.sh): exactly-once
+appends to the bronze Delta table across SIGKILLs of the consumer while a producer writes,
+dead letters with their reasons, online values, and a clean stop on SIGTERM.
+
+`make test` (scripts/run_tests.sh) starts the broker and exports its address in
+STRATALAKE_TEST_KAFKA_BROKERS; run alone, this module starts (and stops) one itself."""
+from __future__ import annotations
+
+import json
+import os
+import socket
+import urllib.request
+import random
+import signal
+import subprocess
+import tempfile
+import textwrap
+import threading
+import time
+import uuid
+from pathlib import Path
+
+import pyarrow.parquet as pq
+import pytest
+
+from conftest import BIN, ROOT
+
+
+@pytest.fixture(scope="module")
+def brokers():
+    env = os.environ.get("STRATALAKE_TEST_KAFKA_BROKERS")
+    if env:
+        yield env
+        return
+    folder = tempfile.mkdtemp(prefix="kafka-test-")
+    address = subprocess.run(["bash", str(ROOT / "scripts" / "kafka.sh"), "start", folder],
+                             check=True, capture_output=True, text=True).stdout.strip()
+    try:
+        yield address
+    finally:
+        subprocess.run(["bash", str(ROOT / "scripts" / "kafka.sh"), "stop", folder], check=False)
+
+
+def make_repo(path: Path, topic: str, lateness: str = "1m") -> Path:
+    (path / "definitions").mkdir(parents=True)
+    (path / "stratalake.yaml").write_text(textwrap.dedent("""\
+        project: trades
+        offline_store: lake
+        online_store: {type: embedded, path: .stratalake/online}
+        registry: .stratalake/registry.db
+        definitions: [definitions]
+        """))
+    (path / "definitions" / "defs.yaml").write_text(textwrap.dedent(f"""\
+        entities:
+          - name: account
+            join_keys: [{{name: account_id, type: int64}}]
+        sources:
+          - name: trades
+            type: kafka
+            path: bronze/trades
+            timestamp_field: ts
+            schema:
+              - {{name: account_id, type: int64}}
+              - {{name: ts, type: timestamp}}
+              - {{name: seq, type: int64}}
+              - {{name: price, type: float64}}
+              - {{name: side, type: string}}
+            kafka:
+              brokers: ${{TEST_BROKERS}}
+              topic: {topic}
+              columns: {{price: px}}
+              allowed_lateness: {lateness}
+        feature_views:
+          - name: last_trade
+            entities: [account]
+            source: trades
+            features:
+              - {{name: price, type: float64}}
+              - {{name: side, type: string}}
+        """))
+    cli(path, "apply")
+    return path
+
+
+def cli(repo: Path, *args: str, env: dict | None = None) -> subprocess.CompletedProcess:
+    proc = subprocess.run([str(BIN), *args, "--repo", str(repo)], capture_output=True, text=True,
+                          env=env)
+    assert proc.returncode == 0, f"stratalake {' '.join(args)} failed:\n{proc.stdout}\n{proc.stderr}"
+    return proc
+
+
+def get_online(repo: Path, entities: str) -> list[dict] | None:
+    """The online values of last_trade, or None while the stream has not opened the store."""
+    proc = subprocess.run([str(BIN), "get-online", "--features", "last_trade", "--entity",
+                           entities, "--json", "--repo", str(repo)], capture_output=True,
+                          text=True)
+    if proc.returncode != 0 and "has not been written yet" in proc.stderr:
+        return None
+    assert proc.returncode == 0, proc.stderr
+    return json.loads(proc.stdout)["results"]
+
+
+def fetch(url: str) -> str:
+    with urllib.request.urlopen(url, timeout=5) as r:
+        return r.read().decode()
+
+
+def produce(brokers: str, topic: str, lines: list[str], path: Path, partitions: int = 1) -> None:
+    path.write_text("".join(line + "\n" for line in lines))
+    proc = subprocess.run([str(BIN), "stream", "produce", str(path), "--topic", topic,
+                           "--brokers", brokers, "--partitions", str(partitions), "--key",
+                           "account_id", "--json"], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout) == {"produced": sum(1 for line in lines if line)}
+
+
+def stream_env(brokers: str) -> dict:
+    return {**os.environ, "TEST_BROKERS": brokers}
+
+
+def run_to_end(repo: Path, brokers: str) -> dict:
+    proc = cli(repo, "stream", "--stop-at-end", "--commit-interval-ms", "200", "--json",
+               env=stream_env(brokers))
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def read_table(repo: Path, name: str, tmp: Path) -> list[dict]:
+    out = tmp / (name.replace("/", "_") + ".parquet")
+    subprocess.run([str(BIN), "table", "read", str(repo / "lake" / name), "--output", str(out)],
+                   check=True, capture_output=True)
+    return pq.read_table(out).to_pylist()
+
+
+def trade(i: int, seconds: int | None = None) -> str:
+    ts = 1_767_225_600 + (i if seconds is None else seconds)  # 2026-01-01 + i s
+    return json.dumps({"account_id": i % 50, "ts": ts, "seq": i, "px": 100.0 + i,
+                       "side": "buy" if i % 2 else "sell"})
+
+
+def test_exactly_once_across_sigkill_while_producing(brokers, tmp_path):
+    """8 SIGKILLs of the consumer at random points while 12,000 messages arrive in 24 batches
+    over 3 partitions: afterwards bronze holds each message exactly once, at its offset."""
+    topic = "trades-" + uuid.uuid4().hex[:8]
+    repo = make_repo(tmp_path / "repo", topic)
+    n, batches = 12_000, 24
+    per = n // batches
+    produce(brokers, topic, [trade(i) for i in range(per)], tmp_path / "b0.jsonl", partitions=3)
+
+    def producer():
+        for b in range(1, batches):
+            produce(brokers, topic, [trade(i) for i in range(b * per, (b + 1) * per)],
+                    tmp_path / f"b{b}.jsonl")
+            time.sleep(0.05)
+
+    t = threading.Thread(target=producer)
+    t.start()
+    rng = random.Random(21)
+    kills = 0
+    try:
+        while kills < 8:
+            proc = subprocess.Popen([str(BIN), "stream", "--commit-interval-ms",
+                                     str(rng.choice([50, 100, 300])), "--max-batch-rows",
+                                     str(rng.choice([200, 1000, 5000])), "--repo", str(repo)],
+                                    env=stream_env(brokers), stdout=subprocess.DEVNULL,
+                                    stderr=subprocess.PIPE)
+            time.sleep(rng.uniform(0.3, 1.5))
+            assert proc.poll() is None, proc.stderr.read().decode()
+            proc.send_signal(signal.SIGKILL)
+            proc.wait()
+            kills += 1
+    finally:
+        t.join()
+    stats = run_to_end(repo, brokers)
+    assert stats["quarantined"] == 0
+    rows = read_table(repo, "bronze/trades", tmp_path)
+    seqs = sorted(r["seq"] for r in rows)
+    assert seqs == list(range(n))  # every message, none twice
+    by_partition: dict[int, list[int]] = {}
+    for r in rows:
+        by_partition.setdefault(r["_kafka_partition"], []).append(r["_kafka_offset"])
+    assert sorted(by_partition) == [0, 1, 2]
+    for offsets in by_partition.values():
+        assert sorted(offsets) == list(range(len(offsets)))  # each offset once, none skipped
+    # A restart with nothing new commits nothing.
+    again = run_to_end(repo, brokers)
+    assert again["rows_committed"] == 0 and again["messages"] == 0
+    assert len(read_table(repo, "bronze/trades", tmp_path)) == n
+
+
+def test_dead_letters_keep_the_message_and_say_why(brokers, tmp_path):
+    topic = "dead-" + uuid.uuid4().hex[:8]
+    repo = make_repo(tmp_path / "repo", topic, lateness="1m")
+    lines = [
+        trade(1, seconds=600),                                              # 0 ok
+        "not json {",                                                       # 1 bad JSON
+        "[1, 2]",                                                           # 2 not an object
+        json.dumps({"account_id": "seven", "ts": 1_767_225_700, "px": 1.0}),  # 3 wrong type
+        json.dumps({"account_id": 7, "ts": "yesterday", "px": 1.0}),        # 4 bad timestamp
+        json.dumps({"ts": 1_767_225_700, "px": 1.0}),                       # 5 no key
+        json.dumps({"account_id": 7, "px": 1.0}),                           # 6 no time
+        trade(1, seconds=600 - 61),                                         # 7 late by 61 s
+        trade(1, seconds=600 - 60),                                         # 8 late by 60 s: ok
+        json.dumps({"account_id": 7, "ts": 1_767_225_700, "px": "1.5"}),    # 9 px a string
+        trade(2, seconds=700),                                              # 10 ok
+        "",                                                                 # (not sent)
+        "{}",                                                               # 11 no time, no key
+    ]
+    produce(brokers, topic, lines, tmp_path / "in.jsonl")
+    stats = run_to_end(repo, brokers)
+    # One commit of dead letters, one of rows (each with the partition's last offset).
+    assert stats == {"messages": 12, "rows_committed": 3, "quarantined": 9, "online_rows": 3,
+                     "commits": 2}
+    dead = sorted(read_table(repo, "quarantine/trades_dead_letters", tmp_path),
+                  key=lambda r: r["kafka_offset"])
+    assert [r["kafka_offset"] for r in dead] == [1, 2, 3, 4, 5, 6, 7, 9, 11]
+    assert all(r["kafka_topic"] == topic and r["kafka_partition"] == 0 for r in dead)
+    assert [r["raw_value"] for r in dead] == \
+        [lines[i].encode() for i in [1, 2, 3, 4, 5, 6, 7, 9, 12]]
+    reasons = [r["reason"] for r in dead]
+    assert reasons[0].startswith("bad JSON: ")
+    assert reasons[1] == "bad JSON: the message is an array, not an object"
+    assert reasons[2] == "wrong type: field 'account_id': expected a number for int64, got a string"
+    assert reasons[3] == "wrong type: field 'ts': value 'yesterday' is not a valid timestamp"
+    assert reasons[4] == "missing key: no value for 'account_id'"
+    assert reasons[5] == "missing event time: no value for 'ts'"
+    assert reasons[6] == ("late: event time 2026-01-01T00:08:59.000000Z is 1m1s before the newest "
+                          "event time of its partition (2026-01-01T00:10:00.000000Z); allowed "
+                          "lateness is 1m")
+    assert reasons[7] == "wrong type: field 'px': expected a number for double, got a string"
+    assert reasons[8] == "missing key: no value for 'account_id'"  # keys are checked first
+    assert sorted(r["_kafka_offset"] for r in read_table(repo, "bronze/trades", tmp_path)) == \
+        [0, 8, 10]
+    # A restart reads nothing again, not even the trailing dead letter: the rows' commit
+    # carries the partition's last offset, 11.
+    assert run_to_end(repo, brokers)["messages"] == 0
+    # A message that only dead letters follow: an empty bronze commit moves the position.
+    produce(brokers, topic, ["still not json"], tmp_path / "more.jsonl")
+    assert run_to_end(repo, brokers) == {"messages": 1, "rows_committed": 0, "quarantined": 1,
+                                         "online_rows": 0, "commits": 2}
+    assert run_to_end(repo, brokers)["messages"] == 0
+    assert len(read_table(repo, "quarantine/trades_dead_letters", tmp_path)) == 10
+    assert len(read_table(repo, "bronze/trades", tmp_path)) == 3
+
+
+def test_online_values_and_a_clean_stop_on_sigterm(brokers, tmp_path):
+    """Events are online while the stream runs (newest event time wins); SIGTERM commits what
+    was read and exits 0."""
+    topic = "online-" + uuid.uuid4().hex[:8]
+    repo = make_repo(tmp_path / "repo", topic)
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        metrics_port = s.getsockname()[1]
+    proc = subprocess.Popen([str(BIN), "stream", "trades", "--commit-interval-ms", "60000",
+                             "--metrics-port", str(metrics_port), "--json", "--repo", str(repo)],
+                            env=stream_env(brokers),
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    lines = [json.dumps({"account_id": a, "ts": 1_767_225_600 + s, "seq": s, "px": p,
+                         "side": side})
+             for a, s, p, side in [(1, 10, 1.5, "buy"), (2, 20, 2.5, "sell"),
+                                   (1, 30, 3.5, "sell"), (1, 25, 9.9, "buy")]]
+    produce(brokers, topic, lines, tmp_path / "in.jsonl")
+
+    def online():
+        return get_online(repo, "account_id=1,2,3")
+
+    def done(results):
+        return results is not None and results[1]["values"] == [3.5, 2.5, None]
+
+    deadline = time.time() + 30
+    while not done(online()):
+        assert proc.poll() is None, proc.stderr.read()
+        assert time.time() < deadline, online()
+        time.sleep(0.2)
+    results = online()
+    assert results[1]["values"] == [3.5, 2.5, None]  # account 1: event at +30 s, not +25 s
+    assert results[2]["values"] == ["sell", "sell", None]
+    # Nothing is durable yet (the commit interval is a minute)...
+    assert not (repo / "lake" / "bronze" / "trades" / "_delta_log").exists()
+    # ...which the metrics say too: 4 read, none committed, nothing left to read.
+    url = f"http://127.0.0.1:{metrics_port}/metrics"
+    while "stratalake_stream_messages_total 4\n" not in (text := fetch(url)):
+        assert time.time() < deadline, text
+        time.sleep(0.2)
+    assert "stratalake_stream_rows_committed_total 0\n" in text
+    assert "stratalake_stream_online_rows_total 4\n" in text
+    assert 'stratalake_stream_lag{source="trades",partition="0"} 0\n' in text
+    assert "# TYPE stratalake_stream_rows_per_second gauge\n" in text
+    proc.send_signal(signal.SIGTERM)
+    out, err = proc.communicate(timeout=30)
+    assert proc.returncode == 0, err
+    assert json.loads(out.strip().splitlines()[-1])["rows_committed"] == 4
+    # ...and after the stop every acknowledged message is.
+    rows = read_table(repo, "bronze/trades", tmp_path)
+    assert sorted(r["seq"] for r in rows) == [10, 20, 25, 30]
+    assert run_to_end(repo, brokers)["messages"] == 0
+
+
+def test_bad_definitions_and_unknown_sources_are_clear_errors(brokers, tmp_path):
+    topic = "defs-" + uuid.uuid4().hex[:8]
+    repo = make_repo(tmp_path / "repo", topic)
+    proc = subprocess.run([str(BIN), "stream", "nope", "--repo", str(repo)], capture_output=True,
+                          text=True, env=stream_env(brokers))
+    assert proc.returncode != 0
+    assert "no kafka source 'nope' in the registry (kafka sources: trades)" in proc.stderr
+    bad = tmp_path / "bad"
+    make_repo(bad, topic)
+    defs = (bad / "definitions" / "defs.yaml").read_text()
+    (bad / "definitions" / "defs.yaml").write_text(
+        defs.replace("allowed_lateness: 1m", "allowed_lateness: soon\n      formt: json"))
+    proc = subprocess.run([str(BIN), "plan", "--repo", str(bad)], capture_output=True, text=True)
+    assert proc.returncode != 0
+    assert "definitions/defs.yaml:20:7: source 'trades' kafka: unknown key 'formt'" in proc.stderr
+    assert "definitions/defs.yaml:19:25: source 'trades' kafka:" in proc.stderr
+
+
+def test_a_broker_restart_loses_nothing(tmp_path):
+    """The broker (its own, not the suite's) restarts while the stream runs: the consumer
+    reconnects by itself, and every message before and after is committed exactly once."""
+    folder = tmp_path / "kafka"
+    script = ["bash", str(ROOT / "scripts" / "kafka.sh")]
+    brokers = subprocess.run([*script, "start", str(folder)], check=True, capture_output=True,
+                             text=True).stdout.strip()
+    try:
+        topic = "restart-" + uuid.uuid4().hex[:8]
+        repo = make_repo(tmp_path / "repo", topic)
+        produce(brokers, topic, [trade(i) for i in range(2000)], tmp_path / "a.jsonl",
+                partitions=2)
+        proc = subprocess.Popen([str(BIN), "stream", "--commit-interval-ms", "200", "--json",
+                                 "--repo", str(repo)], env=stream_env(brokers),
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+        def online_seq_price(account: int):
+            results = get_online(repo, f"account_id={account}")
+            return None if results is None else results[1]["values"][0]
+
+        def wait_for_price(account: int, price: float):
+            deadline = time.time() + 60
+            while online_seq_price(account) != price:
+                assert proc.poll() is None, proc.stderr.read()
+                assert time.time() < deadline, online_seq_price(account)
+                time.sleep(0.2)
+
+        wait_for_price(49, 100.0 + 1999)  # the last message of the first batch
+        time.sleep(0.5)  # let a commit happen before the restart
+        subprocess.run([*script, "restart", str(folder)], check=True, capture_output=True)
+        produce(brokers, topic, [trade(i) for i in range(2000, 4000)], tmp_path / "b.jsonl")
+        wait_for_price(49, 100.0 + 3999)  # read after the restart, by the same process
+        proc.send_signal(signal.SIGTERM)
+        out, err = proc.communicate(timeout=30)
+        assert proc.returncode == 0, err
+        assert json.loads(out.strip().splitlines()[-1])["rows_committed"] == 4000
+        rows = read_table(repo, "bronze/trades", tmp_path)
+        assert sorted(r["seq"] for r in rows) == list(range(4000))
+    finally:
+        subprocess.run([*script, "stop", str(folder)], check=False)
