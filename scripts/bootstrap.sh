@@ -30,5 +30,7 @@ if [ ! -x .venv/bin/python ] || ! cmp -s scripts/requirements.txt "$stamp"; then
   .venv/bin/python -c "import pyarrow; pyarrow.create_library_symlinks()"
   cp scripts/requirements.txt "$stamp"
 fi
+# DuckDB (the SQL engine of pipelines), pinned prebuilt library + header in .deps/duckdb.
+scripts/fetch_duckdb.sh
 # Feast's own SDK in .venv-feast (scripts/feast_env.sh): the Feast compatibility tests run it.
 scripts/feast_env.sh >/dev/null

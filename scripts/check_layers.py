@@ -29,6 +29,7 @@ BELOW = {
     "server": ["online"],
     "flight": ["retrieval"],
     "sample": ["repo", "ingest"],
+    "transform": ["repo", "storage"],
 }
 # The layer that implements each public header.
 PUBLIC = {
@@ -43,6 +44,7 @@ PUBLIC = {
     "online": "online",
     "server": "server",
     "offline_server": "flight",
+    "transform": "transform",
 }
 FRONT_ENDS = ["src/cli", "python/src", "bench"]
 INCLUDE = re.compile(r'^\s*#\s*include\s+"([^"]+)"')

@@ -32,6 +32,7 @@ std::vector<Command> RetrievalCommands();  // get-historical, datasets (retrieva
 std::vector<Command> OnlineCommands();
 std::vector<Command> ServeCommands();  // serve (serve_cmd.cc)
 std::vector<Command> FeastCommands();  // serve-offline, import-feast (feast_cmds.cc)
+std::vector<Command> PipelineCommands();  // sql, run (pipeline_cmds.cc)
 
 // ---- shared by the feature-repository commands (common.cc) --------------------
 

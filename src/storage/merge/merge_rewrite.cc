@@ -113,7 +113,7 @@ arrow::Result<CommitResult> CommitMerge(const MergePlan& plan, const MergeOption
       {"numTargetRowsCopied", counts.copied},
       {"numTargetFilesAdded", static_cast<int64_t>(txn->adds().size())},
       {"numTargetFilesRemoved", static_cast<int64_t>(txn->removes().size())}};
-  if (txn->adds().empty() && txn->removes().empty() && !plan.new_metadata) {
+  if (txn->adds().empty() && txn->removes().empty() && !plan.new_metadata && !options.txn) {
     return CommitResult{plan.snapshot->version(), true, metrics};
   }
   std::string on;
@@ -136,11 +136,16 @@ arrow::Result<CommitResult> CommitMerge(const MergePlan& plan, const MergeOption
     for (size_t i = 0; i < v.size(); ++i) s += (i ? "," : "") + v[i];
     return s + "]";
   };
+  if (options.txn) {
+    AppTransaction t = *options.txn;
+    t.last_updated = txn->now_ms();
+    txn->SetAppTransaction(t);
+  }
   ARROW_ASSIGN_OR_RAISE(auto version, txn->Commit("MERGE",
                                                   {{"predicate", JsonList({on})},
                                                    {"matchedPredicates", join(matched)},
                                                    {"notMatchedPredicates", join(not_matched)}},
-                                                  metrics));
+                                                  metrics, options.user_metadata));
   return CommitResult{version, false, metrics};
 }
 
