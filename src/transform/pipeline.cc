@@ -381,8 +381,9 @@ arrow::Result<RunResult> RunTransformation(const repo::FeatureRepository& repo,
     return out;
   }
 
-  // Append mode reads only what its one input gained since the last run.
-  const bool incremental = t->mode == TransformMode::kAppend && !options.full_refresh &&
+  // Append and merge modes read only what their one input gained since the last
+  // run (merge falls back to the whole input when rows of it were rewritten).
+  const bool incremental = t->mode != TransformMode::kFullRefresh && !options.full_refresh &&
                            unchanged_query && out.inputs.size() == 1;
   ARROW_ASSIGN_OR_RAISE(auto engine, SqlEngine::Open());
   for (auto& in : inputs) {
@@ -392,7 +393,10 @@ arrow::Result<RunResult> RunTransformation(const repo::FeatureRepository& repo,
       auto prev = last->inputs.find(in.path);
       if (prev != last->inputs.end()) since = prev->second;
     }
+    std::vector<delta::AddFile> added;
     if (since) {
+      // Files are compared by path and deletion vector: a file gone, or one with a
+      // new deletion vector, means rows were updated or deleted.
       ARROW_ASSIGN_OR_RAISE(auto before, in.table->AtVersion(*since));
       auto key = [](const delta::AddFile& f) {
         return f.path + '\x1f' + (f.deletion_vector ? f.deletion_vector->path_or_inline_dv : "");
@@ -400,20 +404,24 @@ arrow::Result<RunResult> RunTransformation(const repo::FeatureRepository& repo,
       std::set<std::string> old_files, new_files;
       for (const auto& f : before->files()) old_files.insert(key(f));
       for (const auto& f : in.snapshot->files()) new_files.insert(key(f));
-      for (const auto& k : old_files) {
-        if (!new_files.count(k)) {
-          return arrow::Status::Invalid(
-              t->loc.ToString(), ": ", what, ": append mode reads only the rows ", in.path,
-              " gained since its last run (version ", *since,
-              "), but rows were updated, "
-              "deleted or rewritten up to version ",
-              in.snapshot->version(), "; run it with --full-refresh to recompute the table");
+      const bool rewritten =
+          !std::includes(new_files.begin(), new_files.end(), old_files.begin(), old_files.end());
+      if (rewritten && t->mode == TransformMode::kAppend) {
+        return arrow::Status::Invalid(
+            t->loc.ToString(), ": ", what, ": append mode reads only the rows ", in.path,
+            " gained since its last run (version ", *since,
+            "), but rows were updated, deleted or rewritten up to version ", in.snapshot->version(),
+            "; run it with --full-refresh to recompute the table");
+      }
+      if (rewritten) {
+        since.reset();  // merge: upsert from the whole input
+      } else {
+        for (const auto& f : in.snapshot->files()) {
+          if (!old_files.count(key(f))) added.push_back(f);
         }
       }
-      std::vector<delta::AddFile> added;
-      for (const auto& f : in.snapshot->files()) {
-        if (!old_files.count(key(f))) added.push_back(f);
-      }
+    }
+    if (since) {
       std::vector<int> fields(in.snapshot->schema()->num_fields());
       for (size_t i = 0; i < fields.size(); ++i) fields[i] = static_cast<int>(i);
       ARROW_ASSIGN_OR_RAISE(
