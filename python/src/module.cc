@@ -830,6 +830,10 @@ class PyStore {
 }  // namespace
 }  // namespace stratalake::python
 
+namespace stratalake::python {
+void BindTransform(nanobind::module_& m);  // module_transform.cc
+}  // namespace stratalake::python
+
 NB_MODULE(_core, m) {
   using namespace stratalake::python;
   using stratalake::delta::Snapshot;
@@ -847,6 +851,7 @@ NB_MODULE(_core, m) {
       PyErr_SetString(cls.ptr(), e.what());
     }
   });
+  BindTransform(m);
 
   nb::class_<Snapshot>(m, "Snapshot")
       .def_prop_ro("version", &Snapshot::version)
