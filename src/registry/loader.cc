@@ -333,6 +333,18 @@ class Parser {
       auto dot = t.output.find('.');
       if (dot != std::string::npos) t.output[dot] = '/';
     }
+    if (!t.output.empty()) {
+      static const std::set<std::string> kLayers = {"bronze", "silver", "gold", "datasets",
+                                                    "quarantine"};
+      const auto slash = t.output.find('/');
+      if (slash == std::string::npos || slash + 1 == t.output.size() ||
+          t.output.find('/', slash + 1) != std::string::npos ||
+          !kLayers.count(t.output.substr(0, slash))) {
+        Problem(n["output"], what + ": output '" + n["output"].Scalar() +
+                                 "' must be LAYER.TABLE with LAYER one of bronze, silver, gold, "
+                                 "datasets, quarantine (e.g. silver.orders)");
+      }
+    }
     std::string mode = Str(n, "mode", what);
     if (mode.empty() || mode == "full_refresh") {
       t.mode = TransformMode::kFullRefresh;

@@ -361,15 +361,21 @@ TEST_F(PipelineTest, CyclesDuplicateOutputsAndBadKeysAreDefinitionErrors) {
     output: silver.n
     mode: upsert
     sql: SELECT 1
+  - name: o
+    output: orders
+    sql: SELECT 1
 )");
   auto bad = repo_->LoadDefinitions();
   ASSERT_FALSE(bad.ok());
   EXPECT_EQ(bad.status().message(),
-            "2 problems in the feature definitions\n"
+            "3 problems in the feature definitions\n"
             "  definitions/pipelines.yaml:2:5: transformation 'm': mode 'merge' needs 'keys' "
             "(the columns that identify a row)\n"
             "  definitions/pipelines.yaml:8:11: transformation 'n': unknown mode 'upsert' (use "
-            "full_refresh, append or merge)");
+            "full_refresh, append or merge)\n"
+            "  definitions/pipelines.yaml:11:13: transformation 'o': output 'orders' must be "
+            "LAYER.TABLE with LAYER one of bronze, silver, gold, datasets, quarantine (e.g. "
+            "silver.orders)");
 }
 
 TEST_F(PipelineTest, FullRefreshReplacesAndAChangedQueryReruns) {
