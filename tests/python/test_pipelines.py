@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import os
+import shutil
 import subprocess
+import time
 from pathlib import Path
 
 import pyarrow as pa
@@ -176,3 +177,70 @@ def test_failing_query_names_the_definition_file_and_line(repo: Path):
     proc = sl(repo, "run", check=False)
     assert proc.returncode == 2
     assert "run takes transformation names or --all (not both)" in proc.stderr
+
+
+KILL_PIPELINE = """\
+transformations:
+  - name: silver_orders
+    output: silver.orders
+    mode: merge
+    keys: [order_id]
+    order_by: updated_at
+    sql: SELECT order_id, amount, updated_at FROM bronze.orders
+"""
+
+
+def test_killed_run_leaves_the_table_as_it_was(tmp_path: Path):
+    """SIGKILL `stratalake run` at delays spread over a run's duration: whatever the kill
+    interrupts, silver.orders is either exactly what it was or the complete result, and a
+    later run finishes the work."""
+    pristine = tmp_path / "pristine"
+    (pristine / "definitions").mkdir(parents=True)
+    (pristine / "stratalake.yaml").write_text(
+        "project: shop\noffline_store: {path: lake}\ndefinitions: [definitions]\n")
+    (pristine / "definitions" / "pipelines.yaml").write_text(KILL_PIPELINE)
+    n = 200_000
+    schema = pa.schema([("order_id", pa.int64()), ("amount", pa.int64()),
+                        ("updated_at", pa.timestamp("us", tz="UTC"))])
+    ids = pa.array(range(n), pa.int64())
+    bronze_path = str(pristine / "lake" / "bronze" / "orders")
+    stratalake.write_deltalake(bronze_path, pa.table(
+        [ids, ids, pa.array([ts(1)] * n, schema.field(2).type)], schema=schema), mode="append")
+    sl(pristine, "run", "--all")
+    # Every order changes: the next run rewrites every file of silver.orders.
+    stratalake.write_deltalake(bronze_path, pa.table(
+        [ids, pa.array(range(1, n + 1), pa.int64()), pa.array([ts(2)] * n, schema.field(2).type)],
+        schema=schema), mode="append")
+    totals = "SELECT count(*) AS n, sum(amount) AS total FROM silver.orders"
+    before = (n, n * (n - 1) // 2)
+    after = (n, n * (n + 1) // 2)
+
+    def state(repo: Path):
+        return tuple(stratalake.FeatureStore(repo).sql(totals).to_arrow().to_pylist()[0].values())
+
+    assert state(pristine) == before
+    timing = tmp_path / "timing"
+    shutil.copytree(pristine, timing)
+    t0 = time.monotonic()
+    sl(timing, "run", "--all")
+    full = time.monotonic() - t0
+    assert state(timing) == after
+
+    outcomes = []
+    for k in range(8):
+        repo = tmp_path / f"kill{k}"
+        shutil.copytree(pristine, repo)
+        proc = subprocess.Popen([str(BIN), "run", "--all", "--repo", str(repo)],
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        time.sleep(full * k / 7)
+        proc.kill()
+        proc.wait()
+        got = state(repo)
+        assert got in (before, after), f"kill {k}: silver.orders half-written: {got}"
+        outcomes.append(got == after)
+        # A later run completes the work (or finds it done).
+        sl(repo, "run", "--all")
+        assert state(repo) == after
+        version = stratalake.DeltaTable(str(repo / "lake" / "silver" / "orders")).version()
+        assert version == 1
+    print("killed runs that had committed:", outcomes, "full run %.2fs" % full)
