@@ -77,6 +77,9 @@ arrow::Result<std::unique_ptr<SqlEngine>> SqlEngine::Open() {
   }
   // Timestamps with a time zone come back in UTC, whatever the machine's zone.
   ARROW_RETURN_NOT_OK(Exec(impl->conn, "SET TimeZone = 'UTC'"));
+  // Extensions built into the library load on use; none is downloaded (results must not
+  // depend on the network).
+  ARROW_RETURN_NOT_OK(Exec(impl->conn, "SET autoinstall_known_extensions = false"));
   return std::unique_ptr<SqlEngine>(new SqlEngine(std::move(impl)));
 }
 
@@ -101,13 +104,51 @@ arrow::Status SqlEngine::LoadTable(const std::string& schema_name, const std::st
   return dropped;
 }
 
+namespace {
+
+// Runs every statement of `sql` in order; `*out` gets the last one's result.
+arrow::Status RunStatements(duckdb_connection conn, const std::string& sql, duckdb_result* out) {
+  duckdb_extracted_statements stmts = nullptr;
+  const idx_t n = duckdb_extract_statements(conn, sql.c_str(), &stmts);
+  struct ExtractedGuard {
+    duckdb_extracted_statements* s;
+    ~ExtractedGuard() { duckdb_destroy_extracted(s); }
+  } extracted_guard{&stmts};
+  if (n == 0) {
+    const char* err = stmts ? duckdb_extract_statements_error(stmts) : nullptr;
+    if (err) return arrow::Status::Invalid(err);
+    return arrow::Status::Invalid("the query holds no SQL statement");
+  }
+  for (idx_t i = 0; i < n; ++i) {
+    duckdb_prepared_statement prepared = nullptr;
+    if (duckdb_prepare_extracted_statement(conn, stmts, i, &prepared) == DuckDBError) {
+      std::string msg = duckdb_prepare_error(prepared) ? duckdb_prepare_error(prepared)
+                                                       : "cannot prepare the statement";
+      duckdb_destroy_prepare(&prepared);
+      return arrow::Status::Invalid(msg);
+    }
+    duckdb_result res;
+    const bool failed = duckdb_execute_prepared(prepared, &res) == DuckDBError;
+    duckdb_destroy_prepare(&prepared);
+    if (failed) {
+      std::string msg = duckdb_result_error(&res) ? duckdb_result_error(&res) : "unknown error";
+      duckdb_destroy_result(&res);
+      return arrow::Status::Invalid(msg);
+    }
+    if (i + 1 < n) {
+      duckdb_destroy_result(&res);
+    } else {
+      *out = res;
+    }
+  }
+  return arrow::Status::OK();
+}
+
+}  // namespace
+
 arrow::Result<std::shared_ptr<arrow::Table>> SqlEngine::Query(const std::string& sql) {
   duckdb_result res;
-  if (duckdb_query(impl_->conn, sql.c_str(), &res) == DuckDBError) {
-    std::string msg = duckdb_result_error(&res) ? duckdb_result_error(&res) : "unknown error";
-    duckdb_destroy_result(&res);
-    return arrow::Status::Invalid(msg);
-  }
+  ARROW_RETURN_NOT_OK(RunStatements(impl_->conn, sql, &res));
   struct ResultGuard {
     duckdb_result* r;
     ~ResultGuard() { duckdb_destroy_result(r); }

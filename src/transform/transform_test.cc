@@ -77,6 +77,15 @@ TEST(SqlEngine, QueriesArrowStreamsWithWindowsQualifyAndSelfJoins) {
   ASSERT_OK_AND_ASSIGN(auto empty, engine->Query("SELECT order_id FROM bronze.orders WHERE false"));
   EXPECT_EQ(empty->num_rows(), 0);
   EXPECT_EQ(empty->schema()->ToString(), "order_id: int64");
+  // Several statements run in order; the last one gives the result.
+  ASSERT_OK_AND_ASSIGN(
+      auto last, engine->Query("CREATE TABLE t AS SELECT 41 AS x; SELECT x + 1 AS y FROM t;"));
+  EXPECT_EQ(Rows(*last), (std::vector<std::string>{"42"}));
+  for (const char* nothing : {"", "  -- only a comment\n", ";"}) {
+    auto none = engine->Query(nothing);
+    ASSERT_FALSE(none.ok()) << nothing;
+    EXPECT_EQ(none.status().message(), "the query holds no SQL statement") << nothing;
+  }
   EXPECT_FALSE(
       engine->LoadTable("bronze", "orders", std::make_shared<arrow::TableBatchReader>(orders))
           .ok());
