@@ -84,6 +84,20 @@ void WriteInputs(JsonWriter& w, const std::map<std::string, int64_t>& inputs) {
   w.EndObject();
 }
 
+void PrintRun(const transform::RunResult& x) {
+  std::string inputs;
+  for (const auto& [path, v] : x.inputs) {
+    inputs += (inputs.empty() ? "" : ", ") + path + "@" + std::to_string(v);
+  }
+  if (x.noop) {
+    std::cout << x.name << ": up to date (" << x.output << " version " << x.version << "; read "
+              << inputs << ")" << std::endl;
+  } else {
+    std::cout << x.name << ": " << x.detail << " " << x.output << " version " << x.version << " ("
+              << x.rows << " rows from " << inputs << ")" << std::endl;
+  }
+}
+
 arrow::Status CmdRun(const Args& a) {
   const bool all = a.Has("--all");
   if (all == !a.positional.empty()) {
@@ -135,45 +149,38 @@ arrow::Status CmdRun(const Args& a) {
   }
   transform::RunOptions options;
   options.full_refresh = a.Has("--full-refresh");
-  ARROW_ASSIGN_OR_RAISE(auto results, transform::RunPipeline(*r, defs, a.positional, options));
-  if (a.Has("--json")) {
-    rapidjson::StringBuffer buf;
-    JsonWriter w(buf);
-    w.StartArray();
-    for (const auto& x : results) {
-      w.StartObject();
-      w.Key("name");
-      JStr(w, x.name);
-      w.Key("output");
-      JStr(w, x.output);
-      w.Key("noop");
-      w.Bool(x.noop);
-      w.Key("version");
-      w.Int64(x.version);
-      w.Key("rows");
-      w.Int64(x.rows);
-      w.Key("detail");
-      JStr(w, x.detail);
-      WriteInputs(w, x.inputs);
-      w.EndObject();
+  if (!a.Has("--json")) {
+    // One line per transformation as it finishes, so that what ran before a failure shows.
+    ARROW_ASSIGN_OR_RAISE(auto plan, transform::PlanRuns(*r, defs, a.positional));
+    for (const auto& p : plan) {
+      ARROW_ASSIGN_OR_RAISE(auto x, transform::RunTransformation(*r, defs, p.name, options));
+      PrintRun(x);
     }
-    w.EndArray();
-    Emit(buf);
     return arrow::Status::OK();
   }
+  ARROW_ASSIGN_OR_RAISE(auto results, transform::RunPipeline(*r, defs, a.positional, options));
+  rapidjson::StringBuffer buf;
+  JsonWriter w(buf);
+  w.StartArray();
   for (const auto& x : results) {
-    std::string inputs;
-    for (const auto& [path, v] : x.inputs) {
-      inputs += (inputs.empty() ? "" : ", ") + path + "@" + std::to_string(v);
-    }
-    if (x.noop) {
-      std::cout << x.name << ": up to date (" << x.output << " version " << x.version << "; read "
-                << inputs << ")\n";
-    } else {
-      std::cout << x.name << ": " << x.detail << " " << x.output << " version " << x.version << " ("
-                << x.rows << " rows from " << inputs << ")\n";
-    }
+    w.StartObject();
+    w.Key("name");
+    JStr(w, x.name);
+    w.Key("output");
+    JStr(w, x.output);
+    w.Key("noop");
+    w.Bool(x.noop);
+    w.Key("version");
+    w.Int64(x.version);
+    w.Key("rows");
+    w.Int64(x.rows);
+    w.Key("detail");
+    JStr(w, x.detail);
+    WriteInputs(w, x.inputs);
+    w.EndObject();
   }
+  w.EndArray();
+  Emit(buf);
   return arrow::Status::OK();
 }
 
