@@ -30,9 +30,10 @@ std::vector<Command> IngestCommands();     // ingest (ingest_cmds.cc)
 std::vector<Command> RetrievalCommands();  // get-historical, datasets (retrieval_cmds.cc)
 /// materialize, materialize-incremental, get-online, push (online_cmds.cc).
 std::vector<Command> OnlineCommands();
-std::vector<Command> ServeCommands();     // serve (serve_cmd.cc)
-std::vector<Command> FeastCommands();     // serve-offline, import-feast (feast_cmds.cc)
-std::vector<Command> PipelineCommands();  // sql, run (pipeline_cmds.cc)
+std::vector<Command> ServeCommands();  // serve (serve_cmd.cc)
+std::vector<Command> FeastCommands();  // serve-offline, import-feast (feast_cmds.cc)
+/// sql, run (pipeline_cmds.cc).
+std::vector<Command> PipelineCommands();
 
 // ---- shared by the feature-repository commands (common.cc) --------------------
 
