@@ -244,3 +244,35 @@ def test_killed_run_leaves_the_table_as_it_was(tmp_path: Path):
         version = stratalake.DeltaTable(str(repo / "lake" / "silver" / "orders")).version()
         assert version == 1
     print("killed runs that had committed:", outcomes, "full run %.2fs" % full)
+
+
+def test_init_sample_pipelines_match_pandas(tmp_path: Path):
+    """`stratalake init`'s pipelines.yaml on its sample data: silver keeps the latest
+    correction of each order, gold's lifetime value and rank match pandas."""
+    repo = tmp_path / "shop"
+    subprocess.run([str(BIN), "init", str(repo), "--customers", "40"], check=True,
+                   capture_output=True)
+    sl(repo, "ingest", "orders", str(repo / "data" / "orders.csv"))
+    sl(repo, "ingest", "clicks", str(repo / "data" / "clicks.jsonl"), "--quarantine")
+    runs = json.loads(sl(repo, "run", "--all", "--json").stdout)
+    assert [r["name"] for r in runs] == ["silver_orders", "silver_clicks", "gold_customer_value"]
+    bronze_df = stratalake.DeltaTable(str(repo / "lake" / "bronze" / "orders")).to_pandas()
+    latest = (bronze_df.sort_values(["order_id", "ingested_ts"])
+              .groupby("order_id", as_index=False).tail(1))
+    store = stratalake.FeatureStore(repo)
+    silver = store.sql("SELECT order_id, amount, status FROM silver.orders ORDER BY order_id")
+    silver_df = silver.to_pandas()
+    assert silver_df["order_id"].tolist() == sorted(latest["order_id"].tolist())
+    latest = latest.sort_values("order_id").reset_index(drop=True)
+    assert silver_df["status"].tolist() == latest["status"].tolist()
+    assert silver_df["amount"].tolist() == latest["amount"].tolist()
+    kept = latest[~latest["status"].isin(["cancelled", "refunded"])]
+    ltv = kept.groupby("customer_id")["amount"].sum()
+    gold = store.sql("SELECT customer_id, orders, lifetime_value, spend_rank "
+                     "FROM gold.customer_value ORDER BY customer_id").to_pandas()
+    assert gold["customer_id"].tolist() == ltv.index.tolist()
+    assert gold["orders"].tolist() == kept.groupby("customer_id").size().tolist()
+    assert gold["lifetime_value"].round(6).tolist() == ltv.round(6).tolist()
+    assert gold["spend_rank"].tolist() == ltv.rank(method="min", ascending=False).astype(int).tolist()
+    runs = json.loads(sl(repo, "run", "--all", "--json").stdout)
+    assert [r["noop"] for r in runs] == [True, True, True]
