@@ -40,6 +40,8 @@ if ! cmp -s scripts/requirements-duckdb-delta.txt "$dstamp"; then
     -r scripts/requirements-duckdb-delta.txt
   cp scripts/requirements-duckdb-delta.txt "$dstamp"
 fi
+# DuckDB (the SQL engine of pipelines), pinned prebuilt library + header in .deps/duckdb.
+scripts/fetch_duckdb.sh
 # Feast's own SDK in .venv-feast (scripts/feast_env.sh): the Feast compatibility tests run it.
 scripts/feast_env.sh >/dev/null
 # Apache Kafka's jars (scripts/kafka.sh, pinned version) in .cache/kafka/: the streaming

@@ -30,6 +30,7 @@ BELOW = {
     "flight": ["retrieval"],
     "sample": ["repo", "ingest"],
     "stream": ["online"],
+    "transform": ["repo", "storage"],
 }
 # The layer that implements each public header.
 PUBLIC = {
@@ -45,6 +46,7 @@ PUBLIC = {
     "server": "server",
     "offline_server": "flight",
     "stream": "stream",
+    "transform": "transform",
 }
 FRONT_ENDS = ["src/cli", "python/src", "bench"]
 INCLUDE = re.compile(r'^\s*#\s*include\s+"([^"]+)"')

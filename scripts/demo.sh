@@ -36,6 +36,11 @@ step "with --quarantine the good rows load and the bad ones go to a quarantine t
   "$S" ingest clicks data/clicks.jsonl --quarantine
 step "ingest the daily feature aggregates (Parquet) into gold" "$S" ingest customer_daily_stats data/customer_daily_stats.parquet
 step "ingest the churn labels (Parquet) into silver" "$S" ingest churn_labels data/churn_labels.parquet
+step "pipelines: what would run, bronze -> silver -> gold (definitions/pipelines.yaml)" \
+  "$S" run --all --plan
+step "run them: one Delta commit each, in dependency order" "$S" run --all
+step "SQL over the lake: the top customers by lifetime value" \
+  "$S" sql "SELECT customer_id, lifetime_value, clicks_7d, spend_rank FROM gold.customer_value ORDER BY spend_rank LIMIT 5"
 step "the offline store's tables" "$S" tables
 step "the registered feature views" "$S" feature-views list
 step "edit a definition: customer_stats ttl 2d -> 3d" sed -i 's/    ttl: 2d/    ttl: 3d/' definitions/feature_views.yaml

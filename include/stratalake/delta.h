@@ -229,6 +229,11 @@ struct MergeOptions {
   std::vector<MatchedClause> when_matched;         // first matching clause applies
   std::vector<NotMatchedClause> when_not_matched;  // insert the source row
   bool merge_schema = false;
+  /// Recorded in the commit (see WriteOptions::txn); unlike a write, a merge is
+  /// not skipped when `txn.app_id` has committed `txn.version` already. With a txn,
+  /// a merge that changes no row still commits (the txn and commitInfo only).
+  std::optional<AppTransaction> txn;
+  std::optional<std::string> user_metadata;  // commitInfo.userMetadata
 };
 
 struct VacuumOptions {

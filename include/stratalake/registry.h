@@ -135,17 +135,48 @@ struct FeatureService {
   SourceLocation loc;
 };
 
+/// How a transformation's result lands in its output table (docs/pipelines.md).
+enum class TransformMode {
+  kFullRefresh,  // replace the table's rows with the query's result
+  kAppend,       // append the query's result
+  kMerge,        // upsert the result on `keys` (latest row per key by `order_by`)
+};
+const char* TransformModeName(TransformMode mode);  // "full_refresh", "append", "merge"
+
+/// A SQL transformation: a query over the repository's Delta tables (named
+/// `layer.table`, e.g. bronze.orders) materialized into one output table.
+/// Run by the transform layer (stratalake/transform.h); not yet versioned by
+/// the registry (plan/apply leave transformations out).
+struct Transformation {
+  std::string name;
+  std::string sql;
+  /// The output table, relative to the offline store root ("silver/orders").
+  std::string output;
+  TransformMode mode = TransformMode::kFullRefresh;
+  std::vector<std::string> keys;          // merge: key columns
+  std::string order_by;                   // merge: event time; the latest row per key wins
+  std::vector<Field> schema;              // declared output columns (optional)
+  std::vector<std::string> partition_by;  // used when a run creates the table
+  std::string description;
+  std::string owner;
+  Tags tags;
+  SourceLocation loc;      // the transformation's entry
+  SourceLocation sql_loc;  // its `sql` value
+};
+
 /// A complete set of definitions (a repository's files, or a registry version).
 struct Definitions {
   std::vector<Entity> entities;
   std::vector<Source> sources;
   std::vector<FeatureView> feature_views;
   std::vector<FeatureService> feature_services;
+  std::vector<Transformation> transformations;  // repository files only (not in the registry)
 
   const Entity* FindEntity(const std::string& name) const;
   const Source* FindSource(const std::string& name) const;
   const FeatureView* FindFeatureView(const std::string& name) const;
   const FeatureService* FindFeatureService(const std::string& name) const;
+  const Transformation* FindTransformation(const std::string& name) const;
 };
 
 // ---- types and durations ----------------------------------------------------

@@ -933,6 +933,10 @@ class PyStore {
 }  // namespace
 }  // namespace stratalake::python
 
+namespace stratalake::python {
+void BindTransform(nanobind::module_& m);  // module_transform.cc
+}  // namespace stratalake::python
+
 NB_MODULE(_core, m) {
   using namespace stratalake::python;
   using stratalake::delta::Snapshot;
@@ -950,6 +954,7 @@ NB_MODULE(_core, m) {
       PyErr_SetString(cls.ptr(), e.what());
     }
   });
+  BindTransform(m);
 
   BindInit(m);
 

@@ -656,5 +656,30 @@ class FeatureStore:
     def __exit__(self, *exc: Any) -> None:
         self.close()
 
+    # ---- pipelines (stratalake/pipelines.py, docs/pipelines.md) ----
+
+    def sql(self, query: str) -> "SqlResult":
+        """Run SQL (DuckDB's dialect) over the repository's Delta tables, named
+        ``layer.table`` (``bronze.orders``); each named table is read at its latest
+        version. ``.to_arrow()`` / ``.to_pandas()`` give the rows, ``.inputs`` the versions."""
+        from .pipelines import run_sql
+        return run_sql(self.repo_path, query)
+
+    def run(self, *names: str, all: bool = False,
+            full_refresh: bool = False) -> List[Dict[str, Any]]:
+        """Materialize transformations (``names``, or every one with ``all=True``) into
+        their Delta tables in dependency order, one commit each; unchanged ones are no-ops.
+        Returns one dict per transformation (name, output, noop, version, rows, inputs)."""
+        from .pipelines import run_transformations
+        if bool(names) == all:
+            raise ValueError("run() takes transformation names or all=True (not both)")
+        return run_transformations(self.repo_path, names, full_refresh)
+
+    def plan_runs(self, *names: str) -> List[Dict[str, Any]]:
+        """What :meth:`run` would do (every transformation when no name is given), in
+        dependency order: name, output, mode, inputs, upstream, stale, reason."""
+        from .pipelines import plan_transformations
+        return plan_transformations(self.repo_path, names)
+
     def __repr__(self) -> str:
         return f"FeatureStore(repo_path={self.repo_path!r}, project={self.project!r})"

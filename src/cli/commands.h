@@ -33,6 +33,8 @@ std::vector<Command> OnlineCommands();
 std::vector<Command> ServeCommands();  // serve (serve_cmd.cc)
 std::vector<Command> FeastCommands();  // serve-offline, import-feast (feast_cmds.cc)
 std::vector<Command> StreamCommands();  // stream, stream produce (stream_cmds.cc)
+/// sql, run (pipeline_cmds.cc).
+std::vector<Command> PipelineCommands();
 
 // ---- shared by the feature-repository commands (common.cc) --------------------
 

@@ -23,7 +23,7 @@ std::vector<Command> AllCommands() {
   std::vector<Command> all;
   for (auto group : {cli::RepoCommands, cli::IngestCommands, cli::RetrievalCommands,
                      cli::OnlineCommands, cli::ServeCommands, cli::FeastCommands,
-                     cli::TableCommands, cli::StreamCommands}) {
+                     cli::PipelineCommands, cli::TableCommands, cli::StreamCommands}) {
     for (auto& c : group()) all.push_back(std::move(c));
   }
   return all;
@@ -44,7 +44,7 @@ std::string TopUsage(const std::vector<Command>& commands) {
        {"init", "plan", "apply", "entities", "sources", "feature-views", "feature-services",
         "registry", "ingest", "tables", "get-historical", "datasets", "materialize",
         "materialize-incremental", "get-online", "push", "serve", "serve-offline",
-        "import-feast", "stream"}) {
+        "import-feast", "stream", "sql", "run"}) {
     out += "  " + Find(commands, name)->usage_line + "\n";
   }
   return out + "\nDelta table commands:\n" + cli::TableUsage();

@@ -73,6 +73,21 @@ const FeatureView* Definitions::FindFeatureView(const std::string& n) const {
 const FeatureService* Definitions::FindFeatureService(const std::string& n) const {
   return FindByName(feature_services, n);
 }
+const Transformation* Definitions::FindTransformation(const std::string& n) const {
+  return FindByName(transformations, n);
+}
+
+const char* TransformModeName(TransformMode mode) {
+  switch (mode) {
+    case TransformMode::kFullRefresh:
+      return "full_refresh";
+    case TransformMode::kAppend:
+      return "append";
+    case TransformMode::kMerge:
+      return "merge";
+  }
+  return "?";
+}
 
 // ---- types ------------------------------------------------------------------
 

@@ -348,10 +348,69 @@ class Parser {
     defs->feature_services.push_back(std::move(s));
   }
 
+  void ParseTransformation(const YAML::Node& n, Definitions* defs) {
+    if (!CheckMap(n, "transformation",
+                  {"name", "sql", "output", "mode", "keys", "order_by", "schema", "partition_by",
+                   "description", "owner", "tags"})) {
+      return;
+    }
+    Transformation t;
+    t.loc = Loc(n);
+    t.name = Str(n, "name", "transformation", true);
+    std::string what = "transformation '" + t.name + "'";
+    t.sql = Str(n, "sql", what, true);
+    t.sql_loc = n["sql"] ? Loc(n["sql"]) : t.loc;
+    t.output = Str(n, "output", what, true);
+    // "silver.orders" and "silver/orders" name the same table.
+    if (t.output.find('/') == std::string::npos && t.output.find(':') == std::string::npos) {
+      auto dot = t.output.find('.');
+      if (dot != std::string::npos) t.output[dot] = '/';
+    }
+    if (!t.output.empty()) {
+      static const std::set<std::string> kLayers = {"bronze", "silver", "gold", "datasets",
+                                                    "quarantine"};
+      const auto slash = t.output.find('/');
+      if (slash == std::string::npos || slash + 1 == t.output.size() ||
+          t.output.find('/', slash + 1) != std::string::npos ||
+          !kLayers.count(t.output.substr(0, slash))) {
+        Problem(n["output"], what + ": output '" + n["output"].Scalar() +
+                                 "' must be LAYER.TABLE with LAYER one of bronze, silver, gold, "
+                                 "datasets, quarantine (e.g. silver.orders)");
+      }
+    }
+    std::string mode = Str(n, "mode", what);
+    if (mode.empty() || mode == "full_refresh") {
+      t.mode = TransformMode::kFullRefresh;
+    } else if (mode == "append") {
+      t.mode = TransformMode::kAppend;
+    } else if (mode == "merge") {
+      t.mode = TransformMode::kMerge;
+    } else {
+      Problem(n["mode"],
+              what + ": unknown mode '" + mode + "' (use full_refresh, append or merge)");
+    }
+    t.keys = StrList(n, "keys", what);
+    t.order_by = Str(n, "order_by", what);
+    if (t.mode == TransformMode::kMerge && t.keys.empty()) {
+      Problem(n, what + ": mode 'merge' needs 'keys' (the columns that identify a row)");
+    }
+    if (t.mode != TransformMode::kMerge && (!t.keys.empty() || !t.order_by.empty())) {
+      Problem(n["keys"] ? n["keys"] : n["order_by"],
+              what + ": 'keys' and 'order_by' apply to mode 'merge' only");
+    }
+    t.schema = Fields(n, "schema", what, true);
+    t.partition_by = StrList(n, "partition_by", what);
+    t.description = Str(n, "description", what);
+    t.owner = Str(n, "owner", what);
+    t.tags = StrMap(n, "tags", what);
+    defs->transformations.push_back(std::move(t));
+  }
+
   void ParseDocument(const YAML::Node& doc, Definitions* defs) {
     if (doc.IsNull()) return;
-    if (!CheckMap(doc, "definitions file",
-                  {"entities", "sources", "feature_views", "feature_services"})) {
+    if (!CheckMap(
+            doc, "definitions file",
+            {"entities", "sources", "feature_views", "feature_services", "transformations"})) {
       return;
     }
     auto each = [&](const char* key, auto&& fn) {
@@ -367,6 +426,7 @@ class Parser {
     each("sources", [&](const YAML::Node& n) { ParseSource(n, defs); });
     each("feature_views", [&](const YAML::Node& n) { ParseFeatureView(n, defs); });
     each("feature_services", [&](const YAML::Node& n) { ParseFeatureService(n, defs); });
+    each("transformations", [&](const YAML::Node& n) { ParseTransformation(n, defs); });
   }
 
  private:

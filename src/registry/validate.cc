@@ -107,6 +107,7 @@ class Validator {
     CheckDuplicates(defs_.sources, "source");
     CheckDuplicates(defs_.feature_views, "feature view");
     CheckDuplicates(defs_.feature_services, "feature service");
+    CheckDuplicates(defs_.transformations, "transformation");
     for (const auto& e : defs_.entities) CheckName(e.loc, "entity '" + e.name + "'", e.name);
     for (const auto& s : defs_.sources) CheckName(s.loc, "source '" + s.name + "'", s.name);
     for (const auto& v : defs_.feature_views) {

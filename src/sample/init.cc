@@ -208,6 +208,55 @@ feature_services:
       - last_order:amount
 )YAML";
 
+const char* kPipelines =
+    R"YAML(# Transformations: SQL from bronze to gold over the lake's tables (docs/pipelines.md).
+# `stratalake run --all` materializes them in dependency order, one commit each;
+# `stratalake run --all --plan` shows what would run and why.
+transformations:
+  - name: silver_orders
+    description: One row per order; the latest correction (by ingestion time) wins.
+    output: silver.orders
+    mode: merge
+    keys: [order_id]
+    order_by: ingested_ts
+    sql: SELECT * FROM bronze.orders
+
+  - name: silver_clicks
+    description: Click events without exact duplicates.
+    output: silver.clicks
+    sql: SELECT DISTINCT * FROM bronze.clicks
+
+  - name: gold_customer_value
+    description: Lifetime value, 30-day spend, 7-day clicks and spend rank per customer.
+    output: gold.customer_value
+    schema:
+      - {name: customer_id, type: int64, nullable: false}
+      - {name: orders, type: int64}
+      - {name: lifetime_value, type: float64}
+      - {name: spend_30d, type: float64}
+      - {name: last_order_ts, type: timestamp}
+      - {name: clicks_7d, type: int64}
+      - {name: spend_rank, type: int64}
+    sql: |
+      WITH o AS (
+        SELECT customer_id, count(*) AS orders, sum(amount) AS lifetime_value,
+               coalesce(sum(amount) FILTER (WHERE order_ts >= (SELECT max(order_ts)
+                        FROM silver.orders) - INTERVAL 30 DAY), 0) AS spend_30d,
+               max(order_ts) AS last_order_ts
+        FROM silver.orders
+        WHERE status NOT IN ('cancelled', 'refunded')
+        GROUP BY customer_id),
+      c AS (
+        SELECT customer_id, count(*) AS clicks_7d
+        FROM silver.clicks
+        WHERE event_ts >= (SELECT max(event_ts) FROM silver.clicks) - INTERVAL 7 DAY
+        GROUP BY customer_id)
+      SELECT o.*, coalesce(c.clicks_7d, 0) AS clicks_7d,
+             rank() OVER (ORDER BY lifetime_value DESC) AS spend_rank
+      FROM o LEFT JOIN c USING (customer_id)
+      ORDER BY customer_id
+)YAML";
+
 const char* kGitignore = R"YAML(# Data written by StrataLake
 lake/
 .stratalake/
@@ -253,6 +302,7 @@ arrow::Result<InitResult> InitRepository(const std::string& dir, const InitOptio
   ARROW_RETURN_NOT_OK(write("definitions/sources.yaml", kSources));
   ARROW_RETURN_NOT_OK(write("definitions/feature_views.yaml", kFeatureViews));
   ARROW_RETURN_NOT_OK(write("definitions/feature_services.yaml", kFeatureServices));
+  ARROW_RETURN_NOT_OK(write("definitions/pipelines.yaml", kPipelines));
 
   SampleDataOptions sample;
   sample.customers = options.customers;

@@ -117,7 +117,7 @@ arrow::Result<CommitResult> CommitMerge(const MergePlan& plan, const MergeOption
   auto result_metrics = metrics;
   result_metrics["numTargetFilesScanned"] = counts.files_scanned;
   result_metrics["numTargetFilesSkippedDuringScan"] = counts.files_skipped;
-  if (txn->adds().empty() && txn->removes().empty() && !plan.new_metadata) {
+  if (txn->adds().empty() && txn->removes().empty() && !plan.new_metadata && !options.txn) {
     return CommitResult{plan.snapshot->version(), true, result_metrics};
   }
   std::string on;
@@ -140,11 +140,16 @@ arrow::Result<CommitResult> CommitMerge(const MergePlan& plan, const MergeOption
     for (size_t i = 0; i < v.size(); ++i) s += (i ? "," : "") + v[i];
     return s + "]";
   };
+  if (options.txn) {
+    AppTransaction t = *options.txn;
+    t.last_updated = txn->now_ms();
+    txn->SetAppTransaction(t);
+  }
   ARROW_ASSIGN_OR_RAISE(auto version, txn->Commit("MERGE",
                                                   {{"predicate", JsonList({on})},
                                                    {"matchedPredicates", join(matched)},
                                                    {"notMatchedPredicates", join(not_matched)}},
-                                                  metrics));
+                                                  metrics, options.user_metadata));
   return CommitResult{version, false, result_metrics};
 }
 

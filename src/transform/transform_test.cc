@@ -1,0 +1,415 @@
+// Tests of the transform layer: DuckDB over Arrow streams, SQL over repository
+// tables at pinned versions, and transformations (modes, graph, no-op re-runs,
+// errors naming the definition's file and line).
+#include <filesystem>
+#include <fstream>
+#include <string>
+
+#include <arrow/api.h>
+#include <gtest/gtest.h>
+
+#include "../../tests/test_util.h"
+#include "stratalake/delta.h"
+#include "stratalake/repo.h"
+#include "stratalake/status.h"
+#include "stratalake/transform.h"
+
+namespace stratalake::transform {
+namespace {
+
+using stratalake::testing::TableFromJson;
+using stratalake::testing::TempDir;
+
+// Rows of `t` as text, one "a|b|c" line per row (for exact comparisons).
+std::vector<std::string> Rows(const arrow::Table& t) {
+  std::vector<std::string> out;
+  for (int64_t r = 0; r < t.num_rows(); ++r) {
+    std::string line;
+    for (int c = 0; c < t.num_columns(); ++c) {
+      auto s = t.column(c)->GetScalar(r).ValueOrDie();
+      line += (c ? "|" : "") + (s->is_valid ? s->ToString() : std::string("null"));
+    }
+    out.push_back(line);
+  }
+  return out;
+}
+
+std::shared_ptr<arrow::Schema> OrdersSchema() {
+  return arrow::schema({arrow::field("order_id", arrow::int64()),
+                        arrow::field("customer_id", arrow::int64()),
+                        arrow::field("amount", arrow::float64()),
+                        arrow::field("ts", arrow::timestamp(arrow::TimeUnit::MICRO, "UTC"))});
+}
+
+std::shared_ptr<arrow::Table> Orders(const std::string& ids, const std::string& customers,
+                                     const std::string& amounts, const std::string& ts) {
+  return TableFromJson(OrdersSchema(), {ids, customers, amounts, ts});
+}
+
+TEST(SqlEngine, QueriesArrowStreamsWithWindowsQualifyAndSelfJoins) {
+  ASSERT_OK_AND_ASSIGN(auto engine, SqlEngine::Open());
+  EXPECT_EQ(SqlEngine::LibraryVersion(), "v1.5.6");
+  auto orders = Orders("[1, 2, 3, 4]", "[10, 10, 20, 20]", "[5.0, 7.0, 1.5, 2.5]",
+                       R"(["2026-01-01 00:00:00", "2026-01-02 00:00:00", "2026-01-01 00:00:00",
+                           "2026-01-03 00:00:00"])");
+  ASSERT_OK(
+      engine->LoadTable("bronze", "orders", std::make_shared<arrow::TableBatchReader>(orders)));
+  ASSERT_OK_AND_ASSIGN(auto t, engine->Query(R"(
+      SELECT customer_id, amount, lag(amount) OVER (PARTITION BY customer_id ORDER BY ts) AS prev,
+             sum(order_id) OVER (PARTITION BY customer_id) AS ids, ts
+      FROM bronze.orders
+      QUALIFY row_number() OVER (PARTITION BY customer_id ORDER BY ts DESC) = 1
+      ORDER BY customer_id)"));
+  EXPECT_EQ(Rows(*t), (std::vector<std::string>{"10|7|5|3|2026-01-02 00:00:00.000000Z",
+                                                "20|2.5|1.5|7|2026-01-03 00:00:00.000000Z"}));
+  // 128-bit sums come back as int64; timestamps keep microseconds in UTC.
+  EXPECT_EQ(t->schema()->field(3)->type()->id(), arrow::Type::INT64);
+  EXPECT_TRUE(
+      t->schema()->field(4)->type()->Equals(arrow::timestamp(arrow::TimeUnit::MICRO, "UTC")));
+  // A table may be read twice in one query (the stream was copied in once).
+  ASSERT_OK_AND_ASSIGN(auto j, engine->Query("SELECT count(*) FROM bronze.orders a JOIN "
+                                             "bronze.orders b ON a.customer_id = b.customer_id"));
+  EXPECT_EQ(Rows(*j), (std::vector<std::string>{"8"}));
+  // Errors are DuckDB's, as Invalid; an empty result keeps its schema.
+  auto bad = engine->Query("SELECT nope FROM bronze.orders");
+  ASSERT_FALSE(bad.ok());
+  EXPECT_NE(bad.status().message().find("nope"), std::string::npos) << bad.status().ToString();
+  ASSERT_OK_AND_ASSIGN(auto empty, engine->Query("SELECT order_id FROM bronze.orders WHERE false"));
+  EXPECT_EQ(empty->num_rows(), 0);
+  EXPECT_EQ(empty->schema()->ToString(), "order_id: int64");
+  // Several statements run in order; the last one gives the result.
+  ASSERT_OK_AND_ASSIGN(
+      auto last, engine->Query("CREATE TABLE t AS SELECT 41 AS x; SELECT x + 1 AS y FROM t;"));
+  EXPECT_EQ(Rows(*last), (std::vector<std::string>{"42"}));
+  for (const char* nothing : {"", "  -- only a comment\n", ";"}) {
+    auto none = engine->Query(nothing);
+    ASSERT_FALSE(none.ok()) << nothing;
+    EXPECT_EQ(none.status().message(), "the query holds no SQL statement") << nothing;
+  }
+  EXPECT_FALSE(
+      engine->LoadTable("bronze", "orders", std::make_shared<arrow::TableBatchReader>(orders))
+          .ok());
+}
+
+TEST(ReferencedTables, FindsLayerQualifiedNamesOutsideLiteralsAndComments) {
+  EXPECT_EQ(ReferencedTables(R"(
+      WITH x AS (SELECT * FROM Bronze.Orders o JOIN "silver"."Clicks" c USING (id))
+      SELECT 'gold.fake', x.id /* datasets.hidden */ -- quarantine.nope
+      FROM x, silver.clicks, main.bronze.skipped, gold.f(1), other.t
+      WHERE bronze.orders.amount > 0)"),
+            (std::vector<std::string>{"bronze/orders", "silver/Clicks", "silver/clicks"}));
+  EXPECT_TRUE(ReferencedTables("SELECT 1").empty());
+}
+
+// A repository in a temporary folder with its lake under lake/.
+class PipelineTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    std::ofstream(dir_.Join("stratalake.yaml"))
+        << "project: shop\noffline_store: {path: lake}\ndefinitions: [definitions]\n";
+    std::filesystem::create_directories(dir_.Join("definitions"));
+    ASSERT_OK_AND_ASSIGN(repo_, repo::FeatureRepository::Open(dir_.path()));
+  }
+
+  void Define(const std::string& yaml) {
+    std::ofstream(dir_.Join("definitions/pipelines.yaml")) << yaml;
+  }
+
+  registry::Definitions Defs() {
+    auto d = repo_->LoadDefinitions();
+    EXPECT_TRUE(d.ok()) << d.status().ToString();
+    return d.ok() ? *d : registry::Definitions{};
+  }
+
+  int64_t Write(const std::string& path, const std::shared_ptr<arrow::Table>& rows,
+                delta::WriteMode mode = delta::WriteMode::kAppend) {
+    auto t = delta::DeltaTable::ForPath(repo_->TableUri(path)).ValueOrDie();
+    delta::WriteOptions wo;
+    wo.mode = mode;
+    auto r = t->Write(rows, wo);
+    EXPECT_TRUE(r.ok()) << r.status().ToString();
+    return r.ok() ? r->version : -1;
+  }
+
+  std::vector<std::string> Select(const std::string& sql) {
+    auto r = RunSql(*repo_, sql);
+    EXPECT_TRUE(r.ok()) << r.status().ToString();
+    return r.ok() ? Rows(*r->table) : std::vector<std::string>{};
+  }
+
+  int64_t Version(const std::string& path) {
+    return delta::DeltaTable::Open(repo_->TableUri(path))
+        .ValueOrDie()
+        ->Latest()
+        .ValueOrDie()
+        ->version();
+  }
+
+  TempDir dir_;
+  std::unique_ptr<repo::FeatureRepository> repo_;
+};
+
+TEST_F(PipelineTest, SqlReadsOnlyTheNamedTablesAtPinnedVersions) {
+  Write("bronze/orders", Orders("[1]", "[10]", "[5.0]", R"(["2026-01-01 00:00:00"])"));
+  Write("bronze/orders", Orders("[2]", "[10]", "[7.0]", R"(["2026-01-02 00:00:00"])"));
+  // A broken table the query does not name is never read.
+  std::filesystem::create_directories(dir_.Join("lake/bronze/broken/_delta_log"));
+  std::ofstream(dir_.Join("lake/bronze/broken/_delta_log/00000000000000000000.json")) << "{oops\n";
+  ASSERT_OK_AND_ASSIGN(auto r, RunSql(*repo_, "SELECT sum(amount) FROM bronze.orders"));
+  EXPECT_EQ(Rows(*r.table), (std::vector<std::string>{"12"}));
+  EXPECT_EQ(r.inputs, (std::map<std::string, int64_t>{{"bronze/orders", 1}}));
+  ASSERT_OK_AND_ASSIGN(
+      auto old, RunSql(*repo_, "SELECT sum(amount) FROM bronze.orders", {{"bronze/orders", 0}}));
+  EXPECT_EQ(Rows(*old.table), (std::vector<std::string>{"5"}));
+  std::filesystem::remove_all(dir_.Join("lake/bronze/broken"));
+  auto missing = RunSql(*repo_, "SELECT * FROM silver.nothing");
+  ASSERT_FALSE(missing.ok());
+  EXPECT_NE(missing.status().message().find("(tables of this repository: "
+                                            "bronze.orders; name them LAYER.TABLE"),
+            std::string::npos)
+      << missing.status().message();
+}
+
+constexpr const char* kPipeline = R"(transformations:
+  - name: gold_spend
+    output: gold.customer_spend
+    sql: |
+      SELECT customer_id, sum(amount) AS spend, count(*) AS orders,
+             rank() OVER (ORDER BY sum(amount) DESC) AS spend_rank
+      FROM silver.orders GROUP BY customer_id ORDER BY customer_id
+  - name: silver_orders
+    output: silver.orders
+    mode: merge
+    keys: [order_id]
+    order_by: ts
+    sql: SELECT * FROM bronze.orders
+)";
+
+TEST_F(PipelineTest, RunAllInDependencyOrderThenNoOpThenIncremental) {
+  Define(kPipeline);
+  Write("bronze/orders", Orders("[1, 2, 2, 3]", "[10, 10, 10, 20]", "[5.0, 7.0, 8.0, 1.5]",
+                                R"(["2026-01-01 00:00:00", "2026-01-02 00:00:00",
+                                    "2026-01-03 00:00:00", "2026-01-01 00:00:00"])"));
+  auto defs = Defs();
+  ASSERT_OK_AND_ASSIGN(auto plan, PlanRuns(*repo_, defs));
+  ASSERT_EQ(plan.size(), 2u);
+  EXPECT_EQ(plan[0].name, "silver_orders");  // gold reads what silver writes
+  EXPECT_EQ(plan[0].reason, "never run");
+  EXPECT_EQ(plan[1].name, "gold_spend");
+  EXPECT_EQ(plan[1].upstream, (std::vector<std::string>{"silver_orders"}));
+
+  ASSERT_OK_AND_ASSIGN(auto runs, RunPipeline(*repo_, defs));
+  ASSERT_EQ(runs.size(), 2u);
+  EXPECT_EQ(runs[0].detail, "created");
+  EXPECT_EQ(runs[0].inputs, (std::map<std::string, int64_t>{{"bronze/orders", 0}}));
+  EXPECT_EQ(runs[1].inputs, (std::map<std::string, int64_t>{{"silver/orders", 0}}));
+  // Merge mode keeps the latest row per key by ts (order 2 at 8.0).
+  EXPECT_EQ(Select("SELECT order_id, amount FROM silver.orders ORDER BY 1"),
+            (std::vector<std::string>{"1|5", "2|8", "3|1.5"}));
+  EXPECT_EQ(Select("SELECT * FROM gold.customer_spend"),
+            (std::vector<std::string>{"10|13|2|1", "20|1.5|1|2"}));
+
+  // Nothing changed: both runs are no-ops and the tables keep their versions.
+  ASSERT_OK_AND_ASSIGN(plan, PlanRuns(*repo_, defs));
+  EXPECT_FALSE(plan[0].stale);
+  EXPECT_EQ(plan[1].reason, "up to date");
+  ASSERT_OK_AND_ASSIGN(runs, RunPipeline(*repo_, defs));
+  EXPECT_TRUE(runs[0].noop);
+  EXPECT_TRUE(runs[1].noop);
+  EXPECT_EQ(Version("silver/orders"), 0);
+  EXPECT_EQ(Version("gold/customer_spend"), 0);
+
+  // New bronze rows: an update of order 1 (later ts), a stale copy of order 3
+  // (earlier ts: ignored) and a new order.
+  Write("bronze/orders", Orders("[1, 3, 4]", "[10, 20, 20]", "[6.0, 99.0, 4.0]",
+                                R"(["2026-01-05 00:00:00", "2025-12-31 00:00:00",
+                                    "2026-01-05 00:00:00"])"));
+  ASSERT_OK_AND_ASSIGN(plan, PlanRuns(*repo_, defs));
+  EXPECT_EQ(plan[0].reason, "bronze/orders changed: version 0 -> 1");
+  EXPECT_EQ(plan[1].reason, "upstream silver_orders runs first");
+  ASSERT_OK_AND_ASSIGN(runs, RunPipeline(*repo_, defs));
+  EXPECT_EQ(runs[0].version, 1);
+  EXPECT_EQ(runs[0].detail, "merged: 1 inserted, 1 updated");
+  EXPECT_EQ(Select("SELECT order_id, amount FROM silver.orders ORDER BY 1"),
+            (std::vector<std::string>{"1|6", "2|8", "3|1.5", "4|4"}));
+  EXPECT_EQ(Select("SELECT * FROM gold.customer_spend"),
+            (std::vector<std::string>{"10|14|2|1", "20|5.5|2|2"}));
+  // The commit records what it read.
+  auto gold = delta::DeltaTable::Open(repo_->TableUri("gold/customer_spend")).ValueOrDie();
+  auto history = gold->History(1).ValueOrDie();
+  ASSERT_TRUE(history[0].user_metadata.has_value());
+  EXPECT_NE(history[0].user_metadata->find(R"("transformation":"gold_spend","query":)"),
+            std::string::npos);
+  EXPECT_NE(history[0].user_metadata->find(R"("inputs":{"silver/orders":1}})"), std::string::npos)
+      << *history[0].user_metadata;
+  EXPECT_EQ(gold->Latest().ValueOrDie()->AppTransactionVersion("stratalake.pipeline/gold_spend"),
+            2);
+}
+
+TEST_F(PipelineTest, AppendModeReadsOnlyNewRowsAndRefusesRewrittenInputs) {
+  Define(R"(transformations:
+  - name: big_orders
+    output: silver.big_orders
+    mode: append
+    sql: SELECT order_id, amount * 2 AS doubled FROM bronze.orders WHERE amount > 2
+)");
+  Write("bronze/orders", Orders("[1, 2]", "[10, 10]", "[5.0, 1.0]",
+                                R"(["2026-01-01 00:00:00", "2026-01-02 00:00:00"])"));
+  auto defs = Defs();
+  ASSERT_OK_AND_ASSIGN(auto r, RunTransformation(*repo_, defs, "big_orders"));
+  EXPECT_EQ(r.rows, 1);
+  Write("bronze/orders", Orders("[3]", "[20]", "[3.0]", R"(["2026-01-03 00:00:00"])"));
+  ASSERT_OK_AND_ASSIGN(r, RunTransformation(*repo_, defs, "big_orders"));
+  EXPECT_EQ(r.rows, 1);  // only order 3 was read
+  EXPECT_EQ(r.detail, "appended");
+  EXPECT_EQ(Select("SELECT * FROM silver.big_orders ORDER BY 1"),
+            (std::vector<std::string>{"1|10", "3|6"}));
+  ASSERT_OK_AND_ASSIGN(r, RunTransformation(*repo_, defs, "big_orders"));
+  EXPECT_TRUE(r.noop);
+
+  // Rows rewritten in the input: append cannot read "only the new rows".
+  Write("bronze/orders", Orders("[5]", "[20]", "[9.0]", R"(["2026-01-04 00:00:00"])"),
+        delta::WriteMode::kOverwrite);
+  auto refused = RunTransformation(*repo_, defs, "big_orders");
+  ASSERT_FALSE(refused.ok());
+  EXPECT_EQ(refused.status().message(),
+            "definitions/pipelines.yaml:2:5: transformation 'big_orders': append mode reads only "
+            "the rows bronze/orders gained since its last run (version 1), but rows were "
+            "updated, deleted or rewritten up to version 2; run it with --full-refresh to "
+            "recompute the table");
+  ASSERT_OK_AND_ASSIGN(r, RunTransformation(*repo_, defs, "big_orders", {.full_refresh = true}));
+  EXPECT_EQ(r.detail, "replaced");
+  EXPECT_EQ(Select("SELECT * FROM silver.big_orders ORDER BY 1"),
+            (std::vector<std::string>{"5|18"}));
+}
+
+TEST_F(PipelineTest, ErrorsNameTheDefinitionFileAndLine) {
+  Define(R"(transformations:
+  - name: broken
+    output: silver.broken
+    sql: SELECT no_such_column FROM bronze.orders
+  - name: typed
+    output: silver.typed
+    schema:
+      - {name: order_id, type: int64}
+      - {name: amount, type: int64}
+    sql: SELECT order_id, 'x' || amount AS amount FROM bronze.orders
+  - name: undeclared
+    output: silver.undeclared
+    schema: [{name: order_id, type: int64}]
+    sql: SELECT order_id, amount FROM bronze.orders
+)");
+  Write("bronze/orders", Orders("[1]", "[10]", "[5.0]", R"(["2026-01-01 00:00:00"])"));
+  auto defs = Defs();
+  auto broken = RunTransformation(*repo_, defs, "broken");
+  ASSERT_FALSE(broken.ok());
+  EXPECT_TRUE(HasErrorKind(broken.status(), ErrorKind::kDefinitionError));
+  EXPECT_EQ(broken.status().message().rfind(
+                "definitions/pipelines.yaml:4:10: transformation 'broken': the query failed: "
+                "Binder Error: Referenced column \"no_such_column\" not found",
+                0),
+            0u)
+      << broken.status().message();
+  auto typed = RunTransformation(*repo_, defs, "typed");
+  ASSERT_FALSE(typed.ok());
+  EXPECT_EQ(typed.status().message().rfind(
+                "definitions/pipelines.yaml:9:9: transformation 'typed': column 'amount' is "
+                "string in the query's result but declared int64",
+                0),
+            0u)
+      << typed.status().message();
+  auto undeclared = RunTransformation(*repo_, defs, "undeclared");
+  ASSERT_FALSE(undeclared.ok());
+  EXPECT_EQ(undeclared.status().message(),
+            "definitions/pipelines.yaml:11:5: transformation 'undeclared': the query returns "
+            "column 'amount', which the declared schema lacks (declared: order_id); declare it "
+            "or leave it out of the SELECT");
+  // Nothing was written by the failed runs.
+  EXPECT_FALSE(std::filesystem::exists(dir_.Join("lake/silver")));
+  auto unknown = RunTransformation(*repo_, defs, "nope");
+  ASSERT_FALSE(unknown.ok());
+  EXPECT_EQ(unknown.status().message(),
+            "no transformation named 'nope' (defined: broken, typed, undeclared)");
+}
+
+TEST_F(PipelineTest, CyclesDuplicateOutputsAndBadKeysAreDefinitionErrors) {
+  Define(R"(transformations:
+  - name: a
+    output: silver.a
+    sql: SELECT * FROM silver.b
+  - name: b
+    output: silver.b
+    sql: SELECT * FROM silver.a
+)");
+  auto cycle = PlanRuns(*repo_, Defs());
+  ASSERT_FALSE(cycle.ok());
+  EXPECT_EQ(cycle.status().message(),
+            "transformations read each other's tables in a cycle: a "
+            "(definitions/pipelines.yaml:2:5), b (definitions/pipelines.yaml:5:5); a "
+            "transformation may only read tables its upstream writes");
+  Define(R"(transformations:
+  - name: a
+    output: silver.x
+    sql: SELECT 1
+  - name: b
+    output: silver/x
+    sql: SELECT 2
+)");
+  auto dup = PlanRuns(*repo_, Defs());
+  ASSERT_FALSE(dup.ok());
+  EXPECT_EQ(dup.status().message(),
+            "definitions/pipelines.yaml:5:5: transformation 'b' writes silver/x, which "
+            "transformation 'a' (definitions/pipelines.yaml:2:5) writes too; give each table "
+            "one transformation");
+  Define(R"(transformations:
+  - name: m
+    output: silver.m
+    mode: merge
+    sql: SELECT 1
+  - name: n
+    output: silver.n
+    mode: upsert
+    sql: SELECT 1
+  - name: o
+    output: orders
+    sql: SELECT 1
+)");
+  auto bad = repo_->LoadDefinitions();
+  ASSERT_FALSE(bad.ok());
+  EXPECT_EQ(bad.status().message(),
+            "3 problems in the feature definitions\n"
+            "  definitions/pipelines.yaml:2:5: transformation 'm': mode 'merge' needs 'keys' "
+            "(the columns that identify a row)\n"
+            "  definitions/pipelines.yaml:8:11: transformation 'n': unknown mode 'upsert' (use "
+            "full_refresh, append or merge)\n"
+            "  definitions/pipelines.yaml:11:13: transformation 'o': output 'orders' must be "
+            "LAYER.TABLE with LAYER one of bronze, silver, gold, datasets, quarantine (e.g. "
+            "silver.orders)");
+}
+
+TEST_F(PipelineTest, FullRefreshReplacesAndAChangedQueryReruns) {
+  Define(R"(transformations:
+  - name: daily
+    output: gold.daily
+    sql: SELECT count(*) AS n FROM bronze.orders
+)");
+  Write("bronze/orders", Orders("[1, 2]", "[10, 10]", "[5.0, 1.0]",
+                                R"(["2026-01-01 00:00:00", "2026-01-02 00:00:00"])"));
+  ASSERT_OK_AND_ASSIGN(auto r, RunTransformation(*repo_, Defs(), "daily"));
+  EXPECT_EQ(Select("SELECT * FROM gold.daily"), (std::vector<std::string>{"2"}));
+  Define(R"(transformations:
+  - name: daily
+    output: gold.daily
+    sql: SELECT count(*) AS n, sum(amount) AS total FROM bronze.orders
+)");
+  auto defs = Defs();
+  ASSERT_OK_AND_ASSIGN(auto plan, PlanRuns(*repo_, defs, {"daily"}));
+  EXPECT_EQ(plan[0].reason, "query changed");
+  ASSERT_OK_AND_ASSIGN(r, RunTransformation(*repo_, defs, "daily"));
+  EXPECT_EQ(r.detail, "replaced");
+  EXPECT_EQ(r.version, 1);
+  EXPECT_EQ(Select("SELECT * FROM gold.daily"), (std::vector<std::string>{"2|6"}));
+}
+
+}  // namespace
+}  // namespace stratalake::transform
