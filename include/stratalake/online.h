@@ -326,6 +326,22 @@ struct MaterializeReport {
 arrow::Result<MaterializeReport> Materialize(const repo::FeatureRepository& repo,
                                              OnlineStore& store, const MaterializeOptions& options);
 
+/// What Teardown removed.
+struct TeardownReport {
+  std::vector<std::string> views;  // the feature views whose online data was removed
+};
+
+/// Feast's `teardown`: removes every online key of the registry head's feature
+/// views (`views` empty) or of the named ones, and forgets their materialization
+/// watermarks, so the next `materialize_incremental` starts from nothing. The
+/// offline store (Delta tables) and the registry's definitions are untouched.
+/// Each view's watermark is forgotten before its keys are removed: a teardown
+/// that stops midway is run again, and never leaves a watermark claiming data the
+/// store no longer has. Errors: an empty registry or an unknown view ->
+/// kObjectNotFound / kFeatureNotFound.
+arrow::Result<TeardownReport> Teardown(const repo::FeatureRepository& repo, OnlineStore& store,
+                                       const std::vector<std::string>& views = {});
+
 // ---- push ---------------------------------------------------------------------------
 
 enum class PushTarget { kOnline, kOffline, kOnlineAndOffline };

@@ -766,6 +766,13 @@ class PyStore {
     return nb::make_tuple(out, WarningList(report.warnings));
   }
 
+  // Feast's teardown: the views' online values and watermarks removed.
+  std::vector<std::string> Teardown(std::vector<std::string> views) {
+    nb::gil_scoped_release release;
+    auto store = Store();
+    return Check(online::Teardown(*repo_, *store, views)).views;
+  }
+
   // The response as typed Arrow: (values, statuses, event times) stream capsules
   // (OnlineResponse::ToArrow); feature_store.py renders Feast's dict from them.
   nb::tuple GetOnline(std::vector<std::string> features, const std::string& service,
@@ -1042,6 +1049,7 @@ NB_MODULE(_core, m) {
       .def("read_dataset", &PyStore::ReadDataset, "name"_a)
       .def("materialize", &PyStore::Materialize, "start_us"_a.none(), "end_us"_a, "views"_a,
            "incremental"_a, "progress"_a.none())
+      .def("teardown", &PyStore::Teardown, "views"_a)
       .def("get_online", &PyStore::GetOnline, "features"_a, "feature_service"_a, "entities"_a,
            "full_feature_names"_a)
       .def("push", &PyStore::Push, "source"_a, "data"_a, "to"_a)

@@ -644,6 +644,14 @@ class FeatureStore:
         Returns the rows written."""
         return self._core.write_online(feature_view_name, as_stream_capsule(df, "df"))
 
+    def teardown(self, feature_views: Optional[Sequence[str]] = None) -> List[str]:
+        """Feast's ``teardown``: remove the feature views' values from the online store
+        (every feature view, or ``feature_views``) and forget their materialization
+        watermarks, so the next :meth:`materialize_incremental` loads them from the
+        start. The Delta tables and the registered definitions stay. Returns the views
+        torn down."""
+        return self._core.teardown(list(feature_views or []))
+
     def close(self) -> None:
         """Let go of the online store. FeatureStore objects of one process share it (it
         closes when the last lets it go; another process may then open the embedded

@@ -43,7 +43,7 @@ std::string TopUsage(const std::vector<Command>& commands) {
   for (const char* name :
        {"init", "plan", "apply", "entities", "sources", "feature-views", "feature-services",
         "registry", "ingest", "tables", "get-historical", "datasets", "materialize",
-        "materialize-incremental", "get-online", "push", "serve", "serve-offline",
+        "materialize-incremental", "teardown", "get-online", "push", "serve", "serve-offline",
         "import-feast", "stream", "sql", "run"}) {
     out += "  " + Find(commands, name)->usage_line + "\n";
   }

@@ -252,6 +252,35 @@ arrow::Status CmdPush(const Args& a) {
   return arrow::Status::OK();
 }
 
+arrow::Status CmdTeardown(const Args& a) {
+  if (!a.positional.empty()) return UsageError("teardown takes no arguments (--views V1,V2)");
+  std::vector<std::string> views;
+  if (auto v = a.Get("--views")) views = SplitCommas(*v);
+  ARROW_ASSIGN_OR_RAISE(auto r, repo::FeatureRepository::Open(RepoDir(a)));
+  ARROW_ASSIGN_OR_RAISE(auto store, online::OpenRepositoryStore(*r));
+  ARROW_ASSIGN_OR_RAISE(auto report, online::Teardown(*r, *store, views));
+  if (a.Has("--json")) {
+    rapidjson::StringBuffer buf;
+    JsonWriter w(buf);
+    w.StartObject();
+    w.Key("store");
+    JStr(w, store->Describe());
+    w.Key("views");
+    w.StartArray();
+    for (const auto& v : report.views) JStr(w, v);
+    w.EndArray();
+    w.EndObject();
+    std::cout << buf.GetString() << "\n";
+    return arrow::Status::OK();
+  }
+  for (const auto& v : report.views) {
+    std::cout << "removed feature view '" << v << "' from the online store\n";
+  }
+  std::cout << "the offline store is untouched; `stratalake materialize-incremental now` "
+               "loads the online store again\n";
+  return arrow::Status::OK();
+}
+
 }  // namespace
 
 std::vector<Command> OnlineCommands() {
@@ -270,6 +299,10 @@ std::vector<Command> OnlineCommands() {
                   "the last run (only their files are read) and rows after the last END.",
                   "stratalake materialize-incremental now", {"--views"}, {},
                   [](const Args& a) { return CmdMaterialize(a, true); }),
+      RepoCommand("teardown", "stratalake teardown [--views V1,V2] [--repo DIR] [--json]",
+                  "Remove the feature views' values from the online store and forget their "
+                  "watermarks (Feast's teardown); Delta tables and definitions stay.",
+                  "stratalake teardown --views customer_stats", {"--views"}, {}, CmdTeardown),
       RepoCommand("get-online",
                   "stratalake get-online (--features view:f,view2 | --feature-service NAME) "
                   "--entity KEY=V1,V2 [--entity KEY2=...] [--full-feature-names] [--repo DIR] "

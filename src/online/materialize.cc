@@ -908,4 +908,38 @@ arrow::Result<MaterializeReport> Materialize(const repo::FeatureRepository& repo
   return report;
 }
 
+arrow::Result<TeardownReport> Teardown(const repo::FeatureRepository& repo, OnlineStore& store,
+                                       const std::vector<std::string>& views) {
+  ARROW_ASSIGN_OR_RAISE(auto reg, repo.registry());
+  ARROW_ASSIGN_OR_RAISE(auto state, reg->Load());
+  if (state->version == 0) {
+    return UserError(ErrorKind::kObjectNotFound,
+                     "the registry is empty; run " + Mention(Term::kApply) + " first",
+                     {Term::kApply});
+  }
+  const auto& defs = state->defs;
+  TeardownReport report;
+  if (views.empty()) {
+    for (const auto& v : defs.feature_views) report.views.push_back(v.name);
+  } else {
+    for (const auto& name : views) {
+      if (!defs.FindFeatureView(name)) {
+        std::vector<std::string> names;
+        for (const auto& fv : defs.feature_views) names.push_back(fv.name);
+        return UserError(
+            ErrorKind::kFeatureNotFound,
+            "unknown feature view '" + name + "' (feature views: " + JoinNames(names) + ")");
+      }
+      report.views.push_back(name);
+    }
+  }
+  for (const auto& name : report.views) {
+    // An object without "version" reads as no watermark (ParseWatermark).
+    ARROW_RETURN_NOT_OK(reg->PutState(WatermarkKey(name), "{}"));
+    ARROW_RETURN_NOT_OK(store.DeletePrefix(ViewKeyPrefix(name)));
+  }
+  ARROW_RETURN_NOT_OK(store.Sync());
+  return report;
+}
+
 }  // namespace stratalake::online
