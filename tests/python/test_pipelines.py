@@ -154,7 +154,7 @@ def test_bronze_silver_gold_pipeline(repo: Path, tmp_path: Path):
     assert [str(t) for t in df["last_order"]] == [
         "2026-01-05 00:00:00+00:00", "2026-01-02 00:00:00+00:00", "2026-01-05 00:00:00+00:00"]
     # The declared schema is the table's.
-    schema = stratalake.DeltaTable(str(repo / "lake" / "gold" / "customer_totals")).schema()
+    schema = stratalake.DeltaTable(str(repo / "lake" / "gold" / "customer_totals")).schema().to_arrow()
     assert str(schema) == ("customer_id: int64 not null\nspend: double\norders: int64\n"
                            "last_order: timestamp[us, tz=UTC]")
 
