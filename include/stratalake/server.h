@@ -49,7 +49,8 @@ struct ServerOptions {
   int port = 6566;     // 0 = any free port (see FeatureServer::port())
   int io_threads = 0;  // 0 = the CPUs this process may use (its affinity mask)
   size_t max_body_bytes = 8 << 20;
-  // Entity rows one /get-online-features request may ask for; more -> 413.
+  // Entity rows one /get-online-features request may ask for, and rows one
+  // /push or /write-to-online-store request may write; more -> 413.
   size_t max_entity_rows = 100000;
   // Connection limits (HttpLoop::Options), in seconds and bytes: a request's
   // head must arrive within header_timeout_s of its first byte, its body

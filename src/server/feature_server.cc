@@ -290,6 +290,7 @@ struct FeatureServer::Impl {
   arrow::Status Init();
   void Handle(Loop* loop, HttpLoop::RequestId id, const HttpRequest& req);
   Reply GetOnline(Loop* loop, std::string_view body);
+  arrow::Status OverRowLimit(int64_t rows, const char* endpoint) const;
   void HandlePush(Loop* loop, HttpLoop::RequestId id, std::string_view body,
                   std::chrono::steady_clock::time_point started);
   void HandleMaterialize(Loop* loop, HttpLoop::RequestId id, std::string_view body,
@@ -525,6 +526,15 @@ Reply FeatureServer::Impl::GetOnline(Loop* loop, std::string_view body) {
   return r;
 }
 
+// Rows one write request may carry: the --max-entity-rows of reads (413 above it).
+arrow::Status FeatureServer::Impl::OverRowLimit(int64_t rows, const char* endpoint) const {
+  if (rows <= static_cast<int64_t>(options.max_entity_rows)) return arrow::Status::OK();
+  return arrow::Status::CapacityError(endpoint, " has ", rows, " rows: over the limit of ",
+                                      options.max_entity_rows,
+                                      " rows per request (the server's --max-entity-rows); "
+                                      "split the request");
+}
+
 void FeatureServer::Impl::HandlePush(Loop* loop, HttpLoop::RequestId id, std::string_view body,
                                      std::chrono::steady_clock::time_point started) {
   auto fail = [&](int code, const std::string& msg) {
@@ -534,6 +544,7 @@ void FeatureServer::Impl::HandlePush(Loop* loop, HttpLoop::RequestId id, std::st
   auto parsed = ParsePushRequest(body, &ignored);
   if (!ignored.empty()) LogIgnored(kPush, ignored);
   if (!parsed.ok()) return fail(HttpCodeFor(parsed.status()), parsed.status().message());
+  if (auto over = OverRowLimit(parsed->rows, "/push"); !over.ok()) return fail(413, over.message());
   const std::string& source = parsed->source;
   auto target = online::ParsePushTarget(parsed->to);
   if (!target.ok()) return fail(400, target.status().message());
@@ -629,6 +640,9 @@ void FeatureServer::Impl::HandleWriteToOnline(Loop* loop, HttpLoop::RequestId id
   auto parsed = ParseWriteToOnlineRequest(body, &ignored);
   if (!ignored.empty()) LogIgnored(kWriteToOnline, ignored);
   if (!parsed.ok()) return Send(loop, id, StatusReply(parsed.status()), kWriteToOnline, started);
+  if (auto over = OverRowLimit(parsed->rows, "/write-to-online-store"); !over.ok()) {
+    return Send(loop, id, StatusReply(over), kWriteToOnline, started);
+  }
   auto state = service->registry_cache().Get();
   if (!state.ok()) return Send(loop, id, StatusReply(state.status()), kWriteToOnline, started);
   auto pending = Defer(loop, id, kWriteToOnline, started);

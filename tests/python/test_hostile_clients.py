@@ -183,6 +183,17 @@ def test_huge_entity_counts_get_413_with_the_limit(shop):
                  "request (the server's --max-entity-rows); split the request")
         status, _ = s.request("POST", "/get-online-features", online_body(range(1000)))
         assert status == 200
+        # Writes have the same limit on their rows, checked before the store is touched.
+        push = json.dumps({"push_source_name": "clicks_stream", "to": "online",
+                           "df": {"customer_id": list(range(1001))}}).encode()
+        assert s.error("POST", "/push", push) == (
+            413, "/push has 1001 rows: over the limit of 1000 rows per request (the server's "
+                 "--max-entity-rows); split the request")
+        write = json.dumps({"feature_view_name": "customer_profile",
+                            "df": {"customer_id": list(range(1001))}}).encode()
+        assert s.error("POST", "/write-to-online-store", write) == (
+            413, "/write-to-online-store has 1001 rows: over the limit of 1000 rows per request "
+                 "(the server's --max-entity-rows); split the request")
     finally:
         assert s.stop() == 0
 
