@@ -94,20 +94,7 @@ arrow::Status CmdMaterialize(const Args& a, bool incremental) {
     }
     w.EndArray();
     w.Key("warnings");
-    w.StartArray();
-    for (const auto& warning : report.warnings) {
-      w.StartObject();
-      w.Key("code");
-      JStr(w, WarningCodeName(warning.code));
-      w.Key("view");
-      JStr(w, warning.view);
-      w.Key("source");
-      JStr(w, warning.source);
-      w.Key("message");
-      JStr(w, WarningText(warning));
-      w.EndObject();
-    }
-    w.EndArray();
+    WriteWarningsJson(w, report.warnings);
     w.EndObject();
     Emit(buf);
     return arrow::Status::OK();

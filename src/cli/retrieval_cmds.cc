@@ -166,20 +166,7 @@ arrow::Status CmdGetHistorical(const Args& a) {
     }
     w.EndObject();
     w.Key("warnings");
-    w.StartArray();
-    for (const auto& warning : result.warnings) {
-      w.StartObject();
-      w.Key("code");
-      JStr(w, WarningCodeName(warning.code));
-      w.Key("view");
-      JStr(w, warning.view);
-      w.Key("source");
-      JStr(w, warning.source);
-      w.Key("message");
-      JStr(w, WarningText(warning));
-      w.EndObject();
-    }
-    w.EndArray();
+    WriteWarningsJson(w, result.warnings);
     w.Key("output");
     output ? JStr(w, *output) : (void)w.Null();
     w.Key("dataset");

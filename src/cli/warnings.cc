@@ -47,4 +47,21 @@ void PrintWarnings(const std::vector<Warning>& warnings) {
   for (const auto& w : warnings) std::cerr << "warning: " << WarningText(w) << "\n";
 }
 
+void WriteWarningsJson(JsonWriter& w, const std::vector<Warning>& warnings) {
+  w.StartArray();
+  for (const auto& warning : warnings) {
+    w.StartObject();
+    w.Key("code");
+    JStr(w, WarningCodeName(warning.code));
+    w.Key("view");
+    JStr(w, warning.view);
+    w.Key("source");
+    JStr(w, warning.source);
+    w.Key("message");
+    JStr(w, WarningText(warning));
+    w.EndObject();
+  }
+  w.EndArray();
+}
+
 }  // namespace stratalake::cli

@@ -5,6 +5,7 @@
 #include <string>
 #include <vector>
 
+#include "commands.h"
 #include "stratalake/warnings.h"
 
 namespace stratalake::cli {
@@ -15,5 +16,9 @@ std::string WarningText(const Warning& w);
 /// Writes "warning: TEXT" to stderr for each warning (also under --json,
 /// whose output of get-historical and materialize lists them too).
 void PrintWarnings(const std::vector<Warning>& warnings);
+
+/// The warnings as a JSON array of {"code", "view", "source", "message"} (the
+/// --json output of get-historical and materialize).
+void WriteWarningsJson(JsonWriter& w, const std::vector<Warning>& warnings);
 
 }  // namespace stratalake::cli
