@@ -102,4 +102,10 @@ const StrataLakeErrorDetail* GetErrorDetail(const arrow::Status& status);
 /// True for the conflict kinds (kConcurrent*, kMetadataChanged, kProtocolChanged).
 bool IsCommitConflict(const arrow::Status& status);
 
+/// "Did you mean ...?" for messages: up to three of `candidates` within
+/// max(2, |word|/2) edits (Levenshtein, bytes) of `word`, nearest first (ties in
+/// the candidates' order; none more than one edit behind the nearest).
+std::vector<std::string> ClosestNames(const std::string& word,
+                                      const std::vector<std::string>& candidates);
+
 }  // namespace stratalake

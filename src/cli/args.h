@@ -69,11 +69,6 @@ arrow::Result<Args> ParseArgs(const Command& command, const std::vector<std::str
 /// then a line naming the closest options of `command`.
 arrow::Status UnknownOptionError(const Command& command, const std::string& option);
 
-/// The candidates closest to `word` by edit distance (at most 3, only those
-/// within about half its length), closest first.
-std::vector<std::string> Closest(const std::string& word,
-                                 const std::vector<std::string>& candidates);
-
 /// "a", "a or b", "a, b or c".
 std::string OrList(const std::vector<std::string>& words);
 

@@ -105,7 +105,7 @@ int UnknownCommand(const std::string& name, const std::vector<std::string>& name
                    const std::string& what) {
   std::string msg = "unknown " + what + " '" + name + "'";
   std::vector<std::string> quoted;
-  for (const auto& c : cli::Closest(name, names)) quoted.push_back("'" + c + "'");
+  for (const auto& c : ClosestNames(name, names)) quoted.push_back("'" + c + "'");
   if (!quoted.empty()) msg += "; did you mean " + cli::OrList(quoted) + "?";
   msg += " (" + what + "s:";
   for (const auto& n : names) msg += " " + n;

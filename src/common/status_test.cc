@@ -4,7 +4,6 @@
 
 #include <gtest/gtest.h>
 
-#include "common/closest.h"
 #include "common/errors.h"
 
 namespace stratalake {

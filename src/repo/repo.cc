@@ -16,7 +16,6 @@
 #include <parquet/arrow/reader.h>
 #include <yaml-cpp/yaml.h>
 
-#include "common/closest.h"
 #include "common/compute_init.h"
 #include "common/errors.h"
 #include "registry/loader.h"
