@@ -7,6 +7,7 @@
 #include <optional>
 #include <string>
 
+#include "bindings.h"
 #include "stratalake/init.h"
 #include "stratalake/status.h"
 
@@ -28,15 +29,7 @@ nb::dict Init(const std::string& dir, const std::string& project, int64_t custom
     nb::gil_scoped_release release;
     r = repo::InitRepository(dir, o);
   }
-  if (!r.ok()) {
-    // The same exception classes as every engine error (stratalake._errors).
-    const StrataLakeErrorDetail* d = GetErrorDetail(r.status());
-    nb::object cls =
-        nb::module_::import_("stratalake._errors")
-            .attr("class_for")(d ? ErrorKindName(d->kind()) : "", r.status().CodeAsString());
-    PyErr_SetString(cls.ptr(), r.status().message().c_str());
-    throw nb::python_error();
-  }
+  if (!r.ok()) Raise(r.status());
   nb::dict out;
   out["root"] = r->root;
   nb::list files;

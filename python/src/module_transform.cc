@@ -13,6 +13,7 @@
 #include <arrow/c/abi.h>
 #include <arrow/c/bridge.h>
 
+#include "bindings.h"
 #include "stratalake/repo.h"
 #include "stratalake/status.h"
 #include "stratalake/transform.h"
@@ -23,43 +24,6 @@ using namespace nb::literals;
 namespace stratalake::python {
 
 namespace {
-
-// An engine error of these bindings; translated like module.cc's errors.
-struct TransformError : std::runtime_error {
-  TransformError(std::string kind, std::string code, const std::string& message)
-      : std::runtime_error(message), kind(std::move(kind)), code(std::move(code)) {}
-  std::string kind;
-  std::string code;
-};
-
-[[noreturn]] void Raise(const arrow::Status& st) {
-  const StrataLakeErrorDetail* d = GetErrorDetail(st);
-  throw TransformError(d ? ErrorKindName(d->kind()) : "", st.CodeAsString(), st.message());
-}
-
-template <typename T>
-T Check(arrow::Result<T> r) {
-  if (!r.ok()) Raise(r.status());
-  return std::move(r).ValueUnsafe();
-}
-
-void ReleaseStream(void* p) noexcept {
-  auto* stream = static_cast<ArrowArrayStream*>(p);
-  if (stream->release) stream->release(stream);
-  std::free(stream);
-}
-
-nb::capsule ExportTable(std::shared_ptr<arrow::Table> table) {
-  auto* stream = static_cast<ArrowArrayStream*>(std::malloc(sizeof(ArrowArrayStream)));
-  stream->release = nullptr;
-  arrow::Status st = arrow::ExportRecordBatchReader(
-      std::make_shared<arrow::TableBatchReader>(std::move(table)), stream);
-  if (!st.ok()) {
-    std::free(stream);
-    Raise(st);
-  }
-  return nb::capsule(stream, "arrow_array_stream", &ReleaseStream);
-}
 
 nb::dict RunDict(const transform::RunResult& r) {
   nb::dict d;
@@ -76,14 +40,6 @@ nb::dict RunDict(const transform::RunResult& r) {
 }  // namespace
 
 void BindTransform(nb::module_& m) {
-  nb::register_exception_translator([](const std::exception_ptr& p, void*) {
-    try {
-      std::rethrow_exception(p);
-    } catch (const TransformError& e) {
-      nb::object cls = nb::module_::import_("stratalake._errors").attr("class_for")(e.kind, e.code);
-      PyErr_SetString(cls.ptr(), e.what());
-    }
-  });
   // (table capsule, {table: version read})
   m.def(
       "run_sql",
