@@ -117,8 +117,13 @@ share.coordinator.state.topic.min.isr=1
 group.initial.rebalance.delay.ms=0
 log.flush.interval.messages=9223372036854775807
 EOF
-    # A cluster id is 16 random bytes, URL-safe base64 without padding.
-    cluster="$(head -c 16 /dev/urandom | base64 | tr '+/' '-_' | tr -d '=')"
+    # A cluster id is 16 random bytes, URL-safe base64 without padding. One that starts
+    # with '-' would read as an option to the tool's parser (Kafka's own Uuid.randomUuid
+    # never makes one for that reason), so draw again until it starts otherwise.
+    cluster=-
+    while [[ "$cluster" == -* ]]; do
+      cluster="$(head -c 16 /dev/urandom | base64 | tr '+/' '-_' | tr -d '=')"
+    done
     if ! "${jvm[@]}" kafka.tools.StorageTool format -t "$cluster" \
         -c "$dir/server.properties" >"$dir/format.log" 2>&1; then
       cat "$dir/format.log" >&2
