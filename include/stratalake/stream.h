@@ -108,7 +108,18 @@ struct ProduceOptions {
   /// A JSON field whose value becomes the message key (same key, same partition);
   /// empty: no key (messages spread over the partitions).
   std::string key_field;
+  /// Send at most this many messages per second (message i leaves i / rate
+  /// seconds after the first); 0 = as fast as the client can.
+  double messages_per_second = 0;
 };
+
+/// Produces the messages `next` gives (it sets the key, "" = none, and the
+/// value, and returns false after the last) in order, paced by
+/// messages_per_second; waits until every message is acknowledged. Returns how
+/// many were produced. `key_field` is not used.
+arrow::Result<int64_t> ProduceMessages(
+    const ProduceOptions& options,
+    const std::function<bool(std::string* key, std::string* value)>& next);
 
 /// Produces every non-empty line of `path` ("-" = stdin) as one message, as it
 /// is (a line that is not JSON is sent too: tests use that for dead letters);

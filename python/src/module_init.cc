@@ -19,9 +19,10 @@ namespace stratalake::python {
 namespace {
 
 nb::dict Init(const std::string& dir, const std::string& project, int64_t customers,
-              uint64_t seed) {
+              uint64_t seed, const std::string& template_name) {
   repo::InitOptions o;
   o.project = project;
+  o.template_name = template_name;
   o.customers = customers;
   o.seed = seed;
   arrow::Result<repo::InitResult> r = arrow::Status::UnknownError("not run");
@@ -42,7 +43,9 @@ nb::dict Init(const std::string& dir, const std::string& project, int64_t custom
 
 void BindInit(nb::module_& m) {
   m.def("init", &Init, "dir"_a, "project"_a = "", "customers"_a = 1000, "seed"_a = 42,
-        "Creates a feature repository with the sample shop's definitions and data.");
+        "template"_a = "shop",
+        "Creates a feature repository with a sample's definitions and data (template 'shop' "
+        "or 'markets').");
 }
 
 }  // namespace stratalake::python

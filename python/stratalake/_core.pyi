@@ -9,9 +9,9 @@ def run_transformations(repo_path: str, names: Sequence[str], full_refresh: bool
 
 def plan_transformations(repo_path: str, names: Sequence[str]) -> list: ...
 
-def init(dir: str, project: str = '', customers: int = 1000, seed: int = 42) -> dict:
+def init(dir: str, project: str = '', customers: int = 1000, seed: int = 42, template: str = 'shop') -> dict:
     """
-    Creates a feature repository with the sample shop's definitions and data.
+    Creates a feature repository with a sample's definitions and data (template 'shop' or 'markets').
     """
 
 class Snapshot:

@@ -409,15 +409,18 @@ def _entity_columns(entity_rows: Optional[Sequence[Mapping[str, Any]]],
 
 
 def init(path: PathLike, project: Optional[str] = None, *, customers: int = 1000,
-         seed: int = 42) -> "FeatureStore":
+         seed: int = 42, template: str = "shop") -> "FeatureStore":
     """Create a feature repository in ``path`` (created if missing; it must not hold a
-    ``stratalake.yaml`` yet) with the sample shop's definitions and generated sample data
-    in ``data/`` — what ``stratalake init`` does — and return its :class:`FeatureStore`.
+    ``stratalake.yaml`` yet) with a sample's definitions and generated sample data in
+    ``data/`` — what ``stratalake init [--template markets]`` does — and return its
+    :class:`FeatureStore`. ``template``: ``"shop"`` (e-commerce; ``customers`` sets its
+    size) or ``"markets"`` (BTCUSDT/ETHUSDT trades, a kafka source, SQL features, labels).
 
     >>> store = stratalake.init("shop")
     >>> store.apply()
+    >>> markets = stratalake.init("markets", template="markets")
     """
-    _core.init(os.fspath(path), project or "", customers, seed)
+    _core.init(os.fspath(path), project or "", customers, seed, template)
     return FeatureStore(path)
 
 

@@ -44,6 +44,7 @@ arrow::Status CmdInit(const Args& a) {
   if (a.positional.size() != 1) return UsageError("init needs exactly one DIR");
   repo::InitOptions o;
   o.project = a.Get("--project").value_or("");
+  o.template_name = a.GetOr("--template", "shop");
   ARROW_ASSIGN_OR_RAISE(o.customers, IntOpt(a, "--customers", 1000));
   ARROW_ASSIGN_OR_RAISE(int64_t seed, IntOpt(a, "--seed", 42));
   o.seed = static_cast<uint64_t>(seed);
@@ -73,6 +74,20 @@ arrow::Status CmdInit(const Args& a) {
   }
   std::cout << "Created feature repository " << result.root << "\n";
   for (const auto& f : result.files_written) std::cout << "  " << f << "\n";
+  if (o.template_name == "markets") {
+    std::cout
+        << "\nNext steps:\n"
+        << "  cd " << a.positional[0] << "\n"
+        << "  stratalake apply                                   # register the definitions\n"
+        << "  stratalake ingest trades data/trades.jsonl         # the trades, without Kafka\n"
+        << "  # or stream them: KAFKA_BROKERS=HOST:PORT stratalake stream produce-sample, then\n"
+        << "  #   KAFKA_BROKERS=HOST:PORT stratalake stream --stop-at-end\n"
+        << "  stratalake run --all                               # bronze -> silver -> gold\n"
+        << "  stratalake sql \"SELECT * FROM gold.trade_labels\" --output labels.parquet\n"
+        << "  stratalake get-historical --entities labels.parquet --feature-service "
+           "trade_model --output train.parquet\n";
+    return arrow::Status::OK();
+  }
   std::cout
       << "\nNext steps:\n"
       << "  cd " << a.positional[0] << "\n"
@@ -631,12 +646,14 @@ std::vector<Command> RepoCommands() {
   };
   return {
       RepoCommand("init",
-                  "stratalake init DIR [--project NAME] [--customers N] [--seed N] "
-                  "[--as-of DATE]",
-                  "Create a feature repository in DIR with sample shop data (ending the day "
-                  "before --as-of, default today) and definitions.",
+                  "stratalake init DIR [--template shop|markets] [--project NAME] "
+                  "[--customers N] [--seed N] [--as-of DATE]",
+                  "Create a feature repository in DIR with a sample's definitions and generated "
+                  "data ending before --as-of (default today): the e-commerce shop (default) or, "
+                  "with --template markets, BTCUSDT/ETHUSDT trades from a kafka source with SQL "
+                  "features and labels for a trading model.",
                   "stratalake init shop && cd shop && stratalake apply",
-                  {"--project", "--customers", "--seed", "--as-of"}, {}, CmdInit),
+                  {"--project", "--customers", "--seed", "--as-of", "--template"}, {}, CmdInit),
       RepoCommand("plan", "stratalake plan [--repo DIR] [--json]",
                   "Validate the definitions and show what `apply` would change, field by field.",
                   "stratalake plan --repo shop", {}, {}, CmdPlan),

@@ -66,6 +66,7 @@ arrow::Status CmdProduce(const Args& a) {
 
 arrow::Status CmdStream(const Args& a) {
   if (!a.positional.empty() && a.positional[0] == "produce") return CmdProduce(a);
+  if (!a.positional.empty() && a.positional[0] == "produce-sample") return CmdProduceSample(a);
   stream::StreamOptions o;
   o.sources = a.positional;
   o.brokers = a.GetOr("--brokers", "");
@@ -126,7 +127,9 @@ std::vector<Command> StreamCommands() {
           "stratalake stream [SOURCE...] [--brokers HOST:PORT] [--commit-interval-ms N] "
           "[--max-batch-rows N] [--stop-at-end] [--metrics-port N] [--repo DIR] [--json]\n"
           "       stratalake stream produce FILE.jsonl|- --topic T [--brokers HOST:PORT] "
-          "[--partitions N] [--key FIELD]",
+          "[--partitions N] [--key FIELD]\n"
+          "       stratalake stream produce-sample [--topic trades] [--brokers HOST:PORT] "
+          "[--partitions N] [--rate MSGS_PER_S] [--minutes N] [--seed N] [--as-of DATE]",
           "Consume the Kafka topics of kafka sources (default: all): every micro-batch is "
           "appended to the source's bronze Delta table exactly once (its offsets are in the "
           "same commit), every event is written to the online store as it arrives, and "
@@ -135,10 +138,11 @@ std::vector<Command> StreamCommands() {
           "partition is read to its end. --metrics-port serves Prometheus metrics (lag per "
           "partition, rows/s, commit time, quarantined) on 127.0.0.1. `stream produce` sends each "
           "line of a file as one "
-          "message (brokers also from STRATALAKE_KAFKA_BROKERS).",
+          "message (brokers also from STRATALAKE_KAFKA_BROKERS). `stream produce-sample` sends "
+          "the markets template's generated trades (keyed by symbol), at --rate per second.",
           "stratalake stream trades --brokers 127.0.0.1:9092",
           {"--brokers", "--commit-interval-ms", "--max-batch-rows", "--metrics-port", "--topic",
-           "--partitions", "--key"},
+           "--partitions", "--key", "--rate", "--minutes", "--seed", "--as-of"},
           {"--stop-at-end"}, CmdStream),
   };
 }

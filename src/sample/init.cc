@@ -1,4 +1,5 @@
-// `stratalake init`: a new feature repository for the sample e-commerce shop.
+// `stratalake init`: a new feature repository for the sample e-commerce shop
+// (template "shop") or for a trading model on market data (template "markets").
 #include <filesystem>
 #include <fstream>
 
@@ -36,7 +37,7 @@ registry: .stratalake/registry.db
 compatibility: backward
 
 defaults:
-  timestamp_field: event_ts
+  timestamp_field: {{TIMESTAMP_FIELD}}
 
 # Folders (or files) holding the definition YAML files.
 definitions:
@@ -257,6 +258,248 @@ transformations:
       ORDER BY customer_id
 )YAML";
 
+// ---- the markets template ------------------------------------------------------
+
+const char* kMarketsEntities =
+    R"YAML(# Entities: the things features describe, and the keys that identify them.
+entities:
+  - name: symbol
+    description: A traded instrument (BTCUSDT, ETHUSDT).
+    owner: quant-team@example.com
+    join_keys:
+      - {name: symbol, type: string}
+)YAML";
+
+const char* kMarketsSources =
+    R"YAML(# Sources. `trades` is a kafka source: `stratalake stream` appends its topic to
+# bronze/trades exactly once and writes `last_trade` online as trades arrive
+# (docs/streaming.md). Without a broker, `stratalake ingest trades data/trades.jsonl`
+# loads the same trades. The gold sources are written by definitions/pipelines.yaml.
+sources:
+  - name: trades
+    type: kafka
+    description: Raw trades as the exchange reports them.
+    path: bronze/trades
+    timestamp_field: ts
+    schema:
+      - {name: symbol, type: string, nullable: false}
+      - {name: trade_id, type: int64, nullable: false}
+      - {name: ts, type: timestamp, nullable: false}
+      - {name: price, type: float64}
+      - {name: qty, type: float64}
+      - {name: side, type: string}
+      - {name: bid, type: float64}
+      - {name: ask, type: float64}
+    checks:
+      - {name: positive_price, expr: "price > 0"}
+      - "side IN ('buy', 'sell')"
+    kafka:
+      brokers: ${KAFKA_BROKERS}
+      topic: trades
+      format: json
+      allowed_lateness: 30s
+
+  - name: trade_features
+    description: Per-trade signals (gold_trade_features in pipelines.yaml).
+    path: gold/trade_features
+    timestamp_field: ts
+    schema:
+      - {name: symbol, type: string, nullable: false}
+      - {name: trade_id, type: int64, nullable: false}
+      - {name: ts, type: timestamp, nullable: false}
+      - {name: price, type: float64}
+      - {name: volume, type: float64}
+      - {name: ret_1, type: float64}
+      - {name: ret_5, type: float64}
+      - {name: price_lag5, type: float64}
+      - {name: ret_1_lag5, type: float64}
+      - {name: volume_ma30, type: float64}
+      - {name: spread_bps, type: float64}
+      - {name: spread_regime, type: string}
+
+  - name: trade_windows
+    description: Time-window aggregates per trade (gold_trade_windows in pipelines.yaml).
+    path: gold/trade_windows
+    timestamp_field: ts
+    schema:
+      - {name: symbol, type: string, nullable: false}
+      - {name: trade_id, type: int64, nullable: false}
+      - {name: ts, type: timestamp, nullable: false}
+      - {name: trades_1m, type: int64}
+      - {name: volume_1m, type: float64}
+      - {name: vwap_1m, type: float64}
+      - {name: imbalance_1m, type: float64}
+      - {name: realized_vol_5m, type: float64}
+      - {name: ret_1m, type: float64}
+      - {name: ret_5m, type: float64}
+      - {name: ret_1h, type: float64}
+
+  - name: trade_labels
+    description: What the model predicts, 10 seconds after each trade (gold_trade_labels).
+    path: gold/trade_labels
+    timestamp_field: ts
+    schema:
+      - {name: symbol, type: string, nullable: false}
+      - {name: trade_id, type: int64, nullable: false}
+      - {name: ts, type: timestamp, nullable: false}
+      - {name: fut_ret_10s, type: float64}
+      - {name: fut_direction, type: int32}
+)YAML";
+
+const char* kMarketsFeatureViews =
+    R"YAML(# Feature views. The sample's trades end at today's midnight (UTC), so the TTLs are
+# generous; a live model would use seconds.
+feature_views:
+  - name: last_trade
+    description: The latest trade, online as soon as the stream reads it.
+    entities: [symbol]
+    source: trades
+    ttl: 2d
+    owner: quant-team@example.com
+    features:
+      - {name: trade_id, type: int64}
+      - {name: price, type: float64}
+      - {name: qty, type: float64}
+      - {name: side, type: string}
+      - {name: bid, type: float64}
+      - {name: ask, type: float64}
+
+  - name: trade_signals
+    description: Returns, lags, volume, spread and its regime at each trade.
+    entities: [symbol]
+    source: trade_features
+    ttl: 2d
+    owner: quant-team@example.com
+    tags: {tier: gold}
+    features:
+      - {name: price, type: float64}
+      - {name: volume, type: float64, description: The trade's quantity}
+      - {name: ret_1, type: float64, description: Return since the previous trade}
+      - {name: ret_5, type: float64, description: Return over the last 5 trades}
+      - {name: price_lag5, type: float64, description: The price 5 trades ago}
+      - {name: ret_1_lag5, type: float64, description: ret_1 five trades ago}
+      - {name: volume_ma30, type: float64, description: Mean quantity of the last 30 trades}
+      - {name: spread_bps, type: float64, description: "(ask - bid) / mid in basis points"}
+      - {name: spread_regime, type: string, description: "tight (< 0.5 bp), normal (< 2 bp) or wide"}
+
+  # Time windows (t - w, t], written as SQL today (gold_trade_windows). When feature
+  # views can declare window aggregations, these become `aggregations:` on `trades`.
+  - name: trade_windows
+    description: Trade count, volume, VWAP, imbalance, volatility and returns over time windows.
+    entities: [symbol]
+    source: trade_windows
+    ttl: 2d
+    owner: quant-team@example.com
+    tags: {tier: gold}
+    features:
+      - {name: trades_1m, type: int64, description: Trades in the last minute}
+      - {name: volume_1m, type: float64}
+      - {name: vwap_1m, type: float64, description: "Volume-weighted average price, last minute"}
+      - {name: imbalance_1m, type: float64, description: "(buy - sell) / total quantity, last minute"}
+      - {name: realized_vol_5m, type: float64, description: "sqrt of the sum of squared trade returns, 5 minutes"}
+      - {name: ret_1m, type: float64, description: Return since the last trade at or before t - 1m}
+      - {name: ret_5m, type: float64}
+      - {name: ret_1h, type: float64}
+)YAML";
+
+const char* kMarketsFeatureServices =
+    R"YAML(# Feature services: the versioned feature lists models are trained and served with.
+feature_services:
+  - name: trade_model
+    description: Inputs of the 10-second direction model.
+    owner: quant-team@example.com
+    features:
+      - trade_signals
+      - trade_windows
+)YAML";
+
+const char* kMarketsPipelines =
+    R"YAML(# Transformations: SQL from bronze to gold over the lake's tables (docs/pipelines.md).
+# `stratalake run --all` materializes them in dependency order, one commit each.
+transformations:
+  - name: silver_trades
+    description: One row per trade (a trade read twice keeps its latest copy).
+    output: silver.trades
+    mode: merge
+    keys: [symbol, trade_id]
+    order_by: ts
+    sql: |
+      SELECT symbol, trade_id, ts, price, qty, side, bid, ask
+      FROM bronze.trades
+
+  - name: gold_trade_features
+    description: Per-trade returns, a 5-trade lag, a 30-trade volume average, spread and regime.
+    output: gold.trade_features
+    sql: |
+      WITH t AS (
+        SELECT symbol, trade_id, ts, price, qty,
+               price / lag(price) OVER (PARTITION BY symbol ORDER BY ts) - 1 AS ret_1,
+               (ask - bid) / ((ask + bid) / 2) * 10000 AS spread_bps
+        FROM silver.trades)
+      SELECT symbol, trade_id, ts, price, qty AS volume, ret_1,
+             price / lag(price, 5) OVER w - 1 AS ret_5,
+             lag(price, 5) OVER w AS price_lag5,
+             lag(ret_1, 5) OVER w AS ret_1_lag5,
+             avg(qty) OVER (w ROWS BETWEEN 29 PRECEDING AND CURRENT ROW) AS volume_ma30,
+             spread_bps,
+             CASE WHEN spread_bps < 0.5 THEN 'tight'
+                  WHEN spread_bps < 2 THEN 'normal'
+                  ELSE 'wide' END AS spread_regime
+      FROM t
+      WINDOW w AS (PARTITION BY symbol ORDER BY ts)
+      ORDER BY symbol, ts
+
+  # Windows are (t - w, t] in event time: SQL's RANGE frame includes its start,
+  # so each frame starts 1 microsecond after t - w.
+  - name: gold_trade_windows
+    description: Trade count, volume, VWAP, buy/sell imbalance, realized volatility, 1m/5m/1h returns.
+    output: gold.trade_windows
+    sql: |
+      WITH t AS (
+        SELECT symbol, trade_id, ts, price, qty,
+               CASE side WHEN 'buy' THEN qty ELSE -qty END AS signed_qty,
+               price / lag(price) OVER (PARTITION BY symbol ORDER BY ts) - 1 AS ret_1
+        FROM silver.trades),
+      w AS (
+        SELECT symbol, trade_id, ts, price,
+               count(*) OVER m1 AS trades_1m,
+               sum(qty) OVER m1 AS volume_1m,
+               sum(price * qty) OVER m1 / sum(qty) OVER m1 AS vwap_1m,
+               sum(signed_qty) OVER m1 / sum(qty) OVER m1 AS imbalance_1m,
+               sqrt(sum(ret_1 * ret_1) OVER m5) AS realized_vol_5m
+        FROM t
+        WINDOW m1 AS (PARTITION BY symbol ORDER BY ts
+                      RANGE BETWEEN INTERVAL '59999999 microseconds' PRECEDING AND CURRENT ROW),
+               m5 AS (PARTITION BY symbol ORDER BY ts
+                      RANGE BETWEEN INTERVAL '299999999 microseconds' PRECEDING AND CURRENT ROW))
+      SELECT w.symbol, w.trade_id, w.ts, trades_1m, volume_1m, vwap_1m, imbalance_1m,
+             realized_vol_5m,
+             w.price / p1m.price - 1 AS ret_1m,
+             w.price / p5m.price - 1 AS ret_5m,
+             w.price / p1h.price - 1 AS ret_1h
+      FROM w
+      ASOF LEFT JOIN silver.trades p1m
+        ON w.symbol = p1m.symbol AND w.ts - INTERVAL 1 MINUTE >= p1m.ts
+      ASOF LEFT JOIN silver.trades p5m
+        ON w.symbol = p5m.symbol AND w.ts - INTERVAL 5 MINUTE >= p5m.ts
+      ASOF LEFT JOIN silver.trades p1h
+        ON w.symbol = p1h.symbol AND w.ts - INTERVAL 1 HOUR >= p1h.ts
+      ORDER BY w.symbol, w.ts
+
+  - name: gold_trade_labels
+    description: The return 10 seconds after each trade (the last price at or before t + 10s).
+    output: gold.trade_labels
+    sql: |
+      SELECT t.symbol, t.trade_id, t.ts,
+             f.price / t.price - 1 AS fut_ret_10s,
+             CAST(sign(f.price - t.price) AS INTEGER) AS fut_direction
+      FROM silver.trades t
+      ASOF JOIN silver.trades f ON t.symbol = f.symbol AND t.ts + INTERVAL 10 SECOND >= f.ts
+      WHERE t.ts + INTERVAL 10 SECOND <= (SELECT max(ts) FROM silver.trades s
+                                          WHERE s.symbol = t.symbol)
+      ORDER BY t.symbol, t.ts
+)YAML";
+
 const char* kGitignore = R"YAML(# Data written by StrataLake
 lake/
 .stratalake/
@@ -282,12 +525,20 @@ arrow::Result<InitResult> InitRepository(const std::string& dir, const InitOptio
                          " already holds a feature repository (stratalake.yaml); choose another "
                          "folder");
   }
+  if (options.template_name != "shop" && options.template_name != "markets") {
+    return arrow::Status::Invalid("unknown template '", options.template_name,
+                                  "'; the templates are 'shop' (the default: an e-commerce "
+                                  "shop) and 'markets' (trades for a trading model)");
+  }
   fs::create_directories(root / "definitions", ec);
   if (ec) return arrow::Status::IOError("cannot create ", root.string(), ": ", ec.message());
 
   std::string project = options.project.empty() ? root.filename().string() : options.project;
+  const bool markets = options.template_name == "markets";
   std::string config = kConfigTemplate;
   config.replace(config.find("{{PROJECT}}"), 11, project);
+  const std::string ts_field = markets ? "ts" : "event_ts";
+  config.replace(config.find("{{TIMESTAMP_FIELD}}"), 19, ts_field);
 
   InitResult result;
   result.root = root.string();
@@ -296,8 +547,30 @@ arrow::Result<InitResult> InitRepository(const std::string& dir, const InitOptio
     result.files_written.push_back(rel);
     return arrow::Status::OK();
   };
+  const int64_t as_of_ms = options.as_of_ms ? *options.as_of_ms
+                           : options.clock  ? options.clock->NowMillis()
+                                            : Clock::System()->NowMillis();
+  const int64_t anchor_s = as_of_ms >= 0 ? as_of_ms / 1000 : -((-as_of_ms + 999) / 1000);
   ARROW_RETURN_NOT_OK(write("stratalake.yaml", config));
   ARROW_RETURN_NOT_OK(write(".gitignore", kGitignore));
+  if (markets) {
+    ARROW_RETURN_NOT_OK(write("definitions/entities.yaml", kMarketsEntities));
+    ARROW_RETURN_NOT_OK(write("definitions/sources.yaml", kMarketsSources));
+    ARROW_RETURN_NOT_OK(write("definitions/feature_views.yaml", kMarketsFeatureViews));
+    ARROW_RETURN_NOT_OK(write("definitions/feature_services.yaml", kMarketsFeatureServices));
+    ARROW_RETURN_NOT_OK(write("definitions/pipelines.yaml", kMarketsPipelines));
+    SampleTradesOptions trades;
+    trades.seed = options.seed;
+    trades.anchor_s = anchor_s;
+    ARROW_ASSIGN_OR_RAISE(auto messages, GenerateSampleTrades(trades));
+    std::string jsonl;
+    jsonl.reserve(messages.size() * 160);
+    for (const auto& m : messages) (jsonl += m.json) += '\n';
+    fs::create_directories(root / "data", ec);
+    if (ec) return arrow::Status::IOError("cannot create ", (root / "data").string());
+    ARROW_RETURN_NOT_OK(write("data/trades.jsonl", jsonl));
+    return result;
+  }
   ARROW_RETURN_NOT_OK(write("definitions/entities.yaml", kEntities));
   ARROW_RETURN_NOT_OK(write("definitions/sources.yaml", kSources));
   ARROW_RETURN_NOT_OK(write("definitions/feature_views.yaml", kFeatureViews));
@@ -307,10 +580,7 @@ arrow::Result<InitResult> InitRepository(const std::string& dir, const InitOptio
   SampleDataOptions sample;
   sample.customers = options.customers;
   sample.seed = options.seed;
-  const int64_t as_of_ms = options.as_of_ms ? *options.as_of_ms
-                           : options.clock  ? options.clock->NowMillis()
-                                            : Clock::System()->NowMillis();
-  sample.anchor_s = as_of_ms >= 0 ? as_of_ms / 1000 : -((-as_of_ms + 999) / 1000);
+  sample.anchor_s = anchor_s;
   ARROW_ASSIGN_OR_RAISE(auto summary, WriteSampleData((root / "data").string(), sample));
   for (const auto& [file, rows] : summary) result.files_written.push_back("data/" + file);
   return result;

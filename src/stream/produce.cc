@@ -1,8 +1,12 @@
-// `stratalake stream produce`: lines of a file as Kafka messages (tests, demos).
+// `stratalake stream produce` (lines of a file) and `stream produce-sample`:
+// messages into a Kafka topic (tests, demos), optionally paced.
 #include <librdkafka/rdkafka.h>
 #include <rapidjson/document.h>
 
+#include <algorithm>
 #include <atomic>
+#include <chrono>
+#include <functional>
 #include <fstream>
 #include <iostream>
 #include <string>
@@ -64,7 +68,9 @@ arrow::Status EnsureTopic(rd_kafka_t* rk, const std::string& topic, int32_t part
 
 }  // namespace
 
-arrow::Result<int64_t> ProduceLines(const ProduceOptions& options, const std::string& path) {
+arrow::Result<int64_t> ProduceMessages(
+    const ProduceOptions& options,
+    const std::function<bool(std::string* key, std::string* value)>& next) {
   if (options.brokers.empty()) {
     return UserError(ErrorKind::kDefinitionError, "produce: no brokers (give --brokers)");
   }
@@ -72,12 +78,8 @@ arrow::Result<int64_t> ProduceLines(const ProduceOptions& options, const std::st
   if (options.partitions < 1) {
     return UserError(ErrorKind::kDefinitionError, "produce: --partitions must be at least 1");
   }
-  std::ifstream file;
-  std::istream* in = &std::cin;
-  if (path != "-") {
-    file.open(path);
-    if (!file) return UserError(ErrorKind::kFileNotFound, "cannot read '" + path + "'");
-    in = &file;
+  if (!(options.messages_per_second >= 0)) {
+    return UserError(ErrorKind::kDefinitionError, "produce: --rate must be 0 or more");
   }
   ARROW_ASSIGN_OR_RAISE(auto conf, MakeConf({{"bootstrap.servers", options.brokers},
                                              {"enable.idempotence", "true"},
@@ -90,28 +92,25 @@ arrow::Result<int64_t> ProduceLines(const ProduceOptions& options, const std::st
   ARROW_RETURN_NOT_OK(EnsureTopic(rk.get(), options.topic, options.partitions));
   g_failed = 0;
   int64_t produced = 0;
-  std::string line;
-  while (std::getline(*in, line)) {
-    if (line.empty()) continue;
-    std::string key;
-    if (!options.key_field.empty()) {
-      rapidjson::Document d;
-      d.Parse(line.data(), line.size());
-      if (!d.HasParseError() && d.IsObject()) {
-        auto it = d.FindMember(options.key_field.c_str());
-        if (it != d.MemberEnd()) {
-          if (it->value.IsString()) {
-            key = it->value.GetString();
-          } else if (it->value.IsInt64()) {
-            key = std::to_string(it->value.GetInt64());
-          }
-        }
+  std::string key, value;
+  const auto started = std::chrono::steady_clock::now();
+  while (next(&key, &value)) {
+    if (options.messages_per_second > 0) {
+      // Message i leaves no earlier than i / rate seconds after the first.
+      const auto due = started + std::chrono::duration_cast<std::chrono::steady_clock::duration>(
+                                     std::chrono::duration<double>(
+                                         static_cast<double>(produced) /
+                                         options.messages_per_second));
+      for (auto now = std::chrono::steady_clock::now(); now < due;
+           now = std::chrono::steady_clock::now()) {
+        const auto wait = std::chrono::duration_cast<std::chrono::milliseconds>(due - now);
+        rd_kafka_poll(rk.get(), static_cast<int>(std::clamp<int64_t>(wait.count(), 0, 50)));
       }
     }
     while (true) {
       rd_kafka_resp_err_t err =
           rd_kafka_producev(rk.get(), RD_KAFKA_V_TOPIC(options.topic.c_str()),
-                            RD_KAFKA_V_VALUE(line.data(), line.size()),
+                            RD_KAFKA_V_VALUE(value.data(), value.size()),
                             RD_KAFKA_V_KEY(key.empty() ? nullptr : key.data(), key.size()),
                             RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_END);
       if (err == RD_KAFKA_RESP_ERR__QUEUE_FULL) {
@@ -131,6 +130,40 @@ arrow::Result<int64_t> ProduceLines(const ProduceOptions& options, const std::st
                                   " message(s) were refused by Kafka: ", g_first_error);
   }
   return produced;
+}
+
+arrow::Result<int64_t> ProduceLines(const ProduceOptions& options, const std::string& path) {
+  std::ifstream file;
+  std::istream* in = &std::cin;
+  if (path != "-") {
+    file.open(path);
+    if (!file) return UserError(ErrorKind::kFileNotFound, "cannot read '" + path + "'");
+    in = &file;
+  }
+  std::string line;
+  return ProduceMessages(options, [&](std::string* key, std::string* value) {
+    while (std::getline(*in, line)) {
+      if (line.empty()) continue;
+      key->clear();
+      if (!options.key_field.empty()) {
+        rapidjson::Document d;
+        d.Parse(line.data(), line.size());
+        if (!d.HasParseError() && d.IsObject()) {
+          auto it = d.FindMember(options.key_field.c_str());
+          if (it != d.MemberEnd()) {
+            if (it->value.IsString()) {
+              *key = it->value.GetString();
+            } else if (it->value.IsInt64()) {
+              *key = std::to_string(it->value.GetInt64());
+            }
+          }
+        }
+      }
+      *value = line;
+      return true;
+    }
+    return false;
+  });
 }
 
 }  // namespace stratalake::stream
