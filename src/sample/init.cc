@@ -107,7 +107,7 @@ sources:
       - {name: non_negative_dwell, expr: "dwell_ms >= 0"}
 
   - name: customer_daily_stats
-    description: Daily customer aggregates computed by the nightly pipeline.
+    description: Daily customer aggregates, computed from orders and clicks by gold_customer_daily_stats (pipelines.yaml).
     path: gold/customer_daily_stats
     timestamp_field: event_ts
     created_timestamp_field: computed_ts
@@ -223,12 +223,15 @@ transformations:
     sql: SELECT * FROM bronze.orders
 
   - name: silver_clicks
-    description: Click events without exact duplicates.
+    description: One row per click (a page view of a session at a time); a click sent twice keeps one copy.
     output: silver.clicks
-    sql: SELECT DISTINCT * FROM bronze.clicks
+    mode: merge
+    keys: [session_id, event_ts, page]
+    order_by: event_ts
+    sql: SELECT * FROM bronze.clicks
 
   - name: gold_customer_value
-    description: Lifetime value, 30-day spend, 7-day clicks and spend rank per customer.
+    description: Lifetime value, 30-day spend, 7-day clicks and click rate (per day), spend rank.
     output: gold.customer_value
     schema:
       - {name: customer_id, type: int64, nullable: false}
@@ -237,6 +240,7 @@ transformations:
       - {name: spend_30d, type: float64}
       - {name: last_order_ts, type: timestamp}
       - {name: clicks_7d, type: int64}
+      - {name: click_rate_7d, type: float64}
       - {name: spend_rank, type: int64}
     sql: |
       WITH o AS (
@@ -253,9 +257,77 @@ transformations:
         WHERE event_ts >= (SELECT max(event_ts) FROM silver.clicks) - INTERVAL 7 DAY
         GROUP BY customer_id)
       SELECT o.*, coalesce(c.clicks_7d, 0) AS clicks_7d,
+             coalesce(c.clicks_7d, 0) / 7 AS click_rate_7d,
              rank() OVER (ORDER BY lifetime_value DESC) AS spend_rank
       FROM o LEFT JOIN c USING (customer_id)
       ORDER BY customer_id
+
+  # The daily aggregates customer_stats serves, point-in-time correct: each day's row
+  # sees every order as it was known at that midnight (its latest version ingested by
+  # then, from bronze: silver keeps only the latest), so a training set never sees a
+  # correction before it happened. data/customer_daily_stats.parquet holds the same rows
+  # (the generator's own computation; tests check that they are equal).
+  - name: gold_customer_daily_stats
+    description: Per customer and day, 7- and 30-day orders and spend, 7-day clicks and dwell.
+    output: gold.customer_daily_stats
+    schema:
+      - {name: customer_id, type: int64, nullable: false}
+      - {name: event_ts, type: timestamp, nullable: false}
+      - {name: orders_7d, type: int64}
+      - {name: spend_7d, type: float64}
+      - {name: orders_30d, type: int64}
+      - {name: spend_30d, type: float64}
+      - {name: clicks_7d, type: int64}
+      - {name: avg_dwell_7d, type: float64}
+      - {name: days_since_last_order, type: int32}
+      - {name: computed_ts, type: timestamp}
+    sql: |
+      WITH days AS (
+        SELECT unnest(generate_series(
+                 date_trunc('day', min(order_ts)) + INTERVAL 1 DAY,
+                 date_trunc('day', max(order_ts)) + INTERVAL 1 DAY, INTERVAL 1 DAY)) AS day_end
+        FROM bronze.orders),
+      grid AS (
+        SELECT c.customer_id, d.day_end
+        FROM (SELECT customer_id, min(signup_ts) AS signup_ts
+              FROM bronze.customers GROUP BY customer_id) c
+        JOIN days d ON c.signup_ts < d.day_end),
+      known AS (
+        SELECT g.customer_id, g.day_end, o.amount, o.status, o.order_ts
+        FROM grid g JOIN bronze.orders o
+          ON o.customer_id = g.customer_id AND o.ingested_ts <= g.day_end
+        QUALIFY row_number() OVER (PARTITION BY g.customer_id, g.day_end, o.order_id
+                                   ORDER BY o.ingested_ts DESC) = 1),
+      ord AS (
+        SELECT customer_id, day_end,
+               count(*) FILTER (WHERE order_ts > day_end - INTERVAL 7 DAY) AS orders_7d,
+               sum(round(amount * 100)) FILTER (WHERE order_ts > day_end - INTERVAL 7 DAY) AS cents_7d,
+               count(*) FILTER (WHERE order_ts > day_end - INTERVAL 30 DAY) AS orders_30d,
+               sum(round(amount * 100)) FILTER (WHERE order_ts > day_end - INTERVAL 30 DAY) AS cents_30d,
+               max(order_ts) AS last_order_ts
+        FROM known
+        WHERE status NOT IN ('cancelled', 'refunded')
+        GROUP BY ALL),
+      clk AS (
+        SELECT g.customer_id, g.day_end, count(*) AS clicks_7d, sum(c.dwell_ms) AS dwell_7d
+        FROM grid g JOIN silver.clicks c
+          ON c.customer_id = g.customer_id AND c.event_ts > g.day_end - INTERVAL 7 DAY
+         AND c.event_ts <= g.day_end
+        GROUP BY ALL)
+      SELECT g.customer_id, g.day_end AS event_ts,
+             coalesce(o.orders_7d, 0) AS orders_7d,
+             coalesce(o.cents_7d, 0) / 100 AS spend_7d,
+             coalesce(o.orders_30d, 0) AS orders_30d,
+             coalesce(o.cents_30d, 0) / 100 AS spend_30d,
+             coalesce(k.clicks_7d, 0) AS clicks_7d,
+             k.dwell_7d / k.clicks_7d AS avg_dwell_7d,
+             CAST(date_diff('second', o.last_order_ts, g.day_end) // 86400 AS INTEGER)
+               AS days_since_last_order,
+             g.day_end + INTERVAL 2 HOUR AS computed_ts
+      FROM grid g
+      LEFT JOIN ord o USING (customer_id, day_end)
+      LEFT JOIN clk k USING (customer_id, day_end)
+      ORDER BY event_ts, customer_id
 )YAML";
 
 // ---- the markets template ------------------------------------------------------
