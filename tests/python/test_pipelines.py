@@ -248,14 +248,17 @@ def test_killed_run_leaves_the_table_as_it_was(tmp_path: Path):
 
 def test_init_sample_pipelines_match_pandas(tmp_path: Path):
     """`stratalake init`'s pipelines.yaml on its sample data: silver keeps the latest
-    correction of each order, gold's lifetime value and rank match pandas."""
+    correction of each order, gold's lifetime value and rank match pandas (the daily stats
+    are checked in test_samples.py)."""
     repo = tmp_path / "shop"
     subprocess.run([str(BIN), "init", str(repo), "--customers", "40"], check=True,
                    capture_output=True)
+    sl(repo, "ingest", "customers", str(repo / "data" / "customers.csv"))
     sl(repo, "ingest", "orders", str(repo / "data" / "orders.csv"))
     sl(repo, "ingest", "clicks", str(repo / "data" / "clicks.jsonl"), "--quarantine")
     runs = json.loads(sl(repo, "run", "--all", "--json").stdout)
-    assert [r["name"] for r in runs] == ["silver_orders", "silver_clicks", "gold_customer_value"]
+    assert [r["name"] for r in runs] == ["silver_orders", "silver_clicks", "gold_customer_value",
+                                         "gold_customer_daily_stats"]
     bronze_df = stratalake.DeltaTable(str(repo / "lake" / "bronze" / "orders")).to_pandas()
     latest = (bronze_df.sort_values(["order_id", "ingested_ts"])
               .groupby("order_id", as_index=False).tail(1))
@@ -275,4 +278,4 @@ def test_init_sample_pipelines_match_pandas(tmp_path: Path):
     assert gold["lifetime_value"].round(6).tolist() == ltv.round(6).tolist()
     assert gold["spend_rank"].tolist() == ltv.rank(method="min", ascending=False).astype(int).tolist()
     runs = json.loads(sl(repo, "run", "--all", "--json").stdout)
-    assert [r["noop"] for r in runs] == [True, True, True]
+    assert [r["noop"] for r in runs] == [True, True, True, True]
