@@ -1,17 +1,21 @@
 #!/usr/bin/env bash
 # The end-to-end demo on the embedded default (a local folder, no servers):
 #  1. a feature repository: `stratalake init` in a temporary folder, apply the
-#     definitions to the registry, ingest the sample data into bronze/silver/gold
-#     Delta tables (quarantining malformed rows), edit a definition, plan, apply,
+#     definitions to the registry, ingest the sample data into bronze/silver
+#     Delta tables (quarantining malformed rows), run the SQL pipelines bronze ->
+#     silver -> gold, edit a definition, plan, apply,
 #     look at both registry versions, build and save a point-in-time-correct
 #     training set and recreate it exactly after new data arrived, materialize
 #     the online store (and repair it after a DELETE), push live rows, and query
 #     the feature server over HTTP;
 #  2. the Delta engine: create, write, update, merge, time-travel, optimize and
 #     vacuum a table, then show that delta-rs (the `deltalake` package) reads it;
-#  3. streaming: a real Kafka broker (scripts/kafka.sh), a kafka source, trades
-#     produced to its topic, `stratalake stream` writing them online and exactly
-#     once to bronze, dead letters, a clean stop and a restart.
+#  3. a trading model on streamed market data: `stratalake init --template
+#     markets`, a real Kafka broker (scripts/kafka.sh), generated trades produced
+#     to its topic (`stream produce-sample`), `stratalake stream` writing them
+#     online and exactly once to bronze while they arrive, a clean stop and a
+#     restart, dead letters, SQL pipelines to gold features and labels, a
+#     training set, and online == offline.
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
@@ -34,11 +38,10 @@ step "clicks (JSON lines) hold 4 malformed rows: the load is refused, nothing is
   bash -c "'$S' ingest clicks data/clicks.jsonl || true"
 step "with --quarantine the good rows load and the bad ones go to a quarantine table" \
   "$S" ingest clicks data/clicks.jsonl --quarantine
-step "ingest the daily feature aggregates (Parquet) into gold" "$S" ingest customer_daily_stats data/customer_daily_stats.parquet
 step "ingest the churn labels (Parquet) into silver" "$S" ingest churn_labels data/churn_labels.parquet
 step "pipelines: what would run, bronze -> silver -> gold (definitions/pipelines.yaml)" \
   "$S" run --all --plan
-step "run them: one Delta commit each, in dependency order" "$S" run --all
+step "run them: one Delta commit each, in dependency order (gold.customer_daily_stats feeds customer_stats)" "$S" run --all
 step "SQL over the lake: the top customers by lifetime value" \
   "$S" sql "SELECT customer_id, lifetime_value, clicks_7d, spend_rank FROM gold.customer_value ORDER BY spend_rank LIMIT 5"
 step "the offline store's tables" "$S" tables
@@ -165,88 +168,87 @@ step "delta-rs (the deltalake package) reads the same table" \
   .venv/bin/python -c "import deltalake; t = deltalake.DeltaTable('$table'); import pyarrow as pa; n = pa.table(deltalake.QueryBuilder().register('t', t).execute('SELECT count(*) AS n FROM t').read_all())['n'][0].as_py(); print('deltalake sees version', t.version(), 'with', n, 'rows')"
 printf '\nDemo table left at %s\n' "$table"
 
-printf '\n\033[1m######## Part 3: streaming from Kafka ########\033[0m\n'
+printf '\n\033[1m######## Part 3: a trading model on streamed market data ########\033[0m\n'
 # A real broker (Apache Kafka in KRaft mode, scripts/kafka.sh), stopped however the demo ends.
 kafka_dir="$(mktemp -d)"
 trap '"$root/scripts/kafka.sh" stop "$kafka_dir" || true' EXIT
 step "start a throwaway Kafka broker" "$root/scripts/kafka.sh" start "$kafka_dir"
 brokers="127.0.0.1:$(cat "$kafka_dir/port")"
 srepo="$work/markets"
-mkdir -p "$srepo/definitions"
-cat >"$srepo/stratalake.yaml" <<'YAML'
-project: markets
-offline_store: lake
-online_store: {type: embedded, path: .stratalake/online}
-registry: .stratalake/registry.db
-definitions: [definitions]
-YAML
-cat >"$srepo/definitions/markets.yaml" <<'YAML'
-entities:
-  - name: symbol
-    join_keys: [{name: symbol, type: string}]
-sources:
-  - name: trades
-    type: kafka
-    path: bronze/trades
-    timestamp_field: ts
-    schema:
-      - {name: symbol, type: string}
-      - {name: ts, type: timestamp}
-      - {name: price, type: float64}
-      - {name: qty, type: float64}
-      - {name: side, type: string}
-    kafka:
-      brokers: ${KAFKA_BROKERS}
-      topic: trades
-      columns: {price: p, qty: q}
-      allowed_lateness: 30s
-feature_views:
-  - name: last_trade
-    entities: [symbol]
-    source: trades
-    features:
-      - {name: price, type: float64}
-      - {name: qty, type: float64}
-      - {name: side, type: string}
-YAML
+step "a repository for a trading model: generated BTCUSDT/ETHUSDT trades, a kafka source, SQL features" \
+  "$S" init "$srepo" --template markets
 cd "$srepo"
 export KAFKA_BROKERS="$brokers"
-step "a kafka source: its topic lands in bronze/trades, features go online as they arrive" \
-  cat definitions/markets.yaml
+step "the kafka source: its topic lands in bronze/trades, last_trade goes online as trades arrive" \
+  sed -n '/- name: trades/,/allowed_lateness/p' definitions/sources.yaml
 step "apply" "$S" apply
-# 50,000 BTCUSDT/ETHUSDT-like trades (a random walk), then 3 malformed messages and a late one.
-python3 - >trades.jsonl <<'PY'
-import json, random
-rng = random.Random(7)
-px = {"BTCUSDT": 65000.0, "ETHUSDT": 3400.0}
-t = 1_767_225_600.0
-for i in range(50_000):
-    s = "BTCUSDT" if i % 3 else "ETHUSDT"
-    px[s] *= 1 + rng.gauss(0, 0.0004)
-    t += rng.expovariate(50)
-    print(json.dumps({"symbol": s, "ts": round(t, 6), "p": round(px[s], 2),
-                      "q": round(rng.expovariate(2), 4), "side": rng.choice(["buy", "sell"])}))
-print('{"symbol": "BTCUSDT", "ts": oops}')
-print(json.dumps({"symbol": "BTCUSDT", "ts": t, "p": "a lot", "q": 1, "side": "buy"}))
-print(json.dumps({"ts": t, "p": 1.0, "q": 1.0, "side": "buy"}))
-print(json.dumps({"symbol": "ETHUSDT", "ts": t - 3600, "p": 1.0, "q": 1.0, "side": "buy"}))
-PY
-step "produce them to the topic (3 partitions, keyed by symbol)" \
-  "$S" stream produce trades.jsonl --topic trades --partitions 3 --key symbol --brokers "$brokers"
+# The producer creates the topic, then sends the trades at 10,000 a second; the
+# stream starts a moment later and reads them as they come.
+"$S" stream produce-sample --rate 10000 --partitions 2 >produce.out 2>&1 &
+producer_pid=$!
+trap 'kill "$producer_pid" "${stream_pid:-}" 2>/dev/null || true; "$root/scripts/kafka.sh" stop "$kafka_dir" || true' EXIT
+printf '\n\033[1m== produce the trades (stream produce-sample --rate 10000) and stream them\033[0m\n'
+sleep 1
 "$S" stream --commit-interval-ms 500 >stream.out 2>stream.err &
 stream_pid=$!
-sleep 3
-step "while the stream runs: the latest trade per symbol, online" \
+sleep 1.5
+step "while the trades stream in: the latest trade per symbol, online" \
   "$S" get-online --features last_trade --entity symbol=BTCUSDT,ETHUSDT
-step "stop it with SIGTERM: it commits what it read, then exits" kill -TERM "$stream_pid"
+sleep 1
+step "a second later: newer trades" \
+  "$S" get-online --features last_trade --entity symbol=BTCUSDT,ETHUSDT
+wait "$producer_pid"
+cat produce.out
+step "stop the stream with SIGTERM: it commits what it read, then exits" kill -TERM "$stream_pid"
 wait "$stream_pid"
 cat stream.out
-step "bronze holds every good trade once, with its partition and offset" \
-  "$S" table read lake/bronze/trades --limit 3
-step "the malformed and late messages, with their raw bytes and reasons" \
-  "$S" table read lake/quarantine/trades_dead_letters --columns kafka_partition,kafka_offset,reason
-step "a restart reads nothing again (positions come from the bronze table's txn versions)" \
+step "a restart reads what was left and stops at the end (exactly once: positions are in bronze's commits)" \
   "$S" stream --stop-at-end
+step "two malformed messages" bash -c \
+  "printf '%s\n' '{\"symbol\": \"BTCUSDT\", \"ts\": oops}' '{\"symbol\": \"ETHUSDT\", \"trade_id\": 1, \"ts\": \"2026-01-01T00:00:00Z\", \"price\": \"a lot\"}' | '$S' stream produce - --topic trades --brokers '$brokers'"
+step "the stream quarantines them with their raw bytes and reasons" "$S" stream --stop-at-end
+"$S" table read lake/quarantine/trades_dead_letters --columns kafka_partition,kafka_offset,reason
+step "bronze -> silver -> gold (definitions/pipelines.yaml): returns, lags, spreads, windows, labels" \
+  "$S" run --all
+step "features per trade: returns, the 5-trade lag, the 30-trade volume average, spread and its regime" \
+  "$S" sql "SELECT symbol, trade_id, price, ret_1, price_lag5, volume_ma30, spread_bps, spread_regime FROM gold.trade_features WHERE trade_id > 5 ORDER BY ts DESC LIMIT 4"
+step "labels: the return 10 seconds after each trade" \
+  "$S" sql "SELECT symbol, ts, fut_ret_10s FROM gold.trade_labels" --output labels.parquet
+step "a training set: the labels joined point-in-time with the trade_model service" \
+  "$S" get-historical --entities labels.parquet --timestamp-column ts \
+  --feature-service trade_model --output train.parquet
+"$root/.venv/bin/python" -c "import pyarrow.parquet as pq; print(pq.read_table('train.parquet').to_pandas().sample(4, random_state=1).T.to_string())"
+step "materialize the gold features into the online store" \
+  "$S" materialize "$(date -u -d '3 days ago' +%Y-%m-%dT00:00:00Z)" now
+# Offline at the end of the data vs online now: the same values, feature by feature.
+"$S" get-online --feature-service trade_model --entity symbol=BTCUSDT,ETHUSDT --json >online.json
+"$S" get-online --features last_trade --entity symbol=BTCUSDT,ETHUSDT --json >online_last.json
+"$root/.venv/bin/python" - "$(date -u +%Y-%m-%dT00:00:00Z)" <<'PY'
+import sys, pyarrow as pa, pyarrow.parquet as pq, datetime as dt
+end = dt.datetime.fromisoformat(sys.argv[1].replace("Z", "+00:00"))
+pq.write_table(pa.table({"symbol": ["BTCUSDT", "ETHUSDT"],
+                         "ts": pa.array([end, end], pa.timestamp("us", tz="UTC"))}), "at_end.parquet")
+PY
+"$S" get-historical --entities at_end.parquet --timestamp-column ts --feature-service trade_model \
+  --output offline.parquet >/dev/null
+cat > agree.py <<'PY'
+import json, pyarrow.parquet as pq
+def online(path):
+    r = json.load(open(path))
+    names = r["metadata"]["feature_names"]
+    return [dict(zip(names, row)) for row in zip(*[x["values"] for x in r["results"]])]
+offline = pq.read_table("offline.parquet").to_pylist()
+checked = 0
+for on, off in zip(online("online.json"), offline):
+    for name, value in on.items():
+        assert value == off[name], (on["symbol"], name, value, off[name])
+        checked += 1
+print(f"online == offline: {checked} values of trade_model for BTCUSDT and ETHUSDT agree")
+for row in online("online_last.json"):
+    print(f"  {row['symbol']}: last trade {row['trade_id']} at {row['price']} ({row['side']}), streamed online")
+PY
+step "online (served now) and offline (a training row at the end of the data) agree" \
+  "$root/.venv/bin/python" agree.py
 cd "$root"
 "$root/scripts/kafka.sh" stop "$kafka_dir"
 trap - EXIT

@@ -84,8 +84,8 @@ arrow::Status CmdInit(const Args& a) {
         << "  #   KAFKA_BROKERS=HOST:PORT stratalake stream --stop-at-end\n"
         << "  stratalake run --all                               # bronze -> silver -> gold\n"
         << "  stratalake sql \"SELECT * FROM gold.trade_labels\" --output labels.parquet\n"
-        << "  stratalake get-historical --entities labels.parquet --feature-service "
-           "trade_model --output train.parquet\n";
+        << "  stratalake get-historical --entities labels.parquet --timestamp-column ts "
+           "--feature-service trade_model --output train.parquet\n";
     return arrow::Status::OK();
   }
   std::cout
