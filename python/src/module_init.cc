@@ -18,8 +18,8 @@ namespace stratalake::python {
 
 namespace {
 
-nb::dict Init(const std::string& dir, const std::string& project, int64_t customers,
-              uint64_t seed, const std::string& template_name) {
+nb::dict Init(const std::string& dir, const std::string& project, int64_t customers, uint64_t seed,
+              const std::string& template_name) {
   repo::InitOptions o;
   o.project = project;
   o.template_name = template_name;

@@ -33,7 +33,8 @@ std::vector<Command> OnlineCommands();
 std::vector<Command> ServeCommands();  // serve (serve_cmd.cc)
 std::vector<Command> FeastCommands();  // serve-offline, import-feast (feast_cmds.cc)
 std::vector<Command> StreamCommands();  // stream, stream produce (stream_cmds.cc)
-arrow::Status CmdProduceSample(const Args& a);  // stream produce-sample (sample_cmds.cc)
+/// stream produce-sample (sample_cmds.cc).
+arrow::Status CmdProduceSample(const Args& a);
 /// sql, run (pipeline_cmds.cc).
 std::vector<Command> PipelineCommands();
 

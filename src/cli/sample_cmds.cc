@@ -53,14 +53,14 @@ arrow::Status CmdProduceSample(const Args& a) {
   t.anchor_s = as_of_ms >= 0 ? as_of_ms / 1000 : -((-as_of_ms + 999) / 1000);
   ARROW_ASSIGN_OR_RAISE(auto trades, repo::GenerateSampleTrades(t));
   size_t i = 0;
-  ARROW_ASSIGN_OR_RAISE(auto n, stream::ProduceMessages(o, [&](std::string* key,
-                                                               std::string* value) {
-    if (i == trades.size()) return false;
-    *key = trades[i].key;
-    *value = std::move(trades[i].json);
-    ++i;
-    return true;
-  }));
+  ARROW_ASSIGN_OR_RAISE(auto n,
+                        stream::ProduceMessages(o, [&](std::string* key, std::string* value) {
+                          if (i == trades.size()) return false;
+                          *key = trades[i].key;
+                          *value = std::move(trades[i].json);
+                          ++i;
+                          return true;
+                        }));
   if (a.Has("--json")) {
     std::cout << "{\"produced\":" << n << "}\n";
   } else {

@@ -72,11 +72,11 @@ void AppendMillis(int64_t ms, std::string* out) {
   const int64_t y = yoe + era * 400 + (m <= 2 ? 1 : 0);
   const int64_t secs = rem / 1000;
   char buf[40];
-  int n = std::snprintf(buf, sizeof buf, "%04lld-%02lld-%02lldT%02lld:%02lld:%02lld.%03lldZ",
-                        static_cast<long long>(y), static_cast<long long>(m),
-                        static_cast<long long>(d), static_cast<long long>(secs / 3600),
-                        static_cast<long long>(secs / 60 % 60), static_cast<long long>(secs % 60),
-                        static_cast<long long>(rem % 1000));
+  int n =
+      std::snprintf(buf, sizeof buf, "%04lld-%02lld-%02lldT%02lld:%02lld:%02lld.%03lldZ",
+                    static_cast<long long>(y), static_cast<long long>(m), static_cast<long long>(d),
+                    static_cast<long long>(secs / 3600), static_cast<long long>(secs / 60 % 60),
+                    static_cast<long long>(secs % 60), static_cast<long long>(rem % 1000));
   out->append(buf, static_cast<size_t>(n));
 }
 

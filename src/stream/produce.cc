@@ -6,8 +6,8 @@
 #include <algorithm>
 #include <atomic>
 #include <chrono>
-#include <functional>
 #include <fstream>
+#include <functional>
 #include <iostream>
 #include <string>
 
@@ -98,9 +98,8 @@ arrow::Result<int64_t> ProduceMessages(
     if (options.messages_per_second > 0) {
       // Message i leaves no earlier than i / rate seconds after the first.
       const auto due = started + std::chrono::duration_cast<std::chrono::steady_clock::duration>(
-                                     std::chrono::duration<double>(
-                                         static_cast<double>(produced) /
-                                         options.messages_per_second));
+                                     std::chrono::duration<double>(static_cast<double>(produced) /
+                                                                   options.messages_per_second));
       for (auto now = std::chrono::steady_clock::now(); now < due;
            now = std::chrono::steady_clock::now()) {
         const auto wait = std::chrono::duration_cast<std::chrono::milliseconds>(due - now);
