@@ -32,12 +32,12 @@ std::string StatusLine(const stream::StreamStats& s, int64_t elapsed_ms) {
   char buf[256];
   snprintf(buf, sizeof(buf),
            "read %lld  committed %lld  quarantined %lld  online %lld  lag %s  %.0f rows/s  "
-           "last commit %.0f ms",
+           "last commit %.0f ms  batch p99 %.0f ms",
            static_cast<long long>(s.messages), static_cast<long long>(s.rows_committed),
            static_cast<long long>(s.quarantined), static_cast<long long>(s.online_rows),
            known ? std::to_string(lag).c_str() : "?",
            s.rows_per_second > 0 ? s.rows_per_second : s.messages / secs,
-           s.last_commit_seconds * 1000);
+           s.last_commit_seconds * 1000, s.batch_latency.Quantile(0.99) * 1000);
   return buf;
 }
 
@@ -133,7 +133,9 @@ std::vector<Command> StreamCommands() {
           "malformed or late messages go to quarantine/<source>_dead_letters. Runs until "
           "SIGTERM or Ctrl-C (then commits what it read), or with --stop-at-end until every "
           "partition is read to its end. --metrics-port serves Prometheus metrics (lag per "
-          "partition, rows/s, commit time, quarantined) on 127.0.0.1. `stream produce` sends each "
+          "partition, rows/s, batch and commit latency histograms, quarantined per source) on "
+          "127.0.0.1 (`stratalake serve --stream` puts them on the feature server's /metrics). "
+          "On a terminal a status line on stderr shows the same, live. `stream produce` sends each "
           "line of a file as one "
           "message (brokers also from STRATALAKE_KAFKA_BROKERS).",
           "stratalake stream trades --brokers 127.0.0.1:9092",
