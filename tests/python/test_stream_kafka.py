@@ -6,11 +6,13 @@ dead letters with their reasons, online values, and a clean stop on SIGTERM.
 STRATALAKE_TEST_KAFKA_BROKERS; run alone, this module starts (and stops) one itself."""
 from __future__ import annotations
 
+import collections
 import json
 import os
 import socket
 import urllib.request
 import random
+import re
 import signal
 import subprocess
 import tempfile
@@ -138,53 +140,63 @@ def trade(i: int, seconds: int | None = None) -> str:
 
 
 def test_exactly_once_across_sigkill_while_producing(brokers, tmp_path):
-    """8 SIGKILLs of the consumer at random points while 12,000 messages arrive in 24 batches
-    over 3 partitions: afterwards bronze holds each message exactly once, at its offset."""
+    """20 SIGKILLs of the consumer at random points (start-up, reading, committing) while
+    20,000 messages arrive in 40 batches over 3 partitions: afterwards bronze holds each
+    message exactly once, at its offset. The kill points, commit intervals and batch sizes
+    come from a seed that is printed (and in every assertion message); rerun a failure with
+    STRATALAKE_TEST_SEED=<seed>."""
+    seed = int(os.environ.get("STRATALAKE_TEST_SEED") or random.randrange(1 << 32))
+    print(f"exactly-once seed: {seed} (rerun with STRATALAKE_TEST_SEED={seed})")
+    why = f"seed {seed}"
     topic = "trades-" + uuid.uuid4().hex[:8]
     repo = make_repo(tmp_path / "repo", topic)
-    n, batches = 12_000, 24
+    n, batches = 20_000, 40
     per = n // batches
     produce(brokers, topic, [trade(i) for i in range(per)], tmp_path / "b0.jsonl", partitions=3)
+    rng = random.Random(seed)
+    pauses = [rng.uniform(0.0, 0.3) for _ in range(1, batches)]
 
     def producer():
         for b in range(1, batches):
             produce(brokers, topic, [trade(i) for i in range(b * per, (b + 1) * per)],
                     tmp_path / f"b{b}.jsonl")
-            time.sleep(0.05)
+            time.sleep(pauses[b - 1])
 
     t = threading.Thread(target=producer)
     t.start()
-    rng = random.Random(21)
     kills = 0
     try:
-        while kills < 8:
+        while kills < 20:
             proc = subprocess.Popen([str(BIN), "stream", "--commit-interval-ms",
-                                     str(rng.choice([50, 100, 300])), "--max-batch-rows",
-                                     str(rng.choice([200, 1000, 5000])), "--repo", str(repo)],
+                                     str(rng.choice([20, 50, 100, 300])), "--max-batch-rows",
+                                     str(rng.choice([100, 200, 1000, 5000])), "--repo", str(repo)],
                                     env=stream_env(brokers), stdout=subprocess.DEVNULL,
                                     stderr=subprocess.PIPE)
-            time.sleep(rng.uniform(0.3, 1.5))
-            assert proc.poll() is None, proc.stderr.read().decode()
+            time.sleep(rng.uniform(0.05, 1.2))
+            assert proc.poll() is None, f"{why}: {proc.stderr.read().decode()}"
             proc.send_signal(signal.SIGKILL)
             proc.wait()
             kills += 1
     finally:
         t.join()
     stats = run_to_end(repo, brokers)
-    assert stats["quarantined"] == 0
+    assert stats["quarantined"] == 0, why
     rows = read_table(repo, "bronze/trades", tmp_path)
     seqs = sorted(r["seq"] for r in rows)
-    assert seqs == list(range(n))  # every message, none twice
+    missing = sorted(set(range(n)) - set(seqs))[:10]
+    twice = sorted(s for s, k in collections.Counter(seqs).items() if k > 1)[:10]
+    assert seqs == list(range(n)), f"{why}: missing {missing}, twice {twice}"  # exactly once
     by_partition: dict[int, list[int]] = {}
     for r in rows:
         by_partition.setdefault(r["_kafka_partition"], []).append(r["_kafka_offset"])
-    assert sorted(by_partition) == [0, 1, 2]
+    assert sorted(by_partition) == [0, 1, 2], why
     for offsets in by_partition.values():
-        assert sorted(offsets) == list(range(len(offsets)))  # each offset once, none skipped
+        # each offset once, none skipped
+        assert sorted(offsets) == list(range(len(offsets))), why
     # A restart with nothing new commits nothing.
     again = run_to_end(repo, brokers)
-    assert again["rows_committed"] == 0 and again["messages"] == 0
-    assert len(read_table(repo, "bronze/trades", tmp_path)) == n
+    assert again["rows_committed"] == 0 and again["messages"] == 0, why
+    assert len(read_table(repo, "bronze/trades", tmp_path)) == n, why
 
 
 def test_dead_letters_keep_the_message_and_say_why(brokers, tmp_path):
@@ -278,13 +290,19 @@ def test_online_values_and_a_clean_stop_on_sigterm(brokers, tmp_path):
     assert not (repo / "lake" / "bronze" / "trades" / "_delta_log").exists()
     # ...which the metrics say too: 4 read, none committed, nothing left to read.
     url = f"http://127.0.0.1:{metrics_port}/metrics"
-    while "stratalake_stream_messages_total 4\n" not in (text := fetch(url)):
+    while 'stratalake_stream_messages_total{source="trades"} 4\n' not in (text := fetch(url)):
         assert time.time() < deadline, text
         time.sleep(0.2)
-    assert "stratalake_stream_rows_committed_total 0\n" in text
-    assert "stratalake_stream_online_rows_total 4\n" in text
+    assert 'stratalake_stream_rows_committed_total{source="trades"} 0\n' in text
+    assert 'stratalake_stream_online_rows_total{source="trades"} 4\n' in text
+    assert 'stratalake_stream_quarantined_total{source="trades"} 0\n' in text
     assert 'stratalake_stream_lag{source="trades",partition="0"} 0\n' in text
     assert "# TYPE stratalake_stream_rows_per_second gauge\n" in text
+    # Nothing committed yet: no batch latency; the online write latency of the polls.
+    assert "stratalake_stream_batch_latency_seconds_count 0\n" in text
+    assert 'stratalake_stream_batch_latency_seconds_bucket{le="+Inf"} 0\n' in text
+    assert "# TYPE stratalake_stream_online_latency_seconds histogram\n" in text
+    assert_prometheus(text)
     proc.send_signal(signal.SIGTERM)
     out, err = proc.communicate(timeout=30)
     assert proc.returncode == 0, err
@@ -293,6 +311,97 @@ def test_online_values_and_a_clean_stop_on_sigterm(brokers, tmp_path):
     rows = read_table(repo, "bronze/trades", tmp_path)
     assert sorted(r["seq"] for r in rows) == [10, 20, 25, 30]
     assert run_to_end(repo, brokers)["messages"] == 0
+
+
+def assert_prometheus(text: str) -> None:
+    """Every line of `text` is a comment (# HELP / # TYPE) or a sample `name{labels} value`
+    of a declared metric, and histogram buckets are cumulative and end in +Inf = _count."""
+    declared: dict[str, str] = {}
+    buckets: dict[str, list[float]] = {}
+    counts: dict[str, float] = {}
+    for line in text.splitlines():
+        if line.startswith("# TYPE "):
+            _, _, name, kind = line.split(" ")
+            assert kind in ("counter", "gauge", "histogram"), line
+            declared[name] = kind
+            continue
+        if line.startswith("# HELP "):
+            continue
+        m = re.fullmatch(r'([a-z_:][a-z0-9_:]*)(\{[a-z_]+="[^"]*"(,[a-z_]+="[^"]*")*\})? (\S+)',
+                         line)
+        assert m, f"not a Prometheus sample: {line!r}"
+        name, value = m.group(1), float(m.group(4))
+        base = re.sub(r"_(bucket|sum|count)$", "", name)
+        assert name in declared or declared.get(base) == "histogram", f"undeclared: {line!r}"
+        # One histogram per set of labels other than le.
+        labels = re.sub(r',?le="[^"]*"', "", m.group(2) or "").replace("{,", "{")
+        series = base + ("" if labels == "{}" else labels)
+        if name.endswith("_bucket") and declared.get(base) == "histogram":
+            assert 'le="' in (m.group(2) or ""), line
+            buckets.setdefault(series, []).append(value)
+        if name.endswith("_count") and declared.get(base) == "histogram":
+            counts[series] = value
+    assert buckets, "no histograms"
+    for series, values in buckets.items():
+        assert values == sorted(values), f"{series}: buckets not cumulative: {values}"
+        assert values[-1] == counts[series], series
+
+
+def test_serve_with_the_stream_inside_serves_it_and_its_metrics(brokers, tmp_path):
+    """`stratalake serve --stream`: one process serves /get-online-features and runs the
+    stream; the server's /metrics has the server's metrics and the stream's."""
+    topic = "serve-" + uuid.uuid4().hex[:8]
+    repo = make_repo(tmp_path / "repo", topic)
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    proc = subprocess.Popen([str(BIN), "serve", "--port", str(port), "--stream",
+                             "--commit-interval-ms", "100", "--repo", str(repo)],
+                            env=stream_env(brokers), stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    try:
+        lines = [trade(i) for i in range(100)] + ["not json"]
+        produce(brokers, topic, lines, tmp_path / "in.jsonl", partitions=2)
+
+        def post_online() -> list | None:
+            body = json.dumps({"features": ["last_trade:price"],
+                               "entities": {"account_id": [49, 7]}}).encode()
+            req = urllib.request.Request(f"http://127.0.0.1:{port}/get-online-features", body,
+                                         {"Content-Type": "application/json"})
+            try:
+                with urllib.request.urlopen(req, timeout=5) as r:
+                    return json.loads(r.read())["results"][1]["values"]
+            except OSError:
+                return None
+
+        deadline = time.time() + 60
+        url = f"http://127.0.0.1:{port}/metrics"
+        while True:
+            assert proc.poll() is None, proc.stderr.read()
+            assert time.time() < deadline, post_online()
+            values = post_online()
+            if values is not None and None not in values and \
+                    [float(v) for v in values] == [199.0, 157.0]:
+                text = fetch(url)
+                if 'stratalake_stream_rows_committed_total{source="trades"} 100\n' in text and \
+                        'stratalake_stream_quarantined_total{source="trades"} 1\n' in text:
+                    break
+            time.sleep(0.2)
+        # The server's own metrics and the stream's, in one valid exposition.
+        assert "# TYPE stratalake_requests_total counter\n" in text
+        assert 'stratalake_stream_messages_total{source="trades"} 101\n' in text
+        assert 'stratalake_stream_online_rows_total{source="trades"} 100\n' in text
+        assert 'stratalake_stream_lag{source="trades",partition="0"} 0\n' in text
+        assert 'stratalake_stream_lag{source="trades",partition="1"} 0\n' in text
+        count = re.search(r"^stratalake_stream_batch_latency_seconds_count (\d+)$", text, re.M)
+        assert count and int(count.group(1)) >= 1, text
+        assert_prometheus(text)
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 0, err
+    rows = read_table(repo, "bronze/trades", tmp_path)
+    assert sorted(r["seq"] for r in rows) == list(range(100))
 
 
 def test_bad_definitions_and_unknown_sources_are_clear_errors(brokers, tmp_path):
@@ -314,8 +423,9 @@ def test_bad_definitions_and_unknown_sources_are_clear_errors(brokers, tmp_path)
 
 
 def test_a_broker_restart_loses_nothing(tmp_path):
-    """The broker (its own, not the suite's) restarts while the stream runs: the consumer
-    reconnects by itself, and every message before and after is committed exactly once."""
+    """The broker (its own, not the suite's) restarts while the stream runs and while a
+    producer writes: the consumer reconnects by itself, and every message before, during and
+    after the restart is committed exactly once by the same process."""
     folder = tmp_path / "kafka"
     script = ["bash", str(ROOT / "scripts" / "kafka.sh")]
     brokers = subprocess.run([*script, "start", str(folder)], check=True, capture_output=True,
@@ -334,22 +444,42 @@ def test_a_broker_restart_loses_nothing(tmp_path):
             return None if results is None else results[1]["values"][0]
 
         def wait_for_price(account: int, price: float):
-            deadline = time.time() + 60
+            deadline = time.time() + 90
             while online_seq_price(account) != price:
                 assert proc.poll() is None, proc.stderr.read()
                 assert time.time() < deadline, online_seq_price(account)
                 time.sleep(0.2)
 
         wait_for_price(49, 100.0 + 1999)  # the last message of the first batch
-        time.sleep(0.5)  # let a commit happen before the restart
+        # One producer (it connects now, while the broker is up) writes 4,000 more messages
+        # in 40 slices over about 4 s; the broker restarts in the middle of them. The
+        # producer is idempotent and retries, so each is in the topic once.
+        producer = subprocess.Popen([str(BIN), "stream", "produce", "-", "--topic", topic,
+                                     "--brokers", brokers, "--key", "account_id", "--json"],
+                                    stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                    stderr=subprocess.PIPE, text=True)
+
+        def write_slices():
+            for k in range(40):
+                producer.stdin.write("".join(trade(i) + "\n"
+                                             for i in range(2000 + k * 100, 2100 + k * 100)))
+                producer.stdin.flush()
+                time.sleep(0.1)
+
+        writer = threading.Thread(target=write_slices)
+        writer.start()
+        time.sleep(1.0)
         subprocess.run([*script, "restart", str(folder)], check=True, capture_output=True)
-        produce(brokers, topic, [trade(i) for i in range(2000, 4000)], tmp_path / "b.jsonl")
-        wait_for_price(49, 100.0 + 3999)  # read after the restart, by the same process
+        writer.join()
+        out, err = producer.communicate(timeout=120)  # closes its stdin: the end
+        assert producer.returncode == 0, err
+        assert json.loads(out) == {"produced": 4000}
+        wait_for_price(49, 100.0 + 5999)  # read after the restart, by the same process
         proc.send_signal(signal.SIGTERM)
         out, err = proc.communicate(timeout=30)
         assert proc.returncode == 0, err
-        assert json.loads(out.strip().splitlines()[-1])["rows_committed"] == 4000
+        assert json.loads(out.strip().splitlines()[-1])["rows_committed"] == 6000
         rows = read_table(repo, "bronze/trades", tmp_path)
-        assert sorted(r["seq"] for r in rows) == list(range(4000))
+        assert sorted(r["seq"] for r in rows) == list(range(6000))
     finally:
         subprocess.run([*script, "stop", str(folder)], check=False)
