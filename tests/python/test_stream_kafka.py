@@ -7,6 +7,7 @@ STRATALAKE_TEST_KAFKA_BROKERS; run alone, this module starts (and stops) one its
 from __future__ import annotations
 
 import collections
+import datetime as dt
 import json
 import os
 import socket
@@ -252,6 +253,48 @@ def test_dead_letters_keep_the_message_and_say_why(brokers, tmp_path):
     assert run_to_end(repo, brokers)["messages"] == 0
     assert len(read_table(repo, "quarantine/trades_dead_letters", tmp_path)) == 10
     assert len(read_table(repo, "bronze/trades", tmp_path)) == 3
+
+
+def test_values_decode_as_ingestion_converts_them(brokers, tmp_path):
+    """Common JSON values go straight into typed columns, the rest through their text and
+    ingestion's conversion, in one batch: both give the values (and the reasons) that the
+    text path alone gave before (checked against it when the direct path was added)."""
+    topic = "values-" + uuid.uuid4().hex[:8]
+    repo = make_repo(tmp_path / "repo", topic, lateness="1000000d")
+    lines = [
+        '{"account_id": 1, "ts": 1767225600.5, "seq": 1, "px": 5, "side": "buy"}',
+        '{"account_id": 2, "ts": "2026-01-01T00:00:01.25Z", "seq": 2, "px": 1.1, "side": "s"}',
+        '{"account_id": 3, "ts": 1767225602, "seq": 3.0, "px": 1, "side": ""}',
+        '{"account_id": 4, "ts": "2026-01-01 00:00:03", "seq": -9223372036854775808, '
+        '"px": 0.1e-300, "side": "\\u00e9"}',
+        '{"account_id": 5, "ts": 1767225604, "seq": 18446744073709551615, "px": 1}',
+        '{"account_id": 6, "ts": "NA", "seq": 6, "px": 1e308, "side": "x"}',
+        '{"account_id": 7.5, "ts": 1767225606, "seq": 7, "px": 2, "side": "x"}',
+        '{"account_id": 8, "ts": 1767225607.123456789, "seq": 8, "px": 3.141592653589793238}',
+        '{"account_id": 9, "ts": -1.5, "seq": 9, "px": 12345678901234567890, "side": "x"}',
+        '{"account_id": 12, "ts": "2026-01-01T00:00:12+01:00", "seq": 1e3, "px": 1}',
+    ]
+    produce(brokers, topic, lines, tmp_path / "in.jsonl")
+    assert run_to_end(repo, brokers)["rows_committed"] == 5
+    utc = dt.timezone.utc
+    rows = sorted(read_table(repo, "bronze/trades", tmp_path), key=lambda r: r["_kafka_offset"])
+    assert [(r["account_id"], r["ts"], r["seq"], r["price"], r["side"]) for r in rows] == [
+        (1, dt.datetime(2026, 1, 1, 0, 0, 0, 500000, utc), 1, 5.0, "buy"),
+        (2, dt.datetime(2026, 1, 1, 0, 0, 1, 250000, utc), 2, 1.1, "s"),
+        (4, dt.datetime(2026, 1, 1, 0, 0, 3, tzinfo=utc), -9223372036854775808,
+         9.999999999999999e-302, "\u00e9"),
+        (8, dt.datetime(2026, 1, 1, 0, 0, 7, 123457, utc), 8, 3.141592653589793, None),
+        (9, dt.datetime(1969, 12, 31, 23, 59, 58, 500000, utc), 9, 1.2345678901234567e19, "x"),
+    ]
+    dead = sorted(read_table(repo, "quarantine/trades_dead_letters", tmp_path),
+                  key=lambda r: r["kafka_offset"])
+    assert [(r["kafka_offset"], r["reason"]) for r in dead] == [
+        (2, "wrong type: field 'seq': value '3.0' is not a valid int64"),
+        (4, "wrong type: field 'seq': value '18446744073709551615' is out of range for int64"),
+        (5, "missing event time: no value for 'ts'"),
+        (6, "wrong type: field 'account_id': value '7.5' is not a valid int64"),
+        (9, "wrong type: field 'seq': value '1000.0' is not a valid int64"),
+    ]
 
 
 def test_online_values_and_a_clean_stop_on_sigterm(brokers, tmp_path):
