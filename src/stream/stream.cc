@@ -21,6 +21,7 @@
 #include <cmath>
 #include <cstdlib>
 #include <ctime>
+#include <future>
 #include <iostream>
 #include <limits>
 #include <map>
@@ -331,6 +332,28 @@ struct PartitionState {
   std::chrono::steady_clock::time_point batch_started;
 };
 
+// One partition's pending messages, handed to a commit.
+struct PartitionBatch {
+  int32_t id = 0;
+  int64_t last = -1;  // its last offset: the txn version of the commit
+  std::vector<DeadLetter> dead;
+  std::vector<std::shared_ptr<arrow::Table>> rows;
+  std::chrono::steady_clock::time_point started;  // its first message read
+};
+
+// What a commit did; taken in on the stream's thread (SourceStream::Wait).
+struct CommitResult {
+  arrow::Status status;
+  std::vector<std::pair<int32_t, int64_t>> dead_committed;    // partition, version
+  std::vector<std::pair<int32_t, int64_t>> bronze_committed;  // partition, version
+  int64_t quarantined = 0;
+  int64_t rows_committed = 0;
+  int64_t commits = 0;
+  LatencyHistogram commit_latency;
+  LatencyHistogram batch_latency;
+  double seconds = 0;
+};
+
 class SourceStream {
  public:
   SourceStream(const repo::FeatureRepository& repo, const registry::RegistryState& state,
@@ -347,8 +370,14 @@ class SourceStream {
   /// Reads what arrives within `timeout_ms` (at most a few thousand messages),
   /// decodes it and writes it online.
   arrow::Status Poll(int timeout_ms);
-  /// Commits every partition's pending rows and dead letters.
+  /// Hands every partition's pending rows and dead letters to a commit on
+  /// another thread (after waiting for the previous one), so that reading and
+  /// online writes go on while Delta commits. A commit's error is returned by
+  /// the next Commit() or Wait().
   arrow::Status Commit();
+  /// Waits for the commit in flight, if any, and takes in what it committed.
+  arrow::Status Wait();
+  double last_commit_seconds() const { return last_commit_seconds_; }
   bool AtEnd() const {
     for (const auto& [id, p] : parts_) {
       if (!p.at_end) return false;
@@ -366,6 +395,7 @@ class SourceStream {
  private:
   arrow::Status Decode(PartitionState& p, std::vector<RawMessage> msgs);
   arrow::Status RecoverWatermarks();
+  arrow::Status WriteBatches(std::vector<PartitionBatch> batches, CommitResult* out) const;
 
   const repo::FeatureRepository& repo_;
   const registry::RegistryState& state_;
@@ -386,6 +416,10 @@ class SourceStream {
   bool has_online_views_ = false;
   KafkaHandle rk_;
   std::map<int32_t, PartitionState> parts_;
+  double last_commit_seconds_ = 0;
+  // Last: destroyed first, which waits for a commit still in flight (it uses
+  // the members above).
+  std::future<CommitResult> inflight_;
 };
 
 arrow::Status SourceStream::Start() {
@@ -717,10 +751,54 @@ arrow::Status SourceStream::Decode(PartitionState& p, std::vector<RawMessage> ms
 }
 
 arrow::Status SourceStream::Commit() {
+  ARROW_RETURN_NOT_OK(Wait());
+  std::vector<PartitionBatch> batches;
   for (auto& [id, p] : parts_) {
     if (p.pending_last < 0) continue;
-    const int64_t last = p.pending_last;
-    if (!p.dead.empty()) {
+    PartitionBatch b;
+    b.id = id;
+    b.last = p.pending_last;
+    b.dead = std::move(p.dead);
+    b.rows = std::move(p.rows);
+    b.started = p.batch_started;
+    batches.push_back(std::move(b));
+    p.dead.clear();
+    p.rows.clear();
+    p.pending_rows = 0;
+    p.pending_last = -1;
+  }
+  if (batches.empty()) return arrow::Status::OK();
+  inflight_ = std::async(std::launch::async, [this, batches = std::move(batches)]() mutable {
+    CommitResult result;
+    auto t0 = std::chrono::steady_clock::now();
+    result.status = WriteBatches(std::move(batches), &result);
+    result.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    return result;
+  });
+  return arrow::Status::OK();
+}
+
+arrow::Status SourceStream::Wait() {
+  if (!inflight_.valid()) return arrow::Status::OK();
+  CommitResult r = inflight_.get();
+  for (const auto& [id, last] : r.dead_committed) parts_[id].dead_committed = last;
+  for (const auto& [id, last] : r.bronze_committed) parts_[id].bronze_committed = last;
+  totals.quarantined += r.quarantined;
+  totals.rows_committed += r.rows_committed;
+  totals.commits += r.commits;
+  totals.commit_latency.Merge(r.commit_latency);
+  totals.batch_latency.Merge(r.batch_latency);
+  last_commit_seconds_ = r.seconds;
+  return r.status;
+}
+
+// On the commit thread: reads only `batches` and what Start() set up.
+arrow::Status SourceStream::WriteBatches(std::vector<PartitionBatch> batches,
+                                         CommitResult* out) const {
+  for (auto& b : batches) {
+    const int32_t id = b.id;
+    const int64_t last = b.last;
+    if (!b.dead.empty()) {
       arrow::StringBuilder topic, reason;
       arrow::Int32Builder part;
       arrow::Int64Builder offset;
@@ -729,7 +807,7 @@ arrow::Status SourceStream::Commit() {
       arrow::TimestampBuilder qts(ts_type, arrow::default_memory_pool());
       arrow::BinaryBuilder key, value;
       int64_t now_us = clock_->NowMillis() * 1000;
-      for (const auto& d : p.dead) {
+      for (const auto& d : b.dead) {
         ARROW_RETURN_NOT_OK(topic.Append(topic_));
         ARROW_RETURN_NOT_OK(part.Append(id));
         ARROW_RETURN_NOT_OK(offset.Append(d.offset));
@@ -755,47 +833,42 @@ arrow::Status SourceStream::Commit() {
       wo.txn = delta::AppTransaction{DeadLetterAppId(src_.name, id), last, std::nullopt};
       auto t0 = std::chrono::steady_clock::now();
       ARROW_ASSIGN_OR_RAISE(auto r, dead->Write(table, wo));
-      totals.commit_latency.Observe(
+      out->commit_latency.Observe(
           std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
       if (!r.noop) {
-        totals.quarantined += table->num_rows();
-        ++totals.commits;
+        out->quarantined += table->num_rows();
+        ++out->commits;
       }
-      p.dead_committed = last;
-      p.dead.clear();
+      out->dead_committed.emplace_back(id, last);
     }
-    if (!p.rows.empty() || last > p.bronze_committed) {
-      // Only dead letters since the last commit: an empty commit still moves the
-      // partition's txn version, so a restart does not read them again.
-      std::shared_ptr<arrow::Table> rows;
-      if (p.rows.empty()) {
-        ARROW_ASSIGN_OR_RAISE(rows, arrow::Table::MakeEmpty(bronze_schema_));
-      } else {
-        ARROW_ASSIGN_OR_RAISE(rows, arrow::ConcatenateTables(p.rows));
-      }
-      ARROW_ASSIGN_OR_RAISE(auto bronze, delta::DeltaTable::ForPath(bronze_uri_));
-      delta::WriteOptions wo;
-      wo.partition_by = partition_by_;
-      wo.txn = delta::AppTransaction{TxnAppId(src_.name, id), last, std::nullopt};
-      auto t0 = std::chrono::steady_clock::now();
-      ARROW_ASSIGN_OR_RAISE(auto r, bronze->Write(rows, wo));
-      auto t1 = std::chrono::steady_clock::now();
-      totals.commit_latency.Observe(std::chrono::duration<double>(t1 - t0).count());
-      totals.batch_latency.Observe(std::chrono::duration<double>(t1 - p.batch_started).count());
-      if (r.noop) {
-        return UserError(ErrorKind::kConcurrentTransaction,
-                         "kafka source '" + src_.name + "', partition " + std::to_string(id) +
-                             ": another writer already committed offset " + std::to_string(last) +
-                             " to " + bronze_uri_ +
-                             " (is a second `stratalake stream` running for this source?)");
-      }
-      totals.rows_committed += rows->num_rows();
-      ++totals.commits;
-      p.bronze_committed = last;
-      p.rows.clear();
-      p.pending_rows = 0;
+    // Always a bronze commit, also when only dead letters came since the last
+    // one: an empty commit still moves the partition's txn version, so a
+    // restart does not read them again.
+    std::shared_ptr<arrow::Table> rows;
+    if (b.rows.empty()) {
+      ARROW_ASSIGN_OR_RAISE(rows, arrow::Table::MakeEmpty(bronze_schema_));
+    } else {
+      ARROW_ASSIGN_OR_RAISE(rows, arrow::ConcatenateTables(b.rows));
     }
-    p.pending_last = -1;
+    ARROW_ASSIGN_OR_RAISE(auto bronze, delta::DeltaTable::ForPath(bronze_uri_));
+    delta::WriteOptions wo;
+    wo.partition_by = partition_by_;
+    wo.txn = delta::AppTransaction{TxnAppId(src_.name, id), last, std::nullopt};
+    auto t0 = std::chrono::steady_clock::now();
+    ARROW_ASSIGN_OR_RAISE(auto r, bronze->Write(rows, wo));
+    auto t1 = std::chrono::steady_clock::now();
+    out->commit_latency.Observe(std::chrono::duration<double>(t1 - t0).count());
+    out->batch_latency.Observe(std::chrono::duration<double>(t1 - b.started).count());
+    if (r.noop) {
+      return UserError(ErrorKind::kConcurrentTransaction,
+                       "kafka source '" + src_.name + "', partition " + std::to_string(id) +
+                           ": another writer already committed offset " + std::to_string(last) +
+                           " to " + bronze_uri_ +
+                           " (is a second `stratalake stream` running for this source?)");
+    }
+    out->rows_committed += rows->num_rows();
+    ++out->commits;
+    out->bronze_committed.emplace_back(id, last);
   }
   return arrow::Status::OK();
 }
@@ -989,9 +1062,9 @@ arrow::Result<StreamStats> RunStream(const repo::FeatureRepository& repo,
   int64_t last_status = last_commit;
   double commit_seconds = 0;
   auto commit_all = [&]() -> arrow::Status {
-    auto t0 = std::chrono::steady_clock::now();
     for (auto& s : streams) ARROW_RETURN_NOT_OK(s->Commit());
-    commit_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    commit_seconds = 0;
+    for (auto& s : streams) commit_seconds = std::max(commit_seconds, s->last_commit_seconds());
     last_commit = clock->NowMillis();
     return arrow::Status::OK();
   };
@@ -1015,8 +1088,10 @@ arrow::Result<StreamStats> RunStream(const repo::FeatureRepository& repo,
       last_status = now;
     }
   }
-  // Stop: commit what was read (SIGTERM, stop_at_end).
+  // Stop: commit what was read (SIGTERM, stop_at_end), and wait for it.
   ARROW_RETURN_NOT_OK(commit_all());
+  for (auto& s : streams) ARROW_RETURN_NOT_OK(s->Wait());
+  for (auto& s : streams) commit_seconds = std::max(commit_seconds, s->last_commit_seconds());
   StreamStats final_stats = status(commit_seconds);
   if (options.on_status) options.on_status(final_stats);
   return final_stats;
