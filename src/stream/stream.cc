@@ -228,6 +228,7 @@ class ColumnDecoder {
       direct_ = arrow::MakeBuilder(type_).ValueOr(nullptr);
       if (!direct_) kind_ = Kind::kText;
     }
+    // Reserving is a hint: a failed allocation shows again at the first Append.
     if (direct_) (void)direct_->Reserve(rows);
     (void)is_text_.Reserve(rows);
   }

@@ -10,10 +10,12 @@ import collections
 import datetime as dt
 import json
 import os
+import pty
 import socket
 import urllib.request
 import random
 import re
+import select
 import signal
 import subprocess
 import tempfile
@@ -445,6 +447,41 @@ def test_serve_with_the_stream_inside_serves_it_and_its_metrics(brokers, tmp_pat
     assert proc.returncode == 0, err
     rows = read_table(repo, "bronze/trades", tmp_path)
     assert sorted(r["seq"] for r in rows) == list(range(100))
+
+
+def test_a_live_status_line_on_a_terminal_only(brokers, tmp_path):
+    """On a terminal the stream redraws one status line on stderr (read, committed,
+    quarantined, online, lag, rows/s, last commit, batch p99); elsewhere it prints none."""
+    topic = "tty-" + uuid.uuid4().hex[:8]
+    repo = make_repo(tmp_path / "repo", topic)
+    produce(brokers, topic, [trade(i) for i in range(50)] + ["oops"], tmp_path / "in.jsonl")
+    controller, terminal = pty.openpty()
+    proc = subprocess.Popen([str(BIN), "stream", "--commit-interval-ms", "100", "--repo",
+                             str(repo)], env=stream_env(brokers), stdout=subprocess.PIPE,
+                            stderr=terminal, stdin=subprocess.DEVNULL)
+    os.close(terminal)
+    seen = b""
+    want = re.compile(rb"\r\x1b\[2Kread 51  committed 50  quarantined 1  online 50  lag 0  "
+                      rb"\d+ rows/s  last commit \d+ ms  batch p99 \d+ ms")
+    try:
+        deadline = time.time() + 60
+        while not want.search(seen):
+            assert proc.poll() is None and time.time() < deadline, seen
+            ready, _, _ = select.select([controller], [], [], 0.2)
+            if ready:
+                seen += os.read(controller, 4096)
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        out, _ = proc.communicate(timeout=30)
+        os.close(controller)
+    assert proc.returncode == 0
+    assert out.decode().startswith("stream stopped: read 51  committed 50  quarantined 1")
+    # Not a terminal: no status line, only the summary.
+    again = subprocess.run([str(BIN), "stream", "--stop-at-end", "--repo", str(repo)],
+                           env=stream_env(brokers), capture_output=True, text=True)
+    assert again.returncode == 0, again.stderr
+    assert "\x1b[2K" not in again.stderr and "rows/s" not in again.stderr
+    assert again.stdout.startswith("stream stopped: read 0  committed 0")
 
 
 def test_bad_definitions_and_unknown_sources_are_clear_errors(brokers, tmp_path):
