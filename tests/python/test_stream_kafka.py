@@ -491,6 +491,16 @@ def test_bad_definitions_and_unknown_sources_are_clear_errors(brokers, tmp_path)
                           text=True, env=stream_env(brokers))
     assert proc.returncode != 0
     assert "no kafka source 'nope' in the registry (kafka sources: trades)" in proc.stderr
+    # Inside the server: the stream's error stops the server and is its exit status.
+    proc = subprocess.run([str(BIN), "serve", "--port", "0", "--stream-sources", "nope",
+                           "--repo", str(repo)], capture_output=True, text=True,
+                          env=stream_env(brokers), timeout=60)
+    assert proc.returncode != 0
+    assert "no kafka source 'nope' in the registry (kafka sources: trades)" in proc.stderr
+    proc = subprocess.run([str(BIN), "serve", "--port", "0", "--brokers", "x:1", "--repo",
+                           str(repo)], capture_output=True, text=True, timeout=60)
+    assert proc.returncode != 0
+    assert "--brokers is an option of --stream" in proc.stderr
     bad = tmp_path / "bad"
     make_repo(bad, topic)
     defs = (bad / "definitions" / "defs.yaml").read_text()
