@@ -153,6 +153,9 @@ struct ProduceOptions {
   /// A JSON field whose value becomes the message key (same key, same partition);
   /// empty: no key (messages spread over the partitions).
   std::string key_field;
+  /// Each line is the message's bytes in base64 (binary messages: Avro);
+  /// not with key_field.
+  bool base64 = false;
 };
 
 /// Produces every non-empty line of `path` ("-" = stdin) as one message, as it

@@ -55,6 +55,8 @@ arrow::Status CmdProduce(const Args& a) {
   ARROW_ASSIGN_OR_RAISE(auto parts, IntOpt(a, "--partitions", 1));
   o.partitions = static_cast<int32_t>(parts);
   o.key_field = a.GetOr("--key", "");
+  o.base64 = a.Has("--base64");
+  if (o.base64 && !o.key_field.empty()) return UsageError("--key cannot go with --base64");
   ARROW_ASSIGN_OR_RAISE(auto n, stream::ProduceLines(o, a.positional[1]));
   if (a.Has("--json")) {
     std::cout << "{\"produced\":" << n << "}\n";
@@ -126,7 +128,7 @@ std::vector<Command> StreamCommands() {
           "stratalake stream [SOURCE...] [--brokers HOST:PORT] [--commit-interval-ms N] "
           "[--max-batch-rows N] [--stop-at-end] [--metrics-port N] [--repo DIR] [--json]\n"
           "       stratalake stream produce FILE.jsonl|- --topic T [--brokers HOST:PORT] "
-          "[--partitions N] [--key FIELD]",
+          "[--partitions N] [--key FIELD | --base64]",
           "Consume the Kafka topics of kafka sources (default: all): every micro-batch is "
           "appended to the source's bronze Delta table exactly once (its offsets are in the "
           "same commit), every event is written to the online store as it arrives, and "
@@ -136,12 +138,12 @@ std::vector<Command> StreamCommands() {
           "partition, rows/s, batch and commit latency histograms, quarantined per source) on "
           "127.0.0.1 (`stratalake serve --stream` puts them on the feature server's /metrics). "
           "On a terminal a status line on stderr shows the same, live. `stream produce` sends each "
-          "line of a file as one "
-          "message (brokers also from STRATALAKE_KAFKA_BROKERS).",
+          "line of a file as one message (--base64: each line is the message's bytes in base64, "
+          "e.g. Avro; brokers also from STRATALAKE_KAFKA_BROKERS).",
           "stratalake stream trades --brokers 127.0.0.1:9092",
           {"--brokers", "--commit-interval-ms", "--max-batch-rows", "--metrics-port", "--topic",
            "--partitions", "--key"},
-          {"--stop-at-end"}, CmdStream),
+          {"--stop-at-end", "--base64"}, CmdStream),
   };
 }
 

@@ -7,6 +7,8 @@
 #include <iostream>
 #include <string>
 
+#include <arrow/util/base64.h>
+
 #include "common/errors.h"
 #include "stratalake/status.h"
 #include "stratalake/stream.h"
@@ -90,9 +92,24 @@ arrow::Result<int64_t> ProduceLines(const ProduceOptions& options, const std::st
   ARROW_RETURN_NOT_OK(EnsureTopic(rk.get(), options.topic, options.partitions));
   g_failed = 0;
   int64_t produced = 0;
+  if (options.base64 && !options.key_field.empty()) {
+    return UserError(ErrorKind::kDefinitionError,
+                     "produce: --key reads a JSON field, so it cannot go with --base64");
+  }
   std::string line;
+  int64_t line_no = 0;
   while (std::getline(*in, line)) {
+    ++line_no;
+    if (options.base64 && !line.empty() && line.back() == '\r') line.pop_back();
     if (line.empty()) continue;
+    if (options.base64) {
+      std::string bytes = arrow::util::base64_decode(line);
+      if (bytes.empty()) {
+        return UserError(ErrorKind::kDataRejected, "produce: line " + std::to_string(line_no) +
+                                                       " of '" + path + "' is not base64");
+      }
+      line = std::move(bytes);
+    }
     std::string key;
     if (!options.key_field.empty()) {
       rapidjson::Document d;

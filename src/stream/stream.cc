@@ -21,6 +21,8 @@
 #include <cmath>
 #include <cstdlib>
 #include <ctime>
+#include <filesystem>
+#include <fstream>
 #include <future>
 #include <iostream>
 #include <limits>
@@ -40,6 +42,7 @@
 #include "stratalake/repo.h"
 #include "stratalake/status.h"
 #include "stratalake/stream.h"
+#include "stream/avro.h"
 #include "stream/kafka.h"
 #include "stream/metrics_server.h"
 
@@ -396,6 +399,7 @@ class SourceStream {
  private:
   arrow::Status Decode(PartitionState& p, std::vector<RawMessage> msgs);
   arrow::Status RecoverWatermarks();
+  arrow::Status StartAvro();
   arrow::Status WriteBatches(std::vector<PartitionBatch> batches, CommitResult* out) const;
 
   const repo::FeatureRepository& repo_;
@@ -411,6 +415,8 @@ class SourceStream {
   std::shared_ptr<arrow::Schema> schema_;         // declared columns
   std::shared_ptr<arrow::Schema> bronze_schema_;  // and the partition and offset
   std::vector<std::string> json_fields_;          // per declared column
+  std::optional<AvroRecordReader> avro_;          // format avro / avro-confluent
+  bool avro_confluent_ = false;
   std::string ts_column_;
   std::vector<std::string> required_;  // join keys fed by views, event time
   std::vector<std::string> partition_by_;
@@ -456,6 +462,13 @@ arrow::Status SourceStream::Start() {
       return UserError(ErrorKind::kDefinitionError,
                        "kafka source '" + src_.name + "': column '" + f->name() + "': " + why);
     }
+  }
+  if (src_.kafka.format == "avro" || src_.kafka.format == "avro-confluent") {
+    ARROW_RETURN_NOT_OK(StartAvro());
+  } else if (src_.kafka.format != "json" && !src_.kafka.format.empty()) {
+    return UserError(ErrorKind::kDefinitionError, "kafka source '" + src_.name +
+                                                      "': unknown format '" + src_.kafka.format +
+                                                      "' (formats: json, avro, avro-confluent)");
   }
   ts_column_ =
       src_.timestamp_field.empty() ? repo_.config().default_timestamp_field : src_.timestamp_field;
@@ -558,6 +571,43 @@ arrow::Status SourceStream::Start() {
   return arrow::Status::OK();
 }
 
+// The record schema of an avro source, from the definition or its file; every
+// declared column must have its field in it.
+arrow::Status SourceStream::StartAvro() {
+  std::string text = src_.kafka.avro_schema;
+  std::string from = "its avro_schema";
+  if (!src_.kafka.avro_schema_file.empty()) {
+    std::filesystem::path path(src_.kafka.avro_schema_file);
+    if (path.is_relative()) path = std::filesystem::path(repo_.config().root) / path;
+    from = "its avro_schema_file " + path.string();
+    std::ifstream in(path, std::ios::binary);
+    if (!in) {
+      return UserError(ErrorKind::kDefinitionError, "kafka source '" + src_.name +
+                                                        "': cannot read " + from +
+                                                        " (paths are relative to the "
+                                                        "repository root)");
+    }
+    text.assign(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+  }
+  auto reader = AvroRecordReader::Parse(text);
+  if (!reader.ok()) {
+    return UserError(ErrorKind::kDefinitionError, "kafka source '" + src_.name + "': " + from +
+                                                      ": " + reader.status().message());
+  }
+  for (int c = 0; c < schema_->num_fields(); ++c) {
+    if (!reader->HasField(json_fields_[c])) {
+      return UserError(ErrorKind::kDefinitionError,
+                       "kafka source '" + src_.name + "': column '" + schema_->field(c)->name() +
+                           "' reads field '" + json_fields_[c] + "', which " + from +
+                           " does not have (its fields: " + reader->FieldNames() +
+                           "); map it with kafka.columns");
+    }
+  }
+  avro_ = std::move(*reader);
+  avro_confluent_ = src_.kafka.format == "avro-confluent";
+  return arrow::Status::OK();
+}
+
 // The lateness watermark of each partition is the newest event time among its
 // accepted rows, i.e. the max of the time column in bronze per partition: the
 // same after a restart as it was, so a message is judged late or not the same
@@ -645,9 +695,17 @@ arrow::Status SourceStream::Decode(PartitionState& p, std::vector<RawMessage> ms
   rapidjson::Document d(&pool);
   for (int64_t i = 0; i < n; ++i) {
     pool.Clear();
-    d.Parse(msgs[i].value.data(), msgs[i].value.size());
     int c = 0;
-    if (d.HasParseError()) {
+    if (avro_) {
+      std::string why = avro_->Decode(reinterpret_cast<const uint8_t*>(msgs[i].value.data()),
+                                      msgs[i].value.size(), avro_confluent_, &d);
+      if (!why.empty()) reject[i] = "bad Avro: " + why;
+    } else {
+      d.Parse(msgs[i].value.data(), msgs[i].value.size());
+    }
+    if (reject[i]) {
+      // not a datum of the schema
+    } else if (d.HasParseError()) {
       reject[i] = std::string("bad JSON: ") + rapidjson::GetParseError_En(d.GetParseError()) +
                   " (at byte " + std::to_string(d.GetErrorOffset()) + ")";
     } else if (!d.IsObject()) {

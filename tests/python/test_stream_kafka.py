@@ -6,12 +6,14 @@ dead letters with their reasons, online values, and a clean stop on SIGTERM.
 STRATALAKE_TEST_KAFKA_BROKERS; run alone, this module starts (and stops) one itself."""
 from __future__ import annotations
 
+import base64
 import collections
 import datetime as dt
 import json
 import os
 import pty
 import socket
+import struct
 import urllib.request
 import random
 import re
@@ -297,6 +299,85 @@ def test_values_decode_as_ingestion_converts_them(brokers, tmp_path):
         (6, "wrong type: field 'account_id': value '7.5' is not a valid int64"),
         (9, "wrong type: field 'seq': value '1000.0' is not a valid int64"),
     ]
+
+
+def avro_long(v: int) -> bytes:
+    """Avro's zig-zag varint (written here from the specification: no Avro library in
+    the test environment)."""
+    u = (v << 1) ^ (v >> 63)
+    out = bytearray()
+    while u >= 0x80:
+        out.append((u & 0x7F) | 0x80)
+        u >>= 7
+    out.append(u)
+    return bytes(out)
+
+
+AVRO_TRADE = {"type": "record", "name": "Trade", "fields": [
+    {"name": "account_id", "type": "long"},
+    {"name": "ts", "type": {"type": "long", "logicalType": "timestamp-micros"}},
+    {"name": "seq", "type": "long"},
+    {"name": "px", "type": "double"},
+    {"name": "side", "type": ["null", "string"]}]}
+
+
+def avro_trade(i: int) -> bytes:
+    side = b"buy" if i % 2 else b"sell"
+    return (avro_long(i % 50) + avro_long((1_767_225_600 + i) * 1_000_000 + 250) +
+            avro_long(i) + struct.pack("<d", 100.0 + i) + avro_long(1) + avro_long(len(side)) +
+            side)
+
+
+@pytest.mark.parametrize("framing", ["avro", "avro-confluent"])
+def test_avro_messages_with_a_schema_file(brokers, tmp_path, framing):
+    """format: avro (a bare datum) and avro-confluent (after Confluent's 5-byte header), the
+    record schema in a file of the repository: rows as from JSON, bad data to dead letters."""
+    topic = "avro-" + uuid.uuid4().hex[:8]
+    repo = make_repo(tmp_path / "repo", topic)
+    (repo / "schemas").mkdir()
+    (repo / "schemas" / "trade.avsc").write_text(json.dumps(AVRO_TRADE))
+    defs = repo / "definitions" / "defs.yaml"
+    defs.write_text(defs.read_text().replace(
+        "      columns: {price: px}\n",
+        f"      columns: {{price: px}}\n      format: {framing}\n"
+        "      avro_schema_file: schemas/trade.avsc\n"))
+    cli(repo, "apply")
+    header = b"\0\0\0\0\x07" if framing == "avro-confluent" else b""
+    messages = [header + avro_trade(i) for i in range(20)]
+    messages.insert(5, header + avro_trade(99)[:-2])           # offset 5: truncated
+    messages.insert(9, header + avro_trade(98) + b"\x00")      # offset 9: a byte too many
+    lines = tmp_path / "in.b64"
+    lines.write_text("".join(base64.b64encode(m).decode() + "\n" for m in messages))
+    proc = subprocess.run([str(BIN), "stream", "produce", str(lines), "--base64", "--topic", topic,
+                           "--brokers", brokers, "--json"], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout) == {"produced": 22}
+    assert run_to_end(repo, brokers) == {"messages": 22, "rows_committed": 20, "quarantined": 2,
+                                         "online_rows": 20, "commits": 2}
+    rows = sorted(read_table(repo, "bronze/trades", tmp_path), key=lambda r: r["seq"])
+    utc = dt.timezone.utc
+    assert [(r["account_id"], r["ts"], r["seq"], r["price"], r["side"]) for r in rows] == [
+        (i % 50, dt.datetime(2026, 1, 1, tzinfo=utc) + dt.timedelta(seconds=i, microseconds=250),
+         i, 100.0 + i, "buy" if i % 2 else "sell") for i in range(20)]
+    dead = sorted(read_table(repo, "quarantine/trades_dead_letters", tmp_path),
+                  key=lambda r: r["kafka_offset"])
+    n = len(header) + len(avro_trade(98))
+    assert [(r["kafka_offset"], r["reason"], r["raw_value"]) for r in dead] == [
+        (5, f"bad Avro: field 'side': the datum ends too early (after "
+            f"{len(avro_trade(99)) - 2} bytes)", messages[5]),
+        (9, f"bad Avro: 1 bytes after the record's end (at byte {n - len(header)}): is the "
+            "message of another schema?", messages[9]),
+    ]
+    assert get_online(repo, "account_id=19")[1]["values"] == [119.0]
+    # A column whose field the schema lacks is refused at start, with the fields named.
+    (repo / "schemas" / "trade.avsc").write_text(json.dumps(
+        {**AVRO_TRADE, "fields": [f for f in AVRO_TRADE["fields"] if f["name"] != "seq"]}))
+    proc = subprocess.run([str(BIN), "stream", "--stop-at-end", "--repo", str(repo)],
+                          capture_output=True, text=True, env=stream_env(brokers))
+    assert proc.returncode != 0
+    assert ("kafka source 'trades': column 'seq' reads field 'seq', which its avro_schema_file "
+            f"{repo / 'schemas' / 'trade.avsc'} does not have (its fields: account_id, ts, px, "
+            "side); map it with kafka.columns") in proc.stderr
 
 
 def test_online_values_and_a_clean_stop_on_sigterm(brokers, tmp_path):
