@@ -74,7 +74,16 @@ struct KafkaOptions {
   /// stream starts, so one definition serves every environment.
   std::string brokers;
   std::string topic;
-  std::string format = "json";  // the only format so far: one JSON object per message
+  /// "json": one JSON object per message; "avro": one Avro binary datum of the
+  /// record schema below; "avro-confluent": the same after Confluent's 5-byte
+  /// header (magic byte 0, schema id), as Confluent's serializers write it.
+  std::string format = "json";
+  /// The Avro record schema (its JSON text) of an avro format, given in the
+  /// definition...
+  std::string avro_schema;
+  /// ...or a file holding it (e.g. exported from a schema registry), relative
+  /// to the repository root; read when the stream starts.
+  std::string avro_schema_file;
   /// Declared column -> JSON field of the message, for columns whose field has
   /// another name (default: the column's own name).
   std::map<std::string, std::string> columns;

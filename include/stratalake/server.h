@@ -31,6 +31,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -81,6 +82,11 @@ struct ServerOptions {
   // stay ordinary. Not with busy_poll_us (a loop that never sleeps would keep
   // its CPU from everything else). 0 = off.
   int realtime_priority = 0;
+  // More Prometheus text appended to GET /metrics, e.g. the metrics of a
+  // stream that runs in the same process (`stratalake serve --stream`,
+  // stream::MetricsText). Called on an event loop: it must be quick and
+  // thread-safe. Null = none.
+  std::function<std::string()> extra_metrics;
 };
 
 class FeatureServer {

@@ -57,6 +57,31 @@ struct PartitionStatus {
   int64_t end_offset = -1;        // the partition's high watermark when last known (-1: unknown)
 };
 
+/// A Prometheus-style histogram of durations in seconds (cumulative buckets
+/// are computed when written out).
+struct LatencyHistogram {
+  /// Upper bounds of the buckets, in seconds; one more bucket holds the rest.
+  static constexpr double kBounds[] = {0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25,
+                                       0.5,   1,     2.5,  5,     10,   30,  60};
+  static constexpr int kNumBounds = sizeof(kBounds) / sizeof(kBounds[0]);
+  int64_t counts[kNumBounds + 1] = {};  // per bucket (not cumulative)
+  int64_t count = 0;
+  double sum = 0;
+  void Observe(double seconds);
+  void Merge(const LatencyHistogram& other);
+  /// The upper bound of the bucket that holds quantile `q` (0..1); 0 when empty.
+  double Quantile(double q) const;
+};
+
+struct SourceStats {
+  std::string source;
+  int64_t messages = 0;        // read from Kafka
+  int64_t rows_committed = 0;  // appended to the bronze table
+  int64_t quarantined = 0;     // appended to the dead-letter table
+  int64_t online_rows = 0;     // written to the online store
+  int64_t commits = 0;         // Delta commits (bronze and dead letters)
+};
+
 struct StreamStats {
   int64_t messages = 0;            // read from Kafka
   int64_t rows_committed = 0;      // appended to bronze tables
@@ -65,8 +90,28 @@ struct StreamStats {
   int64_t commits = 0;             // Delta commits (bronze and dead letters)
   double last_commit_seconds = 0;  // how long the last round of commits took
   double rows_per_second = 0;      // messages read per second over the last status interval
+  /// Per micro-batch of a partition: from when its first message was read to
+  /// when it was durable in the bronze table (the offline staleness the
+  /// commit interval buys).
+  LatencyHistogram batch_latency;
+  /// Per Delta commit (bronze or dead letters): how long the commit took.
+  LatencyHistogram commit_latency;
+  /// Per poll: from reading messages to their rows being written online.
+  LatencyHistogram online_latency;
+  std::vector<SourceStats> sources;
   std::vector<PartitionStatus> partitions;
 };
+
+/// `stats` as Prometheus text (exposition format 0.0.4), every name prefixed
+/// stratalake_stream_: per source the counters messages_total,
+/// rows_committed_total, quarantined_total, online_rows_total and commits_total
+/// ({source="..."}); per partition the gauges lag (end offset minus the next
+/// offset to read) and committed_offset ({source, partition}); the gauges
+/// rows_per_second and last_commit_seconds; the histograms
+/// batch_latency_seconds, commit_seconds and online_latency_seconds. What
+/// `--metrics-port` serves and what `stratalake serve --stream` appends to the
+/// feature server's /metrics.
+std::string MetricsText(const StreamStats& stats);
 
 struct StreamOptions {
   /// Kafka sources to stream; empty = every kafka source of the registry.
@@ -83,9 +128,9 @@ struct StreamOptions {
   const std::atomic<bool>* stop = nullptr;
   /// Called about once a second, and once at the end.
   std::function<void(const StreamStats&)> on_status;
-  /// Serve Prometheus metrics (GET /metrics: totals, lag and committed offset per
-  /// partition, rows/s, last commit duration) on 127.0.0.1:PORT while streaming;
-  /// 0 = a free port; -1 (default) = none. `on_metrics_port` is told the port.
+  /// Serve Prometheus metrics (GET /metrics: MetricsText) on 127.0.0.1:PORT
+  /// while streaming, updated about once a second; 0 = a free port; -1
+  /// (default) = none. `on_metrics_port` is told the port.
   int metrics_port = -1;
   std::function<void(int port)> on_metrics_port;
   std::shared_ptr<Clock> clock;  // null = Clock::System()
@@ -111,6 +156,9 @@ struct ProduceOptions {
   /// Send at most this many messages per second (message i leaves i / rate
   /// seconds after the first); 0 = as fast as the client can.
   double messages_per_second = 0;
+  /// Each line is the message's bytes in base64 (binary messages: Avro);
+  /// not with key_field.
+  bool base64 = false;
 };
 
 /// Produces the messages `next` gives (it sets the key, "" = none, and the

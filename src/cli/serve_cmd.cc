@@ -1,15 +1,24 @@
 // `stratalake serve`: the feature server (stratalake/server.h) until SIGTERM.
+#include <pthread.h>
+
+#include <atomic>
+#include <csignal>
 #include <iostream>
+#include <mutex>
 #include <optional>
 #include <set>
 #include <sstream>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include <arrow/api.h>
 #include "commands.h"
+#include "stratalake/online.h"
+#include "stratalake/registry.h"
 #include "stratalake/repo.h"
 #include "stratalake/server.h"
+#include "stratalake/stream.h"
 
 namespace stratalake::cli {
 
@@ -66,13 +75,80 @@ arrow::Status CmdServe(const Args& a) {
   o.realtime_priority = static_cast<int>(rt);
   o.log_requests = a.Has("--log-requests");
   o.handle_signals = true;
+  const bool with_stream = a.Has("--stream") || a.Has("--stream-sources");
+  stream::StreamOptions so;
+  if (with_stream) {
+    if (auto list = a.Get("--stream-sources")) so.sources = SplitCommas(*list);
+    so.brokers = a.GetOr("--brokers", "");
+    ARROW_ASSIGN_OR_RAISE(so.commit_interval_ms, IntOpt(a, "--commit-interval-ms", 1000));
+    ARROW_ASSIGN_OR_RAISE(so.max_batch_rows, IntOpt(a, "--max-batch-rows", 50000));
+    if (so.commit_interval_ms <= 0) return UsageError("--commit-interval-ms must be positive");
+    if (so.max_batch_rows <= 0) return UsageError("--max-batch-rows must be positive");
+  } else {
+    for (const char* key : {"--brokers", "--commit-interval-ms", "--max-batch-rows"}) {
+      if (a.Has(key)) return UsageError(std::string(key) + " is an option of --stream");
+    }
+  }
   ARROW_ASSIGN_OR_RAISE(auto r, repo::FeatureRepository::Open(RepoDir(a)));
   std::shared_ptr<repo::FeatureRepository> shared(std::move(r));
-  ARROW_ASSIGN_OR_RAISE(auto server, server::FeatureServer::Start(shared, o));
+  if (!with_stream) {
+    ARROW_ASSIGN_OR_RAISE(auto server, server::FeatureServer::Start(shared, o));
+    std::cout << "serving " << shared->config().project << " on http://" << o.host << ":"
+              << server->port() << " (online store " << shared->config().online_store_type
+              << "); stop with Ctrl-C or SIGTERM" << std::endl;
+    ARROW_RETURN_NOT_OK(server->Wait());
+    std::cout << "stopped" << std::endl;
+    return arrow::Status::OK();
+  }
+  // The server and a stream in one process, sharing the online store: a streamed
+  // event is served as soon as it is written, and /metrics has the stream's too.
+  // SIGTERM/SIGINT blocked before any thread starts (RocksDB's, librdkafka's):
+  // the server waits for them on its own thread (handle_signals), and a thread
+  // that left them unblocked would take them and die of them.
+  sigset_t stop_signals;
+  sigemptyset(&stop_signals);
+  sigaddset(&stop_signals, SIGTERM);
+  sigaddset(&stop_signals, SIGINT);
+  pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
+  ARROW_ASSIGN_OR_RAISE(auto reg, shared->registry());
+  ARROW_ASSIGN_OR_RAISE(auto state, reg->Load());
+  ARROW_ASSIGN_OR_RAISE(std::unique_ptr<online::OnlineStore> opened,
+                        online::OpenRepositoryStore(*shared));
+  std::shared_ptr<online::OnlineStore> store(std::move(opened));
+  struct Latest {
+    std::mutex mu;
+    std::string text;
+  };
+  auto latest = std::make_shared<Latest>();
+  latest->text = stream::MetricsText({});
+  o.extra_metrics = [latest] {
+    std::lock_guard<std::mutex> lock(latest->mu);
+    return latest->text;
+  };
+  so.on_status = [latest](const stream::StreamStats& st) {
+    std::string text = stream::MetricsText(st);
+    std::lock_guard<std::mutex> lock(latest->mu);
+    latest->text = std::move(text);
+  };
+  std::atomic<bool> stop{false};
+  so.stop = &stop;
+  ARROW_ASSIGN_OR_RAISE(auto server, server::FeatureServer::Start(shared, store, o));
+  arrow::Status stream_status;
+  std::thread streamer([&] {
+    auto result = stream::RunStream(*shared, *state, store.get(), so);
+    if (!result.ok()) {
+      stream_status = result.status();
+      server->Shutdown();  // a server without its stream would serve stale features
+    }
+  });
   std::cout << "serving " << shared->config().project << " on http://" << o.host << ":"
             << server->port() << " (online store " << shared->config().online_store_type
-            << "); stop with Ctrl-C or SIGTERM" << std::endl;
-  ARROW_RETURN_NOT_OK(server->Wait());
+            << ") and streaming its kafka sources; stop with Ctrl-C or SIGTERM" << std::endl;
+  arrow::Status served = server->Wait();
+  stop.store(true);  // commit what was read, then stop
+  streamer.join();
+  ARROW_RETURN_NOT_OK(stream_status);
+  ARROW_RETURN_NOT_OK(served);
   std::cout << "stopped" << std::endl;
   return arrow::Status::OK();
 }
@@ -85,7 +161,9 @@ std::vector<Command> ServeCommands() {
       "stratalake serve [--host 127.0.0.1] [--port 6566] [--threads N] [--max-body-bytes N] "
       "[--max-entity-rows N] [--header-timeout-s S] [--body-timeout-s S] [--idle-timeout-s S] "
       "[--write-timeout-s S] [--max-connection-output-bytes N] "
-      "[--max-queued N] [--busy-poll-us US] [--realtime-priority P] [--log-requests] [--repo DIR]",
+      "[--max-queued N] [--busy-poll-us US] [--realtime-priority P] [--log-requests] "
+      "[--stream [--stream-sources S1,S2] [--brokers HOST:PORT] [--commit-interval-ms N] "
+      "[--max-batch-rows N]] [--repo DIR]",
       "Run the feature server (Feast-compatible HTTP/JSON): POST /get-online-features, /push, "
       "/write-to-online-store, /materialize, /materialize-incremental; GET /health, /metrics. "
       "SIGTERM drains and stops. --log-requests also logs request fields it ignores. "
@@ -103,12 +181,16 @@ std::vector<Command> ServeCommands() {
       "request (lower latency; a whole core per loop while busy: use fewer --threads than "
       "cores). --realtime-priority P (1..99): the loops run at SCHED_FIFO priority P, ahead of "
       "the kernel's housekeeping threads (needs root, CAP_SYS_NICE or ulimit -r; not with "
-      "--busy-poll-us).",
+      "--busy-poll-us). --stream also runs `stratalake stream` in the same process (every kafka "
+      "source, or --stream-sources), sharing the online store, and adds its metrics (lag per "
+      "partition, rows/s, batch latency, quarantined) to /metrics; a stream error stops the "
+      "server.",
       "stratalake serve --port 6566 --threads 1 --busy-poll-us 200",
       {"--host", "--port", "--threads", "--max-body-bytes", "--max-entity-rows",
        "--header-timeout-s", "--body-timeout-s", "--idle-timeout-s", "--write-timeout-s",
-       "--max-connection-output-bytes", "--max-queued", "--busy-poll-us", "--realtime-priority"},
-      {"--log-requests"}, CmdServe)};
+       "--max-connection-output-bytes", "--max-queued", "--busy-poll-us", "--realtime-priority",
+       "--stream-sources", "--brokers", "--commit-interval-ms", "--max-batch-rows"},
+      {"--log-requests", "--stream"}, CmdServe)};
 }
 
 }  // namespace stratalake::cli

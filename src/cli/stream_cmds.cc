@@ -32,12 +32,12 @@ std::string StatusLine(const stream::StreamStats& s, int64_t elapsed_ms) {
   char buf[256];
   snprintf(buf, sizeof(buf),
            "read %lld  committed %lld  quarantined %lld  online %lld  lag %s  %.0f rows/s  "
-           "last commit %.0f ms",
+           "last commit %.0f ms  batch p99 %.0f ms",
            static_cast<long long>(s.messages), static_cast<long long>(s.rows_committed),
            static_cast<long long>(s.quarantined), static_cast<long long>(s.online_rows),
            known ? std::to_string(lag).c_str() : "?",
            s.rows_per_second > 0 ? s.rows_per_second : s.messages / secs,
-           s.last_commit_seconds * 1000);
+           s.last_commit_seconds * 1000, s.batch_latency.Quantile(0.99) * 1000);
   return buf;
 }
 
@@ -55,6 +55,8 @@ arrow::Status CmdProduce(const Args& a) {
   ARROW_ASSIGN_OR_RAISE(auto parts, IntOpt(a, "--partitions", 1));
   o.partitions = static_cast<int32_t>(parts);
   o.key_field = a.GetOr("--key", "");
+  o.base64 = a.Has("--base64");
+  if (o.base64 && !o.key_field.empty()) return UsageError("--key cannot go with --base64");
   ARROW_ASSIGN_OR_RAISE(auto n, stream::ProduceLines(o, a.positional[1]));
   if (a.Has("--json")) {
     std::cout << "{\"produced\":" << n << "}\n";
@@ -127,7 +129,7 @@ std::vector<Command> StreamCommands() {
           "stratalake stream [SOURCE...] [--brokers HOST:PORT] [--commit-interval-ms N] "
           "[--max-batch-rows N] [--stop-at-end] [--metrics-port N] [--repo DIR] [--json]\n"
           "       stratalake stream produce FILE.jsonl|- --topic T [--brokers HOST:PORT] "
-          "[--partitions N] [--key FIELD]\n"
+          "[--partitions N] [--key FIELD | --base64]\n"
           "       stratalake stream produce-sample [--topic trades] [--brokers HOST:PORT] "
           "[--partitions N] [--rate MSGS_PER_S] [--minutes N] [--seed N] [--as-of DATE]",
           "Consume the Kafka topics of kafka sources (default: all): every micro-batch is "
@@ -136,14 +138,16 @@ std::vector<Command> StreamCommands() {
           "malformed or late messages go to quarantine/<source>_dead_letters. Runs until "
           "SIGTERM or Ctrl-C (then commits what it read), or with --stop-at-end until every "
           "partition is read to its end. --metrics-port serves Prometheus metrics (lag per "
-          "partition, rows/s, commit time, quarantined) on 127.0.0.1. `stream produce` sends each "
-          "line of a file as one "
-          "message (brokers also from STRATALAKE_KAFKA_BROKERS). `stream produce-sample` sends "
+          "partition, rows/s, batch and commit latency histograms, quarantined per source) on "
+          "127.0.0.1 (`stratalake serve --stream` puts them on the feature server's /metrics). "
+          "On a terminal a status line on stderr shows the same, live. `stream produce` sends each "
+          "line of a file as one message (--base64: each line is the message's bytes in base64, "
+          "e.g. Avro; brokers also from STRATALAKE_KAFKA_BROKERS). `stream produce-sample` sends "
           "the markets template's generated trades (keyed by symbol), at --rate per second.",
           "stratalake stream trades --brokers 127.0.0.1:9092",
           {"--brokers", "--commit-interval-ms", "--max-batch-rows", "--metrics-port", "--topic",
            "--partitions", "--key", "--rate", "--minutes", "--seed", "--as-of"},
-          {"--stop-at-end"}, CmdStream),
+          {"--stop-at-end", "--base64"}, CmdStream),
   };
 }
 

@@ -388,6 +388,15 @@ std::string ToCanonicalJson(const Source& s) {
       WriteStringMap(w, s.kafka.columns);
       Key(w, "allowed_lateness");
       Str(w, FormatDuration(s.kafka.allowed_lateness_seconds));
+      // Only when set: the JSON (and version) of a source without them is unchanged.
+      if (!s.kafka.avro_schema.empty()) {
+        Key(w, "avro_schema");
+        Str(w, s.kafka.avro_schema);
+      }
+      if (!s.kafka.avro_schema_file.empty()) {
+        Key(w, "avro_schema_file");
+        Str(w, s.kafka.avro_schema_file);
+      }
       w.EndObject();
     }
     Key(w, "description");
@@ -555,6 +564,8 @@ arrow::Status AddFromCanonicalJson(ObjectKind kind, const std::string& json, Def
         s.kafka.columns = GetMap(k, "columns");
         ARROW_ASSIGN_OR_RAISE(s.kafka.allowed_lateness_seconds,
                               ParseDuration(GetStr(k, "allowed_lateness")));
+        s.kafka.avro_schema = GetStr(k, "avro_schema");
+        s.kafka.avro_schema_file = GetStr(k, "avro_schema_file");
       }
       s.description = GetStr(d, "description");
       s.owner = GetStr(d, "owner");

@@ -230,14 +230,29 @@ class Parser {
       if (!kafka || kafka.IsNull()) {
         Problem(n, what + ": kafka sources need a 'kafka' mapping (brokers, topic)");
       } else if (CheckMap(kafka, what + " kafka",
-                          {"brokers", "topic", "format", "columns", "allowed_lateness"})) {
+                          {"brokers", "topic", "format", "columns", "allowed_lateness",
+                           "avro_schema", "avro_schema_file"})) {
         std::string kwhat = what + " kafka";
         s.kafka.brokers = Str(kafka, "brokers", kwhat, true);
         s.kafka.topic = Str(kafka, "topic", kwhat, true);
         std::string format = Str(kafka, "format", kwhat);
-        if (!format.empty() && format != "json") {
-          Problem(kafka["format"],
-                  kwhat + ": unknown format '" + format + "' (the only format so far is json)");
+        if (!format.empty() && format != "json" && format != "avro" && format != "avro-confluent") {
+          Problem(kafka["format"], kwhat + ": unknown format '" + format +
+                                       "' (formats: json, avro, avro-confluent)");
+        } else if (!format.empty()) {
+          s.kafka.format = format;
+        }
+        s.kafka.avro_schema = Str(kafka, "avro_schema", kwhat);
+        s.kafka.avro_schema_file = Str(kafka, "avro_schema_file", kwhat);
+        const bool avro = s.kafka.format != "json";
+        const int schemas = !s.kafka.avro_schema.empty() + !s.kafka.avro_schema_file.empty();
+        if (avro && schemas != 1) {
+          Problem(kafka, kwhat + ": format '" + s.kafka.format +
+                             "' needs exactly one of 'avro_schema' (the schema's JSON) and "
+                             "'avro_schema_file' (a file under the repository)");
+        } else if (!avro && schemas > 0) {
+          Problem(kafka[s.kafka.avro_schema.empty() ? "avro_schema_file" : "avro_schema"],
+                  kwhat + ": an Avro schema is only for format avro or avro-confluent");
         }
         s.kafka.columns = StrMap(kafka, "columns", kwhat);
         std::string lateness = Str(kafka, "allowed_lateness", kwhat);

@@ -943,10 +943,20 @@ TEST(KafkaSource, ProblemsNameTheLine) {
             std::vector<std::string>{
                 "defs.yaml:14:7: source 'trades' kafka: missing required key 'topic'"});
   EXPECT_EQ(
+      ParseProblems(Replace(kKafka, "      topic: trades\n",
+                            "      topic: trades\n      format: protobuf\n")),
+      std::vector<std::string>{"defs.yaml:16:15: source 'trades' kafka: unknown format 'protobuf' "
+                               "(formats: json, avro, avro-confluent)"});
+  EXPECT_EQ(
       ParseProblems(
           Replace(kKafka, "      topic: trades\n", "      topic: trades\n      format: avro\n")),
-      std::vector<std::string>{"defs.yaml:16:15: source 'trades' kafka: unknown format 'avro' (the "
-                               "only format so far is json)"});
+      std::vector<std::string>{"defs.yaml:14:7: source 'trades' kafka: format 'avro' needs exactly "
+                               "one of 'avro_schema' (the schema's JSON) and 'avro_schema_file' (a "
+                               "file under the repository)"});
+  EXPECT_EQ(ParseProblems(Replace(kKafka, "      topic: trades\n",
+                                  "      topic: trades\n      avro_schema_file: t.avsc\n")),
+            std::vector<std::string>{"defs.yaml:16:25: source 'trades' kafka: an Avro schema is "
+                                     "only for format avro or avro-confluent"});
   EXPECT_EQ(ParseProblems(Replace(kKafka,
                                   "    kafka:\n      brokers: ${BROKERS}\n      topic: "
                                   "trades\n      columns: {price: px}\n      "

@@ -733,6 +733,7 @@ void FeatureServer::Impl::Handle(Loop* loop, HttpLoop::RequestId id, const HttpR
     r.content_type = "text/plain; version=0.0.4";
     r.body = metrics.Prometheus(state.ok() ? (*state)->version : -1,
                                 service->registry_cache().failures());
+    if (options.extra_metrics) r.body += options.extra_metrics();
     return Send(loop, id, r, kMetrics, started);
   }
   Send(loop, id,

@@ -1,5 +1,6 @@
 // `stratalake stream produce` (lines of a file) and `stream produce-sample`:
 // messages into a Kafka topic (tests, demos), optionally paced.
+#include <arrow/util/base64.h>
 #include <librdkafka/rdkafka.h>
 #include <rapidjson/document.h>
 
@@ -132,6 +133,10 @@ arrow::Result<int64_t> ProduceMessages(
 }
 
 arrow::Result<int64_t> ProduceLines(const ProduceOptions& options, const std::string& path) {
+  if (options.base64 && !options.key_field.empty()) {
+    return UserError(ErrorKind::kDefinitionError,
+                     "produce: --key reads a JSON field, so it cannot go with --base64");
+  }
   std::ifstream file;
   std::istream* in = &std::cin;
   if (path != "-") {
@@ -140,29 +145,47 @@ arrow::Result<int64_t> ProduceLines(const ProduceOptions& options, const std::st
     in = &file;
   }
   std::string line;
-  return ProduceMessages(options, [&](std::string* key, std::string* value) {
-    while (std::getline(*in, line)) {
-      if (line.empty()) continue;
-      key->clear();
-      if (!options.key_field.empty()) {
-        rapidjson::Document d;
-        d.Parse(line.data(), line.size());
-        if (!d.HasParseError() && d.IsObject()) {
-          auto it = d.FindMember(options.key_field.c_str());
-          if (it != d.MemberEnd()) {
-            if (it->value.IsString()) {
-              *key = it->value.GetString();
-            } else if (it->value.IsInt64()) {
-              *key = std::to_string(it->value.GetInt64());
+  int64_t line_no = 0;
+  arrow::Status bad_line;  // the first line that is not base64 stops the producer
+  ARROW_ASSIGN_OR_RAISE(
+      int64_t produced, ProduceMessages(options, [&](std::string* key, std::string* value) {
+        while (std::getline(*in, line)) {
+          ++line_no;
+          if (options.base64 && !line.empty() && line.back() == '\r') line.pop_back();
+          if (line.empty()) continue;
+          key->clear();
+          if (options.base64) {
+            std::string bytes = arrow::util::base64_decode(line);
+            if (bytes.empty()) {
+              bad_line =
+                  UserError(ErrorKind::kDataRejected, "produce: line " + std::to_string(line_no) +
+                                                          " of '" + path + "' is not base64");
+              return false;
+            }
+            *value = std::move(bytes);
+            return true;
+          }
+          if (!options.key_field.empty()) {
+            rapidjson::Document d;
+            d.Parse(line.data(), line.size());
+            if (!d.HasParseError() && d.IsObject()) {
+              auto it = d.FindMember(options.key_field.c_str());
+              if (it != d.MemberEnd()) {
+                if (it->value.IsString()) {
+                  *key = it->value.GetString();
+                } else if (it->value.IsInt64()) {
+                  *key = std::to_string(it->value.GetInt64());
+                }
+              }
             }
           }
+          *value = line;
+          return true;
         }
-      }
-      *value = line;
-      return true;
-    }
-    return false;
-  });
+        return false;
+      }));
+  ARROW_RETURN_NOT_OK(bad_line);
+  return produced;
 }
 
 }  // namespace stratalake::stream

@@ -21,7 +21,11 @@
 #include <cmath>
 #include <cstdlib>
 #include <ctime>
+#include <filesystem>
+#include <fstream>
+#include <future>
 #include <iostream>
+#include <limits>
 #include <map>
 #include <optional>
 #include <set>
@@ -38,6 +42,7 @@
 #include "stratalake/repo.h"
 #include "stratalake/status.h"
 #include "stratalake/stream.h"
+#include "stream/avro.h"
 #include "stream/kafka.h"
 #include "stream/metrics_server.h"
 
@@ -188,6 +193,134 @@ struct RawMessage {
   std::string value;
 };
 
+// The values of one column of a batch, as they are decoded. The common pairs of
+// JSON and column type (integers, numbers, booleans, strings, timestamps as
+// seconds) go straight into a typed builder; every other value goes through its
+// text and ingestion's conversion (ingest::ConvertColumn) when the batch is
+// finished, and replaces its placeholder. Both give the same value for the same
+// JSON: the direct path takes only values whose text would convert exactly so.
+class ColumnDecoder {
+ public:
+  ColumnDecoder(std::shared_ptr<arrow::DataType> type, int64_t rows) : type_(std::move(type)) {
+    switch (type_->id()) {
+      case arrow::Type::INT64:
+        kind_ = Kind::kInt64;
+        break;
+      case arrow::Type::INT32:
+        kind_ = Kind::kInt32;
+        break;
+      case arrow::Type::DOUBLE:
+        kind_ = Kind::kDouble;
+        break;
+      case arrow::Type::BOOL:
+        kind_ = Kind::kBool;
+        break;
+      case arrow::Type::STRING:
+        kind_ = Kind::kString;
+        break;
+      case arrow::Type::TIMESTAMP: {
+        const auto& t = static_cast<const arrow::TimestampType&>(*type_);
+        kind_ = t.unit() == arrow::TimeUnit::MICRO && t.timezone() == "UTC" ? Kind::kMicros
+                                                                            : Kind::kText;
+        break;
+      }
+      default:
+        kind_ = Kind::kText;
+    }
+    if (kind_ != Kind::kText) {
+      direct_ = arrow::MakeBuilder(type_).ValueOr(nullptr);
+      if (!direct_) kind_ = Kind::kText;
+    }
+    // Reserving is a hint: a failed allocation shows again at the first Append.
+    if (direct_) (void)direct_->Reserve(rows);
+    (void)is_text_.Reserve(rows);
+  }
+
+  arrow::Status AppendNull() {
+    if (kind_ == Kind::kText) return text_.AppendNull();
+    ARROW_RETURN_NOT_OK(is_text_.Append(false));
+    return direct_->AppendNull();
+  }
+
+  /// Appends `v` (not null); *why says why its JSON type does not fit the
+  /// column (then a null is appended).
+  arrow::Status Append(const rapidjson::Value& v, std::string* why) {
+    switch (kind_) {
+      case Kind::kInt64:
+        if (v.IsInt64()) return Direct<arrow::Int64Builder>(v.GetInt64());
+        break;
+      case Kind::kInt32:
+        if (v.IsInt()) return Direct<arrow::Int32Builder>(v.GetInt());
+        break;
+      case Kind::kDouble:
+        // The text of a number (its digits for integers, the shortest form that
+        // reads back the same double otherwise) converts to this double.
+        if (v.IsNumber()) return Direct<arrow::DoubleBuilder>(v.GetDouble());
+        break;
+      case Kind::kBool:
+        if (v.IsBool()) return Direct<arrow::BooleanBuilder>(v.GetBool());
+        break;
+      case Kind::kString:
+        if (v.IsString()) {
+          return Direct<arrow::StringBuilder>(std::string_view(v.GetString(), v.GetStringLength()));
+        }
+        break;
+      case Kind::kMicros:
+        // Years 0001..9999, which SecondsToIso writes and the text path reads back.
+        if (v.IsNumber()) {
+          double s = v.GetDouble();
+          if (s >= -62135596800.0 && s < 253402300800.0) {
+            return Direct<arrow::TimestampBuilder>(std::llround(s * 1e6));
+          }
+        }
+        break;
+      case Kind::kText:
+        break;
+    }
+    std::string text;
+    *why = JsonToText(v, *type_, &text);
+    if (!why->empty()) return AppendNull();
+    if (kind_ == Kind::kText) return text_.Append(text);
+    ARROW_RETURN_NOT_OK(is_text_.Append(true));
+    ARROW_RETURN_NOT_OK(direct_->AppendNull());
+    text_rows_.push_back(direct_->length() - 1);
+    return text_.Append(text);
+  }
+
+  /// The column (of the declared type) and the values that did not convert.
+  arrow::Result<ingest::ConvertedColumn> Finish() {
+    std::shared_ptr<arrow::Array> text;
+    ARROW_RETURN_NOT_OK(text_.Finish(&text));
+    if (kind_ == Kind::kText) return ingest::ConvertColumn(text, type_);
+    std::shared_ptr<arrow::Array> values;
+    ARROW_RETURN_NOT_OK(direct_->Finish(&values));
+    if (text_rows_.empty()) return ingest::ConvertedColumn{values, {}};
+    ARROW_ASSIGN_OR_RAISE(auto conv, ingest::ConvertColumn(text, type_));
+    for (auto& e : conv.errors) e.row = text_rows_[e.row];
+    std::shared_ptr<arrow::Array> mask;
+    ARROW_RETURN_NOT_OK(is_text_.Finish(&mask));
+    ARROW_ASSIGN_OR_RAISE(auto merged, arrow::compute::ReplaceWithMask(values, mask, conv.values));
+    conv.values = merged.make_array();
+    return conv;
+  }
+
+ private:
+  enum class Kind { kInt64, kInt32, kDouble, kBool, kString, kMicros, kText };
+
+  template <typename Builder, typename T>
+  arrow::Status Direct(T value) {
+    ARROW_RETURN_NOT_OK(is_text_.Append(false));
+    return static_cast<Builder*>(direct_.get())->Append(value);
+  }
+
+  std::shared_ptr<arrow::DataType> type_;
+  Kind kind_ = Kind::kText;
+  std::unique_ptr<arrow::ArrayBuilder> direct_;  // the typed values (placeholders: null)
+  arrow::BooleanBuilder is_text_;                // per row: the value is in text_
+  arrow::StringBuilder text_;                    // kText: every row; else the text values
+  std::vector<int64_t> text_rows_;               // their rows
+};
+
 struct PartitionState {
   int32_t id = 0;
   int64_t next_offset = 0;           // next to read
@@ -199,6 +332,30 @@ struct PartitionState {
   int64_t pending_rows = 0;
   std::vector<DeadLetter> dead;
   bool at_end = false;
+  // When the first pending message was read (for the batch latency).
+  std::chrono::steady_clock::time_point batch_started;
+};
+
+// One partition's pending messages, handed to a commit.
+struct PartitionBatch {
+  int32_t id = 0;
+  int64_t last = -1;  // its last offset: the txn version of the commit
+  std::vector<DeadLetter> dead;
+  std::vector<std::shared_ptr<arrow::Table>> rows;
+  std::chrono::steady_clock::time_point started;  // its first message read
+};
+
+// What a commit did; taken in on the stream's thread (SourceStream::Wait).
+struct CommitResult {
+  arrow::Status status;
+  std::vector<std::pair<int32_t, int64_t>> dead_committed;    // partition, version
+  std::vector<std::pair<int32_t, int64_t>> bronze_committed;  // partition, version
+  int64_t quarantined = 0;
+  int64_t rows_committed = 0;
+  int64_t commits = 0;
+  LatencyHistogram commit_latency;
+  LatencyHistogram batch_latency;
+  double seconds = 0;
 };
 
 class SourceStream {
@@ -217,8 +374,14 @@ class SourceStream {
   /// Reads what arrives within `timeout_ms` (at most a few thousand messages),
   /// decodes it and writes it online.
   arrow::Status Poll(int timeout_ms);
-  /// Commits every partition's pending rows and dead letters.
+  /// Hands every partition's pending rows and dead letters to a commit on
+  /// another thread (after waiting for the previous one), so that reading and
+  /// online writes go on while Delta commits. A commit's error is returned by
+  /// the next Commit() or Wait().
   arrow::Status Commit();
+  /// Waits for the commit in flight, if any, and takes in what it committed.
+  arrow::Status Wait();
+  double last_commit_seconds() const { return last_commit_seconds_; }
   bool AtEnd() const {
     for (const auto& [id, p] : parts_) {
       if (!p.at_end) return false;
@@ -236,6 +399,8 @@ class SourceStream {
  private:
   arrow::Status Decode(PartitionState& p, std::vector<RawMessage> msgs);
   arrow::Status RecoverWatermarks();
+  arrow::Status StartAvro();
+  arrow::Status WriteBatches(std::vector<PartitionBatch> batches, CommitResult* out) const;
 
   const repo::FeatureRepository& repo_;
   const registry::RegistryState& state_;
@@ -250,12 +415,18 @@ class SourceStream {
   std::shared_ptr<arrow::Schema> schema_;         // declared columns
   std::shared_ptr<arrow::Schema> bronze_schema_;  // and the partition and offset
   std::vector<std::string> json_fields_;          // per declared column
+  std::optional<AvroRecordReader> avro_;          // format avro / avro-confluent
+  bool avro_confluent_ = false;
   std::string ts_column_;
   std::vector<std::string> required_;  // join keys fed by views, event time
   std::vector<std::string> partition_by_;
   bool has_online_views_ = false;
   KafkaHandle rk_;
   std::map<int32_t, PartitionState> parts_;
+  double last_commit_seconds_ = 0;
+  // Last: destroyed first, which waits for a commit still in flight (it uses
+  // the members above).
+  std::future<CommitResult> inflight_;
 };
 
 arrow::Status SourceStream::Start() {
@@ -291,6 +462,13 @@ arrow::Status SourceStream::Start() {
       return UserError(ErrorKind::kDefinitionError,
                        "kafka source '" + src_.name + "': column '" + f->name() + "': " + why);
     }
+  }
+  if (src_.kafka.format == "avro" || src_.kafka.format == "avro-confluent") {
+    ARROW_RETURN_NOT_OK(StartAvro());
+  } else if (src_.kafka.format != "json" && !src_.kafka.format.empty()) {
+    return UserError(ErrorKind::kDefinitionError, "kafka source '" + src_.name +
+                                                      "': unknown format '" + src_.kafka.format +
+                                                      "' (formats: json, avro, avro-confluent)");
   }
   ts_column_ =
       src_.timestamp_field.empty() ? repo_.config().default_timestamp_field : src_.timestamp_field;
@@ -393,6 +571,43 @@ arrow::Status SourceStream::Start() {
   return arrow::Status::OK();
 }
 
+// The record schema of an avro source, from the definition or its file; every
+// declared column must have its field in it.
+arrow::Status SourceStream::StartAvro() {
+  std::string text = src_.kafka.avro_schema;
+  std::string from = "its avro_schema";
+  if (!src_.kafka.avro_schema_file.empty()) {
+    std::filesystem::path path(src_.kafka.avro_schema_file);
+    if (path.is_relative()) path = std::filesystem::path(repo_.config().root) / path;
+    from = "its avro_schema_file " + path.string();
+    std::ifstream in(path, std::ios::binary);
+    if (!in) {
+      return UserError(ErrorKind::kDefinitionError, "kafka source '" + src_.name +
+                                                        "': cannot read " + from +
+                                                        " (paths are relative to the "
+                                                        "repository root)");
+    }
+    text.assign(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+  }
+  auto reader = AvroRecordReader::Parse(text);
+  if (!reader.ok()) {
+    return UserError(ErrorKind::kDefinitionError, "kafka source '" + src_.name + "': " + from +
+                                                      ": " + reader.status().message());
+  }
+  for (int c = 0; c < schema_->num_fields(); ++c) {
+    if (!reader->HasField(json_fields_[c])) {
+      return UserError(ErrorKind::kDefinitionError,
+                       "kafka source '" + src_.name + "': column '" + schema_->field(c)->name() +
+                           "' reads field '" + json_fields_[c] + "', which " + from +
+                           " does not have (its fields: " + reader->FieldNames() +
+                           "); map it with kafka.columns");
+    }
+  }
+  avro_ = std::move(*reader);
+  avro_confluent_ = src_.kafka.format == "avro-confluent";
+  return arrow::Status::OK();
+}
+
 // The lateness watermark of each partition is the newest event time among its
 // accepted rows, i.e. the max of the time column in bronze per partition: the
 // same after a restart as it was, so a message is judged late or not the same
@@ -424,9 +639,11 @@ arrow::Status SourceStream::Poll(int timeout_ms) {
   std::map<int32_t, std::vector<RawMessage>> got;
   int64_t n = 0;
   int wait = timeout_ms;
+  auto read_at = std::chrono::steady_clock::now();
   while (n < 5000) {
     KafkaMessage m(rd_kafka_consumer_poll(rk_.get(), wait));
     if (!m) break;
+    if (wait) read_at = std::chrono::steady_clock::now();
     wait = 0;  // take what is already there, then go on
     if (m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF) {
       auto it = parts_.find(m->partition);
@@ -451,53 +668,67 @@ arrow::Status SourceStream::Poll(int timeout_ms) {
     ++n;
   }
   totals.messages += n;
+  if (n == 0) return arrow::Status::OK();
   for (auto& [id, msgs] : got) {
-    if (!msgs.empty()) ARROW_RETURN_NOT_OK(Decode(parts_[id], std::move(msgs)));
+    if (msgs.empty()) continue;
+    auto& p = parts_[id];
+    if (p.pending_last < 0) p.batch_started = read_at;
+    ARROW_RETURN_NOT_OK(Decode(p, std::move(msgs)));
   }
+  totals.online_latency.Observe(
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - read_at).count());
   return arrow::Status::OK();
 }
 
 arrow::Status SourceStream::Decode(PartitionState& p, std::vector<RawMessage> msgs) {
   const int ncols = schema_->num_fields();
+  const int64_t n = static_cast<int64_t>(msgs.size());
   std::vector<std::optional<std::string>> reject(msgs.size());
-  std::vector<arrow::StringBuilder> text(ncols);
-  // 1. JSON: an object whose fields have the JSON types of their columns.
-  for (size_t i = 0; i < msgs.size(); ++i) {
-    rapidjson::Document d;
-    d.Parse(msgs[i].value.data(), msgs[i].value.size());
-    std::vector<std::optional<std::string>> cells(ncols);
-    if (d.HasParseError()) {
+  std::vector<std::unique_ptr<ColumnDecoder>> columns;
+  for (const auto& f : schema_->fields()) {
+    columns.push_back(std::make_unique<ColumnDecoder>(f->type(), n));
+  }
+  // 1. JSON: an object whose fields have the JSON types of their columns. One
+  // parse per message into a pool on the stack, reset for the next one.
+  char pool_buffer[16 << 10];
+  rapidjson::MemoryPoolAllocator<> pool(pool_buffer, sizeof(pool_buffer));
+  rapidjson::Document d(&pool);
+  for (int64_t i = 0; i < n; ++i) {
+    pool.Clear();
+    int c = 0;
+    if (avro_) {
+      std::string why = avro_->Decode(reinterpret_cast<const uint8_t*>(msgs[i].value.data()),
+                                      msgs[i].value.size(), avro_confluent_, &d);
+      if (!why.empty()) reject[i] = "bad Avro: " + why;
+    } else {
+      d.Parse(msgs[i].value.data(), msgs[i].value.size());
+    }
+    if (reject[i]) {
+      // not a datum of the schema
+    } else if (d.HasParseError()) {
       reject[i] = std::string("bad JSON: ") + rapidjson::GetParseError_En(d.GetParseError()) +
                   " (at byte " + std::to_string(d.GetErrorOffset()) + ")";
     } else if (!d.IsObject()) {
       reject[i] = "bad JSON: the message is " + JsonKind(d) + ", not an object";
     } else {
-      for (int c = 0; c < ncols && !reject[i]; ++c) {
-        auto it = d.FindMember(json_fields_[c].c_str());
-        if (it == d.MemberEnd() || it->value.IsNull()) continue;
-        std::string t;
-        std::string why = JsonToText(it->value, *schema_->field(c)->type(), &t);
-        if (!why.empty()) {
-          reject[i] = "wrong type: field '" + json_fields_[c] + "': " + why;
-        } else {
-          cells[c] = std::move(t);
+      for (; c < ncols && !reject[i]; ++c) {
+        const auto& field = json_fields_[c];
+        auto it = d.FindMember(rapidjson::StringRef(field.data(), field.size()));
+        if (it == d.MemberEnd() || it->value.IsNull()) {
+          ARROW_RETURN_NOT_OK(columns[c]->AppendNull());
+          continue;
         }
+        std::string why;
+        ARROW_RETURN_NOT_OK(columns[c]->Append(it->value, &why));
+        if (!why.empty()) reject[i] = "wrong type: field '" + field + "': " + why;
       }
     }
-    for (int c = 0; c < ncols; ++c) {
-      if (!reject[i] && cells[c]) {
-        ARROW_RETURN_NOT_OK(text[c].Append(*cells[c]));
-      } else {
-        ARROW_RETURN_NOT_OK(text[c].AppendNull());
-      }
-    }
+    for (; c < ncols; ++c) ARROW_RETURN_NOT_OK(columns[c]->AppendNull());
   }
   // 2. Values: the column types (ingestion's conversion rules).
   arrow::ArrayVector typed(ncols);
   for (int c = 0; c < ncols; ++c) {
-    std::shared_ptr<arrow::Array> t;
-    ARROW_RETURN_NOT_OK(text[c].Finish(&t));
-    ARROW_ASSIGN_OR_RAISE(auto conv, ingest::ConvertColumn(t, schema_->field(c)->type()));
+    ARROW_ASSIGN_OR_RAISE(auto conv, columns[c]->Finish());
     for (const auto& e : conv.errors) {
       if (!reject[e.row]) {
         reject[e.row] = "wrong type: field '" + json_fields_[c] + "': value '" +
@@ -579,10 +810,54 @@ arrow::Status SourceStream::Decode(PartitionState& p, std::vector<RawMessage> ms
 }
 
 arrow::Status SourceStream::Commit() {
+  ARROW_RETURN_NOT_OK(Wait());
+  std::vector<PartitionBatch> batches;
   for (auto& [id, p] : parts_) {
     if (p.pending_last < 0) continue;
-    const int64_t last = p.pending_last;
-    if (!p.dead.empty()) {
+    PartitionBatch b;
+    b.id = id;
+    b.last = p.pending_last;
+    b.dead = std::move(p.dead);
+    b.rows = std::move(p.rows);
+    b.started = p.batch_started;
+    batches.push_back(std::move(b));
+    p.dead.clear();
+    p.rows.clear();
+    p.pending_rows = 0;
+    p.pending_last = -1;
+  }
+  if (batches.empty()) return arrow::Status::OK();
+  inflight_ = std::async(std::launch::async, [this, batches = std::move(batches)]() mutable {
+    CommitResult result;
+    auto t0 = std::chrono::steady_clock::now();
+    result.status = WriteBatches(std::move(batches), &result);
+    result.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    return result;
+  });
+  return arrow::Status::OK();
+}
+
+arrow::Status SourceStream::Wait() {
+  if (!inflight_.valid()) return arrow::Status::OK();
+  CommitResult r = inflight_.get();
+  for (const auto& [id, last] : r.dead_committed) parts_[id].dead_committed = last;
+  for (const auto& [id, last] : r.bronze_committed) parts_[id].bronze_committed = last;
+  totals.quarantined += r.quarantined;
+  totals.rows_committed += r.rows_committed;
+  totals.commits += r.commits;
+  totals.commit_latency.Merge(r.commit_latency);
+  totals.batch_latency.Merge(r.batch_latency);
+  last_commit_seconds_ = r.seconds;
+  return r.status;
+}
+
+// On the commit thread: reads only `batches` and what Start() set up.
+arrow::Status SourceStream::WriteBatches(std::vector<PartitionBatch> batches,
+                                         CommitResult* out) const {
+  for (auto& b : batches) {
+    const int32_t id = b.id;
+    const int64_t last = b.last;
+    if (!b.dead.empty()) {
       arrow::StringBuilder topic, reason;
       arrow::Int32Builder part;
       arrow::Int64Builder offset;
@@ -591,7 +866,7 @@ arrow::Status SourceStream::Commit() {
       arrow::TimestampBuilder qts(ts_type, arrow::default_memory_pool());
       arrow::BinaryBuilder key, value;
       int64_t now_us = clock_->NowMillis() * 1000;
-      for (const auto& d : p.dead) {
+      for (const auto& d : b.dead) {
         ARROW_RETURN_NOT_OK(topic.Append(topic_));
         ARROW_RETURN_NOT_OK(part.Append(id));
         ARROW_RETURN_NOT_OK(offset.Append(d.offset));
@@ -615,42 +890,44 @@ arrow::Status SourceStream::Commit() {
       ARROW_ASSIGN_OR_RAISE(auto dead, delta::DeltaTable::ForPath(dead_uri_));
       delta::WriteOptions wo;
       wo.txn = delta::AppTransaction{DeadLetterAppId(src_.name, id), last, std::nullopt};
+      auto t0 = std::chrono::steady_clock::now();
       ARROW_ASSIGN_OR_RAISE(auto r, dead->Write(table, wo));
+      out->commit_latency.Observe(
+          std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
       if (!r.noop) {
-        totals.quarantined += table->num_rows();
-        ++totals.commits;
+        out->quarantined += table->num_rows();
+        ++out->commits;
       }
-      p.dead_committed = last;
-      p.dead.clear();
+      out->dead_committed.emplace_back(id, last);
     }
-    if (!p.rows.empty() || last > p.bronze_committed) {
-      // Only dead letters since the last commit: an empty commit still moves the
-      // partition's txn version, so a restart does not read them again.
-      std::shared_ptr<arrow::Table> rows;
-      if (p.rows.empty()) {
-        ARROW_ASSIGN_OR_RAISE(rows, arrow::Table::MakeEmpty(bronze_schema_));
-      } else {
-        ARROW_ASSIGN_OR_RAISE(rows, arrow::ConcatenateTables(p.rows));
-      }
-      ARROW_ASSIGN_OR_RAISE(auto bronze, delta::DeltaTable::ForPath(bronze_uri_));
-      delta::WriteOptions wo;
-      wo.partition_by = partition_by_;
-      wo.txn = delta::AppTransaction{TxnAppId(src_.name, id), last, std::nullopt};
-      ARROW_ASSIGN_OR_RAISE(auto r, bronze->Write(rows, wo));
-      if (r.noop) {
-        return UserError(ErrorKind::kConcurrentTransaction,
-                         "kafka source '" + src_.name + "', partition " + std::to_string(id) +
-                             ": another writer already committed offset " + std::to_string(last) +
-                             " to " + bronze_uri_ +
-                             " (is a second `stratalake stream` running for this source?)");
-      }
-      totals.rows_committed += rows->num_rows();
-      ++totals.commits;
-      p.bronze_committed = last;
-      p.rows.clear();
-      p.pending_rows = 0;
+    // Always a bronze commit, also when only dead letters came since the last
+    // one: an empty commit still moves the partition's txn version, so a
+    // restart does not read them again.
+    std::shared_ptr<arrow::Table> rows;
+    if (b.rows.empty()) {
+      ARROW_ASSIGN_OR_RAISE(rows, arrow::Table::MakeEmpty(bronze_schema_));
+    } else {
+      ARROW_ASSIGN_OR_RAISE(rows, arrow::ConcatenateTables(b.rows));
     }
-    p.pending_last = -1;
+    ARROW_ASSIGN_OR_RAISE(auto bronze, delta::DeltaTable::ForPath(bronze_uri_));
+    delta::WriteOptions wo;
+    wo.partition_by = partition_by_;
+    wo.txn = delta::AppTransaction{TxnAppId(src_.name, id), last, std::nullopt};
+    auto t0 = std::chrono::steady_clock::now();
+    ARROW_ASSIGN_OR_RAISE(auto r, bronze->Write(rows, wo));
+    auto t1 = std::chrono::steady_clock::now();
+    out->commit_latency.Observe(std::chrono::duration<double>(t1 - t0).count());
+    out->batch_latency.Observe(std::chrono::duration<double>(t1 - b.started).count());
+    if (r.noop) {
+      return UserError(ErrorKind::kConcurrentTransaction,
+                       "kafka source '" + src_.name + "', partition " + std::to_string(id) +
+                           ": another writer already committed offset " + std::to_string(last) +
+                           " to " + bronze_uri_ +
+                           " (is a second `stratalake stream` running for this source?)");
+    }
+    out->rows_committed += rows->num_rows();
+    ++out->commits;
+    out->bronze_committed.emplace_back(id, last);
   }
   return arrow::Status::OK();
 }
@@ -661,6 +938,17 @@ void SourceStream::AddStatus(StreamStats* stats) const {
   stats->quarantined += totals.quarantined;
   stats->online_rows += totals.online_rows;
   stats->commits += totals.commits;
+  stats->batch_latency.Merge(totals.batch_latency);
+  stats->commit_latency.Merge(totals.commit_latency);
+  stats->online_latency.Merge(totals.online_latency);
+  SourceStats mine;
+  mine.source = src_.name;
+  mine.messages = totals.messages;
+  mine.rows_committed = totals.rows_committed;
+  mine.quarantined = totals.quarantined;
+  mine.online_rows = totals.online_rows;
+  mine.commits = totals.commits;
+  stats->sources.push_back(std::move(mine));
   for (const auto& [id, p] : parts_) {
     PartitionStatus s;
     s.source = src_.name;
@@ -677,51 +965,98 @@ void SourceStream::AddStatus(StreamStats* stats) const {
   }
 }
 
-// Prometheus text exposition of `s`.
+}  // namespace
+
+void LatencyHistogram::Observe(double seconds) {
+  int b = 0;
+  while (b < kNumBounds && seconds > kBounds[b]) ++b;
+  ++counts[b];
+  ++count;
+  sum += seconds;
+}
+
+void LatencyHistogram::Merge(const LatencyHistogram& other) {
+  for (int b = 0; b <= kNumBounds; ++b) counts[b] += other.counts[b];
+  count += other.count;
+  sum += other.sum;
+}
+
+double LatencyHistogram::Quantile(double q) const {
+  if (count == 0) return 0;
+  int64_t want = std::max<int64_t>(1, static_cast<int64_t>(std::ceil(q * count)));
+  int64_t cum = 0;
+  for (int b = 0; b < kNumBounds; ++b) {
+    cum += counts[b];
+    if (cum >= want) return kBounds[b];
+  }
+  return std::numeric_limits<double>::infinity();
+}
+
 std::string MetricsText(const StreamStats& s) {
   std::string out;
-  auto counter = [&](const char* name, const char* help, int64_t v) {
-    out += std::string("# HELP ") + name + " " + help + "\n# TYPE " + name + " counter\n" + name +
-           " " + std::to_string(v) + "\n";
+  auto head = [&](const char* name, const char* type, const char* help) {
+    out += std::string("# HELP stratalake_stream_") + name + " " + help +
+           "\n# TYPE stratalake_stream_" + name + " " + type + "\n";
   };
-  auto gauge = [&](const char* name, const char* help, double v) {
+  auto number = [](double v) {
     char num[64];
-    snprintf(num, sizeof(num), "%.6g", v);
-    out += std::string("# HELP ") + name + " " + help + "\n# TYPE " + name + " gauge\n" + name +
-           " " + num + "\n";
+    snprintf(num, sizeof(num), "%.9g", v);
+    return std::string(num);
   };
-  counter("stratalake_stream_messages_total", "Kafka messages read.", s.messages);
-  counter("stratalake_stream_rows_committed_total", "Rows appended to bronze tables.",
-          s.rows_committed);
-  counter("stratalake_stream_quarantined_total", "Messages appended to dead-letter tables.",
-          s.quarantined);
-  counter("stratalake_stream_online_rows_total", "Rows written to the online store.",
-          s.online_rows);
-  counter("stratalake_stream_commits_total", "Delta commits.", s.commits);
-  gauge("stratalake_stream_rows_per_second", "Messages read per second, last interval.",
-        s.rows_per_second);
-  gauge("stratalake_stream_last_commit_seconds", "Duration of the last round of commits.",
-        s.last_commit_seconds);
+  auto per_source = [&](const char* name, const char* help, int64_t SourceStats::*field) {
+    head(name, "counter", help);
+    for (const auto& src : s.sources) {
+      out += std::string("stratalake_stream_") + name + "{source=\"" + src.source + "\"} " +
+             std::to_string(src.*field) + "\n";
+    }
+  };
+  per_source("messages_total", "Kafka messages read.", &SourceStats::messages);
+  per_source("rows_committed_total", "Rows appended to the bronze table.",
+             &SourceStats::rows_committed);
+  per_source("quarantined_total", "Messages appended to the dead-letter table.",
+             &SourceStats::quarantined);
+  per_source("online_rows_total", "Rows written to the online store.", &SourceStats::online_rows);
+  per_source("commits_total", "Delta commits (bronze and dead letters).", &SourceStats::commits);
   auto per_partition = [&](const char* name, const char* help, auto value) {
-    out += std::string("# HELP ") + name + " " + help + "\n# TYPE " + name + " gauge\n";
+    head(name, "gauge", help);
     for (const auto& p : s.partitions) {
       int64_t v = value(p);
       if (v < 0) continue;
-      out += std::string(name) + "{source=\"" + p.source + "\",partition=\"" +
-             std::to_string(p.partition) + "\"} " + std::to_string(v) + "\n";
+      out += std::string("stratalake_stream_") + name + "{source=\"" + p.source +
+             "\",partition=\"" + std::to_string(p.partition) + "\"} " + std::to_string(v) + "\n";
     }
   };
-  per_partition("stratalake_stream_lag", "End offset minus the next offset to read.",
-                [](const PartitionStatus& p) {
-                  return p.end_offset < 0 ? int64_t{-1}
-                                          : std::max<int64_t>(0, p.end_offset - p.next_offset);
-                });
-  per_partition("stratalake_stream_committed_offset", "Last offset durable in the Delta tables.",
+  per_partition("lag", "End offset minus the next offset to read.", [](const PartitionStatus& p) {
+    return p.end_offset < 0 ? int64_t{-1} : std::max<int64_t>(0, p.end_offset - p.next_offset);
+  });
+  per_partition("committed_offset", "Last offset durable in the Delta tables.",
                 [](const PartitionStatus& p) { return p.committed_offset; });
+  head("rows_per_second", "gauge", "Messages read per second over the last second.");
+  out += "stratalake_stream_rows_per_second " + number(s.rows_per_second) + "\n";
+  head("last_commit_seconds", "gauge", "Duration of the last round of commits.");
+  out += "stratalake_stream_last_commit_seconds " + number(s.last_commit_seconds) + "\n";
+  auto histogram = [&](const char* name, const char* help, const LatencyHistogram& h) {
+    head(name, "histogram", help);
+    int64_t cum = 0;
+    for (int b = 0; b <= LatencyHistogram::kNumBounds; ++b) {
+      cum += h.counts[b];
+      out += std::string("stratalake_stream_") + name + "_bucket{le=\"" +
+             (b < LatencyHistogram::kNumBounds ? number(LatencyHistogram::kBounds[b])
+                                               : std::string("+Inf")) +
+             "\"} " + std::to_string(cum) + "\n";
+    }
+    out += std::string("stratalake_stream_") + name + "_sum " + number(h.sum) + "\n";
+    out += std::string("stratalake_stream_") + name + "_count " + std::to_string(h.count) + "\n";
+  };
+  histogram("batch_latency_seconds",
+            "Per micro-batch of a partition: first message read to durable in bronze.",
+            s.batch_latency);
+  histogram("commit_seconds", "Per Delta commit (bronze or dead letters): its duration.",
+            s.commit_latency);
+  histogram("online_latency_seconds", "Per poll: messages read to their rows written online.",
+            s.online_latency);
   return out;
 }
-
-}  // namespace
 
 arrow::Result<StreamStats> RunStream(const repo::FeatureRepository& repo,
                                      const registry::RegistryState& state,
@@ -786,9 +1121,9 @@ arrow::Result<StreamStats> RunStream(const repo::FeatureRepository& repo,
   int64_t last_status = last_commit;
   double commit_seconds = 0;
   auto commit_all = [&]() -> arrow::Status {
-    auto t0 = std::chrono::steady_clock::now();
     for (auto& s : streams) ARROW_RETURN_NOT_OK(s->Commit());
-    commit_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    commit_seconds = 0;
+    for (auto& s : streams) commit_seconds = std::max(commit_seconds, s->last_commit_seconds());
     last_commit = clock->NowMillis();
     return arrow::Status::OK();
   };
@@ -812,8 +1147,10 @@ arrow::Result<StreamStats> RunStream(const repo::FeatureRepository& repo,
       last_status = now;
     }
   }
-  // Stop: commit what was read (SIGTERM, stop_at_end).
+  // Stop: commit what was read (SIGTERM, stop_at_end), and wait for it.
   ARROW_RETURN_NOT_OK(commit_all());
+  for (auto& s : streams) ARROW_RETURN_NOT_OK(s->Wait());
+  for (auto& s : streams) commit_seconds = std::max(commit_seconds, s->last_commit_seconds());
   StreamStats final_stats = status(commit_seconds);
   if (options.on_status) options.on_status(final_stats);
   return final_stats;
