@@ -154,7 +154,7 @@ arrow::Status ReadWindowValues(OnlineStore& store, const registry::FeatureView& 
   ARROW_ASSIGN_OR_RAISE(auto builders, window::MakeBuilders(spec));
   size_t at = 0;
   std::vector<window::Bucket> buckets;
-  std::vector<const window::Bucket*> ptrs;
+  std::vector<window::BucketRef> refs;
   for (const auto& k : keys) {
     if (k.empty()) {
       for (auto& b : builders) ARROW_RETURN_NOT_OK(b->AppendNull());
@@ -169,9 +169,9 @@ arrow::Status ReadWindowValues(OnlineStore& store, const registry::FeatureView& 
       ARROW_RETURN_NOT_OK(window::DecodeTile(std::string_view(*v).substr(kVersionPrefixSize), A,
                                              first + static_cast<int64_t>(j), &buckets.back()));
     }
-    ptrs.clear();
-    for (const auto& b : buckets) ptrs.push_back(&b);
-    ARROW_RETURN_NOT_OK(window::Evaluate(spec, ptrs.data(), ptrs.size(), now_us, &builders));
+    refs.clear();
+    for (const auto& b : buckets) refs.push_back(b.Ref());
+    ARROW_RETURN_NOT_OK(window::Evaluate(spec, refs.data(), refs.size(), now_us, &builders));
   }
   std::vector<std::shared_ptr<arrow::Array>> arrays;
   for (auto& b : builders) {

@@ -190,11 +190,28 @@ void Bucket::Finish(size_t num_channels) {
   value = std::move(v2);
   valid = std::move(ok2);
   partial.assign(num_aggs, Partial{});
-  for (size_t e = 0; e < size(); ++e) {
-    for (size_t a = 0; a < num_aggs; ++a) {
-      if (valid[e * num_aggs + a]) partial[a].Fold(value[e * num_aggs + a]);
+  FoldPartials(size(), value.data(), valid.data(), num_aggs, partial.data());
+}
+
+void FoldPartials(size_t n, const double* value, const uint8_t* valid, size_t num_channels,
+                  Partial* out) {
+  for (size_t e = 0; e < n; ++e) {
+    for (size_t c = 0; c < num_channels; ++c) {
+      if (valid[e * num_channels + c]) out[c].Fold(value[e * num_channels + c]);
     }
   }
+}
+
+BucketRef Bucket::Ref() const {
+  BucketRef r;
+  r.index = index;
+  r.n = static_cast<uint32_t>(size());
+  r.time = time.data();
+  r.id = id.data();
+  r.value = value.data();
+  r.valid = valid.data();
+  r.partial = r.n >= kMinPartialEvents ? partial.data() : nullptr;
+  return r;
 }
 
 int64_t BucketOf(int64_t us, int64_t bucket_us) { return FloorDiv(us - 1, bucket_us); }
@@ -278,7 +295,7 @@ arrow::Result<std::vector<std::unique_ptr<arrow::ArrayBuilder>>> MakeBuilders(
   return out;
 }
 
-arrow::Status Evaluate(const WindowSpec& spec, const Bucket* const* buckets, size_t num_buckets,
+arrow::Status Evaluate(const WindowSpec& spec, const BucketRef* buckets, size_t num_buckets,
                        int64_t t, std::vector<std::unique_ptr<arrow::ArrayBuilder>>* builders) {
   const size_t A = spec.aggs.size(), C = spec.num_channels;
   // What one (channel, window) pair folds: shared by the aggregations that have both.
@@ -308,16 +325,16 @@ arrow::Status Evaluate(const WindowSpec& spec, const Bucket* const* buckets, siz
       // First bucket at or after k_lo.
       size_t i = static_cast<size_t>(
           std::lower_bound(buckets, buckets + num_buckets, k_lo,
-                           [](const Bucket* b, int64_t k) { return b->index < k; }) -
+                           [](const BucketRef& b, int64_t k) { return b.index < k; }) -
           buckets);
-      for (; i < num_buckets && buckets[i]->index <= k_hi; ++i) {
-        const Bucket& b = *buckets[i];
+      for (; i < num_buckets && buckets[i].index <= k_hi; ++i) {
+        const BucketRef& b = buckets[i];
         const bool edge = b.index == k_lo || b.index == k_hi;
-        if (partials && !edge) {
+        if (partials && !edge && b.partial) {
           f->p.Merge(b.partial[c]);
           continue;
         }
-        for (size_t e = 0; e < b.size(); ++e) {
+        for (size_t e = 0; e < b.n; ++e) {
           if (b.time[e] <= lo || b.time[e] > t || !b.valid[e * C + c]) continue;
           if (partials) {
             f->p.Fold(b.value[e * C + c]);
@@ -581,8 +598,8 @@ class WindowJoin final : public AsOfJoin {
       if (it == by_key_.end()) {
         ARROW_RETURN_NOT_OK(Evaluate(w_, nullptr, 0, times[r], &builders));
       } else {
-        ARROW_RETURN_NOT_OK(Evaluate(w_, bucket_ptrs_.data() + it->second.first, it->second.second,
-                                     times[r], &builders));
+        ARROW_RETURN_NOT_OK(
+            Evaluate(w_, refs_.data() + it->second.first, it->second.second, times[r], &builders));
       }
     }
     arrow::FieldVector fields;
@@ -599,59 +616,109 @@ class WindowJoin final : public AsOfJoin {
   AsOfStats stats() const override { return stats_; }
 
  private:
-  // Groups the events by key and bucket.
+  // Sorts the events canonically (key, time, id, values), drops a kafka event
+  // seen twice (as Bucket::Finish does), and cuts them into buckets: flat
+  // arrays, one BucketRef per bucket, partials for buckets of
+  // kMinPartialEvents events or more.
   void Build() {
-    const size_t n = time_.size(), A = w_.num_channels;
+    const size_t n = time_.size(), C = w_.num_channels;
     std::vector<uint32_t> order(n);
     std::iota(order.begin(), order.end(), 0u);
     std::sort(order.begin(), order.end(), [&](uint32_t x, uint32_t y) {
       int c = key_[x].compare(key_[y]);
       if (c != 0) return c < 0;
-      return time_[x] < time_[y];
+      if (time_[x] != time_[y]) return time_[x] < time_[y];
+      if (id_[x] != id_[y]) return id_[x] < id_[y];
+      for (size_t ch = 0; ch < C; ++ch) {
+        uint8_t vx = valid_[x * C + ch], vy = valid_[y * C + ch];
+        if (vx != vy) return vx < vy;
+        uint64_t bx = DoubleBits(value_[x * C + ch]), by = DoubleBits(value_[y * C + ch]);
+        if (bx != by) return bx < by;
+      }
+      return false;
     });
+    std::vector<int64_t> time;
+    std::vector<uint64_t> id;
+    std::vector<double> value;
+    std::vector<uint8_t> valid;
+    time.reserve(n);
+    id.reserve(n);
+    value.reserve(n * C);
+    valid.reserve(n * C);
+    struct Cut {
+      size_t first;  // event
+      uint32_t n;
+      int64_t index;
+      int64_t partial;  // -1: none
+    };
+    std::vector<Cut> cuts;
+    std::vector<Partial> partials;
     size_t i = 0;
     while (i < n) {
       size_t j = i;
       while (j < n && key_[order[j]] == key_[order[i]]) ++j;
-      size_t first = buckets_.size();
+      size_t first_cut = cuts.size();
       for (size_t e = i; e < j; ++e) {
         uint32_t x = order[e];
+        if (e > i && id_[x] != 0 && time.back() == time_[x] && id.back() == id_[x]) continue;
         int64_t k = BucketOf(time_[x], w_.bucket_us);
-        if (buckets_.size() == first || buckets_.back().index != k) {
-          buckets_.emplace_back();
-          buckets_.back().index = k;
+        if (cuts.size() == first_cut || cuts.back().index != k) {
+          cuts.push_back({time.size(), 0, k, -1});
         }
-        Bucket& b = buckets_.back();
-        b.time.push_back(time_[x]);
-        b.id.push_back(id_[x]);
-        b.value.insert(b.value.end(), value_.begin() + x * A, value_.begin() + (x + 1) * A);
-        b.valid.insert(b.valid.end(), valid_.begin() + x * A, valid_.begin() + (x + 1) * A);
+        ++cuts.back().n;
+        time.push_back(time_[x]);
+        id.push_back(id_[x]);
+        value.insert(value.end(), value_.begin() + x * C, value_.begin() + (x + 1) * C);
+        valid.insert(valid.end(), valid_.begin() + x * C, valid_.begin() + (x + 1) * C);
       }
-      by_key_[key_[order[i]]] = {first, buckets_.size() - first};
+      by_key_[key_[order[i]]] = {first_cut, cuts.size() - first_cut};
       i = j;
     }
-    for (auto& b : buckets_) b.Finish(A);
-    bucket_ptrs_.reserve(buckets_.size());
-    for (const auto& b : buckets_) bucket_ptrs_.push_back(&b);
-    key_.clear();
-    key_.shrink_to_fit();
-    time_ = {};
-    id_ = {};
-    value_ = {};
-    valid_ = {};
+    // The unsorted copies go before the partials are made.
+    std::vector<std::string>().swap(key_);
+    std::vector<int64_t>().swap(time_);
+    std::vector<uint64_t>().swap(id_);
+    std::vector<double>().swap(value_);
+    std::vector<uint8_t>().swap(valid_);
+    std::vector<uint32_t>().swap(order);
+    for (auto& cut : cuts) {
+      if (cut.n < kMinPartialEvents) continue;
+      cut.partial = static_cast<int64_t>(partials.size());
+      partials.resize(partials.size() + C);
+      FoldPartials(cut.n, value.data() + cut.first * C, valid.data() + cut.first * C, C,
+                   partials.data() + cut.partial);
+    }
+    time_ = std::move(time);
+    id_ = std::move(id);
+    value_ = std::move(value);
+    valid_ = std::move(valid);
+    partials_ = std::move(partials);
+    refs_.reserve(cuts.size());
+    for (const auto& cut : cuts) {
+      BucketRef r;
+      r.index = cut.index;
+      r.n = cut.n;
+      r.time = time_.data() + cut.first;
+      r.id = id_.data() + cut.first;
+      r.value = value_.data() + cut.first * C;
+      r.valid = valid_.data() + cut.first * C;
+      r.partial = cut.partial >= 0 ? partials_.data() + cut.partial : nullptr;
+      refs_.push_back(r);
+    }
   }
 
   AsOfSpec spec_;
   WindowSpec w_;
   bool id_columns_;
   bool finished_ = false;
+  // Events as added; after Build, sorted and cut into buckets (refs_).
   std::vector<std::string> key_;
   std::vector<int64_t> time_;
   std::vector<uint64_t> id_;
   std::vector<double> value_;
   std::vector<uint8_t> valid_;
-  std::vector<Bucket> buckets_;
-  std::vector<const Bucket*> bucket_ptrs_;
+  std::vector<Partial> partials_;
+  std::vector<BucketRef> refs_;
   std::unordered_map<std::string, std::pair<size_t, size_t>> by_key_;
   AsOfStats stats_;
 };

@@ -81,6 +81,25 @@ struct Partial {
   void Merge(const Partial& p);
 };
 
+/// A bucket as the evaluator reads it: its events (canonical order) and, for
+/// a bucket of at least kMinPartialEvents events, one partial per channel
+/// (nullptr otherwise: the evaluator folds its events, whether it is at an
+/// edge or inside the window — the same rule online and offline).
+struct BucketRef {
+  int64_t index = 0;
+  uint32_t n = 0;
+  const int64_t* time = nullptr;
+  const uint64_t* id = nullptr;
+  const double* value = nullptr;  // n * channels
+  const uint8_t* valid = nullptr;
+  const Partial* partial = nullptr;
+};
+inline constexpr uint32_t kMinPartialEvents = 2;
+
+/// The partials of `n` events in canonical order (one per channel), folded in that order.
+void FoldPartials(size_t n, const double* value, const uint8_t* valid, size_t num_channels,
+                  Partial* out);
+
 /// The events of one key in one bucket and their partial aggregates.
 struct Bucket {
   int64_t index = 0;
@@ -94,6 +113,7 @@ struct Bucket {
   /// Sorts the events canonically, drops repeated kafka events (same time and
   /// nonzero id: one event read twice) and computes the partials.
   void Finish(size_t num_channels);
+  BucketRef Ref() const;
 };
 
 /// 8-byte big-endian bucket index with the sign bit flipped (byte order = order).
@@ -115,7 +135,7 @@ arrow::Result<std::vector<std::unique_ptr<arrow::ArrayBuilder>>> MakeBuilders(
 /// Appends every aggregation's value at time `t` to `builders`, computed from
 /// `buckets` (the key's buckets, sorted by index, any range: those outside
 /// the window are skipped). nullptr / 0 buckets: a key without events.
-arrow::Status Evaluate(const WindowSpec& spec, const Bucket* const* buckets, size_t num_buckets,
+arrow::Status Evaluate(const WindowSpec& spec, const BucketRef* buckets, size_t num_buckets,
                        int64_t t, std::vector<std::unique_ptr<arrow::ArrayBuilder>>* builders);
 
 /// Events of a batch of source rows: the value and validity of every
@@ -133,8 +153,8 @@ arrow::Result<EventColumns> ComputeEvents(const WindowSpec& spec, const arrow::T
 /// source rows, then Finish / Match the entity rows) whose output per entity
 /// row is every aggregation's value over the window ending at the row's time.
 /// `spec.right_keys`/`right_time` name the key and time columns; features are
-/// the aggregation names. Holds the events in memory (about 16 + 9 bytes per
-/// channel per event, plus its key).
+/// the aggregation names. Holds the events in memory, flat (about 16 + 9
+/// bytes per channel per event, plus its key; 56 bytes per bucket).
 arrow::Result<std::unique_ptr<AsOfJoin>> MakeWindowJoin(AsOfSpec spec, WindowSpec windows,
                                                         std::shared_ptr<arrow::Schema> right_schema,
                                                         bool id_columns);
