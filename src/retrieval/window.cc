@@ -557,7 +557,8 @@ class WindowJoin final : public AsOfJoin {
     const size_t A = w_.num_channels;
     for (int64_t i = 0; i < batch->num_rows(); ++i) {
       if (!ok[i] || times[i] == asof::kNullTime) continue;
-      key_.push_back(std::move(keys[i]));
+      auto ins = key_ids_.try_emplace(std::move(keys[i]), static_cast<uint32_t>(key_ids_.size()));
+      key_.push_back(ins.first->second);
       time_.push_back(times[i]);
       id_.push_back(ev.id[i]);
       value_.insert(value_.end(), ev.value.begin() + i * A, ev.value.begin() + (i + 1) * A);
@@ -594,12 +595,13 @@ class WindowJoin final : public AsOfJoin {
         for (size_t a = 0; a < A; ++a) ARROW_RETURN_NOT_OK(builders[a]->AppendNull());
         continue;
       }
-      auto it = by_key_.find(keys[r]);
-      if (it == by_key_.end()) {
+      auto it = key_ids_.find(keys[r]);
+      if (it == key_ids_.end()) {
         ARROW_RETURN_NOT_OK(Evaluate(w_, nullptr, 0, times[r], &builders));
       } else {
+        const auto& range = ranges_[it->second];
         ARROW_RETURN_NOT_OK(
-            Evaluate(w_, refs_.data() + it->second.first, it->second.second, times[r], &builders));
+            Evaluate(w_, refs_.data() + range.first, range.second, times[r], &builders));
       }
     }
     arrow::FieldVector fields;
@@ -625,8 +627,7 @@ class WindowJoin final : public AsOfJoin {
     std::vector<uint32_t> order(n);
     std::iota(order.begin(), order.end(), 0u);
     std::sort(order.begin(), order.end(), [&](uint32_t x, uint32_t y) {
-      int c = key_[x].compare(key_[y]);
-      if (c != 0) return c < 0;
+      if (key_[x] != key_[y]) return key_[x] < key_[y];
       if (time_[x] != time_[y]) return time_[x] < time_[y];
       if (id_[x] != id_[y]) return id_[x] < id_[y];
       for (size_t ch = 0; ch < C; ++ch) {
@@ -653,6 +654,7 @@ class WindowJoin final : public AsOfJoin {
     };
     std::vector<Cut> cuts;
     std::vector<Partial> partials;
+    ranges_.assign(key_ids_.size(), {0, 0});
     size_t i = 0;
     while (i < n) {
       size_t j = i;
@@ -671,11 +673,11 @@ class WindowJoin final : public AsOfJoin {
         value.insert(value.end(), value_.begin() + x * C, value_.begin() + (x + 1) * C);
         valid.insert(valid.end(), valid_.begin() + x * C, valid_.begin() + (x + 1) * C);
       }
-      by_key_[key_[order[i]]] = {first_cut, cuts.size() - first_cut};
+      ranges_[key_[order[i]]] = {first_cut, cuts.size() - first_cut};
       i = j;
     }
     // The unsorted copies go before the partials are made.
-    std::vector<std::string>().swap(key_);
+    std::vector<uint32_t>().swap(key_);
     std::vector<int64_t>().swap(time_);
     std::vector<uint64_t>().swap(id_);
     std::vector<double>().swap(value_);
@@ -712,14 +714,15 @@ class WindowJoin final : public AsOfJoin {
   bool id_columns_;
   bool finished_ = false;
   // Events as added; after Build, sorted and cut into buckets (refs_).
-  std::vector<std::string> key_;
+  std::vector<uint32_t> key_;  // dense key ids (key_ids_)
   std::vector<int64_t> time_;
   std::vector<uint64_t> id_;
   std::vector<double> value_;
   std::vector<uint8_t> valid_;
   std::vector<Partial> partials_;
   std::vector<BucketRef> refs_;
-  std::unordered_map<std::string, std::pair<size_t, size_t>> by_key_;
+  std::unordered_map<std::string, uint32_t> key_ids_;
+  std::vector<std::pair<size_t, size_t>> ranges_;  // per key id: its first bucket, count
   AsOfStats stats_;
 };
 
