@@ -109,12 +109,17 @@ arrow::Result<WindowSpec> CompileWindows(const registry::FeatureView& view) {
     spec.channel_of.push_back(c);
   }
   spec.num_channels = spec.channel_agg.size();
+  spec.channel_moments.assign(spec.num_channels, 0);
+  for (size_t a = 0; a < spec.aggs.size(); ++a) {
+    if (spec.aggs[a].function == AggregationFunction::kStddev)
+      spec.channel_moments[spec.channel_of[a]] = 1;
+  }
   return spec;
 }
 
 // ---- partials and buckets ----------------------------------------------------------
 
-void Partial::Fold(double x) {
+void Partial::Fold(double x, bool moments) {
   if (n == 0) {
     min = max = x;
   } else {
@@ -123,23 +128,26 @@ void Partial::Fold(double x) {
   }
   ++n;
   sum += x;
+  last = x;
+  if (!moments) return;
   double delta = x - mean;
   mean += delta / static_cast<double>(n);
   m2 += delta * (x - mean);
-  last = x;
 }
 
-void Partial::Merge(const Partial& p) {
+void Partial::Merge(const Partial& p, bool moments) {
   if (p.n == 0) return;
   if (n == 0) {
     *this = p;
     return;
   }
-  const double na = static_cast<double>(n), nb = static_cast<double>(p.n);
-  const double nab = na + nb;
-  const double delta = p.mean - mean;
-  mean += delta * nb / nab;
-  m2 += p.m2 + delta * delta * na * nb / nab;
+  if (moments) {
+    const double na = static_cast<double>(n), nb = static_cast<double>(p.n);
+    const double nab = na + nb;
+    const double delta = p.mean - mean;
+    mean += delta * nb / nab;
+    m2 += p.m2 + delta * delta * na * nb / nab;
+  }
   sum += p.sum;
   min = std::min(min, p.min);
   max = std::max(max, p.max);
@@ -312,6 +320,7 @@ arrow::Status Evaluate(const WindowSpec& spec, const BucketRef* buckets, size_t 
     const auto& agg = spec.aggs[a];
     const size_t c = spec.channel_of[a];
     const bool partials = UsesPartials(agg.function);
+    const bool moments = spec.channel_moments[c] != 0;
     Folded* f = nullptr;
     for (auto& x : folded) {
       if (x.channel == c && x.window == agg.window_seconds && x.partials == partials) f = &x;
@@ -331,13 +340,13 @@ arrow::Status Evaluate(const WindowSpec& spec, const BucketRef* buckets, size_t 
         const BucketRef& b = buckets[i];
         const bool edge = b.index == k_lo || b.index == k_hi;
         if (partials && !edge && b.partial) {
-          f->p.Merge(b.partial[c]);
+          f->p.Merge(b.partial[c], moments);
           continue;
         }
         for (size_t e = 0; e < b.n; ++e) {
           if (b.time[e] <= lo || b.time[e] > t || !b.valid[e * C + c]) continue;
           if (partials) {
-            f->p.Fold(b.value[e * C + c]);
+            f->p.Fold(b.value[e * C + c], moments);
           } else {
             f->values.push_back(b.value[e * C + c]);
           }

@@ -62,8 +62,9 @@ struct WindowSpec {
   /// Events keep one value per channel: a distinct (column, filter) pair of
   /// the aggregations (sum, mean and stddev of one column share a channel).
   size_t num_channels = 0;
-  std::vector<size_t> channel_of;   // per aggregation
-  std::vector<size_t> channel_agg;  // per channel: its first aggregation (column, filter)
+  std::vector<size_t> channel_of;        // per aggregation
+  std::vector<size_t> channel_agg;       // per channel: its first aggregation (column, filter)
+  std::vector<uint8_t> channel_moments;  // per channel: a stddev needs Welford's mean and m2
 };
 arrow::Result<WindowSpec> CompileWindows(const registry::FeatureView& view);
 
@@ -77,8 +78,10 @@ struct Partial {
   double sum = 0, mean = 0, m2 = 0;
   double min = 0, max = 0;
   double last = 0;
-  void Fold(double x);
-  void Merge(const Partial& p);
+  /// `moments` = false leaves mean and m2 alone (no channel's stddev needs
+  /// them): cheaper, and the same choice online and offline (WindowSpec).
+  void Fold(double x, bool moments = true);
+  void Merge(const Partial& p, bool moments = true);
 };
 
 /// A bucket as the evaluator reads it: its events (canonical order) and, for
