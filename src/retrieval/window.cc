@@ -306,54 +306,78 @@ arrow::Result<std::vector<std::unique_ptr<arrow::ArrayBuilder>>> MakeBuilders(
 arrow::Status Evaluate(const WindowSpec& spec, const BucketRef* buckets, size_t num_buckets,
                        int64_t t, std::vector<std::unique_ptr<arrow::ArrayBuilder>>* builders) {
   const size_t A = spec.aggs.size(), C = spec.num_channels;
-  // What one (channel, window) pair folds: shared by the aggregations that have both.
-  struct Folded {
-    size_t channel;
+  // One pass over the buckets per distinct window, for every channel at once: per
+  // channel, the partial (for the partial-based functions) and the values (for
+  // last_k, count_distinct, percentile) of the window. Each channel's operations
+  // and their order are those of a pass of its own.
+  struct Pass {
     int64_t window;
-    bool partials;
-    Partial p;
-    std::vector<double> values;
+    std::vector<uint8_t> need_p, need_v;  // per channel
+    std::vector<Partial> p;
+    std::vector<std::vector<double>> values;
   };
-  std::vector<Folded> folded;
-  folded.reserve(A);
+  // Reused between calls (one per row of a training set): no allocation once warm.
+  static thread_local std::vector<Pass> pass_store;
+  static thread_local std::vector<size_t> pass_of;
+  size_t num_passes = 0;
+  pass_of.assign(A, 0);
   for (size_t a = 0; a < A; ++a) {
     const auto& agg = spec.aggs[a];
-    const size_t c = spec.channel_of[a];
-    const bool partials = UsesPartials(agg.function);
-    const bool moments = spec.channel_moments[c] != 0;
-    Folded* f = nullptr;
-    for (auto& x : folded) {
-      if (x.channel == c && x.window == agg.window_seconds && x.partials == partials) f = &x;
+    size_t i = 0;
+    while (i < num_passes && pass_store[i].window != agg.window_seconds) ++i;
+    if (i == num_passes) {
+      if (pass_store.size() == num_passes) pass_store.emplace_back();
+      Pass& np = pass_store[num_passes++];
+      np.window = agg.window_seconds;
+      np.need_p.assign(C, 0);
+      np.need_v.assign(C, 0);
+      np.p.assign(C, Partial{});
+      np.values.resize(C);
+      for (auto& v : np.values) v.clear();
     }
-    if (!f) {
-      folded.push_back({c, agg.window_seconds, partials, Partial{}, {}});
-      f = &folded.back();
-      const int64_t lo = t - agg.window_seconds * 1000000;  // excluded
-      const int64_t k_lo = BucketOf(lo + 1, spec.bucket_us);
-      const int64_t k_hi = BucketOf(t, spec.bucket_us);
-      // First bucket at or after k_lo.
-      size_t i = static_cast<size_t>(
-          std::lower_bound(buckets, buckets + num_buckets, k_lo,
-                           [](const BucketRef& b, int64_t k) { return b.index < k; }) -
-          buckets);
-      for (; i < num_buckets && buckets[i].index <= k_hi; ++i) {
-        const BucketRef& b = buckets[i];
-        const bool edge = b.index == k_lo || b.index == k_hi;
-        if (partials && !edge && b.partial) {
-          f->p.Merge(b.partial[c], moments);
-          continue;
+    pass_of[a] = i;
+    Pass& pass = pass_store[i];
+    (UsesPartials(agg.function) ? pass.need_p : pass.need_v)[spec.channel_of[a]] = 1;
+  }
+  for (size_t pi = 0; pi < num_passes; ++pi) {
+    Pass& pass = pass_store[pi];
+    const int64_t lo = t - pass.window * 1000000;  // excluded
+    const int64_t k_lo = BucketOf(lo + 1, spec.bucket_us);
+    const int64_t k_hi = BucketOf(t, spec.bucket_us);
+    bool any_v = false;
+    for (size_t c = 0; c < C; ++c) any_v = any_v || pass.need_v[c];
+    // First bucket at or after k_lo.
+    size_t i = static_cast<size_t>(
+        std::lower_bound(buckets, buckets + num_buckets, k_lo,
+                         [](const BucketRef& b, int64_t k) { return b.index < k; }) -
+        buckets);
+    for (; i < num_buckets && buckets[i].index <= k_hi; ++i) {
+      const BucketRef& b = buckets[i];
+      const bool edge = b.index == k_lo || b.index == k_hi;
+      const bool merge = !edge && b.partial;
+      if (merge) {
+        for (size_t c = 0; c < C; ++c) {
+          if (pass.need_p[c]) pass.p[c].Merge(b.partial[c], spec.channel_moments[c] != 0);
         }
-        for (size_t e = 0; e < b.n; ++e) {
-          if (b.time[e] <= lo || b.time[e] > t || !b.valid[e * C + c]) continue;
-          if (partials) {
-            f->p.Fold(b.value[e * C + c], moments);
-          } else {
-            f->values.push_back(b.value[e * C + c]);
-          }
+        if (!any_v) continue;
+      }
+      for (size_t e = 0; e < b.n; ++e) {
+        if (b.time[e] <= lo || b.time[e] > t) continue;
+        for (size_t c = 0; c < C; ++c) {
+          if (!b.valid[e * C + c]) continue;
+          const double x = b.value[e * C + c];
+          if (pass.need_p[c] && !merge) pass.p[c].Fold(x, spec.channel_moments[c] != 0);
+          if (pass.need_v[c]) pass.values[c].push_back(x);
         }
       }
     }
-    const Partial& p = f->p;
+  }
+  for (size_t a = 0; a < A; ++a) {
+    const auto& agg = spec.aggs[a];
+    Pass& pass = pass_store[pass_of[a]];
+    const size_t c = spec.channel_of[a];
+    std::vector<double>& vals = pass.values[c];
+    const Partial& p = pass.p[c];
     arrow::ArrayBuilder* builder = (*builders)[a].get();
     auto dbl = [&](bool has, double v) {
       auto* d = static_cast<arrow::DoubleBuilder*>(builder);
@@ -383,19 +407,19 @@ arrow::Status Evaluate(const WindowSpec& spec, const BucketRef* buckets, size_t 
         ARROW_RETURN_NOT_OK(dbl(p.n > 0, p.last));
         break;
       case AggregationFunction::kCountDistinct: {
-        std::vector<uint64_t> bits(f->values.size());
-        for (size_t v = 0; v < f->values.size(); ++v) bits[v] = DoubleBits(f->values[v]);
+        std::vector<uint64_t> bits(vals.size());
+        for (size_t v = 0; v < vals.size(); ++v) bits[v] = DoubleBits(vals[v]);
         std::sort(bits.begin(), bits.end());
         int64_t distinct = std::unique(bits.begin(), bits.end()) - bits.begin();
         ARROW_RETURN_NOT_OK(static_cast<arrow::Int64Builder*>(builder)->Append(distinct));
         break;
       }
       case AggregationFunction::kPercentile: {
-        if (f->values.empty()) {
+        if (vals.empty()) {
           ARROW_RETURN_NOT_OK(dbl(false, 0));
           break;
         }
-        std::vector<double> values = f->values;
+        std::vector<double> values = vals;
         std::sort(values.begin(), values.end());
         double pos = agg.percentile * static_cast<double>(values.size() - 1);
         size_t fl = static_cast<size_t>(std::floor(pos));
@@ -410,7 +434,7 @@ arrow::Status Evaluate(const WindowSpec& spec, const BucketRef* buckets, size_t 
         auto* lb = static_cast<arrow::ListBuilder*>(builder);
         auto* vb = static_cast<arrow::DoubleBuilder*>(lb->value_builder());
         ARROW_RETURN_NOT_OK(lb->Append());
-        const auto& values = f->values;
+        const auto& values = vals;
         size_t take = std::min(values.size(), static_cast<size_t>(std::max(agg.k, 0)));
         for (size_t v = 0; v < take; ++v) {
           ARROW_RETURN_NOT_OK(vb->Append(values[values.size() - 1 - v]));
