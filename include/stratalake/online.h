@@ -369,6 +369,16 @@ arrow::Result<PushResult> WriteStreamedRows(const repo::FeatureRepository& repo,
                                             OnlineStore* store, const std::string& kafka_source,
                                             const std::shared_ptr<arrow::Table>& data);
 
+/// The window half of WriteStreamedRows (docs/windows.md): adds a kafka
+/// source's decoded rows, with their _kafka_partition and _kafka_offset
+/// columns (stream.h), to the tiles of every online window view on the source.
+/// A row read twice (a restart before its commit) is kept once. Returns the
+/// number of window views written.
+arrow::Result<int64_t> WriteStreamedWindowRows(const repo::FeatureRepository& repo,
+                                               const registry::RegistryState& state,
+                                               OnlineStore* store, const std::string& kafka_source,
+                                               const std::shared_ptr<arrow::Table>& data);
+
 /// Writes rows straight to one feature view in the online store (Feast's
 /// write_to_online_store; the feature server's POST /write-to-online-store).
 /// `data` holds the view's join keys and every feature by name, the event time

@@ -112,11 +112,56 @@ struct Source {
   SourceLocation loc;
 };
 
+/// What a window aggregation computes (docs/windows.md).
+enum class AggregationFunction {
+  kSum,
+  kCount,
+  kMean,
+  kMin,
+  kMax,
+  kStddev,
+  kLast,
+  kLastK,
+  kCountDistinct,
+  kPercentile
+};
+/// "sum", "count", "mean", "min", "max", "stddev", "last", "last_k",
+/// "count_distinct", "percentile".
+const char* AggregationFunctionName(AggregationFunction f);
+/// The names above (case-insensitive; "avg" = mean, "std" = stddev); others
+/// are Invalid, naming the known ones.
+arrow::Result<AggregationFunction> ParseAggregationFunction(const std::string& text);
+
+/// One window aggregation of a feature view: `function` over the values of
+/// source column `column` of the same entity key whose event time lies in
+/// (t - window, t] (t excluded at the old end, included at the new end), for
+/// the rows where `filter` holds. Its result is the feature `name`, typed by
+/// AggregationType. docs/windows.md gives the semantics.
+struct Aggregation {
+  std::string name;  // the feature it produces
+  AggregationFunction function = AggregationFunction::kSum;
+  std::string column;          // source column (after field_mapping)
+  int64_t window_seconds = 0;  // > 0
+  int32_t k = 0;               // last_k: how many values (1..1000)
+  double percentile = 0;       // percentile: the quantile, in [0, 1]
+  std::string filter;          // a predicate (expression.h) over source columns; "" = all rows
+  SourceLocation loc;
+};
+
+/// The feature type of an aggregation's result: int64 for count and
+/// count_distinct, list<float64> for last_k, float64 otherwise.
+std::shared_ptr<arrow::DataType> AggregationType(const Aggregation& a);
+
 struct FeatureView {
   std::string name;
   std::vector<std::string> entities;
   std::string source;
+  /// Plain views: the source columns served. Window views: one feature per
+  /// aggregation (same name, AggregationType), derived by the loader.
   std::vector<Field> features;
+  /// Window aggregations (docs/windows.md); empty for a plain view. A view has
+  /// either plain features or aggregations, never both.
+  std::vector<Aggregation> aggregations;
   int64_t ttl_seconds = 0;  // 0 = unlimited
   bool online = true;
   std::string owner;

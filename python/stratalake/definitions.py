@@ -9,7 +9,7 @@ import re
 from typing import Any, Dict, List, Optional
 
 __all__ = ["Field", "Entity", "DataSource", "FeatureView", "FeatureService",
-           "FeatureViewProjection"]
+           "FeatureViewProjection", "Aggregation"]
 
 
 class _Definition(dict):
@@ -135,6 +135,45 @@ def _duration(text: str) -> Optional[dt.timedelta]:
     return sum((dt.timedelta(**{_UNIT[u]: float(n)}) for n, u in parts), dt.timedelta(0))
 
 
+class Aggregation(_Definition):
+    """One window aggregation of a feature view (docs/windows.md): ``function`` over
+    the values of source column ``column`` of the same entity key whose event time
+    lies in ``(t - window, t]``, for the rows where ``filter`` holds. It produces the
+    view's feature of the same name."""
+
+    @property
+    def function(self) -> str:
+        """sum, count, mean, min, max, stddev, last, last_k, count_distinct or percentile."""
+        return self["function"]
+
+    @property
+    def column(self) -> str:
+        return self["column"]
+
+    @property
+    def window(self) -> Optional[dt.timedelta]:
+        return _duration(str(self.get("window", "0")))
+
+    @property
+    def filter(self) -> str:
+        """A predicate over source columns ("" = every row)."""
+        return self.get("filter", "")
+
+    @property
+    def k(self) -> int:
+        """last_k: how many of the newest values."""
+        return int(self.get("k", 0))
+
+    @property
+    def percentile(self) -> float:
+        """percentile: the quantile (0.5 = median)."""
+        return float(self.get("percentile", 0.0))
+
+    def _fields_repr(self) -> str:
+        return (f", function={self.function!r}, column={self.column!r}, "
+                f"window={self.get('window')!r}, filter={self.filter!r}")
+
+
 class FeatureView(_Definition):
     """A group of features of one or more entities, read from one source."""
 
@@ -165,6 +204,11 @@ class FeatureView(_Definition):
     @property
     def online(self) -> bool:
         return bool(self.get("online", True))
+
+    @property
+    def aggregations(self) -> List[Aggregation]:
+        """The window aggregations (empty for a plain view); each is also a feature."""
+        return [Aggregation(a) for a in self.get("aggregations", [])]
 
     def _fields_repr(self) -> str:
         return (f", entities={self.entities!r}, source={self.source!r}, "

@@ -6,6 +6,7 @@
 #include "common/errors.h"
 #include "ingest/convert.h"
 #include "online/codec.h"
+#include "online/window_tiles.h"
 #include "stratalake/delta.h"
 #include "stratalake/online.h"
 #include "stratalake/repo.h"
@@ -180,6 +181,20 @@ arrow::Result<PushResult> PushRows(const repo::FeatureRepository& repo,
     std::vector<KeyValue> writes;
     for (const auto& v : defs.feature_views) {
       if (v.source != src->name || !v.online) continue;
+      if (!v.aggregations.empty()) {
+        // Window views keep tiles: pushed rows are added to them (streamed rows are
+        // added with their kafka ids by WriteStreamedWindowRows).
+        if (!streamed) {
+          arrow::FieldVector mf;
+          for (const auto& f : typed->schema()->fields())
+            mf.push_back(f->WithName(MappedName(*src, f->name())));
+          auto mapped = arrow::Table::Make(arrow::schema(mf), typed->columns(), n);
+          ARROW_RETURN_NOT_OK(
+              WriteWindowEvents(*store, defs, v, ts_col, *mapped, false, std::nullopt));
+        }
+        ++result.views_written;
+        continue;
+      }
       Layout layout = MakeLayout(v);
       // Columns in EncodeViewRows' order, by the names views use (field_mapping).
       auto find = [&](const std::string& mapped) -> std::shared_ptr<arrow::ChunkedArray> {

@@ -13,6 +13,7 @@
 
 #include "common/errors.h"
 #include "online/codec.h"
+#include "online/window_tiles.h"
 #include "stratalake/online.h"
 #include "stratalake/repo.h"
 #include "stratalake/status.h"
@@ -252,6 +253,14 @@ arrow::Result<OnlineResponse> OnlineService::Get(const OnlineRequest& req) {
   }
   std::vector<std::string_view> key_views(keys.begin(), keys.end());
   ARROW_RETURN_NOT_OK(store_->MultiGet(key_views, &resp.fetched));
+  // Window views: each row's value is computed from the tiles of the windows ending now.
+  for (size_t p = 0; p < nviews; ++p) {
+    const CompiledView& cv = plan->views[p];
+    if (cv.view->aggregations.empty()) continue;
+    ARROW_RETURN_NOT_OK(ReadWindowValues(
+        *store_, *cv.view, *cv.layout, std::span<const std::string>(keys.data() + p * rows, rows),
+        clock_->NowMillis() * 1000, resp.fetched.data() + p * rows));
+  }
 
   // Output columns: join keys in request order, then features.
   size_t nfeatures = 0;

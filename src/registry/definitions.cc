@@ -181,6 +181,59 @@ std::string FeatureTypeName(const arrow::DataType& type) {
   }
 }
 
+// ---- window aggregations ------------------------------------------------------
+
+const char* AggregationFunctionName(AggregationFunction f) {
+  switch (f) {
+    case AggregationFunction::kSum:
+      return "sum";
+    case AggregationFunction::kCount:
+      return "count";
+    case AggregationFunction::kMean:
+      return "mean";
+    case AggregationFunction::kMin:
+      return "min";
+    case AggregationFunction::kMax:
+      return "max";
+    case AggregationFunction::kStddev:
+      return "stddev";
+    case AggregationFunction::kLast:
+      return "last";
+    case AggregationFunction::kLastK:
+      return "last_k";
+    case AggregationFunction::kCountDistinct:
+      return "count_distinct";
+    case AggregationFunction::kPercentile:
+      return "percentile";
+  }
+  return "sum";
+}
+
+arrow::Result<AggregationFunction> ParseAggregationFunction(const std::string& text) {
+  std::string t = Lower(Trim(text));
+  if (t == "avg") return AggregationFunction::kMean;
+  if (t == "std") return AggregationFunction::kStddev;
+  for (int i = 0; i <= static_cast<int>(AggregationFunction::kPercentile); ++i) {
+    auto f = static_cast<AggregationFunction>(i);
+    if (t == AggregationFunctionName(f)) return f;
+  }
+  return DefError("unknown aggregation function '" + text +
+                  "' (use sum, count, mean, min, max, stddev, last, last_k, count_distinct or "
+                  "percentile)");
+}
+
+std::shared_ptr<arrow::DataType> AggregationType(const Aggregation& a) {
+  switch (a.function) {
+    case AggregationFunction::kCount:
+    case AggregationFunction::kCountDistinct:
+      return arrow::int64();
+    case AggregationFunction::kLastK:
+      return arrow::list(arrow::float64());
+    default:
+      return arrow::float64();
+  }
+}
+
 // ---- durations --------------------------------------------------------------
 
 arrow::Result<int64_t> ParseDuration(const std::string& text) {
@@ -418,6 +471,30 @@ std::string ToCanonicalJson(const FeatureView& v) {
     Str(w, v.source);
     Key(w, "features");
     WriteFields(w, v.features, false);
+    if (!v.aggregations
+             .empty()) {  // only window views have the key: plain views' JSON is unchanged
+      Key(w, "aggregations");
+      w.StartArray();
+      for (const auto& a : v.aggregations) {
+        w.StartObject();
+        Key(w, "name");
+        Str(w, a.name);
+        Key(w, "function");
+        Str(w, AggregationFunctionName(a.function));
+        Key(w, "column");
+        Str(w, a.column);
+        Key(w, "window");
+        Str(w, FormatDuration(a.window_seconds));
+        Key(w, "k");
+        w.Int(a.k);
+        Key(w, "percentile");
+        w.Double(a.percentile);
+        Key(w, "filter");
+        Str(w, a.filter);
+        w.EndObject();
+      }
+      w.EndArray();
+    }
     Key(w, "ttl");
     Str(w, FormatDuration(v.ttl_seconds));
     Key(w, "online");
@@ -579,6 +656,22 @@ arrow::Status AddFromCanonicalJson(ObjectKind kind, const std::string& json, Def
       v.entities = GetStrings(d, "entities");
       v.source = GetStr(d, "source");
       ARROW_ASSIGN_OR_RAISE(v.features, GetFields(d, "features"));
+      auto aggs = d.FindMember("aggregations");
+      if (aggs != d.MemberEnd() && aggs->value.IsArray()) {
+        for (const auto& a : aggs->value.GetArray()) {
+          Aggregation agg;
+          agg.name = GetStr(a, "name");
+          ARROW_ASSIGN_OR_RAISE(agg.function, ParseAggregationFunction(GetStr(a, "function")));
+          agg.column = GetStr(a, "column");
+          ARROW_ASSIGN_OR_RAISE(agg.window_seconds, ParseDuration(GetStr(a, "window")));
+          auto k = a.FindMember("k");
+          if (k != a.MemberEnd() && k->value.IsInt()) agg.k = k->value.GetInt();
+          auto q = a.FindMember("percentile");
+          if (q != a.MemberEnd() && q->value.IsNumber()) agg.percentile = q->value.GetDouble();
+          agg.filter = GetStr(a, "filter");
+          v.aggregations.push_back(std::move(agg));
+        }
+      }
       ARROW_ASSIGN_OR_RAISE(v.ttl_seconds, ParseDuration(GetStr(d, "ttl")));
       v.online = GetBool(d, "online", true);
       v.owner = GetStr(d, "owner");

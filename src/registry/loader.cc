@@ -2,6 +2,7 @@
 #include "registry/loader.h"
 
 #include <algorithm>
+#include <cstdlib>
 #include <exception>
 #include <map>
 #include <set>
@@ -276,8 +277,8 @@ class Parser {
 
   void ParseFeatureView(const YAML::Node& n, Definitions* defs) {
     if (!CheckMap(n, "feature view",
-                  {"name", "entities", "source", "features", "ttl", "online", "owner",
-                   "description", "tags"})) {
+                  {"name", "entities", "source", "features", "aggregations", "ttl", "online",
+                   "owner", "description", "tags"})) {
       return;
     }
     FeatureView v;
@@ -287,7 +288,16 @@ class Parser {
     v.entities = StrList(n, "entities", what);
     v.source = Str(n, "source", what, true);
     v.features = Fields(n, "features", what, false);
-    if (!n["features"]) Problem(n, what + ": missing required key 'features'");
+    Aggregations(n, what, &v);
+    if (!n["features"] && !n["aggregations"]) {
+      Problem(n,
+              what + ": missing required key 'features' (or 'aggregations' for window features)");
+    }
+    if (n["features"] && n["aggregations"]) {
+      Problem(n["aggregations"], what +
+                                     ": has both 'features' and 'aggregations'; put window "
+                                     "aggregations in a feature view of their own");
+    }
     std::string ttl = Str(n, "ttl", what);
     if (!ttl.empty()) {
       auto secs = ParseDuration(ttl);
@@ -302,6 +312,85 @@ class Parser {
     v.description = Str(n, "description", what);
     v.tags = StrMap(n, "tags", what);
     defs->feature_views.push_back(std::move(v));
+  }
+
+  // A window view's aggregations; each also becomes a feature of the view (its
+  // name, AggregationType), so requests resolve window features like any other.
+  void Aggregations(const YAML::Node& n, const std::string& what, FeatureView* v) {
+    YAML::Node list = n["aggregations"];
+    if (!list || list.IsNull()) return;
+    if (!list.IsSequence()) {
+      Problem(list, what + ": 'aggregations' must be a list");
+      return;
+    }
+    for (const auto& e : list) {
+      if (!CheckMap(e, what + " aggregation",
+                    {"name", "function", "column", "window", "k", "percentile", "filter",
+                     "description", "tags"})) {
+        continue;
+      }
+      Aggregation a;
+      a.loc = Loc(e);
+      a.name = Str(e, "name", what + " aggregation", true);
+      std::string awhat = what + " aggregation '" + a.name + "'";
+      std::string fn = Str(e, "function", awhat, true);
+      if (!fn.empty()) {
+        auto f = ParseAggregationFunction(fn);
+        if (f.ok()) {
+          a.function = *f;
+        } else {
+          Problem(e["function"], awhat + ": " + f.status().message());
+        }
+      }
+      a.column = Str(e, "column", awhat, true);
+      std::string window = Str(e, "window", awhat, true);
+      if (!window.empty()) {
+        auto secs = ParseDuration(window);
+        if (!secs.ok()) {
+          Problem(e["window"], awhat + ": " + secs.status().message());
+        } else if (*secs <= 0) {
+          Problem(e["window"], awhat + ": the window must be longer than 0, e.g. 5m, 1h or 7d");
+        } else {
+          a.window_seconds = *secs;
+        }
+      }
+      std::string k = Str(e, "k", awhat);
+      if (a.function == AggregationFunction::kLastK) {
+        int64_t kv = 0;
+        bool ok = !k.empty() && k.size() <= 6 &&
+                  std::all_of(k.begin(), k.end(), [](char c) { return c >= '0' && c <= '9'; });
+        if (ok) kv = std::stoll(k);
+        if (!ok || kv < 1 || kv > 1000) {
+          Problem(e["k"] ? e["k"] : e, awhat + ": last_k needs 'k', a whole number from 1 to 1000");
+        } else {
+          a.k = static_cast<int32_t>(kv);
+        }
+      } else if (!k.empty()) {
+        Problem(e["k"], awhat + ": 'k' is only for the function last_k");
+      }
+      std::string q = Str(e, "percentile", awhat);
+      if (a.function == AggregationFunction::kPercentile) {
+        char* end = nullptr;
+        double qv = q.empty() ? -1 : std::strtod(q.c_str(), &end);
+        if (q.empty() || end != q.c_str() + q.size() || !(qv >= 0 && qv <= 1)) {
+          Problem(e["percentile"] ? e["percentile"] : e,
+                  awhat + ": percentile needs 'percentile', a quantile from 0 to 1 (0.5 = median)");
+        } else {
+          a.percentile = qv;
+        }
+      } else if (!q.empty()) {
+        Problem(e["percentile"], awhat + ": 'percentile' is only for the function percentile");
+      }
+      a.filter = Str(e, "filter", awhat);
+      Field f;
+      f.name = a.name;
+      f.type = AggregationType(a);
+      f.description = Str(e, "description", awhat);
+      f.tags = StrMap(e, "tags", awhat);
+      f.loc = a.loc;
+      v->features.push_back(std::move(f));
+      v->aggregations.push_back(std::move(a));
+    }
   }
 
   void ParseFeatureService(const YAML::Node& n, Definitions* defs) {

@@ -126,7 +126,8 @@ TEST(DefinitionParse, UnknownKeyNamesLineAndKnownKeys) {
   ASSERT_EQ(p.size(), 1u);
   EXPECT_EQ(p[0],
             "defs.yaml:19:5: feature view 'stats': unknown key 'time_to_live' (known keys: "
-            "description, entities, features, name, online, owner, source, tags, ttl)");
+            "aggregations, description, entities, features, name, online, owner, source, tags, "
+            "ttl)");
 }
 
 TEST(DefinitionParse, BadDurationNamesLine) {

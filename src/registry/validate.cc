@@ -296,7 +296,11 @@ class Validator {
                   "'schema' or ingest data first");
       return;
     }
+    if (!v.aggregations.empty()) {
+      CheckAggregations(v, *src, *schema);
+    }
     for (const auto& f : v.features) {
+      if (!v.aggregations.empty()) break;  // window features are no source columns
       auto col = schema->GetFieldByName(f.name);
       if (!col) {
         Problem(f.loc, what + " feature '" + f.name + "'",
@@ -320,6 +324,48 @@ class Validator {
                 "join key '" + k->name + "' is " + FeatureTypeName(*k->type) +
                     " in its entity but " + FeatureTypeName(*col->type()) + " in source '" +
                     src->name + "'");
+      }
+    }
+  }
+
+  // A window view's aggregations against its source's columns.
+  void CheckAggregations(const FeatureView& v, const Source& src, const arrow::Schema& schema) {
+    std::string what = "feature view '" + v.name + "'";
+    if (v.ttl_seconds > 0) {
+      Problem(v.loc, what,
+              "has aggregations and a ttl; a window view's values already cover only their "
+              "window: remove 'ttl'");
+    }
+    for (const auto& a : v.aggregations) {
+      std::string awhat = what + " aggregation '" + a.name + "'";
+      if (a.window_seconds <= 0) {
+        Problem(a.loc, awhat, "has no window; add 'window', e.g. 5m, 1h or 7d");
+      }
+      if (a.column == TimestampField(src)) {
+        Problem(a.loc, awhat, "aggregates the source's timestamp_field; name a value column");
+        continue;
+      }
+      auto col = schema.GetFieldByName(a.column);
+      if (!col) {
+        Problem(a.loc, awhat,
+                "no column '" + a.column + "' in source '" + src.name +
+                    "' (columns: " + Join(schema.field_names()) + ")");
+        continue;
+      }
+      const auto id = col->type()->id();
+      bool numeric = arrow::is_integer(id) || arrow::is_floating(id) || id == arrow::Type::BOOL ||
+                     arrow::is_decimal(id);
+      if (!numeric && a.function != AggregationFunction::kCount) {
+        Problem(a.loc, awhat,
+                std::string(AggregationFunctionName(a.function)) +
+                    " needs a numeric column, but '" + a.column + "' is " +
+                    FeatureTypeName(*col->type()) + "; use count, or aggregate a numeric column");
+      }
+      if (!a.filter.empty()) {
+        auto e = ParseExpression(a.filter, schema);
+        if (!e.ok()) {
+          Problem(a.loc, awhat, "filter `" + a.filter + "` is not valid: " + e.status().message());
+        }
       }
     }
   }

@@ -23,6 +23,7 @@
 #include "common/time_units.h"
 #include "retrieval/asof_join.h"
 #include "retrieval/asof_memory.h"
+#include "retrieval/window.h"
 #include "storage/scan.h"
 #include "stratalake/delta.h"
 #include "stratalake/expression.h"
@@ -371,8 +372,15 @@ arrow::Result<RetrievalPlan> PlanRetrieval(const repo::FeatureRepository& repo,
     spec.features = vr.features;
     std::vector<std::string> columns = spec.right_keys;
     columns.push_back(spec.right_time);
-    if (!spec.right_created.empty()) columns.push_back(spec.right_created);
-    for (const auto& f : vr.features) columns.push_back(f);
+    if (!v.aggregations.empty()) {
+      // A window view reads the aggregated columns (OpenJoin adds the filters' columns).
+      spec.right_created.clear();
+      spec.ttl_us = 0;
+      for (const auto& a : v.aggregations) columns.push_back(a.column);
+    } else {
+      if (!spec.right_created.empty()) columns.push_back(spec.right_created);
+      for (const auto& f : vr.features) columns.push_back(f);
+    }
     // A column may serve twice (e.g. a feature that is also the created time).
     for (const auto& c : columns) {
       if (std::find(vp.columns.begin(), vp.columns.end(), c) == vp.columns.end())
@@ -407,6 +415,13 @@ arrow::Result<std::unique_ptr<AsOfJoin>> OpenJoin(const repo::FeatureRepository&
   if (view_range) {
     view_range->first = v.ttl_seconds > 0 ? view_range->first - vp.spec.ttl_us : INT64_MIN;
   }
+  const bool windowed = !v.aggregations.empty();
+  window::WindowSpec windows;
+  if (windowed) {
+    ARROW_ASSIGN_OR_RAISE(windows, window::CompileWindows(v));
+    // The oldest window of the earliest entity row starts this far back.
+    if (view_range) view_range->first = range->first - windows.max_window_us;
+  }
   SourceRead read;
   ARROW_ASSIGN_OR_RAISE(auto opened, OpenSource(repo, *src, *pinned_req, &read));
   pinned_req->source_versions.emplace(src->name, read.version);
@@ -423,8 +438,40 @@ arrow::Result<std::unique_ptr<AsOfJoin>> OpenJoin(const repo::FeatureRepository&
   if (!opened.snapshot) {
     ARROW_ASSIGN_OR_RAISE(declared, repo.SourceSchema(*src));
   }
+  std::vector<std::string> columns = vp.columns;
+  bool id_columns = false;
+  if (windowed) {
+    // The filters' columns, and a kafka source's event ids (partition, offset).
+    arrow::FieldVector mapped;
+    std::shared_ptr<arrow::Schema> stored = opened.snapshot ? opened.snapshot->schema() : declared;
+    for (const auto& f : stored->fields()) {
+      std::string name = f->name();
+      auto m = src->field_mapping.find(name);
+      mapped.push_back(f->WithName(m == src->field_mapping.end() ? name : m->second));
+    }
+    arrow::Schema mapped_schema(mapped);
+    for (const auto& a : v.aggregations) {
+      if (a.filter.empty()) continue;
+      auto e = ParseExpression(a.filter, mapped_schema);
+      if (!e.ok()) {
+        return UserError(ErrorKind::kSchemaMismatch, "feature view '" + v.name + "' aggregation '" +
+                                                         a.name + "': filter `" + a.filter +
+                                                         "`: " + e.status().message());
+      }
+      for (const auto& c : ReferencedColumns(*e)) {
+        if (std::find(columns.begin(), columns.end(), c) == columns.end()) columns.push_back(c);
+      }
+    }
+    if (src->type == registry::SourceType::kKafka && opened.snapshot &&
+        stored->GetFieldIndex("_kafka_partition") >= 0 &&
+        stored->GetFieldIndex("_kafka_offset") >= 0) {
+      columns.push_back("_kafka_partition");
+      columns.push_back("_kafka_offset");
+      id_columns = true;
+    }
+  }
   arrow::FieldVector fields;
-  for (const auto& c : vp.columns) {
+  for (const auto& c : columns) {
     std::shared_ptr<arrow::Field> f;
     if (opened.snapshot) f = opened.snapshot->schema()->GetFieldByName(StoredName(*src, c));
     if (!f && declared) f = declared->GetFieldByName(c);
@@ -437,14 +484,26 @@ arrow::Result<std::unique_ptr<AsOfJoin>> OpenJoin(const repo::FeatureRepository&
   }
   auto right_schema = arrow::schema(fields);
   for (size_t j = 0; j < vp.request.features.size(); ++j) {
-    auto f = right_schema->GetFieldByName(vp.request.features[j]);
-    out_fields->push_back(arrow::field(vp.out_names[j], f->type()));
+    std::shared_ptr<arrow::DataType> type;
+    if (windowed) {
+      for (const auto& f : v.features) {
+        if (f.name == vp.request.features[j]) type = f.type;
+      }
+    } else {
+      type = right_schema->GetFieldByName(vp.request.features[j])->type();
+    }
+    out_fields->push_back(arrow::field(vp.out_names[j], type));
   }
   AsOfOptions options;
   options.memory_budget_bytes = budget;
-  ARROW_ASSIGN_OR_RAISE(auto join, AsOfJoin::Make(vp.spec, right_schema, options));
+  std::unique_ptr<AsOfJoin> join;
+  if (windowed) {
+    ARROW_ASSIGN_OR_RAISE(join, window::MakeWindowJoin(vp.spec, windows, right_schema, id_columns));
+  } else {
+    ARROW_ASSIGN_OR_RAISE(join, AsOfJoin::Make(vp.spec, right_schema, options));
+  }
   ARROW_RETURN_NOT_OK(
-      FeedSource(opened, *src, vp.columns, view_range, *pinned_req, join.get(), &read));
+      FeedSource(opened, *src, columns, view_range, *pinned_req, join.get(), &read));
   if (!reads->count(src->name)) (*reads)[src->name] = read;
   return join;
 }

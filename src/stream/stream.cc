@@ -804,6 +804,11 @@ arrow::Status SourceStream::Decode(PartitionState& p, std::vector<RawMessage> ms
   ARROW_ASSIGN_OR_RAISE(
       rows, rows->AddColumn(rows->num_columns(), arrow::field(kOffsetColumn, arrow::int64()),
                             std::make_shared<arrow::ChunkedArray>(oa)));
+  // Window views' tiles (docs/windows.md): with the kafka ids, so a replay is kept once.
+  if (has_online_views_ && store_) {
+    ARROW_RETURN_NOT_OK(
+        online::WriteStreamedWindowRows(repo_, state_, store_, src_.name, rows).status());
+  }
   p.pending_rows += rows->num_rows();
   p.rows.push_back(std::move(rows));
   return arrow::Status::OK();

@@ -1,0 +1,420 @@
+// Window aggregations: the promise of docs/windows.md, on random data. For every
+// key and time t, the online value at t (OnlineService with the clock pinned at
+// t, from tiles built by materialize, by the stream's hook with late,
+// out-of-order and replayed events, and by both) equals the offline value for
+// an entity row at t (GetHistoricalFeatures), exactly.
+#include <algorithm>
+#include <filesystem>
+#include <fstream>
+#include <random>
+
+#include <arrow/api.h>
+#include <gtest/gtest.h>
+
+#include "../../tests/test_util.h"
+#include "retrieval/window.h"
+#include "stratalake/delta.h"
+#include "stratalake/online.h"
+#include "stratalake/repo.h"
+#include "stratalake/retrieval.h"
+#include "stratalake/status.h"
+
+namespace stratalake::online {
+namespace {
+
+using stratalake::testing::TempDir;
+
+constexpr int64_t kSec = 1000000;
+constexpr int64_t kT0 = 1767225600LL * kSec;  // 2026-01-01T00:00:00Z in µs
+constexpr int kKeys = 12;
+constexpr int64_t kSpan = 3 * 3600 * kSec;  // events within [kT0, kT0 + 3h]
+
+void WriteFile(const std::string& path, const std::string& text) {
+  std::filesystem::create_directories(std::filesystem::path(path).parent_path());
+  std::ofstream(path) << text;
+}
+
+// Every function, windows of 90s, 5m and 1h (buckets of 5s), a filter.
+const char* kAggregations = R"(    aggregations:
+      - {name: n_5m, function: count, column: price, window: 5m}
+      - {name: sum_1h, function: sum, column: price, window: 1h}
+      - {name: mean_5m, function: mean, column: price, window: 5m}
+      - {name: min_90s, function: min, column: price, window: 90s}
+      - {name: max_1h, function: max, column: size, window: 1h}
+      - {name: std_1h, function: stddev, column: price, window: 1h}
+      - {name: last_5m, function: last, column: price, window: 5m}
+      - {name: last3_5m, function: last_k, column: price, window: 5m, k: 3}
+      - {name: distinct_1h, function: count_distinct, column: size, window: 1h}
+      - {name: p90_5m, function: percentile, column: price, window: 5m, percentile: 0.9}
+      - {name: buy_sum_5m, function: sum, column: size, window: 5m, filter: "side = 'buy'"}
+      - {name: sides_90s, function: count, column: side, window: 90s}
+)";
+
+std::string Definitions() {
+  return std::string(R"(entities:
+  - name: account
+    join_keys: [{name: account_id, type: int64}]
+sources:
+  - name: trades
+    type: delta
+    path: silver/trades
+    timestamp_field: ts
+    schema:
+      - {name: account_id, type: int64}
+      - {name: ts, type: timestamp}
+      - {name: price, type: float64}
+      - {name: size, type: int64}
+      - {name: side, type: string}
+  - name: ticks
+    type: kafka
+    path: bronze/ticks
+    timestamp_field: ts
+    kafka: {brokers: "localhost:9092", topic: ticks}
+    schema:
+      - {name: account_id, type: int64}
+      - {name: ts, type: timestamp}
+      - {name: price, type: float64}
+      - {name: size, type: int64}
+      - {name: side, type: string}
+feature_views:
+  - name: trade_windows
+    entities: [account]
+    source: trades
+)") + kAggregations +
+         R"(  - name: tick_windows
+    entities: [account]
+    source: ticks
+)" + kAggregations;
+}
+
+std::shared_ptr<arrow::Schema> TradeSchema(bool kafka) {
+  arrow::FieldVector f = {arrow::field("account_id", arrow::int64()),
+                          arrow::field("ts", arrow::timestamp(arrow::TimeUnit::MICRO, "UTC")),
+                          arrow::field("price", arrow::float64()),
+                          arrow::field("size", arrow::int64()),
+                          arrow::field("side", arrow::utf8())};
+  if (kafka) {
+    f.push_back(arrow::field("_kafka_partition", arrow::int32()));
+    f.push_back(arrow::field("_kafka_offset", arrow::int64()));
+  }
+  return arrow::schema(f);
+}
+
+// Random trades: times at µs resolution, many on whole seconds and bucket ends
+// (so windows start and end exactly on events), ties, null prices and sides,
+// prices with many significant digits (float sums depend on their order).
+std::shared_ptr<arrow::Table> RandomTrades(std::mt19937_64* rng, int rows, bool kafka) {
+  arrow::Int64Builder id, size, offset;
+  arrow::Int32Builder partition;
+  arrow::TimestampBuilder ts(arrow::timestamp(arrow::TimeUnit::MICRO, "UTC"),
+                             arrow::default_memory_pool());
+  arrow::DoubleBuilder price;
+  arrow::StringBuilder side;
+  std::uniform_int_distribution<int> key(0, kKeys - 1), coin(0, 9);
+  std::uniform_int_distribution<int64_t> when(0, kSpan);
+  std::vector<int64_t> next_offset(3, 0);
+  for (int i = 0; i < rows; ++i) {
+    (void)id.Append(key(*rng));
+    int64_t t = when(*rng);
+    int c = coin(*rng);
+    if (c < 3) t -= t % kSec;         // whole seconds
+    if (c == 3) t -= t % (5 * kSec);  // bucket ends
+    (void)ts.Append(kT0 + t);
+    if (coin(*rng) == 0) {
+      (void)price.AppendNull();
+    } else {
+      (void)price.Append(static_cast<double>((*rng)() % 10000000) / 977.0 - 3000.0);
+    }
+    (void)size.Append(static_cast<int64_t>((*rng)() % 20));
+    int s = coin(*rng);
+    if (s == 0) {
+      (void)side.AppendNull();
+    } else {
+      (void)side.Append(s < 5 ? "buy" : "sell");
+    }
+    if (kafka) {
+      int p = static_cast<int>((*rng)() % 3);
+      (void)partition.Append(p);
+      (void)offset.Append(next_offset[p]++);
+    }
+  }
+  arrow::ArrayVector cols(5);
+  (void)id.Finish(&cols[0]);
+  (void)ts.Finish(&cols[1]);
+  (void)price.Finish(&cols[2]);
+  (void)size.Finish(&cols[3]);
+  (void)side.Finish(&cols[4]);
+  if (kafka) {
+    cols.resize(7);
+    (void)partition.Finish(&cols[5]);
+    (void)offset.Finish(&cols[6]);
+  }
+  return arrow::Table::Make(TradeSchema(kafka), cols, rows);
+}
+
+// Rows [from, to) of `t` in the order `order`.
+std::shared_ptr<arrow::Table> Take(const std::shared_ptr<arrow::Table>& t,
+                                   const std::vector<int64_t>& order, size_t from, size_t to) {
+  arrow::Int64Builder b;
+  for (size_t i = from; i < to; ++i) (void)b.Append(order[i]);
+  std::shared_ptr<arrow::Array> idx;
+  (void)b.Finish(&idx);
+  auto r = arrow::compute::Take(t, idx);
+  EXPECT_TRUE(r.ok()) << r.status().ToString();
+  return r->table();
+}
+
+class WindowTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    WriteFile(dir_.Join("stratalake.yaml"),
+              "project: t\noffline_store: lake\nonline_store:\n  type: embedded\n  path: "
+              "online\nregistry: registry.db\ndefinitions: [definitions]\n");
+    WriteFile(dir_.Join("definitions/defs.yaml"), Definitions());
+  }
+
+  void Apply() {
+    ASSERT_OK_AND_ASSIGN(repo_, repo::FeatureRepository::Open(dir_.path()));
+    ASSERT_OK_AND_ASSIGN(auto defs, repo_->LoadValidatedDefinitions());
+    ASSERT_OK_AND_ASSIGN(auto reg, repo_->registry());
+    ASSERT_OK(reg->Apply(defs, registry::CompatibilityPolicy::kNone, "test", "").status());
+    ASSERT_OK_AND_ASSIGN(auto s, OpenRepositoryStore(*repo_));
+    store_ = std::shared_ptr<OnlineStore>(std::move(s));
+  }
+
+  void Append(const std::string& path, const std::shared_ptr<arrow::Table>& t) {
+    ASSERT_OK_AND_ASSIGN(auto table, delta::DeltaTable::ForPath(repo_->TableUri(path)));
+    ASSERT_OK(table->Write(t, delta::WriteOptions{}).status());
+  }
+
+  // Times to check: random ms, whole seconds, bucket ends, and the times of
+  // events (so an event sits exactly at t, or at t - window for the windows).
+  std::vector<int64_t> CheckTimes(std::mt19937_64* rng, const arrow::Table& trades) {
+    std::vector<int64_t> out = {kT0 - kSec, kT0, kT0 + kSpan + 2 * 3600 * kSec};
+    std::uniform_int_distribution<int64_t> when(0, kSpan + 600 * kSec);
+    for (int i = 0; i < 6; ++i) out.push_back(kT0 + when(*rng) / 1000 * 1000);
+    for (int i = 0; i < 3; ++i) out.push_back(kT0 + when(*rng) / (5 * kSec) * (5 * kSec));
+    auto ts = std::static_pointer_cast<arrow::TimestampArray>(trades.column(1)->chunk(0));
+    for (int i = 0; i < 4; ++i) {
+      int64_t t = ts->Value(static_cast<int64_t>((*rng)() % ts->length()));
+      t -= t % 1000;  // the clock has ms resolution
+      for (int64_t w : {int64_t{0}, 90 * kSec, 300 * kSec, 3600 * kSec}) out.push_back(t + w);
+    }
+    return out;
+  }
+
+  // Online at each t == offline for an entity row at t, for every key.
+  void ExpectOnlineEqualsOffline(const std::string& view, const std::vector<int64_t>& times) {
+    ASSERT_OK_AND_ASSIGN(auto reg, repo_->registry());
+    auto clock = std::make_shared<FakeClock>(0);
+    OnlineService service(reg, store_, clock);
+    // Offline: one entity row per (key, t).
+    arrow::Int64Builder ids;
+    arrow::TimestampBuilder ts(arrow::timestamp(arrow::TimeUnit::MICRO, "UTC"),
+                               arrow::default_memory_pool());
+    for (int64_t t : times) {
+      for (int k = 0; k < kKeys + 1; ++k) {  // key kKeys has no events
+        ASSERT_OK(ids.Append(k));
+        ASSERT_OK(ts.Append(t));
+      }
+    }
+    std::shared_ptr<arrow::Array> ida, tsa;
+    ASSERT_OK(ids.Finish(&ida));
+    ASSERT_OK(ts.Finish(&tsa));
+    retrieval::HistoricalRequest hreq;
+    hreq.entities =
+        arrow::Table::Make(arrow::schema({arrow::field("account_id", arrow::int64()),
+                                          arrow::field("event_timestamp", tsa->type())}),
+                           {ida, tsa});
+    hreq.features = {view};
+    ASSERT_OK_AND_ASSIGN(auto offline, retrieval::GetHistoricalFeatures(*repo_, hreq));
+    ASSERT_EQ(offline.table->num_rows(), static_cast<int64_t>(times.size()) * (kKeys + 1));
+    int64_t nonzero_counts = 0;
+    for (size_t i = 0; i < times.size(); ++i) {
+      clock->Set(times[i] / 1000);
+      OnlineRequest req;
+      req.features = {view};
+      std::vector<KeyScalar> keys;
+      for (int k = 0; k < kKeys + 1; ++k) keys.emplace_back(int64_t{k});
+      req.entities.emplace_back("account_id", keys);
+      ASSERT_OK_AND_ASSIGN(auto resp, service.Get(req));
+      ASSERT_OK_AND_ASSIGN(auto online, resp.ToTable());
+      auto slice = offline.table->Slice(static_cast<int64_t>(i) * (kKeys + 1), kKeys + 1);
+      for (int c = 1; c < online->num_columns(); ++c) {
+        const std::string name = online->field(c)->name();
+        auto on = online->column(c);
+        auto off = slice->GetColumnByName(name);
+        ASSERT_TRUE(off) << name;
+        EXPECT_TRUE(on->Equals(*off))
+            << view << ":" << name << " at t = " << FormatRfc3339Micros(times[i])
+            << "\nonline:  " << on->ToString() << "\noffline: " << off->ToString();
+        if (name == "n_5m") {
+          for (const auto& chunk : on->chunks()) {
+            auto a = std::static_pointer_cast<arrow::Int64Array>(chunk);
+            for (int64_t r = 0; r < a->length(); ++r) nonzero_counts += a->Value(r) > 0;
+          }
+        }
+      }
+    }
+    EXPECT_GT(nonzero_counts, 20);  // the data did fill windows
+  }
+
+  arrow::Status Materialize(std::optional<int64_t> start, int64_t end) {
+    MaterializeOptions o;
+    o.start_us = start;
+    o.end_us = end;
+    return online::Materialize(*repo_, *store_, o).status();
+  }
+
+  TempDir dir_;
+  std::shared_ptr<repo::FeatureRepository> repo_;
+  std::shared_ptr<OnlineStore> store_;
+};
+
+TEST_F(WindowTest, MaterializedTilesEqualTheTrainingSetAtEveryTime) {
+  std::mt19937_64 rng(7);
+  Apply();
+  auto trades = RandomTrades(&rng, 3000, false);
+  Append("silver/trades", trades);
+  ASSERT_OK(Materialize(std::nullopt, kT0 + kSpan));
+  auto times = CheckTimes(&rng, *trades);
+  ExpectOnlineEqualsOffline("trade_windows", times);
+  // A backfill of a range that was already materialized, and a later batch.
+  auto more = RandomTrades(&rng, 800, false);
+  Append("silver/trades", more);
+  ASSERT_OK(Materialize(kT0 + 3600 * kSec, kT0 + kSpan));
+  ASSERT_OK(Materialize(std::nullopt, kT0 + 3600 * kSec - 1));
+  ExpectOnlineEqualsOffline("trade_windows", times);
+  // Materializing again changes nothing.
+  ASSERT_OK(Materialize(std::nullopt, kT0 + kSpan));
+  ExpectOnlineEqualsOffline("trade_windows", times);
+}
+
+TEST_F(WindowTest, StreamedTilesWithLateReplayedEventsAndBackfillsEqualTheTrainingSet) {
+  std::mt19937_64 rng(11);
+  Apply();
+  auto bronze = RandomTrades(&rng, 3000, true);
+  Append("bronze/ticks", bronze);
+  ASSERT_OK_AND_ASSIGN(auto reg, repo_->registry());
+  ASSERT_OK_AND_ASSIGN(auto state, reg->Load());
+  // The stream's hook gets the events out of order (shuffled: late ones
+  // included), in batches, and after a "restart" some batches a second time.
+  std::vector<int64_t> order(static_cast<size_t>(bronze->num_rows()));
+  for (size_t i = 0; i < order.size(); ++i) order[i] = static_cast<int64_t>(i);
+  std::shuffle(order.begin(), order.end(), rng);
+  const size_t half = order.size() / 2;
+  for (size_t from = 0; from < half; from += 250) {
+    auto batch = Take(bronze, order, from, std::min(half, from + 250));
+    ASSERT_OK(WriteStreamedWindowRows(*repo_, *state, store_.get(), "ticks", batch).status());
+  }
+  // A batch replayed after a restart (it was pushed online, not yet committed).
+  ASSERT_OK(WriteStreamedWindowRows(*repo_, *state, store_.get(), "ticks",
+                                    Take(bronze, order, half - 400, half))
+                .status());
+  // A backfill by materialize meanwhile (the bronze table holds every event).
+  ASSERT_OK(Materialize(std::nullopt, kT0 + 3600 * kSec));
+  for (size_t from = half; from < order.size(); from += 300) {
+    auto batch = Take(bronze, order, from, std::min(order.size(), from + 300));
+    ASSERT_OK(WriteStreamedWindowRows(*repo_, *state, store_.get(), "ticks", batch).status());
+  }
+  ASSERT_OK(
+      WriteStreamedWindowRows(*repo_, *state, store_.get(), "ticks", Take(bronze, order, 0, 500))
+          .status());
+  auto times = CheckTimes(&rng, *bronze);
+  ExpectOnlineEqualsOffline("tick_windows", times);
+  // A full materialize over the streamed tiles keeps them equal.
+  ASSERT_OK(Materialize(std::nullopt, kT0 + kSpan));
+  ExpectOnlineEqualsOffline("tick_windows", times);
+}
+
+TEST_F(WindowTest, TheBucketDividesEveryWindow) {
+  using retrieval::window::ChooseBucketSeconds;
+  EXPECT_EQ(ChooseBucketSeconds({90, 300, 3600}), 5);
+  EXPECT_EQ(ChooseBucketSeconds({300}), 30);
+  EXPECT_EQ(ChooseBucketSeconds({3600, 86400}), 300);
+  EXPECT_EQ(ChooseBucketSeconds({7 * 86400}), 3600 * 12);
+  EXPECT_EQ(ChooseBucketSeconds({7}), 1);
+}
+
+constexpr const char* kBadHead = R"(entities:
+  - name: account
+    join_keys: [{name: account_id, type: int64}]
+sources:
+  - name: trades
+    type: delta
+    path: silver/trades
+    timestamp_field: ts
+    schema:
+      - {name: account_id, type: int64}
+      - {name: ts, type: timestamp}
+      - {name: price, type: float64}
+      - {name: side, type: string}
+feature_views:
+  - name: w
+    entities: [account]
+    source: trades
+    aggregations:
+)";
+
+TEST_F(WindowTest, BadAggregationsAreReportedWithTheirPlace) {
+  WriteFile(dir_.Join("definitions/defs.yaml"), R"(entities:
+  - name: account
+    join_keys: [{name: account_id, type: int64}]
+sources:
+  - name: trades
+    type: delta
+    path: silver/trades
+    timestamp_field: ts
+    schema:
+      - {name: account_id, type: int64}
+      - {name: ts, type: timestamp}
+      - {name: price, type: float64}
+      - {name: side, type: string}
+feature_views:
+  - name: w
+    entities: [account]
+    source: trades
+    aggregations:
+      - {name: a, function: median, column: price, window: 5m}
+      - {name: d, function: last_k, column: price, window: 5m}
+      - {name: e, function: sum, column: price, window: 0}
+)");
+  ASSERT_OK_AND_ASSIGN(repo_, repo::FeatureRepository::Open(dir_.path()));
+  auto defs = repo_->LoadValidatedDefinitions();
+  ASSERT_FALSE(defs.ok());
+  const std::string msg = defs.status().message();
+  EXPECT_NE(msg.find("definitions/defs.yaml:19:29: feature view 'w' aggregation 'a': unknown "
+                     "aggregation function 'median'"),
+            std::string::npos)
+      << msg;
+  EXPECT_NE(msg.find("definitions/defs.yaml:21:57: feature view 'w' aggregation 'e': the window "
+                     "must be longer than 0"),
+            std::string::npos)
+      << msg;
+  EXPECT_NE(msg.find("definitions/defs.yaml:20:9: feature view 'w' aggregation 'd': last_k needs "
+                     "'k'"),
+            std::string::npos)
+      << msg;
+  // Problems found against the source's columns.
+  std::string defs_text =
+      std::string(kBadHead) + R"(      - {name: b, function: sum, column: side, window: 5m}
+      - {name: c, function: sum, column: nope, window: 5m}
+      - {name: f, function: sum, column: price, window: 5m, filter: "side >> 1"}
+)";
+  WriteFile(dir_.Join("definitions/defs.yaml"), defs_text);
+  auto defs2 = repo_->LoadValidatedDefinitions();
+  ASSERT_FALSE(defs2.ok());
+  const std::string msg2 = defs2.status().message();
+  for (const char* want :
+       {"definitions/defs.yaml:19:9: feature view 'w' aggregation 'b': sum needs a numeric "
+        "column, but 'side' is string",
+        "definitions/defs.yaml:20:9: feature view 'w' aggregation 'c': no column 'nope' in "
+        "source 'trades'",
+        "definitions/defs.yaml:21:9: feature view 'w' aggregation 'f': filter `side >> 1` is "
+        "not valid"}) {
+    EXPECT_NE(msg2.find(want), std::string::npos) << want << "\n" << msg2;
+  }
+}
+
+}  // namespace
+}  // namespace stratalake::online

@@ -1,0 +1,165 @@
+// Window aggregations (docs/windows.md): the one evaluator that both the
+// offline retrieval (a training set's entity row at time t) and the online
+// store (a read at "now") use, so that their values are equal bit for bit.
+//
+// Semantics: an aggregation over window W at time t covers the events of its
+// key whose event time e satisfies t - W < e <= t (the old end excluded, the
+// new end included), whose column value is not null and for which the filter
+// holds (a null filter result excludes the row).
+//
+// Tiles: event time is cut into buckets of B microseconds, bucket k holding
+// the times (k*B, (k+1)*B] (the same inclusivity as windows). B divides every
+// window of the view (ChooseBucketSeconds), so a window always covers whole
+// buckets in its middle and parts of at most two buckets at its ends. A bucket
+// keeps its events in a canonical order (time, id, values) and, per
+// aggregation, a partial aggregate folded over them in that order. A window's
+// value is computed in one fixed order: the events of the oldest edge bucket
+// within the window, folded one by one; then the partials of the inner
+// buckets, merged in time order; then the events of the newest edge bucket.
+// Offline and online hold the same events per bucket, so the same operations
+// run on the same doubles in the same order: the results are identical, also
+// for floating-point sums and standard deviations.
+//
+// count_distinct, percentile and last_k are computed from the events of the
+// whole window (exact, no sketch).
+//
+// Internal to src/retrieval and src/online.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include <arrow/result.h>
+#include <arrow/status.h>
+#include <arrow/type_fwd.h>
+
+#include "retrieval/asof_join.h"
+#include "stratalake/registry.h"
+
+namespace arrow {
+class ArrayBuilder;
+}
+
+namespace stratalake::retrieval::window {
+
+/// The bucket size for a view's windows (seconds): the largest of 1s, 5s, 10s,
+/// 15s, 30s, 1m, 5m, 10m, 15m, 30m, 1h, 2h, 3h, 6h, 12h, 1d that divides every
+/// window and leaves the shortest window at least 10 buckets; 1s when none does.
+int64_t ChooseBucketSeconds(const std::vector<int64_t>& window_seconds);
+
+/// A window view, compiled.
+struct WindowSpec {
+  std::vector<registry::Aggregation> aggs;
+  int64_t bucket_us = 0;
+  int64_t max_window_us = 0;
+  /// Names the tile format: bucket size and every aggregation's function,
+  /// column, window, k, percentile and filter. Stored tiles of another
+  /// fingerprint are never read (a changed definition needs a materialize).
+  uint64_t fingerprint = 0;
+  /// Events keep one value per channel: a distinct (column, filter) pair of
+  /// the aggregations (sum, mean and stddev of one column share a channel).
+  size_t num_channels = 0;
+  std::vector<size_t> channel_of;        // per aggregation
+  std::vector<size_t> channel_agg;       // per channel: its first aggregation (column, filter)
+  std::vector<uint8_t> channel_moments;  // per channel: a stddev needs Welford's mean and m2
+};
+arrow::Result<WindowSpec> CompileWindows(const registry::FeatureView& view);
+
+/// Event ids tell a stream's events apart when a bucket is rebuilt: kafka
+/// events have ((partition + 1) << 40) | offset; rows of other sources 0.
+uint64_t KafkaEventId(int32_t partition, int64_t offset);
+
+/// A partial aggregate (the fold of some events of one aggregation).
+struct Partial {
+  int64_t n = 0;
+  double sum = 0, mean = 0, m2 = 0;
+  double min = 0, max = 0;
+  double last = 0;
+  /// `moments` = false leaves mean and m2 alone (no channel's stddev needs
+  /// them): cheaper, and the same choice online and offline (WindowSpec).
+  void Fold(double x, bool moments = true);
+  void Merge(const Partial& p, bool moments = true);
+};
+
+/// A bucket as the evaluator reads it: its events (canonical order) and, for
+/// a bucket of at least kMinPartialEvents events, one partial per channel
+/// (nullptr otherwise: the evaluator folds its events, whether it is at an
+/// edge or inside the window — the same rule online and offline).
+struct BucketRef {
+  int64_t index = 0;
+  uint32_t n = 0;
+  const int64_t* time = nullptr;
+  const uint64_t* id = nullptr;
+  const double* value = nullptr;  // n * channels
+  const uint8_t* valid = nullptr;
+  const Partial* partial = nullptr;
+};
+inline constexpr uint32_t kMinPartialEvents = 2;
+
+/// The partials of `n` events in canonical order (one per channel), folded in that order.
+void FoldPartials(size_t n, const double* value, const uint8_t* valid, size_t num_channels,
+                  Partial* out);
+
+/// The events of one key in one bucket and their partial aggregates.
+struct Bucket {
+  int64_t index = 0;
+  std::vector<int64_t> time;
+  std::vector<uint64_t> id;
+  std::vector<double> value;     // event-major: value[e * channels + c]
+  std::vector<uint8_t> valid;    // 1 = counts for channel c (not null, filter true)
+  std::vector<Partial> partial;  // per channel
+
+  size_t size() const { return time.size(); }
+  /// Sorts the events canonically, drops repeated kafka events (same time and
+  /// nonzero id: one event read twice) and computes the partials.
+  void Finish(size_t num_channels);
+  BucketRef Ref() const;
+};
+
+/// 8-byte big-endian bucket index with the sign bit flipped (byte order = order).
+void AppendBucketIndex(int64_t index, std::string* out);
+/// The bucket of event time `us`: floor((us - 1) / bucket_us).
+int64_t BucketOf(int64_t us, int64_t bucket_us);
+
+/// Tile value bytes (after the store's 16-byte version prefix): format byte 'W',
+/// channel count, event count, then per event time, id, and per channel a
+/// valid byte and the value (partials are recomputed on decode).
+void EncodeTile(const Bucket& b, size_t num_channels, std::string* out);
+/// Decodes what EncodeTile wrote (the prefix already removed); corrupt input is an error.
+arrow::Status DecodeTile(std::string_view bytes, size_t num_channels, int64_t index, Bucket* out);
+
+/// One builder per aggregation (of AggregationType).
+arrow::Result<std::vector<std::unique_ptr<arrow::ArrayBuilder>>> MakeBuilders(
+    const WindowSpec& spec);
+
+/// Appends every aggregation's value at time `t` to `builders`, computed from
+/// `buckets` (the key's buckets, sorted by index, any range: those outside
+/// the window are skipped). nullptr / 0 buckets: a key without events.
+arrow::Status Evaluate(const WindowSpec& spec, const BucketRef* buckets, size_t num_buckets,
+                       int64_t t, std::vector<std::unique_ptr<arrow::ArrayBuilder>>* builders);
+
+/// Events of a batch of source rows: the value and validity of every
+/// channel (filters evaluated), ready to be put into buckets. `data` has the spec's columns by name
+/// (and, when `id_columns`, the kafka partition and offset columns).
+struct EventColumns {
+  std::vector<double> value;   // row-major: value[row * channels + c]
+  std::vector<uint8_t> valid;  // same
+  std::vector<uint64_t> id;    // per row
+};
+arrow::Result<EventColumns> ComputeEvents(const WindowSpec& spec, const arrow::Table& data,
+                                          bool id_columns);
+
+/// The offline half: an AsOfJoin (same contract as asof_join.h: AddRight the
+/// source rows, then Finish / Match the entity rows) whose output per entity
+/// row is every aggregation's value over the window ending at the row's time.
+/// `spec.right_keys`/`right_time` name the key and time columns; features are
+/// the aggregation names. Holds the events in memory, flat (about 16 + 9
+/// bytes per channel per event, plus its key; 56 bytes per bucket).
+arrow::Result<std::unique_ptr<AsOfJoin>> MakeWindowJoin(AsOfSpec spec, WindowSpec windows,
+                                                        std::shared_ptr<arrow::Schema> right_schema,
+                                                        bool id_columns);
+
+}  // namespace stratalake::retrieval::window
