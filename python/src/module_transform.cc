@@ -65,6 +65,10 @@ registry::Transformation SpecToTransformation(const nb::dict& spec) {
                : std::vector<std::string>();
   };
   t.name = str("name");
+  // Errors name the function's file and line, as they name a definition's.
+  t.loc.file = str("file");
+  t.loc.line = spec.contains("line") ? nb::cast<int>(spec["line"]) : 0;
+  t.sql_loc = t.loc;
   t.output = str("output");
   t.inputs = list("inputs");
   t.keys = list("keys");
@@ -104,6 +108,7 @@ registry::Transformation SpecToTransformation(const nb::dict& spec) {
       field.name = nb::cast<std::string>(f[0]);
       field.type = Check(registry::ParseFeatureType(nb::cast<std::string>(f[1])));
       field.nullable = nb::cast<bool>(f[2]);
+      field.loc = t.loc;
       t.schema.push_back(std::move(field));
     }
   }
@@ -154,11 +159,18 @@ void BindTransform(nb::module_& m) {
             [fn](const std::map<std::string, std::shared_ptr<arrow::Table>>& inputs)
             -> arrow::Result<std::shared_ptr<arrow::Table>> {
           nb::gil_scoped_acquire acquire;
-          nb::dict args;
-          for (const auto& [path, table] : inputs) args[path.c_str()] = ExportTable(table);
-          nb::object r = fn(args);
-          if (nb::isinstance<nb::str>(r)) return arrow::Status::Invalid(nb::cast<std::string>(r));
-          return ImportTable(nb::cast<nb::capsule>(r));
+          try {
+            nb::dict args;
+            for (const auto& [path, table] : inputs) args[path.c_str()] = ExportTable(table);
+            nb::object r = fn(args);
+            if (nb::isinstance<nb::str>(r)) {
+              return arrow::Status::Invalid(nb::cast<std::string>(r));
+            }
+            return ImportTable(nb::cast<nb::capsule>(r));
+          } catch (const std::exception& e) {
+            // Errors raised here stay in the run's Status (no exception crosses the engine).
+            return arrow::Status::Invalid(e.what());
+          }
         };
         transform::RunResult result;
         {

@@ -138,7 +138,13 @@ class Transformation:
         return self.fn(*args, **kwargs)
 
     def _spec(self) -> Dict[str, Any]:
-        return {"name": self.name, "output": self.output, "inputs": self.inputs,
+        try:
+            file = os.path.relpath(inspect.getsourcefile(self.fn) or "")
+            line = inspect.getsourcelines(self.fn)[1]
+        except (OSError, TypeError, ValueError):
+            file, line = f"<python function {self.name}>", 0
+        return {"name": self.name, "file": file, "line": line,
+                "output": self.output, "inputs": self.inputs,
                 "mode": self.mode, "keys": self.keys, "order_by": self.order_by,
                 "on_change": self.on_change, "partition_by": self.partition_by,
                 "schema": self.schema, "description": self.description,
@@ -161,7 +167,11 @@ class Transformation:
         def call(capsules: Dict[str, Any]) -> Any:
             try:
                 frames = [self._frame(table_from_capsule(capsules[n])) for n in names]
-                return as_stream_capsule(self.fn(*frames), f"the result of {self.name}")
+                result = self.fn(*frames)
+                if type(result).__module__.split(".")[0] == "pandas":
+                    # pandas' own __arrow_c_stream__ would carry its index as a column.
+                    result = pa.Table.from_pandas(result, preserve_index=False)
+                return as_stream_capsule(result, f"the result of {self.name}")
             except BaseException as e:  # handed back to the engine as its error text
                 raised.append(e)
                 return f"{type(e).__name__}: {e}"
@@ -171,7 +181,7 @@ class Transformation:
                                                      full_refresh)
         except Exception as e:
             if raised:
-                raise type(e)(str(e)) from raised[0]
+                raise e from raised[0]
             raise
 
     def __repr__(self) -> str:

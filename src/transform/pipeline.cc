@@ -510,9 +510,12 @@ std::string QuoteString(const std::string& v) {
   return out + "'";
 }
 
+// A column name in the predicate language: `back-quoted`.
+std::string Column(const std::string& name) { return "`" + name + "`"; }
+
 // `col = lit`, or `col IS NULL` for the NULL literal.
 std::string Equals(const std::string& col, const std::string& lit) {
-  return lit == "NULL" ? col + " IS NULL" : col + " = " + lit;
+  return lit == "NULL" ? Column(col) + " IS NULL" : Column(col) + " = " + lit;
 }
 
 // The predicate that selects the rows of `keys` (distinct key tuples, columns in
@@ -534,8 +537,8 @@ std::optional<std::string> KeyPredicate(const arrow::Table& keys) {
         list += (list.empty() ? "" : ", ") + *lit;
       }
     }
-    if (!list.empty()) pred = names[0] + " IN (" + list + ")";
-    if (has_null) pred += (pred.empty() ? "" : " OR ") + names[0] + " IS NULL";
+    if (!list.empty()) pred = Column(names[0]) + " IN (" + list + ")";
+    if (has_null) pred += (pred.empty() ? "" : " OR ") + Column(names[0]) + " IS NULL";
     return pred.empty() ? "FALSE" : pred;
   }
   for (int64_t i = 0; i < keys.num_rows(); ++i) {
@@ -814,8 +817,10 @@ arrow::Result<RunResult> RunWith(const repo::FeatureRepository& repo, const Defi
       for (const auto& v : parts) {
         std::string conj;
         for (size_t i = 0; i < v.size(); ++i) {
+          auto field = in.snapshot->schema()->GetFieldByName(t->partition_by[i]);
+          const bool integer = field && arrow::is_integer(field->type()->id());
           conj += (conj.empty() ? "" : " AND ") +
-                  Equals(t->partition_by[i], v[i] ? QuoteString(*v[i]) : "NULL");
+                  Equals(t->partition_by[i], !v[i] ? "NULL" : integer ? *v[i] : QuoteString(*v[i]));
         }
         pred += (pred.empty() ? "(" : " OR (") + conj + ")";
       }
