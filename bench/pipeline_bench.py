@@ -65,6 +65,7 @@ def spark_bench(path: Path, work: Path, ref) -> None:
                .config("spark.sql.session.timeZone", "UTC")
                .config("spark.ui.enabled", "false")
                .config("spark.sql.shuffle.partitions", "2")
+               .config("spark.ui.showConsoleProgress", "false")
                .config("spark.driver.memory", "4g")
                .config("spark.sql.warehouse.dir", str(work / "warehouse")))
     spark = configure_spark_with_delta_pip(builder).getOrCreate()

@@ -313,9 +313,9 @@ TEST_F(PipelineTest, OnChangeRecomputesTheTableTheKeysOrThePartitions) {
     output: silver.by_key
     mode: merge
     keys: [customer_id]
-    order_by: updated_at
+    order_by: ts
     on_change: keys
-    sql: SELECT customer_id, order_id, amount, updated_at FROM bronze.orders
+    sql: SELECT customer_id, order_id, amount, ts FROM bronze.orders
 )");
   Write("bronze/orders", Orders("[1, 2, 3]", "[10, 10, 20]", "[5.0, 6.0, 7.0]",
                                 R"(["2026-01-01 00:00:00", "2026-01-02 00:00:00",
