@@ -127,13 +127,16 @@ def incremental_bench(binary: str, repo: Path, table: pa.Table, rng) -> None:
         secs, r = run()
         print(f"  {'append ' + format(k, ',') + ' rows':<34} {secs:7.3f} s  {r['rows']:>10,} rows  "
               f"{r['detail']}")
-    for frac in (0.0001, 0.001):
-        k = max(1, int(n * frac))
-        ids = rng.choice(n, size=k, replace=False)
+    # Deletes of recent rows touch the small files the appends wrote: the keys they
+    # held are recomputed. Deletes scattered over the whole table rewrite every file
+    # of it: the run recomputes everything (cheaper than diffing the files).
+    for label, lo, hi, k in (("recent", n, next_id, 1000), ("recent", n, next_id, 10000),
+                             ("scattered", 0, n, 1000)):
+        ids = rng.choice(np.arange(lo, hi), size=k, replace=False)
         stratalake.DeltaTable(path).delete(f"order_id IN ({', '.join(map(str, ids))})")
         secs, r = run()
-        print(f"  {'delete ' + format(k, ',') + ' rows (on_change: keys)':<34} {secs:7.3f} s  "
-              f"{r['rows']:>10,} rows  {r['detail']}")
+        what = f"delete {k:,} {label} rows"
+        print(f"  {what:<34} {secs:7.3f} s  {r['rows']:>10,} rows  {r['detail']}")
     secs, r = run()
     print(f"  {'re-run, nothing changed':<34} {secs:7.3f} s  {r['detail']}")
     secs, r = run("--full-refresh")

@@ -559,6 +559,10 @@ std::optional<std::string> KeyPredicate(const arrow::Table& keys) {
 // recomputes the whole table (the predicate that replaces them grows with them).
 constexpr int64_t kMaxRecomputedKeys = 20000;
 
+// Below this size of rewritten input files, on_change keys/partitions always
+// recomputes in parts; above it, only while the files hold at most half the input.
+constexpr int64_t kMinRewrittenBytes = 64 << 20;
+
 // How one run reads its input and lands its result.
 enum class RunKind {
   kWhole,       // whole inputs; the result replaces the table (or creates it)
@@ -646,6 +650,7 @@ arrow::Result<RunResult> RunWith(const repo::FeatureRepository& repo, const Defi
   if (reads_self && t->mode != TransformMode::kFullRefresh && !options.full_refresh && exists) {
     kind = RunKind::kWholeMerge;
   }
+  const RunKind kWholeOrMerge = kind;
   if (t->mode != TransformMode::kFullRefresh && !options.full_refresh && unchanged_query &&
       out.inputs.size() == 1) {
     for (auto& in : inputs) {
@@ -686,6 +691,15 @@ arrow::Result<RunResult> RunWith(const repo::FeatureRepository& repo, const Defi
           case registry::OnChange::kPartitions:
             kind = RunKind::kPartitions;
             break;
+        }
+        // Finding what changed reads the rewritten files; when they hold most of the
+        // input, recomputing everything costs less.
+        int64_t removed_bytes = 0;
+        for (const auto& f : changes.removed) removed_bytes += f.size;
+        if ((kind == RunKind::kKeys || kind == RunKind::kPartitions) &&
+            removed_bytes > kMinRewrittenBytes && removed_bytes * 2 > before->SizeInBytes()) {
+          kind = kWholeOrMerge;
+          why_whole = rewritten + " in files holding most of its rows";
         }
       }
     }
@@ -734,10 +748,11 @@ arrow::Result<RunResult> RunWith(const repo::FeatureRepository& repo, const Defi
                                              "input names or use on_change: full_refresh");
         }
       }
+      // Only the columns the query reads: a change elsewhere changes no result.
       ARROW_ASSIGN_OR_RAISE(auto old_rows,
-                            ReadFiles(*in.table, before, changes.removed, std::nullopt));
-      ARROW_ASSIGN_OR_RAISE(auto new_rows,
-                            ReadFiles(*in.table, in.snapshot, changes.added, std::nullopt));
+                            ReadFiles(*in.table, before, changes.removed, columns_of(*before)));
+      ARROW_ASSIGN_OR_RAISE(auto new_rows, ReadFiles(*in.table, in.snapshot, changes.added,
+                                                     columns_of(*in.snapshot)));
       ARROW_RETURN_NOT_OK(engine->LoadTable("__stratalake_changed", "removed", old_rows));
       ARROW_RETURN_NOT_OK(engine->LoadTable("__stratalake_changed", "added", new_rows));
       std::string cols;
@@ -820,7 +835,9 @@ arrow::Result<RunResult> RunWith(const repo::FeatureRepository& repo, const Defi
           auto field = in.snapshot->schema()->GetFieldByName(t->partition_by[i]);
           const bool integer = field && arrow::is_integer(field->type()->id());
           conj += (conj.empty() ? "" : " AND ") +
-                  Equals(t->partition_by[i], !v[i] ? "NULL" : integer ? *v[i] : QuoteString(*v[i]));
+                  Equals(t->partition_by[i], !v[i]     ? "NULL"
+                                             : integer ? *v[i]
+                                                       : QuoteString(*v[i]));
         }
         pred += (pred.empty() ? "(" : " OR (") + conj + ")";
       }
