@@ -781,7 +781,12 @@ arrow::Result<RunResult> RunWith(const repo::FeatureRepository& repo, const Defi
       } else {
         replace_where = *pred;
         recomputed = std::to_string(n_keys) + " key(s)";
-        ARROW_ASSIGN_OR_RAISE(auto all, scan_all(in));
+        // The same predicate over the input skips the files whose statistics rule
+        // the keys out (recent keys live in recent files).
+        delta::ReadOptions ro;
+        ro.columns = columns_of(*in.snapshot);
+        ro.filter = *pred;
+        ARROW_ASSIGN_OR_RAISE(auto all, in.table->Scan(in.snapshot, ro));
         ARROW_RETURN_NOT_OK(engine->LoadTable("__stratalake_all", "input", all));
         ARROW_RETURN_NOT_OK(engine->LoadTable("__stratalake_keys", "keys", TableReader(*keys)));
         std::string match;
