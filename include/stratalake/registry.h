@@ -197,6 +197,16 @@ enum class TransformMode {
 };
 const char* TransformModeName(TransformMode mode);  // "full_refresh", "append", "merge"
 
+/// What an incremental (append or merge) run does when rows its input held at
+/// the last run were updated or deleted since (docs/pipelines.md).
+enum class OnChange {
+  kFullRefresh,  // recompute the whole table from the whole input (default)
+  kKeys,         // merge: recompute the keys the changed rows had or have
+  kPartitions,   // recompute the output partitions the changed input partitions map to
+  kFail,         // refuse, saying to run with --full-refresh
+};
+const char* OnChangeName(OnChange on_change);  // "full_refresh", "keys", "partitions", "fail"
+
 /// A SQL transformation: a query over the repository's Delta tables (named
 /// `layer.table`, e.g. bronze.orders) materialized into one output table.
 /// Run by the transform layer (stratalake/transform.h); not yet versioned by
@@ -211,6 +221,13 @@ struct Transformation {
   std::string order_by;                   // merge: event time; the latest row per key wins
   std::vector<Field> schema;              // declared output columns (optional)
   std::vector<std::string> partition_by;  // used when a run creates the table
+  OnChange on_change = OnChange::kFullRefresh;
+  /// Tables read, for transformations without SQL (Python functions run through
+  /// the SDK); SQL transformations read the tables their SQL names.
+  std::vector<std::string> inputs;
+  /// Python transformations: a fingerprint of the function (its code), which
+  /// stands in for the SQL in the run record.
+  std::string code_fingerprint;
   std::string description;
   std::string owner;
   Tags tags;
@@ -330,6 +347,11 @@ arrow::Result<std::vector<std::vector<std::string>>> FeatureOutputNames(
 enum class CompatibilityPolicy { kBackward, kForward, kFull, kNone };
 const char* CompatibilityPolicyName(CompatibilityPolicy p);
 arrow::Result<CompatibilityPolicy> ParseCompatibilityPolicy(const std::string& text);
+
+/// How a column's type changes: widening is lossless (int32 -> int64, float32 ->
+/// float64, small ints -> float64); kOther is any change that may lose values.
+enum class TypeChange { kSame, kWiden, kNarrow, kOther };
+TypeChange ClassifyTypeChange(const arrow::DataType& from, const arrow::DataType& to);
 
 enum class ChangeType { kAdd, kModify, kRemove };
 const char* ChangeTypeName(ChangeType t);  // "add", "modify", "remove"

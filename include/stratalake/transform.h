@@ -12,6 +12,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <memory>
 #include <string>
@@ -61,6 +62,16 @@ class SqlEngine {
 /// either part may be double-quoted. Matching is case-insensitive (names are
 /// returned in lower case unless quoted).
 std::vector<std::string> ReferencedTables(const std::string& sql);
+
+/// The columns of a table with `schema` that `sql` may read, in schema order:
+/// those whose name appears in it as an identifier (case-insensitively, outside
+/// literals and comments), or every column when it selects `*` (`SELECT *`,
+/// `t.*`, `DISTINCT *`) or COLUMNS(...). At least the first column, so that
+/// `count(*)` still sees every row. Only the projected columns are read from the
+/// Delta table and handed to DuckDB (projection pushdown); a superset of what
+/// the query needs is harmless. Not detected: a table alias used as a struct of
+/// its row (`SELECT o FROM bronze.orders o`); write `SELECT o.*` or name columns.
+std::vector<std::string> ProjectedColumns(const std::string& sql, const arrow::Schema& schema);
 
 /// The result of a query over repository tables.
 struct QueryResult {
@@ -120,13 +131,63 @@ struct RunResult {
 /// killed midway leaves the table as it was). The commit records the input
 /// versions and a fingerprint of the query (commitInfo.userMetadata and the
 /// app transaction "stratalake.pipeline/NAME"); when neither changed since the
-/// last run, the run is a no-op. Append mode reads only the rows its inputs
-/// gained since the last run (Invalid, saying to use full_refresh, when an input
-/// had rows updated or deleted since). Errors of the query, and a result that
-/// does not match the declared schema, name the definition's file and line.
+/// last run, the run is a no-op.
+///
+/// Incremental runs (append and merge modes over one input, query unchanged):
+/// when the input only gained files since the recorded version, only those rows
+/// are read (appended, or upserted newest-wins). When rows of it were updated or
+/// deleted, the transformation's on_change decides: recompute the whole table
+/// (full_refresh), the keys those rows had or have (keys), the partitions they
+/// lie in (partitions), or fail saying to use full_refresh (fail). Every
+/// variant gives the table a full refresh would give, for queries that are
+/// row-wise (append), key-local (merge) or partition-local (partitions); see
+/// docs/pipelines.md. A query over several tables is recomputed whole.
+/// Errors of the query, and a result that does not match the declared schema,
+/// name the definition's file and line.
 arrow::Result<RunResult> RunTransformation(const repo::FeatureRepository& repo,
                                            const registry::Definitions& defs,
                                            const std::string& name, const RunOptions& options = {});
+
+/// A transformation's computation given as a function (Python transformations of
+/// the SDK): the rows of each input for this run (table path -> rows; the whole
+/// table, or what changed on an incremental run, as for SQL) -> the result.
+using TableFunction = std::function<arrow::Result<std::shared_ptr<arrow::Table>>(
+    const std::map<std::string, std::shared_ptr<arrow::Table>>& inputs)>;
+
+/// RunTransformation for a transformation computed by `fn` instead of SQL:
+/// `t.inputs` names the tables it reads ("bronze.orders" or "bronze/orders"),
+/// `t.code_fingerprint` stands for the query in the run record (a changed
+/// function reruns in full), and the modes, on_change, schema, no-op re-runs
+/// and the one-commit write are those of SQL transformations. A merge's
+/// deduplication (latest row per key by order_by) is applied to fn's result.
+arrow::Result<RunResult> RunFunctionTransformation(const repo::FeatureRepository& repo,
+                                                   const registry::Transformation& t,
+                                                   const TableFunction& fn,
+                                                   const RunOptions& options = {});
+
+/// One version of a table that a transformation wrote: which tables at which
+/// versions produced it (the lineage record, read back from the commit).
+struct LineageEntry {
+  std::string table;  // "gold/customer_value"
+  int64_t version = -1;
+  int64_t timestamp_ms = 0;
+  std::string operation;                  // the commit's operation: WRITE, MERGE...
+  std::string transformation;             // the transformation that wrote it
+  std::string query;                      // fingerprint of the query (or function) and mode
+  std::map<std::string, int64_t> inputs;  // table -> version read
+  /// How the inputs were read: "all", "new_rows", "keys" or "partitions"; with
+  /// `since` the version each input was read from (exclusive) on incremental runs.
+  std::string read;
+  std::map<std::string, int64_t> since;
+};
+
+/// The versions of `table` ("gold.customer_value" or "gold/customer_value")
+/// written by transformations, newest first. With `upstream`, also the lineage
+/// of each input at the version read, recursively (each table version once),
+/// so the result is the whole graph that produced the table's latest version.
+/// NotFound when the table does not exist.
+arrow::Result<std::vector<LineageEntry>> Lineage(const repo::FeatureRepository& repo,
+                                                 const std::string& table, bool upstream = false);
 
 /// PlanRuns(names), then RunTransformation of each in order (a no-op where
 /// nothing changed). Stops at the first failure.

@@ -14,6 +14,7 @@
 #include <arrow/c/bridge.h>
 
 #include "bindings.h"
+#include "stratalake/registry.h"
 #include "stratalake/repo.h"
 #include "stratalake/status.h"
 #include "stratalake/transform.h"
@@ -35,6 +36,83 @@ nb::dict RunDict(const transform::RunResult& r) {
   d["inputs"] = r.inputs;
   d["detail"] = r.detail;
   return d;
+}
+
+nb::dict LineageDict(const transform::LineageEntry& e) {
+  nb::dict d;
+  d["table"] = e.table;
+  d["version"] = e.version;
+  d["timestamp_ms"] = e.timestamp_ms;
+  d["operation"] = e.operation;
+  d["transformation"] = e.transformation;
+  d["query"] = e.query;
+  d["inputs"] = e.inputs;
+  d["read"] = e.read;
+  d["since"] = e.since;
+  return d;
+}
+
+// A transformation from the SDK's spec dict (python/stratalake/pipelines.py).
+registry::Transformation SpecToTransformation(const nb::dict& spec) {
+  registry::Transformation t;
+  auto str = [&](const char* key) {
+    return spec.contains(key) && !spec[key].is_none() ? nb::cast<std::string>(spec[key])
+                                                      : std::string();
+  };
+  auto list = [&](const char* key) {
+    return spec.contains(key) && !spec[key].is_none()
+               ? nb::cast<std::vector<std::string>>(spec[key])
+               : std::vector<std::string>();
+  };
+  t.name = str("name");
+  // Errors name the function's file and line, as they name a definition's.
+  t.loc.file = str("file");
+  t.loc.line = spec.contains("line") ? nb::cast<int>(spec["line"]) : 0;
+  t.sql_loc = t.loc;
+  t.output = str("output");
+  t.inputs = list("inputs");
+  t.keys = list("keys");
+  t.order_by = str("order_by");
+  t.partition_by = list("partition_by");
+  t.code_fingerprint = str("fingerprint");
+  t.description = str("description");
+  const std::string mode = str("mode");
+  if (mode.empty() || mode == "full_refresh") {
+    t.mode = registry::TransformMode::kFullRefresh;
+  } else if (mode == "append") {
+    t.mode = registry::TransformMode::kAppend;
+  } else if (mode == "merge") {
+    t.mode = registry::TransformMode::kMerge;
+  } else {
+    throw nb::value_error(
+        ("unknown mode '" + mode + "' (use full_refresh, append or merge)").c_str());
+  }
+  const std::string on_change = str("on_change");
+  if (on_change.empty() || on_change == "full_refresh") {
+    t.on_change = registry::OnChange::kFullRefresh;
+  } else if (on_change == "keys") {
+    t.on_change = registry::OnChange::kKeys;
+  } else if (on_change == "partitions") {
+    t.on_change = registry::OnChange::kPartitions;
+  } else if (on_change == "fail") {
+    t.on_change = registry::OnChange::kFail;
+  } else {
+    throw nb::value_error(
+        ("unknown on_change '" + on_change + "' (use full_refresh, keys, partitions or fail)")
+            .c_str());
+  }
+  if (spec.contains("schema") && !spec["schema"].is_none()) {
+    for (auto item : nb::cast<nb::list>(spec["schema"])) {
+      auto f = nb::cast<nb::tuple>(item);
+      registry::Field field;
+      field.name = nb::cast<std::string>(f[0]);
+      field.type = Check(registry::ParseFeatureType(nb::cast<std::string>(f[1])));
+      field.nullable = nb::cast<bool>(f[2]);
+      field.loc = t.loc;
+      t.schema.push_back(std::move(field));
+    }
+  }
+  return t;
 }
 
 }  // namespace
@@ -71,6 +149,55 @@ void BindTransform(nb::module_& m) {
         return out;
       },
       "repo_path"_a, "names"_a, "full_refresh"_a = false);
+  // One run of a Python transformation: fn({table path: stream capsule}) returns a
+  // stream capsule of the result, or a str (the error it raised).
+  m.def(
+      "run_function_transformation",
+      [](const std::string& repo_path, nb::dict spec, nb::callable fn, bool full_refresh) {
+        registry::Transformation t = SpecToTransformation(spec);
+        transform::TableFunction call =
+            [fn](const std::map<std::string, std::shared_ptr<arrow::Table>>& inputs)
+            -> arrow::Result<std::shared_ptr<arrow::Table>> {
+          nb::gil_scoped_acquire acquire;
+          try {
+            nb::dict args;
+            for (const auto& [path, table] : inputs) args[path.c_str()] = ExportTable(table);
+            nb::object r = fn(args);
+            if (nb::isinstance<nb::str>(r)) {
+              return arrow::Status::Invalid(nb::cast<std::string>(r));
+            }
+            return ImportTable(nb::cast<nb::capsule>(r));
+          } catch (const std::exception& e) {
+            // Errors raised here stay in the run's Status (no exception crosses the engine).
+            return arrow::Status::Invalid(e.what());
+          }
+        };
+        transform::RunResult result;
+        {
+          nb::gil_scoped_release release;
+          auto repo = Check(repo::FeatureRepository::Open(repo_path));
+          transform::RunOptions options;
+          options.full_refresh = full_refresh;
+          result = Check(transform::RunFunctionTransformation(*repo, t, call, options));
+        }
+        return RunDict(result);
+      },
+      "repo_path"_a, "spec"_a, "fn"_a, "full_refresh"_a = false);
+  // [lineage dicts], newest first (with upstream: the graph behind the latest version)
+  m.def(
+      "lineage",
+      [](const std::string& repo_path, const std::string& table, bool upstream) {
+        std::vector<transform::LineageEntry> entries;
+        {
+          nb::gil_scoped_release release;
+          auto repo = Check(repo::FeatureRepository::Open(repo_path));
+          entries = Check(transform::Lineage(*repo, table, upstream));
+        }
+        nb::list out;
+        for (const auto& e : entries) out.append(LineageDict(e));
+        return out;
+      },
+      "repo_path"_a, "table"_a, "upstream"_a = false);
   // [plan dicts] in dependency order
   m.def(
       "plan_transformations",

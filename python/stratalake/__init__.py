@@ -28,6 +28,7 @@ from .feature_store import (FeatureStore, OnlineResponse, Plan, RecreatedDataset
                             SavedDataset, init)
 from .schema import ArrayType, Field, MapType, PrimitiveType, Schema, StructType
 from .table import DeltaTable, Metadata, TableMerger, TableOptimizer, write_deltalake
+from .pipelines import Transformation, transformation
 
 __version__ = "0.1.0"
 
@@ -35,4 +36,4 @@ __all__ = ["DeltaTable", "write_deltalake", "Metadata", "TableMerger", "TableOpt
            "Schema", "Field", "PrimitiveType", "ArrayType", "MapType", "StructType",
            "FeatureStore", "init", "RetrievalJob", "OnlineResponse", "Plan", "SavedDataset",
            "RecreatedDataset", "Entity", "DataSource", "FeatureView", "FeatureService",
-           "FeatureViewProjection", *_error_names]
+           "FeatureViewProjection", "Transformation", "transformation", *_error_names]

@@ -1,4 +1,4 @@
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 import typing_extensions
 
@@ -6,6 +6,10 @@ import typing_extensions
 def run_sql(repo_path: str, sql: str) -> tuple: ...
 
 def run_transformations(repo_path: str, names: Sequence[str], full_refresh: bool = False) -> list: ...
+
+def run_function_transformation(repo_path: str, spec: dict, fn: Callable, full_refresh: bool = False) -> dict: ...
+
+def lineage(repo_path: str, table: str, upstream: bool = False) -> list: ...
 
 def plan_transformations(repo_path: str, names: Sequence[str]) -> list: ...
 

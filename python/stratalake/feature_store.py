@@ -676,15 +676,31 @@ class FeatureStore:
         from .pipelines import run_sql
         return run_sql(self.repo_path, query)
 
-    def run(self, *names: str, all: bool = False,
+    def run(self, *names: Any, all: bool = False,
             full_refresh: bool = False) -> List[Dict[str, Any]]:
         """Materialize transformations (``names``, or every one with ``all=True``) into
         their Delta tables in dependency order, one commit each; unchanged ones are no-ops.
-        Returns one dict per transformation (name, output, noop, version, rows, inputs)."""
-        from .pipelines import run_transformations
+        A name may also be a Python :class:`~stratalake.Transformation` (made with
+        ``@stratalake.transformation``): those run after the named definitions, in the
+        order given. Returns one dict per transformation (name, output, noop, version,
+        rows, inputs, detail)."""
+        from .pipelines import Transformation, run_transformations
         if bool(names) == all:
             raise ValueError("run() takes transformation names or all=True (not both)")
-        return run_transformations(self.repo_path, names, full_refresh)
+        defined = [n for n in names if not isinstance(n, Transformation)]
+        functions = [n for n in names if isinstance(n, Transformation)]
+        out = run_transformations(self.repo_path, defined, full_refresh) if defined or all else []
+        return out + [f.run(self, full_refresh=full_refresh) for f in functions]
+
+    def lineage(self, table: str, upstream: bool = False) -> List[Dict[str, Any]]:
+        """Which tables at which versions produced each version of ``table``
+        (``"gold.customer_value"``) that a transformation wrote, newest first: dicts
+        of table, version, timestamp_ms, operation, transformation, query, inputs
+        ({table: version read}), read ("all", "new_rows", "keys", "partitions") and
+        since. ``upstream=True``: the latest version's lineage and, recursively, that
+        of every input version it read."""
+        from .pipelines import lineage
+        return lineage(self.repo_path, table, upstream)
 
     def plan_runs(self, *names: str) -> List[Dict[str, Any]]:
         """What :meth:`run` would do (every transformation when no name is given), in

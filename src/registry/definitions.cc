@@ -89,6 +89,20 @@ const char* TransformModeName(TransformMode mode) {
   return "?";
 }
 
+const char* OnChangeName(OnChange on_change) {
+  switch (on_change) {
+    case OnChange::kFullRefresh:
+      return "full_refresh";
+    case OnChange::kKeys:
+      return "keys";
+    case OnChange::kPartitions:
+      return "partitions";
+    case OnChange::kFail:
+      return "fail";
+  }
+  return "?";
+}
+
 // ---- types ------------------------------------------------------------------
 
 arrow::Result<std::shared_ptr<arrow::DataType>> ParseFeatureType(const std::string& text) {

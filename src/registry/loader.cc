@@ -455,7 +455,7 @@ class Parser {
   void ParseTransformation(const YAML::Node& n, Definitions* defs) {
     if (!CheckMap(n, "transformation",
                   {"name", "sql", "output", "mode", "keys", "order_by", "schema", "partition_by",
-                   "description", "owner", "tags"})) {
+                   "on_change", "description", "owner", "tags"})) {
       return;
     }
     Transformation t;
@@ -504,6 +504,39 @@ class Parser {
     }
     t.schema = Fields(n, "schema", what, true);
     t.partition_by = StrList(n, "partition_by", what);
+    const std::string on_change = Str(n, "on_change", what);
+    if (on_change.empty() || on_change == "full_refresh") {
+      t.on_change = OnChange::kFullRefresh;
+    } else if (on_change == "keys") {
+      t.on_change = OnChange::kKeys;
+    } else if (on_change == "partitions") {
+      t.on_change = OnChange::kPartitions;
+    } else if (on_change == "fail") {
+      t.on_change = OnChange::kFail;
+    } else {
+      Problem(n["on_change"], what + ": unknown on_change '" + on_change +
+                                  "' (use full_refresh, keys, partitions or fail)");
+    }
+    if (t.on_change == OnChange::kKeys && t.mode != TransformMode::kMerge) {
+      Problem(n["on_change"], what +
+                                  ": on_change 'keys' applies to mode 'merge' only (the keys "
+                                  "say which rows to recompute)");
+    }
+    if (t.on_change == OnChange::kPartitions && t.partition_by.empty()) {
+      Problem(n["on_change"], what +
+                                  ": on_change 'partitions' needs 'partition_by' (columns "
+                                  "that partition both the input and the output)");
+    }
+    if (t.on_change == OnChange::kPartitions && t.mode == TransformMode::kMerge) {
+      Problem(n["on_change"], what +
+                                  ": on_change 'partitions' applies to mode 'append'; a merge "
+                                  "recomputes by key (on_change: keys)");
+    }
+    if (n["on_change"] && t.mode == TransformMode::kFullRefresh) {
+      Problem(n["on_change"], what +
+                                  ": 'on_change' applies to modes 'append' and 'merge' (mode "
+                                  "full_refresh recomputes everything on every run)");
+    }
     t.description = Str(n, "description", what);
     t.owner = Str(n, "owner", what);
     t.tags = StrMap(n, "tags", what);

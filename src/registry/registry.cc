@@ -51,13 +51,6 @@ int64_t RegistryState::ObjectVersion(ObjectKind kind, const std::string& name) c
   return it == object_versions.end() ? 0 : it->second;
 }
 
-namespace {
-
-// ---- compatibility ------------------------------------------------------------
-
-// Widening is lossless (int32 -> int64, float32 -> float64, small ints -> float64).
-enum class TypeChange { kSame, kWiden, kNarrow, kOther };
-
 TypeChange ClassifyTypeChange(const arrow::DataType& from, const arrow::DataType& to) {
   if (FeatureTypeName(from) == FeatureTypeName(to)) return TypeChange::kSame;
   auto rank = [](const arrow::DataType& t) -> std::pair<int, int> {
@@ -86,6 +79,10 @@ TypeChange ClassifyTypeChange(const arrow::DataType& from, const arrow::DataType
   if (tf == 0 && tr <= 3 && from.id() == arrow::Type::DOUBLE) return TypeChange::kNarrow;
   return TypeChange::kOther;
 }
+
+namespace {
+
+// ---- compatibility ------------------------------------------------------------
 
 class CompatChecker {
  public:

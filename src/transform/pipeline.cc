@@ -2,6 +2,8 @@
 // commit each, recording the input versions read).
 #include <algorithm>
 #include <cctype>
+#include <functional>
+#include <optional>
 #include <set>
 
 #include <arrow/api.h>
@@ -31,6 +33,7 @@ std::string AppId(const std::string& name) { return "stratalake.pipeline/" + nam
 std::string Fingerprint(const Transformation& t) {
   std::string text = t.sql + '\x1f' + registry::TransformModeName(t.mode) + '\x1f' + t.order_by;
   for (const auto& k : t.keys) text += '\x1f' + k;
+  if (!t.code_fingerprint.empty()) text += "\x1f" + t.code_fingerprint;
   uint64_t h = 1469598103934665603ull;  // FNV-1a 64
   for (unsigned char c : text) {
     h ^= c;
@@ -45,11 +48,21 @@ std::string Fingerprint(const Transformation& t) {
 struct RunRecord {
   std::string fingerprint;
   std::map<std::string, int64_t> inputs;
+  std::string read = "all";              // "all", "new_rows", "keys" or "partitions"
+  std::map<std::string, int64_t> since;  // incremental: the version each input was read from
 };
 
 std::string RecordJson(const std::string& name, const RunRecord& r) {
   rapidjson::StringBuffer buf;
   rapidjson::Writer<rapidjson::StringBuffer> w(buf);
+  auto versions = [&w](const std::map<std::string, int64_t>& m) {
+    w.StartObject();
+    for (const auto& [path, v] : m) {
+      w.Key(path.c_str());
+      w.Int64(v);
+    }
+    w.EndObject();
+  };
   w.StartObject();
   w.Key(kMetadataKey);
   w.StartObject();
@@ -57,16 +70,40 @@ std::string RecordJson(const std::string& name, const RunRecord& r) {
   w.String(name.c_str());
   w.Key("query");
   w.String(r.fingerprint.c_str());
-  w.Key("inputs");
-  w.StartObject();
-  for (const auto& [path, v] : r.inputs) {
-    w.Key(path.c_str());
-    w.Int64(v);
+  w.Key("read");
+  w.String(r.read.c_str());
+  if (!r.since.empty()) {
+    w.Key("since");
+    versions(r.since);
   }
-  w.EndObject();
+  w.Key("inputs");
+  versions(r.inputs);
   w.EndObject();
   w.EndObject();
   return buf.GetString();
+}
+
+// The run record in a commit's userMetadata, if it holds one.
+std::optional<std::pair<std::string, RunRecord>> ParseRecord(const std::string& user_metadata) {
+  rapidjson::Document doc;
+  doc.Parse(user_metadata.c_str());
+  if (doc.HasParseError() || !doc.IsObject() || !doc.HasMember(kMetadataKey)) return std::nullopt;
+  const auto& m = doc[kMetadataKey];
+  if (!m.IsObject() || !m.HasMember("transformation") || !m["transformation"].IsString()) {
+    return std::nullopt;
+  }
+  RunRecord r;
+  if (m.HasMember("query") && m["query"].IsString()) r.fingerprint = m["query"].GetString();
+  auto versions = [&](const char* key, std::map<std::string, int64_t>* out) {
+    if (!m.HasMember(key) || !m[key].IsObject()) return;
+    for (auto it = m[key].MemberBegin(); it != m[key].MemberEnd(); ++it) {
+      if (it->value.IsInt64()) (*out)[it->name.GetString()] = it->value.GetInt64();
+    }
+  };
+  versions("inputs", &r.inputs);
+  versions("since", &r.since);
+  if (m.HasMember("read") && m["read"].IsString()) r.read = m["read"].GetString();
+  return std::make_pair(std::string(m["transformation"].GetString()), std::move(r));
 }
 
 // The record of `name`'s latest run into `table`, if any.
@@ -76,22 +113,8 @@ arrow::Result<std::optional<RunRecord>> LastRun(const delta::DeltaTable& table,
   // History lists the newest commit first.
   for (const auto& c : history) {
     if (!c.user_metadata) continue;
-    rapidjson::Document doc;
-    doc.Parse(c.user_metadata->c_str());
-    if (doc.HasParseError() || !doc.IsObject() || !doc.HasMember(kMetadataKey)) continue;
-    const auto& m = doc[kMetadataKey];
-    if (!m.IsObject() || !m.HasMember("transformation") || !m["transformation"].IsString() ||
-        m["transformation"].GetString() != name) {
-      continue;
-    }
-    RunRecord r;
-    if (m.HasMember("query") && m["query"].IsString()) r.fingerprint = m["query"].GetString();
-    if (m.HasMember("inputs") && m["inputs"].IsObject()) {
-      for (auto it = m["inputs"].MemberBegin(); it != m["inputs"].MemberEnd(); ++it) {
-        if (it->value.IsInt64()) r.inputs[it->name.GetString()] = it->value.GetInt64();
-      }
-    }
-    return r;
+    auto rec = ParseRecord(*c.user_metadata);
+    if (rec && rec->first == name) return rec->second;
   }
   return std::nullopt;
 }
@@ -113,9 +136,27 @@ arrow::Status DefinitionError(const registry::SourceLocation& loc, const std::st
                    loc.ToString() + ": " + msg);
 }
 
+// "bronze.orders" and "bronze/orders" name the same table.
+std::string TablePath(std::string name) {
+  if (name.find('/') == std::string::npos) {
+    const auto dot = name.find('.');
+    if (dot != std::string::npos) name[dot] = '/';
+  }
+  return name;
+}
+
+// Every table `t` reads (its SQL's tables, or the declared inputs of a function),
+// its own output included when it reads it.
+std::vector<std::string> AllInputsOf(const Transformation& t) {
+  if (!t.sql.empty()) return ReferencedTables(t.sql);
+  std::set<std::string> in;
+  for (const auto& x : t.inputs) in.insert(TablePath(x));
+  return {in.begin(), in.end()};
+}
+
 std::vector<std::string> InputsOf(const Transformation& t) {
   std::vector<std::string> in;
-  for (auto& p : ReferencedTables(t.sql)) {
+  for (auto& p : AllInputsOf(t)) {
     if (p != t.output) in.push_back(std::move(p));  // its own output is not a dependency
   }
   return in;
@@ -266,6 +307,75 @@ arrow::Result<std::shared_ptr<arrow::Table>> ConformToDeclared(
   return arrow::Table::Make(arrow::schema(fields), columns, result->num_rows());
 }
 
+std::string Quote(const std::string& name);
+
+// The feature views that read `t`'s output table (through a source whose path is
+// the table) must find their features in `schema` with types the repository's
+// compatibility policy accepts, read as a change of each feature's type from
+// the declared one to the produced one (registry.h, ClassifyTypeChange). Every
+// problem is reported at once.
+arrow::Status CheckFeatureViews(const repo::FeatureRepository& repo, const Definitions& defs,
+                                const Transformation& t, const arrow::Schema& schema) {
+  const auto policy = repo.config().compatibility;
+  if (policy == registry::CompatibilityPolicy::kNone) return arrow::Status::OK();
+  const std::string policy_name = registry::CompatibilityPolicyName(policy);
+  std::vector<std::string> problems;
+  for (const auto& source : defs.sources) {
+    if (source.type == registry::SourceType::kParquet || TablePath(source.path) != t.output) {
+      continue;
+    }
+    for (const auto& view : defs.feature_views) {
+      if (view.source != source.name) continue;
+      const std::string reader = "feature view '" + view.name + "' (" + view.loc.ToString() + ")";
+      for (const auto& f : view.features) {
+        std::string column = f.name;
+        for (const auto& [from, to] : source.field_mapping) {
+          if (to == f.name) column = from;
+        }
+        auto field = schema.GetFieldByName(column);
+        if (!field) {
+          problems.push_back(
+              reader + " reads feature '" + f.name + "' from column '" + column +
+              "', which the result lacks (columns: " + JoinNames(schema.field_names()) + ")");
+          continue;
+        }
+        if (!f.type) continue;
+        const auto change = registry::ClassifyTypeChange(*f.type, *field->type());
+        const bool widen_refused = policy == registry::CompatibilityPolicy::kForward ||
+                                   policy == registry::CompatibilityPolicy::kFull;
+        const bool narrow_refused = policy == registry::CompatibilityPolicy::kBackward ||
+                                    policy == registry::CompatibilityPolicy::kFull;
+        if (change == registry::TypeChange::kOther ||
+            (change == registry::TypeChange::kWiden && widen_refused) ||
+            (change == registry::TypeChange::kNarrow && narrow_refused)) {
+          problems.push_back(reader + " declares feature '" + f.name + "' as " +
+                             registry::FeatureTypeName(*f.type) + " but the result's column '" +
+                             column + "' is " + registry::FeatureTypeName(*field->type()) +
+                             ", which the '" + policy_name + "' compatibility policy refuses");
+        }
+      }
+    }
+  }
+  if (problems.empty()) return arrow::Status::OK();
+  std::string msg = "transformation '" + t.name +
+                    "': its result does not match the feature views "
+                    "that read " +
+                    t.output + ":";
+  for (const auto& p : problems) msg += "\n  " + p;
+  msg +=
+      "\ncast the columns in the query (or declare them in its schema), or change the features' "
+      "types";
+  return DefinitionError(t.loc, msg);
+}
+
+// QUALIFY keeping the latest row per key by order_by (a merge's deduplication).
+std::string DedupeClause(const Transformation& t) {
+  std::string keys;
+  for (const auto& k : t.keys) keys += (keys.empty() ? "" : ", ") + Quote(k);
+  return "QUALIFY row_number() OVER (PARTITION BY " + keys + " ORDER BY " + Quote(t.order_by) +
+         " DESC NULLS LAST) = 1";
+}
+
 std::string StripTrailingSemicolons(std::string sql) {
   while (!sql.empty() &&
          (std::isspace(static_cast<unsigned char>(sql.back())) || sql.back() == ';')) {
@@ -282,11 +392,6 @@ std::string Quote(const std::string& name) {
   }
   return out + "\"";
 }
-
-struct LoadedInput {
-  std::string path;
-  int64_t version = -1;
-};
 
 }  // namespace
 
@@ -328,14 +433,169 @@ arrow::Result<std::vector<PlannedRun>> PlanRuns(const repo::FeatureRepository& r
   return plan;
 }
 
-arrow::Result<RunResult> RunTransformation(const repo::FeatureRepository& repo,
-                                           const Definitions& defs, const std::string& name,
-                                           const RunOptions& options) {
-  const Transformation* t = defs.FindTransformation(name);
-  if (!t) {
-    ARROW_RETURN_NOT_OK(Order(defs, {name}).status());  // the unknown-name error
-    return arrow::Status::KeyError("no transformation named '", name, "'");
+namespace {
+
+struct Input {
+  std::string path;
+  std::unique_ptr<delta::DeltaTable> table;
+  std::shared_ptr<const delta::Snapshot> snapshot;
+  bool self = false;  // the transformation's own output
+};
+
+// A data file and its deletion vector: a file that disappears, or that gets a
+// new deletion vector, lost rows (an update or a delete).
+std::string FileKey(const delta::AddFile& f) {
+  return f.path + '\x1f' + (f.deletion_vector ? f.deletion_vector->path_or_inline_dv : "");
+}
+
+struct Changes {
+  std::vector<delta::AddFile> added;    // files of the new snapshot the old one lacks
+  std::vector<delta::AddFile> removed;  // files of the old snapshot the new one lacks
+};
+
+Changes Diff(const delta::Snapshot& before, const delta::Snapshot& now) {
+  std::set<std::string> old_files, new_files;
+  for (const auto& f : before.files()) old_files.insert(FileKey(f));
+  for (const auto& f : now.files()) new_files.insert(FileKey(f));
+  Changes c;
+  for (const auto& f : now.files()) {
+    if (!old_files.count(FileKey(f))) c.added.push_back(f);
   }
+  for (const auto& f : before.files()) {
+    if (!new_files.count(FileKey(f))) c.removed.push_back(f);
+  }
+  return c;
+}
+
+arrow::Result<std::shared_ptr<arrow::RecordBatchReader>> ReadFiles(
+    const delta::DeltaTable& table, std::shared_ptr<const delta::Snapshot> snapshot,
+    std::vector<delta::AddFile> files, const std::optional<std::vector<std::string>>& columns) {
+  ARROW_ASSIGN_OR_RAISE(auto fields, delta::ResolveColumns(*snapshot->schema(), columns));
+  return delta::MakeFileByFileReader(table.filesystem(), std::move(snapshot), std::move(files),
+                                     std::move(fields), std::nullopt);
+}
+
+std::shared_ptr<arrow::RecordBatchReader> TableReader(const std::shared_ptr<arrow::Table>& t) {
+  return std::make_shared<arrow::TableBatchReader>(t);
+}
+
+std::pair<std::string, std::string> SplitPath(const std::string& path) {
+  const auto slash = path.find('/');
+  return {path.substr(0, slash), path.substr(slash + 1)};
+}
+
+// A literal of the predicate language (expression.h) for `scalar`; nullopt for
+// types it cannot spell exactly.
+std::optional<std::string> Literal(const arrow::Scalar& scalar) {
+  if (!scalar.is_valid) return "NULL";
+  const auto id = scalar.type->id();
+  if (arrow::is_integer(id)) return scalar.ToString();
+  if (id == arrow::Type::STRING || id == arrow::Type::LARGE_STRING) {
+    std::string out = "'";
+    for (char c : scalar.ToString()) {
+      out += c;
+      if (c == '\'') out += '\'';
+    }
+    return out + "'";
+  }
+  return std::nullopt;
+}
+
+std::string QuoteString(const std::string& v) {
+  std::string out = "'";
+  for (char c : v) {
+    out += c;
+    if (c == '\'') out += '\'';
+  }
+  return out + "'";
+}
+
+// A column name in the predicate language: `back-quoted`.
+std::string Column(const std::string& name) { return "`" + name + "`"; }
+
+// `col = lit`, or `col IS NULL` for the NULL literal.
+std::string Equals(const std::string& col, const std::string& lit) {
+  return lit == "NULL" ? Column(col) + " IS NULL" : Column(col) + " = " + lit;
+}
+
+// The predicate that selects the rows of `keys` (distinct key tuples, columns in
+// key order); nullopt when a key type has no exact literal.
+std::optional<std::string> KeyPredicate(const arrow::Table& keys) {
+  std::vector<std::string> names = keys.ColumnNames();
+  std::string pred;
+  if (names.size() == 1) {
+    std::string list;
+    bool has_null = false;
+    for (int64_t i = 0; i < keys.num_rows(); ++i) {
+      auto s = keys.column(0)->GetScalar(i);
+      if (!s.ok()) return std::nullopt;
+      auto lit = Literal(**s);
+      if (!lit) return std::nullopt;
+      if (*lit == "NULL") {
+        has_null = true;
+      } else {
+        list += (list.empty() ? "" : ", ") + *lit;
+      }
+    }
+    if (!list.empty()) pred = Column(names[0]) + " IN (" + list + ")";
+    if (has_null) pred += (pred.empty() ? "" : " OR ") + Column(names[0]) + " IS NULL";
+    return pred.empty() ? "FALSE" : pred;
+  }
+  for (int64_t i = 0; i < keys.num_rows(); ++i) {
+    std::string conj;
+    for (size_t c = 0; c < names.size(); ++c) {
+      auto s = keys.column(static_cast<int>(c))->GetScalar(i);
+      if (!s.ok()) return std::nullopt;
+      auto lit = Literal(**s);
+      if (!lit) return std::nullopt;
+      conj += (conj.empty() ? "" : " AND ") + Equals(names[c], *lit);
+    }
+    pred += (pred.empty() ? "(" : " OR (") + conj + ")";
+  }
+  return pred.empty() ? "FALSE" : pred;
+}
+
+// The most keys (or partitions) a run recomputes one by one; beyond it the run
+// recomputes the whole table (the predicate that replaces them grows with them).
+constexpr int64_t kMaxRecomputedKeys = 20000;
+
+// Below this size of rewritten input files, on_change keys/partitions always
+// recomputes in parts; above it, only while the files hold at most half the input.
+constexpr int64_t kMinRewrittenBytes = 64 << 20;
+
+// How one run reads its input and lands its result.
+enum class RunKind {
+  kWhole,       // whole inputs; the result replaces the table (or creates it)
+  kWholeMerge,  // whole inputs, merged / appended (a query that reads its own output)
+  kRows,        // the rows the input gained: appended, or merged
+  kKeys,        // the keys changed rows had or have, recomputed and replaced
+  kPartitions,  // the partitions changed files belong to, recomputed and replaced
+};
+
+const char* RunKindName(RunKind k) {
+  switch (k) {
+    case RunKind::kWhole:
+    case RunKind::kWholeMerge:
+      return "all";
+    case RunKind::kRows:
+      return "new_rows";
+    case RunKind::kKeys:
+      return "keys";
+    case RunKind::kPartitions:
+      return "partitions";
+  }
+  return "all";
+}
+
+// Computes the result from the inputs loaded into `engine` (as LAYER.TABLE) or
+// handed over as Arrow tables.
+using Compute = std::function<arrow::Result<std::shared_ptr<arrow::Table>>(
+    SqlEngine& engine, std::map<std::string, std::shared_ptr<arrow::RecordBatchReader>>& inputs)>;
+
+arrow::Result<RunResult> RunWith(const repo::FeatureRepository& repo, const Definitions& defs,
+                                 const Transformation& tr, const Compute& compute,
+                                 const RunOptions& options) {
+  const Transformation* t = &tr;
   const std::string what = "transformation '" + t->name + "'";
   RunResult out;
   out.name = t->name;
@@ -352,13 +612,9 @@ arrow::Result<RunResult> RunTransformation(const repo::FeatureRepository& repo,
   const std::string fingerprint = Fingerprint(*t);
 
   // Pin every input at its latest version.
-  struct Input {
-    std::string path;
-    std::unique_ptr<delta::DeltaTable> table;
-    std::shared_ptr<const delta::Snapshot> snapshot;
-  };
   std::vector<Input> inputs;
-  for (const auto& path : ReferencedTables(t->sql)) {
+  bool reads_self = false;
+  for (const auto& path : AllInputsOf(*t)) {
     auto table = delta::DeltaTable::Open(repo.TableUri(path));
     if (!table.ok() && HasErrorKind(table.status(), ErrorKind::kTableNotFound)) {
       if (path == t->output) continue;  // reads its own output, which a first run creates
@@ -367,9 +623,13 @@ arrow::Result<RunResult> RunTransformation(const repo::FeatureRepository& repo,
                                              "first, or ingest it)");
     }
     ARROW_RETURN_NOT_OK(table.status());
-    Input in{path, std::move(*table), nullptr};
+    Input in{path, std::move(*table), nullptr, path == t->output};
     ARROW_ASSIGN_OR_RAISE(in.snapshot, in.table->Latest());
-    if (path != t->output) out.inputs[path] = in.snapshot->version();
+    if (in.self) {
+      reads_self = true;
+    } else {
+      out.inputs[path] = in.snapshot->version();
+    }
     inputs.push_back(std::move(in));
   }
 
@@ -381,75 +641,234 @@ arrow::Result<RunResult> RunTransformation(const repo::FeatureRepository& repo,
     return out;
   }
 
-  // Append and merge modes read only what their one input gained since the last
-  // run (merge falls back to the whole input when rows of it were rewritten).
-  const bool incremental = t->mode != TransformMode::kFullRefresh && !options.full_refresh &&
-                           unchanged_query && out.inputs.size() == 1;
-  ARROW_ASSIGN_OR_RAISE(auto engine, SqlEngine::Open());
-  for (auto& in : inputs) {
-    std::shared_ptr<arrow::RecordBatchReader> reader;
-    std::optional<int64_t> since;  // incremental: the version the last run read
-    if (incremental && in.path != t->output) {
-      auto prev = last->inputs.find(in.path);
-      if (prev != last->inputs.end()) since = prev->second;
+  // Decide how this run reads and writes (docs/pipelines.md, "Incremental runs").
+  RunKind kind = RunKind::kWhole;
+  std::string why_whole;  // why an incremental transformation recomputes everything
+  Input* changed = nullptr;
+  Changes changes;
+  int64_t since = -1;
+  if (reads_self && t->mode != TransformMode::kFullRefresh && !options.full_refresh && exists) {
+    kind = RunKind::kWholeMerge;
+  }
+  const RunKind kWholeOrMerge = kind;
+  if (t->mode != TransformMode::kFullRefresh && !options.full_refresh && unchanged_query &&
+      out.inputs.size() == 1) {
+    for (auto& in : inputs) {
+      if (!in.self) changed = &in;
     }
-    std::vector<delta::AddFile> added;
-    if (since) {
-      // Files are compared by path and deletion vector: a file gone, or one with a
-      // new deletion vector, means rows were updated or deleted.
-      ARROW_ASSIGN_OR_RAISE(auto before, in.table->AtVersion(*since));
-      auto key = [](const delta::AddFile& f) {
-        return f.path + '\x1f' + (f.deletion_vector ? f.deletion_vector->path_or_inline_dv : "");
-      };
-      std::set<std::string> old_files, new_files;
-      for (const auto& f : before->files()) old_files.insert(key(f));
-      for (const auto& f : in.snapshot->files()) new_files.insert(key(f));
-      const bool rewritten =
-          !std::includes(new_files.begin(), new_files.end(), old_files.begin(), old_files.end());
-      if (rewritten && t->mode == TransformMode::kAppend) {
-        return arrow::Status::Invalid(
-            t->loc.ToString(), ": ", what, ": append mode reads only the rows ", in.path,
-            " gained since its last run (version ", *since,
-            "), but rows were updated, deleted or rewritten up to version ", in.snapshot->version(),
-            "; run it with --full-refresh to recompute the table");
-      }
-      if (rewritten) {
-        since.reset();  // merge: upsert from the whole input
+    auto prev = last->inputs.find(changed->path);
+    if (prev != last->inputs.end() && prev->second <= changed->snapshot->version()) {
+      since = prev->second;
+      ARROW_ASSIGN_OR_RAISE(auto before, changed->table->AtVersion(since));
+      changes = Diff(*before, *changed->snapshot);
+      if (changes.removed.empty()) {
+        kind = RunKind::kRows;
       } else {
-        for (const auto& f : in.snapshot->files()) {
-          if (!old_files.count(key(f))) added.push_back(f);
+        const std::string rewritten = "rows of " + changed->path +
+                                      " were updated or deleted since version " +
+                                      std::to_string(since);
+        registry::OnChange on_change = t->on_change;
+        if (reads_self && on_change != registry::OnChange::kFail) {
+          // The query reads its own output: it cannot be recomputed in parts.
+          on_change = t->mode == TransformMode::kAppend ? registry::OnChange::kFail
+                                                        : registry::OnChange::kFullRefresh;
+        }
+        switch (on_change) {
+          case registry::OnChange::kFail:
+            return arrow::Status::Invalid(
+                t->loc.ToString(), ": ", what, ": ", TransformModeName(t->mode),
+                " mode reads only the rows ", changed->path, " gained since its last run (version ",
+                since, "), but rows were updated, deleted or rewritten up to version ",
+                changed->snapshot->version(),
+                "; run it with --full-refresh to recompute the table (or declare on_change: "
+                "full_refresh, keys or partitions)");
+          case registry::OnChange::kFullRefresh:
+            why_whole = rewritten;
+            break;
+          case registry::OnChange::kKeys:
+            kind = RunKind::kKeys;
+            break;
+          case registry::OnChange::kPartitions:
+            kind = RunKind::kPartitions;
+            break;
+        }
+        // Finding what changed reads the rewritten files; when they hold most of the
+        // input, recomputing everything costs less.
+        int64_t removed_bytes = 0;
+        for (const auto& f : changes.removed) removed_bytes += f.size;
+        if ((kind == RunKind::kKeys || kind == RunKind::kPartitions) &&
+            removed_bytes > kMinRewrittenBytes && removed_bytes * 2 > before->SizeInBytes()) {
+          kind = kWholeOrMerge;
+          why_whole = rewritten + " in files holding most of its rows";
         }
       }
     }
-    if (since) {
-      std::vector<int> fields(in.snapshot->schema()->num_fields());
-      for (size_t i = 0; i < fields.size(); ++i) fields[i] = static_cast<int>(i);
-      ARROW_ASSIGN_OR_RAISE(
-          reader, delta::MakeFileByFileReader(in.table->filesystem(), in.snapshot, std::move(added),
-                                              std::move(fields), std::nullopt));
-    } else {
-      ARROW_ASSIGN_OR_RAISE(reader, in.table->Scan(in.snapshot, delta::ReadOptions{}));
-    }
-    const auto slash = in.path.find('/');
-    ARROW_RETURN_NOT_OK(
-        engine->LoadTable(in.path.substr(0, slash), in.path.substr(slash + 1), reader));
   }
 
-  std::string sql = StripTrailingSemicolons(t->sql);
-  if (t->mode == TransformMode::kMerge && !t->order_by.empty()) {
-    std::string keys;
-    for (const auto& k : t->keys) keys += (keys.empty() ? "" : ", ") + Quote(k);
-    sql = "SELECT * FROM (" + sql + "\n) QUALIFY row_number() OVER (PARTITION BY " + keys +
-          " ORDER BY " + Quote(t->order_by) + " DESC NULLS LAST) = 1";
+  // Projection pushdown: a SQL transformation reads only the columns its SQL can
+  // name (plus the keys and partition columns incremental runs need).
+  auto columns_of = [&](const delta::Snapshot& snap) -> std::optional<std::vector<std::string>> {
+    if (t->sql.empty()) return std::nullopt;
+    auto cols = ProjectedColumns(t->sql, *snap.schema());
+    for (const auto* extra : {&t->keys, &t->partition_by}) {
+      for (const auto& c : *extra) {
+        if (snap.schema()->GetFieldByName(c) &&
+            std::find(cols.begin(), cols.end(), c) == cols.end()) {
+          cols.push_back(c);
+        }
+      }
+    }
+    return cols;
+  };
+  auto scan_all = [&](const Input& in) {
+    delta::ReadOptions ro;
+    ro.columns = columns_of(*in.snapshot);
+    return in.table->Scan(in.snapshot, ro);
+  };
+
+  ARROW_ASSIGN_OR_RAISE(auto engine, SqlEngine::Open());
+  std::map<std::string, std::shared_ptr<arrow::RecordBatchReader>> readers;
+  std::string replace_where;  // kKeys / kPartitions: the output rows the result replaces
+  std::string recomputed;     // "3 key(s)" / "2 partition(s)"
+  for (auto& in : inputs) {
+    std::shared_ptr<arrow::RecordBatchReader> reader;
+    if (&in == changed && kind == RunKind::kRows) {
+      ARROW_ASSIGN_OR_RAISE(
+          reader, ReadFiles(*in.table, in.snapshot, changes.added, columns_of(*in.snapshot)));
+    } else if (&in == changed && kind == RunKind::kKeys) {
+      // The keys of the rows that changed: those of the rewritten files' rows as
+      // they were that are gone now, and of the new files' rows that are new (a
+      // file rewritten by a delete holds mostly rows that did not change).
+      ARROW_ASSIGN_OR_RAISE(auto before, in.table->AtVersion(since));
+      for (const auto& k : t->keys) {
+        if (!before->schema()->GetFieldByName(k) || !in.snapshot->schema()->GetFieldByName(k)) {
+          return DefinitionError(t->loc, what + ": on_change 'keys' reads the key column '" + k +
+                                             "' from " + in.path +
+                                             ", which lacks it; select the keys under their "
+                                             "input names or use on_change: full_refresh");
+        }
+      }
+      // Only the columns the query reads: a change elsewhere changes no result.
+      ARROW_ASSIGN_OR_RAISE(auto old_rows,
+                            ReadFiles(*in.table, before, changes.removed, columns_of(*before)));
+      ARROW_ASSIGN_OR_RAISE(auto new_rows, ReadFiles(*in.table, in.snapshot, changes.added,
+                                                     columns_of(*in.snapshot)));
+      ARROW_RETURN_NOT_OK(engine->LoadTable("__stratalake_changed", "removed", old_rows));
+      ARROW_RETURN_NOT_OK(engine->LoadTable("__stratalake_changed", "added", new_rows));
+      std::string cols;
+      for (const auto& k : t->keys) cols += (cols.empty() ? "" : ", ") + Quote(k);
+      auto keys = engine->Query(
+          "SELECT DISTINCT " + cols +
+          " FROM (SELECT * FROM __stratalake_changed.removed EXCEPT ALL "
+          "SELECT * FROM __stratalake_changed.added UNION ALL (SELECT * FROM "
+          "__stratalake_changed.added EXCEPT ALL SELECT * FROM __stratalake_changed.removed)) "
+          "ORDER BY ALL");
+      if (!keys.ok()) {
+        // The schema changed in between: every key of the files counts.
+        keys = engine->Query("SELECT DISTINCT * FROM (SELECT " + cols +
+                             " FROM __stratalake_changed.removed UNION ALL SELECT " + cols +
+                             " FROM __stratalake_changed.added) ORDER BY ALL");
+      }
+      ARROW_RETURN_NOT_OK(keys.status());
+      std::optional<std::string> pred;
+      const int64_t n_keys = (*keys)->num_rows();
+      if (n_keys <= kMaxRecomputedKeys) pred = KeyPredicate(**keys);
+      if (!pred) {
+        kind = RunKind::kWhole;
+        why_whole = n_keys > kMaxRecomputedKeys ? std::to_string(n_keys) + " keys changed"
+                                                : "the keys' types cannot be listed";
+        ARROW_ASSIGN_OR_RAISE(reader, scan_all(in));
+      } else {
+        replace_where = *pred;
+        recomputed = std::to_string(n_keys) + " key(s)";
+        // The same predicate over the input skips the files whose statistics rule
+        // the keys out (recent keys live in recent files).
+        delta::ReadOptions ro;
+        ro.columns = columns_of(*in.snapshot);
+        ro.filter = *pred;
+        ARROW_ASSIGN_OR_RAISE(auto all, in.table->Scan(in.snapshot, ro));
+        ARROW_RETURN_NOT_OK(engine->LoadTable("__stratalake_all", "input", all));
+        ARROW_RETURN_NOT_OK(engine->LoadTable("__stratalake_keys", "keys", TableReader(*keys)));
+        std::string match;
+        for (const auto& k : t->keys) {
+          match += (match.empty() ? "" : " AND ") + std::string("k.") + Quote(k) +
+                   " IS NOT DISTINCT FROM i." + Quote(k);
+        }
+        ARROW_ASSIGN_OR_RAISE(auto rows,
+                              engine->Query("SELECT i.* FROM __stratalake_all.input i WHERE EXISTS "
+                                            "(SELECT 1 FROM __stratalake_keys.keys k WHERE " +
+                                            match + ")"));
+        reader = TableReader(rows);
+      }
+    } else if (&in == changed && kind == RunKind::kPartitions) {
+      const auto& in_parts = in.snapshot->metadata().partition_columns;
+      for (const auto& p : t->partition_by) {
+        if (std::find(in_parts.begin(), in_parts.end(), p) == in_parts.end()) {
+          return DefinitionError(
+              t->loc, what + ": on_change 'partitions' needs " + in.path + " partitioned by '" + p +
+                          "' too (its partition columns: " +
+                          (in_parts.empty() ? std::string("none") : JoinNames(in_parts)) +
+                          "); use on_change: full_refresh");
+        }
+      }
+      if (target_snap && target_snap->metadata().partition_columns != t->partition_by) {
+        return DefinitionError(t->loc, what + ": on_change 'partitions' needs " + t->output +
+                                           " partitioned by " + JoinNames(t->partition_by) +
+                                           " (it is partitioned by " +
+                                           JoinNames(target_snap->metadata().partition_columns) +
+                                           "); run it with --full-refresh after changing it");
+      }
+      auto part_of = [&](const delta::AddFile& f) {
+        std::vector<std::optional<std::string>> v;
+        for (const auto& p : t->partition_by) {
+          auto it = f.partition_values.find(p);
+          v.push_back(it == f.partition_values.end() ? std::nullopt : it->second);
+        }
+        return v;
+      };
+      std::set<std::vector<std::optional<std::string>>> parts;
+      for (const auto& f : changes.added) parts.insert(part_of(f));
+      for (const auto& f : changes.removed) parts.insert(part_of(f));
+      std::vector<delta::AddFile> files;
+      for (const auto& f : in.snapshot->files()) {
+        if (parts.count(part_of(f))) files.push_back(f);
+      }
+      std::string pred;
+      for (const auto& v : parts) {
+        std::string conj;
+        for (size_t i = 0; i < v.size(); ++i) {
+          auto field = in.snapshot->schema()->GetFieldByName(t->partition_by[i]);
+          const bool integer = field && arrow::is_integer(field->type()->id());
+          conj += (conj.empty() ? "" : " AND ") +
+                  Equals(t->partition_by[i], !v[i]     ? "NULL"
+                                             : integer ? *v[i]
+                                                       : QuoteString(*v[i]));
+        }
+        pred += (pred.empty() ? "(" : " OR (") + conj + ")";
+      }
+      replace_where = pred.empty() ? "FALSE" : pred;
+      recomputed = std::to_string(parts.size()) + " partition(s)";
+      ARROW_ASSIGN_OR_RAISE(reader,
+                            ReadFiles(*in.table, in.snapshot, files, columns_of(*in.snapshot)));
+    } else {
+      ARROW_ASSIGN_OR_RAISE(reader, scan_all(in));
+    }
+    readers[in.path] = std::move(reader);
   }
-  auto result = engine->Query(sql);
-  if (!result.ok()) {
-    return DefinitionError(t->sql_loc, what + ": the query failed: " + result.status().message());
-  }
+
+  auto result = compute(*engine, readers);
+  if (!result.ok()) return result.status();
   ARROW_ASSIGN_OR_RAISE(auto rows, ConformToDeclared(*t, *result));
+  ARROW_RETURN_NOT_OK(CheckFeatureViews(repo, defs, *t, *rows->schema()));
   out.rows = rows->num_rows();
 
-  RunRecord record{fingerprint, out.inputs};
+  RunRecord record;
+  record.fingerprint = fingerprint;
+  record.inputs = out.inputs;
+  record.read = RunKindName(kind);
+  if (kind != RunKind::kWhole && kind != RunKind::kWholeMerge && changed) {
+    record.since[changed->path] = since;
+  }
   const int64_t run_number =
       (target_snap ? target_snap->AppTransactionVersion(AppId(t->name)).value_or(0) : 0) + 1;
   const delta::AppTransaction txn{AppId(t->name), run_number, std::nullopt};
@@ -460,13 +879,15 @@ arrow::Result<RunResult> RunTransformation(const repo::FeatureRepository& repo,
                                     ": ", r.status().message());
     }
     out.version = r->noop ? (target_snap ? target_snap->version() : -1) : r->version;
-    if (t->mode == TransformMode::kMerge && exists) {
+    if (t->mode == TransformMode::kMerge && exists &&
+        (kind == RunKind::kRows || kind == RunKind::kWholeMerge)) {
       out.detail = "merged: " + std::to_string(r->metrics["numTargetRowsInserted"]) +
                    " inserted, " + std::to_string(r->metrics["numTargetRowsUpdated"]) + " updated";
     }
     return arrow::Status::OK();
   };
-  if (t->mode == TransformMode::kMerge && exists) {
+  if (t->mode == TransformMode::kMerge && exists &&
+      (kind == RunKind::kRows || kind == RunKind::kWholeMerge)) {
     delta::MergeOptions mo;
     mo.on = t->keys;
     delta::MatchedClause update;
@@ -482,17 +903,172 @@ arrow::Result<RunResult> RunTransformation(const repo::FeatureRepository& repo,
     return out;
   }
   delta::WriteOptions wo;
-  const bool replace = t->mode == TransformMode::kFullRefresh || (options.full_refresh && exists);
+  const bool partial = kind == RunKind::kKeys || kind == RunKind::kPartitions;
+  const bool replace = exists && (partial || kind == RunKind::kWhole);
   wo.mode = replace ? delta::WriteMode::kOverwrite : delta::WriteMode::kAppend;
-  wo.overwrite_schema = replace && exists;
+  wo.overwrite_schema = replace && !partial;
+  if (partial) wo.replace_where = replace_where;
   wo.partition_by = t->partition_by;
   wo.create.description =
       t->description.empty() ? std::nullopt : std::optional<std::string>(t->description);
   wo.txn = txn;
   wo.user_metadata = metadata;
   ARROW_RETURN_NOT_OK(landed(target->Write(rows, wo)));
-  out.detail = replace ? "replaced" : "appended";
-  if (!exists) out.detail = "created";
+  if (!exists) {
+    out.detail = "created";
+  } else if (partial) {
+    out.detail = "recomputed " + recomputed;
+  } else if (replace) {
+    out.detail = why_whole.empty() ? "replaced" : "replaced (" + why_whole + ")";
+  } else {
+    out.detail = "appended";
+  }
+  return out;
+}
+
+// The result of `t`'s SQL; a merge keeps the latest row per key.
+Compute SqlCompute(const Transformation& t) {
+  return [&t](SqlEngine& engine,
+              std::map<std::string, std::shared_ptr<arrow::RecordBatchReader>>& inputs)
+             -> arrow::Result<std::shared_ptr<arrow::Table>> {
+    for (auto& [path, reader] : inputs) {
+      auto [layer, name] = SplitPath(path);
+      ARROW_RETURN_NOT_OK(engine.LoadTable(layer, name, reader));
+    }
+    std::string sql = StripTrailingSemicolons(t.sql);
+    if (t.mode == TransformMode::kMerge && !t.order_by.empty()) {
+      sql = "SELECT * FROM (" + sql + "\n) " + DedupeClause(t);
+    }
+    auto result = engine.Query(sql);
+    if (!result.ok()) {
+      return DefinitionError(t.sql_loc, "transformation '" + t.name +
+                                            "': the query failed: " + result.status().message());
+    }
+    return result;
+  };
+}
+
+}  // namespace
+
+arrow::Result<RunResult> RunTransformation(const repo::FeatureRepository& repo,
+                                           const Definitions& defs, const std::string& name,
+                                           const RunOptions& options) {
+  const Transformation* t = defs.FindTransformation(name);
+  if (!t) {
+    ARROW_RETURN_NOT_OK(Order(defs, {name}).status());  // the unknown-name error
+    return arrow::Status::KeyError("no transformation named '", name, "'");
+  }
+  return RunWith(repo, defs, *t, SqlCompute(*t), options);
+}
+
+arrow::Result<RunResult> RunFunctionTransformation(const repo::FeatureRepository& repo,
+                                                   const Transformation& tr,
+                                                   const TableFunction& fn,
+                                                   const RunOptions& options) {
+  Transformation t = tr;
+  t.output = TablePath(t.output);
+  for (auto& in : t.inputs) in = TablePath(in);
+  if (!t.sql.empty()) {
+    return arrow::Status::Invalid("transformation '", t.name,
+                                  "': a function transformation has no SQL");
+  }
+  if (t.inputs.empty()) {
+    return arrow::Status::Invalid("transformation '", t.name,
+                                  "': name the tables it reads (inputs), e.g. bronze.orders");
+  }
+  if (t.mode == TransformMode::kMerge && t.keys.empty()) {
+    return arrow::Status::Invalid("transformation '", t.name,
+                                  "': mode 'merge' needs keys (the columns that identify a row)");
+  }
+  const std::string what = "transformation '" + t.name + "'";
+  Compute compute = [&](SqlEngine& engine,
+                        std::map<std::string, std::shared_ptr<arrow::RecordBatchReader>>& readers)
+      -> arrow::Result<std::shared_ptr<arrow::Table>> {
+    std::map<std::string, std::shared_ptr<arrow::Table>> tables;
+    for (auto& [path, reader] : readers) {
+      ARROW_ASSIGN_OR_RAISE(tables[path], reader->ToTable());
+    }
+    auto result = fn(tables);
+    if (!result.ok()) {
+      return result.status().WithMessage(what,
+                                         ": the function failed: ", result.status().message());
+    }
+    std::shared_ptr<arrow::Table> rows = *result;
+    if (t.mode == TransformMode::kMerge && !t.order_by.empty()) {
+      for (const auto& c : t.keys) {
+        if (!rows->schema()->GetFieldByName(c)) {
+          return arrow::Status::Invalid(what, ": the function's result lacks the key column '", c,
+                                        "' (columns: ", JoinNames(rows->ColumnNames()), ")");
+        }
+      }
+      if (!rows->schema()->GetFieldByName(t.order_by)) {
+        return arrow::Status::Invalid(what, ": the function's result lacks the order_by column '",
+                                      t.order_by, "' (columns: ", JoinNames(rows->ColumnNames()),
+                                      ")");
+      }
+      ARROW_RETURN_NOT_OK(engine.LoadTable("__stratalake_result", "rows", TableReader(rows)));
+      ARROW_ASSIGN_OR_RAISE(
+          rows, engine.Query("SELECT * FROM __stratalake_result.rows " + DedupeClause(t)));
+    }
+    return rows;
+  };
+  ARROW_ASSIGN_OR_RAISE(auto defs, repo.LoadDefinitions());
+  return RunWith(repo, defs, t, compute, options);
+}
+
+arrow::Result<std::vector<LineageEntry>> Lineage(const repo::FeatureRepository& repo,
+                                                 const std::string& table, bool upstream) {
+  std::vector<LineageEntry> out;
+  std::set<std::pair<std::string, int64_t>> seen;
+  // Table path -> its entries, newest first (each table's history read once).
+  std::map<std::string, std::vector<LineageEntry>> cache;
+  auto entries_of = [&](const std::string& path) -> arrow::Result<std::vector<LineageEntry>*> {
+    auto it = cache.find(path);
+    if (it != cache.end()) return &it->second;
+    auto& list = cache[path];
+    auto opened = delta::DeltaTable::Open(repo.TableUri(path));
+    if (!opened.ok()) {
+      if (HasErrorKind(opened.status(), ErrorKind::kTableNotFound) && path != TablePath(table)) {
+        return &list;  // an upstream table that is gone: no lineage to add
+      }
+      return opened.status();
+    }
+    ARROW_ASSIGN_OR_RAISE(auto history, (*opened)->History());
+    for (const auto& c : history) {
+      if (!c.user_metadata) continue;
+      auto rec = ParseRecord(*c.user_metadata);
+      if (!rec) continue;
+      LineageEntry e;
+      e.table = path;
+      e.version = c.version;
+      e.timestamp_ms = c.timestamp;
+      e.operation = c.operation;
+      e.transformation = rec->first;
+      e.query = rec->second.fingerprint;
+      e.inputs = rec->second.inputs;
+      e.read = rec->second.read;
+      e.since = rec->second.since;
+      list.push_back(std::move(e));
+    }
+    return &list;
+  };
+  const std::string path = TablePath(table);
+  ARROW_ASSIGN_OR_RAISE(auto* own, entries_of(path));
+  if (!upstream) return *own;
+  // The newest entry, then what produced each input version it read (breadth first).
+  std::vector<LineageEntry> queue;
+  if (!own->empty()) queue.push_back(own->front());
+  for (size_t i = 0; i < queue.size(); ++i) {
+    const LineageEntry e = queue[i];
+    if (!seen.insert({e.table, e.version}).second) continue;
+    out.push_back(e);
+    for (const auto& [in, version] : e.inputs) {
+      ARROW_ASSIGN_OR_RAISE(auto* list, entries_of(in));
+      for (const auto& x : *list) {
+        if (x.version == version) queue.push_back(x);
+      }
+    }
+  }
   return out;
 }
 

@@ -117,6 +117,38 @@ std::vector<std::string> ReferencedTables(const std::string& sql) {
   return {found.begin(), found.end()};
 }
 
+std::vector<std::string> ProjectedColumns(const std::string& sql, const arrow::Schema& schema) {
+  std::vector<Token> toks = Tokenize(sql);
+  std::set<std::string> names;
+  bool star = false;
+  for (size_t i = 0; i < toks.size(); ++i) {
+    const Token& t = toks[i];
+    if (IsName(t)) {
+      names.insert(Lower(t.text));
+      // COLUMNS(...) selects columns by pattern or lambda.
+      if (t.kind == Token::kIdent && Lower(t.text) == "columns" && i + 1 < toks.size() &&
+          toks[i + 1].kind == Token::kOpenParen) {
+        star = true;
+      }
+    } else if (t.kind == Token::kOther && t.text == "*" && i > 0) {
+      // `SELECT *`, `DISTINCT *`, `, *`, `t.*`: every column. (`count(*)` and
+      // `a * b` are not.)
+      const Token& prev = toks[i - 1];
+      const std::string p = prev.kind == Token::kIdent ? Lower(prev.text) : "";
+      if (prev.kind == Token::kDot || (prev.kind == Token::kOther && prev.text == ",") ||
+          p == "select" || p == "distinct" || p == "all" || p == "on") {
+        star = true;
+      }
+    }
+  }
+  std::vector<std::string> out;
+  for (const auto& f : schema.fields()) {
+    if (star || names.count(Lower(f->name()))) out.push_back(f->name());
+  }
+  if (out.empty() && schema.num_fields() > 0) out.push_back(schema.field(0)->name());
+  return out;
+}
+
 arrow::Result<QueryResult> RunSql(const repo::FeatureRepository& repo, const std::string& sql,
                                   const std::map<std::string, int64_t>& versions) {
   ARROW_ASSIGN_OR_RAISE(auto engine, SqlEngine::Open());
@@ -134,7 +166,9 @@ arrow::Result<QueryResult> RunSql(const repo::FeatureRepository& repo, const std
       return snapshot.status().WithMessage("cannot read table ", path, ": ",
                                            snapshot.status().message());
     }
-    ARROW_ASSIGN_OR_RAISE(auto reader, (*table)->Scan(*snapshot, delta::ReadOptions{}));
+    delta::ReadOptions columns;
+    columns.columns = ProjectedColumns(sql, *(*snapshot)->schema());
+    ARROW_ASSIGN_OR_RAISE(auto reader, (*table)->Scan(*snapshot, columns));
     const auto slash = path.find('/');
     ARROW_RETURN_NOT_OK(engine->LoadTable(path.substr(0, slash), path.substr(slash + 1), reader));
     result.inputs[path] = (*snapshot)->version();

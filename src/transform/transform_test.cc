@@ -101,6 +101,22 @@ TEST(ReferencedTables, FindsLayerQualifiedNamesOutsideLiteralsAndComments) {
   EXPECT_TRUE(ReferencedTables("SELECT 1").empty());
 }
 
+TEST(ProjectedColumns, ReadsOnlyTheColumnsTheQueryCanName) {
+  auto schema = arrow::schema(
+      {arrow::field("order_id", arrow::int64()), arrow::field("Customer_ID", arrow::int64()),
+       arrow::field("amount", arrow::float64()), arrow::field("note", arrow::utf8())});
+  using V = std::vector<std::string>;
+  EXPECT_EQ(ProjectedColumns("SELECT customer_id, sum(amount * 2) FROM bronze.orders "
+                             "WHERE 'note' <> '' -- note\n GROUP BY ALL",
+                             *schema),
+            (V{"Customer_ID", "amount"}));
+  EXPECT_EQ(ProjectedColumns("SELECT count(*) FROM bronze.orders", *schema), (V{"order_id"}));
+  EXPECT_EQ(ProjectedColumns("SELECT o.* FROM bronze.orders o", *schema).size(), 4u);
+  EXPECT_EQ(ProjectedColumns("SELECT * EXCLUDE (note) FROM bronze.orders", *schema).size(), 4u);
+  EXPECT_EQ(ProjectedColumns("SELECT order_id, * FROM bronze.orders", *schema).size(), 4u);
+  EXPECT_EQ(ProjectedColumns("SELECT COLUMNS('a.*') FROM bronze.orders", *schema).size(), 4u);
+}
+
 // A repository in a temporary folder with its lake under lake/.
 class PipelineTest : public ::testing::Test {
  protected:
@@ -251,6 +267,7 @@ TEST_F(PipelineTest, AppendModeReadsOnlyNewRowsAndRefusesRewrittenInputs) {
   - name: big_orders
     output: silver.big_orders
     mode: append
+    on_change: fail
     sql: SELECT order_id, amount * 2 AS doubled FROM bronze.orders WHERE amount > 2
 )");
   Write("bronze/orders", Orders("[1, 2]", "[10, 10]", "[5.0, 1.0]",
@@ -276,11 +293,66 @@ TEST_F(PipelineTest, AppendModeReadsOnlyNewRowsAndRefusesRewrittenInputs) {
             "definitions/pipelines.yaml:2:5: transformation 'big_orders': append mode reads only "
             "the rows bronze/orders gained since its last run (version 1), but rows were "
             "updated, deleted or rewritten up to version 2; run it with --full-refresh to "
-            "recompute the table");
+            "recompute the table (or declare on_change: full_refresh, keys or partitions)");
   ASSERT_OK_AND_ASSIGN(r, RunTransformation(*repo_, defs, "big_orders", {.full_refresh = true}));
   EXPECT_EQ(r.detail, "replaced");
   EXPECT_EQ(Select("SELECT * FROM silver.big_orders ORDER BY 1"),
             (std::vector<std::string>{"5|18"}));
+}
+
+// Rows of the input updated or deleted: each on_change gives the table a full
+// refresh gives, recomputing only what it says (the Python suite checks this on
+// random histories: tests/python/test_pipelines_incremental.py).
+TEST_F(PipelineTest, OnChangeRecomputesTheTableTheKeysOrThePartitions) {
+  Define(R"(transformations:
+  - name: whole
+    output: silver.whole
+    mode: append
+    sql: SELECT order_id, amount FROM bronze.orders WHERE amount > 2
+  - name: by_key
+    output: silver.by_key
+    mode: merge
+    keys: [customer_id]
+    order_by: ts
+    on_change: keys
+    sql: SELECT customer_id, order_id, amount, ts FROM bronze.orders
+)");
+  Write("bronze/orders", Orders("[1, 2, 3]", "[10, 10, 20]", "[5.0, 6.0, 7.0]",
+                                R"(["2026-01-01 00:00:00", "2026-01-02 00:00:00",
+                                    "2026-01-03 00:00:00"])"));
+  Write("bronze/orders", Orders("[4]", "[30]", "[8.0]", R"(["2026-01-04 00:00:00"])"));
+  auto defs = Defs();
+  ASSERT_OK(RunPipeline(*repo_, defs).status());
+  // Customer 10's latest order goes: the key is recomputed from what is left.
+  auto bronze = delta::DeltaTable::Open(repo_->TableUri("bronze/orders")).ValueOrDie();
+  ASSERT_OK(bronze->Delete("order_id = 2").status());
+  ASSERT_OK_AND_ASSIGN(auto runs, RunPipeline(*repo_, defs));
+  EXPECT_EQ(runs[0].detail,
+            "replaced (rows of bronze/orders were updated or deleted since version 1)");
+  EXPECT_EQ(runs[1].detail, "recomputed 1 key(s)");  // customer 10 (not 20, in the same file)
+  EXPECT_EQ(runs[1].rows, 1);
+  EXPECT_EQ(Select("SELECT * FROM silver.whole ORDER BY 1"),
+            (std::vector<std::string>{"1|5", "3|7", "4|8"}));
+  EXPECT_EQ(Select("SELECT customer_id, order_id FROM silver.by_key ORDER BY 1"),
+            (std::vector<std::string>{"10|1", "20|3", "30|4"}));
+  ASSERT_OK(bronze->Delete("customer_id = 20").status());
+  ASSERT_OK_AND_ASSIGN(runs, RunPipeline(*repo_, defs));
+  EXPECT_EQ(runs[1].detail, "recomputed 1 key(s)");
+  EXPECT_EQ(runs[1].rows, 0);
+  EXPECT_EQ(Select("SELECT customer_id, order_id FROM silver.by_key ORDER BY 1"),
+            (std::vector<std::string>{"10|1", "30|4"}));
+  ASSERT_OK_AND_ASSIGN(runs, RunPipeline(*repo_, defs));
+  EXPECT_TRUE(runs[0].noop && runs[1].noop);
+  // The lineage: each version of silver.by_key, the bronze version it read and how.
+  ASSERT_OK_AND_ASSIGN(auto lineage, Lineage(*repo_, "silver.by_key"));
+  ASSERT_EQ(lineage.size(), 3u);
+  EXPECT_EQ(lineage[0].version, 2);
+  EXPECT_EQ(lineage[0].transformation, "by_key");
+  EXPECT_EQ(lineage[0].inputs, (std::map<std::string, int64_t>{{"bronze/orders", 3}}));
+  EXPECT_EQ(lineage[0].read, "keys");
+  EXPECT_EQ(lineage[0].since, (std::map<std::string, int64_t>{{"bronze/orders", 2}}));
+  EXPECT_EQ(lineage[2].read, "all");
+  EXPECT_TRUE(lineage[2].since.empty());
 }
 
 TEST_F(PipelineTest, ErrorsNameTheDefinitionFileAndLine) {
