@@ -17,6 +17,7 @@
 
 #include "common/parallel.h"
 #include "storage/deletion_vector.h"
+#include "storage/file_cache.h"
 #include "storage/schema.h"
 #include "storage/snapshot.h"
 #include "storage/stats.h"
@@ -254,13 +255,16 @@ namespace {
 // decompresses straight from the page cache, without a read() copy into fresh
 // buffers that the kernel must zero first (a third of a large retrieval's
 // time). Delta data files are never changed once written (a new version adds
-// new files), so a mapping cannot see a file shrink under it.
+// new files), so a mapping cannot see a file shrink under it, and a cached
+// copy of a remote one is never stale.
 arrow::Result<std::shared_ptr<arrow::io::RandomAccessFile>> OpenDataFile(arrow::fs::FileSystem& fs,
                                                                          const std::string& path) {
   if (fs.type_name() == "local") {
     auto mapped = arrow::io::MemoryMappedFile::Open(path, arrow::io::FileMode::READ);
     if (mapped.ok()) return *mapped;
   }
+  // Remote files go through the local read cache (file_cache.h).
+  if (fs.type_name() == "s3") return OpenRemoteDataFile(fs, path);
   return fs.OpenInputFile(path);
 }
 
