@@ -48,10 +48,9 @@ nb::dict CacheStats() {
 
 void BindObjectStore(nb::module_& m) {
   m.def("set_object_store_options", &SetOptions, "prefix"_a, "options"_a,
-        "Use these settings (endpoint, region, profile, access_key_id, ... or delta-rs's "
-        "AWS_* names) for every s3:// URI under the prefix.");
+        "Use these settings for every s3:// URI under the prefix.");
   m.def("configure_read_cache", &ConfigureCache, "dir"_a = "", "max_bytes"_a = -1,
-        "Configure the local read cache of remote data files (empty dir / -1: the defaults).");
+        "Configure the local read cache of remote data files.");
   m.def("read_cache_stats", &CacheStats, "The read cache's counters since the process started.");
 }
 

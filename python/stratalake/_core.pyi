@@ -14,6 +14,15 @@ def init(dir: str, project: str = '', customers: int = 1000, seed: int = 42) -> 
     Creates a feature repository with the sample shop's definitions and data.
     """
 
+def set_object_store_options(prefix: str, options: Mapping[str, str]) -> None:
+    """Use these settings for every s3:// URI under the prefix."""
+
+def configure_read_cache(dir: str = '', max_bytes: int = -1) -> None:
+    """Configure the local read cache of remote data files."""
+
+def read_cache_stats() -> dict:
+    """The read cache's counters since the process started."""
+
 class Snapshot:
     @property
     def version(self) -> int: ...

@@ -97,10 +97,10 @@ class S3Server:
         return {**self.env, "AWS_ALLOW_HTTP": "true", "conditional_put": "etag"}
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def s3_server(tmp_path_factory):
-    """A real S3-compatible server for the session (scripts/s3.sh); its AWS_* settings
-    are in os.environ while it runs, so the CLI and the SDK reach it."""
+    """A real S3-compatible server for the module (scripts/s3.sh); its AWS_* settings
+    are in os.environ while it runs (and only then), so the CLI and the SDK reach it."""
     d = tmp_path_factory.mktemp("s3")
     script = ROOT / "scripts" / "s3.sh"
     proc = subprocess.run(["bash", str(script), "start", str(d)], capture_output=True, text=True)
