@@ -93,5 +93,5 @@ serve_pid=$!
 for _ in $(seq 100); do grep -q "http://" "$work/serve.log" && break; sleep 0.1; done
 port="$(grep -o '127.0.0.1:[0-9]*' "$work/serve.log" | head -1 | cut -d: -f2)"
 step "materialize through the server: the bucket's data files come from the local cache (on disk, shared by the processes of this machine: the CLI's run above filled it)" \
-  bash -c "curl -s -X POST http://127.0.0.1:$port/materialize -d '{\"disable_event_timestamp\": true}' >/dev/null;
+  bash -c "curl -s -X POST -H 'Content-Type: application/json' http://127.0.0.1:$port/materialize -d '{\"disable_event_timestamp\": true}'; echo;
            curl -s http://127.0.0.1:$port/metrics | grep '^stratalake_read_cache'"

@@ -295,3 +295,73 @@ def test_repository_with_its_offline_store_in_a_bucket(s3_server, tmp_path):
     assert tables["bronze/orders"]["rows"] == orders.num_rows > 0
     # Nothing went to a local lake folder.
     assert not (repo / "lake").exists()
+
+
+# ---- the read cache ------------------------------------------------------------------
+
+def metrics(port: int) -> dict:
+    import urllib.request
+    text = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=30).read().decode()
+    return {k: int(v) for k, v in (line.split() for line in text.splitlines()
+                                   if line.startswith("stratalake_read_cache"))}
+
+
+def test_read_cache_serves_remote_files_and_counts_on_metrics(s3_server, tmp_path):
+    repo = tmp_path / "shop"
+    cli("init", str(repo), "--customers", "100")
+    prefix = f"s3://stratalake/cache-{uuid.uuid4().hex[:8]}"
+    config = repo / "stratalake.yaml"
+    config.write_text(config.read_text().replace("offline_store: lake\n", f"offline_store: {prefix}\n"))
+    cache = tmp_path / "cache"
+    env = {**os.environ, "STRATALAKE_CACHE_DIR": str(cache), "STRATALAKE_CACHE_SIZE": "64M"}
+    cli("apply", "--repo", str(repo), env=env)
+    for source, f in [("customers", "customers.csv"), ("orders", "orders.csv")]:
+        cli("ingest", source, str(repo / "data" / f), "--repo", str(repo), env=env)
+    assert not cache.exists() or not any(cache.iterdir())  # writes do not fill it
+    server = subprocess.Popen([str(BIN), "serve", "--port", "0", "--repo", str(repo)], env=env,
+                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        line = server.stdout.readline()
+        port = int(line.split("127.0.0.1:")[1].split()[0].rstrip("/"))
+        before = metrics(port)
+        assert before["stratalake_read_cache_max_bytes"] == 64 << 20
+        assert (before["stratalake_read_cache_hits_total"], before["stratalake_read_cache_misses_total"]) == (0, 0)
+
+        def materialize():
+            import urllib.request
+            req = urllib.request.Request(f"http://127.0.0.1:{port}/materialize",
+                                         data=b'{"disable_event_timestamp": true}',
+                                         headers={"Content-Type": "application/json"})
+            return json.loads(urllib.request.urlopen(req, timeout=120).read())
+
+        first = materialize()
+        files = sum(v["files_read"] for v in first["views"])
+        assert files >= 2
+        m1 = metrics(port)
+        # Every data file was fetched once into the cache, and is the cache's content.
+        cached = [p for p in cache.iterdir() if not p.name.startswith(".")]
+        assert m1["stratalake_read_cache_misses_total"] == len(cached) == files
+        assert m1["stratalake_read_cache_miss_bytes_total"] == m1["stratalake_read_cache_bytes"] == \
+            sum(p.stat().st_size for p in cached)
+        second = materialize()
+        m2 = metrics(port)
+        # The second run reads the same files from the local disk only.
+        assert sum(v["files_read"] for v in second["views"]) == files
+        assert m2["stratalake_read_cache_misses_total"] == m1["stratalake_read_cache_misses_total"]
+        assert m2["stratalake_read_cache_hits_total"] >= m1["stratalake_read_cache_hits_total"] + files
+        assert m2["stratalake_read_cache_hit_bytes_total"] > m1["stratalake_read_cache_hit_bytes_total"]
+    finally:
+        server.terminate()
+        server.wait(timeout=60)
+    # Another process finds the files already cached: no fetch for a table read.
+    out = tmp_path / "orders.parquet"
+    cli("table", "read", f"{prefix}/bronze/orders", "--output", str(out), env=env)
+    assert sorted(p.name for p in cache.iterdir() if not p.name.startswith(".")) == sorted(p.name for p in cached)
+
+
+def test_a_bad_cache_size_is_refused(s3_server, tmp_path):
+    uri = table_uri("badcache")
+    run_cli("write", uri, "--input", write_input(tmp_path, pa.table({"a": pa.array([1], pa.int64())})))
+    proc = cli("table", "read", uri, check=False, env={**os.environ, "STRATALAKE_CACHE_SIZE": "lots"})
+    assert proc.returncode == 1
+    assert "STRATALAKE_CACHE_SIZE='lots' is not a size: write bytes, or a number with K, M or G" in proc.stderr
