@@ -103,9 +103,9 @@ class LocalLogStore final : public LogStore {
   bool sync_;
 };
 
-/// A table on an object store (or any non-local arrow filesystem): an object is
-/// durable once its upload returned, so SyncFile and SyncDir do nothing.
-/// PutIfAbsent is check-then-write until object stores get a conditional PUT.
+/// A table on a non-local arrow filesystem other than S3 (S3 has S3LogStore): an
+/// object is durable once its upload returned, so SyncFile and SyncDir do nothing.
+/// PutIfAbsent is check-then-write: safe with one writer only.
 class ObjectStoreLogStore final : public LogStore {
  public:
   ObjectStoreLogStore(std::shared_ptr<arrow::fs::FileSystem> fs, std::string table_root);
