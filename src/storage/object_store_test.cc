@@ -8,6 +8,7 @@
 #include <string>
 #include <vector>
 
+#include <arrow/filesystem/s3fs.h>
 #include <gtest/gtest.h>
 
 #include "storage/log_store.h"
@@ -17,6 +18,14 @@
 
 namespace stratalake {
 namespace {
+
+// These tests start the AWS SDK (S3 filesystems); it must stop before the process exits.
+class S3Finalizer : public ::testing::Environment {
+ public:
+  void TearDown() override { (void)arrow::fs::EnsureS3Finalized(); }
+};
+[[maybe_unused]] ::testing::Environment* const kS3Finalizer =
+    ::testing::AddGlobalTestEnvironment(new S3Finalizer);
 
 // Clears the AWS_* variables for one test and restores them after.
 class ObjectStoreTest : public ::testing::Test {
