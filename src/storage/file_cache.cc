@@ -59,7 +59,8 @@ class Cache {
   }
 
   arrow::Result<std::shared_ptr<arrow::io::RandomAccessFile>> Open(arrow::fs::FileSystem& fs,
-                                                                   const std::string& path) {
+                                                                   const std::string& path,
+                                                                   int64_t known_size) {
     std::string key, file;
     int64_t max_bytes = 0;
     {
@@ -85,7 +86,14 @@ class Cache {
         }
       }
     }
-    ARROW_ASSIGN_OR_RAISE(auto remote, fs.OpenInputFile(path));
+    std::shared_ptr<arrow::io::RandomAccessFile> remote;
+    if (known_size > 0) {
+      arrow::fs::FileInfo info(path, arrow::fs::FileType::File);
+      info.set_size(known_size);
+      ARROW_ASSIGN_OR_RAISE(remote, fs.OpenInputFile(info));
+    } else {
+      ARROW_ASSIGN_OR_RAISE(remote, fs.OpenInputFile(path));
+    }
     ARROW_ASSIGN_OR_RAISE(int64_t size, remote->GetSize());
     {
       std::lock_guard<std::mutex> lock(mu_);
@@ -279,8 +287,8 @@ Cache& TheCache() {
 }  // namespace
 
 arrow::Result<std::shared_ptr<arrow::io::RandomAccessFile>> OpenRemoteDataFile(
-    arrow::fs::FileSystem& fs, const std::string& path) {
-  return TheCache().Open(fs, path);
+    arrow::fs::FileSystem& fs, const std::string& path, int64_t size) {
+  return TheCache().Open(fs, path, size);
 }
 
 arrow::Status ConfigureReadCache(const ReadCacheOptions& options) {

@@ -17,8 +17,9 @@ namespace stratalake {
 
 /// The data file `path` of `fs` (not a local filesystem), from the cache when it
 /// holds it (memory-mapped), else fetched into it; read remotely when the cache
-/// is off or the file is too large for it.
+/// is off or the file is too large for it. `size` > 0 (the add action's) spares
+/// the request that would ask the store for it.
 arrow::Result<std::shared_ptr<arrow::io::RandomAccessFile>> OpenRemoteDataFile(
-    arrow::fs::FileSystem& fs, const std::string& path);
+    arrow::fs::FileSystem& fs, const std::string& path, int64_t size = 0);
 
 }  // namespace stratalake
