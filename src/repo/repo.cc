@@ -156,6 +156,7 @@ arrow::Result<RepoConfig> ReadRepoConfig(const fs::path& root, const fs::path& f
 
   YAML::Node off = doc["offline_store"];
   std::map<std::string, std::string> off_settings;  // an s3:// store's connection
+  const std::string off_where = r.Where(off);
   if (off.IsMap()) {
     ARROW_RETURN_NOT_OK(r.Keys(off, "offline_store key",
                                {"path", "uri", "endpoint", "region", "profile", "access_key_id",
@@ -182,15 +183,13 @@ arrow::Result<RepoConfig> ReadRepoConfig(const fs::path& root, const fs::path& f
   c.offline_store = Resolve(c.root, offline);
   if (!off_settings.empty()) {
     if (c.offline_store.rfind("s3://", 0) != 0) {
-      return DefError(r.Where(doc["offline_store"]) + ": 'offline_store' has " +
-                      off_settings.begin()->first +
+      return DefError(off_where + ": 'offline_store' has " + off_settings.begin()->first +
                       ", which only an s3:// offline store uses; remove it or make 'path' an "
                       "s3:// URI");
     }
     auto opts = ObjectStoreOptions::FromMap(off_settings);
     if (!opts.ok()) {
-      return DefError(r.Where(doc["offline_store"]) +
-                      ": offline_store: " + opts.status().message());
+      return DefError(off_where + ": offline_store: " + opts.status().message());
     }
     ARROW_RETURN_NOT_OK(SetObjectStoreOptions(c.offline_store, *opts));
   }
