@@ -107,8 +107,11 @@ def s3_server(tmp_path_factory):
     if proc.returncode != 0:
         raise AssertionError(f"scripts/s3.sh start failed:\n{proc.stderr}")
     server = S3Server(proc.stdout.strip(), d / "data")
-    saved = {k: os.environ.get(k) for k in server.env}
+    # The read cache of the processes these tests start: in the test's folder.
+    cache_env = {"STRATALAKE_CACHE_DIR": str(d / "cache")}
+    saved = {k: os.environ.get(k) for k in [*server.env, *cache_env]}
     os.environ.update(server.env)
+    os.environ.update(cache_env)
     try:
         yield server
     finally:

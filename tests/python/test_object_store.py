@@ -365,3 +365,25 @@ def test_a_bad_cache_size_is_refused(s3_server, tmp_path):
     proc = cli("table", "read", uri, check=False, env={**os.environ, "STRATALAKE_CACHE_SIZE": "lots"})
     assert proc.returncode == 1
     assert "STRATALAKE_CACHE_SIZE='lots' is not a size: write bytes, or a number with K, M or G" in proc.stderr
+
+
+# ---- the Python SDK -------------------------------------------------------------------
+
+def test_sdk_takes_delta_rs_storage_options(s3_server, tmp_path, monkeypatch):
+    import stratalake
+    # Only the storage options name the server: no AWS_* in the environment.
+    for k in list(os.environ):
+        if k.startswith("AWS_"):
+            monkeypatch.delenv(k)
+    opts = s3_server.delta_rs_options()
+    uri = table_uri("sdk")
+    rows = pa.table({"k": pa.array([1, 2, 3], pa.int64())})
+    assert stratalake.write_deltalake(uri, rows, storage_options=opts)["version"] == 0
+    dt = stratalake.DeltaTable(uri, storage_options=opts)
+    assert dt.table_uri == uri
+    stratalake.write_deltalake(dt, pa.table({"k": pa.array([4], pa.int64())}), mode="append")
+    assert sorted(stratalake.DeltaTable(uri).to_pyarrow_table().column("k").to_pylist()) == [1, 2, 3, 4]
+    # delta-rs reads what the SDK wrote, with the same dictionary.
+    assert DeltaTable(uri, storage_options=opts).version() == 1
+    with pytest.raises(Exception, match="unknown storage option 'endpont'"):
+        stratalake.DeltaTable(table_uri("x"), storage_options={"endpont": "x"})
