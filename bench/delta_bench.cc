@@ -50,6 +50,7 @@
 #include <arrow/api.h>
 #include <arrow/compute/api.h>
 #include <arrow/compute/initialize.h>
+#include <arrow/filesystem/s3fs.h>
 #include <arrow/io/api.h>
 #include <parquet/arrow/reader.h>
 
@@ -417,6 +418,10 @@ int main(int argc, char** argv) {
     std::cerr << "error: " << init.ToString() << "\n";
     return 1;
   }
+  // s3:// tables (bench/s3_bench.py) start the AWS SDK; it must stop before exit.
+  struct S3Finalizer {
+    ~S3Finalizer() { (void)arrow::fs::EnsureS3Finalized(); }
+  } s3_finalizer;
   try {
     std::string cmd = argv[1];
     Args args = Parse(argc, argv);

@@ -11,7 +11,7 @@ apt_pkgs=(build-essential cmake ninja-build rapidjson-dev libgtest-dev
           clang clang-format clang-tidy libclang-rt-14-dev zstd openjdk-17-jre-headless
           libyaml-cpp-dev libsqlite3-dev libpq-dev postgresql
           librocksdb-dev libhiredis-dev libevent-dev libhttp-parser-dev redis-server wrk
-          librdkafka-dev maven)
+          librdkafka-dev maven libcurl4-openssl-dev)
 missing=()
 for p in "${apt_pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
@@ -47,3 +47,6 @@ scripts/feast_env.sh >/dev/null
 # Apache Kafka's jars (scripts/kafka.sh, pinned version) in .cache/kafka/: the streaming
 # tests and the demo run a real broker.
 scripts/kafka.sh fetch >/dev/null
+# versitygw, an S3-compatible server (scripts/s3.sh, pinned version) built with `go install`
+# into .cache/s3/: the object-storage tests and the demo's S3 variant run against it.
+scripts/s3.sh fetch >/dev/null

@@ -36,7 +36,7 @@ BELOW = {
 PUBLIC = {
     "status": "common", "clock": "common", "progress": "common", "warnings": "common",
     "expression": "expr",
-    "delta": "storage",
+    "delta": "storage", "object_store": "storage",
     "registry": "registry",
     "repo": "repo",
     "init": "sample",

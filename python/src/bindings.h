@@ -48,6 +48,7 @@ nanobind::capsule ExportReader(std::shared_ptr<arrow::RecordBatchReader> reader)
 nanobind::capsule ExportTable(std::shared_ptr<arrow::Table> table);
 
 void BindInit(nanobind::module_& m);       // module_init.cc
+void BindObjectStore(nanobind::module_& m);  // module_object_store.cc
 void BindTransform(nanobind::module_& m);  // module_transform.cc
 
 }  // namespace stratalake::python

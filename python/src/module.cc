@@ -167,9 +167,13 @@ nb::list FilesList(const delta::Snapshot& s) {
 
 class PyTable {
  public:
-  explicit PyTable(const std::string& uri) : table_(Check(delta::DeltaTable::ForPath(uri))) {}
+  explicit PyTable(const std::string& uri)
+      : table_(Check(delta::DeltaTable::ForPath(uri))), given_uri_(uri) {}
 
-  std::string uri() const { return table_->root(); }
+  // An s3:// URI as given (the root is "bucket/key"); a local table's absolute root.
+  std::string uri() const {
+    return given_uri_.rfind("s3://", 0) == 0 ? given_uri_ : table_->root();
+  }
 
   bool exists() {
     nb::gil_scoped_release release;
@@ -352,6 +356,7 @@ class PyTable {
 
  private:
   std::unique_ptr<delta::DeltaTable> table_;
+  std::string given_uri_;
 };
 
 nb::capsule PyTable::ReadBatches(std::shared_ptr<delta::Snapshot> snap,
@@ -856,6 +861,7 @@ NB_MODULE(_core, m) {
   BindTransform(m);
 
   BindInit(m);
+  BindObjectStore(m);
 
   nb::class_<Snapshot>(m, "Snapshot")
       .def_prop_ro("version", &Snapshot::version)

@@ -17,6 +17,7 @@ Features::
 from __future__ import annotations
 
 import pyarrow  # noqa: F401  (loads the Arrow C++ libraries the engine links against)
+import pyarrow.fs  # noqa: F401  (stops the AWS SDK at exit, which s3:// tables start)
 
 from . import _core  # noqa: F401
 from ._errors import *  # noqa: F401,F403

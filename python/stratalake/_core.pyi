@@ -18,6 +18,15 @@ def init(dir: str, project: str = '', customers: int = 1000, seed: int = 42, tem
     Creates a feature repository with a sample's definitions and data (template 'shop' or 'markets').
     """
 
+def set_object_store_options(prefix: str, options: Mapping[str, str]) -> None:
+    """Use these settings for every s3:// URI under the prefix."""
+
+def configure_read_cache(dir: str = '', max_bytes: int = -1) -> None:
+    """Configure the local read cache of remote data files."""
+
+def read_cache_stats() -> dict:
+    """The read cache's counters since the process started."""
+
 class Snapshot:
     @property
     def version(self) -> int: ...

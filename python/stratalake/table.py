@@ -67,18 +67,31 @@ def _sql_literal(value: Any) -> str:
     return "'" + str(value).replace("'", "''") + "'"
 
 
+def _use_storage_options(uri: str, storage_options: Optional[Mapping[str, str]]) -> None:
+    """Register an s3:// table's settings (docs/object-storage.md): ours (endpoint,
+    region, access_key_id, ...) or delta-rs's AWS_* names. Ignored for local tables,
+    as deltalake does."""
+    if storage_options and uri.startswith("s3://"):
+        _core.set_object_store_options(uri, {str(k): str(v) for k, v in storage_options.items()})
+
+
 class DeltaTable:
     """A Delta table at ``table_uri`` (a local path, ``file://`` or ``s3://`` URI),
     loaded at its latest version, or at ``version``, or as of ``timestamp``.
+    ``storage_options`` are an ``s3://`` table's settings (endpoint, region, credentials;
+    delta-rs's ``AWS_*`` names work too); without them the repository's, the ``AWS_*``
+    environment's or the AWS profile's are used (docs/object-storage.md).
 
     >>> dt = DeltaTable("lake/orders")
     >>> dt.version(), dt.to_pandas().shape
     """
 
     def __init__(self, table_uri: PathLike, version: Optional[int] = None,
-                 timestamp: Union[str, dt.datetime, int, None] = None):
+                 timestamp: Union[str, dt.datetime, int, None] = None,
+                 storage_options: Optional[Mapping[str, str]] = None):
         if version is not None and timestamp is not None:
             raise DefinitionError("pass either version or timestamp, not both")
+        _use_storage_options(os.fspath(table_uri), storage_options)
         self._table = _core.Table(os.fspath(table_uri))
         self._snapshot = self._table.snapshot(
             version=version, timestamp_ms=None if timestamp is None else to_millis(timestamp, "timestamp"))
@@ -669,15 +682,18 @@ def write_deltalake(table_or_uri: Union[PathLike, DeltaTable], data: Any, *,
                     mode: WriteMode = "error", partition_by: Optional[Union[str, Sequence[str]]] = None,
                     schema_mode: Optional[Literal["merge", "overwrite"]] = None,
                     predicate: Optional[str] = None, configuration: Optional[Mapping[str, str]] = None,
-                    name: Optional[str] = None, description: Optional[str] = None) -> Dict[str, Any]:
+                    name: Optional[str] = None, description: Optional[str] = None,
+                    storage_options: Optional[Mapping[str, str]] = None) -> Dict[str, Any]:
     """Write ``data`` (any Arrow-compatible input) to a Delta table, creating it when missing.
 
     ``mode``: ``"error"`` (default, as in deltalake: fail if the table exists), ``"append"``,
     ``"overwrite"`` (with ``predicate``: replace only the matching rows) or ``"ignore"``
     (do nothing if it exists). ``schema_mode="merge"`` adds new columns;
-    ``"overwrite"`` replaces the schema. Returns the commit (version, metrics).
+    ``"overwrite"`` replaces the schema. ``storage_options``: as for :class:`DeltaTable`.
+    Returns the commit (version, metrics).
     """
     uri = table_or_uri.table_uri if isinstance(table_or_uri, DeltaTable) else os.fspath(table_or_uri)
+    _use_storage_options(uri, storage_options)
     if isinstance(partition_by, str):
         partition_by = [partition_by]
     if predicate and mode != "overwrite":

@@ -17,6 +17,7 @@
 #include "ingest/readers.h"
 #include "storage/scan.h"
 #include "stratalake/delta.h"
+#include "stratalake/object_store.h"
 #include "stratalake/expression.h"
 #include "stratalake/status.h"
 
@@ -103,7 +104,7 @@ arrow::Result<InputFile> Locate(const std::string& name, const IngestOptions& op
   file.name = name;
   ARROW_ASSIGN_OR_RAISE(file.format, FormatOf(name, options.format));
   if (name.find("://") != std::string::npos) {
-    ARROW_ASSIGN_OR_RAISE(file.fs, arrow::fs::FileSystemFromUri(name, &file.path));
+    ARROW_ASSIGN_OR_RAISE(file.fs, OpenFileSystem(name, &file.path));
   } else {
     file.fs = std::make_shared<arrow::fs::LocalFileSystem>();
     std::error_code ec;

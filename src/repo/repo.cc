@@ -20,6 +20,7 @@
 #include "common/errors.h"
 #include "registry/loader.h"
 #include "stratalake/delta.h"
+#include "stratalake/object_store.h"
 #include "stratalake/status.h"
 
 namespace stratalake::repo {
@@ -154,8 +155,18 @@ arrow::Result<RepoConfig> ReadRepoConfig(const fs::path& root, const fs::path& f
   ARROW_ASSIGN_OR_RAISE(c.project, r.Scalar(doc["project"], "project", root.filename().string()));
 
   YAML::Node off = doc["offline_store"];
+  std::map<std::string, std::string> off_settings;  // an s3:// store's connection
+  const std::string off_where = r.Where(off);
   if (off.IsMap()) {
-    ARROW_RETURN_NOT_OK(r.Keys(off, "offline_store key", {"path", "uri"}));
+    ARROW_RETURN_NOT_OK(r.Keys(off, "offline_store key",
+                               {"path", "uri", "endpoint", "region", "profile", "access_key_id",
+                                "secret_access_key", "session_token", "allow_unsafe_commits"}));
+    for (const char* key : {"endpoint", "region", "profile", "access_key_id", "secret_access_key",
+                            "session_token", "allow_unsafe_commits"}) {
+      if (!off[key]) continue;
+      ARROW_ASSIGN_OR_RAISE(off_settings[key],
+                            r.Scalar(off[key], std::string("offline_store.") + key, ""));
+    }
     if (off["path"] && off["uri"]) {
       return DefError(r.Where(off) + ": 'offline_store' has both 'path' and 'uri'; keep one");
     }
@@ -170,6 +181,18 @@ arrow::Result<RepoConfig> ReadRepoConfig(const fs::path& root, const fs::path& f
   }
   ARROW_ASSIGN_OR_RAISE(std::string offline, r.Scalar(off, "offline_store", "lake"));
   c.offline_store = Resolve(c.root, offline);
+  if (!off_settings.empty()) {
+    if (c.offline_store.rfind("s3://", 0) != 0) {
+      return DefError(off_where + ": 'offline_store' has " + off_settings.begin()->first +
+                      ", which only an s3:// offline store uses; remove it or make 'path' an "
+                      "s3:// URI");
+    }
+    auto opts = ObjectStoreOptions::FromMap(off_settings);
+    if (!opts.ok()) {
+      return DefError(off_where + ": offline_store: " + opts.status().message());
+    }
+    ARROW_RETURN_NOT_OK(SetObjectStoreOptions(c.offline_store, *opts));
+  }
 
   YAML::Node on = doc["online_store"];
   std::string on_type = "embedded", on_path = ".stratalake/online";
@@ -363,7 +386,7 @@ std::shared_ptr<arrow::Schema> ApplyMapping(const std::shared_ptr<arrow::Schema>
 
 arrow::Result<std::shared_ptr<arrow::Schema>> ParquetSchema(const std::string& uri) {
   std::string path;
-  ARROW_ASSIGN_OR_RAISE(auto filesystem, arrow::fs::FileSystemFromUriOrPath(uri, &path));
+  ARROW_ASSIGN_OR_RAISE(auto filesystem, OpenFileSystem(uri, &path));
   ARROW_ASSIGN_OR_RAISE(auto info, filesystem->GetFileInfo(path));
   std::string file = path;
   if (info.type() == arrow::fs::FileType::NotFound) return nullptr;
@@ -490,8 +513,7 @@ arrow::Result<IngestTarget> FeatureRepository::ResolveIngestTarget(const std::st
 
 arrow::Result<std::vector<TableInfo>> FeatureRepository::ListTables() const {
   std::string base;
-  ARROW_ASSIGN_OR_RAISE(auto filesystem,
-                        arrow::fs::FileSystemFromUriOrPath(config_.offline_store, &base));
+  ARROW_ASSIGN_OR_RAISE(auto filesystem, OpenFileSystem(config_.offline_store, &base));
   std::vector<TableInfo> out;
   for (const char* layer : {"bronze", "silver", "gold", "datasets", "quarantine"}) {
     arrow::fs::FileSelector sel;

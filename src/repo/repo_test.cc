@@ -64,7 +64,15 @@ TEST(RepoConfig, Issue24WrongTypedValuesAreErrors) {
             "stratalake.yaml:1:16: 'offline_store' must be a folder, an s3:// URI or a mapping "
             "with 'path', not a list");
   EXPECT_EQ(ConfigError("offline_store: {paht: lake}\n"),
-            "stratalake.yaml:1:17: unknown offline_store key 'paht' (known: path, uri)");
+            "stratalake.yaml:1:17: unknown offline_store key 'paht' (known: path, uri, endpoint, "
+            "region, profile, access_key_id, secret_access_key, session_token, "
+            "allow_unsafe_commits)");
+  EXPECT_EQ(ConfigError("offline_store: {path: lake, endpoint: 'http://h:1'}\n"),
+            "stratalake.yaml:1:16: 'offline_store' has endpoint, which only an s3:// offline "
+            "store uses; remove it or make 'path' an s3:// URI");
+  EXPECT_EQ(ConfigError("offline_store: {path: 's3://b/lake', allow_unsafe_commits: maybe}\n"),
+            "stratalake.yaml:1:16: offline_store: storage option 'allow_unsafe_commits' must be "
+            "true or false, not 'maybe'");
   EXPECT_EQ(ConfigError("offline_store: {}\n"),
             "stratalake.yaml:1:16: 'offline_store' needs 'path' (a folder or s3:// URI)");
   EXPECT_EQ(ConfigError("online_store: {type: redis, uri: x}\n"),

@@ -18,6 +18,7 @@
 #include "storage/scan.h"
 #include "stratalake/clock.h"
 #include "stratalake/delta.h"
+#include "stratalake/object_store.h"
 #include "stratalake/retrieval.h"
 #include "stratalake/status.h"
 
@@ -520,7 +521,7 @@ struct DatasetWriter::Impl {
     const auto& fs = table->filesystem();
     if (manifest_started) {
       std::string path;
-      if (auto mfs = arrow::fs::FileSystemFromUriOrPath(manifest_uri, &path); mfs.ok()) {
+      if (auto mfs = OpenFileSystem(manifest_uri, &path); mfs.ok()) {
         (void)(*mfs)->DeleteFile(path);
       }
       manifest_started = false;
@@ -567,7 +568,7 @@ arrow::Result<std::unique_ptr<DatasetWriter>> DatasetWriter::Open(
   }
   {
     std::string path;
-    ARROW_ASSIGN_OR_RAISE(auto mfs, arrow::fs::FileSystemFromUriOrPath(impl->manifest_uri, &path));
+    ARROW_ASSIGN_OR_RAISE(auto mfs, OpenFileSystem(impl->manifest_uri, &path));
     ARROW_ASSIGN_OR_RAISE(auto info, mfs->GetFileInfo(path));
     if (info.type() != arrow::fs::FileType::NotFound) {
       return MakeError(arrow::StatusCode::Invalid, ErrorKind::kTableAlreadyExists,
@@ -632,7 +633,7 @@ arrow::Result<DatasetManifest> FinishSave(DatasetWriter::Impl& w, const Historic
                         StoredEntityHash(*w.table, snapshot, entity_fields, m.entity_hash_version));
 
   std::string path;
-  ARROW_ASSIGN_OR_RAISE(auto fs, arrow::fs::FileSystemFromUriOrPath(w.manifest_uri, &path));
+  ARROW_ASSIGN_OR_RAISE(auto fs, OpenFileSystem(w.manifest_uri, &path));
   // Replaced atomically and durably (a temporary file, synced, renamed into
   // place, the folder synced): a manifest is whole or absent, also after a crash.
   w.manifest_started = true;
@@ -673,7 +674,7 @@ arrow::Result<DatasetManifest> LoadDatasetManifest(const repo::FeatureRepository
   ARROW_RETURN_NOT_OK(CheckName(name));
   std::string path;
   std::string uri = ManifestPath(repo, name);
-  ARROW_ASSIGN_OR_RAISE(auto fs, arrow::fs::FileSystemFromUriOrPath(uri, &path));
+  ARROW_ASSIGN_OR_RAISE(auto fs, OpenFileSystem(uri, &path));
   ARROW_ASSIGN_OR_RAISE(auto info, fs->GetFileInfo(path));
   if (!info.IsFile()) {
     return MakeError(arrow::StatusCode::KeyError, ErrorKind::kObjectNotFound,
@@ -688,7 +689,7 @@ arrow::Result<DatasetManifest> LoadDatasetManifest(const repo::FeatureRepository
 arrow::Result<std::vector<DatasetManifest>> ListDatasets(const repo::FeatureRepository& repo) {
   std::string base;
   ARROW_ASSIGN_OR_RAISE(auto fs,
-                        arrow::fs::FileSystemFromUriOrPath(repo.TableUri("datasets"), &base));
+                        OpenFileSystem(repo.TableUri("datasets"), &base));
   arrow::fs::FileSelector sel;
   sel.base_dir = base;
   sel.allow_not_found = true;

@@ -30,6 +30,7 @@
 #include "online/codec.h"
 #include "server/feast_wire.h"
 #include "server/http_loop.h"
+#include "stratalake/object_store.h"
 #include "stratalake/status.h"
 
 namespace stratalake::server {
@@ -148,6 +149,20 @@ struct Metrics {
     counter("stratalake_registry_check_failures_total",
             "Failed checks of the registry's head (the held version is served meanwhile).",
             static_cast<uint64_t>(registry_check_failures));
+    // The read cache of remote data files (shared by everything in this process).
+    ReadCacheStats cache = GetReadCacheStats();
+    counter("stratalake_read_cache_hits_total", "Remote data files opened from the local cache.",
+            cache.hits);
+    counter("stratalake_read_cache_misses_total", "Remote data files fetched from the store.",
+            cache.misses);
+    counter("stratalake_read_cache_hit_bytes_total", "Bytes of the files opened from the cache.",
+            cache.hit_bytes);
+    counter("stratalake_read_cache_miss_bytes_total", "Bytes fetched from the store.",
+            cache.miss_bytes);
+    counter("stratalake_read_cache_evictions_total", "Files evicted from the cache.",
+            cache.evictions);
+    gauge("stratalake_read_cache_bytes", "Bytes held in the cache now.", cache.bytes_cached);
+    gauge("stratalake_read_cache_max_bytes", "The cache's bound (0: off).", cache.max_bytes);
     return o;
   }
 };

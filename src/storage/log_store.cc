@@ -14,6 +14,8 @@
 #include <arrow/io/interfaces.h>
 
 #include "common/os_error.h"
+#include "storage/object_store.h"
+#include "storage/s3_log_store.h"
 #include "stratalake/status.h"
 
 namespace stratalake::delta {
@@ -119,6 +121,11 @@ std::unique_ptr<LogStore> MakeLogStore(std::shared_ptr<arrow::fs::FileSystem> fs
                                        std::string table_root, bool sync) {
   if (fs->type_name() == "local") {
     return std::make_unique<LocalLogStore>(std::move(fs), std::move(table_root), sync);
+  }
+  if (fs->type_name() == "s3") {
+    if (auto conn = S3ConnectionOf(*fs); conn.ok()) {
+      return std::make_unique<S3LogStore>(std::move(fs), std::move(table_root), *conn);
+    }
   }
   return std::make_unique<ObjectStoreLogStore>(std::move(fs), std::move(table_root));
 }

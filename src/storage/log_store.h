@@ -3,10 +3,11 @@
 // ("this file / this folder must survive a power cut") that every write calls
 // before a commit is acknowledged.
 //
-// LogStore is an interface with three implementations: LocalLogStore (POSIX:
-// link() for put-if-absent, fsync for durability), ObjectStoreLogStore (any
-// other arrow::fs::FileSystem: an object is durable once its upload returns)
-// and, for tests, FaultInjectionLogStore (fault_injection_fs.h).
+// LogStore is an interface with four implementations: LocalLogStore (POSIX:
+// link() for put-if-absent, fsync for durability), S3LogStore (s3_log_store.h:
+// conditional PUT for put-if-absent), ObjectStoreLogStore (any other
+// arrow::fs::FileSystem: an object is durable once its upload returns; no
+// atomic put-if-absent) and, for tests, FaultInjectionLogStore (fault_injection_fs.h).
 //
 // The durability contract (docs/delta.md, "Durability"): a commit is acknowledged
 // only after (1) every data file it adds was synced (SyncFile) and every folder
@@ -102,9 +103,9 @@ class LocalLogStore final : public LogStore {
   bool sync_;
 };
 
-/// A table on an object store (or any non-local arrow filesystem): an object is
-/// durable once its upload returned, so SyncFile and SyncDir do nothing.
-/// PutIfAbsent is check-then-write until object stores get a conditional PUT.
+/// A table on a non-local arrow filesystem other than S3 (S3 has S3LogStore): an
+/// object is durable once its upload returned, so SyncFile and SyncDir do nothing.
+/// PutIfAbsent is check-then-write: safe with one writer only.
 class ObjectStoreLogStore final : public LogStore {
  public:
   ObjectStoreLogStore(std::shared_ptr<arrow::fs::FileSystem> fs, std::string table_root);
@@ -116,7 +117,8 @@ class ObjectStoreLogStore final : public LogStore {
 };
 
 /// The store for `fs`: LocalLogStore (syncing as `sync` says) for a local
-/// filesystem, ObjectStoreLogStore otherwise.
+/// filesystem, S3LogStore (s3_log_store.h: conditional PUTs) for S3,
+/// ObjectStoreLogStore otherwise.
 std::unique_ptr<LogStore> MakeLogStore(std::shared_ptr<arrow::fs::FileSystem> fs,
                                        std::string table_root, bool sync = true);
 

@@ -17,6 +17,7 @@
 
 #include "common/parallel.h"
 #include "storage/deletion_vector.h"
+#include "storage/file_cache.h"
 #include "storage/schema.h"
 #include "storage/snapshot.h"
 #include "storage/stats.h"
@@ -254,13 +255,19 @@ namespace {
 // decompresses straight from the page cache, without a read() copy into fresh
 // buffers that the kernel must zero first (a third of a large retrieval's
 // time). Delta data files are never changed once written (a new version adds
-// new files), so a mapping cannot see a file shrink under it.
+// new files), so a mapping cannot see a file shrink under it, and a cached
+// copy of a remote one is never stale.
+// `size` (from the add action; 0 when unknown) spares an object store the
+// request that would ask for it.
 arrow::Result<std::shared_ptr<arrow::io::RandomAccessFile>> OpenDataFile(arrow::fs::FileSystem& fs,
-                                                                         const std::string& path) {
+                                                                         const std::string& path,
+                                                                         int64_t size) {
   if (fs.type_name() == "local") {
     auto mapped = arrow::io::MemoryMappedFile::Open(path, arrow::io::FileMode::READ);
     if (mapped.ok()) return *mapped;
   }
+  // Remote files go through the local read cache (file_cache.h).
+  if (fs.type_name() == "s3") return OpenRemoteDataFile(fs, path, size);
   return fs.OpenInputFile(path);
 }
 
@@ -269,7 +276,7 @@ arrow::Result<std::shared_ptr<arrow::io::RandomAccessFile>> OpenDataFile(arrow::
 arrow::Result<int> CountRowGroups(arrow::fs::FileSystem& fs, const Snapshot& snapshot,
                                   const AddFile& file) {
   std::string path = DataFilePath(snapshot.table_root(), file.path);
-  auto input = OpenDataFile(fs, path);
+  auto input = OpenDataFile(fs, path, file.size);
   if (!input.ok()) {
     auto info = fs.GetFileInfo(path);
     if (info.ok() && info->type() == arrow::fs::FileType::NotFound) {
@@ -299,7 +306,7 @@ arrow::Result<std::shared_ptr<arrow::Table>> ReadDataFile(arrow::fs::FileSystem&
   const auto& pcols = snapshot.metadata().partition_columns;
   std::string path = DataFilePath(snapshot.table_root(), file.path);
 
-  auto input = OpenDataFile(fs, path);
+  auto input = OpenDataFile(fs, path, file.size);
   if (!input.ok()) {
     auto info = fs.GetFileInfo(path);
     if (info.ok() && info->type() == arrow::fs::FileType::NotFound) {

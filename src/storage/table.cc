@@ -22,6 +22,7 @@
 #include "storage/table_internal.h"
 #include "storage/transaction.h"
 #include "stratalake/delta.h"
+#include "stratalake/object_store.h"
 #include "stratalake/status.h"
 
 namespace stratalake::delta {
@@ -218,16 +219,12 @@ arrow::Result<std::unique_ptr<DeltaTable>> DeltaTable::ForPath(const std::string
   if (uri.empty()) return arrow::Status::Invalid("table path is empty");
   std::string path;
   std::shared_ptr<arrow::fs::FileSystem> fs;
-  auto res = arrow::fs::FileSystemFromUriOrPath(uri, &path);
-  if (!res.ok()) {
+  ARROW_ASSIGN_OR_RAISE(fs, OpenFileSystem(uri, &path, options.storage_options));
+  if (fs->type_name() == "local" && !path.empty() && path[0] != '/') {
     // A relative local path.
-    auto local = std::make_shared<arrow::fs::LocalFileSystem>();
     char buf[4096];
     if (getcwd(buf, sizeof buf) == nullptr) return arrow::Status::IOError("cannot get cwd");
-    fs = local;
-    path = std::string(buf) + "/" + uri;
-  } else {
-    fs = *res;
+    path = std::string(buf) + "/" + path;
   }
   while (path.size() > 1 && path.back() == '/') path.pop_back();
   if (fs->type_name() == "local") {

@@ -81,3 +81,43 @@ def assert_same_rows(actual: pa.Table, expected: pa.Table):
     actual = actual.select(expected.column_names)
     assert actual.num_rows == expected.num_rows
     assert rows_of(actual) == rows_of(expected)
+
+
+class S3Server:
+    """A running scripts/s3.sh server (versitygw) with one bucket, "stratalake"."""
+
+    def __init__(self, endpoint: str, data: Path):
+        self.endpoint = endpoint
+        self.data = data  # the bucket folders (the POSIX backend's root)
+        self.env = {"AWS_ENDPOINT_URL": endpoint, "AWS_REGION": "us-east-1",
+                    "AWS_ACCESS_KEY_ID": "stratalake", "AWS_SECRET_ACCESS_KEY": "stratalake-secret"}
+
+    def delta_rs_options(self) -> dict:
+        """storage_options for deltalake (delta-rs) on this server."""
+        return {**self.env, "AWS_ALLOW_HTTP": "true", "conditional_put": "etag"}
+
+
+@pytest.fixture(scope="module")
+def s3_server(tmp_path_factory):
+    """A real S3-compatible server for the module (scripts/s3.sh); its AWS_* settings
+    are in os.environ while it runs (and only then), so the CLI and the SDK reach it."""
+    d = tmp_path_factory.mktemp("s3")
+    script = ROOT / "scripts" / "s3.sh"
+    proc = subprocess.run(["bash", str(script), "start", str(d)], capture_output=True, text=True)
+    if proc.returncode != 0:
+        raise AssertionError(f"scripts/s3.sh start failed:\n{proc.stderr}")
+    server = S3Server(proc.stdout.strip(), d / "data")
+    # The read cache of the processes these tests start: in the test's folder.
+    cache_env = {"STRATALAKE_CACHE_DIR": str(d / "cache")}
+    saved = {k: os.environ.get(k) for k in [*server.env, *cache_env]}
+    os.environ.update(server.env)
+    os.environ.update(cache_env)
+    try:
+        yield server
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+        subprocess.run(["bash", str(script), "stop", str(d)], check=False)

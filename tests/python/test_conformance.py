@@ -65,8 +65,8 @@ def read_all(golden, name, tmp_path):
     return pq.read_table(out)
 
 
-@pytest.mark.parametrize("name", POSITIVE + TRAPS_WITH_EXPECTED)
-def test_positive(golden, name, tmp_path):
+def expected_rows(golden, name):
+    """The table's expected/ rows (None for an empty latest snapshot)."""
     expected = read_parquet_dir(golden / name / "expected")
     if name == "data-reader-partition-values":
         # The corpus README: the as_timestamp partition value "2021-09-08 11:11:11" is the
@@ -76,6 +76,12 @@ def test_positive(golden, name, tmp_path):
                           for v in col.to_pylist()], col.type)
         expected = expected.set_column(expected.schema.get_field_index("as_timestamp"),
                                        "as_timestamp", fixed)
+    return expected
+
+
+@pytest.mark.parametrize("name", POSITIVE + TRAPS_WITH_EXPECTED)
+def test_positive(golden, name, tmp_path):
+    expected = expected_rows(golden, name)
     actual = read_all(golden, name, tmp_path)
     if expected is None:  # an empty latest snapshot
         assert actual.num_rows == 0
