@@ -15,15 +15,15 @@
 #include <unistd.h>
 
 #include <algorithm>
-#include <functional>
-#include <fstream>
-#include <csignal>
-#include <chrono>
 #include <atomic>
+#include <chrono>
+#include <csignal>
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
+#include <fstream>
+#include <functional>
 #include <latch>
 #include <limits>
 #include <map>
@@ -344,8 +344,8 @@ class OnlineStoreTest : public ::testing::TestWithParam<Backend> {
       url_ = seeds;
       for (const auto& seed : SplitCommas(url_)) {
         admins_.push_back(std::make_unique<RedisAdmin>(seed));
-        ASSERT_TRUE(admins_.back()->ok()) << "cannot connect to " << seed << ": "
-                                          << admins_.back()->error();
+        ASSERT_TRUE(admins_.back()->ok())
+            << "cannot connect to " << seed << ": " << admins_.back()->error();
       }
       return;
     }
@@ -1060,7 +1060,6 @@ INSTANTIATE_TEST_SUITE_P(Backends, RedisOnlineStoreTest,
 INSTANTIATE_TEST_SUITE_P(Backends, RedisServerOnlineStoreTest, ::testing::Values(Backend::kRedis),
                          ParamName);
 
-
 // ---- without a server ----
 
 // A loopback port nothing listens on (bound, then released).
@@ -1269,8 +1268,8 @@ TEST_P(RedisClusterStoreTest, ReadsAndWritesFollowASlotMigration) {
   // split between the nodes (MGET of both answers TRYAGAIN, of the moved one ASK).
   ASSERT_EQ(admins_[dst]->Text({"CLUSTER", "SETSLOT", slot, "IMPORTING", src_id}), "OK");
   ASSERT_EQ(admins_[*src]->Text({"CLUSTER", "SETSLOT", slot, "MIGRATING", dst_id}), "OK");
-  ASSERT_EQ(admins_[*src]->Text({"MIGRATE", dst_host, dst_port, ClusterKey(key_prefix_, e0v), "0",
-                                 "5000"}),
+  ASSERT_EQ(admins_[*src]->Text(
+                {"MIGRATE", dst_host, dst_port, ClusterKey(key_prefix_, e0v), "0", "5000"}),
             "OK");
   check("during the migration");
   // Writes during it: to the moved key, the one left, a new key of the slot
@@ -1401,8 +1400,7 @@ TEST_P(RedisClusterStoreTest, KilledNodeFailsOnlyItsKeysDuringReadsThenRecovers)
   for (size_t i = 0; i < keys.size(); ++i) {
     if (on_victim[i]) {
       EXPECT_FALSE(errors[i].ok()) << keys[i];
-      EXPECT_NE(errors[i].message().find("Redis Cluster node 127.0.0.1:" + port),
-                std::string::npos)
+      EXPECT_NE(errors[i].message().find("Redis Cluster node 127.0.0.1:" + port), std::string::npos)
           << errors[i].ToString();
       EXPECT_EQ(values[i], std::nullopt);
     } else {
@@ -1422,8 +1420,7 @@ TEST_P(RedisClusterStoreTest, KilledNodeFailsOnlyItsKeysDuringReadsThenRecovers)
   arrow::Status st = Get(store.get(), {others[0], victim_key}, &values);
   EXPECT_TRUE(st.IsIOError()) << st.ToString();
   EXPECT_NE(st.message().find("127.0.0.1:" + port), std::string::npos) << st.ToString();
-  EXPECT_NE(st.message().find("1 of 2 keys could not be read"), std::string::npos)
-      << st.ToString();
+  EXPECT_NE(st.message().find("1 of 2 keys could not be read"), std::string::npos) << st.ToString();
   // Writes likewise (another view, same entities: the same nodes).
   const std::string other_view("w\0", 2);
   ASSERT_OK(store->Write(KVs{{other_view + others[0].substr(2), Value(1, 0, "up")}}, {}));
@@ -1509,8 +1506,7 @@ TEST_P(RedisClusterStoreTest, SeedsDownOrNotInAClusterAreReportedClearly) {
     ASSERT_FALSE(not_cluster.ok());
     EXPECT_TRUE(HasErrorKind(not_cluster.status(), ErrorKind::kDefinitionError))
         << not_cluster.status().ToString();
-    EXPECT_NE(not_cluster.status().message().find("is not a Redis Cluster node"),
-              std::string::npos)
+    EXPECT_NE(not_cluster.status().message().find("is not a Redis Cluster node"), std::string::npos)
         << not_cluster.status().message();
   }
 }

@@ -151,17 +151,19 @@ class ClusterStore : public OnlineStore {
       while (!one.empty() && one.front() == ' ') one.erase(0, 1);
       while (!one.empty() && one.back() == ' ') one.pop_back();
       if (one.empty()) {
-        return UrlError(seeds, "empty seed node in the list (give redis://host:port URLs "
-                               "separated by commas)");
+        return UrlError(seeds,
+                        "empty seed node in the list (give redis://host:port URLs "
+                        "separated by commas)");
       }
       ARROW_ASSIGN_OR_RAISE(RedisUrl url, ParseRedisUrl(one));
       if (url.unix_socket) {
-        return UrlError(one, "a Redis Cluster is reached over TCP: give its nodes as "
-                             "redis://host:port");
+        return UrlError(one,
+                        "a Redis Cluster is reached over TCP: give its nodes as "
+                        "redis://host:port");
       }
       if (url.db != 0) {
-        return UrlError(one, "Redis Cluster has only database 0; drop the /" +
-                                 std::to_string(url.db));
+        return UrlError(one,
+                        "Redis Cluster has only database 0; drop the /" + std::to_string(url.db));
       }
       parsed.push_back(std::move(url));
       if (comma == std::string_view::npos) break;
@@ -220,9 +222,8 @@ class ClusterStore : public OnlineStore {
       full[i] = Key(writes[i].key);
       slots[i] = KeySlot(std::string_view(full[i]).substr(0, kTagSize));
     }
-    std::vector<Call> calls = Group(slots, kPairsPerCall, [&](uint32_t i) {
-      return full[i].size() + writes[i].value.size();
-    });
+    std::vector<Call> calls = Group(
+        slots, kPairsPerCall, [&](uint32_t i) { return full[i].size() + writes[i].value.size(); });
     arrow::Status first_error;
     std::string numkeys;
     ARROW_RETURN_NOT_OK(Execute(
@@ -358,23 +359,24 @@ class ClusterStore : public OnlineStore {
     if (prefix.empty()) {
       return arrow::Status::Invalid("online store ", describe_, ": empty prefix to delete");
     }
-    return ForEachNodeScan(prefix, [&](redisContext* c, Node* node,
-                                       const std::vector<std::string>& keys) -> arrow::Status {
-      // One key per UNLINK: the keys of a page lie in many slots. A key that
-      // migrated meanwhile answers MOVED and is left (SCAN's own guarantee).
-      return RoundTrip(
-          c, 0, keys.size(),
-          [&](size_t i, Command* cmd) {
-            cmd->Add("UNLINK");
-            cmd->Add(keys[i]);
-          },
-          [&](size_t, const redisReply& r) -> arrow::Status {
-            if (r.type == REDIS_REPLY_INTEGER || IsRedirect(r)) return arrow::Status::OK();
-            if (r.type == REDIS_REPLY_ERROR) return ReplyError(node->where, "deleting keys", r);
-            return Unexpected(node->where, "UNLINK", r);
-          },
-          "deleting keys", node->where, /*pass_errors=*/true);
-    });
+    return ForEachNodeScan(
+        prefix,
+        [&](redisContext* c, Node* node, const std::vector<std::string>& keys) -> arrow::Status {
+          // One key per UNLINK: the keys of a page lie in many slots. A key that
+          // migrated meanwhile answers MOVED and is left (SCAN's own guarantee).
+          return RoundTrip(
+              c, 0, keys.size(),
+              [&](size_t i, Command* cmd) {
+                cmd->Add("UNLINK");
+                cmd->Add(keys[i]);
+              },
+              [&](size_t, const redisReply& r) -> arrow::Status {
+                if (r.type == REDIS_REPLY_INTEGER || IsRedirect(r)) return arrow::Status::OK();
+                if (r.type == REDIS_REPLY_ERROR) return ReplyError(node->where, "deleting keys", r);
+                return Unexpected(node->where, "UNLINK", r);
+              },
+              "deleting keys", node->where, /*pass_errors=*/true);
+        });
   }
 
   arrow::Result<std::vector<KeyValue>> Scan(std::string_view prefix) override {
@@ -601,7 +603,8 @@ class ClusterStore : public OnlineStore {
     size_t call_bytes = 0;
     for (uint32_t i : order) {
       size_t b = bytes(i);
-      if (calls.empty() || calls.back().slot != slots[i] || calls.back().items.size() >= max_items ||
+      if (calls.empty() || calls.back().slot != slots[i] ||
+          calls.back().items.size() >= max_items ||
           (call_bytes + b > kBytesPerCall && !calls.back().items.empty())) {
         uint32_t seq = !calls.empty() && calls.back().slot == slots[i] ? calls.back().seq + 1 : 0;
         calls.push_back(Call{});
@@ -637,11 +640,11 @@ class ClusterStore : public OnlineStore {
         for (size_t i = 0; i < pending.size(); ++i) {
           Node* node = pending[i].ask != nullptr ? pending[i].ask : slots_[pending[i].slot];
           if (node == nullptr) {
-            fail(pending[i], arrow::Status::IOError(
-                                 "online store ", describe_, ": no node serves hash slot ",
-                                 pending[i].slot,
-                                 " (the cluster does not cover every slot; see `redis-cli "
-                                 "--cluster check`)"));
+            fail(pending[i],
+                 arrow::Status::IOError("online store ", describe_, ": no node serves hash slot ",
+                                        pending[i].slot,
+                                        " (the cluster does not cover every slot; see `redis-cli "
+                                        "--cluster check`)"));
             continue;
           }
           auto& route = routes[node->addr];
@@ -846,8 +849,7 @@ class ClusterStore : public OnlineStore {
         if (n != nullptr && seen.insert(n).second) primaries.push_back(n);
       }
     }
-    std::string pattern = "{????????}" + GlobEscape(options_.key_prefix) +
-                          GlobEscape(prefix) + "*";
+    std::string pattern = "{????????}" + GlobEscape(options_.key_prefix) + GlobEscape(prefix) + "*";
     std::string count = std::to_string(kScanCount);
     for (Node* node : primaries) {
       ARROW_RETURN_NOT_OK(OnNode(node, [&](redisContext* c) -> arrow::Status {
@@ -898,47 +900,48 @@ class ClusterStore : public OnlineStore {
       std::string_view prefix,
       const std::function<void(std::string_view key, std::string&& value)>& fn) {
     const std::string full_prefix = options_.key_prefix + std::string(prefix);
-    return ForEachNodeScan(prefix, [&](redisContext* c, Node* node,
-                                       const std::vector<std::string>& keys) -> arrow::Status {
-      // One GET per key: a page's keys lie in many slots.
-      return RoundTrip(
-          c, 0, keys.size(),
-          [&](size_t i, Command* cmd) {
-            cmd->Add("GET");
-            cmd->Add(keys[i]);
-          },
-          [&](size_t i, const redisReply& r) -> arrow::Status {
-            // Gone or migrated since SCAN listed it, or not a string (not ours).
-            if (r.type != REDIS_REPLY_STRING) {
-              if (r.type == REDIS_REPLY_NIL || IsRedirect(r)) return arrow::Status::OK();
-              if (r.type == REDIS_REPLY_ERROR && ReplyText(r).starts_with("WRONGTYPE")) {
+    return ForEachNodeScan(
+        prefix,
+        [&](redisContext* c, Node* node, const std::vector<std::string>& keys) -> arrow::Status {
+          // One GET per key: a page's keys lie in many slots.
+          return RoundTrip(
+              c, 0, keys.size(),
+              [&](size_t i, Command* cmd) {
+                cmd->Add("GET");
+                cmd->Add(keys[i]);
+              },
+              [&](size_t i, const redisReply& r) -> arrow::Status {
+                // Gone or migrated since SCAN listed it, or not a string (not ours).
+                if (r.type != REDIS_REPLY_STRING) {
+                  if (r.type == REDIS_REPLY_NIL || IsRedirect(r)) return arrow::Status::OK();
+                  if (r.type == REDIS_REPLY_ERROR && ReplyText(r).starts_with("WRONGTYPE")) {
+                    return arrow::Status::OK();
+                  }
+                  if (r.type == REDIS_REPLY_ERROR) return ReplyError(node->where, "scanning", r);
+                  return Unexpected(node->where, "GET", r);
+                }
+                std::string_view key(keys[i]);
+                if (key.size() < kTagSize || key[0] != '{' || key[kTagSize - 1] != '}' ||
+                    !key.substr(kTagSize).starts_with(full_prefix)) {
+                  return arrow::Status::OK();
+                }
+                fn(key.substr(kTagSize + options_.key_prefix.size()), std::string(r.str, r.len));
                 return arrow::Status::OK();
-              }
-              if (r.type == REDIS_REPLY_ERROR) return ReplyError(node->where, "scanning", r);
-              return Unexpected(node->where, "GET", r);
-            }
-            std::string_view key(keys[i]);
-            if (key.size() < kTagSize || key[0] != '{' || key[kTagSize - 1] != '}' ||
-                !key.substr(kTagSize).starts_with(full_prefix)) {
-              return arrow::Status::OK();
-            }
-            fn(key.substr(kTagSize + options_.key_prefix.size()), std::string(r.str, r.len));
-            return arrow::Status::OK();
-          },
-          "scanning", node->where, /*pass_errors=*/true);
-    });
+              },
+              "scanning", node->where, /*pass_errors=*/true);
+        });
   }
 
   const std::vector<RedisUrl> seeds_;
   const RedisOptions options_;
-  std::string describe_;  // set by the constructor, then read-only
+  std::string describe_;    // set by the constructor, then read-only
   std::string script_sha_;  // set by Open, then read-only
 
   std::mutex nodes_mu_;
   std::map<std::string, std::unique_ptr<Node>> nodes_;  // guarded by nodes_mu_, by address
 
   std::shared_mutex map_mu_;
-  std::vector<Node*> slots_;  // guarded by map_mu_: the primary of each slot (nullptr: none)
+  std::vector<Node*> slots_;        // guarded by map_mu_: the primary of each slot (nullptr: none)
   std::atomic<bool> stale_{false};  // a reply said the map is out of date
 };
 

@@ -257,8 +257,8 @@ std::string GlobEscape(std::string_view literal) {
 namespace {
 
 // `what` fails on the server: "connect to", "log in to", ...
-arrow::Status ConnectError(std::string_view what, const std::string& where,
-                           std::string_view error, bool reached = false) {
+arrow::Status ConnectError(std::string_view what, const std::string& where, std::string_view error,
+                           bool reached = false) {
   return arrow::Status::IOError("cannot ", what, " ", where, ": ", error,
                                 reached ? "; fix" : "; start redis-server or fix",
                                 " online_store in stratalake.yaml");
@@ -330,8 +330,8 @@ arrow::Result<ContextPtr> Connect(const RedisUrl& url, int connect_timeout_ms,
 
 arrow::Status ConnectionLost(redisContext* c, std::string_view what, const std::string& where) {
   if (c->err == 0) c->err = REDIS_ERR_OTHER;  // so the connection is not reused
-  return arrow::Status::IOError("lost the connection to ", where, " while ", what, ": ",
-                                c->errstr, "; check that redis-server is running");
+  return arrow::Status::IOError("lost the connection to ", where, " while ", what, ": ", c->errstr,
+                                "; check that redis-server is running");
 }
 
 arrow::Status Unexpected(const std::string& where, std::string_view command, const redisReply& r) {

@@ -152,8 +152,7 @@ arrow::Status ReplyError(const std::string& where, std::string_view what, const 
 
 template <typename Build, typename Handle>
 arrow::Status RoundTrip(redisContext* c, size_t begin, size_t end, Build&& build, Handle&& handle,
-                        std::string_view what, const std::string& where,
-                        bool pass_errors = false) {
+                        std::string_view what, const std::string& where, bool pass_errors = false) {
   SigpipeGuard no_sigpipe;
   Command cmd;
   for (size_t i = begin; i < end; ++i) {

@@ -354,8 +354,8 @@ class RedisStore : public OnlineStore {
   template <typename Build, typename Handle>
   arrow::Status RoundTrip(redisContext* c, size_t begin, size_t end, Build&& build, Handle&& handle,
                           std::string_view what, bool pass_errors = false) const {
-    return redis::RoundTrip(c, begin, end, std::forward<Build>(build),
-                            std::forward<Handle>(handle), what, where_, pass_errors);
+    return redis::RoundTrip(c, begin, end, std::forward<Build>(build), std::forward<Handle>(handle),
+                            what, where_, pass_errors);
   }
 
   arrow::Status Unexpected(std::string_view command, const redisReply& r) const {

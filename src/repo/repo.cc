@@ -190,19 +190,22 @@ arrow::Result<RepoConfig> ReadRepoConfig(const fs::path& root, const fs::path& f
     if (url.IsSequence()) {
       // Redis Cluster seed nodes.
       if (url.size() == 0) {
-        return DefError(r.Where(url) + ": 'online_store.url' is an empty list; give the "
-                                       "Redis Cluster's nodes, e.g. [redis://10.0.0.1:7000]");
+        return DefError(r.Where(url) +
+                        ": 'online_store.url' is an empty list; give the "
+                        "Redis Cluster's nodes, e.g. [redis://10.0.0.1:7000]");
       }
       on_path.clear();
       for (size_t i = 0; i < url.size(); ++i) {
         if (!url[i].IsScalar()) {
-          return DefError(r.Where(url[i]) + ": each seed node in 'online_store.url' must be a "
-                                            "redis:// URL");
+          return DefError(r.Where(url[i]) +
+                          ": each seed node in 'online_store.url' must be a "
+                          "redis:// URL");
         }
         ARROW_ASSIGN_OR_RAISE(std::string seed, r.Scalar(url[i], "online_store.url", ""));
         if (seed.empty() || seed.find(',') != std::string::npos) {
-          return DefError(r.Where(url[i]) + ": each seed node in 'online_store.url' must be "
-                                            "one redis:// URL");
+          return DefError(r.Where(url[i]) +
+                          ": each seed node in 'online_store.url' must be "
+                          "one redis:// URL");
         }
         on_path += (i ? "," : "") + seed;
       }
@@ -216,8 +219,10 @@ arrow::Result<RepoConfig> ReadRepoConfig(const fs::path& root, const fs::path& f
       ARROW_ASSIGN_OR_RAISE(std::string cluster,
                             r.Scalar(on["cluster"], "online_store.cluster", "false"));
       if (cluster != "true" && cluster != "false") {
-        return DefError(r.Where(on["cluster"]) + ": 'online_store.cluster' must be true or "
-                                                 "false, not '" + cluster + "'");
+        return DefError(r.Where(on["cluster"]) +
+                        ": 'online_store.cluster' must be true or "
+                        "false, not '" +
+                        cluster + "'");
       }
       if (cluster == "false" && on_cluster) {
         return DefError(r.Where(on["cluster"]) +
