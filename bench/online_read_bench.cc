@@ -12,7 +12,9 @@
 //   online_read_bench REPO BODIES.jsonl [--iters N] [--warmup N]
 //
 // Prints one JSON object: requests timed, mean µs per request for Get, for
-// AppendOnlineResponse and in all, and the mean reply size.
+// AppendOnlineResponse and in all (this thread's CPU time), Get's wall-clock
+// mean, p50 and p99 (with a Redis store most of a read is waiting for the
+// server), and the mean reply size.
 #include <time.h>
 
 #include <algorithm>
@@ -25,13 +27,19 @@
 
 #include <rapidjson/document.h>
 
-#include "stratalake/server.h"
 #include "stratalake/online.h"
 #include "stratalake/repo.h"
+#include "stratalake/server.h"
 
 namespace {
 
 using namespace stratalake;
+
+double WallSeconds() {
+  timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return static_cast<double>(ts.tv_sec) + static_cast<double>(ts.tv_nsec) * 1e-9;
+}
 
 double ThreadSeconds() {
   timespec ts;
@@ -127,27 +135,42 @@ int main(int argc, char** argv) {
 
   std::string json;
   double get_s = 0, json_s = 0;
+  std::vector<double> walls;
+  walls.reserve(static_cast<size_t>(iters));
   int64_t bytes = 0;
   for (int64_t i = 0; i < warmup + iters; ++i) {
     const auto& req = requests[static_cast<size_t>(i) % requests.size()];
+    double w0 = WallSeconds();
     double t0 = ThreadSeconds();
     auto resp = service.Get(req);
     double t1 = ThreadSeconds();
+    double w1 = WallSeconds();
     if (!resp.ok()) return Fail(resp.status().ToString());
     json.clear();
     server::AppendOnlineResponse(*resp, &json);
     double t2 = ThreadSeconds();
     if (i >= warmup) {
       get_s += t1 - t0;
+      walls.push_back(w1 - w0);
       json_s += t2 - t1;
       bytes += static_cast<int64_t>(json.size());
     }
   }
   const double n = static_cast<double>(iters);
+  double wall_s = 0;
+  for (double w : walls) wall_s += w;
+  std::sort(walls.begin(), walls.end());
+  auto pct = [&](double p) {
+    return walls.empty()
+               ? 0.0
+               : walls[std::min(walls.size() - 1,
+                                static_cast<size_t>(p * static_cast<double>(walls.size())))];
+  };
   std::printf(
       "{\"requests\": %lld, \"get_us\": %.2f, \"json_us\": %.2f, \"total_us\": %.2f, "
+      "\"get_wall_us\": %.2f, \"get_wall_p50_us\": %.2f, \"get_wall_p99_us\": %.2f, "
       "\"reply_bytes\": %.0f}\n",
       static_cast<long long>(iters), get_s / n * 1e6, json_s / n * 1e6, (get_s + json_s) / n * 1e6,
-      static_cast<double>(bytes) / n);
+      wall_s / n * 1e6, pct(0.5) * 1e6, pct(0.99) * 1e6, static_cast<double>(bytes) / n);
   return 0;
 }

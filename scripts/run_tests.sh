@@ -9,19 +9,24 @@ export STRATALAKE_BIN="$root/$build/bin/stratalake"
 echo "== Layers: each includes only those below it; front ends only the public API =="
 python3 scripts/check_layers.py
 echo "== C++ tests =="
-# Throwaway PostgreSQL, Redis and Kafka servers for the registry's PostgreSQL
-# backend, the online store's Redis backend and the streaming tests, stopped
-# (and their folders removed) however the script exits.
+# Throwaway PostgreSQL, Redis, Redis Cluster (3 primaries) and Kafka servers for
+# the registry's PostgreSQL backend, the online store's Redis backends and the
+# streaming tests, stopped (and their folders removed) however the script exits.
 pg_dir="$(mktemp -d)"
 redis_dir="$(mktemp -d)"
+cluster_dir="$(mktemp -d)"
 kafka_dir="$(mktemp -d)"
-trap 'scripts/postgres.sh stop "$pg_dir" || true; scripts/redis.sh stop "$redis_dir" || true; scripts/kafka.sh stop "$kafka_dir" || true' EXIT
+trap 'scripts/postgres.sh stop "$pg_dir" || true; scripts/redis.sh stop "$redis_dir" || true; scripts/redis_cluster.sh stop "$cluster_dir" || true; scripts/kafka.sh stop "$kafka_dir" || true' EXIT
 STRATALAKE_TEST_POSTGRES_URL="$(scripts/postgres.sh start "$pg_dir")"
 export STRATALAKE_TEST_POSTGRES_URL
 export STRATALAKE_REQUIRE_POSTGRES=1
 STRATALAKE_TEST_REDIS_URL="$(scripts/redis.sh start "$redis_dir")"
 export STRATALAKE_TEST_REDIS_URL
 export STRATALAKE_REQUIRE_REDIS=1
+STRATALAKE_TEST_REDIS_CLUSTER="$(scripts/redis_cluster.sh start "$cluster_dir")"
+export STRATALAKE_TEST_REDIS_CLUSTER
+export STRATALAKE_TEST_REDIS_CLUSTER_DIR="$cluster_dir"
+export STRATALAKE_REQUIRE_REDIS_CLUSTER=1
 STRATALAKE_TEST_KAFKA_BROKERS="$(scripts/kafka.sh start "$kafka_dir")"
 export STRATALAKE_TEST_KAFKA_BROKERS
 export STRATALAKE_REQUIRE_KAFKA=1

@@ -101,6 +101,15 @@ class OnlineStore {
   virtual arrow::Status MultiGet(std::span<const std::string_view> keys,
                                  std::vector<std::optional<std::string>>* values) = 0;
 
+  /// As MultiGet, but a failure that concerns only some keys (Redis Cluster: a
+  /// node that is down or unreachable) does not fail the call: (*errors)[i] is
+  /// key i's error (naming the node) and (*values)[i] nullopt; the other keys
+  /// are read. Returns an error only for what concerns every key. The default
+  /// gives MultiGet's error to every key.
+  virtual arrow::Status MultiGetEach(std::span<const std::string_view> keys,
+                                     std::vector<std::optional<std::string>>* values,
+                                     std::vector<arrow::Status>* errors);
+
   /// Applies `repairs` (see KeyRepair). Each key's check and change are atomic
   /// against every other write (RocksDB: under the store's write lock, one
   /// batch; Redis: inside one script call). Durable when it returns OK, like Write.
@@ -123,7 +132,7 @@ class OnlineStore {
   using VersionCallback = std::function<void(std::string_view key, std::string_view version)>;
   virtual arrow::Status ScanVersions(std::string_view prefix, const VersionCallback& fn) = 0;
 
-  /// "rocksdb:/path" or "redis://host:port/db".
+  /// "rocksdb:/path", "redis://host:port/db" or "redis-cluster://host:port,...".
   virtual std::string Describe() const = 0;
 };
 
@@ -134,12 +143,20 @@ arrow::Result<std::unique_ptr<OnlineStore>> OpenRocksDbStore(const std::string& 
                                                              bool read_only = false);
 
 struct RedisOptions {
-  int pool_size = 4;  // connections kept open
+  int pool_size = 4;  // connections kept open (Redis Cluster: per node)
   int connect_timeout_ms = 2000;
   /// Prepended to every key, so several projects can share one database.
   std::string key_prefix;
+  /// Redis Cluster: the URL is one or more comma-separated seed nodes
+  /// (redis://[[user]:password@]host[:port], database 0 only); the slot map is
+  /// read from them (CLUSTER SLOTS) and followed through MOVED/ASK redirects.
+  /// Keys are stored as "{TAG}" + key_prefix + key, where TAG (8 hex digits)
+  /// hashes the key's bytes after its first 0x00 (the entity), so every view's
+  /// value of one entity lives in one hash slot. See docs/online-store.md.
+  bool cluster = false;
 };
-/// Connects to redis://[:password@]host[:port][/db] (or unix:///path.sock).
+/// Connects to redis://[:password@]host[:port][/db] (or unix:///path.sock), or,
+/// with options.cluster, to the Redis Cluster that the seed URL(s) belong to.
 arrow::Result<std::unique_ptr<OnlineStore>> OpenRedisStore(const std::string& url,
                                                            const RedisOptions& options = {});
 

@@ -24,7 +24,9 @@ struct RepoConfig {
   /// Offline store root: an absolute local path or a URI (s3://bucket/prefix).
   std::string offline_store;
   std::string online_store_type = "embedded";  // "embedded" (RocksDB) or "redis"
-  std::string online_store;                    // embedded: absolute folder; redis: URL
+  /// embedded: absolute folder; redis: URL (Redis Cluster: seed URLs, comma-separated)
+  std::string online_store;
+  bool online_store_cluster = false;  // redis: a Redis Cluster (online_store.cluster)
   /// Registry: an absolute SQLite file path or a postgresql:// URL. The
   /// environment variable STRATALAKE_REGISTRY, when set, overrides the file.
   std::string registry;

@@ -1,8 +1,12 @@
-// OnlineStore contract tests, run against both backends: RocksDB (a folder in a
-// temp folder) and Redis (the server named by STRATALAKE_TEST_REDIS_URL, each
+// OnlineStore contract tests, run against every backend: RocksDB (a folder in a
+// temp folder), Redis (the server named by STRATALAKE_TEST_REDIS_URL, each
 // test under its own key_prefix; skipped when unset unless
-// STRATALAKE_REQUIRE_REDIS=1). scripts/run_tests.sh starts a server with
-// scripts/redis.sh and sets both.
+// STRATALAKE_REQUIRE_REDIS=1) and Redis Cluster (the seed nodes in
+// STRATALAKE_TEST_REDIS_CLUSTER, the cluster's folder in
+// STRATALAKE_TEST_REDIS_CLUSTER_DIR; skipped when unset unless
+// STRATALAKE_REQUIRE_REDIS_CLUSTER=1). scripts/run_tests.sh starts a server with
+// scripts/redis.sh and a cluster of 3 primaries with scripts/redis_cluster.sh,
+// and sets them all.
 #include "stratalake/online.h"
 
 #include <hiredis/hiredis.h>
@@ -11,11 +15,16 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <csignal>
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
+#include <fstream>
+#include <functional>
 #include <latch>
 #include <limits>
 #include <map>
@@ -101,6 +110,37 @@ bool RequireRedis() {
   return v && std::string(v) == "1";
 }
 
+bool RequireRedisCluster() {
+  const char* v = std::getenv("STRATALAKE_REQUIRE_REDIS_CLUSTER");
+  return v && std::string(v) == "1";
+}
+
+std::vector<std::string> SplitCommas(const std::string& s) {
+  std::vector<std::string> out;
+  size_t begin = 0;
+  while (true) {
+    size_t comma = s.find(',', begin);
+    out.push_back(s.substr(begin, comma - begin));
+    if (comma == std::string::npos) return out;
+    begin = comma + 1;
+  }
+}
+
+// The key the cluster store keeps for `key` (docs/online-store.md): "{TAG}" +
+// prefix + key, TAG = 8 hex digits of FNV-1a 32 over the bytes after the first 0x00.
+std::string ClusterKey(const std::string& prefix, const std::string& key) {
+  size_t zero = key.find('\0');
+  std::string entity = zero == std::string::npos ? key : key.substr(zero + 1);
+  uint32_t h = 2166136261u;
+  for (unsigned char c : entity) {
+    h ^= c;
+    h *= 16777619u;
+  }
+  char tag[16];
+  std::snprintf(tag, sizeof(tag), "{%08x}", h);
+  return tag + prefix + key;
+}
+
 // ---- a raw connection for what the store does not offer (cleanup, killing
 // connections, flushing scripts) ----
 
@@ -168,22 +208,55 @@ class RedisAdmin {
         redisCommandArgv(c_, static_cast<int>(argv.size()), argv.data(), lens.data())));
   }
 
-  // Deletes every key starting with `prefix` (no glob characters) in `db`.
-  void DeleteKeys(const std::string& prefix, const std::string& db) {
-    Run({"SELECT", db});
+  // Deletes every key matching `pattern` in `db` (a cluster node: db 0, one
+  // key per UNLINK, as a page's keys lie in many slots).
+  void DeleteKeys(const std::string& pattern, const std::string& db, bool cluster = false) {
+    if (cluster) {
+      for (const auto& key : Keys(pattern)) Run({"UNLINK", key});
+    } else {
+      Run({"SELECT", db});
+      std::string cursor = "0";
+      do {
+        ReplyPtr page = Run({"SCAN", cursor, "MATCH", pattern, "COUNT", "1000"});
+        if (page == nullptr || page->type != REDIS_REPLY_ARRAY) break;
+        cursor.assign(page->element[0]->str, page->element[0]->len);
+        std::vector<std::string> unlink = {"UNLINK"};
+        const redisReply* keys = page->element[1];
+        for (size_t i = 0; i < keys->elements; ++i) {
+          unlink.emplace_back(keys->element[i]->str, keys->element[i]->len);
+        }
+        if (unlink.size() > 1) Run(unlink);
+      } while (cursor != "0");
+      Run({"SELECT", db_});
+    }
+  }
+
+  // Every key matching `pattern` (this server's database).
+  std::vector<std::string> Keys(const std::string& pattern) {
+    std::vector<std::string> out;
     std::string cursor = "0";
     do {
-      ReplyPtr page = Run({"SCAN", cursor, "MATCH", prefix + "*", "COUNT", "1000"});
+      ReplyPtr page = Run({"SCAN", cursor, "MATCH", pattern, "COUNT", "1000"});
       if (page == nullptr || page->type != REDIS_REPLY_ARRAY) break;
       cursor.assign(page->element[0]->str, page->element[0]->len);
-      std::vector<std::string> unlink = {"UNLINK"};
       const redisReply* keys = page->element[1];
       for (size_t i = 0; i < keys->elements; ++i) {
-        unlink.emplace_back(keys->element[i]->str, keys->element[i]->len);
+        out.emplace_back(keys->element[i]->str, keys->element[i]->len);
       }
-      if (unlink.size() > 1) Run(unlink);
     } while (cursor != "0");
-    Run({"SELECT", db_});
+    return out;
+  }
+
+  // A reply's text (status, string, error) or its integer, "" for anything else.
+  std::string Text(const std::vector<std::string>& args) {
+    ReplyPtr r = Run(args);
+    if (r == nullptr) return "";
+    if (r->type == REDIS_REPLY_INTEGER) return std::to_string(r->integer);
+    if (r->type == REDIS_REPLY_STRING || r->type == REDIS_REPLY_STATUS ||
+        r->type == REDIS_REPLY_ERROR) {
+      return std::string(r->str, r->len);
+    }
+    return "";
   }
 
   // Closes every connection this process's stores opened (they are named
@@ -231,10 +304,24 @@ class RedisAdmin {
 
 // ---- the contract, on both backends ----
 
-enum class Backend { kRocksDb, kRedis };
+enum class Backend { kRocksDb, kRedis, kRedisCluster };
 
-void PrintTo(Backend backend, std::ostream* os) {
-  *os << (backend == Backend::kRocksDb ? "RocksDB" : "Redis");
+const char* BackendName(Backend backend) {
+  switch (backend) {
+    case Backend::kRocksDb:
+      return "RocksDB";
+    case Backend::kRedis:
+      return "Redis";
+    case Backend::kRedisCluster:
+      return "RedisCluster";
+  }
+  return "?";
+}
+
+void PrintTo(Backend backend, std::ostream* os) { *os << BackendName(backend); }
+
+std::string ParamName(const ::testing::TestParamInfo<Backend>& info) {
+  return BackendName(info.param);
 }
 
 class OnlineStoreTest : public ::testing::TestWithParam<Backend> {
@@ -242,6 +329,25 @@ class OnlineStoreTest : public ::testing::TestWithParam<Backend> {
   void SetUp() override {
     if (GetParam() == Backend::kRocksDb) {
       path_ = dir_.Join("online");
+      return;
+    }
+    key_prefix_ = "sl_test_" + RandomHex() + ":";
+    if (GetParam() == Backend::kRedisCluster) {
+      const char* seeds = std::getenv("STRATALAKE_TEST_REDIS_CLUSTER");
+      if (seeds == nullptr || *seeds == '\0') {
+        if (RequireRedisCluster()) {
+          FAIL() << "STRATALAKE_REQUIRE_REDIS_CLUSTER=1 but STRATALAKE_TEST_REDIS_CLUSTER is "
+                    "not set";
+        }
+        GTEST_SKIP() << "Redis Cluster tests need STRATALAKE_TEST_REDIS_CLUSTER (seed URLs; "
+                        "`scripts/redis_cluster.sh start DIR` starts a cluster and prints them)";
+      }
+      url_ = seeds;
+      for (const auto& seed : SplitCommas(url_)) {
+        admins_.push_back(std::make_unique<RedisAdmin>(seed));
+        ASSERT_TRUE(admins_.back()->ok())
+            << "cannot connect to " << seed << ": " << admins_.back()->error();
+      }
       return;
     }
     const char* url = std::getenv("STRATALAKE_TEST_REDIS_URL");
@@ -253,17 +359,23 @@ class OnlineStoreTest : public ::testing::TestWithParam<Backend> {
                       "`scripts/redis.sh start DIR` starts one and prints it)";
     }
     url_ = url;
-    // Every test under its own prefix, so tests (and test processes) sharing
-    // the server do not see each other's keys.
-    key_prefix_ = "sl_test_" + RandomHex() + ":";
+    // Every test under its own prefix (above), so tests (and test processes)
+    // sharing the server do not see each other's keys.
     admin_ = std::make_unique<RedisAdmin>(url_);
     ASSERT_TRUE(admin_->ok()) << "cannot connect to " << url_ << ": " << admin_->error();
+    admins_.push_back(std::make_unique<RedisAdmin>(url_));
   }
 
   void TearDown() override {
+    if (GetParam() == Backend::kRedisCluster) {
+      for (auto& admin : admins_) {
+        if (admin->ok()) admin->DeleteKeys("{????????}" + key_prefix_ + "*", "0", true);
+      }
+      return;
+    }
     if (admin_ != nullptr && admin_->ok()) {
-      admin_->DeleteKeys(key_prefix_, admin_->db());
-      for (const auto& db : other_dbs_) admin_->DeleteKeys(key_prefix_, db);
+      admin_->DeleteKeys(key_prefix_ + "*", admin_->db());
+      for (const auto& db : other_dbs_) admin_->DeleteKeys(key_prefix_ + "*", db);
     }
   }
 
@@ -272,14 +384,24 @@ class OnlineStoreTest : public ::testing::TestWithParam<Backend> {
     RedisOptions options;
     options.pool_size = pool_size;
     options.key_prefix = key_prefix_;
+    options.cluster = GetParam() == Backend::kRedisCluster;
     return OpenRedisStore(url_, options);
+  }
+
+  // Closes this process's connections on every server (the cluster's nodes).
+  int KillOurConnections() {
+    int killed = 0;
+    for (auto& admin : admins_) killed += admin->KillOurConnections();
+    return killed;
   }
 
   TempDir dir_;
   std::string path_;  // RocksDB
   std::string url_;   // Redis
   std::string key_prefix_;
-  std::unique_ptr<RedisAdmin> admin_;
+  std::unique_ptr<RedisAdmin> admin_;  // Redis
+  // Redis: a second connection to the server; Redis Cluster: one per primary.
+  std::vector<std::unique_ptr<RedisAdmin>> admins_;
   std::vector<std::string> other_dbs_;  // Redis databases besides the URL's that tests used
 };
 
@@ -849,6 +971,14 @@ TEST_P(OnlineStoreTest, DescribeNamesTheStore) {
     EXPECT_EQ(store->Describe(), "rocksdb:" + path_);
     return;
   }
+  if (GetParam() == Backend::kRedisCluster) {
+    std::string want = "redis-cluster://";
+    for (const auto& seed : SplitCommas(url_)) {
+      want += (want.size() > 16 ? "," : "") + seed.substr(8);  // without redis://
+    }
+    EXPECT_EQ(store->Describe(), want);
+    return;
+  }
   // The URL as scripts/redis.sh prints it: redis://127.0.0.1:PORT/0.
   if (url_.find('@') == std::string::npos && url_.find("/", 8) != std::string::npos) {
     EXPECT_EQ(store->Describe(), url_);
@@ -860,27 +990,30 @@ TEST_P(OnlineStoreTest, DescribeNamesTheStore) {
 
 // ---- Redis only ----
 
+// On both Redis backends.
 class RedisOnlineStoreTest : public OnlineStoreTest {};
+// On one Redis server only (databases).
+class RedisServerOnlineStoreTest : public OnlineStoreTest {};
 
 TEST_P(RedisOnlineStoreTest, ReconnectsWhenTheServerDropsConnections) {
   ASSERT_OK_AND_ASSIGN(auto store, Open(/*pool_size=*/2));
   ASSERT_OK(store->Write(KVs{{"k", Value(1, 1, "one")}}, {}));
-  ASSERT_GE(admin_->KillOurConnections(), 1);
+  ASSERT_GE(KillOurConnections(), 1);
   // The next call finds its connection closed, reconnects and repeats itself.
   std::vector<std::optional<std::string>> values;
   ASSERT_OK(Get(store.get(), {"k"}, &values));
   EXPECT_EQ(values[0], Value(1, 1, "one"));
-  ASSERT_GE(admin_->KillOurConnections(), 1);
+  ASSERT_GE(KillOurConnections(), 1);
   ASSERT_OK(store->Write(KVs{{"k", Value(2, 1, "two")}}, {}));
-  ASSERT_GE(admin_->KillOurConnections(), 1);
+  ASSERT_GE(KillOurConnections(), 1);
   ASSERT_OK(store->DeletePrefix("x"));
-  ASSERT_GE(admin_->KillOurConnections(), 1);
+  ASSERT_GE(KillOurConnections(), 1);
   ASSERT_OK_AND_ASSIGN(auto all, store->Scan(""));
   ASSERT_EQ(all.size(), 1u);
   EXPECT_EQ(all[0].value, Value(2, 1, "two"));
   // Megabytes to a closed connection: once the server has reset it, write(2)
   // fails with EPIPE and raises SIGPIPE, which must not end the process.
-  ASSERT_GE(admin_->KillOurConnections(), 1);
+  ASSERT_GE(KillOurConnections(), 1);
   std::vector<KeyValue> big;
   for (int i = 0; i < 8000; ++i)
     big.push_back({"b" + std::to_string(i), Value(i, 0, std::string(1024, 'x'))});
@@ -894,9 +1027,11 @@ TEST_P(RedisOnlineStoreTest, WritesAfterTheServerForgetsTheScript) {
   ASSERT_OK_AND_ASSIGN(auto store, Open());
   ASSERT_OK(store->Write(KVs{{"k", Value(5, 5, "five")}}, {}));
   for (int i = 0; i < 2; ++i) {
-    ReplyPtr flushed = admin_->Run({"SCRIPT", "FLUSH"});
-    ASSERT_NE(flushed, nullptr);
-    ASSERT_EQ(flushed->type, REDIS_REPLY_STATUS);
+    for (auto& admin : admins_) {
+      ReplyPtr flushed = admin->Run({"SCRIPT", "FLUSH"});
+      ASSERT_NE(flushed, nullptr);
+      ASSERT_EQ(flushed->type, REDIS_REPLY_STATUS);
+    }
     // Many calls in one round trip: the first NOSCRIPT one and those after it
     // are sent again once the script is back.
     std::vector<KeyValue> writes;
@@ -911,7 +1046,7 @@ TEST_P(RedisOnlineStoreTest, WritesAfterTheServerForgetsTheScript) {
   }
 }
 
-TEST_P(RedisOnlineStoreTest, KeysLiveUnderTheKeyPrefixInTheUrlsDatabase) {
+TEST_P(RedisServerOnlineStoreTest, KeysLiveUnderTheKeyPrefixInTheUrlsDatabase) {
   ASSERT_OK_AND_ASSIGN(auto store, Open());
   ASSERT_OK(store->Write(KVs{{std::string("k\0", 2), Value(1, 1, "v")}}, {}));
   ReplyPtr got = admin_->Run({"GET", key_prefix_ + std::string("k\0", 2)});
@@ -941,8 +1076,10 @@ TEST_P(RedisOnlineStoreTest, WrongPasswordIsReportedWithoutTheSecret) {
   if (url_.find('@') != std::string::npos || !url_.starts_with("redis://")) {
     GTEST_SKIP() << "needs a URL without credentials";
   }
-  std::string url = "redis://:hunter2@" + url_.substr(8);
-  auto result = OpenRedisStore(url);
+  std::string url = "redis://:hunter2@" + SplitCommas(url_)[0].substr(8);
+  RedisOptions options;
+  options.cluster = GetParam() == Backend::kRedisCluster;
+  auto result = OpenRedisStore(url, options);
   ASSERT_FALSE(result.ok());
   EXPECT_TRUE(result.status().IsIOError()) << result.status().ToString();
   EXPECT_EQ(result.status().message().find("hunter2"), std::string::npos)
@@ -952,13 +1089,15 @@ TEST_P(RedisOnlineStoreTest, WrongPasswordIsReportedWithoutTheSecret) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Backends, OnlineStoreTest,
-                         ::testing::Values(Backend::kRocksDb, Backend::kRedis),
-                         [](const ::testing::TestParamInfo<Backend>& info) {
-                           return info.param == Backend::kRocksDb ? "RocksDB" : "Redis";
-                         });
+                         ::testing::Values(Backend::kRocksDb, Backend::kRedis,
+                                           Backend::kRedisCluster),
+                         ParamName);
 
-INSTANTIATE_TEST_SUITE_P(Backends, RedisOnlineStoreTest, ::testing::Values(Backend::kRedis),
-                         [](const ::testing::TestParamInfo<Backend>&) { return "Redis"; });
+INSTANTIATE_TEST_SUITE_P(Backends, RedisOnlineStoreTest,
+                         ::testing::Values(Backend::kRedis, Backend::kRedisCluster), ParamName);
+
+INSTANTIATE_TEST_SUITE_P(Backends, RedisServerOnlineStoreTest, ::testing::Values(Backend::kRedis),
+                         ParamName);
 
 // ---- without a server ----
 
@@ -1047,6 +1186,372 @@ TEST(RocksDbOnlineStoreOpenTest, CreatesMissingParentFolders) {
       << missing.status().message();
   EXPECT_FALSE(std::filesystem::exists(dir.Join("other")));
 }
+
+// ---- Redis Cluster only ----
+
+class RedisClusterStoreTest : public OnlineStoreTest {
+ protected:
+  std::vector<std::string> Seeds() const { return SplitCommas(url_); }
+
+  // The index in admins_ of the primary that holds `full_key` (nullopt: none).
+  std::optional<size_t> Holder(const std::string& full_key) {
+    for (size_t i = 0; i < admins_.size(); ++i) {
+      if (admins_[i]->Text({"EXISTS", full_key}) == "1") return i;
+    }
+    return std::nullopt;
+  }
+
+  std::vector<std::string> Strings(RedisAdmin& admin, const std::vector<std::string>& args) {
+    ReplyPtr r = admin.Run(args);
+    std::vector<std::string> out;
+    if (r == nullptr || r->type != REDIS_REPLY_ARRAY) return out;
+    for (size_t i = 0; i < r->elements; ++i) {
+      out.emplace_back(r->element[i]->str, r->element[i]->len);
+    }
+    return out;
+  }
+};
+
+TEST_P(RedisClusterStoreTest, KeysOfOneEntityShareASlotAndEveryPrimaryHoldsSome) {
+  ASSERT_OK_AND_ASSIGN(auto store, Open());
+  std::vector<KeyValue> writes;
+  for (int e = 0; e < 300; ++e) {
+    for (const std::string view : {"v", "w"}) {
+      writes.push_back({view + std::string(1, '\0') + "e" + std::to_string(e),
+                        Value(e, 0, view + std::to_string(e))});
+    }
+  }
+  writes.push_back({"no zero byte", Value(1, 1, "whole key hashed")});
+  ASSERT_OK(store->Write(writes, {}));
+  // Each value is stored under its documented name on exactly one primary.
+  std::vector<int> per_node(admins_.size());
+  for (const auto& kv : writes) {
+    std::string full = ClusterKey(key_prefix_, kv.key);
+    int holders = 0;
+    for (size_t n = 0; n < admins_.size(); ++n) {
+      if (admins_[n]->Text({"GET", full}) == kv.value) {
+        ++holders;
+        ++per_node[n];
+      }
+    }
+    EXPECT_EQ(holders, 1) << Printable(kv.key);
+  }
+  for (size_t n = 0; n < admins_.size(); ++n) EXPECT_GT(per_node[n], 0) << Seeds()[n];
+  // Every view's key of one entity is in one slot; other entities spread.
+  auto slot = [&](const std::string& key) {
+    return admins_[0]->Text({"CLUSTER", "KEYSLOT", ClusterKey(key_prefix_, key)});
+  };
+  EXPECT_EQ(slot(std::string("v\0e7", 4)), slot(std::string("w\0e7", 4)));
+  EXPECT_EQ(slot(std::string("v\0e7", 4)), slot(std::string("another view\0e7", 15)));
+  EXPECT_NE(slot(std::string("v\0e7", 4)), slot(std::string("v\0e8", 4)));
+  // One MultiGet reads from every node, in the order asked.
+  std::vector<std::string> keys;
+  std::vector<std::optional<std::string>> want;
+  for (size_t i = 0; i < writes.size(); ++i) {
+    keys.push_back(writes[writes.size() - 1 - i].key);
+    want.push_back(writes[writes.size() - 1 - i].value);
+    if (i % 10 == 0) {
+      keys.push_back("missing" + std::to_string(i));
+      want.push_back(std::nullopt);
+    }
+  }
+  std::vector<std::optional<std::string>> values;
+  ASSERT_OK(Get(store.get(), keys, &values));
+  EXPECT_TRUE(values == want);
+}
+
+TEST_P(RedisClusterStoreTest, ReadsAndWritesFollowASlotMigration) {
+  ASSERT_OK_AND_ASSIGN(auto store, Open());
+  std::map<std::string, std::string> model;
+  auto write = [&](const std::vector<KeyValue>& writes) {
+    ASSERT_OK(store->Write(writes, {}));
+    for (const auto& kv : writes) {
+      auto it = model.find(kv.key);
+      if (it == model.end() ||
+          kv.value.compare(0, kVersionPrefixSize, it->second, 0, kVersionPrefixSize) >= 0) {
+        model[kv.key] = kv.value;
+      }
+    }
+  };
+  auto check = [&](const char* when) {
+    std::vector<std::string> keys;
+    for (const auto& [k, v] : model) keys.push_back(k);
+    keys.push_back(std::string("v\0nobody", 8));
+    std::vector<std::optional<std::string>> values;
+    arrow::Status st = Get(store.get(), keys, &values);
+    ASSERT_TRUE(st.ok()) << when << ": " << st.ToString();
+    for (size_t i = 0; i + 1 < keys.size(); ++i) {
+      EXPECT_EQ(values[i], model[keys[i]]) << when << ": " << Printable(keys[i]);
+    }
+    EXPECT_EQ(values.back(), std::nullopt) << when;
+  };
+  std::vector<KeyValue> first;
+  for (int e = 0; e < 100; ++e) {
+    for (const std::string view : {"v", "w"}) {
+      first.push_back({view + std::string(1, '\0') + "e" + std::to_string(e), Value(1, 0, "one")});
+    }
+  }
+  write(first);
+  const std::string e0v("v\0e0", 4), e0w("w\0e0", 4), e0x("x\0e0", 4);
+  const std::string slot = admins_[0]->Text({"CLUSTER", "KEYSLOT", ClusterKey(key_prefix_, e0v)});
+  std::optional<size_t> src = Holder(ClusterKey(key_prefix_, e0v));
+  ASSERT_TRUE(src.has_value());
+  size_t dst = (*src + 1) % admins_.size();
+  std::string src_id = admins_[*src]->Text({"CLUSTER", "MYID"});
+  std::string dst_id = admins_[dst]->Text({"CLUSTER", "MYID"});
+  std::string dst_hostport = Seeds()[dst].substr(8);  // redis://HOST:PORT
+  std::string dst_host = dst_hostport.substr(0, dst_hostport.rfind(':'));
+  std::string dst_port = dst_hostport.substr(dst_hostport.rfind(':') + 1);
+
+  // Start moving the slot and move one of the entity's two keys: the slot is
+  // split between the nodes (MGET of both answers TRYAGAIN, of the moved one ASK).
+  ASSERT_EQ(admins_[dst]->Text({"CLUSTER", "SETSLOT", slot, "IMPORTING", src_id}), "OK");
+  ASSERT_EQ(admins_[*src]->Text({"CLUSTER", "SETSLOT", slot, "MIGRATING", dst_id}), "OK");
+  ASSERT_EQ(admins_[*src]->Text(
+                {"MIGRATE", dst_host, dst_port, ClusterKey(key_prefix_, e0v), "0", "5000"}),
+            "OK");
+  check("during the migration");
+  // Writes during it: to the moved key, the one left, a new key of the slot
+  // (created on the target), two to one key (the later wins on a tie).
+  write({{e0v, Value(2, 0, "two")},
+         {e0w, Value(2, 0, "two")},
+         {e0x, Value(2, 0, "new")},
+         {e0v, Value(2, 0, "two, later")},
+         {std::string("v\0e1", 4), Value(2, 0, "elsewhere")}});
+  check("after writes during the migration");
+  ASSERT_EQ(admins_[dst]->Text({"ASKING"}), "OK");
+  EXPECT_EQ(admins_[dst]->Text({"GET", ClusterKey(key_prefix_, e0x)}), Value(2, 0, "new"));
+  EXPECT_EQ(admins_[*src]->Text({"EXISTS", ClusterKey(key_prefix_, e0w)}), "1");
+
+  // Finish: move the rest and give the slot to the target. The store's map
+  // still names the source, which now answers MOVED.
+  for (const auto& key : Strings(*admins_[*src], {"CLUSTER", "GETKEYSINSLOT", slot, "1000"})) {
+    ASSERT_EQ(admins_[*src]->Text({"MIGRATE", dst_host, dst_port, key, "0", "5000"}), "OK");
+  }
+  ASSERT_EQ(admins_[dst]->Text({"CLUSTER", "SETSLOT", slot, "NODE", dst_id}), "OK");
+  ASSERT_EQ(admins_[*src]->Text({"CLUSTER", "SETSLOT", slot, "NODE", dst_id}), "OK");
+  for (size_t n = 0; n < admins_.size(); ++n) {
+    if (n != dst && n != *src) {
+      ASSERT_EQ(admins_[n]->Text({"CLUSTER", "SETSLOT", slot, "NODE", dst_id}), "OK");
+    }
+  }
+  EXPECT_EQ(admins_[*src]->Text({"GET", ClusterKey(key_prefix_, e0w)}).substr(0, 6), "MOVED ");
+  check("after the migration");
+  write({{e0w, Value(3, 0, "three")}, {std::string("y\0e0", 4), Value(3, 0, "newer")}});
+  check("after writes since the migration");
+  EXPECT_EQ(admins_[dst]->Text({"GET", ClusterKey(key_prefix_, e0w)}), Value(3, 0, "three"));
+  ASSERT_OK_AND_ASSIGN(auto all, store->Scan(""));
+  EXPECT_EQ(Rows(all), Rows(model));
+  // A store opened now reads the same.
+  ASSERT_OK_AND_ASSIGN(auto fresh, Open());
+  ASSERT_OK_AND_ASSIGN(auto all2, fresh->Scan(""));
+  EXPECT_EQ(Rows(all2), Rows(model));
+}
+
+TEST_P(RedisClusterStoreTest, KilledNodeFailsOnlyItsKeysDuringReadsThenRecovers) {
+  const char* dir = std::getenv("STRATALAKE_TEST_REDIS_CLUSTER_DIR");
+  if (dir == nullptr || *dir == '\0') {
+    if (RequireRedisCluster()) {
+      FAIL() << "STRATALAKE_REQUIRE_REDIS_CLUSTER=1 but STRATALAKE_TEST_REDIS_CLUSTER_DIR is "
+                "not set";
+    }
+    GTEST_SKIP() << "needs STRATALAKE_TEST_REDIS_CLUSTER_DIR (the folder given to "
+                    "scripts/redis_cluster.sh start) to kill and restart a node";
+  }
+  ASSERT_OK_AND_ASSIGN(auto store, Open());
+  std::vector<KeyValue> writes;
+  std::vector<std::string> keys;
+  for (int e = 0; e < 300; ++e) {
+    keys.push_back(std::string("v\0", 2) + std::to_string(e));
+    writes.push_back({keys.back(), Value(e, 0, "value " + std::to_string(e))});
+  }
+  ASSERT_OK(store->Write(writes, {}));
+
+  // The victim: the last seed's node, found in the cluster's folder by port.
+  const std::string victim_url = Seeds().back();
+  const std::string port = victim_url.substr(victim_url.rfind(':') + 1);
+  std::string node_dir;
+  for (int n = 1; n <= 3; ++n) {
+    std::string d = std::string(dir) + "/node" + std::to_string(n);
+    std::ifstream in(d + "/port");
+    std::string p;
+    if (in >> p && p == port) node_dir = d;
+  }
+  ASSERT_FALSE(node_dir.empty()) << "no node of " << dir << " listens on port " << port;
+  std::vector<bool> on_victim(keys.size());
+  size_t victim_keys = 0;
+  for (size_t i = 0; i < keys.size(); ++i) {
+    on_victim[i] = admins_.back()->Text({"EXISTS", ClusterKey(key_prefix_, keys[i])}) == "1";
+    victim_keys += on_victim[i];
+  }
+  ASSERT_GT(victim_keys, 0u);
+  ASSERT_LT(victim_keys, keys.size());
+
+  const char* server_env = std::getenv("REDIS_SERVER");
+  const std::string server = server_env && *server_env ? server_env : "/usr/bin/redis-server";
+  auto alive = [&] { return RedisAdmin(victim_url).ok(); };
+  auto restart = [&] { return std::system((server + " " + node_dir + "/redis.conf").c_str()); };
+  // Whatever happens below, the node is running again afterwards.
+  struct Restarter {
+    std::function<void()> fn;
+    ~Restarter() { fn(); }
+  } restarter{[&] {
+    if (!alive()) restart();
+  }};
+
+  // Readers all along: keys of the other nodes always read right; the
+  // victim's keys read right or fail.
+  std::atomic<bool> stop{false};
+  std::atomic<int> rounds{0}, rounds_with_errors{0}, wrong{0};
+  std::string first_wrong;
+  std::thread reader([&] {
+    std::vector<std::string_view> views(keys.begin(), keys.end());
+    while (!stop) {
+      std::vector<std::optional<std::string>> values;
+      std::vector<arrow::Status> errors;
+      arrow::Status st = store->MultiGetEach(views, &values, &errors);
+      bool any_error = false;
+      for (size_t i = 0; st.ok() && i < keys.size(); ++i) {
+        if (!errors[i].ok()) any_error = true;
+        bool right = errors[i].ok() ? values[i] == writes[i].value : on_victim[i];
+        if (!right && wrong++ == 0) {
+          first_wrong = "key " + keys[i] + ": " + errors[i].ToString();
+        }
+      }
+      if (!st.ok() && wrong++ == 0) first_wrong = st.ToString();
+      rounds_with_errors += any_error;
+      ++rounds;
+    }
+  });
+  while (rounds < 3) std::this_thread::sleep_for(std::chrono::milliseconds(5));
+
+  std::ifstream pid_file(node_dir + "/redis.pid");
+  pid_t pid = 0;
+  ASSERT_TRUE(pid_file >> pid) << node_dir;
+  ASSERT_EQ(::kill(pid, SIGKILL), 0);
+  while (alive()) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+
+  // While it is down: its keys fail, naming it; the others are read.
+  std::vector<std::string_view> views(keys.begin(), keys.end());
+  std::vector<std::optional<std::string>> values;
+  std::vector<arrow::Status> errors;
+  ASSERT_OK(store->MultiGetEach(views, &values, &errors));
+  for (size_t i = 0; i < keys.size(); ++i) {
+    if (on_victim[i]) {
+      EXPECT_FALSE(errors[i].ok()) << keys[i];
+      EXPECT_NE(errors[i].message().find("Redis Cluster node 127.0.0.1:" + port), std::string::npos)
+          << errors[i].ToString();
+      EXPECT_EQ(values[i], std::nullopt);
+    } else {
+      EXPECT_TRUE(errors[i].ok()) << keys[i] << ": " << errors[i].ToString();
+      EXPECT_EQ(values[i], writes[i].value) << keys[i];
+    }
+  }
+  // MultiGet of keys of the other nodes only works; with a victim key it
+  // fails naming the node and how many keys.
+  std::vector<std::string> others;
+  std::string victim_key;
+  for (size_t i = 0; i < keys.size(); ++i) {
+    if (!on_victim[i]) others.push_back(keys[i]);
+    if (on_victim[i] && victim_key.empty()) victim_key = keys[i];
+  }
+  ASSERT_OK(Get(store.get(), others, &values));
+  arrow::Status st = Get(store.get(), {others[0], victim_key}, &values);
+  EXPECT_TRUE(st.IsIOError()) << st.ToString();
+  EXPECT_NE(st.message().find("127.0.0.1:" + port), std::string::npos) << st.ToString();
+  EXPECT_NE(st.message().find("1 of 2 keys could not be read"), std::string::npos) << st.ToString();
+  // Writes likewise (another view, same entities: the same nodes).
+  const std::string other_view("w\0", 2);
+  ASSERT_OK(store->Write(KVs{{other_view + others[0].substr(2), Value(1, 0, "up")}}, {}));
+  st = store->Write(KVs{{other_view + victim_key.substr(2), Value(1, 0, "down")}}, {});
+  EXPECT_NE(st.message().find("127.0.0.1:" + port), std::string::npos) << st.ToString();
+  while (rounds_with_errors == 0) std::this_thread::sleep_for(std::chrono::milliseconds(5));
+
+  // Restarted (same port, node id, slots and data: nodes.conf and the
+  // append-only file), it rejoins the cluster and every key reads again. The
+  // wait's limit only stops a test that would hang.
+  ASSERT_EQ(restart(), 0);
+  bool recovered = false;
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
+  while (!recovered && std::chrono::steady_clock::now() < deadline) {
+    ASSERT_OK(store->MultiGetEach(views, &values, &errors));
+    recovered = true;
+    for (size_t i = 0; i < keys.size(); ++i) {
+      recovered = recovered && errors[i].ok() && values[i] == writes[i].value;
+    }
+    if (!recovered) std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  int before = rounds;
+  while (rounds < before + 3) std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  stop = true;
+  reader.join();
+  EXPECT_TRUE(recovered) << errors[0].ToString();
+  EXPECT_EQ(wrong, 0) << first_wrong;
+  EXPECT_GT(rounds_with_errors, 0);
+  ASSERT_OK(store->Write(KVs{{victim_key, Value(2000, 0, "after the restart")}}, {}));
+  ASSERT_OK(Get(store.get(), {victim_key}, &values));
+  EXPECT_EQ(values[0], Value(2000, 0, "after the restart"));
+}
+
+TEST_P(RedisClusterStoreTest, SeedsDownOrNotInAClusterAreReportedClearly) {
+  RedisOptions cluster;
+  cluster.cluster = true;
+  cluster.key_prefix = key_prefix_;
+  // A seed that is down is skipped.
+  int port = UnusedPort();
+  ASSERT_NE(port, 0);
+  std::string dead = "redis://127.0.0.1:" + std::to_string(port);
+  ASSERT_OK_AND_ASSIGN(auto store, OpenRedisStore(dead + "," + url_, cluster));
+  ASSERT_OK(store->Write(KVs{{"k", Value(1, 1, "v")}}, {}));
+  EXPECT_EQ(store->Describe().find("redis-cluster://127.0.0.1:" + std::to_string(port) + ","), 0u);
+  // Only seeds that are down.
+  auto none = OpenRedisStore(dead, cluster);
+  ASSERT_FALSE(none.ok());
+  EXPECT_TRUE(none.status().IsIOError()) << none.status().ToString();
+  EXPECT_NE(none.status().message().find("cannot reach any seed node"), std::string::npos)
+      << none.status().message();
+  EXPECT_NE(none.status().message().find("127.0.0.1:" + std::to_string(port)), std::string::npos)
+      << none.status().message();
+  // Bad seed lists.
+  for (const std::string& bad : {url_ + ",", Seeds()[0] + "/1", std::string("unix:///tmp/r.sock"),
+                                 "redis://:hunter2@" + Seeds()[0].substr(8) + "/2"}) {
+    auto result = OpenRedisStore(bad, cluster);
+    ASSERT_FALSE(result.ok()) << bad;
+    EXPECT_TRUE(HasErrorKind(result.status(), ErrorKind::kDefinitionError))
+        << bad << ": " << result.status().ToString();
+    EXPECT_EQ(result.status().message().find("hunter2"), std::string::npos);
+  }
+  // Several URLs without cluster: true.
+  auto several = OpenRedisStore(url_);
+  ASSERT_FALSE(several.ok());
+  EXPECT_NE(several.status().message().find("cluster: true"), std::string::npos)
+      << several.status().message();
+  // A one-server store pointed at a cluster node says what to change.
+  RedisOptions single;
+  single.key_prefix = key_prefix_;
+  ASSERT_OK_AND_ASSIGN(auto wrong, OpenRedisStore(Seeds()[0], single));
+  std::vector<std::string> keys;
+  for (int i = 0; i < 20; ++i) keys.push_back("k" + std::to_string(i));
+  std::vector<std::optional<std::string>> values;
+  arrow::Status st = Get(wrong.get(), keys, &values);
+  EXPECT_NE(st.message().find("set 'cluster: true' under online_store"), std::string::npos)
+      << st.ToString();
+  // A server that is not a cluster node, given as a cluster seed.
+  const char* standalone = std::getenv("STRATALAKE_TEST_REDIS_URL");
+  if (standalone != nullptr && *standalone != '\0') {
+    std::string url = standalone;
+    if (url.ends_with("/0")) url.resize(url.size() - 2);
+    auto not_cluster = OpenRedisStore(url, cluster);
+    ASSERT_FALSE(not_cluster.ok());
+    EXPECT_TRUE(HasErrorKind(not_cluster.status(), ErrorKind::kDefinitionError))
+        << not_cluster.status().ToString();
+    EXPECT_NE(not_cluster.status().message().find("is not a Redis Cluster node"), std::string::npos)
+        << not_cluster.status().message();
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(Backends, RedisClusterStoreTest, ::testing::Values(Backend::kRedisCluster),
+                         ParamName);
 
 // ---- the version prefix ----
 

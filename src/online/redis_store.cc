@@ -19,18 +19,14 @@
 //   idle timeout, network) reconnects once and repeats itself: every operation
 //   is safe to repeat, Write included, because re-applying the same writes in
 //   the same order under "newer wins" leaves the same values.
-// - Needs Redis 4.0 or newer (UNLINK); Redis Cluster is not supported (MGET and
-//   the script take keys from many slots).
+// - Needs Redis 4.0 or newer (UNLINK). Redis Cluster (RedisOptions::cluster)
+//   is redis_cluster.cc's store: MGET and the script take keys from many slots
+//   here.
 #include <hiredis/hiredis.h>
-#include <pthread.h>
-#include <sys/time.h>
 #include <unistd.h>
 
 #include <algorithm>
-#include <cerrno>
-#include <charconv>
 #include <condition_variable>
-#include <csignal>
 #include <cstdint>
 #include <functional>
 #include <map>
@@ -44,6 +40,7 @@
 #include <vector>
 
 #include "online/codec.h"
+#include "online/redis_common.h"
 #include "stratalake/online.h"
 #include "stratalake/status.h"
 
@@ -51,317 +48,7 @@ namespace stratalake::online {
 
 namespace {
 
-// Pairs per script call, and a cap on their bytes, so one call stays short
-// (the server runs nothing else while a script runs).
-constexpr size_t kPairsPerCall = 1000;
-constexpr size_t kBytesPerCall = size_t{1} << 20;
-// Keys per MGET.
-constexpr size_t kKeysPerMget = 1000;
-// Commands sent before reading their replies.
-constexpr size_t kPipelineDepth = 16;
-// SCAN's COUNT hint: keys examined per page.
-constexpr int kScanCount = 1000;
-// Socket read/write timeout once connected, so a hung server fails calls
-// instead of blocking them forever (RedisOptions has no setting for it).
-constexpr int kCommandTimeoutSeconds = 30;
-
-// The Lua comparison both scripts use: true when `old` is empty or the first
-// 16 bytes of `new` are >= those of `old`, compared as unsigned bytes.
-constexpr std::string_view kNewerOrEqualLua = R"lua(
-local function newer_or_equal(new, old)
-  for j = 1, 16 do
-    local x, y = string.byte(new, j), string.byte(old, j)
-    if y == nil then return true end
-    if x == nil then return false end
-    if x ~= y then return x > y end
-  end
-  return true
-end
-)lua";
-
-// KEYS[i] := ARGV[i] when nothing is stored or ARGV[i]'s first 16 bytes are
-// >= the stored value's. Returns the number set.
-constexpr std::string_view kNewerWinsBody = R"lua(
-local applied = 0
-for i = 1, #KEYS do
-  local old = redis.call('GETRANGE', KEYS[i], 0, 15)
-  if newer_or_equal(ARGV[i], old) then
-    redis.call('SET', KEYS[i], ARGV[i])
-    applied = applied + 1
-  end
-end
-return applied
-)lua";
-
-// For each i: KEYS[i] := ARGV[2i] (or deleted when that is empty) when nothing
-// is stored or the stored value's first 16 bytes are <= ARGV[2i-1] (KeyRepair).
-// Returns the number changed.
-constexpr std::string_view kRepairBody = R"lua(
-local changed = 0
-for i = 1, #KEYS do
-  local old = redis.call('GETRANGE', KEYS[i], 0, 15)
-  if newer_or_equal(ARGV[2 * i - 1], old) then
-    if ARGV[2 * i] == '' then
-      redis.call('DEL', KEYS[i])
-    else
-      redis.call('SET', KEYS[i], ARGV[2 * i])
-    end
-    changed = changed + 1
-  end
-end
-return changed
-)lua";
-
-const std::string& NewerWinsScript() {
-  static const std::string script = std::string(kNewerOrEqualLua) + std::string(kNewerWinsBody);
-  return script;
-}
-
-const std::string& RepairScript() {
-  static const std::string script = std::string(kNewerOrEqualLua) + std::string(kRepairBody);
-  return script;
-}
-
-// Keys per repair script call (repairs are rare: EVAL, not a cached script).
-constexpr size_t kRepairsPerCall = 500;
-
-struct ContextDeleter {
-  void operator()(redisContext* c) const { redisFree(c); }
-};
-using ContextPtr = std::unique_ptr<redisContext, ContextDeleter>;
-
-struct ReplyDeleter {
-  void operator()(redisReply* r) const { freeReplyObject(r); }
-};
-using ReplyPtr = std::unique_ptr<redisReply, ReplyDeleter>;
-
-// One command's arguments, pointing into memory the caller keeps alive until
-// the command is sent.
-struct Command {
-  std::vector<const char*> argv;
-  std::vector<size_t> lens;
-
-  void Clear() {
-    argv.clear();
-    lens.clear();
-  }
-  void Add(std::string_view arg) {
-    argv.push_back(arg.data());
-    lens.push_back(arg.size());
-  }
-};
-
-std::string_view ReplyText(const redisReply& r) { return std::string_view(r.str, r.len); }
-
-// hiredis sends with write(2), which raises SIGPIPE when the server has reset
-// the connection; by default that ends the process. A library must neither die
-// of it nor change the process's signal handling, so, as libpq does, SIGPIPE is
-// blocked in this thread while talking to the server and one it raised is
-// discarded (unless one was already pending, which is not ours to take).
-class SigpipeGuard {
- public:
-  SigpipeGuard() {
-    sigemptyset(&pipe_);
-    sigaddset(&pipe_, SIGPIPE);
-    pthread_sigmask(SIG_BLOCK, &pipe_, &old_mask_);
-    sigset_t pending;
-    sigpending(&pending);
-    was_pending_ = sigismember(&pending, SIGPIPE) == 1;
-  }
-  ~SigpipeGuard() {
-    if (!was_pending_) {
-      sigset_t pending;
-      sigpending(&pending);
-      if (sigismember(&pending, SIGPIPE) == 1) {
-        timespec no_wait{};
-        while (sigtimedwait(&pipe_, nullptr, &no_wait) < 0 && errno == EINTR) {
-        }
-      }
-    }
-    pthread_sigmask(SIG_SETMASK, &old_mask_, nullptr);
-  }
-  SigpipeGuard(const SigpipeGuard&) = delete;
-  SigpipeGuard& operator=(const SigpipeGuard&) = delete;
-
- private:
-  sigset_t pipe_;
-  sigset_t old_mask_;
-  bool was_pending_ = false;
-};
-
-// ---- URLs ------------------------------------------------------------------
-
-struct RedisUrl {
-  bool unix_socket = false;
-  std::string host;  // without brackets; the socket's path for unix://
-  int port = 6379;
-  int db = 0;
-  std::string user;  // empty: the default user
-  std::string password;
-
-  // Without the credentials.
-  std::string Describe() const {
-    if (unix_socket) return "unix://" + host + "?db=" + std::to_string(db);
-    bool v6 = host.find(':') != std::string::npos;
-    return "redis://" + (v6 ? "[" + host + "]" : host) + ":" + std::to_string(port) + "/" +
-           std::to_string(db);
-  }
-};
-
-// `url` with its credentials (before the last '@', or a password= parameter)
-// replaced by "***", for error messages.
-std::string Redacted(std::string url) {
-  size_t scheme = url.find("://");
-  size_t at = url.rfind('@');
-  if (scheme != std::string::npos && at != std::string::npos && at > scheme) {
-    url = url.substr(0, scheme + 3) + "***" + url.substr(at);
-  }
-  if (size_t p = url.find("password="); p != std::string::npos) {
-    size_t end = url.find('&', p);
-    url = url.substr(0, p + 9) + "***" + (end == std::string::npos ? "" : url.substr(end));
-  }
-  return url;
-}
-
-arrow::Status UrlError(const std::string& url, const std::string& why) {
-  return MakeError(arrow::StatusCode::Invalid, ErrorKind::kDefinitionError,
-                   "invalid Redis online store URL '" + Redacted(url) + "': " + why +
-                       "; use redis://[[user]:password@]host[:port][/db] or "
-                       "unix:///path/to/redis.sock[?db=N] (online_store in stratalake.yaml)");
-}
-
-std::optional<int> ParseInt(std::string_view s, int min, int max) {
-  int v = 0;
-  auto [end, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
-  if (s.empty() || ec != std::errc() || end != s.data() + s.size() || v < min || v > max) {
-    return std::nullopt;
-  }
-  return v;
-}
-
-std::optional<std::string> PercentDecode(std::string_view s) {
-  std::string out;
-  for (size_t i = 0; i < s.size(); ++i) {
-    if (s[i] != '%') {
-      out.push_back(s[i]);
-      continue;
-    }
-    if (i + 2 >= s.size()) return std::nullopt;
-    unsigned v = 0;
-    auto [end, ec] = std::from_chars(s.data() + i + 1, s.data() + i + 3, v, 16);
-    if (ec != std::errc() || end != s.data() + i + 3) return std::nullopt;
-    out.push_back(static_cast<char>(v));
-    i += 2;
-  }
-  return out;
-}
-
-arrow::Result<RedisUrl> ParseRedisUrl(const std::string& url) {
-  RedisUrl out;
-  std::string_view rest(url);
-  if (rest.starts_with("rediss://")) {
-    return UrlError(url, "TLS (rediss://) is not supported; use redis:// on a trusted network");
-  }
-  if (rest.starts_with("unix://")) {
-    rest.remove_prefix(7);
-    out.unix_socket = true;
-    std::string_view query;
-    if (size_t q = rest.find('?'); q != std::string_view::npos) {
-      query = rest.substr(q + 1);
-      rest = rest.substr(0, q);
-    }
-    if (!rest.starts_with("/")) return UrlError(url, "the socket path must be absolute");
-    out.host = std::string(rest);
-    while (!query.empty()) {
-      size_t amp = query.find('&');
-      std::string_view param = query.substr(0, amp);
-      query = amp == std::string_view::npos ? std::string_view() : query.substr(amp + 1);
-      size_t eq = param.find('=');
-      std::string_view name = param.substr(0, eq);
-      std::string_view value = eq == std::string_view::npos ? "" : param.substr(eq + 1);
-      if (name == "db") {
-        auto db = ParseInt(value, 0, 1 << 20);
-        if (!db) return UrlError(url, "db must be a database number");
-        out.db = *db;
-      } else if (name == "password" || name == "user") {
-        auto decoded = PercentDecode(value);
-        if (!decoded) return UrlError(url, "bad percent-encoding in " + std::string(name));
-        (name == "user" ? out.user : out.password) = *decoded;
-      } else {
-        return UrlError(
-            url, "unknown parameter '" + std::string(name) + "' (known: db, user, password)");
-      }
-    }
-    return out;
-  }
-  if (!rest.starts_with("redis://")) {
-    return UrlError(url, "the scheme must be redis:// or unix://");
-  }
-  rest.remove_prefix(8);
-  if (rest.find('?') != std::string_view::npos) {
-    return UrlError(url, "query parameters are not supported (put the database after a slash)");
-  }
-  // The last '@' ends the credentials, so a password may hold '@' and '/'.
-  if (size_t at = rest.rfind('@'); at != std::string_view::npos) {
-    std::string_view userinfo = rest.substr(0, at);
-    rest.remove_prefix(at + 1);
-    size_t colon = userinfo.find(':');
-    if (colon == std::string_view::npos) {
-      return UrlError(url, "put the password after a colon: redis://:password@host");
-    }
-    auto user = PercentDecode(userinfo.substr(0, colon));
-    auto password = PercentDecode(userinfo.substr(colon + 1));
-    if (!user || !password) return UrlError(url, "bad percent-encoding in the credentials");
-    out.user = *user;
-    out.password = *password;
-  }
-  size_t slash = rest.find('/');
-  std::string_view hostport = rest.substr(0, slash);
-  std::string_view path = slash == std::string_view::npos ? "" : rest.substr(slash + 1);
-  std::string_view port;
-  if (hostport.starts_with("[")) {
-    size_t close = hostport.find(']');
-    if (close == std::string_view::npos) return UrlError(url, "unclosed '[' in the host");
-    out.host = std::string(hostport.substr(1, close - 1));
-    std::string_view after = hostport.substr(close + 1);
-    if (!after.empty()) {
-      if (after[0] != ':') return UrlError(url, "expected ':port' after the IPv6 address");
-      port = after.substr(1);
-      if (port.empty()) return UrlError(url, "empty port");
-    }
-  } else {
-    size_t colon = hostport.find(':');
-    out.host = std::string(hostport.substr(0, colon));
-    if (colon != std::string_view::npos) {
-      port = hostport.substr(colon + 1);
-      if (port.empty()) return UrlError(url, "empty port");
-    }
-  }
-  if (out.host.empty()) return UrlError(url, "no host");
-  if (!port.empty()) {
-    auto p = ParseInt(port, 1, 65535);
-    if (!p) return UrlError(url, "the port must be a number from 1 to 65535");
-    out.port = *p;
-  }
-  if (!path.empty()) {
-    auto db = ParseInt(path, 0, 1 << 20);
-    if (!db) return UrlError(url, "the path must be a database number, e.g. /0");
-    out.db = *db;
-  }
-  return out;
-}
-
-// "*", "?", "[", "]" and "\" escaped, so `literal` matches only itself in a
-// SCAN MATCH pattern.
-std::string GlobEscape(std::string_view literal) {
-  std::string out;
-  out.reserve(literal.size() + 8);
-  for (char c : literal) {
-    if (c == '*' || c == '?' || c == '[' || c == ']' || c == '\\') out.push_back('\\');
-    out.push_back(c);
-  }
-  return out;
-}
+using namespace redis;  // NOLINT: this file is its implementation
 
 // ---- the store ---------------------------------------------------------------
 
@@ -600,7 +287,10 @@ class RedisStore : public OnlineStore {
   }
 
   RedisStore(RedisUrl url, const RedisOptions& options)
-      : url_(std::move(url)), options_(options), describe_(url_.Describe()) {
+      : url_(std::move(url)),
+        options_(options),
+        describe_(url_.Describe()),
+        where_("the Redis online store at " + describe_) {
     // Unopened slots first: Take() prefers connections already open.
     for (int i = 0; i < options_.pool_size - 1; ++i) idle_.emplace_back();
   }
@@ -615,73 +305,8 @@ class RedisStore : public OnlineStore {
 
   // ---- connections ----
 
-  // `what` fails on the server: "connect to", "log in to", ...
-  arrow::Status ConnectError(std::string_view what, std::string_view error,
-                             bool reached = false) const {
-    return arrow::Status::IOError("cannot ", what, " the Redis online store at ", describe_, ": ",
-                                  error, reached ? "; fix" : "; start redis-server or fix",
-                                  " online_store in stratalake.yaml");
-  }
-
   arrow::Result<ContextPtr> Connect() const {
-    timeval tv{};
-    tv.tv_sec = options_.connect_timeout_ms / 1000;
-    tv.tv_usec = (options_.connect_timeout_ms % 1000) * 1000;
-    ContextPtr c(url_.unix_socket ? redisConnectUnixWithTimeout(url_.host.c_str(), tv)
-                                  : redisConnectWithTimeout(url_.host.c_str(), url_.port, tv));
-    if (c == nullptr) {
-      return arrow::Status::OutOfMemory("cannot allocate a Redis connection for ", describe_);
-    }
-    if (c->err != 0) return ConnectError("connect to", c->errstr);
-    timeval command_timeout{};
-    command_timeout.tv_sec = kCommandTimeoutSeconds;
-    if (redisSetTimeout(c.get(), command_timeout) != REDIS_OK) {
-      return ConnectError("connect to", c->errstr);
-    }
-    // AUTH, SELECT and a client name (so CLIENT LIST shows who is connected)
-    // in one round trip.
-    enum Step { kAuth, kSelect, kName };
-    std::vector<Step> steps;
-    if (!url_.password.empty() || !url_.user.empty()) steps.push_back(kAuth);
-    if (url_.db != 0) steps.push_back(kSelect);
-    steps.push_back(kName);
-    std::string db = std::to_string(url_.db);
-    std::string name = "stratalake-" + std::to_string(::getpid());
-    arrow::Status status = RoundTrip(
-        c.get(), 0, steps.size(),
-        [&](size_t i, Command* cmd) {
-          switch (steps[i]) {
-            case kAuth:
-              cmd->Add("AUTH");
-              if (!url_.user.empty()) cmd->Add(url_.user);
-              cmd->Add(url_.password);
-              break;
-            case kSelect:
-              cmd->Add("SELECT");
-              cmd->Add(db);
-              break;
-            case kName:
-              cmd->Add("CLIENT");
-              cmd->Add("SETNAME");
-              cmd->Add(name);
-              break;
-          }
-        },
-        [&](size_t i, const redisReply& r) -> arrow::Status {
-          if (r.type != REDIS_REPLY_ERROR || steps[i] == kName) return arrow::Status::OK();
-          if (steps[i] == kAuth) {
-            return ConnectError(
-                "log in to",
-                "the server refused the user or password (" + std::string(ReplyText(r)) + ")",
-                /*reached=*/true);
-          }
-          return ConnectError("select database " + db + " of",
-                              "the server refused it (" + std::string(ReplyText(r)) + ")",
-                              /*reached=*/true);
-        },
-        "connecting", /*pass_errors=*/true);
-    if (!status.ok()) return status;
-    return c;
+    return redis::Connect(url_, options_.connect_timeout_ms, where_);
   }
 
   // Takes a pool slot (an open connection, or nullptr for one to open),
@@ -726,50 +351,15 @@ class RedisStore : public OnlineStore {
     }
   }
 
-  // Sends commands [begin, end) (build(i, cmd) fills command i), then reads
-  // their replies in order, passing each to handle(i, reply); error replies
-  // become an IOError without reaching handle unless `pass_errors`. Reads every
-  // reply even after an error, so the connection stays in step; returns the
-  // first error.
   template <typename Build, typename Handle>
   arrow::Status RoundTrip(redisContext* c, size_t begin, size_t end, Build&& build, Handle&& handle,
                           std::string_view what, bool pass_errors = false) const {
-    SigpipeGuard no_sigpipe;
-    Command cmd;
-    for (size_t i = begin; i < end; ++i) {
-      cmd.Clear();
-      build(i, &cmd);
-      if (redisAppendCommandArgv(c, static_cast<int>(cmd.argv.size()), cmd.argv.data(),
-                                 cmd.lens.data()) != REDIS_OK) {
-        return ConnectionLost(c, what);
-      }
-    }
-    arrow::Status first_error;
-    for (size_t i = begin; i < end; ++i) {
-      void* raw = nullptr;
-      if (redisGetReply(c, &raw) != REDIS_OK || raw == nullptr) return ConnectionLost(c, what);
-      ReplyPtr reply(static_cast<redisReply*>(raw));
-      if (!first_error.ok()) continue;
-      if (reply->type == REDIS_REPLY_ERROR && !pass_errors) {
-        first_error = arrow::Status::IOError("Redis online store ", describe_, ": ", what, ": ",
-                                             ReplyText(*reply));
-      } else {
-        first_error = handle(i, *reply);
-      }
-    }
-    return first_error;
-  }
-
-  arrow::Status ConnectionLost(redisContext* c, std::string_view what) const {
-    if (c->err == 0) c->err = REDIS_ERR_OTHER;  // so the connection is not reused
-    return arrow::Status::IOError("lost the connection to the Redis online store at ", describe_,
-                                  " while ", what, ": ", c->errstr,
-                                  "; check that redis-server is running");
+    return redis::RoundTrip(c, begin, end, std::forward<Build>(build), std::forward<Handle>(handle),
+                            what, where_, pass_errors);
   }
 
   arrow::Status Unexpected(std::string_view command, const redisReply& r) const {
-    return arrow::Status::IOError("Redis online store ", describe_, ": unexpected reply type ",
-                                  r.type, " to ", command);
+    return redis::Unexpected(where_, command, r);
   }
 
   // ---- commands ----
@@ -900,6 +490,7 @@ class RedisStore : public OnlineStore {
   const RedisUrl url_;
   const RedisOptions options_;
   const std::string describe_;
+  const std::string where_;  // for messages: "the Redis online store at redis://..."
 
   std::mutex mu_;
   std::condition_variable cv_;
@@ -911,6 +502,13 @@ class RedisStore : public OnlineStore {
 
 arrow::Result<std::unique_ptr<OnlineStore>> OpenRedisStore(const std::string& url,
                                                            const RedisOptions& options) {
+  if (options.cluster) return OpenRedisClusterStore(url, options);
+  if (url.find(',') != std::string::npos && url.starts_with("redis://")) {
+    return MakeError(arrow::StatusCode::Invalid, ErrorKind::kDefinitionError,
+                     "Redis online store '" + Redacted(url) +
+                         "': several URLs are seed nodes of a Redis Cluster; set 'cluster: "
+                         "true' under online_store in stratalake.yaml (or give one URL)");
+  }
   return RedisStore::Open(url, options);
 }
 

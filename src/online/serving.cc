@@ -92,12 +92,22 @@ arrow::Result<std::shared_ptr<const CompiledRequest>> Compile(
 
 }  // namespace
 
+arrow::Status OnlineStore::MultiGetEach(std::span<const std::string_view> keys,
+                                        std::vector<std::optional<std::string>>* values,
+                                        std::vector<arrow::Status>* errors) {
+  arrow::Status st = MultiGet(keys, values);
+  errors->assign(keys.size(), st);
+  if (!st.ok()) values->assign(keys.size(), std::nullopt);
+  return arrow::Status::OK();
+}
+
 arrow::Result<std::unique_ptr<OnlineStore>> OpenRepositoryStore(const repo::FeatureRepository& repo,
                                                                 bool read_only) {
   const auto& c = repo.config();
   if (c.online_store_type == "redis") {
     RedisOptions o;
     o.key_prefix = c.project + ":";
+    o.cluster = c.online_store_cluster;
     return OpenRedisStore(c.online_store, o);
   }
   return OpenRocksDbStore(c.online_store, read_only);

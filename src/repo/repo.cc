@@ -196,6 +196,7 @@ arrow::Result<RepoConfig> ReadRepoConfig(const fs::path& root, const fs::path& f
 
   YAML::Node on = doc["online_store"];
   std::string on_type = "embedded", on_path = ".stratalake/online";
+  bool on_cluster = false;
   if (on.IsSequence()) {
     return DefError(r.Where(on) +
                     ": 'online_store' must be a type (embedded or redis) or a mapping with "
@@ -203,20 +204,67 @@ arrow::Result<RepoConfig> ReadRepoConfig(const fs::path& root, const fs::path& f
   } else if (on.IsScalar()) {
     ARROW_ASSIGN_OR_RAISE(on_type, r.Scalar(on, "online_store", "embedded"));
   } else if (on.IsMap()) {
-    ARROW_RETURN_NOT_OK(r.Keys(on, "online_store key", {"type", "path", "url"}));
+    ARROW_RETURN_NOT_OK(r.Keys(on, "online_store key", {"type", "path", "url", "cluster"}));
     if (on["path"] && on["url"]) {
       return DefError(r.Where(on) + ": 'online_store' has both 'path' and 'url'; keep one");
     }
     ARROW_ASSIGN_OR_RAISE(on_type, r.Scalar(on["type"], "online_store.type", "embedded"));
-    ARROW_ASSIGN_OR_RAISE(on_path,
-                          r.Scalar(on["path"] ? on["path"] : on["url"], "online_store.path",
-                                   on_type == "redis" ? "redis://127.0.0.1:6379" : on_path));
+    YAML::Node url = on["path"] ? on["path"] : on["url"];
+    if (url.IsSequence()) {
+      // Redis Cluster seed nodes.
+      if (url.size() == 0) {
+        return DefError(r.Where(url) +
+                        ": 'online_store.url' is an empty list; give the "
+                        "Redis Cluster's nodes, e.g. [redis://10.0.0.1:7000]");
+      }
+      on_path.clear();
+      for (size_t i = 0; i < url.size(); ++i) {
+        if (!url[i].IsScalar()) {
+          return DefError(r.Where(url[i]) +
+                          ": each seed node in 'online_store.url' must be a "
+                          "redis:// URL");
+        }
+        ARROW_ASSIGN_OR_RAISE(std::string seed, r.Scalar(url[i], "online_store.url", ""));
+        if (seed.empty() || seed.find(',') != std::string::npos) {
+          return DefError(r.Where(url[i]) +
+                          ": each seed node in 'online_store.url' must be "
+                          "one redis:// URL");
+        }
+        on_path += (i ? "," : "") + seed;
+      }
+      on_cluster = true;
+    } else {
+      ARROW_ASSIGN_OR_RAISE(on_path,
+                            r.Scalar(url, "online_store.path",
+                                     on_type == "redis" ? "redis://127.0.0.1:6379" : on_path));
+    }
+    if (on["cluster"]) {
+      ARROW_ASSIGN_OR_RAISE(std::string cluster,
+                            r.Scalar(on["cluster"], "online_store.cluster", "false"));
+      if (cluster != "true" && cluster != "false") {
+        return DefError(r.Where(on["cluster"]) +
+                        ": 'online_store.cluster' must be true or "
+                        "false, not '" +
+                        cluster + "'");
+      }
+      if (cluster == "false" && on_cluster) {
+        return DefError(r.Where(on["cluster"]) +
+                        ": 'online_store.url' lists several nodes, which is a Redis Cluster; "
+                        "set 'cluster: true' (or give one URL)");
+      }
+      on_cluster = cluster == "true";
+    }
+    if (on_cluster && on_type != "redis") {
+      return DefError(r.Where(on) + ": 'cluster' and a list of URLs are for type: redis, not '" +
+                      on_type + "'");
+    }
   }
   if (on_type != "embedded" && on_type != "redis") {
     return DefError(r.Where(on.IsMap() ? on["type"] : on) + ": unknown online_store type '" +
                     on_type + "' (use embedded or redis)");
   }
   c.online_store_type = on_type;
+  c.online_store_cluster = on_cluster;
   c.online_store = on_type == "embedded" ? Resolve(c.root, on_path) : on_path;
 
   ARROW_ASSIGN_OR_RAISE(std::string reg,

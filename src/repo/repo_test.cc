@@ -76,7 +76,8 @@ TEST(RepoConfig, Issue24WrongTypedValuesAreErrors) {
   EXPECT_EQ(ConfigError("offline_store: {}\n"),
             "stratalake.yaml:1:16: 'offline_store' needs 'path' (a folder or s3:// URI)");
   EXPECT_EQ(ConfigError("online_store: {type: redis, uri: x}\n"),
-            "stratalake.yaml:1:29: unknown online_store key 'uri' (known: type, path, url)");
+            "stratalake.yaml:1:29: unknown online_store key 'uri' (known: type, path, url, "
+            "cluster)");
   EXPECT_EQ(ConfigError("online_store: {type: [redis]}\n"),
             "stratalake.yaml:1:22: 'online_store.type' must be a single value, not a list");
   EXPECT_EQ(ConfigError("project: [a]\n"),
@@ -97,6 +98,42 @@ TEST(RepoConfig, GoodConfigStillLoads) {
   EXPECT_EQ(c.default_timestamp_field, "ts");
   ASSERT_EQ(c.definitions.size(), 2u);
   EXPECT_EQ(c.definitions[1], dir.Join("more.yaml"));
+}
+
+TEST(RepoConfig, RedisClusterSeedsAndFlag) {
+  TempDir dir;
+  std::ofstream(dir.Join("stratalake.yaml"))
+      << "project: shop\nonline_store:\n  type: redis\n  url: [redis://10.0.0.1:7000, "
+         "'redis://:s3cret@10.0.0.2:7001']\n";
+  ASSERT_OK_AND_ASSIGN(auto c, LoadRepoConfig(dir.path()));
+  EXPECT_EQ(c.online_store_type, "redis");
+  EXPECT_TRUE(c.online_store_cluster);
+  EXPECT_EQ(c.online_store, "redis://10.0.0.1:7000,redis://:s3cret@10.0.0.2:7001");
+
+  std::ofstream(dir.Join("stratalake.yaml"))
+      << "project: shop\nonline_store: {type: redis, cluster: true, url: redis://h:7000}\n";
+  ASSERT_OK_AND_ASSIGN(c, LoadRepoConfig(dir.path()));
+  EXPECT_TRUE(c.online_store_cluster);
+  EXPECT_EQ(c.online_store, "redis://h:7000");
+
+  std::ofstream(dir.Join("stratalake.yaml"))
+      << "project: shop\nonline_store: {type: redis, url: redis://h:6379/2}\n";
+  ASSERT_OK_AND_ASSIGN(c, LoadRepoConfig(dir.path()));
+  EXPECT_FALSE(c.online_store_cluster);
+
+  EXPECT_EQ(ConfigError("online_store: {type: redis, cluster: yes please}\n"),
+            "stratalake.yaml:1:38: 'online_store.cluster' must be true or false, not 'yes "
+            "please'");
+  EXPECT_EQ(ConfigError("online_store: {type: redis, cluster: false, url: [redis://a, "
+                        "redis://b]}\n"),
+            "stratalake.yaml:1:38: 'online_store.url' lists several nodes, which is a Redis "
+            "Cluster; set 'cluster: true' (or give one URL)");
+  EXPECT_EQ(ConfigError("online_store: {type: redis, url: []}\n"),
+            "stratalake.yaml:1:34: 'online_store.url' is an empty list; give the Redis "
+            "Cluster's nodes, e.g. [redis://10.0.0.1:7000]");
+  EXPECT_EQ(ConfigError("online_store: {type: embedded, cluster: true}\n"),
+            "stratalake.yaml:1:15: 'cluster' and a list of URLs are for type: redis, not "
+            "'embedded'");
 }
 
 TEST(RepoConfig, Issue24DuplicateKeysInADefinitionFileNameTheFileAndLine) {

@@ -684,6 +684,59 @@ def test_redis_backend_end_to_end(tmp_path):
     assert a == b
 
 
+REDIS_CLUSTER = os.environ.get("STRATALAKE_TEST_REDIS_CLUSTER")
+
+
+def test_redis_cluster_backend_end_to_end(tmp_path):
+    """The same repository on a Redis Cluster (scripts/redis_cluster.sh): materialize, serve,
+    push and teardown answer what the embedded store and one Redis server answer."""
+    if not REDIS_CLUSTER:
+        if os.environ.get("STRATALAKE_REQUIRE_REDIS_CLUSTER") == "1":
+            raise AssertionError(
+                "STRATALAKE_REQUIRE_REDIS_CLUSTER=1 but STRATALAKE_TEST_REDIS_CLUSTER is unset")
+        pytest.skip("no Redis Cluster (STRATALAKE_TEST_REDIS_CLUSTER)")
+    seeds = REDIS_CLUSTER.split(",")
+    repo = make_shop(tmp_path / "cshop",
+                     online=f"  type: redis\n  cluster: true\n  url: [{', '.join(seeds)}]")
+    out = json.loads(sl("materialize", "2020-01-01T00:00:00Z", NOW, "--json", repo=repo).stdout)
+    assert out["store"] == "redis-cluster://" + ",".join(u[len("redis://"):] for u in seeds)
+    local = make_shop(tmp_path / "lshop")
+    sl("materialize", "2020-01-01T00:00:00Z", NOW, repo=local)
+    features = "customer_profile:country,customer_profile:age"
+    ids = ",".join(str(i) for i in range(0, 60)) + ",999999"
+
+    def online(r):
+        return json.loads(sl("get-online", "--features", features, "--entity",
+                             f"customer_id={ids}", "--json", repo=r).stdout)
+
+    assert online(repo) == online(local)
+    s = Server(repo)
+    try:
+        status, resp = s.post("/get-online-features", {
+            "features": ["customer_profile:country", "customer_profile:age"],
+            "entities": {"customer_id": [1, 2, 999999]}})
+        assert status == 200
+        assert as_rows(resp)["country"][1] == ["PRESENT", "PRESENT", "NOT_FOUND"]
+        status, _ = s.post("/push", {"push_source_name": "clicks_stream",
+                                     "df": click(9, "/cluster"), "to": "online"})
+        assert status == 200
+        _, resp = s.post("/get-online-features", {"features": ["live_clicks:page"],
+                                                  "entities": {"customer_id": [9]}})
+        assert as_rows(resp)["page"] == (["/cluster"], ["PRESENT"])
+    finally:
+        assert s.stop() == 0
+    # One server started with a single seed finds the other nodes.
+    one = make_shop(tmp_path / "oshop",
+                    online=f"  type: redis\n  cluster: true\n  url: {seeds[-1]}")
+    sl("materialize", "2020-01-01T00:00:00Z", NOW, repo=one)
+    assert online(one) == online(local)
+    # Teardown removes the keys from every node.
+    sl("teardown", repo=repo)
+    gone = online(repo)["results"]
+    assert all(st == "NOT_FOUND" for col in gone[1:] for st in col["statuses"])
+    assert len(gone[1]["statuses"]) == 61
+
+
 # ---- registry refresh and crash safety ------------------------------------------------------
 
 def test_the_server_picks_up_a_new_registry_version(tmp_path):
