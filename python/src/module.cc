@@ -856,6 +856,7 @@ NB_MODULE(_core, m) {
   BindTransform(m);
 
   BindInit(m);
+  BindSpark(m);
 
   nb::class_<Snapshot>(m, "Snapshot")
       .def_prop_ro("version", &Snapshot::version)
