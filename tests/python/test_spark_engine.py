@@ -261,8 +261,8 @@ def test_materialize_from_spark_equals_local(repo, spark):
     want, want_marks = online_state(repo, keys)
     FeatureStore(repo).teardown()
     reports = FeatureStore(repo, engine="spark", spark=spark).materialize(start, end)
-    assert [(r["view"], r["to_version"]) for r in reports] == [("user_scores", 1),
-                                                               ("user_profile", 0)]
+    assert sorted((r["view"], r["to_version"]) for r in reports) == [("user_profile", 0),
+                                                                     ("user_scores", 1)]
     got, got_marks = online_state(repo, keys)
     assert got == want
     assert got_marks == want_marks and len(got_marks) == 2
