@@ -116,7 +116,7 @@ def build(root: Path, n_ent: int, n_feat: int, keys: int, seed: int = 7) -> Path
 def worker(args) -> None:
     """One engine in this process; prints a JSON line of timings."""
     from stratalake import FeatureStore
-    ents = pq.read_table(args.entities)
+    ents = pq.read_table(args.entity_file)
     out = {"engine": args.worker, "master": args.master}
     if args.worker == "local":
         t = time.perf_counter()
@@ -160,6 +160,7 @@ def main() -> None:
     ap.add_argument("--worker", help=argparse.SUPPRESS)
     ap.add_argument("--master", help=argparse.SUPPRESS)
     ap.add_argument("--repo", help=argparse.SUPPRESS)
+    ap.add_argument("--entity-file", help=argparse.SUPPRESS)
     ap.add_argument("--result", help=argparse.SUPPRESS)
     ap.add_argument("--delta", help=argparse.SUPPRESS)
     args = ap.parse_args()
@@ -173,7 +174,7 @@ def main() -> None:
         print(f"data: {args.entities:,} entity rows, 2 views ({args.features:,} + "
               f"{max(1, args.keys // 2):,} feature rows), {args.keys:,} keys "
               f"(built in {time.perf_counter() - t:.1f} s); {os.cpu_count()} CPUs")
-        me = [sys.executable, __file__, "--repo", str(repo), "--entities",
+        me = [sys.executable, __file__, "--repo", str(repo), "--entity-file",
               str(root / "entities.parquet"), "--partitions", args.partitions]
         results = [run(me + ["--worker", "local", "--result", str(root / "local.parquet")])]
         want = pq.read_table(root / "local.parquet")

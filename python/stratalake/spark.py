@@ -302,15 +302,18 @@ def historical(spark, repo: str, entities: Any, output: str, *, features: Sequen
             if f.dataType.simpleString() == "timestamp_ntz":
                 out = out.withColumn(f.name, F.col(f"`{f.name}`").cast("timestamp"))
         out.write.format("delta").mode("errorifexists").save(output)
-        written = spark.read.format("delta").load(output)
         feature_names = [p["views"][v]["output_names"][j] for v, j in p["order"]]
-        counts = written.agg(F.count(F.lit(1)).alias("rows"),
-                             *[F.count(F.col(f"`{n}`")).alias(f"c{i}")
-                               for i, n in enumerate(feature_names)]).first()
-        p["rows"] = int(counts["rows"])
+        counts = _stats_counts(output, feature_names)
+        if counts is None:  # no statistics for some column: count with Spark
+            row = spark.read.format("delta").load(output).agg(
+                F.count(F.lit(1)).alias("rows"),
+                *[F.count(F.col(f"`{n}`")).alias(f"c{i}") for i, n in enumerate(feature_names)]
+            ).first()
+            counts = (int(row["rows"]), [int(row[f"c{i}"]) for i in range(len(feature_names))])
+        p["rows"] = counts[0]
         p["output"] = output
         warnings = list(p["warnings"])
-        if p["rows"] and feature_names and not any(counts[f"c{i}"] for i in range(len(feature_names))):
+        if p["rows"] and feature_names and not any(counts[1]):
             warnings.append({"code": "all_features_null", "view": "", "source": "",
                              "push_source": False, "rows_read": _rows_read(spark, p)})
         p["warnings"] = warnings
@@ -318,6 +321,25 @@ def historical(spark, repo: str, entities: Any, output: str, *, features: Sequen
     finally:
         ents.close()
         shutil.rmtree(scratch, ignore_errors=True)
+
+
+def _stats_counts(output: str, columns: Sequence[str]) -> Optional[Tuple[int, List[int]]]:
+    """(rows, non-null values per column) from the Delta log's file statistics (no scan);
+    None when a file has no statistics for one of the columns."""
+    import json
+    from .table import DeltaTable
+    rows, values = 0, [0] * len(columns)
+    for text in DeltaTable(output).get_add_actions().column("stats").to_pylist():
+        if not text:
+            return None
+        st = json.loads(text)
+        n, nulls = int(st.get("numRecords", -1)), st.get("nullCount", {})
+        if n < 0 or any(c not in nulls for c in columns):
+            return None
+        rows += n
+        for i, c in enumerate(columns):
+            values[i] += n - int(nulls[c])
+    return rows, values
 
 
 def _rows_read(spark, p: Dict[str, Any]) -> int:
