@@ -493,8 +493,13 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     import warnings as _w
     from ._warnings import warning_text
     args = json.loads((argv or sys.argv[1:])[0])
-    spark = spark_session(args.get("master") or None)
     try:
+        if args["command"] == "get-historical" and args["entities"].endswith(".parquet"):
+            # The request's errors before Spark starts (it takes seconds to).
+            plan(args["repo"], pq.read_schema(args["entities"]), args.get("features", []),
+                 args.get("feature_service", ""), bool(args.get("full_feature_names")),
+                 args.get("as_of_ms"), args.get("timestamp_column") or "event_timestamp")
+        spark = spark_session(args.get("master") or None)
         if args["command"] == "get-historical":
             output = args.get("output") or ""
             name = args.get("save_as") or ""

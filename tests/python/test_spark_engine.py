@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import os
 import sqlite3
 import subprocess
 import time
@@ -252,7 +253,24 @@ def online_state(repo: Path, keys: list) -> tuple[dict, dict]:
             "times": resp.event_timestamps()}, marks
 
 
-def test_materialize_from_spark_equals_local(repo, spark):
+@pytest.fixture(params=["embedded", "redis"])
+def online_repo(request, repo) -> Path:
+    """The repository with its embedded online store, or with a Redis one (the executors
+    write their partitions to it in parallel)."""
+    if request.param == "redis":
+        url = os.environ.get("STRATALAKE_TEST_REDIS_URL")
+        if not url:
+            if os.environ.get("STRATALAKE_REQUIRE_REDIS") == "1":
+                raise AssertionError("STRATALAKE_REQUIRE_REDIS=1 but STRATALAKE_TEST_REDIS_URL is unset")
+            pytest.skip("no Redis server (STRATALAKE_TEST_REDIS_URL)")
+        (repo / "stratalake.yaml").write_text(
+            CONFIG + f"online_store:\n  type: redis\n  url: {url}\n")
+        FeatureStore(repo).teardown()  # keys a previous run left in the shared database
+    return repo
+
+
+def test_materialize_from_spark_equals_local(online_repo, spark):
+    repo = online_repo
     keys = [1, 2, 3, 4, 5, 6]
     start, end = T(0), T(10)
     local = FeatureStore(repo)
