@@ -343,6 +343,16 @@ struct MaterializeReport {
 arrow::Result<MaterializeReport> Materialize(const repo::FeatureRepository& repo,
                                              OnlineStore& store, const MaterializeOptions& options);
 
+/// For a materialization done by another engine (the Spark engine writes the
+/// winning row of every key with WriteToOnlineStore, in parallel): records the
+/// view's watermark exactly as Materialize does at the end of a full run that
+/// read the source at `source_version` up to `end_us`, so a later
+/// `materialize_incremental` (local or Spark) continues from it. Call it only
+/// once every write is durable. Errors: an empty registry, an unknown or
+/// offline-only view (kFeatureNotFound / kDefinitionError).
+arrow::Status RecordMaterialization(const repo::FeatureRepository& repo, const std::string& view,
+                                    int64_t source_version, int64_t end_us, int64_t rows_written);
+
 /// What Teardown removed.
 struct TeardownReport {
   std::vector<std::string> views;  // the feature views whose online data was removed

@@ -127,6 +127,48 @@ arrow::Result<HistoricalResult> CheckHistoricalRequest(const repo::FeatureReposi
                                                        const HistoricalRequest& request,
                                                        const arrow::Schema& entity_schema);
 
+// ---- plans for other engines (the Spark engine, python/stratalake/spark) ------------
+
+/// One requested feature view as another engine must read and join it: the
+/// same resolution (features, services, aliases, join_key_map, TTL) and the
+/// same source version as GetHistoricalFeatures would use. Column names are
+/// the ones stored in the Delta table (a source's field_mapping undone).
+struct ViewReadPlan {
+  std::string view;
+  std::string source;
+  std::string table_uri;
+  int64_t version = -1;                  // Delta version to read; -1: no table (no rows)
+  std::vector<std::string> entity_keys;  // entity table columns ...
+  std::vector<std::string> source_keys;  // ... equal to these stored columns
+  std::string time_column;               // stored event-time column
+  std::string created_column;            // stored created-time column ("" = none)
+  int64_t ttl_us = 0;                    // 0 = no TTL
+  std::vector<std::string> features;     // stored feature columns, in output order of the view
+  std::vector<std::shared_ptr<arrow::Field>> output_fields;  // their output names and types
+};
+
+struct HistoricalPlan {
+  int64_t registry_version = 0;
+  std::string timestamp_column;
+  std::vector<std::string> feature_refs;  // "view:feature", in output order
+  std::vector<ViewReadPlan> views;
+  /// The output's feature columns in order: (index into views, index into its features).
+  std::vector<std::pair<int, int>> order;
+  /// The exact output schema: the entity columns as given, then the features.
+  std::shared_ptr<arrow::Schema> schema;
+  std::vector<SourceRead> sources;  // one per source, at the version to read (no counts)
+  std::vector<Warning> warnings;    // kSourceMissing / kSourceEmpty, as the local engine gives
+};
+
+/// Resolves `request` against the registry and the entity schema and opens
+/// every source's Delta log at the version the request asks for (as_of,
+/// source_versions, else the latest), reading no data files: what another
+/// engine needs to compute exactly GetHistoricalFeatures' output. Errors: those
+/// of CheckHistoricalRequest, and a source that cannot be opened.
+arrow::Result<HistoricalPlan> PlanHistoricalRetrieval(const repo::FeatureRepository& repo,
+                                                      const HistoricalRequest& request,
+                                                      const arrow::Schema& entity_schema);
+
 // ---- files at the ends of a retrieval (src/retrieval/files.cc) -------------------
 
 /// A whole .parquet or .csv file as one table (CSV: column types inferred from

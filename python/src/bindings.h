@@ -50,5 +50,6 @@ nanobind::capsule ExportTable(std::shared_ptr<arrow::Table> table);
 void BindInit(nanobind::module_& m);       // module_init.cc
 void BindObjectStore(nanobind::module_& m);  // module_object_store.cc
 void BindTransform(nanobind::module_& m);  // module_transform.cc
+void BindSpark(nanobind::module_& m);      // module_spark.cc
 
 }  // namespace stratalake::python

@@ -862,6 +862,7 @@ NB_MODULE(_core, m) {
 
   BindInit(m);
   BindObjectStore(m);
+  BindSpark(m);
 
   nb::class_<Snapshot>(m, "Snapshot")
       .def_prop_ro("version", &Snapshot::version)

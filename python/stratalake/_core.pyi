@@ -27,6 +27,19 @@ def configure_read_cache(dir: str = '', max_bytes: int = -1) -> None:
 def read_cache_stats() -> dict:
     """The read cache's counters since the process started."""
 
+def plan_historical(repo_path: str, entity_schema: typing_extensions.CapsuleType, timestamp_column: str, features: Sequence[str], feature_service: str, full_feature_names: bool, as_of_ms: int | None, registry_version: int | None, source_versions: Mapping[str, int]) -> dict:
+    """
+    The point-in-time retrieval plan another engine follows (views, keys, versions).
+    """
+
+def save_dataset_rows(repo_path: str, name: str, rows: typing_extensions.CapsuleType, timestamp_column: str, features: Sequence[str], feature_service: str, full_feature_names: bool, as_of_ms: int | None, registry_version: int, feature_refs: Sequence[str], source_versions: Mapping[str, int], source_uris: Mapping[str, str]) -> object:
+    """Saves rows another engine computed as a reproducible dataset."""
+
+def record_materialization(repo_path: str, view: str, source_version: int, end_us: int, rows_written: int) -> None:
+    """
+    Records a view's materialization watermark after another engine wrote it.
+    """
+
 class Snapshot:
     @property
     def version(self) -> int: ...

@@ -174,6 +174,84 @@ class RetrievalJob(_ArrowResult):
         return f"<pre>{html.escape(repr(self))}</pre>"
 
 
+class SparkRetrievalJob(_ArrowResult):
+    """A point-in-time retrieval run by the Spark engine (``engine="spark"``; see
+    ``stratalake.spark`` and docs/scale.md): the same rules and output as
+    :class:`RetrievalJob`. Spark writes the training set as a Delta table —
+    :meth:`to_delta` names it; the other outputs read it back in the exact output schema."""
+
+    def __init__(self, store: "FeatureStore", spark: Any, entity_df: Any, kwargs: Dict[str, Any]):
+        from . import spark as engine
+        self._store, self._spark, self._entities, self._kwargs = store, spark, entity_df, kwargs
+        self._engine = engine
+        self._result: Optional[Dict[str, Any]] = None
+        self._table: Optional[pa.Table] = None
+        self._scratch: Optional[str] = None
+
+    def to_delta(self, path: PathLike) -> Dict[str, Any]:
+        """Run on Spark and write the training set as the Delta table ``path`` (which must
+        not exist yet); returns the plan with ``rows`` (and the versions read)."""
+        if self._result is not None:
+            raise DefinitionError("this retrieval already ran; start another to write elsewhere")
+        self._result = self._engine.historical(self._spark, self._store.repo_path, self._entities,
+                                               os.path.abspath(os.fspath(path)), **self._kwargs)
+        warn_all(self._result["warnings"], stacklevel=2)
+        return self._result
+
+    def _output(self) -> str:
+        if self._result is None:
+            import uuid
+            self._scratch = os.path.join(self._store.config["offline_store"], ".spark",
+                                         "out-" + uuid.uuid4().hex)
+            self.to_delta(self._scratch)
+        return self._result["output"]
+
+    def to_arrow(self) -> pa.Table:
+        if self._table is None:
+            out = self._output()
+            schema = self._result["schema"]
+            self._table = pa.Table.from_batches(list(self._engine.read_output(out, schema)), schema)
+        return self._table
+
+    def to_parquet(self, path: PathLike, **kwargs: Any) -> None:
+        pq.write_table(self.to_arrow(), os.fspath(path), **kwargs)
+
+    def save(self, name: str) -> Dict[str, Any]:
+        """Save as a reproducible dataset, exactly as a local retrieval's ``save``: the
+        manifest pins the registry and source versions Spark read, so
+        :meth:`FeatureStore.recreate_saved_dataset` rebuilds it."""
+        out = self._output()
+        k = self._kwargs
+        return self._engine.save_dataset(
+            self._store.repo_path, name, self._result, out, features=k["features"],
+            feature_service=k["feature_service"], full_feature_names=k["full_feature_names"],
+            as_of_ms=k["as_of_ms"], timestamp_column=k["timestamp_column"])
+
+    @property
+    def registry_version(self) -> int:
+        return int(self._result["registry_version"]) if self._result else \
+            self._store.registry_version
+
+    @property
+    def feature_refs(self) -> List[str]:
+        self._output()
+        return list(self._result["feature_refs"])
+
+    @property
+    def sources(self) -> List[Dict[str, Any]]:
+        self._output()
+        return list(self._result["sources"])
+
+    def __del__(self) -> None:
+        if self._scratch:
+            import shutil
+            shutil.rmtree(self._scratch, ignore_errors=True)
+
+    def __repr__(self) -> str:
+        state = "not run yet" if self._result is None else f"{self._result['rows']:,} rows"
+        return f"SparkRetrievalJob({state})"
+
+
 def _micros(arr: pa.Array) -> List[Optional[int]]:
     """A timestamp array's values as µs since the epoch (the online store's precision)."""
     unit = arr.type.unit
@@ -434,8 +512,27 @@ class FeatureStore:
     >>> train = job.to_pandas()
     """
 
-    def __init__(self, repo_path: PathLike = "."):
+    def __init__(self, repo_path: PathLike = ".", engine: str = "local", spark: Any = None):
+        """``engine``: ``"local"`` (this machine) or ``"spark"`` (training sets and
+        materialization on Spark: ``spark`` is the SparkSession, default the active one or a
+        new one from ``$STRATALAKE_SPARK_MASTER`` / Spark's configuration; docs/scale.md)."""
+        if engine not in ("local", "spark"):
+            raise DefinitionError(f"engine must be 'local' or 'spark', not {engine!r}")
         self._core = _core.Store(os.fspath(repo_path))
+        self._engine = engine
+        self._spark = spark
+
+    def _spark_session(self) -> Any:
+        if self._spark is None:
+            from .spark import spark_session
+            self._spark = spark_session()
+        return self._spark
+
+    def _pick_engine(self, engine: Optional[str]) -> str:
+        engine = engine or self._engine
+        if engine not in ("local", "spark"):
+            raise DefinitionError(f"engine must be 'local' or 'spark', not {engine!r}")
+        return engine
 
     @property
     def repo_path(self) -> str:
@@ -555,7 +652,8 @@ class FeatureStore:
                                 timestamp_column: str = "event_timestamp",
                                 registry_version: Optional[int] = None,
                                 memory_budget: Optional[int] = None,
-                                progress: bool = True) -> RetrievalJob:
+                                progress: bool = True,
+                                engine: Optional[str] = None) -> RetrievalJob:
         """Point-in-time-correct features for every row of ``entity_df`` (pandas, polars,
         pyarrow, DuckDB, ...: join keys, ``timestamp_column``, any other columns kept).
 
@@ -568,6 +666,28 @@ class FeatureStore:
         ``to_arrow()``, ``to_parquet()`` or ``save()``), as Feast does.
         """
         refs, service = _feature_request(features, feature_service)
+        if self._pick_engine(engine) == "spark":
+            if memory_budget:
+                raise DefinitionError("memory_budget is the local engine's; Spark's memory is "
+                                      "its own configuration (spark.executor.memory)")
+            from . import spark as spark_engine
+            as_of_ms = None if as_of is None else to_millis(as_of, "as_of")
+            kwargs = dict(features=refs, feature_service=service,
+                          full_feature_names=full_feature_names, as_of_ms=as_of_ms,
+                          timestamp_column=timestamp_column, registry_version=registry_version)
+            session = self._spark_session()
+            job = SparkRetrievalJob(self, session, entity_df, kwargs)
+            # Checked now, as a local retrieval is (every error that needs no data).
+            ents = entity_df
+            if not isinstance(ents, (str, os.PathLike)):
+                ents = table_from_capsule(as_stream_capsule(entity_df, "entity_df"))
+                job._entities = ents
+                schema = ents.schema
+            else:
+                schema = pq.read_schema(os.fspath(ents))
+            spark_engine.plan(self.repo_path, schema, refs, service, full_feature_names,
+                              as_of_ms, timestamp_column, registry_version)
+            return job  # type: ignore[return-value]
         capsule, path = None, ""
         if isinstance(entity_df, (str, os.PathLike)):
             path = os.fspath(entity_df)
@@ -594,8 +714,17 @@ class FeatureStore:
 
     # ---- the online store ----
     def materialize(self, start_date: TimeLike, end_date: TimeLike,
-                    feature_views: Optional[Sequence[str]] = None, progress: bool = True) -> List[ViewMaterialization]:
-        """Load the latest values with event times in [start_date, end_date] into the online store."""
+                    feature_views: Optional[Sequence[str]] = None, progress: bool = True,
+                    engine: Optional[str] = None) -> List[Any]:
+        """Load the latest values with event times in [start_date, end_date] into the online store.
+        With ``engine="spark"`` Spark reduces each source to its latest row per key and writes
+        them (in parallel to Redis), then records the same watermark as a local run; returns one
+        dict per view (view, source, to_version, rows_read, rows_written, keys_written)."""
+        if self._pick_engine(engine) == "spark":
+            from . import spark as spark_engine
+            return spark_engine.materialize(
+                self._spark_session(), self.repo_path, to_micros(start_date, "start_date"),
+                to_micros(end_date, "end_date"), list(feature_views or []))
         bar = Progress(progress)
         try:
             views, engine_warnings = self._core.materialize(

@@ -30,8 +30,8 @@ std::vector<Command> IngestCommands();     // ingest (ingest_cmds.cc)
 std::vector<Command> RetrievalCommands();  // get-historical, datasets (retrieval_cmds.cc)
 /// materialize, materialize-incremental, get-online, push (online_cmds.cc).
 std::vector<Command> OnlineCommands();
-std::vector<Command> ServeCommands();  // serve (serve_cmd.cc)
-std::vector<Command> FeastCommands();  // serve-offline, import-feast (feast_cmds.cc)
+std::vector<Command> ServeCommands();   // serve (serve_cmd.cc)
+std::vector<Command> FeastCommands();   // serve-offline, import-feast (feast_cmds.cc)
 std::vector<Command> StreamCommands();  // stream, stream produce (stream_cmds.cc)
 /// stream produce-sample (sample_cmds.cc).
 arrow::Status CmdProduceSample(const Args& a);
@@ -45,6 +45,15 @@ std::vector<Command> PipelineCommands();
 Command RepoCommand(std::string name, std::string usage, std::string summary, std::string example,
                     std::set<std::string> options, std::set<std::string> flags,
                     std::function<arrow::Status(const Args&)> run);
+
+/// Runs `argv` (argv[0] a path) and returns what it printed on stdout; its
+/// stderr goes to ours; *exit_code gets its exit status (feast_cmds.cc).
+arrow::Result<std::string> RunCapture(const std::vector<std::string>& argv, int* exit_code);
+/// Runs a job of the Spark engine: `PYTHON -m stratalake.spark JOB_JSON` (the
+/// package's Python: --spark-python, $STRATALAKE_PYTHON, else .venv/bin/python
+/// here, above, or beside this build, else python3 on PATH), and prints its
+/// result: the JSON with --json, else its "summary" (spark_cmd.cc).
+arrow::Status RunSparkJob(const Args& a, const std::string& job_json);
 
 /// --repo DIR, default ".".
 std::string RepoDir(const Args& a);

@@ -102,7 +102,8 @@ arrow::Result<std::string> FeastPython(const Args& a) {
       "STRATALAKE_FEAST_PYTHON. In a StrataLake checkout, scripts/feast_env.sh creates one.");
 }
 
-// Runs `argv` and returns what it printed on stdout; its stderr goes to ours.
+}  // namespace
+
 arrow::Result<std::string> RunCapture(const std::vector<std::string>& argv, int* exit_code) {
   int fds[2];
   if (::pipe2(fds, O_CLOEXEC) != 0) {
@@ -139,6 +140,8 @@ arrow::Result<std::string> RunCapture(const std::vector<std::string>& argv, int*
   *exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
   return out;
 }
+
+namespace {
 
 std::string ToJson(const rapidjson::Value& v) {
   rapidjson::StringBuffer buf;

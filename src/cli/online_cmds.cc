@@ -51,6 +51,31 @@ arrow::Status CmdMaterialize(const Args& a, bool incremental) {
   if (auto v = a.Get("--views")) mo.views = SplitCommas(*v);
   mo.progress = !a.Has("--json");
   ARROW_ASSIGN_OR_RAISE(auto r, repo::FeatureRepository::Open(RepoDir(a)));
+  if (auto engine = a.Get("--engine"); engine && *engine != "local") {
+    if (*engine != "spark" || incremental) {
+      return UsageError(incremental ? "materialize-incremental runs on the local engine only"
+                                    : "--engine must be local or spark, not '" + *engine + "'");
+    }
+    rapidjson::StringBuffer buf;  // the Spark engine's job (spark_cmd.cc)
+    JsonWriter w(buf);
+    w.StartObject();
+    w.Key("command");
+    JStr(w, "materialize");
+    w.Key("repo");
+    JStr(w, r->config().root);
+    w.Key("start_us");
+    w.Int64(*mo.start_us);
+    w.Key("end_us");
+    w.Int64(mo.end_us);
+    w.Key("views");
+    w.StartArray();
+    for (const auto& v : mo.views) JStr(w, v);
+    w.EndArray();
+    w.Key("master");
+    JStr(w, a.Get("--spark-master").value_or(""));
+    w.EndObject();
+    return RunSparkJob(a, buf.GetString());
+  }
   ARROW_ASSIGN_OR_RAISE(auto store, online::OpenRepositoryStore(*r));
   ARROW_ASSIGN_OR_RAISE(auto report, online::Materialize(*r, *store, mo));
   PrintWarnings(report.warnings);
@@ -273,12 +298,14 @@ arrow::Status CmdTeardown(const Args& a) {
 std::vector<Command> OnlineCommands() {
   return {
       RepoCommand("materialize",
-                  "stratalake materialize START END [--views V1,V2] [--repo DIR] [--json]",
+                  "stratalake materialize START END [--views V1,V2] [--engine local|spark "
+                  "[--spark-master URL] [--spark-python PY]] [--repo DIR] [--json]",
                   "Load the latest feature values with event times in [START, END] (ISO 8601) "
                   "from each online feature view's source into the online store, and record a "
                   "watermark.",
-                  "stratalake materialize 2026-01-01T00:00:00Z 2026-09-01T00:00:00Z", {"--views"},
-                  {}, [](const Args& a) { return CmdMaterialize(a, false); }),
+                  "stratalake materialize 2026-01-01T00:00:00Z 2026-09-01T00:00:00Z",
+                  {"--views", "--engine", "--spark-master", "--spark-python"}, {},
+                  [](const Args& a) { return CmdMaterialize(a, false); }),
       RepoCommand("materialize-incremental",
                   "stratalake materialize-incremental END|now [--views V1,V2] [--repo DIR] "
                   "[--json]",

@@ -1,5 +1,6 @@
 // Training data: `stratalake get-historical` and `stratalake datasets`. The
 // entity files and output files are the retrieval layer's (stratalake/retrieval.h).
+#include <filesystem>
 #include <iostream>
 #include <optional>
 #include <set>
@@ -95,6 +96,56 @@ void WriteManifestJson(JsonWriter& w, const retrieval::DatasetManifest& m) {
   w.EndObject();
 }
 
+// --engine spark: the same request as a job of the Spark engine, which writes
+// the training set as the Delta table --output (a folder) and/or saves it.
+arrow::Status SparkGetHistorical(const Args& a, const repo::FeatureRepository& r,
+                                 const retrieval::HistoricalRequest& req,
+                                 const std::string& entities,
+                                 const std::optional<std::string>& output) {
+  if (output && retrieval::IsTableFileName(*output)) {
+    return UsageError(
+        "with --engine spark, --output names the folder of a Delta table (the "
+        "training set is written as one), not '" +
+        *output + "'");
+  }
+  if (req.memory_budget_bytes > 0) {
+    return UsageError(
+        "--memory-budget is the local engine's; Spark's memory is its own "
+        "configuration (spark.executor.memory)");
+  }
+  std::error_code ec;
+  auto absolute = [&](const std::string& p) { return std::filesystem::absolute(p, ec).string(); };
+  rapidjson::StringBuffer buf;
+  JsonWriter w(buf);
+  w.StartObject();
+  w.Key("command");
+  JStr(w, "get-historical");
+  w.Key("repo");
+  JStr(w, r.config().root);
+  w.Key("entities");
+  JStr(w, absolute(entities));
+  w.Key("output");
+  JStr(w, output ? absolute(*output) : "");
+  w.Key("save_as");
+  JStr(w, a.Get("--save-as").value_or(""));
+  w.Key("features");
+  w.StartArray();
+  for (const auto& f : req.features) JStr(w, f);
+  w.EndArray();
+  w.Key("feature_service");
+  JStr(w, req.feature_service);
+  w.Key("full_feature_names");
+  w.Bool(req.full_feature_names);
+  w.Key("as_of_ms");
+  req.as_of_ms ? (void)w.Int64(*req.as_of_ms) : (void)w.Null();
+  w.Key("timestamp_column");
+  JStr(w, req.timestamp_column);
+  w.Key("master");
+  JStr(w, a.Get("--spark-master").value_or(""));
+  w.EndObject();
+  return RunSparkJob(a, buf.GetString());
+}
+
 arrow::Status CmdGetHistorical(const Args& a) {
   if (!a.positional.empty()) return UsageError("get-historical takes options only");
   auto entities = a.Get("--entities");
@@ -123,6 +174,11 @@ arrow::Status CmdGetHistorical(const Args& a) {
   }
   ARROW_ASSIGN_OR_RAISE(req.memory_budget_bytes, IntOpt(a, "--memory-budget", 0));
   req.progress = !a.Has("--json");
+  const std::string engine = a.Get("--engine").value_or("local");
+  if (engine == "spark") return SparkGetHistorical(a, *r, req, *entities, output);
+  if (engine != "local") {
+    return UsageError("--engine must be local or spark, not '" + engine + "'");
+  }
   // Streamed: the retrieval decides from the rows it reads whether to hold
   // them, and the output goes to the output file, the saved dataset, or both.
   if (!retrieval::IsTableFileName(*entities)) {
@@ -279,14 +335,15 @@ std::vector<Command> RetrievalCommands() {
           "stratalake get-historical --entities FILE(.parquet|.csv) (--features view:f,view2 | "
           "--feature-service NAME) [--full-feature-names] [--as-of TS] [--timestamp-column C] "
           "--output FILE(.parquet|.csv) [--save-as NAME] [--memory-budget BYTES] [--repo DIR] "
-          "[--json]",
+          "[--engine local|spark [--spark-master URL] [--spark-python PY]] [--json]",
           "Build a point-in-time-correct training set: for each entity row, the latest feature "
           "values at or before its timestamp (within each view's TTL), optionally as the "
           "offline store knew them at --as-of, and optionally saved as a reproducible dataset.",
           "stratalake get-historical --entities data/churn_labels.parquet --timestamp-column "
           "label_ts --feature-service churn_model --output train.parquet --save-as churn_2026_08",
           {"--entities", "--features", "--feature-service", "--as-of", "--timestamp-column",
-           "--output", "--save-as", "--memory-budget"},
+           "--output", "--save-as", "--memory-budget", "--engine", "--spark-master",
+           "--spark-python"},
           {"--full-feature-names"}, CmdGetHistorical),
       RepoCommand("datasets",
                   "stratalake datasets list | describe NAME | recreate NAME [--output FILE] "

@@ -844,6 +844,30 @@ arrow::Status EncodeViewRows(const registry::FeatureView& view, const registry::
   return arrow::Status::OK();
 }
 
+arrow::Status RecordMaterialization(const repo::FeatureRepository& repo, const std::string& view,
+                                    int64_t source_version, int64_t end_us, int64_t rows_written) {
+  ARROW_ASSIGN_OR_RAISE(auto reg, repo.registry());
+  ARROW_ASSIGN_OR_RAISE(auto state, reg->Load());
+  if (state->version == 0) {
+    return UserError(ErrorKind::kObjectNotFound,
+                     "the registry is empty; run " + Mention(Term::kApply) + " first",
+                     {Term::kApply});
+  }
+  const auto* v = state->defs.FindFeatureView(view);
+  if (!v) return UserError(ErrorKind::kFeatureNotFound, "unknown feature view '" + view + "'");
+  if (!v->online) {
+    return UserError(ErrorKind::kDefinitionError,
+                     "feature view '" + view + "' has online: false; nothing to materialize");
+  }
+  Watermark w;
+  w.version = source_version;
+  w.end_us = end_us;
+  w.layout = MakeLayout(*v).fingerprint;
+  w.source = v->source;
+  return reg->PutState(WatermarkKey(view),
+                       FormatWatermark(w, rows_written, Clock::System()->NowMillis()));
+}
+
 arrow::Result<MaterializeReport> Materialize(const repo::FeatureRepository& repo,
                                              OnlineStore& store,
                                              const MaterializeOptions& options) {

@@ -719,6 +719,71 @@ arrow::Result<HistoricalResult> CheckHistoricalRequest(const repo::FeatureReposi
   return std::move(plan.result);
 }
 
+arrow::Result<HistoricalPlan> PlanHistoricalRetrieval(const repo::FeatureRepository& repo,
+                                                      const HistoricalRequest& req,
+                                                      const arrow::Schema& entity_schema) {
+  ARROW_ASSIGN_OR_RAISE(auto plan, PlanRetrieval(repo, req, entity_schema));
+  HistoricalPlan out;
+  out.registry_version = plan.result.registry_version;
+  out.feature_refs = plan.result.feature_refs;
+  out.timestamp_column = plan.ts_col;
+  HistoricalRequest pinned = req;
+  std::map<std::string, SourceRead> reads;
+  std::vector<arrow::FieldVector> fields(plan.views.size());
+  for (size_t v = 0; v < plan.views.size(); ++v) {
+    const ViewPlan& vp = plan.views[v];
+    const Source& src = *vp.src;
+    SourceRead read;
+    ARROW_ASSIGN_OR_RAISE(auto opened, OpenSource(repo, src, pinned, &read));
+    pinned.source_versions.emplace(src.name, read.version);
+    if (!opened.snapshot || opened.snapshot->files().empty()) {
+      Warning w;
+      w.code = opened.snapshot ? Warning::Code::kSourceEmpty : Warning::Code::kSourceMissing;
+      w.view = vp.request.view->name;
+      w.source = src.name;
+      w.push_source = src.type == registry::SourceType::kPush;
+      out.warnings.push_back(std::move(w));
+    }
+    std::shared_ptr<arrow::Schema> declared;
+    if (!opened.snapshot) {
+      ARROW_ASSIGN_OR_RAISE(declared, repo.SourceSchema(src));
+    }
+    ViewReadPlan r;
+    r.view = vp.request.view->name;
+    r.source = src.name;
+    r.table_uri = read.table_uri;
+    r.version = read.version;
+    r.entity_keys = vp.spec.left_keys;
+    for (const auto& k : vp.spec.right_keys) r.source_keys.push_back(StoredName(src, k));
+    r.time_column = StoredName(src, vp.spec.right_time);
+    if (!vp.spec.right_created.empty()) r.created_column = StoredName(src, vp.spec.right_created);
+    r.ttl_us = vp.spec.ttl_us;
+    for (size_t j = 0; j < vp.request.features.size(); ++j) {
+      const std::string& c = vp.request.features[j];
+      std::shared_ptr<arrow::Field> f;
+      if (opened.snapshot) f = opened.snapshot->schema()->GetFieldByName(StoredName(src, c));
+      if (!f && declared) f = declared->GetFieldByName(c);
+      if (!f) {
+        return UserError(ErrorKind::kSchemaMismatch, "source '" + src.name + "' has no column '" +
+                                                         c + "' needed by feature view '" + r.view +
+                                                         "'");
+      }
+      r.features.push_back(StoredName(src, c));
+      r.output_fields.push_back(arrow::field(vp.out_names[j], f->type()));
+    }
+    if (!reads.count(src.name)) reads[src.name] = read;
+    out.views.push_back(std::move(r));
+  }
+  arrow::FieldVector out_fields = entity_schema.fields();
+  for (const auto& o : plan.order) {
+    out.order.emplace_back(static_cast<int>(o.view), static_cast<int>(o.feature));
+    out_fields.push_back(out.views[o.view].output_fields[o.feature]);
+  }
+  out.schema = arrow::schema(out_fields, entity_schema.metadata());
+  for (auto& [name, r] : reads) out.sources.push_back(r);
+  return out;
+}
+
 arrow::Result<HistoricalResult> GetHistoricalFeatures(const repo::FeatureRepository& repo,
                                                       const HistoricalRequest& req) {
   std::shared_ptr<arrow::Table> entities = req.entities;

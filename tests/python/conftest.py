@@ -121,3 +121,31 @@ def s3_server(tmp_path_factory):
             else:
                 os.environ[k] = v
         subprocess.run(["bash", str(script), "stop", str(d)], check=False)
+
+
+@pytest.fixture(scope="session")
+def spark(tmp_path_factory):
+    """One local[2] SparkSession with delta-spark for the whole test session (the Spark
+    interop tests and the Spark engine's); its Delta jars come from Maven Central through
+    Ivy on the first run."""
+    import sys
+    os.environ["PYSPARK_PYTHON"] = sys.executable  # Python workers from this venv
+    os.environ["PYSPARK_DRIVER_PYTHON"] = sys.executable
+    from delta import configure_spark_with_delta_pip
+    from pyspark.sql import SparkSession
+
+    builder = (SparkSession.builder.master("local[2]").appName("stratalake-tests")
+               .config("spark.sql.extensions", "io.delta.sql.DeltaSparkSessionExtension")
+               .config("spark.sql.catalog.spark_catalog",
+                       "org.apache.spark.sql.delta.catalog.DeltaCatalog")
+               .config("spark.sql.session.timeZone", "UTC")
+               .config("spark.ui.enabled", "false")
+               .config("spark.sql.shuffle.partitions", "2")
+               .config("spark.driver.memory", "2g")
+               .config("spark.sql.warehouse.dir", str(tmp_path_factory.mktemp("warehouse")))
+               # Log replay in 2 tasks instead of 50: the tables here are tiny.
+               .config("spark.databricks.delta.snapshotPartitions", "2"))
+    session = configure_spark_with_delta_pip(builder).getOrCreate()
+    session.sparkContext.setLogLevel("ERROR")
+    yield session
+    session.stop()

@@ -9,14 +9,12 @@
     deletion vectors, OPTIMIZE, its own checkpoint, mergeSchema) is read by StrataLake at
     every version.
 
-One local[2] SparkSession serves the whole module; its Delta jars come from Maven
-Central through Ivy on the first run.
+One local[2] SparkSession (conftest.py's `spark`) serves the whole test session; its Delta
+jars come from Maven Central through Ivy on the first run.
 """
 from __future__ import annotations
 
 import datetime as dt
-import os
-import sys
 import urllib.parse
 
 import pyarrow as pa
@@ -32,30 +30,6 @@ T10 = dt.datetime(2024, 1, 1, 10, tzinfo=UTC)
 SPARK_TYPES = {"id": "bigint", "qty": "int", "score": "double", "cat": "string",
                "flag": "boolean", "event_date": "date", "ts": "timestamp",
                "amount": "decimal(10,2)", "note": "string"}
-
-
-@pytest.fixture(scope="session")
-def spark(tmp_path_factory):
-    os.environ["PYSPARK_PYTHON"] = sys.executable  # Python workers from this venv
-    os.environ["PYSPARK_DRIVER_PYTHON"] = sys.executable
-    from delta import configure_spark_with_delta_pip
-    from pyspark.sql import SparkSession
-
-    builder = (SparkSession.builder.master("local[2]").appName("stratalake-interop")
-               .config("spark.sql.extensions", "io.delta.sql.DeltaSparkSessionExtension")
-               .config("spark.sql.catalog.spark_catalog",
-                       "org.apache.spark.sql.delta.catalog.DeltaCatalog")
-               .config("spark.sql.session.timeZone", "UTC")
-               .config("spark.ui.enabled", "false")
-               .config("spark.sql.shuffle.partitions", "2")
-               .config("spark.driver.memory", "2g")
-               .config("spark.sql.warehouse.dir", str(tmp_path_factory.mktemp("warehouse")))
-               # Log replay in 2 tasks instead of 50: the tables here are tiny.
-               .config("spark.databricks.delta.snapshotPartitions", "2"))
-    session = configure_spark_with_delta_pip(builder).getOrCreate()
-    session.sparkContext.setLogLevel("ERROR")
-    yield session
-    session.stop()
 
 
 def spark_schema(schema: pa.Schema):
