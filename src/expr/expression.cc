@@ -1534,6 +1534,8 @@ class Parser {
   // becomes a typed null, numbers take it where they can exactly, and float
   // literals keep float64 (see PinLiteralType).
   Status HarmonizeLiterals(std::vector<Operand*> operands) {
+    // The first non-literal operand gives the type; failing that, the first
+    // literal that is not NULL (so CASE WHEN b THEN 1 ELSE NULL END is a number).
     const Operand* typed = nullptr;
     for (const Operand* o : operands) {
       if (!o->literal) {
@@ -1541,8 +1543,12 @@ class Parser {
         break;
       }
     }
+    for (const Operand* o : operands) {
+      if (typed) break;
+      if (o->literal->kind != Literal::Kind::kNull) typed = o;
+    }
     for (Operand* o : operands) {
-      if (!o->literal) continue;
+      if (!o->literal || o == typed) continue;
       if (typed) {
         const Literal::Kind kind = o->literal->kind;
         if (kind == Literal::Kind::kNull || (IsNumericKind(kind) && IsNumericType(*typed->type))) {
@@ -1619,8 +1625,10 @@ class Parser {
     ARROW_ASSIGN_OR_RAISE(Operand sum, MakeCall("add", {std::move(dlat), std::move(t)}, span));
     // Rounding can take the sum a hair past 1 for antipodal points: asin(>1) is NaN.
     ARROW_ASSIGN_OR_RAISE(Operand one, Float64Literal(1.0, span));
-    ARROW_ASSIGN_OR_RAISE(Operand capped,
-                          MakeCall("min_element_wise", {std::move(sum), std::move(one)}, span));
+    ARROW_ASSIGN_OR_RAISE(
+        Operand capped,
+        MakeCall("min_element_wise", {std::move(sum), std::move(one)}, span,
+                 std::make_shared<cp::ElementWiseAggregateOptions>(/*skip_nulls=*/false)));
     ARROW_ASSIGN_OR_RAISE(Operand root, MakeCall("sqrt", {std::move(capped)}, span));
     ARROW_ASSIGN_OR_RAISE(Operand angle, MakeCall("asin", {std::move(root)}, span));
     ARROW_ASSIGN_OR_RAISE(Operand diameter, Float64Literal(2.0 * 6371.0088, span));

@@ -34,6 +34,7 @@ struct OnDemandPlan::Step {
   std::vector<Input> inputs;                // those the expressions read, each once
   std::shared_ptr<arrow::Schema> schema;    // the inputs' names and types
   std::vector<cp::Expression> expressions;  // per feature, bound to `schema`
+  std::vector<bool> active;                 // per feature: computed by this plan
 };
 
 namespace {
@@ -89,9 +90,13 @@ std::vector<Input> AvailableInputs(const Definitions& defs, const OnDemandFeatur
 }
 
 // Compiles every feature of `v`; each problem goes to `problems` as "LOC: what: msg".
-std::unique_ptr<OnDemandPlan::Step> CompileView(const Definitions& defs,
-                                                const OnDemandFeatureView& v,
-                                                std::vector<std::string>* problems) {
+// With `only`, just those features are bound and only their inputs are read
+// (every feature is still parsed and checked); `refs`, when given, receives
+// each feature's referenced input names, in feature order.
+std::unique_ptr<OnDemandPlan::Step> CompileView(
+    const Definitions& defs, const OnDemandFeatureView& v, std::vector<std::string>* problems,
+    const std::set<std::string>* only = nullptr,
+    std::vector<std::vector<std::string>>* refs = nullptr) {
   const std::string what = "on-demand feature view '" + v.name + "'";
   std::vector<std::string> unknown;
   std::vector<Input> available = AvailableInputs(defs, v, &unknown);
@@ -139,7 +144,13 @@ std::unique_ptr<OnDemandPlan::Step> CompileView(const Definitions& defs,
     }
     parsed.push_back(*e);
     compiled.push_back(true);
-    for (const auto& name : ReferencedColumns(*e)) {
+    const std::vector<std::string> names = ReferencedColumns(*e);
+    if (refs) {
+      refs->resize(v.features.size());
+      (*refs)[parsed.size() - 1] = names;
+    }
+    if (only && !only->count(f.field.name)) continue;
+    for (const auto& name : names) {
       bool have = false;
       for (const auto& in : step->inputs) have = have || in.name == name;
       if (have) continue;
@@ -157,8 +168,9 @@ std::unique_ptr<OnDemandPlan::Step> CompileView(const Definitions& defs,
   for (size_t i = 0; i < v.features.size(); ++i) {
     const auto& f = v.features[i];
     const std::string fwhat = what + " feature '" + f.field.name + "'";
-    if (!compiled[i]) {
+    if (!compiled[i] || (only && !only->count(f.field.name))) {
       step->expressions.emplace_back();
+      step->active.push_back(false);
       continue;
     }
     auto bound = parsed[i].Bind(*step->schema);
@@ -166,8 +178,10 @@ std::unique_ptr<OnDemandPlan::Step> CompileView(const Definitions& defs,
       problems->push_back(f.expression_loc.ToString() + ": " + fwhat + ": " +
                           bound.status().message());
       step->expressions.emplace_back();
+      step->active.push_back(false);
       continue;
     }
+    step->active.push_back(true);
     const arrow::DataType& result = *bound->type();
     if (!result.Equals(*f.field.type) && !cp::CanCast(result, *f.field.type)) {
       problems->push_back(f.expression_loc.ToString() + ": " + fwhat + ": the expression gives " +
@@ -302,10 +316,34 @@ arrow::Result<std::shared_ptr<const OnDemandPlan>> OnDemandPlan::Make(
     if (std::find(roots.begin(), roots.end(), o.view) == roots.end()) roots.push_back(o.view);
   }
   ARROW_ASSIGN_OR_RAISE(auto order, InDependencyOrder(defs, roots));
+  // The features each view must compute: those asked for, and those a needed
+  // feature of a later view reads (walking the views from last to first).
+  std::map<std::string, std::set<std::string>> needed;
+  for (const auto& o : plan->outputs_) needed[o.view->name].insert(o.feature);
+  for (auto it = order.rbegin(); it != order.rend(); ++it) {
+    const OnDemandFeatureView& v = **it;
+    std::vector<std::string> problems;
+    std::vector<std::vector<std::string>> refs;
+    CompileView(defs, v, &problems, nullptr, &refs);
+    refs.resize(v.features.size());
+    std::vector<std::string> unknown;
+    const std::vector<Input> available = AvailableInputs(defs, v, &unknown);
+    for (size_t f = 0; f < v.features.size(); ++f) {
+      if (!needed[v.name].count(v.features[f].field.name)) continue;
+      for (const auto& r : refs[f]) {
+        for (const auto& in : available) {
+          if (in.name != r) continue;
+          if (in.kind == Input::Kind::kComputed) needed[in.origin].insert(r);
+          break;
+        }
+      }
+    }
+  }
   std::map<std::string, size_t> step_of;
   for (const OnDemandFeatureView* v : order) {
+    if (needed[v->name].empty()) continue;
     std::vector<std::string> problems;
-    auto step = CompileView(defs, *v, &problems);
+    auto step = CompileView(defs, *v, &problems, &needed[v->name]);
     if (!step) {
       return UserError(
           ErrorKind::kDefinitionError,
@@ -393,6 +431,10 @@ arrow::Result<std::vector<std::shared_ptr<arrow::Array>>> OnDemandPlan::Evaluate
     auto& out = results[s];
     for (size_t f = 0; f < step.expressions.size(); ++f) {
       const OnDemandFeature& feature = step.view->features[f];
+      if (!step.active[f]) {
+        out.push_back(nullptr);  // not needed by this request
+        continue;
+      }
       const std::string fwhat =
           what + " feature '" + feature.field.name + "' (" + feature.expression + ")";
       auto value = cp::ExecuteScalarExpression(step.expressions[f], exec);

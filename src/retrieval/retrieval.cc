@@ -328,8 +328,8 @@ arrow::Result<RetrievalPlan> PlanRetrieval(const repo::FeatureRepository& repo,
                         registry::OnDemandPlan::Make(defs, req.features, req.feature_service,
                                                      req.full_feature_names));
   if (plan.on_demand) {
-    std::set<std::string> used(entity_schema.field_names().begin(),
-                               entity_schema.field_names().end());
+    const std::vector<std::string> entity_names = entity_schema.field_names();
+    std::set<std::string> used(entity_names.begin(), entity_names.end());
     for (const auto& names : out_names) used.insert(names.begin(), names.end());
     for (const auto& o : plan.on_demand->outputs()) {
       if (!used.insert(o.name).second) {
