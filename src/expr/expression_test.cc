@@ -533,7 +533,7 @@ TEST_F(ExpressionTest, ConditionalFunctions) {
   ExpectResult("CASE WHEN i32 >= 4 THEN 'high' WHEN i32 >= 2 THEN 'mid' ELSE 'low' END",
                arrow::utf8(), R"(["low", "mid", "low", "high"])");
   ExpectResult("case when f64 > 0 then f64 * 2 end", arrow::float64(), "[3.0, null, null, 0.2]");
-  ExpectResult("CASE WHEN b THEN 1 ELSE NULL END", arrow::int8(), "[1, null, null, 1]");
+  ExpectResult("CASE WHEN b THEN 1 ELSE NULL END", arrow::int64(), "[1, null, null, 1]");
   ExpectParseError("CASE WHEN i32 THEN 1 END", {"a WHEN condition must be true or false"});
   ExpectParseError("CASE WHEN b THEN 1", {"expected WHEN, ELSE or END"});
   ExpectParseError("if(b, 1)", {"if() takes 3 arguments, not 2"});

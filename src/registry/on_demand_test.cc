@@ -93,9 +93,9 @@ TEST(OnDemandDefinitions, ParseValidateAndRoundTripThroughCanonicalJson) {
   ASSERT_EQ(d.request_sources.size(), 1u);
   ASSERT_EQ(d.on_demand_feature_views.size(), 2u);
   const OnDemandFeatureView& v = d.on_demand_feature_views[0];
-  EXPECT_EQ(v.loc.ToString(), "defs.yaml:42:5");
+  EXPECT_EQ(v.loc.ToString(), "defs.yaml:26:5");
   EXPECT_EQ(v.features[0].expression, "amount / nullif(avg_amount, 0)");
-  EXPECT_EQ(v.features[0].expression_loc.ToString(), "defs.yaml:47:21");
+  EXPECT_EQ(v.features[0].expression_loc.ToString(), "defs.yaml:31:21");
   Definitions back;
   ASSERT_OK(AddFromCanonicalJson(ObjectKind::kOnDemandFeatureView, ToCanonicalJson(v), &back));
   ASSERT_OK(AddFromCanonicalJson(ObjectKind::kRequestSource, ToCanonicalJson(d.request_sources[0]),
@@ -114,12 +114,12 @@ TEST(OnDemandDefinitions, ParseValidateAndRoundTripThroughCanonicalJson) {
 
 TEST(OnDemandDefinitions, ProblemsNameTheFileLineAndColumn) {
   EXPECT_NE(Problems(Replace(kDefs, "nullif(avg_amount, 0)", "avg_amt"))
-                .find("defs.yaml:47:21: on-demand feature view 'txn_features' feature 'ratio': "
+                .find("defs.yaml:31:21: on-demand feature view 'txn_features' feature 'ratio': "
                       "expression 'amount / avg_amt': unknown column 'avg_amt'"),
             std::string::npos);
   EXPECT_NE(Problems(Replace(kDefs, "expression: amount / nullif(avg_amount, 0)",
                              "expression: channel * 2"))
-                .find("defs.yaml:47:21: on-demand feature view 'txn_features' feature 'ratio': "
+                .find("defs.yaml:31:21: on-demand feature view 'txn_features' feature 'ratio': "
                       "expression 'channel * 2': cannot evaluate"),
             std::string::npos);
   EXPECT_NE(Problems(Replace(kDefs, "{name: score, type: float64", "{name: score, type: date"))
@@ -129,7 +129,7 @@ TEST(OnDemandDefinitions, ProblemsNameTheFileLineAndColumn) {
                 .find("its sources form a cycle (txn_features -> scores -> txn_features)"),
             std::string::npos);
   EXPECT_NE(Problems(Replace(kDefs, "sources: [txn, stats]", "sources: [txn, statz]"))
-                .find("defs.yaml:42:5: on-demand feature view 'txn_features': unknown source "
+                .find("defs.yaml:26:5: on-demand feature view 'txn_features': unknown source "
                       "'statz'"),
             std::string::npos);
   EXPECT_NE(Problems(Replace(kDefs, "features: [stats:orders, txn_features, scores]",
