@@ -661,6 +661,13 @@ class FeatureStore:
         columns = _entity_columns(entity_rows, entities, request)
         capsule = None
         if request:
+            # Floats and booleans are request data, never join keys.
+            keys = {k for e in self.list_entities() for k in e.join_keys}
+            for name, values in request.items():
+                if name in keys:
+                    bad = next(v for v in values if isinstance(v, (bool, float)))
+                    raise DefinitionError(f"entity {name!r}: join key values must be integers "
+                                          f"or strings, not {type(bad).__name__}")
             capsule = as_stream_capsule(pa.table({n: pa.array(v) for n, v in request.items()}),
                                         "request data")
         values, statuses, times, engine_warnings = self._core.get_online(

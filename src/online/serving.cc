@@ -231,7 +231,22 @@ arrow::Result<OnlineResponse> OnlineService::Get(const OnlineRequest& req) {
   // Entity rows.
   OnlineResponse resp;
   resp.registry_version = state->version;
+  // A join key given as fractional numbers or booleans arrives as request data.
+  auto not_a_key = [&](const std::string& column) -> arrow::Status {
+    for (const auto& [name, array] : req.request_data) {
+      if (name == column) {
+        return UserError(ErrorKind::kSchemaMismatch,
+                         "entity '" + name +
+                             "' has a value that is neither an integer nor a string (join key "
+                             "values are integers or strings)");
+      }
+    }
+    return arrow::Status::OK();
+  };
   if (req.entities.empty()) {
+    for (const auto& cv : plan->views) {
+      for (const auto& col : cv.key_columns) ARROW_RETURN_NOT_OK(not_a_key(col));
+    }
     return UserError(ErrorKind::kSchemaMismatch,
                      "no entities given: pass \"entities\": {\"<join key>\": [values...]}");
   }
@@ -266,6 +281,7 @@ arrow::Result<OnlineResponse> OnlineService::Get(const OnlineRequest& req) {
     for (size_t k = 0; k < cv.join_keys.size(); ++k) {
       const auto* col = find_entity(cv.key_columns[k]);
       if (!col) {
+        ARROW_RETURN_NOT_OK(not_a_key(cv.key_columns[k]));
         std::vector<std::string> given;
         for (const auto& e : req.entities) given.push_back(e.first);
         return UserError(ErrorKind::kSchemaMismatch,
