@@ -12,7 +12,7 @@
 // at 1 and 100 entity rows per request. The difference is the hot-path cost of
 // evaluating the compiled expressions (compiled once per registry version).
 //
-//   on_demand_bench [--keys N] [--iters N]
+//   on_demand_bench [--keys N] [--iters N] [--only stored_1|on_demand_1|stored_100|on_demand_100]
 //
 // Prints one JSON object: per shape, mean µs of thread CPU per request.
 #include <time.h>
@@ -107,10 +107,12 @@ void Check(const arrow::Status& st) {
 int main(int argc, char** argv) {
   int64_t keys = 100000;
   int iters = 20000;
+  std::string only;  // time one shape only, e.g. "on_demand_1" (for a profiler)
   for (int i = 1; i + 1 < argc; i += 2) {
     std::string a = argv[i];
     if (a == "--keys") keys = std::atoll(argv[i + 1]);
     if (a == "--iters") iters = std::atoi(argv[i + 1]);
+    if (a == "--only") only = argv[i + 1];
   }
   const auto dir = std::filesystem::temp_directory_path() /
                    ("stratalake-on-demand-bench-" + std::to_string(std::random_device{}()));
@@ -168,6 +170,9 @@ int main(int argc, char** argv) {
   std::string out = "{\"keys\": " + std::to_string(keys) + ", \"iters\": " + std::to_string(iters);
   for (size_t rows : {size_t{1}, size_t{100}}) {
     for (bool on_demand : {false, true}) {
+      const std::string shape = std::string(on_demand ? "on_demand_" : "stored_") +
+                                std::to_string(rows);
+      if (!only.empty() && only != shape) continue;
       online::OnlineRequest req;
       req.features = {"stats"};
       if (on_demand) req.features.push_back("txn_features");

@@ -36,7 +36,6 @@ struct CompiledView {
   std::vector<std::string> names;                 // their output names
   std::string label;                              // the view's name, or its alias in a service
   int64_t ttl_us = 0;
-  bool hidden = false;  // read only as an input of on-demand features (not in the response)
 };
 
 struct CompiledRequest {
@@ -78,17 +77,26 @@ arrow::Result<std::shared_ptr<const CompiledRequest>> Compile(
                          "on-demand features read feature view '" + dep.view->name +
                              "', which is not served online (online: false in its definition)");
       }
-      views.push_back(dep);
-      auto& hidden = names.emplace_back();
+      // A view the request reads anyway (same keys) carries the inputs too:
+      // one lookup per key, not two.
+      size_t at = views.size();
+      for (size_t v = 0; v < views.size(); ++v) {
+        if (views[v].view == dep.view && views[v].key_map.empty()) at = v;
+      }
+      if (at == views.size()) {
+        views.push_back(dep);
+        views.back().features.clear();
+        names.emplace_back();
+      }
       for (const auto& f : dep.features) {
-        hidden.push_back(registry::OnDemandPlan::DependencyColumn(dep.view->name, f));
+        views[at].features.push_back(f);
+        names[at].push_back(registry::OnDemandPlan::DependencyColumn(dep.view->name, f));
       }
     }
   }
   for (size_t v = 0; v < views.size(); ++v) {
     const registry::ViewRequest& vr = views[v];
     CompiledView cv;
-    cv.hidden = !names[v].empty() && IsHiddenColumn(names[v][0]);
     cv.view = vr.view;
     cv.label = vr.label;
     for (const auto& en : vr.view->entities) {
@@ -108,7 +116,9 @@ arrow::Result<std::shared_ptr<const CompiledRequest>> Compile(
       cv.idx.push_back(cv.layout->Find(f));
     }
     cv.names = std::move(names[v]);
-    if (!cv.hidden) out->output_names.insert(cv.names.begin(), cv.names.end());
+    for (const auto& name : cv.names) {
+      if (!IsHiddenColumn(name)) out->output_names.insert(name);
+    }
     out->views.push_back(std::move(cv));
   }
   if (out->on_demand) {
