@@ -136,6 +136,19 @@ def test_server_sdk_and_historical_agree(shop, tmp_path):
         assert http_values[name] == offline[name], name
     assert offline["score"].count(None) < len(ids)  # computed, not all null
 
+    # The CLI's get-historical reads the request fields from the entity file's columns.
+    now = dt.datetime.strptime(NOW, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=dt.timezone.utc)
+    pq.write_table(pa.table({"customer_id": pa.array(ids, pa.int64()),
+                             "event_timestamp": pa.array([now] * len(ids), pa.timestamp("us", "UTC")),
+                             "order_amount": pa.array(amounts, pa.float64()),
+                             "lat": pa.array(lats, pa.float64()),
+                             "lon": pa.array(lons, pa.float64())}), tmp_path / "entities.parquet")
+    sl("get-historical", "--entities", str(tmp_path / "entities.parquet"), "--features",
+       ",".join(FEATURES), "--output", str(tmp_path / "out.parquet"), repo=shop)
+    cli = pq.read_table(tmp_path / "out.parquet").to_pydict()
+    for name in OUTPUTS:
+        assert cli[name] == offline[name], name
+
     # A feature service with on-demand views, full feature names.
     svc = store.get_online_features(feature_service="order_model", entity_rows=rows[:5],
                                     full_feature_names=True).to_dict()
