@@ -170,8 +170,8 @@ int main(int argc, char** argv) {
   std::string out = "{\"keys\": " + std::to_string(keys) + ", \"iters\": " + std::to_string(iters);
   for (size_t rows : {size_t{1}, size_t{100}}) {
     for (bool on_demand : {false, true}) {
-      const std::string shape = std::string(on_demand ? "on_demand_" : "stored_") +
-                                std::to_string(rows);
+      const std::string shape =
+          std::string(on_demand ? "on_demand_" : "stored_") + std::to_string(rows);
       if (!only.empty() && only != shape) continue;
       online::OnlineRequest req;
       req.features = {"stats"};
