@@ -38,6 +38,7 @@ PUBLIC = {
     "expression": "expr",
     "delta": "storage", "object_store": "storage",
     "registry": "registry",
+    "on_demand": "registry",
     "repo": "repo",
     "init": "sample",
     "ingest": "ingest",

@@ -16,7 +16,17 @@
 //   additive  := mult ( (+|-) mult )*
 //   mult      := unary ( (*|/|%) unary )*
 //   unary     := - unary | primary
-//   primary   := literal | column | '(' expr ')'
+//   primary   := literal | column | '(' expr ')' | function '(' [expr (',' expr)*] ')'
+//              | CASE (WHEN expr THEN expr)+ [ELSE expr] END
+//   function  := (case-insensitive; math functions compute in float64)
+//                sqrt sin cos tan asin acos atan atan2(y, x) ln log(=ln) log10 log2 exp
+//                pow(x, y) radians degrees abs sign floor ceil trunc
+//                round(x[, digits]) (halves away from zero, as SQL)
+//                coalesce(a, ...) nullif(a, b) if(cond, a, b) least(a, ...) greatest(a, ...)
+//                bucket(x, b1, ..., bn): how many of the ascending literal boundaries
+//                  are <= x (0..n, int64)
+//                haversine(lat1, lon1, lat2, lon2): great-circle km between points
+//                  in degrees (mean Earth radius 6371.0088 km)
 //   literal   := integer | decimal/float (1.5, 1e3) | 'string' ('' escapes a quote)
 //              | TRUE | FALSE | NULL | DATE 'YYYY-MM-DD'
 //              | TIMESTAMP 'YYYY-MM-DD[ T]HH:MM:SS[.ffffff][Z|+HH:MM]'
@@ -51,6 +61,11 @@ namespace stratalake {
 /// "filter 'y = 1': unknown column 'y' (columns: a, b, c)".
 arrow::Result<arrow::compute::Expression> ParseExpression(std::string_view text,
                                                           const arrow::Schema& schema);
+
+/// As ParseExpression, for a value rather than a filter (on-demand features):
+/// errors start "expression '...'" instead of "filter '...'".
+arrow::Result<arrow::compute::Expression> ParseValueExpression(std::string_view text,
+                                                               const arrow::Schema& schema);
 
 /// True for an error of ParseExpression / ParseAssignments that names a column
 /// `schema` does not have (rather than a syntax error): callers report it as a

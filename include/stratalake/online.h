@@ -193,6 +193,11 @@ struct OnlineRequest {
   bool full_feature_names = false;  // "view__feature"
   /// Column-oriented entity rows: join key name -> one value per row.
   std::vector<std::pair<std::string, std::vector<KeyScalar>>> entities;
+  /// Request data for on-demand feature views (on_demand.h): request field ->
+  /// one value per row, in any type that casts to the field's declared type
+  /// (Feast sends them inside `entities`; integer and string request fields
+  /// may also be given there). Not echoed in the response.
+  std::vector<std::pair<std::string, std::shared_ptr<arrow::Array>>> request_data;
 };
 
 /// One output column: a join key (echoed) or a feature. A feature's per-row
@@ -225,6 +230,8 @@ struct OnlineResponse {
   std::vector<FeatureStatus> status_store;
   std::vector<int64_t> time_store;
   std::vector<std::string_view> value_store;
+  /// The encoded values of on-demand features (what their `values` point into).
+  std::vector<std::string> computed;
   /// kNotMaterialized per requested view of which no key was found and for
   /// which nothing was ever written to the online store.
   std::vector<Warning> warnings;

@@ -235,6 +235,43 @@ struct Transformation {
   SourceLocation sql_loc;  // its `sql` value
 };
 
+/// Request data: fields a caller passes with every request, for on-demand
+/// feature views (docs/feature-repository.md). Online they arrive beside the
+/// join keys (Feast's `entities`); get-historical reads them from the entity
+/// table's columns of the same names. Feast: a RequestSource.
+struct RequestSource {
+  std::string name;
+  std::vector<Field> schema;  // the fields; values are cast to these types
+  std::string description;
+  std::string owner;
+  Tags tags;
+  SourceLocation loc;
+};
+
+/// One feature of an on-demand view: its name and type, and the expression
+/// (stratalake/expression.h) that computes it from the view's inputs.
+struct OnDemandFeature {
+  Field field;                    // the result is cast (safely) to field.type
+  std::string expression;         // e.g. "amount / nullif(avg_amount_30d, 0)"
+  SourceLocation expression_loc;  // where `expression` is written
+};
+
+/// A feature view computed at request time, identically online and in
+/// get-historical, from request data and other views' features. Feast: an
+/// OnDemandFeatureView. See stratalake/on_demand.h for how it is evaluated.
+struct OnDemandFeatureView {
+  std::string name;
+  /// Request sources and feature views (stored or on-demand) whose fields
+  /// the expressions may read, by their bare names (a request field `amount`,
+  /// a feature `avg_amount_30d`).
+  std::vector<std::string> sources;
+  std::vector<OnDemandFeature> features;
+  std::string description;
+  std::string owner;
+  Tags tags;
+  SourceLocation loc;
+};
+
 /// A complete set of definitions (a repository's files, or a registry version).
 struct Definitions {
   std::vector<Entity> entities;
@@ -242,12 +279,16 @@ struct Definitions {
   std::vector<FeatureView> feature_views;
   std::vector<FeatureService> feature_services;
   std::vector<Transformation> transformations;  // repository files only (not in the registry)
+  std::vector<RequestSource> request_sources;
+  std::vector<OnDemandFeatureView> on_demand_feature_views;
 
   const Entity* FindEntity(const std::string& name) const;
   const Source* FindSource(const std::string& name) const;
   const FeatureView* FindFeatureView(const std::string& name) const;
   const FeatureService* FindFeatureService(const std::string& name) const;
   const Transformation* FindTransformation(const std::string& name) const;
+  const RequestSource* FindRequestSource(const std::string& name) const;
+  const OnDemandFeatureView* FindOnDemandFeatureView(const std::string& name) const;
 };
 
 // ---- types and durations ----------------------------------------------------
@@ -267,7 +308,14 @@ std::string FormatDuration(int64_t seconds);
 
 // ---- canonical JSON -----------------------------------------------------------
 
-enum class ObjectKind { kEntity, kSource, kFeatureView, kFeatureService };
+enum class ObjectKind {
+  kEntity,
+  kSource,
+  kFeatureView,
+  kFeatureService,
+  kRequestSource,        // "request_source"
+  kOnDemandFeatureView,  // "on_demand_feature_view"
+};
 const char* ObjectKindName(ObjectKind kind);  // "entity", "source", "feature_view", ...
 /// Accepts the kind names and their plurals / dashed forms ("feature-views").
 arrow::Result<ObjectKind> ParseObjectKind(const std::string& text);
@@ -278,6 +326,8 @@ std::string ToCanonicalJson(const Entity& e);
 std::string ToCanonicalJson(const Source& s);
 std::string ToCanonicalJson(const FeatureView& v);
 std::string ToCanonicalJson(const FeatureService& s);
+std::string ToCanonicalJson(const RequestSource& s);
+std::string ToCanonicalJson(const OnDemandFeatureView& v);
 
 /// Adds the object encoded by ToCanonicalJson to `defs`.
 arrow::Status AddFromCanonicalJson(ObjectKind kind, const std::string& json, Definitions* defs);

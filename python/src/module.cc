@@ -519,6 +519,14 @@ class PyStore {
       case registry::ObjectKind::kFeatureService:
         for (const auto& o : state->defs.feature_services) add(registry::ToCanonicalJson(o));
         break;
+      case registry::ObjectKind::kRequestSource:
+        for (const auto& o : state->defs.request_sources) add(registry::ToCanonicalJson(o));
+        break;
+      case registry::ObjectKind::kOnDemandFeatureView:
+        for (const auto& o : state->defs.on_demand_feature_views) {
+          add(registry::ToCanonicalJson(o));
+        }
+        break;
     }
     return out;
   }
@@ -683,12 +691,25 @@ class PyStore {
   // (OnlineResponse::ToArrow); feature_store.py renders Feast's dict from them.
   nb::tuple GetOnline(std::vector<std::string> features, const std::string& service,
                       std::vector<std::pair<std::string, std::vector<online::KeyScalar>>> entities,
-                      bool full_names) {
+                      bool full_names, std::optional<nb::capsule> request_data) {
     online::OnlineRequest req;
     req.features = std::move(features);
     req.feature_service = service;
     req.full_feature_names = full_names;
     req.entities = std::move(entities);
+    if (request_data) {  // request fields for on-demand features (numbers, booleans)
+      auto t = ImportTable(std::move(*request_data));
+      for (int i = 0; i < t->num_columns(); ++i) {
+        auto column = t->column(i);
+        std::shared_ptr<arrow::Array> array;
+        if (column->num_chunks() == 1) {
+          array = column->chunk(0);
+        } else {
+          array = Check(arrow::Concatenate(column->chunks()));
+        }
+        req.request_data.emplace_back(t->field(i)->name(), std::move(array));
+      }
+    }
     online::OnlineResponse::Batches batches;
     std::vector<Warning> warnings;
     {
@@ -950,7 +971,7 @@ NB_MODULE(_core, m) {
            "incremental"_a, "progress"_a.none())
       .def("teardown", &PyStore::Teardown, "views"_a)
       .def("get_online", &PyStore::GetOnline, "features"_a, "feature_service"_a, "entities"_a,
-           "full_feature_names"_a)
+           "full_feature_names"_a, "request_data"_a.none() = nb::none())
       .def("push", &PyStore::Push, "source"_a, "data"_a, "to"_a)
       .def("ingest", &PyStore::Ingest, "source"_a, "files"_a, "mode"_a, "merge_keys"_a,
            "quarantine"_a, "format"_a)

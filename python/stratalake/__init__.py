@@ -24,7 +24,8 @@ from ._errors import *  # noqa: F401,F403
 from ._errors import __all__ as _error_names
 # `stratalake.Field` is the table schema's field (deltalake's `Field`); the field of a
 # feature view's schema (Feast's `Field`) is `stratalake.definitions.Field`.
-from .definitions import DataSource, Entity, FeatureService, FeatureView, FeatureViewProjection
+from .definitions import (DataSource, Entity, FeatureService, FeatureView, FeatureViewProjection,
+                          OnDemandFeatureView, RequestSource)
 from .feature_store import (FeatureStore, OnlineResponse, Plan, RecreatedDataset, RetrievalJob,
                             SavedDataset, init)
 from .schema import ArrayType, Field, MapType, PrimitiveType, Schema, StructType
@@ -37,4 +38,5 @@ __all__ = ["DeltaTable", "write_deltalake", "Metadata", "TableMerger", "TableOpt
            "Schema", "Field", "PrimitiveType", "ArrayType", "MapType", "StructType",
            "FeatureStore", "init", "RetrievalJob", "OnlineResponse", "Plan", "SavedDataset",
            "RecreatedDataset", "Entity", "DataSource", "FeatureView", "FeatureService",
-           "FeatureViewProjection", "Transformation", "transformation", *_error_names]
+           "FeatureViewProjection", "OnDemandFeatureView", "RequestSource", "Transformation",
+           "transformation", *_error_names]

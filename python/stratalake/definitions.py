@@ -9,7 +9,8 @@ import re
 from typing import Any, Dict, List, Optional
 
 __all__ = ["Field", "Entity", "DataSource", "FeatureView", "FeatureService",
-           "FeatureViewProjection", "Aggregation"]
+           "FeatureViewProjection", "Aggregation", "RequestSource", "OnDemandFeature",
+           "OnDemandFeatureView"]
 
 
 class _Definition(dict):
@@ -254,3 +255,50 @@ class FeatureService(_Definition):
         items = [p.view if not p.features else f"{p.view}:{','.join(p.features)}"
                  for p in self.feature_view_projections]
         return f", feature_views={items!r}" + (f", includes={self.includes!r}" if self.includes else "")
+
+
+class RequestSource(_Definition):
+    """Request data: fields a caller passes with each request, read by on-demand
+    feature views (Feast's ``RequestSource``). Online they come beside the join keys;
+    ``get_historical_features`` reads them from the entity table's columns."""
+
+    @property
+    def schema(self) -> List[Field]:
+        return [Field(f) for f in self["schema"]]
+
+    def _fields_repr(self) -> str:
+        return f", schema={[(f.name, f.dtype) for f in self.schema]!r}"
+
+
+class OnDemandFeature(Field):
+    """A feature of an on-demand view: name, type and the expression that computes it."""
+
+    @property
+    def expression(self) -> str:
+        return self["expression"]
+
+    def _fields_repr(self) -> str:
+        return f", dtype={self.dtype!r}, expression={self.expression!r}"
+
+
+class OnDemandFeatureView(_Definition):
+    """Features computed at request time from request data and other views' features
+    (Feast's ``OnDemandFeatureView``), with StrataLake expressions evaluated in the
+    engine, identically online and in ``get_historical_features``."""
+
+    @property
+    def sources(self) -> List[str]:
+        """Names of the request sources and feature views its expressions read."""
+        return list(self["sources"])
+
+    @property
+    def features(self) -> List[OnDemandFeature]:
+        return [OnDemandFeature(f) for f in self["features"]]
+
+    @property
+    def schema(self) -> List[OnDemandFeature]:
+        """Feast's name for :attr:`features`."""
+        return self.features
+
+    def _fields_repr(self) -> str:
+        return f", sources={self.sources!r}, features={[f.name for f in self.features]!r}"

@@ -14,7 +14,8 @@ import pyarrow.parquet as pq
 from . import _core
 from ._arrow import as_stream_capsule, html_table, table_from_capsule, to_pandas, to_polars
 from ._errors import DefinitionError, ObjectNotFoundError
-from .definitions import DataSource, Entity, FeatureService, FeatureView
+from .definitions import (DataSource, Entity, FeatureService, FeatureView, OnDemandFeatureView,
+                          RequestSource)
 from ._progress import Progress
 from ._time import TimeLike, to_micros, to_millis
 from ._warnings import warn_all
@@ -458,7 +459,11 @@ def _feature_request(features: FeaturesArg, feature_service: Any) -> tuple:
 
 
 def _entity_columns(entity_rows: Optional[Sequence[Mapping[str, Any]]],
-                    entities: Optional[Mapping[str, Sequence[Any]]]) -> List[tuple]:
+                    entities: Optional[Mapping[str, Sequence[Any]]],
+                    request_data: Optional[Dict[str, List[Any]]] = None) -> List[tuple]:
+    """Join key columns as (name, values). With ``request_data`` (a dict), columns holding
+    floats or booleans (request data for on-demand feature views, which Feast passes
+    among the entities) go there instead of being refused."""
     if (entity_rows is None) == (entities is None):
         raise DefinitionError("pass exactly one of entity_rows=[{key: value}, ...] and "
                               "entities={key: [values]}")
@@ -472,7 +477,12 @@ def _entity_columns(entity_rows: Optional[Sequence[Mapping[str, Any]]],
     out = []
     for name, values in entities.items():
         col = []
-        for v in (values.tolist() if hasattr(values, "tolist") else values):
+        values = values.tolist() if hasattr(values, "tolist") else list(values)
+        if request_data is not None and any(
+                isinstance(v, (bool, float)) for v in values if v is not None):
+            request_data[name] = values
+            continue
+        for v in values:
             if v is None or isinstance(v, str):
                 col.append(v)
             elif isinstance(v, bool):
@@ -567,7 +577,8 @@ class FeatureStore:
         return self._core.registry_version()
 
     _TYPES = {"entity": Entity, "source": DataSource, "feature_view": FeatureView,
-              "feature_service": FeatureService}
+              "feature_service": FeatureService, "request_source": RequestSource,
+              "on_demand_feature_view": OnDemandFeatureView}
 
     def _objects(self, kind: str, registry_version: Optional[int]) -> List[Any]:
         cls = self._TYPES[kind]
@@ -600,6 +611,25 @@ class FeatureStore:
     def list_feature_services(self, registry_version: Optional[int] = None) -> List[FeatureService]:
         """Every registered feature service."""
         return self._objects("feature_service", registry_version)
+
+    def list_on_demand_feature_views(
+            self, registry_version: Optional[int] = None) -> List[OnDemandFeatureView]:
+        """Every registered on-demand feature view (computed at request time)."""
+        return self._objects("on_demand_feature_view", registry_version)
+
+    def list_request_sources(self, registry_version: Optional[int] = None) -> List[RequestSource]:
+        """Every registered request source (request data of on-demand feature views)."""
+        return self._objects("request_source", registry_version)
+
+    def get_on_demand_feature_view(self, name: str,
+                                   registry_version: Optional[int] = None) -> OnDemandFeatureView:
+        """The on-demand feature view ``name``; ObjectNotFoundError if none."""
+        return self._object("on_demand_feature_view", name, registry_version)
+
+    def get_request_source(self, name: str,
+                           registry_version: Optional[int] = None) -> RequestSource:
+        """The request source ``name``; ObjectNotFoundError if none."""
+        return self._object("request_source", name, registry_version)
 
     def get_entity(self, name: str, registry_version: Optional[int] = None) -> Entity:
         """The entity ``name``; ObjectNotFoundError (naming those that exist) if none."""
@@ -754,11 +784,26 @@ class FeatureStore:
                             full_feature_names: bool = False) -> OnlineResponse:
         """The latest feature values for entity keys: ``entity_rows=[{"customer_id": 1}]`` or
         ``entities={"customer_id": [1, 2]}``. A value older than its view's TTL comes back
-        null with status ``OUTSIDE_MAX_AGE``."""
+        null with status ``OUTSIDE_MAX_AGE``. Request data for on-demand feature views
+        goes beside the join keys (``{"customer_id": 1, "amount": 12.5}``), as in Feast;
+        on-demand features are computed in the engine, as ``get_historical_features``
+        computes them from the entity table's columns of the same names."""
         refs, service = _feature_request(features, feature_service)
-        columns = _entity_columns(entity_rows, entities)
+        request: Dict[str, List[Any]] = {}
+        columns = _entity_columns(entity_rows, entities, request)
+        capsule = None
+        if request:
+            # Floats and booleans are request data, never join keys.
+            keys = {k for e in self.list_entities() for k in e.join_keys}
+            for name, values in request.items():
+                if name in keys:
+                    bad = next(v for v in values if isinstance(v, (bool, float)))
+                    raise DefinitionError(f"entity {name!r}: join key values must be integers "
+                                          f"or strings, not {type(bad).__name__}")
+            capsule = as_stream_capsule(pa.table({n: pa.array(v) for n, v in request.items()}),
+                                        "request data")
         values, statuses, times, engine_warnings = self._core.get_online(
-            refs, service, columns, full_feature_names)
+            refs, service, columns, full_feature_names, capsule)
         warn_all(engine_warnings, stacklevel=2)
         return OnlineResponse(columns, values, statuses, times)
 

@@ -147,8 +147,9 @@ def main():
             else:
                 skip("source", ds.name, "a push source without a batch source")
         elif isinstance(ds, RequestSource):
-            skip("source", ds.name, "a request source (request-time data of on-demand "
-                 "feature views), which StrataLake does not have")
+            skip("source", ds.name, "a request source of Python on-demand feature views "
+                 "(declare it under request_sources and write the views as expressions: "
+                 "docs/feature-repository.md)")
         else:
             kind = type(ds).__name__
             what = ("a stream source: StrataLake ingests streams through push sources and "
@@ -182,8 +183,9 @@ def main():
         skip("feature_view", fv.name, "a stream feature view: StrataLake has no stream "
              "transformations; push rows to a push source instead")
     for fv in sorted(contents.on_demand_feature_views, key=lambda v: v.name):
-        skip("feature_view", fv.name, "an on-demand feature view (Python run at request "
-             "time), which StrataLake does not have")
+        skip("feature_view", fv.name, "an on-demand feature view in Python, which StrataLake "
+             "does not run (rewrite it as expressions under on_demand_feature_views: "
+             "docs/feature-repository.md)")
     for fv in sorted(contents.feature_views, key=lambda v: v.name):
         if getattr(fv, "udf", None) is not None or getattr(fv, "feature_transformation", None):
             skip("feature_view", fv.name, "a feature view with a transformation, which "

@@ -228,6 +228,18 @@ std::string Summary(const registry::Definitions& defs, ObjectKind kind, const st
       for (const auto& inc : fs->includes) s += (s.empty() ? "" : ", ") + std::string("+") + inc;
       return s;
     }
+    case ObjectKind::kRequestSource: {
+      const auto* rs = defs.FindRequestSource(name);
+      for (const auto& f : rs->schema) {
+        s += (s.empty() ? "" : ", ") + f.name + " " + registry::FeatureTypeName(*f.type);
+      }
+      return s;
+    }
+    case ObjectKind::kOnDemandFeatureView: {
+      const auto* v = defs.FindOnDemandFeatureView(name);
+      for (const auto& src : v->sources) s += (s.empty() ? "" : ",") + src;
+      return "[" + s + "] " + std::to_string(v->features.size()) + " features, on demand";
+    }
   }
   return s;
 }
@@ -249,6 +261,12 @@ std::vector<std::string> NamesOf(const registry::Definitions& d, ObjectKind kind
       break;
     case ObjectKind::kFeatureService:
       add(d.feature_services);
+      break;
+    case ObjectKind::kRequestSource:
+      add(d.request_sources);
+      break;
+    case ObjectKind::kOnDemandFeatureView:
+      add(d.on_demand_feature_views);
       break;
   }
   return out;
@@ -407,7 +425,8 @@ arrow::Result<std::pair<ObjectKind, std::string>> ResolveObject(
   }
   std::vector<ObjectKind> hits;
   for (auto kind : {ObjectKind::kEntity, ObjectKind::kSource, ObjectKind::kFeatureView,
-                    ObjectKind::kFeatureService}) {
+                    ObjectKind::kFeatureService, ObjectKind::kRequestSource,
+                    ObjectKind::kOnDemandFeatureView}) {
     auto h = reg.History(kind, spec);
     if (h.ok()) hits.push_back(kind);
   }
@@ -569,6 +588,12 @@ arrow::Status CmdRegistry(const Args& a) {
       for (const auto& fs : state->defs.feature_services) {
         put(ObjectKind::kFeatureService, fs.name, registry::ToCanonicalJson(fs));
       }
+      for (const auto& rs : state->defs.request_sources) {
+        put(ObjectKind::kRequestSource, rs.name, registry::ToCanonicalJson(rs));
+      }
+      for (const auto& odfv : state->defs.on_demand_feature_views) {
+        put(ObjectKind::kOnDemandFeatureView, odfv.name, registry::ToCanonicalJson(odfv));
+      }
       w.EndArray();
       w.EndObject();
       Emit(buf);
@@ -576,7 +601,8 @@ arrow::Status CmdRegistry(const Args& a) {
     }
     std::vector<std::vector<std::string>> rows;
     for (auto kind : {ObjectKind::kEntity, ObjectKind::kSource, ObjectKind::kFeatureView,
-                      ObjectKind::kFeatureService}) {
+                      ObjectKind::kFeatureService, ObjectKind::kRequestSource,
+                      ObjectKind::kOnDemandFeatureView}) {
       for (const auto& n : NamesOf(state->defs, kind)) {
         rows.push_back({registry::ObjectKindName(kind), n,
                         "v" + std::to_string(state->ObjectVersion(kind, n)),
@@ -681,6 +707,16 @@ std::vector<Command> RepoCommands() {
               "[--registry-version N] [--repo DIR] [--json]",
               "List feature services, or describe one.",
               "stratalake feature-services describe churn_model"),
+      objects("on-demand-feature-views", ObjectKind::kOnDemandFeatureView,
+              "stratalake on-demand-feature-views list|describe [NAME] [--version N] "
+              "[--registry-version N] [--repo DIR] [--json]",
+              "List on-demand feature views (computed at request time), or describe one.",
+              "stratalake on-demand-feature-views describe order_features"),
+      objects("request-sources", ObjectKind::kRequestSource,
+              "stratalake request-sources list|describe [NAME] [--version N] "
+              "[--registry-version N] [--repo DIR] [--json]",
+              "List request sources (request data for on-demand views), or describe one.",
+              "stratalake request-sources describe order_request"),
       RepoCommand("registry",
                   "stratalake registry history [OBJECT] | describe OBJECT [--version N] | show "
                   "[--version N] [--repo DIR] [--json]\n  OBJECT is NAME or KIND/NAME (e.g. "

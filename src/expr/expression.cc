@@ -1499,7 +1499,7 @@ class Parser {
     return Status::OK();
   }
 
-  // A literal or a column.
+  // A literal, a function call, a CASE expression or a column.
   [[gnu::noinline]] Status ParseLeaf(Operand* out) {
     ARROW_ASSIGN_OR_RAISE(std::optional<Operand> literal, ParseLiteral());
     if (literal) {
@@ -1507,6 +1507,11 @@ class Parser {
       return Status::OK();
     }
     const Token& token = Peek();
+    if (IsKeyword(token, "CASE") && IsKeyword(Peek(1), "WHEN")) return ParseCase(out);
+    if (token.kind == TokenKind::kIdentifier && Peek(1).kind == TokenKind::kLeftParen &&
+        !IsReservedWord(token.text)) {
+      return ParseFunction(out);
+    }
     switch (token.kind) {
       case TokenKind::kIdentifier:
         if (IsReservedWord(token.text)) {
@@ -1519,6 +1524,329 @@ class Parser {
         return Unexpected(token);
     }
     ARROW_ASSIGN_OR_RAISE(*out, ParseColumn());
+    return Status::OK();
+  }
+
+  // --- functions and CASE -------------------------------------------------
+
+  // Gives literal arguments of a function whose arguments share one type (coalesce,
+  // if, CASE values, least/greatest) the type of the first non-literal one: NULL
+  // becomes a typed null, numbers take it where they can exactly, and float
+  // literals keep float64 (see PinLiteralType).
+  Status HarmonizeLiterals(std::vector<Operand*> operands) {
+    // The first non-literal operand gives the type; failing that, the first
+    // literal that is not NULL (so CASE WHEN b THEN 1 ELSE NULL END is a number).
+    const Operand* typed = nullptr;
+    for (const Operand* o : operands) {
+      if (!o->literal) {
+        typed = o;
+        break;
+      }
+    }
+    for (const Operand* o : operands) {
+      if (typed) break;
+      if (o->literal->kind != Literal::Kind::kNull) typed = o;
+    }
+    for (Operand* o : operands) {
+      if (!o->literal || o == typed) continue;
+      if (typed) {
+        const Literal::Kind kind = o->literal->kind;
+        if (kind == Literal::Kind::kNull || (IsNumericKind(kind) && IsNumericType(*typed->type))) {
+          auto converted = ConvertLiteral(*o->literal, typed->type);
+          if (converted.ok()) {
+            SetLiteralScalar(o, *std::move(converted));
+            continue;
+          }
+        }
+      } else if (o->literal->kind == Literal::Kind::kNull) {
+        continue;
+      }
+      if (IsFloatLiteral(*o)) PinLiteralType(o);
+    }
+    return Status::OK();
+  }
+
+  // A number operand (integers are computed in float64 by the math functions).
+  Status RequireNumber(const std::string& function, const Operand& arg) {
+    if (arg.type->id() == arrow::Type::NA || IsNumericType(*arg.type)) return Status::OK();
+    return Error(arg.span.begin, function + "() needs a number, not '" + Source(arg.span) + "' (" +
+                                     arg.type->ToString() + ")");
+  }
+
+  Result<Operand> MakeFloat64(Operand arg) {
+    if (arg.literal && arg.literal->kind == Literal::Kind::kNull) {
+      SetLiteralScalar(&arg, arrow::MakeNullScalar(arrow::float64()));
+      return arg;
+    }
+    if (arg.type->id() == arrow::Type::DOUBLE) return arg;
+    const Span span = arg.span;
+    return MakeCall("cast", {std::move(arg)}, span,
+                    std::make_shared<cp::CastOptions>(cp::CastOptions::Safe(arrow::float64())));
+  }
+
+  Result<Operand> Float64Literal(double value, Span span) {
+    Operand out;
+    out.span = span;
+    out.type = arrow::float64();
+    out.expr = cp::literal(value);
+    return out;
+  }
+
+  // f(float64(arg)) for a one-argument math function.
+  Result<Operand> MakeMath(const char* function, Operand arg, Span span) {
+    ARROW_ASSIGN_OR_RAISE(Operand x, MakeFloat64(std::move(arg)));
+    return MakeCall(function, {std::move(x)}, span);
+  }
+
+  // Great-circle distance in kilometres between two (latitude, longitude) points
+  // given in degrees (haversine formula, mean Earth radius 6371.0088 km).
+  Result<Operand> MakeHaversine(std::vector<Operand> a, Span span) {
+    constexpr double kRadians = 3.14159265358979323846 / 180.0;
+    std::vector<Operand> r;
+    for (Operand& x : a) {
+      ARROW_ASSIGN_OR_RAISE(Operand f, MakeFloat64(std::move(x)));
+      ARROW_ASSIGN_OR_RAISE(Operand k, Float64Literal(kRadians, span));
+      ARROW_ASSIGN_OR_RAISE(Operand rad, MakeCall("multiply", {std::move(f), std::move(k)}, span));
+      r.push_back(std::move(rad));
+    }
+    ARROW_ASSIGN_OR_RAISE(Operand half, Float64Literal(0.5, span));
+    auto half_sin_squared = [&](const Operand& from, const Operand& to) -> Result<Operand> {
+      ARROW_ASSIGN_OR_RAISE(Operand d, MakeCall("subtract", {to, from}, span));
+      ARROW_ASSIGN_OR_RAISE(Operand h, MakeCall("multiply", {std::move(d), half}, span));
+      ARROW_ASSIGN_OR_RAISE(Operand s, MakeCall("sin", {std::move(h)}, span));
+      return MakeCall("multiply", {s, s}, span);
+    };
+    ARROW_ASSIGN_OR_RAISE(Operand dlat, half_sin_squared(r[0], r[2]));
+    ARROW_ASSIGN_OR_RAISE(Operand dlon, half_sin_squared(r[1], r[3]));
+    ARROW_ASSIGN_OR_RAISE(Operand c1, MakeCall("cos", {r[0]}, span));
+    ARROW_ASSIGN_OR_RAISE(Operand c2, MakeCall("cos", {r[2]}, span));
+    ARROW_ASSIGN_OR_RAISE(Operand cc, MakeCall("multiply", {std::move(c1), std::move(c2)}, span));
+    ARROW_ASSIGN_OR_RAISE(Operand t, MakeCall("multiply", {std::move(cc), std::move(dlon)}, span));
+    ARROW_ASSIGN_OR_RAISE(Operand sum, MakeCall("add", {std::move(dlat), std::move(t)}, span));
+    // Rounding can take the sum a hair past 1 for antipodal points: asin(>1) is NaN.
+    ARROW_ASSIGN_OR_RAISE(Operand one, Float64Literal(1.0, span));
+    ARROW_ASSIGN_OR_RAISE(
+        Operand capped,
+        MakeCall("min_element_wise", {std::move(sum), std::move(one)}, span,
+                 std::make_shared<cp::ElementWiseAggregateOptions>(/*skip_nulls=*/false)));
+    ARROW_ASSIGN_OR_RAISE(Operand root, MakeCall("sqrt", {std::move(capped)}, span));
+    ARROW_ASSIGN_OR_RAISE(Operand angle, MakeCall("asin", {std::move(root)}, span));
+    ARROW_ASSIGN_OR_RAISE(Operand diameter, Float64Literal(2.0 * 6371.0088, span));
+    return MakeCall("multiply", {std::move(diameter), std::move(angle)}, span);
+  }
+
+  // bucket(x, b1, ..., bn): how many of the ascending boundaries are <= x (0..n);
+  // NULL when x is NULL.
+  Result<Operand> MakeBucket(std::vector<Operand> a, Span span) {
+    ARROW_RETURN_NOT_OK(RequireNumber("bucket", a[0]));
+    std::optional<double> previous;
+    std::optional<Operand> total;
+    for (size_t i = 1; i < a.size(); ++i) {
+      Operand& b = a[i];
+      if (!b.literal || !IsNumericKind(b.literal->kind)) {
+        return Error(b.span.begin,
+                     "bucket() boundaries must be number literals, not '" + Source(b.span) + "'");
+      }
+      ARROW_ASSIGN_OR_RAISE(auto as_double, CastScalar(b.literal->scalar, arrow::float64()));
+      const double value = static_cast<const arrow::DoubleScalar&>(*as_double).value;
+      if (previous && !(value > *previous)) {
+        return Error(b.span.begin, "bucket() boundaries must be ascending: " + Source(b.span) +
+                                       " follows a boundary at least as large");
+      }
+      previous = value;
+      ARROW_ASSIGN_OR_RAISE(Operand ge, MakeComparison("greater_equal", a[0], std::move(b)));
+      ARROW_ASSIGN_OR_RAISE(
+          Operand n,
+          MakeCall("cast", {std::move(ge)}, span,
+                   std::make_shared<cp::CastOptions>(cp::CastOptions::Safe(arrow::int64()))));
+      if (!total) {
+        total = std::move(n);
+      } else {
+        ARROW_ASSIGN_OR_RAISE(total, MakeCall("add", {std::move(*total), std::move(n)}, span));
+      }
+    }
+    return *std::move(total);
+  }
+
+  Result<Operand> MakeFunction(const std::string& name, std::vector<Operand> a, Span name_span,
+                               Span span) {
+    const size_t n = a.size();
+    auto arity = [&](size_t lo, size_t hi) -> Status {
+      if (n >= lo && n <= hi) return Status::OK();
+      std::string want = lo == hi         ? std::to_string(lo)
+                         : hi == SIZE_MAX ? "at least " + std::to_string(lo)
+                                          : std::to_string(lo) + " to " + std::to_string(hi);
+      return Error(name_span.begin, name + "() takes " + want + " argument" +
+                                        (lo == 1 && hi == 1 ? "" : "s") + ", not " +
+                                        std::to_string(n));
+    };
+    static constexpr std::pair<std::string_view, const char*> kMath[] = {
+        {"sqrt", "sqrt"}, {"sin", "sin"},     {"cos", "cos"},   {"tan", "tan"},
+        {"asin", "asin"}, {"acos", "acos"},   {"atan", "atan"}, {"ln", "ln"},
+        {"log", "ln"},    {"log10", "log10"}, {"log2", "log2"}, {"exp", "exp"}};
+    for (const auto& [spelled, function] : kMath) {
+      if (name != spelled) continue;
+      ARROW_RETURN_NOT_OK(arity(1, 1));
+      ARROW_RETURN_NOT_OK(RequireNumber(name, a[0]));
+      return MakeMath(function, std::move(a[0]), span);
+    }
+    if (name == "radians" || name == "degrees") {
+      ARROW_RETURN_NOT_OK(arity(1, 1));
+      ARROW_RETURN_NOT_OK(RequireNumber(name, a[0]));
+      constexpr double kPi = 3.14159265358979323846;
+      ARROW_ASSIGN_OR_RAISE(Operand x, MakeFloat64(std::move(a[0])));
+      ARROW_ASSIGN_OR_RAISE(Operand k,
+                            Float64Literal(name == "radians" ? kPi / 180.0 : 180.0 / kPi, span));
+      return MakeCall("multiply", {std::move(x), std::move(k)}, span);
+    }
+    if (name == "atan2" || name == "pow" || name == "power") {
+      ARROW_RETURN_NOT_OK(arity(2, 2));
+      ARROW_RETURN_NOT_OK(RequireNumber(name, a[0]));
+      ARROW_RETURN_NOT_OK(RequireNumber(name, a[1]));
+      ARROW_ASSIGN_OR_RAISE(Operand x, MakeFloat64(std::move(a[0])));
+      ARROW_ASSIGN_OR_RAISE(Operand y, MakeFloat64(std::move(a[1])));
+      return MakeCall(name == "atan2" ? "atan2" : "power", {std::move(x), std::move(y)}, span);
+    }
+    if (name == "abs" || name == "sign") {
+      ARROW_RETURN_NOT_OK(arity(1, 1));
+      ARROW_RETURN_NOT_OK(RequireNumber(name, a[0]));
+      return MakeCall(name == "abs" ? "abs_checked" : "sign", {std::move(a[0])}, span);
+    }
+    if (name == "floor" || name == "ceil" || name == "ceiling" || name == "trunc") {
+      ARROW_RETURN_NOT_OK(arity(1, 1));
+      ARROW_RETURN_NOT_OK(RequireNumber(name, a[0]));
+      const char* function = name == "floor" ? "floor" : name == "trunc" ? "trunc" : "ceil";
+      return MakeMath(function, std::move(a[0]), span);
+    }
+    if (name == "round") {
+      ARROW_RETURN_NOT_OK(arity(1, 2));
+      ARROW_RETURN_NOT_OK(RequireNumber(name, a[0]));
+      int64_t digits = 0;
+      if (n == 2) {
+        if (!a[1].literal || a[1].literal->kind != Literal::Kind::kInteger) {
+          return Error(a[1].span.begin, "round()'s digits must be an integer literal, not '" +
+                                            Source(a[1].span) + "'");
+        }
+        ARROW_ASSIGN_OR_RAISE(auto d, CastScalar(a[1].literal->scalar, arrow::int64()));
+        digits = static_cast<const arrow::Int64Scalar&>(*d).value;
+        if (digits < -18 || digits > 18) {
+          return Error(a[1].span.begin, "round()'s digits must lie in -18..18");
+        }
+      }
+      // SQL's rounding: halves away from zero.
+      auto options =
+          std::make_shared<cp::RoundOptions>(digits, cp::RoundMode::HALF_TOWARDS_INFINITY);
+      ARROW_ASSIGN_OR_RAISE(Operand x, MakeFloat64(std::move(a[0])));
+      return MakeCall("round", {std::move(x)}, span, std::move(options));
+    }
+    if (name == "coalesce" || name == "least" || name == "greatest") {
+      ARROW_RETURN_NOT_OK(arity(1, SIZE_MAX));
+      std::vector<Operand*> ptrs;
+      for (Operand& o : a) ptrs.push_back(&o);
+      ARROW_RETURN_NOT_OK(HarmonizeLiterals(ptrs));
+      const char* function = name == "coalesce" ? "coalesce"
+                             : name == "least"  ? "min_element_wise"
+                                                : "max_element_wise";
+      return MakeCall(function, a, span);
+    }
+    if (name == "nullif") {
+      ARROW_RETURN_NOT_OK(arity(2, 2));
+      Operand value = a[0];
+      ARROW_ASSIGN_OR_RAISE(Operand same, MakeComparison("equal", a[0], a[1]));
+      Operand null_value;
+      null_value.span = span;
+      null_value.type = value.type;
+      null_value.expr = cp::literal(arrow::MakeNullScalar(value.type));
+      return MakeCall("if_else", {std::move(same), std::move(null_value), std::move(value)}, span);
+    }
+    if (name == "if" || name == "iif") {
+      ARROW_RETURN_NOT_OK(arity(3, 3));
+      Operand condition = AsBoolean(std::move(a[0]));
+      ARROW_RETURN_NOT_OK(HarmonizeLiterals({&a[1], &a[2]}));
+      return MakeCall("if_else", {std::move(condition), std::move(a[1]), std::move(a[2])}, span);
+    }
+    if (name == "haversine") {
+      ARROW_RETURN_NOT_OK(arity(4, 4));
+      for (const Operand& o : a) ARROW_RETURN_NOT_OK(RequireNumber(name, o));
+      return MakeHaversine(std::move(a), span);
+    }
+    if (name == "bucket") {
+      ARROW_RETURN_NOT_OK(arity(2, SIZE_MAX));
+      return MakeBucket(std::move(a), span);
+    }
+    return Error(name_span.begin, "unknown function '" + Echo(name) + "'",
+                 "functions: abs, acos, asin, atan, atan2, bucket, ceil, coalesce, cos, degrees, "
+                 "exp, floor, greatest, haversine, if, least, ln, log, log10, log2, nullif, pow, "
+                 "radians, round, sign, sin, sqrt, tan, trunc");
+  }
+
+  // name '(' [expr (',' expr)*] ')'
+  [[gnu::noinline]] Status ParseFunction(Operand* out) {
+    const Token& name_token = Advance();
+    std::string name;
+    for (char c : name_token.text) name += ToLowerAscii(c);
+    const Span name_span{name_token.begin, name_token.end};
+    const size_t open = Advance().begin;  // '('
+    ARROW_RETURN_NOT_OK(EnterNested(open));
+    std::vector<Operand> args;
+    if (Peek().kind != TokenKind::kRightParen) {
+      while (true) {
+        ARROW_RETURN_NOT_OK(ParseOr(&args.emplace_back()));
+        if (Peek().kind == TokenKind::kComma) {
+          Advance();
+          continue;
+        }
+        if (Peek().kind != TokenKind::kRightParen) {
+          return Unexpected(Peek(), "expected ',' or ')' in the arguments of " + name + "()");
+        }
+        break;
+      }
+    }
+    Advance();  // ')'
+    LeaveNested();
+    ARROW_ASSIGN_OR_RAISE(
+        *out, MakeFunction(name, std::move(args), name_span, Span{name_token.begin, last_end_}));
+    return Status::OK();
+  }
+
+  // CASE WHEN cond THEN value [WHEN ...] [ELSE value] END
+  [[gnu::noinline]] Status ParseCase(Operand* out) {
+    const size_t begin = Advance().begin;  // CASE
+    ARROW_RETURN_NOT_OK(EnterNested(begin));
+    std::vector<Operand> conditions;
+    std::vector<Operand> values;
+    while (AcceptKeyword("WHEN")) {
+      Operand& condition = conditions.emplace_back();
+      ARROW_RETURN_NOT_OK(ParseOr(&condition));
+      condition = AsBoolean(std::move(condition));
+      if (condition.type->id() != arrow::Type::BOOL) {
+        return Error(condition.span.begin, "a WHEN condition must be true or false, not '" +
+                                               Source(condition.span) + "' (" +
+                                               condition.type->ToString() + ")");
+      }
+      if (!AcceptKeyword("THEN")) return Unexpected(Peek(), "expected THEN");
+      ARROW_RETURN_NOT_OK(ParseOr(&values.emplace_back()));
+    }
+    std::optional<Operand> otherwise;
+    if (AcceptKeyword("ELSE")) {
+      otherwise.emplace();
+      ARROW_RETURN_NOT_OK(ParseOr(&*otherwise));
+    }
+    if (!AcceptKeyword("END")) return Unexpected(Peek(), "expected WHEN, ELSE or END");
+    LeaveNested();
+    const Span span{begin, last_end_};
+    std::vector<Operand*> ptrs;
+    for (Operand& v : values) ptrs.push_back(&v);
+    if (otherwise) ptrs.push_back(&*otherwise);
+    ARROW_RETURN_NOT_OK(HarmonizeLiterals(ptrs));
+    std::vector<std::string> names;
+    for (size_t i = 0; i < conditions.size(); ++i) names.push_back("c" + std::to_string(i));
+    ARROW_ASSIGN_OR_RAISE(Operand conds, MakeCall("make_struct", conditions, span,
+                                                  std::make_shared<cp::MakeStructOptions>(names)));
+    std::vector<Operand> args{std::move(conds)};
+    for (Operand& v : values) args.push_back(std::move(v));
+    if (otherwise) args.push_back(std::move(*otherwise));
+    ARROW_ASSIGN_OR_RAISE(*out, MakeCall("case_when", args, span));
     return Status::OK();
   }
 
@@ -1706,6 +2034,11 @@ bool IsUnknownColumnError(const arrow::Status& status) {
 Result<cp::Expression> ParseExpression(std::string_view text, const arrow::Schema& schema) {
   ARROW_RETURN_NOT_OK(EnsureComputeInitialized());
   return Parser(text, schema, "filter").ParseWholeExpression();
+}
+
+Result<cp::Expression> ParseValueExpression(std::string_view text, const arrow::Schema& schema) {
+  ARROW_RETURN_NOT_OK(EnsureComputeInitialized());
+  return Parser(text, schema, "expression").ParseWholeExpression();
 }
 
 Result<std::vector<Assignment>> ParseAssignments(std::string_view text,

@@ -493,6 +493,68 @@ TEST_F(ExpressionTest, Arithmetic) {
   ExpectParseError("(i32 + s) > 1 OR b", {"cannot evaluate 'i32 + s'", "at position 1"});
 }
 
+TEST_F(ExpressionTest, MathFunctions) {
+  ExpectResult("sqrt(UserId * 10)", arrow::float64(),
+               "[10.0, 14.142135623730951, 17.320508075688775, 20.0]");
+  ExpectResult("abs(i8)", arrow::int8(), "[1, 5, 100, null]");
+  ExpectResult("ABS(f64)", arrow::float64(), "[1.5, 2.0, null, 0.1]");
+  ExpectResult("floor(f64)", arrow::float64(), "[1.0, -2.0, null, 0.0]");
+  ExpectResult("ceil(f64)", arrow::float64(), "[2.0, -2.0, null, 1.0]");
+  // SQL rounding: halves away from zero.
+  ExpectResult("round(f64)", arrow::float64(), "[2.0, -2.0, null, 0.0]");
+  ExpectResult("round(-2.5)", arrow::float64(), "[-3.0, -3.0, -3.0, -3.0]");
+  ExpectResult("round(`order total` / 3, 2)", arrow::float64(), "[1.67, 5.0, null, 8.33]");
+  ExpectResult("radians(180)", arrow::float64(),
+               "[3.141592653589793, 3.141592653589793, 3.141592653589793, 3.141592653589793]");
+  ExpectResult("degrees(0)", arrow::float64(), "[0.0, 0.0, 0.0, 0.0]");
+  ExpectResult("cos(0) + sin(0)", arrow::float64(), "[1.0, 1.0, 1.0, 1.0]");
+  ExpectResult("exp(0)", arrow::float64(), "[1.0, 1.0, 1.0, 1.0]");
+  ExpectResult("ln(1) + log10(100) + log2(8)", arrow::float64(), "[5.0, 5.0, 5.0, 5.0]");
+  ExpectResult("pow(2, i32)", arrow::float64(), "[2.0, 4.0, null, 16.0]");
+  ExpectResult("atan2(0, 1)", arrow::float64(), "[0.0, 0.0, 0.0, 0.0]");
+  ExpectResult("sign(i8)", arrow::int8(), "[1, -1, 1, null]");
+  ExpectParseError("sqrt(s)", {"sqrt() needs a number, not 's' (string)", "at position 5"});
+  ExpectParseError("sqrt(1, 2)", {"sqrt() takes 1 argument, not 2", "at position 0"});
+  ExpectParseError("frobnicate(i32)", {"unknown function 'frobnicate'", "functions: abs"});
+  ExpectParseError("round(f64, i32)", {"round()'s digits must be an integer literal"});
+}
+
+TEST_F(ExpressionTest, ConditionalFunctions) {
+  ExpectResult("coalesce(f64, 0)", arrow::float64(), "[1.5, -2.0, 0.0, 0.1]");
+  ExpectResult("coalesce(i32, UserId)", arrow::int64(), "[1, 2, 30, 4]");
+  ExpectResult("coalesce(NULL, i32)", arrow::int32(), "[1, 2, null, 4]");
+  ExpectResult("if(i32 > 1, 'big', 'small')", arrow::utf8(), R"(["small", "big", null, "big"])");
+  ExpectResult("if(b, f64, NULL)", arrow::float64(), "[1.5, null, null, 0.1]");
+  ExpectResult("nullif(i32, 2)", arrow::int32(), "[1, null, null, 4]");
+  // nullif keeps a division by zero from failing the whole batch.
+  ExpectResult("UserId / nullif(i32 - 1, 0)", arrow::int64(), "[null, 20, null, 13]");
+  ExpectResult("greatest(i32, 3)", arrow::int32(), "[3, 3, 3, 4]");
+  ExpectResult("least(f64, 1)", arrow::float64(), "[1.0, -2.0, 1.0, 0.1]");
+  ExpectResult("CASE WHEN i32 >= 4 THEN 'high' WHEN i32 >= 2 THEN 'mid' ELSE 'low' END",
+               arrow::utf8(), R"(["low", "mid", "low", "high"])");
+  ExpectResult("case when f64 > 0 then f64 * 2 end", arrow::float64(), "[3.0, null, null, 0.2]");
+  ExpectResult("CASE WHEN b THEN 1 ELSE NULL END", arrow::int64(), "[1, null, null, 1]");
+  ExpectParseError("CASE WHEN i32 THEN 1 END", {"a WHEN condition must be true or false"});
+  ExpectParseError("CASE WHEN b THEN 1", {"expected WHEN, ELSE or END"});
+  ExpectParseError("if(b, 1)", {"if() takes 3 arguments, not 2"});
+}
+
+TEST_F(ExpressionTest, BucketAndHaversine) {
+  ExpectResult("bucket(f64, 0, 1, 10)", arrow::int64(), "[2, 0, null, 1]");
+  ExpectResult("bucket(UserId, 15, 30)", arrow::int64(), "[0, 1, 2, 2]");
+  ExpectParseError("bucket(f64, 1, 0)", {"bucket() boundaries must be ascending"});
+  ExpectParseError("bucket(f64, i32)", {"bucket() boundaries must be number literals"});
+  // Paris -> London: about 343.5 km.
+  ASSERT_OK_AND_ASSIGN(auto d, Evaluate("haversine(48.8566, 2.3522, 51.5074, -0.1278)"));
+  ASSERT_EQ(d->type()->id(), arrow::Type::DOUBLE);
+  const double km = static_cast<const arrow::DoubleArray&>(*d).Value(0);
+  EXPECT_GT(km, 343.0);
+  EXPECT_LT(km, 344.5);
+  ExpectResult("haversine(f64, f64, f64, f64)", arrow::float64(), "[0.0, 0.0, null, 0.0]");
+  ExpectResult("round(haversine(0, 0, 0, 180))", arrow::float64(),
+               "[20015.0, 20015.0, 20015.0, 20015.0]");
+}
+
 TEST_F(ExpressionTest, ReferencedColumns) {
   ASSERT_OK_AND_ASSIGN(
       cp::Expression expr,

@@ -357,6 +357,10 @@ void RowEncoder::Encode(const std::vector<std::shared_ptr<arrow::Array>>& column
   }
 }
 
+void AppendFieldValue(const arrow::Array& array, int64_t row, std::string* out) {
+  AppendValue(array, row, out);
+}
+
 arrow::Result<uint64_t> ValueFingerprint(std::string_view value) {
   if (value.size() < kValueHeaderSize || static_cast<uint8_t>(value[16]) != kValueFormat) {
     return arrow::Status::Invalid("online store: corrupt value (", value.size(), " bytes)");

@@ -80,6 +80,10 @@ class RowEncoder {
   const Layout& layout_;
 };
 
+/// Appends row `row` (not null) of `array` as one encoded field, as Encode does
+/// (a type RowEncoder::Validate accepts).
+void AppendFieldValue(const arrow::Array& array, int64_t row, std::string* out);
+
 /// A stored value split into its parts: for each layout entry, its encoded
 /// bytes (empty view + null flag when null).
 struct DecodedValue {

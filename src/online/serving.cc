@@ -14,6 +14,7 @@
 #include "common/errors.h"
 #include "online/codec.h"
 #include "online/window_tiles.h"
+#include "stratalake/on_demand.h"
 #include "stratalake/online.h"
 #include "stratalake/repo.h"
 #include "stratalake/status.h"
@@ -42,7 +43,13 @@ struct CompiledRequest {
   std::shared_ptr<const registry::RegistryState> state;  // keeps `view` pointers alive
   std::vector<CompiledView> views;
   std::set<std::string> output_names;
+  /// The request's on-demand features (nullptr: none), compiled once per
+  /// registry version; their stored inputs are the hidden views.
+  std::shared_ptr<const registry::OnDemandPlan> on_demand;
 };
+
+// Hidden columns (on-demand inputs) are named OnDemandPlan::DependencyColumn.
+bool IsHiddenColumn(const std::string& name) { return name.rfind("__on_demand__", 0) == 0; }
 
 arrow::Result<std::shared_ptr<const CompiledRequest>> Compile(
     std::shared_ptr<const registry::RegistryState> state, const OnlineRequest& req) {
@@ -61,6 +68,33 @@ arrow::Result<std::shared_ptr<const CompiledRequest>> Compile(
   if (!named.ok()) return WithTerms(named.status(), {Term::kFullFeatureNames});
   auto names = std::move(named).ValueUnsafe();
   auto out = std::make_shared<CompiledRequest>();
+  ARROW_ASSIGN_OR_RAISE(out->on_demand,
+                        registry::OnDemandPlan::Make(defs, req.features, req.feature_service,
+                                                     req.full_feature_names));
+  if (out->on_demand) {
+    for (const auto& dep : out->on_demand->dependencies()) {
+      if (!dep.view->online) {
+        return UserError(ErrorKind::kFeatureNotFound,
+                         "on-demand features read feature view '" + dep.view->name +
+                             "', which is not served online (online: false in its definition)");
+      }
+      // A view the request reads anyway (same keys) carries the inputs too:
+      // one lookup per key, not two.
+      size_t at = views.size();
+      for (size_t v = 0; v < views.size(); ++v) {
+        if (views[v].view == dep.view && views[v].key_map.empty()) at = v;
+      }
+      if (at == views.size()) {
+        views.push_back(dep);
+        views.back().features.clear();
+        names.emplace_back();
+      }
+      for (const auto& f : dep.features) {
+        views[at].features.push_back(f);
+        names[at].push_back(registry::OnDemandPlan::DependencyColumn(dep.view->name, f));
+      }
+    }
+  }
   for (size_t v = 0; v < views.size(); ++v) {
     const registry::ViewRequest& vr = views[v];
     CompiledView cv;
@@ -83,8 +117,22 @@ arrow::Result<std::shared_ptr<const CompiledRequest>> Compile(
       cv.idx.push_back(cv.layout->Find(f));
     }
     cv.names = std::move(names[v]);
-    out->output_names.insert(cv.names.begin(), cv.names.end());
+    for (const auto& name : cv.names) {
+      if (!IsHiddenColumn(name)) out->output_names.insert(name);
+    }
     out->views.push_back(std::move(cv));
+  }
+  if (out->on_demand) {
+    for (const auto& o : out->on_demand->outputs()) {
+      if (!out->output_names.insert(o.name).second) {
+        return WithTerms(
+            UserError(ErrorKind::kDefinitionError,
+                      "output name '" + o.name +
+                          "' would hold both a feature and on-demand feature '" + o.label + ":" +
+                          o.feature + "'; pass " + Mention(Term::kFullFeatureNames)),
+            {Term::kFullFeatureNames});
+      }
+    }
   }
   out->state = std::move(state);
   return out;
@@ -147,6 +195,11 @@ OnlineService::~OnlineService() = default;
 
 namespace {
 
+// Evaluates the on-demand features on the response's rows, adds their columns
+// (at slots `first_slot`...) and drops the hidden input columns.
+arrow::Status AddOnDemand(const registry::OnDemandPlan& od, const OnlineRequest& req,
+                          size_t first_slot, OnlineResponse* resp);
+
 // Adds kNotMaterialized for a view none of whose keys was found when the store
 // holds nothing at all for it.
 arrow::Status NoteNotMaterialized(OnlineStore& store, const registry::RegistryState& state,
@@ -199,7 +252,22 @@ arrow::Result<OnlineResponse> OnlineService::Get(const OnlineRequest& req) {
   // Entity rows.
   OnlineResponse resp;
   resp.registry_version = state->version;
+  // A join key given as fractional numbers or booleans arrives as request data.
+  auto not_a_key = [&](const std::string& column) -> arrow::Status {
+    for (const auto& [name, array] : req.request_data) {
+      if (name == column) {
+        return UserError(ErrorKind::kSchemaMismatch,
+                         "entity '" + name +
+                             "' has a value that is neither an integer nor a string (join key "
+                             "values are integers or strings)");
+      }
+    }
+    return arrow::Status::OK();
+  };
   if (req.entities.empty()) {
+    for (const auto& cv : plan->views) {
+      for (const auto& col : cv.key_columns) ARROW_RETURN_NOT_OK(not_a_key(col));
+    }
     return UserError(ErrorKind::kSchemaMismatch,
                      "no entities given: pass \"entities\": {\"<join key>\": [values...]}");
   }
@@ -234,6 +302,7 @@ arrow::Result<OnlineResponse> OnlineService::Get(const OnlineRequest& req) {
     for (size_t k = 0; k < cv.join_keys.size(); ++k) {
       const auto* col = find_entity(cv.key_columns[k]);
       if (!col) {
+        ARROW_RETURN_NOT_OK(not_a_key(cv.key_columns[k]));
         std::vector<std::string> given;
         for (const auto& e : req.entities) given.push_back(e.first);
         return UserError(ErrorKind::kSchemaMismatch,
@@ -275,10 +344,12 @@ arrow::Result<OnlineResponse> OnlineService::Get(const OnlineRequest& req) {
   // Output columns: join keys in request order, then features.
   size_t nfeatures = 0;
   for (const auto& cv : plan->views) nfeatures += cv.features.size();
-  resp.columns.reserve(req.entities.size() + nfeatures);
-  resp.status_store.assign(nfeatures * rows, FeatureStatus::kNotFound);
-  resp.time_store.assign(nfeatures * rows, 0);
-  resp.value_store.assign(nfeatures * rows, std::string_view());
+  // On-demand features take the places after the stored ones.
+  const size_t nslots = nfeatures + (plan->on_demand ? plan->on_demand->outputs().size() : 0);
+  resp.columns.reserve(req.entities.size() + nslots);
+  resp.status_store.assign(nslots * rows, FeatureStatus::kNotFound);
+  resp.time_store.assign(nslots * rows, 0);
+  resp.value_store.assign(nslots * rows, std::string_view());
   for (const auto& [name, values] : req.entities) {
     OnlineColumn c;
     c.name = name;
@@ -334,6 +405,9 @@ arrow::Result<OnlineResponse> OnlineService::Get(const OnlineRequest& req) {
       }
     }
     if (asked && !found) ARROW_RETURN_NOT_OK(NoteNotMaterialized(*store_, *plan->state, cv, &resp));
+  }
+  if (plan->on_demand) {
+    ARROW_RETURN_NOT_OK(AddOnDemand(*plan->on_demand, req, nfeatures, &resp));
   }
   return resp;
 }
@@ -399,6 +473,83 @@ arrow::Result<std::shared_ptr<arrow::Array>> ValueArray(const OnlineColumn& col,
                                              col.statuses[r] != FeatureStatus::kPresent, b.get()));
   }
   return b->Finish();
+}
+
+arrow::Status AddOnDemand(const registry::OnDemandPlan& od, const OnlineRequest& req,
+                          size_t first_slot, OnlineResponse* resp) {
+  const size_t rows = resp->rows;
+  arrow::FieldVector fields;
+  arrow::ArrayVector arrays;
+  for (const auto& f : od.request_fields()) {
+    std::shared_ptr<arrow::Array> a;
+    for (const auto& [name, array] : req.request_data) {
+      if (name == f.name) a = array;
+    }
+    if (!a) {
+      for (const auto& [name, values] : req.entities) {
+        if (name != f.name) continue;
+        ARROW_ASSIGN_OR_RAISE(a, KeyArray(values));
+      }
+    }
+    if (!a) {
+      std::vector<std::string> given;
+      for (const auto& e : req.entities) given.push_back(e.first);
+      for (const auto& e : req.request_data) given.push_back(e.first);
+      return UserError(ErrorKind::kSchemaMismatch,
+                       "missing request field '" + f.name +
+                           "' for on-demand features: pass it with the entities, one value per "
+                           "row (given: " +
+                           JoinNames(given) + ")");
+    }
+    if (static_cast<size_t>(a->length()) != rows) {
+      return UserError(ErrorKind::kSchemaMismatch,
+                       "request field '" + f.name + "' has " + std::to_string(a->length()) +
+                           " values for " + std::to_string(rows) + " entity rows");
+    }
+    fields.push_back(arrow::field(f.name, a->type()));
+    arrays.push_back(std::move(a));
+  }
+  for (const auto& c : resp->columns) {
+    if (c.is_join_key || !IsHiddenColumn(c.name)) continue;
+    ARROW_ASSIGN_OR_RAISE(auto a, ValueArray(c, rows));
+    fields.push_back(arrow::field(c.name, c.type));
+    arrays.push_back(std::move(a));
+  }
+  auto batch = arrow::RecordBatch::Make(arrow::schema(std::move(fields)),
+                                        static_cast<int64_t>(rows), std::move(arrays));
+  ARROW_ASSIGN_OR_RAISE(auto results, od.Evaluate(*batch));
+  std::erase_if(resp->columns,
+                [](const OnlineColumn& c) { return !c.is_join_key && IsHiddenColumn(c.name); });
+  const auto& outputs = od.outputs();
+  resp->computed.assign(outputs.size(), std::string());
+  std::vector<size_t> ends(rows);
+  for (size_t j = 0; j < outputs.size(); ++j) {
+    const arrow::Array& a = *results[j];
+    std::string& bytes = resp->computed[j];
+    for (size_t r = 0; r < rows; ++r) {
+      if (!a.IsNull(static_cast<int64_t>(r))) AppendFieldValue(a, static_cast<int64_t>(r), &bytes);
+      ends[r] = bytes.size();
+    }
+    const size_t at = (first_slot + j) * rows;
+    OnlineColumn c;
+    c.name = outputs[j].name;
+    c.view = outputs[j].label;
+    c.type = outputs[j].type;
+    c.statuses = std::span<FeatureStatus>(resp->status_store.data() + at, rows);
+    c.event_us = std::span<int64_t>(resp->time_store.data() + at, rows);
+    c.values = std::span<std::string_view>(resp->value_store.data() + at, rows);
+    for (size_t r = 0; r < rows; ++r) {
+      const size_t begin = r == 0 ? 0 : ends[r - 1];
+      if (a.IsNull(static_cast<int64_t>(r))) {
+        c.statuses[r] = FeatureStatus::kNullValue;
+      } else {
+        c.statuses[r] = FeatureStatus::kPresent;
+        c.values[r] = std::string_view(bytes).substr(begin, ends[r] - begin);
+      }
+    }
+    resp->columns.push_back(std::move(c));
+  }
+  return arrow::Status::OK();
 }
 
 // `rows` fixed-width values copied from `from` (nullptr: zeros) into a new buffer.

@@ -76,6 +76,12 @@ const FeatureService* Definitions::FindFeatureService(const std::string& n) cons
 const Transformation* Definitions::FindTransformation(const std::string& n) const {
   return FindByName(transformations, n);
 }
+const RequestSource* Definitions::FindRequestSource(const std::string& n) const {
+  return FindByName(request_sources, n);
+}
+const OnDemandFeatureView* Definitions::FindOnDemandFeatureView(const std::string& n) const {
+  return FindByName(on_demand_feature_views, n);
+}
 
 const char* TransformModeName(TransformMode mode) {
   switch (mode) {
@@ -317,6 +323,10 @@ const char* ObjectKindName(ObjectKind kind) {
       return "feature_view";
     case ObjectKind::kFeatureService:
       return "feature_service";
+    case ObjectKind::kRequestSource:
+      return "request_source";
+    case ObjectKind::kOnDemandFeatureView:
+      return "on_demand_feature_view";
   }
   return "?";
 }
@@ -330,9 +340,15 @@ arrow::Result<ObjectKind> ParseObjectKind(const std::string& text) {
   if (t == "feature_service" || t == "feature_services" || t == "service") {
     return ObjectKind::kFeatureService;
   }
-  return MakeError(
-      arrow::StatusCode::Invalid, ErrorKind::kObjectNotFound,
-      "unknown object kind '" + text + "': use entity, source, feature_view or feature_service");
+  if (t == "request_source" || t == "request_sources") return ObjectKind::kRequestSource;
+  if (t == "on_demand_feature_view" || t == "on_demand_feature_views" || t == "on_demand_view" ||
+      t == "odfv") {
+    return ObjectKind::kOnDemandFeatureView;
+  }
+  return MakeError(arrow::StatusCode::Invalid, ErrorKind::kObjectNotFound,
+                   "unknown object kind '" + text +
+                       "': use entity, source, feature_view, feature_service, request_source or "
+                       "on_demand_feature_view");
 }
 
 // ---- canonical JSON -----------------------------------------------------------
@@ -554,6 +570,53 @@ std::string ToCanonicalJson(const FeatureService& s) {
   });
 }
 
+std::string ToCanonicalJson(const RequestSource& s) {
+  return Build([&](Writer& w) {
+    Key(w, "name");
+    Str(w, s.name);
+    Key(w, "schema");
+    WriteFields(w, s.schema, false);
+    Key(w, "description");
+    Str(w, s.description);
+    Key(w, "owner");
+    Str(w, s.owner);
+    Key(w, "tags");
+    WriteTags(w, s.tags);
+  });
+}
+
+std::string ToCanonicalJson(const OnDemandFeatureView& v) {
+  return Build([&](Writer& w) {
+    Key(w, "name");
+    Str(w, v.name);
+    Key(w, "sources");
+    WriteStrings(w, v.sources);
+    Key(w, "features");
+    w.StartArray();
+    for (const auto& f : v.features) {
+      w.StartObject();
+      Key(w, "name");
+      Str(w, f.field.name);
+      Key(w, "type");
+      Str(w, f.field.type ? FeatureTypeName(*f.field.type) : "");
+      Key(w, "expression");
+      Str(w, f.expression);
+      Key(w, "description");
+      Str(w, f.field.description);
+      Key(w, "tags");
+      WriteTags(w, f.field.tags);
+      w.EndObject();
+    }
+    w.EndArray();
+    Key(w, "owner");
+    Str(w, v.owner);
+    Key(w, "description");
+    Str(w, v.description);
+    Key(w, "tags");
+    WriteTags(w, v.tags);
+  });
+}
+
 namespace {
 
 arrow::Status Corrupt(const std::string& what) {
@@ -713,6 +776,34 @@ arrow::Status AddFromCanonicalJson(ObjectKind kind, const std::string& json, Def
       s.owner = GetStr(d, "owner");
       s.tags = GetMap(d, "tags");
       defs->feature_services.push_back(std::move(s));
+      break;
+    }
+    case ObjectKind::kRequestSource: {
+      RequestSource s;
+      s.name = GetStr(d, "name");
+      ARROW_ASSIGN_OR_RAISE(s.schema, GetFields(d, "schema"));
+      s.description = GetStr(d, "description");
+      s.owner = GetStr(d, "owner");
+      s.tags = GetMap(d, "tags");
+      defs->request_sources.push_back(std::move(s));
+      break;
+    }
+    case ObjectKind::kOnDemandFeatureView: {
+      OnDemandFeatureView v;
+      v.name = GetStr(d, "name");
+      v.sources = GetStrings(d, "sources");
+      ARROW_ASSIGN_OR_RAISE(auto fields, GetFields(d, "features"));
+      auto features = d.FindMember("features");
+      for (size_t i = 0; i < fields.size(); ++i) {
+        OnDemandFeature f;
+        f.field = std::move(fields[i]);
+        f.expression = GetStr(features->value[static_cast<rapidjson::SizeType>(i)], "expression");
+        v.features.push_back(std::move(f));
+      }
+      v.owner = GetStr(d, "owner");
+      v.description = GetStr(d, "description");
+      v.tags = GetMap(d, "tags");
+      defs->on_demand_feature_views.push_back(std::move(v));
       break;
     }
   }

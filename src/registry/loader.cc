@@ -543,11 +543,67 @@ class Parser {
     defs->transformations.push_back(std::move(t));
   }
 
+  void ParseRequestSource(const YAML::Node& n, Definitions* defs) {
+    if (!CheckMap(n, "request source", {"name", "schema", "description", "owner", "tags"})) return;
+    RequestSource s;
+    s.loc = Loc(n);
+    s.name = Str(n, "name", "request source", true);
+    std::string what = "request source '" + s.name + "'";
+    s.schema = Fields(n, "schema", what, false);
+    if (!n["schema"]) Problem(n, what + ": missing required key 'schema' (the request fields)");
+    s.description = Str(n, "description", what);
+    s.owner = Str(n, "owner", what);
+    s.tags = StrMap(n, "tags", what);
+    defs->request_sources.push_back(std::move(s));
+  }
+
+  void ParseOnDemandFeatureView(const YAML::Node& n, Definitions* defs) {
+    if (!CheckMap(n, "on-demand feature view",
+                  {"name", "sources", "features", "description", "owner", "tags"})) {
+      return;
+    }
+    OnDemandFeatureView v;
+    v.loc = Loc(n);
+    v.name = Str(n, "name", "on-demand feature view", true);
+    std::string what = "on-demand feature view '" + v.name + "'";
+    v.sources = StrList(n, "sources", what);
+    if (!n["sources"]) {
+      Problem(n, what + ": missing required key 'sources' (request sources and feature views)");
+    }
+    YAML::Node feats = n["features"];
+    if (!feats || feats.IsNull()) {
+      Problem(n, what + ": missing required key 'features'");
+    } else if (!feats.IsSequence()) {
+      Problem(feats, what + ": 'features' must be a list");
+    } else {
+      for (const auto& e : feats) {
+        if (!CheckMap(e, what + " feature",
+                      {"name", "type", "expression", "description", "tags"})) {
+          continue;
+        }
+        OnDemandFeature f;
+        f.field.loc = Loc(e);
+        f.field.name = Str(e, "name", what + " feature", true);
+        std::string fwhat = what + " feature '" + f.field.name + "'";
+        f.field.type = Type(e["type"], fwhat);
+        f.expression = Str(e, "expression", fwhat, true);
+        f.expression_loc = e["expression"] ? Loc(e["expression"]) : f.field.loc;
+        f.field.description = Str(e, "description", fwhat);
+        f.field.tags = StrMap(e, "tags", fwhat);
+        v.features.push_back(std::move(f));
+      }
+    }
+    v.description = Str(n, "description", what);
+    v.owner = Str(n, "owner", what);
+    v.tags = StrMap(n, "tags", what);
+    defs->on_demand_feature_views.push_back(std::move(v));
+  }
+
   void ParseDocument(const YAML::Node& doc, Definitions* defs) {
     if (doc.IsNull()) return;
-    if (!CheckMap(
-            doc, "definitions file",
-            {"entities", "sources", "feature_views", "feature_services", "transformations"})) {
+    if (!CheckMap(doc, "definitions file",
+                  {"entities", "sources", "feature_views", "feature_services", "transformations",
+                   "request_sources", "on_demand_feature_views"})) {
       return;
     }
     auto each = [&](const char* key, auto&& fn) {
@@ -564,6 +620,9 @@ class Parser {
     each("feature_views", [&](const YAML::Node& n) { ParseFeatureView(n, defs); });
     each("feature_services", [&](const YAML::Node& n) { ParseFeatureService(n, defs); });
     each("transformations", [&](const YAML::Node& n) { ParseTransformation(n, defs); });
+    each("request_sources", [&](const YAML::Node& n) { ParseRequestSource(n, defs); });
+    each("on_demand_feature_views",
+         [&](const YAML::Node& n) { ParseOnDemandFeatureView(n, defs); });
   }
 
  private:

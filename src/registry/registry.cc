@@ -274,6 +274,9 @@ Plan ComputePlan(const RegistryState& head, const Definitions& desired,
   DiffKind(ObjectKind::kFeatureView, old.feature_views, desired.feature_views, head, &plan);
   DiffKind(ObjectKind::kFeatureService, old.feature_services, desired.feature_services, head,
            &plan);
+  DiffKind(ObjectKind::kRequestSource, old.request_sources, desired.request_sources, head, &plan);
+  DiffKind(ObjectKind::kOnDemandFeatureView, old.on_demand_feature_views,
+           desired.on_demand_feature_views, head, &plan);
 
   CompatChecker check(policy, &plan.incompatibilities);
   for (const auto& e : desired.entities) {
@@ -286,6 +289,17 @@ Plan ComputePlan(const RegistryState& head, const Definitions& desired,
     if (prev) {
       check.Fields("source '" + s.name + "'", s.loc, prev->schema, s.schema, "column", s.name);
     }
+  }
+  for (const auto& v : desired.on_demand_feature_views) {
+    const OnDemandFeatureView* prev = old.FindOnDemandFeatureView(v.name);
+    if (!prev) continue;
+    auto fields = [](const OnDemandFeatureView& odfv) {
+      std::vector<Field> out;
+      for (const auto& f : odfv.features) out.push_back(f.field);
+      return out;
+    };
+    check.Fields("on-demand feature view '" + v.name + "'", v.loc, fields(*prev), fields(v),
+                 "feature", v.name);
   }
   for (const auto& v : desired.feature_views) {
     const FeatureView* prev = old.FindFeatureView(v.name);

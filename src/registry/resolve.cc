@@ -16,9 +16,12 @@ arrow::Status AddRef(const Definitions& defs, const std::string& view_name,
                      const std::map<std::string, std::string>& key_map,
                      std::vector<ViewRequest>* out, size_t* next_position) {
   const FeatureView* v = defs.FindFeatureView(view_name);
+  // On-demand views are computed, not looked up: OnDemandPlan (on_demand.h) has them.
+  if (!v && defs.FindOnDemandFeatureView(view_name)) return arrow::Status::OK();
   if (!v) {
     std::vector<std::string> names;
     for (const auto& fv : defs.feature_views) names.push_back(fv.name);
+    for (const auto& odfv : defs.on_demand_feature_views) names.push_back(odfv.name);
     return UserError(
         ErrorKind::kFeatureNotFound,
         "unknown feature view '" + view_name + "' (feature views: " + JoinNames(names) + ")");

@@ -6,6 +6,7 @@
 #include <arrow/api.h>
 
 #include "stratalake/expression.h"
+#include "stratalake/on_demand.h"
 #include "stratalake/registry.h"
 #include "stratalake/status.h"
 
@@ -59,6 +60,7 @@ class Validator {
     for (const auto& v : defs_.feature_views) CheckView(v);
     for (const auto& s : defs_.feature_services) CheckService(s);
     CheckIncludeCycles();
+    ValidateOnDemand(defs_, &problems_);
     if (problems_.empty()) return arrow::Status::OK();
     std::string msg = std::to_string(problems_.size()) +
                       (problems_.size() == 1 ? " problem" : " problems") +
@@ -375,6 +377,28 @@ class Validator {
     std::map<std::string, const FeatureServiceItem*> out_names;
     for (const auto& item : s.items) {
       const FeatureView* v = defs_.FindFeatureView(item.view);
+      if (const OnDemandFeatureView* odfv = defs_.FindOnDemandFeatureView(item.view); !v && odfv) {
+        for (const auto& f : item.features) {
+          bool found = false;
+          std::vector<std::string> names;
+          for (const auto& of : odfv->features) {
+            found = found || of.field.name == f;
+            names.push_back(of.field.name);
+          }
+          if (!found) {
+            Problem(item.loc, what,
+                    "on-demand feature view '" + odfv->name + "' has no feature '" + f +
+                        "' (features: " + Join(names) + ")");
+          }
+        }
+        if (!item.join_key_map.empty()) {
+          Problem(item.loc, what,
+                  "on-demand feature view '" + odfv->name +
+                      "' has no join keys, so it takes no join_key_map; remove it");
+        }
+        if (!item.alias.empty()) CheckName(item.loc, what + " alias", item.alias);
+        continue;
+      }
       if (!v) {
         Problem(item.loc, what,
                 "unknown feature view '" + item.view +

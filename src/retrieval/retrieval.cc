@@ -27,6 +27,7 @@
 #include "storage/scan.h"
 #include "stratalake/delta.h"
 #include "stratalake/expression.h"
+#include "stratalake/on_demand.h"
 #include "stratalake/status.h"
 
 namespace stratalake::retrieval {
@@ -260,6 +261,7 @@ struct ViewPlan {
   AsOfSpec spec;
   std::vector<std::string> columns;    // source columns read (mapped names, each once)
   std::vector<std::string> out_names;  // output column of each of request.features
+  bool hidden = false;  // read only as an input of on-demand features (not in the output)
 };
 
 // A request resolved against the registry and the entity schema; every check
@@ -278,6 +280,9 @@ struct RetrievalPlan {
   std::vector<FeatureSlot> order;
   int64_t num_features = 0;
   HistoricalResult result;  // registry_version and feature_refs
+  /// The on-demand features (after the stored ones; nullptr: none); their
+  /// stored inputs are the hidden views.
+  std::shared_ptr<const registry::OnDemandPlan> on_demand;
 };
 
 arrow::Result<RetrievalPlan> PlanRetrieval(const repo::FeatureRepository& repo,
@@ -320,6 +325,33 @@ arrow::Result<RetrievalPlan> PlanRetrieval(const repo::FeatureRepository& repo,
                                                 " or give one view an alias in a feature service");
   if (!named.ok()) return WithTerms(named.status(), {Term::kFullFeatureNames});
   auto out_names = std::move(named).ValueUnsafe();
+  ARROW_ASSIGN_OR_RAISE(plan.on_demand,
+                        registry::OnDemandPlan::Make(defs, req.features, req.feature_service,
+                                                     req.full_feature_names));
+  if (plan.on_demand) {
+    const std::vector<std::string> entity_names = entity_schema.field_names();
+    std::set<std::string> used(entity_names.begin(), entity_names.end());
+    for (const auto& names : out_names) used.insert(names.begin(), names.end());
+    for (const auto& o : plan.on_demand->outputs()) {
+      if (!used.insert(o.name).second) {
+        return UserError(ErrorKind::kDefinitionError,
+                         "output column '" + o.name +
+                             "' would hold both an entity column or feature and on-demand "
+                             "feature '" +
+                             o.label + ":" + o.feature + "'; pass " +
+                             Mention(Term::kFullFeatureNames),
+                         {Term::kFullFeatureNames});
+      }
+    }
+    for (const auto& f : plan.on_demand->request_fields()) {
+      if (!entity_schema.GetFieldByName(f.name)) {
+        return UserError(ErrorKind::kSchemaMismatch,
+                         "the entity table has no column '" + f.name +
+                             "', a request field the on-demand features read (columns: " +
+                             JoinNames(entity_schema.field_names()) + "); add it");
+      }
+    }
+  }
   // The output's features come in request order, whichever view holds them.
   for (size_t i = 0; i < views.size(); ++i) {
     for (size_t j = 0; j < views[i].features.size(); ++j) {
@@ -337,6 +369,21 @@ arrow::Result<RetrievalPlan> PlanRetrieval(const repo::FeatureRepository& repo,
     vp.out_names = std::move(out_names[i]);
     vp.request = std::move(views[i]);
     plan.views.push_back(std::move(vp));
+  }
+  if (plan.on_demand) {
+    for (const auto& o : plan.on_demand->outputs()) {
+      plan.result.feature_refs.push_back(o.view->name + ":" + o.feature);
+    }
+    plan.num_features += static_cast<int64_t>(plan.on_demand->outputs().size());
+    for (const auto& dep : plan.on_demand->dependencies()) {
+      ViewPlan vp;
+      vp.request = dep;
+      for (const auto& f : dep.features) {
+        vp.out_names.push_back(registry::OnDemandPlan::DependencyColumn(dep.view->name, f));
+      }
+      vp.hidden = true;
+      plan.views.push_back(std::move(vp));
+    }
   }
 
   for (ViewPlan& vp : plan.views) {
@@ -510,6 +557,66 @@ arrow::Result<std::unique_ptr<AsOfJoin>> OpenJoin(const repo::FeatureRepository&
 
 bool HasValue(const arrow::ChunkedArray& column) { return column.null_count() < column.length(); }
 
+// The on-demand features of the entity rows `entities` (the whole table, or a
+// slice), evaluated batch by batch from their request fields and the hidden
+// views' columns (`view_columns`, per view and feature), appended as columns.
+arrow::Status AppendOnDemand(const RetrievalPlan& plan, const arrow::Table& entities,
+                             const std::vector<arrow::ChunkedArrayVector>& view_columns,
+                             arrow::ChunkedArrayVector* out_columns, bool* any_value) {
+  const registry::OnDemandPlan& od = *plan.on_demand;
+  arrow::FieldVector fields;
+  arrow::ChunkedArrayVector columns;
+  for (const auto& f : od.request_fields()) {
+    auto c = entities.GetColumnByName(f.name);
+    if (!c) return arrow::Status::Invalid("the entity rows have no column '", f.name, "'");
+    fields.push_back(arrow::field(f.name, c->type()));
+    columns.push_back(std::move(c));
+  }
+  for (size_t v = 0; v < plan.views.size(); ++v) {
+    const ViewPlan& vp = plan.views[v];
+    if (!vp.hidden) continue;
+    for (size_t j = 0; j < vp.out_names.size(); ++j) {
+      fields.push_back(arrow::field(vp.out_names[j], view_columns[v][j]->type()));
+      columns.push_back(view_columns[v][j]);
+    }
+  }
+  const int64_t rows = entities.num_rows();
+  const auto& outputs = od.outputs();
+  std::vector<arrow::ArrayVector> chunks(outputs.size());
+  auto evaluate = [&](const arrow::RecordBatch& batch) -> arrow::Status {
+    ARROW_ASSIGN_OR_RAISE(auto results, od.Evaluate(batch));
+    for (size_t j = 0; j < results.size(); ++j) chunks[j].push_back(std::move(results[j]));
+    return arrow::Status::OK();
+  };
+  if (fields.empty()) {
+    ARROW_RETURN_NOT_OK(
+        evaluate(*arrow::RecordBatch::Make(arrow::schema({}), rows, arrow::ArrayVector{})));
+  } else {
+    auto table = arrow::Table::Make(arrow::schema(fields), std::move(columns), rows);
+    arrow::TableBatchReader reader(*table);
+    while (true) {
+      std::shared_ptr<arrow::RecordBatch> batch;
+      ARROW_RETURN_NOT_OK(reader.ReadNext(&batch));
+      if (!batch) break;
+      ARROW_RETURN_NOT_OK(evaluate(*batch));
+    }
+  }
+  for (size_t j = 0; j < outputs.size(); ++j) {
+    auto column = std::make_shared<arrow::ChunkedArray>(std::move(chunks[j]), outputs[j].type);
+    *any_value = *any_value || HasValue(*column);
+    out_columns->push_back(std::move(column));
+  }
+  return arrow::Status::OK();
+}
+
+// The output fields of the on-demand features.
+void AppendOnDemandFields(const RetrievalPlan& plan, arrow::FieldVector* out_fields) {
+  if (!plan.on_demand) return;
+  for (const auto& o : plan.on_demand->outputs()) {
+    out_fields->push_back(arrow::field(o.name, o.type));
+  }
+}
+
 // Adds kAllFeaturesNull when there are rows and no feature value in any of them.
 void NoteAllNull(bool any_value, int64_t rows, HistoricalResult* result) {
   if (any_value || rows == 0 || result->feature_refs.empty()) return;
@@ -591,10 +698,14 @@ arrow::Result<HistoricalResult> JoinInMemory(const repo::FeatureRepository& repo
     out_fields.push_back(fields[o.view][o.feature]);
     out_columns.push_back(columns[o.view][o.feature]);
   }
+  bool any_value = false;
+  if (plan.on_demand) {
+    AppendOnDemandFields(plan, &out_fields);
+    ARROW_RETURN_NOT_OK(AppendOnDemand(plan, *entities, columns, &out_columns, &any_value));
+  }
   auto out = arrow::Table::Make(arrow::schema(out_fields, entities->schema()->metadata()),
                                 std::move(out_columns), entities->num_rows());
   for (auto& [name, r] : reads) result.sources.push_back(r);
-  bool any_value = false;
   for (const auto& o : plan.order) any_value = any_value || HasValue(*columns[o.view][o.feature]);
   NoteAllNull(any_value, entities->num_rows(), &result);
   result.table = out;
@@ -654,6 +765,7 @@ arrow::Result<HistoricalResult> JoinStreamed(const repo::FeatureRepository& repo
   // The entity columns as given, then the features in request order.
   arrow::FieldVector out_fields = entity_schema->fields();
   for (const auto& o : plan.order) out_fields.push_back(view_fields[o.view][o.feature]);
+  AppendOnDemandFields(plan, &out_fields);
   auto out_schema = arrow::schema(out_fields, entity_schema->metadata());
   ARROW_RETURN_NOT_OK(sink->Begin(out_schema));
 
@@ -686,6 +798,9 @@ arrow::Result<HistoricalResult> JoinStreamed(const repo::FeatureRepository& repo
     for (const auto& o : plan.order) {
       any_value = any_value || HasValue(*view_columns[o.view][o.feature]);
       columns.push_back(view_columns[o.view][o.feature]);
+    }
+    if (plan.on_demand) {
+      ARROW_RETURN_NOT_OK(AppendOnDemand(plan, *slice, view_columns, &columns, &any_value));
     }
     ++slices;
     result.rows += take;

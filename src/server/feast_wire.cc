@@ -157,6 +157,43 @@ arrow::Status ParseOnlineRequest(std::string_view body, const RequestLimits& lim
               limits.max_entity_rows,
               " entity rows per request (the server's --max-entity-rows); split the request");
         }
+        // Request data for on-demand features (Feast sends it inside `entities`):
+        // a column with a fractional number or a boolean becomes a typed array.
+        bool numbers = false, bools = false;
+        for (const auto& x : e->value.GetArray()) {
+          numbers = numbers || (x.IsNumber() && !x.IsInt64());
+          bools = bools || x.IsBool();
+        }
+        if (numbers || bools) {
+          std::shared_ptr<arrow::Array> array;
+          if (numbers && !bools) {
+            arrow::DoubleBuilder b;
+            for (const auto& x : e->value.GetArray()) {
+              if (x.IsNull()) {
+                ARROW_RETURN_NOT_OK(b.AppendNull());
+              } else if (x.IsNumber()) {
+                ARROW_RETURN_NOT_OK(b.Append(x.GetDouble()));
+              } else {
+                return Bad("entity '" + name + "' mixes numbers with other values");
+              }
+            }
+            ARROW_ASSIGN_OR_RAISE(array, b.Finish());
+          } else {
+            arrow::BooleanBuilder b;
+            for (const auto& x : e->value.GetArray()) {
+              if (x.IsNull()) {
+                ARROW_RETURN_NOT_OK(b.AppendNull());
+              } else if (x.IsBool()) {
+                ARROW_RETURN_NOT_OK(b.Append(x.GetBool()));
+              } else {
+                return Bad("entity '" + name + "' mixes true/false with other values");
+              }
+            }
+            ARROW_ASSIGN_OR_RAISE(array, b.Finish());
+          }
+          req->request_data.emplace_back(std::move(name), std::move(array));
+          continue;
+        }
         std::vector<online::KeyScalar> values;
         values.reserve(rows);
         for (const auto& x : e->value.GetArray()) {

@@ -55,10 +55,13 @@ def test_report_lists_what_was_and_was_not_converted(imported):
                               "feature_services": 2}
     skipped = {(s["kind"], s["name"]): s["reason"] for s in r["skipped"]}
     assert skipped == {
-        ("source", "trip_request"): "a request source (request-time data of on-demand feature "
-                                    "views), which StrataLake does not have",
-        ("feature_view", "trip_estimate"): "an on-demand feature view (Python run at request "
-                                           "time), which StrataLake does not have",
+        ("source", "trip_request"): "a request source of Python on-demand feature views "
+                                    "(declare it under request_sources and write the views as "
+                                    "expressions: docs/feature-repository.md)",
+        ("feature_view", "trip_estimate"): "an on-demand feature view in Python, which "
+                                           "StrataLake does not run (rewrite it as expressions "
+                                           "under on_demand_feature_views: "
+                                           "docs/feature-repository.md)",
         ("feature_service", "estimate_service"): "feature view 'trip_estimate' was not converted",
     }
     # The Parquet files of the FileSources, ingested into the converted Delta sources.
