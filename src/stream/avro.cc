@@ -126,7 +126,7 @@ class Decoder {
       }
       case Type::kInt:
       case Type::kLong: {
-        int64_t v;
+        int64_t v = 0;
         if (auto why = Long(&v); !why.empty()) return why;
         if (t.kind == Type::kInt && (v < INT32_MIN || v > INT32_MAX)) {
           return "an int is " + std::to_string(v) + ", out of range";
@@ -151,7 +151,7 @@ class Decoder {
       }
       case Type::kFloat: {
         if (end_ - p_ < 4) return Truncated();
-        float f;
+        float f = 0;
         std::memcpy(&f, p_, 4);  // little-endian, as this machine
         p_ += 4;
         out->SetDouble(static_cast<double>(f));
@@ -159,7 +159,7 @@ class Decoder {
       }
       case Type::kDouble: {
         if (end_ - p_ < 8) return Truncated();
-        double d;
+        double d = 0;
         std::memcpy(&d, p_, 8);
         p_ += 8;
         out->SetDouble(d);
@@ -167,7 +167,7 @@ class Decoder {
       }
       case Type::kString:
       case Type::kBytes: {
-        int64_t n;
+        int64_t n = 0;
         if (auto why = Long(&n); !why.empty()) return why;
         if (n < 0) return "a length is negative (" + std::to_string(n) + ")";
         if (end_ - p_ < n) return Truncated();
@@ -177,7 +177,7 @@ class Decoder {
         return "";
       }
       case Type::kEnum: {
-        int64_t i;
+        int64_t i = 0;
         if (auto why = Long(&i); !why.empty()) return why;
         if (i < 0 || i >= static_cast<int64_t>(t.symbols.size())) {
           return "enum index " + std::to_string(i) + " is not one of its " +
@@ -195,7 +195,7 @@ class Decoder {
         return "";
       }
       case Type::kUnion: {
-        int64_t i;
+        int64_t i = 0;
         if (auto why = Long(&i); !why.empty()) return why;
         if (i < 0 || i >= static_cast<int64_t>(t.branches.size())) {
           return "union branch " + std::to_string(i) + " is not one of its " +
