@@ -854,6 +854,15 @@ TEST(Registry, CacheWithARefreshThreadNeverChecksOnTheCallersThread) {
     std::this_thread::sleep_for(std::chrono::milliseconds(1));
   }
   EXPECT_EQ(seen, 2);
+  // The refresh thread may have picked version 2 up before head_callers was cleared; it
+  // keeps checking every 10 ms, so wait (while calling Get) until it has checked again.
+  bool checked = false;
+  for (int i = 0; i < 10000 && !checked; ++i) {
+    ASSERT_OK(cache.Get().status());
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    std::lock_guard<std::mutex> lock(control->mu);
+    checked = !control->head_callers.empty();
+  }
   std::lock_guard<std::mutex> lock(control->mu);
   EXPECT_FALSE(control->head_callers.empty());
   for (const auto& id : control->head_callers) EXPECT_NE(id, std::this_thread::get_id());
