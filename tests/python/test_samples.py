@@ -1,7 +1,8 @@
 """The samples of `stratalake init`: the markets template (trades, SQL features, labels 10 s
 ahead, a training set) checked against an oracle written independently here with pandas
 and numpy from data/trades.jsonl, its Kafka path (`stream produce-sample` -> `stream` ->
-the same bronze rows), and the shop's gold.customer_daily_stats computed by its SQL
+the same bronze rows), its streamed window aggregations (trade_activity: online at an
+instant == the training set at that instant == pandas), and the shop's gold.customer_daily_stats computed by its SQL
 transformation equal to the generator's own Parquet file.
 
 Float columns that aggregate many values (moving averages, window sums, VWAP, volatility)
