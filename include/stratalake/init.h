@@ -54,6 +54,10 @@ struct SampleTradesOptions {
   int64_t anchor_s = 0;
   /// How long before the anchor the trades start: 1 .. 10080 (a week).
   int64_t minutes = 120;
+  /// End the trades just before anchor_s itself instead of its midnight: the
+  /// same series, moved by (anchor_s - midnight) seconds (live-looking trades
+  /// for window features read online "now").
+  bool exact_anchor = false;
 };
 
 /// One trade as a Kafka message: key = its symbol, json = one JSON object

@@ -50,6 +50,16 @@ arrow::Status CmdProduceSample(const Args& a) {
                         "' is not a date (e.g. 2026-09-01) or ISO 8601 time");
     }
   }
+  if (auto end_at = a.Get("--end-at")) {
+    if (a.Has("--as-of")) return UsageError("give --as-of or --end-at, not both");
+    static const auto parser = arrow::TimestampParser::MakeISO8601();
+    if (*end_at != "now" &&
+        !(*parser)(end_at->data(), end_at->size(), arrow::TimeUnit::MILLI, &as_of_ms)) {
+      return UsageError("--end-at '" + *end_at +
+                        "' is not 'now' or an ISO 8601 time (e.g. 2026-09-01T12:30:00Z)");
+    }
+    t.exact_anchor = true;
+  }
   t.anchor_s = as_of_ms >= 0 ? as_of_ms / 1000 : -((-as_of_ms + 999) / 1000);
   ARROW_ASSIGN_OR_RAISE(auto trades, repo::GenerateSampleTrades(t));
   size_t i = 0;

@@ -131,7 +131,8 @@ std::vector<Command> StreamCommands() {
           "       stratalake stream produce FILE.jsonl|- --topic T [--brokers HOST:PORT] "
           "[--partitions N] [--key FIELD | --base64]\n"
           "       stratalake stream produce-sample [--topic trades] [--brokers HOST:PORT] "
-          "[--partitions N] [--rate MSGS_PER_S] [--minutes N] [--seed N] [--as-of DATE]",
+          "[--partitions N] [--rate MSGS_PER_S] [--minutes N] [--seed N] [--as-of DATE | --end-at "
+          "TIME|now]",
           "Consume the Kafka topics of kafka sources (default: all): every micro-batch is "
           "appended to the source's bronze Delta table exactly once (its offsets are in the "
           "same commit), every event is written to the online store as it arrives, and "
@@ -146,7 +147,7 @@ std::vector<Command> StreamCommands() {
           "the markets template's generated trades (keyed by symbol), at --rate per second.",
           "stratalake stream trades --brokers 127.0.0.1:9092",
           {"--brokers", "--commit-interval-ms", "--max-batch-rows", "--metrics-port", "--topic",
-           "--partitions", "--key", "--rate", "--minutes", "--seed", "--as-of"},
+           "--partitions", "--key", "--rate", "--minutes", "--seed", "--as-of", "--end-at"},
           {"--stop-at-end", "--base64"}, CmdStream),
   };
 }

@@ -344,7 +344,8 @@ entities:
 
 const char* kMarketsSources =
     R"YAML(# Sources. `trades` is a kafka source: `stratalake stream` appends its topic to
-# bronze/trades exactly once and writes `last_trade` online as trades arrive
+# bronze/trades exactly once and writes `last_trade` and the windows of
+# `trade_activity` online as trades arrive
 # (docs/streaming.md). Without a broker, `stratalake ingest trades data/trades.jsonl`
 # loads the same trades. The gold sources are written by definitions/pipelines.yaml.
 sources:
@@ -454,8 +455,9 @@ feature_views:
       - {name: spread_bps, type: float64, description: "(ask - bid) / mid in basis points"}
       - {name: spread_regime, type: string, description: "tight (< 0.5 bp), normal (< 2 bp) or wide"}
 
-  # Time windows (t - w, t], written as SQL today (gold_trade_windows). When feature
-  # views can declare window aggregations, these become `aggregations:` on `trades`.
+  # Time windows (t - w, t] at each trade, written as SQL (gold_trade_windows) because
+  # VWAP, imbalance and returns combine columns; trade_activity below declares plain
+  # window aggregations on `trades` itself instead.
   - name: trade_windows
     description: Trade count, volume, VWAP, imbalance, volatility and returns over time windows.
     entities: [symbol]
@@ -472,6 +474,28 @@ feature_views:
       - {name: ret_1m, type: float64, description: Return since the last trade at or before t - 1m}
       - {name: ret_5m, type: float64}
       - {name: ret_1h, type: float64}
+
+  # Window aggregations declared on the kafka source (docs/windows.md): `stratalake
+  # stream` updates them online as each trade arrives, `get-historical` computes the
+  # same values for a training row at any time t, over (t - window, t].
+  - name: trade_activity
+    description: Trade counts, volumes, price statistics and the last price over the last 1 and 5 minutes.
+    entities: [symbol]
+    source: trades
+    owner: quant-team@example.com
+    tags: {tier: bronze, serving: streaming}
+    aggregations:
+      - {name: trade_count_1m, function: count, column: price, window: 1m}
+      - {name: trade_count_5m, function: count, column: price, window: 5m}
+      - {name: qty_1m, function: sum, column: qty, window: 1m, description: Traded quantity}
+      - {name: qty_5m, function: sum, column: qty, window: 5m}
+      - {name: buy_qty_1m, function: sum, column: qty, window: 1m, filter: "side = 'buy'"}
+      - {name: sell_qty_1m, function: sum, column: qty, window: 1m, filter: "side = 'sell'"}
+      - {name: mean_price_1m, function: mean, column: price, window: 1m}
+      - {name: price_std_5m, function: stddev, column: price, window: 5m}
+      - {name: high_5m, function: max, column: price, window: 5m}
+      - {name: low_5m, function: min, column: price, window: 5m}
+      - {name: last_price_5m, function: last, column: price, window: 5m}
 )YAML";
 
 const char* kMarketsFeatureServices =
@@ -483,6 +507,14 @@ feature_services:
     features:
       - trade_signals
       - trade_windows
+
+  # The streamed window features on their own: trade_model's training rows are the
+  # labels of batch-built gold tables, this one is read online while trades stream in.
+  - name: trade_activity_live
+    description: The window aggregations that `stratalake stream` keeps current.
+    owner: quant-team@example.com
+    features:
+      - trade_activity
 )YAML";
 
 const char* kMarketsPipelines =

@@ -129,7 +129,10 @@ arrow::Result<std::vector<SampleTradeMessage>> GenerateSampleTrades(
                                   options.minutes, "; choose a duration in that range");
   }
   const int64_t anchor =
-      options.anchor_s - ((options.anchor_s % kSecondsPerDay) + kSecondsPerDay) % kSecondsPerDay;
+      options.exact_anchor
+          ? options.anchor_s
+          : options.anchor_s -
+                ((options.anchor_s % kSecondsPerDay) + kSecondsPerDay) % kSecondsPerDay;
   const int64_t end_ms = anchor * 1000;
   const int64_t start_ms = end_ms - options.minutes * 60 * 1000;
   std::vector<Trade> trades;

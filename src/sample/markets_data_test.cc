@@ -46,6 +46,28 @@ TEST(SampleTrades, DeterministicAndAnchoredOnWholeDays) {
   EXPECT_NE(Trades(kAnchor, 7)[0].json, a[0].json);
 }
 
+TEST(SampleTrades, AnExactAnchorMovesTheSeriesToEndThere) {
+  // --end-at: the same series as at midnight, ending just before 13:00:05 instead.
+  auto a = Trades(kAnchor);
+  SampleTradesOptions o;
+  o.anchor_s = kAnchor + 13 * 3600 + 5;
+  o.minutes = 30;
+  o.exact_anchor = true;
+  auto r = GenerateSampleTrades(o);
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  ASSERT_EQ(a.size(), r->size());
+  EXPECT_NE(a[0].json.find("\"ts\":\"2026-12-06T23:30:"), std::string::npos) << a[0].json;
+  std::string moved = a[0].json;
+  moved.replace(moved.find("2026-12-06T23:30:"), 17, "2026-12-07T12:30:");
+  // Only the seconds change besides the hour: 5 s later.
+  const size_t sec = moved.find("T12:30:") + 7;
+  const int s = std::stoi(moved.substr(sec, 2)) + 5;
+  ASSERT_LT(s, 60) << moved;
+  moved.replace(sec, 2, (s < 10 ? "0" : "") + std::to_string(s));
+  EXPECT_EQ((*r)[0].json, moved);
+  EXPECT_EQ((*r)[0].key, a[0].key);
+}
+
 TEST(SampleTrades, QuotesSidesIdsAndTimes) {
   auto trades = Trades(kAnchor, 42, 120);
   std::map<std::string, int64_t> last_id;

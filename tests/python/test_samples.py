@@ -1,7 +1,8 @@
 """The samples of `stratalake init`: the markets template (trades, SQL features, labels 10 s
 ahead, a training set) checked against an oracle written independently here with pandas
 and numpy from data/trades.jsonl, its Kafka path (`stream produce-sample` -> `stream` ->
-the same bronze rows), and the shop's gold.customer_daily_stats computed by its SQL
+the same bronze rows), its streamed window aggregations (trade_activity: online at an
+instant == the training set at that instant == pandas), and the shop's gold.customer_daily_stats computed by its SQL
 transformation equal to the generator's own Parquet file.
 
 Float columns that aggregate many values (moving averages, window sums, VWAP, volatility)
@@ -262,6 +263,92 @@ def test_markets_stream_produce_sample(tmp_path: Path, brokers: str):
 
     runs = json.loads(run("run", "--all", "--json").stdout)
     assert [r["rows"] for r in runs[:3]] == [len(trades)] * 3
+
+
+ACTIVITY = ["trade_count_1m", "trade_count_5m", "qty_1m", "qty_5m", "buy_qty_1m", "sell_qty_1m",
+            "mean_price_1m", "price_std_5m", "high_5m", "low_5m", "last_price_5m"]
+
+
+def activity_oracle(trades: pd.DataFrame, symbol: str, at: pd.Timestamp) -> dict:
+    """trade_activity's values for `symbol` at `at`, over (at - window, at], from pandas."""
+    g = trades[trades["symbol"] == symbol].sort_values("ts")
+    w1 = g[(g["ts"] > at - pd.Timedelta(minutes=1)) & (g["ts"] <= at)]
+    w5 = g[(g["ts"] > at - pd.Timedelta(minutes=5)) & (g["ts"] <= at)]
+    return {"trade_count_1m": len(w1), "trade_count_5m": len(w5),
+            "qty_1m": float(w1["qty"].sum()) if len(w1) else None,
+            "qty_5m": float(w5["qty"].sum()) if len(w5) else None,
+            "buy_qty_1m": float(w1.loc[w1["side"] == "buy", "qty"].sum())
+            if (w1["side"] == "buy").any() else None,
+            "sell_qty_1m": float(w1.loc[w1["side"] == "sell", "qty"].sum())
+            if (w1["side"] == "sell").any() else None,
+            "mean_price_1m": float(w1["price"].mean()) if len(w1) else None,
+            "price_std_5m": float(w5["price"].std(ddof=1)) if len(w5) > 1 else None,
+            "high_5m": float(w5["price"].max()) if len(w5) else None,
+            "low_5m": float(w5["price"].min()) if len(w5) else None,
+            "last_price_5m": float(w5["price"].iloc[-1]) if len(w5) else None}
+
+
+def test_markets_trade_activity_streamed_online_equals_training_set_and_pandas(
+        tmp_path: Path, brokers: str):
+    """trade_activity (window aggregations on the kafka source): 15 minutes of the sample's
+    trades ending a second ago (`produce-sample --end-at`), streamed; `get-online` at the instant it
+    reports (the pinned now) equals, exactly, `get-historical` for entity rows at that
+    instant, and pandas over (t - window, t] (counts, min, max and last exactly; sums,
+    means and standard deviations to 1e-9: numpy adds in another order)."""
+    repo = init_markets(tmp_path / "markets")
+    topic = f"activity-{os.getpid()}-{tmp_path.name}"[-200:]
+    sources = repo / "definitions" / "sources.yaml"
+    sources.write_text(sources.read_text().replace("topic: trades", f"topic: {topic}"))
+    env = dict(os.environ, KAFKA_BROKERS=brokers)
+    run = lambda *a: subprocess.run([str(BIN), *a, "--repo", str(repo)], env=env, check=True,
+                                    capture_output=True, text=True)
+    run("apply")
+    # `produce-sample --end-at T --minutes 15`: the first 15 minutes of data/trades.jsonl's
+    # series, moved to end just before T (a second ago).
+    now = pd.Timestamp.now(tz="UTC").floor("s") - pd.Timedelta(seconds=1)
+    produced = subprocess.run([str(BIN), "stream", "produce-sample", "--topic", topic,
+                               "--brokers", brokers, "--partitions", "2", "--minutes", "15",
+                               "--end-at", now.strftime("%Y-%m-%dT%H:%M:%SZ"), "--json"],
+                              check=True, capture_output=True, text=True)
+    start = pd.Timestamp(AS_OF, tz="UTC") - pd.Timedelta(minutes=120)
+    trades = read_trades(repo / "data" / "trades.jsonl")
+    trades = trades[trades["ts"] < start + pd.Timedelta(minutes=15)].reset_index(drop=True)
+    trades["ts"] = trades["ts"] + (now - pd.Timedelta(minutes=15) - start)
+    assert json.loads(produced.stdout) == {"produced": len(trades)}
+    stats = json.loads(run("stream", "--stop-at-end", "--json").stdout.strip().splitlines()[-1])
+    assert stats["rows_committed"] == len(trades) and stats["quarantined"] == 0
+
+    symbols = ["BTCUSDT", "ETHUSDT", "XRPUSDT"]  # the last has no trades: empty windows
+    body = json.loads(run("get-online", "--feature-service", "trade_activity_live", "--entity",
+                          "symbol=" + ",".join(symbols), "--json").stdout)
+    names = body["metadata"]["feature_names"]
+    assert names == ["symbol"] + ACTIVITY
+    when = {t for r in body["results"][1:] for t in r["event_timestamps"]}
+    assert len(when) == 1, when  # every value was computed for one instant: the pinned now
+    at = pd.Timestamp(when.pop())
+    assert now <= at
+    online = online_rows(body)
+
+    entities = tmp_path / "at.parquet"
+    pd.DataFrame({"symbol": symbols, "ts": [at] * len(symbols)}).astype(
+        {"ts": "datetime64[us, UTC]"}).to_parquet(entities)
+    out = tmp_path / "offline.parquet"
+    sl(repo, "get-historical", "--entities", str(entities), "--timestamp-column", "ts",
+       "--feature-service", "trade_activity_live", "--output", str(out))
+    offline = {r["symbol"]: r for r in pq.read_table(out).to_pylist()}
+    for symbol in symbols:
+        want = activity_oracle(trades, symbol, at)
+        for f in ACTIVITY:
+            got = online[symbol][f]
+            assert got == offline[symbol][f], (symbol, f, got, offline[symbol][f])
+            if f.startswith(("trade_count", "high", "low", "last")) or want[f] is None:
+                assert got == want[f], (symbol, f, got, want[f])
+            else:
+                assert got == pytest.approx(want[f], rel=1e-9, abs=0), (symbol, f)
+    for symbol in symbols[:2]:  # the windows were not empty
+        assert online[symbol]["trade_count_1m"] > 10
+        assert online[symbol]["buy_qty_1m"] > 0 and online[symbol]["sell_qty_1m"] > 0
+    assert online["XRPUSDT"]["trade_count_5m"] == 0 and online["XRPUSDT"]["qty_5m"] is None
 
 
 def test_shop_daily_stats_pipeline_equals_the_generated_file(tmp_path: Path):
