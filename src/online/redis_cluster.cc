@@ -129,7 +129,7 @@ struct Call {
   bool eval = false;  // the node lost the script: send it whole (EVAL)
 };
 
-class ClusterStore : public OnlineStore {
+class ClusterStore : public redis::ScanningStore {
  public:
   static arrow::Result<std::unique_ptr<OnlineStore>> Open(const std::string& seeds,
                                                           const RedisOptions& options) {
@@ -377,25 +377,6 @@ class ClusterStore : public OnlineStore {
               },
               "deleting keys", node->where, /*pass_errors=*/true);
         });
-  }
-
-  arrow::Result<std::vector<KeyValue>> Scan(std::string_view prefix) override {
-    std::map<std::string, std::string> found;  // byte order; SCAN's repeats merged
-    ARROW_RETURN_NOT_OK(ForEachScanned(prefix, [&](std::string_view key, std::string&& value) {
-      found[std::string(key)] = std::move(value);
-    }));
-    std::vector<KeyValue> out;
-    out.reserve(found.size());
-    for (auto& [key, value] : found) out.push_back({key, std::move(value)});
-    return out;
-  }
-
-  arrow::Status ScanVersions(std::string_view prefix, const VersionCallback& fn) override {
-    return ForEachScanned(prefix, [&](std::string_view key, std::string&& value) {
-      if (value.size() >= kVersionPrefixSize) {
-        fn(key, std::string_view(value).substr(0, kVersionPrefixSize));
-      }
-    });
   }
 
   std::string Describe() const override { return describe_; }
@@ -896,9 +877,7 @@ class ClusterStore : public OnlineStore {
 
   // Calls fn(key without tag and key_prefix, value) for every string key
   // starting with `prefix`; a key may be reported twice.
-  arrow::Status ForEachScanned(
-      std::string_view prefix,
-      const std::function<void(std::string_view key, std::string&& value)>& fn) {
+  arrow::Status ForEachScanned(std::string_view prefix, const ScannedFn& fn) override {
     const std::string full_prefix = options_.key_prefix + std::string(prefix);
     return ForEachNodeScan(
         prefix,

@@ -7,6 +7,7 @@
 #include <cerrno>
 #include <charconv>
 #include <csignal>
+#include <map>
 #include <optional>
 
 #include "stratalake/status.h"
@@ -347,6 +348,25 @@ arrow::Status ReplyError(const std::string& where, std::string_view what, const 
                                 cluster ? "; the server is a Redis Cluster node: set "
                                           "'cluster: true' under online_store in stratalake.yaml"
                                         : "");
+}
+
+arrow::Result<std::vector<KeyValue>> ScanningStore::Scan(std::string_view prefix) {
+  std::map<std::string, std::string> found;  // byte order; SCAN's repeats merged
+  ARROW_RETURN_NOT_OK(ForEachScanned(prefix, [&](std::string_view key, std::string&& value) {
+    found[std::string(key)] = std::move(value);
+  }));
+  std::vector<KeyValue> out;
+  out.reserve(found.size());
+  for (auto& [key, value] : found) out.push_back({key, std::move(value)});
+  return out;
+}
+
+arrow::Status ScanningStore::ScanVersions(std::string_view prefix, const VersionCallback& fn) {
+  return ForEachScanned(prefix, [&](std::string_view key, std::string&& value) {
+    if (value.size() >= kVersionPrefixSize) {
+      fn(key, std::string_view(value).substr(0, kVersionPrefixSize));
+    }
+  });
 }
 
 }  // namespace stratalake::online::redis

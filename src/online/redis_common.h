@@ -7,6 +7,7 @@
 #include <signal.h>
 
 #include <cstddef>
+#include <functional>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -177,6 +178,21 @@ arrow::Status RoundTrip(redisContext* c, size_t begin, size_t end, Build&& build
   }
   return first_error;
 }
+
+// The Scan and ScanVersions of a Redis store, written once over the one thing
+// that differs between one server and a cluster: how keys under a prefix are
+// enumerated (ForEachScanned, which may report a key twice, as SCAN may).
+class ScanningStore : public OnlineStore {
+ public:
+  arrow::Result<std::vector<KeyValue>> Scan(std::string_view prefix) override;
+  arrow::Status ScanVersions(std::string_view prefix, const VersionCallback& fn) override;
+
+ protected:
+  using ScannedFn = std::function<void(std::string_view key, std::string&& value)>;
+  // Calls fn(key without any tag or key_prefix, value) for every string key
+  // starting with `prefix`.
+  virtual arrow::Status ForEachScanned(std::string_view prefix, const ScannedFn& fn) = 0;
+};
 
 }  // namespace stratalake::online::redis
 

@@ -52,7 +52,7 @@ using namespace redis;  // NOLINT: this file is its implementation
 
 // ---- the store ---------------------------------------------------------------
 
-class RedisStore : public OnlineStore {
+class RedisStore : public redis::ScanningStore {
  public:
   static arrow::Result<std::unique_ptr<OnlineStore>> Open(const std::string& url,
                                                           const RedisOptions& options) {
@@ -223,34 +223,13 @@ class RedisStore : public OnlineStore {
     });
   }
 
-  arrow::Result<std::vector<KeyValue>> Scan(std::string_view prefix) override {
-    std::map<std::string, std::string> found;  // byte order; SCAN's repeats merged
-    ARROW_RETURN_NOT_OK(ForEachScanned(prefix, [&](std::string_view key, std::string&& value) {
-      found[std::string(key)] = std::move(value);
-    }));
-    std::vector<KeyValue> out;
-    out.reserve(found.size());
-    for (auto& [key, value] : found) out.push_back({key, std::move(value)});
-    return out;
-  }
-
-  arrow::Status ScanVersions(std::string_view prefix, const VersionCallback& fn) override {
-    return ForEachScanned(prefix, [&](std::string_view key, std::string&& value) {
-      if (value.size() >= kVersionPrefixSize) {
-        fn(key, std::string_view(value).substr(0, kVersionPrefixSize));
-      }
-    });
-  }
-
   std::string Describe() const override { return describe_; }
 
  private:
   // Calls fn(key without key_prefix, value) for every string key starting with
   // `prefix`: one SCAN page, then one MGET of its keys, at a time (memory stays
   // bounded). A key may be reported twice (SCAN's guarantee, or a reconnect).
-  arrow::Status ForEachScanned(
-      std::string_view prefix,
-      const std::function<void(std::string_view key, std::string&& value)>& fn) {
+  arrow::Status ForEachScanned(std::string_view prefix, const ScannedFn& fn) override {
     std::string full_prefix = Key(prefix);
     std::string pattern = GlobEscape(full_prefix) + "*";
     std::string count = std::to_string(kScanCount);
