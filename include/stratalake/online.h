@@ -104,8 +104,9 @@ class OnlineStore {
   /// As MultiGet, but a failure that concerns only some keys (Redis Cluster: a
   /// node that is down or unreachable) does not fail the call: (*errors)[i] is
   /// key i's error (naming the node) and (*values)[i] nullopt; the other keys
-  /// are read. Returns an error only for what concerns every key. The default
-  /// gives MultiGet's error to every key.
+  /// are read. Returns an error only for what concerns every key. The default,
+  /// for a store that fails as one unit (RocksDB, one Redis server), is
+  /// MultiGet: its error is the call's.
   virtual arrow::Status MultiGetEach(std::span<const std::string_view> keys,
                                      std::vector<std::optional<std::string>>* values,
                                      std::vector<arrow::Status>* errors);
@@ -170,8 +171,13 @@ arrow::Result<std::unique_ptr<OnlineStore>> OpenRepositoryStore(const repo::Feat
 /// A join key value given by a caller (JSON, CLI, Python): an integer or a string.
 using KeyScalar = std::variant<std::monostate, int64_t, std::string>;
 
-enum class FeatureStatus { kPresent, kNullValue, kNotFound, kOutsideMaxAge };
-/// "PRESENT", "NULL_VALUE", "NOT_FOUND", "OUTSIDE_MAX_AGE" (Feast's names).
+/// kUnavailable: the key could not be read because the part of the online
+/// store that holds it is down (a Redis Cluster node); the response also
+/// carries a kStoreUnavailable warning for the view naming the cause. Other
+/// keys of the same request are read as usual.
+enum class FeatureStatus { kPresent, kNullValue, kNotFound, kOutsideMaxAge, kUnavailable };
+/// "PRESENT", "NULL_VALUE", "NOT_FOUND", "OUTSIDE_MAX_AGE" (Feast's names), and
+/// "UNAVAILABLE" (Feast's clients read a name they do not know as INVALID).
 inline const char* FeatureStatusName(FeatureStatus status) {
   switch (status) {
     case FeatureStatus::kPresent:
@@ -182,6 +188,8 @@ inline const char* FeatureStatusName(FeatureStatus status) {
       return "NOT_FOUND";
     case FeatureStatus::kOutsideMaxAge:
       return "OUTSIDE_MAX_AGE";
+    case FeatureStatus::kUnavailable:
+      return "UNAVAILABLE";
   }
   return "NOT_FOUND";
 }

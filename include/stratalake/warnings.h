@@ -22,15 +22,23 @@ struct Warning {
     /// Online read: nothing was ever written to the online store for the view
     /// (not materialized, nor pushed to), so every key came back NOT_FOUND.
     kNotMaterialized,
+    /// Online read: `keys` of the view's keys could not be read because part
+    /// of the online store is down (a Redis Cluster node); their values have
+    /// status UNAVAILABLE and `detail` is the first error (naming the node).
+    /// Not about missing data: retry, or bring the node back.
+    kStoreUnavailable,
   };
   Code code = Code::kSourceMissing;
   std::string view;          // the feature view ("" for kAllFeaturesNull)
   std::string source;        // its source ("" for kAllFeaturesNull)
   bool push_source = false;  // the source is a push source (rows arrive by push)
   int64_t rows_read = 0;     // kAllFeaturesNull: feature rows read from all sources
+  int64_t keys = 0;          // kStoreUnavailable: the view's keys that could not be read
+  std::string detail;        // kStoreUnavailable: the store's error for the first of them
 };
 
-/// "source_missing", "source_empty", "all_features_null", "not_materialized".
+/// "source_missing", "source_empty", "all_features_null", "not_materialized",
+/// "store_unavailable".
 const char* WarningCodeName(Warning::Code code);
 
 }  // namespace stratalake

@@ -384,6 +384,8 @@ nb::list WarningList(const std::vector<Warning>& warnings) {
     d["source"] = w.source;
     d["push_source"] = w.push_source;
     d["rows_read"] = w.rows_read;
+    d["keys"] = w.keys;
+    d["detail"] = w.detail;
     out.append(d);
   }
   return out;

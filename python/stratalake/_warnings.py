@@ -37,6 +37,10 @@ def warning_text(w: Dict[str, Any]) -> str:
                     f"store.push({w['source']!r}, df)")
         return (f"feature view {w['view']!r} has nothing in the online store: run "
                 "store.materialize(start_date, end_date) (or store.materialize_incremental('now'))")
+    if code == "store_unavailable":
+        return (f"{w['keys']} key(s) of feature view {w['view']!r} could not be read (status "
+                f"UNAVAILABLE): {w['detail']}; the other keys were read. Bring the store node "
+                "back, or retry")
     return f"{code}: {w['view']} {w['source']}"
 
 

@@ -372,7 +372,8 @@ class OnlineResponse(_ArrowResult):
         return {n: r["values"] for n, r in zip(self.feature_names, self.to_json()["results"])}
 
     def statuses(self) -> Dict[str, List[str]]:
-        """``PRESENT``, ``NULL_VALUE``, ``NOT_FOUND`` or ``OUTSIDE_MAX_AGE`` per value."""
+        """``PRESENT``, ``NULL_VALUE``, ``NOT_FOUND``, ``OUTSIDE_MAX_AGE`` or ``UNAVAILABLE`` (a
+        store node down) per value."""
         return {n: r["statuses"] for n, r in zip(self.feature_names, self.to_json()["results"])}
 
     def event_timestamps(self) -> Dict[str, List[str]]:

@@ -39,6 +39,10 @@ std::string WarningText(const Warning& w) {
       return "feature view '" + w.view +
              "' has nothing in the online store: run `stratalake materialize START END` (or "
              "`stratalake materialize-incremental now`)";
+    case Warning::Code::kStoreUnavailable:
+      return std::to_string(w.keys) + " key(s) of feature view '" + w.view +
+             "' could not be read (status UNAVAILABLE): " + w.detail +
+             "; the other keys were read. Bring the store node back, or retry";
   }
   return WarningCodeName(w.code);
 }

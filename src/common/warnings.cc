@@ -12,6 +12,8 @@ const char* WarningCodeName(Warning::Code code) {
       return "all_features_null";
     case Warning::Code::kNotMaterialized:
       return "not_materialized";
+    case Warning::Code::kStoreUnavailable:
+      return "store_unavailable";
   }
   return "unknown";
 }

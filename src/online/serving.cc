@@ -143,9 +143,8 @@ arrow::Result<std::shared_ptr<const CompiledRequest>> Compile(
 arrow::Status OnlineStore::MultiGetEach(std::span<const std::string_view> keys,
                                         std::vector<std::optional<std::string>>* values,
                                         std::vector<arrow::Status>* errors) {
-  arrow::Status st = MultiGet(keys, values);
-  errors->assign(keys.size(), st);
-  if (!st.ok()) values->assign(keys.size(), std::nullopt);
+  ARROW_RETURN_NOT_OK(MultiGet(keys, values));
+  errors->assign(keys.size(), arrow::Status::OK());
   return arrow::Status::OK();
 }
 
@@ -209,7 +208,10 @@ arrow::Status NoteNotMaterialized(OnlineStore& store, const registry::RegistrySt
   std::string key = LayoutKey(cv.view->name, cv.layout->fingerprint);
   std::string_view k = key;
   std::vector<std::optional<std::string>> got;
-  ARROW_RETURN_NOT_OK(store.MultiGet(std::span<const std::string_view>(&k, 1), &got));
+  arrow::Status st = store.MultiGet(std::span<const std::string_view>(&k, 1), &got);
+  // The check is only for a warning: a node that is down is no reason to fail the read.
+  if (st.IsIOError()) return arrow::Status::OK();
+  ARROW_RETURN_NOT_OK(st);
   if (!got.empty() && got[0]) return arrow::Status::OK();
   Warning w;
   w.code = Warning::Code::kNotMaterialized;
@@ -331,14 +333,26 @@ arrow::Result<OnlineResponse> OnlineService::Get(const OnlineRequest& req) {
     }
   }
   std::vector<std::string_view> key_views(keys.begin(), keys.end());
-  ARROW_RETURN_NOT_OK(store_->MultiGet(key_views, &resp.fetched));
+  // A part of the store that is down (a Redis Cluster node) fails only its
+  // keys: they become UNAVAILABLE, with one warning per view.
+  std::vector<arrow::Status> key_errors;
+  ARROW_RETURN_NOT_OK(store_->MultiGetEach(key_views, &resp.fetched, &key_errors));
   // Window views: each row's value is computed from the tiles of the windows ending now.
   for (size_t p = 0; p < nviews; ++p) {
     const CompiledView& cv = plan->views[p];
     if (cv.view->aggregations.empty()) continue;
-    ARROW_RETURN_NOT_OK(ReadWindowValues(
-        *store_, *cv.view, *cv.layout, std::span<const std::string>(keys.data() + p * rows, rows),
-        clock_->NowMillis() * 1000, resp.fetched.data() + p * rows));
+    arrow::Status st = ReadWindowValues(*store_, *cv.view, *cv.layout,
+                                        std::span<const std::string>(keys.data() + p * rows, rows),
+                                        clock_->NowMillis() * 1000, resp.fetched.data() + p * rows);
+    if (st.IsIOError()) {
+      // The tiles are read together: a store error fails the view's rows.
+      for (size_t r = 0; r < rows; ++r) {
+        if (!keys[p * rows + r].empty()) key_errors[p * rows + r] = st;
+        resp.fetched[p * rows + r].reset();
+      }
+    } else {
+      ARROW_RETURN_NOT_OK(st);
+    }
   }
 
   // Output columns: join keys in request order, then features.
@@ -376,8 +390,16 @@ arrow::Result<OnlineResponse> OnlineService::Get(const OnlineRequest& req) {
     }
     bool asked = false;  // some row has the view's keys
     bool found = false;  // some row has a stored value
+    Warning unavailable;
     for (size_t r = 0; r < rows; ++r) {
       const auto& v = resp.fetched[p * rows + r];
+      if (!keys[p * rows + r].empty() && !key_errors[p * rows + r].ok()) {
+        if (unavailable.keys++ == 0) unavailable.detail = key_errors[p * rows + r].message();
+        for (size_t j = 0; j < cv.features.size(); ++j) {
+          resp.columns[first_col + j].statuses[r] = FeatureStatus::kUnavailable;
+        }
+        continue;
+      }
       asked = asked || !keys[p * rows + r].empty();
       found = found || (!keys[p * rows + r].empty() && v);
       if (keys[p * rows + r].empty() || !v) continue;
@@ -403,6 +425,12 @@ arrow::Result<OnlineResponse> OnlineService::Get(const OnlineRequest& req) {
           c.values[r] = decoded.fields[i];
         }
       }
+    }
+    if (unavailable.keys > 0) {
+      unavailable.code = Warning::Code::kStoreUnavailable;
+      unavailable.view = cv.view->name;
+      unavailable.source = cv.view->source;
+      resp.warnings.push_back(std::move(unavailable));
     }
     if (asked && !found) ARROW_RETURN_NOT_OK(NoteNotMaterialized(*store_, *plan->state, cv, &resp));
   }
@@ -509,8 +537,14 @@ arrow::Status AddOnDemand(const registry::OnDemandPlan& od, const OnlineRequest&
     fields.push_back(arrow::field(f.name, a->type()));
     arrays.push_back(std::move(a));
   }
+  // A row whose stored inputs could not be read (UNAVAILABLE) gets no
+  // on-demand values: they would be computed from nulls that are not nulls.
+  std::vector<bool> unavailable(rows, false);
   for (const auto& c : resp->columns) {
     if (c.is_join_key || !IsHiddenColumn(c.name)) continue;
+    for (size_t r = 0; r < rows; ++r) {
+      if (c.statuses[r] == FeatureStatus::kUnavailable) unavailable[r] = true;
+    }
     ARROW_ASSIGN_OR_RAISE(auto a, ValueArray(c, rows));
     fields.push_back(arrow::field(c.name, c.type));
     arrays.push_back(std::move(a));
@@ -540,7 +574,9 @@ arrow::Status AddOnDemand(const registry::OnDemandPlan& od, const OnlineRequest&
     c.values = std::span<std::string_view>(resp->value_store.data() + at, rows);
     for (size_t r = 0; r < rows; ++r) {
       const size_t begin = r == 0 ? 0 : ends[r - 1];
-      if (a.IsNull(static_cast<int64_t>(r))) {
+      if (unavailable[r]) {
+        c.statuses[r] = FeatureStatus::kUnavailable;
+      } else if (a.IsNull(static_cast<int64_t>(r))) {
         c.statuses[r] = FeatureStatus::kNullValue;
       } else {
         c.statuses[r] = FeatureStatus::kPresent;
@@ -576,10 +612,11 @@ arrow::Result<std::shared_ptr<arrow::Table>> OnlineResponse::ToTable() const {
 
 arrow::Result<OnlineResponse::Batches> OnlineResponse::ToArrow() const {
   static_assert(static_cast<int>(FeatureStatus::kPresent) == 0 &&
-                static_cast<int>(FeatureStatus::kOutsideMaxAge) == 3);
+                static_cast<int>(FeatureStatus::kOutsideMaxAge) == 3 &&
+                static_cast<int>(FeatureStatus::kUnavailable) == 4);
   arrow::StringBuilder names;
   for (auto st : {FeatureStatus::kPresent, FeatureStatus::kNullValue, FeatureStatus::kNotFound,
-                  FeatureStatus::kOutsideMaxAge}) {
+                  FeatureStatus::kOutsideMaxAge, FeatureStatus::kUnavailable}) {
     ARROW_RETURN_NOT_OK(names.Append(FeatureStatusName(st)));
   }
   ARROW_ASSIGN_OR_RAISE(auto dictionary, names.Finish());

@@ -872,7 +872,25 @@ void AppendResponse(const online::OnlineResponse& resp, bool feast, bool view_me
     }
     out->append("]}"sv);
   }
-  out->append("]}"sv);
+  out->push_back(']');
+  // Keys that could not be read (a store node down): why, per view. Only this
+  // kind: the others (a view never materialized) are Feast's answers as they are.
+  bool first = true;
+  for (const Warning& w : resp.warnings) {
+    if (w.code != Warning::Code::kStoreUnavailable) continue;
+    out->append(first ? ",\"warnings\":[{\"code\":"sv : ",{\"code\":"sv);
+    AppendJsonString(WarningCodeName(w.code), out);
+    out->append(",\"view\":"sv);
+    AppendJsonString(w.view, out);
+    out->append(",\"keys\":"sv);
+    out->append(std::to_string(w.keys));
+    out->append(",\"detail\":\""sv);
+    json::AppendEscaped(w.detail, out);
+    out->append("\"}"sv);
+    first = false;
+  }
+  if (!first) out->push_back(']');
+  out->push_back('}');
 }
 
 }  // namespace stratalake::server

@@ -8,6 +8,7 @@ import json
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import threading
 import time
@@ -735,6 +736,78 @@ def test_redis_cluster_backend_end_to_end(tmp_path):
     gone = online(repo)["results"]
     assert all(st == "NOT_FOUND" for col in gone[1:] for st in col["statuses"])
     assert len(gone[1]["statuses"]) == 61
+
+
+def test_redis_cluster_node_down_fails_only_its_keys_then_recovers(tmp_path):
+    """A primary of the cluster SIGKILLed: the server answers 200, the keys on that node
+    UNAVAILABLE with a warning naming it, every other key as before; restarted, all read."""
+    cluster_dir = os.environ.get("STRATALAKE_TEST_REDIS_CLUSTER_DIR")
+    if not REDIS_CLUSTER or not cluster_dir:
+        if os.environ.get("STRATALAKE_REQUIRE_REDIS_CLUSTER") == "1":
+            raise AssertionError("STRATALAKE_REQUIRE_REDIS_CLUSTER=1 but "
+                                 "STRATALAKE_TEST_REDIS_CLUSTER(_DIR) is unset")
+        pytest.skip("no Redis Cluster (STRATALAKE_TEST_REDIS_CLUSTER, _DIR)")
+    seeds = REDIS_CLUSTER.split(",")
+    repo = make_shop(tmp_path / "kshop",
+                     online=f"  type: redis\n  cluster: true\n  url: [{', '.join(seeds)}]")
+    sl("materialize", "2020-01-01T00:00:00Z", NOW, repo=repo)
+    ids = list(range(0, 60))
+    request = {"features": ["customer_profile:country", "customer_profile:age"],
+               "entities": {"customer_id": ids}}
+    port = seeds[-1].rsplit(":", 1)[1]
+    node_dir = next(d for d in Path(cluster_dir).glob("node*")
+                    if (d / "port").read_text().strip() == port)
+    s = Server(repo)
+    try:
+        status, before = s.post("/get-online-features", request)
+        assert status == 200 and "warnings" not in before
+        present = [i for i, st in enumerate(before["results"][1]["statuses"]) if st == "PRESENT"]
+        assert len(present) >= 50, before
+        pid = int((node_dir / "redis.pid").read_text())
+        os.kill(pid, signal.SIGKILL)
+        while Path(f"/proc/{pid}").exists() and "zombie" not in Path(
+                f"/proc/{pid}/status").read_text():
+            time.sleep(0.01)
+        status, down = s.post("/get-online-features", request)
+        assert status == 200, down
+        statuses = down["results"][1]["statuses"]
+        lost = [i for i, st in enumerate(statuses) if st == "UNAVAILABLE"]
+        assert 0 < len(lost) < len(ids), statuses
+        for col in (1, 2):  # both features of the view: the same rows, the rest as before
+            got, was = down["results"][col], before["results"][col]
+            assert [i for i, st in enumerate(got["statuses"]) if st == "UNAVAILABLE"] == lost
+            for i in range(len(ids)):
+                if i in lost:
+                    assert got["values"][i] is None
+                else:
+                    assert (got["statuses"][i], got["values"][i]) == (was["statuses"][i],
+                                                                      was["values"][i])
+        assert down["warnings"] == [{
+            "code": "store_unavailable", "view": "customer_profile", "keys": len(lost),
+            "detail": down["warnings"][0]["detail"]}]
+        assert f"127.0.0.1:{port}" in down["warnings"][0]["detail"]
+        # The CLI says the same, as a warning on stderr, and exits 0.
+        r = sl("get-online", "--features", "customer_profile:country", "--entity",
+               "customer_id=" + ",".join(map(str, ids)), "--json", repo=repo)
+        assert json.loads(r.stdout)["results"][1]["statuses"] == statuses
+        assert f"{len(lost)} key(s) of feature view 'customer_profile' could not be read" in r.stderr
+    finally:  # whatever happened above, the node runs again (same port, id, slots, data)
+        try:
+            socket.create_connection(("127.0.0.1", int(port)), timeout=1).close()
+        except OSError:
+            subprocess.run([os.environ.get("REDIS_SERVER", "/usr/bin/redis-server"),
+                            str(node_dir / "redis.conf")], check=True)
+    try:
+        deadline = time.time() + 60  # only stops a test that would hang
+        while True:
+            status, after = s.post("/get-online-features", request)
+            if status == 200 and "warnings" not in after:
+                break
+            assert time.time() < deadline, after
+            time.sleep(0.2)
+        assert after["results"] == before["results"]
+    finally:
+        assert s.stop() == 0
 
 
 # ---- registry refresh and crash safety ------------------------------------------------------
