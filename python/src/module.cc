@@ -527,6 +527,9 @@ class PyStore {
           add(registry::ToCanonicalJson(o));
         }
         break;
+      case registry::ObjectKind::kTransformation:
+        for (const auto& o : state->defs.transformations) add(registry::ToCanonicalJson(o));
+        break;
     }
     return out;
   }
@@ -884,6 +887,7 @@ NB_MODULE(_core, m) {
   BindInit(m);
   BindObjectStore(m);
   BindSpark(m);
+  BindPipelinePlan(m);
 
   nb::class_<Snapshot>(m, "Snapshot")
       .def_prop_ro("version", &Snapshot::version)
