@@ -212,6 +212,11 @@ sources:
   - name: totals
     path: gold/customer_totals
     timestamp_field: last_order
+    schema:   # the table does not exist yet
+      - {name: customer_id, type: int64}
+      - {name: spend, type: float64}
+      - {name: orders, type: TYPE}
+      - {name: last_order, type: timestamp}
 feature_views:
   - name: customer_totals
     entities: [customer]
@@ -228,7 +233,7 @@ def test_output_that_does_not_fit_its_feature_view_is_refused_at_plan_time(repo:
     (repo / "definitions" / "views.yaml").write_text(VIEWS.replace("TYPE", "string"))
     problem = ("definitions/pipelines.yaml:2:5: transformation 'gold_totals': its result does "
                "not match the feature views that read gold/customer_totals:\n"
-               "  feature view 'customer_totals' (definitions/views.yaml:9:5) declares feature "
+               "  feature view 'customer_totals' (definitions/views.yaml:14:5) declares feature "
                "'orders' as string but the result's column 'orders' is int64, which the "
                "'backward' compatibility policy refuses\n"
                "cast the columns in the query (or declare them in its schema), or change the "
