@@ -209,8 +209,10 @@ const char* OnChangeName(OnChange on_change);  // "full_refresh", "keys", "parti
 
 /// A SQL transformation: a query over the repository's Delta tables (named
 /// `layer.table`, e.g. bronze.orders) materialized into one output table.
-/// Run by the transform layer (stratalake/transform.h); not yet versioned by
-/// the registry (plan/apply leave transformations out).
+/// Run by the transform layer (stratalake/transform.h) from the definition
+/// files; `plan`/`apply` version them in the registry like other objects
+/// (their canonical JSON holds what the files say: not `inputs` or
+/// `code_fingerprint`, which only the SDK's Python transformations carry).
 struct Transformation {
   std::string name;
   std::string sql;
@@ -278,7 +280,7 @@ struct Definitions {
   std::vector<Source> sources;
   std::vector<FeatureView> feature_views;
   std::vector<FeatureService> feature_services;
-  std::vector<Transformation> transformations;  // repository files only (not in the registry)
+  std::vector<Transformation> transformations;
   std::vector<RequestSource> request_sources;
   std::vector<OnDemandFeatureView> on_demand_feature_views;
 
@@ -315,6 +317,7 @@ enum class ObjectKind {
   kFeatureService,
   kRequestSource,        // "request_source"
   kOnDemandFeatureView,  // "on_demand_feature_view"
+  kTransformation,       // "transformation"
 };
 const char* ObjectKindName(ObjectKind kind);  // "entity", "source", "feature_view", ...
 /// Accepts the kind names and their plurals / dashed forms ("feature-views").
@@ -328,6 +331,7 @@ std::string ToCanonicalJson(const FeatureView& v);
 std::string ToCanonicalJson(const FeatureService& s);
 std::string ToCanonicalJson(const RequestSource& s);
 std::string ToCanonicalJson(const OnDemandFeatureView& v);
+std::string ToCanonicalJson(const Transformation& t);
 
 /// Adds the object encoded by ToCanonicalJson to `defs`.
 arrow::Status AddFromCanonicalJson(ObjectKind kind, const std::string& json, Definitions* defs);

@@ -100,6 +100,12 @@ struct PlannedRun {
   /// Why it would run ("never run", "bronze/orders changed: version 3 -> 5",
   /// "upstream silver_orders runs first", "query changed") or "up to date".
   std::string reason;
+  /// The reason's kind, for programs: "never_run", "definition_changed" (the
+  /// query, mode, keys or order_by differ from the last run's), "inputs_changed"
+  /// (an input's version moved, or it is read for the first time),
+  /// "input_missing", "upstream" (an upstream transformation runs first) or
+  /// "up_to_date".
+  std::string cause;
 };
 
 /// The transformations `names` (every one when empty) in topological order of
@@ -109,6 +115,51 @@ struct PlannedRun {
 arrow::Result<std::vector<PlannedRun>> PlanRuns(const repo::FeatureRepository& repo,
                                                 const registry::Definitions& defs,
                                                 const std::vector<std::string>& names = {});
+
+/// The check a run makes before it writes `t`'s result of `schema`: every
+/// feature view whose source reads t's output table must find each feature
+/// (after the source's field_mapping) among the columns, with a type the
+/// repository's compatibility policy accepts as a change from the declared
+/// one (registry::ClassifyTypeChange). Every problem at once, as one
+/// kDefinitionError at t's location; OK under policy `none`.
+arrow::Status CheckOutputSchema(const repo::FeatureRepository& repo,
+                                const registry::Definitions& defs,
+                                const registry::Transformation& t, const arrow::Schema& schema);
+
+/// The schema a run of `t` would write, known without reading a row: its
+/// declared `schema`, else the result's schema of its SQL over empty inputs
+/// (each input table's current columns; for a table not created yet, its
+/// schema in `planned`, keyed by table path, when a transformation upstream
+/// will write it). nullptr when it cannot be known yet: an input that neither
+/// exists nor is planned, a query that fails on them, or no SQL.
+arrow::Result<std::shared_ptr<arrow::Schema>> PredictOutputSchema(
+    const repo::FeatureRepository& repo, const registry::Transformation& t,
+    const std::map<std::string, std::shared_ptr<arrow::Schema>>& planned = {});
+
+/// What `stratalake plan` shows of the pipelines beside the registry's changes.
+struct PipelinePlan {
+  /// Every transformation in dependency order, stale or not (PlanRuns).
+  std::vector<PlannedRun> runs;
+  /// Outputs that would not fit the feature views that read them
+  /// (CheckOutputSchema over PredictOutputSchema): one message per
+  /// transformation. `apply` refuses them, as a run would.
+  std::vector<std::string> problems;
+  /// "! PROBLEM" lines, then the runs `run --all` would do, in order:
+  /// "Pipeline runs (`stratalake run --all`): 2 to run, 1 up to date" and one
+  /// line per run "  run NAME -> TABLE (MODE): REASON". Empty when there are
+  /// no transformations.
+  std::string ToString() const;
+  /// kIncompatibleChange listing the problems ("N incompatible change(s);
+  /// nothing was applied"), or OK when there are none.
+  arrow::Status Refusal() const;
+};
+
+/// PlanRuns over every transformation of `defs`, and the output schema each
+/// would write checked against the feature views that read it. Reads table
+/// logs and schemas only: no query runs over data and nothing is written.
+/// Errors are PlanRuns' (a cycle, two writers of one table).
+arrow::Result<PipelinePlan> PlanPipelines(const repo::FeatureRepository& repo,
+                                          const registry::Definitions& defs);
 
 struct RunOptions {
   /// Recompute from the whole inputs even when they did not change; in append

@@ -51,5 +51,6 @@ void BindInit(nanobind::module_& m);       // module_init.cc
 void BindObjectStore(nanobind::module_& m);  // module_object_store.cc
 void BindTransform(nanobind::module_& m);  // module_transform.cc
 void BindSpark(nanobind::module_& m);      // module_spark.cc
+void BindPipelinePlan(nanobind::module_& m);  // module_pipeline_plan.cc
 
 }  // namespace stratalake::python

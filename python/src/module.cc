@@ -529,6 +529,9 @@ class PyStore {
           add(registry::ToCanonicalJson(o));
         }
         break;
+      case registry::ObjectKind::kTransformation:
+        for (const auto& o : state->defs.transformations) add(registry::ToCanonicalJson(o));
+        break;
     }
     return out;
   }
@@ -886,6 +889,7 @@ NB_MODULE(_core, m) {
   BindInit(m);
   BindObjectStore(m);
   BindSpark(m);
+  BindPipelinePlan(m);
 
   nb::class_<Snapshot>(m, "Snapshot")
       .def_prop_ro("version", &Snapshot::version)

@@ -218,6 +218,7 @@ void BindTransform(nb::module_& m) {
           d["inputs"] = p.inputs;
           d["upstream"] = p.upstream;
           d["stale"] = p.stale;
+          d["cause"] = p.cause;
           d["reason"] = p.reason;
           out.append(d);
         }

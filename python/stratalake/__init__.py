@@ -25,7 +25,7 @@ from ._errors import __all__ as _error_names
 # `stratalake.Field` is the table schema's field (deltalake's `Field`); the field of a
 # feature view's schema (Feast's `Field`) is `stratalake.definitions.Field`.
 from .definitions import (DataSource, Entity, FeatureService, FeatureView, FeatureViewProjection,
-                          OnDemandFeatureView, RequestSource)
+                          OnDemandFeatureView, RequestSource, TransformationDefinition)
 from .feature_store import (FeatureStore, OnlineResponse, Plan, RecreatedDataset, RetrievalJob,
                             SavedDataset, init)
 from .schema import ArrayType, Field, MapType, PrimitiveType, Schema, StructType
@@ -39,4 +39,4 @@ __all__ = ["DeltaTable", "write_deltalake", "Metadata", "TableMerger", "TableOpt
            "FeatureStore", "init", "RetrievalJob", "OnlineResponse", "Plan", "SavedDataset",
            "RecreatedDataset", "Entity", "DataSource", "FeatureView", "FeatureService",
            "FeatureViewProjection", "OnDemandFeatureView", "RequestSource", "Transformation",
-           "transformation", *_error_names]
+           "TransformationDefinition", "transformation", *_error_names]

@@ -10,7 +10,7 @@ from typing import Any, Dict, List, Optional
 
 __all__ = ["Field", "Entity", "DataSource", "FeatureView", "FeatureService",
            "FeatureViewProjection", "Aggregation", "RequestSource", "OnDemandFeature",
-           "OnDemandFeatureView"]
+           "OnDemandFeatureView", "TransformationDefinition"]
 
 
 class _Definition(dict):
@@ -302,3 +302,53 @@ class OnDemandFeatureView(_Definition):
 
     def _fields_repr(self) -> str:
         return f", sources={self.sources!r}, features={[f.name for f in self.features]!r}"
+
+
+class TransformationDefinition(_Definition):
+    """A registered transformation (the ``transformations:`` of the definition files):
+    SQL over the repository's tables that ``stratalake run`` / :meth:`FeatureStore.run`
+    materializes into ``output`` (docs/pipelines.md). Not to be confused with
+    :class:`stratalake.Transformation`, a Python function run through the SDK, which the
+    registry does not hold."""
+
+    @property
+    def sql(self) -> str:
+        return self["sql"]
+
+    @property
+    def output(self) -> str:
+        """The table it writes, as a path below the offline store (``"silver/orders"``)."""
+        return self["output"]
+
+    @property
+    def mode(self) -> str:
+        """full_refresh, append or merge."""
+        return self["mode"]
+
+    @property
+    def keys(self) -> List[str]:
+        """merge: the columns that identify a row."""
+        return list(self.get("keys", []))
+
+    @property
+    def order_by(self) -> str:
+        """merge: the column whose latest value wins per key ("" if none)."""
+        return self.get("order_by", "")
+
+    @property
+    def on_change(self) -> str:
+        """What an incremental run does when input rows were updated or deleted:
+        full_refresh, keys, partitions or fail."""
+        return self.get("on_change", "full_refresh")
+
+    @property
+    def partition_by(self) -> List[str]:
+        return list(self.get("partition_by", []))
+
+    @property
+    def schema(self) -> List[Field]:
+        """The declared output columns (empty when none are declared)."""
+        return [Field(f) for f in self.get("schema", [])]
+
+    def _fields_repr(self) -> str:
+        return f", output={self.output!r}, mode={self.mode!r}"

@@ -15,7 +15,7 @@ from . import _core
 from ._arrow import as_stream_capsule, html_table, table_from_capsule, to_pandas, to_polars
 from ._errors import DefinitionError, ObjectNotFoundError
 from .definitions import (DataSource, Entity, FeatureService, FeatureView, OnDemandFeatureView,
-                          RequestSource)
+                          RequestSource, TransformationDefinition)
 from ._progress import Progress
 from ._time import TimeLike, to_micros, to_millis
 from ._warnings import warn_all
@@ -66,11 +66,15 @@ class PushResult(TypedDict):
 
 @dataclass(frozen=True)
 class Plan:
-    """What ``apply`` would change."""
+    """What ``apply`` would change, then what ``run(all=True)`` would run: ``runs`` lists
+    the stale transformations in dependency order (name, output, mode, inputs, upstream,
+    cause, reason), ``up_to_date`` the names of the others."""
     text: str
     base_version: int
     changes: List[Dict[str, Any]]
     incompatibilities: List[str]
+    runs: List[Dict[str, Any]] = field(default_factory=list)
+    up_to_date: List[str] = field(default_factory=list)
 
     @property
     def empty(self) -> bool:
@@ -559,9 +563,15 @@ class FeatureStore:
 
     # ---- definitions ----
     def plan(self) -> Plan:
-        """Validate the definitions and show what :meth:`apply` would change, field by field."""
+        """Validate the definitions and show what :meth:`apply` would change, field by field,
+        and the transformations ``run(all=True)`` would run (in dependency order, and why).
+        Output schemas that would not fit the feature views reading them are among the
+        incompatibilities."""
         text, base, changes, incompatibilities = self._core.plan()
-        return Plan(text, base, changes, list(incompatibilities))
+        runs_text, problems, runs = _core.plan_pipelines(self.repo_path)
+        stale = [{k: v for k, v in r.items() if k != "stale"} for r in runs if r["stale"]]
+        return Plan(text + runs_text, base, changes, list(incompatibilities) + list(problems),
+                    stale, [r["name"] for r in runs if not r["stale"]])
 
     def apply(self, message: str = "") -> ApplyResult:
         """Validate the definitions and register them as one new registry version (none when
@@ -571,6 +581,8 @@ class FeatureStore:
             author = getpass.getuser()
         except Exception:  # pragma: no cover - no user database
             author = "unknown"
+        # Transformation outputs that would not fit the views reading them: refused first.
+        _core.plan_pipelines(self.repo_path, refuse=True)
         return self._core.apply(author, message)
 
     @property
@@ -579,7 +591,8 @@ class FeatureStore:
 
     _TYPES = {"entity": Entity, "source": DataSource, "feature_view": FeatureView,
               "feature_service": FeatureService, "request_source": RequestSource,
-              "on_demand_feature_view": OnDemandFeatureView}
+              "on_demand_feature_view": OnDemandFeatureView,
+              "transformation": TransformationDefinition}
 
     def _objects(self, kind: str, registry_version: Optional[int]) -> List[Any]:
         cls = self._TYPES[kind]
@@ -621,6 +634,17 @@ class FeatureStore:
     def list_request_sources(self, registry_version: Optional[int] = None) -> List[RequestSource]:
         """Every registered request source (request data of on-demand feature views)."""
         return self._objects("request_source", registry_version)
+
+    def list_transformations(
+            self, registry_version: Optional[int] = None) -> List[TransformationDefinition]:
+        """Every registered transformation (the SQL of the definition files that
+        :meth:`run` materializes), as registered by :meth:`apply`."""
+        return self._objects("transformation", registry_version)
+
+    def get_transformation(self, name: str,
+                           registry_version: Optional[int] = None) -> TransformationDefinition:
+        """The registered transformation ``name``; ObjectNotFoundError if none."""
+        return self._object("transformation", name, registry_version)
 
     def get_on_demand_feature_view(self, name: str,
                                    registry_version: Optional[int] = None) -> OnDemandFeatureView:

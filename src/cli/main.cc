@@ -42,7 +42,8 @@ std::string TopUsage(const std::vector<Command>& commands) {
       "Feature repository commands:\n";
   for (const char* name :
        {"init", "plan", "apply", "entities", "sources", "feature-views", "feature-services",
-        "on-demand-feature-views", "request-sources", "registry", "ingest", "tables",
+        "on-demand-feature-views", "request-sources", "transformations", "registry", "ingest",
+        "tables",
         "get-historical", "datasets", "materialize",
         "materialize-incremental", "teardown", "get-online", "push", "serve", "serve-offline",
         "import-feast", "stream", "sql", "run"}) {

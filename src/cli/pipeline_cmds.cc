@@ -129,6 +129,8 @@ arrow::Status CmdRun(const Args& a) {
         w.EndArray();
         w.Key("stale");
         w.Bool(p.stale);
+        w.Key("cause");
+        JStr(w, p.cause);
         w.Key("reason");
         JStr(w, p.reason);
         w.EndObject();

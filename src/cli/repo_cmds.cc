@@ -24,6 +24,7 @@
 #include "stratalake/registry.h"
 #include "stratalake/repo.h"
 #include "stratalake/status.h"
+#include "stratalake/transform.h"
 
 namespace stratalake::cli {
 
@@ -103,7 +104,11 @@ arrow::Status CmdInit(const Args& a) {
 
 // ---- plan / apply -----------------------------------------------------------
 
-void WritePlanJson(JsonWriter& w, const registry::Plan& plan) {
+// The registry plan's keys; with `pipelines`, its problems among the
+// incompatibilities, then "runs" (what `run --all` would run, in order) and
+// "up_to_date" (the transformations it would skip).
+void WritePlanJson(JsonWriter& w, const registry::Plan& plan,
+                   const transform::PipelinePlan* pipelines = nullptr) {
   w.StartObject();
   w.Key("base_version");
   w.Int64(plan.base_version);
@@ -140,7 +145,44 @@ void WritePlanJson(JsonWriter& w, const registry::Plan& plan) {
   w.Key("incompatibilities");
   w.StartArray();
   for (const auto& i : plan.incompatibilities) JStr(w, i);
+  if (pipelines) {
+    for (const auto& i : pipelines->problems) JStr(w, i);
+  }
   w.EndArray();
+  if (pipelines) {
+    w.Key("runs");
+    w.StartArray();
+    for (const auto& p : pipelines->runs) {
+      if (!p.stale) continue;
+      w.StartObject();
+      w.Key("name");
+      JStr(w, p.name);
+      w.Key("output");
+      JStr(w, p.output);
+      w.Key("mode");
+      JStr(w, registry::TransformModeName(p.mode));
+      w.Key("inputs");
+      w.StartArray();
+      for (const auto& i : p.inputs) JStr(w, i);
+      w.EndArray();
+      w.Key("upstream");
+      w.StartArray();
+      for (const auto& u : p.upstream) JStr(w, u);
+      w.EndArray();
+      w.Key("cause");
+      JStr(w, p.cause);
+      w.Key("reason");
+      JStr(w, p.reason);
+      w.EndObject();
+    }
+    w.EndArray();
+    w.Key("up_to_date");
+    w.StartArray();
+    for (const auto& p : pipelines->runs) {
+      if (!p.stale) JStr(w, p.name);
+    }
+    w.EndArray();
+  }
   w.EndObject();
 }
 
@@ -150,17 +192,19 @@ arrow::Status CmdPlan(const Args& a) {
   ARROW_ASSIGN_OR_RAISE(auto defs, r->LoadValidatedDefinitions());
   ARROW_ASSIGN_OR_RAISE(auto reg, r->registry());
   ARROW_ASSIGN_OR_RAISE(auto plan, reg->PlanChanges(defs, r->config().compatibility));
+  ARROW_ASSIGN_OR_RAISE(auto pipelines, transform::PlanPipelines(*r, defs));
   if (a.Has("--json")) {
     rapidjson::StringBuffer buf;
     JsonWriter w(buf);
-    WritePlanJson(w, plan);
+    WritePlanJson(w, plan, &pipelines);
     Emit(buf);
   } else {
-    std::cout << plan.ToString();
+    std::cout << plan.ToString() << pipelines.ToString();
   }
-  if (!plan.incompatibilities.empty()) {
+  const size_t refused = plan.incompatibilities.size() + pipelines.problems.size();
+  if (refused > 0) {
     return MakeError(arrow::StatusCode::Invalid, ErrorKind::kIncompatibleChange,
-                     std::to_string(plan.incompatibilities.size()) +
+                     std::to_string(refused) +
                          " incompatible change(s) (marked '!' above): `apply` would refuse them");
   }
   return arrow::Status::OK();
@@ -171,6 +215,10 @@ arrow::Status CmdApply(const Args& a) {
   ARROW_ASSIGN_OR_RAISE(auto r, repo::FeatureRepository::Open(RepoDir(a)));
   ARROW_ASSIGN_OR_RAISE(auto defs, r->LoadValidatedDefinitions());
   ARROW_ASSIGN_OR_RAISE(auto reg, r->registry());
+  // Outputs that would not fit the feature views reading them are refused here
+  // as a run would refuse them (the registry checks the rest).
+  ARROW_ASSIGN_OR_RAISE(auto pipelines, transform::PlanPipelines(*r, defs));
+  ARROW_RETURN_NOT_OK(pipelines.Refusal());
   ARROW_ASSIGN_OR_RAISE(auto result, reg->Apply(defs, r->config().compatibility, Author(),
                                                 a.Get("--message").value_or("")));
   if (a.Has("--json")) {
@@ -240,6 +288,19 @@ std::string Summary(const registry::Definitions& defs, ObjectKind kind, const st
       for (const auto& src : v->sources) s += (s.empty() ? "" : ",") + src;
       return "[" + s + "] " + std::to_string(v->features.size()) + " features, on demand";
     }
+    case ObjectKind::kTransformation: {
+      const auto* t = defs.FindTransformation(name);
+      s = t->output + ", " + registry::TransformModeName(t->mode);
+      if (!t->keys.empty()) {
+        std::string keys;
+        for (const auto& k : t->keys) keys += (keys.empty() ? "" : ",") + k;
+        s += " on " + keys;
+      }
+      if (t->mode != registry::TransformMode::kFullRefresh) {
+        s += ", on_change " + std::string(registry::OnChangeName(t->on_change));
+      }
+      return s;
+    }
   }
   return s;
 }
@@ -267,6 +328,9 @@ std::vector<std::string> NamesOf(const registry::Definitions& d, ObjectKind kind
       break;
     case ObjectKind::kOnDemandFeatureView:
       add(d.on_demand_feature_views);
+      break;
+    case ObjectKind::kTransformation:
+      add(d.transformations);
       break;
   }
   return out;
@@ -426,7 +490,7 @@ arrow::Result<std::pair<ObjectKind, std::string>> ResolveObject(
   std::vector<ObjectKind> hits;
   for (auto kind : {ObjectKind::kEntity, ObjectKind::kSource, ObjectKind::kFeatureView,
                     ObjectKind::kFeatureService, ObjectKind::kRequestSource,
-                    ObjectKind::kOnDemandFeatureView}) {
+                    ObjectKind::kOnDemandFeatureView, ObjectKind::kTransformation}) {
     auto h = reg.History(kind, spec);
     if (h.ok()) hits.push_back(kind);
   }
@@ -594,6 +658,9 @@ arrow::Status CmdRegistry(const Args& a) {
       for (const auto& odfv : state->defs.on_demand_feature_views) {
         put(ObjectKind::kOnDemandFeatureView, odfv.name, registry::ToCanonicalJson(odfv));
       }
+      for (const auto& t : state->defs.transformations) {
+        put(ObjectKind::kTransformation, t.name, registry::ToCanonicalJson(t));
+      }
       w.EndArray();
       w.EndObject();
       Emit(buf);
@@ -602,7 +669,7 @@ arrow::Status CmdRegistry(const Args& a) {
     std::vector<std::vector<std::string>> rows;
     for (auto kind : {ObjectKind::kEntity, ObjectKind::kSource, ObjectKind::kFeatureView,
                       ObjectKind::kFeatureService, ObjectKind::kRequestSource,
-                      ObjectKind::kOnDemandFeatureView}) {
+                      ObjectKind::kOnDemandFeatureView, ObjectKind::kTransformation}) {
       for (const auto& n : NamesOf(state->defs, kind)) {
         rows.push_back({registry::ObjectKindName(kind), n,
                         "v" + std::to_string(state->ObjectVersion(kind, n)),
@@ -681,7 +748,9 @@ std::vector<Command> RepoCommands() {
                   "stratalake init shop && cd shop && stratalake apply",
                   {"--project", "--customers", "--seed", "--as-of", "--template"}, {}, CmdInit),
       RepoCommand("plan", "stratalake plan [--repo DIR] [--json]",
-                  "Validate the definitions and show what `apply` would change, field by field.",
+                  "Validate the definitions and show what `apply` would change, field by field, "
+                  "then the transformations `run --all` would run (in dependency order, and "
+                  "why).",
                   "stratalake plan --repo shop", {}, {}, CmdPlan),
       RepoCommand("apply", "stratalake apply [--repo DIR] [--message TEXT] [--json]",
                   "Validate and commit the definitions as one new registry version (no version "
@@ -717,6 +786,12 @@ std::vector<Command> RepoCommands() {
               "[--registry-version N] [--repo DIR] [--json]",
               "List request sources (request data for on-demand views), or describe one.",
               "stratalake request-sources describe order_request"),
+      objects("transformations", ObjectKind::kTransformation,
+              "stratalake transformations list|describe [NAME] [--version N] "
+              "[--registry-version N] [--repo DIR] [--json]",
+              "List the registered transformations (the SQL that `run` materializes into "
+              "tables), or describe one (optionally an older version).",
+              "stratalake transformations describe silver_orders --version 1"),
       RepoCommand("registry",
                   "stratalake registry history [OBJECT] | describe OBJECT [--version N] | show "
                   "[--version N] [--repo DIR] [--json]\n  OBJECT is NAME or KIND/NAME (e.g. "

@@ -327,6 +327,8 @@ const char* ObjectKindName(ObjectKind kind) {
       return "request_source";
     case ObjectKind::kOnDemandFeatureView:
       return "on_demand_feature_view";
+    case ObjectKind::kTransformation:
+      return "transformation";
   }
   return "?";
 }
@@ -345,10 +347,11 @@ arrow::Result<ObjectKind> ParseObjectKind(const std::string& text) {
       t == "odfv") {
     return ObjectKind::kOnDemandFeatureView;
   }
+  if (t == "transformation" || t == "transformations") return ObjectKind::kTransformation;
   return MakeError(arrow::StatusCode::Invalid, ErrorKind::kObjectNotFound,
                    "unknown object kind '" + text +
-                       "': use entity, source, feature_view, feature_service, request_source or "
-                       "on_demand_feature_view");
+                       "': use entity, source, feature_view, feature_service, request_source, "
+                       "on_demand_feature_view or transformation");
 }
 
 // ---- canonical JSON -----------------------------------------------------------
@@ -617,6 +620,35 @@ std::string ToCanonicalJson(const OnDemandFeatureView& v) {
   });
 }
 
+std::string ToCanonicalJson(const Transformation& t) {
+  return Build([&](Writer& w) {
+    Key(w, "name");
+    Str(w, t.name);
+    Key(w, "output");
+    Str(w, t.output);
+    Key(w, "mode");
+    Str(w, TransformModeName(t.mode));
+    Key(w, "keys");
+    WriteStrings(w, t.keys);
+    Key(w, "order_by");
+    Str(w, t.order_by);
+    Key(w, "on_change");
+    Str(w, OnChangeName(t.on_change));
+    Key(w, "partition_by");
+    WriteStrings(w, t.partition_by);
+    Key(w, "schema");
+    WriteFields(w, t.schema, true);
+    Key(w, "sql");
+    Str(w, t.sql);
+    Key(w, "description");
+    Str(w, t.description);
+    Key(w, "owner");
+    Str(w, t.owner);
+    Key(w, "tags");
+    WriteTags(w, t.tags);
+  });
+}
+
 namespace {
 
 arrow::Status Corrupt(const std::string& what) {
@@ -804,6 +836,30 @@ arrow::Status AddFromCanonicalJson(ObjectKind kind, const std::string& json, Def
       v.description = GetStr(d, "description");
       v.tags = GetMap(d, "tags");
       defs->on_demand_feature_views.push_back(std::move(v));
+      break;
+    }
+    case ObjectKind::kTransformation: {
+      Transformation t;
+      t.name = GetStr(d, "name");
+      t.output = GetStr(d, "output");
+      const std::string mode = GetStr(d, "mode");
+      t.mode = mode == "append"  ? TransformMode::kAppend
+               : mode == "merge" ? TransformMode::kMerge
+                                 : TransformMode::kFullRefresh;
+      t.keys = GetStrings(d, "keys");
+      t.order_by = GetStr(d, "order_by");
+      const std::string on_change = GetStr(d, "on_change");
+      t.on_change = on_change == "keys"         ? OnChange::kKeys
+                    : on_change == "partitions" ? OnChange::kPartitions
+                    : on_change == "fail"       ? OnChange::kFail
+                                                : OnChange::kFullRefresh;
+      t.partition_by = GetStrings(d, "partition_by");
+      ARROW_ASSIGN_OR_RAISE(t.schema, GetFields(d, "schema"));
+      t.sql = GetStr(d, "sql");
+      t.description = GetStr(d, "description");
+      t.owner = GetStr(d, "owner");
+      t.tags = GetMap(d, "tags");
+      defs->transformations.push_back(std::move(t));
       break;
     }
   }

@@ -132,6 +132,34 @@ class Parser {
     return *t;
   }
 
+  // The list of mappings at map[key] (the features of an on-demand view, the
+  // aggregations of a window view): calls `entry` on each entry whose keys are
+  // all in `allowed` ("WHAT NOUN: unknown key ..." otherwise). A missing list is
+  // a problem only when `required`; a value that is not a list always is.
+  template <typename Fn>
+  void EachEntry(const YAML::Node& map, const char* key, const std::string& what,
+                 const std::string& noun, const std::set<std::string>& allowed, bool required,
+                 Fn&& entry) {
+    YAML::Node list = map[key];
+    if (!list || list.IsNull()) {
+      if (required) Problem(map, what + ": missing required key '" + key + "'");
+      return;
+    }
+    if (!list.IsSequence()) {
+      Problem(list, what + ": '" + key + "' must be a list");
+      return;
+    }
+    for (const auto& e : list) {
+      if (CheckMap(e, what + " " + noun, allowed)) entry(e);
+    }
+  }
+
+  // The optional `description` and `tags` of a feature entry.
+  void FieldNotes(const YAML::Node& e, const std::string& what, Field* f) {
+    f->description = Str(e, "description", what);
+    f->tags = StrMap(e, "tags", what);
+  }
+
   // A field list: entries are {name, type, ...} mappings or "name: type" pairs.
   std::vector<Field> Fields(const YAML::Node& map, const char* key, const std::string& what,
                             bool allow_nullable) {
@@ -317,80 +345,74 @@ class Parser {
   // A window view's aggregations; each also becomes a feature of the view (its
   // name, AggregationType), so requests resolve window features like any other.
   void Aggregations(const YAML::Node& n, const std::string& what, FeatureView* v) {
-    YAML::Node list = n["aggregations"];
-    if (!list || list.IsNull()) return;
-    if (!list.IsSequence()) {
-      Problem(list, what + ": 'aggregations' must be a list");
-      return;
-    }
-    for (const auto& e : list) {
-      if (!CheckMap(e, what + " aggregation",
-                    {"name", "function", "column", "window", "k", "percentile", "filter",
-                     "description", "tags"})) {
-        continue;
-      }
-      Aggregation a;
-      a.loc = Loc(e);
-      a.name = Str(e, "name", what + " aggregation", true);
-      std::string awhat = what + " aggregation '" + a.name + "'";
-      std::string fn = Str(e, "function", awhat, true);
-      if (!fn.empty()) {
-        auto f = ParseAggregationFunction(fn);
-        if (f.ok()) {
-          a.function = *f;
-        } else {
-          Problem(e["function"], awhat + ": " + f.status().message());
-        }
-      }
-      a.column = Str(e, "column", awhat, true);
-      std::string window = Str(e, "window", awhat, true);
-      if (!window.empty()) {
-        auto secs = ParseDuration(window);
-        if (!secs.ok()) {
-          Problem(e["window"], awhat + ": " + secs.status().message());
-        } else if (*secs <= 0) {
-          Problem(e["window"], awhat + ": the window must be longer than 0, e.g. 5m, 1h or 7d");
-        } else {
-          a.window_seconds = *secs;
-        }
-      }
-      std::string k = Str(e, "k", awhat);
-      if (a.function == AggregationFunction::kLastK) {
-        int64_t kv = 0;
-        bool ok = !k.empty() && k.size() <= 6 &&
-                  std::all_of(k.begin(), k.end(), [](char c) { return c >= '0' && c <= '9'; });
-        if (ok) kv = std::stoll(k);
-        if (!ok || kv < 1 || kv > 1000) {
-          Problem(e["k"] ? e["k"] : e, awhat + ": last_k needs 'k', a whole number from 1 to 1000");
-        } else {
-          a.k = static_cast<int32_t>(kv);
-        }
-      } else if (!k.empty()) {
-        Problem(e["k"], awhat + ": 'k' is only for the function last_k");
-      }
-      std::string q = Str(e, "percentile", awhat);
-      if (a.function == AggregationFunction::kPercentile) {
-        char* end = nullptr;
-        double qv = q.empty() ? -1 : std::strtod(q.c_str(), &end);
-        if (q.empty() || end != q.c_str() + q.size() || !(qv >= 0 && qv <= 1)) {
-          Problem(e["percentile"] ? e["percentile"] : e,
+    EachEntry(
+        n, "aggregations", what, "aggregation",
+        {"name", "function", "column", "window", "k", "percentile", "filter", "description",
+         "tags"},
+        /*required=*/false, [&](const YAML::Node& e) {
+          Aggregation a;
+          a.loc = Loc(e);
+          a.name = Str(e, "name", what + " aggregation", true);
+          std::string awhat = what + " aggregation '" + a.name + "'";
+          std::string fn = Str(e, "function", awhat, true);
+          if (!fn.empty()) {
+            auto f = ParseAggregationFunction(fn);
+            if (f.ok()) {
+              a.function = *f;
+            } else {
+              Problem(e["function"], awhat + ": " + f.status().message());
+            }
+          }
+          a.column = Str(e, "column", awhat, true);
+          std::string window = Str(e, "window", awhat, true);
+          if (!window.empty()) {
+            auto secs = ParseDuration(window);
+            if (!secs.ok()) {
+              Problem(e["window"], awhat + ": " + secs.status().message());
+            } else if (*secs <= 0) {
+              Problem(e["window"], awhat + ": the window must be longer than 0, e.g. 5m, 1h or 7d");
+            } else {
+              a.window_seconds = *secs;
+            }
+          }
+          std::string k = Str(e, "k", awhat);
+          if (a.function == AggregationFunction::kLastK) {
+            int64_t kv = 0;
+            bool ok = !k.empty() && k.size() <= 6 &&
+                      std::all_of(k.begin(), k.end(), [](char c) { return c >= '0' && c <= '9'; });
+            if (ok) kv = std::stoll(k);
+            if (!ok || kv < 1 || kv > 1000) {
+              Problem(e["k"] ? e["k"] : e,
+                      awhat + ": last_k needs 'k', a whole number from 1 to 1000");
+            } else {
+              a.k = static_cast<int32_t>(kv);
+            }
+          } else if (!k.empty()) {
+            Problem(e["k"], awhat + ": 'k' is only for the function last_k");
+          }
+          std::string q = Str(e, "percentile", awhat);
+          if (a.function == AggregationFunction::kPercentile) {
+            char* end = nullptr;
+            double qv = q.empty() ? -1 : std::strtod(q.c_str(), &end);
+            if (q.empty() || end != q.c_str() + q.size() || !(qv >= 0 && qv <= 1)) {
+              Problem(
+                  e["percentile"] ? e["percentile"] : e,
                   awhat + ": percentile needs 'percentile', a quantile from 0 to 1 (0.5 = median)");
-        } else {
-          a.percentile = qv;
-        }
-      } else if (!q.empty()) {
-        Problem(e["percentile"], awhat + ": 'percentile' is only for the function percentile");
-      }
-      a.filter = Str(e, "filter", awhat);
-      Field f;
-      f.name = a.name;
-      f.type = AggregationType(a);
-      f.description = Str(e, "description", awhat);
-      f.tags = StrMap(e, "tags", awhat);
-      f.loc = a.loc;
-      v->features.push_back(std::move(f));
-      v->aggregations.push_back(std::move(a));
-    }
+            } else {
+              a.percentile = qv;
+            }
+          } else if (!q.empty()) {
+            Problem(e["percentile"], awhat + ": 'percentile' is only for the function percentile");
+          }
+          a.filter = Str(e, "filter", awhat);
+          Field f;
+          f.name = a.name;
+          f.type = AggregationType(a);
+          FieldNotes(e, awhat, &f);
+          f.loc = a.loc;
+          v->features.push_back(std::move(f));
+          v->aggregations.push_back(std::move(a));
+        });
   }
 
   void ParseFeatureService(const YAML::Node& n, Definitions* defs) {
@@ -570,29 +592,18 @@ class Parser {
     if (!n["sources"]) {
       Problem(n, what + ": missing required key 'sources' (request sources and feature views)");
     }
-    YAML::Node feats = n["features"];
-    if (!feats || feats.IsNull()) {
-      Problem(n, what + ": missing required key 'features'");
-    } else if (!feats.IsSequence()) {
-      Problem(feats, what + ": 'features' must be a list");
-    } else {
-      for (const auto& e : feats) {
-        if (!CheckMap(e, what + " feature",
-                      {"name", "type", "expression", "description", "tags"})) {
-          continue;
-        }
-        OnDemandFeature f;
-        f.field.loc = Loc(e);
-        f.field.name = Str(e, "name", what + " feature", true);
-        std::string fwhat = what + " feature '" + f.field.name + "'";
-        f.field.type = Type(e["type"], fwhat);
-        f.expression = Str(e, "expression", fwhat, true);
-        f.expression_loc = e["expression"] ? Loc(e["expression"]) : f.field.loc;
-        f.field.description = Str(e, "description", fwhat);
-        f.field.tags = StrMap(e, "tags", fwhat);
-        v.features.push_back(std::move(f));
-      }
-    }
+    EachEntry(n, "features", what, "feature", {"name", "type", "expression", "description", "tags"},
+              /*required=*/true, [&](const YAML::Node& e) {
+                OnDemandFeature f;
+                f.field.loc = Loc(e);
+                f.field.name = Str(e, "name", what + " feature", true);
+                std::string fwhat = what + " feature '" + f.field.name + "'";
+                f.field.type = Type(e["type"], fwhat);
+                f.expression = Str(e, "expression", fwhat, true);
+                f.expression_loc = e["expression"] ? Loc(e["expression"]) : f.field.loc;
+                FieldNotes(e, fwhat, &f.field);
+                v.features.push_back(std::move(f));
+              });
     v.description = Str(n, "description", what);
     v.owner = Str(n, "owner", what);
     v.tags = StrMap(n, "tags", what);

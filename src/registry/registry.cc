@@ -1,4 +1,5 @@
 // Plans (diffs + compatibility policy) and the versioned Registry over a RegistryStore.
+#include <algorithm>
 #include <chrono>
 #include <set>
 
@@ -277,6 +278,7 @@ Plan ComputePlan(const RegistryState& head, const Definitions& desired,
   DiffKind(ObjectKind::kRequestSource, old.request_sources, desired.request_sources, head, &plan);
   DiffKind(ObjectKind::kOnDemandFeatureView, old.on_demand_feature_views,
            desired.on_demand_feature_views, head, &plan);
+  DiffKind(ObjectKind::kTransformation, old.transformations, desired.transformations, head, &plan);
 
   CompatChecker check(policy, &plan.incompatibilities);
   for (const auto& e : desired.entities) {
@@ -301,6 +303,14 @@ Plan ComputePlan(const RegistryState& head, const Definitions& desired,
     check.Fields("on-demand feature view '" + v.name + "'", v.loc, fields(*prev), fields(v),
                  "feature", v.name);
   }
+  for (const auto& t : desired.transformations) {
+    // A declared output schema is the output table's contract, like a source's
+    // schema. Dropping the declaration drops no column: nothing to check then.
+    const Transformation* prev = old.FindTransformation(t.name);
+    if (!prev || prev->schema.empty() || t.schema.empty()) continue;
+    check.Fields("transformation '" + t.name + "'", t.loc, prev->schema, t.schema, "column",
+                 t.name);
+  }
   for (const auto& v : desired.feature_views) {
     const FeatureView* prev = old.FindFeatureView(v.name);
     if (!prev) continue;
@@ -322,6 +332,44 @@ arrow::Result<std::shared_ptr<const RegistryState>> BuildState(
     state->object_versions[r.kind + "/" + r.name] = r.object_version;
   }
   return state;
+}
+
+// A line diff of two texts (a query): every line of the longest common
+// subsequence kept ("  "), the others removed ("- ") or added ("+ ").
+std::vector<std::string> LineDiff(const std::string& before, const std::string& after) {
+  auto lines = [](const std::string& text) {
+    std::vector<std::string> out;
+    size_t start = 0;
+    while (start <= text.size()) {
+      size_t end = text.find('\n', start);
+      if (end == std::string::npos) end = text.size();
+      out.push_back(text.substr(start, end - start));
+      start = end + 1;
+    }
+    while (!out.empty() && out.back().empty()) out.pop_back();
+    return out;
+  };
+  const auto a = lines(before), b = lines(after);
+  const size_t n = a.size(), m = b.size();
+  std::vector<std::vector<int>> lcs(n + 1, std::vector<int>(m + 1, 0));
+  for (size_t i = n; i-- > 0;) {
+    for (size_t j = m; j-- > 0;) {
+      lcs[i][j] = a[i] == b[j] ? lcs[i + 1][j + 1] + 1 : std::max(lcs[i + 1][j], lcs[i][j + 1]);
+    }
+  }
+  std::vector<std::string> out;
+  size_t i = 0, j = 0;
+  while (i < n || j < m) {
+    if (i < n && j < m && a[i] == b[j]) {
+      out.push_back("  " + a[i++]);
+      ++j;
+    } else if (i < n && (j == m || lcs[i + 1][j] >= lcs[i][j + 1])) {
+      out.push_back("- " + a[i++]);
+    } else {
+      out.push_back("+ " + b[j++]);
+    }
+  }
+  return out;
 }
 
 }  // namespace
@@ -352,7 +400,12 @@ std::string Plan::ToString() const {
     out += "\n";
     if (c.type == ChangeType::kModify) {
       for (const auto& f : c.fields) {
-        if (f.before && f.after) {
+        if (f.before && f.after &&
+            (f.before->find('\n') != std::string::npos ||
+             f.after->find('\n') != std::string::npos)) {
+          out += "    ~ " + f.path + ":\n";  // a query: line by line
+          for (const auto& line : LineDiff(*f.before, *f.after)) out += "        " + line + "\n";
+        } else if (f.before && f.after) {
           out += "    ~ " + f.path + ": " + *f.before + " -> " + *f.after + "\n";
         } else if (f.after) {
           out += "    + " + f.path + ": " + *f.after + "\n";

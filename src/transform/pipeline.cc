@@ -239,25 +239,35 @@ arrow::Result<std::vector<const Transformation*>> Order(const Definitions& defs,
   return out;
 }
 
-// Why `t` would run ("" when up to date).
-arrow::Result<std::string> StaleReason(const repo::FeatureRepository& repo,
-                                       const Transformation& t) {
+// Why `t` would run (reason "" when up to date), and the PlannedRun::cause.
+struct Staleness {
+  std::string reason;
+  std::string cause;
+};
+
+arrow::Result<Staleness> StaleReason(const repo::FeatureRepository& repo, const Transformation& t) {
   auto table = delta::DeltaTable::Open(repo.TableUri(t.output));
-  if (!table.ok() && HasErrorKind(table.status(), ErrorKind::kTableNotFound)) return "never run";
+  if (!table.ok() && HasErrorKind(table.status(), ErrorKind::kTableNotFound)) {
+    return Staleness{"never run", "never_run"};
+  }
   ARROW_RETURN_NOT_OK(table.status());
   ARROW_ASSIGN_OR_RAISE(auto last, LastRun(**table, t.name));
-  if (!last) return "never run";
-  if (last->fingerprint != Fingerprint(t)) return "query changed";
+  if (!last) return Staleness{"never run", "never_run"};
+  if (last->fingerprint != Fingerprint(t)) return Staleness{"query changed", "definition_changed"};
   for (const auto& in : InputsOf(t)) {
     ARROW_ASSIGN_OR_RAISE(auto now, LatestVersion(repo, in));
-    if (!now) return in + " does not exist yet";
+    if (!now) return Staleness{in + " does not exist yet", "input_missing"};
     auto it = last->inputs.find(in);
-    if (it == last->inputs.end()) return in + " is read for the first time";
+    if (it == last->inputs.end()) {
+      return Staleness{in + " is read for the first time", "inputs_changed"};
+    }
     if (it->second != *now) {
-      return in + " changed: version " + std::to_string(it->second) + " -> " + std::to_string(*now);
+      return Staleness{
+          in + " changed: version " + std::to_string(it->second) + " -> " + std::to_string(*now),
+          "inputs_changed"};
     }
   }
-  return "";
+  return Staleness{};
 }
 
 // Checks `result` against the declared schema and returns it with the declared
@@ -395,6 +405,11 @@ std::string Quote(const std::string& name) {
 
 }  // namespace
 
+arrow::Status CheckOutputSchema(const repo::FeatureRepository& repo, const Definitions& defs,
+                                const Transformation& t, const arrow::Schema& schema) {
+  return CheckFeatureViews(repo, defs, t, schema);
+}
+
 arrow::Result<std::vector<PlannedRun>> PlanRuns(const repo::FeatureRepository& repo,
                                                 const Definitions& defs,
                                                 const std::vector<std::string>& names) {
@@ -413,11 +428,14 @@ arrow::Result<std::vector<PlannedRun>> PlanRuns(const repo::FeatureRepository& r
       auto it = writer.find(in);
       if (it != writer.end()) p.upstream.push_back(it->second->name);
     }
-    ARROW_ASSIGN_OR_RAISE(p.reason, StaleReason(repo, *t));
+    ARROW_ASSIGN_OR_RAISE(auto staleness, StaleReason(repo, *t));
+    p.reason = std::move(staleness.reason);
+    p.cause = std::move(staleness.cause);
     if (p.reason.empty()) {
       for (const auto& u : p.upstream) {
         if (will_run.count(u)) {
           p.reason = "upstream " + u + " runs first";
+          p.cause = "upstream";
           break;
         }
       }
@@ -427,6 +445,7 @@ arrow::Result<std::vector<PlannedRun>> PlanRuns(const repo::FeatureRepository& r
       will_run.insert(p.name);
     } else {
       p.reason = "up to date";
+      p.cause = "up_to_date";
     }
     plan.push_back(std::move(p));
   }

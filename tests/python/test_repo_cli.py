@@ -105,6 +105,8 @@ def test_full_flow(shop, backend):
         ("feature_view", "customer_profile"), ("feature_view", "customer_stats"),
         ("feature_view", "last_order"), ("feature_view", "live_clicks"),
         ("feature_service", "churn_model"),
+        ("transformation", "silver_orders"), ("transformation", "silver_clicks"),
+        ("transformation", "gold_customer_value"), ("transformation", "gold_customer_daily_stats"),
     ])
     again = sl_json("apply", repo=shop, env=env)
     assert again == {"version": 1, "changed": False,
@@ -151,6 +153,12 @@ def test_full_flow(shop, backend):
         "~ feature_view customer_stats  (v1 -> v2)  definitions/feature_views.yaml:15:5",
         "    + features[computed_ts]: timestamp",
         "    ~ ttl: 2d -> 3d",
+        # Then what `run --all` would run: none has run (gold/customer_daily_stats was ingested).
+        "Pipeline runs (`stratalake run --all`): 4 to run, 0 up to date",
+        "  run silver_orders -> silver/orders (merge): never run",
+        "  run silver_clicks -> silver/clicks (merge): never run",
+        "  run gold_customer_value -> gold/customer_value (full_refresh): never run",
+        "  run gold_customer_daily_stats -> gold/customer_daily_stats (full_refresh): never run",
     ]
     second = sl_json("apply", "--message", "ttl 3d", repo=shop, env=env)
     assert second["version"] == 2
@@ -163,9 +171,9 @@ def test_full_flow(shop, backend):
     hist = sl_json("registry", "history", "customer_stats", repo=shop, env=env)
     assert [(h["version"], h["registry_version"]) for h in hist] == [(1, 1), (2, 2)]
     versions = sl_json("registry", "history", repo=shop, env=env)
-    assert [(v["version"], v["message"], v["changes"]) for v in versions] == [(1, "initial", 12), (2, "ttl 3d", 1)]
+    assert [(v["version"], v["message"], v["changes"]) for v in versions] == [(1, "initial", 16), (2, "ttl 3d", 1)]
     show1 = sl_json("registry", "show", "--version", "1", repo=shop, env=env)
-    assert len(show1["objects"]) == 12
+    assert len(show1["objects"]) == 16
     listed = sl_json("feature-views", "list", repo=shop, env=env)
     assert [(o["name"], o["version"]) for o in listed["objects"]] == [
         ("customer_profile", 1), ("customer_stats", 2), ("last_order", 1), ("live_clicks", 1)]
