@@ -581,7 +581,7 @@ class Parser {
                                "', which is not a table LAYER.TABLE (e.g. bronze.customers)");
         continue;
       }
-      const YAML::Node& cols = it->second;
+      const YAML::Node cols = it->second;
       if (cols.IsSequence()) {
         for (const auto& c : cols) {
           if (!c.IsScalar()) {
