@@ -569,6 +569,11 @@ constexpr int64_t kMaxRecomputedKeys = 20000;
 // recomputes in parts; above it, only while the files hold at most half the input.
 constexpr int64_t kMinRewrittenBytes = 64 << 20;
 
+// The same floor for a query over several tables, lower: diffing rewritten files
+// that hold most of one input costs about what the whole join costs
+// (docs/benchmarks.md, "Incremental runs over two tables").
+constexpr int64_t kMinRewrittenBytesOfSeveral = 8 << 20;
+
 // How one run reads its input and lands its result.
 enum class RunKind {
   kWhole,       // whole inputs; the result replaces the table (or creates it)
@@ -754,7 +759,7 @@ arrow::Result<PartsPlan> PlanParts(const Transformation& t, std::vector<Input>& 
     if (cols.empty()) return whole(in.path + " changed and " + why);
     int64_t removed_bytes = 0;
     for (const auto& f : changes.removed) removed_bytes += f.size;
-    if (removed_bytes > kMinRewrittenBytes && removed_bytes * 2 > before->SizeInBytes()) {
+    if (removed_bytes > kMinRewrittenBytesOfSeveral && removed_bytes * 2 > before->SizeInBytes()) {
       return whole("rows of " + in.path + " were updated or deleted since version " +
                    std::to_string(prev->second) + " in files holding most of its rows");
     }
