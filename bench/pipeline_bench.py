@@ -4,7 +4,8 @@ stream -> embedded DuckDB 1.5.6 -> Arrow) against DuckDB reading the table's Par
 files directly (the `duckdb` wheel of scripts/requirements.txt), Polars SQL over the
 same files, and Spark + delta-spark (pyspark 3.5.5, delta-spark 3.3.2) on the same Delta
 table. Then incremental runs of a silver merge (dedupe latest per key) after changes
-of growing size, against the full run. A benchmark that prints numbers, never a
+of growing size, against the full run, and of a merge over a join of two tables
+(`--multi-only` runs just that one, `--multi-rows N` sizes it). A benchmark that prints numbers, never a
 pass/fail test:
 
     .venv/bin/python bench/pipeline_bench.py [--rows N] [--bin build/bin/stratalake] [--no-spark]
@@ -143,13 +144,114 @@ def incremental_bench(binary: str, repo: Path, table: pa.Table, rng) -> None:
     print(f"  {'--full-refresh':<34} {secs:7.3f} s  {r['rows']:>10,} rows  {r['detail']}")
 
 
+MULTI = """\
+transformations:
+  - name: silver_paid
+    output: silver.paid
+    mode: merge
+    keys: [order_id]
+    on_change: keys
+    sql: |
+      SELECT o.order_id, o.customer_id, o.amount, sum(p.paid) AS paid, count(p.paid) AS payments
+      FROM bronze.orders o LEFT JOIN bronze.payments p ON p.order_id = o.order_id
+      GROUP BY ALL
+"""
+
+
+def multi_bench(binary: str, work: Path, n: int, rng) -> None:
+    """A merge over a join of two tables (orders and their payments, n rows each, join +
+    GROUP BY on the key): the first (full) run, then runs after changes of both inputs
+    of growing size. Each figure is one `stratalake run` subprocess: its CPU seconds
+    (user + sys, from getrusage of the children), the ratio to the full run's, and the
+    1-minute load average when it finished."""
+    import os
+    import resource
+    import stratalake
+    repo = work / "multi"
+    (repo / "definitions").mkdir(parents=True)
+    (repo / "stratalake.yaml").write_text(
+        "project: shop\noffline_store: {path: lake}\ndefinitions: [definitions]\n")
+    (repo / "definitions" / "pipelines.yaml").write_text(MULTI)
+    orders_path = str(repo / "lake" / "bronze" / "orders")
+    payments_path = str(repo / "lake" / "bronze" / "payments")
+
+    def orders(lo, hi):
+        k = hi - lo
+        return pa.table({"order_id": np.arange(lo, hi, dtype=np.int64),
+                         "customer_id": rng.integers(0, 100_000, k),
+                         "amount": rng.random(k) * 100})
+
+    def payments(ids):
+        return pa.table({"order_id": pa.array(ids, pa.int64()),
+                         "paid": rng.random(len(ids)) * 100,
+                         "method": pa.array(np.array(["card", "cash", "wire"])[
+                             rng.integers(0, 3, len(ids))])})
+
+    stratalake.write_deltalake(orders_path, orders(0, n), mode="append")
+    stratalake.write_deltalake(payments_path, payments(np.arange(n)), mode="append")
+
+    def run(*extra):
+        before = resource.getrusage(resource.RUSAGE_CHILDREN)
+        t0 = time.perf_counter()
+        proc = subprocess.run([binary, "run", "silver_paid", "--json", "--repo", str(repo),
+                               *extra], check=True, capture_output=True, text=True)
+        wall = time.perf_counter() - t0
+        after = resource.getrusage(resource.RUSAGE_CHILDREN)
+        cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+        return cpu, wall, json.loads(proc.stdout)[0]
+
+    full_cpu, wall, r = run()
+    print(f"\nmerge over a join of two {n:,}-row tables (orders LEFT JOIN payments, GROUP BY "
+          f"order_id; stratalake run, whole subprocess):")
+    print(f"  {'change':<44} {'CPU s':>7} {'vs full':>8} {'wall s':>7} {'load':>5}  detail")
+
+    def show(label, cpu, wall, r):
+        print(f"  {label:<44} {cpu:7.2f} {cpu / full_cpu:7.3f}x {wall:7.2f} "
+              f"{os.getloadavg()[0]:5.1f}  {r['detail']}")
+
+    show("first run (full)", full_cpu, wall, r)
+    next_id = n
+    for k in (1000, 100_000):
+        ids = np.arange(next_id, next_id + k)
+        stratalake.write_deltalake(orders_path, orders(next_id, next_id + k), mode="append")
+        stratalake.write_deltalake(payments_path, payments(ids), mode="append")
+        next_id += k
+        show(f"append {k:,} orders + {k:,} payments", *run())
+    recent = np.arange(n, n + 1000)
+    stratalake.DeltaTable(payments_path).update({"paid": "paid + 1"},
+                                                predicate=f"order_id < {n + 1000}"
+                                                f" AND order_id >= {n}")
+    show("update 1,000 recent payments", *run())
+    stratalake.DeltaTable(payments_path).delete(
+        f"order_id IN ({', '.join(map(str, recent[:1000:2]))})")
+    show("delete 500 recent payments", *run())
+    stratalake.write_deltalake(payments_path, payments(rng.integers(0, n, 1000)), mode="append")
+    show("append 1,000 payments of old orders", *run())
+    scattered = rng.choice(np.arange(n), size=1000, replace=False)
+    stratalake.DeltaTable(payments_path).update(
+        {"paid": "paid + 1"}, predicate=f"order_id IN ({', '.join(map(str, scattered))})")
+    show("update 1,000 scattered payments", *run())
+    show("re-run, nothing changed", *run())
+    show("--full-refresh", *run("--full-refresh"))
+
+
 def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--rows", type=int, default=5_000_000)
     ap.add_argument("--bin", default=str(ROOT / "build" / "bin" / "stratalake"))
     ap.add_argument("--no-spark", action="store_true")
+    ap.add_argument("--multi-rows", type=int, default=1_000_000,
+                    help="rows of each input of the two-table incremental case")
+    ap.add_argument("--multi-only", action="store_true",
+                    help="run only the two-table incremental case")
     args = ap.parse_args()
     work = Path(tempfile.mkdtemp(prefix="pipeline-bench-"))
+    if args.multi_only:
+        try:
+            multi_bench(args.bin, work, args.multi_rows, np.random.default_rng(7))
+        finally:
+            shutil.rmtree(work, ignore_errors=True)
+        return 0
     try:
         repo = work / "shop"
         repo.mkdir()
@@ -196,6 +298,7 @@ def main() -> int:
         if not args.no_spark:
             spark_bench(path, work, ref)
         incremental_bench(args.bin, repo, table, rng)
+        multi_bench(args.bin, work, args.multi_rows, rng)
     finally:
         shutil.rmtree(work, ignore_errors=True)
     return 0

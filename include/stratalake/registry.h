@@ -224,6 +224,16 @@ struct Transformation {
   std::vector<Field> schema;              // declared output columns (optional)
   std::vector<std::string> partition_by;  // used when a run creates the table
   OnChange on_change = OnChange::kFullRefresh;
+  /// on_change keys / partitions over several tables: for an input table
+  /// ("bronze/customers"), its columns that hold the output's keys (or its
+  /// partition_by columns), in the same order; empty: its rows map to none (a
+  /// change of it recomputes the whole table). Inputs not listed map by name.
+  struct InputKeys {
+    std::string table;
+    std::vector<std::string> columns;
+    SourceLocation loc;
+  };
+  std::vector<InputKeys> input_keys;
   /// Tables read, for transformations without SQL (Python functions run through
   /// the SDK); SQL transformations read the tables their SQL names.
   std::vector<std::string> inputs;

@@ -477,7 +477,7 @@ class Parser {
   void ParseTransformation(const YAML::Node& n, Definitions* defs) {
     if (!CheckMap(n, "transformation",
                   {"name", "sql", "output", "mode", "keys", "order_by", "schema", "partition_by",
-                   "on_change", "description", "owner", "tags"})) {
+                   "on_change", "input_keys", "description", "owner", "tags"})) {
       return;
     }
     Transformation t;
@@ -559,10 +559,82 @@ class Parser {
                                   ": 'on_change' applies to modes 'append' and 'merge' (mode "
                                   "full_refresh recomputes everything on every run)");
     }
+    ParseInputKeys(n, what, &t);
     t.description = Str(n, "description", what);
     t.owner = Str(n, "owner", what);
     t.tags = StrMap(n, "tags", what);
     defs->transformations.push_back(std::move(t));
+  }
+
+  // input_keys: {LAYER.TABLE: [columns]} for on_change keys / partitions; each list
+  // names the input's columns for the keys (or partition_by) in order, or is empty.
+  void ParseInputKeys(const YAML::Node& n, const std::string& what, Transformation* t) {
+    YAML::Node v = n["input_keys"];
+    if (!v || v.IsNull()) return;
+    if (t->on_change != OnChange::kKeys && t->on_change != OnChange::kPartitions) {
+      Problem(v, what +
+                     ": 'input_keys' applies to on_change 'keys' or 'partitions' (it says which "
+                     "columns of each input hold the keys or partition values to recompute)");
+      return;
+    }
+    if (!v.IsMap()) {
+      Problem(v, what +
+                     ": 'input_keys' must be a mapping of input tables to column lists, e.g. "
+                     "{bronze.customers: [id]}");
+      return;
+    }
+    const bool keys = t->on_change == OnChange::kKeys;
+    const std::vector<std::string>& by = keys ? t->keys : t->partition_by;
+    std::string by_names;
+    for (const auto& b : by) by_names += (by_names.empty() ? "" : ", ") + b;
+    for (auto it = v.begin(); it != v.end(); ++it) {
+      Transformation::InputKeys ik;
+      ik.loc = Loc(it->first);
+      ik.table = it->first.Scalar();
+      if (ik.table.find('/') == std::string::npos) {
+        auto dot = ik.table.find('.');
+        if (dot != std::string::npos) ik.table[dot] = '/';
+      }
+      static const std::set<std::string> kLayers = {"bronze", "silver", "gold", "datasets",
+                                                    "quarantine"};
+      const auto slash = ik.table.find('/');
+      if (slash == std::string::npos || !kLayers.count(ik.table.substr(0, slash))) {
+        Problem(it->first, what + ": input_keys names '" + it->first.Scalar() +
+                               "', which is not a table LAYER.TABLE (e.g. bronze.customers)");
+        continue;
+      }
+      const YAML::Node cols = it->second;
+      if (cols.IsSequence()) {
+        for (const auto& c : cols) {
+          if (!c.IsScalar()) {
+            Problem(c, what + ": every entry of input_keys '" + it->first.Scalar() +
+                           "' must be a column name");
+            continue;
+          }
+          ik.columns.push_back(c.Scalar());
+        }
+      } else if (cols.IsScalar()) {
+        ik.columns.push_back(cols.Scalar());
+      } else if (!cols.IsNull()) {
+        Problem(cols, what + ": input_keys '" + it->first.Scalar() + "' must be a list of columns");
+        continue;
+      }
+      if (!ik.columns.empty() && ik.columns.size() != by.size()) {
+        Problem(cols, what + ": input_keys '" + it->first.Scalar() + "' lists " +
+                          std::to_string(ik.columns.size()) + " column(s) but the " +
+                          (keys ? "keys are " : "partition_by columns are ") + by_names +
+                          "; name one column of the input for each, in order (or [] when its "
+                          "rows map to none)");
+        continue;
+      }
+      bool dup = false;
+      for (const auto& x : t->input_keys) dup = dup || x.table == ik.table;
+      if (dup) {
+        Problem(it->first, what + ": input_keys names " + ik.table + " twice");
+        continue;
+      }
+      t->input_keys.push_back(std::move(ik));
+    }
   }
 
   void ParseRequestSource(const YAML::Node& n, Definitions* defs) {

@@ -403,6 +403,10 @@ std::string Quote(const std::string& name) {
   return out + "\"";
 }
 
+// Why a stale run of `t` will recompute the whole table although it reads several
+// tables with on_change keys / partitions ("" otherwise). Defined below.
+arrow::Result<std::string> PartsNote(const repo::FeatureRepository& repo, const Transformation& t);
+
 }  // namespace
 
 arrow::Status CheckOutputSchema(const repo::FeatureRepository& repo, const Definitions& defs,
@@ -442,6 +446,8 @@ arrow::Result<std::vector<PlannedRun>> PlanRuns(const repo::FeatureRepository& r
     }
     p.stale = !p.reason.empty();
     if (p.stale) {
+      ARROW_ASSIGN_OR_RAISE(auto note, PartsNote(repo, *t));
+      if (!note.empty()) p.reason += "; " + note;
       will_run.insert(p.name);
     } else {
       p.reason = "up to date";
@@ -582,6 +588,11 @@ constexpr int64_t kMaxRecomputedKeys = 20000;
 // recomputes in parts; above it, only while the files hold at most half the input.
 constexpr int64_t kMinRewrittenBytes = 64 << 20;
 
+// The same floor for a query over several tables, lower: diffing rewritten files
+// that hold most of one input costs about what the whole join costs
+// (docs/benchmarks.md, "Incremental runs over two tables").
+constexpr int64_t kMinRewrittenBytesOfSeveral = 8 << 20;
+
 // How one run reads its input and lands its result.
 enum class RunKind {
   kWhole,       // whole inputs; the result replaces the table (or creates it)
@@ -604,6 +615,261 @@ const char* RunKindName(RunKind k) {
       return "partitions";
   }
   return "all";
+}
+
+// ---- several inputs: recomputing the keys or partitions their changes touch ----
+
+// Whether `t` recomputes in parts (keys or partitions) when it reads several tables.
+bool InPartsOverSeveral(const Transformation& t) {
+  return t.mode != TransformMode::kFullRefresh && (t.on_change == registry::OnChange::kKeys ||
+                                                   t.on_change == registry::OnChange::kPartitions);
+}
+
+// The output columns a recomputation goes by: the keys, or partition_by.
+const std::vector<std::string>& RecomputeBy(const Transformation& t) {
+  return t.on_change == registry::OnChange::kKeys ? t.keys : t.partition_by;
+}
+
+// Every input_keys entry names a table the transformation reads.
+arrow::Status CheckInputKeys(const Transformation& t, const std::vector<std::string>& inputs) {
+  for (const auto& ik : t.input_keys) {
+    if (std::find(inputs.begin(), inputs.end(), ik.table) == inputs.end()) {
+      return DefinitionError(ik.loc,
+                             "transformation '" + t.name + "': input_keys names " + ik.table +
+                                 ", which it does not read (it reads: " + JoinNames(inputs) + ")");
+    }
+  }
+  return arrow::Status::OK();
+}
+
+// The columns of input `path` (with `schema`) that hold RecomputeBy(t), in order:
+// those input_keys declares, or the same names. Empty, with `*why`, when its rows
+// map to none (a change of it then recomputes the whole table). An input_keys
+// column the input lacks is an error at its line.
+arrow::Result<std::vector<std::string>> InputColumns(const Transformation& t,
+                                                     const std::string& path,
+                                                     const arrow::Schema& schema,
+                                                     std::string* why) {
+  const bool keys = t.on_change == registry::OnChange::kKeys;
+  for (const auto& ik : t.input_keys) {
+    if (ik.table != path) continue;
+    if (ik.columns.empty()) {
+      *why = "its input_keys are [] (its rows map to no " +
+             std::string(keys ? "key" : "partition") + ")";
+      return std::vector<std::string>{};
+    }
+    for (const auto& c : ik.columns) {
+      if (!schema.GetFieldByName(c)) {
+        return DefinitionError(
+            ik.loc, "transformation '" + t.name + "': input_keys names column '" + c + "' of " +
+                        path + ", which lacks it (columns: " + JoinNames(schema.field_names()) +
+                        ")");
+      }
+    }
+    return ik.columns;
+  }
+  for (const auto& c : RecomputeBy(t)) {
+    if (!schema.GetFieldByName(c)) {
+      *why = "it has no column '" + c + "' to map its rows to the " +
+             (keys ? "keys" : "partitions") + " (declare its columns in input_keys)";
+      return std::vector<std::string>{};
+    }
+  }
+  return RecomputeBy(t);
+}
+
+// The distinct values of `columns` in the partition values of `files` (every
+// column a partition column of `schema`), named `names`; nullopt when a value does
+// not convert to the column's type.
+std::optional<std::shared_ptr<arrow::Table>> PartitionValues(
+    const std::vector<delta::AddFile>& files, const std::vector<std::string>& columns,
+    const std::vector<std::string>& names, const arrow::Schema& schema) {
+  std::set<std::vector<std::optional<std::string>>> values;
+  for (const auto& f : files) {
+    std::vector<std::optional<std::string>> v;
+    for (const auto& c : columns) {
+      auto it = f.partition_values.find(c);
+      v.push_back(it == f.partition_values.end() ? std::nullopt : it->second);
+    }
+    values.insert(std::move(v));
+  }
+  arrow::FieldVector fields;
+  arrow::ArrayVector arrays;
+  for (size_t i = 0; i < columns.size(); ++i) {
+    arrow::StringBuilder b;
+    for (const auto& v : values) {
+      if (!(v[i] ? b.Append(*v[i]) : b.AppendNull()).ok()) return std::nullopt;
+    }
+    std::shared_ptr<arrow::Array> strings;
+    if (!b.Finish(&strings).ok()) return std::nullopt;
+    auto type = schema.GetFieldByName(columns[i])->type();
+    auto cast = arrow::compute::Cast(strings, type);
+    if (!cast.ok()) return std::nullopt;
+    fields.push_back(arrow::field(names[i], type));
+    arrays.push_back(cast->make_array());
+  }
+  return arrow::Table::Make(arrow::schema(fields), arrays);
+}
+
+// How a run over several inputs recomputes in parts (docs/pipelines.md,
+// "Incremental runs over several tables").
+struct PartsPlan {
+  bool whole = false;  // recompute everything instead, because of `why_whole`
+  std::string why_whole;
+  // The distinct values of RecomputeBy(t) that changed rows of any input had or
+  // have (output names); null when no input's files changed.
+  std::shared_ptr<arrow::Table> affected;
+  std::map<std::string, std::vector<std::string>> columns;  // mapped input -> its columns
+  std::map<std::string, int64_t> since;  // inputs that changed -> the version last read
+};
+
+using ColumnsOf = std::function<std::optional<std::vector<std::string>>(const delta::Snapshot&)>;
+
+// Projected columns plus `extra` (nullopt stays every column).
+std::optional<std::vector<std::string>> WithColumns(std::optional<std::vector<std::string>> cols,
+                                                    const std::vector<std::string>& extra) {
+  if (!cols) return cols;
+  for (const auto& c : extra) {
+    if (std::find(cols->begin(), cols->end(), c) == cols->end()) cols->push_back(c);
+  }
+  return cols;
+}
+
+// The predicate selecting the rows of `affected` in a table whose columns for
+// them are `columns`; nullopt when a type has no exact literal.
+std::optional<std::string> AffectedPredicate(const std::shared_ptr<arrow::Table>& affected,
+                                             const std::vector<std::string>& columns) {
+  if (!affected || affected->num_rows() == 0) return std::string("FALSE");
+  auto renamed = affected->RenameColumns(columns);
+  if (!renamed.ok()) return std::nullopt;
+  return KeyPredicate(**renamed);
+}
+
+arrow::Result<PartsPlan> PlanParts(const Transformation& t, std::vector<Input>& inputs,
+                                   const RunRecord& last, const ColumnsOf& columns_of) {
+  PartsPlan plan;
+  const bool keys = t.on_change == registry::OnChange::kKeys;
+  const std::vector<std::string>& by = RecomputeBy(t);
+  std::vector<std::string> paths;
+  for (const auto& in : inputs) paths.push_back(in.path);
+  ARROW_RETURN_NOT_OK(CheckInputKeys(t, paths));
+  auto whole = [&plan](std::string why) {
+    plan.whole = true;
+    plan.why_whole = std::move(why);
+    return plan;
+  };
+  ARROW_ASSIGN_OR_RAISE(auto engine, SqlEngine::Open());
+  ARROW_RETURN_NOT_OK(engine->Query("CREATE SCHEMA __stratalake_affected; SELECT 1").status());
+  std::vector<std::string> parts;  // per changed input: a query of its affected values
+  for (auto& in : inputs) {
+    std::string why;
+    ARROW_ASSIGN_OR_RAISE(auto cols, InputColumns(t, in.path, *in.snapshot->schema(), &why));
+    if (!cols.empty()) plan.columns[in.path] = cols;
+    auto prev = last.inputs.find(in.path);
+    if (prev == last.inputs.end()) return whole(in.path + " is read for the first time");
+    if (prev->second == in.snapshot->version()) continue;
+    if (prev->second > in.snapshot->version()) {
+      return whole(in.path + " went back to version " + std::to_string(in.snapshot->version()));
+    }
+    plan.since[in.path] = prev->second;
+    ARROW_ASSIGN_OR_RAISE(auto before, in.table->AtVersion(prev->second));
+    Changes changes = Diff(*before, *in.snapshot);
+    if (changes.added.empty() && changes.removed.empty()) continue;
+    if (cols.empty()) return whole(in.path + " changed and " + why);
+    int64_t removed_bytes = 0;
+    for (const auto& f : changes.removed) removed_bytes += f.size;
+    if (removed_bytes > kMinRewrittenBytesOfSeveral && removed_bytes * 2 > before->SizeInBytes()) {
+      return whole("rows of " + in.path + " were updated or deleted since version " +
+                   std::to_string(prev->second) + " in files holding most of its rows");
+    }
+    const std::string name = "in" + std::to_string(parts.size());
+    // Partition columns: the changed files' partition values say it all.
+    auto is_part = [&cols](const delta::Snapshot& s) {
+      for (const auto& c : cols) {
+        const auto& p = s.metadata().partition_columns;
+        if (std::find(p.begin(), p.end(), c) == p.end()) return false;
+      }
+      return true;
+    };
+    if (is_part(*before) && is_part(*in.snapshot)) {
+      std::vector<delta::AddFile> files = changes.added;
+      files.insert(files.end(), changes.removed.begin(), changes.removed.end());
+      auto values = PartitionValues(files, cols, by, *in.snapshot->schema());
+      if (values) {
+        ARROW_RETURN_NOT_OK(engine->LoadTable("__stratalake_affected", name, TableReader(*values)));
+        parts.push_back("SELECT * FROM __stratalake_affected." + name);
+        continue;
+      }
+    }
+    // Otherwise the changed rows: the rewritten files' rows as they were that are gone,
+    // and the new files' rows that are new (EXCEPT ALL both ways, over the columns the
+    // query reads: a change elsewhere changes no result).
+    ARROW_ASSIGN_OR_RAISE(auto old_rows, ReadFiles(*in.table, before, changes.removed,
+                                                   WithColumns(columns_of(*before), cols)));
+    ARROW_ASSIGN_OR_RAISE(auto new_rows, ReadFiles(*in.table, in.snapshot, changes.added,
+                                                   WithColumns(columns_of(*in.snapshot), cols)));
+    const std::string schema = "__stratalake_changed_" + name;
+    ARROW_RETURN_NOT_OK(engine->LoadTable(schema, "removed", old_rows));
+    ARROW_RETURN_NOT_OK(engine->LoadTable(schema, "added", new_rows));
+    std::string select;
+    for (size_t i = 0; i < cols.size(); ++i) {
+      select += (i ? ", " : "") + Quote(cols[i]) + " AS " + Quote(by[i]);
+    }
+    const std::string removed = schema + ".removed", added = schema + ".added";
+    std::string sql = "CREATE TABLE __stratalake_affected." + name + " AS SELECT DISTINCT " +
+                      select + " FROM (SELECT * FROM " + removed + " EXCEPT ALL SELECT * FROM " +
+                      added + " UNION ALL (SELECT * FROM " + added + " EXCEPT ALL SELECT * FROM " +
+                      removed + ")); SELECT 1";
+    if (!engine->Query(sql).ok()) {
+      // The schema changed in between: every value of the files counts.
+      sql = "CREATE TABLE __stratalake_affected." + name + " AS SELECT DISTINCT * FROM (SELECT " +
+            select + " FROM " + removed + " UNION ALL SELECT " + select + " FROM " + added +
+            "); SELECT 1";
+      ARROW_RETURN_NOT_OK(engine->Query(sql).status());
+    }
+    parts.push_back("SELECT * FROM __stratalake_affected." + name);
+  }
+  if (parts.empty()) return plan;
+  std::string sql;
+  for (const auto& q : parts) sql += (sql.empty() ? "" : " UNION ALL BY NAME ") + q;
+  auto affected = engine->Query("SELECT DISTINCT * FROM (" + sql + ") ORDER BY ALL");
+  if (!affected.ok()) {
+    return whole("the inputs' " + std::string(keys ? "key" : "partition") +
+                 " columns have types that do not compare (" + affected.status().message() + ")");
+  }
+  plan.affected = *affected;
+  const int64_t n = plan.affected->num_rows();
+  if (n > kMaxRecomputedKeys) {
+    return whole(std::to_string(n) + (keys ? " keys" : " partitions") + " changed");
+  }
+  if (!AffectedPredicate(plan.affected, by)) {
+    return whole(std::string("the ") + (keys ? "keys'" : "partition columns'") +
+                 " types cannot be listed");
+  }
+  return plan;
+}
+
+arrow::Result<std::string> PartsNote(const repo::FeatureRepository& repo, const Transformation& t) {
+  const auto all = AllInputsOf(t);
+  const auto inputs = InputsOf(t);
+  if (!InPartsOverSeveral(t) || inputs.size() < 2 || all.size() != inputs.size()) return "";
+  ARROW_RETURN_NOT_OK(CheckInputKeys(t, inputs));
+  auto target = delta::DeltaTable::Open(repo.TableUri(t.output));
+  if (!target.ok()) return "";
+  ARROW_ASSIGN_OR_RAISE(auto last, LastRun(**target, t.name));
+  if (!last || last->fingerprint != Fingerprint(t)) return "";
+  for (const auto& path : inputs) {
+    auto table = delta::DeltaTable::Open(repo.TableUri(path));
+    if (!table.ok()) return "";
+    ARROW_ASSIGN_OR_RAISE(auto snap, (*table)->Latest());
+    std::string why;
+    ARROW_ASSIGN_OR_RAISE(auto cols, InputColumns(t, path, *snap->schema(), &why));
+    auto prev = last->inputs.find(path);
+    if (cols.empty() && prev != last->inputs.end() && prev->second != snap->version()) {
+      return "recomputes the whole table: " + path + " changed and " + why;
+    }
+  }
+  return "";
 }
 
 // Computes the result from the inputs loaded into `engine` (as LAYER.TABLE) or
@@ -652,6 +918,18 @@ arrow::Result<RunResult> RunWith(const repo::FeatureRepository& repo, const Defi
     inputs.push_back(std::move(in));
   }
 
+  if (!t->input_keys.empty()) {
+    std::vector<std::string> read;
+    for (const auto& [path, v] : out.inputs) read.push_back(path);
+    if (read.size() < 2) {
+      return DefinitionError(t->input_keys.front().loc,
+                             what +
+                                 ": input_keys applies to transformations that read several "
+                                 "tables (this one reads " +
+                                 JoinNames(read) + "; its keys are the input's columns)");
+    }
+    ARROW_RETURN_NOT_OK(CheckInputKeys(*t, read));
+  }
   const bool unchanged_query = last && last->fingerprint == fingerprint;
   if (!options.full_refresh && unchanged_query && last->inputs == out.inputs) {
     out.noop = true;
@@ -749,9 +1027,40 @@ arrow::Result<RunResult> RunWith(const repo::FeatureRepository& repo, const Defi
   std::map<std::string, std::shared_ptr<arrow::RecordBatchReader>> readers;
   std::string replace_where;  // kKeys / kPartitions: the output rows the result replaces
   std::string recomputed;     // "3 key(s)" / "2 partition(s)"
+  // Several inputs, on_change keys / partitions: every change (appends included)
+  // recomputes the keys or partitions the changed rows of any input had or have, from
+  // every input filtered to them (docs/pipelines.md, "Incremental runs over several
+  // tables").
+  std::optional<PartsPlan> parts;
+  if (InPartsOverSeveral(*t) && !options.full_refresh && unchanged_query && out.inputs.size() > 1 &&
+      !reads_self) {
+    ARROW_ASSIGN_OR_RAISE(auto p, PlanParts(*t, inputs, *last, columns_of));
+    if (p.whole) {
+      why_whole = p.why_whole;
+    } else {
+      const bool keys = t->on_change == registry::OnChange::kKeys;
+      kind = keys ? RunKind::kKeys : RunKind::kPartitions;
+      replace_where = *AffectedPredicate(p.affected, RecomputeBy(*t));
+      recomputed = std::to_string(p.affected ? p.affected->num_rows() : 0) +
+                   (keys ? " key(s)" : " partition(s)");
+      parts = std::move(p);
+    }
+  }
   for (auto& in : inputs) {
     std::shared_ptr<arrow::RecordBatchReader> reader;
-    if (&in == changed && kind == RunKind::kRows) {
+    if (parts) {
+      auto mapped = parts->columns.find(in.path);
+      if (mapped == parts->columns.end()) {
+        ARROW_ASSIGN_OR_RAISE(reader, scan_all(in));  // unchanged, and maps to no key
+      } else {
+        // The rows of the affected keys (or partitions): file statistics and partition
+        // values skip the files that cannot hold them.
+        delta::ReadOptions ro;
+        ro.columns = WithColumns(columns_of(*in.snapshot), mapped->second);
+        ro.filter = *AffectedPredicate(parts->affected, mapped->second);
+        ARROW_ASSIGN_OR_RAISE(reader, in.table->Scan(in.snapshot, ro));
+      }
+    } else if (&in == changed && kind == RunKind::kRows) {
       ARROW_ASSIGN_OR_RAISE(
           reader, ReadFiles(*in.table, in.snapshot, changes.added, columns_of(*in.snapshot)));
     } else if (&in == changed && kind == RunKind::kKeys) {
@@ -888,6 +1197,7 @@ arrow::Result<RunResult> RunWith(const repo::FeatureRepository& repo, const Defi
   if (kind != RunKind::kWhole && kind != RunKind::kWholeMerge && changed) {
     record.since[changed->path] = since;
   }
+  if (parts) record.since = parts->since;
   const int64_t run_number =
       (target_snap ? target_snap->AppTransactionVersion(AppId(t->name)).value_or(0) : 0) + 1;
   const delta::AppTransaction txn{AppId(t->name), run_number, std::nullopt};

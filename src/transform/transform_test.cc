@@ -355,6 +355,156 @@ TEST_F(PipelineTest, OnChangeRecomputesTheTableTheKeysOrThePartitions) {
   EXPECT_TRUE(lineage[2].since.empty());
 }
 
+// A query over several tables with on_change keys: the keys the changed rows of
+// any input had or have are recomputed from every input filtered to them; an
+// input whose rows map to no key makes a change of it recompute everything, and
+// says so in the plan and the run's detail.
+TEST_F(PipelineTest, SeveralInputsRecomputeTheKeysTheirChangesTouch) {
+  Define(R"(transformations:
+  - name: spend
+    output: gold.spend
+    mode: merge
+    keys: [customer_id]
+    on_change: keys
+    input_keys:
+      bronze.customers: [id]
+    sql: |
+      SELECT o.customer_id, c.region, sum(o.amount) AS spend, count(*) AS n
+      FROM bronze.orders o JOIN bronze.customers c ON o.customer_id = c.id GROUP BY ALL
+  - name: scaled
+    output: silver.scaled
+    mode: merge
+    keys: [order_id]
+    on_change: keys
+    sql: SELECT o.order_id, o.amount * r.rate AS amt FROM bronze.orders o, bronze.rates r
+)");
+  auto customers = [](const std::string& ids, const std::string& regions) {
+    return TableFromJson(
+        arrow::schema({arrow::field("id", arrow::int64()), arrow::field("region", arrow::utf8())}),
+        {ids, regions});
+  };
+  auto rates = [](const std::string& r) {
+    return TableFromJson(arrow::schema({arrow::field("rate", arrow::float64())}), {r});
+  };
+  Write("bronze/orders", Orders("[1, 2, 3]", "[10, 10, 20]", "[5.0, 6.0, 7.0]",
+                                R"(["2026-01-01 00:00:00", "2026-01-02 00:00:00",
+                                    "2026-01-03 00:00:00"])"));
+  Write("bronze/customers", customers("[10, 20, 30]", R"(["eu", "us", "us"])"));
+  Write("bronze/rates", rates("[2.0]"));
+  auto defs = Defs();
+  ASSERT_OK_AND_ASSIGN(auto runs, RunPipeline(*repo_, defs));
+  EXPECT_EQ(runs[0].detail, "created");
+  const std::string spend_sql = "SELECT * FROM gold.spend ORDER BY ALL";
+  const std::string scaled_sql = "SELECT * FROM silver.scaled ORDER BY ALL";
+  // An order of customer 30 (who had none): only that key is recomputed, in both.
+  Write("bronze/orders", Orders("[4]", "[30]", "[8.0]", R"(["2026-01-04 00:00:00"])"));
+  ASSERT_OK_AND_ASSIGN(runs, RunPipeline(*repo_, defs));
+  EXPECT_EQ(runs[0].detail, "recomputed 1 key(s)");
+  EXPECT_EQ(runs[0].rows, 1);
+  EXPECT_EQ(runs[1].detail, "recomputed 1 key(s)");
+  EXPECT_EQ(Select(spend_sql), (std::vector<std::string>{"10|eu|11|2", "20|us|7|1", "30|us|8|1"}));
+  // Customer 10 moves region: its key, found in the customers' rewritten file.
+  auto cust = delta::DeltaTable::Open(repo_->TableUri("bronze/customers")).ValueOrDie();
+  ASSERT_OK(cust->Update("id = 10", "region = 'apac'").status());
+  ASSERT_OK_AND_ASSIGN(runs, RunPipeline(*repo_, defs));
+  EXPECT_EQ(runs[0].detail, "recomputed 1 key(s)");
+  EXPECT_TRUE(runs[1].noop);
+  EXPECT_EQ(Select(spend_sql),
+            (std::vector<std::string>{"10|apac|11|2", "20|us|7|1", "30|us|8|1"}));
+  // Customer 20 goes: its key disappears from the output.
+  ASSERT_OK(cust->Delete("id = 20").status());
+  ASSERT_OK_AND_ASSIGN(runs, RunPipeline(*repo_, defs));
+  EXPECT_EQ(runs[0].detail, "recomputed 1 key(s)");
+  EXPECT_EQ(runs[0].rows, 0);
+  EXPECT_EQ(Select(spend_sql), (std::vector<std::string>{"10|apac|11|2", "30|us|8|1"}));
+  ASSERT_OK_AND_ASSIGN(auto lineage, Lineage(*repo_, "gold.spend"));
+  EXPECT_EQ(lineage[0].read, "keys");
+  EXPECT_EQ(lineage[0].since, (std::map<std::string, int64_t>{{"bronze/customers", 1}}));
+  // The rates map to no order: a change of them recomputes the whole table, and the
+  // plan and the run say why.
+  Write("bronze/rates", rates("[3.0]"), delta::WriteMode::kOverwrite);
+  ASSERT_OK_AND_ASSIGN(auto plan, PlanRuns(*repo_, defs, {"scaled"}));
+  EXPECT_EQ(plan[0].reason,
+            "bronze/rates changed: version 0 -> 1; recomputes the whole table: bronze/rates "
+            "changed and it has no column 'order_id' to map its rows to the keys (declare its "
+            "columns in input_keys)");
+  ASSERT_OK_AND_ASSIGN(runs, RunPipeline(*repo_, defs));
+  EXPECT_EQ(runs[1].detail,
+            "replaced (bronze/rates changed and it has no column 'order_id' to map its rows to "
+            "the keys (declare its columns in input_keys))");
+  EXPECT_EQ(Select(scaled_sql), (std::vector<std::string>{"1|15", "2|18", "3|21", "4|24"}));
+  ASSERT_OK_AND_ASSIGN(runs, RunPipeline(*repo_, defs));
+  EXPECT_TRUE(runs[0].noop && runs[1].noop);
+  // Each table equals a full refresh of its definition.
+  ASSERT_OK_AND_ASSIGN(auto full, RunPipeline(*repo_, defs, {}, RunOptions{true}));
+  EXPECT_EQ(Select(spend_sql), (std::vector<std::string>{"10|apac|11|2", "30|us|8|1"}));
+  EXPECT_EQ(Select(scaled_sql), (std::vector<std::string>{"1|15", "2|18", "3|21", "4|24"}));
+}
+
+TEST_F(PipelineTest, InputKeysErrorsNameTheirLine) {
+  Define(R"(transformations:
+  - name: a
+    output: gold.a
+    mode: merge
+    keys: [customer_id, day]
+    on_change: keys
+    input_keys:
+      bronze.customers: [id]
+    sql: SELECT 1
+  - name: b
+    output: gold.b
+    mode: append
+    input_keys: {bronze.customers: [id]}
+    sql: SELECT 1
+)");
+  auto bad = repo_->LoadDefinitions();
+  ASSERT_FALSE(bad.ok());
+  EXPECT_EQ(bad.status().message(),
+            "2 problems in the feature definitions\n"
+            "  definitions/pipelines.yaml:8:25: transformation 'a': input_keys "
+            "'bronze.customers' lists 1 column(s) but the keys are customer_id, day; name one "
+            "column of the input for each, in order (or [] when its rows map to none)\n"
+            "  definitions/pipelines.yaml:13:17: transformation 'b': 'input_keys' applies to "
+            "on_change 'keys' or 'partitions' (it says which columns of each input hold the "
+            "keys or partition values to recompute)");
+  Write("bronze/orders", Orders("[1]", "[10]", "[5.0]", R"(["2026-01-01 00:00:00"])"));
+  Write("bronze/customers",
+        TableFromJson(arrow::schema({arrow::field("id", arrow::int64())}), {"[10]"}));
+  Define(R"(transformations:
+  - name: a
+    output: gold.a
+    mode: merge
+    keys: [customer_id]
+    on_change: keys
+    input_keys:
+      bronze.clients: [id]
+    sql: SELECT o.* FROM bronze.orders o JOIN bronze.customers c ON o.customer_id = c.id
+)");
+  auto unread = RunTransformation(*repo_, Defs(), "a");
+  ASSERT_FALSE(unread.ok());
+  EXPECT_EQ(unread.status().message(),
+            "definitions/pipelines.yaml:8:7: transformation 'a': input_keys names "
+            "bronze/clients, which it does not read (it reads: bronze/customers, bronze/orders)");
+  Define(R"(transformations:
+  - name: a
+    output: gold.a
+    mode: merge
+    keys: [customer_id]
+    on_change: keys
+    input_keys:
+      bronze.customers: [cid]
+    sql: SELECT o.* FROM bronze.orders o JOIN bronze.customers c ON o.customer_id = c.id
+)");
+  ASSERT_OK(RunTransformation(*repo_, Defs(), "a").status());  // a first run reads all
+  Write("bronze/customers",
+        TableFromJson(arrow::schema({arrow::field("id", arrow::int64())}), {"[11]"}));
+  auto lacks = RunTransformation(*repo_, Defs(), "a");
+  ASSERT_FALSE(lacks.ok());
+  EXPECT_EQ(lacks.status().message(),
+            "definitions/pipelines.yaml:8:7: transformation 'a': input_keys names column 'cid' "
+            "of bronze/customers, which lacks it (columns: id)");
+}
+
 TEST_F(PipelineTest, ErrorsNameTheDefinitionFileAndLine) {
   Define(R"(transformations:
   - name: broken
