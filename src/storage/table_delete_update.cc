@@ -8,6 +8,7 @@
 #include <arrow/compute/api.h>
 
 #include "common/json.h"
+#include "storage/deletion_vector_writer.h"
 #include "storage/scan.h"
 #include "storage/snapshot.h"
 #include "storage/stats.h"
@@ -104,8 +105,16 @@ arrow::Result<CommitResult> DeltaTable::Delete(const std::string& predicate) {
   }
   const auto& md = snapshot->metadata();
   int64_t copied = 0;
+  // With deletion vectors, files keeping some rows get their deleted rows marked
+  // instead of being rewritten.
+  const bool use_dvs = WritesDeletionVectors(*snapshot);
+  DeletionVectorWriter dvs(*impl.store, snapshot);
   for (const auto& f : plan.remove_whole) txn.Remove(f, true);
   for (size_t i = 0; i < plan.partial.size(); ++i) {
+    if (use_dvs) {
+      ARROW_RETURN_NOT_OK(dvs.MarkDeleted(plan.partial[i].first, *plan.masks[i]));
+      continue;
+    }
     txn.Remove(plan.partial[i].first, true);
     ARROW_ASSIGN_OR_RAISE(auto kept, FilterOut(plan.partial[i].second, plan.masks[i]));
     copied += kept->num_rows();
@@ -118,6 +127,11 @@ arrow::Result<CommitResult> DeltaTable::Delete(const std::string& predicate) {
       {"numRemovedFiles", static_cast<int64_t>(txn.removes().size())},
       {"numAddedFiles", static_cast<int64_t>(txn.adds().size())},
       {"numCopiedRows", copied}};
+  if (use_dvs) {
+    metrics["numDeletionVectorsAdded"] = static_cast<int64_t>(dvs.size()) - dvs.updated();
+    metrics["numDeletionVectorsUpdated"] = dvs.updated();
+    ARROW_RETURN_NOT_OK(dvs.Finish(&txn).status());
+  }
   ARROW_ASSIGN_OR_RAISE(
       auto version,
       txn.Commit("DELETE", {{"predicate", JsonList({predicate.empty() ? "true" : predicate})}},
@@ -155,6 +169,8 @@ arrow::Result<CommitResult> DeltaTable::Update(const std::string& predicate,
   auto fields = AllFields(schema);
   int64_t updated = 0, copied = 0;
   const auto& md = snapshot->metadata();
+  const bool use_dvs = WritesDeletionVectors(*snapshot);
+  DeletionVectorWriter dvs(*impl.store, snapshot);
   for (const auto& file : scan.files) {
     ARROW_ASSIGN_OR_RAISE(auto rows, ReadDataFile(*impl.fs, *snapshot, file, fields));
     std::shared_ptr<arrow::ChunkedArray> mask;
@@ -179,19 +195,37 @@ arrow::Result<CommitResult> DeltaTable::Update(const std::string& predicate,
       columns[idx] = chosen.chunked_array();
     }
     auto updated_rows = arrow::Table::Make(rows->schema(), columns, rows->num_rows());
+    if (use_dvs && n < rows->num_rows()) {
+      // The old versions of the updated rows are marked deleted; only the new
+      // versions are written.
+      copied -= rows->num_rows() - n;
+      ARROW_ASSIGN_OR_RAISE(auto only_updated, cp::Filter(updated_rows, mask));
+      updated_rows = only_updated.table();
+      ARROW_RETURN_NOT_OK(EnforceConstraints(md, schema, *updated_rows));
+      ARROW_RETURN_NOT_OK(dvs.MarkDeleted(file, *mask));
+      ARROW_ASSIGN_OR_RAISE(auto adds, WriteDataFiles(*impl.store, updated_rows,
+                                                      FileOptions(md, now, "snappy", 4 << 20)));
+      for (auto& a : adds) txn.Add(std::move(a));
+      continue;
+    }
     ARROW_RETURN_NOT_OK(EnforceConstraints(md, schema, *updated_rows));
     txn.Remove(file, true);
     ARROW_ASSIGN_OR_RAISE(auto adds, WriteDataFiles(*impl.store, updated_rows,
                                                     FileOptions(md, now, "snappy", 4 << 20)));
     for (auto& a : adds) txn.Add(std::move(a));
   }
-  if (txn.removes().empty())
+  if (txn.removes().empty() && dvs.size() == 0)
     return CommitResult{snapshot->version(), true, {{"numUpdatedRows", 0}}};
   std::map<std::string, int64_t> metrics = {
       {"numUpdatedRows", updated},
       {"numCopiedRows", copied},
       {"numRemovedFiles", static_cast<int64_t>(txn.removes().size())},
       {"numAddedFiles", static_cast<int64_t>(txn.adds().size())}};
+  if (use_dvs) {
+    metrics["numDeletionVectorsAdded"] = static_cast<int64_t>(dvs.size()) - dvs.updated();
+    metrics["numDeletionVectorsUpdated"] = dvs.updated();
+    ARROW_RETURN_NOT_OK(dvs.Finish(&txn).status());
+  }
   ARROW_ASSIGN_OR_RAISE(
       auto version, txn.Commit("UPDATE",
                                {{"predicate", JsonList({predicate.empty() ? "true" : predicate})},

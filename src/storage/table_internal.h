@@ -66,7 +66,8 @@ std::vector<int> AllFields(const arrow::Schema& schema);
 /// The sum of the files' sizes in bytes.
 int64_t SumSizes(const std::vector<AddFile>& files);
 /// The lowest protocol that a table with `schema` and `props` needs
-/// (timestampNtz → 3/7, CHECK constraints → writer 3).
+/// (timestampNtz or delta.enableDeletionVectors=true → 3/7 with those features,
+/// CHECK constraints → writer 3).
 Protocol ProtocolFor(const arrow::Schema& schema, const std::map<std::string, std::string>& props);
 /// The protocol `current` must become to also satisfy `needed`, or nullopt when it
 /// already does.
