@@ -338,6 +338,26 @@ TEST_F(DeletionVectorTableTest, MergeDeletesAndUpdatesThroughVectors) {
   EXPECT_NE(ten[0].find("new10"), std::string::npos);
 }
 
+TEST_F(DeletionVectorTableTest, ReplaceWhereMarksTheReplacedRows) {
+  CreateTable();
+  auto before = ReadAll();
+  auto paths = Paths();
+  WriteOptions wo;
+  wo.mode = WriteMode::kOverwrite;
+  wo.replace_where = "id = 5 OR id = 6";
+  auto r = table_->Write(Rows("[5, 6]", "[\"r5\", \"r6\"]", "[0, 0]", "[\"d1\", \"d1\"]"), wo);
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_EQ(r->metrics.at("numDeletedRows"), 2);
+  EXPECT_EQ(r->metrics.at("numDeletionVectorsAdded"), 1);
+  EXPECT_EQ(r->metrics.at("numRemovedFiles"), 0);
+  for (const auto& p : paths) EXPECT_TRUE(Paths().count(p));
+  EXPECT_EQ(Cardinality(), 2);
+  auto rows = ReadAll(std::nullopt, "id = 5 OR id = 6");
+  ASSERT_EQ(rows.size(), 2u);
+  EXPECT_NE(rows[0].find("r5"), std::string::npos);
+  EXPECT_EQ(ReadAll().size(), before.size());
+}
+
 TEST_F(DeletionVectorTableTest, CheckpointOptimizeAndVacuum) {
   CreateTable();
   ASSERT_TRUE(table_->Delete("id = 1").ok());
