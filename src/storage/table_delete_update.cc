@@ -24,7 +24,8 @@ namespace stratalake::delta {
 namespace cp = arrow::compute;
 
 arrow::Result<RewritePlan> PlanRewrite(arrow::fs::FileSystem& fs, const Snapshot& snapshot,
-                                       const std::optional<cp::Expression>& pred) {
+                                       const std::optional<cp::Expression>& pred,
+                                       bool predicate_columns_only) {
   RewritePlan plan;
   ARROW_ASSIGN_OR_RAISE(auto scan, PlanFiles(snapshot, pred));
   plan.candidates = scan.files;
@@ -40,6 +41,14 @@ arrow::Result<RewritePlan> PlanRewrite(arrow::fs::FileSystem& fs, const Snapshot
     if (std::find(pcols.begin(), pcols.end(), c) == pcols.end()) partition_only = false;
   }
   auto fields = AllFields(*snapshot.schema());
+  std::optional<cp::Expression> row_pred = pred;
+  if (predicate_columns_only && pred) {
+    ARROW_ASSIGN_OR_RAISE(auto cols, PlanColumns(snapshot, {}, pred));
+    if (!cols.needed.empty()) {
+      fields = cols.needed;
+      row_pred = cols.row_filter;
+    }
+  }
   for (const auto& file : plan.candidates) {
     if (!pred) {
       plan.remove_whole.push_back(file);
@@ -59,7 +68,7 @@ arrow::Result<RewritePlan> PlanRewrite(arrow::fs::FileSystem& fs, const Snapshot
       }
     }
     ARROW_ASSIGN_OR_RAISE(auto rows, ReadDataFile(fs, snapshot, file, fields));
-    ARROW_ASSIGN_OR_RAISE(auto mask, EvaluatePredicate(*pred, *rows));
+    ARROW_ASSIGN_OR_RAISE(auto mask, EvaluatePredicate(*row_pred, *rows));
     ARROW_ASSIGN_OR_RAISE(auto count, cp::Sum(mask));
     int64_t matched = count.scalar()->is_valid
                           ? static_cast<const arrow::UInt64Scalar&>(*count.scalar()).value
@@ -98,16 +107,16 @@ arrow::Result<CommitResult> DeltaTable::Delete(const std::string& predicate) {
     txn.ReadPredicate(*pred);
   else
     txn.ReadWholeTable();
-  ARROW_ASSIGN_OR_RAISE(auto plan, PlanRewrite(*impl.fs, *snapshot, pred));
+  // With deletion vectors, files keeping some rows get their deleted rows marked
+  // instead of being rewritten, so only the predicate's columns are read.
+  const bool use_dvs = WritesDeletionVectors(*snapshot);
+  ARROW_ASSIGN_OR_RAISE(auto plan, PlanRewrite(*impl.fs, *snapshot, pred, use_dvs));
   txn.ReadFiles(plan.candidates);
   if (plan.remove_whole.empty() && plan.partial.empty()) {
     return CommitResult{snapshot->version(), true, {{"numDeletedRows", 0}}};
   }
   const auto& md = snapshot->metadata();
   int64_t copied = 0;
-  // With deletion vectors, files keeping some rows get their deleted rows marked
-  // instead of being rewritten.
-  const bool use_dvs = WritesDeletionVectors(*snapshot);
   DeletionVectorWriter dvs(*impl.store, snapshot);
   for (const auto& f : plan.remove_whole) txn.Remove(f, true);
   for (size_t i = 0; i < plan.partial.size(); ++i) {

@@ -111,8 +111,11 @@ struct RewritePlan {
 
 /// The files of `snapshot` that `pred` (bound to its schema; nullopt: every row)
 /// touches, read when the predicate does not decide a whole file by partition.
+/// With `predicate_columns_only` the rows of `partial` hold only the columns
+/// `pred` reads (enough for deletion vectors, not for rewriting the file).
 arrow::Result<RewritePlan> PlanRewrite(arrow::fs::FileSystem& fs, const Snapshot& snapshot,
-                                       const std::optional<arrow::compute::Expression>& pred);
+                                       const std::optional<arrow::compute::Expression>& pred,
+                                       bool predicate_columns_only = false);
 /// The rows of `rows` where `mask` is false (`mask` without nulls, as
 /// EvaluatePredicate gives).
 arrow::Result<std::shared_ptr<arrow::Table>> FilterOut(

@@ -404,12 +404,12 @@ arrow::Result<CommitResult> TableWriter::Commit() {
   if (snapshot && w.options.mode == WriteMode::kOverwrite) {
     if (w.replace_pred) {
       txn.ReadPredicate(*w.replace_pred);
-      ARROW_ASSIGN_OR_RAISE(auto plan, PlanRewrite(fs, *snapshot, w.replace_pred));
-      txn.ReadFiles(plan.candidates);
-      for (const auto& f : plan.remove_whole) txn.Remove(f, true);
       // With deletion vectors the replaced rows of partially matched files are
       // marked deleted instead of the files being rewritten.
       const bool use_dvs = WritesDeletionVectors(*snapshot);
+      ARROW_ASSIGN_OR_RAISE(auto plan, PlanRewrite(fs, *snapshot, w.replace_pred, use_dvs));
+      txn.ReadFiles(plan.candidates);
+      for (const auto& f : plan.remove_whole) txn.Remove(f, true);
       DeletionVectorWriter dvs(*w.delta->store, snapshot);
       for (size_t i = 0; i < plan.partial.size(); ++i) {
         if (use_dvs) {
