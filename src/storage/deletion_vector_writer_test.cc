@@ -358,6 +358,20 @@ TEST_F(DeletionVectorTableTest, ReplaceWhereMarksTheReplacedRows) {
   EXPECT_EQ(ReadAll().size(), before.size());
 }
 
+TEST_F(DeletionVectorTableTest, RestoreBringsBackTheOldVectors) {
+  CreateTable();
+  ASSERT_TRUE(table_->Delete("id = 1").ok());
+  auto one_deleted = ReadAll();
+  auto v = Latest()->version();
+  ASSERT_TRUE(table_->Delete("id = 2 OR id = 10").ok());
+  ASSERT_TRUE(table_->Restore(v).ok());
+  EXPECT_EQ(ReadAll(), one_deleted);
+  EXPECT_EQ(Cardinality(), 1);
+  ASSERT_TRUE(table_->Restore(2).ok());  // before any delete
+  EXPECT_EQ(ReadAll().size(), 12u);
+  EXPECT_EQ(Cardinality(), 0);
+}
+
 TEST_F(DeletionVectorTableTest, CheckpointOptimizeAndVacuum) {
   CreateTable();
   ASSERT_TRUE(table_->Delete("id = 1").ok());
