@@ -17,10 +17,20 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     for (size_t i = 1; i < rows->size(); ++i) {
       if ((*rows)[i - 1] >= (*rows)[i]) std::abort();
     }
+    // What the writer makes of them parses back to the same rows.
+    auto again = stratalake::delta::SerializeDeletionVectorBitmap(*rows);
+    if (!again.ok()) std::abort();
+    auto back = stratalake::delta::ParseDeletionVectorBitmap(*again);
+    if (!back.ok() || *back != *rows) std::abort();
   }
 
   auto decoded = stratalake::delta::Z85Decode(input);
   if (decoded.ok() && decoded->size() != size / 5 * 4) std::abort();
+  // Z85 is canonical: encoding what decoded gives the input back.
+  if (decoded.ok()) {
+    auto encoded = stratalake::delta::Z85Encode(*decoded);
+    if (!encoded.ok() || *encoded != input) std::abort();
+  }
 
   // The same text as a descriptor's pathOrInlineDv, for the path decoders.
   DeletionVectorDescriptor dv;

@@ -1,9 +1,12 @@
 #include "storage/deletion_vector.h"
 
+#include <algorithm>
 #include <array>
 #include <bit>
+#include <cctype>
 #include <cstddef>
 #include <cstdint>
+#include <iterator>
 #include <memory>
 #include <optional>
 #include <string>
@@ -436,6 +439,67 @@ arrow::Result<std::vector<uint64_t>> LoadFromFile(const DeletionVectorDescriptor
   return rows;
 }
 
+void AppendLittleEndian16(uint16_t v, std::string* out) {
+  out->push_back(static_cast<char>(v & 0xFF));
+  out->push_back(static_cast<char>(v >> 8));
+}
+
+void AppendLittleEndian32(uint32_t v, std::string* out) {
+  for (int shift = 0; shift < 32; shift += 8)
+    out->push_back(static_cast<char>((v >> shift) & 0xFF));
+}
+
+void AppendBigEndian32(uint32_t v, std::string* out) {
+  for (int shift = 24; shift >= 0; shift -= 8)
+    out->push_back(static_cast<char>((v >> shift) & 0xFF));
+}
+
+// One standard portable 32-bit Roaring bitmap (no run containers) of `lows`, the
+// low 32 bits of one bucket's row indexes, ascending.
+void AppendRoaring32(const uint64_t* begin, const uint64_t* end, std::string* out) {
+  // Split into containers by the high 16 bits of the low 32.
+  std::vector<std::pair<const uint64_t*, const uint64_t*>> containers;
+  for (const uint64_t* p = begin; p != end;) {
+    const uint64_t key = (*p >> 16) & 0xFFFF;
+    const uint64_t* q = p;
+    while (q != end && ((*q >> 16) & 0xFFFF) == key) ++q;
+    containers.emplace_back(p, q);
+    p = q;
+  }
+  const size_t start = out->size();
+  AppendLittleEndian32(kSerialCookieNoRunContainer, out);
+  AppendLittleEndian32(static_cast<uint32_t>(containers.size()), out);
+  for (const auto& [b, e] : containers) {
+    AppendLittleEndian16(static_cast<uint16_t>((*b >> 16) & 0xFFFF), out);
+    AppendLittleEndian16(static_cast<uint16_t>(e - b - 1), out);
+  }
+  // Offsets are relative to the start of this bitmap (its cookie).
+  size_t offset = out->size() - start + 4 * containers.size();
+  for (const auto& [b, e] : containers) {
+    AppendLittleEndian32(static_cast<uint32_t>(offset), out);
+    const size_t n = static_cast<size_t>(e - b);
+    offset += n <= kMaxArrayCardinality ? 2 * n : kBitmapContainerBytes;
+  }
+  for (const auto& [b, e] : containers) {
+    const size_t n = static_cast<size_t>(e - b);
+    if (n <= kMaxArrayCardinality) {
+      for (const uint64_t* p = b; p != e; ++p) {
+        AppendLittleEndian16(static_cast<uint16_t>(*p & 0xFFFF), out);
+      }
+      continue;
+    }
+    std::array<uint64_t, kBitmapContainerBytes / 8> words{};
+    for (const uint64_t* p = b; p != e; ++p) {
+      const uint32_t low = static_cast<uint32_t>(*p & 0xFFFF);
+      words[low / 64] |= uint64_t{1} << (low % 64);
+    }
+    for (uint64_t word : words) {
+      AppendLittleEndian32(static_cast<uint32_t>(word), out);
+      AppendLittleEndian32(static_cast<uint32_t>(word >> 32), out);
+    }
+  }
+}
+
 }  // namespace
 
 std::string DeletionVectorDescriptor::UniqueId() const {
@@ -536,6 +600,95 @@ arrow::Result<std::vector<uint64_t>> LoadDeletionVector(const DeletionVectorDesc
     return rows.status().WithMessage("inline deletion vector: ", rows.status().message());
   }
   return rows;
+}
+
+uint32_t DeletionVectorCrc32(std::string_view data) { return Crc32(data); }
+
+arrow::Result<std::string> Z85Encode(std::string_view bytes) {
+  if (bytes.size() % 4 != 0) {
+    return arrow::Status::Invalid("Z85 input length ", bytes.size(), " is not a multiple of 4");
+  }
+  std::string out;
+  out.reserve(bytes.size() / 4 * 5);
+  for (size_t i = 0; i < bytes.size(); i += 4) {
+    uint32_t value = LoadBigEndian32(Bytes(bytes) + i);
+    char group[5];
+    for (int j = 4; j >= 0; --j) {
+      group[j] = kZ85Alphabet[value % 85];
+      value /= 85;
+    }
+    out.append(group, 5);
+  }
+  return out;
+}
+
+arrow::Result<std::string> SerializeDeletionVectorBitmap(const std::vector<uint64_t>& rows) {
+  for (size_t i = 1; i < rows.size(); ++i) {
+    if (rows[i] <= rows[i - 1]) {
+      return arrow::Status::Invalid("deletion vector row indexes must be strictly ascending: ",
+                                    rows[i], " follows ", rows[i - 1], " at position ", i);
+    }
+  }
+  std::string out;
+  // Array containers take 2 bytes a value: a sensible first guess.
+  out.reserve(16 + 2 * rows.size());
+  AppendLittleEndian32(kPortableMagic, &out);
+  size_t buckets = 0;
+  for (size_t i = 0; i < rows.size(); ++i) {
+    if (i == 0 || (rows[i] >> 32) != (rows[i - 1] >> 32)) ++buckets;
+  }
+  AppendLittleEndian32(static_cast<uint32_t>(buckets), &out);
+  AppendLittleEndian32(static_cast<uint32_t>(uint64_t{buckets} >> 32), &out);
+  const uint64_t* data = rows.data();
+  for (size_t i = 0; i < rows.size();) {
+    const uint64_t key = rows[i] >> 32;
+    size_t j = i;
+    while (j < rows.size() && (rows[j] >> 32) == key) ++j;
+    AppendLittleEndian32(static_cast<uint32_t>(key), &out);
+    AppendRoaring32(data + i, data + j, &out);
+    i = j;
+  }
+  return out;
+}
+
+arrow::Result<DeletionVectorFileBytes> BuildDeletionVectorFile(
+    const std::vector<std::string>& bitmaps) {
+  DeletionVectorFileBytes file;
+  file.bytes.push_back(static_cast<char>(1));  // format version
+  for (const auto& bitmap : bitmaps) {
+    // Descriptors hold 32-bit offsets and sizes.
+    if (bitmap.size() > 0x7FFFFFF0u || file.bytes.size() > 0x7FFFFFF0u - bitmap.size()) {
+      return arrow::Status::Invalid("deletion vector file would exceed 2 GiB");
+    }
+    file.offsets.push_back(static_cast<int32_t>(file.bytes.size()));
+    AppendBigEndian32(static_cast<uint32_t>(bitmap.size()), &file.bytes);
+    file.bytes += bitmap;
+    AppendBigEndian32(Crc32(bitmap), &file.bytes);
+  }
+  return file;
+}
+
+arrow::Result<std::string> EncodeDeletionVectorUuid(std::string_view uuid,
+                                                    std::string_view random_prefix) {
+  if (uuid.size() != 16) {
+    return arrow::Status::Invalid("deletion vector UUID must be 16 bytes, got ", uuid.size());
+  }
+  for (char c : random_prefix) {
+    if (!std::isalnum(static_cast<unsigned char>(c))) {
+      return arrow::Status::Invalid("deletion vector random prefix '", random_prefix,
+                                    "' must be alphanumeric");
+    }
+  }
+  ARROW_ASSIGN_OR_RAISE(std::string encoded, Z85Encode(uuid));
+  return std::string(random_prefix) + encoded;
+}
+
+std::vector<uint64_t> UnionRowIndexes(const std::vector<uint64_t>& a,
+                                      const std::vector<uint64_t>& b) {
+  std::vector<uint64_t> out;
+  out.reserve(a.size() + b.size());
+  std::set_union(a.begin(), a.end(), b.begin(), b.end(), std::back_inserter(out));
+  return out;
 }
 
 }  // namespace stratalake::delta

@@ -517,7 +517,8 @@ int64_t IntProperty(const Metadata& metadata, const std::string& key, int64_t de
 arrow::Status ValidateTableProperties(const std::map<std::string, std::string>& properties,
                                       const arrow::Schema& schema) {
   for (const auto& [key, value] : properties) {
-    if (key == "delta.appendOnly" || key == "delta.enableExpiredLogCleanup") {
+    if (key == "delta.appendOnly" || key == "delta.enableExpiredLogCleanup" ||
+        key == "delta.enableDeletionVectors") {
       if (value != "true" && value != "false") return BadProperty(key, value, "true or false");
     } else if (key == "delta.checkpointInterval") {
       auto v = StrictInt(value);

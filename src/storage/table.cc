@@ -87,13 +87,23 @@ Protocol ProtocolFor(const arrow::Schema& schema, const std::map<std::string, st
   for (const auto& f : schema.fields()) visit(*f->type());
   bool checks = false;
   for (const auto& [k, v] : props) checks |= k.rfind("delta.constraints.", 0) == 0;
+  auto dv = props.find("delta.enableDeletionVectors");
+  const bool dvs = dv != props.end() && dv->second == "true";
   Protocol p;
-  if (ntz) {
+  if (ntz || dvs) {
     p.min_reader_version = 3;
     p.min_writer_version = 7;
-    p.reader_features = std::vector<std::string>{"timestampNtz"};
-    p.writer_features = std::vector<std::string>{"appendOnly", "invariants", "timestampNtz"};
+    p.reader_features = std::vector<std::string>{};
+    p.writer_features = std::vector<std::string>{"appendOnly", "invariants"};
+    if (ntz) {
+      p.reader_features->push_back("timestampNtz");
+      p.writer_features->push_back("timestampNtz");
+    }
     if (checks) p.writer_features->push_back("checkConstraints");
+    if (dvs) {
+      p.reader_features->push_back("deletionVectors");
+      p.writer_features->push_back("deletionVectors");
+    }
   } else {
     p.min_reader_version = 1;
     p.min_writer_version = checks ? 3 : 2;
@@ -420,10 +430,11 @@ arrow::Result<CommitResult> DeltaTable::SetProperties(
     ARROW_RETURN_NOT_OK(EnforceConstraints(md, *snapshot->schema(), *rows));
     txn.ReadWholeTable();
     txn.ReadFiles(snapshot->files());
-    if (auto up = ProtocolUpgrade(snapshot->protocol(),
-                                  ProtocolFor(*snapshot->schema(), md.configuration))) {
-      txn.SetProtocol(*up);
-    }
+  }
+  // CHECK constraints and delta.enableDeletionVectors may need a newer protocol.
+  if (auto up = ProtocolUpgrade(snapshot->protocol(),
+                                ProtocolFor(*snapshot->schema(), md.configuration))) {
+    txn.SetProtocol(*up);
   }
   txn.SetMetadata(md);
   std::string json = "{";

@@ -8,6 +8,7 @@
 #include <arrow/compute/api.h>
 
 #include "common/json.h"
+#include "storage/deletion_vector_writer.h"
 #include "storage/scan.h"
 #include "storage/snapshot.h"
 #include "storage/stats.h"
@@ -23,7 +24,8 @@ namespace stratalake::delta {
 namespace cp = arrow::compute;
 
 arrow::Result<RewritePlan> PlanRewrite(arrow::fs::FileSystem& fs, const Snapshot& snapshot,
-                                       const std::optional<cp::Expression>& pred) {
+                                       const std::optional<cp::Expression>& pred,
+                                       bool predicate_columns_only) {
   RewritePlan plan;
   ARROW_ASSIGN_OR_RAISE(auto scan, PlanFiles(snapshot, pred));
   plan.candidates = scan.files;
@@ -39,6 +41,14 @@ arrow::Result<RewritePlan> PlanRewrite(arrow::fs::FileSystem& fs, const Snapshot
     if (std::find(pcols.begin(), pcols.end(), c) == pcols.end()) partition_only = false;
   }
   auto fields = AllFields(*snapshot.schema());
+  std::optional<cp::Expression> row_pred = pred;
+  if (predicate_columns_only && pred) {
+    ARROW_ASSIGN_OR_RAISE(auto cols, PlanColumns(snapshot, {}, pred));
+    if (!cols.needed.empty()) {
+      fields = cols.needed;
+      row_pred = cols.row_filter;
+    }
+  }
   for (const auto& file : plan.candidates) {
     if (!pred) {
       plan.remove_whole.push_back(file);
@@ -58,7 +68,7 @@ arrow::Result<RewritePlan> PlanRewrite(arrow::fs::FileSystem& fs, const Snapshot
       }
     }
     ARROW_ASSIGN_OR_RAISE(auto rows, ReadDataFile(fs, snapshot, file, fields));
-    ARROW_ASSIGN_OR_RAISE(auto mask, EvaluatePredicate(*pred, *rows));
+    ARROW_ASSIGN_OR_RAISE(auto mask, EvaluatePredicate(*row_pred, *rows));
     ARROW_ASSIGN_OR_RAISE(auto count, cp::Sum(mask));
     int64_t matched = count.scalar()->is_valid
                           ? static_cast<const arrow::UInt64Scalar&>(*count.scalar()).value
@@ -97,15 +107,23 @@ arrow::Result<CommitResult> DeltaTable::Delete(const std::string& predicate) {
     txn.ReadPredicate(*pred);
   else
     txn.ReadWholeTable();
-  ARROW_ASSIGN_OR_RAISE(auto plan, PlanRewrite(*impl.fs, *snapshot, pred));
+  // With deletion vectors, files keeping some rows get their deleted rows marked
+  // instead of being rewritten, so only the predicate's columns are read.
+  const bool use_dvs = WritesDeletionVectors(*snapshot);
+  ARROW_ASSIGN_OR_RAISE(auto plan, PlanRewrite(*impl.fs, *snapshot, pred, use_dvs));
   txn.ReadFiles(plan.candidates);
   if (plan.remove_whole.empty() && plan.partial.empty()) {
     return CommitResult{snapshot->version(), true, {{"numDeletedRows", 0}}};
   }
   const auto& md = snapshot->metadata();
   int64_t copied = 0;
+  DeletionVectorWriter dvs(*impl.store, snapshot);
   for (const auto& f : plan.remove_whole) txn.Remove(f, true);
   for (size_t i = 0; i < plan.partial.size(); ++i) {
+    if (use_dvs) {
+      ARROW_RETURN_NOT_OK(dvs.MarkDeleted(plan.partial[i].first, *plan.masks[i]));
+      continue;
+    }
     txn.Remove(plan.partial[i].first, true);
     ARROW_ASSIGN_OR_RAISE(auto kept, FilterOut(plan.partial[i].second, plan.masks[i]));
     copied += kept->num_rows();
@@ -118,6 +136,11 @@ arrow::Result<CommitResult> DeltaTable::Delete(const std::string& predicate) {
       {"numRemovedFiles", static_cast<int64_t>(txn.removes().size())},
       {"numAddedFiles", static_cast<int64_t>(txn.adds().size())},
       {"numCopiedRows", copied}};
+  if (use_dvs) {
+    metrics["numDeletionVectorsAdded"] = static_cast<int64_t>(dvs.size()) - dvs.updated();
+    metrics["numDeletionVectorsUpdated"] = dvs.updated();
+    ARROW_RETURN_NOT_OK(dvs.Finish(&txn).status());
+  }
   ARROW_ASSIGN_OR_RAISE(
       auto version,
       txn.Commit("DELETE", {{"predicate", JsonList({predicate.empty() ? "true" : predicate})}},
@@ -155,6 +178,8 @@ arrow::Result<CommitResult> DeltaTable::Update(const std::string& predicate,
   auto fields = AllFields(schema);
   int64_t updated = 0, copied = 0;
   const auto& md = snapshot->metadata();
+  const bool use_dvs = WritesDeletionVectors(*snapshot);
+  DeletionVectorWriter dvs(*impl.store, snapshot);
   for (const auto& file : scan.files) {
     ARROW_ASSIGN_OR_RAISE(auto rows, ReadDataFile(*impl.fs, *snapshot, file, fields));
     std::shared_ptr<arrow::ChunkedArray> mask;
@@ -179,19 +204,37 @@ arrow::Result<CommitResult> DeltaTable::Update(const std::string& predicate,
       columns[idx] = chosen.chunked_array();
     }
     auto updated_rows = arrow::Table::Make(rows->schema(), columns, rows->num_rows());
+    if (use_dvs && n < rows->num_rows()) {
+      // The old versions of the updated rows are marked deleted; only the new
+      // versions are written.
+      copied -= rows->num_rows() - n;
+      ARROW_ASSIGN_OR_RAISE(auto only_updated, cp::Filter(updated_rows, mask));
+      updated_rows = only_updated.table();
+      ARROW_RETURN_NOT_OK(EnforceConstraints(md, schema, *updated_rows));
+      ARROW_RETURN_NOT_OK(dvs.MarkDeleted(file, *mask));
+      ARROW_ASSIGN_OR_RAISE(auto adds, WriteDataFiles(*impl.store, updated_rows,
+                                                      FileOptions(md, now, "snappy", 4 << 20)));
+      for (auto& a : adds) txn.Add(std::move(a));
+      continue;
+    }
     ARROW_RETURN_NOT_OK(EnforceConstraints(md, schema, *updated_rows));
     txn.Remove(file, true);
     ARROW_ASSIGN_OR_RAISE(auto adds, WriteDataFiles(*impl.store, updated_rows,
                                                     FileOptions(md, now, "snappy", 4 << 20)));
     for (auto& a : adds) txn.Add(std::move(a));
   }
-  if (txn.removes().empty())
+  if (txn.removes().empty() && dvs.size() == 0)
     return CommitResult{snapshot->version(), true, {{"numUpdatedRows", 0}}};
   std::map<std::string, int64_t> metrics = {
       {"numUpdatedRows", updated},
       {"numCopiedRows", copied},
       {"numRemovedFiles", static_cast<int64_t>(txn.removes().size())},
       {"numAddedFiles", static_cast<int64_t>(txn.adds().size())}};
+  if (use_dvs) {
+    metrics["numDeletionVectorsAdded"] = static_cast<int64_t>(dvs.size()) - dvs.updated();
+    metrics["numDeletionVectorsUpdated"] = dvs.updated();
+    ARROW_RETURN_NOT_OK(dvs.Finish(&txn).status());
+  }
   ARROW_ASSIGN_OR_RAISE(
       auto version, txn.Commit("UPDATE",
                                {{"predicate", JsonList({predicate.empty() ? "true" : predicate})},

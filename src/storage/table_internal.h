@@ -66,7 +66,8 @@ std::vector<int> AllFields(const arrow::Schema& schema);
 /// The sum of the files' sizes in bytes.
 int64_t SumSizes(const std::vector<AddFile>& files);
 /// The lowest protocol that a table with `schema` and `props` needs
-/// (timestampNtz → 3/7, CHECK constraints → writer 3).
+/// (timestampNtz or delta.enableDeletionVectors=true → 3/7 with those features,
+/// CHECK constraints → writer 3).
 Protocol ProtocolFor(const arrow::Schema& schema, const std::map<std::string, std::string>& props);
 /// The protocol `current` must become to also satisfy `needed`, or nullopt when it
 /// already does.
@@ -110,8 +111,11 @@ struct RewritePlan {
 
 /// The files of `snapshot` that `pred` (bound to its schema; nullopt: every row)
 /// touches, read when the predicate does not decide a whole file by partition.
+/// With `predicate_columns_only` the rows of `partial` hold only the columns
+/// `pred` reads (enough for deletion vectors, not for rewriting the file).
 arrow::Result<RewritePlan> PlanRewrite(arrow::fs::FileSystem& fs, const Snapshot& snapshot,
-                                       const std::optional<arrow::compute::Expression>& pred);
+                                       const std::optional<arrow::compute::Expression>& pred,
+                                       bool predicate_columns_only = false);
 /// The rows of `rows` where `mask` is false (`mask` without nulls, as
 /// EvaluatePredicate gives).
 arrow::Result<std::shared_ptr<arrow::Table>> FilterOut(

@@ -10,6 +10,7 @@
 #include <rapidjson/document.h>
 
 #include "common/json.h"
+#include "storage/deletion_vector_writer.h"
 #include "storage/scan.h"
 #include "storage/schema.h"
 #include "storage/snapshot.h"
@@ -403,10 +404,18 @@ arrow::Result<CommitResult> TableWriter::Commit() {
   if (snapshot && w.options.mode == WriteMode::kOverwrite) {
     if (w.replace_pred) {
       txn.ReadPredicate(*w.replace_pred);
-      ARROW_ASSIGN_OR_RAISE(auto plan, PlanRewrite(fs, *snapshot, w.replace_pred));
+      // With deletion vectors the replaced rows of partially matched files are
+      // marked deleted instead of the files being rewritten.
+      const bool use_dvs = WritesDeletionVectors(*snapshot);
+      ARROW_ASSIGN_OR_RAISE(auto plan, PlanRewrite(fs, *snapshot, w.replace_pred, use_dvs));
       txn.ReadFiles(plan.candidates);
       for (const auto& f : plan.remove_whole) txn.Remove(f, true);
+      DeletionVectorWriter dvs(*w.delta->store, snapshot);
       for (size_t i = 0; i < plan.partial.size(); ++i) {
+        if (use_dvs) {
+          ARROW_RETURN_NOT_OK(dvs.MarkDeleted(plan.partial[i].first, *plan.masks[i]));
+          continue;
+        }
         txn.Remove(plan.partial[i].first, true);
         ARROW_ASSIGN_OR_RAISE(auto kept, FilterOut(plan.partial[i].second, plan.masks[i]));
         ARROW_ASSIGN_OR_RAISE(auto kept_adds,
@@ -419,12 +428,18 @@ arrow::Result<CommitResult> TableWriter::Commit() {
         }
       }
       metrics["numDeletedRows"] = plan.matched_rows;
+      if (use_dvs) {
+        metrics["numDeletionVectorsAdded"] = static_cast<int64_t>(dvs.size()) - dvs.updated();
+        metrics["numDeletionVectorsUpdated"] = dvs.updated();
+        metrics["numRemovedFiles"] = static_cast<int64_t>(txn.removes().size());
+        ARROW_RETURN_NOT_OK(dvs.Finish(&txn).status());
+      }
     } else {
       txn.ReadWholeTable();
       txn.ReadFiles(snapshot->files());
       for (const auto& f : snapshot->files()) txn.Remove(f, true);
     }
-    metrics["numRemovedFiles"] = static_cast<int64_t>(txn.removes().size());
+    metrics.emplace("numRemovedFiles", static_cast<int64_t>(txn.removes().size()));
   }
   metrics["numFiles"] = static_cast<int64_t>(adds.size());
   metrics["numOutputRows"] = w.rows;

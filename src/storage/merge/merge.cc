@@ -1,6 +1,8 @@
 // DeltaTable::Merge: the steps of merge.h in order, as one transaction.
 #include "storage/merge/merge.h"
 
+#include "storage/deletion_vector_writer.h"
+
 #include "storage/scan.h"
 #include "storage/table_internal.h"
 #include "storage/transaction.h"
@@ -40,6 +42,8 @@ arrow::Result<CommitResult> DeltaTable::Merge(const std::shared_ptr<arrow::Table
   ARROW_ASSIGN_OR_RAISE(auto clauses,
                         merge::BindMatchedClauses(*plan.schema, options.when_matched));
 
+  const bool use_dvs = WritesDeletionVectors(*snapshot);
+  DeletionVectorWriter dvs(*impl.store, snapshot);
   merge::MergeCounts counts;
   counts.files_scanned = static_cast<int64_t>(candidates.size());
   counts.files_skipped = static_cast<int64_t>(snapshot->files().size() - candidates.size());
@@ -52,11 +56,16 @@ arrow::Result<CommitResult> DeltaTable::Merge(const std::shared_ptr<arrow::Table
     if (outcome.n_touched == 0) continue;
     ARROW_RETURN_NOT_OK(
         merge::CheckOneSourceRowPerTargetRow(*rows, match, index, *outcome.touched, options.on));
-    ARROW_RETURN_NOT_OK(
-        merge::RewriteFile(plan, file, rows, outcome, *impl.store, now, &txn, &counts));
+    ARROW_RETURN_NOT_OK(merge::RewriteFile(plan, file, rows, outcome, *impl.store, now, &txn,
+                                           use_dvs ? &dvs : nullptr, &counts));
   }
   ARROW_RETURN_NOT_OK(merge::InsertUnmatched(plan, index, options.when_not_matched, *impl.store,
                                              now, &txn, &counts));
+  if (use_dvs) {
+    counts.dvs_added = static_cast<int64_t>(dvs.size()) - dvs.updated();
+    counts.dvs_updated = dvs.updated();
+    ARROW_RETURN_NOT_OK(dvs.Finish(&txn).status());
+  }
   return merge::CommitMerge(plan, options, counts, &txn);
 }
 

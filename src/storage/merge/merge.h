@@ -36,6 +36,7 @@
 #include <arrow/compute/row/grouper.h>
 
 #include "storage/actions.h"
+#include "storage/deletion_vector_writer.h"
 #include "storage/log_store.h"
 #include "storage/snapshot.h"
 #include "storage/transaction.h"
@@ -159,15 +160,20 @@ struct MergeCounts {
   int64_t updated = 0, deleted = 0, copied = 0, inserted = 0;
   // Target files read to find matches, and those the source keys' range ruled out.
   int64_t files_scanned = 0, files_skipped = 0;
+  // Deletion vectors written on files without / with one before (a remove and an
+  // add of the same file each, not counted as files added or removed).
+  int64_t dvs_added = 0, dvs_updated = 0;
 };
 
 /// Replaces target `file` in `txn` by a file of its rows after `outcome`
 /// (deleted rows left out), after checking the table's constraints on them
-/// (kConstraintViolation); adds to `counts`.
+/// (kConstraintViolation); adds to `counts`. With `dvs` (the table writes
+/// deletion vectors) and some rows untouched, the rows a clause took are marked
+/// deleted in `dvs` instead and only the updated rows are written.
 arrow::Status RewriteFile(const MergePlan& plan, const AddFile& file,
                           const std::shared_ptr<arrow::Table>& rows, const ClauseOutcome& outcome,
                           const LogStore& store, int64_t now_ms, Transaction* txn,
-                          MergeCounts* counts);
+                          DeletionVectorWriter* dvs, MergeCounts* counts);
 
 /// Writes the source rows that matched no target row and that a WHEN NOT
 /// MATCHED clause takes (conditions see source columns as `c` and `source.c`)

@@ -5,6 +5,7 @@
 #include <arrow/compute/api.h>
 
 #include "common/json.h"
+#include "storage/deletion_vector_writer.h"
 #include "storage/merge/merge.h"
 #include "storage/scan.h"
 #include "storage/table_internal.h"
@@ -19,7 +20,7 @@ namespace cp = arrow::compute;
 arrow::Status RewriteFile(const MergePlan& plan, const AddFile& file,
                           const std::shared_ptr<arrow::Table>& rows, const ClauseOutcome& outcome,
                           const LogStore& store, int64_t now, Transaction* txn,
-                          MergeCounts* counts) {
+                          DeletionVectorWriter* dvs, MergeCounts* counts) {
   const auto& md = plan.md;
   const auto& deleted = outcome.deleted;
   int64_t n = rows->num_rows();
@@ -28,12 +29,32 @@ arrow::Status RewriteFile(const MergePlan& plan, const AddFile& file,
   if (deleted) {
     ARROW_ASSIGN_OR_RAISE(auto dc, cp::Sum(deleted));
     n_del = dc.scalar()->is_valid ? static_cast<const arrow::UInt64Scalar&>(*dc.scalar()).value : 0;
-    if (n_del > 0) {
-      ARROW_ASSIGN_OR_RAISE(new_rows, FilterOut(new_rows, deleted));
-    }
   }
   counts->deleted += n_del;
   counts->updated += outcome.n_touched - n_del;
+  if (dvs != nullptr && outcome.n_touched < n) {
+    // Deletion vectors: every row a clause took is marked deleted in the file;
+    // only the new versions of updated rows are written.
+    std::shared_ptr<arrow::ChunkedArray> updated = outcome.touched;
+    if (n_del > 0) {
+      ARROW_ASSIGN_OR_RAISE(auto not_deleted, cp::Invert(deleted));
+      ARROW_ASSIGN_OR_RAISE(auto upd, cp::And(outcome.touched, not_deleted));
+      updated = upd.chunked_array();
+    }
+    ARROW_ASSIGN_OR_RAISE(auto upd_rows, cp::Filter(new_rows, updated));
+    auto updated_rows = upd_rows.table();
+    ARROW_RETURN_NOT_OK(EnforceConstraints(md, *plan.schema, *updated_rows));
+    ARROW_RETURN_NOT_OK(dvs->MarkDeleted(file, *outcome.touched));
+    if (updated_rows->num_rows() > 0) {
+      ARROW_ASSIGN_OR_RAISE(
+          auto adds, WriteDataFiles(store, updated_rows, FileOptions(md, now, "snappy", 4 << 20)));
+      for (auto& a : adds) txn->Add(std::move(a));
+    }
+    return arrow::Status::OK();
+  }
+  if (n_del > 0) {
+    ARROW_ASSIGN_OR_RAISE(new_rows, FilterOut(new_rows, deleted));
+  }
   counts->copied += n - outcome.n_touched;
   ARROW_RETURN_NOT_OK(EnforceConstraints(md, *plan.schema, *new_rows));
   txn->Remove(file, true);
@@ -105,14 +126,19 @@ arrow::Status InsertUnmatched(const MergePlan& plan, const SourceKeyIndex& index
 
 arrow::Result<CommitResult> CommitMerge(const MergePlan& plan, const MergeOptions& options,
                                         const MergeCounts& counts, Transaction* txn) {
+  const int64_t dv_files = counts.dvs_added + counts.dvs_updated;
   std::map<std::string, int64_t> metrics = {
       {"numSourceRows", plan.source_full->num_rows()},
       {"numTargetRowsInserted", counts.inserted},
       {"numTargetRowsUpdated", counts.updated},
       {"numTargetRowsDeleted", counts.deleted},
       {"numTargetRowsCopied", counts.copied},
-      {"numTargetFilesAdded", static_cast<int64_t>(txn->adds().size())},
-      {"numTargetFilesRemoved", static_cast<int64_t>(txn->removes().size())}};
+      {"numTargetFilesAdded", static_cast<int64_t>(txn->adds().size()) - dv_files},
+      {"numTargetFilesRemoved", static_cast<int64_t>(txn->removes().size()) - dv_files}};
+  if (dv_files > 0) {
+    metrics["numTargetDeletionVectorsAdded"] = counts.dvs_added;
+    metrics["numTargetDeletionVectorsUpdated"] = counts.dvs_updated;
+  }
   // Returned to the caller, not written to the log (the commit keeps Delta's names).
   auto result_metrics = metrics;
   result_metrics["numTargetFilesScanned"] = counts.files_scanned;
