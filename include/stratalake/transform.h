@@ -22,6 +22,7 @@
 #include <arrow/status.h>
 #include <arrow/type_fwd.h>
 
+#include "stratalake/delta.h"
 #include "stratalake/registry.h"
 #include "stratalake/repo.h"
 
@@ -36,10 +37,35 @@ class SqlEngine {
   SqlEngine(const SqlEngine&) = delete;
   SqlEngine& operator=(const SqlEngine&) = delete;
 
-  /// Loads every row of `reader` (drained) into the table `schema_name.table`
-  /// (the schema is created when missing). Invalid when the table exists.
+  /// Makes the rows of `reader` the table `schema_name.table` (the schema is
+  /// created when missing; Invalid when the table exists). Nothing is read here:
+  /// the first scan of the table reads `reader` and keeps its batches (Arrow
+  /// buffers, shared, not copied) for later scans, so a query may read the table
+  /// several times. An error of `reader` fails the query that reads it, and
+  /// Query returns that error as it was.
   arrow::Status LoadTable(const std::string& schema_name, const std::string& table,
                           const std::shared_ptr<arrow::RecordBatchReader>& reader);
+
+  /// Makes the Delta table `table` at `snapshot` the table
+  /// `schema_name.table_name` without reading it. Every scan of it in a query
+  /// reads the snapshot's data files anew (a query that reads it twice, or runs
+  /// while another writer commits, sees the same rows): only the columns the
+  /// query uses (DuckDB's projection pushdown), its row groups on DuckDB's
+  /// threads, handed to DuckDB as Arrow arrays without a copy into the database.
+  /// The data files must not be vacuumed away while queries run.
+  arrow::Status AttachDeltaTable(const std::string& schema_name, const std::string& table_name,
+                                 std::shared_ptr<const delta::DeltaTable> table,
+                                 std::shared_ptr<const delta::Snapshot> snapshot);
+
+  /// One scan of a table made by LoadTable or AttachDeltaTable, as it ran.
+  struct ScanRecord {
+    std::string table;                 // "bronze.orders"
+    std::vector<std::string> columns;  // the columns read (projection pushdown)
+    int64_t parts = 0;                 // pieces handed out (Delta: row groups or files)
+    int64_t rows = 0;                  // rows handed to DuckDB
+  };
+  /// The scans of every query run so far, in the order they started.
+  std::vector<ScanRecord> Scans() const;
 
   /// Runs `sql` (one statement, or several separated by ';' of which the last
   /// gives the result) and returns the result as an Arrow table. Invalid with
