@@ -3,9 +3,11 @@
 //
 // The SQL engine is an embedded DuckDB (a pinned prebuilt libduckdb, see
 // docs/pipelines.md). DuckDB never reads a Delta log: every table a query names
-// is read by our Delta reader at one pinned version and handed to DuckDB as an
-// Arrow C stream, so each result is reproducible from the versions it records.
-// Results come back as Arrow tables.
+// is read by our Delta reader at one pinned version and handed to DuckDB as
+// Arrow arrays while the query runs (a table function over our scan: no copy
+// into DuckDB, only the columns the query uses, row groups on DuckDB's threads),
+// so each result is reproducible from the versions it records. Results come back
+// as Arrow tables.
 //
 // Thread-safety: a SqlEngine is used by one thread at a time. The free functions
 // open their own engine and may run concurrently.
@@ -93,9 +95,9 @@ std::vector<std::string> ReferencedTables(const std::string& sql);
 /// those whose name appears in it as an identifier (case-insensitively, outside
 /// literals and comments), or every column when it selects `*` (`SELECT *`,
 /// `t.*`, `DISTINCT *`) or COLUMNS(...). At least the first column, so that
-/// `count(*)` still sees every row. Only the projected columns are read from the
-/// Delta table and handed to DuckDB (projection pushdown); a superset of what
-/// the query needs is harmless. Not detected: a table alias used as a struct of
+/// `count(*)` still sees every row. Transformations read only these columns of
+/// their inputs (RunSql needs no guess: DuckDB tells each scan its columns); a
+/// superset of what the query needs is harmless. Not detected: a table alias used as a struct of
 /// its row (`SELECT o FROM bronze.orders o`); write `SELECT o.*` or name columns.
 std::vector<std::string> ProjectedColumns(const std::string& sql, const arrow::Schema& schema);
 
