@@ -9,8 +9,10 @@ of growing size, against the full run, and of a merge over a join of two tables
 pass/fail test:
 
     .venv/bin/python bench/pipeline_bench.py [--rows N] [--bin build/bin/stratalake] [--no-spark]
+        [--sql-only]
 
-Each figure of the first part is the best wall time of 3 runs of a whole subprocess
+Each figure of the first part is the best wall time and the least CPU time
+(user + system) of 3 runs of a whole subprocess
 (start, read, query, write the result as Parquet), except Spark's: its JVM and session
 start once (printed apart) and the figure is the best of 3 queries in that session
 (read the Delta table, query, write Parquet). Every engine's result is compared with
@@ -20,6 +22,8 @@ projection pushdown into our reader shows.
 from __future__ import annotations
 
 import argparse
+import os
+import resource
 import shutil
 import subprocess
 import sys
@@ -44,12 +48,19 @@ FROM {orders} GROUP BY customer_id ORDER BY customer_id
 
 
 def best(cmd, runs=3):
-    times = []
+    """(wall, CPU) seconds of the run with the least CPU time: on a shared machine
+    CPU-seconds (user + system of the subprocess) are the steadier figure."""
+    runs_seen = []
     for _ in range(runs):
+        before = resource.getrusage(resource.RUSAGE_CHILDREN)
         t0 = time.perf_counter()
         subprocess.run(cmd, check=True, capture_output=True)
-        times.append(time.perf_counter() - t0)
-    return min(times)
+        wall = time.perf_counter() - t0
+        after = resource.getrusage(resource.RUSAGE_CHILDREN)
+        cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+        runs_seen.append((cpu, wall))
+    cpu, wall = min(runs_seen)
+    return min(w for _, w in runs_seen), cpu
 
 
 def spark_bench(path: Path, work: Path, ref) -> None:
@@ -244,6 +255,10 @@ def main() -> int:
                     help="rows of each input of the two-table incremental case")
     ap.add_argument("--multi-only", action="store_true",
                     help="run only the two-table incremental case")
+    ap.add_argument("--baseline-bin", help="another stratalake binary to time beside --bin "
+                    "(e.g. the main branch's build), as engine 'baseline'")
+    ap.add_argument("--sql-only", action="store_true",
+                    help="only the gold query of the first part (no Spark, no incremental runs)")
     args = ap.parse_args()
     work = Path(tempfile.mkdtemp(prefix="pipeline-bench-"))
     if args.multi_only:
@@ -283,18 +298,33 @@ def main() -> int:
                        ".execute(%r).collect().write_parquet(%r)" % (
                            files, GOLD.format(orders="orders"), str(out["polars"]))],
         }
+        if args.baseline_bin:
+            out["baseline"] = work / "baseline.parquet"
+            cmds["baseline"] = [args.baseline_bin, *cmds["stratalake"][1:-1], str(out["baseline"])]
         ref = None
-        print(f"{n:,} bronze rows, {len(list(path.glob('*.parquet')))} data file(s)")
+        print(f"{n:,} bronze rows, {len(list(path.glob('*.parquet')))} data file(s); "
+              f"load average {os.getloadavg()[0]:.1f}")
+        print(f"{'':>10}  {'wall':>8} {'CPU':>8}  (best of 3 each)")
+        figures = {}
         for engine, cmd in cmds.items():
             try:
-                secs = best(cmd)
+                secs, cpu = best(cmd)
             except subprocess.CalledProcessError as e:
                 print(f"{engine:>10}: failed: {e.stderr.decode()[-300:]}")
                 continue
+            figures[engine] = (secs, cpu)
             got = pq.read_table(out[engine]).select(["customer_id", "orders", "spend_rank"])
             ref = got if ref is None else ref
             same = got.cast(ref.schema).equals(ref)
-            print(f"{engine:>10}: {secs:.3f} s  (result {'matches' if same else 'DIFFERS'})")
+            print(f"{engine:>10}: {secs:7.3f}s {cpu:7.3f}s  "
+                  f"(result {'matches' if same else 'DIFFERS'})")
+        if "duckdb" in figures:
+            d_wall, d_cpu = figures["duckdb"]
+            for engine, (w, c) in figures.items():
+                print(f"{engine:>10}: {w / d_wall:.2f}x DuckDB's wall, {c / d_cpu:.2f}x its CPU")
+        print(f"load average after: {os.getloadavg()[0]:.1f}")
+        if args.sql_only:
+            return 0
         if not args.no_spark:
             spark_bench(path, work, ref)
         incremental_bench(args.bin, repo, table, rng)

@@ -3,9 +3,11 @@
 //
 // The SQL engine is an embedded DuckDB (a pinned prebuilt libduckdb, see
 // docs/pipelines.md). DuckDB never reads a Delta log: every table a query names
-// is read by our Delta reader at one pinned version and handed to DuckDB as an
-// Arrow C stream, so each result is reproducible from the versions it records.
-// Results come back as Arrow tables.
+// is read by our Delta reader at one pinned version and handed to DuckDB as
+// Arrow arrays while the query runs (a table function over our scan: no copy
+// into DuckDB, only the columns the query uses, row groups on DuckDB's threads),
+// so each result is reproducible from the versions it records. Results come back
+// as Arrow tables.
 //
 // Thread-safety: a SqlEngine is used by one thread at a time. The free functions
 // open their own engine and may run concurrently.
@@ -22,6 +24,7 @@
 #include <arrow/status.h>
 #include <arrow/type_fwd.h>
 
+#include "stratalake/delta.h"
 #include "stratalake/registry.h"
 #include "stratalake/repo.h"
 
@@ -36,10 +39,35 @@ class SqlEngine {
   SqlEngine(const SqlEngine&) = delete;
   SqlEngine& operator=(const SqlEngine&) = delete;
 
-  /// Loads every row of `reader` (drained) into the table `schema_name.table`
-  /// (the schema is created when missing). Invalid when the table exists.
+  /// Makes the rows of `reader` the table `schema_name.table` (the schema is
+  /// created when missing; Invalid when the table exists). Nothing is read here:
+  /// the first scan of the table reads `reader` and keeps its batches (Arrow
+  /// buffers, shared, not copied) for later scans, so a query may read the table
+  /// several times. An error of `reader` fails the query that reads it, and
+  /// Query returns that error as it was.
   arrow::Status LoadTable(const std::string& schema_name, const std::string& table,
                           const std::shared_ptr<arrow::RecordBatchReader>& reader);
+
+  /// Makes the Delta table `table` at `snapshot` the table
+  /// `schema_name.table_name` without reading it. Every scan of it in a query
+  /// reads the snapshot's data files anew (a query that reads it twice, or runs
+  /// while another writer commits, sees the same rows): only the columns the
+  /// query uses (DuckDB's projection pushdown), its row groups on DuckDB's
+  /// threads, handed to DuckDB as Arrow arrays without a copy into the database.
+  /// The data files must not be vacuumed away while queries run.
+  arrow::Status AttachDeltaTable(const std::string& schema_name, const std::string& table_name,
+                                 std::shared_ptr<const delta::DeltaTable> table,
+                                 std::shared_ptr<const delta::Snapshot> snapshot);
+
+  /// One scan of a table made by LoadTable or AttachDeltaTable, as it ran.
+  struct ScanRecord {
+    std::string table;                 // "bronze.orders"
+    std::vector<std::string> columns;  // the columns read (projection pushdown)
+    int64_t parts = 0;                 // pieces handed out (Delta: row groups or files)
+    int64_t rows = 0;                  // rows handed to DuckDB
+  };
+  /// The scans of every query run so far, in the order they started.
+  std::vector<ScanRecord> Scans() const;
 
   /// Runs `sql` (one statement, or several separated by ';' of which the last
   /// gives the result) and returns the result as an Arrow table. Invalid with
@@ -67,9 +95,9 @@ std::vector<std::string> ReferencedTables(const std::string& sql);
 /// those whose name appears in it as an identifier (case-insensitively, outside
 /// literals and comments), or every column when it selects `*` (`SELECT *`,
 /// `t.*`, `DISTINCT *`) or COLUMNS(...). At least the first column, so that
-/// `count(*)` still sees every row. Only the projected columns are read from the
-/// Delta table and handed to DuckDB (projection pushdown); a superset of what
-/// the query needs is harmless. Not detected: a table alias used as a struct of
+/// `count(*)` still sees every row. Transformations read only these columns of
+/// their inputs (RunSql needs no guess: DuckDB tells each scan its columns); a
+/// superset of what the query needs is harmless. Not detected: a table alias used as a struct of
 /// its row (`SELECT o FROM bronze.orders o`); write `SELECT o.*` or name columns.
 std::vector<std::string> ProjectedColumns(const std::string& sql, const arrow::Schema& schema);
 

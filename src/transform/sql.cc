@@ -166,12 +166,12 @@ arrow::Result<QueryResult> RunSql(const repo::FeatureRepository& repo, const std
       return snapshot.status().WithMessage("cannot read table ", path, ": ",
                                            snapshot.status().message());
     }
-    delta::ReadOptions columns;
-    columns.columns = ProjectedColumns(sql, *(*snapshot)->schema());
-    ARROW_ASSIGN_OR_RAISE(auto reader, (*table)->Scan(*snapshot, columns));
+    // Read when the query scans it: only the columns it uses, at this version.
     const auto slash = path.find('/');
-    ARROW_RETURN_NOT_OK(engine->LoadTable(path.substr(0, slash), path.substr(slash + 1), reader));
     result.inputs[path] = (*snapshot)->version();
+    ARROW_RETURN_NOT_OK(engine->AttachDeltaTable(
+        path.substr(0, slash), path.substr(slash + 1),
+        std::shared_ptr<delta::DeltaTable>(std::move(*table)), std::move(*snapshot)));
   }
   auto table = engine->Query(sql);
   if (!table.ok()) {
