@@ -948,6 +948,7 @@ arrow::Result<MaterializeReport> Materialize(const repo::FeatureRepository& repo
       wm.incremental = r->incremental;
       wm.rebuilt = r->rebuilt;
       wm.files_read = r->files_read;
+      wm.files_total = r->files_total;
       wm.tiles_written = r->tiles_written;
       wm.tiles_collected = r->tiles_collected;
       wm.note = r->note;

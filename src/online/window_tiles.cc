@@ -500,6 +500,7 @@ arrow::Result<WindowMaterialization> MaterializeWindowView(
   }
   std::shared_ptr<const delta::Snapshot> snap = *latest;
   out.to_version = snap->version();
+  out.files_total = static_cast<int64_t>(snap->files().size());
   auto stored_name = [&](const std::string& mapped) {
     for (const auto& [from, to] : src.field_mapping) {
       if (to == mapped) return from;

@@ -65,7 +65,7 @@ struct WindowMaterialization {
   bool incremental = false;   // only files added since from_version were read
   bool rebuilt = false;       // files were removed since the watermark: the view was rebuilt
   std::string note;           // why a run asked to be incremental was not
-  int64_t files_read = 0, rows_read = 0;
+  int64_t files_read = 0, files_total = 0, rows_read = 0;
   int64_t tiles_written = 0, tiles_deleted = 0;  // deleted: emptied by the rebuild
   int64_t tile_retries = 0;     // tile writes redone because another writer changed the tile
   int64_t tiles_collected = 0;  // removed by GC (CollectWindowTiles)
