@@ -928,15 +928,16 @@ arrow::Result<MaterializeReport> Materialize(const repo::FeatureRepository& repo
       wm.start_us = options.start_us.value_or(0);
       wm.end_us = options.end_us;
       ARROW_ASSIGN_OR_RAISE(auto spec, retrieval::window::CompileWindows(*v));
-      std::optional<std::pair<int64_t, int64_t>> since;
-      if (options.incremental) {
+      std::optional<std::pair<int64_t, int64_t>> since, last;
+      {
         ARROW_ASSIGN_OR_RAISE(auto text, reg->GetState(WatermarkKey(v->name)));
         std::optional<Watermark> w;
         if (text) w = ParseWatermark(*text);
         if (w && w->layout == spec.fingerprint && w->source == src->name) {
-          since = std::make_pair(w->version, w->end_us);
+          last = std::make_pair(w->version, w->end_us);
         }
       }
+      if (options.incremental) since = last;
       auto r = MaterializeWindowView(repo, store, defs, *v, *src, options.start_us, options.end_us,
                                      since, clock->NowMillis() * 1000);
       if (!r.ok()) {
@@ -952,7 +953,12 @@ arrow::Result<MaterializeReport> Materialize(const repo::FeatureRepository& repo
       wm.tiles_written = r->tiles_written;
       wm.tiles_collected = r->tiles_collected;
       wm.note = r->note;
-      if (r->to_version >= 0) {
+      // A backfill of a range (a start given) leaves the tiles outside it as
+      // they were: the last watermark still says what they hold (the tiles of
+      // the range record the backfill themselves, so a later incremental run
+      // does not add its rows again).
+      const bool backfill = options.start_us && !r->incremental && last;
+      if (r->to_version >= 0 && !backfill) {
         ARROW_RETURN_NOT_OK(store.Sync());
         Watermark next;
         next.version = r->to_version;

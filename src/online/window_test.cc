@@ -295,8 +295,8 @@ class WindowTest : public ::testing::Test {
       std::string_view v(kv.value);
       v.remove_prefix(kVersionPrefixSize);
       if (!v.empty() && v[0] == 'H') {
-        size_t n = static_cast<uint8_t>(v[17]);
-        v.remove_prefix(18 + 8 * n);
+        size_t n = static_cast<uint8_t>(v[25]);
+        v.remove_prefix(26 + 8 * n);
       }
       out[kv.key] = std::string(v);
     }
@@ -412,6 +412,17 @@ TEST_F(WindowTest, IncrementalMaterializeEqualsAFullRebuildAndTheTrainingSet) {
   // A full rebuild writes the same events into the same tiles.
   ASSERT_OK(Materialize(std::nullopt, kT0 + kSpan));
   EXPECT_EQ(TileEvents("trade_windows"), incremental_tiles);
+  // A backfill of a middle range over new rows, more rows, an incremental
+  // run: the backfilled rows are not added twice.
+  Append("silver/trades", RandomTrades(&rng, 300, false));
+  ASSERT_OK(Materialize(kT0 + 3600 * kSec, kT0 + 2 * 3600 * kSec));
+  Append("silver/trades", RandomTrades(&rng, 300, false));
+  ASSERT_OK_AND_ASSIGN(auto fourth, MaterializeView(std::nullopt, kT0 + kSpan, true));
+  EXPECT_TRUE(fourth.incremental);
+  auto after_backfill = TileEvents("trade_windows");
+  ExpectOnlineEqualsOffline("trade_windows", times);
+  ASSERT_OK(Materialize(std::nullopt, kT0 + kSpan));
+  EXPECT_EQ(TileEvents("trade_windows"), after_backfill);
 }
 
 // An incremental run that stopped after writing tiles but before recording

@@ -75,11 +75,14 @@ bool GetRaw(std::string_view* in, T* v) {
 
 // What a tile records about its writers, between the version prefix and the
 // tile bytes (absent in tiles written before it existed: they start with 'W'):
-// 'H', the source version and range end of the materialize run that last
-// folded source rows into it (-1 / INT64_MIN: none), and the ids of its last
-// kMaxOps writes, so a writer can tell whether its own write was applied.
+// 'H', the source version and event-time range [start, end] of the
+// materialize run that last folded source rows into it (-1 / INT64_MIN: none;
+// the tile then holds every row of that version's files in that range), and
+// the ids of its last kMaxOps writes, so a writer can tell whether its own
+// write was applied.
 struct TileMeta {
   int64_t version = -1;
+  int64_t start_us = INT64_MIN;
   int64_t end_us = INT64_MIN;
   std::vector<uint64_t> ops;
 };
@@ -90,8 +93,9 @@ arrow::Status SplitTile(std::string_view value, TileMeta* meta, std::string_view
   if (!value.empty() && value[0] == 'H') {
     value.remove_prefix(1);
     uint8_t n = 0;
-    if (!GetRaw(&value, &meta->version) || !GetRaw(&value, &meta->end_us) || !GetRaw(&value, &n) ||
-        n > kMaxOps || value.size() < n * sizeof(uint64_t)) {
+    if (!GetRaw(&value, &meta->version) || !GetRaw(&value, &meta->start_us) ||
+        !GetRaw(&value, &meta->end_us) || !GetRaw(&value, &n) || n > kMaxOps ||
+        value.size() < n * sizeof(uint64_t)) {
       return arrow::Status::IOError(
           "online store: a window tile's header is malformed; run `stratalake materialize` for "
           "its view");
@@ -106,6 +110,7 @@ arrow::Status SplitTile(std::string_view value, TileMeta* meta, std::string_view
 void AppendMeta(const TileMeta& meta, std::string* out) {
   out->push_back('H');
   PutRaw(out, meta.version);
+  PutRaw(out, meta.start_us);
   PutRaw(out, meta.end_us);
   PutRaw(out, static_cast<uint8_t>(meta.ops.size()));
   for (uint64_t op : meta.ops) PutRaw(out, op);
@@ -652,13 +657,14 @@ arrow::Result<WindowMaterialization> MaterializeWindowView(
               ARROW_ASSIGN_OR_RAISE(had, files_of(meta->version));
             }
             for (int64_t r : g.rows[i]) {
-              if (earlier_run && g.times[r] <= meta->end_us) {
+              if (earlier_run && g.times[r] >= meta->start_us && g.times[r] <= meta->end_us) {
                 int64_t tag = tag_of_row[r];
                 if (tag < 0 || had->count(FileId(new_files[tag]))) continue;
               }
               AppendEvent(g, A, r, b);
             }
             meta->version = snap->version();
+            meta->start_us = lo;
             meta->end_us = hi;
             return arrow::Status::OK();
           },
@@ -711,6 +717,7 @@ arrow::Result<WindowMaterialization> MaterializeWindowView(
             AppendEvent(g, A, r, b);
           }
           meta->version = snap->version();
+          meta->start_us = lo;
           meta->end_us = hi;
           return arrow::Status::OK();
         },

@@ -10,7 +10,7 @@
 //        "newer wins" keeps the latest rewrite), then EncodeTile's bytes.
 //
 //        Since the incremental materialize: 'H', the source version and range
-//        end of the materialize run that last folded source rows into the
+//        (start, end) of the materialize run that last folded source rows into the
 //        tile, and the ids of the tile's last 16 writes; then EncodeTile's
 //        bytes. (Tiles without the header start with 'W'.)
 //
