@@ -3,6 +3,8 @@
 // t, from tiles built by materialize, by the stream's hook with late,
 // out-of-order and replayed events, and by both) equals the offline value for
 // an entity row at t (GetHistoricalFeatures), exactly.
+#include <unistd.h>
+
 #include <algorithm>
 #include <atomic>
 #include <filesystem>
@@ -312,6 +314,8 @@ class WindowTest : public ::testing::Test {
     return out;
   }
 
+  void RaceStreamAndMaterialize(const char* redis_url = nullptr);
+
   TempDir dir_;
   int64_t gc_now_ = kT0;
   std::shared_ptr<repo::FeatureRepository> repo_;
@@ -400,6 +404,7 @@ TEST_F(WindowTest, IncrementalMaterializeEqualsAFullRebuildAndTheTrainingSet) {
   // The two new files, and the first file's rows after the first end.
   EXPECT_EQ(second.files_read, 3);
   auto incremental_tiles = TileEvents("trade_windows");
+  EXPECT_GT(incremental_tiles.size(), 1000u);
   auto times = CheckTimes(&rng, *trades);
   ExpectOnlineEqualsOffline("trade_windows", times);
   // Nothing new: a no-op (no read, no write).
@@ -553,9 +558,17 @@ TEST_F(WindowTest, TileGcShrinksTheStoreAndNeverChangesAReadAtNow) {
 // by id). Half of the streamed batches reach bronze only after the race, so
 // an event a materialize run overwrote could not come back from the source:
 // online == offline right after the race shows none was lost.
-TEST_F(WindowTest, StreamAndMaterializeWritingOneViewAtOnceLoseNothing) {
+// Run on the embedded store (RocksDB) and on Redis (its Lua compare-and-set).
+void WindowTest::RaceStreamAndMaterialize(const char* redis_url) {
   std::mt19937_64 rng(41);
   Apply();
+  if (redis_url) {
+    RedisOptions ro;
+    ro.key_prefix = "window_test_" + std::to_string(::getpid()) + "_" +
+                    std::to_string(std::random_device{}()) + ":";
+    ASSERT_OK_AND_ASSIGN(auto redis, OpenRedisStore(redis_url, ro));
+    store_ = std::shared_ptr<OnlineStore>(std::move(redis));
+  }
   auto bronze = RandomTrades(&rng, 3000, true);
   std::vector<int64_t> order(static_cast<size_t>(bronze->num_rows()));
   for (size_t i = 0; i < order.size(); ++i) order[i] = static_cast<int64_t>(i);
@@ -605,8 +618,27 @@ TEST_F(WindowTest, StreamAndMaterializeWritingOneViewAtOnceLoseNothing) {
   ASSERT_OK(MaterializeView(std::nullopt, kT0 + kSpan, true, "tick_windows").status());
   ExpectOnlineEqualsOffline("tick_windows", times);
   auto tiles = TileEvents("tick_windows");
+  EXPECT_GT(tiles.size(), 1000u);
   ASSERT_OK(MaterializeView(std::nullopt, kT0 + kSpan, false, "tick_windows").status());
   EXPECT_EQ(TileEvents("tick_windows"), tiles);
+  if (redis_url)
+    ASSERT_OK(store_->DeletePrefix(std::string("tick_windows") + std::string(1, '\0')));
+}
+
+TEST_F(WindowTest, StreamAndMaterializeWritingOneViewAtOnceLoseNothing) {
+  RaceStreamAndMaterialize();
+}
+
+TEST_F(WindowTest, StreamAndMaterializeWritingOneViewAtOnceLoseNothingOnRedis) {
+  const char* url = std::getenv("STRATALAKE_TEST_REDIS_URL");
+  if (!url || !*url) {
+    const char* require = std::getenv("STRATALAKE_REQUIRE_REDIS");
+    if (require && std::string(require) == "1") {
+      FAIL() << "STRATALAKE_REQUIRE_REDIS=1 but STRATALAKE_TEST_REDIS_URL is not set";
+    }
+    GTEST_SKIP() << "needs STRATALAKE_TEST_REDIS_URL (scripts/run_tests.sh starts a server)";
+  }
+  RaceStreamAndMaterialize(url);
 }
 
 TEST_F(WindowTest, TheBucketDividesEveryWindow) {
