@@ -315,6 +315,9 @@ struct MaterializeOptions {
   /// source) are repaired after the run's writes in passes over a share of the
   /// keys each; the view keeps serving meanwhile.
   size_t max_repair_keys = size_t{1} << 22;
+  /// "Now" for window views' tile GC (docs/windows.md): tiles no read at now
+  /// or later needs are removed. null = Clock::System().
+  std::shared_ptr<Clock> clock;
 };
 
 struct ViewMaterialization {
@@ -339,6 +342,10 @@ struct ViewMaterialization {
   /// the view checked against it, with its stored version as the repair
   /// bound. No key is removed first: readers keep a value until it is fixed.
   bool rebuilt = false;
+  /// Window views: tiles written, tiles removed by GC, and why a run asked to
+  /// be incremental was not (files removed from the source since the last run, ...).
+  int64_t tiles_written = 0, tiles_collected = 0;
+  std::string note;
   double seconds = 0;
 };
 
@@ -420,6 +427,14 @@ arrow::Result<int64_t> WriteStreamedWindowRows(const repo::FeatureRepository& re
                                                const registry::RegistryState& state,
                                                OnlineStore* store, const std::string& kafka_source,
                                                const std::shared_ptr<arrow::Table>& data);
+
+/// Tile GC for the online window views on `source` (docs/windows.md): removes
+/// at most `max_deletes` tiles that no read at `now_us` or later needs (bucket
+/// end at or before now - longest window - the source's allowed lateness).
+/// `stratalake stream` calls it once a minute. Returns the tiles removed.
+arrow::Result<int64_t> CollectSourceWindowTiles(const registry::RegistryState& state,
+                                                OnlineStore* store, const std::string& source,
+                                                int64_t now_us, size_t max_deletes);
 
 /// Writes rows straight to one feature view in the online store (Feast's
 /// write_to_online_store; the feature server's POST /write-to-online-store).

@@ -113,6 +113,12 @@ arrow::Status CmdMaterialize(const Args& a, bool incremental) {
       w.Int64(v.repair_passes);
       w.Key("rebuilt");
       w.Bool(v.rebuilt);
+      w.Key("tiles_written");
+      w.Int64(v.tiles_written);
+      w.Key("tiles_collected");
+      w.Int64(v.tiles_collected);
+      w.Key("note");
+      JStr(w, v.note);
       w.Key("seconds");
       w.Double(v.seconds);
       w.EndObject();
@@ -139,13 +145,22 @@ arrow::Status CmdMaterialize(const Args& a, bool incremental) {
     }
     std::cout << " version " << v.to_version;
     if (v.incremental) std::cout << " (incremental since version " << v.from_version << ")";
-    if (v.rebuilt)
+    if (v.rebuilt && !v.note.empty()) {
+      std::cout << " (rebuilt: " << v.note << ")";
+    } else if (v.rebuilt) {
       std::cout << " (rebuilt: rows deleted since the last run could not be known, so every stored "
                    "key was checked against a full read)";
+    } else if (!v.note.empty()) {
+      std::cout << " (" << v.note << ")";
+    }
     std::cout << ", " << v.files_read << " of " << v.files_total << " files";
     char secs[32];
     std::snprintf(secs, sizeof secs, "%.2f", v.seconds);
     std::cout << ", " << secs << " s" << rate << "\n";
+    if (v.tiles_written > 0 || v.tiles_collected > 0) {
+      std::cout << "    window tiles: " << v.tiles_written << " written, " << v.tiles_collected
+                << " expired removed\n";
+    }
     if (v.keys_repaired > 0) {
       std::cout << "    " << v.keys_repaired << (v.keys_repaired == 1 ? " key" : " keys")
                 << " whose latest rows were deleted since the last run: set to "

@@ -38,6 +38,7 @@
 #include "online/key_version_table.h"
 #include "online/window_tiles.h"
 #include "retrieval/asof_keys.h"
+#include "retrieval/window.h"
 #include "storage/scan.h"
 #include "stratalake/delta.h"
 #include "stratalake/expression.h"
@@ -909,7 +910,8 @@ arrow::Result<MaterializeReport> Materialize(const repo::FeatureRepository& repo
     }
   }
   MaterializeReport report;
-  int64_t now_ms = Clock::System()->NowMillis();
+  auto clock = options.clock ? options.clock : Clock::System();
+  int64_t now_ms = clock->NowMillis();
   for (const auto* v : views) {
     const auto* src = defs.FindSource(v->source);
     if (!src) {
@@ -917,20 +919,55 @@ arrow::Result<MaterializeReport> Materialize(const repo::FeatureRepository& repo
                        "feature view '" + v->name + "' has an unknown source");
     }
     if (!v->aggregations.empty()) {
-      // A window view: rebuild the tiles of the range from the source (docs/windows.md).
+      // A window view: its tiles (docs/windows.md), incrementally from the
+      // watermark when asked and possible.
       auto started = std::chrono::steady_clock::now();
       ViewMaterialization wm;
       wm.view = v->name;
       wm.source = src->name;
       wm.start_us = options.start_us.value_or(0);
       wm.end_us = options.end_us;
-      auto rows =
-          MaterializeWindowView(repo, store, defs, *v, *src, options.start_us, options.end_us);
-      if (!rows.ok()) {
-        return rows.status().WithMessage("materializing '", v->name,
-                                         "': ", rows.status().message());
+      ARROW_ASSIGN_OR_RAISE(auto spec, retrieval::window::CompileWindows(*v));
+      std::optional<std::pair<int64_t, int64_t>> since, last;
+      {
+        ARROW_ASSIGN_OR_RAISE(auto text, reg->GetState(WatermarkKey(v->name)));
+        std::optional<Watermark> w;
+        if (text) w = ParseWatermark(*text);
+        if (w && w->layout == spec.fingerprint && w->source == src->name) {
+          last = std::make_pair(w->version, w->end_us);
+        }
       }
-      wm.rows_read = wm.rows_written = *rows;
+      if (options.incremental) since = last;
+      auto r = MaterializeWindowView(repo, store, defs, *v, *src, options.start_us, options.end_us,
+                                     since, clock->NowMillis() * 1000);
+      if (!r.ok()) {
+        return r.status().WithMessage("materializing '", v->name, "': ", r.status().message());
+      }
+      wm.rows_read = wm.rows_written = r->rows_read;
+      wm.from_version = r->from_version;
+      wm.to_version = r->to_version;
+      wm.incremental = r->incremental;
+      wm.rebuilt = r->rebuilt;
+      wm.files_read = r->files_read;
+      wm.files_total = r->files_total;
+      wm.tiles_written = r->tiles_written;
+      wm.tiles_collected = r->tiles_collected;
+      wm.note = r->note;
+      // A backfill of a range (a start given) leaves the tiles outside it as
+      // they were: the last watermark still says what they hold (the tiles of
+      // the range record the backfill themselves, so a later incremental run
+      // does not add its rows again).
+      const bool backfill = options.start_us && !r->incremental && last;
+      if (r->to_version >= 0 && !backfill) {
+        ARROW_RETURN_NOT_OK(store.Sync());
+        Watermark next;
+        next.version = r->to_version;
+        next.end_us = options.end_us;
+        next.layout = spec.fingerprint;  // the tile format: a changed definition rebuilds
+        next.source = src->name;
+        ARROW_RETURN_NOT_OK(
+            reg->PutState(WatermarkKey(v->name), FormatWatermark(next, r->rows_read, now_ms)));
+      }
       wm.seconds =
           std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
       report.views.push_back(wm);

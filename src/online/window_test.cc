@@ -3,15 +3,22 @@
 // t, from tiles built by materialize, by the stream's hook with late,
 // out-of-order and replayed events, and by both) equals the offline value for
 // an entity row at t (GetHistoricalFeatures), exactly.
+#include <unistd.h>
+
 #include <algorithm>
+#include <atomic>
 #include <filesystem>
 #include <fstream>
+#include <map>
 #include <random>
+#include <thread>
 
 #include <arrow/api.h>
 #include <gtest/gtest.h>
 
 #include "../../tests/test_util.h"
+#include "online/codec.h"
+#include "online/window_tiles.h"
 #include "retrieval/window.h"
 #include "stratalake/delta.h"
 #include "stratalake/online.h"
@@ -259,14 +266,58 @@ class WindowTest : public ::testing::Test {
     EXPECT_GT(nonzero_counts, 20);  // the data did fill windows
   }
 
+  // Tile GC runs at `gc_now_` (the data's start by default: nothing expires).
   arrow::Status Materialize(std::optional<int64_t> start, int64_t end) {
+    return MaterializeView(start, end, false).status();
+  }
+  arrow::Result<ViewMaterialization> MaterializeView(std::optional<int64_t> start, int64_t end,
+                                                     bool incremental,
+                                                     const std::string& view = "") {
     MaterializeOptions o;
     o.start_us = start;
     o.end_us = end;
-    return online::Materialize(*repo_, *store_, o).status();
+    o.incremental = incremental;
+    o.clock = std::make_shared<FakeClock>(gc_now_ / 1000);
+    if (!view.empty()) o.views = {view};
+    ARROW_ASSIGN_OR_RAISE(auto r, online::Materialize(*repo_, *store_, o));
+    for (const auto& v : r.views) {
+      if (v.view == (view.empty() ? "trade_windows" : view)) return v;
+    }
+    return arrow::Status::Invalid("no report for the view");
   }
 
+  // Every stored tile of `view`: key -> its events as EncodeTile wrote them
+  // (without the version prefix and the writers' header).
+  std::map<std::string, std::string> TileEvents(const std::string& view) {
+    std::map<std::string, std::string> out;
+    auto all = store_->Scan(std::string(view) + std::string(1, '\0'));
+    EXPECT_TRUE(all.ok()) << all.status().ToString();
+    if (!all.ok()) return out;
+    for (const auto& kv : *all) {
+      std::string_view v(kv.value);
+      v.remove_prefix(kVersionPrefixSize);
+      if (!v.empty() && v[0] == 'H') {
+        size_t n = static_cast<uint8_t>(v[25]);
+        v.remove_prefix(26 + 8 * n);
+      }
+      out[kv.key] = std::string(v);
+    }
+    return out;
+  }
+  std::map<std::string, std::string> StoredValues(const std::string& view) {
+    std::map<std::string, std::string> out;
+    auto all = store_->Scan(std::string(view) + std::string(1, '\0'));
+    EXPECT_TRUE(all.ok()) << all.status().ToString();
+    if (all.ok()) {
+      for (auto& kv : *all) out[kv.key] = std::move(kv.value);
+    }
+    return out;
+  }
+
+  void RaceStreamAndMaterialize(const char* redis_url = nullptr);
+
   TempDir dir_;
+  int64_t gc_now_ = kT0;
   std::shared_ptr<repo::FeatureRepository> repo_;
   std::shared_ptr<OnlineStore> store_;
 };
@@ -325,6 +376,269 @@ TEST_F(WindowTest, StreamedTilesWithLateReplayedEventsAndBackfillsEqualTheTraini
   // A full materialize over the streamed tiles keeps them equal.
   ASSERT_OK(Materialize(std::nullopt, kT0 + kSpan));
   ExpectOnlineEqualsOffline("tick_windows", times);
+}
+
+// Only the source's appends since the last run are read and folded into their
+// tiles: late and out-of-order events, events after the last run's end, and
+// rows of older files after that end. The tiles equal a full rebuild's, event
+// for event, and online == offline.
+TEST_F(WindowTest, IncrementalMaterializeEqualsAFullRebuildAndTheTrainingSet) {
+  std::mt19937_64 rng(23);
+  Apply();
+  auto trades = RandomTrades(&rng, 2000, false);
+  Append("silver/trades", trades);
+  const int64_t end1 = kT0 + 2 * 3600 * kSec;
+  ASSERT_OK_AND_ASSIGN(auto first, MaterializeView(std::nullopt, end1, true));
+  EXPECT_FALSE(first.incremental);  // no watermark yet: a full run
+  // More events all over the span (late ones far behind the end, out of
+  // order, some after the end), in two commits.
+  auto more = RandomTrades(&rng, 600, false);
+  Append("silver/trades", more);
+  auto more2 = RandomTrades(&rng, 400, false);
+  Append("silver/trades", more2);
+  ASSERT_OK_AND_ASSIGN(auto second, MaterializeView(std::nullopt, kT0 + kSpan, true));
+  EXPECT_TRUE(second.incremental);
+  EXPECT_FALSE(second.rebuilt);
+  EXPECT_EQ(second.from_version, first.to_version);
+  EXPECT_EQ(second.to_version, first.to_version + 2);
+  // The two new files, and the first file's rows after the first end.
+  EXPECT_EQ(second.files_read, 3);
+  auto incremental_tiles = TileEvents("trade_windows");
+  EXPECT_GT(incremental_tiles.size(), 1000u);
+  auto times = CheckTimes(&rng, *trades);
+  ExpectOnlineEqualsOffline("trade_windows", times);
+  // Nothing new: a no-op (no read, no write).
+  auto before = StoredValues("trade_windows");
+  ASSERT_OK_AND_ASSIGN(auto third, MaterializeView(std::nullopt, kT0 + kSpan, true));
+  EXPECT_TRUE(third.incremental);
+  EXPECT_EQ(third.rows_read, 0);
+  EXPECT_EQ(third.tiles_written, 0);
+  EXPECT_EQ(StoredValues("trade_windows"), before);
+  // A full rebuild writes the same events into the same tiles.
+  ASSERT_OK(Materialize(std::nullopt, kT0 + kSpan));
+  EXPECT_EQ(TileEvents("trade_windows"), incremental_tiles);
+  // A backfill of a middle range over new rows, more rows, an incremental
+  // run: the backfilled rows are not added twice.
+  Append("silver/trades", RandomTrades(&rng, 300, false));
+  ASSERT_OK(Materialize(kT0 + 3600 * kSec, kT0 + 2 * 3600 * kSec));
+  Append("silver/trades", RandomTrades(&rng, 300, false));
+  ASSERT_OK_AND_ASSIGN(auto fourth, MaterializeView(std::nullopt, kT0 + kSpan, true));
+  EXPECT_TRUE(fourth.incremental);
+  auto after_backfill = TileEvents("trade_windows");
+  ExpectOnlineEqualsOffline("trade_windows", times);
+  ASSERT_OK(Materialize(std::nullopt, kT0 + kSpan));
+  EXPECT_EQ(TileEvents("trade_windows"), after_backfill);
+}
+
+// An incremental run that stopped after writing tiles but before recording
+// its watermark is run again: the tiles it wrote are not counted twice.
+TEST_F(WindowTest, AnIncrementalRunRepeatedAfterACrashCountsEventsOnce) {
+  std::mt19937_64 rng(29);
+  Apply();
+  auto trades = RandomTrades(&rng, 1500, false);
+  Append("silver/trades", trades);
+  ASSERT_OK_AND_ASSIGN(auto first, MaterializeView(std::nullopt, kT0 + kSpan / 2, true));
+  Append("silver/trades", RandomTrades(&rng, 500, false));
+  // The crashed run: tiles written, watermark not moved.
+  ASSERT_OK_AND_ASSIGN(auto state, repo_->registry().ValueOrDie()->Load());
+  const auto* view = state->defs.FindFeatureView("trade_windows");
+  const auto* src = state->defs.FindSource("trades");
+  ASSERT_OK_AND_ASSIGN(
+      auto crashed,
+      MaterializeWindowView(*repo_, *store_, state->defs, *view, *src, std::nullopt, kT0 + kSpan,
+                            std::make_pair(first.to_version, kT0 + kSpan / 2), kT0));
+  EXPECT_TRUE(crashed.incremental);
+  EXPECT_GT(crashed.tiles_written, 0);
+  // One more commit, then the run again from the old watermark.
+  Append("silver/trades", RandomTrades(&rng, 300, false));
+  ASSERT_OK_AND_ASSIGN(auto again, MaterializeView(std::nullopt, kT0 + kSpan, true));
+  EXPECT_TRUE(again.incremental);
+  EXPECT_EQ(again.from_version, first.to_version);
+  auto tiles = TileEvents("trade_windows");
+  ExpectOnlineEqualsOffline("trade_windows", CheckTimes(&rng, *trades));
+  ASSERT_OK(Materialize(std::nullopt, kT0 + kSpan));
+  EXPECT_EQ(TileEvents("trade_windows"), tiles);
+}
+
+// Rows deleted or updated in the source since the last run (files removed):
+// the view is rebuilt, says so, and tiles left without events are removed.
+TEST_F(WindowTest, DeletesAndUpdatesInTheSourceRebuildTheView) {
+  std::mt19937_64 rng(31);
+  Apply();
+  auto trades = RandomTrades(&rng, 2000, false);
+  Append("silver/trades", trades);
+  Append("silver/trades", RandomTrades(&rng, 500, false));
+  ASSERT_OK(MaterializeView(std::nullopt, kT0 + kSpan, true).status());
+  ASSERT_OK_AND_ASSIGN(auto table, delta::DeltaTable::ForPath(repo_->TableUri("silver/trades")));
+  ASSERT_OK(table->Delete("account_id = 3").status());
+  ASSERT_OK(table->Update("account_id = 5", "price = price * 2").status());
+  Append("silver/trades", RandomTrades(&rng, 200, false));
+  ASSERT_OK_AND_ASSIGN(auto r, MaterializeView(std::nullopt, kT0 + kSpan, true));
+  EXPECT_FALSE(r.incremental);
+  EXPECT_TRUE(r.rebuilt);
+  EXPECT_NE(r.note.find("removed since version"), std::string::npos) << r.note;
+  // Account 3's tiles: only those of the new rows.
+  int64_t three = 0;
+  ASSERT_OK_AND_ASSIGN(auto last, table->Latest());
+  {
+    delta::ReadOptions ro;
+    ro.filter = "account_id = 3";
+    ASSERT_OK_AND_ASSIGN(auto rows, table->Read(*last, ro));
+    std::set<int64_t> buckets;
+    auto ts = rows->GetColumnByName("ts");
+    for (const auto& c : ts->chunks()) {
+      auto a = std::static_pointer_cast<arrow::TimestampArray>(c);
+      for (int64_t i = 0; i < a->length(); ++i)
+        buckets.insert(retrieval::window::BucketOf(a->Value(i), 5 * kSec));
+    }
+    std::string prefix = std::string("trade_windows") + std::string(1, '\0');
+    for (const auto& [k, v] : TileEvents("trade_windows")) {
+      std::string key3 = prefix;
+      ASSERT_OK(AppendKey(*arrow::int64(), KeyScalar(int64_t{3}), &key3));
+      three += k.compare(0, key3.size(), key3) == 0;
+    }
+    EXPECT_EQ(three, static_cast<int64_t>(buckets.size()));
+  }
+  auto tiles = TileEvents("trade_windows");
+  ExpectOnlineEqualsOffline("trade_windows", CheckTimes(&rng, *trades));
+  ASSERT_OK(Materialize(std::nullopt, kT0 + kSpan));
+  EXPECT_EQ(TileEvents("trade_windows"), tiles);
+}
+
+// Tile GC removes tiles that end before now - longest window - lateness: the
+// store shrinks and no read at now or later changes.
+TEST_F(WindowTest, TileGcShrinksTheStoreAndNeverChangesAReadAtNow) {
+  std::mt19937_64 rng(37);
+  Apply();
+  auto trades = RandomTrades(&rng, 3000, false);
+  Append("silver/trades", trades);
+  ASSERT_OK(Materialize(std::nullopt, kT0 + kSpan));
+  const auto before = TileEvents("trade_windows");
+  const size_t all = before.size();
+  const int64_t now = kT0 + 2 * 3600 * kSec + 1234 * 1000;
+  auto bucket_of_key = [](const std::string& k) {
+    uint64_t b = 0;
+    for (size_t i = k.size() - 8; i < k.size(); ++i) b = (b << 8) | static_cast<uint8_t>(k[i]);
+    return static_cast<int64_t>(b ^ (uint64_t{1} << 63));
+  };
+  // The horizon: now - 1h (the longest window; a delta source has no lateness).
+  size_t live = 0;
+  for (const auto& [k, v] : before) live += (bucket_of_key(k) + 1) * 5 * kSec > now - 3600 * kSec;
+  ASSERT_GT(live, 0u);
+  ASSERT_LT(live, all);
+  std::vector<int64_t> times = {now, now + 1000, now + 5 * kSec, now + 17 * kSec + 1000};
+  for (int i = 1; i <= 12; ++i) times.push_back(now + i * 7 * 60 * kSec + i * 1000);
+  ExpectOnlineEqualsOffline("trade_windows", times);
+  // The stream's pass: bounded.
+  ASSERT_OK_AND_ASSIGN(auto state, repo_->registry().ValueOrDie()->Load());
+  ASSERT_OK_AND_ASSIGN(int64_t some,
+                       CollectSourceWindowTiles(*state, store_.get(), "trades", now, 10));
+  EXPECT_EQ(some, 10);
+  EXPECT_EQ(TileEvents("trade_windows").size(), all - 10);
+  ExpectOnlineEqualsOffline("trade_windows", times);
+  // materialize's pass: every expired tile.
+  gc_now_ = now;
+  ASSERT_OK_AND_ASSIGN(auto r, MaterializeView(std::nullopt, kT0 + kSpan, true));
+  EXPECT_EQ(r.tiles_collected, static_cast<int64_t>(all - 10 - live));
+  auto left = TileEvents("trade_windows");
+  EXPECT_EQ(left.size(), live);
+  for (const auto& [k, v] : left) {
+    EXPECT_GT((bucket_of_key(k) + 1) * 5 * kSec, now - 3600 * kSec);
+    EXPECT_EQ(v, before.at(k));  // kept tiles are untouched
+  }
+  ExpectOnlineEqualsOffline("trade_windows", times);
+  ASSERT_OK_AND_ASSIGN(int64_t none,
+                       CollectSourceWindowTiles(*state, store_.get(), "trades", now, 10));
+  EXPECT_EQ(none, 0);
+}
+
+// The stream writes a window view's tiles while materialize runs again and
+// again on the same view (full and incremental runs): no event is lost or
+// counted twice (tile updates are compare-and-set, kafka events deduplicated
+// by id). Half of the streamed batches reach bronze only after the race, so
+// an event a materialize run overwrote could not come back from the source:
+// online == offline right after the race shows none was lost.
+// Run on the embedded store (RocksDB) and on Redis (its Lua compare-and-set).
+void WindowTest::RaceStreamAndMaterialize(const char* redis_url) {
+  std::mt19937_64 rng(41);
+  Apply();
+  if (redis_url) {
+    RedisOptions ro;
+    ro.key_prefix = "window_test_" + std::to_string(::getpid()) + "_" +
+                    std::to_string(std::random_device{}()) + ":";
+    ASSERT_OK_AND_ASSIGN(auto redis, OpenRedisStore(redis_url, ro));
+    store_ = std::shared_ptr<OnlineStore>(std::move(redis));
+  }
+  auto bronze = RandomTrades(&rng, 3000, true);
+  std::vector<int64_t> order(static_cast<size_t>(bronze->num_rows()));
+  for (size_t i = 0; i < order.size(); ++i) order[i] = static_cast<int64_t>(i);
+  std::shuffle(order.begin(), order.end(), rng);
+  Append("bronze/ticks", Take(bronze, order, 0, 1000));
+  ASSERT_OK_AND_ASSIGN(auto reg, repo_->registry());
+  ASSERT_OK_AND_ASSIGN(auto state, reg->Load());
+  ASSERT_OK(MaterializeView(std::nullopt, kT0 + kSpan, true, "tick_windows").status());
+  std::atomic<bool> done{false};
+  arrow::Status stream_status;
+  std::vector<std::shared_ptr<arrow::Table>> held;  // committed to bronze after the race
+  std::thread stream([&] {
+    for (size_t from = 1000, n = 0; from < order.size() && stream_status.ok(); from += 50, ++n) {
+      auto batch = Take(bronze, order, from, std::min(order.size(), from + 50));
+      // Online first, then (every other batch) the bronze commit.
+      stream_status =
+          WriteStreamedWindowRows(*repo_, *state, store_.get(), "ticks", batch).status();
+      if (!stream_status.ok()) break;
+      if (n % 2 == 1) {
+        held.push_back(batch);
+        continue;
+      }
+      auto table = delta::DeltaTable::ForPath(repo_->TableUri("bronze/ticks"));
+      stream_status =
+          table.ok() ? (*table)->Write(batch, delta::WriteOptions{}).status() : table.status();
+    }
+    done = true;
+  });
+  int runs = 0, incremental = 0;
+  while (!done) {
+    // Full runs (every tile of the range rewritten) and incremental ones.
+    auto r = MaterializeView(std::nullopt, kT0 + kSpan, runs % 2 == 1, "tick_windows");
+    if (!r.ok()) {
+      ADD_FAILURE() << r.status().ToString();
+      break;
+    }
+    ++runs;
+    incremental += r->incremental;
+  }
+  stream.join();
+  ASSERT_OK(stream_status);
+  EXPECT_GT(runs, 1);
+  for (const auto& batch : held) Append("bronze/ticks", batch);
+  auto times = CheckTimes(&rng, *bronze);
+  ExpectOnlineEqualsOffline("tick_windows", times);
+  // Then materialize: the tiles equal a full rebuild's.
+  ASSERT_OK(MaterializeView(std::nullopt, kT0 + kSpan, true, "tick_windows").status());
+  ExpectOnlineEqualsOffline("tick_windows", times);
+  auto tiles = TileEvents("tick_windows");
+  EXPECT_GT(tiles.size(), 1000u);
+  ASSERT_OK(MaterializeView(std::nullopt, kT0 + kSpan, false, "tick_windows").status());
+  EXPECT_EQ(TileEvents("tick_windows"), tiles);
+  if (redis_url)
+    ASSERT_OK(store_->DeletePrefix(std::string("tick_windows") + std::string(1, '\0')));
+}
+
+TEST_F(WindowTest, StreamAndMaterializeWritingOneViewAtOnceLoseNothing) {
+  RaceStreamAndMaterialize();
+}
+
+TEST_F(WindowTest, StreamAndMaterializeWritingOneViewAtOnceLoseNothingOnRedis) {
+  const char* url = std::getenv("STRATALAKE_TEST_REDIS_URL");
+  if (!url || !*url) {
+    const char* require = std::getenv("STRATALAKE_REQUIRE_REDIS");
+    if (require && std::string(require) == "1") {
+      FAIL() << "STRATALAKE_REQUIRE_REDIS=1 but STRATALAKE_TEST_REDIS_URL is not set";
+    }
+    GTEST_SKIP() << "needs STRATALAKE_TEST_REDIS_URL (scripts/run_tests.sh starts a server)";
+  }
+  RaceStreamAndMaterialize(url);
 }
 
 TEST_F(WindowTest, TheBucketDividesEveryWindow) {

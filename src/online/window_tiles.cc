@@ -2,7 +2,15 @@
 #include "online/window_tiles.h"
 
 #include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <cstring>
+#include <functional>
+#include <limits>
 #include <map>
+#include <numeric>
+#include <random>
+#include <set>
 #include <unordered_map>
 
 #include <arrow/api.h>
@@ -10,7 +18,9 @@
 #include "common/errors.h"
 #include "online/codec.h"
 #include "retrieval/asof_keys.h"
+#include "storage/scan.h"
 #include "stratalake/delta.h"
+#include "stratalake/expression.h"
 #include "stratalake/repo.h"
 #include "stratalake/status.h"
 
@@ -32,7 +42,343 @@ std::string TileKey(std::string_view entity_key, uint64_t fp, int64_t bucket) {
   return k;
 }
 
+// The 17 bytes after the entity key: 'W', fingerprint, bucket index.
+constexpr size_t kTileSuffix = 17;
+
+uint64_t ReadBigEndian(std::string_view s) {
+  uint64_t v = 0;
+  for (size_t i = 0; i < 8; ++i) v = (v << 8) | static_cast<uint8_t>(s[i]);
+  return v;
+}
+
+// A tile key's fingerprint and bucket; false for a key that is not a tile's.
+bool ParseTileKey(std::string_view key, size_t prefix_size, uint64_t* fp, int64_t* bucket) {
+  if (key.size() < prefix_size + kTileSuffix) return false;
+  std::string_view s = key.substr(key.size() - kTileSuffix);
+  if (s[0] != 'W') return false;
+  *fp = ReadBigEndian(s.substr(1));
+  *bucket = static_cast<int64_t>(ReadBigEndian(s.substr(9)) ^ (uint64_t{1} << 63));
+  return true;
+}
+
+template <typename T>
+void PutRaw(std::string* out, T v) {
+  out->append(reinterpret_cast<const char*>(&v), sizeof v);
+}
+template <typename T>
+bool GetRaw(std::string_view* in, T* v) {
+  if (in->size() < sizeof(T)) return false;
+  std::memcpy(v, in->data(), sizeof(T));
+  in->remove_prefix(sizeof(T));
+  return true;
+}
+
+// What a tile records about its writers, between the version prefix and the
+// tile bytes (absent in tiles written before it existed: they start with 'W'):
+// 'H', the source version and event-time range [start, end] of the
+// materialize run that last folded source rows into it (-1 / INT64_MIN: none;
+// the tile then holds every row of that version's files in that range), and
+// the ids of its last kMaxOps writes, so a writer can tell whether its own
+// write was applied.
+struct TileMeta {
+  int64_t version = -1;
+  int64_t start_us = INT64_MIN;
+  int64_t end_us = INT64_MIN;
+  std::vector<uint64_t> ops;
+};
+constexpr size_t kMaxOps = 16;
+
+arrow::Status SplitTile(std::string_view value, TileMeta* meta, std::string_view* tile) {
+  *meta = TileMeta{};
+  if (!value.empty() && value[0] == 'H') {
+    value.remove_prefix(1);
+    uint8_t n = 0;
+    if (!GetRaw(&value, &meta->version) || !GetRaw(&value, &meta->start_us) ||
+        !GetRaw(&value, &meta->end_us) || !GetRaw(&value, &n) || n > kMaxOps ||
+        value.size() < n * sizeof(uint64_t)) {
+      return arrow::Status::IOError(
+          "online store: a window tile's header is malformed; run `stratalake materialize` for "
+          "its view");
+    }
+    meta->ops.resize(n);
+    for (auto& op : meta->ops) GetRaw(&value, &op);
+  }
+  *tile = value;
+  return arrow::Status::OK();
+}
+
+void AppendMeta(const TileMeta& meta, std::string* out) {
+  out->push_back('H');
+  PutRaw(out, meta.version);
+  PutRaw(out, meta.start_us);
+  PutRaw(out, meta.end_us);
+  PutRaw(out, static_cast<uint8_t>(meta.ops.size()));
+  for (uint64_t op : meta.ops) PutRaw(out, op);
+}
+
+// An id for one write of tiles (unique with overwhelming probability).
+uint64_t NewOpId() {
+  static const uint64_t seed = [] {
+    std::random_device rd;
+    return (uint64_t{rd()} << 32) ^ rd() ^
+           static_cast<uint64_t>(std::chrono::steady_clock::now().time_since_epoch().count());
+  }();
+  static std::atomic<uint64_t> counter{0};
+  uint64_t x = seed + 0x9e3779b97f4a7c15ULL * (counter.fetch_add(1) + 1);
+  x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ULL;
+  x = (x ^ (x >> 27)) * 0x94d049bb133111ebULL;
+  return (x ^ (x >> 31)) | 1;
+}
+
+// Changes one tile: its events (decoded, canonical order) and header. Leaving
+// no events removes the tile. Called again on a fresh copy of the tile when
+// another writer changed it meanwhile, so it must depend only on its input.
+using TileEdit = std::function<arrow::Status(size_t i, TileMeta* meta, window::Bucket* b)>;
+
+struct TileCounts {
+  int64_t written = 0, deleted = 0, retries = 0;
+};
+
+constexpr size_t kTilesPerRound = 4096;
+constexpr int kMaxAttempts = 64;
+
+// Applies `edit` to tiles keys[i] (bucket buckets[i]) as compare-and-set
+// updates: each tile is read, edited and written back only if it still holds
+// what was read (OnlineStore::Repair with the read version prefix as bound:
+// every rewrite raises the tile's revision). A tile another writer changed in
+// between is read again and edited again; whether a write was applied is told
+// by this write's id in the tile's header (a write applied and then rewritten
+// by another writer still has it). So concurrent writers (the stream,
+// materialize, push) never lose each other's events.
+arrow::Status UpdateTiles(OnlineStore& store, size_t A, const std::vector<std::string>& keys,
+                          const std::vector<int64_t>& buckets, const TileEdit& edit,
+                          TileCounts* counts) {
+  for (size_t from = 0; from < keys.size(); from += kTilesPerRound) {
+    const size_t to = std::min(keys.size(), from + kTilesPerRound);
+    const uint64_t op = NewOpId();
+    std::vector<size_t> pending;
+    for (size_t i = from; i < to; ++i) pending.push_back(i);
+    std::vector<std::optional<std::string>> current;
+    {
+      std::vector<std::string_view> ks;
+      for (size_t i : pending) ks.push_back(keys[i]);
+      ARROW_RETURN_NOT_OK(store.MultiGet(ks, &current));
+    }
+    for (int attempt = 0; !pending.empty(); ++attempt) {
+      if (attempt == kMaxAttempts) {
+        return arrow::Status::IOError(
+            "online store: window tiles kept being changed by other writers (", pending.size(),
+            " tiles after ", kMaxAttempts, " attempts); run the command again");
+      }
+      if (attempt > 0) counts->retries += static_cast<int64_t>(pending.size());
+      std::vector<KeyRepair> repairs;
+      std::vector<size_t> sent;  // index into pending
+      std::vector<bool> is_delete;
+      for (size_t j = 0; j < pending.size(); ++j) {
+        const size_t i = pending[j];
+        const auto& old = current[j];
+        TileMeta meta;
+        window::Bucket b;
+        b.index = buckets[i];
+        int64_t revision = 0;
+        std::string bound;
+        if (old && old->size() >= kVersionPrefixSize) {
+          revision = PrefixEventMicros(*old);
+          bound = old->substr(0, kVersionPrefixSize);
+          std::string_view tile;
+          ARROW_RETURN_NOT_OK(
+              SplitTile(std::string_view(*old).substr(kVersionPrefixSize), &meta, &tile));
+          ARROW_RETURN_NOT_OK(window::DecodeTile(tile, A, buckets[i], &b));
+        } else {
+          AppendVersionPrefix(0, std::nullopt, &bound);  // below every stored tile
+        }
+        ARROW_RETURN_NOT_OK(edit(i, &meta, &b));
+        KeyRepair r;
+        r.key = keys[i];
+        r.bound = std::move(bound);
+        if (b.size() == 0) {
+          if (!old) continue;  // nothing stored, nothing to store
+          is_delete.push_back(true);
+        } else {
+          b.index = buckets[i];
+          b.Finish(A);
+          meta.ops.push_back(op);
+          if (meta.ops.size() > kMaxOps) meta.ops.erase(meta.ops.begin());
+          AppendVersionPrefix(revision + 1, std::nullopt, &r.value);
+          AppendMeta(meta, &r.value);
+          window::EncodeTile(b, A, &r.value);
+          is_delete.push_back(false);
+        }
+        repairs.push_back(std::move(r));
+        sent.push_back(j);
+      }
+      if (repairs.empty()) break;
+      ARROW_RETURN_NOT_OK(store.Repair(repairs));
+      std::vector<std::string_view> ks;
+      for (const auto& r : repairs) ks.push_back(r.key);
+      std::vector<std::optional<std::string>> now;
+      ARROW_RETURN_NOT_OK(store.MultiGet(ks, &now));
+      std::vector<size_t> next;
+      std::vector<std::optional<std::string>> next_current;
+      for (size_t s = 0; s < repairs.size(); ++s) {
+        bool applied;
+        if (is_delete[s]) {
+          // Gone: removed (by this write or another). Present: rejected, or
+          // removed and written again since; editing the fresh copy again is
+          // harmless (removals are of whole ranges or old tiles).
+          applied = !now[s].has_value();
+        } else {
+          applied = false;
+          if (now[s] && now[s]->size() >= kVersionPrefixSize) {
+            TileMeta m;
+            std::string_view tile;
+            ARROW_RETURN_NOT_OK(
+                SplitTile(std::string_view(*now[s]).substr(kVersionPrefixSize), &m, &tile));
+            applied = std::find(m.ops.begin(), m.ops.end(), op) != m.ops.end();
+          }
+        }
+        if (applied) {
+          (is_delete[s] ? counts->deleted : counts->written) += 1;
+        } else {
+          next.push_back(pending[sent[s]]);
+          next_current.push_back(std::move(now[s]));
+        }
+      }
+      pending = std::move(next);
+      current = std::move(next_current);
+    }
+  }
+  return arrow::Status::OK();
+}
+
+// The rows of `data` by tile, for the view's spec.
+struct RowsByTile {
+  std::vector<std::string> keys;
+  std::vector<int64_t> buckets;
+  std::vector<std::vector<int64_t>> rows;
+  std::vector<int64_t> times;  // per row of the data
+  window::EventColumns events;
+};
+
+arrow::Result<RowsByTile> GroupRows(const registry::Definitions& defs,
+                                    const registry::FeatureView& view,
+                                    const window::WindowSpec& spec, const std::string& time_column,
+                                    const arrow::Table& data, bool id_columns) {
+  RowsByTile out;
+  const int64_t n = data.num_rows();
+  std::vector<std::shared_ptr<arrow::Array>> key_cols;
+  for (const auto& en : view.entities) {
+    const auto* e = defs.FindEntity(en);
+    if (!e) return UserError(ErrorKind::kObjectNotFound, "unknown entity '" + en + "'");
+    for (const auto& k : e->join_keys) {
+      auto c = data.GetColumnByName(k.name);
+      if (!c) {
+        return UserError(
+            ErrorKind::kSchemaMismatch,
+            "feature view '" + view.name + "': the rows have no join key column '" + k.name + "'");
+      }
+      key_cols.push_back(c->chunk(0));
+    }
+  }
+  auto tcol = data.GetColumnByName(time_column);
+  if (!tcol) {
+    return UserError(
+        ErrorKind::kSchemaMismatch,
+        "feature view '" + view.name + "': the rows have no time column '" + time_column + "'");
+  }
+  out.times.resize(static_cast<size_t>(n));
+  if (n > 0) retrieval::asof::TimesToMicros(*tcol->chunk(0)->data(), out.times.data());
+  ARROW_ASSIGN_OR_RAISE(out.events, window::ComputeEvents(spec, data, id_columns));
+  const std::string prefix = ViewKeyPrefix(view.name);
+  std::map<std::string, std::vector<int64_t>> by_tile;
+  std::map<std::string, int64_t> bucket_of;
+  for (int64_t r = 0; r < n; ++r) {
+    if (out.times[r] == retrieval::asof::kNullTime) continue;
+    std::string key = prefix;
+    bool ok = true;
+    for (const auto& c : key_cols) {
+      ARROW_ASSIGN_OR_RAISE(bool valid, AppendKeyFromArray(*c, r, &key));
+      ok = ok && valid;
+    }
+    if (!ok) continue;
+    int64_t b = window::BucketOf(out.times[r], spec.bucket_us);
+    std::string tk = TileKey(key, spec.fingerprint, b);
+    by_tile[tk].push_back(r);
+    bucket_of[tk] = b;
+  }
+  for (auto& [k, rows] : by_tile) {
+    out.keys.push_back(k);
+    out.buckets.push_back(bucket_of[k]);
+    out.rows.push_back(std::move(rows));
+  }
+  return out;
+}
+
+void AppendEvent(const RowsByTile& g, size_t A, int64_t r, window::Bucket* b) {
+  b->time.push_back(g.times[r]);
+  b->id.push_back(g.events.id[r]);
+  b->value.insert(b->value.end(), g.events.value.begin() + r * A,
+                  g.events.value.begin() + (r + 1) * A);
+  b->valid.insert(b->valid.end(), g.events.valid.begin() + r * A,
+                  g.events.valid.begin() + (r + 1) * A);
+}
+
+// Keeps the events of `b` for which keep(e) holds.
+template <typename Keep>
+void FilterEvents(size_t A, window::Bucket* b, Keep keep) {
+  window::Bucket kept;
+  kept.index = b->index;
+  for (size_t e = 0; e < b->size(); ++e) {
+    if (!keep(e)) continue;
+    kept.time.push_back(b->time[e]);
+    kept.id.push_back(b->id[e]);
+    kept.value.insert(kept.value.end(), b->value.begin() + e * A, b->value.begin() + (e + 1) * A);
+    kept.valid.insert(kept.valid.end(), b->valid.begin() + e * A, b->valid.begin() + (e + 1) * A);
+  }
+  *b = std::move(kept);
+}
+
 }  // namespace
+
+int64_t WindowGcHorizon(const window::WindowSpec& spec, const registry::Source* src,
+                        int64_t now_us) {
+  const int64_t lateness = src ? src->kafka.allowed_lateness_seconds * 1000000 : 0;
+  return now_us - spec.max_window_us - lateness;
+}
+
+arrow::Result<TileGcReport> CollectWindowTiles(OnlineStore& store,
+                                               const registry::FeatureView& view,
+                                               const registry::Source* src, int64_t now_us,
+                                               size_t max_deletes, bool stale_fingerprints) {
+  ARROW_ASSIGN_OR_RAISE(auto spec, window::CompileWindows(view));
+  const int64_t horizon = WindowGcHorizon(spec, src, now_us);
+  const std::string prefix = ViewKeyPrefix(view.name);
+  TileGcReport out;
+  std::vector<KeyRepair> doomed;
+  ARROW_RETURN_NOT_OK(
+      store.ScanVersions(prefix, [&](std::string_view key, std::string_view version) {
+        uint64_t fp;
+        int64_t bucket;
+        if (!ParseTileKey(key, prefix.size(), &fp, &bucket)) return;
+        ++out.tiles_scanned;
+        bool expired =
+            fp == spec.fingerprint ? (bucket + 1) * spec.bucket_us <= horizon : stale_fingerprints;
+        if (!expired) return;
+        if (doomed.size() >= max_deletes) {
+          out.more = true;
+          return;
+        }
+        // Removed only if unchanged since this scan (a late event written
+        // meanwhile keeps it until the next pass).
+        doomed.push_back({std::string(key), std::string(version), ""});
+      }));
+  for (size_t from = 0; from < doomed.size(); from += kTilesPerRound) {
+    size_t to = std::min(doomed.size(), from + kTilesPerRound);
+    ARROW_RETURN_NOT_OK(store.Repair(std::span<const KeyRepair>(doomed.data() + from, to - from)));
+  }
+  out.tiles_deleted = static_cast<int64_t>(doomed.size());
+  return out;
+}
 
 arrow::Status WriteWindowEvents(OnlineStore& store, const registry::Definitions& defs,
                                 const registry::FeatureView& view, const std::string& time_column,
@@ -42,97 +388,26 @@ arrow::Status WriteWindowEvents(OnlineStore& store, const registry::Definitions&
   ARROW_ASSIGN_OR_RAISE(auto spec, window::CompileWindows(view));
   const size_t A = spec.num_channels;
   ARROW_ASSIGN_OR_RAISE(auto data, input.CombineChunks());
-  const int64_t n = data->num_rows();
-  // Keys.
-  std::vector<std::shared_ptr<arrow::Array>> key_cols;
-  for (const auto& en : view.entities) {
-    const auto* e = defs.FindEntity(en);
-    if (!e) return UserError(ErrorKind::kObjectNotFound, "unknown entity '" + en + "'");
-    for (const auto& k : e->join_keys) {
-      auto c = data->GetColumnByName(k.name);
-      if (!c) {
-        return UserError(
-            ErrorKind::kSchemaMismatch,
-            "feature view '" + view.name + "': the rows have no join key column '" + k.name + "'");
-      }
-      key_cols.push_back(c->chunk(0));
-    }
-  }
-  auto tcol = data->GetColumnByName(time_column);
-  if (!tcol) {
-    return UserError(
-        ErrorKind::kSchemaMismatch,
-        "feature view '" + view.name + "': the rows have no time column '" + time_column + "'");
-  }
-  std::vector<int64_t> times(static_cast<size_t>(n));
-  if (n > 0) retrieval::asof::TimesToMicros(*tcol->chunk(0)->data(), times.data());
-  ARROW_ASSIGN_OR_RAISE(auto events, window::ComputeEvents(spec, *data, id_columns));
-  // Rows by tile.
-  const std::string prefix = ViewKeyPrefix(view.name);
-  std::map<std::string, std::vector<int64_t>> by_tile;
-  std::map<std::string, int64_t> bucket_of;
-  for (int64_t r = 0; r < n; ++r) {
-    if (times[r] == retrieval::asof::kNullTime) continue;
-    std::string key = prefix;
-    bool ok = true;
-    for (const auto& c : key_cols) {
-      ARROW_ASSIGN_OR_RAISE(bool valid, AppendKeyFromArray(*c, r, &key));
-      ok = ok && valid;
-    }
-    if (!ok) continue;
-    int64_t b = window::BucketOf(times[r], spec.bucket_us);
-    std::string tk = TileKey(key, spec.fingerprint, b);
-    by_tile[tk].push_back(r);
-    bucket_of[tk] = b;
-  }
-  if (by_tile.empty()) return arrow::Status::OK();
-  std::vector<std::string_view> keys;
-  for (const auto& [k, rows] : by_tile) keys.push_back(k);
-  std::vector<std::optional<std::string>> stored;
-  ARROW_RETURN_NOT_OK(store.MultiGet(keys, &stored));
-  std::vector<KeyValue> writes;
-  size_t i = 0;
-  for (const auto& [k, rows] : by_tile) {
-    const auto& old = stored[i++];
-    window::Bucket b;
-    int64_t revision = 0;
-    if (old && old->size() >= kVersionPrefixSize) {
-      revision = PrefixEventMicros(*old);
-      ARROW_RETURN_NOT_OK(window::DecodeTile(std::string_view(*old).substr(kVersionPrefixSize), A,
-                                             bucket_of[k], &b));
-    }
-    if (replace) {
-      // Keep stored events outside the range, and stream events (deduplicated by Finish).
-      window::Bucket kept;
-      kept.index = b.index;
-      for (size_t e = 0; e < b.size(); ++e) {
-        bool in_range = b.time[e] >= replace->first && b.time[e] <= replace->second;
-        if (in_range && b.id[e] == 0) continue;
-        kept.time.push_back(b.time[e]);
-        kept.id.push_back(b.id[e]);
-        kept.value.insert(kept.value.end(), b.value.begin() + e * A, b.value.begin() + (e + 1) * A);
-        kept.valid.insert(kept.valid.end(), b.valid.begin() + e * A, b.valid.begin() + (e + 1) * A);
-      }
-      b = std::move(kept);
-    }
-    b.index = bucket_of[k];
-    for (int64_t r : rows) {
-      if (replace && (times[r] < replace->first || times[r] > replace->second)) continue;
-      b.time.push_back(times[r]);
-      b.id.push_back(events.id[r]);
-      b.value.insert(b.value.end(), events.value.begin() + r * A,
-                     events.value.begin() + (r + 1) * A);
-      b.valid.insert(b.valid.end(), events.valid.begin() + r * A,
-                     events.valid.begin() + (r + 1) * A);
-    }
-    b.Finish(A);
-    KeyValue kv;
-    kv.key = k;
-    AppendVersionPrefix(revision + 1, std::nullopt, &kv.value);
-    window::EncodeTile(b, A, &kv.value);
-    writes.push_back(std::move(kv));
-  }
-  return store.Write(writes, WriteOptions{});
+  ARROW_ASSIGN_OR_RAISE(auto g, GroupRows(defs, view, spec, time_column, *data, id_columns));
+  if (g.keys.empty()) return arrow::Status::OK();
+  TileCounts counts;
+  return UpdateTiles(
+      store, A, g.keys, g.buckets,
+      [&](size_t i, TileMeta*, window::Bucket* b) {
+        if (replace) {
+          // Keep stored events outside the range, and stream events (deduplicated by Finish).
+          FilterEvents(A, b, [&](size_t e) {
+            bool in_range = b->time[e] >= replace->first && b->time[e] <= replace->second;
+            return !in_range || b->id[e] != 0;
+          });
+        }
+        for (int64_t r : g.rows[i]) {
+          if (replace && (g.times[r] < replace->first || g.times[r] > replace->second)) continue;
+          AppendEvent(g, A, r, b);
+        }
+        return arrow::Status::OK();
+      },
+      &counts);
 }
 
 arrow::Status ReadWindowValues(OnlineStore& store, const registry::FeatureView& view,
@@ -165,9 +440,12 @@ arrow::Status ReadWindowValues(OnlineStore& store, const registry::FeatureView& 
     for (size_t j = 0; j < per_key; ++j, ++at) {
       const auto& v = got[at];
       if (!v || v->size() < kVersionPrefixSize) continue;
+      TileMeta meta;
+      std::string_view tile;
+      ARROW_RETURN_NOT_OK(SplitTile(std::string_view(*v).substr(kVersionPrefixSize), &meta, &tile));
       buckets.emplace_back();
-      ARROW_RETURN_NOT_OK(window::DecodeTile(std::string_view(*v).substr(kVersionPrefixSize), A,
-                                             first + static_cast<int64_t>(j), &buckets.back()));
+      ARROW_RETURN_NOT_OK(
+          window::DecodeTile(tile, A, first + static_cast<int64_t>(j), &buckets.back()));
     }
     refs.clear();
     for (const auto& b : buckets) refs.push_back(b.Ref());
@@ -193,45 +471,266 @@ arrow::Status ReadWindowValues(OnlineStore& store, const registry::FeatureView& 
   return arrow::Status::OK();
 }
 
-arrow::Result<int64_t> MaterializeWindowView(const repo::FeatureRepository& repo,
-                                             OnlineStore& store, const registry::Definitions& defs,
-                                             const registry::FeatureView& view,
-                                             const registry::Source& src,
-                                             std::optional<int64_t> start_us, int64_t end_us) {
+namespace {
+
+// A data file's identity in a snapshot: its path and deletion vector (a DELETE
+// with deletion vectors removes and re-adds the same path with a new one).
+std::string FileId(const delta::AddFile& f) {
+  return f.deletion_vector ? f.path + "#" + f.deletion_vector->path_or_inline_dv : f.path;
+}
+
+// Rows of the source, columns renamed by field_mapping, with their origin.
+struct SourceRows {
+  std::vector<std::shared_ptr<arrow::Table>> tables;
+  std::vector<int64_t> tags;  // per table: index of the new file, or -1 (an old file)
+};
+
+}  // namespace
+
+arrow::Result<WindowMaterialization> MaterializeWindowView(
+    const repo::FeatureRepository& repo, OnlineStore& store, const registry::Definitions& defs,
+    const registry::FeatureView& view, const registry::Source& src, std::optional<int64_t> start_us,
+    int64_t end_us, std::optional<std::pair<int64_t, int64_t>> since, int64_t gc_now_us) {
+  WindowMaterialization out;
   const std::string ts =
       src.timestamp_field.empty() ? repo.config().default_timestamp_field : src.timestamp_field;
+  ARROW_ASSIGN_OR_RAISE(auto spec, window::CompileWindows(view));
+  const size_t A = spec.num_channels;
+  out.fingerprint = spec.fingerprint;
   ARROW_ASSIGN_OR_RAISE(auto table, delta::DeltaTable::ForPath(repo.TableUri(src.path)));
   auto latest = table->Latest();
   if (!latest.ok()) {
-    if (HasErrorKind(latest.status(), ErrorKind::kTableNotFound)) return 0;
+    if (HasErrorKind(latest.status(), ErrorKind::kTableNotFound)) return out;
     return latest.status();
   }
+  std::shared_ptr<const delta::Snapshot> snap = *latest;
+  out.to_version = snap->version();
+  out.files_total = static_cast<int64_t>(snap->files().size());
   auto stored_name = [&](const std::string& mapped) {
     for (const auto& [from, to] : src.field_mapping) {
       if (to == mapped) return from;
     }
     return mapped;
   };
-  delta::ReadOptions ro;
-  ro.version = (*latest)->version();
-  std::string tsq = "`" + stored_name(ts) + "`";
-  ro.filter = tsq + " <= TIMESTAMP '" + FormatRfc3339Micros(end_us) + "'";
-  if (start_us)
-    ro.filter += " AND " + tsq + " >= TIMESTAMP '" + FormatRfc3339Micros(*start_us) + "'";
-  ARROW_ASSIGN_OR_RAISE(auto rows, table->Read(**latest, ro));
-  // Views use mapped names.
-  arrow::FieldVector fields;
-  for (const auto& f : rows->schema()->fields()) {
-    auto m = src.field_mapping.find(f->name());
-    fields.push_back(f->WithName(m == src.field_mapping.end() ? f->name() : m->second));
+  const int64_t lo = start_us.value_or(INT64_MIN);
+  const int64_t hi = end_us;
+  auto time_filter = [&](int64_t from, int64_t to) {
+    std::string tsq = "`" + stored_name(ts) + "`";
+    std::string f = tsq + " <= TIMESTAMP '" + FormatRfc3339Micros(to) + "'";
+    if (from != INT64_MIN) f += " AND " + tsq + " >= TIMESTAMP '" + FormatRfc3339Micros(from) + "'";
+    return f;
+  };
+  auto rename = [&](std::shared_ptr<arrow::Table> rows) {
+    arrow::FieldVector fields;
+    for (const auto& f : rows->schema()->fields()) {
+      auto m = src.field_mapping.find(f->name());
+      fields.push_back(f->WithName(m == src.field_mapping.end() ? f->name() : m->second));
+    }
+    return arrow::Table::Make(arrow::schema(fields), rows->columns(), rows->num_rows());
+  };
+  const bool kafka = src.type == registry::SourceType::kKafka;
+  auto has_ids = [&](const arrow::Schema& s) {
+    return kafka && s.GetFieldIndex("_kafka_partition") >= 0 &&
+           s.GetFieldIndex("_kafka_offset") >= 0;
+  };
+
+  // Incremental: only what was committed since the watermark, when the source
+  // only grew (appends) since then.
+  std::set<std::string> old_ids;
+  std::vector<delta::AddFile> new_files;
+  bool incremental = false;
+  if (since && src.type == registry::SourceType::kPush) {
+    out.note = "push source: pushed rows reach the tiles by push, so its range is rebuilt";
+  } else if (since && since->first > snap->version()) {
+    out.note = "the source is older than the last run's version: rebuilt";
+    out.rebuilt = true;
+  } else if (since) {
+    auto old = table->AtVersion(since->first);
+    if (!old.ok()) {
+      out.note = "version " + std::to_string(since->first) +
+                 " of the source is no longer readable: rebuilt";
+      out.rebuilt = true;
+    } else {
+      for (const auto& f : (*old)->files()) old_ids.insert(FileId(f));
+      std::set<std::string> now_ids;
+      for (const auto& f : snap->files()) {
+        now_ids.insert(FileId(f));
+        if (!old_ids.count(FileId(f))) new_files.push_back(f);
+      }
+      size_t removed = 0;
+      for (const auto& id : old_ids) removed += !now_ids.count(id);
+      if (removed > 0) {
+        out.note = std::to_string(removed) + " data file(s) removed since version " +
+                   std::to_string(since->first) +
+                   " (delete, update, merge, overwrite or optimize): the view was rebuilt";
+        out.rebuilt = true;
+        new_files.clear();
+      } else {
+        incremental = true;
+      }
+    }
   }
-  rows = arrow::Table::Make(arrow::schema(fields), rows->columns(), rows->num_rows());
-  const bool ids = src.type == registry::SourceType::kKafka &&
-                   rows->schema()->GetFieldIndex("_kafka_partition") >= 0 &&
-                   rows->schema()->GetFieldIndex("_kafka_offset") >= 0;
-  ARROW_RETURN_NOT_OK(WriteWindowEvents(store, defs, view, ts, *rows, ids,
-                                        std::make_pair(start_us.value_or(INT64_MIN), end_us)));
-  return rows->num_rows();
+  out.incremental = incremental;
+  if (incremental) {
+    out.from_version = since->first;
+    const int64_t since_end = since->second;
+    // Nothing committed and the range end not moved: nothing to do.
+    SourceRows got;
+    std::vector<int> all_fields(static_cast<size_t>(snap->schema()->num_fields()));
+    std::iota(all_fields.begin(), all_fields.end(), 0);
+    auto bind = [&](const std::string& f) -> arrow::Result<arrow::compute::Expression> {
+      ARROW_ASSIGN_OR_RAISE(auto e, ParseExpression(f, *snap->schema()));
+      return e.Bind(*snap->schema());
+    };
+    std::optional<arrow::compute::Expression> tf;
+    auto tstype = snap->schema()->GetFieldByName(stored_name(ts));
+    if (!tstype) {
+      return UserError(
+          ErrorKind::kSchemaMismatch,
+          "source '" + src.name + "' has no timestamp column '" + stored_name(ts) + "'");
+    }
+    for (size_t i = 0; i < new_files.size(); ++i) {
+      if (!tf) {
+        ARROW_ASSIGN_OR_RAISE(auto e, bind(time_filter(lo, hi)));
+        tf = e;
+      }
+      ARROW_ASSIGN_OR_RAISE(
+          auto t, delta::ReadFiles(*table->filesystem(), *snap, {new_files[i]}, all_fields, tf));
+      got.tables.push_back(rename(t));
+      got.tags.push_back(static_cast<int64_t>(i));
+      ++out.files_read;
+    }
+    // Rows of older files after the last run's end (statistics skip most files).
+    if (since_end < hi) {
+      const int64_t from = std::max(lo, since_end == INT64_MAX ? since_end : since_end + 1);
+      ARROW_ASSIGN_OR_RAISE(auto e, bind(time_filter(from, hi)));
+      ARROW_ASSIGN_OR_RAISE(auto plan, delta::PlanFiles(*snap, e));
+      std::vector<delta::AddFile> olds;
+      for (const auto& f : plan.files) {
+        if (old_ids.count(FileId(f))) olds.push_back(f);
+      }
+      if (!olds.empty()) {
+        ARROW_ASSIGN_OR_RAISE(auto t,
+                              delta::ReadFiles(*table->filesystem(), *snap, olds, all_fields, e));
+        got.tables.push_back(rename(t));
+        got.tags.push_back(-1);
+        out.files_read += static_cast<int64_t>(olds.size());
+      }
+    }
+    std::shared_ptr<arrow::Table> rows;
+    std::vector<int64_t> tag_of_row;
+    if (!got.tables.empty()) {
+      for (size_t i = 0; i < got.tables.size(); ++i)
+        tag_of_row.insert(tag_of_row.end(), static_cast<size_t>(got.tables[i]->num_rows()),
+                          got.tags[i]);
+      ARROW_ASSIGN_OR_RAISE(rows, arrow::ConcatenateTables(got.tables));
+      ARROW_ASSIGN_OR_RAISE(rows, rows->CombineChunks());
+      out.rows_read = rows->num_rows();
+    }
+    if (rows && rows->num_rows() > 0) {
+      ARROW_ASSIGN_OR_RAISE(auto g,
+                            GroupRows(defs, view, spec, ts, *rows, has_ids(*rows->schema())));
+      // A tile written by an earlier run that stopped before recording its
+      // watermark (its header names a version after `since`) already holds
+      // that run's rows: those of the files of its version, up to its end.
+      std::map<int64_t, std::set<std::string>> files_at;
+      auto files_of = [&](int64_t v) -> arrow::Result<const std::set<std::string>*> {
+        auto it = files_at.find(v);
+        if (it == files_at.end()) {
+          std::set<std::string> ids;
+          auto s = table->AtVersion(v);
+          if (s.ok()) {
+            for (const auto& f : (*s)->files()) ids.insert(FileId(f));
+          }
+          it = files_at.emplace(v, std::move(ids)).first;
+        }
+        return &it->second;
+      };
+      TileCounts counts;
+      ARROW_RETURN_NOT_OK(UpdateTiles(
+          store, A, g.keys, g.buckets,
+          [&](size_t i, TileMeta* meta, window::Bucket* b) -> arrow::Status {
+            const bool earlier_run =
+                meta->version > since->first && meta->version <= snap->version();
+            const std::set<std::string>* had = nullptr;
+            if (earlier_run) {
+              ARROW_ASSIGN_OR_RAISE(had, files_of(meta->version));
+            }
+            for (int64_t r : g.rows[i]) {
+              if (earlier_run && g.times[r] >= meta->start_us && g.times[r] <= meta->end_us) {
+                int64_t tag = tag_of_row[r];
+                if (tag < 0 || had->count(FileId(new_files[tag]))) continue;
+              }
+              AppendEvent(g, A, r, b);
+            }
+            meta->version = snap->version();
+            meta->start_us = lo;
+            meta->end_us = hi;
+            return arrow::Status::OK();
+          },
+          &counts));
+      out.tiles_written = counts.written;
+      out.tile_retries = counts.retries;
+    }
+  } else {
+    // Full: the range's tiles rebuilt from the source's rows, also those
+    // stored tiles of the range that no longer have any (rows deleted).
+    delta::ReadOptions ro;
+    ro.version = snap->version();
+    ro.filter = time_filter(lo, hi);
+    ARROW_ASSIGN_OR_RAISE(auto rows, table->Read(*snap, ro));
+    rows = rename(rows);
+    ARROW_ASSIGN_OR_RAISE(rows, rows->CombineChunks());
+    out.rows_read = rows->num_rows();
+    out.files_read = static_cast<int64_t>(snap->files().size());
+    ARROW_ASSIGN_OR_RAISE(auto g, GroupRows(defs, view, spec, ts, *rows, has_ids(*rows->schema())));
+    {
+      std::set<std::string> have(g.keys.begin(), g.keys.end());
+      const std::string prefix = ViewKeyPrefix(view.name);
+      const int64_t first = lo == INT64_MIN ? INT64_MIN : window::BucketOf(lo, spec.bucket_us);
+      const int64_t last = window::BucketOf(hi, spec.bucket_us);
+      ARROW_RETURN_NOT_OK(store.ScanVersions(prefix, [&](std::string_view key, std::string_view) {
+        uint64_t fp;
+        int64_t bucket;
+        if (!ParseTileKey(key, prefix.size(), &fp, &bucket)) return;
+        if (fp != spec.fingerprint || bucket < first || bucket > last) return;
+        std::string k(key);
+        if (have.insert(k).second) {
+          g.keys.push_back(std::move(k));
+          g.buckets.push_back(bucket);
+          g.rows.emplace_back();
+        }
+      }));
+    }
+    TileCounts counts;
+    ARROW_RETURN_NOT_OK(UpdateTiles(
+        store, A, g.keys, g.buckets,
+        [&](size_t i, TileMeta* meta, window::Bucket* b) {
+          // Stored events of the range are replaced by the source's rows,
+          // except stream events (nonzero id), kept and deduplicated by Finish.
+          FilterEvents(A, b, [&](size_t e) {
+            bool in_range = b->time[e] >= lo && b->time[e] <= hi;
+            return !in_range || b->id[e] != 0;
+          });
+          for (int64_t r : g.rows[i]) {
+            if (g.times[r] < lo || g.times[r] > hi) continue;
+            AppendEvent(g, A, r, b);
+          }
+          meta->version = snap->version();
+          meta->start_us = lo;
+          meta->end_us = hi;
+          return arrow::Status::OK();
+        },
+        &counts));
+    out.tiles_written = counts.written;
+    out.tiles_deleted = counts.deleted;
+    out.tile_retries = counts.retries;
+  }
+  // Tiles no read at or after now can reach (docs/windows.md, "Tile GC").
+  ARROW_ASSIGN_OR_RAISE(auto gc, CollectWindowTiles(store, view, &src, gc_now_us,
+                                                    std::numeric_limits<size_t>::max(), true));
+  out.tiles_collected = gc.tiles_deleted;
+  return out;
 }
 
 arrow::Result<int64_t> WriteStreamedWindowRows(const repo::FeatureRepository& repo,
@@ -261,6 +760,23 @@ arrow::Result<int64_t> WriteStreamedWindowRows(const repo::FeatureRepository& re
     ++written;
   }
   return written;
+}
+
+arrow::Result<int64_t> CollectSourceWindowTiles(const registry::RegistryState& state,
+                                                OnlineStore* store, const std::string& source,
+                                                int64_t now_us, size_t max_deletes) {
+  const registry::Source* src = state.defs.FindSource(source);
+  if (!src) return UserError(ErrorKind::kObjectNotFound, "unknown source '" + source + "'");
+  int64_t deleted = 0;
+  for (const auto& v : state.defs.feature_views) {
+    if (v.source != src->name || !v.online || v.aggregations.empty() || !store) continue;
+    if (static_cast<size_t>(deleted) >= max_deletes) break;
+    ARROW_ASSIGN_OR_RAISE(auto gc,
+                          CollectWindowTiles(*store, v, src, now_us,
+                                             max_deletes - static_cast<size_t>(deleted), false));
+    deleted += gc.tiles_deleted;
+  }
+  return deleted;
 }
 
 }  // namespace stratalake::online

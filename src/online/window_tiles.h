@@ -9,10 +9,16 @@
 //        (1, 2, ...: every rewrite reads the tile and writes revision + 1, so
 //        "newer wins" keeps the latest rewrite), then EncodeTile's bytes.
 //
-// Thread-safety: a tile is read, changed and written back; two processes
-// writing the same view at once (a stream and a materialize) may lose one
-// side's change to a tile; run materialize for a window view while its stream
-// is stopped, or run it again afterwards.
+//        Since the incremental materialize: 'H', the source version and range
+//        (start, end) of the materialize run that last folded source rows into the
+//        tile, and the ids of the tile's last 16 writes; then EncodeTile's
+//        bytes. (Tiles without the header start with 'W'.)
+//
+// Concurrency: every tile update is a compare-and-set (OnlineStore::Repair
+// with the version prefix read as bound), retried on a fresh copy when another
+// writer changed the tile in between; a writer tells whether its write landed
+// by its id in the header. A stream, materialize and push may write one view
+// at the same time without losing events (docs/windows.md).
 #pragma once
 
 #include <cstdint>
@@ -52,13 +58,53 @@ arrow::Status ReadWindowValues(OnlineStore& store, const registry::FeatureView& 
                                const Layout& layout, std::span<const std::string> keys,
                                int64_t now_us, std::optional<std::string>* values);
 
-/// materialize for a window view: reads the source rows of [start_us, end_us]
-/// and rebuilds the tiles they fall in (WriteWindowEvents with replace).
-/// Returns the rows read.
-arrow::Result<int64_t> MaterializeWindowView(const repo::FeatureRepository& repo,
-                                             OnlineStore& store, const registry::Definitions& defs,
-                                             const registry::FeatureView& view,
-                                             const registry::Source& src,
-                                             std::optional<int64_t> start_us, int64_t end_us);
+struct WindowMaterialization {
+  uint64_t fingerprint = 0;   // the view's tile format (WindowSpec::fingerprint)
+  int64_t from_version = -1;  // incremental: the watermark's source version
+  int64_t to_version = -1;    // the source version read (-1: no table)
+  bool incremental = false;   // only files added since from_version were read
+  bool rebuilt = false;       // files were removed since the watermark: the view was rebuilt
+  std::string note;           // why a run asked to be incremental was not
+  int64_t files_read = 0, files_total = 0, rows_read = 0;
+  int64_t tiles_written = 0, tiles_deleted = 0;  // deleted: emptied by the rebuild
+  int64_t tile_retries = 0;     // tile writes redone because another writer changed the tile
+  int64_t tiles_collected = 0;  // removed by GC (CollectWindowTiles)
+};
+
+/// materialize for a window view. Without `since`: reads the source rows of
+/// [start_us, end_us] and rebuilds the tiles of that range (a stored tile's
+/// events of the range are replaced by the source's rows, except stream
+/// events; tiles left empty are removed). With `since` = the watermark's
+/// (source version, range end): when the source only grew since that version
+/// (no file removed), reads only the files added since then (rows up to
+/// end_us) and the older files' rows after the old end, and folds them into
+/// their tiles; otherwise rebuilds the whole range and says so (`rebuilt`,
+/// `note`). Push sources are always rebuilt (pushed rows are in the tiles
+/// already). Then collects expired tiles (CollectWindowTiles at gc_now_us).
+arrow::Result<WindowMaterialization> MaterializeWindowView(
+    const repo::FeatureRepository& repo, OnlineStore& store, const registry::Definitions& defs,
+    const registry::FeatureView& view, const registry::Source& src, std::optional<int64_t> start_us,
+    int64_t end_us, std::optional<std::pair<int64_t, int64_t>> since, int64_t gc_now_us);
+
+/// Tile GC: the time before which no tile is needed at `now_us` or later:
+/// now - the view's longest window - the source's allowed lateness. A tile
+/// whose bucket ends at or before it (bucket end = (index + 1) * bucket size)
+/// holds only events outside every window of every read at now or later.
+int64_t WindowGcHorizon(const retrieval::window::WindowSpec& spec, const registry::Source* src,
+                        int64_t now_us);
+
+struct TileGcReport {
+  int64_t tiles_scanned = 0, tiles_deleted = 0;
+  bool more = false;  // max_deletes reached: more expired tiles remain
+};
+
+/// Removes the view's tiles that end at or before WindowGcHorizon (and, with
+/// `stale_fingerprints`, every tile of another fingerprint: a changed
+/// definition's, never read again), at most `max_deletes` of them, each only
+/// if unchanged since the scan (a late event written meanwhile keeps it).
+arrow::Result<TileGcReport> CollectWindowTiles(OnlineStore& store,
+                                               const registry::FeatureView& view,
+                                               const registry::Source* src, int64_t now_us,
+                                               size_t max_deletes, bool stale_fingerprints);
 
 }  // namespace stratalake::online

@@ -1124,6 +1124,16 @@ arrow::Result<StreamStats> RunStream(const repo::FeatureRepository& repo,
   auto stopping = [&] { return options.stop && options.stop->load(); };
   int64_t last_commit = clock->NowMillis();
   int64_t last_status = last_commit;
+  constexpr int64_t kTileGcIntervalMs = 60000;
+  constexpr size_t kTileGcMaxDeletes = 10000;
+  int64_t last_tile_gc = last_commit;
+  bool has_window_views = false;
+  for (const auto* s : sources) {
+    for (const auto& v : state.defs.feature_views) {
+      has_window_views =
+          has_window_views || (store && v.source == s->name && v.online && !v.aggregations.empty());
+    }
+  }
   double commit_seconds = 0;
   auto commit_all = [&]() -> arrow::Status {
     for (auto& s : streams) ARROW_RETURN_NOT_OK(s->Commit());
@@ -1140,6 +1150,16 @@ arrow::Result<StreamStats> RunStream(const repo::FeatureRepository& repo,
     int64_t now = clock->NowMillis();
     if (pending >= options.max_batch_rows || now - last_commit >= options.commit_interval_ms) {
       ARROW_RETURN_NOT_OK(commit_all());
+    }
+    // Tile GC for the window views (docs/windows.md): once a minute, a bounded
+    // number of expired tiles per pass.
+    if (has_window_views && now - last_tile_gc >= kTileGcIntervalMs) {
+      for (const auto* s : sources) {
+        ARROW_RETURN_NOT_OK(
+            online::CollectSourceWindowTiles(state, store, s->name, now * 1000, kTileGcMaxDeletes)
+                .status());
+      }
+      last_tile_gc = now;
     }
     if (options.stop_at_end) {
       bool all = true;
