@@ -80,8 +80,48 @@ struct Partial {
   double last = 0;
   /// `moments` = false leaves mean and m2 alone (no channel's stddev needs
   /// them): cheaper, and the same choice online and offline (WindowSpec).
-  void Fold(double x, bool moments = true);
-  void Merge(const Partial& p, bool moments = true);
+  void Fold(double x, bool moments = true) { moments ? FoldT<true>(x) : FoldT<false>(x); }
+  void Merge(const Partial& p, bool moments = true) {
+    moments ? MergeT<true>(p) : MergeT<false>(p);
+  }
+  // The same operations with `moments` fixed at compile time (the evaluator's hot loop).
+  template <bool kMoments>
+  void FoldT(double x) {
+    if (n == 0) {
+      min = max = x;
+    } else {
+      min = x < min ? x : min;  // std::min(min, x)
+      max = max < x ? x : max;  // std::max(max, x)
+    }
+    ++n;
+    sum += x;
+    last = x;
+    if constexpr (kMoments) {
+      double delta = x - mean;
+      mean += delta / static_cast<double>(n);
+      m2 += delta * (x - mean);
+    }
+  }
+  template <bool kMoments>
+  void MergeT(const Partial& p) {
+    if (p.n == 0) return;
+    if (n == 0) {
+      *this = p;
+      return;
+    }
+    if constexpr (kMoments) {
+      const double na = static_cast<double>(n), nb = static_cast<double>(p.n);
+      const double nab = na + nb;
+      const double delta = p.mean - mean;
+      mean += delta * nb / nab;
+      m2 += p.m2 + delta * delta * na * nb / nab;
+    }
+    sum += p.sum;
+    min = p.min < min ? p.min : min;  // std::min(min, p.min)
+    max = max < p.max ? p.max : max;  // std::max(max, p.max)
+    n += p.n;
+    last = p.last;
+  }
 };
 
 /// A bucket as the evaluator reads it: its events (canonical order) and, for
@@ -141,6 +181,41 @@ arrow::Result<std::vector<std::unique_ptr<arrow::ArrayBuilder>>> MakeBuilders(
 arrow::Status Evaluate(const WindowSpec& spec, const BucketRef* buckets, size_t num_buckets,
                        int64_t t, std::vector<std::unique_ptr<arrow::ArrayBuilder>>* builders);
 
+/// The evaluator without Arrow builders, for many rows (the offline join): Run
+/// computes every aggregation at time t exactly as Evaluate does (the same
+/// operations in the same order), and the results are read per aggregation.
+/// Holds its scratch space; one per thread.
+class RowEvaluator {
+ public:
+  explicit RowEvaluator(const WindowSpec& spec);
+
+  /// Evaluates every aggregation at time `t` over `buckets` (as Evaluate).
+  void Run(const BucketRef* buckets, size_t num_buckets, int64_t t);
+
+  /// After Run: aggregation `a`'s value as a double (sum, mean, min, max,
+  /// stddev, last, percentile; false = null), as an int64 (count,
+  /// count_distinct), or its list (last_k, newest first, into `out`).
+  bool Double(size_t a, double* out) const;
+  int64_t Int(size_t a) const;
+  void List(size_t a, std::vector<double>* out) const;
+
+ private:
+  struct Pass {
+    int64_t window_us = 0;
+    std::vector<size_t> p_moments, p_plain, v;  // channels per kind of work
+    std::vector<Partial> p;                     // per channel
+    std::vector<std::vector<double>> values;    // per channel
+  };
+  template <bool kAnyValues>
+  void RunPass(Pass* pass, const BucketRef* buckets, size_t num_buckets, int64_t t);
+
+  const WindowSpec& spec_;
+  std::vector<Pass> passes_;
+  std::vector<size_t> pass_of_;  // per aggregation
+  mutable std::vector<double> sorted_;
+  mutable std::vector<uint64_t> bits_;
+};
+
 /// Events of a batch of source rows: the value and validity of every
 /// channel (filters evaluated), ready to be put into buckets. `data` has the spec's columns by name
 /// (and, when `id_columns`, the kafka partition and offset columns).
@@ -161,5 +236,12 @@ arrow::Result<EventColumns> ComputeEvents(const WindowSpec& spec, const arrow::T
 arrow::Result<std::unique_ptr<AsOfJoin>> MakeWindowJoin(AsOfSpec spec, WindowSpec windows,
                                                         std::shared_ptr<arrow::Schema> right_schema,
                                                         bool id_columns);
+/// The same, within `options.memory_budget_bytes` (window_join.cc: events
+/// beyond half the budget are hash-partitioned by key into spill files under
+/// `options.spill_dir` and evaluated partition by partition, with the same
+/// values as in memory) on `options.num_threads` threads.
+arrow::Result<std::unique_ptr<AsOfJoin>> MakeWindowJoin(AsOfSpec spec, WindowSpec windows,
+                                                        std::shared_ptr<arrow::Schema> right_schema,
+                                                        bool id_columns, AsOfOptions options);
 
 }  // namespace stratalake::retrieval::window
