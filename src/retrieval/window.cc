@@ -295,55 +295,104 @@ RowEvaluator::RowEvaluator(const WindowSpec& spec) : spec_(spec) {
       if (need_p[i][c]) (spec.channel_moments[c] ? pass.p_moments : pass.p_plain).push_back(c);
       if (need_v[i][c]) pass.v.push_back(c);
     }
-    pass.p.assign(C, Partial{});
-    pass.values.resize(C);
+    for (int slot = 0; slot < 2; ++slot) {
+      pass.p[slot].assign(C, Partial{});
+      pass.values[slot].resize(C);
+    }
   }
 }
 
-template <bool kAnyValues>
-void RowEvaluator::RunPass(Pass* pass, const BucketRef* buckets, size_t num_buckets, int64_t t) {
-  const size_t C = spec_.num_channels;
-  const int64_t lo = t - pass->window_us;  // excluded
-  const int64_t k_lo = BucketOf(lo + 1, spec_.bucket_us);
-  const int64_t k_hi = BucketOf(t, spec_.bucket_us);
-  Partial* p = pass->p.data();
-  for (size_t c = 0; c < C; ++c) p[c] = Partial{};
-  if constexpr (kAnyValues) {
-    for (auto& v : pass->values) v.clear();
+namespace {
+
+// One row's walk through one pass's buckets (RowEvaluator::RunPass without values).
+struct Walk {
+  const BucketRef* b;  // next bucket
+  const BucketRef* end;
+  int64_t lo, t, k_lo, k_hi;
+  Partial* p;
+};
+
+Walk StartWalk(const BucketRef* buckets, size_t num_buckets, int64_t t, int64_t window_us,
+               int64_t bucket_us, Partial* p) {
+  Walk w;
+  w.lo = t - window_us;  // excluded
+  w.t = t;
+  w.k_lo = BucketOf(w.lo + 1, bucket_us);
+  w.k_hi = BucketOf(t, bucket_us);
+  w.p = p;
+  auto by_index = [](const BucketRef& b, int64_t k) { return b.index < k; };
+  w.b = std::lower_bound(buckets, buckets + num_buckets, w.k_lo, by_index);
+  w.end = buckets + num_buckets;
+  return w;
+}
+
+// Whether the walk has a bucket left in the window.
+inline bool More(const Walk& w) { return w.b != w.end && w.b->index <= w.k_hi; }
+
+// One bucket of a walk: merged partials, or its events (those in the window) folded.
+[[gnu::always_inline]] inline void Step(Walk* w, size_t C, const size_t* pm, size_t npm,
+                                        const size_t* pp, size_t npp) {
+  const BucketRef& b = *w->b++;
+  Partial* p = w->p;
+  const bool edge = b.index == w->k_lo || b.index == w->k_hi;
+  if (!edge && b.partial) {
+    for (size_t j = 0; j < npm; ++j) p[pm[j]].MergeT<true>(b.partial[pm[j]]);
+    for (size_t j = 0; j < npp; ++j) p[pp[j]].MergeT<false>(b.partial[pp[j]]);
+    return;
   }
+  for (size_t e = 0; e < b.n; ++e) {
+    // Inner buckets lie wholly in the window; only the edges are cut.
+    if (edge && (b.time[e] <= w->lo || b.time[e] > w->t)) continue;
+    const double* x = b.value + e * C;
+    const uint8_t* ok = b.valid + e * C;
+    for (size_t j = 0; j < npm; ++j) {
+      if (ok[pm[j]]) p[pm[j]].FoldT<true>(x[pm[j]]);
+    }
+    for (size_t j = 0; j < npp; ++j) {
+      if (ok[pp[j]]) p[pp[j]].FoldT<false>(x[pp[j]]);
+    }
+  }
+}
+
+}  // namespace
+
+template <bool kAnyValues>
+void RowEvaluator::RunPass(Pass* pass, int slot, const BucketRef* buckets, size_t num_buckets,
+                           int64_t t) {
+  const size_t C = spec_.num_channels;
+  Partial* p = pass->p[slot].data();
+  for (size_t c = 0; c < C; ++c) p[c] = Partial{};
   const size_t* pm = pass->p_moments.data();
   const size_t* pp = pass->p_plain.data();
   const size_t npm = pass->p_moments.size(), npp = pass->p_plain.size();
-  // First bucket at or after k_lo.
-  size_t i = static_cast<size_t>(
-      std::lower_bound(buckets, buckets + num_buckets, k_lo,
-                       [](const BucketRef& b, int64_t k) { return b.index < k; }) -
-      buckets);
-  for (; i < num_buckets && buckets[i].index <= k_hi; ++i) {
-    const BucketRef& b = buckets[i];
-    const bool edge = b.index == k_lo || b.index == k_hi;
-    const bool merge = !edge && b.partial;
-    if (merge) {
-      for (size_t j = 0; j < npm; ++j) p[pm[j]].MergeT<true>(b.partial[pm[j]]);
-      for (size_t j = 0; j < npp; ++j) p[pp[j]].MergeT<false>(b.partial[pp[j]]);
-      if constexpr (!kAnyValues) continue;
-    }
-    for (size_t e = 0; e < b.n; ++e) {
-      // Inner buckets lie wholly in the window; only the edges are cut.
-      if (edge && (b.time[e] <= lo || b.time[e] > t)) continue;
-      const double* x = b.value + e * C;
-      const uint8_t* ok = b.valid + e * C;
-      if (!merge) {
-        for (size_t j = 0; j < npm; ++j) {
-          if (ok[pm[j]]) p[pm[j]].FoldT<true>(x[pm[j]]);
-        }
-        for (size_t j = 0; j < npp; ++j) {
-          if (ok[pp[j]]) p[pp[j]].FoldT<false>(x[pp[j]]);
-        }
+  Walk w = StartWalk(buckets, num_buckets, t, pass->window_us, spec_.bucket_us, p);
+  if constexpr (!kAnyValues) {
+    while (More(w)) Step(&w, C, pm, npm, pp, npp);
+  } else {
+    auto& values = pass->values[slot];
+    for (auto& v : values) v.clear();
+    for (; More(w); ++w.b) {
+      const BucketRef& b = *w.b;
+      const bool edge = b.index == w.k_lo || b.index == w.k_hi;
+      const bool merge = !edge && b.partial;
+      if (merge) {
+        for (size_t j = 0; j < npm; ++j) p[pm[j]].MergeT<true>(b.partial[pm[j]]);
+        for (size_t j = 0; j < npp; ++j) p[pp[j]].MergeT<false>(b.partial[pp[j]]);
       }
-      if constexpr (kAnyValues) {
+      for (size_t e = 0; e < b.n; ++e) {
+        if (edge && (b.time[e] <= w.lo || b.time[e] > t)) continue;
+        const double* x = b.value + e * C;
+        const uint8_t* ok = b.valid + e * C;
+        if (!merge) {
+          for (size_t j = 0; j < npm; ++j) {
+            if (ok[pm[j]]) p[pm[j]].FoldT<true>(x[pm[j]]);
+          }
+          for (size_t j = 0; j < npp; ++j) {
+            if (ok[pp[j]]) p[pp[j]].FoldT<false>(x[pp[j]]);
+          }
+        }
         for (size_t c : pass->v) {
-          if (ok[c]) pass->values[c].push_back(x[c]);
+          if (ok[c]) values[c].push_back(x[c]);
         }
       }
     }
@@ -353,18 +402,46 @@ void RowEvaluator::RunPass(Pass* pass, const BucketRef* buckets, size_t num_buck
 void RowEvaluator::Run(const BucketRef* buckets, size_t num_buckets, int64_t t) {
   for (auto& pass : passes_) {
     if (pass.v.empty()) {
-      RunPass<false>(&pass, buckets, num_buckets, t);
+      RunPass<false>(&pass, 0, buckets, num_buckets, t);
     } else {
-      RunPass<true>(&pass, buckets, num_buckets, t);
+      RunPass<true>(&pass, 0, buckets, num_buckets, t);
     }
   }
 }
 
-bool RowEvaluator::Double(size_t a, double* out) const {
+void RowEvaluator::Run2(const BucketRef* buckets0, size_t num_buckets0, int64_t t0,
+                        const BucketRef* buckets1, size_t num_buckets1, int64_t t1) {
+  const size_t C = spec_.num_channels;
+  for (auto& pass : passes_) {
+    if (!pass.v.empty()) {
+      RunPass<true>(&pass, 0, buckets0, num_buckets0, t0);
+      RunPass<true>(&pass, 1, buckets1, num_buckets1, t1);
+      continue;
+    }
+    // Two independent chains of operations, interleaved: each row's operations
+    // and their order are those of Run; the processor overlaps the two.
+    Partial* p0 = pass.p[0].data();
+    Partial* p1 = pass.p[1].data();
+    for (size_t c = 0; c < C; ++c) p0[c] = p1[c] = Partial{};
+    const size_t* pm = pass.p_moments.data();
+    const size_t* pp = pass.p_plain.data();
+    const size_t npm = pass.p_moments.size(), npp = pass.p_plain.size();
+    Walk w0 = StartWalk(buckets0, num_buckets0, t0, pass.window_us, spec_.bucket_us, p0);
+    Walk w1 = StartWalk(buckets1, num_buckets1, t1, pass.window_us, spec_.bucket_us, p1);
+    while (More(w0) && More(w1)) {
+      Step(&w0, C, pm, npm, pp, npp);
+      Step(&w1, C, pm, npm, pp, npp);
+    }
+    while (More(w0)) Step(&w0, C, pm, npm, pp, npp);
+    while (More(w1)) Step(&w1, C, pm, npm, pp, npp);
+  }
+}
+
+bool RowEvaluator::Double(size_t a, double* out, int slot) const {
   const auto& agg = spec_.aggs[a];
   const Pass& pass = passes_[pass_of_[a]];
   const size_t c = spec_.channel_of[a];
-  const Partial& p = pass.p[c];
+  const Partial& p = pass.p[slot][c];
   switch (agg.function) {
     case AggregationFunction::kSum:
       *out = p.sum;
@@ -385,7 +462,7 @@ bool RowEvaluator::Double(size_t a, double* out) const {
       *out = p.last;
       return p.n > 0;
     case AggregationFunction::kPercentile: {
-      const std::vector<double>& vals = pass.values[c];
+      const std::vector<double>& vals = pass.values[slot][c];
       if (vals.empty()) {
         *out = 0;
         return false;
@@ -406,23 +483,23 @@ bool RowEvaluator::Double(size_t a, double* out) const {
   }
 }
 
-int64_t RowEvaluator::Int(size_t a) const {
+int64_t RowEvaluator::Int(size_t a, int slot) const {
   const auto& agg = spec_.aggs[a];
   const Pass& pass = passes_[pass_of_[a]];
   const size_t c = spec_.channel_of[a];
-  if (agg.function == AggregationFunction::kCount) return pass.p[c].n;
+  if (agg.function == AggregationFunction::kCount) return pass.p[slot][c].n;
   // count_distinct
-  const std::vector<double>& vals = pass.values[c];
+  const std::vector<double>& vals = pass.values[slot][c];
   bits_.resize(vals.size());
   for (size_t v = 0; v < vals.size(); ++v) bits_[v] = DoubleBits(vals[v]);
   std::sort(bits_.begin(), bits_.end());
   return std::unique(bits_.begin(), bits_.end()) - bits_.begin();
 }
 
-void RowEvaluator::List(size_t a, std::vector<double>* out) const {
+void RowEvaluator::List(size_t a, std::vector<double>* out, int slot) const {
   // Newest first: the values were collected oldest first.
   const auto& agg = spec_.aggs[a];
-  const std::vector<double>& values = passes_[pass_of_[a]].values[spec_.channel_of[a]];
+  const std::vector<double>& values = passes_[pass_of_[a]].values[slot][spec_.channel_of[a]];
   size_t take = std::min(values.size(), static_cast<size_t>(std::max(agg.k, 0)));
   out->clear();
   for (size_t v = 0; v < take; ++v) out->push_back(values[values.size() - 1 - v]);

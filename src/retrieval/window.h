@@ -191,23 +191,28 @@ class RowEvaluator {
 
   /// Evaluates every aggregation at time `t` over `buckets` (as Evaluate).
   void Run(const BucketRef* buckets, size_t num_buckets, int64_t t);
+  /// Two rows at once (results in slots 0 and 1), each exactly as Run would
+  /// compute it; interleaving the two rows' operations lets the processor
+  /// overlap them.
+  void Run2(const BucketRef* buckets0, size_t num_buckets0, int64_t t0, const BucketRef* buckets1,
+            size_t num_buckets1, int64_t t1);
 
   /// After Run: aggregation `a`'s value as a double (sum, mean, min, max,
   /// stddev, last, percentile; false = null), as an int64 (count,
   /// count_distinct), or its list (last_k, newest first, into `out`).
-  bool Double(size_t a, double* out) const;
-  int64_t Int(size_t a) const;
-  void List(size_t a, std::vector<double>* out) const;
+  bool Double(size_t a, double* out, int slot = 0) const;
+  int64_t Int(size_t a, int slot = 0) const;
+  void List(size_t a, std::vector<double>* out, int slot = 0) const;
 
  private:
   struct Pass {
     int64_t window_us = 0;
-    std::vector<size_t> p_moments, p_plain, v;  // channels per kind of work
-    std::vector<Partial> p;                     // per channel
-    std::vector<std::vector<double>> values;    // per channel
+    std::vector<size_t> p_moments, p_plain, v;   // channels per kind of work
+    std::vector<Partial> p[2];                   // per slot and channel
+    std::vector<std::vector<double>> values[2];  // per slot and channel
   };
   template <bool kAnyValues>
-  void RunPass(Pass* pass, const BucketRef* buckets, size_t num_buckets, int64_t t);
+  void RunPass(Pass* pass, int slot, const BucketRef* buckets, size_t num_buckets, int64_t t);
 
   const WindowSpec& spec_;
   std::vector<Pass> passes_;
