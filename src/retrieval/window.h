@@ -236,15 +236,23 @@ arrow::Result<EventColumns> ComputeEvents(const WindowSpec& spec, const arrow::T
 /// source rows, then Finish / Match the entity rows) whose output per entity
 /// row is every aggregation's value over the window ending at the row's time.
 /// `spec.right_keys`/`right_time` name the key and time columns; features are
-/// the aggregation names. Holds the events in memory, flat (about 16 + 9
-/// bytes per channel per event, plus its key; 56 bytes per bucket).
+/// the aggregation names. Memory and threads as AsOfOptions{} (the default
+/// budget, all cores): see the overload below.
 arrow::Result<std::unique_ptr<AsOfJoin>> MakeWindowJoin(AsOfSpec spec, WindowSpec windows,
                                                         std::shared_ptr<arrow::Schema> right_schema,
                                                         bool id_columns);
-/// The same, within `options.memory_budget_bytes` (window_join.cc: events
-/// beyond half the budget are hash-partitioned by key into spill files under
-/// `options.spill_dir` and evaluated partition by partition, with the same
-/// values as in memory) on `options.num_threads` threads.
+/// The same, within `options.memory_budget_bytes` (0 = DefaultMemoryBudget())
+/// on `options.num_threads` threads (0 = all usable cores). Events take 24 + 9
+/// bytes per channel (plus the key bytes of a string key) while buffered; once
+/// they exceed half the budget they are written to spill files under
+/// `options.spill_dir` by key partition (64, split on further key bits at the
+/// first Match while one is larger than budget / (2 * threads), at least 256
+/// KiB; one key's events are never split), and evaluated a partition at a
+/// time per thread. Values are the same, bit for bit, in memory or spilled,
+/// on any number of threads and for any slicing of the entity rows (Match).
+/// Not counted: the entity rows and their output (about 24 bytes per row and 9 per
+/// aggregation per row while staged, 8 once output), which retrieval.cc
+/// bounds by matching in slices.
 arrow::Result<std::unique_ptr<AsOfJoin>> MakeWindowJoin(AsOfSpec spec, WindowSpec windows,
                                                         std::shared_ptr<arrow::Schema> right_schema,
                                                         bool id_columns, AsOfOptions options);
