@@ -545,7 +545,8 @@ arrow::Result<std::unique_ptr<AsOfJoin>> OpenJoin(const repo::FeatureRepository&
   options.memory_budget_bytes = budget;
   std::unique_ptr<AsOfJoin> join;
   if (windowed) {
-    ARROW_ASSIGN_OR_RAISE(join, window::MakeWindowJoin(vp.spec, windows, right_schema, id_columns));
+    ARROW_ASSIGN_OR_RAISE(
+        join, window::MakeWindowJoin(vp.spec, windows, right_schema, id_columns, options));
   } else {
     ARROW_ASSIGN_OR_RAISE(join, AsOfJoin::Make(vp.spec, right_schema, options));
   }

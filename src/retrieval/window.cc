@@ -119,42 +119,6 @@ arrow::Result<WindowSpec> CompileWindows(const registry::FeatureView& view) {
 
 // ---- partials and buckets ----------------------------------------------------------
 
-void Partial::Fold(double x, bool moments) {
-  if (n == 0) {
-    min = max = x;
-  } else {
-    min = std::min(min, x);
-    max = std::max(max, x);
-  }
-  ++n;
-  sum += x;
-  last = x;
-  if (!moments) return;
-  double delta = x - mean;
-  mean += delta / static_cast<double>(n);
-  m2 += delta * (x - mean);
-}
-
-void Partial::Merge(const Partial& p, bool moments) {
-  if (p.n == 0) return;
-  if (n == 0) {
-    *this = p;
-    return;
-  }
-  if (moments) {
-    const double na = static_cast<double>(n), nb = static_cast<double>(p.n);
-    const double nab = na + nb;
-    const double delta = p.mean - mean;
-    mean += delta * nb / nab;
-    m2 += p.m2 + delta * delta * na * nb / nab;
-  }
-  sum += p.sum;
-  min = std::min(min, p.min);
-  max = std::max(max, p.max);
-  n += p.n;
-  last = p.last;
-}
-
 void Bucket::Finish(size_t num_channels) {
   const size_t num_aggs = num_channels;
   const size_t n = size();
@@ -303,142 +267,268 @@ arrow::Result<std::vector<std::unique_ptr<arrow::ArrayBuilder>>> MakeBuilders(
   return out;
 }
 
-arrow::Status Evaluate(const WindowSpec& spec, const BucketRef* buckets, size_t num_buckets,
-                       int64_t t, std::vector<std::unique_ptr<arrow::ArrayBuilder>>* builders) {
+RowEvaluator::RowEvaluator(const WindowSpec& spec) : spec_(spec) {
   const size_t A = spec.aggs.size(), C = spec.num_channels;
   // One pass over the buckets per distinct window, for every channel at once: per
   // channel, the partial (for the partial-based functions) and the values (for
   // last_k, count_distinct, percentile) of the window. Each channel's operations
   // and their order are those of a pass of its own.
-  struct Pass {
-    int64_t window;
-    std::vector<uint8_t> need_p, need_v;  // per channel
-    std::vector<Partial> p;
-    std::vector<std::vector<double>> values;
-  };
-  // Reused between calls (one per row of a training set): no allocation once warm.
-  static thread_local std::vector<Pass> pass_store;
-  static thread_local std::vector<size_t> pass_of;
-  size_t num_passes = 0;
-  pass_of.assign(A, 0);
+  std::vector<std::vector<uint8_t>> need_p, need_v;
+  pass_of_.assign(A, 0);
   for (size_t a = 0; a < A; ++a) {
     const auto& agg = spec.aggs[a];
+    const int64_t w = agg.window_seconds * 1000000;
     size_t i = 0;
-    while (i < num_passes && pass_store[i].window != agg.window_seconds) ++i;
-    if (i == num_passes) {
-      if (pass_store.size() == num_passes) pass_store.emplace_back();
-      Pass& np = pass_store[num_passes++];
-      np.window = agg.window_seconds;
-      np.need_p.assign(C, 0);
-      np.need_v.assign(C, 0);
-      np.p.assign(C, Partial{});
-      np.values.resize(C);
-      for (auto& v : np.values) v.clear();
+    while (i < passes_.size() && passes_[i].window_us != w) ++i;
+    if (i == passes_.size()) {
+      passes_.emplace_back();
+      passes_.back().window_us = w;
+      need_p.emplace_back(C, 0);
+      need_v.emplace_back(C, 0);
     }
-    pass_of[a] = i;
-    Pass& pass = pass_store[i];
-    (UsesPartials(agg.function) ? pass.need_p : pass.need_v)[spec.channel_of[a]] = 1;
+    pass_of_[a] = i;
+    (UsesPartials(agg.function) ? need_p : need_v)[i][spec.channel_of[a]] = 1;
   }
-  for (size_t pi = 0; pi < num_passes; ++pi) {
-    Pass& pass = pass_store[pi];
-    const int64_t lo = t - pass.window * 1000000;  // excluded
-    const int64_t k_lo = BucketOf(lo + 1, spec.bucket_us);
-    const int64_t k_hi = BucketOf(t, spec.bucket_us);
-    bool any_v = false;
-    for (size_t c = 0; c < C; ++c) any_v = any_v || pass.need_v[c];
-    // First bucket at or after k_lo.
-    size_t i = static_cast<size_t>(
-        std::lower_bound(buckets, buckets + num_buckets, k_lo,
-                         [](const BucketRef& b, int64_t k) { return b.index < k; }) -
-        buckets);
-    for (; i < num_buckets && buckets[i].index <= k_hi; ++i) {
-      const BucketRef& b = buckets[i];
-      const bool edge = b.index == k_lo || b.index == k_hi;
+  for (size_t i = 0; i < passes_.size(); ++i) {
+    Pass& pass = passes_[i];
+    for (size_t c = 0; c < C; ++c) {
+      if (need_p[i][c]) (spec.channel_moments[c] ? pass.p_moments : pass.p_plain).push_back(c);
+      if (need_v[i][c]) pass.v.push_back(c);
+    }
+    for (int slot = 0; slot < 2; ++slot) {
+      pass.p[slot].assign(C, Partial{});
+      pass.values[slot].resize(C);
+    }
+  }
+}
+
+namespace {
+
+// One row's walk through one pass's buckets (RowEvaluator::RunPass without values).
+struct Walk {
+  const BucketRef* b;  // next bucket
+  const BucketRef* end;
+  int64_t lo, t, k_lo, k_hi;
+  Partial* p;
+};
+
+Walk StartWalk(const BucketRef* buckets, size_t num_buckets, int64_t t, int64_t window_us,
+               int64_t bucket_us, Partial* p) {
+  Walk w;
+  w.lo = t - window_us;  // excluded
+  w.t = t;
+  w.k_lo = BucketOf(w.lo + 1, bucket_us);
+  w.k_hi = BucketOf(t, bucket_us);
+  w.p = p;
+  auto by_index = [](const BucketRef& b, int64_t k) { return b.index < k; };
+  w.b = std::lower_bound(buckets, buckets + num_buckets, w.k_lo, by_index);
+  w.end = buckets + num_buckets;
+  return w;
+}
+
+// Whether the walk has a bucket left in the window.
+inline bool More(const Walk& w) { return w.b != w.end && w.b->index <= w.k_hi; }
+
+// One bucket of a walk: merged partials, or its events (those in the window) folded.
+[[gnu::always_inline]] inline void Step(Walk* w, size_t C, const size_t* pm, size_t npm,
+                                        const size_t* pp, size_t npp) {
+  const BucketRef& b = *w->b++;
+  Partial* p = w->p;
+  const bool edge = b.index == w->k_lo || b.index == w->k_hi;
+  if (!edge && b.partial) {
+    for (size_t j = 0; j < npm; ++j) p[pm[j]].MergeT<true>(b.partial[pm[j]]);
+    for (size_t j = 0; j < npp; ++j) p[pp[j]].MergeT<false>(b.partial[pp[j]]);
+    return;
+  }
+  for (size_t e = 0; e < b.n; ++e) {
+    // Inner buckets lie wholly in the window; only the edges are cut.
+    if (edge && (b.time[e] <= w->lo || b.time[e] > w->t)) continue;
+    const double* x = b.value + e * C;
+    const uint8_t* ok = b.valid + e * C;
+    for (size_t j = 0; j < npm; ++j) {
+      if (ok[pm[j]]) p[pm[j]].FoldT<true>(x[pm[j]]);
+    }
+    for (size_t j = 0; j < npp; ++j) {
+      if (ok[pp[j]]) p[pp[j]].FoldT<false>(x[pp[j]]);
+    }
+  }
+}
+
+}  // namespace
+
+template <bool kAnyValues>
+void RowEvaluator::RunPass(Pass* pass, int slot, const BucketRef* buckets, size_t num_buckets,
+                           int64_t t) {
+  const size_t C = spec_.num_channels;
+  Partial* p = pass->p[slot].data();
+  for (size_t c = 0; c < C; ++c) p[c] = Partial{};
+  const size_t* pm = pass->p_moments.data();
+  const size_t* pp = pass->p_plain.data();
+  const size_t npm = pass->p_moments.size(), npp = pass->p_plain.size();
+  Walk w = StartWalk(buckets, num_buckets, t, pass->window_us, spec_.bucket_us, p);
+  if constexpr (!kAnyValues) {
+    while (More(w)) Step(&w, C, pm, npm, pp, npp);
+  } else {
+    auto& values = pass->values[slot];
+    for (auto& v : values) v.clear();
+    for (; More(w); ++w.b) {
+      const BucketRef& b = *w.b;
+      const bool edge = b.index == w.k_lo || b.index == w.k_hi;
       const bool merge = !edge && b.partial;
       if (merge) {
-        for (size_t c = 0; c < C; ++c) {
-          if (pass.need_p[c]) pass.p[c].Merge(b.partial[c], spec.channel_moments[c] != 0);
-        }
-        if (!any_v) continue;
+        for (size_t j = 0; j < npm; ++j) p[pm[j]].MergeT<true>(b.partial[pm[j]]);
+        for (size_t j = 0; j < npp; ++j) p[pp[j]].MergeT<false>(b.partial[pp[j]]);
       }
       for (size_t e = 0; e < b.n; ++e) {
-        if (b.time[e] <= lo || b.time[e] > t) continue;
-        for (size_t c = 0; c < C; ++c) {
-          if (!b.valid[e * C + c]) continue;
-          const double x = b.value[e * C + c];
-          if (pass.need_p[c] && !merge) pass.p[c].Fold(x, spec.channel_moments[c] != 0);
-          if (pass.need_v[c]) pass.values[c].push_back(x);
+        if (edge && (b.time[e] <= w.lo || b.time[e] > t)) continue;
+        const double* x = b.value + e * C;
+        const uint8_t* ok = b.valid + e * C;
+        if (!merge) {
+          for (size_t j = 0; j < npm; ++j) {
+            if (ok[pm[j]]) p[pm[j]].FoldT<true>(x[pm[j]]);
+          }
+          for (size_t j = 0; j < npp; ++j) {
+            if (ok[pp[j]]) p[pp[j]].FoldT<false>(x[pp[j]]);
+          }
+        }
+        for (size_t c : pass->v) {
+          if (ok[c]) values[c].push_back(x[c]);
         }
       }
     }
   }
-  for (size_t a = 0; a < A; ++a) {
-    const auto& agg = spec.aggs[a];
-    Pass& pass = pass_store[pass_of[a]];
-    const size_t c = spec.channel_of[a];
-    std::vector<double>& vals = pass.values[c];
-    const Partial& p = pass.p[c];
+}
+
+void RowEvaluator::Run(const BucketRef* buckets, size_t num_buckets, int64_t t) {
+  for (auto& pass : passes_) {
+    if (pass.v.empty()) {
+      RunPass<false>(&pass, 0, buckets, num_buckets, t);
+    } else {
+      RunPass<true>(&pass, 0, buckets, num_buckets, t);
+    }
+  }
+}
+
+void RowEvaluator::Run2(const BucketRef* buckets0, size_t num_buckets0, int64_t t0,
+                        const BucketRef* buckets1, size_t num_buckets1, int64_t t1) {
+  const size_t C = spec_.num_channels;
+  for (auto& pass : passes_) {
+    if (!pass.v.empty()) {
+      RunPass<true>(&pass, 0, buckets0, num_buckets0, t0);
+      RunPass<true>(&pass, 1, buckets1, num_buckets1, t1);
+      continue;
+    }
+    // Two independent chains of operations, interleaved: each row's operations
+    // and their order are those of Run; the processor overlaps the two.
+    Partial* p0 = pass.p[0].data();
+    Partial* p1 = pass.p[1].data();
+    for (size_t c = 0; c < C; ++c) p0[c] = p1[c] = Partial{};
+    const size_t* pm = pass.p_moments.data();
+    const size_t* pp = pass.p_plain.data();
+    const size_t npm = pass.p_moments.size(), npp = pass.p_plain.size();
+    Walk w0 = StartWalk(buckets0, num_buckets0, t0, pass.window_us, spec_.bucket_us, p0);
+    Walk w1 = StartWalk(buckets1, num_buckets1, t1, pass.window_us, spec_.bucket_us, p1);
+    while (More(w0) && More(w1)) {
+      Step(&w0, C, pm, npm, pp, npp);
+      Step(&w1, C, pm, npm, pp, npp);
+    }
+    while (More(w0)) Step(&w0, C, pm, npm, pp, npp);
+    while (More(w1)) Step(&w1, C, pm, npm, pp, npp);
+  }
+}
+
+bool RowEvaluator::Double(size_t a, double* out, int slot) const {
+  const auto& agg = spec_.aggs[a];
+  const Pass& pass = passes_[pass_of_[a]];
+  const size_t c = spec_.channel_of[a];
+  const Partial& p = pass.p[slot][c];
+  switch (agg.function) {
+    case AggregationFunction::kSum:
+      *out = p.sum;
+      return p.n > 0;
+    case AggregationFunction::kMean:
+      *out = p.sum / static_cast<double>(p.n);
+      return p.n > 0;
+    case AggregationFunction::kMin:
+      *out = p.min;
+      return p.n > 0;
+    case AggregationFunction::kMax:
+      *out = p.max;
+      return p.n > 0;
+    case AggregationFunction::kStddev:
+      *out = std::sqrt(std::max(p.m2, 0.0) / static_cast<double>(p.n - 1));
+      return p.n > 1;
+    case AggregationFunction::kLast:
+      *out = p.last;
+      return p.n > 0;
+    case AggregationFunction::kPercentile: {
+      const std::vector<double>& vals = pass.values[slot][c];
+      if (vals.empty()) {
+        *out = 0;
+        return false;
+      }
+      sorted_.assign(vals.begin(), vals.end());
+      std::sort(sorted_.begin(), sorted_.end());
+      double pos = agg.percentile * static_cast<double>(sorted_.size() - 1);
+      size_t fl = static_cast<size_t>(std::floor(pos));
+      double frac = pos - static_cast<double>(fl);
+      double v = sorted_[fl];
+      if (fl + 1 < sorted_.size() && frac > 0) v += (sorted_[fl + 1] - sorted_[fl]) * frac;
+      *out = v;
+      return true;
+    }
+    default:
+      *out = 0;
+      return false;
+  }
+}
+
+int64_t RowEvaluator::Int(size_t a, int slot) const {
+  const auto& agg = spec_.aggs[a];
+  const Pass& pass = passes_[pass_of_[a]];
+  const size_t c = spec_.channel_of[a];
+  if (agg.function == AggregationFunction::kCount) return pass.p[slot][c].n;
+  // count_distinct
+  const std::vector<double>& vals = pass.values[slot][c];
+  bits_.resize(vals.size());
+  for (size_t v = 0; v < vals.size(); ++v) bits_[v] = DoubleBits(vals[v]);
+  std::sort(bits_.begin(), bits_.end());
+  return std::unique(bits_.begin(), bits_.end()) - bits_.begin();
+}
+
+void RowEvaluator::List(size_t a, std::vector<double>* out, int slot) const {
+  // Newest first: the values were collected oldest first.
+  const auto& agg = spec_.aggs[a];
+  const std::vector<double>& values = passes_[pass_of_[a]].values[slot][spec_.channel_of[a]];
+  size_t take = std::min(values.size(), static_cast<size_t>(std::max(agg.k, 0)));
+  out->clear();
+  for (size_t v = 0; v < take; ++v) out->push_back(values[values.size() - 1 - v]);
+}
+
+arrow::Status Evaluate(const WindowSpec& spec, const BucketRef* buckets, size_t num_buckets,
+                       int64_t t, std::vector<std::unique_ptr<arrow::ArrayBuilder>>* builders) {
+  RowEvaluator ev(spec);
+  ev.Run(buckets, num_buckets, t);
+  std::vector<double> list;
+  for (size_t a = 0; a < spec.aggs.size(); ++a) {
     arrow::ArrayBuilder* builder = (*builders)[a].get();
-    auto dbl = [&](bool has, double v) {
-      auto* d = static_cast<arrow::DoubleBuilder*>(builder);
-      return has ? d->Append(v) : d->AppendNull();
-    };
-    switch (agg.function) {
+    switch (spec.aggs[a].function) {
       case AggregationFunction::kCount:
-        ARROW_RETURN_NOT_OK(static_cast<arrow::Int64Builder*>(builder)->Append(p.n));
+      case AggregationFunction::kCountDistinct:
+        ARROW_RETURN_NOT_OK(static_cast<arrow::Int64Builder*>(builder)->Append(ev.Int(a)));
         break;
-      case AggregationFunction::kSum:
-        ARROW_RETURN_NOT_OK(dbl(p.n > 0, p.sum));
-        break;
-      case AggregationFunction::kMean:
-        ARROW_RETURN_NOT_OK(dbl(p.n > 0, p.sum / static_cast<double>(p.n)));
-        break;
-      case AggregationFunction::kMin:
-        ARROW_RETURN_NOT_OK(dbl(p.n > 0, p.min));
-        break;
-      case AggregationFunction::kMax:
-        ARROW_RETURN_NOT_OK(dbl(p.n > 0, p.max));
-        break;
-      case AggregationFunction::kStddev:
-        ARROW_RETURN_NOT_OK(
-            dbl(p.n > 1, std::sqrt(std::max(p.m2, 0.0) / static_cast<double>(p.n - 1))));
-        break;
-      case AggregationFunction::kLast:
-        ARROW_RETURN_NOT_OK(dbl(p.n > 0, p.last));
-        break;
-      case AggregationFunction::kCountDistinct: {
-        std::vector<uint64_t> bits(vals.size());
-        for (size_t v = 0; v < vals.size(); ++v) bits[v] = DoubleBits(vals[v]);
-        std::sort(bits.begin(), bits.end());
-        int64_t distinct = std::unique(bits.begin(), bits.end()) - bits.begin();
-        ARROW_RETURN_NOT_OK(static_cast<arrow::Int64Builder*>(builder)->Append(distinct));
-        break;
-      }
-      case AggregationFunction::kPercentile: {
-        if (vals.empty()) {
-          ARROW_RETURN_NOT_OK(dbl(false, 0));
-          break;
-        }
-        std::vector<double> values = vals;
-        std::sort(values.begin(), values.end());
-        double pos = agg.percentile * static_cast<double>(values.size() - 1);
-        size_t fl = static_cast<size_t>(std::floor(pos));
-        double frac = pos - static_cast<double>(fl);
-        double v = values[fl];
-        if (fl + 1 < values.size() && frac > 0) v += (values[fl + 1] - values[fl]) * frac;
-        ARROW_RETURN_NOT_OK(dbl(true, v));
-        break;
-      }
       case AggregationFunction::kLastK: {
-        // Newest first: the values were collected oldest first.
         auto* lb = static_cast<arrow::ListBuilder*>(builder);
         auto* vb = static_cast<arrow::DoubleBuilder*>(lb->value_builder());
         ARROW_RETURN_NOT_OK(lb->Append());
-        const auto& values = vals;
-        size_t take = std::min(values.size(), static_cast<size_t>(std::max(agg.k, 0)));
-        for (size_t v = 0; v < take; ++v) {
-          ARROW_RETURN_NOT_OK(vb->Append(values[values.size() - 1 - v]));
-        }
+        ev.List(a, &list);
+        ARROW_RETURN_NOT_OK(vb->AppendValues(list));
+        break;
+      }
+      default: {
+        double v;
+        auto* d = static_cast<arrow::DoubleBuilder*>(builder);
+        ARROW_RETURN_NOT_OK(ev.Double(a, &v) ? d->Append(v) : d->AppendNull());
         break;
       }
     }
@@ -521,255 +611,6 @@ arrow::Result<EventColumns> ComputeEvents(const WindowSpec& spec, const arrow::T
     }
   }
   return out;
-}
-
-// ---- the offline window join -----------------------------------------------------------
-
-namespace {
-
-// Key columns of a batch -> one std::string per row (empty optional = null key).
-arrow::Status KeyStrings(const std::vector<std::shared_ptr<arrow::ArrayData>>& cols,
-                         std::vector<std::string>* out, std::vector<uint8_t>* ok) {
-  std::vector<asof::KeyColumnRule> rules;
-  std::vector<std::shared_ptr<arrow::DataType>> types;
-  for (const auto& c : cols) {
-    asof::KeyColumnRule r;
-    ARROW_ASSIGN_OR_RAISE(r.key_class, asof::KeyClassOf(*c->type, "key column"));
-    rules.push_back(r);
-  }
-  ARROW_ASSIGN_OR_RAISE(auto norm, asof::NormalizeKeys(cols, rules));
-  const int64_t n = norm->length;
-  const uint8_t* validity = norm->buffers[0] ? norm->buffers[0]->data() : nullptr;
-  if (norm->type->id() == arrow::Type::INT64) {
-    const int64_t* v = norm->GetValues<int64_t>(1);
-    for (int64_t i = 0; i < n; ++i) {
-      bool valid = asof::KeyValid(validity, norm->offset, i);
-      ok->push_back(valid);
-      out->emplace_back(reinterpret_cast<const char*>(&v[i]), valid ? 8 : 0);
-    }
-  } else {
-    auto bin = asof::BinaryColumn::Of(*norm);
-    for (int64_t i = 0; i < n; ++i) {
-      bool valid = asof::KeyValid(validity, norm->offset, i);
-      ok->push_back(valid);
-      out->emplace_back(valid ? std::string(bin.Get(i)) : std::string());
-    }
-  }
-  return arrow::Status::OK();
-}
-
-std::shared_ptr<arrow::ArrayData> Data(const arrow::ChunkedArray& c) {
-  if (c.num_chunks() == 1) return c.chunk(0)->data();
-  auto cat = arrow::Concatenate(c.chunks());
-  return cat.ok() ? (*cat)->data() : nullptr;
-}
-
-class WindowJoin final : public AsOfJoin {
- public:
-  WindowJoin(AsOfSpec spec, WindowSpec windows, bool id_columns)
-      : spec_(std::move(spec)), w_(std::move(windows)), id_columns_(id_columns) {}
-
-  arrow::Status AddRight(const std::shared_ptr<arrow::RecordBatch>& batch) override {
-    if (finished_) return arrow::Status::Invalid("window join: AddRight after Finish");
-    ARROW_ASSIGN_OR_RAISE(auto table, arrow::Table::FromRecordBatches({batch}));
-    ARROW_ASSIGN_OR_RAISE(auto ev, ComputeEvents(w_, *table, id_columns_));
-    std::vector<std::shared_ptr<arrow::ArrayData>> kcols;
-    for (const auto& k : spec_.right_keys) {
-      auto c = batch->GetColumnByName(k);
-      if (!c) return arrow::Status::Invalid("window join: no key column '", k, "'");
-      kcols.push_back(c->data());
-    }
-    std::vector<std::string> keys;
-    std::vector<uint8_t> ok;
-    ARROW_RETURN_NOT_OK(KeyStrings(kcols, &keys, &ok));
-    auto tcol = batch->GetColumnByName(spec_.right_time);
-    if (!tcol)
-      return arrow::Status::Invalid("window join: no time column '", spec_.right_time, "'");
-    std::vector<int64_t> times(static_cast<size_t>(batch->num_rows()));
-    asof::TimesToMicros(*tcol->data(), times.data());
-    const size_t A = w_.num_channels;
-    for (int64_t i = 0; i < batch->num_rows(); ++i) {
-      if (!ok[i] || times[i] == asof::kNullTime) continue;
-      auto ins = key_ids_.try_emplace(std::move(keys[i]), static_cast<uint32_t>(key_ids_.size()));
-      key_.push_back(ins.first->second);
-      time_.push_back(times[i]);
-      id_.push_back(ev.id[i]);
-      value_.insert(value_.end(), ev.value.begin() + i * A, ev.value.begin() + (i + 1) * A);
-      valid_.insert(valid_.end(), ev.valid.begin() + i * A, ev.valid.begin() + (i + 1) * A);
-    }
-    stats_.right_rows += batch->num_rows();
-    return arrow::Status::OK();
-  }
-
-  arrow::Result<std::shared_ptr<arrow::Table>> Finish(const arrow::Table& left) override {
-    return Match(left);
-  }
-
-  arrow::Result<std::shared_ptr<arrow::Table>> Match(const arrow::Table& left) override {
-    if (!finished_) Build();
-    finished_ = true;
-    std::vector<std::shared_ptr<arrow::ArrayData>> kcols;
-    for (const auto& k : spec_.left_keys) {
-      auto c = left.GetColumnByName(k);
-      if (!c) return arrow::Status::Invalid("no key column '", k, "'");
-      kcols.push_back(Data(*c));
-    }
-    std::vector<std::string> keys;
-    std::vector<uint8_t> ok;
-    if (left.num_rows() > 0) ARROW_RETURN_NOT_OK(KeyStrings(kcols, &keys, &ok));
-    auto tcol = left.GetColumnByName(spec_.left_time);
-    if (!tcol) return arrow::Status::Invalid("no time column '", spec_.left_time, "'");
-    std::vector<int64_t> times(static_cast<size_t>(left.num_rows()));
-    if (left.num_rows() > 0) asof::TimesToMicros(*Data(*tcol), times.data());
-    ARROW_ASSIGN_OR_RAISE(auto builders, MakeBuilders(w_));
-    const size_t A = w_.aggs.size();
-    for (int64_t r = 0; r < left.num_rows(); ++r) {
-      if (!ok[r] || times[r] == asof::kNullTime) {
-        for (size_t a = 0; a < A; ++a) ARROW_RETURN_NOT_OK(builders[a]->AppendNull());
-        continue;
-      }
-      auto it = key_ids_.find(keys[r]);
-      if (it == key_ids_.end()) {
-        ARROW_RETURN_NOT_OK(Evaluate(w_, nullptr, 0, times[r], &builders));
-      } else {
-        const auto& range = ranges_[it->second];
-        ARROW_RETURN_NOT_OK(
-            Evaluate(w_, refs_.data() + range.first, range.second, times[r], &builders));
-      }
-    }
-    arrow::FieldVector fields;
-    arrow::ArrayVector arrays;
-    for (size_t a = 0; a < A; ++a) {
-      std::shared_ptr<arrow::Array> arr;
-      ARROW_RETURN_NOT_OK(builders[a]->Finish(&arr));
-      fields.push_back(arrow::field(w_.aggs[a].name, arr->type()));
-      arrays.push_back(std::move(arr));
-    }
-    return arrow::Table::Make(arrow::schema(fields), arrays, left.num_rows());
-  }
-
-  AsOfStats stats() const override { return stats_; }
-
- private:
-  // Sorts the events canonically (key, time, id, values), drops a kafka event
-  // seen twice (as Bucket::Finish does), and cuts them into buckets: flat
-  // arrays, one BucketRef per bucket, partials for buckets of
-  // kMinPartialEvents events or more.
-  void Build() {
-    const size_t n = time_.size(), C = w_.num_channels;
-    std::vector<uint32_t> order(n);
-    std::iota(order.begin(), order.end(), 0u);
-    std::sort(order.begin(), order.end(), [&](uint32_t x, uint32_t y) {
-      if (key_[x] != key_[y]) return key_[x] < key_[y];
-      if (time_[x] != time_[y]) return time_[x] < time_[y];
-      if (id_[x] != id_[y]) return id_[x] < id_[y];
-      for (size_t ch = 0; ch < C; ++ch) {
-        uint8_t vx = valid_[x * C + ch], vy = valid_[y * C + ch];
-        if (vx != vy) return vx < vy;
-        uint64_t bx = DoubleBits(value_[x * C + ch]), by = DoubleBits(value_[y * C + ch]);
-        if (bx != by) return bx < by;
-      }
-      return false;
-    });
-    std::vector<int64_t> time;
-    std::vector<uint64_t> id;
-    std::vector<double> value;
-    std::vector<uint8_t> valid;
-    time.reserve(n);
-    id.reserve(n);
-    value.reserve(n * C);
-    valid.reserve(n * C);
-    struct Cut {
-      size_t first;  // event
-      uint32_t n;
-      int64_t index;
-      int64_t partial;  // -1: none
-    };
-    std::vector<Cut> cuts;
-    std::vector<Partial> partials;
-    ranges_.assign(key_ids_.size(), {0, 0});
-    size_t i = 0;
-    while (i < n) {
-      size_t j = i;
-      while (j < n && key_[order[j]] == key_[order[i]]) ++j;
-      size_t first_cut = cuts.size();
-      for (size_t e = i; e < j; ++e) {
-        uint32_t x = order[e];
-        if (e > i && id_[x] != 0 && time.back() == time_[x] && id.back() == id_[x]) continue;
-        int64_t k = BucketOf(time_[x], w_.bucket_us);
-        if (cuts.size() == first_cut || cuts.back().index != k) {
-          cuts.push_back({time.size(), 0, k, -1});
-        }
-        ++cuts.back().n;
-        time.push_back(time_[x]);
-        id.push_back(id_[x]);
-        value.insert(value.end(), value_.begin() + x * C, value_.begin() + (x + 1) * C);
-        valid.insert(valid.end(), valid_.begin() + x * C, valid_.begin() + (x + 1) * C);
-      }
-      ranges_[key_[order[i]]] = {first_cut, cuts.size() - first_cut};
-      i = j;
-    }
-    // The unsorted copies go before the partials are made.
-    std::vector<uint32_t>().swap(key_);
-    std::vector<int64_t>().swap(time_);
-    std::vector<uint64_t>().swap(id_);
-    std::vector<double>().swap(value_);
-    std::vector<uint8_t>().swap(valid_);
-    std::vector<uint32_t>().swap(order);
-    for (auto& cut : cuts) {
-      if (cut.n < kMinPartialEvents) continue;
-      cut.partial = static_cast<int64_t>(partials.size());
-      partials.resize(partials.size() + C);
-      FoldPartials(cut.n, value.data() + cut.first * C, valid.data() + cut.first * C, C,
-                   partials.data() + cut.partial);
-    }
-    time_ = std::move(time);
-    id_ = std::move(id);
-    value_ = std::move(value);
-    valid_ = std::move(valid);
-    partials_ = std::move(partials);
-    refs_.reserve(cuts.size());
-    for (const auto& cut : cuts) {
-      BucketRef r;
-      r.index = cut.index;
-      r.n = cut.n;
-      r.time = time_.data() + cut.first;
-      r.id = id_.data() + cut.first;
-      r.value = value_.data() + cut.first * C;
-      r.valid = valid_.data() + cut.first * C;
-      r.partial = cut.partial >= 0 ? partials_.data() + cut.partial : nullptr;
-      refs_.push_back(r);
-    }
-  }
-
-  AsOfSpec spec_;
-  WindowSpec w_;
-  bool id_columns_;
-  bool finished_ = false;
-  // Events as added; after Build, sorted and cut into buckets (refs_).
-  std::vector<uint32_t> key_;  // dense key ids (key_ids_)
-  std::vector<int64_t> time_;
-  std::vector<uint64_t> id_;
-  std::vector<double> value_;
-  std::vector<uint8_t> valid_;
-  std::vector<Partial> partials_;
-  std::vector<BucketRef> refs_;
-  std::unordered_map<std::string, uint32_t> key_ids_;
-  std::vector<std::pair<size_t, size_t>> ranges_;  // per key id: its first bucket, count
-  AsOfStats stats_;
-};
-
-}  // namespace
-
-arrow::Result<std::unique_ptr<AsOfJoin>> MakeWindowJoin(AsOfSpec spec, WindowSpec windows,
-                                                        std::shared_ptr<arrow::Schema> right_schema,
-                                                        bool id_columns) {
-  for (const auto& k : spec.right_keys) {
-    auto f = right_schema->GetFieldByName(k);
-    if (!f) return arrow::Status::Invalid("no key column '", k, "'");
-    ARROW_RETURN_NOT_OK(asof::KeyClassOf(*f->type(), "right key column '" + k + "'").status());
-  }
-  return std::unique_ptr<AsOfJoin>(new WindowJoin(std::move(spec), std::move(windows), id_columns));
 }
 
 }  // namespace stratalake::retrieval::window

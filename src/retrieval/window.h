@@ -80,8 +80,48 @@ struct Partial {
   double last = 0;
   /// `moments` = false leaves mean and m2 alone (no channel's stddev needs
   /// them): cheaper, and the same choice online and offline (WindowSpec).
-  void Fold(double x, bool moments = true);
-  void Merge(const Partial& p, bool moments = true);
+  void Fold(double x, bool moments = true) { moments ? FoldT<true>(x) : FoldT<false>(x); }
+  void Merge(const Partial& p, bool moments = true) {
+    moments ? MergeT<true>(p) : MergeT<false>(p);
+  }
+  // The same operations with `moments` fixed at compile time (the evaluator's hot loop).
+  template <bool kMoments>
+  void FoldT(double x) {
+    if (n == 0) {
+      min = max = x;
+    } else {
+      min = x < min ? x : min;  // std::min(min, x)
+      max = max < x ? x : max;  // std::max(max, x)
+    }
+    ++n;
+    sum += x;
+    last = x;
+    if constexpr (kMoments) {
+      double delta = x - mean;
+      mean += delta / static_cast<double>(n);
+      m2 += delta * (x - mean);
+    }
+  }
+  template <bool kMoments>
+  void MergeT(const Partial& p) {
+    if (p.n == 0) return;
+    if (n == 0) {
+      *this = p;
+      return;
+    }
+    if constexpr (kMoments) {
+      const double na = static_cast<double>(n), nb = static_cast<double>(p.n);
+      const double nab = na + nb;
+      const double delta = p.mean - mean;
+      mean += delta * nb / nab;
+      m2 += p.m2 + delta * delta * na * nb / nab;
+    }
+    sum += p.sum;
+    min = p.min < min ? p.min : min;  // std::min(min, p.min)
+    max = max < p.max ? p.max : max;  // std::max(max, p.max)
+    n += p.n;
+    last = p.last;
+  }
 };
 
 /// A bucket as the evaluator reads it: its events (canonical order) and, for
@@ -141,6 +181,46 @@ arrow::Result<std::vector<std::unique_ptr<arrow::ArrayBuilder>>> MakeBuilders(
 arrow::Status Evaluate(const WindowSpec& spec, const BucketRef* buckets, size_t num_buckets,
                        int64_t t, std::vector<std::unique_ptr<arrow::ArrayBuilder>>* builders);
 
+/// The evaluator without Arrow builders, for many rows (the offline join): Run
+/// computes every aggregation at time t exactly as Evaluate does (the same
+/// operations in the same order), and the results are read per aggregation.
+/// Holds its scratch space; one per thread.
+class RowEvaluator {
+ public:
+  explicit RowEvaluator(const WindowSpec& spec);
+
+  /// Evaluates every aggregation at time `t` over `buckets` (as Evaluate).
+  void Run(const BucketRef* buckets, size_t num_buckets, int64_t t);
+  /// Two rows at once (results in slots 0 and 1), each exactly as Run would
+  /// compute it; interleaving the two rows' operations lets the processor
+  /// overlap them.
+  void Run2(const BucketRef* buckets0, size_t num_buckets0, int64_t t0, const BucketRef* buckets1,
+            size_t num_buckets1, int64_t t1);
+
+  /// After Run: aggregation `a`'s value as a double (sum, mean, min, max,
+  /// stddev, last, percentile; false = null), as an int64 (count,
+  /// count_distinct), or its list (last_k, newest first, into `out`).
+  bool Double(size_t a, double* out, int slot = 0) const;
+  int64_t Int(size_t a, int slot = 0) const;
+  void List(size_t a, std::vector<double>* out, int slot = 0) const;
+
+ private:
+  struct Pass {
+    int64_t window_us = 0;
+    std::vector<size_t> p_moments, p_plain, v;   // channels per kind of work
+    std::vector<Partial> p[2];                   // per slot and channel
+    std::vector<std::vector<double>> values[2];  // per slot and channel
+  };
+  template <bool kAnyValues>
+  void RunPass(Pass* pass, int slot, const BucketRef* buckets, size_t num_buckets, int64_t t);
+
+  const WindowSpec& spec_;
+  std::vector<Pass> passes_;
+  std::vector<size_t> pass_of_;  // per aggregation
+  mutable std::vector<double> sorted_;
+  mutable std::vector<uint64_t> bits_;
+};
+
 /// Events of a batch of source rows: the value and validity of every
 /// channel (filters evaluated), ready to be put into buckets. `data` has the spec's columns by name
 /// (and, when `id_columns`, the kafka partition and offset columns).
@@ -156,10 +236,25 @@ arrow::Result<EventColumns> ComputeEvents(const WindowSpec& spec, const arrow::T
 /// source rows, then Finish / Match the entity rows) whose output per entity
 /// row is every aggregation's value over the window ending at the row's time.
 /// `spec.right_keys`/`right_time` name the key and time columns; features are
-/// the aggregation names. Holds the events in memory, flat (about 16 + 9
-/// bytes per channel per event, plus its key; 56 bytes per bucket).
+/// the aggregation names. Memory and threads as AsOfOptions{} (the default
+/// budget, all cores): see the overload below.
 arrow::Result<std::unique_ptr<AsOfJoin>> MakeWindowJoin(AsOfSpec spec, WindowSpec windows,
                                                         std::shared_ptr<arrow::Schema> right_schema,
                                                         bool id_columns);
+/// The same, within `options.memory_budget_bytes` (0 = DefaultMemoryBudget())
+/// on `options.num_threads` threads (0 = all usable cores). Events take 24 + 9
+/// bytes per channel (plus the key bytes of a string key) while buffered; once
+/// they exceed half the budget they are written to spill files under
+/// `options.spill_dir` by key partition (64, split on further key bits at the
+/// first Match while one is larger than budget / (2 * threads), at least 256
+/// KiB; one key's events are never split), and evaluated a partition at a
+/// time per thread. Values are the same, bit for bit, in memory or spilled,
+/// on any number of threads and for any slicing of the entity rows (Match).
+/// Not counted: the entity rows and their output (about 24 bytes per row and 9 per
+/// aggregation per row while staged, 8 once output), which retrieval.cc
+/// bounds by matching in slices.
+arrow::Result<std::unique_ptr<AsOfJoin>> MakeWindowJoin(AsOfSpec spec, WindowSpec windows,
+                                                        std::shared_ptr<arrow::Schema> right_schema,
+                                                        bool id_columns, AsOfOptions options);
 
 }  // namespace stratalake::retrieval::window
