@@ -13,9 +13,11 @@ the `delta_bench` binary (bench/delta_bench.cc; it times itself around the publi
 API calls only), delta-rs in-process. The same data (bench/delta_bench.py's generator)
 is written by both engines to the local disk and to the bucket; each engine's S3 table is
 scanned by both. StrataLake's S3 scans are measured with the read cache off
-(STRATALAKE_CACHE_SIZE=0), cold (an empty cache folder: every file fetched into it) and
-warm (the files already cached). Figures are medians of --reps; docs/benchmarks.md
-("Object storage") explains them.
+(STRATALAKE_CACHE_SIZE=0), cold (an empty cache folder: every file fetched into it while
+it is read) and warm (the files already cached); both local tables are scanned by both
+engines. Scan repetitions interleave the engines. Each case prints the median wall and
+CPU seconds (all threads) of --reps and the 1-minute load average, then the ratios
+ours / delta-rs; docs/benchmarks.md ("Object storage") explains them.
 """
 from __future__ import annotations
 
@@ -75,10 +77,17 @@ def main() -> None:
     rs_opts.update({"AWS_ALLOW_HTTP": "true", "conditional_put": "etag"})
     results: dict = {"machine": machine(), "rows": a.rows, "endpoint": a.endpoint, "runs": {}}
 
-    def note(key, walls):
-        results["runs"][key] = {"median_s": statistics.median(walls), "all_s": walls}
-        print(f"{key:48s} {statistics.median(walls):8.3f} s  (of {', '.join(f'{w:.3f}' for w in walls)})",
-              flush=True)
+    def note(key, runs):
+        """runs: (wall s, CPU s) per repetition; also the 1-minute load average now."""
+        walls, cpus = [r[0] for r in runs], [r[1] for r in runs]
+        load = os.getloadavg()[0]
+        results["runs"][key] = {"median_s": statistics.median(walls), "all_s": walls,
+                                "median_cpu_s": statistics.median(cpus), "load_avg_1m": load}
+        print(f"{key:48s} {statistics.median(walls):8.3f} s  CPU {statistics.median(cpus):6.3f} s  "
+              f"load {load:5.1f}  (of {', '.join(f'{w:.3f}' for w in walls)})", flush=True)
+
+    def ours(line):
+        return (line["seconds"], line["cpu_seconds"])
 
     try:
         data = generate(a.rows, 42)
@@ -97,7 +106,7 @@ def main() -> None:
                 uri = (str(work / f"ours-{r}") if target == "local"
                        else f"s3://{a.bucket}/bench-ours-{uuid.uuid4().hex[:8]}")
                 line = run_bin(a.bin, ["write", src, uri, "--max-rows-per-file", a.max_rows_per_file], env)[0]
-                walls.append(line["seconds"])
+                walls.append(ours(line))
                 if target == "s3":
                     ours_s3.append(uri)
             note(f"write stratalake {target}", walls)
@@ -106,43 +115,62 @@ def main() -> None:
                 uri = (str(work / f"theirs-{r}") if target == "local"
                        else f"s3://{a.bucket}/bench-theirs-{uuid.uuid4().hex[:8]}")
                 opts = rs_opts if target == "s3" else None
-                wall, _, _ = timed(lambda: write_deltalake(
+                wall, cpu, _ = timed(lambda: write_deltalake(
                     uri, data, storage_options=opts, writer_properties=WriterProperties(compression="SNAPPY"),
                     target_file_size=target_size))
-                walls.append(wall)
+                walls.append((wall, cpu))
                 if target == "s3":
                     theirs_s3.append(uri)
             note(f"write delta-rs {target}", walls)
 
         # ---- scans ----
-        local_ours = str(work / "ours-0")
-        lines = run_bin(a.bin, ["scan", local_ours, "--reps", a.reps, "--warmup", 1], env)
-        note("scan stratalake local (ours' table)", [x["seconds"] for x in lines if x["rep"] >= 0])
+        # Repetitions interleave the engines (ours, then delta-rs, per repetition), so
+        # that a load that changes during the run weighs on both alike.
+        def rs_scan(table, opts):
+            wall, cpu, t = timed(lambda: DeltaTable(table, storage_options=opts).to_pyarrow_table())
+            assert t.num_rows == a.rows
+            return (wall, cpu)
+
+        for name, table in (("ours' table", str(work / "ours-0")), ("delta-rs' table", str(work / "theirs-0"))):
+            mine, theirs = [], []
+            for r in range(a.reps):
+                lines = run_bin(a.bin, ["scan", table, "--reps", 1, "--warmup", 1], env)
+                mine.append(ours([x for x in lines if x["rep"] >= 0][0]))
+                theirs.append(rs_scan(table, None))
+            note(f"scan stratalake local ({name})", mine)
+            note(f"scan delta-rs local ({name})", theirs)
         for name, table in (("ours' table", ours_s3[0]), ("delta-rs' table", theirs_s3[0])):
             off = {**env, "STRATALAKE_CACHE_SIZE": "0"}
-            lines = run_bin(a.bin, ["scan", table, "--reps", a.reps], off)
-            note(f"scan stratalake s3, no cache ({name})", [x["seconds"] for x in lines])
-            cold, warm = [], []
+            uncached, cold, warm, theirs = [], [], [], []
             for r in range(a.reps):
+                uncached.append(ours(run_bin(a.bin, ["scan", table], off)[0]))
                 cache = work / f"cache-{uuid.uuid4().hex[:8]}"
                 on = {**env, "STRATALAKE_CACHE_DIR": str(cache), "STRATALAKE_CACHE_SIZE": "8G"}
                 lines = run_bin(a.bin, ["scan", table, "--reps", 2], on)
-                cold.append(lines[0]["seconds"])
-                warm.append(lines[1]["seconds"])
+                cold.append(ours(lines[0]))
+                warm.append(ours(lines[1]))
                 shutil.rmtree(cache, ignore_errors=True)
+                theirs.append(rs_scan(table, rs_opts))
+            note(f"scan stratalake s3, no cache ({name})", uncached)
             note(f"scan stratalake s3, cold cache ({name})", cold)
             note(f"scan stratalake s3, warm cache ({name})", warm)
-            walls = []
-            for r in range(a.reps):
-                wall, _, t = timed(lambda: DeltaTable(table, storage_options=rs_opts).to_pyarrow_table())
-                assert t.num_rows == a.rows
-                walls.append(wall)
-            note(f"scan delta-rs s3 ({name})", walls)
-        walls = []
-        for r in range(a.reps):
-            wall, _, t = timed(lambda: DeltaTable(str(work / "theirs-0")).to_pyarrow_table())
-            walls.append(wall)
-        note("scan delta-rs local (delta-rs' table)", walls)
+            note(f"scan delta-rs s3 ({name})", theirs)
+        # Ours against delta-rs, case by case (wall-clock and CPU ratios; < 1: we are faster).
+        print("ratios, stratalake / delta-rs (wall, CPU):")
+        runs = results["runs"]
+        pairs = [("write local", "write stratalake local", "write delta-rs local"),
+                 ("write s3", "write stratalake s3", "write delta-rs s3")]
+        for name in ("ours' table", "delta-rs' table"):
+            pairs.append((f"scan local ({name})", f"scan stratalake local ({name})", f"scan delta-rs local ({name})"))
+            for mode in ("no cache", "cold cache", "warm cache"):
+                pairs.append((f"scan s3 {mode} ({name})", f"scan stratalake s3, {mode} ({name})",
+                              f"scan delta-rs s3 ({name})"))
+        results["ratios"] = {}
+        for label, mine, theirs in pairs:
+            w = runs[mine]["median_s"] / runs[theirs]["median_s"]
+            c = runs[mine]["median_cpu_s"] / runs[theirs]["median_cpu_s"]
+            results["ratios"][label] = {"wall": w, "cpu": c}
+            print(f"  {label:40s} wall {w:5.2f}  CPU {c:5.2f}")
         print(f"(files per table: about {nfiles})")
     finally:
         if server_dir is not None:
@@ -151,6 +179,10 @@ def main() -> None:
             shutil.rmtree(work, ignore_errors=True)
     if a.json:
         Path(a.json).write_text(json.dumps(results, indent=2))
+    # deltalake's runtime aborts in its thread teardown at interpreter exit ("terminate
+    # called without an active exception"); everything is written by now.
+    sys.stdout.flush()
+    os._exit(0)
 
 
 if __name__ == "__main__":

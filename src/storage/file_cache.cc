@@ -1,15 +1,23 @@
 #include "storage/file_cache.h"
 
 #include <fcntl.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <cerrno>
+#include <chrono>
+#include <condition_variable>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
+#include <deque>
 #include <filesystem>
 #include <functional>
 #include <list>
 #include <mutex>
+#include <thread>
 #include <tuple>
 #include <unordered_map>
 #include <vector>
@@ -28,7 +36,16 @@ namespace {
 
 namespace stdfs = std::filesystem;
 
-constexpr int64_t kChunk = 8 << 20;  // bytes per range request of a fetch
+// Range requests in flight at once, over all fetches of the process.
+constexpr int kFetchThreads = 8;
+// A fetch splits a file into about this many range requests, each between
+// kMinChunk and kMaxChunk bytes.
+constexpr int64_t kChunksPerFile = 8;
+constexpr int64_t kMinChunk = 1 << 20;
+constexpr int64_t kMaxChunk = 8 << 20;
+// Temporary files older than this in the cache folder were left by a process
+// that died while fetching; they are removed when the cache is configured.
+constexpr auto kStalePart = std::chrono::hours(1);
 
 arrow::Result<int64_t> ParseSize(const std::string& text) {
   if (text.empty()) return arrow::Status::Invalid("empty size");
@@ -51,6 +68,320 @@ arrow::Result<int64_t> ParseSize(const std::string& text) {
   return static_cast<int64_t>(v * static_cast<double>(mult));
 }
 
+// A read-only shared mapping of a cache file being fetched; the buffers
+// sliced from it keep it alive, and it is unmapped when the last goes.
+class Mapping : public arrow::Buffer {
+ public:
+  Mapping(const uint8_t* data, int64_t size) : arrow::Buffer(data, size) {}
+  ~Mapping() override { ::munmap(const_cast<uint8_t*>(data_), static_cast<size_t>(size_)); }
+};
+
+// One file being fetched into the cache: its bytes are written, range request
+// by range request, into the temporary file that becomes the cached copy, and
+// are readable (through a mapping of that file) as soon as they have landed. Fields below `state`
+// are guarded by the Fetcher's mutex.
+struct Fetch {
+  std::string key;   // the cache's name for the file
+  std::string tmp;   // the temporary file being written
+  std::string dest;  // where it goes when complete
+  uint64_t generation = 0;
+  std::shared_ptr<arrow::io::RandomAccessFile> remote;
+  int64_t size = 0;
+  int64_t chunk = 0;
+  int n_chunks = 0;
+  int fd = -1;
+  std::shared_ptr<Mapping> map;
+
+  enum : char { kPending, kRequested, kLanded };
+  std::vector<char> state;
+  std::deque<int> urgent;  // chunks a reader waits for, first come first
+  int next = 0;            // position in the fetch order: the last chunk, then 0, 1, ...
+  int in_flight = 0;
+  int landed = 0;
+  arrow::Status error;  // the first failed request; no more are made
+  bool done = false;    // every request has returned
+  struct Waiter {
+    int64_t pos, n;
+    arrow::Future<std::shared_ptr<arrow::Buffer>> future;
+  };
+  std::vector<Waiter> waiters;
+
+  bool Covered(int64_t pos, int64_t n) const {
+    if (n <= 0) return true;
+    for (int64_t c = pos / chunk; c <= (pos + n - 1) / chunk; ++c) {
+      if (state[static_cast<size_t>(c)] != kLanded) return false;
+    }
+    return true;
+  }
+  std::shared_ptr<arrow::Buffer> Slice(int64_t pos, int64_t n) const {
+    return arrow::SliceBuffer(map, pos, n);
+  }
+};
+
+void FetchDone(const Fetch& f, bool ok);  // tells the cache (below)
+
+// Runs the range requests of all fetches on kFetchThreads threads: chunks a
+// reader is waiting for first, then the fetches in the order they started
+// (the order a scan reads its files in), each in file order after its last
+// chunk (where Parquet's footer is).
+class Fetcher {
+ public:
+  void Start(const std::shared_ptr<Fetch>& f) {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      active_.push_back(f);
+      while (threads_ < kFetchThreads) {
+        std::thread([this] { Work(); }).detach();
+        threads_++;
+      }
+    }
+    work_cv_.notify_all();
+  }
+
+  arrow::Result<std::shared_ptr<arrow::Buffer>> Read(const std::shared_ptr<Fetch>& f, int64_t pos,
+                                                     int64_t n) {
+    std::unique_lock<std::mutex> lock(mu_);
+    if (!f->Covered(pos, n)) {
+      if (!f->error.ok()) return f->error;
+      PrioritizeLocked(*f, pos, n);
+      land_cv_.wait(lock, [&] { return f->Covered(pos, n) || !f->error.ok(); });
+      if (!f->Covered(pos, n)) return f->error;
+    }
+    return f->Slice(pos, n);
+  }
+
+  arrow::Future<std::shared_ptr<arrow::Buffer>> ReadAsync(const std::shared_ptr<Fetch>& f,
+                                                          int64_t pos, int64_t n) {
+    std::unique_lock<std::mutex> lock(mu_);
+    if (f->Covered(pos, n))
+      return arrow::Future<std::shared_ptr<arrow::Buffer>>::MakeFinished(f->Slice(pos, n));
+    if (!f->error.ok())
+      return arrow::Future<std::shared_ptr<arrow::Buffer>>::MakeFinished(f->error);
+    auto future = arrow::Future<std::shared_ptr<arrow::Buffer>>::Make();
+    f->waiters.push_back(Fetch::Waiter{pos, n, future});
+    PrioritizeLocked(*f, pos, n);
+    return future;
+  }
+
+  void Prioritize(const std::shared_ptr<Fetch>& f, int64_t pos, int64_t n) {
+    std::lock_guard<std::mutex> lock(mu_);
+    PrioritizeLocked(*f, pos, n);
+  }
+
+ private:
+  void PrioritizeLocked(Fetch& f, int64_t pos, int64_t n) {
+    if (n <= 0 || !f.error.ok()) return;
+    bool added = false;
+    for (int64_t c = pos / f.chunk; c <= (pos + n - 1) / f.chunk; ++c) {
+      if (f.state[static_cast<size_t>(c)] == Fetch::kPending) {
+        f.urgent.push_back(static_cast<int>(c));
+        added = true;
+      }
+    }
+    if (added) work_cv_.notify_all();
+  }
+
+  // The next chunk to request, or false when there is none.
+  bool PickLocked(std::shared_ptr<Fetch>* out, int* chunk) {
+    for (auto& f : active_) {
+      while (f->error.ok() && !f->urgent.empty()) {
+        int c = f->urgent.front();
+        f->urgent.pop_front();
+        if (f->state[static_cast<size_t>(c)] == Fetch::kPending) {
+          *out = f;
+          *chunk = c;
+          return true;
+        }
+      }
+    }
+    for (auto it = active_.begin(); it != active_.end();) {
+      auto& f = *it;
+      while (f->error.ok() && f->next < f->n_chunks) {
+        int c = f->next == 0 ? f->n_chunks - 1 : f->next - 1;
+        f->next++;
+        if (f->state[static_cast<size_t>(c)] == Fetch::kPending) {
+          *out = f;
+          *chunk = c;
+          return true;
+        }
+      }
+      // Nothing left to request (its urgent list is empty too): forget it.
+      it = active_.erase(it);
+    }
+    return false;
+  }
+
+  void Work() {
+    // Each request is received into this buffer, then written to the file:
+    // cheaper than receiving into a writable file mapping, whose every page
+    // would fault twice (read, then make writable).
+    std::vector<uint8_t> buf(static_cast<size_t>(kMaxChunk));
+    std::unique_lock<std::mutex> lock(mu_);
+    while (true) {
+      std::shared_ptr<Fetch> f;
+      int c = 0;
+      if (!PickLocked(&f, &c)) {
+        work_cv_.wait(lock);
+        continue;
+      }
+      f->state[static_cast<size_t>(c)] = Fetch::kRequested;
+      f->in_flight++;
+      lock.unlock();
+      const int64_t off = c * f->chunk;
+      const int64_t len = std::min(f->chunk, f->size - off);
+      auto got = f->remote->ReadAt(off, len, buf.data());
+      arrow::Status st = got.status();
+      if (st.ok() && *got != len) {
+        st = arrow::Status::IOError("the object is shorter (", off + *got,
+                                    " bytes or fewer) than its size in the Delta log (", f->size,
+                                    " bytes)");
+      }
+      if (st.ok()) st = WriteAll(f->fd, buf.data(), len, off, f->tmp);
+      Landed(f, c, st);
+      lock.lock();
+    }
+  }
+
+  void Landed(const std::shared_ptr<Fetch>& f, int c, const arrow::Status& st) {
+    std::vector<std::pair<arrow::Future<std::shared_ptr<arrow::Buffer>>,
+                          arrow::Result<std::shared_ptr<arrow::Buffer>>>>
+        ready;
+    bool finish = false;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      f->in_flight--;
+      if (st.ok()) {
+        f->state[static_cast<size_t>(c)] = Fetch::kLanded;
+        f->landed++;
+      } else {
+        f->state[static_cast<size_t>(c)] = Fetch::kPending;
+        if (f->error.ok()) f->error = st;
+        f->urgent.clear();
+      }
+      for (auto it = f->waiters.begin(); it != f->waiters.end();) {
+        if (f->Covered(it->pos, it->n)) {
+          ready.emplace_back(it->future, f->Slice(it->pos, it->n));
+        } else if (!f->error.ok()) {
+          ready.emplace_back(it->future, f->error);
+        } else {
+          ++it;
+          continue;
+        }
+        it = f->waiters.erase(it);
+      }
+      if (!f->done && f->in_flight == 0 && (f->landed == f->n_chunks || !f->error.ok())) {
+        f->done = true;
+        finish = true;
+      }
+    }
+    land_cv_.notify_all();
+    for (auto& [future, result] : ready) future.MarkFinished(std::move(result));
+    if (finish) Finish(*f);
+  }
+
+  static arrow::Status WriteAll(int fd, const uint8_t* data, int64_t n, int64_t off,
+                                const std::string& name) {
+    while (n > 0) {
+      ssize_t w = ::pwrite(fd, data, static_cast<size_t>(n), static_cast<off_t>(off));
+      if (w < 0) {
+        if (errno == EINTR) continue;
+        return arrow::Status::IOError("cannot write the read cache file '", name,
+                                      "': ", std::strerror(errno));
+      }
+      data += w;
+      n -= w;
+      off += w;
+    }
+    return arrow::Status::OK();
+  }
+
+  // Every request has returned: the cache keeps the file, or throws it away.
+  static void Finish(Fetch& f) {
+    ::close(f.fd);
+    f.fd = -1;
+    f.remote.reset();
+    FetchDone(f, f.error.ok());
+  }
+
+  std::mutex mu_;
+  std::condition_variable work_cv_;  // a chunk may be there to request
+  std::condition_variable land_cv_;  // a chunk has landed or failed
+  std::list<std::shared_ptr<Fetch>> active_;
+  int threads_ = 0;
+};
+
+Fetcher& TheFetcher() {
+  static auto* f = new Fetcher();
+  return *f;
+}
+
+// A cached file while it is being fetched: reads wait only for the range
+// requests that cover them, and are served from the mapping without a copy.
+class FetchingFile : public arrow::io::RandomAccessFile {
+ public:
+  explicit FetchingFile(std::shared_ptr<Fetch> f) : f_(std::move(f)) {}
+
+  arrow::Status Close() override {
+    closed_ = true;
+    return arrow::Status::OK();
+  }
+  bool closed() const override { return closed_; }
+  arrow::Result<int64_t> Tell() const override { return pos_; }
+  arrow::Status Seek(int64_t pos) override {
+    if (pos < 0) return arrow::Status::Invalid("negative position");
+    pos_ = pos;
+    return arrow::Status::OK();
+  }
+  arrow::Result<int64_t> GetSize() override { return f_->size; }
+
+  arrow::Result<std::shared_ptr<arrow::Buffer>> ReadAt(int64_t pos, int64_t n) override {
+    ARROW_ASSIGN_OR_RAISE(n, Clamp(pos, n));
+    return TheFetcher().Read(f_, pos, n);
+  }
+  arrow::Result<int64_t> ReadAt(int64_t pos, int64_t n, void* out) override {
+    ARROW_ASSIGN_OR_RAISE(auto buf, ReadAt(pos, n));
+    if (buf->size() > 0) std::memcpy(out, buf->data(), static_cast<size_t>(buf->size()));
+    return buf->size();
+  }
+  arrow::Result<std::shared_ptr<arrow::Buffer>> Read(int64_t n) override {
+    ARROW_ASSIGN_OR_RAISE(auto buf, ReadAt(pos_, n));
+    pos_ += buf->size();
+    return buf;
+  }
+  arrow::Result<int64_t> Read(int64_t n, void* out) override {
+    ARROW_ASSIGN_OR_RAISE(int64_t got, ReadAt(pos_, n, out));
+    pos_ += got;
+    return got;
+  }
+  arrow::Future<std::shared_ptr<arrow::Buffer>> ReadAsync(const arrow::io::IOContext&, int64_t pos,
+                                                          int64_t n) override {
+    auto clamped = Clamp(pos, n);
+    if (!clamped.ok()) {
+      return arrow::Future<std::shared_ptr<arrow::Buffer>>::MakeFinished(clamped.status());
+    }
+    return TheFetcher().ReadAsync(f_, pos, *clamped);
+  }
+  arrow::Status WillNeed(const std::vector<arrow::io::ReadRange>& ranges) override {
+    for (const auto& r : ranges) {
+      auto n = Clamp(r.offset, r.length);
+      if (n.ok()) TheFetcher().Prioritize(f_, r.offset, *n);
+    }
+    return arrow::Status::OK();
+  }
+
+ private:
+  arrow::Result<int64_t> Clamp(int64_t pos, int64_t n) const {
+    if (closed_) return arrow::Status::Invalid("operation on a closed file");
+    if (pos < 0 || n < 0) return arrow::Status::Invalid("negative position or length");
+    if (pos > f_->size) return arrow::Status::IOError("read past the end of the file");
+    return std::min(n, f_->size - pos);
+  }
+
+  std::shared_ptr<Fetch> f_;
+  int64_t pos_ = 0;
+  bool closed_ = false;
+};
+
 class Cache {
  public:
   arrow::Status Configure(const ReadCacheOptions& options) {
@@ -61,7 +392,7 @@ class Cache {
   arrow::Result<std::shared_ptr<arrow::io::RandomAccessFile>> Open(arrow::fs::FileSystem& fs,
                                                                    const std::string& path,
                                                                    int64_t known_size) {
-    std::string key, file;
+    std::string key, file, dir;
     int64_t max_bytes = 0;
     {
       std::lock_guard<std::mutex> lock(mu_);
@@ -69,21 +400,9 @@ class Cache {
       max_bytes = max_bytes_;
       if (max_bytes_ > 0) {
         key = KeyOf(fs, path);
+        dir = dir_;
         file = dir_ + "/" + key;
-        auto it = index_.find(key);
-        if (it != index_.end()) {
-          auto mapped = arrow::io::MemoryMappedFile::Open(file, arrow::io::FileMode::READ);
-          if (mapped.ok()) {
-            lru_.splice(lru_.end(), lru_, it->second.pos);  // most recent last
-            hits_++;
-            hit_bytes_ += static_cast<uint64_t>(it->second.size);
-            return std::shared_ptr<arrow::io::RandomAccessFile>(*mapped);
-          }
-          // Removed behind our back: forget it and fetch again.
-          bytes_cached_ -= it->second.size;
-          lru_.erase(it->second.pos);
-          index_.erase(it);
-        }
+        if (auto hit = OpenCachedLocked(key, file)) return hit;
       }
     }
     std::shared_ptr<arrow::io::RandomAccessFile> remote;
@@ -94,23 +413,74 @@ class Cache {
     } else {
       ARROW_ASSIGN_OR_RAISE(remote, fs.OpenInputFile(path));
     }
-    ARROW_ASSIGN_OR_RAISE(int64_t size, remote->GetSize());
+    // The add action's size is the file's (an object store's file trusts it).
+    int64_t size = known_size;
+    if (size <= 0) {
+      ARROW_ASSIGN_OR_RAISE(size, remote->GetSize());
+    }
+    // Off, empty, or too large to keep: read remotely.
+    if (key.empty() || size == 0 || size > max_bytes / 4) {
+      CountMiss(size);
+      return remote;
+    }
+    // The temporary file that becomes the cached copy, mapped for readers. Its
+    // blocks are allocated first: a full disk fails here, not while fetching.
+    auto f = std::make_shared<Fetch>();
+    f->key = key;
+    f->dest = file;
+    f->tmp = dir + "/." + delta::NewUuid() + ".part";
+    f->remote = remote;
+    f->size = size;
+    f->chunk = std::clamp((size + kChunksPerFile - 1) / kChunksPerFile, kMinChunk, kMaxChunk);
+    f->n_chunks = static_cast<int>((size + f->chunk - 1) / f->chunk);
+    f->state.assign(static_cast<size_t>(f->n_chunks), Fetch::kPending);
+    if (!PrepareTemp(*f)) {
+      CountMiss(size);
+      return remote;  // a full or broken cache disk: read remotely
+    }
     {
       std::lock_guard<std::mutex> lock(mu_);
+      // Another thread may have cached it or started fetching it meanwhile.
+      std::shared_ptr<arrow::io::RandomAccessFile> other;
+      if (max_bytes_ == 0 || dir_ != dir) {
+        other = remote;  // reconfigured meanwhile
+      } else {
+        other = OpenCachedLocked(key, file);
+      }
+      if (!other && !ReserveLocked(size)) other = remote;  // no room (fetches in flight)
+      if (other) {
+        if (other == remote) {
+          misses_++;
+          miss_bytes_ += static_cast<uint64_t>(size);
+        }
+        DiscardTemp(*f);
+        return other;
+      }
       misses_++;
       miss_bytes_ += static_cast<uint64_t>(size);
+      f->generation = generation_;
+      in_flight_[key] = f;
     }
-    if (key.empty() || size > max_bytes / 4) return remote;  // off, or too large to keep
-    auto fetched = Fetch(*remote, size, file);
-    if (!fetched.ok()) return remote;  // a full or broken cache disk: read remotely
+    TheFetcher().Start(f);
+    return std::make_shared<FetchingFile>(f);
+  }
+
+  // A fetch has ended, complete (ok) or not: move its file into place and
+  // index it, or remove it (in one step, as seen from other threads).
+  void Done(const Fetch& f, bool ok) {
     std::lock_guard<std::mutex> lock(mu_);
-    if (index_.find(key) == index_.end()) {
-      lru_.push_back(key);
-      index_[key] = Entry{size, std::prev(lru_.end())};
-      bytes_cached_ += size;
-      EvictLocked();
+    if (f.generation != generation_) ok = false;  // reconfigured meanwhile
+    if (ok && ::rename(f.tmp.c_str(), f.dest.c_str()) != 0) ok = false;
+    if (!ok) ::unlink(f.tmp.c_str());  // an open mapping stays valid
+    if (f.generation != generation_) return;
+    in_flight_.erase(f.key);
+    reserved_ -= f.size;
+    if (ok && index_.find(f.key) == index_.end()) {
+      lru_.push_back(f.key);
+      index_[f.key] = Entry{f.size, std::prev(lru_.end())};
+      bytes_cached_ += f.size;
+      EvictLocked(0);
     }
-    return *fetched;
   }
 
   ReadCacheStats Stats() {
@@ -132,6 +502,71 @@ class Cache {
     int64_t size;
     std::list<std::string>::iterator pos;
   };
+
+  void CountMiss(int64_t size) {
+    std::lock_guard<std::mutex> lock(mu_);
+    misses_++;
+    miss_bytes_ += static_cast<uint64_t>(size);
+  }
+
+  // The cached copy of `key` (mapped), or the fetch of it in flight; null if neither.
+  std::shared_ptr<arrow::io::RandomAccessFile> OpenCachedLocked(const std::string& key,
+                                                                const std::string& file) {
+    auto it = index_.find(key);
+    if (it != index_.end()) {
+      auto mapped = arrow::io::MemoryMappedFile::Open(file, arrow::io::FileMode::READ);
+      if (mapped.ok()) {
+        lru_.splice(lru_.end(), lru_, it->second.pos);  // most recent last
+        hits_++;
+        hit_bytes_ += static_cast<uint64_t>(it->second.size);
+        return *mapped;
+      }
+      // Removed behind our back: forget it and fetch again.
+      bytes_cached_ -= it->second.size;
+      lru_.erase(it->second.pos);
+      index_.erase(it);
+    }
+    auto fl = in_flight_.find(key);
+    if (fl != in_flight_.end()) {
+      hits_++;
+      hit_bytes_ += static_cast<uint64_t>(fl->second->size);
+      return std::make_shared<FetchingFile>(fl->second);
+    }
+    return nullptr;
+  }
+
+  // Room for `size` more bytes under the bound, counting the files being
+  // fetched, evicting the least recently used files if need be.
+  bool ReserveLocked(int64_t size) {
+    if (reserved_ + size > max_bytes_) return false;
+    EvictLocked(reserved_ + size);
+    if (bytes_cached_ + reserved_ + size > max_bytes_) return false;
+    reserved_ += size;
+    return true;
+  }
+
+  static bool PrepareTemp(Fetch& f) {
+    f.fd = ::open(f.tmp.c_str(), O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+    if (f.fd < 0) return false;
+    if (::posix_fallocate(f.fd, 0, static_cast<off_t>(f.size)) != 0) {
+      DiscardTemp(f);
+      return false;
+    }
+    void* p = ::mmap(nullptr, static_cast<size_t>(f.size), PROT_READ, MAP_SHARED, f.fd, 0);
+    if (p == MAP_FAILED) {
+      DiscardTemp(f);
+      return false;
+    }
+    f.map = std::make_shared<Mapping>(static_cast<const uint8_t*>(p), f.size);
+    return true;
+  }
+
+  static void DiscardTemp(Fetch& f) {
+    f.map.reset();
+    if (f.fd >= 0) ::close(f.fd);
+    f.fd = -1;
+    ::unlink(f.tmp.c_str());
+  }
 
   arrow::Status ConfigureLocked(const ReadCacheOptions& options) {
     std::string dir = options.dir;
@@ -157,11 +592,14 @@ class Cache {
       }
     }
     configured_ = true;
+    generation_++;  // fetches in flight finish without entering the new index
     dir_ = dir;
     max_bytes_ = max;
     index_.clear();
     lru_.clear();
+    in_flight_.clear();
     bytes_cached_ = 0;
+    reserved_ = 0;
     if (max_bytes_ == 0) return arrow::Status::OK();
     std::error_code ec;
     stdfs::create_directories(dir_, ec);
@@ -174,9 +612,18 @@ class Cache {
     }
     // Files cached by earlier processes, oldest first.
     std::vector<std::tuple<stdfs::file_time_type, std::string, int64_t>> found;
+    const auto now = stdfs::file_time_type::clock::now();
     for (const auto& e : stdfs::directory_iterator(dir_, ec)) {
       std::string name = e.path().filename().string();
-      if (!e.is_regular_file() || name.empty() || name[0] == '.') continue;
+      if (!e.is_regular_file() || name.empty()) continue;
+      if (name[0] == '.') {
+        // A fetch's temporary file, left by a process that died while fetching.
+        if (name.size() > 5 && name.compare(name.size() - 5, 5, ".part") == 0 &&
+            now - e.last_write_time() > kStalePart) {
+          ::unlink(e.path().c_str());
+        }
+        continue;
+      }
       found.emplace_back(e.last_write_time(), name, static_cast<int64_t>(e.file_size()));
     }
     std::sort(found.begin(), found.end());
@@ -185,12 +632,13 @@ class Cache {
       index_[name] = Entry{size, std::prev(lru_.end())};
       bytes_cached_ += size;
     }
-    EvictLocked();
+    EvictLocked(0);
     return arrow::Status::OK();
   }
 
-  void EvictLocked() {
-    while (bytes_cached_ > max_bytes_ && !lru_.empty()) {
+  // Evict least recently used files until `extra` more bytes fit under the bound.
+  void EvictLocked(int64_t extra) {
+    while (bytes_cached_ + extra > max_bytes_ && !lru_.empty()) {
       const std::string& victim = lru_.front();
       auto it = index_.find(victim);
       bytes_cached_ -= it->second.size;
@@ -219,63 +667,16 @@ class Cache {
     return buf + base;
   }
 
-  // Fetch the whole file with parallel range requests into `dest` (via a
-  // temporary file renamed into place) and map it.
-  arrow::Result<std::shared_ptr<arrow::io::RandomAccessFile>> Fetch(
-      arrow::io::RandomAccessFile& remote, int64_t size, const std::string& dest) {
-    std::vector<arrow::Future<std::shared_ptr<arrow::Buffer>>> parts;
-    for (int64_t off = 0; off < size; off += kChunk) {
-      parts.push_back(remote.ReadAsync(off, std::min(kChunk, size - off)));
-    }
-    std::string tmp = ParentDir(dest) + "/." + delta::NewUuid() + ".part";
-    int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
-    if (fd < 0) {
-      for (auto& p : parts) (void)p.status();
-      return arrow::Status::IOError("cannot create '", tmp, "'");
-    }
-    arrow::Status st;
-    for (auto& p : parts) {
-      auto buf = p.result();
-      if (!st.ok()) continue;
-      if (!buf.ok()) {
-        st = buf.status();
-        continue;
-      }
-      const uint8_t* data = (*buf)->data();
-      int64_t left = (*buf)->size();
-      while (left > 0) {
-        ssize_t n = ::write(fd, data, static_cast<size_t>(left));
-        if (n < 0) {
-          if (errno == EINTR) continue;
-          st = arrow::Status::IOError("cannot write '", tmp, "'");
-          break;
-        }
-        data += n;
-        left -= n;
-      }
-    }
-    ::close(fd);
-    if (st.ok() && ::rename(tmp.c_str(), dest.c_str()) != 0) {
-      st = arrow::Status::IOError("cannot rename into '", dest, "'");
-    }
-    if (!st.ok()) {
-      ::unlink(tmp.c_str());
-      return st;
-    }
-    ARROW_ASSIGN_OR_RAISE(auto mapped,
-                          arrow::io::MemoryMappedFile::Open(dest, arrow::io::FileMode::READ));
-    return std::shared_ptr<arrow::io::RandomAccessFile>(mapped);
-  }
-
-  static std::string ParentDir(const std::string& p) { return p.substr(0, p.rfind('/')); }
-
   std::mutex mu_;
   bool configured_ = false;
+  uint64_t generation_ = 0;
   std::string dir_;
   int64_t max_bytes_ = 0;
   std::list<std::string> lru_;  // least recently used first
   std::unordered_map<std::string, Entry> index_;
-  int64_t bytes_cached_ = 0;
+  std::unordered_map<std::string, std::shared_ptr<Fetch>> in_flight_;
+  int64_t bytes_cached_ = 0;  // files in the index
+  int64_t reserved_ = 0;      // files being fetched
   uint64_t hits_ = 0, misses_ = 0, hit_bytes_ = 0, miss_bytes_ = 0, evictions_ = 0;
 };
 
@@ -283,6 +684,8 @@ Cache& TheCache() {
   static auto* c = new Cache();
   return *c;
 }
+
+void FetchDone(const Fetch& f, bool ok) { TheCache().Done(f, ok); }
 
 }  // namespace
 

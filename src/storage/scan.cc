@@ -1,6 +1,7 @@
 #include "storage/scan.h"
 
 #include <algorithm>
+#include <mutex>
 #include <set>
 
 #include <arrow/api.h>
@@ -249,16 +250,11 @@ arrow::Result<ScanPlan> PlanFiles(const Snapshot& snapshot,
   return plan;
 }
 
-namespace {
-
-// Opens a data file for reading. Local files are memory-mapped: Parquet then
-// decompresses straight from the page cache, without a read() copy into fresh
-// buffers that the kernel must zero first (a third of a large retrieval's
-// time). Delta data files are never changed once written (a new version adds
-// new files), so a mapping cannot see a file shrink under it, and a cached
-// copy of a remote one is never stale.
-// `size` (from the add action; 0 when unknown) spares an object store the
-// request that would ask for it.
+// Local files are memory-mapped: Parquet then decompresses straight from the
+// page cache, without a read() copy into fresh buffers that the kernel must
+// zero first (a third of a large retrieval's time). Delta data files are never
+// changed once written (a new version adds new files), so a mapping cannot see
+// a file shrink under it, and a cached copy of a remote one is never stale.
 arrow::Result<std::shared_ptr<arrow::io::RandomAccessFile>> OpenDataFile(arrow::fs::FileSystem& fs,
                                                                          const std::string& path,
                                                                          int64_t size) {
@@ -270,8 +266,6 @@ arrow::Result<std::shared_ptr<arrow::io::RandomAccessFile>> OpenDataFile(arrow::
   if (fs.type_name() == "s3") return OpenRemoteDataFile(fs, path, size);
   return fs.OpenInputFile(path);
 }
-
-}  // namespace
 
 arrow::Result<int> CountRowGroups(arrow::fs::FileSystem& fs, const Snapshot& snapshot,
                                   const AddFile& file) {
@@ -306,7 +300,9 @@ arrow::Result<std::shared_ptr<arrow::Table>> ReadDataFile(arrow::fs::FileSystem&
   const auto& pcols = snapshot.metadata().partition_columns;
   std::string path = DataFilePath(snapshot.table_root(), file.path);
 
-  auto input = OpenDataFile(fs, path, file.size);
+  auto input = options.input
+                   ? arrow::Result<std::shared_ptr<arrow::io::RandomAccessFile>>(options.input)
+                   : OpenDataFile(fs, path, file.size);
   if (!input.ok()) {
     auto info = fs.GetFileInfo(path);
     if (info.ok() && info->type() == arrow::fs::FileType::NotFound) {
@@ -504,10 +500,31 @@ arrow::Result<std::shared_ptr<arrow::Table>> ReadFiles(
   const size_t n_threads_wanted = CpuThreads();
   std::vector<arrow::Result<std::shared_ptr<arrow::Table>>> results(
       files.size(), arrow::Status::UnknownError("not read"));
+  // Files on an object store are opened a few files ahead of the ones being
+  // decoded: opening one starts fetching it into the read cache (file_cache.h),
+  // so that its bytes arrive while earlier files are decoded.
+  const bool remote = fs.type_name() == "s3";
+  const size_t ahead = remote ? n_threads_wanted + 4 : 0;
+  std::mutex opened_mu;
+  std::vector<std::shared_ptr<arrow::io::RandomAccessFile>> opened(files.size());
+  auto open_ahead = [&](size_t i) {
+    if (i >= files.size()) return;
+    auto input =
+        OpenDataFile(fs, DataFilePath(snapshot.table_root(), files[i].path), files[i].size);
+    if (!input.ok()) return;  // ReadDataFile opens it again and reports the error
+    std::lock_guard<std::mutex> lock(opened_mu);
+    opened[i] = *input;
+  };
+  for (size_t i = 0; i < ahead; ++i) open_ahead(i);
   auto work = [&](size_t i) -> arrow::Result<std::shared_ptr<arrow::Table>> {
     FileReadOptions fo;
     fo.row_group_filter = filter;
     fo.use_threads = files.size() < n_threads_wanted;
+    if (remote) {
+      open_ahead(i + ahead);
+      std::lock_guard<std::mutex> lock(opened_mu);
+      fo.input = std::move(opened[i]);
+    }
     ARROW_ASSIGN_OR_RAISE(auto t, ReadDataFile(fs, snapshot, files[i], needed, fo));
     if (row_filter) {
       ARROW_ASSIGN_OR_RAISE(auto mask, EvaluatePredicate(*row_filter, *t));

@@ -9,6 +9,7 @@
 
 #include <arrow/compute/expression.h>
 #include <arrow/filesystem/filesystem.h>
+#include <arrow/io/interfaces.h>
 #include <arrow/result.h>
 #include <arrow/type_fwd.h>
 
@@ -31,6 +32,8 @@ struct FileReadOptions {
   /// row_group_filter), so a big file can be read piece by piece. Ignored for
   /// files with a deletion vector, which are always read whole.
   std::optional<std::pair<int, int>> row_group_range;
+  /// The file, already opened with OpenDataFile (null: ReadDataFile opens it).
+  std::shared_ptr<arrow::io::RandomAccessFile> input;
 };
 
 /// The columns to read for `fields` plus those `filter` (bound to the snapshot
@@ -41,6 +44,13 @@ struct ColumnsToRead {
 };
 arrow::Result<ColumnsToRead> PlanColumns(const Snapshot& snapshot, const std::vector<int>& fields,
                                          const std::optional<arrow::compute::Expression>& filter);
+
+/// Opens a data file for reading: memory-mapped when local, through the read
+/// cache (storage/file_cache.h) when on S3. `size` (the add action's; 0 when
+/// unknown) spares an object store the request that would ask for it.
+arrow::Result<std::shared_ptr<arrow::io::RandomAccessFile>> OpenDataFile(arrow::fs::FileSystem& fs,
+                                                                         const std::string& path,
+                                                                         int64_t size);
 
 /// The number of Parquet row groups of one data file (reads its footer).
 arrow::Result<int> CountRowGroups(arrow::fs::FileSystem& fs, const Snapshot& snapshot,
