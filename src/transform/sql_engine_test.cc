@@ -208,7 +208,21 @@ TEST_F(SqlScanTest, DeletionVectorsAndRowGroupsOnSeveralThreads) {
   ASSERT_OK(ids.Reserve(kRows));
   for (int64_t i = 0; i < kRows; ++i) ids.UnsafeAppend(i);
   ASSERT_OK_AND_ASSIGN(auto id_array, ids.Finish());
-  auto big = arrow::Table::Make(arrow::schema({arrow::field("id", arrow::int64())}), {id_array});
+  // Strings, some longer than DuckDB inlines (12 bytes), every tenth null: sliced
+  // into 2048-row chunks at every offset of the row groups.
+  arrow::StringBuilder names;
+  for (int64_t i = 0; i < kRows; ++i) {
+    if (i % 10 == 9) {
+      ASSERT_OK(names.AppendNull());
+    } else {
+      ASSERT_OK(
+          names.Append(i % 2 ? "n" + std::to_string(i) : "a longer name " + std::to_string(i)));
+    }
+  }
+  ASSERT_OK_AND_ASSIGN(auto name_array, names.Finish());
+  auto big = arrow::Table::Make(
+      arrow::schema({arrow::field("id", arrow::int64()), arrow::field("name", arrow::utf8())}),
+      {id_array, name_array});
   auto table = delta::DeltaTable::ForPath(dir_.Join("big")).ValueOrDie();
   ASSERT_OK(table->Write(big, delta::WriteOptions{}).status());
   ASSERT_OK_AND_ASSIGN(table, delta::DeltaTable::Open(dir_.Join("big")));
@@ -224,6 +238,16 @@ TEST_F(SqlScanTest, DeletionVectorsAndRowGroupsOnSeveralThreads) {
   ASSERT_OK_AND_ASSIGN(auto first, engine->Query("SELECT id FROM bronze.big LIMIT 3 OFFSET "
                                                  "1048575"));
   EXPECT_EQ(Rows(*first), (std::vector<std::string>{"1048575", "1048576", "1048577"}));
+  ASSERT_OK_AND_ASSIGN(auto strings, engine->Query(R"(
+      SELECT count(name), count(*) FILTER (WHERE name = CASE WHEN id % 2 = 1
+                 THEN 'n' || id ELSE 'a longer name ' || id END),
+             min(id) FILTER (WHERE name IS NULL)
+      FROM bronze.big)"));
+  EXPECT_EQ(Rows(*strings), (std::vector<std::string>{"1980000|1980000|9"}));
+  ASSERT_OK_AND_ASSIGN(auto one,
+                       engine->Query("SELECT name FROM bronze.big WHERE id IN (1048576, 2199999)"
+                                     " ORDER BY id"));
+  EXPECT_EQ(Rows(*one), (std::vector<std::string>{"a longer name 1048576", "null"}));
 
   // Rows deleted after the version attached are still there; at the next version
   // (a deletion vector or a rewrite) they are gone.
