@@ -836,16 +836,7 @@ class PyStore {
   }
 
   static std::shared_ptr<online::OnlineStore> SharedStore(const repo::FeatureRepository& repo) {
-    static std::mutex mu;
-    static std::map<std::string, std::weak_ptr<online::OnlineStore>> open;
-    std::lock_guard<std::mutex> lock(mu);
-    std::weak_ptr<online::OnlineStore>& slot = open[repo.config().root];
-    std::shared_ptr<online::OnlineStore> store = slot.lock();
-    if (!store) {
-      store = Check(online::OpenRepositoryStore(repo));
-      slot = store;
-    }
-    return store;
+    return SharedOnlineStore(repo);
   }
 
   std::shared_ptr<online::OnlineService> Service() {
@@ -865,6 +856,20 @@ class PyStore {
 };
 
 }  // namespace
+
+std::shared_ptr<online::OnlineStore> SharedOnlineStore(const repo::FeatureRepository& repo) {
+  static std::mutex mu;
+  static std::map<std::string, std::weak_ptr<online::OnlineStore>> open;
+  std::lock_guard<std::mutex> lock(mu);
+  std::weak_ptr<online::OnlineStore>& slot = open[repo.config().root];
+  std::shared_ptr<online::OnlineStore> store = slot.lock();
+  if (!store) {
+    store = Check(online::OpenRepositoryStore(repo));
+    slot = store;
+  }
+  return store;
+}
+
 }  // namespace stratalake::python
 
 namespace stratalake::python {}  // namespace stratalake::python
@@ -884,6 +889,7 @@ NB_MODULE(_core, m) {
   BindInit(m);
   BindObjectStore(m);
   BindSpark(m);
+  BindOnlineSst(m);
 
   nb::class_<Snapshot>(m, "Snapshot")
       .def_prop_ro("version", &Snapshot::version)
