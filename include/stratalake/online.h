@@ -135,6 +135,15 @@ class OnlineStore {
 
   /// "rocksdb:/path", "redis://host:port/db" or "redis-cluster://host:port,...".
   virtual std::string Describe() const = 0;
+
+  /// Adds SST files that OnlineSstWriter wrote, in one atomic step: all of
+  /// them or none. Their entries are merge operands, so a stored value with a
+  /// newer version prefix wins, as for Write. The files may overlap each
+  /// other's key ranges but no key may be in two of them. They are moved into
+  /// the store (copied from another file system). Durable when it returns OK.
+  /// Only the embedded store has SST files: the default (Redis) returns
+  /// NotImplemented.
+  virtual arrow::Status IngestSstFiles(const std::vector<std::string>& files);
 };
 
 /// Opens (creating if needed) an embedded RocksDB store in `path`. One process
@@ -374,6 +383,57 @@ arrow::Result<MaterializeReport> Materialize(const repo::FeatureRepository& repo
 /// offline-only view (kFeatureNotFound / kDefinitionError).
 arrow::Status RecordMaterialization(const repo::FeatureRepository& repo, const std::string& view,
                                     int64_t source_version, int64_t end_us, int64_t rows_written);
+
+/// Writes the rows of one feature view as an SST file for the embedded store,
+/// so that many writers (the Spark engine's executors, one per partition) can
+/// prepare a bulk load that one process then adds with IngestOnlineSstFiles.
+/// Rows are encoded exactly as WriteToOnlineStore encodes them (same columns,
+/// conversions and errors); each key's entry is the newest of its rows (the
+/// later added on equal versions), stored as a merge operand so that newer
+/// wins against the store. Rows are kept in memory, encoded, until Finish.
+/// Not thread-safe.
+class OnlineSstWriter {
+ public:
+  /// Errors: unknown or offline-only view (as WriteToOnlineStore).
+  static arrow::Result<std::unique_ptr<OnlineSstWriter>> Open(
+      std::shared_ptr<const registry::RegistryState> state, const std::string& view,
+      std::string path);
+  ~OnlineSstWriter();
+
+  /// Encodes `data`'s rows; returns how many.
+  arrow::Result<int64_t> Add(const std::shared_ptr<arrow::Table>& data);
+  /// Writes the file at the path given to Open (keys in byte order); returns
+  /// the number of keys. No rows: no file is written and 0 is returned.
+  arrow::Result<int64_t> Finish();
+
+ private:
+  OnlineSstWriter() = default;
+  std::shared_ptr<const registry::RegistryState> state_;
+  std::string view_;
+  std::string path_;
+  std::vector<KeyValue> writes_;
+};
+
+/// Adds the SST files OnlineSstWriter wrote for `view` to `store`: the view's
+/// layout first (as Materialize writes it), then every file in one atomic
+/// OnlineStore::IngestSstFiles. Errors: unknown or offline-only view; a store
+/// without SST files (Redis) -> NotImplemented.
+arrow::Status IngestOnlineSstFiles(const registry::RegistryState& state, OnlineStore* store,
+                                   const std::string& view, const std::vector<std::string>& files);
+
+/// A view's materialization watermark (what RecordMaterialization and
+/// Materialize record), for another engine that continues from it.
+struct MaterializationWatermark {
+  int64_t source_version = -1;  // the source's Delta version read
+  int64_t end_us = 0;           // the range's end, µs
+  std::string source;           // the source it was read from
+  /// The watermark was recorded for the view's current layout and source: an
+  /// incremental run may continue from it (otherwise it reads everything).
+  bool current = false;
+};
+/// The view's watermark, nullopt when none is recorded.
+arrow::Result<std::optional<MaterializationWatermark>> ReadMaterializationWatermark(
+    const repo::FeatureRepository& repo, const std::string& view);
 
 /// What Teardown removed.
 struct TeardownReport {

@@ -319,6 +319,25 @@ arrow::Result<DatasetManifest> SaveDataset(const repo::FeatureRepository& repo,
                                            const HistoricalRequest& request,
                                            const HistoricalResult& result);
 
+/// Where the rows of dataset NAME go (the Delta table datasets/NAME in the
+/// offline store), after DatasetWriter::Open's checks (a valid name, no dataset
+/// of that name, no stray files there); writes nothing. For an engine that
+/// writes the rows itself (the Spark engine's executors) before RegisterDataset.
+arrow::Result<std::string> DatasetTableUri(const repo::FeatureRepository& repo,
+                                           const std::string& name);
+
+/// Makes the Delta table another engine wrote at DatasetTableUri(repo, NAME)
+/// dataset NAME, as DatasetWriter::Finish would: the table's latest version,
+/// `result.schema` as the exact schema (its columns must be the table's, in
+/// order), `result.rows`, the hash of the stored entity columns (read back a
+/// row group at a time) and the manifest, so ReadDataset and RecreateDataset
+/// treat it as any saved dataset. Errors: no table there, a manifest already
+/// there (kTableAlreadyExists), columns that differ from the schema.
+arrow::Result<DatasetManifest> RegisterDataset(const repo::FeatureRepository& repo,
+                                               const std::string& name,
+                                               const HistoricalRequest& request,
+                                               const HistoricalResult& result);
+
 /// The manifest as the JSON written beside the dataset.
 std::string ManifestToJson(const DatasetManifest& manifest);
 

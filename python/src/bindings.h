@@ -12,6 +12,9 @@
 
 #include <arrow/api.h>
 
+#include "stratalake/online.h"
+#include "stratalake/repo.h"
+
 namespace stratalake::python {
 
 /// An engine error on its way to Python: the kind names the exception class.
@@ -52,5 +55,10 @@ void BindObjectStore(nanobind::module_& m);  // module_object_store.cc
 void BindTransform(nanobind::module_& m);  // module_transform.cc
 void BindSpark(nanobind::module_& m);      // module_spark.cc
 void BindPipelinePlan(nanobind::module_& m);  // module_pipeline_plan.cc
+void BindOnlineSst(nanobind::module_& m);  // module_online_sst.cc
+
+/// The online store of `repo`, shared by every FeatureStore of this process
+/// (the embedded store may be open in one process at a time); module.cc.
+std::shared_ptr<online::OnlineStore> SharedOnlineStore(const repo::FeatureRepository& repo);
 
 }  // namespace stratalake::python

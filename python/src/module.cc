@@ -841,16 +841,7 @@ class PyStore {
   }
 
   static std::shared_ptr<online::OnlineStore> SharedStore(const repo::FeatureRepository& repo) {
-    static std::mutex mu;
-    static std::map<std::string, std::weak_ptr<online::OnlineStore>> open;
-    std::lock_guard<std::mutex> lock(mu);
-    std::weak_ptr<online::OnlineStore>& slot = open[repo.config().root];
-    std::shared_ptr<online::OnlineStore> store = slot.lock();
-    if (!store) {
-      store = Check(online::OpenRepositoryStore(repo));
-      slot = store;
-    }
-    return store;
+    return SharedOnlineStore(repo);
   }
 
   std::shared_ptr<online::OnlineService> Service() {
@@ -870,6 +861,20 @@ class PyStore {
 };
 
 }  // namespace
+
+std::shared_ptr<online::OnlineStore> SharedOnlineStore(const repo::FeatureRepository& repo) {
+  static std::mutex mu;
+  static std::map<std::string, std::weak_ptr<online::OnlineStore>> open;
+  std::lock_guard<std::mutex> lock(mu);
+  std::weak_ptr<online::OnlineStore>& slot = open[repo.config().root];
+  std::shared_ptr<online::OnlineStore> store = slot.lock();
+  if (!store) {
+    store = Check(online::OpenRepositoryStore(repo));
+    slot = store;
+  }
+  return store;
+}
+
 }  // namespace stratalake::python
 
 namespace stratalake::python {}  // namespace stratalake::python
@@ -890,6 +895,7 @@ NB_MODULE(_core, m) {
   BindObjectStore(m);
   BindSpark(m);
   BindPipelinePlan(m);
+  BindOnlineSst(m);
 
   nb::class_<Snapshot>(m, "Snapshot")
       .def_prop_ro("version", &Snapshot::version)

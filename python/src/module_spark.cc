@@ -1,6 +1,7 @@
 // stratalake._core's entry points for the Spark engine (python/stratalake/spark.py):
 // the retrieval plan another engine must follow (retrieval::PlanHistoricalRetrieval),
-// a saved dataset made of rows another engine computed (retrieval::DatasetWriter),
+// a saved dataset made of rows another engine computed (retrieval::DatasetWriter, or
+// retrieval::RegisterDataset for a Delta table the executors wrote in place),
 // and a materialization watermark recorded after another engine wrote the online
 // store (online::RecordMaterialization). Each opens the repository it is given.
 #include <nanobind/nanobind.h>
@@ -164,6 +165,46 @@ nb::object SaveDatasetRows(const std::string& repo_path, const std::string& name
   return nb::module_::import_("json").attr("loads")(retrieval::ManifestToJson(m));
 }
 
+std::string DatasetTableUri(const std::string& repo_path, const std::string& name) {
+  nb::gil_scoped_release release;
+  auto repo = Check(repo::FeatureRepository::Open(repo_path));
+  return Check(retrieval::DatasetTableUri(*repo, name));
+}
+
+// Registers the Delta table the executors wrote at DatasetTableUri(name) as dataset NAME;
+// `schema` is an empty table of the plan's exact output schema.
+nb::object RegisterDataset(const std::string& repo_path, const std::string& name,
+                           nb::capsule schema, int64_t rows, const std::string& ts_column,
+                           std::vector<std::string> features, const std::string& service,
+                           bool full_names, std::optional<int64_t> as_of_ms,
+                           int64_t registry_version, std::vector<std::string> feature_refs,
+                           std::map<std::string, int64_t> source_versions,
+                           std::map<std::string, std::string> source_uris) {
+  auto exact = ImportTable(std::move(schema))->schema();
+  auto req = MakeRequest(ts_column, std::move(features), service, full_names, as_of_ms,
+                         registry_version, source_versions);
+  retrieval::DatasetManifest m;
+  {
+    nb::gil_scoped_release release;
+    auto repo = Check(repo::FeatureRepository::Open(repo_path));
+    retrieval::HistoricalResult result;
+    result.schema = exact;
+    result.rows = rows;
+    result.registry_version = registry_version;
+    result.feature_refs = std::move(feature_refs);
+    for (const auto& [source, version] : source_versions) {
+      retrieval::SourceRead s;
+      s.source = source;
+      s.version = version;
+      auto uri = source_uris.find(source);
+      if (uri != source_uris.end()) s.table_uri = uri->second;
+      result.sources.push_back(std::move(s));
+    }
+    m = Check(retrieval::RegisterDataset(*repo, name, req, result));
+  }
+  return nb::module_::import_("json").attr("loads")(retrieval::ManifestToJson(m));
+}
+
 void RecordMaterialization(const std::string& repo_path, const std::string& view,
                            int64_t source_version, int64_t end_us, int64_t rows_written) {
   nb::gil_scoped_release release;
@@ -182,6 +223,12 @@ void BindSpark(nb::module_& m) {
         "timestamp_column"_a, "features"_a, "feature_service"_a, "full_feature_names"_a,
         "as_of_ms"_a.none(), "registry_version"_a, "feature_refs"_a, "source_versions"_a,
         "source_uris"_a, "Saves rows another engine computed as a reproducible dataset.");
+  m.def("dataset_table_uri", &DatasetTableUri, "repo_path"_a, "name"_a,
+        "Where a saved dataset's rows go, after checking that the name is free.");
+  m.def("register_dataset", &RegisterDataset, "repo_path"_a, "name"_a, "schema"_a, "rows"_a,
+        "timestamp_column"_a, "features"_a, "feature_service"_a, "full_feature_names"_a,
+        "as_of_ms"_a.none(), "registry_version"_a, "feature_refs"_a, "source_versions"_a,
+        "source_uris"_a, "Makes the Delta table another engine wrote a saved dataset.");
   m.def("record_materialization", &RecordMaterialization, "repo_path"_a, "view"_a,
         "source_version"_a, "end_us"_a, "rows_written"_a,
         "Records a view's materialization watermark after another engine wrote it.");

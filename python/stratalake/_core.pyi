@@ -35,12 +35,40 @@ def plan_historical(repo_path: str, entity_schema: typing_extensions.CapsuleType
 def save_dataset_rows(repo_path: str, name: str, rows: typing_extensions.CapsuleType, timestamp_column: str, features: Sequence[str], feature_service: str, full_feature_names: bool, as_of_ms: int | None, registry_version: int, feature_refs: Sequence[str], source_versions: Mapping[str, int], source_uris: Mapping[str, str]) -> object:
     """Saves rows another engine computed as a reproducible dataset."""
 
+def dataset_table_uri(repo_path: str, name: str) -> str:
+    """Where a saved dataset's rows go, after checking that the name is free."""
+
+def register_dataset(repo_path: str, name: str, schema: typing_extensions.CapsuleType, rows: int, timestamp_column: str, features: Sequence[str], feature_service: str, full_feature_names: bool, as_of_ms: int | None, registry_version: int, feature_refs: Sequence[str], source_versions: Mapping[str, int], source_uris: Mapping[str, str]) -> object:
+    """Makes the Delta table another engine wrote a saved dataset."""
+
 def record_materialization(repo_path: str, view: str, source_version: int, end_us: int, rows_written: int) -> None:
     """
     Records a view's materialization watermark after another engine wrote it.
     """
 
-def plan_pipelines(repo_path: str, refuse: bool = False) -> tuple: ...
+class OnlineSstWriter:
+    """One SST file of a feature view's rows for the embedded online store."""
+
+    def __init__(self, repo_path: str, view: str, path: str) -> None: ...
+
+    def add(self, data: typing_extensions.CapsuleType) -> int:
+        """Encodes rows (as write_to_online_store does)."""
+
+    def finish(self) -> int:
+        """Writes the file; returns the number of keys (0: no file)."""
+
+def ingest_online_sst(repo_path: str, view: str, files: Sequence[str]) -> None:
+    """
+    Adds a view's SST files to the online store in one atomic step (newer wins).
+    """
+
+def scan_online(repo_path: str, prefix: bytes) -> list:
+    """
+    Every stored (key, value) under a key prefix, in byte order (tests, diagnostics).
+    """
+
+def materialization_watermark(repo_path: str, view: str) -> object:
+    """A view's materialization watermark, or None."""
 
 class Snapshot:
     @property

@@ -224,13 +224,21 @@ class SparkRetrievalJob(_ArrowResult):
     def save(self, name: str) -> Dict[str, Any]:
         """Save as a reproducible dataset, exactly as a local retrieval's ``save``: the
         manifest pins the registry and source versions Spark read, so
-        :meth:`FeatureStore.recreate_saved_dataset` rebuilds it."""
-        out = self._output()
-        k = self._kwargs
-        return self._engine.save_dataset(
-            self._store.repo_path, name, self._result, out, features=k["features"],
-            feature_service=k["feature_service"], full_feature_names=k["full_feature_names"],
-            as_of_ms=k["as_of_ms"], timestamp_column=k["timestamp_column"])
+        :meth:`FeatureStore.recreate_saved_dataset` rebuilds it. Spark's executors write the
+        dataset's Delta table in place (no row goes through this process): run first, the
+        retrieval runs straight into it; run already, it runs again, pinned to the versions
+        it read, into the dataset."""
+        k = dict(self._kwargs)
+        if self._result is None:
+            self._result = self._engine.historical(self._spark, self._store.repo_path,
+                                                   self._entities, "", save_as=name, **k)
+            warn_all(self._result["warnings"], stacklevel=2)
+            return self._result["dataset"]
+        k["registry_version"] = int(self._result["registry_version"])
+        k["source_versions"] = {s["source"]: int(s["version"]) for s in self._result["sources"]}
+        again = self._engine.historical(self._spark, self._store.repo_path, self._entities, "",
+                                        save_as=name, **k)
+        return again["dataset"]
 
     @property
     def registry_version(self) -> int:
@@ -772,9 +780,11 @@ class FeatureStore:
                     feature_views: Optional[Sequence[str]] = None, progress: bool = True,
                     engine: Optional[str] = None) -> List[Any]:
         """Load the latest values with event times in [start_date, end_date] into the online store.
-        With ``engine="spark"`` Spark reduces each source to its latest row per key and writes
-        them (in parallel to Redis), then records the same watermark as a local run; returns one
-        dict per view (view, source, to_version, rows_read, rows_written, keys_written)."""
+        With ``engine="spark"`` Spark reduces each source to its latest row per key and its
+        executors write them (to Redis directly; for the embedded store as SST files that are
+        ingested at the end, newer wins), then records the same watermark as a local run;
+        returns one dict per view (view, source, to_version, rows_read, rows_written,
+        keys_written, incremental, from_version, engine)."""
         if self._pick_engine(engine) == "spark":
             from . import spark as spark_engine
             return spark_engine.materialize(
@@ -791,8 +801,16 @@ class FeatureStore:
         return views
 
     def materialize_incremental(self, end_date: TimeLike, feature_views: Optional[Sequence[str]] = None,
-                                progress: bool = True) -> List[ViewMaterialization]:
-        """Materialize what was committed since each view's last run (its watermark)."""
+                                progress: bool = True,
+                                engine: Optional[str] = None) -> List[ViewMaterialization]:
+        """Materialize what was committed since each view's last run (its watermark). With
+        ``engine="spark"`` Spark reads the same files and rows (the same start and end rule)
+        and writes as ``materialize(engine="spark")`` does."""
+        if self._pick_engine(engine) == "spark":
+            from . import spark as spark_engine
+            return spark_engine.materialize(  # type: ignore[return-value]
+                self._spark_session(), self.repo_path, None, to_micros(end_date, "end_date"),
+                list(feature_views or []), incremental=True)
         bar = Progress(progress)
         try:
             views, engine_warnings = self._core.materialize(

@@ -265,9 +265,17 @@ def historical(spark, repo: str, entities: Any, output: str, *, features: Sequen
                feature_service: str = "", full_feature_names: bool = False,
                as_of_ms: Optional[int] = None, timestamp_column: str = "event_timestamp",
                registry_version: Optional[int] = None,
-               source_versions: Optional[Dict[str, int]] = None) -> Dict[str, Any]:
+               source_versions: Optional[Dict[str, int]] = None,
+               save_as: str = "") -> Dict[str, Any]:
     """Runs the retrieval on Spark and writes the training set as the Delta table `output`
-    (which must not exist). Returns the plan with "rows", "output" and "warnings"."""
+    (which must not exist). Returns the plan with "rows", "output" and "warnings".
+
+    ``save_as``: also save it as dataset NAME: the executors write the dataset's Delta
+    table in place (datasets/NAME; no row goes through the driver), then the driver
+    records its manifest (pinned registry and source versions, entity hash, exact
+    schema) as a local save does, so ``datasets recreate`` rebuilds it; the result has
+    "dataset" (the manifest). ``output`` may then be empty: the dataset's table is the
+    output."""
     from pyspark.sql import functions as F
     _session_utc(spark)
     repo = os.path.abspath(repo)
@@ -277,9 +285,13 @@ def historical(spark, repo: str, entities: Any, output: str, *, features: Sequen
     try:
         p = plan(repo, ents.schema, features, feature_service, full_feature_names, as_of_ms,
                  timestamp_column, registry_version, source_versions)
-        if os.path.exists(os.path.join(output, "_delta_log")):
+        if output and os.path.exists(os.path.join(output, "_delta_log")):
             raise DefinitionError(f"output {output!r} already holds a Delta table; choose "
                                   "another path")
+        dataset_uri = _core.dataset_table_uri(repo, save_as) if save_as else ""
+        targets = [t for t in (output, dataset_uri) if t]
+        if not targets:
+            raise DefinitionError("historical: give an output path or a dataset name (save_as)")
         ts = p["timestamp_column"]
         rows = ents.df.withColumn("__sl_t", _micros(F.col(f"`{ts}`")))
         rng = rows.agg(F.min("__sl_t"), F.max("__sl_t")).first()
@@ -301,7 +313,21 @@ def historical(spark, repo: str, entities: Any, output: str, *, features: Sequen
         for f in out.schema.fields:
             if f.dataType.simpleString() == "timestamp_ntz":
                 out = out.withColumn(f.name, F.col(f"`{f.name}`").cast("timestamp"))
-        out.write.format("delta").mode("errorifexists").save(output)
+        if len(targets) > 1:
+            out = out.persist()  # computed once, written twice
+        written = []
+        try:
+            for target in targets:
+                out.write.format("delta").mode("errorifexists").save(target)
+                written.append(target)
+        except BaseException:
+            if dataset_uri in written:
+                _remove_table(dataset_uri)
+            raise
+        finally:
+            if len(targets) > 1:
+                out.unpersist()
+        output = targets[0]
         feature_names = [p["views"][v]["output_names"][j] for v, j in p["order"]]
         counts = _stats_counts(output, feature_names)
         if counts is None:  # no statistics for some column: count with Spark
@@ -317,6 +343,18 @@ def historical(spark, repo: str, entities: Any, output: str, *, features: Sequen
             warnings.append({"code": "all_features_null", "view": "", "source": "",
                              "push_source": False, "rows_read": _rows_read(spark, p)})
         p["warnings"] = warnings
+        if save_as:
+            try:
+                p["dataset"] = _core.register_dataset(
+                    repo, save_as, pa.Table.from_batches([], p["schema"]).__arrow_c_stream__(),
+                    int(p["rows"]), timestamp_column, list(features), feature_service,
+                    full_feature_names, as_of_ms, int(p["registry_version"]),
+                    list(p["feature_refs"]),
+                    {s["source"]: int(s["version"]) for s in p["sources"]},
+                    {s["source"]: s["table_uri"] for s in p["sources"]})
+            except BaseException:
+                _remove_table(dataset_uri)
+                raise
         return p
     finally:
         ents.close()
@@ -374,32 +412,32 @@ def cast_batch(batch: pa.RecordBatch, schema: pa.Schema) -> pa.RecordBatch:
     return pa.RecordBatch.from_arrays(cols, schema=schema)
 
 
-def save_dataset(repo: str, name: str, p: Dict[str, Any], output: str, *, features: Sequence[str],
-                 feature_service: str, full_feature_names: bool, as_of_ms: Optional[int],
-                 timestamp_column: str) -> Dict[str, Any]:
-    """Saves the Spark engine's output as dataset NAME: the same Delta table and manifest
-    (pinned registry and source versions, entity hash, exact schema) as a local save, so
-    ``datasets recreate`` rebuilds it with either engine."""
-    schema = p["schema"]
-    reader = pa.RecordBatchReader.from_batches(schema, read_output(output, schema))
-    versions = {s["source"]: int(s["version"]) for s in p["sources"]}
-    uris = {s["source"]: s["table_uri"] for s in p["sources"]}
-    return _core.save_dataset_rows(repo, name, reader.__arrow_c_stream__(), timestamp_column,
-                                   list(features), feature_service, full_feature_names, as_of_ms,
-                                   int(p["registry_version"]), list(p["feature_refs"]), versions,
-                                   uris)
+def _remove_table(uri: str) -> None:
+    """Removes a Delta table this job wrote (a dataset that could not be registered)."""
+    path = uri[len("file://"):] if uri.startswith("file://") else uri
+    if os.path.isabs(path):
+        shutil.rmtree(path, ignore_errors=True)
 
 
 # ---- materialization --------------------------------------------------------------------
 
 def materialize(spark, repo: str, start_us: Optional[int], end_us: int,
-                views: Sequence[str] = ()) -> List[Dict[str, Any]]:
+                views: Sequence[str] = (), incremental: bool = False) -> List[Dict[str, Any]]:
     """Materializes online feature views from Spark: every view's source is read at its
     latest version, reduced to the winning row per key in [start, end] (the local engine's
     order: event time, created time, file modificationTime, path, row), and the winners are
-    written to the online store — by the executors in parallel, a partition each, for a
-    Redis store; through the driver for the embedded store, which one process opens at a
-    time. Then each view's watermark is recorded as a local ``materialize`` records it."""
+    written to the online store by the executors, a partition each: to a Redis store
+    directly (newer wins on the server); for the embedded store, as one SST file per
+    partition (encoded as the store encodes a write, entries as merge operands), which the
+    driver ingests in one atomic step (newer wins against values already stored). Then each
+    view's watermark is recorded as a local ``materialize`` records it.
+
+    ``incremental``: as ``materialize_incremental``: ``start_us`` None means the view's TTL
+    before the end (or everything), and a view with a current watermark reads only the
+    files committed since it plus rows of older files after its end; the watermark's end
+    becomes the later of the two ends. A view whose source lost rows since its watermark
+    (DELETE, UPDATE, overwrite) runs on the local engine instead, which repairs the keys
+    those rows held."""
     from pyspark.sql import functions as F
     _session_utc(spark)
     repo = os.path.abspath(repo)
@@ -423,16 +461,39 @@ def materialize(spark, repo: str, start_us: Optional[int], end_us: int,
         p = plan(repo, schema, [name])
         view = p["views"][0]
         report = {"view": name, "source": view["source"], "to_version": view["version"],
+                  "incremental": False, "from_version": -1, "engine": "spark",
                   "rows_read": 0, "rows_written": 0, "keys_written": 0}
         if view["version"] < 0:
             reports.append(report)
             continue
-        src = (spark.read.format("delta").option("versionAsOf", int(view["version"]))
-               .load(view["table_uri"]))
+        version = int(view["version"])
+        lo = start_us
+        if incremental and start_us is None and int(view["ttl_us"]) > 0:
+            lo = end_us - int(view["ttl_us"])
+        since = _since_watermark(spark, repo, name, view, version, incremental)
+        if since == "local":
+            # Rows were deleted since the last run: the local engine repairs their keys.
+            out, _ = store.materialize(start_us, end_us, [name], incremental, None)
+            reports.append(dict(out[0], engine="local", keys_written=out[0]["rows_written"]))
+            continue
+        end_mark = end_us
+        src = (spark.read.format("delta").option("versionAsOf", version).load(view["table_uri"]))
         t = _micros(F.col(f"`{view['time_column']}`"))
-        rows = src.where(t <= F.lit(end_us))
-        if start_us is not None:
-            rows = rows.where(t >= F.lit(start_us))
+
+        def in_range(low):
+            c = t <= F.lit(end_us)
+            return c if low is None else c & (t >= F.lit(low))
+        if since is None:
+            rows = src.where(in_range(lo))
+        else:
+            wm, new_files = since
+            report["incremental"], report["from_version"] = True, int(wm["source_version"])
+            end_mark = max(end_us, int(wm["end_us"]))
+            cond = _file_key(F.col("_metadata.file_path")).isin(list(new_files)) & in_range(lo)
+            if int(wm["end_us"]) < end_us:
+                old_lo = int(wm["end_us"]) + 1 if lo is None else max(lo, int(wm["end_us"]) + 1)
+                cond = cond | in_range(old_lo)
+            rows = src.where(cond)
         created = view["created_column"]
         order = F.struct(
             t.alias("t"),
@@ -457,16 +518,84 @@ def materialize(spark, repo: str, start_us: Optional[int], end_us: int,
             written = winners.mapInArrow(_partition_writer(repo, name), "written long")
             report["keys_written"] = int(written.agg(F.sum("written")).first()[0] or 0)
         else:
-            n = 0
-            for batch in winners._collect_as_arrow(split_batches=True):
-                n += store.write_online(name, pa.Table.from_batches([batch]).__arrow_c_stream__())
-            report["keys_written"] = n
+            report["keys_written"] = _ingest_sst(winners, repo, name, cfg)
         rows.unpersist()
         report["rows_written"] = report["rows_read"]
-        _core.record_materialization(repo, name, int(view["version"]), int(end_us),
+        _core.record_materialization(repo, name, version, int(end_mark),
                                      int(report["rows_written"]))
         reports.append(report)
     return reports
+
+
+def _file_key(path):
+    """A data file's path as Spark's ``_metadata.file_path`` and ``inputFiles()`` both give
+    it, without the scheme (``file:/x`` and ``file:///x`` are one file)."""
+    from pyspark.sql import functions as F
+    return F.regexp_replace(path, "^[a-zA-Z][a-zA-Z0-9+.-]*:/+", "/")
+
+
+def _file_keys(paths: Iterable[str]) -> set:
+    import re
+    return {re.sub(r"^[a-zA-Z][a-zA-Z0-9+.-]*:/+", "/", p) for p in paths}
+
+
+def _since_watermark(spark, repo: str, name: str, view: Dict[str, Any], version: int,
+                     incremental: bool):
+    """What the view's watermark says about this run, as the local engine decides it:
+    None: read the range in full; "local": rows were removed from the source since the
+    watermark (or its version cannot be read), so the local engine runs the view (it
+    repairs the deleted keys); else (watermark, files committed since it) for an
+    incremental read."""
+    wm = _core.materialization_watermark(repo, name)
+    if wm is None or wm["source"] != view["source"] or int(wm["source_version"]) > version:
+        return None
+    old_version = int(wm["source_version"])
+    if old_version == version:
+        return (wm, set()) if incremental and wm["current"] else None
+    try:
+        old = _file_keys(spark.read.format("delta").option("versionAsOf", old_version)
+                         .load(view["table_uri"]).inputFiles())
+    except Exception:  # noqa: BLE001 - log cleaned up past the watermark
+        return "local"
+    new = _file_keys(spark.read.format("delta").option("versionAsOf", version)
+                     .load(view["table_uri"]).inputFiles())
+    if old - new:
+        return "local"
+    if not (incremental and wm["current"]):
+        return None
+    return wm, new - old
+
+
+def _ingest_sst(winners, repo: str, view: str, cfg: Dict[str, Any]) -> int:
+    """Every partition of `winners` (one row per key, so no key is in two files) written as
+    an SST file beside the embedded store, then all of them ingested in one step."""
+    from pyspark.sql import functions as F
+    folder = os.path.join(os.path.dirname(os.path.abspath(cfg["online_store"])),
+                          "spark-sst-" + uuid.uuid4().hex)
+    os.makedirs(folder, exist_ok=True)
+    try:
+        files = (winners.mapInArrow(_sst_writer(repo, view, folder), "path string, keys long")
+                 .where(F.col("keys") > 0).collect())
+        _core.ingest_online_sst(repo, view, [r["path"] for r in files])
+        return sum(int(r["keys"]) for r in files)
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def _sst_writer(repo: str, view: str, folder: str):
+    def write(batches):
+        import uuid as _uuid
+        from stratalake import _core as core
+        path = os.path.join(folder, _uuid.uuid4().hex + ".sst")
+        w = core.OnlineSstWriter(repo, view, path)
+        for b in batches:
+            if b.num_rows:
+                w.add(pa.Table.from_batches([b]).__arrow_c_stream__())
+        keys = w.finish()
+        yield pa.RecordBatch.from_pydict({"path": [path], "keys": [keys]},
+                                         schema=pa.schema([("path", pa.string()),
+                                                           ("keys", pa.int64())]))
+    return write
 
 
 def _partition_writer(repo: str, view: str):
@@ -499,35 +628,29 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             plan(args["repo"], pq.read_schema(args["entities"]), args.get("features", []),
                  args.get("feature_service", ""), bool(args.get("full_feature_names")),
                  args.get("as_of_ms"), args.get("timestamp_column") or "event_timestamp")
+        if args["command"] == "get-historical" and args.get("save_as"):
+            _core.dataset_table_uri(args["repo"], args["save_as"])  # a free name, checked now
         spark = spark_session(args.get("master") or None)
         if args["command"] == "get-historical":
             output = args.get("output") or ""
             name = args.get("save_as") or ""
-            cfg = _core.Store(args["repo"]).config()
-            target = output or os.path.join(cfg["offline_store"], ".spark", "out-" + uuid.uuid4().hex)
-            p = historical(spark, args["repo"], args["entities"], target,
+            p = historical(spark, args["repo"], args["entities"], output,
                            features=args.get("features", []),
                            feature_service=args.get("feature_service", ""),
                            full_feature_names=bool(args.get("full_feature_names")),
                            as_of_ms=args.get("as_of_ms"),
-                           timestamp_column=args.get("timestamp_column") or "event_timestamp")
+                           timestamp_column=args.get("timestamp_column") or "event_timestamp",
+                           save_as=name)
             result = {"rows": p["rows"], "output": output, "registry_version": p["registry_version"],
                       "features": p["feature_refs"], "engine": "spark",
                       "sources": {s["source"]: s["version"] for s in p["sources"]},
                       "warnings": [dict(w, message=warning_text(w)) for w in p["warnings"]]}
             if name:
-                m = save_dataset(args["repo"], name, p, target,
-                                 features=args.get("features", []),
-                                 feature_service=args.get("feature_service", ""),
-                                 full_feature_names=bool(args.get("full_feature_names")),
-                                 as_of_ms=args.get("as_of_ms"),
-                                 timestamp_column=args.get("timestamp_column") or "event_timestamp")
-                result["dataset"] = m
-                if not output:
-                    shutil.rmtree(target, ignore_errors=True)
+                result["dataset"] = p["dataset"]
         elif args["command"] == "materialize":
             result = {"views": materialize(spark, args["repo"], args.get("start_us"),
-                                           args["end_us"], args.get("views", []))}
+                                           args["end_us"], args.get("views", []),
+                                           bool(args.get("incremental")))}
         else:
             raise DefinitionError(f"unknown command {args['command']!r}")
         result["summary"] = _summary(args["command"], result)
@@ -542,7 +665,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
 def _summary(command: str, result: Dict[str, Any]) -> str:
     if command == "materialize":
         return "".join(f"{v['view']}: {v['rows_read']} rows in range, {v['keys_written']} keys "
-                       f"written (source version {v['to_version']}, Spark)\n"
+                       f"written (source version {v['to_version']}"
+                       f"{', incremental from ' + str(v['from_version']) if v['incremental'] else ''}"
+                       f", {'Spark' if v['engine'] == 'spark' else 'local engine: rows were deleted'})\n"
                        for v in result["views"])
     text = (f"training set: {result['rows']} rows (registry version "
             f"{result['registry_version']}, Spark engine)\n")

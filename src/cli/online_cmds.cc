@@ -52,9 +52,8 @@ arrow::Status CmdMaterialize(const Args& a, bool incremental) {
   mo.progress = !a.Has("--json");
   ARROW_ASSIGN_OR_RAISE(auto r, repo::FeatureRepository::Open(RepoDir(a)));
   if (auto engine = a.Get("--engine"); engine && *engine != "local") {
-    if (*engine != "spark" || incremental) {
-      return UsageError(incremental ? "materialize-incremental runs on the local engine only"
-                                    : "--engine must be local or spark, not '" + *engine + "'");
+    if (*engine != "spark") {
+      return UsageError("--engine must be local or spark, not '" + *engine + "'");
     }
     rapidjson::StringBuffer buf;  // the Spark engine's job (spark_cmd.cc)
     JsonWriter w(buf);
@@ -64,7 +63,13 @@ arrow::Status CmdMaterialize(const Args& a, bool incremental) {
     w.Key("repo");
     JStr(w, r->config().root);
     w.Key("start_us");
-    w.Int64(*mo.start_us);
+    if (mo.start_us) {
+      w.Int64(*mo.start_us);
+    } else {
+      w.Null();
+    }
+    w.Key("incremental");
+    w.Bool(incremental);
     w.Key("end_us");
     w.Int64(mo.end_us);
     w.Key("views");
@@ -322,11 +327,12 @@ std::vector<Command> OnlineCommands() {
                   {"--views", "--engine", "--spark-master", "--spark-python"}, {},
                   [](const Args& a) { return CmdMaterialize(a, false); }),
       RepoCommand("materialize-incremental",
-                  "stratalake materialize-incremental END|now [--views V1,V2] [--repo DIR] "
-                  "[--json]",
+                  "stratalake materialize-incremental END|now [--views V1,V2] [--engine "
+                  "local|spark [--spark-master URL] [--spark-python PY]] [--repo DIR] [--json]",
                   "Materialize what changed since each view's watermark: the commits made since "
                   "the last run (only their files are read) and rows after the last END.",
-                  "stratalake materialize-incremental now", {"--views"}, {},
+                  "stratalake materialize-incremental now",
+                  {"--views", "--engine", "--spark-master", "--spark-python"}, {},
                   [](const Args& a) { return CmdMaterialize(a, true); }),
       RepoCommand("teardown", "stratalake teardown [--views V1,V2] [--repo DIR] [--json]",
                   "Remove the feature views' values from the online store and forget their "

@@ -107,6 +107,17 @@ arrow::Result<uint64_t> ValueFingerprint(std::string_view value);
 arrow::Status AppendFieldToBuilder(const arrow::DataType& type, std::string_view bytes, bool null,
                                    arrow::ArrayBuilder* builder);
 
+/// WriteToOnlineStore's encoding without the write: appends the view's layout
+/// key (first) and one key/value per row of `data` to `writes`, with the same
+/// column rules, conversions and errors.
+arrow::Status EncodeOnlineWrite(const registry::RegistryState& state, const std::string& view,
+                                const std::shared_ptr<arrow::Table>& data,
+                                std::vector<KeyValue>* writes);
+
+/// The key/value that records `view`'s layout (version prefix 0), written
+/// before values encoded with it (Materialize, WriteToOnlineStore, ingests).
+KeyValue LayoutWrite(const registry::FeatureView& view);
+
 /// Encodes the rows of `data` — columns in the order: `num_keys` join keys,
 /// the event time, the created time (when `has_created`), then the layout's
 /// features — whose event time lies in [lo_us, hi_us] into key/value pairs

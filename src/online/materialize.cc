@@ -869,6 +869,24 @@ arrow::Status RecordMaterialization(const repo::FeatureRepository& repo, const s
                        FormatWatermark(w, rows_written, Clock::System()->NowMillis()));
 }
 
+arrow::Result<std::optional<MaterializationWatermark>> ReadMaterializationWatermark(
+    const repo::FeatureRepository& repo, const std::string& view) {
+  ARROW_ASSIGN_OR_RAISE(auto reg, repo.registry());
+  ARROW_ASSIGN_OR_RAISE(auto state, reg->Load());
+  const auto* v = state->defs.FindFeatureView(view);
+  if (!v) return UserError(ErrorKind::kFeatureNotFound, "unknown feature view '" + view + "'");
+  ARROW_ASSIGN_OR_RAISE(auto text, reg->GetState(WatermarkKey(view)));
+  if (!text) return std::nullopt;
+  auto w = ParseWatermark(*text);
+  if (!w) return std::nullopt;
+  MaterializationWatermark out;
+  out.source_version = w->version;
+  out.end_us = w->end_us;
+  out.source = w->source;
+  out.current = w->layout == MakeLayout(*v).fingerprint && w->source == v->source;
+  return out;
+}
+
 arrow::Result<MaterializeReport> Materialize(const repo::FeatureRepository& repo,
                                              OnlineStore& store,
                                              const MaterializeOptions& options) {

@@ -262,9 +262,9 @@ arrow::Result<PushResult> WriteStreamedRows(const repo::FeatureRepository& repo,
                   /*streamed=*/true);
 }
 
-arrow::Result<PushResult> WriteToOnlineStore(const registry::RegistryState& state,
-                                             OnlineStore* store, const std::string& view_name,
-                                             const std::shared_ptr<arrow::Table>& data) {
+arrow::Status EncodeOnlineWrite(const registry::RegistryState& state, const std::string& view_name,
+                                const std::shared_ptr<arrow::Table>& data,
+                                std::vector<KeyValue>* writes) {
   const registry::Definitions& defs = state.defs;
   const registry::FeatureView* v = defs.FindFeatureView(view_name);
   if (!v) {
@@ -281,7 +281,6 @@ arrow::Result<PushResult> WriteToOnlineStore(const registry::RegistryState& stat
   }
   const registry::Source* src = defs.FindSource(v->source);
   if (!src) return UserError(ErrorKind::kObjectNotFound, "unknown source '" + v->source + "'");
-  if (!store) return arrow::Status::Invalid("write to the online store: no online store");
   const int64_t n = data->num_rows();
   auto column = [&](const std::string& name) -> arrow::Result<std::shared_ptr<arrow::Array>> {
     auto c = data->GetColumnByName(name);
@@ -362,18 +361,31 @@ arrow::Result<PushResult> WriteToOnlineStore(const registry::RegistryState& stat
     arrays.push_back(a);
   }
   auto view_data = arrow::Table::Make(arrow::schema(fields), arrays, n);
-  std::vector<KeyValue> writes;
-  std::string layout_value;
-  AppendVersionPrefix(0, std::nullopt, &layout_value);
-  layout_value += SerializeLayout(layout);
-  writes.push_back({LayoutKey(v->name, layout.fingerprint), layout_value});
-  size_t count = writes.size();
+  writes->push_back(LayoutWrite(*v));
+  size_t count = writes->size();
   ARROW_RETURN_NOT_OK(EncodeViewRows(*v, *src, layout, num_keys, has_created, *view_data, INT64_MIN,
-                                     INT64_MAX, &writes, &count));
-  writes.resize(count);
+                                     INT64_MAX, writes, &count));
+  writes->resize(count);
+  return arrow::Status::OK();
+}
+
+KeyValue LayoutWrite(const registry::FeatureView& view) {
+  Layout layout = MakeLayout(view);
+  std::string value;
+  AppendVersionPrefix(0, std::nullopt, &value);
+  value += SerializeLayout(layout);
+  return {LayoutKey(view.name, layout.fingerprint), std::move(value)};
+}
+
+arrow::Result<PushResult> WriteToOnlineStore(const registry::RegistryState& state,
+                                             OnlineStore* store, const std::string& view_name,
+                                             const std::shared_ptr<arrow::Table>& data) {
+  std::vector<KeyValue> writes;
+  ARROW_RETURN_NOT_OK(EncodeOnlineWrite(state, view_name, data, &writes));
+  if (!store) return arrow::Status::Invalid("write to the online store: no online store");
   ARROW_RETURN_NOT_OK(store->Write(writes, WriteOptions{}));
   PushResult result;
-  result.rows = n;
+  result.rows = data->num_rows();
   result.views_written = 1;
   return result;
 }

@@ -16,6 +16,7 @@
 #include <string>
 #include <vector>
 
+#include <arrow/table.h>
 #include <rocksdb/cache.h>
 #include <rocksdb/convenience.h>
 #include <rocksdb/db.h>
@@ -26,6 +27,7 @@
 #include <rocksdb/table.h>
 #include <rocksdb/write_batch.h>
 
+#include "common/errors.h"
 #include "online/codec.h"
 #include "stratalake/online.h"
 #include "stratalake/status.h"
@@ -391,6 +393,15 @@ class RocksDbStore : public OnlineStore {
     return FromRocks(st, "bulk load");
   }
 
+  arrow::Status IngestSstFiles(const std::vector<std::string>& files) override {
+    if (read_only_) return ReadOnlyError();
+    // Exclusive, as a bulk load: no write lands while the files go in.
+    std::unique_lock<std::shared_mutex> lock(ingest_mu_);
+    rocksdb::IngestExternalFileOptions io;
+    io.move_files = true;  // RocksDB copies when a link is not possible
+    return FromRocks(db_->IngestExternalFile(files, io), "ingest SST files");
+  }
+
   arrow::Status ReadOnlyError() const {
     return arrow::Status::Invalid("the online store at ", path_, " was opened read-only");
   }
@@ -420,8 +431,11 @@ pid_t LockHolder(const std::string& path) {
 
 }  // namespace
 
-arrow::Result<std::unique_ptr<OnlineStore>> OpenRocksDbStore(const std::string& path,
-                                                             bool read_only) {
+namespace {
+
+// The store's options (OpenRocksDbStore; OnlineSstWriter writes its files with
+// the same table format).
+rocksdb::Options StoreOptions() {
   rocksdb::Options options;
   options.create_if_missing = true;
   options.merge_operator = std::make_shared<NewerWinsOperator>();
@@ -459,6 +473,104 @@ arrow::Result<std::unique_ptr<OnlineStore>> OpenRocksDbStore(const std::string& 
   }
   options.max_write_buffer_number = 4;
   options.write_buffer_size = 64 << 20;
+  return options;
+}
+
+}  // namespace
+
+arrow::Status OnlineStore::IngestSstFiles(const std::vector<std::string>& /*files*/) {
+  return arrow::Status::NotImplemented(
+      "the online store ", Describe(),
+      " has no SST files to ingest; only the embedded (RocksDB) store does (write the rows "
+      "with write_to_online_store instead)");
+}
+
+OnlineSstWriter::~OnlineSstWriter() = default;
+
+arrow::Result<std::unique_ptr<OnlineSstWriter>> OnlineSstWriter::Open(
+    std::shared_ptr<const registry::RegistryState> state, const std::string& view,
+    std::string path) {
+  const registry::FeatureView* v = state->defs.FindFeatureView(view);
+  if (!v) {
+    return UserError(ErrorKind::kFeatureNotFound, "unknown feature view '" + view + "'");
+  }
+  if (!v->online) {
+    return UserError(
+        ErrorKind::kFeatureNotFound,
+        "feature view '" + view + "' is not served online (online: false in its definition)");
+  }
+  std::unique_ptr<OnlineSstWriter> w(new OnlineSstWriter());
+  w->state_ = std::move(state);
+  w->view_ = view;
+  w->path_ = std::move(path);
+  return w;
+}
+
+arrow::Result<int64_t> OnlineSstWriter::Add(const std::shared_ptr<arrow::Table>& data) {
+  std::vector<KeyValue> encoded;
+  ARROW_RETURN_NOT_OK(EncodeOnlineWrite(*state_, view_, data, &encoded));
+  // encoded[0] is the layout, written by IngestOnlineSstFiles once per view.
+  writes_.insert(writes_.end(), std::make_move_iterator(encoded.begin() + 1),
+                 std::make_move_iterator(encoded.end()));
+  return data->num_rows();
+}
+
+arrow::Result<int64_t> OnlineSstWriter::Finish() {
+  if (writes_.empty()) return 0;
+  // Key order; of one key's entries the newest, the later added on a tie (as
+  // merging them in order would keep).
+  std::vector<uint32_t> order(writes_.size());
+  std::iota(order.begin(), order.end(), 0);
+  std::stable_sort(order.begin(), order.end(),
+                   [&](uint32_t a, uint32_t b) { return writes_[a].key < writes_[b].key; });
+  rocksdb::SstFileWriter writer(rocksdb::EnvOptions(), StoreOptions());
+  RETURN_ROCKS(writer.Open(path_), "SST file " + path_);
+  int64_t keys = 0;
+  for (size_t i = 0; i < order.size();) {
+    uint32_t winner = order[i];
+    size_t j = i + 1;
+    for (; j < order.size() && writes_[order[j]].key == writes_[winner].key; ++j) {
+      if (std::memcmp(writes_[order[j]].value.data(), writes_[winner].value.data(),
+                      kVersionPrefixSize) >= 0) {
+        winner = order[j];
+      }
+    }
+    rocksdb::Status st = writer.Merge(writes_[winner].key, writes_[winner].value);
+    if (!st.ok()) {
+      ::unlink(path_.c_str());
+      return FromRocks(st, "SST file " + path_);
+    }
+    ++keys;
+    i = j;
+  }
+  rocksdb::Status st = writer.Finish();
+  if (!st.ok()) {
+    ::unlink(path_.c_str());
+    return FromRocks(st, "SST file " + path_);
+  }
+  writes_.clear();
+  return keys;
+}
+
+arrow::Status IngestOnlineSstFiles(const registry::RegistryState& state, OnlineStore* store,
+                                   const std::string& view, const std::vector<std::string>& files) {
+  const registry::FeatureView* v = state.defs.FindFeatureView(view);
+  if (!v) return UserError(ErrorKind::kFeatureNotFound, "unknown feature view '" + view + "'");
+  if (!v->online) {
+    return UserError(
+        ErrorKind::kFeatureNotFound,
+        "feature view '" + view + "' is not served online (online: false in its definition)");
+  }
+  if (!store) return arrow::Status::Invalid("ingest SST files: no online store");
+  std::vector<KeyValue> layout{LayoutWrite(*v)};
+  ARROW_RETURN_NOT_OK(store->Write(layout, WriteOptions{}));
+  if (files.empty()) return arrow::Status::OK();
+  return store->IngestSstFiles(files);
+}
+
+arrow::Result<std::unique_ptr<OnlineStore>> OpenRocksDbStore(const std::string& path,
+                                                             bool read_only) {
+  rocksdb::Options options = StoreOptions();
   rocksdb::DB* raw = nullptr;
   rocksdb::Status s;
   if (read_only) {

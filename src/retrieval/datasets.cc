@@ -943,4 +943,62 @@ arrow::Result<RecreateResult> RecreateDataset(const repo::FeatureRepository& rep
   return r;
 }
 
+arrow::Result<std::string> DatasetTableUri(const repo::FeatureRepository& repo,
+                                           const std::string& name) {
+  ARROW_ASSIGN_OR_RAISE(auto writer, DatasetWriter::Open(repo, name, HistoricalRequest{}));
+  return repo.TableUri("datasets/" + name);
+}
+
+arrow::Result<DatasetManifest> RegisterDataset(const repo::FeatureRepository& repo,
+                                               const std::string& name,
+                                               const HistoricalRequest& request,
+                                               const HistoricalResult& result) {
+  ARROW_RETURN_NOT_OK(CheckName(name));
+  if (!result.schema) return arrow::Status::Invalid("RegisterDataset needs the result's schema");
+  DatasetManifest m;
+  m.name = name;
+  m.table_uri = repo.TableUri("datasets/" + name);
+  const std::string manifest_uri = ManifestPath(repo, name);
+  std::string path;
+  ARROW_ASSIGN_OR_RAISE(auto mfs, OpenFileSystem(manifest_uri, &path));
+  ARROW_ASSIGN_OR_RAISE(auto info, mfs->GetFileInfo(path));
+  if (info.type() != arrow::fs::FileType::NotFound) {
+    return MakeError(
+        arrow::StatusCode::Invalid, ErrorKind::kTableAlreadyExists,
+        "dataset '" + name + "' already exists (" + manifest_uri + "); choose another name");
+  }
+  ARROW_ASSIGN_OR_RAISE(std::shared_ptr<delta::DeltaTable> table,
+                        delta::DeltaTable::Open(m.table_uri));
+  ARROW_ASSIGN_OR_RAISE(auto snapshot, table->Latest());
+  m.table_version = snapshot->version();
+  m.feature_service = request.feature_service;
+  m.full_feature_names = request.full_feature_names;
+  m.as_of_ms = request.as_of_ms;
+  m.timestamp_column =
+      request.timestamp_column.empty() ? "event_timestamp" : request.timestamp_column;
+  const int features = static_cast<int>(result.feature_refs.size());
+  if (features > result.schema->num_fields()) {
+    return arrow::Status::Invalid("the retrieval result names ", features, " features but has ",
+                                  result.schema->num_fields(), " columns");
+  }
+  for (int i = 0; i < result.schema->num_fields() - features; ++i) {
+    m.entity_columns.push_back(result.schema->field(i)->name());
+  }
+  m.created_at_ms = Clock::System()->NowMillis();
+  m.registry_version = result.registry_version;
+  m.feature_refs = result.feature_refs;
+  m.sources = result.sources;
+  m.schema = result.schema;
+  m.rows = result.rows;
+  ARROW_RETURN_NOT_OK(ExactSchema(m, *snapshot).status());  // the table's columns, in order
+  ARROW_ASSIGN_OR_RAISE(auto entity_fields,
+                        FieldIndices(*snapshot, m.entity_columns, "dataset '" + m.name + "'"));
+  m.entity_hash_version = 2;
+  ARROW_ASSIGN_OR_RAISE(m.entity_hash,
+                        StoredEntityHash(*table, snapshot, entity_fields, m.entity_hash_version));
+  auto store = delta::MakeLogStore(mfs, delta::ParentDir(path));
+  ARROW_RETURN_NOT_OK(store->PutAtomic(path, ManifestToJson(m)));
+  return m;
+}
+
 }  // namespace stratalake::retrieval

@@ -15,93 +15,15 @@ import pyarrow.parquet as pq
 import pytest
 
 from conftest import BIN
+from oracle import (ENTITIES, PROFILES, RULE_CASES, UTC, T, make_repo, scores_schema, sl,
+                    write_parquet)
 
-UTC = dt.timezone.utc
-
-
-def T(h: int, m: int = 0, s: int = 0, day: int = 1) -> dt.datetime:
-    return dt.datetime(2026, 6, day, h, m, s, tzinfo=UTC)
-
-
-def sl(*args: str, repo: Path, check: bool = True):
-    proc = subprocess.run([str(BIN), *args, "--repo", str(repo)], capture_output=True, text=True)
-    if check and proc.returncode != 0:
-        raise AssertionError(f"stratalake {' '.join(args)} -> {proc.returncode}\n{proc.stdout}\n{proc.stderr}")
-    return proc
-
-
-CONFIG = "project: golden\noffline_store: lake\nregistry: registry.db\n"
-DEFS = """
-entities:
-  - name: user
-    join_keys: [{name: user_id, type: int64}]
-sources:
-  - name: scores
-    path: bronze/scores
-    timestamp_field: ts
-    created_timestamp_field: created
-    schema:
-      - {name: user_id, type: int64}
-      - {name: ts, type: timestamp}
-      - {name: created, type: timestamp}
-      - {name: score, type: float64}
-  - name: profiles
-    path: silver/profiles
-    timestamp_field: ts
-    schema:
-      - {name: user_id, type: int64}
-      - {name: ts, type: timestamp}
-      - {name: tier, type: string}
-      - {name: score, type: float64}
-feature_views:
-  - name: user_scores
-    entities: [user]
-    source: scores
-    ttl: 1h
-    features: [{name: score, type: float64}]
-  - name: user_profile
-    entities: [user]
-    source: profiles
-    ttl: 0
-    features: [{name: tier, type: string}, {name: score, type: float64}]
-feature_services:
-  - name: model
-    features: [user_scores, "user_profile:tier"]
-"""
-
-
-def write_parquet(path: Path, rows: dict, schema: pa.Schema) -> Path:
-    pq.write_table(pa.table(rows, schema=schema), path)
-    return path
-
-
-SCORES = pa.schema([("user_id", pa.int64()), ("ts", pa.timestamp("us", "UTC")),
-                    ("created", pa.timestamp("us", "UTC")), ("score", pa.float64())])
-PROFILES = pa.schema([("user_id", pa.int64()), ("ts", pa.timestamp("us", "UTC")),
-                      ("tier", pa.string()), ("score", pa.float64())])
-ENTITIES = pa.schema([("user_id", pa.int64()), ("event_timestamp", pa.timestamp("us", "UTC")),
-                      ("label", pa.int64())])
+SCORES = scores_schema()
 
 
 @pytest.fixture
 def repo(tmp_path) -> Path:
-    r = tmp_path / "repo"
-    (r / "definitions").mkdir(parents=True)
-    (r / "stratalake.yaml").write_text(CONFIG)
-    (r / "definitions" / "defs.yaml").write_text(DEFS)
-    sl("apply", repo=r)
-    scores = write_parquet(tmp_path / "scores.parquet", {
-        "user_id": [1, 1, 1, 1, 2, 2, 3],
-        "ts": [T(9), T(10), T(10), T(12), T(8), T(9, 30), T(9)],
-        "created": [T(9), T(10, 5), T(10, 1), T(12), T(8), T(9, 30), T(9)],
-        "score": [0.1, 0.3, 0.2, 0.9, 0.5, 0.6, 0.7],
-    }, SCORES)
-    profiles = write_parquet(tmp_path / "profiles.parquet", {
-        "user_id": [1, 2], "ts": [T(1), T(1)], "tier": ["gold", "silver"], "score": [5.0, 6.0],
-    }, PROFILES)
-    sl("ingest", "scores", str(scores), repo=r)
-    sl("ingest", "profiles", str(profiles), repo=r)
-    return r
+    return make_repo(tmp_path, "golden")
 
 
 def entities(tmp_path: Path, rows: list[tuple[int, dt.datetime, int]]) -> Path:
@@ -117,21 +39,12 @@ def historical(repo: Path, ents: Path, *args: str) -> list[dict]:
 
 
 def test_point_in_time_rules(repo, tmp_path):
-    ents = entities(tmp_path, [
-        (1, T(11), 10),        # latest at or before 11:00 is 10:00; two rows tie -> larger created (0.3)
-        (1, T(9, 59), 11),     # only the 09:00 row (0.1) is at or before, and within 1h
-        (1, T(10, 0), 12),     # event time equal to the entity time matches (inclusive)
-        (2, T(10, 30), 13),    # 09:30 is exactly ttl=1h old: inclusive -> 0.6
-        (2, T(10, 30, 1), 14), # one second outside the TTL -> null
-        (3, T(8), 15),         # only a future row -> null
-        (4, T(12), 16),        # unknown key -> null, row kept
-        (1, T(11), 10),        # duplicate entity rows are kept as they are
-        (1, T(13), 17),        # 12:00 row (0.9)
-    ])
+    ents = entities(tmp_path, [case for case, _ in RULE_CASES])  # oracle.py: one per rule
     rows = historical(repo, ents, "--features", "user_scores:score")
     assert [(r["user_id"], r["label"], r["score"]) for r in rows] == [
         (1, 10, 0.3), (1, 11, 0.1), (1, 12, 0.3), (2, 13, 0.6), (2, 14, None),
         (3, 15, None), (4, 16, None), (1, 10, 0.3), (1, 17, 0.9)]
+    assert [r["score"] for r in rows] == [score for _, score in RULE_CASES]
     assert list(rows[0].keys()) == ["user_id", "event_timestamp", "label", "score"]
 
 
