@@ -202,7 +202,10 @@ arrow::Result<std::vector<int>> SelectRowGroups(parquet::arrow::FileReader& read
 arrow::Status FileError(const std::string& path, const arrow::Status& st) {
   if (st.IsIOError() && (st.message().find("No such file") != std::string::npos ||
                          st.message().find("does not exist") != std::string::npos ||
-                         st.message().find("not found") != std::string::npos)) {
+                         st.message().find("not found") != std::string::npos ||
+                         // An object store's GET of a missing object (Arrow's S3 client).
+                         st.message().find("RESOURCE_NOT_FOUND") != std::string::npos ||
+                         st.message().find("NO_SUCH_KEY") != std::string::npos)) {
     return MakeError(arrow::StatusCode::IOError, ErrorKind::kFileNotFound,
                      "data file '" + path +
                          "' named by the Delta log does not exist (was it deleted outside "
