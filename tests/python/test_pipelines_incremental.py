@@ -376,6 +376,18 @@ MULTI = {
 }
 
 
+# A Python transformation over both tables, mapping tags by input_keys: j_agg's twin.
+@stratalake.transformation(output="silver.py_j_agg", inputs=["bronze.events", "bronze.tags"],
+                           mode="merge", keys=["id"], on_change="keys", kind="pyarrow",
+                           input_keys={"bronze.tags": ["eid"]})
+def py_j_agg(events: pa.Table, tags: pa.Table) -> pa.Table:
+    import pyarrow.compute as pc
+    j = events.join(tags, keys="id", right_keys="eid", join_type="inner", right_suffix="_t")
+    j = j.append_column("vw", pc.multiply(j["val"], j["w"]))
+    g = j.group_by("id").aggregate([("val", "count"), ("vw", "sum"), ("tag", "max")])
+    return pa.table({"id": g["id"], "n": g["val_count"], "s": g["vw_sum"], "tag": g["tag_max"]})
+
+
 def multi_repo(root: Path) -> Path:
     (root / "definitions").mkdir(parents=True)
     (root / "stratalake.yaml").write_text(
@@ -443,18 +455,20 @@ def test_incremental_runs_over_several_tables_equal_a_full_refresh(tmp_path: Pat
     for step in range(14):
         if step:
             history.step()
-        runs = store.run(*MULTI)
+        runs = store.run(*MULTI) + store.run(py_j_agg)
         store.run(*(f"{n}_full" for n in MULTI), full_refresh=True)
         for r in runs:
-            details[r["name"]].append(r["detail"])
+            details.setdefault(r["name"], []).append(r["detail"])
         for name in MULTI:
             got, want = rows(store, f"silver.{name}"), rows(store, f"silver.{name}_full")
             assert got == want, f"seed {seed} step {step} {name} after {history.log}"
-        again = store.run(*MULTI)
+        got, want = rows(store, "silver.py_j_agg"), rows(store, "silver.j_agg_full")
+        assert got[1] == want[1], f"seed {seed} step {step} py_j_agg after {history.log}"
+        again = store.run(*MULTI) + store.run(py_j_agg)
         assert all(r["noop"] for r in again), again
     kinds = {n: {d.split(" (")[0].split(":")[0].split(" ", 2)[-1] if d.startswith("recomputed")
                  else d.split(" (")[0] for d in ds} for n, ds in details.items()}
-    for name in ("j_agg", "j_rows", "u_latest"):
+    for name in ("j_agg", "j_rows", "u_latest", "py_j_agg"):
         assert "key(s)" in kinds[name], (name, details[name])
     for name in ("p_agg", "p_union"):
         assert "partition(s)" in kinds[name], (name, details[name])
