@@ -220,7 +220,13 @@ struct RunResult {
 /// lie in (partitions), or fail saying to use full_refresh (fail). Every
 /// variant gives the table a full refresh would give, for queries that are
 /// row-wise (append), key-local (merge) or partition-local (partitions); see
-/// docs/pipelines.md. A query over several tables is recomputed whole.
+/// docs/pipelines.md. A query over several tables with on_change keys or
+/// partitions recomputes, on every change of its inputs, the keys (partitions)
+/// the changed rows of any input had or have, from every input filtered to them
+/// (each input's columns for them: its input_keys, or the same names); when a
+/// changed input maps to none it recomputes the whole table and says why in
+/// `detail` (and PlanRuns in `reason`). With another on_change it is
+/// recomputed whole.
 /// Errors of the query, and a result that does not match the declared schema,
 /// name the definition's file and line.
 arrow::Result<RunResult> RunTransformation(const repo::FeatureRepository& repo,

@@ -101,6 +101,19 @@ registry::Transformation SpecToTransformation(const nb::dict& spec) {
         ("unknown on_change '" + on_change + "' (use full_refresh, keys, partitions or fail)")
             .c_str());
   }
+  if (spec.contains("input_keys") && !spec["input_keys"].is_none()) {
+    for (auto [table, cols] : nb::cast<nb::dict>(spec["input_keys"])) {
+      registry::Transformation::InputKeys ik;
+      ik.table = nb::cast<std::string>(table);
+      if (ik.table.find('/') == std::string::npos) {
+        const auto dot = ik.table.find('.');
+        if (dot != std::string::npos) ik.table[dot] = '/';
+      }
+      ik.columns = nb::cast<std::vector<std::string>>(cols);
+      ik.loc = t.loc;
+      t.input_keys.push_back(std::move(ik));
+    }
+  }
   if (spec.contains("schema") && !spec["schema"].is_none()) {
     for (auto item : nb::cast<nb::list>(spec["schema"])) {
       auto f = nb::cast<nb::tuple>(item);

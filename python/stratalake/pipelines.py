@@ -98,7 +98,8 @@ class Transformation:
                  name: Optional[str] = None, mode: str = "full_refresh",
                  keys: Optional[Sequence[str]] = None, order_by: Optional[str] = None,
                  on_change: Optional[str] = None, partition_by: Optional[Sequence[str]] = None,
-                 schema: Optional[Any] = None, kind: str = "pandas", description: str = ""):
+                 schema: Optional[Any] = None, kind: str = "pandas", description: str = "",
+                 input_keys: Optional[Dict[str, Sequence[str]]] = None):
         if not callable(fn):
             raise TypeError(f"transformation needs a function; got {type(fn).__name__}")
         if isinstance(inputs, str):
@@ -129,6 +130,11 @@ class Transformation:
         self.partition_by = list(partition_by or [])
         self.kind = kind
         self.description = description
+        if input_keys and on_change not in ("keys", "partitions"):
+            raise ValueError("transformation: input_keys applies to on_change 'keys' or "
+                             "'partitions'")
+        self.input_keys = {t: [c] if isinstance(c, str) else list(c)
+                           for t, c in (input_keys or {}).items()}
         if isinstance(schema, dict):
             schema = [(n, t, True) for n, t in schema.items()]
         self.schema = [tuple(f) if len(f) == 3 else (f[0], f[1], True) for f in (schema or [])]
@@ -148,6 +154,7 @@ class Transformation:
                 "mode": self.mode, "keys": self.keys, "order_by": self.order_by,
                 "on_change": self.on_change, "partition_by": self.partition_by,
                 "schema": self.schema, "description": self.description,
+                "input_keys": self.input_keys,
                 "fingerprint": _fingerprint(self.fn, self.kind)}
 
     def _frame(self, table: pa.Table) -> Any:
@@ -194,7 +201,7 @@ def transformation(output: str, inputs: Sequence[str], **options: Any) -> Callab
     inputs=["bronze.orders"], mode="merge", keys=["order_id"], order_by="updated_at")``
     over ``def silver_orders(orders: pd.DataFrame) -> pd.DataFrame``. Options are
     those of :class:`Transformation` (name, mode, keys, order_by, on_change,
-    partition_by, schema, kind='pandas'|'polars'|'pyarrow', description)."""
+    partition_by, input_keys, schema, kind='pandas'|'polars'|'pyarrow', description)."""
     def wrap(fn: Callable) -> Transformation:
         return Transformation(fn, output=output, inputs=inputs, **options)
     return wrap

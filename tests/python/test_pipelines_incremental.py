@@ -312,3 +312,233 @@ def test_killed_key_recomputation_leaves_the_table_as_it_was(tmp_path: Path):
         subprocess.run([str(BIN), "run", "merge_keys", "--repo", str(repo)], check=True,
                        capture_output=True)
         assert count(repo) == n - 5000
+
+
+# ---- Several inputs: bronze.events joined with / united with bronze.tags ---------
+# bronze.tags(eid, day, w, tag, ts): its key column is `eid`, so the transformations
+# keyed by `id` declare it in input_keys. Each has a `_full` twin as above.
+MULTI = {
+    # join + GROUP BY on the key
+    "j_agg": """
+    mode: merge
+    keys: [id]
+    on_change: keys
+    input_keys: {bronze.tags: [eid]}
+    sql: |
+      SELECT e.id, count(*) AS n, sum(e.val * t.w) AS s, max(t.tag) AS tag
+      FROM bronze.events e JOIN bronze.tags t ON e.id = t.eid GROUP BY e.id""",
+    # a join that gives several rows per key (a merge without order_by)
+    "j_rows": """
+    mode: merge
+    keys: [id]
+    on_change: keys
+    input_keys:
+      bronze.tags: [eid]
+    sql: |
+      SELECT e.id, e.day, e.val, t.w, t.tag
+      FROM bronze.events e LEFT JOIN bronze.tags t ON e.id = t.eid AND e.day = t.day
+      WHERE e.val <> 7""",
+    # a union, latest row per key across both tables
+    "u_latest": """
+    mode: merge
+    keys: [id]
+    order_by: ts
+    on_change: keys
+    input_keys: {bronze.tags: [eid]}
+    sql: |
+      SELECT id, day, val, ts, 'e' AS src FROM bronze.events
+      UNION ALL SELECT eid AS id, day, w AS val, ts, tag AS src FROM bronze.tags""",
+    # a join + GROUP BY per partition (day partitions both inputs and the output)
+    "p_agg": """
+    mode: append
+    partition_by: [day]
+    on_change: partitions
+    sql: |
+      SELECT e.day, count(*) AS n, sum(e.val * t.w) AS s
+      FROM bronze.events e JOIN bronze.tags t ON e.id = t.eid AND e.day = t.day GROUP BY ALL""",
+    # a union per partition
+    "p_union": """
+    mode: append
+    partition_by: [day]
+    on_change: partitions
+    sql: |
+      SELECT day, id, val FROM bronze.events WHERE val > 3
+      UNION ALL SELECT day, eid AS id, w AS val FROM bronze.tags""",
+    # tags map to no key: a change of them recomputes everything
+    "j_nomap": """
+    mode: merge
+    keys: [id]
+    on_change: keys
+    input_keys: {bronze.tags: []}
+    sql: |
+      SELECT e.id, sum(e.val) AS s, count(t.w) AS tags
+      FROM bronze.events e LEFT JOIN bronze.tags t ON t.w = e.val % 5 GROUP BY e.id""",
+}
+
+
+# A Python transformation over both tables, mapping tags by input_keys: j_agg's twin.
+@stratalake.transformation(output="silver.py_j_agg", inputs=["bronze.events", "bronze.tags"],
+                           mode="merge", keys=["id"], on_change="keys", kind="pyarrow",
+                           input_keys={"bronze.tags": ["eid"]})
+def py_j_agg(events: pa.Table, tags: pa.Table) -> pa.Table:
+    import pyarrow.compute as pc
+    j = events.join(tags, keys="id", right_keys="eid", join_type="inner", right_suffix="_t")
+    j = j.append_column("vw", pc.multiply(j["val"], j["w"]))
+    g = j.group_by("id").aggregate([("val", "count"), ("vw", "sum"), ("tag", "max")])
+    return pa.table({"id": g["id"], "n": g["val_count"], "s": g["vw_sum"], "tag": g["tag_max"]})
+
+
+def multi_repo(root: Path) -> Path:
+    (root / "definitions").mkdir(parents=True)
+    (root / "stratalake.yaml").write_text(
+        "project: shop\noffline_store: {path: lake}\ndefinitions: [definitions]\n")
+    out = "transformations:\n"
+    for name, body in MULTI.items():
+        for suffix in ("", "_full"):
+            out += f"  - name: {name}{suffix}\n    output: silver.{name}{suffix}{body}\n"
+    (root / "definitions" / "pipelines.yaml").write_text(out)
+    return root
+
+
+class TwoTables:
+    """Random appends, updates and deletes of bronze.events and bronze.tags (both
+    partitioned by day), one clock for both so that event times are unique."""
+
+    def __init__(self, repo: Path, seed: int):
+        self.events = History(repo, seed)
+        self.rng = self.events.rng
+        self.tags = str(repo / "lake" / "bronze" / "tags")
+        self.log = self.events.log
+
+    def append_tags(self, n: int) -> None:
+        rows = []
+        for _ in range(n):
+            self.events.clock += 1
+            rows.append({"eid": self.rng.randrange(25), "day": self.rng.choice(["d1", "d2", "d3"]),
+                         "w": self.rng.randrange(5), "tag": self.rng.choice("abc"),
+                         "ts": T0 + dt.timedelta(seconds=self.events.clock)})
+        schema = pa.schema([("eid", pa.int64()), ("day", pa.string()), ("w", pa.int64()),
+                            ("tag", pa.string()), ("ts", pa.timestamp("us", tz="UTC"))])
+        stratalake.write_deltalake(self.tags, pa.Table.from_pylist(rows, schema=schema),
+                                   mode="append", partition_by=["day"])
+        self.log.append(f"tags: append {n}")
+
+    def step(self) -> None:
+        if self.rng.random() < 0.5:
+            self.events.step()
+            return
+        op = self.rng.choice(["append", "append", "update", "delete", "delete_day"])
+        table = stratalake.DeltaTable(self.tags)
+        if op == "append":
+            self.append_tags(self.rng.randrange(1, 8))
+            return
+        if op == "update":
+            pred = f"eid = {self.rng.randrange(25)} OR w = {self.rng.randrange(5)}"
+            table.update({"w": "w + 1"}, predicate=pred)
+        elif op == "delete":
+            pred = f"eid = {self.rng.randrange(25)}"
+            table.delete(pred)
+        else:
+            pred = f"day = '{self.rng.choice(['d1', 'd2', 'd3'])}' AND w < 2"
+            table.delete(pred)
+        self.log.append(f"tags: {op} {pred}")
+
+
+@pytest.mark.parametrize("seed", [3, 4])
+def test_incremental_runs_over_several_tables_equal_a_full_refresh(tmp_path: Path, seed: int):
+    repo = multi_repo(tmp_path / "shop")
+    store = stratalake.FeatureStore(repo)
+    history = TwoTables(repo, seed)
+    history.events.append(30)
+    history.append_tags(30)
+    details = {name: [] for name in MULTI}
+    for step in range(14):
+        if step:
+            history.step()
+        runs = store.run(*MULTI) + store.run(py_j_agg)
+        store.run(*(f"{n}_full" for n in MULTI), full_refresh=True)
+        for r in runs:
+            details.setdefault(r["name"], []).append(r["detail"])
+        for name in MULTI:
+            got, want = rows(store, f"silver.{name}"), rows(store, f"silver.{name}_full")
+            assert got == want, f"seed {seed} step {step} {name} after {history.log}"
+        got, want = rows(store, "silver.py_j_agg"), rows(store, "silver.j_agg_full")
+        assert got[1] == want[1], f"seed {seed} step {step} py_j_agg after {history.log}"
+        again = store.run(*MULTI) + store.run(py_j_agg)
+        assert all(r["noop"] for r in again), again
+    kinds = {n: {d.split(" (")[0].split(":")[0].split(" ", 2)[-1] if d.startswith("recomputed")
+                 else d.split(" (")[0] for d in ds} for n, ds in details.items()}
+    for name in ("j_agg", "j_rows", "u_latest", "py_j_agg"):
+        assert "key(s)" in kinds[name], (name, details[name])
+    for name in ("p_agg", "p_union"):
+        assert "partition(s)" in kinds[name], (name, details[name])
+    # Every change of the unmapped tags recomputed the whole table, saying why.
+    assert any(d == "replaced (bronze/tags changed and its input_keys are [] (its rows map to "
+               "no key))" for d in details["j_nomap"]), details["j_nomap"]
+    assert "key(s)" in kinds["j_nomap"], details["j_nomap"]
+
+
+def test_several_tables_plan_says_why_it_recomputes_everything(tmp_path: Path):
+    repo = multi_repo(tmp_path / "shop")
+    store = stratalake.FeatureStore(repo)
+    history = TwoTables(repo, 9)
+    history.events.append(10)
+    history.append_tags(10)
+    store.run("j_nomap", "j_agg")
+    history.append_tags(2)
+    plan = subprocess.run([str(BIN), "run", "j_nomap", "j_agg", "--plan", "--json", "--repo",
+                           str(repo)], capture_output=True, text=True, check=True)
+    reasons = {p["name"]: p["reason"] for p in json.loads(plan.stdout)}
+    assert reasons == {
+        "j_nomap": "bronze/tags changed: version 0 -> 1; recomputes the whole table: "
+                   "bronze/tags changed and its input_keys are [] (its rows map to no key)",
+        "j_agg": "bronze/tags changed: version 0 -> 1"}, reasons
+    runs = {r["name"]: r for r in store.run("j_nomap", "j_agg")}
+    assert runs["j_nomap"]["detail"].startswith("replaced (bronze/tags changed")
+    assert runs["j_agg"]["detail"].startswith("recomputed ")
+    lineage = store.lineage("silver.j_agg")
+    assert (lineage[0]["read"], lineage[0]["since"]) == ("keys", {"bronze/tags": 0})
+
+
+def test_killed_run_over_two_tables_leaves_the_table_as_it_was(tmp_path: Path):
+    """SIGKILL `stratalake run` of a join recomputing keys after deletes in one input:
+    the table is the old one or the new one, never a mix, and a later run completes it."""
+    pristine = multi_repo(tmp_path / "pristine")
+    n = 100_000
+    ids = pa.array(range(n), pa.int64())
+    ts = pa.array([T0] * n, pa.timestamp("us", tz="UTC"))
+    stratalake.write_deltalake(str(pristine / "lake" / "bronze" / "events"), pa.table({
+        "id": ids, "day": pa.array(["d1"] * n), "val": pa.array([1] * n, pa.int64()), "ts": ts}),
+        mode="append", partition_by=["day"])
+    tags = str(pristine / "lake" / "bronze" / "tags")
+    stratalake.write_deltalake(tags, pa.table({
+        "eid": ids, "day": pa.array(["d1"] * n), "w": pa.array([1] * n, pa.int64()),
+        "tag": pa.array(["a"] * n), "ts": ts}), mode="append", partition_by=["day"])
+    subprocess.run([str(BIN), "run", "j_agg", "--repo", str(pristine)], check=True,
+                   capture_output=True)
+    stratalake.DeltaTable(tags).delete("eid < 5000")
+    query = "SELECT count(*) AS n FROM silver.j_agg"
+
+    def count(repo: Path) -> int:
+        return stratalake.FeatureStore(repo).sql(query).to_arrow().column(0)[0].as_py()
+
+    timing = tmp_path / "timing"
+    shutil.copytree(pristine, timing)
+    t0 = time.monotonic()
+    out = subprocess.run([str(BIN), "run", "j_agg", "--json", "--repo", str(timing)],
+                         check=True, capture_output=True, text=True).stdout
+    full = time.monotonic() - t0
+    assert json.loads(out)[0]["detail"] == "recomputed 5000 key(s)"
+    assert count(timing) == n - 5000
+    for k in range(6):
+        repo = tmp_path / f"kill{k}"
+        shutil.copytree(pristine, repo)
+        proc = subprocess.Popen([str(BIN), "run", "j_agg", "--repo", str(repo)],
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        time.sleep(full * k / 5)
+        proc.kill()
+        proc.wait()
+        assert count(repo) in (n, n - 5000), f"kill {k}: half-written"
+        subprocess.run([str(BIN), "run", "j_agg", "--repo", str(repo)], check=True,
+                       capture_output=True)
+        assert count(repo) == n - 5000
