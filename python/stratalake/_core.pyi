@@ -46,6 +46,8 @@ def record_materialization(repo_path: str, view: str, source_version: int, end_u
     Records a view's materialization watermark after another engine wrote it.
     """
 
+def plan_pipelines(repo_path: str, refuse: bool = False) -> tuple: ...
+
 class OnlineSstWriter:
     """One SST file of a feature view's rows for the embedded online store."""
 

@@ -1240,9 +1240,10 @@ arrow::Result<RunResult> RunWith(const repo::FeatureRepository& repo, const Defi
   wo.partition_by = t->partition_by;
   wo.create.description =
       t->description.empty() ? std::nullopt : std::optional<std::string>(t->description);
-  // Keyed outputs are changed by key (replaceWhere, merge): deletion vectors make
-  // that cost in proportion to the rows changed rather than the files touched.
-  if (!t->keys.empty()) wo.create.properties["delta.enableDeletionVectors"] = "true";
+  // Outputs are created without deletion vectors: readers that predate them
+  // (delta-rs before 1.4.2, the pinned Polars/deltalake) refuse such tables. A
+  // table that has delta.enableDeletionVectors=true (`stratalake table
+  // set-property`) gets its keys replaced by deletion vectors (docs/pipelines.md).
   wo.txn = txn;
   wo.user_metadata = metadata;
   ARROW_RETURN_NOT_OK(landed(target->Write(rows, wo)));
