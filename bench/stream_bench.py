@@ -54,7 +54,6 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import textwrap
 import threading
 import time
 import urllib.request
@@ -62,6 +61,9 @@ import uuid
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "tests" / "python"))
+from kafka_fixtures import (LAST_TRADE_VIEW, TRADES_COLUMNS, start_broker,  # noqa: E402
+                            stop_broker, write_kafka_repo)
 BASE_TS = 1_767_225_600  # 2026-01-01T00:00:00Z
 
 
@@ -72,42 +74,8 @@ def free_port() -> int:
 
 
 def make_repo(path: Path, topic: str) -> None:
-    (path / "definitions").mkdir(parents=True)
-    (path / "stratalake.yaml").write_text(textwrap.dedent("""\
-        project: streambench
-        offline_store: lake
-        online_store: {type: embedded, path: .stratalake/online}
-        registry: .stratalake/registry.db
-        definitions: [definitions]
-        """))
-    (path / "definitions" / "defs.yaml").write_text(textwrap.dedent(f"""\
-        entities:
-          - name: account
-            join_keys: [{{name: account_id, type: int64}}]
-        sources:
-          - name: trades
-            type: kafka
-            path: bronze/trades
-            timestamp_field: ts
-            schema:
-              - {{name: account_id, type: int64}}
-              - {{name: ts, type: timestamp}}
-              - {{name: seq, type: int64}}
-              - {{name: price, type: float64}}
-              - {{name: side, type: string}}
-            kafka:
-              brokers: ${{BENCH_BROKERS}}
-              topic: {topic}
-              columns: {{price: px}}
-              allowed_lateness: 1h
-        feature_views:
-          - name: last_trade
-            entities: [account]
-            source: trades
-            features:
-              - {{name: price, type: float64}}
-              - {{name: side, type: string}}
-        """))
+    write_kafka_repo(path, project="streambench", topic=topic, brokers_var="BENCH_BROKERS",
+                     lateness="1h", columns=TRADES_COLUMNS, views=LAST_TRADE_VIEW)
 
 
 def cli(bin_: str, *args: str, env: dict | None = None, **kw) -> subprocess.CompletedProcess:
@@ -132,6 +100,15 @@ def stall_probe(args) -> dict | None:
                      f"longest {c['max_ms']:.1f} ms" for c in probe["cpus"])
     print(f"  stall probe ({secs} s): {line}; steal {probe.get('steal_ms', 0)} ms")
     return probe
+
+
+def process_cpu(pid: int) -> float | None:
+    """CPU seconds (user + sys, all threads) process `pid` has used so far; None if unknown."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def metric(text: str, name: str) -> float:
@@ -183,6 +160,8 @@ def ingest(args, brokers: str, work: Path) -> dict:
     probe = stall_probe(args)
     port = free_port()
     samples: list[tuple[float, float]] = []
+    load_before = os.getloadavg()[0]
+    broker0 = process_cpu(args.broker_pid) if args.broker_pid else None
     cpu0 = resource.getrusage(resource.RUSAGE_CHILDREN)
     t0 = time.perf_counter()
     proc = subprocess.Popen([args.bin, "stream", "--stop-at-end", "--json", "--metrics-port",
@@ -201,6 +180,9 @@ def ingest(args, brokers: str, work: Path) -> dict:
     wall = time.perf_counter() - t0
     cpu1 = resource.getrusage(resource.RUSAGE_CHILDREN)
     cpu = (cpu1.ru_utime - cpu0.ru_utime) + (cpu1.ru_stime - cpu0.ru_stime)
+    broker1 = process_cpu(args.broker_pid) if args.broker_pid else None
+    broker_cpu = broker1 - broker0 if broker0 is not None and broker1 is not None else None
+    load_after = os.getloadavg()[0]
     if proc.returncode != 0:
         sys.exit(f"stream failed:\n{err}")
     stats = json.loads(out.strip().splitlines()[-1])
@@ -227,12 +209,17 @@ def ingest(args, brokers: str, work: Path) -> dict:
            "produce_seconds": produce_s, "wall_seconds": wall,
            "wall_rate": args.messages / wall, "sustained_rate": sustained,
            "commits": stats["commits"], "cpu_seconds": cpu, "rate_per_cpu_second":
-           args.messages / cpu, "samples": samples, "stall_probe": probe}
+           args.messages / cpu, "broker_cpu_seconds": broker_cpu,
+           "load_average": [load_before, load_after], "samples": samples, "stall_probe": probe}
     print(f"  stream --stop-at-end: {wall:.2f} s wall ({args.messages / wall:,.0f} messages/s "
           f"including start-up), sustained {sustained or 0:,.0f} messages/s "
           f"(middle 80%), {stats['commits']} commits; bronze exact, online values checked")
     print(f"  the stream process used {cpu:.2f} CPU s (user + sys, all its threads): "
           f"{args.messages / cpu:,.0f} messages per CPU second")
+    if broker_cpu is not None:
+        print(f"  the broker used {broker_cpu:.2f} CPU s meanwhile "
+              f"({args.messages / broker_cpu:,.0f} messages per broker CPU second)")
+    print(f"  load average (1 min) {load_before:.2f} before, {load_after:.2f} after")
     return res
 
 
@@ -420,6 +407,8 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--bin", default=str(REPO / "build" / "bin" / "stratalake"))
     ap.add_argument("--brokers", default="")
+    ap.add_argument("--broker-pid", type=int, default=0,
+                    help="with --brokers: the broker's pid, to report its CPU time")
     ap.add_argument("--messages", type=int, default=1_000_000)
     ap.add_argument("--partitions", type=int, default=2)
     ap.add_argument("--accounts", type=int, default=100_000)
@@ -446,9 +435,8 @@ def main() -> None:
     brokers = args.brokers
     if not brokers:
         kafka_dir = work / "kafka"
-        brokers = subprocess.run(["bash", str(REPO / "scripts" / "kafka.sh"), "start",
-                                  str(kafka_dir)], check=True, capture_output=True,
-                                 text=True).stdout.strip()
+        brokers = start_broker(kafka_dir)
+        args.broker_pid = int((kafka_dir / "kafka.pid").read_text())
     results: dict = {"seed": args.seed, "brokers": brokers}
     try:
         if not args.skip_ingest:
@@ -459,11 +447,36 @@ def main() -> None:
             results["under_load"] = freshness_under_load(args, brokers, work, rng)
     finally:
         if kafka_dir:
-            subprocess.run(["bash", str(REPO / "scripts" / "kafka.sh"), "stop", str(kafka_dir)],
-                           check=False)
+            stop_broker(kafka_dir)
         shutil.rmtree(work, ignore_errors=True)
+    summary(results)
     if args.out:
         Path(args.out).write_text(json.dumps(results, indent=1))
+
+
+def summary(results: dict) -> None:
+    """Every figure of the run on a few lines (what docs/benchmarks.md quotes)."""
+    print("summary:")
+    ing = results.get("ingest")
+    if ing:
+        broker = ing["broker_cpu_seconds"]
+        print(f"  ingest {ing['messages']:,} messages: sustained "
+              f"{ing['sustained_rate'] or 0:,.0f} msg/s, wall {ing['wall_rate']:,.0f} msg/s; "
+              f"stream {ing['cpu_seconds']:.2f} CPU s ({ing['rate_per_cpu_second']:,.0f} msg per "
+              f"CPU s); broker "
+              + (f"{broker:.2f} CPU s" if broker is not None else "CPU unknown (--broker-pid)")
+              + f"; load average {ing['load_average'][0]:.2f} / {ing['load_average'][1]:.2f}")
+    for f in results.get("freshness", []):
+        on, off = f["online"], f["offline"]
+        print(f"  freshness, commit interval {f['interval_ms']} ms: online p50/p99 "
+              f"{1000 * statistics.median(on):.1f}/{1000 * percentile(on, 0.99):.1f} ms, "
+              f"offline p50/p99 {1000 * statistics.median(off):.1f}/"
+              f"{1000 * percentile(off, 0.99):.1f} ms")
+    load = results.get("under_load")
+    if load:
+        on = load["online"]
+        print(f"  online freshness under load: p50/p99 {1000 * statistics.median(on):.1f}/"
+              f"{1000 * percentile(on, 0.99):.1f} ms ({len(on)} probes)")
 
 
 if __name__ == "__main__":

@@ -15,7 +15,6 @@ import json
 import random
 import signal
 import subprocess
-import textwrap
 import time
 import uuid
 from pathlib import Path
@@ -24,57 +23,36 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from conftest import BIN
+from kafka_fixtures import write_kafka_repo
 from test_stream_kafka import brokers, cli, produce, stream_env  # noqa: F401 (fixture)
 
 
 KEYS = 8
 FEATURES = ["n_2m", "sum_10m", "mean_2m", "std_10m", "max_10m", "last_2m", "buys_10m",
             "p50_10m", "last2_2m"]
+SCHEMA = [("account_id", "int64"), ("ts", "timestamp"), ("price", "float64"), ("size", "int64"),
+          ("side", "string")]
+VIEWS = """\
+feature_views:
+  - name: trade_windows
+    entities: [account]
+    source: trades
+    aggregations:
+      - {name: n_2m, function: count, column: price, window: 2m}
+      - {name: sum_10m, function: sum, column: price, window: 10m}
+      - {name: mean_2m, function: mean, column: price, window: 2m}
+      - {name: std_10m, function: stddev, column: price, window: 10m}
+      - {name: max_10m, function: max, column: size, window: 10m}
+      - {name: last_2m, function: last, column: price, window: 2m}
+      - {name: buys_10m, function: sum, column: size, window: 10m, filter: "side = 'buy'"}
+      - {name: p50_10m, function: percentile, column: price, window: 10m, percentile: 0.5}
+      - {name: last2_2m, function: last_k, column: price, window: 2m, k: 2}
+"""
 
 
 def make_repo(path: Path, topic: str) -> Path:
-    (path / "definitions").mkdir(parents=True)
-    (path / "stratalake.yaml").write_text(textwrap.dedent("""\
-        project: windows
-        offline_store: lake
-        online_store: {type: embedded, path: .stratalake/online}
-        registry: .stratalake/registry.db
-        definitions: [definitions]
-        """))
-    (path / "definitions" / "defs.yaml").write_text(textwrap.dedent(f"""\
-        entities:
-          - name: account
-            join_keys: [{{name: account_id, type: int64}}]
-        sources:
-          - name: trades
-            type: kafka
-            path: bronze/trades
-            timestamp_field: ts
-            schema:
-              - {{name: account_id, type: int64}}
-              - {{name: ts, type: timestamp}}
-              - {{name: price, type: float64}}
-              - {{name: size, type: int64}}
-              - {{name: side, type: string}}
-            kafka:
-              brokers: ${{TEST_BROKERS}}
-              topic: {topic}
-              allowed_lateness: 1h
-        feature_views:
-          - name: trade_windows
-            entities: [account]
-            source: trades
-            aggregations:
-              - {{name: n_2m, function: count, column: price, window: 2m}}
-              - {{name: sum_10m, function: sum, column: price, window: 10m}}
-              - {{name: mean_2m, function: mean, column: price, window: 2m}}
-              - {{name: std_10m, function: stddev, column: price, window: 10m}}
-              - {{name: max_10m, function: max, column: size, window: 10m}}
-              - {{name: last_2m, function: last, column: price, window: 2m}}
-              - {{name: buys_10m, function: sum, column: size, window: 10m, filter: "side = 'buy'"}}
-              - {{name: p50_10m, function: percentile, column: price, window: 10m, percentile: 0.5}}
-              - {{name: last2_2m, function: last_k, column: price, window: 2m, k: 2}}
-        """))
+    write_kafka_repo(path, project="windows", topic=topic, brokers_var="TEST_BROKERS",
+                     lateness="1h", schema=SCHEMA, views=VIEWS)
     cli(path, "apply")
     return path
 
