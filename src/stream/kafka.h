@@ -35,6 +35,9 @@ struct KafkaDeleter {
   void operator()(const rd_kafka_metadata_t* md) const {
     if (md) rd_kafka_metadata_destroy(md);
   }
+  void operator()(rd_kafka_queue_t* q) const {
+    if (q) rd_kafka_queue_destroy(q);
+  }
 };
 using KafkaHandle = std::unique_ptr<rd_kafka_t, KafkaDeleter>;
 using KafkaMessage = std::unique_ptr<rd_kafka_message_t, KafkaDeleter>;
@@ -42,6 +45,7 @@ using KafkaPartitionList = std::unique_ptr<rd_kafka_topic_partition_list_t, Kafk
 using KafkaConf = std::unique_ptr<rd_kafka_conf_t, KafkaDeleter>;
 using KafkaTopic = std::unique_ptr<rd_kafka_topic_t, KafkaDeleter>;
 using KafkaMetadata = std::unique_ptr<const rd_kafka_metadata_t, KafkaDeleter>;
+using KafkaQueue = std::unique_ptr<rd_kafka_queue_t, KafkaDeleter>;
 
 /// A configuration with `settings` (name, value) applied; an unknown name or a
 /// bad value is an error that names it.

@@ -19,14 +19,18 @@
 #include <algorithm>
 #include <chrono>
 #include <cmath>
+#include <condition_variable>
 #include <cstdlib>
 #include <ctime>
+#include <deque>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <future>
 #include <iostream>
 #include <limits>
 #include <map>
+#include <mutex>
 #include <optional>
 #include <set>
 #include <thread>
@@ -186,11 +190,144 @@ struct DeadLetter {
   std::string reason;
 };
 
+// A message as librdkafka returned it: decoded from its own buffer (no copy);
+// only a dead letter copies its key and value.
 struct RawMessage {
-  int64_t offset = 0;
-  int64_t kafka_ts_ms = -1;
-  std::optional<std::string> key;
-  std::string value;
+  KafkaMessage m;
+  int64_t offset() const { return m->offset; }
+  std::string_view value() const {
+    return m->payload ? std::string_view(static_cast<const char*>(m->payload), m->len)
+                      : std::string_view();
+  }
+  std::optional<std::string> key() const {
+    if (!m->key) return std::nullopt;
+    return std::string(static_cast<const char*>(m->key), m->key_len);
+  }
+  int64_t kafka_ts_ms() const {
+    rd_kafka_timestamp_type_t tstype;
+    return rd_kafka_message_timestamp(m.get(), &tstype);
+  }
+};
+
+// Writes the decoded rows of a source online on its own thread, in the order
+// they were decoded, while the polling thread reads and decodes the next
+// messages (docs/streaming.md, "The pipeline"). At most kMaxQueuedRows rows
+// wait (Push blocks beyond that, so memory stays bounded); the thread takes
+// everything waiting at once and hands it to `write` as one call, so a backlog
+// turns into larger multi-puts (the store keeps one write per key, the newer).
+// A Delta commit of rows waits for them here first (WaitFor): online before
+// durable, as when both ran on one thread. After a failed write every call
+// returns that error and nothing more is written.
+class OnlineWriter {
+ public:
+  using WriteFn = std::function<arrow::Status(const std::vector<std::shared_ptr<arrow::Table>>&)>;
+  static constexpr int64_t kMaxQueuedRows = 65536;
+
+  explicit OnlineWriter(WriteFn write) : write_(std::move(write)), thread_([this] { Run(); }) {}
+  ~OnlineWriter() {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      stop_ = true;
+    }
+    cv_.notify_all();
+    thread_.join();
+  }
+
+  /// Queues `rows` (their messages read at `read_at`); returns its sequence
+  /// number (1, 2, ...) or the writer's error.
+  arrow::Result<int64_t> Push(std::shared_ptr<arrow::Table> rows,
+                              std::chrono::steady_clock::time_point read_at) {
+    std::unique_lock<std::mutex> lock(mu_);
+    const int64_t n = rows->num_rows();
+    cv_.wait(lock, [&] {
+      return !status_.ok() || queued_rows_ == 0 || queued_rows_ + n <= kMaxQueuedRows;
+    });
+    ARROW_RETURN_NOT_OK(status_);
+    queue_.push_back({std::move(rows), read_at});
+    queued_rows_ += n;
+    int64_t seq = ++pushed_;
+    lock.unlock();
+    cv_.notify_all();
+    return seq;
+  }
+
+  /// The sequence number of the last Push (0: none).
+  int64_t pushed() {
+    std::lock_guard<std::mutex> lock(mu_);
+    return pushed_;
+  }
+
+  /// Waits until everything up to `seq` is written; the writer's error if any.
+  arrow::Status WaitFor(int64_t seq) {
+    std::unique_lock<std::mutex> lock(mu_);
+    cv_.wait(lock, [&] { return !status_.ok() || written_ >= seq; });
+    return status_;
+  }
+
+  /// Rows written and the read -> written latency, into `totals`.
+  void AddStats(StreamStats* totals) {
+    std::lock_guard<std::mutex> lock(mu_);
+    totals->online_rows += online_rows_;
+    totals->online_latency.Merge(latency_);
+  }
+
+ private:
+  struct Item {
+    std::shared_ptr<arrow::Table> rows;
+    std::chrono::steady_clock::time_point read_at;
+  };
+
+  void Run() {
+    while (true) {
+      std::vector<Item> items;
+      bool failed = false;
+      {
+        std::unique_lock<std::mutex> lock(mu_);
+        cv_.wait(lock, [&] { return stop_ || !queue_.empty(); });
+        if (stop_) return;  // what is not written is not committed either
+        failed = !status_.ok();
+        items.assign(std::make_move_iterator(queue_.begin()),
+                     std::make_move_iterator(queue_.end()));
+        queue_.clear();
+        queued_rows_ = 0;
+      }
+      cv_.notify_all();  // room for Push
+      std::vector<std::shared_ptr<arrow::Table>> tables;
+      int64_t rows = 0;
+      for (const auto& it : items) {
+        tables.push_back(it.rows);
+        rows += it.rows->num_rows();
+      }
+      arrow::Status st = failed ? arrow::Status::OK() : write_(tables);
+      auto done = std::chrono::steady_clock::now();
+      {
+        std::lock_guard<std::mutex> lock(mu_);
+        if (status_.ok() && st.ok()) {
+          online_rows_ += rows;
+          for (const auto& it : items) {
+            latency_.Observe(std::chrono::duration<double>(done - it.read_at).count());
+          }
+        } else if (status_.ok()) {
+          status_ = st.WithMessage("writing streamed rows online: ", st.message());
+        }
+        written_ += static_cast<int64_t>(items.size());
+      }
+      cv_.notify_all();
+    }
+  }
+
+  WriteFn write_;
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::deque<Item> queue_;
+  int64_t queued_rows_ = 0;
+  int64_t pushed_ = 0;
+  int64_t written_ = 0;
+  arrow::Status status_;
+  bool stop_ = false;
+  int64_t online_rows_ = 0;
+  LatencyHistogram latency_;
+  std::thread thread_;  // last: starts when the members above exist
 };
 
 // The values of one column of a batch, as they are decoded. The common pairs of
@@ -393,11 +530,17 @@ class SourceStream {
     for (const auto& [id, p] : parts_) n += p.pending_rows + static_cast<int64_t>(p.dead.size());
     return n;
   }
+  /// Waits until the online writer wrote every row decoded so far.
+  arrow::Status DrainOnline() {
+    return online_ ? online_->WaitFor(online_->pushed()) : arrow::Status::OK();
+  }
   void AddStatus(StreamStats* stats) const;
   StreamStats totals;
 
  private:
-  arrow::Status Decode(PartitionState& p, std::vector<RawMessage> msgs);
+  arrow::Status Decode(PartitionState& p, std::vector<RawMessage> msgs,
+                       std::chrono::steady_clock::time_point read_at);
+  arrow::Status WriteOnline(const std::vector<std::shared_ptr<arrow::Table>>& tables) const;
   arrow::Status RecoverWatermarks();
   arrow::Status StartAvro();
   arrow::Status WriteBatches(std::vector<PartitionBatch> batches, CommitResult* out) const;
@@ -422,8 +565,12 @@ class SourceStream {
   std::vector<std::string> partition_by_;
   bool has_online_views_ = false;
   KafkaHandle rk_;
+  KafkaQueue queue_;  // the consumer's queue (batch reads)
   std::map<int32_t, PartitionState> parts_;
   double last_commit_seconds_ = 0;
+  // Writes decoded rows online (when views are served online); a commit waits
+  // for the rows it commits to be written there.
+  std::unique_ptr<OnlineWriter> online_;
   // Last: destroyed first, which waits for a commit still in flight (it uses
   // the members above).
   std::future<CommitResult> inflight_;
@@ -519,9 +666,18 @@ arrow::Status SourceStream::Start() {
                                              {"enable.auto.offset.store", "false"},
                                              {"enable.partition.eof", "true"},
                                              {"auto.offset.reset", "earliest"},
+                                             // Larger fetches: fewer requests for the
+                                             // broker (which shares the machine) to serve
+                                             // per message; an idle topic still answers
+                                             // at once (fetch.min.bytes 1).
+                                             {"max.partition.fetch.bytes", "8388608"},
+                                             {"fetch.max.bytes", "67108864"},
+                                             {"queued.min.messages", "200000"},
                                              {"log_level", "3"}}));
   ARROW_ASSIGN_OR_RAISE(rk_, MakeClient(std::move(conf), /*producer=*/false));
   rd_kafka_poll_set_consumer(rk_.get());
+  queue_.reset(rd_kafka_queue_get_consumer(rk_.get()));
+  if (!queue_) return arrow::Status::IOError("kafka source '", src_.name, "': no consumer queue");
   // Wait for the topic (it may be created after the stream starts).
   std::vector<int32_t> ids;
   int64_t deadline = clock_->NowMillis() + 30000;
@@ -563,6 +719,12 @@ arrow::Status SourceStream::Start() {
     parts_[id] = std::move(p);
   }
   if (bronze_snap) ARROW_RETURN_NOT_OK(RecoverWatermarks());
+  if (has_online_views_ && store_) {
+    online_ = std::make_unique<OnlineWriter>(
+        [this](const std::vector<std::shared_ptr<arrow::Table>>& tables) {
+          return WriteOnline(tables);
+        });
+  }
   rd_kafka_resp_err_t err = rd_kafka_assign(rk_.get(), list.get());
   if (err) {
     return arrow::Status::IOError("cannot assign the partitions of '", topic_,
@@ -636,36 +798,47 @@ arrow::Status SourceStream::RecoverWatermarks() {
 }
 
 arrow::Status SourceStream::Poll(int timeout_ms) {
+  // Up to kMaxMessages: the first wait up to timeout_ms for one message, then
+  // what librdkafka already holds, in batches (rd_kafka_consume_batch_queue).
+  constexpr int64_t kMaxMessages = 5000;
+  constexpr int kBatch = 1024;
   std::map<int32_t, std::vector<RawMessage>> got;
   int64_t n = 0;
-  int wait = timeout_ms;
   auto read_at = std::chrono::steady_clock::now();
-  while (n < 5000) {
-    KafkaMessage m(rd_kafka_consumer_poll(rk_.get(), wait));
-    if (!m) break;
-    if (wait) read_at = std::chrono::steady_clock::now();
-    wait = 0;  // take what is already there, then go on
-    if (m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF) {
+  std::vector<rd_kafka_message_t*> batch(kBatch);
+  bool first = true;
+  while (n < kMaxMessages) {
+    ssize_t count = 0;
+    if (first) {
+      first = false;
+      batch[0] = rd_kafka_consumer_poll(rk_.get(), timeout_ms);
+      if (!batch[0]) break;
+      read_at = std::chrono::steady_clock::now();
+      count = 1;
+    } else {
+      count = rd_kafka_consume_batch_queue(
+          queue_.get(), 0, batch.data(),
+          static_cast<size_t>(std::min<int64_t>(kBatch, kMaxMessages - n)));
+      if (count <= 0) break;
+    }
+    for (ssize_t k = 0; k < count; ++k) {
+      KafkaMessage m(batch[k]);
+      if (m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF) {
+        auto it = parts_.find(m->partition);
+        if (it != parts_.end()) it->second.at_end = true;
+        continue;
+      }
+      if (m->err) {
+        // Transient (a broker away, a rebalance of leaders): librdkafka retries.
+        std::cerr << "stream: kafka: " << rd_kafka_message_errstr(m.get()) << "\n";
+        continue;
+      }
       auto it = parts_.find(m->partition);
-      if (it != parts_.end()) it->second.at_end = true;
-      continue;
+      if (it == parts_.end()) continue;
+      it->second.at_end = false;
+      got[m->partition].push_back(RawMessage{std::move(m)});
+      ++n;
     }
-    if (m->err) {
-      // Transient (a broker away, a rebalance of leaders): librdkafka retries.
-      std::cerr << "stream: kafka: " << rd_kafka_message_errstr(m.get()) << "\n";
-      continue;
-    }
-    auto it = parts_.find(m->partition);
-    if (it == parts_.end()) continue;
-    it->second.at_end = false;
-    RawMessage r;
-    r.offset = m->offset;
-    rd_kafka_timestamp_type_t tstype;
-    r.kafka_ts_ms = rd_kafka_message_timestamp(m.get(), &tstype);
-    if (m->key) r.key = std::string(static_cast<const char*>(m->key), m->key_len);
-    if (m->payload) r.value.assign(static_cast<const char*>(m->payload), m->len);
-    got[m->partition].push_back(std::move(r));
-    ++n;
   }
   totals.messages += n;
   if (n == 0) return arrow::Status::OK();
@@ -673,14 +846,17 @@ arrow::Status SourceStream::Poll(int timeout_ms) {
     if (msgs.empty()) continue;
     auto& p = parts_[id];
     if (p.pending_last < 0) p.batch_started = read_at;
-    ARROW_RETURN_NOT_OK(Decode(p, std::move(msgs)));
+    ARROW_RETURN_NOT_OK(Decode(p, std::move(msgs), read_at));
   }
-  totals.online_latency.Observe(
-      std::chrono::duration<double>(std::chrono::steady_clock::now() - read_at).count());
+  if (!online_) {
+    totals.online_latency.Observe(
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - read_at).count());
+  }
   return arrow::Status::OK();
 }
 
-arrow::Status SourceStream::Decode(PartitionState& p, std::vector<RawMessage> msgs) {
+arrow::Status SourceStream::Decode(PartitionState& p, std::vector<RawMessage> msgs,
+                                   std::chrono::steady_clock::time_point read_at) {
   const int ncols = schema_->num_fields();
   const int64_t n = static_cast<int64_t>(msgs.size());
   std::vector<std::optional<std::string>> reject(msgs.size());
@@ -697,11 +873,13 @@ arrow::Status SourceStream::Decode(PartitionState& p, std::vector<RawMessage> ms
     pool.Clear();
     int c = 0;
     if (avro_) {
-      std::string why = avro_->Decode(reinterpret_cast<const uint8_t*>(msgs[i].value.data()),
-                                      msgs[i].value.size(), avro_confluent_, &d);
+      auto value = msgs[i].value();
+      std::string why = avro_->Decode(reinterpret_cast<const uint8_t*>(value.data()), value.size(),
+                                      avro_confluent_, &d);
       if (!why.empty()) reject[i] = "bad Avro: " + why;
     } else {
-      d.Parse(msgs[i].value.data(), msgs[i].value.size());
+      auto value = msgs[i].value();
+      d.Parse(value.data(), value.size());
     }
     if (reject[i]) {
       // not a datum of the schema
@@ -773,16 +951,16 @@ arrow::Status SourceStream::Decode(PartitionState& p, std::vector<RawMessage> ms
   for (size_t i = 0; i < msgs.size(); ++i) {
     ARROW_RETURN_NOT_OK(keep_b.Append(!reject[i]));
     if (reject[i]) {
-      if (msgs[i].offset > p.dead_committed) {
-        p.dead.push_back({msgs[i].offset, msgs[i].kafka_ts_ms, std::move(msgs[i].key),
-                          std::move(msgs[i].value), std::move(*reject[i])});
+      if (msgs[i].offset() > p.dead_committed) {
+        p.dead.push_back({msgs[i].offset(), msgs[i].kafka_ts_ms(), msgs[i].key(),
+                          std::string(msgs[i].value()), std::move(*reject[i])});
       }
     } else {
       part_ids.push_back(p.id);
-      offsets.push_back(msgs[i].offset);
+      offsets.push_back(msgs[i].offset());
     }
   }
-  p.pending_last = msgs.back().offset;
+  p.pending_last = msgs.back().offset();
   p.next_offset = p.pending_last + 1;
   if (offsets.empty()) return arrow::Status::OK();
   std::shared_ptr<arrow::Array> keep;
@@ -790,12 +968,6 @@ arrow::Status SourceStream::Decode(PartitionState& p, std::vector<RawMessage> ms
   auto all = arrow::Table::Make(schema_, typed, static_cast<int64_t>(msgs.size()));
   ARROW_ASSIGN_OR_RAISE(auto filtered, arrow::compute::Filter(all, keep));
   auto rows = filtered.table();
-  // Online first: visible there before it is durable offline.
-  if (has_online_views_ && store_) {
-    ARROW_ASSIGN_OR_RAISE(auto pushed,
-                          online::WriteStreamedRows(repo_, state_, store_, src_.name, rows));
-    totals.online_rows += pushed.rows;
-  }
   ARROW_ASSIGN_OR_RAISE(auto pa, Int32Array(part_ids));
   ARROW_ASSIGN_OR_RAISE(auto oa, Int64Array(offsets));
   ARROW_ASSIGN_OR_RAISE(
@@ -804,13 +976,28 @@ arrow::Status SourceStream::Decode(PartitionState& p, std::vector<RawMessage> ms
   ARROW_ASSIGN_OR_RAISE(
       rows, rows->AddColumn(rows->num_columns(), arrow::field(kOffsetColumn, arrow::int64()),
                             std::make_shared<arrow::ChunkedArray>(oa)));
-  // Window views' tiles (docs/windows.md): with the kafka ids, so a replay is kept once.
-  if (has_online_views_ && store_) {
-    ARROW_RETURN_NOT_OK(
-        online::WriteStreamedWindowRows(repo_, state_, store_, src_.name, rows).status());
-  }
+  // Online on the writer's thread, before the Delta commit of these rows.
+  if (online_) ARROW_RETURN_NOT_OK(online_->Push(rows, read_at).status());
   p.pending_rows += rows->num_rows();
   p.rows.push_back(std::move(rows));
+  return arrow::Status::OK();
+}
+
+// On the online writer's thread: `tables` are decoded rows (with the kafka
+// partition and offset columns) in decoding order.
+arrow::Status SourceStream::WriteOnline(
+    const std::vector<std::shared_ptr<arrow::Table>>& tables) const {
+  // Plain views: one multi-put for all of them (newer wins per key).
+  ARROW_ASSIGN_OR_RAISE(auto all, arrow::ConcatenateTables(tables));
+  ARROW_ASSIGN_OR_RAISE(all, all->RemoveColumn(all->num_columns() - 1));
+  ARROW_ASSIGN_OR_RAISE(all, all->RemoveColumn(all->num_columns() - 1));
+  ARROW_RETURN_NOT_OK(online::WriteStreamedRows(repo_, state_, store_, src_.name, all).status());
+  // Window views' tiles (docs/windows.md): with the kafka ids, so a replay is
+  // kept once; one call per decoded batch, as before the pipeline.
+  for (const auto& t : tables) {
+    ARROW_RETURN_NOT_OK(
+        online::WriteStreamedWindowRows(repo_, state_, store_, src_.name, t).status());
+  }
   return arrow::Status::OK();
 }
 
@@ -832,13 +1019,19 @@ arrow::Status SourceStream::Commit() {
     p.pending_last = -1;
   }
   if (batches.empty()) return arrow::Status::OK();
-  inflight_ = std::async(std::launch::async, [this, batches = std::move(batches)]() mutable {
-    CommitResult result;
-    auto t0 = std::chrono::steady_clock::now();
-    result.status = WriteBatches(std::move(batches), &result);
-    result.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-    return result;
-  });
+  // The rows of these batches were pushed to the online writer up to `online`.
+  const int64_t online = online_ ? online_->pushed() : 0;
+  inflight_ =
+      std::async(std::launch::async, [this, online, batches = std::move(batches)]() mutable {
+        CommitResult result;
+        auto t0 = std::chrono::steady_clock::now();
+        // Online before durable: a crash after the commit does not read them again.
+        result.status = online_ ? online_->WaitFor(online) : arrow::Status::OK();
+        if (result.status.ok()) result.status = WriteBatches(std::move(batches), &result);
+        result.seconds =
+            std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+        return result;
+      });
   return arrow::Status::OK();
 }
 
@@ -938,21 +1131,23 @@ arrow::Status SourceStream::WriteBatches(std::vector<PartitionBatch> batches,
 }
 
 void SourceStream::AddStatus(StreamStats* stats) const {
-  stats->messages += totals.messages;
-  stats->rows_committed += totals.rows_committed;
-  stats->quarantined += totals.quarantined;
-  stats->online_rows += totals.online_rows;
-  stats->commits += totals.commits;
-  stats->batch_latency.Merge(totals.batch_latency);
-  stats->commit_latency.Merge(totals.commit_latency);
-  stats->online_latency.Merge(totals.online_latency);
+  StreamStats own = totals;
+  if (online_) online_->AddStats(&own);
+  stats->messages += own.messages;
+  stats->rows_committed += own.rows_committed;
+  stats->quarantined += own.quarantined;
+  stats->online_rows += own.online_rows;
+  stats->commits += own.commits;
+  stats->batch_latency.Merge(own.batch_latency);
+  stats->commit_latency.Merge(own.commit_latency);
+  stats->online_latency.Merge(own.online_latency);
   SourceStats mine;
   mine.source = src_.name;
-  mine.messages = totals.messages;
-  mine.rows_committed = totals.rows_committed;
-  mine.quarantined = totals.quarantined;
-  mine.online_rows = totals.online_rows;
-  mine.commits = totals.commits;
+  mine.messages = own.messages;
+  mine.rows_committed = own.rows_committed;
+  mine.quarantined = own.quarantined;
+  mine.online_rows = own.online_rows;
+  mine.commits = own.commits;
   stats->sources.push_back(std::move(mine));
   for (const auto& [id, p] : parts_) {
     PartitionStatus s;
@@ -1154,6 +1349,8 @@ arrow::Result<StreamStats> RunStream(const repo::FeatureRepository& repo,
     // Tile GC for the window views (docs/windows.md): once a minute, a bounded
     // number of expired tiles per pass.
     if (has_window_views && now - last_tile_gc >= kTileGcIntervalMs) {
+      // Not beside the online writers' tile writes.
+      for (auto& s : streams) ARROW_RETURN_NOT_OK(s->DrainOnline());
       for (const auto* s : sources) {
         ARROW_RETURN_NOT_OK(
             online::CollectSourceWindowTiles(state, store, s->name, now * 1000, kTileGcMaxDeletes)

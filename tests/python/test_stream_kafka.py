@@ -20,8 +20,6 @@ import re
 import select
 import signal
 import subprocess
-import tempfile
-import textwrap
 import threading
 import time
 import uuid
@@ -30,61 +28,20 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import pytest
 
-from conftest import BIN, ROOT
+from conftest import BIN
+from kafka_fixtures import (LAST_TRADE_VIEW, TRADES_COLUMNS, restart_broker, running_broker,
+                            start_broker, stop_broker, suite_brokers, write_kafka_repo)
 
 
 @pytest.fixture(scope="module")
 def brokers():
-    env = os.environ.get("STRATALAKE_TEST_KAFKA_BROKERS")
-    if env:
-        yield env
-        return
-    folder = tempfile.mkdtemp(prefix="kafka-test-")
-    address = subprocess.run(["bash", str(ROOT / "scripts" / "kafka.sh"), "start", folder],
-                             check=True, capture_output=True, text=True).stdout.strip()
-    try:
+    with running_broker(suite_brokers()) as address:
         yield address
-    finally:
-        subprocess.run(["bash", str(ROOT / "scripts" / "kafka.sh"), "stop", folder], check=False)
 
 
 def make_repo(path: Path, topic: str, lateness: str = "1m") -> Path:
-    (path / "definitions").mkdir(parents=True)
-    (path / "stratalake.yaml").write_text(textwrap.dedent("""\
-        project: trades
-        offline_store: lake
-        online_store: {type: embedded, path: .stratalake/online}
-        registry: .stratalake/registry.db
-        definitions: [definitions]
-        """))
-    (path / "definitions" / "defs.yaml").write_text(textwrap.dedent(f"""\
-        entities:
-          - name: account
-            join_keys: [{{name: account_id, type: int64}}]
-        sources:
-          - name: trades
-            type: kafka
-            path: bronze/trades
-            timestamp_field: ts
-            schema:
-              - {{name: account_id, type: int64}}
-              - {{name: ts, type: timestamp}}
-              - {{name: seq, type: int64}}
-              - {{name: price, type: float64}}
-              - {{name: side, type: string}}
-            kafka:
-              brokers: ${{TEST_BROKERS}}
-              topic: {topic}
-              columns: {{price: px}}
-              allowed_lateness: {lateness}
-        feature_views:
-          - name: last_trade
-            entities: [account]
-            source: trades
-            features:
-              - {{name: price, type: float64}}
-              - {{name: side, type: string}}
-        """))
+    write_kafka_repo(path, project="trades", topic=topic, brokers_var="TEST_BROKERS",
+                     lateness=lateness, columns=TRADES_COLUMNS, views=LAST_TRADE_VIEW)
     cli(path, "apply")
     return path
 
@@ -202,6 +159,61 @@ def test_exactly_once_across_sigkill_while_producing(brokers, tmp_path):
     again = run_to_end(repo, brokers)
     assert again["rows_committed"] == 0 and again["messages"] == 0, why
     assert len(read_table(repo, "bronze/trades", tmp_path)) == n, why
+
+
+def committed_rows(repo: Path) -> int:
+    """The rows the bronze table's Delta log says were committed (numOutputRows)."""
+    log = repo / "lake" / "bronze" / "trades" / "_delta_log"
+    total = 0
+    if log.is_dir():
+        for f in log.glob("*.json"):
+            for line in f.read_text().splitlines():
+                info = json.loads(line).get("commitInfo")
+                if info:
+                    total += int(info.get("operationMetrics", {}).get("numOutputRows", 0))
+    return total
+
+
+def test_a_failed_commit_stops_the_stream_and_a_restart_loses_nothing(brokers, tmp_path):
+    """The Delta commit runs on its own thread while the next messages are read and written
+    online on others (docs/streaming.md, "The pipeline"). When a commit fails (here: the bronze
+    table's _delta_log folder is replaced by a file), the stream stops with that error and a
+    non-zero exit; once the folder is back, a restart commits every message exactly once (the
+    failed batch included) and the online values are the last ones."""
+    topic = "fail-" + uuid.uuid4().hex[:8]
+    repo = make_repo(tmp_path / "repo", topic)
+    produce(brokers, topic, [trade(i) for i in range(1000)], tmp_path / "a.jsonl", partitions=2)
+    proc = subprocess.Popen([str(BIN), "stream", "--commit-interval-ms", "100", "--json",
+                             "--repo", str(repo)], env=stream_env(brokers),
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.time() + 90
+        while committed_rows(repo) < 1000:
+            assert proc.poll() is None, proc.stderr.read()
+            assert time.time() < deadline, committed_rows(repo)
+            time.sleep(0.1)
+        assert committed_rows(repo) == 1000
+        log = repo / "lake" / "bronze" / "trades" / "_delta_log"
+        log.rename(log.with_name("_delta_log.away"))
+        log.write_text("not a folder\n")
+        produce(brokers, topic, [trade(i) for i in range(1000, 1500)], tmp_path / "b.jsonl")
+        out, err = proc.communicate(timeout=90)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode != 0, (out, err)
+    assert "_delta_log" in err, err
+    log.unlink()
+    log.with_name("_delta_log.away").rename(log)
+    assert committed_rows(repo) == 1000  # nothing of the failed batch
+    stats = run_to_end(repo, brokers)
+    assert stats["messages"] == 500 and stats["rows_committed"] == 500, stats
+    rows = read_table(repo, "bronze/trades", tmp_path)
+    assert sorted(r["seq"] for r in rows) == list(range(1500))  # exactly once
+    # trade(i): account i % 50, price 100 + i: the last of account 7 is message 1457.
+    results = get_online(repo, "account_id=7")
+    assert results[1]["values"] == [100.0 + 1457]
 
 
 def test_dead_letters_keep_the_message_and_say_why(brokers, tmp_path):
@@ -598,9 +610,7 @@ def test_a_broker_restart_loses_nothing(tmp_path):
     producer writes: the consumer reconnects by itself, and every message before, during and
     after the restart is committed exactly once by the same process."""
     folder = tmp_path / "kafka"
-    script = ["bash", str(ROOT / "scripts" / "kafka.sh")]
-    brokers = subprocess.run([*script, "start", str(folder)], check=True, capture_output=True,
-                             text=True).stdout.strip()
+    brokers = start_broker(folder)
     try:
         topic = "restart-" + uuid.uuid4().hex[:8]
         repo = make_repo(tmp_path / "repo", topic)
@@ -640,7 +650,7 @@ def test_a_broker_restart_loses_nothing(tmp_path):
         writer = threading.Thread(target=write_slices)
         writer.start()
         time.sleep(1.0)
-        subprocess.run([*script, "restart", str(folder)], check=True, capture_output=True)
+        restart_broker(folder)
         writer.join()
         out, err = producer.communicate(timeout=120)  # closes its stdin: the end
         assert producer.returncode == 0, err
@@ -653,4 +663,4 @@ def test_a_broker_restart_loses_nothing(tmp_path):
         rows = read_table(repo, "bronze/trades", tmp_path)
         assert sorted(r["seq"] for r in rows) == list(range(6000))
     finally:
-        subprocess.run([*script, "stop", str(folder)], check=False)
+        stop_broker(folder)
