@@ -19,7 +19,9 @@ What one run does (docs/benchmarks.md, "Streaming ingest from Kafka", explains t
    /metrics every 100 ms: the sustained rate is the slope of messages_total over the
    middle 80% of the run (start-up and the last commit excluded); the wall time includes
    everything; the CPU time of the stream process (all threads) gives messages per CPU
-   second, the figure that the machine's other load disturbs least. Then checks the bronze table has every message once and the online store
+   second, the figure that the machine's other load disturbs least; the broker's CPU time
+   over the same run (from /proc, when the bench started the broker or --broker-pid names
+   it) and the load average before and after are printed beside it. Then checks the bronze table has every message once and the online store
    the latest price of a sample of accounts.
 3. Freshness: `stratalake serve --stream` (the server and the stream in one process, sharing
    the online store) on a fresh one-partition topic; a probe keeps one
@@ -35,6 +37,9 @@ What one run does (docs/benchmarks.md, "Streaming ingest from Kafka", explains t
    stream's lag.
 5. bench/stall_probe (if built) runs --probe-seconds before each part: the time per second
    this machine took the CPUs away, the floor under every figure.
+
+The run ends with a `summary:` block: every figure above (sustained and wall rate, CPU
+seconds of the stream and the broker, load average, online/offline freshness p50/p99).
 
 Everything runs on one machine: the broker (a JVM), the producer, the stream and the probe
 share its cores.
