@@ -544,6 +544,8 @@ class SourceStream {
   arrow::Status RecoverWatermarks();
   arrow::Status StartAvro();
   arrow::Status WriteBatches(std::vector<PartitionBatch> batches, CommitResult* out) const;
+  arrow::Status CommitError(int32_t partition, int64_t last, const std::string& uri,
+                            const arrow::Status& st) const;
 
   const repo::FeatureRepository& repo_;
   const registry::RegistryState& state_;
@@ -1049,6 +1051,15 @@ arrow::Status SourceStream::Wait() {
   return r.status;
 }
 
+// A failed Delta commit, with what it was and what happens next.
+arrow::Status SourceStream::CommitError(int32_t partition, int64_t last, const std::string& uri,
+                                        const arrow::Status& st) const {
+  return st.WithMessage("kafka source '", src_.name, "', partition ", partition,
+                        ": cannot commit up to offset ", last, " to ", uri, ": ", st.message(),
+                        " (the stream stopped; nothing after the last commit is in the table, "
+                        "so the next start reads it again)");
+}
+
 // On the commit thread: reads only `batches` and what Start() set up.
 arrow::Status SourceStream::WriteBatches(std::vector<PartitionBatch> batches,
                                          CommitResult* out) const {
@@ -1089,7 +1100,9 @@ arrow::Status SourceStream::WriteBatches(std::vector<PartitionBatch> batches,
       delta::WriteOptions wo;
       wo.txn = delta::AppTransaction{DeadLetterAppId(src_.name, id), last, std::nullopt};
       auto t0 = std::chrono::steady_clock::now();
-      ARROW_ASSIGN_OR_RAISE(auto r, dead->Write(table, wo));
+      auto written = dead->Write(table, wo);
+      if (!written.ok()) return CommitError(id, last, dead_uri_, written.status());
+      auto& r = *written;
       out->commit_latency.Observe(
           std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
       if (!r.noop) {
@@ -1112,7 +1125,9 @@ arrow::Status SourceStream::WriteBatches(std::vector<PartitionBatch> batches,
     wo.partition_by = partition_by_;
     wo.txn = delta::AppTransaction{TxnAppId(src_.name, id), last, std::nullopt};
     auto t0 = std::chrono::steady_clock::now();
-    ARROW_ASSIGN_OR_RAISE(auto r, bronze->Write(rows, wo));
+    auto written = bronze->Write(rows, wo);
+    if (!written.ok()) return CommitError(id, last, bronze_uri_, written.status());
+    auto& r = *written;
     auto t1 = std::chrono::steady_clock::now();
     out->commit_latency.Observe(std::chrono::duration<double>(t1 - t0).count());
     out->batch_latency.Observe(std::chrono::duration<double>(t1 - b.started).count());

@@ -203,7 +203,8 @@ def test_a_failed_commit_stops_the_stream_and_a_restart_loses_nothing(brokers, t
             proc.kill()
             proc.wait()
     assert proc.returncode != 0, (out, err)
-    assert "_delta_log" in err, err
+    assert "kafka source 'trades', partition " in err, err
+    assert "_delta_log" in err and "the stream stopped; nothing after the last commit" in err, err
     log.unlink()
     log.with_name("_delta_log.away").rename(log)
     assert committed_rows(repo) == 1000  # nothing of the failed batch
