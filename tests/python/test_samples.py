@@ -18,7 +18,6 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -27,7 +26,8 @@ import pyarrow.parquet as pq
 import pytest
 
 import stratalake
-from conftest import BIN, ROOT
+from conftest import BIN
+from kafka_fixtures import running_broker, suite_brokers
 
 AS_OF = "2026-12-07"
 EXACT = ["price", "volume", "ret_1", "ret_5", "price_lag5", "ret_1_lag5", "spread_bps",
@@ -208,17 +208,8 @@ def test_markets_pipelines_and_training_set_match_the_oracle(tmp_path: Path):
 
 @pytest.fixture(scope="module")
 def brokers():
-    env = os.environ.get("STRATALAKE_TEST_KAFKA_BROKERS")
-    if env:
-        yield env
-        return
-    folder = tempfile.mkdtemp(prefix="kafka-test-")
-    address = subprocess.run(["bash", str(ROOT / "scripts" / "kafka.sh"), "start", folder],
-                             check=True, capture_output=True, text=True).stdout.strip()
-    try:
+    with running_broker(suite_brokers()) as address:
         yield address
-    finally:
-        subprocess.run(["bash", str(ROOT / "scripts" / "kafka.sh"), "stop", folder], check=False)
 
 
 def test_markets_stream_produce_sample(tmp_path: Path, brokers: str):
