@@ -1268,7 +1268,8 @@ std::string MetricsText(const StreamStats& s) {
             s.batch_latency);
   histogram("commit_seconds", "Per Delta commit (bronze or dead letters): its duration.",
             s.commit_latency);
-  histogram("online_latency_seconds", "Per poll: messages read to their rows written online.",
+  histogram("online_latency_seconds",
+            "Per decoded batch (a poll's messages of one partition): read to written online.",
             s.online_latency);
   return out;
 }
