@@ -17,11 +17,13 @@ What one run does (docs/benchmarks.md, "Streaming ingest from Kafka", explains t
    --partitions partitions (`stratalake stream produce`, timed), then runs
    `stratalake stream --stop-at-end --metrics-port` over that backlog and scrapes
    /metrics every 100 ms: the sustained rate is the slope of messages_total over the
-   middle 80% of the run (start-up and the last commit excluded); the wall time includes
+   middle 80% of the run (start-up and the last commit excluded; each count at the first
+   scrape that saw it, since the stream publishes about once a second); the wall time includes
    everything; the CPU time of the stream process (all threads) gives messages per CPU
    second, the figure that the machine's other load disturbs least; the broker's CPU time
    over the same run (from /proc, when the bench started the broker or --broker-pid names
-   it) and the load average before and after are printed beside it. Then checks the bronze table has every message once and the online store
+   it) and the load average before and after are printed beside it. Then checks the
+   bronze table has every message once and the online store
    the latest price of a sample of accounts.
 3. Freshness: `stratalake serve --stream` (the server and the stream in one process, sharing
    the online store) on a fresh one-partition topic; a probe keeps one
@@ -192,9 +194,16 @@ def ingest(args, brokers: str, work: Path) -> dict:
         sys.exit(f"stream failed:\n{err}")
     stats = json.loads(out.strip().splitlines()[-1])
     assert stats["rows_committed"] == args.messages, stats
-    # The slope over the middle 80% of the messages (by count).
+    # The slope over the middle 80% of the messages (by count). The stream publishes its
+    # counters about once a second and they are scraped every 100 ms: each count is taken
+    # at the first scrape that saw it (a later scrape of the same count would stretch the
+    # span by up to a second and understate the rate).
     lo, hi = 0.1 * args.messages, 0.9 * args.messages
-    mid = [(t, n) for t, n in samples if lo <= n <= hi]
+    firsts: list[tuple[float, float]] = []
+    for t, n in samples:
+        if not firsts or n != firsts[-1][1]:
+            firsts.append((t, n))
+    mid = [(t, n) for t, n in firsts if lo <= n <= hi]
     sustained = None
     if len(mid) >= 2 and mid[-1][0] > mid[0][0]:
         sustained = (mid[-1][1] - mid[0][1]) / (mid[-1][0] - mid[0][0])
@@ -465,8 +474,11 @@ def summary(results: dict) -> None:
     ing = results.get("ingest")
     if ing:
         broker = ing["broker_cpu_seconds"]
+        sustained = ing["sustained_rate"]
         print(f"  ingest {ing['messages']:,} messages: sustained "
-              f"{ing['sustained_rate'] or 0:,.0f} msg/s, wall {ing['wall_rate']:,.0f} msg/s; "
+              + (f"{sustained:,.0f} msg/s" if sustained
+                 else "n/a (too short a run: more --messages)")
+              + f", wall {ing['wall_rate']:,.0f} msg/s; "
               f"stream {ing['cpu_seconds']:.2f} CPU s ({ing['rate_per_cpu_second']:,.0f} msg per "
               f"CPU s); broker "
               + (f"{broker:.2f} CPU s" if broker is not None else "CPU unknown (--broker-pid)")
