@@ -11,6 +11,9 @@
 // between the two commits re-reads them), then the accepted rows (txn app id
 // TxnAppId(source, partition), version L). A start seeks each partition to the
 // bronze version + 1, so a crash anywhere re-reads exactly what is not in bronze.
+// Three threads per source overlap the work (docs/streaming.md, "The pipeline"):
+// this one reads and decodes, an OnlineWriter writes the decoded rows online,
+// and the commit thread commits a round once its rows are written online.
 #include <rapidjson/document.h>
 #include <rapidjson/error/en.h>
 #include <rapidjson/stringbuffer.h>
