@@ -8,6 +8,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <fstream>
+#include <iterator>
 #include <string>
 #include <vector>
 
@@ -32,15 +33,21 @@ using stratalake::testing::TempDir;
 class Server {
  public:
   explicit Server(std::string dir) : dir_(std::move(dir)) {
-    std::string cmd = Script() + " start " + dir_ + " 2>&1";
+    // stdout is the endpoint alone; stderr (retries on a taken port, errors) goes to a file.
+    const std::string log = dir_ + ".log";
+    std::string cmd = Script() + " start " + dir_ + " 2>" + log;
     FILE* p = ::popen(cmd.c_str(), "r");
     char line[512];
-    std::string out;
-    while (p != nullptr && std::fgets(line, sizeof line, p) != nullptr) out += line;
+    std::string last;
+    while (p != nullptr && std::fgets(line, sizeof line, p) != nullptr) last = line;
     int rc = p != nullptr ? ::pclose(p) : -1;
-    while (!out.empty() && (out.back() == '\n' || out.back() == '\r')) out.pop_back();
-    if (rc == 0 && out.rfind("http://", 0) == 0) endpoint_ = out;
-    error_ = out;
+    while (!last.empty() && (last.back() == '\n' || last.back() == '\r')) last.pop_back();
+    if (rc == 0 && last.rfind("http://", 0) == 0) {
+      endpoint_ = last;
+    } else {
+      std::ifstream in(log);
+      error_ = last + "\n" + std::string(std::istreambuf_iterator<char>(in), {});
+    }
   }
   ~Server() { Stop(); }
 
