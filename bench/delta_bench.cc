@@ -14,8 +14,11 @@
 //       Loads SRC into memory (not timed), then per repetition deletes TABLE (not
 //       timed) and times DeltaTable::Write of the whole table into a new table.
 //       The last repetition's table is kept.
-//   delta_bench scan TABLE [--reps N]
+//   delta_bench scan TABLE [--reps N] [--cold-cache DIR]
 //       Times ForPath + Read (all columns, latest version) into one arrow::Table.
+//       --cold-cache: every repetition (warm-ups too) starts with an empty read
+//       cache, the folder DIR/rep-R (ConfigureReadCache, not timed), so that a
+//       warm process can be timed reading an S3 table into a cold cache.
 //   delta_bench selective TABLE LO HI [--reps N]
 //       Times ForPath + Read with filter "id >= LO AND id < HI"; reports the files
 //       the scan plan keeps (PlanScan, not timed).
@@ -55,6 +58,7 @@
 #include <parquet/arrow/reader.h>
 
 #include "stratalake/delta.h"
+#include "stratalake/object_store.h"
 
 namespace {
 
@@ -207,6 +211,11 @@ arrow::Status CmdScan(const Args& a) {
   if (a.pos.size() != 1) return arrow::Status::Invalid("usage: scan TABLE");
   const int64_t warmup = a.Int("--warmup", 0), reps = warmup + a.Int("--reps", 1);
   for (int64_t r = 0; r < reps; ++r) {
+    if (a.Has("--cold-cache")) {
+      stratalake::ReadCacheOptions cache;
+      cache.dir = a.Str("--cold-cache", "") + "/rep-" + std::to_string(r);
+      ARROW_RETURN_NOT_OK(stratalake::ConfigureReadCache(cache));
+    }
     Timer t;
     ARROW_ASSIGN_OR_RAISE(auto table, DeltaTable::ForPath(a.pos[0]));
     ARROW_ASSIGN_OR_RAISE(auto data, table->Read(ReadOptions{}));

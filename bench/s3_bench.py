@@ -6,6 +6,7 @@ A benchmark that prints numbers, never a pass/fail test:
 
     .venv/bin/python bench/s3_bench.py [--bin build/bin/delta_bench] [--rows 2000000]
                                        [--reps 3] [--endpoint URL] [--workdir DIR]
+                                       [--arrow-client]
 
 Without --endpoint it starts the project's server (scripts/s3.sh: versitygw on
 127.0.0.1, its data on the local disk) and stops it at the end. StrataLake runs through
@@ -14,8 +15,13 @@ API calls only), delta-rs in-process. The same data (bench/delta_bench.py's gene
 is written by both engines to the local disk and to the bucket; each engine's S3 table is
 scanned by both. StrataLake's S3 scans are measured with the read cache off
 (STRATALAKE_CACHE_SIZE=0), cold (an empty cache folder: every file fetched into it while
-it is read) and warm (the files already cached); both local tables are scanned by both
-engines. Scan repetitions interleave the engines. Each case prints the median wall and
+it is read) and warm (the files already cached), each timed after one untimed scan in the
+same process (as the local scans are, and as delta-rs runs in this warm process); the
+first scan of a fresh process is reported too ("first scan"); both local tables are
+scanned by both engines. Data files on S3 are read by our libcurl range GETs
+(src/storage/s3_client.cc); --arrow-client adds the uncached and cold scans through Arrow's
+S3 client (the AWS SDK, STRATALAKE_S3_DATA_READS=arrow), to compare the two in one run.
+Scan repetitions interleave the engines. Each case prints the median wall and
 CPU seconds (all threads) of --reps and the 1-minute load average, then the ratios
 ours / delta-rs; docs/benchmarks.md ("Object storage") explains them.
 """
@@ -59,6 +65,8 @@ def main() -> None:
     ap.add_argument("--bucket", default="stratalake")
     ap.add_argument("--workdir")
     ap.add_argument("--json", help="write the results here too")
+    ap.add_argument("--arrow-client", action="store_true",
+                    help="also scan S3 without the cache and cold through Arrow's S3 client")
     a = ap.parse_args()
 
     work = Path(a.workdir or tempfile.mkdtemp(prefix="s3bench-"))
@@ -141,19 +149,41 @@ def main() -> None:
             note(f"scan delta-rs local ({name})", theirs)
         for name, table in (("ours' table", ours_s3[0]), ("delta-rs' table", theirs_s3[0])):
             off = {**env, "STRATALAKE_CACHE_SIZE": "0"}
-            uncached, cold, warm, theirs = [], [], [], []
-            for r in range(a.reps):
-                uncached.append(ours(run_bin(a.bin, ["scan", table], off)[0]))
+            cases = {k: [] for k in ("no cache", "cold cache", "warm cache", "no cache, first scan",
+                                     "cold cache, first scan", "no cache, arrow client",
+                                     "cold cache, arrow client")}
+            theirs = []
+
+            def cached(extra):
                 cache = work / f"cache-{uuid.uuid4().hex[:8]}"
-                on = {**env, "STRATALAKE_CACHE_DIR": str(cache), "STRATALAKE_CACHE_SIZE": "8G"}
-                lines = run_bin(a.bin, ["scan", table, "--reps", 2], on)
-                cold.append(ours(lines[0]))
-                warm.append(ours(lines[1]))
+                return {**env, **extra, "STRATALAKE_CACHE_DIR": str(cache),
+                        "STRATALAKE_CACHE_SIZE": "8G"}, cache
+
+            for r in range(a.reps):
+                # A warm process (one untimed scan first, as for the local scans; delta-rs
+                # runs in this warm process), and the first scan of a fresh process.
+                lines = run_bin(a.bin, ["scan", table, "--warmup", 1], off)
+                cases["no cache, first scan"].append(ours(lines[0]))
+                cases["no cache"].append(ours(lines[1]))
+                on, cache = cached({})
+                lines = run_bin(a.bin, ["scan", table, "--warmup", 1, "--cold-cache", cache], on)
+                cases["cold cache, first scan"].append(ours(lines[0]))
+                cases["cold cache"].append(ours(lines[1]))
+                lines = run_bin(a.bin, ["scan", table, "--warmup", 1], on)  # the cache filled
+                cases["warm cache"].append(ours(lines[1]))
                 shutil.rmtree(cache, ignore_errors=True)
+                if a.arrow_client:
+                    sdk = {"STRATALAKE_S3_DATA_READS": "arrow"}
+                    lines = run_bin(a.bin, ["scan", table, "--warmup", 1], {**off, **sdk})
+                    cases["no cache, arrow client"].append(ours(lines[1]))
+                    on, cache = cached(sdk)
+                    lines = run_bin(a.bin, ["scan", table, "--warmup", 1, "--cold-cache", cache], on)
+                    cases["cold cache, arrow client"].append(ours(lines[1]))
+                    shutil.rmtree(cache, ignore_errors=True)
                 theirs.append(rs_scan(table, rs_opts))
-            note(f"scan stratalake s3, no cache ({name})", uncached)
-            note(f"scan stratalake s3, cold cache ({name})", cold)
-            note(f"scan stratalake s3, warm cache ({name})", warm)
+            for mode, runs_ in cases.items():
+                if runs_:
+                    note(f"scan stratalake s3, {mode} ({name})", runs_)
             note(f"scan delta-rs s3 ({name})", theirs)
         # Ours against delta-rs, case by case (wall-clock and CPU ratios; < 1: we are faster).
         print("ratios, stratalake / delta-rs (wall, CPU):")
@@ -162,7 +192,11 @@ def main() -> None:
                  ("write s3", "write stratalake s3", "write delta-rs s3")]
         for name in ("ours' table", "delta-rs' table"):
             pairs.append((f"scan local ({name})", f"scan stratalake local ({name})", f"scan delta-rs local ({name})"))
-            for mode in ("no cache", "cold cache", "warm cache"):
+            modes = ["no cache", "cold cache", "warm cache", "no cache, first scan",
+                     "cold cache, first scan"]
+            if a.arrow_client:
+                modes += ["no cache, arrow client", "cold cache, arrow client"]
+            for mode in modes:
                 pairs.append((f"scan s3 {mode} ({name})", f"scan stratalake s3, {mode} ({name})",
                               f"scan delta-rs s3 ({name})"))
         results["ratios"] = {}

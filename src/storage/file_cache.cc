@@ -28,6 +28,7 @@
 
 #include "storage/log_store.h"
 #include "storage/object_store.h"
+#include "storage/s3_client.h"
 #include "stratalake/object_store.h"
 
 namespace stratalake {
@@ -212,10 +213,11 @@ class Fetcher {
   }
 
   void Work() {
-    // Each request is received into this buffer, then written to the file:
-    // cheaper than receiving into a writable file mapping, whose every page
-    // would fault twice (read, then make writable).
-    std::vector<uint8_t> buf(static_cast<size_t>(kMaxChunk));
+    // Each request is written into the file with pwrite as it arrives (S3) or
+    // received into this buffer first (other filesystems): cheaper than
+    // receiving into a writable file mapping, whose every page would fault
+    // twice (read, then make writable).
+    std::vector<uint8_t> buf;
     std::unique_lock<std::mutex> lock(mu_);
     while (true) {
       std::shared_ptr<Fetch> f;
@@ -229,14 +231,26 @@ class Fetcher {
       lock.unlock();
       const int64_t off = c * f->chunk;
       const int64_t len = std::min(f->chunk, f->size - off);
-      auto got = f->remote->ReadAt(off, len, buf.data());
-      arrow::Status st = got.status();
-      if (st.ok() && *got != len) {
-        st = arrow::Status::IOError("the object is shorter (", off + *got,
-                                    " bytes or fewer) than its size in the Delta log (", f->size,
-                                    " bytes)");
+      arrow::Status st;
+      if (auto* s3 = dynamic_cast<S3DataFile*>(f->remote.get())) {
+        // Written into the cache file as the bytes arrive, from curl's buffer.
+        int64_t at = off;
+        st = s3->Stream(off, len, [&](const uint8_t* data, int64_t n) {
+          ARROW_RETURN_NOT_OK(WriteAll(f->fd, data, n, at, f->tmp));
+          at += n;
+          return arrow::Status::OK();
+        });
+      } else {
+        buf.resize(static_cast<size_t>(kMaxChunk));
+        auto got = f->remote->ReadAt(off, len, buf.data());
+        st = got.status();
+        if (st.ok() && *got != len) {
+          st = arrow::Status::IOError("the object is shorter (", off + *got,
+                                      " bytes or fewer) than its size in the Delta log (", f->size,
+                                      " bytes)");
+        }
+        if (st.ok()) st = WriteAll(f->fd, buf.data(), len, off, f->tmp);
       }
-      if (st.ok()) st = WriteAll(f->fd, buf.data(), len, off, f->tmp);
       Landed(f, c, st);
       lock.lock();
     }
@@ -382,6 +396,28 @@ class FetchingFile : public arrow::io::RandomAccessFile {
   bool closed_ = false;
 };
 
+// The file itself, read from its store: S3 objects by our own range GETs
+// (s3_client.h), unless STRATALAKE_S3_DATA_READS=arrow asks for Arrow's S3
+// client (to compare them); other filesystems through Arrow.
+arrow::Result<std::shared_ptr<arrow::io::RandomAccessFile>> OpenRemote(arrow::fs::FileSystem& fs,
+                                                                       const std::string& path,
+                                                                       int64_t known_size) {
+  static const bool arrow_reads = [] {
+    const char* v = std::getenv("STRATALAKE_S3_DATA_READS");
+    return v != nullptr && std::string(v) == "arrow";
+  }();
+  if (fs.type_name() == "s3" && !arrow_reads) {
+    ARROW_ASSIGN_OR_RAISE(S3Connection conn, SignedS3Connection(fs));
+    return S3DataFile::Open(std::move(conn), path, known_size);
+  }
+  if (known_size > 0) {
+    arrow::fs::FileInfo info(path, arrow::fs::FileType::File);
+    info.set_size(known_size);
+    return fs.OpenInputFile(info);
+  }
+  return fs.OpenInputFile(path);
+}
+
 class Cache {
  public:
   arrow::Status Configure(const ReadCacheOptions& options) {
@@ -405,14 +441,8 @@ class Cache {
         if (auto hit = OpenCachedLocked(key, file)) return hit;
       }
     }
-    std::shared_ptr<arrow::io::RandomAccessFile> remote;
-    if (known_size > 0) {
-      arrow::fs::FileInfo info(path, arrow::fs::FileType::File);
-      info.set_size(known_size);
-      ARROW_ASSIGN_OR_RAISE(remote, fs.OpenInputFile(info));
-    } else {
-      ARROW_ASSIGN_OR_RAISE(remote, fs.OpenInputFile(path));
-    }
+    ARROW_ASSIGN_OR_RAISE(std::shared_ptr<arrow::io::RandomAccessFile> remote,
+                          OpenRemote(fs, path, known_size));
     // The add action's size is the file's (an object store's file trusts it).
     int64_t size = known_size;
     if (size <= 0) {

@@ -1,0 +1,402 @@
+#include "storage/s3_client.h"
+
+#include <curl/curl.h>
+
+#include <algorithm>
+#include <cctype>
+#include <chrono>
+#include <cstring>
+#include <mutex>
+#include <thread>
+#include <vector>
+
+#include <arrow/buffer.h>
+#include <arrow/filesystem/s3fs.h>
+
+namespace stratalake {
+
+namespace {
+
+// Attempts of one request: the first and up to 4 retries, backing off 50 ms,
+// 100 ms, 200 ms, 400 ms (a restarting server or a dropped connection).
+constexpr int kAttempts = 5;
+// curl's receive buffer: large reads from the socket, few callbacks.
+constexpr long kReceiveBuffer = 512 * 1024;
+// A request that receives nothing for this long has failed (a hung server).
+constexpr long kStallSeconds = 30;
+// Idle handles kept (each keeps its keep-alive connection).
+constexpr size_t kMaxIdleHandles = 32;
+
+// RFC 3986 percent-encoding of one path segment (unreserved characters kept).
+std::string EncodeSegment(std::string_view s) {
+  static const char* hex = "0123456789ABCDEF";
+  std::string out;
+  for (unsigned char c : s) {
+    if (std::isalnum(c) || c == '-' || c == '_' || c == '.' || c == '~') {
+      out += static_cast<char>(c);
+    } else {
+      out += '%';
+      out += hex[c >> 4];
+      out += hex[c & 15];
+    }
+  }
+  return out;
+}
+
+// The path-style URL of "bucket/key" (as the commit PUTs address it).
+std::string ObjectUrl(const S3Connection& conn, const std::string& path) {
+  std::string url = conn.endpoint_url;
+  size_t start = 0;
+  while (start <= path.size()) {
+    size_t slash = path.find('/', start);
+    std::string_view seg(path.data() + start,
+                         (slash == std::string::npos ? path.size() : slash) - start);
+    url += '/';
+    url += EncodeSegment(seg);
+    if (slash == std::string::npos) break;
+    start = slash + 1;
+  }
+  return url;
+}
+
+// "<Code>X</Code>" and "<Message>Y</Message>" of an S3 error document.
+std::string S3ErrorText(const std::string& body) {
+  auto tag = [&](const std::string& name) {
+    auto b = body.find("<" + name + ">");
+    auto e = body.find("</" + name + ">");
+    if (b == std::string::npos || e == std::string::npos || e < b) return std::string();
+    b += name.size() + 2;
+    return body.substr(b, e - b);
+  };
+  std::string code = tag("Code"), message = tag("Message");
+  if (code.empty() && message.empty()) return body.substr(0, 200);
+  return code + (message.empty() ? "" : ": " + message);
+}
+
+// Easy handles kept between requests, so that their connections are reused;
+// DNS answers and TLS sessions are shared among them.
+class HandlePool {
+ public:
+  HandlePool() {
+    curl_global_init(CURL_GLOBAL_DEFAULT);
+    share_ = curl_share_init();
+    curl_share_setopt(share_, CURLSHOPT_LOCKFUNC, Lock);
+    curl_share_setopt(share_, CURLSHOPT_UNLOCKFUNC, Unlock);
+    curl_share_setopt(share_, CURLSHOPT_USERDATA, this);
+    curl_share_setopt(share_, CURLSHOPT_SHARE, CURL_LOCK_DATA_DNS);
+    curl_share_setopt(share_, CURLSHOPT_SHARE, CURL_LOCK_DATA_SSL_SESSION);
+  }
+
+  CURL* Take() {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      if (!idle_.empty()) {
+        CURL* h = idle_.back();
+        idle_.pop_back();
+        return h;
+      }
+    }
+    return curl_easy_init();
+  }
+
+  void Give(CURL* h) {
+    curl_easy_reset(h);  // options go; the connection and its cache stay
+    std::lock_guard<std::mutex> lock(mu_);
+    if (idle_.size() < kMaxIdleHandles) {
+      idle_.push_back(h);
+      return;
+    }
+    curl_easy_cleanup(h);
+  }
+
+  CURLSH* share() const { return share_; }
+
+ private:
+  static void Lock(CURL*, curl_lock_data data, curl_lock_access, void* user) {
+    static_cast<HandlePool*>(user)->locks_[static_cast<size_t>(data) % kLocks].lock();
+  }
+  static void Unlock(CURL*, curl_lock_data data, void* user) {
+    static_cast<HandlePool*>(user)->locks_[static_cast<size_t>(data) % kLocks].unlock();
+  }
+
+  static constexpr size_t kLocks = 16;
+  std::mutex locks_[kLocks];
+  CURLSH* share_ = nullptr;
+  std::mutex mu_;
+  std::vector<CURL*> idle_;
+};
+
+HandlePool& Pool() {
+  static auto* p = new HandlePool();  // never destroyed: used until the process exits
+  return *p;
+}
+
+// One request's state, seen by curl's callbacks.
+struct Transfer {
+  CURL* handle = nullptr;
+  const RangeSink* sink = nullptr;
+  int64_t offset = 0;  // where the range starts
+  int64_t skip = -1;   // bytes to drop first: set on the first bytes of the reply
+  int64_t want = 0;    // bytes wanted
+  int64_t content_length = -1;
+  int64_t got = 0;
+  long status = 0;
+  std::string error_body;
+  arrow::Status sink_status;
+  bool complete = false;  // every wanted byte arrived; the rest was cut off
+};
+
+size_t OnData(char* ptr, size_t size, size_t nmemb, void* user) {
+  auto* t = static_cast<Transfer*>(user);
+  const size_t n = size * nmemb;
+  if (t->status == 0) curl_easy_getinfo(t->handle, CURLINFO_RESPONSE_CODE, &t->status);
+  if (t->status != 200 && t->status != 206) {
+    if (t->error_body.size() < 64 * 1024) t->error_body.append(ptr, n);
+    return n;
+  }
+  // A 200 is the whole object (a server that ignored the Range header): skip to the offset.
+  if (t->skip < 0) t->skip = t->status == 200 ? t->offset : 0;
+  const uint8_t* p = reinterpret_cast<const uint8_t*>(ptr);
+  int64_t avail = static_cast<int64_t>(n);
+  if (t->skip > 0) {
+    int64_t drop = std::min(t->skip, avail);
+    t->skip -= drop;
+    p += drop;
+    avail -= drop;
+  }
+  int64_t take = std::min(avail, t->want - t->got);
+  if (take > 0) {
+    arrow::Status st = (*t->sink)(p, take);
+    if (!st.ok()) {
+      t->sink_status = std::move(st);
+      return 0;  // aborts the transfer
+    }
+    t->got += take;
+  }
+  if (t->got == t->want && take < avail) {
+    t->complete = true;
+    return 0;  // more than asked for (no Range support): stop receiving
+  }
+  return n;
+}
+
+std::string Where(const S3Connection& conn, const std::string& path) {
+  return "'s3://" + path + "' (at " + conn.endpoint_url + ")";
+}
+
+arrow::Status HttpError(const S3Connection& conn, const std::string& path, int64_t offset,
+                        int64_t length, long status, const std::string& body) {
+  const std::string text = body.empty() ? std::string() : " " + S3ErrorText(body);
+  if (status == 404) {
+    return arrow::Status::IOError("object ", Where(conn, path), " does not exist (HTTP 404", text,
+                                  ")");
+  }
+  if (status == 403) {
+    return arrow::Status::IOError(
+        "cannot read ", Where(conn, path), ": HTTP 403", text,
+        "; check the credentials (access_key_id/secret_access_key, AWS_ACCESS_KEY_ID, a "
+        "profile) and the region");
+  }
+  if (status == 416) {
+    return arrow::Status::IOError(
+        "cannot read bytes ", offset, " to ", offset + length, " of ", Where(conn, path),
+        ": the range starts past the end of the object (HTTP 416", text, ")");
+  }
+  return arrow::Status::IOError("cannot read ", Where(conn, path), ": HTTP ", status, text);
+}
+
+bool Retryable(long status) {
+  return status == 0 || status == 429 || status == 500 || status == 502 || status == 503 ||
+         status == 504;
+}
+
+// One signed request on a pooled handle; `t` gets the reply.
+CURLcode Perform(const S3Connection& conn, const std::string& url, bool head, int64_t offset,
+                 int64_t length, Transfer* t) {
+  HandlePool& pool = Pool();
+  CURL* h = pool.Take();
+  if (h == nullptr) return CURLE_OUT_OF_MEMORY;
+  t->handle = h;
+  std::string range =
+      "Range: bytes=" + std::to_string(offset) + "-" + std::to_string(offset + length - 1);
+  std::string sigv4 = "aws:amz:" + conn.region + ":s3";
+  std::string userpwd = conn.access_key_id + ":" + conn.secret_access_key;
+  struct curl_slist* list = nullptr;
+  if (!head) list = curl_slist_append(list, range.c_str());
+  list = curl_slist_append(list, "x-amz-content-sha256: UNSIGNED-PAYLOAD");
+  if (!conn.session_token.empty()) {
+    list = curl_slist_append(list, ("x-amz-security-token: " + conn.session_token).c_str());
+  }
+  curl_easy_setopt(h, CURLOPT_URL, url.c_str());
+  curl_easy_setopt(h, CURLOPT_SHARE, pool.share());
+  if (head) curl_easy_setopt(h, CURLOPT_NOBODY, 1L);
+  if (!conn.access_key_id.empty()) {
+    curl_easy_setopt(h, CURLOPT_AWS_SIGV4, sigv4.c_str());
+    curl_easy_setopt(h, CURLOPT_USERPWD, userpwd.c_str());
+  }
+  curl_easy_setopt(h, CURLOPT_HTTPHEADER, list);
+  curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, OnData);
+  curl_easy_setopt(h, CURLOPT_WRITEDATA, t);
+  curl_easy_setopt(h, CURLOPT_BUFFERSIZE, kReceiveBuffer);
+  curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
+  curl_easy_setopt(h, CURLOPT_TCP_KEEPALIVE, 1L);
+  curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, 10000L);
+  curl_easy_setopt(h, CURLOPT_LOW_SPEED_LIMIT, 1L);
+  curl_easy_setopt(h, CURLOPT_LOW_SPEED_TIME, kStallSeconds);
+  CURLcode rc = curl_easy_perform(h);
+  if (t->status == 0) curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &t->status);
+  curl_off_t content_length = -1;
+  if (rc == CURLE_OK &&
+      curl_easy_getinfo(h, CURLINFO_CONTENT_LENGTH_DOWNLOAD_T, &content_length) == CURLE_OK) {
+    t->content_length = content_length;
+  }
+  curl_slist_free_all(list);
+  pool.Give(h);
+  t->handle = nullptr;
+  return rc;
+}
+
+}  // namespace
+
+arrow::Result<S3Connection> SignedS3Connection(const arrow::fs::FileSystem& fs) {
+  ARROW_ASSIGN_OR_RAISE(S3Connection c, S3ConnectionOf(fs));
+  if (c.access_key_id.empty()) {
+    const auto& o = static_cast<const arrow::fs::S3FileSystem&>(fs).options();
+    c.access_key_id = o.GetAccessKey();
+    c.secret_access_key = o.GetSecretKey();
+    c.session_token = o.GetSessionToken();
+  }
+  return c;
+}
+
+arrow::Status S3GetRange(const S3Connection& conn, const std::string& path, int64_t offset,
+                         int64_t length, const RangeSink& sink) {
+  if (offset < 0 || length < 0) {
+    return arrow::Status::Invalid("negative offset or length reading ", Where(conn, path));
+  }
+  if (length == 0) return arrow::Status::OK();
+  const std::string url = ObjectUrl(conn, path);
+  int64_t done = 0;  // bytes delivered by earlier attempts
+  std::string last;  // the last attempt's failure
+  for (int attempt = 0; attempt < kAttempts; ++attempt) {
+    if (attempt > 0) std::this_thread::sleep_for(std::chrono::milliseconds(25 << attempt));
+    Transfer t;
+    t.sink = &sink;
+    t.want = length - done;
+    t.offset = offset + done;
+    CURLcode rc = Perform(conn, url, false, offset + done, length - done, &t);
+    done += t.got;
+    if (!t.sink_status.ok()) return t.sink_status;
+    if (t.complete || (rc == CURLE_OK && (t.status == 200 || t.status == 206))) {
+      if (done == length) return arrow::Status::OK();
+      if (rc == CURLE_OK) {
+        return arrow::Status::IOError(
+            "object ", Where(conn, path), " is shorter than expected: ", offset + done,
+            " bytes or fewer, and bytes up to ", offset + length, " were asked for");
+      }
+    }
+    if (rc == CURLE_OK && !Retryable(t.status)) {
+      return HttpError(conn, path, offset, length, t.status, t.error_body);
+    }
+    if (rc == CURLE_OK) {
+      last = "HTTP " + std::to_string(t.status) +
+             (t.error_body.empty() ? "" : " " + S3ErrorText(t.error_body));
+    } else {
+      last = curl_easy_strerror(rc);
+    }
+  }
+  return arrow::Status::IOError("cannot read ", Where(conn, path), ": ", last, " (", kAttempts,
+                                " attempts); is the server running and reachable?");
+}
+
+arrow::Result<int64_t> S3ObjectSize(const S3Connection& conn, const std::string& path) {
+  const std::string url = ObjectUrl(conn, path);
+  const RangeSink none = [](const uint8_t*, int64_t) { return arrow::Status::OK(); };
+  std::string last;
+  for (int attempt = 0; attempt < kAttempts; ++attempt) {
+    if (attempt > 0) std::this_thread::sleep_for(std::chrono::milliseconds(25 << attempt));
+    Transfer t;
+    t.sink = &none;
+    CURLcode rc = Perform(conn, url, true, 0, 0, &t);
+    if (rc == CURLE_OK && t.status == 200) {
+      if (t.content_length < 0) {
+        return arrow::Status::IOError("the server gave no size for ", Where(conn, path));
+      }
+      return t.content_length;
+    }
+    if (rc == CURLE_OK && !Retryable(t.status)) {
+      return HttpError(conn, path, 0, 0, t.status, t.error_body);
+    }
+    last = rc == CURLE_OK ? "HTTP " + std::to_string(t.status) : curl_easy_strerror(rc);
+  }
+  return arrow::Status::IOError("cannot read ", Where(conn, path), ": ", last, " (", kAttempts,
+                                " attempts); is the server running and reachable?");
+}
+
+arrow::Result<std::shared_ptr<S3DataFile>> S3DataFile::Open(S3Connection conn, std::string path,
+                                                            int64_t size) {
+  if (size <= 0) {
+    ARROW_ASSIGN_OR_RAISE(size, S3ObjectSize(conn, path));
+  }
+  return std::shared_ptr<S3DataFile>(new S3DataFile(std::move(conn), std::move(path), size));
+}
+
+arrow::Status S3DataFile::Stream(int64_t offset, int64_t length, const RangeSink& sink) const {
+  return S3GetRange(conn_, path_, offset, length, sink);
+}
+
+arrow::Status S3DataFile::Close() {
+  closed_ = true;
+  return arrow::Status::OK();
+}
+
+arrow::Status S3DataFile::Seek(int64_t pos) {
+  if (closed_) return arrow::Status::Invalid("operation on a closed file");
+  if (pos < 0) return arrow::Status::Invalid("negative position seeking in 's3://", path_, "'");
+  pos_ = pos;
+  return arrow::Status::OK();
+}
+
+arrow::Result<int64_t> S3DataFile::Clamp(int64_t pos, int64_t n) const {
+  if (closed_) return arrow::Status::Invalid("operation on a closed file");
+  if (pos < 0 || n < 0) {
+    return arrow::Status::Invalid("negative position or length reading 's3://", path_, "'");
+  }
+  if (pos > size_) {
+    return arrow::Status::IOError("cannot read 's3://", path_, "' at byte ", pos,
+                                  ": past the end of the file (", size_, " bytes)");
+  }
+  return std::min(n, size_ - pos);
+}
+
+arrow::Result<int64_t> S3DataFile::ReadAt(int64_t pos, int64_t n, void* out) {
+  ARROW_ASSIGN_OR_RAISE(n, Clamp(pos, n));
+  auto* dest = static_cast<uint8_t*>(out);
+  ARROW_RETURN_NOT_OK(S3GetRange(conn_, path_, pos, n, [&](const uint8_t* data, int64_t len) {
+    std::memcpy(dest, data, static_cast<size_t>(len));
+    dest += len;
+    return arrow::Status::OK();
+  }));
+  return n;
+}
+
+arrow::Result<std::shared_ptr<arrow::Buffer>> S3DataFile::ReadAt(int64_t pos, int64_t n) {
+  ARROW_ASSIGN_OR_RAISE(n, Clamp(pos, n));
+  ARROW_ASSIGN_OR_RAISE(std::shared_ptr<arrow::Buffer> buf, arrow::AllocateBuffer(n));
+  ARROW_RETURN_NOT_OK(ReadAt(pos, n, buf->mutable_data()).status());
+  return buf;
+}
+
+arrow::Result<int64_t> S3DataFile::Read(int64_t n, void* out) {
+  ARROW_ASSIGN_OR_RAISE(int64_t got, ReadAt(pos_, n, out));
+  pos_ += got;
+  return got;
+}
+
+arrow::Result<std::shared_ptr<arrow::Buffer>> S3DataFile::Read(int64_t n) {
+  ARROW_ASSIGN_OR_RAISE(auto buf, ReadAt(pos_, n));
+  pos_ += buf->size();
+  return buf;
+}
+
+}  // namespace stratalake

@@ -1,0 +1,86 @@
+// Ranged GETs of S3 objects through libcurl, for the data files of s3:// tables
+// (docs/object-storage.md, "How data files are read"). Arrow's S3 filesystem
+// (the AWS SDK) still lists, reads the Delta log and writes; the bytes of data
+// files, the bulk of every scan, come through here: keep-alive connections
+// reused across requests (a process-wide pool of curl handles), large receive
+// buffers, and the bytes delivered straight into the caller's buffer or sink.
+//
+// Thread-safety: everything here is thread-safe; an S3DataFile may be read from
+// several threads at once (each request takes its own pooled handle).
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+
+#include <arrow/filesystem/filesystem.h>
+#include <arrow/io/interfaces.h>
+
+#include "storage/object_store.h"
+
+namespace stratalake {
+
+/// Receives the bytes of a range in order; a failed status stops the request
+/// and is returned by S3GetRange.
+using RangeSink = std::function<arrow::Status(const uint8_t* data, int64_t n)>;
+
+/// The connection of the S3 filesystem `fs` with credentials filled in: the ones
+/// OpenFileSystem resolved, else the AWS SDK's chain as Arrow's filesystem uses
+/// it (instance roles, SSO; cached by the SDK). Fails for other filesystems.
+arrow::Result<S3Connection> SignedS3Connection(const arrow::fs::FileSystem& fs);
+
+/// GETs bytes [offset, offset + length) of the object "bucket/key" `path` and
+/// hands them to `sink`: exactly `length` bytes, or an error. Connection
+/// errors, timeouts (no byte for 30 s) and 5xx replies are retried a few times
+/// with backoff, resuming after the bytes already delivered. Errors are
+/// IOErrors naming the object and the endpoint: a missing object says "does
+/// not exist", 403 says to check the credentials, a range past the object's end
+/// says so (HTTP 416), an unreachable server asks whether it is running.
+arrow::Status S3GetRange(const S3Connection& conn, const std::string& path, int64_t offset,
+                         int64_t length, const RangeSink& sink);
+
+/// The size of the object `path` (a HEAD request); errors as S3GetRange's.
+arrow::Result<int64_t> S3ObjectSize(const S3Connection& conn, const std::string& path);
+
+/// A data file of an S3 store read by range GETs (S3GetRange). Every read is one
+/// request (Parquet's pre-buffering coalesces the column chunks a read needs
+/// and issues the ranges concurrently through ReadAsync, on Arrow's I/O
+/// threads); the bytes land in a buffer allocated for the read, without another
+/// copy. Reads past the end are clamped as for any Arrow file; a read starting
+/// past the end is refused.
+class S3DataFile : public arrow::io::RandomAccessFile {
+ public:
+  /// `size` > 0 (the add action's) spares the HEAD request that asks the store.
+  static arrow::Result<std::shared_ptr<S3DataFile>> Open(S3Connection conn, std::string path,
+                                                         int64_t size = 0);
+
+  /// Streams bytes [offset, offset + length) to `sink` (S3GetRange), for the
+  /// read cache, which writes them into its file as they arrive.
+  arrow::Status Stream(int64_t offset, int64_t length, const RangeSink& sink) const;
+
+  const std::string& path() const { return path_; }
+
+  arrow::Status Close() override;
+  bool closed() const override { return closed_; }
+  arrow::Result<int64_t> Tell() const override { return pos_; }
+  arrow::Status Seek(int64_t pos) override;
+  arrow::Result<int64_t> GetSize() override { return size_; }
+  arrow::Result<int64_t> Read(int64_t n, void* out) override;
+  arrow::Result<std::shared_ptr<arrow::Buffer>> Read(int64_t n) override;
+  arrow::Result<int64_t> ReadAt(int64_t pos, int64_t n, void* out) override;
+  arrow::Result<std::shared_ptr<arrow::Buffer>> ReadAt(int64_t pos, int64_t n) override;
+
+ private:
+  S3DataFile(S3Connection conn, std::string path, int64_t size)
+      : conn_(std::move(conn)), path_(std::move(path)), size_(size) {}
+  arrow::Result<int64_t> Clamp(int64_t pos, int64_t n) const;
+
+  const S3Connection conn_;
+  const std::string path_;
+  const int64_t size_;
+  int64_t pos_ = 0;
+  bool closed_ = false;
+};
+
+}  // namespace stratalake
