@@ -405,6 +405,18 @@ void WriteFields(Writer& w, const std::vector<Field>& fields, bool with_nullable
   w.EndArray();
 }
 
+// {table: [columns]} by table (the order they are written in does not count).
+void WriteInputKeys(Writer& w, const std::vector<Transformation::InputKeys>& input_keys) {
+  std::map<std::string, const std::vector<std::string>*> by_table;
+  for (const auto& ik : input_keys) by_table[ik.table] = &ik.columns;
+  w.StartObject();
+  for (const auto& [table, columns] : by_table) {
+    Key(w, table.c_str());
+    WriteStrings(w, *columns);
+  }
+  w.EndObject();
+}
+
 // Where an object's "owner" stands against its "description" in its JSON.
 enum class OwnerOrder { kAfterDescription, kBeforeDescription };
 
@@ -612,6 +624,10 @@ std::string ToCanonicalJson(const Transformation& t) {
     Str(w, t.order_by);
     Key(w, "on_change");
     Str(w, OnChangeName(t.on_change));
+    if (!t.input_keys.empty()) {  // only when declared: other transformations' JSON is unchanged
+      Key(w, "input_keys");
+      WriteInputKeys(w, t.input_keys);
+    }
     Key(w, "partition_by");
     WriteStrings(w, t.partition_by);
     Key(w, "schema");
@@ -825,6 +841,15 @@ arrow::Status AddFromCanonicalJson(ObjectKind kind, const std::string& json, Def
                     : on_change == "partitions" ? OnChange::kPartitions
                     : on_change == "fail"       ? OnChange::kFail
                                                 : OnChange::kFullRefresh;
+      auto input_keys = d.FindMember("input_keys");
+      if (input_keys != d.MemberEnd() && input_keys->value.IsObject()) {
+        for (auto m = input_keys->value.MemberBegin(); m != input_keys->value.MemberEnd(); ++m) {
+          Transformation::InputKeys ik;
+          ik.table = m->name.GetString();
+          ik.columns = GetStrings(input_keys->value, ik.table.c_str());
+          t.input_keys.push_back(std::move(ik));
+        }
+      }
       t.partition_by = GetStrings(d, "partition_by");
       ARROW_ASSIGN_OR_RAISE(t.schema, GetFields(d, "schema"));
       t.sql = GetStr(d, "sql");
@@ -859,6 +884,11 @@ void Flatten(const rapidjson::Value& v, const std::string& prefix,
     if (v.MemberCount() == 0 && !prefix.empty()) return;  // empty map: nothing to show
     for (auto m = v.MemberBegin(); m != v.MemberEnd(); ++m) {
       std::string k = m->name.GetString();
+      // In a map, a key to an empty list says something (input_keys: {bronze.tags: []}).
+      if (!prefix.empty() && m->value.IsArray() && m->value.Empty()) {
+        (*out)[prefix + "." + k] = "[]";
+        continue;
+      }
       Flatten(m->value, prefix.empty() ? k : prefix + "." + k, out);
     }
   } else if (v.IsArray()) {
