@@ -20,7 +20,6 @@
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
-#include <fstream>
 #include <iostream>
 #include <random>
 #include <string>
@@ -28,6 +27,7 @@
 
 #include <arrow/api.h>
 
+#include "repo_fixtures.h"
 #include "stratalake/delta.h"
 #include "stratalake/online.h"
 #include "stratalake/repo.h"
@@ -42,49 +42,12 @@ double ThreadSeconds() {
   return static_cast<double>(ts.tv_sec) + static_cast<double>(ts.tv_nsec) * 1e-9;
 }
 
-const char* kDefinitions = R"yaml(entities:
-  - name: customer
-    join_keys: [{name: customer_id, type: int64}]
-sources:
-  - name: stats
-    path: gold/stats
-    timestamp_field: event_ts
-    schema:
-      - {name: customer_id, type: int64}
-      - {name: event_ts, type: timestamp}
-      - {name: avg_amount, type: float64}
-      - {name: orders, type: int64}
-      - {name: home_lat, type: float64}
-      - {name: home_lon, type: float64}
-      - {name: tier, type: string}
-feature_views:
-  - name: stats
-    entities: [customer]
-    source: stats
-    features:
-      - {name: avg_amount, type: float64}
-      - {name: orders, type: int64}
-      - {name: home_lat, type: float64}
-      - {name: home_lon, type: float64}
-      - {name: tier, type: string}
-request_sources:
-  - name: txn
-    schema:
-      - {name: amount, type: float64}
-      - {name: lat, type: float64}
-      - {name: lon, type: float64}
-      - {name: channel, type: string}
-on_demand_feature_views:
-  - name: txn_features
-    sources: [txn, stats]
-    features:
-      - {name: amount_ratio, type: float64, expression: "amount / nullif(avg_amount, 0)"}
-      - {name: distance_km, type: float64, expression: "haversine(lat, lon, home_lat, home_lon)"}
-      - {name: amount_bucket, type: int64, expression: "bucket(amount, 10, 100, 1000)"}
-      - {name: risk, type: string, expression: "CASE WHEN amount > 500 AND tier = 'silver' THEN 'high' WHEN amount > 100 THEN 'medium' ELSE 'low' END"}
+const std::string kDefinitions = stratalake::fixtures::OnDemandDefinitions(
+    "",
+    R"yaml(      - {name: risk, type: string, expression: "CASE WHEN amount > 500 AND tier = 'silver' THEN 'high' WHEN amount > 100 THEN 'medium' ELSE 'low' END"}
       - {name: orders_plus, type: int64, expression: "coalesce(orders, 0) + if(channel = 'web', 1, 0)"}
       - {name: log_amount, type: float64, expression: "round(ln(abs(amount) + 1), 3)"}
-)yaml";
+)yaml");
 
 template <typename T>
 T Check(arrow::Result<T> r) {
@@ -116,16 +79,9 @@ int main(int argc, char** argv) {
   }
   const auto dir = std::filesystem::temp_directory_path() /
                    ("stratalake-on-demand-bench-" + std::to_string(std::random_device{}()));
-  std::filesystem::create_directories(dir / "definitions");
-  std::ofstream(dir / "stratalake.yaml")
-      << "project: b\noffline_store: lake\nonline_store:\n  type: embedded\n  path: online\n"
-         "registry: registry.db\ndefinitions: [definitions]\n";
-  std::ofstream(dir / "definitions" / "defs.yaml") << kDefinitions;
-
-  auto repo = Check(repo::FeatureRepository::Open(dir.string()));
-  auto defs = Check(repo->LoadValidatedDefinitions());
+  fixtures::WriteRepository(dir.string(), "b", kDefinitions);
+  auto repo = Check(fixtures::OpenAndApply(dir.string(), "bench"));
   auto reg = Check(repo->registry());
-  Check(reg->Apply(defs, registry::CompatibilityPolicy::kNone, "bench", "").status());
 
   // One row per key.
   std::mt19937_64 rng(1);
@@ -135,7 +91,7 @@ int main(int argc, char** argv) {
                              arrow::default_memory_pool());
   arrow::DoubleBuilder avg, hlat, hlon;
   arrow::StringBuilder tier;
-  const int64_t t0 = 1767225600LL * 1000000;
+  const int64_t t0 = fixtures::kT0;
   for (int64_t k = 0; k < keys; ++k) {
     Check(id.Append(k));
     Check(ts.Append(t0));
@@ -153,12 +109,7 @@ int main(int argc, char** argv) {
   Check(hlat.Finish(&cols[4]));
   Check(hlon.Finish(&cols[5]));
   Check(tier.Finish(&cols[6]));
-  auto schema = arrow::schema(
-      {arrow::field("customer_id", arrow::int64()),
-       arrow::field("event_ts", arrow::timestamp(arrow::TimeUnit::MICRO, "UTC")),
-       arrow::field("avg_amount", arrow::float64()), arrow::field("orders", arrow::int64()),
-       arrow::field("home_lat", arrow::float64()), arrow::field("home_lon", arrow::float64()),
-       arrow::field("tier", arrow::utf8())});
+  auto schema = fixtures::OnDemandStatsSchema();
   auto table = Check(delta::DeltaTable::ForPath(repo->TableUri("gold/stats")));
   Check(table->Write(arrow::Table::Make(schema, cols, keys), delta::WriteOptions{}).status());
   auto store = std::shared_ptr<online::OnlineStore>(Check(online::OpenRepositoryStore(*repo)));

@@ -26,6 +26,7 @@
 
 #include <arrow/api.h>
 
+#include "repo_fixtures.h"
 #include "stratalake/clock.h"
 #include "stratalake/delta.h"
 #include "stratalake/online.h"
@@ -37,7 +38,7 @@ namespace sl = stratalake;
 namespace {
 
 constexpr int64_t kSec = 1000000;
-constexpr int64_t kT0 = 1767225600LL * kSec;  // 2026-01-01
+constexpr int64_t kT0 = sl::fixtures::kT0;  // 2026-01-01
 constexpr int64_t kDay = 86400 * kSec;
 
 double CpuSeconds() {
@@ -109,23 +110,8 @@ int main(int argc, char** argv) {
   const int keys = argc > 3 ? std::atoi(argv[3]) : 100;
   auto dir = std::filesystem::temp_directory_path() /
              ("window_materialize_bench_" + std::to_string(::getpid()));
-  std::filesystem::create_directories(dir / "definitions");
-  std::ofstream(dir / "stratalake.yaml")
-      << "project: b\noffline_store: lake\nonline_store:\n  type: embedded\n  path: online\n"
-         "registry: registry.db\ndefinitions: [definitions]\n";
-  std::ofstream(dir / "definitions" / "defs.yaml") << R"(entities:
-  - name: account
-    join_keys: [{name: account_id, type: int64}]
-sources:
-  - name: trades
-    type: delta
-    path: silver/trades
-    timestamp_field: ts
-    schema:
-      - {name: account_id, type: int64}
-      - {name: ts, type: timestamp}
-      - {name: price, type: float64}
-      - {name: size, type: int64}
+  sl::fixtures::WriteRepository(
+      dir.string(), "b", sl::fixtures::AccountTradesDefinitions(R"(      - {name: size, type: int64}
 feature_views:
   - name: w
     entities: [account]
@@ -136,15 +122,9 @@ feature_views:
       - {name: mean_5m, function: mean, column: price, window: 5m}
       - {name: std_1h, function: stddev, column: price, window: 1h}
       - {name: max_1h, function: max, column: price, window: 1h}
-)";
-  auto repo = sl::repo::FeatureRepository::Open(dir.string());
-  Check(repo.status(), "open");
-  auto defs = (*repo)->LoadValidatedDefinitions();
-  Check(defs.status(), "definitions");
-  auto reg = (*repo)->registry();
-  Check(reg.status(), "registry");
-  Check((*reg)->Apply(*defs, sl::registry::CompatibilityPolicy::kNone, "bench", "").status(),
-        "apply");
+)"));
+  auto repo = sl::fixtures::OpenAndApply(dir.string(), "bench");
+  Check(repo.status(), "open and apply");
   auto store = sl::online::OpenRepositoryStore(**repo);
   Check(store.status(), "store");
   auto table = sl::delta::DeltaTable::ForPath((*repo)->TableUri("silver/trades"));

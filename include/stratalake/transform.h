@@ -129,7 +129,7 @@ struct PlannedRun {
   /// "upstream silver_orders runs first", "query changed") or "up to date".
   std::string reason;
   /// The reason's kind, for programs: "never_run", "definition_changed" (the
-  /// query, mode, keys or order_by differ from the last run's), "inputs_changed"
+  /// query, mode, keys, order_by or input_keys differ from the last run's), "inputs_changed"
   /// (an input's version moved, or it is read for the first time),
   /// "input_missing", "upstream" (an upstream transformation runs first) or
   /// "up_to_date".

@@ -15,6 +15,10 @@
 #include "stratalake/online.h"
 #include "stratalake/repo.h"
 
+namespace stratalake::transform {
+struct PlannedRun;
+}  // namespace stratalake::transform
+
 namespace stratalake::python {
 
 /// An engine error on its way to Python: the kind names the exception class.
@@ -60,5 +64,9 @@ void BindOnlineSst(nanobind::module_& m);  // module_online_sst.cc
 /// The online store of `repo`, shared by every FeatureStore of this process
 /// (the embedded store may be open in one process at a time); module.cc.
 std::shared_ptr<online::OnlineStore> SharedOnlineStore(const repo::FeatureRepository& repo);
+
+/// One run of a pipeline plan as the SDK's dict (name, output, mode, inputs,
+/// upstream, stale, cause, reason); module_pipeline_plan.cc.
+nanobind::dict PlannedRunDict(const transform::PlannedRun& p);
 
 }  // namespace stratalake::python

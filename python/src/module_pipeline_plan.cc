@@ -19,6 +19,19 @@ using namespace nb::literals;
 
 namespace stratalake::python {
 
+nb::dict PlannedRunDict(const transform::PlannedRun& p) {
+  nb::dict d;
+  d["name"] = p.name;
+  d["output"] = p.output;
+  d["mode"] = registry::TransformModeName(p.mode);
+  d["inputs"] = p.inputs;
+  d["upstream"] = p.upstream;
+  d["stale"] = p.stale;
+  d["cause"] = p.cause;
+  d["reason"] = p.reason;
+  return d;
+}
+
 void BindPipelinePlan(nb::module_& m) {
   // (text, problems, [run dicts] in dependency order); with refuse, raises
   // IncompatibleChangeError when there are problems (what apply refuses).
@@ -34,18 +47,7 @@ void BindPipelinePlan(nb::module_& m) {
           if (refuse) Check(plan.Refusal());
         }
         nb::list runs;
-        for (const auto& p : plan.runs) {
-          nb::dict d;
-          d["name"] = p.name;
-          d["output"] = p.output;
-          d["mode"] = registry::TransformModeName(p.mode);
-          d["inputs"] = p.inputs;
-          d["upstream"] = p.upstream;
-          d["stale"] = p.stale;
-          d["cause"] = p.cause;
-          d["reason"] = p.reason;
-          runs.append(d);
-        }
+        for (const auto& p : plan.runs) runs.append(PlannedRunDict(p));
         return nb::make_tuple(plan.ToString(), plan.problems, runs);
       },
       "repo_path"_a, "refuse"_a = false);

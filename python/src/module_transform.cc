@@ -223,18 +223,7 @@ void BindTransform(nb::module_& m) {
           plan = Check(transform::PlanRuns(*repo, defs, names));
         }
         nb::list out;
-        for (const auto& p : plan) {
-          nb::dict d;
-          d["name"] = p.name;
-          d["output"] = p.output;
-          d["mode"] = registry::TransformModeName(p.mode);
-          d["inputs"] = p.inputs;
-          d["upstream"] = p.upstream;
-          d["stale"] = p.stale;
-          d["cause"] = p.cause;
-          d["reason"] = p.reason;
-          out.append(d);
-        }
+        for (const auto& p : plan) out.append(PlannedRunDict(p));
         return out;
       },
       "repo_path"_a, "names"_a);

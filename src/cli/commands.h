@@ -15,6 +15,10 @@
 
 #include "args.h"
 
+namespace stratalake::transform {
+struct PlannedRun;
+}  // namespace stratalake::transform
+
 namespace stratalake::cli {
 
 /// create, write, read, merge, delete, update, history, describe, files,
@@ -77,5 +81,9 @@ void JStr(JsonWriter& w, const std::string& s);
 void JRaw(JsonWriter& w, const std::string& json);
 /// Prints the buffer and a newline on stdout.
 void Emit(const rapidjson::StringBuffer& buf);
+/// One run of a pipeline plan as a JSON object (name, output, mode, inputs,
+/// upstream, [stale,] cause, reason): `run --plan --json` and `plan --json`
+/// (pipeline_cmds.cc).
+void WritePlannedRun(JsonWriter& w, const transform::PlannedRun& p, bool with_stale);
 
 }  // namespace stratalake::cli

@@ -15,10 +15,6 @@ namespace stratalake::cli {
 
 namespace {
 
-void JStr(JsonWriter& w, const std::string& s) {
-  w.String(s.c_str(), static_cast<rapidjson::SizeType>(s.size()));
-}
-
 void Emit(const rapidjson::StringBuffer& buf) { std::cout << buf.GetString() << "\n"; }
 
 arrow::Status WriteResult(const arrow::Table& table, const std::string& path) {
@@ -98,6 +94,37 @@ void PrintRun(const transform::RunResult& x) {
   }
 }
 
+}  // namespace
+
+void WritePlannedRun(JsonWriter& w, const transform::PlannedRun& p, bool with_stale) {
+  w.StartObject();
+  w.Key("name");
+  JStr(w, p.name);
+  w.Key("output");
+  JStr(w, p.output);
+  w.Key("mode");
+  JStr(w, registry::TransformModeName(p.mode));
+  w.Key("inputs");
+  w.StartArray();
+  for (const auto& i : p.inputs) JStr(w, i);
+  w.EndArray();
+  w.Key("upstream");
+  w.StartArray();
+  for (const auto& u : p.upstream) JStr(w, u);
+  w.EndArray();
+  if (with_stale) {
+    w.Key("stale");
+    w.Bool(p.stale);
+  }
+  w.Key("cause");
+  JStr(w, p.cause);
+  w.Key("reason");
+  JStr(w, p.reason);
+  w.EndObject();
+}
+
+namespace {
+
 arrow::Status CmdRun(const Args& a) {
   const bool all = a.Has("--all");
   if (all == !a.positional.empty()) {
@@ -111,30 +138,7 @@ arrow::Status CmdRun(const Args& a) {
       rapidjson::StringBuffer buf;
       JsonWriter w(buf);
       w.StartArray();
-      for (const auto& p : plan) {
-        w.StartObject();
-        w.Key("name");
-        JStr(w, p.name);
-        w.Key("output");
-        JStr(w, p.output);
-        w.Key("mode");
-        JStr(w, registry::TransformModeName(p.mode));
-        w.Key("inputs");
-        w.StartArray();
-        for (const auto& i : p.inputs) JStr(w, i);
-        w.EndArray();
-        w.Key("upstream");
-        w.StartArray();
-        for (const auto& u : p.upstream) JStr(w, u);
-        w.EndArray();
-        w.Key("stale");
-        w.Bool(p.stale);
-        w.Key("cause");
-        JStr(w, p.cause);
-        w.Key("reason");
-        JStr(w, p.reason);
-        w.EndObject();
-      }
+      for (const auto& p : plan) WritePlannedRun(w, p, /*with_stale=*/true);
       w.EndArray();
       Emit(buf);
       return arrow::Status::OK();

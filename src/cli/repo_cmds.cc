@@ -153,27 +153,7 @@ void WritePlanJson(JsonWriter& w, const registry::Plan& plan,
     w.Key("runs");
     w.StartArray();
     for (const auto& p : pipelines->runs) {
-      if (!p.stale) continue;
-      w.StartObject();
-      w.Key("name");
-      JStr(w, p.name);
-      w.Key("output");
-      JStr(w, p.output);
-      w.Key("mode");
-      JStr(w, registry::TransformModeName(p.mode));
-      w.Key("inputs");
-      w.StartArray();
-      for (const auto& i : p.inputs) JStr(w, i);
-      w.EndArray();
-      w.Key("upstream");
-      w.StartArray();
-      for (const auto& u : p.upstream) JStr(w, u);
-      w.EndArray();
-      w.Key("cause");
-      JStr(w, p.cause);
-      w.Key("reason");
-      JStr(w, p.reason);
-      w.EndObject();
+      if (p.stale) WritePlannedRun(w, p, /*with_stale=*/false);
     }
     w.EndArray();
     w.Key("up_to_date");

@@ -9,6 +9,7 @@
 #include <arrow/api.h>
 #include <gtest/gtest.h>
 
+#include "../../bench/repo_fixtures.h"
 #include "../../tests/test_util.h"
 #include "online/codec.h"
 #include "server/feast_wire.h"
@@ -33,29 +34,12 @@ std::shared_ptr<arrow::Table> TableFromJson(const std::shared_ptr<arrow::Schema>
   return *arrow::Table::FromRecordBatches({*batch});
 }
 
-constexpr int64_t kHour = 3600LL * 1000000;
-constexpr int64_t kT0 = 1767225600LL * 1000000;  // 2026-01-01T00:00:00Z in µs
+using fixtures::kHour;
+using fixtures::kT0;
+using fixtures::WriteFile;
 
-void WriteFile(const std::string& path, const std::string& text) {
-  std::filesystem::create_directories(std::filesystem::path(path).parent_path());
-  std::ofstream(path) << text;
-}
-
-const char* kDefinitions = R"(entities:
-  - name: customer
-    join_keys: [{name: customer_id, type: int64}]
-sources:
-  - name: stats
-    type: delta
-    path: gold/stats
-    timestamp_field: event_ts
-    created_timestamp_field: created_ts
-    schema:
-      - {name: customer_id, type: int64}
-      - {name: event_ts, type: timestamp}
-      - {name: created_ts, type: timestamp}
-      - {name: spend, type: float64}
-      - {name: orders, type: int64}
+const std::string kDefinitions =
+    fixtures::CustomerStatsDefinitions(R"(      - {name: orders, type: int64}
       - {name: tier, type: string}
   - name: clicks
     type: push
@@ -83,7 +67,7 @@ feature_views:
 feature_services:
   - name: model
     features: [stats, clicks]
-)";
+)");
 
 std::shared_ptr<arrow::Schema> StatsSchema() {
   return arrow::schema({arrow::field("customer_id", arrow::int64()),
@@ -141,19 +125,9 @@ const ViewMaterialization& Stats(const MaterializeReport& r) {
 
 class MaterializeTest : public ::testing::Test {
  protected:
-  void SetUp() override {
-    WriteFile(dir_.Join("stratalake.yaml"),
-              "project: t\noffline_store: lake\nonline_store:\n  type: embedded\n  path: "
-              "online\nregistry: registry.db\ndefinitions: [definitions]\n");
-    WriteFile(dir_.Join("definitions/defs.yaml"), kDefinitions);
-  }
+  void SetUp() override { fixtures::WriteRepository(dir_.path(), "t", kDefinitions); }
 
-  void Apply() {
-    ASSERT_OK_AND_ASSIGN(repo_, repo::FeatureRepository::Open(dir_.path()));
-    ASSERT_OK_AND_ASSIGN(auto defs, repo_->LoadValidatedDefinitions());
-    ASSERT_OK_AND_ASSIGN(auto reg, repo_->registry());
-    ASSERT_OK(reg->Apply(defs, registry::CompatibilityPolicy::kNone, "test", "").status());
-  }
+  void Apply() { ASSERT_OK_AND_ASSIGN(repo_, fixtures::OpenAndApply(dir_.path(), "test")); }
 
   void AppendStats(const std::shared_ptr<arrow::Table>& t) {
     ASSERT_OK_AND_ASSIGN(auto table, delta::DeltaTable::ForPath(repo_->TableUri("gold/stats")));

@@ -1,13 +1,12 @@
 // On-demand features served online equal get-historical's for the same rows,
 // value for value and null for null (a property test over random data), and
 // the Feast wire format carries request data inside `entities`.
-#include <filesystem>
-#include <fstream>
 #include <random>
 
 #include <arrow/api.h>
 #include <gtest/gtest.h>
 
+#include "../../bench/repo_fixtures.h"
 #include "../../tests/test_util.h"
 #include "server/feast_wire.h"
 #include "stratalake/delta.h"
@@ -21,55 +20,10 @@ namespace {
 
 using stratalake::testing::TempDir;
 
-constexpr int64_t kHour = 3600LL * 1000000;
-constexpr int64_t kT0 = 1767225600LL * 1000000;  // 2026-01-01T00:00:00Z in µs
+using fixtures::kHour;
+using fixtures::kT0;
 
-void WriteFile(const std::string& path, const std::string& text) {
-  std::filesystem::create_directories(std::filesystem::path(path).parent_path());
-  std::ofstream(path) << text;
-}
-
-const char* kDefinitions = R"yaml(entities:
-  - name: customer
-    join_keys: [{name: customer_id, type: int64}]
-sources:
-  - name: stats
-    path: gold/stats
-    timestamp_field: event_ts
-    schema:
-      - {name: customer_id, type: int64}
-      - {name: event_ts, type: timestamp}
-      - {name: avg_amount, type: float64}
-      - {name: orders, type: int64}
-      - {name: home_lat, type: float64}
-      - {name: home_lon, type: float64}
-      - {name: tier, type: string}
-feature_views:
-  - name: stats
-    entities: [customer]
-    source: stats
-    ttl: 10h
-    features:
-      - {name: avg_amount, type: float64}
-      - {name: orders, type: int64}
-      - {name: home_lat, type: float64}
-      - {name: home_lon, type: float64}
-      - {name: tier, type: string}
-request_sources:
-  - name: txn
-    schema:
-      - {name: amount, type: float64}
-      - {name: lat, type: float64}
-      - {name: lon, type: float64}
-      - {name: channel, type: string}
-on_demand_feature_views:
-  - name: txn_features
-    sources: [txn, stats]
-    features:
-      - {name: amount_ratio, type: float64, expression: "amount / nullif(avg_amount, 0)"}
-      - {name: distance_km, type: float64, expression: "haversine(lat, lon, home_lat, home_lon)"}
-      - {name: amount_bucket, type: int64, expression: "bucket(amount, 10, 100, 1000)"}
-      - name: risk
+const std::string kDefinitions = fixtures::OnDemandDefinitions("10h", R"yaml(      - name: risk
         type: string
         expression: >-
           CASE WHEN amount > 500 AND tier = 'silver' THEN 'high'
@@ -83,16 +37,7 @@ on_demand_feature_views:
 feature_services:
   - name: fraud
     features: [stats:avg_amount, txn_features, txn_scores]
-)yaml";
-
-std::shared_ptr<arrow::Schema> StatsSchema() {
-  return arrow::schema(
-      {arrow::field("customer_id", arrow::int64()),
-       arrow::field("event_ts", arrow::timestamp(arrow::TimeUnit::MICRO, "UTC")),
-       arrow::field("avg_amount", arrow::float64()), arrow::field("orders", arrow::int64()),
-       arrow::field("home_lat", arrow::float64()), arrow::field("home_lon", arrow::float64()),
-       arrow::field("tier", arrow::utf8())});
-}
+)yaml");
 
 double Uniform(std::mt19937_64* rng, double lo, double hi) {
   return std::uniform_real_distribution<double>(lo, hi)(*rng);
@@ -132,7 +77,7 @@ std::shared_ptr<arrow::Table> RandomStats(std::mt19937_64* rng, int rows, int ke
   (void)lat.Finish(&cols[4]);
   (void)lon.Finish(&cols[5]);
   (void)tier.Finish(&cols[6]);
-  return arrow::Table::Make(StatsSchema(), cols, rows);
+  return arrow::Table::Make(fixtures::OnDemandStatsSchema(), cols, rows);
 }
 
 // Collects a streamed retrieval's output.
@@ -158,16 +103,8 @@ class TableSink : public retrieval::HistoricalSink {
 class OnDemandServingTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    WriteFile(dir_.Join("stratalake.yaml"),
-              "project: t\noffline_store: lake\nonline_store:\n  type: embedded\n  path: "
-              "online\nregistry: registry.db\ndefinitions: [definitions]\n");
-    WriteFile(dir_.Join("definitions/defs.yaml"), kDefinitions);
-    auto r = repo::FeatureRepository::Open(dir_.path());
-    ASSERT_TRUE(r.ok()) << r.status().ToString();
-    repo_ = std::move(*r);
-    ASSERT_OK_AND_ASSIGN(auto defs, repo_->LoadValidatedDefinitions());
-    ASSERT_OK_AND_ASSIGN(auto reg, repo_->registry());
-    ASSERT_OK(reg->Apply(defs, registry::CompatibilityPolicy::kNone, "test", "").status());
+    fixtures::WriteRepository(dir_.path(), "t", kDefinitions);
+    ASSERT_OK_AND_ASSIGN(repo_, fixtures::OpenAndApply(dir_.path(), "test"));
   }
 
   TempDir dir_;

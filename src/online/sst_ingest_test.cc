@@ -10,6 +10,7 @@
 #include <arrow/compute/api.h>
 #include <gtest/gtest.h>
 
+#include "../../bench/repo_fixtures.h"
 #include "../../tests/test_util.h"
 #include "stratalake/online.h"
 #include "stratalake/registry.h"
@@ -20,29 +21,11 @@ namespace {
 
 using stratalake::testing::TempDir;
 
-constexpr int64_t kHour = 3600LL * 1000000;
-constexpr int64_t kT0 = 1767225600LL * 1000000;  // 2026-01-01T00:00:00Z in µs
+using fixtures::kHour;
+using fixtures::kT0;
 
-void WriteFile(const std::string& path, const std::string& text) {
-  std::filesystem::create_directories(std::filesystem::path(path).parent_path());
-  std::ofstream(path) << text;
-}
-
-const char* kDefinitions = R"(entities:
-  - name: customer
-    join_keys: [{name: customer_id, type: int64}]
-sources:
-  - name: stats
-    type: delta
-    path: gold/stats
-    timestamp_field: event_ts
-    created_timestamp_field: created_ts
-    schema:
-      - {name: customer_id, type: int64}
-      - {name: event_ts, type: timestamp}
-      - {name: created_ts, type: timestamp}
-      - {name: spend, type: float64}
-      - {name: tier, type: string}
+const std::string kDefinitions =
+    fixtures::CustomerStatsDefinitions(R"(      - {name: tier, type: string}
 feature_views:
   - name: stats
     entities: [customer]
@@ -57,7 +40,7 @@ feature_views:
     online: false
     features:
       - {name: spend, type: float64}
-)";
+)");
 
 // Rows over `keys` keys with ties in event time (created time breaks some, null
 // in others), null features; `parity` -1: every key, else only keys of it.
@@ -98,14 +81,9 @@ std::shared_ptr<arrow::Table> Rows(std::mt19937_64* rng, int rows, int keys, int
 class SstIngestTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    WriteFile(dir_.Join("stratalake.yaml"),
-              "project: t\noffline_store: lake\nonline_store:\n  type: embedded\n  path: "
-              "online\nregistry: registry.db\ndefinitions: [definitions]\n");
-    WriteFile(dir_.Join("definitions/defs.yaml"), kDefinitions);
-    ASSERT_OK_AND_ASSIGN(repo_, repo::FeatureRepository::Open(dir_.path()));
-    ASSERT_OK_AND_ASSIGN(auto defs, repo_->LoadValidatedDefinitions());
+    fixtures::WriteRepository(dir_.path(), "t", kDefinitions);
+    ASSERT_OK_AND_ASSIGN(repo_, fixtures::OpenAndApply(dir_.path(), "test"));
     ASSERT_OK_AND_ASSIGN(auto reg, repo_->registry());
-    ASSERT_OK(reg->Apply(defs, registry::CompatibilityPolicy::kNone, "test", "").status());
     ASSERT_OK_AND_ASSIGN(state_, reg->Load());
   }
 

@@ -16,6 +16,7 @@
 #include <arrow/api.h>
 #include <gtest/gtest.h>
 
+#include "../../bench/repo_fixtures.h"
 #include "../../tests/test_util.h"
 #include "online/codec.h"
 #include "online/window_tiles.h"
@@ -32,14 +33,11 @@ namespace {
 using stratalake::testing::TempDir;
 
 constexpr int64_t kSec = 1000000;
-constexpr int64_t kT0 = 1767225600LL * kSec;  // 2026-01-01T00:00:00Z in µs
+constexpr int64_t kT0 = fixtures::kT0;  // 2026-01-01T00:00:00Z in µs
 constexpr int kKeys = 12;
 constexpr int64_t kSpan = 3 * 3600 * kSec;  // events within [kT0, kT0 + 3h]
 
-void WriteFile(const std::string& path, const std::string& text) {
-  std::filesystem::create_directories(std::filesystem::path(path).parent_path());
-  std::ofstream(path) << text;
-}
+using fixtures::WriteFile;
 
 // Every function, windows of 90s, 5m and 1h (buckets of 5s), a filter.
 const char* kAggregations = R"(    aggregations:
@@ -58,19 +56,7 @@ const char* kAggregations = R"(    aggregations:
 )";
 
 std::string Definitions() {
-  return std::string(R"(entities:
-  - name: account
-    join_keys: [{name: account_id, type: int64}]
-sources:
-  - name: trades
-    type: delta
-    path: silver/trades
-    timestamp_field: ts
-    schema:
-      - {name: account_id, type: int64}
-      - {name: ts, type: timestamp}
-      - {name: price, type: float64}
-      - {name: size, type: int64}
+  return fixtures::AccountTradesDefinitions(R"(      - {name: size, type: int64}
       - {name: side, type: string}
   - name: ticks
     type: kafka
@@ -173,18 +159,10 @@ std::shared_ptr<arrow::Table> Take(const std::shared_ptr<arrow::Table>& t,
 
 class WindowTest : public ::testing::Test {
  protected:
-  void SetUp() override {
-    WriteFile(dir_.Join("stratalake.yaml"),
-              "project: t\noffline_store: lake\nonline_store:\n  type: embedded\n  path: "
-              "online\nregistry: registry.db\ndefinitions: [definitions]\n");
-    WriteFile(dir_.Join("definitions/defs.yaml"), Definitions());
-  }
+  void SetUp() override { fixtures::WriteRepository(dir_.path(), "t", Definitions()); }
 
   void Apply() {
-    ASSERT_OK_AND_ASSIGN(repo_, repo::FeatureRepository::Open(dir_.path()));
-    ASSERT_OK_AND_ASSIGN(auto defs, repo_->LoadValidatedDefinitions());
-    ASSERT_OK_AND_ASSIGN(auto reg, repo_->registry());
-    ASSERT_OK(reg->Apply(defs, registry::CompatibilityPolicy::kNone, "test", "").status());
+    ASSERT_OK_AND_ASSIGN(repo_, fixtures::OpenAndApply(dir_.path(), "test"));
     ASSERT_OK_AND_ASSIGN(auto s, OpenRepositoryStore(*repo_));
     store_ = std::shared_ptr<OnlineStore>(std::move(s));
   }
@@ -650,46 +628,20 @@ TEST_F(WindowTest, TheBucketDividesEveryWindow) {
   EXPECT_EQ(ChooseBucketSeconds({7}), 1);
 }
 
-constexpr const char* kBadHead = R"(entities:
-  - name: account
-    join_keys: [{name: account_id, type: int64}]
-sources:
-  - name: trades
-    type: delta
-    path: silver/trades
-    timestamp_field: ts
-    schema:
-      - {name: account_id, type: int64}
-      - {name: ts, type: timestamp}
-      - {name: price, type: float64}
-      - {name: side, type: string}
+// Definitions of view `w` on `trades` (account_id, ts, price, side), up to its
+// aggregations.
+const std::string kBadHead =
+    fixtures::AccountTradesDefinitions(R"(      - {name: side, type: string}
 feature_views:
   - name: w
     entities: [account]
     source: trades
     aggregations:
-)";
+)");
 
 TEST_F(WindowTest, BadAggregationsAreReportedWithTheirPlace) {
-  WriteFile(dir_.Join("definitions/defs.yaml"), R"(entities:
-  - name: account
-    join_keys: [{name: account_id, type: int64}]
-sources:
-  - name: trades
-    type: delta
-    path: silver/trades
-    timestamp_field: ts
-    schema:
-      - {name: account_id, type: int64}
-      - {name: ts, type: timestamp}
-      - {name: price, type: float64}
-      - {name: side, type: string}
-feature_views:
-  - name: w
-    entities: [account]
-    source: trades
-    aggregations:
-      - {name: a, function: median, column: price, window: 5m}
+  WriteFile(dir_.Join("definitions/defs.yaml"),
+            kBadHead + R"(      - {name: a, function: median, column: price, window: 5m}
       - {name: d, function: last_k, column: price, window: 5m}
       - {name: e, function: sum, column: price, window: 0}
 )");
@@ -710,8 +662,7 @@ feature_views:
             std::string::npos)
       << msg;
   // Problems found against the source's columns.
-  std::string defs_text =
-      std::string(kBadHead) + R"(      - {name: b, function: sum, column: side, window: 5m}
+  std::string defs_text = kBadHead + R"(      - {name: b, function: sum, column: side, window: 5m}
       - {name: c, function: sum, column: nope, window: 5m}
       - {name: f, function: sum, column: price, window: 5m, filter: "side >> 1"}
 )";

@@ -405,12 +405,46 @@ void WriteFields(Writer& w, const std::vector<Field>& fields, bool with_nullable
   w.EndArray();
 }
 
-template <typename Fn>
-std::string Build(Fn&& fn) {
+// {table: [columns]} by table (the order they are written in does not count).
+void WriteInputKeys(Writer& w, const std::vector<Transformation::InputKeys>& input_keys) {
+  std::map<std::string, const std::vector<std::string>*> by_table;
+  for (const auto& ik : input_keys) by_table[ik.table] = &ik.columns;
+  w.StartObject();
+  for (const auto& [table, columns] : by_table) {
+    Key(w, table.c_str());
+    WriteStrings(w, *columns);
+  }
+  w.EndObject();
+}
+
+// Where an object's "owner" stands against its "description" in its JSON.
+enum class OwnerOrder { kAfterDescription, kBeforeDescription };
+
+// The canonical JSON of registry object `o`: {"name", the members `members` writes, then
+// "description", "owner" (in `order`) and "tags"}, the layout every kind shares. The text is
+// stored and compared, so each kind's member order is fixed (feature views and on-demand
+// views have always written owner first).
+template <typename T, typename Fn>
+std::string BuildObject(const T& o, Fn&& members,
+                        OwnerOrder order = OwnerOrder::kAfterDescription) {
   rapidjson::StringBuffer buf;
   Writer w(buf);
   w.StartObject();
-  fn(w);
+  Key(w, "name");
+  Str(w, o.name);
+  members(w);
+  if (order == OwnerOrder::kBeforeDescription) {
+    Key(w, "owner");
+    Str(w, o.owner);
+  }
+  Key(w, "description");
+  Str(w, o.description);
+  if (order == OwnerOrder::kAfterDescription) {
+    Key(w, "owner");
+    Str(w, o.owner);
+  }
+  Key(w, "tags");
+  WriteTags(w, o.tags);
   w.EndObject();
   return std::string(buf.GetString(), buf.GetSize());
 }
@@ -418,24 +452,14 @@ std::string Build(Fn&& fn) {
 }  // namespace
 
 std::string ToCanonicalJson(const Entity& e) {
-  return Build([&](Writer& w) {
-    Key(w, "name");
-    Str(w, e.name);
+  return BuildObject(e, [&](Writer& w) {
     Key(w, "join_keys");
     WriteFields(w, e.join_keys, false);
-    Key(w, "description");
-    Str(w, e.description);
-    Key(w, "owner");
-    Str(w, e.owner);
-    Key(w, "tags");
-    WriteTags(w, e.tags);
   });
 }
 
 std::string ToCanonicalJson(const Source& s) {
-  return Build([&](Writer& w) {
-    Key(w, "name");
-    Str(w, s.name);
+  return BuildObject(s, [&](Writer& w) {
     Key(w, "type");
     Str(w, SourceTypeName(s.type));
     Key(w, "path");
@@ -485,66 +509,53 @@ std::string ToCanonicalJson(const Source& s) {
       }
       w.EndObject();
     }
-    Key(w, "description");
-    Str(w, s.description);
-    Key(w, "owner");
-    Str(w, s.owner);
-    Key(w, "tags");
-    WriteTags(w, s.tags);
   });
 }
 
 std::string ToCanonicalJson(const FeatureView& v) {
-  return Build([&](Writer& w) {
-    Key(w, "name");
-    Str(w, v.name);
-    Key(w, "entities");
-    WriteStrings(w, v.entities);
-    Key(w, "source");
-    Str(w, v.source);
-    Key(w, "features");
-    WriteFields(w, v.features, false);
-    if (!v.aggregations
-             .empty()) {  // only window views have the key: plain views' JSON is unchanged
-      Key(w, "aggregations");
-      w.StartArray();
-      for (const auto& a : v.aggregations) {
-        w.StartObject();
-        Key(w, "name");
-        Str(w, a.name);
-        Key(w, "function");
-        Str(w, AggregationFunctionName(a.function));
-        Key(w, "column");
-        Str(w, a.column);
-        Key(w, "window");
-        Str(w, FormatDuration(a.window_seconds));
-        Key(w, "k");
-        w.Int(a.k);
-        Key(w, "percentile");
-        w.Double(a.percentile);
-        Key(w, "filter");
-        Str(w, a.filter);
-        w.EndObject();
-      }
-      w.EndArray();
-    }
-    Key(w, "ttl");
-    Str(w, FormatDuration(v.ttl_seconds));
-    Key(w, "online");
-    w.Bool(v.online);
-    Key(w, "owner");
-    Str(w, v.owner);
-    Key(w, "description");
-    Str(w, v.description);
-    Key(w, "tags");
-    WriteTags(w, v.tags);
-  });
+  return BuildObject(
+      v,
+      [&](Writer& w) {
+        Key(w, "entities");
+        WriteStrings(w, v.entities);
+        Key(w, "source");
+        Str(w, v.source);
+        Key(w, "features");
+        WriteFields(w, v.features, false);
+        if (!v.aggregations
+                 .empty()) {  // only window views have the key: plain views' JSON is unchanged
+          Key(w, "aggregations");
+          w.StartArray();
+          for (const auto& a : v.aggregations) {
+            w.StartObject();
+            Key(w, "name");
+            Str(w, a.name);
+            Key(w, "function");
+            Str(w, AggregationFunctionName(a.function));
+            Key(w, "column");
+            Str(w, a.column);
+            Key(w, "window");
+            Str(w, FormatDuration(a.window_seconds));
+            Key(w, "k");
+            w.Int(a.k);
+            Key(w, "percentile");
+            w.Double(a.percentile);
+            Key(w, "filter");
+            Str(w, a.filter);
+            w.EndObject();
+          }
+          w.EndArray();
+        }
+        Key(w, "ttl");
+        Str(w, FormatDuration(v.ttl_seconds));
+        Key(w, "online");
+        w.Bool(v.online);
+      },
+      OwnerOrder::kBeforeDescription);
 }
 
 std::string ToCanonicalJson(const FeatureService& s) {
-  return Build([&](Writer& w) {
-    Key(w, "name");
-    Str(w, s.name);
+  return BuildObject(s, [&](Writer& w) {
     Key(w, "items");
     w.StartArray();
     for (const auto& it : s.items) {
@@ -564,66 +575,45 @@ std::string ToCanonicalJson(const FeatureService& s) {
     w.EndArray();
     Key(w, "includes");
     WriteStrings(w, s.includes);
-    Key(w, "description");
-    Str(w, s.description);
-    Key(w, "owner");
-    Str(w, s.owner);
-    Key(w, "tags");
-    WriteTags(w, s.tags);
   });
 }
 
 std::string ToCanonicalJson(const RequestSource& s) {
-  return Build([&](Writer& w) {
-    Key(w, "name");
-    Str(w, s.name);
+  return BuildObject(s, [&](Writer& w) {
     Key(w, "schema");
     WriteFields(w, s.schema, false);
-    Key(w, "description");
-    Str(w, s.description);
-    Key(w, "owner");
-    Str(w, s.owner);
-    Key(w, "tags");
-    WriteTags(w, s.tags);
   });
 }
 
 std::string ToCanonicalJson(const OnDemandFeatureView& v) {
-  return Build([&](Writer& w) {
-    Key(w, "name");
-    Str(w, v.name);
-    Key(w, "sources");
-    WriteStrings(w, v.sources);
-    Key(w, "features");
-    w.StartArray();
-    for (const auto& f : v.features) {
-      w.StartObject();
-      Key(w, "name");
-      Str(w, f.field.name);
-      Key(w, "type");
-      Str(w, f.field.type ? FeatureTypeName(*f.field.type) : "");
-      Key(w, "expression");
-      Str(w, f.expression);
-      Key(w, "description");
-      Str(w, f.field.description);
-      Key(w, "tags");
-      WriteTags(w, f.field.tags);
-      w.EndObject();
-    }
-    w.EndArray();
-    Key(w, "owner");
-    Str(w, v.owner);
-    Key(w, "description");
-    Str(w, v.description);
-    Key(w, "tags");
-    WriteTags(w, v.tags);
-  });
+  return BuildObject(
+      v,
+      [&](Writer& w) {
+        Key(w, "sources");
+        WriteStrings(w, v.sources);
+        Key(w, "features");
+        w.StartArray();
+        for (const auto& f : v.features) {
+          w.StartObject();
+          Key(w, "name");
+          Str(w, f.field.name);
+          Key(w, "type");
+          Str(w, f.field.type ? FeatureTypeName(*f.field.type) : "");
+          Key(w, "expression");
+          Str(w, f.expression);
+          Key(w, "description");
+          Str(w, f.field.description);
+          Key(w, "tags");
+          WriteTags(w, f.field.tags);
+          w.EndObject();
+        }
+        w.EndArray();
+      },
+      OwnerOrder::kBeforeDescription);
 }
 
 std::string ToCanonicalJson(const Transformation& t) {
-  return Build([&](Writer& w) {
-    Key(w, "name");
-    Str(w, t.name);
+  return BuildObject(t, [&](Writer& w) {
     Key(w, "output");
     Str(w, t.output);
     Key(w, "mode");
@@ -634,18 +624,16 @@ std::string ToCanonicalJson(const Transformation& t) {
     Str(w, t.order_by);
     Key(w, "on_change");
     Str(w, OnChangeName(t.on_change));
+    if (!t.input_keys.empty()) {  // only when declared: other transformations' JSON is unchanged
+      Key(w, "input_keys");
+      WriteInputKeys(w, t.input_keys);
+    }
     Key(w, "partition_by");
     WriteStrings(w, t.partition_by);
     Key(w, "schema");
     WriteFields(w, t.schema, true);
     Key(w, "sql");
     Str(w, t.sql);
-    Key(w, "description");
-    Str(w, t.description);
-    Key(w, "owner");
-    Str(w, t.owner);
-    Key(w, "tags");
-    WriteTags(w, t.tags);
   });
 }
 
@@ -853,6 +841,15 @@ arrow::Status AddFromCanonicalJson(ObjectKind kind, const std::string& json, Def
                     : on_change == "partitions" ? OnChange::kPartitions
                     : on_change == "fail"       ? OnChange::kFail
                                                 : OnChange::kFullRefresh;
+      auto input_keys = d.FindMember("input_keys");
+      if (input_keys != d.MemberEnd() && input_keys->value.IsObject()) {
+        for (auto m = input_keys->value.MemberBegin(); m != input_keys->value.MemberEnd(); ++m) {
+          Transformation::InputKeys ik;
+          ik.table = m->name.GetString();
+          ik.columns = GetStrings(input_keys->value, ik.table.c_str());
+          t.input_keys.push_back(std::move(ik));
+        }
+      }
       t.partition_by = GetStrings(d, "partition_by");
       ARROW_ASSIGN_OR_RAISE(t.schema, GetFields(d, "schema"));
       t.sql = GetStr(d, "sql");
@@ -887,6 +884,11 @@ void Flatten(const rapidjson::Value& v, const std::string& prefix,
     if (v.MemberCount() == 0 && !prefix.empty()) return;  // empty map: nothing to show
     for (auto m = v.MemberBegin(); m != v.MemberEnd(); ++m) {
       std::string k = m->name.GetString();
+      // In a map, a key to an empty list says something (input_keys: {bronze.tags: []}).
+      if (!prefix.empty() && m->value.IsArray() && m->value.Empty()) {
+        (*out)[prefix + "." + k] = "[]";
+        continue;
+      }
       Flatten(m->value, prefix.empty() ? k : prefix + "." + k, out);
     }
   } else if (v.IsArray()) {

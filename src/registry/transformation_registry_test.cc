@@ -148,5 +148,66 @@ TEST(TransformationObjects, PlannedAppliedVersionedAndKeptInHistory) {
   EXPECT_TRUE(gone[1].deleted);
 }
 
+// input_keys is part of a transformation's definition: in its canonical JSON
+// (by table, whatever order the file lists them in; only when declared, so
+// other transformations' JSON is what it was), shown by plan and versioned.
+TEST(TransformationObjects, InputKeysArePlannedAndVersioned) {
+  const std::string v1 = R"(transformations:
+  - name: spend
+    output: gold.spend
+    mode: merge
+    keys: [customer_id]
+    on_change: keys
+    input_keys:
+      bronze.customers: [id]
+    sql: SELECT * FROM bronze.orders o JOIN bronze.customers c ON o.customer_id = c.id
+)";
+  Definitions d = Parse(v1);
+  const std::string json = ToCanonicalJson(d.transformations.at(0));
+  EXPECT_NE(json.find(R"("input_keys":{"bronze/customers":["id"]})"), std::string::npos) << json;
+  Definitions back;
+  ASSERT_OK(AddFromCanonicalJson(ObjectKind::kTransformation, json, &back));
+  EXPECT_EQ(ToCanonicalJson(back.transformations.at(0)), json);
+  ASSERT_EQ(back.transformations[0].input_keys.size(), 1u);
+  EXPECT_EQ(back.transformations[0].input_keys[0].table, "bronze/customers");
+  EXPECT_EQ(back.transformations[0].input_keys[0].columns, std::vector<std::string>{"id"});
+  EXPECT_EQ(FlattenJson(json).at("input_keys.bronze/customers"), "[id]");
+  EXPECT_EQ(ToCanonicalJson(Parse(kPipelines).transformations[0]).find("input_keys"),
+            std::string::npos);
+
+  TempDir dir;
+  auto reg = *Registry::Open(dir.Join("r.db"));
+  ASSERT_OK_AND_ASSIGN(auto r1, reg->Apply(d, CompatibilityPolicy::kBackward, "ada", ""));
+  EXPECT_EQ(r1.version, 1);
+  // Another column, and an input whose rows map to no key.
+  const std::string v2 = Replace(v1, "      bronze.customers: [id]\n",
+                                 "      bronze.rates: []\n      bronze.customers: [cid]\n");
+  ASSERT_OK_AND_ASSIGN(auto plan, reg->PlanChanges(Parse(v2), CompatibilityPolicy::kBackward));
+  EXPECT_EQ(plan.ToString(),
+            "Registry version 1 -> 2: 0 to add, 1 to change, 0 to remove\n"
+            "~ transformation spend  (v1 -> v2)  pipelines.yaml:2:5\n"
+            "    ~ input_keys.bronze/customers: [id] -> [cid]\n"
+            "    + input_keys.bronze/rates: []\n");
+  ASSERT_OK_AND_ASSIGN(auto r2, reg->Apply(Parse(v2), CompatibilityPolicy::kBackward, "ada", ""));
+  EXPECT_EQ(r2.version, 2);
+  ASSERT_OK_AND_ASSIGN(auto s2, reg->Load());
+  EXPECT_EQ(s2->ObjectVersion(ObjectKind::kTransformation, "spend"), 2);
+  // The same entries in another order are no change.
+  const std::string reordered =
+      Replace(v2, "      bronze.rates: []\n      bronze.customers: [cid]\n",
+              "      bronze.customers: [cid]\n      bronze.rates: []\n");
+  ASSERT_OK_AND_ASSIGN(plan, reg->PlanChanges(Parse(reordered), CompatibilityPolicy::kBackward));
+  EXPECT_TRUE(plan.changes.empty()) << plan.ToString();
+  // Dropped: shown as removed, and versioned again.
+  const std::string v3 =
+      Replace(v2, "    input_keys:\n      bronze.rates: []\n      bronze.customers: [cid]\n", "");
+  ASSERT_OK_AND_ASSIGN(plan, reg->PlanChanges(Parse(v3), CompatibilityPolicy::kBackward));
+  EXPECT_EQ(plan.ToString(),
+            "Registry version 2 -> 3: 0 to add, 1 to change, 0 to remove\n"
+            "~ transformation spend  (v2 -> v3)  pipelines.yaml:2:5\n"
+            "    - input_keys.bronze/customers: [cid]\n"
+            "    - input_keys.bronze/rates: []\n");
+}
+
 }  // namespace
 }  // namespace stratalake::registry

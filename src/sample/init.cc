@@ -1,5 +1,6 @@
 // `stratalake init`: a new feature repository for the sample e-commerce shop
 // (template "shop") or for a trading model on market data (template "markets").
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 
@@ -15,6 +16,50 @@ namespace stratalake::repo {
 namespace fs = std::filesystem;
 
 namespace {
+
+// Lines more than one template file repeats, spliced in for their {{NAME}} by
+// Expand() (the config's {{PROJECT}} and {{TIMESTAMP_FIELD}} are per repository).
+struct Piece {
+  const char* name;
+  const char* text;
+};
+const Piece kPieces[] = {
+    {"{{ENTITIES_HEADER}}",
+     "# Entities: the things features describe, and the keys that identify them."},
+    {"{{FEATURE_SERVICES_HEADER}}",
+     "# Feature services: the versioned feature lists models are trained and served with."},
+    {"{{TRANSFORMATIONS_HEADER}}",
+     R"YAML(# Transformations: SQL from bronze to gold over the lake's tables (docs/pipelines.md).
+# `stratalake run --all` materializes them in dependency order, one commit each)YAML"},
+    // The schema of gold/customer_daily_stats: its source's and its transformation's.
+    {"{{CUSTOMER_DAILY_STATS_SCHEMA}}",
+     R"YAML(      - {name: customer_id, type: int64, nullable: false}
+      - {name: event_ts, type: timestamp, nullable: false}
+      - {name: orders_7d, type: int64}
+      - {name: spend_7d, type: float64}
+      - {name: orders_30d, type: int64}
+      - {name: spend_30d, type: float64}
+      - {name: clicks_7d, type: int64}
+      - {name: avg_dwell_7d, type: float64}
+      - {name: days_since_last_order, type: int32}
+      - {name: computed_ts, type: timestamp})YAML"},
+    // The key columns every markets table starts with.
+    {"{{TRADE_KEY_COLUMNS}}", R"YAML(      - {name: symbol, type: string, nullable: false}
+      - {name: trade_id, type: int64, nullable: false}
+      - {name: ts, type: timestamp, nullable: false})YAML"},
+};
+
+// `text` with every piece's {{NAME}} replaced by its text.
+std::string Expand(std::string text) {
+  for (const auto& piece : kPieces) {
+    const std::string name = piece.name;
+    for (size_t at = text.find(name); at != std::string::npos; at = text.find(name, at)) {
+      text.replace(at, name.size(), piece.text);
+      at += std::strlen(piece.text);
+    }
+  }
+  return text;
+}
 
 const char* kConfigTemplate =
     R"YAML(# StrataLake feature repository. Docs: docs/feature-repository.md
@@ -45,7 +90,7 @@ definitions:
 )YAML";
 
 const char* kEntities =
-    R"YAML(# Entities: the things features describe, and the keys that identify them.
+    R"YAML({{ENTITIES_HEADER}}
 entities:
   - name: customer
     description: A registered customer of the shop.
@@ -112,16 +157,7 @@ sources:
     timestamp_field: event_ts
     created_timestamp_field: computed_ts
     schema:
-      - {name: customer_id, type: int64, nullable: false}
-      - {name: event_ts, type: timestamp, nullable: false}
-      - {name: orders_7d, type: int64}
-      - {name: spend_7d, type: float64}
-      - {name: orders_30d, type: int64}
-      - {name: spend_30d, type: float64}
-      - {name: clicks_7d, type: int64}
-      - {name: avg_dwell_7d, type: float64}
-      - {name: days_since_last_order, type: int32}
-      - {name: computed_ts, type: timestamp}
+{{CUSTOMER_DAILY_STATS_SCHEMA}}
 
   - name: churn_labels
     description: Whether a customer ordered nothing in the 30 days after label_ts.
@@ -195,7 +231,7 @@ feature_views:
 )YAML";
 
 const char* kFeatureServices =
-    R"YAML(# Feature services: the versioned feature lists models are trained and served with.
+    R"YAML({{FEATURE_SERVICES_HEADER}}
 feature_services:
   - name: churn_model
     description: Inputs of the churn model.
@@ -210,8 +246,7 @@ feature_services:
 )YAML";
 
 const char* kPipelines =
-    R"YAML(# Transformations: SQL from bronze to gold over the lake's tables (docs/pipelines.md).
-# `stratalake run --all` materializes them in dependency order, one commit each;
+    R"YAML({{TRANSFORMATIONS_HEADER}};
 # `stratalake run --all --plan` shows what would run and why.
 transformations:
   - name: silver_orders
@@ -271,16 +306,7 @@ transformations:
     description: Per customer and day, 7- and 30-day orders and spend, 7-day clicks and dwell.
     output: gold.customer_daily_stats
     schema:
-      - {name: customer_id, type: int64, nullable: false}
-      - {name: event_ts, type: timestamp, nullable: false}
-      - {name: orders_7d, type: int64}
-      - {name: spend_7d, type: float64}
-      - {name: orders_30d, type: int64}
-      - {name: spend_30d, type: float64}
-      - {name: clicks_7d, type: int64}
-      - {name: avg_dwell_7d, type: float64}
-      - {name: days_since_last_order, type: int32}
-      - {name: computed_ts, type: timestamp}
+{{CUSTOMER_DAILY_STATS_SCHEMA}}
     sql: |
       WITH days AS (
         SELECT unnest(generate_series(
@@ -333,7 +359,7 @@ transformations:
 // ---- the markets template ------------------------------------------------------
 
 const char* kMarketsEntities =
-    R"YAML(# Entities: the things features describe, and the keys that identify them.
+    R"YAML({{ENTITIES_HEADER}}
 entities:
   - name: symbol
     description: A traded instrument (BTCUSDT, ETHUSDT).
@@ -355,9 +381,7 @@ sources:
     path: bronze/trades
     timestamp_field: ts
     schema:
-      - {name: symbol, type: string, nullable: false}
-      - {name: trade_id, type: int64, nullable: false}
-      - {name: ts, type: timestamp, nullable: false}
+{{TRADE_KEY_COLUMNS}}
       - {name: price, type: float64}
       - {name: qty, type: float64}
       - {name: side, type: string}
@@ -377,9 +401,7 @@ sources:
     path: gold/trade_features
     timestamp_field: ts
     schema:
-      - {name: symbol, type: string, nullable: false}
-      - {name: trade_id, type: int64, nullable: false}
-      - {name: ts, type: timestamp, nullable: false}
+{{TRADE_KEY_COLUMNS}}
       - {name: price, type: float64}
       - {name: volume, type: float64}
       - {name: ret_1, type: float64}
@@ -395,9 +417,7 @@ sources:
     path: gold/trade_windows
     timestamp_field: ts
     schema:
-      - {name: symbol, type: string, nullable: false}
-      - {name: trade_id, type: int64, nullable: false}
-      - {name: ts, type: timestamp, nullable: false}
+{{TRADE_KEY_COLUMNS}}
       - {name: trades_1m, type: int64}
       - {name: volume_1m, type: float64}
       - {name: vwap_1m, type: float64}
@@ -412,9 +432,7 @@ sources:
     path: gold/trade_labels
     timestamp_field: ts
     schema:
-      - {name: symbol, type: string, nullable: false}
-      - {name: trade_id, type: int64, nullable: false}
-      - {name: ts, type: timestamp, nullable: false}
+{{TRADE_KEY_COLUMNS}}
       - {name: fut_ret_10s, type: float64}
       - {name: fut_direction, type: int32}
 )YAML";
@@ -499,7 +517,7 @@ feature_views:
 )YAML";
 
 const char* kMarketsFeatureServices =
-    R"YAML(# Feature services: the versioned feature lists models are trained and served with.
+    R"YAML({{FEATURE_SERVICES_HEADER}}
 feature_services:
   - name: trade_model
     description: Inputs of the 10-second direction model.
@@ -518,8 +536,7 @@ feature_services:
 )YAML";
 
 const char* kMarketsPipelines =
-    R"YAML(# Transformations: SQL from bronze to gold over the lake's tables (docs/pipelines.md).
-# `stratalake run --all` materializes them in dependency order, one commit each.
+    R"YAML({{TRANSFORMATIONS_HEADER}}.
 transformations:
   - name: silver_trades
     description: One row per trade (a trade read twice keeps its latest copy).
@@ -658,11 +675,12 @@ arrow::Result<InitResult> InitRepository(const std::string& dir, const InitOptio
   ARROW_RETURN_NOT_OK(write("stratalake.yaml", config));
   ARROW_RETURN_NOT_OK(write(".gitignore", kGitignore));
   if (markets) {
-    ARROW_RETURN_NOT_OK(write("definitions/entities.yaml", kMarketsEntities));
-    ARROW_RETURN_NOT_OK(write("definitions/sources.yaml", kMarketsSources));
-    ARROW_RETURN_NOT_OK(write("definitions/feature_views.yaml", kMarketsFeatureViews));
-    ARROW_RETURN_NOT_OK(write("definitions/feature_services.yaml", kMarketsFeatureServices));
-    ARROW_RETURN_NOT_OK(write("definitions/pipelines.yaml", kMarketsPipelines));
+    ARROW_RETURN_NOT_OK(write("definitions/entities.yaml", Expand(kMarketsEntities)));
+    ARROW_RETURN_NOT_OK(write("definitions/sources.yaml", Expand(kMarketsSources)));
+    ARROW_RETURN_NOT_OK(write("definitions/feature_views.yaml", Expand(kMarketsFeatureViews)));
+    ARROW_RETURN_NOT_OK(
+        write("definitions/feature_services.yaml", Expand(kMarketsFeatureServices)));
+    ARROW_RETURN_NOT_OK(write("definitions/pipelines.yaml", Expand(kMarketsPipelines)));
     SampleTradesOptions trades;
     trades.seed = options.seed;
     trades.anchor_s = anchor_s;
@@ -675,11 +693,11 @@ arrow::Result<InitResult> InitRepository(const std::string& dir, const InitOptio
     ARROW_RETURN_NOT_OK(write("data/trades.jsonl", jsonl));
     return result;
   }
-  ARROW_RETURN_NOT_OK(write("definitions/entities.yaml", kEntities));
-  ARROW_RETURN_NOT_OK(write("definitions/sources.yaml", kSources));
-  ARROW_RETURN_NOT_OK(write("definitions/feature_views.yaml", kFeatureViews));
-  ARROW_RETURN_NOT_OK(write("definitions/feature_services.yaml", kFeatureServices));
-  ARROW_RETURN_NOT_OK(write("definitions/pipelines.yaml", kPipelines));
+  ARROW_RETURN_NOT_OK(write("definitions/entities.yaml", Expand(kEntities)));
+  ARROW_RETURN_NOT_OK(write("definitions/sources.yaml", Expand(kSources)));
+  ARROW_RETURN_NOT_OK(write("definitions/feature_views.yaml", Expand(kFeatureViews)));
+  ARROW_RETURN_NOT_OK(write("definitions/feature_services.yaml", Expand(kFeatureServices)));
+  ARROW_RETURN_NOT_OK(write("definitions/pipelines.yaml", Expand(kPipelines)));
 
   SampleDataOptions sample;
   sample.customers = options.customers;

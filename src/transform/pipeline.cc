@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cctype>
 #include <functional>
+#include <map>
 #include <optional>
 #include <set>
 
@@ -29,11 +30,27 @@ constexpr const char* kMetadataKey = "stratalake_pipeline";
 
 std::string AppId(const std::string& name) { return "stratalake.pipeline/" + name; }
 
-// What decides a result besides the inputs: the query and how it lands.
-std::string Fingerprint(const Transformation& t) {
+// The run records' fingerprint version: 2 covers input_keys; records without
+// one (version 1) were written before it did.
+constexpr int kQueryVersion = 2;
+
+// What decides a result besides the inputs: the query and how it lands; from
+// version 2, input_keys (which decides what an incremental run recomputes). Only
+// declared input_keys count, so a transformation without them has one
+// fingerprint in every version.
+std::string Fingerprint(const Transformation& t, int version = kQueryVersion) {
   std::string text = t.sql + '\x1f' + registry::TransformModeName(t.mode) + '\x1f' + t.order_by;
   for (const auto& k : t.keys) text += '\x1f' + k;
   if (!t.code_fingerprint.empty()) text += "\x1f" + t.code_fingerprint;
+  if (version >= 2 && !t.input_keys.empty()) {
+    std::map<std::string, std::vector<std::string>> by_table;  // the order written does not count
+    for (const auto& ik : t.input_keys) by_table[ik.table] = ik.columns;
+    text += "\x1finput_keys";
+    for (const auto& [table, columns] : by_table) {
+      text += '\x1f' + table + '\x1e';
+      for (const auto& c : columns) text += c + '\x1d';
+    }
+  }
   uint64_t h = 1469598103934665603ull;  // FNV-1a 64
   for (unsigned char c : text) {
     h ^= c;
@@ -47,6 +64,7 @@ std::string Fingerprint(const Transformation& t) {
 
 struct RunRecord {
   std::string fingerprint;
+  int query_version = kQueryVersion;  // of `fingerprint`
   std::map<std::string, int64_t> inputs;
   std::string read = "all";              // "all", "new_rows", "keys" or "partitions"
   std::map<std::string, int64_t> since;  // incremental: the version each input was read from
@@ -70,6 +88,8 @@ std::string RecordJson(const std::string& name, const RunRecord& r) {
   w.String(name.c_str());
   w.Key("query");
   w.String(r.fingerprint.c_str());
+  w.Key("query_version");
+  w.Int(r.query_version);
   w.Key("read");
   w.String(r.read.c_str());
   if (!r.since.empty()) {
@@ -94,6 +114,8 @@ std::optional<std::pair<std::string, RunRecord>> ParseRecord(const std::string& 
   }
   RunRecord r;
   if (m.HasMember("query") && m["query"].IsString()) r.fingerprint = m["query"].GetString();
+  r.query_version =
+      m.HasMember("query_version") && m["query_version"].IsInt() ? m["query_version"].GetInt() : 1;
   auto versions = [&](const char* key, std::map<std::string, int64_t>* out) {
     if (!m.HasMember(key) || !m[key].IsObject()) return;
     for (auto it = m[key].MemberBegin(); it != m[key].MemberEnd(); ++it) {
@@ -117,6 +139,12 @@ arrow::Result<std::optional<RunRecord>> LastRun(const delta::DeltaTable& table,
     if (rec && rec->first == name) return rec->second;
   }
   return std::nullopt;
+}
+
+// Whether `t`'s query is the one `last` recorded, fingerprinted as then: a
+// record written before input_keys counted stays valid while the rest is unchanged.
+bool SameQuery(const RunRecord& last, const Transformation& t) {
+  return last.fingerprint == Fingerprint(t, last.query_version);
 }
 
 // The latest version of the table at `path`; nullopt when there is none.
@@ -253,7 +281,7 @@ arrow::Result<Staleness> StaleReason(const repo::FeatureRepository& repo, const 
   ARROW_RETURN_NOT_OK(table.status());
   ARROW_ASSIGN_OR_RAISE(auto last, LastRun(**table, t.name));
   if (!last) return Staleness{"never run", "never_run"};
-  if (last->fingerprint != Fingerprint(t)) return Staleness{"query changed", "definition_changed"};
+  if (!SameQuery(*last, t)) return Staleness{"query changed", "definition_changed"};
   for (const auto& in : InputsOf(t)) {
     ARROW_ASSIGN_OR_RAISE(auto now, LatestVersion(repo, in));
     if (!now) return Staleness{in + " does not exist yet", "input_missing"};
@@ -857,7 +885,7 @@ arrow::Result<std::string> PartsNote(const repo::FeatureRepository& repo, const 
   auto target = delta::DeltaTable::Open(repo.TableUri(t.output));
   if (!target.ok()) return "";
   ARROW_ASSIGN_OR_RAISE(auto last, LastRun(**target, t.name));
-  if (!last || last->fingerprint != Fingerprint(t)) return "";
+  if (!last || !SameQuery(*last, t)) return "";
   for (const auto& path : inputs) {
     auto table = delta::DeltaTable::Open(repo.TableUri(path));
     if (!table.ok()) return "";
@@ -930,7 +958,7 @@ arrow::Result<RunResult> RunWith(const repo::FeatureRepository& repo, const Defi
     }
     ARROW_RETURN_NOT_OK(CheckInputKeys(*t, read));
   }
-  const bool unchanged_query = last && last->fingerprint == fingerprint;
+  const bool unchanged_query = last && SameQuery(*last, *t);
   if (!options.full_refresh && unchanged_query && last->inputs == out.inputs) {
     out.noop = true;
     out.version = target_snap->version();

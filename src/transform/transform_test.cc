@@ -633,5 +633,95 @@ TEST_F(PipelineTest, FullRefreshReplacesAndAChangedQueryReruns) {
   EXPECT_EQ(Select("SELECT * FROM gold.daily"), (std::vector<std::string>{"2|6"}));
 }
 
+// input_keys is part of the query fingerprint: changing it makes the next run a
+// full recompute, as any definition change does. A run record written before it
+// counted (without query_version) stays valid while the definition is unchanged.
+TEST_F(PipelineTest, ChangedInputKeysRecomputeEverythingAndOlderRecordsStayValid) {
+  const std::string sql = R"(    sql: |
+      SELECT o.customer_id, c.region, sum(o.amount) AS spend
+      FROM bronze.orders o JOIN bronze.customers c ON o.customer_id = c.id GROUP BY ALL
+)";
+  auto spend_with = [&](const std::string& input_keys) {
+    return R"(transformations:
+  - name: spend
+    output: gold.spend
+    mode: merge
+    keys: [customer_id]
+    on_change: keys
+    input_keys:
+)" + input_keys +
+           sql;
+  };
+  const std::string spend = spend_with("      bronze.customers: [id]\n");
+  // Its twin without input_keys (on_change is not fingerprinted): its record holds
+  // the fingerprint that versions before input_keys counted wrote for `spend`.
+  const std::string twin = R"(  - name: twin
+    output: gold.twin
+    mode: merge
+    keys: [customer_id]
+)" + sql;
+  Define(spend + twin);
+  Write("bronze/orders", Orders("[1, 2, 3]", "[10, 10, 20]", "[5.0, 6.0, 7.0]",
+                                R"(["2026-01-01 00:00:00", "2026-01-02 00:00:00",
+                                    "2026-01-03 00:00:00"])"));
+  Write("bronze/customers", TableFromJson(arrow::schema({arrow::field("id", arrow::int64()),
+                                                         arrow::field("region", arrow::utf8())}),
+                                          {"[10, 20]", R"(["eu", "us"])"}));
+  ASSERT_OK_AND_ASSIGN(auto runs, RunPipeline(*repo_, Defs()));
+  EXPECT_EQ(runs[0].detail, "created");
+  ASSERT_OK_AND_ASSIGN(auto lineage, Lineage(*repo_, "gold.spend"));
+  ASSERT_OK_AND_ASSIGN(auto twin_lineage, Lineage(*repo_, "gold.twin"));
+  EXPECT_NE(lineage[0].query, twin_lineage[0].query);
+
+  // gold.spend as an older version left it: the record has no query_version and
+  // its fingerprint leaves input_keys out. Up to date all the same.
+  auto table = delta::DeltaTable::Open(repo_->TableUri("gold/spend")).ValueOrDie();
+  ASSERT_OK_AND_ASSIGN(auto contents, RunSql(*repo_, "SELECT * FROM gold.spend"));
+  delta::WriteOptions wo;
+  wo.mode = delta::WriteMode::kOverwrite;
+  wo.user_metadata = R"({"stratalake_pipeline": {"transformation": "spend", "query": ")" +
+                     twin_lineage[0].query +
+                     R"(", "read": "all", "inputs": {"bronze/customers": 0, "bronze/orders": 0}}})";
+  ASSERT_OK(table->Write(contents.table, wo).status());
+  Define(spend);
+  ASSERT_OK_AND_ASSIGN(auto plan, PlanRuns(*repo_, Defs(), {"spend"}));
+  EXPECT_EQ(plan[0].cause, "up_to_date");
+  ASSERT_OK_AND_ASSIGN(auto r, RunTransformation(*repo_, Defs(), "spend"));
+  EXPECT_TRUE(r.noop);
+  // The next run records the fingerprint with input_keys (an older record cannot
+  // say which input_keys it ran with: a change before this run goes unseen).
+  Write("bronze/orders", Orders("[4]", "[20]", "[1.0]", R"(["2026-01-04 00:00:00"])"));
+  ASSERT_OK_AND_ASSIGN(r, RunTransformation(*repo_, Defs(), "spend"));
+  EXPECT_EQ(r.detail, "recomputed 1 key(s)");
+  ASSERT_OK_AND_ASSIGN(lineage, Lineage(*repo_, "gold.spend"));
+  EXPECT_EQ(lineage[0].query, lineage[2].query);  // versions 0 and 2, both from this version
+
+  // Another input_keys: the next run recomputes the whole table, then none.
+  Define(spend_with("      bronze.customers: [id]\n      bronze.orders: [customer_id]\n"));
+  auto defs = Defs();
+  ASSERT_OK_AND_ASSIGN(plan, PlanRuns(*repo_, defs, {"spend"}));
+  EXPECT_EQ(plan[0].cause, "definition_changed");
+  EXPECT_EQ(plan[0].reason, "query changed");
+  ASSERT_OK_AND_ASSIGN(r, RunTransformation(*repo_, defs, "spend"));
+  EXPECT_EQ(r.detail, "replaced");
+  ASSERT_OK_AND_ASSIGN(lineage, Lineage(*repo_, "gold.spend"));
+  EXPECT_EQ(lineage[0].read, "all");
+  EXPECT_NE(lineage[0].query, lineage[1].query);
+  EXPECT_EQ(Select("SELECT * FROM gold.spend ORDER BY ALL"),
+            (std::vector<std::string>{"10|eu|11", "20|us|8"}));
+  ASSERT_OK_AND_ASSIGN(r, RunTransformation(*repo_, defs, "spend"));
+  EXPECT_TRUE(r.noop);
+  // Entries in another order are the same input_keys.
+  Define(spend_with("      bronze.orders: [customer_id]\n      bronze.customers: [id]\n"));
+  ASSERT_OK_AND_ASSIGN(r, RunTransformation(*repo_, Defs(), "spend"));
+  EXPECT_TRUE(r.noop);
+  // And incremental runs go on from there.
+  Write("bronze/orders", Orders("[5]", "[10]", "[2.0]", R"(["2026-01-05 00:00:00"])"));
+  ASSERT_OK_AND_ASSIGN(r, RunTransformation(*repo_, defs, "spend"));
+  EXPECT_EQ(r.detail, "recomputed 1 key(s)");
+  EXPECT_EQ(Select("SELECT * FROM gold.spend ORDER BY ALL"),
+            (std::vector<std::string>{"10|eu|13", "20|us|8"}));
+}
+
 }  // namespace
 }  // namespace stratalake::transform

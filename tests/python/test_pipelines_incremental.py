@@ -273,6 +273,38 @@ def test_result_must_fit_the_feature_views_that_read_it(tmp_path: Path):
     assert not (repo / "lake" / "silver" / "agg").exists()
 
 
+def assert_kills_leave_old_or_new(tmp_path: Path, pristine: Path, name: str, n: int):
+    """`run NAME` on copies of `pristine`, whose silver.NAME has n rows and whose next
+    run recomputes 5000 keys (deleting their rows), SIGKILLed at 0, 20, ..., 100% of
+    the time a whole run takes: the table is the old one or the new one, never a mix,
+    and a later run completes it."""
+    query = f"SELECT count(*) AS n FROM silver.{name}"
+
+    def count(repo: Path) -> int:
+        return stratalake.FeatureStore(repo).sql(query).to_arrow().column(0)[0].as_py()
+
+    timing = tmp_path / "timing"
+    shutil.copytree(pristine, timing)
+    t0 = time.monotonic()
+    out = subprocess.run([str(BIN), "run", name, "--json", "--repo", str(timing)],
+                         check=True, capture_output=True, text=True).stdout
+    full = time.monotonic() - t0
+    assert json.loads(out)[0]["detail"] == "recomputed 5000 key(s)"
+    assert count(timing) == n - 5000
+    for k in range(6):
+        repo = tmp_path / f"kill{k}"
+        shutil.copytree(pristine, repo)
+        proc = subprocess.Popen([str(BIN), "run", name, "--repo", str(repo)],
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        time.sleep(full * k / 5)
+        proc.kill()
+        proc.wait()
+        assert count(repo) in (n, n - 5000), f"kill {k}: half-written"
+        subprocess.run([str(BIN), "run", name, "--repo", str(repo)], check=True,
+                       capture_output=True)
+        assert count(repo) == n - 5000
+
+
 def test_killed_key_recomputation_leaves_the_table_as_it_was(tmp_path: Path):
     """SIGKILL `stratalake run` while it recomputes keys after deletes: the table is
     the old one or the new one, never a mix, and a later run completes it."""
@@ -287,31 +319,7 @@ def test_killed_key_recomputation_leaves_the_table_as_it_was(tmp_path: Path):
     subprocess.run([str(BIN), "run", "merge_keys", "--repo", str(pristine)], check=True,
                    capture_output=True)
     stratalake.DeltaTable(path).delete("id < 5000")
-    query = "SELECT count(*) AS n FROM silver.merge_keys"
-
-    def count(repo: Path) -> int:
-        return stratalake.FeatureStore(repo).sql(query).to_arrow().column(0)[0].as_py()
-
-    timing = tmp_path / "timing"
-    shutil.copytree(pristine, timing)
-    t0 = time.monotonic()
-    out = subprocess.run([str(BIN), "run", "merge_keys", "--json", "--repo", str(timing)],
-                         check=True, capture_output=True, text=True).stdout
-    full = time.monotonic() - t0
-    assert json.loads(out)[0]["detail"] == "recomputed 5000 key(s)"
-    assert count(timing) == n - 5000
-    for k in range(6):
-        repo = tmp_path / f"kill{k}"
-        shutil.copytree(pristine, repo)
-        proc = subprocess.Popen([str(BIN), "run", "merge_keys", "--repo", str(repo)],
-                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        time.sleep(full * k / 5)
-        proc.kill()
-        proc.wait()
-        assert count(repo) in (n, n - 5000), f"kill {k}: half-written"
-        subprocess.run([str(BIN), "run", "merge_keys", "--repo", str(repo)], check=True,
-                       capture_output=True)
-        assert count(repo) == n - 5000
+    assert_kills_leave_old_or_new(tmp_path, pristine, "merge_keys", n)
 
 
 # ---- Several inputs: bronze.events joined with / united with bronze.tags ---------
@@ -517,28 +525,4 @@ def test_killed_run_over_two_tables_leaves_the_table_as_it_was(tmp_path: Path):
     subprocess.run([str(BIN), "run", "j_agg", "--repo", str(pristine)], check=True,
                    capture_output=True)
     stratalake.DeltaTable(tags).delete("eid < 5000")
-    query = "SELECT count(*) AS n FROM silver.j_agg"
-
-    def count(repo: Path) -> int:
-        return stratalake.FeatureStore(repo).sql(query).to_arrow().column(0)[0].as_py()
-
-    timing = tmp_path / "timing"
-    shutil.copytree(pristine, timing)
-    t0 = time.monotonic()
-    out = subprocess.run([str(BIN), "run", "j_agg", "--json", "--repo", str(timing)],
-                         check=True, capture_output=True, text=True).stdout
-    full = time.monotonic() - t0
-    assert json.loads(out)[0]["detail"] == "recomputed 5000 key(s)"
-    assert count(timing) == n - 5000
-    for k in range(6):
-        repo = tmp_path / f"kill{k}"
-        shutil.copytree(pristine, repo)
-        proc = subprocess.Popen([str(BIN), "run", "j_agg", "--repo", str(repo)],
-                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        time.sleep(full * k / 5)
-        proc.kill()
-        proc.wait()
-        assert count(repo) in (n, n - 5000), f"kill {k}: half-written"
-        subprocess.run([str(BIN), "run", "j_agg", "--repo", str(repo)], check=True,
-                       capture_output=True)
-        assert count(repo) == n - 5000
+    assert_kills_leave_old_or_new(tmp_path, pristine, "j_agg", n)
