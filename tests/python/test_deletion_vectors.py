@@ -5,8 +5,8 @@ DELETE (the union with an existing vector), UPDATE, MERGE with a delete clause,
 replaceWhere, a checkpoint and a DELETE after it. Every version is read by DuckDB's delta
 extension (the one of scripts/requirements-duckdb-delta.txt, in a child interpreter as in
 test_interop_duckdb.py), by Spark (conftest.py's `spark`) and by StrataLake, and each
-must return exactly the rows a model computes here. delta-rs (deltalake 1.2.1) replays
-our log to the same files; its readers do not read deletion vectors in that version. The
+must return exactly the rows a model computes here. delta-rs (deltalake 1.4.2) replays
+our log to the same files and reads every version (before 1.4.2 it refused the data). The
 deletes leave the data files in place: the files listed before the first DELETE are all
 still live after it, with deletion vectors.
 
@@ -124,10 +124,10 @@ def dv_table(tmp_path_factory) -> Model:
 
 
 def test_deltalake_replays_our_log(dv_table):
-    """delta-rs (deltalake 1.2.1, scripts/requirements.txt) replays our log (the remove +
+    """delta-rs (deltalake 1.4.2, scripts/requirements.txt) replays our log (the remove +
     add of the same path that attaches a vector) to the same files as ours at every
-    version. Its readers refuse deletion vectors in this version (Polars needs
-    deltalake >= 1.4.2 for them), with an error naming the feature."""
+    version, and reads every version's rows. Before 1.4.2 its readers refused deletion
+    vectors, with an error naming the feature."""
     import deltalake
     for v in dv_table.versions:
         theirs = sorted(os.path.basename(u) for u in
