@@ -828,6 +828,23 @@ arrow::Result<PartsPlan> PlanParts(const Transformation& t, std::vector<Input>& 
         continue;
       }
     }
+    std::string select;
+    for (size_t i = 0; i < cols.size(); ++i) {
+      select += (i ? ", " : "") + Quote(cols[i]) + " AS " + Quote(by[i]);
+    }
+    const std::string schema = "__stratalake_changed_" + name;
+    if (changes.removed.empty()) {
+      // Only files added: their rows are the changed rows; their key columns say it all.
+      ARROW_ASSIGN_OR_RAISE(auto new_keys, ReadFiles(*in.table, in.snapshot, changes.added, cols));
+      ARROW_RETURN_NOT_OK(engine.LoadTable(schema, "added", new_keys));
+      ARROW_RETURN_NOT_OK(engine
+                              .Query("CREATE TABLE __stratalake_affected." + name +
+                                     " AS SELECT DISTINCT " + select + " FROM " + schema +
+                                     ".added; SELECT 1")
+                              .status());
+      parts.push_back("SELECT * FROM __stratalake_affected." + name);
+      continue;
+    }
     // Otherwise the changed rows: the rewritten files' rows as they were that are gone,
     // and the new files' rows that are new (EXCEPT ALL both ways, over the columns the
     // query reads: a change elsewhere changes no result).
@@ -835,13 +852,8 @@ arrow::Result<PartsPlan> PlanParts(const Transformation& t, std::vector<Input>& 
                                                    WithColumns(columns_of(*before), cols)));
     ARROW_ASSIGN_OR_RAISE(auto new_rows, ReadFiles(*in.table, in.snapshot, changes.added,
                                                    WithColumns(columns_of(*in.snapshot), cols)));
-    const std::string schema = "__stratalake_changed_" + name;
     ARROW_RETURN_NOT_OK(engine.LoadTable(schema, "removed", old_rows));
     ARROW_RETURN_NOT_OK(engine.LoadTable(schema, "added", new_rows));
-    std::string select;
-    for (size_t i = 0; i < cols.size(); ++i) {
-      select += (i ? ", " : "") + Quote(cols[i]) + " AS " + Quote(by[i]);
-    }
     const std::string removed = schema + ".removed", added = schema + ".added";
     std::string sql = "CREATE TABLE __stratalake_affected." + name + " AS SELECT DISTINCT " +
                       select + " FROM (SELECT * FROM " + removed + " EXCEPT ALL SELECT * FROM " +
