@@ -201,7 +201,7 @@ def settle(max_wait: float, record: list) -> None:
 
 def table_files(path: str) -> tuple[int, int]:
     """(files, bytes) of the latest version, read with delta-rs from the log."""
-    adds = DeltaTable(path).get_add_actions(flatten=True)
+    adds = pa.table(DeltaTable(path).get_add_actions(flatten=True))
     return adds.num_rows, sum(adds.column("size_bytes").to_pylist())
 
 

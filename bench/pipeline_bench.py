@@ -212,8 +212,18 @@ def multi_bench(binary: str, work: Path, n: int, rng) -> None:
         return cpu, wall, json.loads(proc.stdout)[0]
 
     full_cpu, wall, r = run()
+    dv = "deletionVectors" in (repo / "lake" / "silver" / "paid" / "_delta_log" /
+                               "00000000000000000000.json").read_text()
     print(f"\nmerge over a join of two {n:,}-row tables (orders LEFT JOIN payments, GROUP BY "
-          f"order_id; stratalake run, whole subprocess):")
+          f"order_id; stratalake run, whole subprocess; output "
+          f"{'with' if dv else 'without'} deletion vectors):")
+    # The floor: DuckDB (the duckdb wheel) running the same SQL over the same Parquet
+    # files, writing its result as Parquet, in a whole subprocess like ours.
+    sql = MULTI.split("sql: |\n", 1)[1]
+    sql = sql.replace("bronze.orders", f"read_parquet('{orders_path}/*.parquet')").replace(
+        "bronze.payments", f"read_parquet('{payments_path}/*.parquet')")
+    d_wall, d_cpu = best([sys.executable, "-c", "import duckdb; duckdb.sql(%r).write_parquet(%r)"
+                          % (sql, str(work / "multi_duckdb.parquet"))])
     print(f"  {'change':<44} {'CPU s':>7} {'vs full':>8} {'wall s':>7} {'load':>5}  detail")
 
     def show(label, cpu, wall, r):
@@ -221,18 +231,21 @@ def multi_bench(binary: str, work: Path, n: int, rng) -> None:
               f"{os.getloadavg()[0]:5.1f}  {r['detail']}")
 
     show("first run (full)", full_cpu, wall, r)
+    print(f"  {'DuckDB, same SQL on the Parquet files':<44} {d_cpu:7.2f} {d_cpu / full_cpu:7.3f}x "
+          f"{d_wall:7.2f} {os.getloadavg()[0]:5.1f}  (least CPU of 3)")
     next_id = n
-    for k in (1000, 100_000):
+    for k in (1000, 10_000, 100_000):
         ids = np.arange(next_id, next_id + k)
         stratalake.write_deltalake(orders_path, orders(next_id, next_id + k), mode="append")
         stratalake.write_deltalake(payments_path, payments(ids), mode="append")
         next_id += k
         show(f"append {k:,} orders + {k:,} payments", *run())
+    for k in (1000, 10_000):
+        stratalake.DeltaTable(payments_path).update({"paid": "paid + 1"},
+                                                    predicate=f"order_id < {n + k}"
+                                                    f" AND order_id >= {n}")
+        show(f"update {k:,} recent payments", *run())
     recent = np.arange(n, n + 1000)
-    stratalake.DeltaTable(payments_path).update({"paid": "paid + 1"},
-                                                predicate=f"order_id < {n + 1000}"
-                                                f" AND order_id >= {n}")
-    show("update 1,000 recent payments", *run())
     stratalake.DeltaTable(payments_path).delete(
         f"order_id IN ({', '.join(map(str, recent[:1000:2]))})")
     show("delete 500 recent payments", *run())

@@ -131,12 +131,17 @@ std::optional<std::pair<std::string, RunRecord>> ParseRecord(const std::string& 
 // The record of `name`'s latest run into `table`, if any.
 arrow::Result<std::optional<RunRecord>> LastRun(const delta::DeltaTable& table,
                                                 const std::string& name) {
-  ARROW_ASSIGN_OR_RAISE(auto history, table.History());
-  // History lists the newest commit first.
-  for (const auto& c : history) {
-    if (!c.user_metadata) continue;
-    auto rec = ParseRecord(*c.user_metadata);
-    if (rec && rec->first == name) return rec->second;
+  // History lists the newest commit first. The latest commit is usually the run's
+  // own: read it alone first rather than every commit of the table (a cost that
+  // would grow with the number of runs).
+  for (int64_t limit : {int64_t{1}, int64_t{0}}) {
+    ARROW_ASSIGN_OR_RAISE(auto history, table.History(limit));
+    for (const auto& c : history) {
+      if (!c.user_metadata) continue;
+      auto rec = ParseRecord(*c.user_metadata);
+      if (rec && rec->first == name) return rec->second;
+    }
+    if (limit > 0 && static_cast<int64_t>(history.size()) < limit) break;  // no more commits
   }
   return std::nullopt;
 }
@@ -572,13 +577,27 @@ std::string Equals(const std::string& col, const std::string& lit) {
 }
 
 // The predicate that selects the rows of `keys` (distinct key tuples, columns in
-// key order); nullopt when a key type has no exact literal.
+// key order); nullopt when a key type has no exact literal. An integer key's list
+// comes with its range (`k >= lo AND k <= hi AND k IN (...)`): file and row group
+// statistics rule files out by the range, which they cannot do by an IN list, so
+// the input scans and the output's replaceWhere read only the files that may hold
+// the keys.
 std::optional<std::string> KeyPredicate(const arrow::Table& keys) {
   std::vector<std::string> names = keys.ColumnNames();
   std::string pred;
   if (names.size() == 1) {
     std::string list;
     bool has_null = false;
+    std::optional<std::string> lo, hi;  // the range of an integer key's non-null values
+    if (arrow::is_integer(keys.column(0)->type()->id())) {
+      auto min_max = arrow::compute::MinMax(keys.column(0));  // nulls skipped
+      if (!min_max.ok()) return std::nullopt;
+      const auto& pair = min_max->scalar_as<arrow::StructScalar>().value;
+      if (pair[0]->is_valid && pair[1]->is_valid) {
+        lo = Literal(*pair[0]);
+        hi = Literal(*pair[1]);
+      }
+    }
     for (int64_t i = 0; i < keys.num_rows(); ++i) {
       auto s = keys.column(0)->GetScalar(i);
       if (!s.ok()) return std::nullopt;
@@ -590,7 +609,13 @@ std::optional<std::string> KeyPredicate(const arrow::Table& keys) {
         list += (list.empty() ? "" : ", ") + *lit;
       }
     }
-    if (!list.empty()) pred = Column(names[0]) + " IN (" + list + ")";
+    if (!list.empty()) {
+      pred = Column(names[0]) + " IN (" + list + ")";
+      if (lo && hi) {
+        pred = "(" + Column(names[0]) + " >= " + *lo + " AND " + Column(names[0]) + " <= " + *hi +
+               " AND " + pred + ")";
+      }
+    }
     if (has_null) pred += (pred.empty() ? "" : " OR ") + Column(names[0]) + " IS NULL";
     return pred.empty() ? "FALSE" : pred;
   }
@@ -773,8 +798,11 @@ std::optional<std::string> AffectedPredicate(const std::shared_ptr<arrow::Table>
   return KeyPredicate(**renamed);
 }
 
+// Finds the affected values with `engine` (the run's: one DuckDB per run), in
+// schemas of its own (__stratalake_affected, __stratalake_changed_inN).
 arrow::Result<PartsPlan> PlanParts(const Transformation& t, std::vector<Input>& inputs,
-                                   const RunRecord& last, const ColumnsOf& columns_of) {
+                                   const RunRecord& last, const ColumnsOf& columns_of,
+                                   SqlEngine& engine) {
   PartsPlan plan;
   const bool keys = t.on_change == registry::OnChange::kKeys;
   const std::vector<std::string>& by = RecomputeBy(t);
@@ -786,8 +814,7 @@ arrow::Result<PartsPlan> PlanParts(const Transformation& t, std::vector<Input>& 
     plan.why_whole = std::move(why);
     return plan;
   };
-  ARROW_ASSIGN_OR_RAISE(auto engine, SqlEngine::Open());
-  ARROW_RETURN_NOT_OK(engine->Query("CREATE SCHEMA __stratalake_affected; SELECT 1").status());
+  ARROW_RETURN_NOT_OK(engine.Query("CREATE SCHEMA __stratalake_affected; SELECT 1").status());
   std::vector<std::string> parts;  // per changed input: a query of its affected values
   for (auto& in : inputs) {
     std::string why;
@@ -824,10 +851,27 @@ arrow::Result<PartsPlan> PlanParts(const Transformation& t, std::vector<Input>& 
       files.insert(files.end(), changes.removed.begin(), changes.removed.end());
       auto values = PartitionValues(files, cols, by, *in.snapshot->schema());
       if (values) {
-        ARROW_RETURN_NOT_OK(engine->LoadTable("__stratalake_affected", name, TableReader(*values)));
+        ARROW_RETURN_NOT_OK(engine.LoadTable("__stratalake_affected", name, TableReader(*values)));
         parts.push_back("SELECT * FROM __stratalake_affected." + name);
         continue;
       }
+    }
+    std::string select;
+    for (size_t i = 0; i < cols.size(); ++i) {
+      select += (i ? ", " : "") + Quote(cols[i]) + " AS " + Quote(by[i]);
+    }
+    const std::string schema = "__stratalake_changed_" + name;
+    if (changes.removed.empty()) {
+      // Only files added: their rows are the changed rows; their key columns say it all.
+      ARROW_ASSIGN_OR_RAISE(auto new_keys, ReadFiles(*in.table, in.snapshot, changes.added, cols));
+      ARROW_RETURN_NOT_OK(engine.LoadTable(schema, "added", new_keys));
+      ARROW_RETURN_NOT_OK(engine
+                              .Query("CREATE TABLE __stratalake_affected." + name +
+                                     " AS SELECT DISTINCT " + select + " FROM " + schema +
+                                     ".added; SELECT 1")
+                              .status());
+      parts.push_back("SELECT * FROM __stratalake_affected." + name);
+      continue;
     }
     // Otherwise the changed rows: the rewritten files' rows as they were that are gone,
     // and the new files' rows that are new (EXCEPT ALL both ways, over the columns the
@@ -836,31 +880,26 @@ arrow::Result<PartsPlan> PlanParts(const Transformation& t, std::vector<Input>& 
                                                    WithColumns(columns_of(*before), cols)));
     ARROW_ASSIGN_OR_RAISE(auto new_rows, ReadFiles(*in.table, in.snapshot, changes.added,
                                                    WithColumns(columns_of(*in.snapshot), cols)));
-    const std::string schema = "__stratalake_changed_" + name;
-    ARROW_RETURN_NOT_OK(engine->LoadTable(schema, "removed", old_rows));
-    ARROW_RETURN_NOT_OK(engine->LoadTable(schema, "added", new_rows));
-    std::string select;
-    for (size_t i = 0; i < cols.size(); ++i) {
-      select += (i ? ", " : "") + Quote(cols[i]) + " AS " + Quote(by[i]);
-    }
+    ARROW_RETURN_NOT_OK(engine.LoadTable(schema, "removed", old_rows));
+    ARROW_RETURN_NOT_OK(engine.LoadTable(schema, "added", new_rows));
     const std::string removed = schema + ".removed", added = schema + ".added";
     std::string sql = "CREATE TABLE __stratalake_affected." + name + " AS SELECT DISTINCT " +
                       select + " FROM (SELECT * FROM " + removed + " EXCEPT ALL SELECT * FROM " +
                       added + " UNION ALL (SELECT * FROM " + added + " EXCEPT ALL SELECT * FROM " +
                       removed + ")); SELECT 1";
-    if (!engine->Query(sql).ok()) {
+    if (!engine.Query(sql).ok()) {
       // The schema changed in between: every value of the files counts.
       sql = "CREATE TABLE __stratalake_affected." + name + " AS SELECT DISTINCT * FROM (SELECT " +
             select + " FROM " + removed + " UNION ALL SELECT " + select + " FROM " + added +
             "); SELECT 1";
-      ARROW_RETURN_NOT_OK(engine->Query(sql).status());
+      ARROW_RETURN_NOT_OK(engine.Query(sql).status());
     }
     parts.push_back("SELECT * FROM __stratalake_affected." + name);
   }
   if (parts.empty()) return plan;
   std::string sql;
   for (const auto& q : parts) sql += (sql.empty() ? "" : " UNION ALL BY NAME ") + q;
-  auto affected = engine->Query("SELECT DISTINCT * FROM (" + sql + ") ORDER BY ALL");
+  auto affected = engine.Query("SELECT DISTINCT * FROM (" + sql + ") ORDER BY ALL");
   if (!affected.ok()) {
     return whole("the inputs' " + std::string(keys ? "key" : "partition") +
                  " columns have types that do not compare (" + affected.status().message() + ")");
@@ -1062,7 +1101,7 @@ arrow::Result<RunResult> RunWith(const repo::FeatureRepository& repo, const Defi
   std::optional<PartsPlan> parts;
   if (InPartsOverSeveral(*t) && !options.full_refresh && unchanged_query && out.inputs.size() > 1 &&
       !reads_self) {
-    ARROW_ASSIGN_OR_RAISE(auto p, PlanParts(*t, inputs, *last, columns_of));
+    ARROW_ASSIGN_OR_RAISE(auto p, PlanParts(*t, inputs, *last, columns_of, *engine));
     if (p.whole) {
       why_whole = p.why_whole;
     } else {
@@ -1268,10 +1307,16 @@ arrow::Result<RunResult> RunWith(const repo::FeatureRepository& repo, const Defi
   wo.partition_by = t->partition_by;
   wo.create.description =
       t->description.empty() ? std::nullopt : std::optional<std::string>(t->description);
-  // Outputs are created without deletion vectors: readers that predate them
-  // (delta-rs before 1.4.2, the pinned Polars/deltalake) refuse such tables. A
-  // table that has delta.enableDeletionVectors=true (`stratalake table
-  // set-property`) gets its keys replaced by deletion vectors (docs/pipelines.md).
+  // Keyed outputs (merge mode, whose runs merge or replace rows by key) are created
+  // with deletion vectors: a run then marks the replaced rows instead of rewriting
+  // the files that hold them, so it costs in proportion to the change. delta-rs
+  // from 1.4.2 (scripts/requirements.txt pins 1.6.6), Spark with delta-spark and
+  // DuckDB's delta extension read them; readers that predate deletion vectors
+  // refuse such tables (docs/pipelines.md). on_change: partitions replaces whole
+  // partitions, whose files go whole: vectors would bring nothing there. Only a new
+  // table gets the property: an existing output keeps its own (`stratalake table
+  // set-property` changes it).
+  if (!t->keys.empty()) wo.create.properties["delta.enableDeletionVectors"] = "true";
   wo.txn = txn;
   wo.user_metadata = metadata;
   ARROW_RETURN_NOT_OK(landed(target->Write(rows, wo)));

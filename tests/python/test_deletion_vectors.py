@@ -5,8 +5,8 @@ DELETE (the union with an existing vector), UPDATE, MERGE with a delete clause,
 replaceWhere, a checkpoint and a DELETE after it. Every version is read by DuckDB's delta
 extension (the one of scripts/requirements-duckdb-delta.txt, in a child interpreter as in
 test_interop_duckdb.py), by Spark (conftest.py's `spark`) and by StrataLake, and each
-must return exactly the rows a model computes here. delta-rs (deltalake 1.2.1) replays
-our log to the same files; its readers do not read deletion vectors in that version. The
+must return exactly the rows a model computes here. delta-rs (deltalake 1.4.2) replays
+our log to the same files and reads every version (before 1.4.2 it refused the data). The
 deletes leave the data files in place: the files listed before the first DELETE are all
 still live after it, with deletion vectors.
 
@@ -124,10 +124,10 @@ def dv_table(tmp_path_factory) -> Model:
 
 
 def test_deltalake_replays_our_log(dv_table):
-    """delta-rs (deltalake 1.2.1, scripts/requirements.txt) replays our log (the remove +
+    """delta-rs (deltalake 1.4.2, scripts/requirements.txt) replays our log (the remove +
     add of the same path that attaches a vector) to the same files as ours at every
-    version. Its readers refuse deletion vectors in this version (Polars needs
-    deltalake >= 1.4.2 for them), with an error naming the feature."""
+    version, and reads every version's rows. Before 1.4.2 its readers refused deletion
+    vectors, with an error naming the feature."""
     import deltalake
     for v in dv_table.versions:
         theirs = sorted(os.path.basename(u) for u in
@@ -267,8 +267,7 @@ transformations:
 
 
 def test_keyed_pipeline_output_uses_deletion_vectors(tmp_path):
-    """A keyed pipeline output is created without deletion vectors (readers that predate
-    them refuse such tables); once its owner turns them on, incremental runs after a
+    """A keyed pipeline output is created with deletion vectors; incremental runs after a
     DELETE and an UPDATE of a bronze table that has them too recompute the changed keys
     by marking rows, and the output equals the query over the whole input."""
     import numpy as np
@@ -303,10 +302,6 @@ def test_keyed_pipeline_output_uses_deletion_vectors(tmp_path):
         assert sorted(got.column("order_id").to_pylist()) == sorted(r["order_id"] for r in want)
 
     assert run() == "created"
-    assert "deletionVectors" not in (DeltaTable(silver).protocol().writer_features or [])
-    p = subprocess.run([str(BIN), "table", "set-property", str(silver),
-                        "delta.enableDeletionVectors=true"], capture_output=True, text=True)
-    assert p.returncode == 0, p.stderr
     assert "deletionVectors" in DeltaTable(silver).protocol().writer_features
     silver_files = set(DeltaTable(silver).files())
     d = DeltaTable(bronze)
@@ -318,3 +313,107 @@ def test_keyed_pipeline_output_uses_deletion_vectors(tmp_path):
     check()
     assert silver_files <= set(DeltaTable(silver).files()), "silver's files were rewritten"
     assert dv_files(silver) and dv_files(bronze)
+
+
+CHILD_SQL = r'''
+import glob, json, os, sys
+import pyarrow as pa, pyarrow.ipc as ipc
+import duckdb, duckdb_extension_delta
+job = json.loads(sys.argv[1])
+ext = glob.glob(os.path.join(os.path.dirname(duckdb_extension_delta.__file__),
+                             "extensions", "*", "delta.duckdb_extension"))
+con = duckdb.connect(config={"autoinstall_known_extensions": False,
+                             "autoload_known_extensions": False})
+con.load_extension(ext[0])
+t = con.sql(f"SELECT {job['columns']} FROM delta_scan('{job['path']}')").fetch_arrow_table()
+with ipc.new_file(job["out"], t.schema) as w:
+    w.write_table(t)
+sys.stdout.flush()
+os._exit(0)
+'''
+
+
+def test_incremental_output_with_deletion_vectors_equals_a_full_refresh_for_every_reader(
+        tmp_path, spark):
+    """A keyed output (created with deletion vectors) recomputed by key after a DELETE, an
+    UPDATE and an append of its bronze input holds exactly the rows of the same query run
+    with --full-refresh into another table, and delta-rs, DuckDB's delta extension and
+    Spark read those rows from it, the replaced rows marked in deletion vectors."""
+    import numpy as np
+    from conftest import BIN
+    repo = tmp_path / "shop"
+    (repo / "definitions").mkdir(parents=True)
+    full = SILVER.split("transformations:\n", 1)[1].replace(
+        "name: silver_orders", "name: silver_orders_full").replace(
+        "output: silver.orders", "output: silver.orders_full")
+    (repo / "definitions" / "pipelines.yaml").write_text(SILVER + full)
+    (repo / "stratalake.yaml").write_text(
+        "project: shop\noffline_store: {path: lake}\ndefinitions: [definitions]\n")
+    n = 4000
+    rng = np.random.default_rng(2)
+
+    def orders(lo, hi):
+        k = hi - lo
+        return pa.table({
+            "order_id": np.arange(lo, hi, dtype=np.int64), "customer_id": rng.integers(0, 100, k),
+            "amount": rng.random(k),
+            "ts": pa.array(1_767_225_600_000_000 + rng.integers(0, 10**9, k),
+                           pa.timestamp("us", tz="UTC")),
+            "status": pa.array(np.array(["placed", "paid", "shipped", "refunded"])[
+                rng.integers(0, 4, k)])})
+
+    bronze = repo / "lake" / "bronze" / "orders"
+    silver = repo / "lake" / "silver" / "orders"
+    for i in range(4):
+        write_deltalake(bronze, orders(i * 1000, (i + 1) * 1000), mode="append",
+                        configuration={"delta.enableDeletionVectors": "true"} if i == 0 else None)
+
+    def run(name, *extra) -> str:
+        p = subprocess.run([str(BIN), "run", name, "--json", "--repo", str(repo), *extra],
+                           capture_output=True, text=True, timeout=300)
+        assert p.returncode == 0, p.stderr
+        return json.loads(p.stdout)[0]["detail"]
+
+    columns = ["order_id", "customer_id", "amount", "ts", "status"]
+
+    def canon_rows(t: pa.Table) -> list[tuple]:
+        t = t.select(columns)
+        t = t.set_column(3, "ts", t.column("ts").cast(pa.int64()))  # microseconds
+        return sorted(tuple(r[c] for c in columns) for r in t.to_pylist())
+
+    def same_as_full():
+        run("silver_orders_full", "--full-refresh")
+        want = canon_rows(DeltaTable(repo / "lake" / "silver" / "orders_full").to_pyarrow_table())
+        assert canon_rows(DeltaTable(silver).to_pyarrow_table()) == want
+        return want
+
+    assert run("silver_orders") == "created"
+    assert "deletionVectors" in DeltaTable(silver).protocol().reader_features
+    same_as_full()
+    d = DeltaTable(bronze)
+    d.delete("order_id % 53 = 5")
+    assert run("silver_orders").startswith("recomputed")
+    same_as_full()
+    d.update(updates={"status": "'refunded'"}, predicate="order_id % 41 = 2")
+    assert run("silver_orders").startswith("recomputed")
+    same_as_full()
+    write_deltalake(bronze, orders(4000, 4500), mode="append")
+    assert run("silver_orders").startswith("merged")
+    d.update(updates={"amount": "amount + 1"}, predicate="order_id % 37 = 0")
+    assert run("silver_orders").startswith("recomputed")
+    want = same_as_full()
+    assert dv_files(silver), "the replaced rows were not marked in deletion vectors"
+
+    import deltalake
+    assert canon_rows(deltalake_read(deltalake.DeltaTable(str(silver)))) == want, "delta-rs"
+    df = spark.read.format("delta").load(str(silver)).selectExpr(
+        "order_id", "customer_id", "amount", "unix_micros(ts) AS ts", "status")
+    assert canon_rows(pa.Table.from_pylist([r.asDict() for r in df.collect()])) == want, "spark"
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join([str(DUCKDB_DELTA), env.get("PYTHONPATH", "")])
+    job = {"path": str(silver), "out": str(tmp_path / "duckdb.arrow"),
+           "columns": ", ".join(columns)}
+    proc = subprocess.run([sys.executable, "-c", CHILD_SQL, json.dumps(job)],
+                          capture_output=True, text=True, timeout=300, env=env)
+    assert proc.returncode == 0, f"duckdb failed:\n{proc.stdout}\n{proc.stderr[-4000:]}"
+    assert canon_rows(ipc.open_file(tmp_path / "duckdb.arrow").read_all()) == want, "duckdb"

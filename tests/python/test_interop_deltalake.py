@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import datetime as dt
 import urllib.parse
-import warnings
 from pathlib import Path
 
 import pyarrow as pa
@@ -122,7 +121,7 @@ def dl_files(table: DeltaTable, partition_by) -> dict:
     if not table.file_uris():
         return {}  # get_add_actions panics on a table without files (deltalake 1.2.1)
     out = {}
-    for r in pa.record_batch(table.get_add_actions(flatten=True)).to_pylist():
+    for r in pa.table(table.get_add_actions(flatten=True)).to_pylist():
         pv = {c: partition_str(r[f"partition.{c}"]) for c in partition_by}
         out[urllib.parse.unquote(r["path"])] = (r["size_bytes"], pv)
     return out
@@ -131,7 +130,7 @@ def dl_files(table: DeltaTable, partition_by) -> dict:
 def dl_adds(table: DeltaTable) -> list[dict]:
     if not table.file_uris():
         return []
-    return pa.record_batch(table.get_add_actions(flatten=True)).to_pylist()
+    return pa.table(table.get_add_actions(flatten=True)).to_pylist()
 
 
 def test_deltalake_reads_every_version(sl_table, tmp_path):
@@ -160,11 +159,13 @@ def test_deltalake_sees_our_files(sl_table):
         if theirs != ours:
             problems.append(f"v{v}: deltalake files {sorted(theirs.items())} != ours "
                             f"{sorted(ours.items())}")
-        with warnings.catch_warnings():  # DeltaTable.files() is deprecated in deltalake 1.x
-            warnings.simplefilter("ignore", DeprecationWarning)
-            listed = sorted(urllib.parse.unquote(f) for f in table.files())
+        # DeltaTable.file_uris() (files() is gone since deltalake 1.4): the same files,
+        # as paths under the table's root.
+        root = str(tl.path).rstrip("/") + "/"
+        listed = sorted(urllib.parse.unquote(u[len(root):] if u.startswith(root) else u)
+                        for u in table.file_uris())
         if listed != sorted(ours):
-            problems.append(f"v{v}: DeltaTable.files() {listed} != ours {sorted(ours)}")
+            problems.append(f"v{v}: DeltaTable.file_uris() {listed} != ours {sorted(ours)}")
         for f in ours:
             if not (tl.path / f).is_file():
                 problems.append(f"v{v}: {f} is not on disk")
