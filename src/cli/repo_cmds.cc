@@ -291,6 +291,9 @@ std::string Summary(const registry::Definitions& defs, ObjectKind kind, const st
     case ObjectKind::kTransformation: {
       const auto* t = defs.FindTransformation(name);
       s = t->output + ", " + registry::TransformModeName(t->mode);
+      if (!t->python_file.empty()) {
+        s += ", python " + t->python_file + ":" + t->python_function + " (" + t->kind + ")";
+      }
       if (!t->keys.empty()) {
         std::string keys;
         for (const auto& k : t->keys) keys += (keys.empty() ? "" : ",") + k;
