@@ -291,9 +291,6 @@ std::string Summary(const registry::Definitions& defs, ObjectKind kind, const st
     case ObjectKind::kTransformation: {
       const auto* t = defs.FindTransformation(name);
       s = t->output + ", " + registry::TransformModeName(t->mode);
-      if (!t->python_file.empty()) {
-        s += ", python " + t->python_file + ":" + t->python_function + " (" + t->kind + ")";
-      }
       if (!t->keys.empty()) {
         std::string keys;
         for (const auto& k : t->keys) keys += (keys.empty() ? "" : ",") + k;
@@ -301,6 +298,9 @@ std::string Summary(const registry::Definitions& defs, ObjectKind kind, const st
       }
       if (t->mode != registry::TransformMode::kFullRefresh) {
         s += ", on_change " + std::string(registry::OnChangeName(t->on_change));
+      }
+      if (!t->python_file.empty()) {
+        s += ", python " + t->python_file + ":" + t->python_function + " (" + t->kind + ")";
       }
       return s;
     }

@@ -126,21 +126,21 @@ def test_plan_apply_describe_and_the_sdk_show_python_transformations(repo: Path)
     out = sl(repo, "plan").stdout
     assert out == (
         "Registry version 0 -> 1: 4 to add, 0 to change, 0 to remove\n"
-        "+ transformation gold_big  definitions/pipelines.yaml:22:5\n"
-        "+ transformation gold_totals  definitions/pipelines.yaml:11:5\n"
         "+ transformation silver_orders  definitions/pipelines.yaml:2:5\n"
+        "+ transformation gold_totals  definitions/pipelines.yaml:11:5\n"
         "+ transformation silver_scored  definitions/pipelines.yaml:14:5\n"
+        "+ transformation gold_big  definitions/pipelines.yaml:22:5\n"
         "Pipeline runs (`stratalake run --all`): 4 to run, 0 up to date\n"
         "  run silver_orders -> silver/orders (merge): never run\n"
         "  run silver_scored -> silver/scored (merge): never run\n"
-        "  run gold_totals -> gold/totals (full_refresh): never run\n"
-        "  run gold_big -> gold/big (full_refresh): never run\n")
+        "  run gold_big -> gold/big (full_refresh): never run\n"
+        "  run gold_totals -> gold/totals (full_refresh): never run\n")
     plan = json.loads(sl(repo, "plan", "--json").stdout)
     assert [(r["name"], r["inputs"], r["upstream"]) for r in plan["runs"]] == [
         ("silver_orders", ["bronze/orders"], []),
         ("silver_scored", ["silver/orders"], ["silver_orders"]),
-        ("gold_totals", ["silver/scored"], ["silver_scored"]),
         ("gold_big", ["silver/scored"], ["silver_scored"]),
+        ("gold_totals", ["silver/scored"], ["silver_scored"]),
     ]
     sl(repo, "apply")
     listing = sl(repo, "transformations", "list").stdout
@@ -174,8 +174,8 @@ def test_cli_runs_pandas_and_polars_functions_between_sql_ones(repo: Path):
     assert [(r["name"], r["noop"], r["version"], r["rows"], r["inputs"]) for r in runs] == [
         ("silver_orders", False, 0, 3, {"bronze/orders": 0}),
         ("silver_scored", False, 0, 3, {"silver/orders": 0}),
-        ("gold_totals", False, 0, 2, {"silver/scored": 0}),
         ("gold_big", False, 0, 2, {"silver/scored": 0}),
+        ("gold_totals", False, 0, 2, {"silver/scored": 0}),
     ]
     assert rows(repo, "silver/scored", "order_id") == SCORED
     assert rows(repo, "gold/totals", "customer_id") == [(10, 2500, 2), (20, 1250, 1)]
@@ -197,8 +197,8 @@ def test_sdk_runs_them_in_process(repo: Path, monkeypatch):
     store = stratalake.FeatureStore(repo)
     runs = store.run(all=True)
     assert [(r["name"], r["version"], r["rows"]) for r in runs] == [
-        ("silver_orders", 0, 3), ("silver_scored", 0, 3), ("gold_totals", 0, 2),
-        ("gold_big", 0, 2)]
+        ("silver_orders", 0, 3), ("silver_scored", 0, 3), ("gold_big", 0, 2),
+        ("gold_totals", 0, 2)]
     assert rows(repo, "silver/scored", "order_id") == SCORED
     assert rows(repo, "gold/big", "customer_id") == [(10, 1), (20, 1)]
     # The CLI agrees that nothing is left to do (same fingerprints).
@@ -227,17 +227,20 @@ def test_an_edited_function_shows_in_plan_and_recomputes_in_full(repo: Path):
         "              return orders[[\"order_id\", \"customer_id\", \"cents\", \"big\", \"updated_at\"]]\n"
         "Pipeline runs (`stratalake run --all`): 3 to run, 1 up to date\n"
         "  run silver_scored -> silver/scored (merge): query changed\n"
-        "  run gold_totals -> gold/totals (full_refresh): upstream silver_scored runs first\n"
-        "  run gold_big -> gold/big (full_refresh): upstream silver_scored runs first\n")
+        "  run gold_big -> gold/big (full_refresh): upstream silver_scored runs first\n"
+        "  run gold_totals -> gold/totals (full_refresh): upstream silver_scored runs first\n")
     sl(repo, "apply")
-    history = sl(repo, "registry", "history").stdout
-    assert "silver_scored" in history
+    v2 = json.loads(sl(repo, "transformations", "describe", "silver_scored", "--json").stdout)
+    v1 = json.loads(sl(repo, "transformations", "describe", "silver_scored", "--version", "1",
+                       "--json").stdout)
+    assert (v1["version"], v2["version"], v2["versions"]) == (1, 2, 2)
+    assert ">= 10" in v1["spec"]["source"] and ">= 15" in v2["spec"]["source"]
     runs = json.loads(sl(repo, "run", "--all", "--json").stdout)
     assert [(r["name"], r["noop"], r["detail"]) for r in runs] == [
         ("silver_orders", True, "up to date"),
         ("silver_scored", False, "replaced"),
-        ("gold_totals", False, "replaced"),
         ("gold_big", False, "replaced"),
+        ("gold_totals", False, "replaced"),
     ]
     assert runs[1]["rows"] == 3  # recomputed from the whole input
     assert rows(repo, "gold/big", "customer_id") == [(10, 1)]
@@ -301,14 +304,15 @@ def test_missing_file_function_and_interpreter_are_clear_errors(repo: Path, tmp_
 def test_incremental_merge_on_keys_equals_a_full_refresh(repo: Path):
     sl(repo, "run", "--all")
     orders = str(repo / "lake" / "bronze" / "orders")
-    # An append: a new order and a later version of order 2.
+    # An append: a new order and a later version of order 2. silver_orders merges it
+    # into silver.orders (rewriting the file that held order 2), so silver_scored
+    # recomputes the two keys whose rows changed: its function sees only those rows.
     stratalake.write_deltalake(orders, bronze([
         (5, 30, 30.0, "placed", day(5)), (2, 10, 11.0, "paid", day(6))]), mode="append")
     runs = json.loads(sl(repo, "run", "--all", "--json").stdout)
-    assert [(r["name"], r["detail"]) for r in runs[:2]] == [
-        ("silver_orders", "merged: 1 inserted, 1 updated"),
-        ("silver_scored", "merged: 1 inserted, 1 updated")]
-    assert runs[1]["rows"] == 2  # only what silver.orders gained
+    assert [(r["name"], r["detail"], r["rows"]) for r in runs[:2]] == [
+        ("silver_orders", "merged: 1 inserted, 1 updated", 2),
+        ("silver_scored", "recomputed 2 key(s)", 2)]
     # An update of bronze rows in place (a rewritten file): recomputed by key.
     stratalake.DeltaTable(orders).update({"amount": "amount + 1"}, predicate="order_id = 4")
     runs = json.loads(sl(repo, "run", "--all", "--json").stdout)
