@@ -118,7 +118,12 @@ def load_registered_function(root: str, file: str, function: str) -> Callable:
     if spec is None or spec.loader is None:
         raise ImportError(f"cannot import {file} (in {root})")
     module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    sys.modules[module_name] = module  # as an import would (dataclasses, pickle need it)
+    try:
+        spec.loader.exec_module(module)
+    except BaseException:
+        sys.modules.pop(module_name, None)
+        raise
     fn = getattr(module, function, None)
     if fn is None:
         raise AttributeError(f"{file} defines no function {function!r}")
