@@ -203,7 +203,7 @@ struct RunOptions {
   bool full_refresh = false;
   /// How Python transformations (`python: FILE.py:FUNCTION`) are run; empty:
   /// RunPythonWorker (a subprocess). The Python SDK runs them in its process.
-  PythonRunner python;
+  PythonRunner python = nullptr;
 };
 
 /// A PythonRunner that runs the function in a Python subprocess: the
