@@ -234,9 +234,21 @@ struct Transformation {
     SourceLocation loc;
   };
   std::vector<InputKeys> input_keys;
-  /// Tables read, for transformations without SQL (Python functions run through
-  /// the SDK); SQL transformations read the tables their SQL names.
+  /// Tables read, for transformations without SQL (Python functions); SQL
+  /// transformations read the tables their SQL names.
   std::vector<std::string> inputs;
+  /// A Python transformation of the definition files (`python: FILE.py:FUNCTION`,
+  /// docs/pipelines.md): the file, relative to the repository root, and the
+  /// top-level function it defines; empty for SQL ones. The function is imported
+  /// only when a run needs it.
+  std::string python_file;
+  std::string python_function;
+  /// How the function gets its inputs: "pandas" (default), "polars" or "arrow".
+  std::string kind;
+  /// The function's source text (its `def` line to the end of its body), read by
+  /// ResolvePythonSources. It is what the registry versions (plan shows its line
+  /// diff) and what the run record's fingerprint covers, with `kind`.
+  std::string python_source;
   /// Python transformations: a fingerprint of the function (its code), which
   /// stands in for the SQL in the run record.
   std::string code_fingerprint;
@@ -244,7 +256,7 @@ struct Transformation {
   std::string owner;
   Tags tags;
   SourceLocation loc;      // the transformation's entry
-  SourceLocation sql_loc;  // its `sql` value
+  SourceLocation sql_loc;  // its `sql` value (or `python` value)
 };
 
 /// Request data: fields a caller passes with every request, for on-demand
@@ -302,6 +314,21 @@ struct Definitions {
   const RequestSource* FindRequestSource(const std::string& name) const;
   const OnDemandFeatureView* FindOnDemandFeatureView(const std::string& name) const;
 };
+
+/// The source text of the top-level function `function` in Python source
+/// `text`: from its `def` line (column 0) to the last line of its body
+/// (trailing blank and comment lines dropped); decorators are not included.
+/// The last definition wins, as in Python. NotFound when the text defines no
+/// top-level `def function(`. A plain text scan (no Python needed).
+arrow::Result<std::string> PythonFunctionSource(const std::string& text,
+                                                const std::string& function);
+
+/// For each transformation of `defs` with a `python_file`: reads the file
+/// (relative to `root`) and sets `python_source` to the function's source.
+/// A file that is missing or outside the repository, or that defines no such
+/// function, adds a problem at the `python` value's file:line to `problems`.
+void ResolvePythonSources(const std::string& root, Definitions* defs,
+                          std::vector<std::string>* problems);
 
 // ---- types and durations ----------------------------------------------------
 

@@ -189,11 +189,35 @@ struct PipelinePlan {
 arrow::Result<PipelinePlan> PlanPipelines(const repo::FeatureRepository& repo,
                                           const registry::Definitions& defs);
 
+/// Runs the function of a Python transformation of the definition files
+/// (`t.python_file`, `t.python_function`, `t.kind`) on the rows of its inputs
+/// for this run, in `t.inputs` order, and returns its result. An error of the
+/// function comes back as Invalid with its text ("ValueError: ...").
+using PythonRunner = std::function<arrow::Result<std::shared_ptr<arrow::Table>>(
+    const repo::FeatureRepository& repo, const registry::Transformation& t,
+    const std::vector<std::shared_ptr<arrow::Table>>& inputs)>;
+
 struct RunOptions {
   /// Recompute from the whole inputs even when they did not change; in append
   /// mode, replace the output's rows instead of appending.
   bool full_refresh = false;
+  /// How Python transformations (`python: FILE.py:FUNCTION`) are run; empty:
+  /// RunPythonWorker (a subprocess). The Python SDK runs them in its process.
+  PythonRunner python = nullptr;
 };
+
+/// A PythonRunner that runs the function in a Python subprocess: the
+/// interpreter of $STRATALAKE_PYTHON, else `python3` on PATH, runs
+/// `-m stratalake.transform_worker DIR` with the inputs written to DIR (a fresh
+/// temporary folder, removed after) as Arrow IPC files; the worker imports the
+/// file (the repository root on sys.path), calls the function with pandas,
+/// Polars or pyarrow frames, and writes the result as an Arrow IPC file. Invalid
+/// saying to install the stratalake Python package or set STRATALAKE_PYTHON when
+/// the interpreter cannot be run or cannot import stratalake. The function's
+/// standard output goes to this process's standard error.
+arrow::Result<std::shared_ptr<arrow::Table>> RunPythonWorker(
+    const repo::FeatureRepository& repo, const registry::Transformation& t,
+    const std::vector<std::shared_ptr<arrow::Table>>& inputs);
 
 struct RunResult {
   std::string name;

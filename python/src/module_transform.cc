@@ -128,6 +128,31 @@ registry::Transformation SpecToTransformation(const nb::dict& spec) {
   return t;
 }
 
+// A PythonRunner calling `runner(spec, [capsules])` (python/stratalake/pipelines.py)
+// under the GIL; the runner's str result is the function's error.
+transform::PythonRunner PythonRunnerOf(nb::object runner) {
+  return [runner](const repo::FeatureRepository& repo, const registry::Transformation& t,
+                  const std::vector<std::shared_ptr<arrow::Table>>& inputs)
+             -> arrow::Result<std::shared_ptr<arrow::Table>> {
+    nb::gil_scoped_acquire acquire;
+    try {
+      nb::dict spec;
+      spec["root"] = repo.config().root;
+      spec["file"] = t.python_file;
+      spec["function"] = t.python_function;
+      spec["kind"] = t.kind;
+      spec["name"] = t.name;
+      nb::list args;
+      for (const auto& table : inputs) args.append(ExportTable(table));
+      nb::object r = runner(spec, args);
+      if (nb::isinstance<nb::str>(r)) return arrow::Status::Invalid(nb::cast<std::string>(r));
+      return ImportTable(nb::cast<nb::capsule>(r));
+    } catch (const std::exception& e) {
+      return arrow::Status::Invalid(e.what());
+    }
+  };
+}
+
 }  // namespace
 
 void BindTransform(nb::module_& m) {
@@ -145,23 +170,28 @@ void BindTransform(nb::module_& m) {
       },
       "repo_path"_a, "sql"_a);
   // [run dicts] in the order run
+  // python_runner(spec dict, [input capsules]) runs the Python transformations of
+  // the definition files in this process; returns a stream capsule or a str (the
+  // error it raised). None: the CLI's subprocess (transform::RunPythonWorker).
   m.def(
       "run_transformations",
-      [](const std::string& repo_path, std::vector<std::string> names, bool full_refresh) {
+      [](const std::string& repo_path, std::vector<std::string> names, bool full_refresh,
+         nb::object python_runner) {
         std::vector<transform::RunResult> results;
+        transform::RunOptions options;
+        options.full_refresh = full_refresh;
+        if (!python_runner.is_none()) options.python = PythonRunnerOf(python_runner);
         {
           nb::gil_scoped_release release;
           auto repo = Check(repo::FeatureRepository::Open(repo_path));
           auto defs = Check(repo->LoadDefinitions());
-          transform::RunOptions options;
-          options.full_refresh = full_refresh;
           results = Check(transform::RunPipeline(*repo, defs, names, options));
         }
         nb::list out;
         for (const auto& r : results) out.append(RunDict(r));
         return out;
       },
-      "repo_path"_a, "names"_a, "full_refresh"_a = false);
+      "repo_path"_a, "names"_a, "full_refresh"_a = false, "python_runner"_a = nb::none());
   // One run of a Python transformation: fn({table path: stream capsule}) returns a
   // stream capsule of the result, or a str (the error it raised).
   m.def(

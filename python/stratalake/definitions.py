@@ -307,13 +307,38 @@ class OnDemandFeatureView(_Definition):
 class TransformationDefinition(_Definition):
     """A registered transformation (the ``transformations:`` of the definition files):
     SQL over the repository's tables that ``stratalake run`` / :meth:`FeatureStore.run`
-    materializes into ``output`` (docs/pipelines.md). Not to be confused with
-    :class:`stratalake.Transformation`, a Python function run through the SDK, which the
-    registry does not hold."""
+    materializes into ``output`` (docs/pipelines.md), or a Python function of the
+    repository's files (``python: FILE.py:FUNCTION``; :attr:`python`, :attr:`kind`,
+    :attr:`inputs`, :attr:`source`). Not to be confused with
+    :class:`stratalake.Transformation`, a Python function run through the SDK from
+    code, which the registry does not hold."""
 
     @property
     def sql(self) -> str:
+        """The query ("" for a Python transformation)."""
         return self["sql"]
+
+    @property
+    def python(self) -> str:
+        """``FILE.py:FUNCTION`` of a Python transformation ("" for SQL ones)."""
+        return self.get("python", "")
+
+    @property
+    def kind(self) -> str:
+        """What a Python transformation's function is handed: pandas, polars or
+        arrow ("" for SQL ones)."""
+        return self.get("kind", "")
+
+    @property
+    def inputs(self) -> List[str]:
+        """The tables a Python transformation reads, in the order its function
+        takes them (empty for SQL ones, which read the tables their SQL names)."""
+        return list(self.get("inputs", []))
+
+    @property
+    def source(self) -> str:
+        """A Python transformation's function source, as the registry versions it."""
+        return self.get("source", "")
 
     @property
     def output(self) -> str:
@@ -351,4 +376,5 @@ class TransformationDefinition(_Definition):
         return [Field(f) for f in self.get("schema", [])]
 
     def _fields_repr(self) -> str:
-        return f", output={self.output!r}, mode={self.mode!r}"
+        python = f", python={self.python!r}, kind={self.kind!r}" if self.python else ""
+        return f", output={self.output!r}, mode={self.mode!r}{python}"

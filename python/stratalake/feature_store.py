@@ -645,8 +645,9 @@ class FeatureStore:
 
     def list_transformations(
             self, registry_version: Optional[int] = None) -> List[TransformationDefinition]:
-        """Every registered transformation (the SQL of the definition files that
-        :meth:`run` materializes), as registered by :meth:`apply`."""
+        """Every registered transformation (the SQL, or Python functions named by
+        ``python: FILE.py:FUNCTION``, of the definition files that :meth:`run`
+        materializes), as registered by :meth:`apply`."""
         return self._objects("transformation", registry_version)
 
     def get_transformation(self, name: str,
@@ -899,8 +900,10 @@ class FeatureStore:
         their Delta tables in dependency order, one commit each; unchanged ones are no-ops.
         A name may also be a Python :class:`~stratalake.Transformation` (made with
         ``@stratalake.transformation``): those run after the named definitions, in the
-        order given. Returns one dict per transformation (name, output, noop, version,
-        rows, inputs, detail)."""
+        order given. Python transformations of the definition files (``python:
+        FILE.py:FUNCTION``) run in this process, in dependency order with the SQL ones.
+        Returns one dict per transformation (name, output, noop, version, rows, inputs,
+        detail)."""
         from .pipelines import Transformation, run_transformations
         if bool(names) == all:
             raise ValueError("run() takes transformation names or all=True (not both)")

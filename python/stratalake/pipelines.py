@@ -53,7 +53,23 @@ def run_sql(repo_path: str | os.PathLike, query: str) -> SqlResult:
 
 def run_transformations(repo_path: str | os.PathLike, names: Sequence[str],
                         full_refresh: bool = False) -> List[Dict[str, Any]]:
-    return _core.run_transformations(os.fspath(repo_path), list(names), full_refresh)
+    # Python transformations of the definition files run here, in this process.
+    raised: List[BaseException] = []
+
+    def call(spec: Dict[str, Any], capsules: List[Any]) -> Any:
+        try:
+            result = call_registered_function(spec, [table_from_capsule(c) for c in capsules])
+            return as_stream_capsule(result, f"the result of {spec['name']}")
+        except BaseException as e:  # handed back to the engine as its error text
+            raised.append(e)
+            return f"{type(e).__name__}: {e}"
+
+    try:
+        return _core.run_transformations(os.fspath(repo_path), list(names), full_refresh, call)
+    except Exception as e:
+        if raised:
+            raise e from raised[0]
+        raise
 
 
 def plan_transformations(repo_path: str | os.PathLike,
@@ -66,6 +82,68 @@ def lineage(repo_path: str | os.PathLike, table: str, upstream: bool = False) ->
 
 
 # ---- Python transformations ----------------------------------------------------
+
+def _frame(table: pa.Table, kind: str) -> Any:
+    if kind == "pandas":
+        return table.to_pandas()
+    if kind == "polars":
+        return to_polars(table)
+    return table
+
+
+def _result_table(result: Any, name: str) -> pa.Table:
+    if type(result).__module__.split(".")[0] == "pandas":
+        # pandas' own __arrow_c_stream__ would carry its index as a column.
+        return pa.Table.from_pandas(result, preserve_index=False)
+    if isinstance(result, pa.Table):
+        return result
+    return table_from_capsule(as_stream_capsule(result, f"the result of {name}"))
+
+
+def load_registered_function(root: str, file: str, function: str) -> Callable:
+    """The function ``function`` of ``file`` (relative to the repository folder
+    ``root``), for a transformation of the definition files (``python:
+    FILE.py:FUNCTION``). The file is executed afresh on every call (as a module
+    named after its path, with ``root`` first on ``sys.path``), so that a run
+    sees the source the registry fingerprinted. A decorated
+    :class:`Transformation` gives its function."""
+    import importlib.util
+    import sys
+    path = os.path.join(root, file)
+    if root not in sys.path:
+        sys.path.insert(0, root)
+    module_name = "_stratalake_transform_" + "".join(
+        c if c.isalnum() else "_" for c in os.path.splitext(file)[0])
+    spec = importlib.util.spec_from_file_location(module_name, path)
+    if spec is None or spec.loader is None:
+        raise ImportError(f"cannot import {file} (in {root})")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[module_name] = module  # as an import would (dataclasses, pickle need it)
+    try:
+        spec.loader.exec_module(module)
+    except BaseException:
+        sys.modules.pop(module_name, None)
+        raise
+    fn = getattr(module, function, None)
+    if fn is None:
+        raise AttributeError(f"{file} defines no function {function!r}")
+    if isinstance(fn, Transformation):
+        fn = fn.fn
+    if not callable(fn):
+        raise TypeError(f"{file}:{function} is a {type(fn).__name__}, not a function")
+    return fn
+
+
+def call_registered_function(spec: Dict[str, Any], tables: Sequence[pa.Table]) -> pa.Table:
+    """Runs the function of a transformation of the definition files on its
+    inputs (in declared order) and returns its result as a pyarrow Table. ``spec``
+    holds root, file, function, kind and name (the CLI's worker,
+    stratalake.transform_worker, and :meth:`FeatureStore.run` call this)."""
+    fn = load_registered_function(spec["root"], spec["file"], spec["function"])
+    kind = spec.get("kind") or "pandas"
+    result = fn(*[_frame(t, kind) for t in tables])
+    return _result_table(result, spec["name"])
+
 
 _KINDS = ("pandas", "polars", "pyarrow")
 _MODES = ("full_refresh", "append", "merge")

@@ -279,6 +279,9 @@ std::string Summary(const registry::Definitions& defs, ObjectKind kind, const st
       if (t->mode != registry::TransformMode::kFullRefresh) {
         s += ", on_change " + std::string(registry::OnChangeName(t->on_change));
       }
+      if (!t->python_file.empty()) {
+        s += ", python " + t->python_file + ":" + t->python_function + " (" + t->kind + ")";
+      }
       return s;
     }
   }

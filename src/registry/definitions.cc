@@ -612,6 +612,23 @@ std::string ToCanonicalJson(const OnDemandFeatureView& v) {
       OwnerOrder::kBeforeDescription);
 }
 
+namespace {
+
+// A Python transformation's function (absent for SQL ones, whose form is unchanged):
+// where it is, what it is handed, the tables it reads and its source text.
+void WritePythonFunction(Writer& w, const Transformation& t) {
+  Key(w, "python");
+  Str(w, t.python_file + ":" + t.python_function);
+  Key(w, "kind");
+  Str(w, t.kind);
+  Key(w, "inputs");
+  WriteStrings(w, t.inputs);
+  Key(w, "source");
+  Str(w, t.python_source);
+}
+
+}  // namespace
+
 std::string ToCanonicalJson(const Transformation& t) {
   return BuildObject(t, [&](Writer& w) {
     Key(w, "output");
@@ -634,6 +651,7 @@ std::string ToCanonicalJson(const Transformation& t) {
     WriteFields(w, t.schema, true);
     Key(w, "sql");
     Str(w, t.sql);
+    if (!t.python_file.empty()) WritePythonFunction(w, t);
   });
 }
 
@@ -691,6 +709,18 @@ arrow::Result<std::vector<Field>> GetFields(const rapidjson::Value& o, const cha
     out.push_back(std::move(f));
   }
   return out;
+}
+
+// WritePythonFunction's keys back (none for a SQL transformation).
+void ReadPythonFunction(const rapidjson::Value& d, Transformation* t) {
+  const std::string ref = GetStr(d, "python");
+  const auto colon = ref.rfind(':');
+  if (colon == std::string::npos) return;
+  t->python_file = ref.substr(0, colon);
+  t->python_function = ref.substr(colon + 1);
+  t->kind = GetStr(d, "kind");
+  t->inputs = GetStrings(d, "inputs");
+  t->python_source = GetStr(d, "source");
 }
 
 }  // namespace
@@ -853,6 +883,7 @@ arrow::Status AddFromCanonicalJson(ObjectKind kind, const std::string& json, Def
       t.partition_by = GetStrings(d, "partition_by");
       ARROW_ASSIGN_OR_RAISE(t.schema, GetFields(d, "schema"));
       t.sql = GetStr(d, "sql");
+      ReadPythonFunction(d, &t);
       t.description = GetStr(d, "description");
       t.owner = GetStr(d, "owner");
       t.tags = GetMap(d, "tags");

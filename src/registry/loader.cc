@@ -2,8 +2,10 @@
 #include "registry/loader.h"
 
 #include <algorithm>
+#include <cctype>
 #include <cstdlib>
 #include <exception>
+#include <filesystem>
 #include <map>
 #include <set>
 #include <tuple>
@@ -476,16 +478,28 @@ class Parser {
 
   void ParseTransformation(const YAML::Node& n, Definitions* defs) {
     if (!CheckMap(n, "transformation",
-                  {"name", "sql", "output", "mode", "keys", "order_by", "schema", "partition_by",
-                   "on_change", "input_keys", "description", "owner", "tags"})) {
+                  {"name", "sql", "python", "kind", "inputs", "output", "mode", "keys", "order_by",
+                   "schema", "partition_by", "on_change", "input_keys", "description", "owner",
+                   "tags"})) {
       return;
     }
     Transformation t;
     t.loc = Loc(n);
     t.name = Str(n, "name", "transformation", true);
     std::string what = "transformation '" + t.name + "'";
-    t.sql = Str(n, "sql", what, true);
-    t.sql_loc = n["sql"] ? Loc(n["sql"]) : t.loc;
+    if (n["python"]) {
+      ParsePythonFunction(n, what, &t);
+    } else {
+      t.sql = Str(n, "sql", what, true);
+      t.sql_loc = n["sql"] ? Loc(n["sql"]) : t.loc;
+      for (const char* key : {"kind", "inputs"}) {
+        if (n[key]) {
+          Problem(n[key], what + ": '" + key +
+                              "' applies to Python transformations (python: FILE.py:FUNCTION); "
+                              "a SQL transformation reads the tables its SQL names");
+        }
+      }
+    }
     t.output = Str(n, "output", what, true);
     // "silver.orders" and "silver/orders" name the same table.
     if (t.output.find('/') == std::string::npos && t.output.find(':') == std::string::npos) {
@@ -564,6 +578,74 @@ class Parser {
     t.owner = Str(n, "owner", what);
     t.tags = StrMap(n, "tags", what);
     defs->transformations.push_back(std::move(t));
+  }
+
+  // python: FILE.py:FUNCTION (a file inside the repository, relative to its root),
+  // with kind and inputs; the file is read later (ResolvePythonSources).
+  void ParsePythonFunction(const YAML::Node& n, const std::string& what, Transformation* t) {
+    t->sql_loc = Loc(n["python"]);
+    if (n["sql"]) {
+      Problem(n["sql"], what +
+                            ": has both 'sql' and 'python'; a transformation is computed by "
+                            "one of them");
+    }
+    const std::string ref = Str(n, "python", what, true);
+    const auto colon = ref.rfind(':');
+    const std::string file = colon == std::string::npos ? ref : ref.substr(0, colon);
+    const std::string fn = colon == std::string::npos ? "" : ref.substr(colon + 1);
+    bool identifier = !fn.empty() && !std::isdigit(static_cast<unsigned char>(fn[0]));
+    for (char c : fn) {
+      if (!std::isalnum(static_cast<unsigned char>(c)) && c != '_') identifier = false;
+    }
+    if (ref.empty()) return;  // Str reported it
+    if (file.size() < 4 || file.substr(file.size() - 3) != ".py" || !identifier) {
+      Problem(n["python"], what + ": python '" + ref +
+                               "' must be FILE.py:FUNCTION, a Python file of the repository "
+                               "(relative to its root) and a function it defines, e.g. "
+                               "transformations/orders.py:silver_orders");
+      return;
+    }
+    const std::filesystem::path path(file);
+    bool escapes = path.is_absolute();
+    for (const auto& part : path) escapes = escapes || part == "..";
+    if (escapes) {
+      Problem(n["python"], what + ": python file '" + file +
+                               "' must be inside the repository, relative to its root "
+                               "(e.g. transformations/orders.py)");
+      return;
+    }
+    t->python_file = path.lexically_normal().generic_string();
+    t->python_function = fn;
+    t->kind = Str(n, "kind", what);
+    if (t->kind.empty()) t->kind = "pandas";
+    if (t->kind == "pyarrow") t->kind = "arrow";
+    if (t->kind != "pandas" && t->kind != "polars" && t->kind != "arrow") {
+      Problem(n["kind"], what + ": unknown kind '" + t->kind +
+                             "' (use pandas, polars or arrow: what the function is handed)");
+    }
+    t->inputs = StrList(n, "inputs", what);
+    if (t->inputs.empty()) {
+      Problem(n, what +
+                     ": a Python transformation names the tables it reads: inputs: "
+                     "[bronze.orders] (handed to the function in that order)");
+    }
+    static const std::set<std::string> kLayers = {"bronze", "silver", "gold", "datasets",
+                                                  "quarantine"};
+    for (auto& in : t->inputs) {
+      std::string p = in;
+      if (p.find('/') == std::string::npos) {
+        const auto dot = p.find('.');
+        if (dot != std::string::npos) p[dot] = '/';
+      }
+      const auto slash = p.find('/');
+      if (slash == std::string::npos || slash + 1 == p.size() ||
+          p.find('/', slash + 1) != std::string::npos || !kLayers.count(p.substr(0, slash))) {
+        Problem(n["inputs"], what + ": input '" + in +
+                                 "' must be LAYER.TABLE with LAYER one of bronze, silver, gold, "
+                                 "datasets, quarantine (e.g. bronze.orders)");
+      }
+      in = p;
+    }
   }
 
   // input_keys: {LAYER.TABLE: [columns]} for on_change keys / partitions; each list

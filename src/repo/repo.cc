@@ -381,6 +381,7 @@ arrow::Result<registry::Definitions> FeatureRepository::LoadDefinitions() const 
     }
     registry::ParseDefinitionsYaml(*text, rel, &defs, &problems);
   }
+  registry::ResolvePythonSources(config_.root, &defs, &problems);  // python: FILE.py:FUNCTION
   if (!problems.empty()) {
     std::string msg = std::to_string(problems.size()) +
                       (problems.size() == 1 ? " problem" : " problems") +

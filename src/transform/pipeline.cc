@@ -51,6 +51,7 @@ std::string Fingerprint(const Transformation& t, int version = kQueryVersion) {
       for (const auto& c : columns) text += c + '\x1d';
     }
   }
+  if (!t.python_file.empty()) text += "\x1fpython\x1f" + t.kind + '\x1f' + t.python_source;
   uint64_t h = 1469598103934665603ull;  // FNV-1a 64
   for (unsigned char c : text) {
     h ^= c;
@@ -1354,48 +1355,25 @@ Compute SqlCompute(const Transformation& t) {
   };
 }
 
-}  // namespace
-
-arrow::Result<RunResult> RunTransformation(const repo::FeatureRepository& repo,
-                                           const Definitions& defs, const std::string& name,
-                                           const RunOptions& options) {
-  const Transformation* t = defs.FindTransformation(name);
-  if (!t) {
-    ARROW_RETURN_NOT_OK(Order(defs, {name}).status());  // the unknown-name error
-    return arrow::Status::KeyError("no transformation named '", name, "'");
-  }
-  return RunWith(repo, defs, *t, SqlCompute(*t), options);
-}
-
-arrow::Result<RunResult> RunFunctionTransformation(const repo::FeatureRepository& repo,
-                                                   const Transformation& tr,
-                                                   const TableFunction& fn,
-                                                   const RunOptions& options) {
-  Transformation t = tr;
-  t.output = TablePath(t.output);
-  for (auto& in : t.inputs) in = TablePath(in);
-  if (!t.sql.empty()) {
-    return arrow::Status::Invalid("transformation '", t.name,
-                                  "': a function transformation has no SQL");
-  }
-  if (t.inputs.empty()) {
-    return arrow::Status::Invalid("transformation '", t.name,
-                                  "': name the tables it reads (inputs), e.g. bronze.orders");
-  }
-  if (t.mode == TransformMode::kMerge && t.keys.empty()) {
-    return arrow::Status::Invalid("transformation '", t.name,
-                                  "': mode 'merge' needs keys (the columns that identify a row)");
-  }
-  const std::string what = "transformation '" + t.name + "'";
-  Compute compute = [&](SqlEngine& engine,
-                        std::map<std::string, std::shared_ptr<arrow::RecordBatchReader>>& readers)
-      -> arrow::Result<std::shared_ptr<arrow::Table>> {
+// The result of `fn` on the inputs (a Python function); a merge keeps the
+// latest row per key. Errors of a function of the definition files name the
+// definition's file:line.
+Compute FunctionCompute(const Transformation& t, const TableFunction& fn) {
+  return [&t, fn](SqlEngine& engine,
+                  std::map<std::string, std::shared_ptr<arrow::RecordBatchReader>>& readers)
+             -> arrow::Result<std::shared_ptr<arrow::Table>> {
+    const std::string what = "transformation '" + t.name + "'";
     std::map<std::string, std::shared_ptr<arrow::Table>> tables;
     for (auto& [path, reader] : readers) {
       ARROW_ASSIGN_OR_RAISE(tables[path], reader->ToTable());
     }
     auto result = fn(tables);
     if (!result.ok()) {
+      if (!t.python_file.empty()) {
+        return DefinitionError(t.sql_loc, what + ": the function " + t.python_file + ":" +
+                                              t.python_function +
+                                              " failed: " + result.status().message());
+      }
       return result.status().WithMessage(what,
                                          ": the function failed: ", result.status().message());
     }
@@ -1418,6 +1396,64 @@ arrow::Result<RunResult> RunFunctionTransformation(const repo::FeatureRepository
     }
     return rows;
   };
+}
+
+// A Python transformation of the definition files: its function run by
+// options.python (or a subprocess), handed its inputs in declared order.
+arrow::Result<RunResult> RunPythonTransformation(const repo::FeatureRepository& repo,
+                                                 const Definitions& defs, const Transformation& t,
+                                                 const RunOptions& options) {
+  const PythonRunner runner = options.python ? options.python : PythonRunner(RunPythonWorker);
+  TableFunction fn = [&](const std::map<std::string, std::shared_ptr<arrow::Table>>& tables)
+      -> arrow::Result<std::shared_ptr<arrow::Table>> {
+    std::vector<std::shared_ptr<arrow::Table>> ordered;
+    for (const auto& in : t.inputs) {
+      auto it = tables.find(TablePath(in));
+      if (it == tables.end()) {
+        // Its own output before the first run: an empty table is not known; say so.
+        return arrow::Status::Invalid("input ", in, " was not read (it does not exist yet)");
+      }
+      ordered.push_back(it->second);
+    }
+    return runner(repo, t, ordered);
+  };
+  return RunWith(repo, defs, t, FunctionCompute(t, fn), options);
+}
+
+}  // namespace
+
+arrow::Result<RunResult> RunTransformation(const repo::FeatureRepository& repo,
+                                           const Definitions& defs, const std::string& name,
+                                           const RunOptions& options) {
+  const Transformation* t = defs.FindTransformation(name);
+  if (!t) {
+    ARROW_RETURN_NOT_OK(Order(defs, {name}).status());  // the unknown-name error
+    return arrow::Status::KeyError("no transformation named '", name, "'");
+  }
+  if (!t->python_file.empty()) return RunPythonTransformation(repo, defs, *t, options);
+  return RunWith(repo, defs, *t, SqlCompute(*t), options);
+}
+
+arrow::Result<RunResult> RunFunctionTransformation(const repo::FeatureRepository& repo,
+                                                   const Transformation& tr,
+                                                   const TableFunction& fn,
+                                                   const RunOptions& options) {
+  Transformation t = tr;
+  t.output = TablePath(t.output);
+  for (auto& in : t.inputs) in = TablePath(in);
+  if (!t.sql.empty()) {
+    return arrow::Status::Invalid("transformation '", t.name,
+                                  "': a function transformation has no SQL");
+  }
+  if (t.inputs.empty()) {
+    return arrow::Status::Invalid("transformation '", t.name,
+                                  "': name the tables it reads (inputs), e.g. bronze.orders");
+  }
+  if (t.mode == TransformMode::kMerge && t.keys.empty()) {
+    return arrow::Status::Invalid("transformation '", t.name,
+                                  "': mode 'merge' needs keys (the columns that identify a row)");
+  }
+  const Compute compute = FunctionCompute(t, fn);
   ARROW_ASSIGN_OR_RAISE(auto defs, repo.LoadDefinitions());
   return RunWith(repo, defs, t, compute, options);
 }
