@@ -17,6 +17,7 @@
 
 #include <arrow/api.h>
 #include <arrow/compute/api.h>
+#include <arrow/util/hashing.h>
 
 #include "common/errors.h"
 #include "online/codec.h"
@@ -490,16 +491,79 @@ struct SourceRows {
   std::vector<int64_t> tags;  // per table: index of the new file, or -1 (an old file)
 };
 
-// What a tile holds of one row: the bytes of its event (time, id, values and
-// their valid flags). Two rows with equal signatures make equal events.
-std::string EventSignature(const RowsByTile& g, size_t A, int64_t r) {
-  std::string s;
-  s.reserve(16 + 9 * A);
-  PutRaw(&s, g.times[r]);
-  PutRaw(&s, g.events.id[r]);
-  s.append(reinterpret_cast<const char*>(g.events.value.data() + r * A), A * sizeof(double));
-  for (size_t a = 0; a < A; ++a) s.push_back(g.events.valid[r * A + a] ? 1 : 0);
-  return s;
+// A row's 128-bit digest: of its key, time, event id and event values (two
+// rows with equal digests make equal events of one tile).
+struct RowDigest {
+  uint64_t a = 0, b = 0;
+  int64_t row = 0;
+  bool operator<(const RowDigest& o) const { return a != o.a ? a < o.a : b < o.b; }
+};
+
+// The digests of the rows of `data` that have a key and a time (those the
+// tiles hold), as GroupRows reads them.
+arrow::Result<std::vector<RowDigest>> DigestRows(const registry::Definitions& defs,
+                                                 const registry::FeatureView& view,
+                                                 const window::WindowSpec& spec,
+                                                 const std::string& time_column,
+                                                 const arrow::Table& data, bool id_columns) {
+  std::vector<RowDigest> out;
+  const int64_t n = data.num_rows();
+  if (n == 0) return out;
+  const size_t A = spec.num_channels;
+  std::vector<std::shared_ptr<arrow::Array>> key_cols;
+  for (const auto& en : view.entities) {
+    const auto* e = defs.FindEntity(en);
+    if (!e) return UserError(ErrorKind::kObjectNotFound, "unknown entity '" + en + "'");
+    for (const auto& k : e->join_keys) {
+      auto c = data.GetColumnByName(k.name);
+      if (!c) {
+        return UserError(
+            ErrorKind::kSchemaMismatch,
+            "feature view '" + view.name + "': the rows have no join key column '" + k.name + "'");
+      }
+      key_cols.push_back(c->chunk(0));
+    }
+  }
+  auto tcol = data.GetColumnByName(time_column);
+  if (!tcol) {
+    return UserError(
+        ErrorKind::kSchemaMismatch,
+        "feature view '" + view.name + "': the rows have no time column '" + time_column + "'");
+  }
+  std::vector<int64_t> times(static_cast<size_t>(n));
+  retrieval::asof::TimesToMicros(*tcol->chunk(0)->data(), times.data());
+  ARROW_ASSIGN_OR_RAISE(auto events, window::ComputeEvents(spec, data, id_columns));
+  out.reserve(static_cast<size_t>(n));
+  std::string sig;
+  for (int64_t r = 0; r < n; ++r) {
+    if (times[r] == retrieval::asof::kNullTime) continue;
+    sig.clear();
+    bool ok = true;
+    for (const auto& c : key_cols) {
+      ARROW_ASSIGN_OR_RAISE(bool valid, AppendKeyFromArray(*c, r, &sig));
+      ok = ok && valid;
+    }
+    if (!ok) continue;
+    PutRaw(&sig, times[r]);
+    PutRaw(&sig, events.id[r]);
+    sig.append(reinterpret_cast<const char*>(events.value.data() + r * A), A * sizeof(double));
+    for (size_t a = 0; a < A; ++a) sig.push_back(events.valid[r * A + a] ? 1 : 0);
+    const auto len = static_cast<int64_t>(sig.size());
+    out.push_back({arrow::internal::ComputeStringHash<0>(sig.data(), len),
+                   arrow::internal::ComputeStringHash<1>(sig.data(), len), r});
+  }
+  return out;
+}
+
+// Rows `rows` (ascending) of `t`, as one chunk.
+arrow::Result<std::shared_ptr<arrow::Table>> TakeRows(const std::shared_ptr<arrow::Table>& t,
+                                                      const std::vector<int64_t>& rows) {
+  arrow::Int64Builder b;
+  ARROW_RETURN_NOT_OK(b.AppendValues(rows));
+  std::shared_ptr<arrow::Array> idx;
+  ARROW_RETURN_NOT_OK(b.Finish(&idx));
+  ARROW_ASSIGN_OR_RAISE(auto taken, arrow::compute::Take(t, idx));
+  return taken.table()->CombineChunks();
 }
 
 // The rows of a snapshot by its files' statistics (numRecords less the rows
@@ -770,50 +834,65 @@ arrow::Result<WindowMaterialization> MaterializeWindowView(
         ARROW_ASSIGN_OR_RAISE(rows, rows->CombineChunks());
         out.rows_read = rows->num_rows();
       }
-      std::optional<RowsByTile> g;
-      if (rows && rows->num_rows() > 0) {
-        ARROW_ASSIGN_OR_RAISE(g, GroupRows(defs, view, spec, ts, *rows, has_ids(*rows->schema())));
-      }
       // The removed rows that are really gone: each is cancelled by an added
-      // row making the same event in the same tile (a row rewritten unchanged:
-      // the untouched rows of a rewritten file, an OPTIMIZE). The tiles of the
-      // others are recomputed from the source; the added rows are folded into
-      // the other tiles.
+      // row making the same event of the same key (a row rewritten unchanged:
+      // the untouched rows of a rewritten file, the rows a new deletion vector
+      // keeps), by 128-bit digests of the rows' events, sorted. The tiles of
+      // the rows left are recomputed from the source; the added rows left are
+      // folded into the other tiles.
       std::set<std::string> repair;  // tile keys
-      std::vector<char> cancelled(rows ? static_cast<size_t>(rows->num_rows()) : 0, 0);
       std::optional<RowsByTile> gr;
       if (removed_rows) {
         out.rows_read += removed_rows->num_rows();
+        ARROW_ASSIGN_OR_RAISE(auto dr, DigestRows(defs, view, spec, ts, *removed_rows,
+                                                  has_ids(*removed_rows->schema())));
+        std::vector<RowDigest> dn;
+        if (rows && rows->num_rows() > 0) {
+          ARROW_ASSIGN_OR_RAISE(dn,
+                                DigestRows(defs, view, spec, ts, *rows, has_ids(*rows->schema())));
+          // An old file's rows after the old end are not in the removed rows.
+          std::erase_if(dn, [&](const RowDigest& d) { return tag_of_row[d.row] < 0; });
+        }
+        std::sort(dr.begin(), dr.end());
+        std::sort(dn.begin(), dn.end());
+        std::vector<int64_t> gone, cancelled;
+        size_t i = 0, j = 0;
+        while (i < dr.size()) {
+          if (j == dn.size() || dr[i] < dn[j]) {
+            gone.push_back(dr[i++].row);
+          } else if (dn[j] < dr[i]) {
+            ++j;
+          } else {
+            cancelled.push_back(dn[j].row);
+            ++i;
+            ++j;
+          }
+        }
+        std::sort(gone.begin(), gone.end());
+        ARROW_ASSIGN_OR_RAISE(removed_rows, TakeRows(removed_rows, gone));
+        out.rows_removed = removed_rows->num_rows();
+        if (!cancelled.empty()) {
+          std::sort(cancelled.begin(), cancelled.end());
+          std::vector<int64_t> kept;
+          std::vector<int64_t> kept_tags;
+          size_t c = 0;
+          for (int64_t r = 0; r < rows->num_rows(); ++r) {
+            if (c < cancelled.size() && cancelled[c] == r) {
+              ++c;
+              continue;
+            }
+            kept.push_back(r);
+            kept_tags.push_back(tag_of_row[r]);
+          }
+          ARROW_ASSIGN_OR_RAISE(rows, TakeRows(rows, kept));
+          tag_of_row = std::move(kept_tags);
+        }
         gr.emplace();
         if (removed_rows->num_rows() > 0) {
           ARROW_ASSIGN_OR_RAISE(
               gr, GroupRows(defs, view, spec, ts, *removed_rows, has_ids(*removed_rows->schema())));
         }
-        std::unordered_map<std::string, size_t> added_tile;
-        if (g) {
-          for (size_t i = 0; i < g->keys.size(); ++i) added_tile.emplace(g->keys[i], i);
-        }
-        std::unordered_map<std::string, int64_t> gone;
-        for (size_t i = 0; i < gr->keys.size(); ++i) {
-          gone.clear();
-          for (int64_t r : gr->rows[i]) ++gone[EventSignature(*gr, A, r)];
-          auto it = added_tile.find(gr->keys[i]);
-          if (it != added_tile.end()) {
-            for (int64_t r : g->rows[it->second]) {
-              if (tag_of_row[r] < 0) continue;  // an old file's row after the old end
-              auto s = gone.find(EventSignature(*g, A, r));
-              if (s == gone.end() || s->second == 0) continue;
-              --s->second;
-              cancelled[r] = 1;
-            }
-          }
-          int64_t left = 0;
-          for (const auto& [sig, n] : gone) left += n;
-          if (left > 0) {
-            repair.insert(gr->keys[i]);
-            out.rows_removed += left;
-          }
-        }
+        repair.insert(gr->keys.begin(), gr->keys.end());
         std::set<std::string_view> keys;
         for (const auto& k : repair)
           keys.insert(std::string_view(k).substr(0, k.size() - kTileSuffix));
@@ -844,6 +923,10 @@ arrow::Result<WindowMaterialization> MaterializeWindowView(
                      std::to_string(out.keys_repaired) + " key(s) in " +
                      std::to_string(repair.size()) + " tile(s) recomputed from the source";
         }
+      }
+      std::optional<RowsByTile> g;
+      if (!full && rows && rows->num_rows() > 0) {
+        ARROW_ASSIGN_OR_RAISE(g, GroupRows(defs, view, spec, ts, *rows, has_ids(*rows->schema())));
       }
       TileCounts counts;
       if (!full && !repair.empty()) {
@@ -957,9 +1040,6 @@ arrow::Result<WindowMaterialization> MaterializeWindowView(
         std::vector<size_t> fof;
         for (size_t i = 0; i < g->keys.size(); ++i) {
           if (repair.count(g->keys[i])) continue;
-          bool any = false;
-          for (int64_t r : g->rows[i]) any = any || !cancelled[r];
-          if (!any) continue;
           fkeys.push_back(g->keys[i]);
           fbuckets.push_back(g->buckets[i]);
           fof.push_back(i);
@@ -976,7 +1056,6 @@ arrow::Result<WindowMaterialization> MaterializeWindowView(
                 ARROW_ASSIGN_OR_RAISE(had, files_of(meta->version));
               }
               for (int64_t r : g->rows[fof[j]]) {
-                if (cancelled[r]) continue;
                 if (earlier_run && g->times[r] >= meta->start_us && g->times[r] <= meta->end_us) {
                   int64_t tag = tag_of_row[r];
                   if (tag < 0 || had->count(FileId(new_files[tag]))) continue;
