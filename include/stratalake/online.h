@@ -324,6 +324,12 @@ struct MaterializeOptions {
   /// source) are repaired after the run's writes in passes over a share of the
   /// keys each; the view keeps serving meanwhile.
   size_t max_repair_keys = size_t{1} << 22;
+  /// Window views: rows removed from the source since the last run are
+  /// repaired key by key (docs/windows.md) while they touch at most this many
+  /// keys and are at most `max_window_repair_share` of the table's rows;
+  /// beyond either the view's range is rebuilt.
+  int64_t max_window_repair_keys = 100000;
+  double max_window_repair_share = 0.5;
   /// "Now" for window views' tile GC (docs/windows.md): tiles no read at now
   /// or later needs are removed. null = Clock::System().
   std::shared_ptr<Clock> clock;
@@ -354,6 +360,18 @@ struct ViewMaterialization {
   /// Window views: tiles written, tiles removed by GC, and why a run asked to
   /// be incremental was not (files removed from the source since the last run, ...).
   int64_t tiles_written = 0, tiles_collected = 0;
+  /// Window views: tiles removed because their rows are gone from the source,
+  /// and tile writes redone because another writer (the stream, push) changed
+  /// the tile in between.
+  int64_t tiles_deleted = 0, tile_retries = 0;
+  /// Window views, rows removed from the source since the last run (DELETE,
+  /// UPDATE, MERGE, a deletion vector): repaired key by key (keys_repaired
+  /// counts the keys, tiles_repaired the tiles recomputed from the source,
+  /// rows_removed the removed rows not rewritten unchanged), or, beyond the
+  /// limits, `rebuilt`; `note` says which and why. files_rewritten: files
+  /// rewritten with the same rows (OPTIMIZE), which change no tile.
+  bool keyed_repair = false;
+  int64_t tiles_repaired = 0, rows_removed = 0, files_rewritten = 0;
   std::string note;
   double seconds = 0;
 };

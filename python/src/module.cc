@@ -679,6 +679,15 @@ class PyStore {
       d["keys_repaired"] = v.keys_repaired;
       d["repair_passes"] = v.repair_passes;
       d["rebuilt"] = v.rebuilt;
+      d["tiles_written"] = v.tiles_written;
+      d["tiles_deleted"] = v.tiles_deleted;
+      d["tiles_collected"] = v.tiles_collected;
+      d["tile_retries"] = v.tile_retries;
+      d["keyed_repair"] = v.keyed_repair;
+      d["tiles_repaired"] = v.tiles_repaired;
+      d["rows_removed"] = v.rows_removed;
+      d["files_rewritten"] = v.files_rewritten;
+      d["note"] = v.note;
       d["seconds"] = v.seconds;
       out.append(d);
     }

@@ -53,7 +53,17 @@ class ViewMaterialization(TypedDict):
     rows_written: int
     keys_repaired: int
     repair_passes: int
-    rebuilt: bool
+    rebuilt: bool           # read in full (rows removed beyond what keyed repair takes, ...)
+    # Window views (docs/windows.md); 0 / False / "" for other views:
+    tiles_written: int      # tiles written (folded, repaired or rebuilt)
+    tiles_deleted: int      # tiles removed because their rows are gone from the source
+    tiles_collected: int    # expired tiles removed by tile GC
+    tile_retries: int       # tile writes redone because the stream or push changed the tile
+    keyed_repair: bool      # rows removed since the last run repaired tile by tile
+    tiles_repaired: int     # tiles recomputed from the source (keys_repaired: their keys)
+    rows_removed: int       # removed rows not rewritten unchanged
+    files_rewritten: int    # files rewritten with the same rows (OPTIMIZE): no tile changed
+    note: str               # why a run was rebuilt, or what the repair did
     seconds: float
 
 

@@ -122,6 +122,18 @@ arrow::Status CmdMaterialize(const Args& a, bool incremental) {
       w.Int64(v.tiles_written);
       w.Key("tiles_collected");
       w.Int64(v.tiles_collected);
+      w.Key("tiles_deleted");
+      w.Int64(v.tiles_deleted);
+      w.Key("tile_retries");
+      w.Int64(v.tile_retries);
+      w.Key("keyed_repair");
+      w.Bool(v.keyed_repair);
+      w.Key("tiles_repaired");
+      w.Int64(v.tiles_repaired);
+      w.Key("rows_removed");
+      w.Int64(v.rows_removed);
+      w.Key("files_rewritten");
+      w.Int64(v.files_rewritten);
       w.Key("note");
       JStr(w, v.note);
       w.Key("seconds");
@@ -162,11 +174,13 @@ arrow::Status CmdMaterialize(const Args& a, bool incremental) {
     char secs[32];
     std::snprintf(secs, sizeof secs, "%.2f", v.seconds);
     std::cout << ", " << secs << " s" << rate << "\n";
-    if (v.tiles_written > 0 || v.tiles_collected > 0) {
-      std::cout << "    window tiles: " << v.tiles_written << " written, " << v.tiles_collected
-                << " expired removed\n";
+    if (v.tiles_written > 0 || v.tiles_collected > 0 || v.tiles_deleted > 0) {
+      std::cout << "    window tiles: " << v.tiles_written << " written, " << v.tiles_deleted
+                << " emptied, " << v.tiles_collected << " expired removed";
+      if (v.keyed_repair) std::cout << "; " << v.tiles_repaired << " repaired";
+      std::cout << "\n";
     }
-    if (v.keys_repaired > 0) {
+    if (v.keys_repaired > 0 && !v.keyed_repair) {
       std::cout << "    " << v.keys_repaired << (v.keys_repaired == 1 ? " key" : " keys")
                 << " whose latest rows were deleted since the last run: set to "
                 << (v.keys_repaired == 1 ? "its value" : "their values")

@@ -956,8 +956,11 @@ arrow::Result<MaterializeReport> Materialize(const repo::FeatureRepository& repo
         }
       }
       if (options.incremental) since = last;
+      WindowRepairLimits limits;
+      limits.max_keys = options.max_window_repair_keys;
+      limits.max_removed_share = options.max_window_repair_share;
       auto r = MaterializeWindowView(repo, store, defs, *v, *src, options.start_us, options.end_us,
-                                     since, clock->NowMillis() * 1000);
+                                     since, clock->NowMillis() * 1000, limits);
       if (!r.ok()) {
         return r.status().WithMessage("materializing '", v->name, "': ", r.status().message());
       }
@@ -970,6 +973,13 @@ arrow::Result<MaterializeReport> Materialize(const repo::FeatureRepository& repo
       wm.files_total = r->files_total;
       wm.tiles_written = r->tiles_written;
       wm.tiles_collected = r->tiles_collected;
+      wm.tiles_deleted = r->tiles_deleted;
+      wm.tile_retries = r->tile_retries;
+      wm.keyed_repair = r->keyed_repair;
+      wm.keys_repaired = r->keys_repaired;
+      wm.tiles_repaired = r->tiles_repaired;
+      wm.rows_removed = r->rows_removed;
+      wm.files_rewritten = r->files_rewritten;
       wm.note = r->note;
       // A backfill of a range (a start given) leaves the tiles outside it as
       // they were: the last watermark still says what they hold (the tiles of

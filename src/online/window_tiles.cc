@@ -4,6 +4,8 @@
 #include <algorithm>
 #include <atomic>
 #include <chrono>
+#include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <functional>
 #include <limits>
@@ -14,11 +16,15 @@
 #include <unordered_map>
 
 #include <arrow/api.h>
+#include <arrow/compute/api.h>
+#include <arrow/util/hashing.h>
 
 #include "common/errors.h"
 #include "online/codec.h"
 #include "retrieval/asof_keys.h"
+#include "storage/actions.h"
 #include "storage/scan.h"
+#include "storage/snapshot.h"
 #include "stratalake/delta.h"
 #include "stratalake/expression.h"
 #include "stratalake/repo.h"
@@ -485,12 +491,135 @@ struct SourceRows {
   std::vector<int64_t> tags;  // per table: index of the new file, or -1 (an old file)
 };
 
+// A row's 128-bit digest: of its key, time, event id and event values (two
+// rows with equal digests make equal events of one tile).
+struct RowDigest {
+  uint64_t a = 0, b = 0;
+  int64_t row = 0;
+  bool operator<(const RowDigest& o) const { return a != o.a ? a < o.a : b < o.b; }
+};
+
+// The digests of the rows of `data` that have a key and a time (those the
+// tiles hold), as GroupRows reads them.
+arrow::Result<std::vector<RowDigest>> DigestRows(const registry::Definitions& defs,
+                                                 const registry::FeatureView& view,
+                                                 const window::WindowSpec& spec,
+                                                 const std::string& time_column,
+                                                 const arrow::Table& data, bool id_columns) {
+  std::vector<RowDigest> out;
+  const int64_t n = data.num_rows();
+  if (n == 0) return out;
+  const size_t A = spec.num_channels;
+  std::vector<std::shared_ptr<arrow::Array>> key_cols;
+  for (const auto& en : view.entities) {
+    const auto* e = defs.FindEntity(en);
+    if (!e) return UserError(ErrorKind::kObjectNotFound, "unknown entity '" + en + "'");
+    for (const auto& k : e->join_keys) {
+      auto c = data.GetColumnByName(k.name);
+      if (!c) {
+        return UserError(
+            ErrorKind::kSchemaMismatch,
+            "feature view '" + view.name + "': the rows have no join key column '" + k.name + "'");
+      }
+      key_cols.push_back(c->chunk(0));
+    }
+  }
+  auto tcol = data.GetColumnByName(time_column);
+  if (!tcol) {
+    return UserError(
+        ErrorKind::kSchemaMismatch,
+        "feature view '" + view.name + "': the rows have no time column '" + time_column + "'");
+  }
+  std::vector<int64_t> times(static_cast<size_t>(n));
+  retrieval::asof::TimesToMicros(*tcol->chunk(0)->data(), times.data());
+  ARROW_ASSIGN_OR_RAISE(auto events, window::ComputeEvents(spec, data, id_columns));
+  out.reserve(static_cast<size_t>(n));
+  std::string sig;
+  for (int64_t r = 0; r < n; ++r) {
+    if (times[r] == retrieval::asof::kNullTime) continue;
+    sig.clear();
+    bool ok = true;
+    for (const auto& c : key_cols) {
+      ARROW_ASSIGN_OR_RAISE(bool valid, AppendKeyFromArray(*c, r, &sig));
+      ok = ok && valid;
+    }
+    if (!ok) continue;
+    PutRaw(&sig, times[r]);
+    PutRaw(&sig, events.id[r]);
+    sig.append(reinterpret_cast<const char*>(events.value.data() + r * A), A * sizeof(double));
+    for (size_t a = 0; a < A; ++a) sig.push_back(events.valid[r * A + a] ? 1 : 0);
+    const auto len = static_cast<int64_t>(sig.size());
+    out.push_back({arrow::internal::ComputeStringHash<0>(sig.data(), len),
+                   arrow::internal::ComputeStringHash<1>(sig.data(), len), r});
+  }
+  return out;
+}
+
+// Rows `rows` (ascending) of `t`, as one chunk.
+arrow::Result<std::shared_ptr<arrow::Table>> TakeRows(const std::shared_ptr<arrow::Table>& t,
+                                                      const std::vector<int64_t>& rows) {
+  arrow::Int64Builder b;
+  ARROW_RETURN_NOT_OK(b.AppendValues(rows));
+  std::shared_ptr<arrow::Array> idx;
+  ARROW_RETURN_NOT_OK(b.Finish(&idx));
+  ARROW_ASSIGN_OR_RAISE(auto taken, arrow::compute::Take(t, idx));
+  return taken.table()->CombineChunks();
+}
+
+// The rows of a snapshot by its files' statistics (numRecords less the rows
+// their deletion vectors delete); -1 when a file has none.
+int64_t TableRows(const delta::Snapshot& s) {
+  int64_t rows = 0;
+  for (const auto& f : s.files()) {
+    const auto at = f.stats.find("\"numRecords\":");
+    if (at == std::string::npos) return -1;
+    rows += std::strtoll(f.stats.c_str() + at + 13, nullptr, 10);
+    if (f.deletion_vector) rows -= f.deletion_vector->cardinality;
+  }
+  return rows;
+}
+
+// The registry state naming the source version the last run that wrote a
+// view's tiles read (written before its first tile write).
+std::string TileRunKey(const std::string& view) { return "materialize-tiles/" + view; }
+
+// What the commits after `from` up to `to` did, from their log entries:
+// whether every file they removed was removed with dataChange=false
+// (rewritten with the same rows: OPTIMIZE) and every file they added with
+// dataChange=true is still live in `now_ids`. nullopt when a commit cannot
+// be read.
+arrow::Result<std::optional<bool>> OnlyRewrites(const delta::DeltaTable& table,
+                                                const delta::Snapshot& snap, int64_t from,
+                                                int64_t to, const std::set<std::string>& now_ids) {
+  for (int64_t v = from + 1; v <= to; ++v) {
+    char name[64];
+    std::snprintf(name, sizeof name, "_delta_log/%020lld.json", static_cast<long long>(v));
+    const std::string path = delta::DataFilePath(snap.table_root(), name);
+    auto in = table.filesystem()->OpenInputFile(path);
+    if (!in.ok()) return std::nullopt;
+    auto size = (*in)->GetSize();
+    if (!size.ok()) return std::nullopt;
+    auto buf = (*in)->ReadAt(0, *size);
+    if (!buf.ok()) return std::nullopt;
+    auto actions = delta::ParseLogJson((*buf)->ToString(), path);
+    if (!actions.ok()) return std::nullopt;
+    for (const auto& r : actions->removes) {
+      if (r.data_change) return false;
+    }
+    for (const auto& a : actions->adds) {
+      if (a.data_change && !now_ids.count(FileId(a))) return false;
+    }
+  }
+  return true;
+}
+
 }  // namespace
 
 arrow::Result<WindowMaterialization> MaterializeWindowView(
     const repo::FeatureRepository& repo, OnlineStore& store, const registry::Definitions& defs,
     const registry::FeatureView& view, const registry::Source& src, std::optional<int64_t> start_us,
-    int64_t end_us, std::optional<std::pair<int64_t, int64_t>> since, int64_t gc_now_us) {
+    int64_t end_us, std::optional<std::pair<int64_t, int64_t>> since, int64_t gc_now_us,
+    const WindowRepairLimits& limits) {
   WindowMaterialization out;
   const std::string ts =
       src.timestamp_field.empty() ? repo.config().default_timestamp_field : src.timestamp_field;
@@ -533,11 +662,32 @@ arrow::Result<WindowMaterialization> MaterializeWindowView(
     return kafka && s.GetFieldIndex("_kafka_partition") >= 0 &&
            s.GetFieldIndex("_kafka_offset") >= 0;
   };
+  auto bind_to = [&](const delta::Snapshot& s,
+                     const std::string& f) -> arrow::Result<arrow::compute::Expression> {
+    ARROW_ASSIGN_OR_RAISE(auto e, ParseExpression(f, *s.schema()));
+    return e.Bind(*s.schema());
+  };
+  auto all_fields_of = [](const delta::Snapshot& s) {
+    std::vector<int> f(static_cast<size_t>(s.schema()->num_fields()));
+    std::iota(f.begin(), f.end(), 0);
+    return f;
+  };
+  // Before the first tile write: the version this run reads, so that a run
+  // after a crash midway knows tiles may hold rows of a later version than
+  // the watermark's.
+  ARROW_ASSIGN_OR_RAISE(auto reg, repo.registry());
+  bool marked = false;
+  auto mark = [&]() -> arrow::Status {
+    if (marked) return arrow::Status::OK();
+    marked = true;
+    return reg->PutState(TileRunKey(view.name), std::to_string(snap->version()));
+  };
 
-  // Incremental: only what was committed since the watermark, when the source
-  // only grew (appends) since then.
+  // Incremental: what was committed since the watermark.
   std::set<std::string> old_ids;
   std::vector<delta::AddFile> new_files;
+  std::vector<delta::AddFile> removed_files;  // live at the watermark, not now (as they were)
+  std::shared_ptr<const delta::Snapshot> old_snap;
   bool incremental = false;
   if (since && src.type == registry::SourceType::kPush) {
     out.note = "push source: pushed rows reach the tiles by push, so its range is rebuilt";
@@ -551,128 +701,384 @@ arrow::Result<WindowMaterialization> MaterializeWindowView(
                  " of the source is no longer readable: rebuilt";
       out.rebuilt = true;
     } else {
-      for (const auto& f : (*old)->files()) old_ids.insert(FileId(f));
+      old_snap = *old;
+      for (const auto& f : old_snap->files()) old_ids.insert(FileId(f));
       std::set<std::string> now_ids;
       for (const auto& f : snap->files()) {
         now_ids.insert(FileId(f));
         if (!old_ids.count(FileId(f))) new_files.push_back(f);
       }
-      size_t removed = 0;
-      for (const auto& id : old_ids) removed += !now_ids.count(id);
-      if (removed > 0) {
-        out.note = std::to_string(removed) + " data file(s) removed since version " +
-                   std::to_string(since->first) +
-                   " (delete, update, merge, overwrite or optimize): the view was rebuilt";
-        out.rebuilt = true;
-        new_files.clear();
-      } else {
-        incremental = true;
+      for (const auto& f : old_snap->files()) {
+        if (!now_ids.count(FileId(f))) removed_files.push_back(f);
+      }
+      incremental = true;
+      if (!removed_files.empty()) {
+        // Files removed: repaired key by key unless one of these says the
+        // whole range must be rebuilt.
+        const std::string removed_text = std::to_string(removed_files.size()) +
+                                         " data file(s) removed since version " +
+                                         std::to_string(since->first);
+        ARROW_ASSIGN_OR_RAISE(auto last_run, reg->GetState(TileRunKey(view.name)));
+        int64_t last_version = -1;
+        if (last_run) last_version = std::strtoll(last_run->c_str(), nullptr, 10);
+        ARROW_ASSIGN_OR_RAISE(auto rewrites,
+                              OnlyRewrites(*table, *snap, since->first, snap->version(), now_ids));
+        if (last_version > since->first && last_version != snap->version()) {
+          out.note = removed_text + ", and an earlier run that read version " +
+                     std::to_string(last_version) +
+                     " did not finish (its tiles may hold rows the log no longer shows): the "
+                     "view was rebuilt";
+          incremental = false;
+        } else if (rewrites && *rewrites) {
+          // OPTIMIZE: the same rows in other files. Only the files added
+          // with dataChange=true hold new rows.
+          out.files_rewritten = static_cast<int64_t>(removed_files.size());
+          out.note = std::to_string(removed_files.size()) +
+                     " data file(s) rewritten with the same rows since version " +
+                     std::to_string(since->first) +
+                     " (dataChange=false: OPTIMIZE): no tile changed";
+          // The rewritten files' rows up to the last run's end are in the
+          // tiles: they are read as old files (only the rows after it).
+          std::vector<delta::AddFile> changed;
+          for (auto& f : new_files) {
+            if (f.data_change) {
+              changed.push_back(std::move(f));
+            } else {
+              old_ids.insert(FileId(f));
+            }
+          }
+          new_files = std::move(changed);
+          removed_files.clear();
+        }
+        if (!incremental) {
+          out.rebuilt = true;
+          new_files.clear();
+          removed_files.clear();
+        }
       }
     }
   }
-  out.incremental = incremental;
+
+  bool full = !incremental;
   if (incremental) {
     out.from_version = since->first;
     const int64_t since_end = since->second;
-    // Nothing committed and the range end not moved: nothing to do.
-    SourceRows got;
-    std::vector<int> all_fields(static_cast<size_t>(snap->schema()->num_fields()));
-    std::iota(all_fields.begin(), all_fields.end(), 0);
-    auto bind = [&](const std::string& f) -> arrow::Result<arrow::compute::Expression> {
-      ARROW_ASSIGN_OR_RAISE(auto e, ParseExpression(f, *snap->schema()));
-      return e.Bind(*snap->schema());
-    };
-    std::optional<arrow::compute::Expression> tf;
-    auto tstype = snap->schema()->GetFieldByName(stored_name(ts));
-    if (!tstype) {
-      return UserError(
-          ErrorKind::kSchemaMismatch,
-          "source '" + src.name + "' has no timestamp column '" + stored_name(ts) + "'");
-    }
-    for (size_t i = 0; i < new_files.size(); ++i) {
-      if (!tf) {
-        ARROW_ASSIGN_OR_RAISE(auto e, bind(time_filter(lo, hi)));
-        tf = e;
-      }
-      ARROW_ASSIGN_OR_RAISE(
-          auto t, delta::ReadFiles(*table->filesystem(), *snap, {new_files[i]}, all_fields, tf));
-      got.tables.push_back(rename(t));
-      got.tags.push_back(static_cast<int64_t>(i));
-      ++out.files_read;
-    }
-    // Rows of older files after the last run's end (statistics skip most files).
-    if (since_end < hi) {
-      const int64_t from = std::max(lo, since_end == INT64_MAX ? since_end : since_end + 1);
-      ARROW_ASSIGN_OR_RAISE(auto e, bind(time_filter(from, hi)));
-      ARROW_ASSIGN_OR_RAISE(auto plan, delta::PlanFiles(*snap, e));
-      std::vector<delta::AddFile> olds;
-      for (const auto& f : plan.files) {
-        if (old_ids.count(FileId(f))) olds.push_back(f);
-      }
-      if (!olds.empty()) {
-        ARROW_ASSIGN_OR_RAISE(auto t,
-                              delta::ReadFiles(*table->filesystem(), *snap, olds, all_fields, e));
-        got.tables.push_back(rename(t));
-        got.tags.push_back(-1);
-        out.files_read += static_cast<int64_t>(olds.size());
-      }
-    }
-    std::shared_ptr<arrow::Table> rows;
-    std::vector<int64_t> tag_of_row;
-    if (!got.tables.empty()) {
-      for (size_t i = 0; i < got.tables.size(); ++i)
-        tag_of_row.insert(tag_of_row.end(), static_cast<size_t>(got.tables[i]->num_rows()),
-                          got.tags[i]);
-      ARROW_ASSIGN_OR_RAISE(rows, arrow::ConcatenateTables(got.tables));
-      ARROW_ASSIGN_OR_RAISE(rows, rows->CombineChunks());
-      out.rows_read = rows->num_rows();
-    }
-    if (rows && rows->num_rows() > 0) {
-      ARROW_ASSIGN_OR_RAISE(auto g,
-                            GroupRows(defs, view, spec, ts, *rows, has_ids(*rows->schema())));
-      // A tile written by an earlier run that stopped before recording its
-      // watermark (its header names a version after `since`) already holds
-      // that run's rows: those of the files of its version, up to its end.
-      std::map<int64_t, std::set<std::string>> files_at;
-      auto files_of = [&](int64_t v) -> arrow::Result<const std::set<std::string>*> {
-        auto it = files_at.find(v);
-        if (it == files_at.end()) {
-          std::set<std::string> ids;
-          auto s = table->AtVersion(v);
-          if (s.ok()) {
-            for (const auto& f : (*s)->files()) ids.insert(FileId(f));
-          }
-          it = files_at.emplace(v, std::move(ids)).first;
-        }
-        return &it->second;
+    // The removed files' rows as the watermark's run saw them (those up to its
+    // end are in the tiles).
+    std::shared_ptr<arrow::Table> removed_rows;
+    if (!removed_files.empty()) {
+      auto read = [&]() -> arrow::Result<std::shared_ptr<arrow::Table>> {
+        ARROW_ASSIGN_OR_RAISE(auto e, bind_to(*old_snap, time_filter(lo, std::min(hi, since_end))));
+        ARROW_ASSIGN_OR_RAISE(auto t, delta::ReadFiles(*table->filesystem(), *old_snap,
+                                                       removed_files, all_fields_of(*old_snap), e));
+        ARROW_ASSIGN_OR_RAISE(t, rename(t)->CombineChunks());
+        return t;
       };
+      auto got = read();
+      if (!got.ok()) {
+        out.note = std::to_string(removed_files.size()) + " data file(s) removed since version " +
+                   std::to_string(since->first) + " cannot be read as they were (" +
+                   got.status().message() + "): the view was rebuilt";
+        out.rebuilt = true;
+        full = true;
+      } else {
+        removed_rows = *got;
+        out.files_read += static_cast<int64_t>(removed_files.size());
+      }
+    }
+    if (!full) {
+      SourceRows got;
+      std::optional<arrow::compute::Expression> tf;
+      auto tstype = snap->schema()->GetFieldByName(stored_name(ts));
+      if (!tstype) {
+        return UserError(
+            ErrorKind::kSchemaMismatch,
+            "source '" + src.name + "' has no timestamp column '" + stored_name(ts) + "'");
+      }
+      const auto all_fields = all_fields_of(*snap);
+      for (size_t i = 0; i < new_files.size(); ++i) {
+        if (!tf) {
+          ARROW_ASSIGN_OR_RAISE(auto e, bind_to(*snap, time_filter(lo, hi)));
+          tf = e;
+        }
+        ARROW_ASSIGN_OR_RAISE(
+            auto t, delta::ReadFiles(*table->filesystem(), *snap, {new_files[i]}, all_fields, tf));
+        got.tables.push_back(rename(t));
+        got.tags.push_back(static_cast<int64_t>(i));
+        ++out.files_read;
+      }
+      // Rows of older files after the last run's end (statistics skip most files).
+      if (since_end < hi) {
+        const int64_t from = std::max(lo, since_end == INT64_MAX ? since_end : since_end + 1);
+        ARROW_ASSIGN_OR_RAISE(auto e, bind_to(*snap, time_filter(from, hi)));
+        ARROW_ASSIGN_OR_RAISE(auto plan, delta::PlanFiles(*snap, e));
+        std::vector<delta::AddFile> olds;
+        for (const auto& f : plan.files) {
+          if (old_ids.count(FileId(f))) olds.push_back(f);
+        }
+        if (!olds.empty()) {
+          ARROW_ASSIGN_OR_RAISE(auto t,
+                                delta::ReadFiles(*table->filesystem(), *snap, olds, all_fields, e));
+          got.tables.push_back(rename(t));
+          got.tags.push_back(-1);
+          out.files_read += static_cast<int64_t>(olds.size());
+        }
+      }
+      std::shared_ptr<arrow::Table> rows;
+      std::vector<int64_t> tag_of_row;
+      if (!got.tables.empty()) {
+        for (size_t i = 0; i < got.tables.size(); ++i)
+          tag_of_row.insert(tag_of_row.end(), static_cast<size_t>(got.tables[i]->num_rows()),
+                            got.tags[i]);
+        ARROW_ASSIGN_OR_RAISE(rows, arrow::ConcatenateTables(got.tables));
+        ARROW_ASSIGN_OR_RAISE(rows, rows->CombineChunks());
+        out.rows_read = rows->num_rows();
+      }
+      // The removed rows that are really gone: each is cancelled by an added
+      // row making the same event of the same key (a row rewritten unchanged:
+      // the untouched rows of a rewritten file, the rows a new deletion vector
+      // keeps), by 128-bit digests of the rows' events, sorted. The tiles of
+      // the rows left are recomputed from the source; the added rows left are
+      // folded into the other tiles.
+      std::set<std::string> repair;  // tile keys
+      std::optional<RowsByTile> gr;
+      if (removed_rows) {
+        out.rows_read += removed_rows->num_rows();
+        ARROW_ASSIGN_OR_RAISE(auto dr, DigestRows(defs, view, spec, ts, *removed_rows,
+                                                  has_ids(*removed_rows->schema())));
+        std::vector<RowDigest> dn;
+        if (rows && rows->num_rows() > 0) {
+          ARROW_ASSIGN_OR_RAISE(dn,
+                                DigestRows(defs, view, spec, ts, *rows, has_ids(*rows->schema())));
+          // An old file's rows after the old end are not in the removed rows.
+          std::erase_if(dn, [&](const RowDigest& d) { return tag_of_row[d.row] < 0; });
+        }
+        std::sort(dr.begin(), dr.end());
+        std::sort(dn.begin(), dn.end());
+        std::vector<int64_t> gone, cancelled;
+        size_t i = 0, j = 0;
+        while (i < dr.size()) {
+          if (j == dn.size() || dr[i] < dn[j]) {
+            gone.push_back(dr[i++].row);
+          } else if (dn[j] < dr[i]) {
+            ++j;
+          } else {
+            cancelled.push_back(dn[j].row);
+            ++i;
+            ++j;
+          }
+        }
+        std::sort(gone.begin(), gone.end());
+        ARROW_ASSIGN_OR_RAISE(removed_rows, TakeRows(removed_rows, gone));
+        out.rows_removed = removed_rows->num_rows();
+        if (!cancelled.empty()) {
+          std::sort(cancelled.begin(), cancelled.end());
+          std::vector<int64_t> kept;
+          std::vector<int64_t> kept_tags;
+          size_t c = 0;
+          for (int64_t r = 0; r < rows->num_rows(); ++r) {
+            if (c < cancelled.size() && cancelled[c] == r) {
+              ++c;
+              continue;
+            }
+            kept.push_back(r);
+            kept_tags.push_back(tag_of_row[r]);
+          }
+          ARROW_ASSIGN_OR_RAISE(rows, TakeRows(rows, kept));
+          tag_of_row = std::move(kept_tags);
+        }
+        gr.emplace();
+        if (removed_rows->num_rows() > 0) {
+          ARROW_ASSIGN_OR_RAISE(
+              gr, GroupRows(defs, view, spec, ts, *removed_rows, has_ids(*removed_rows->schema())));
+        }
+        repair.insert(gr->keys.begin(), gr->keys.end());
+        std::set<std::string_view> keys;
+        for (const auto& k : repair)
+          keys.insert(std::string_view(k).substr(0, k.size() - kTileSuffix));
+        out.keys_repaired = static_cast<int64_t>(keys.size());
+        const int64_t table_rows = TableRows(*old_snap);
+        const std::string removed_text = std::to_string(removed_files.size()) +
+                                         " data file(s) removed since version " +
+                                         std::to_string(since->first);
+        std::string why;
+        if (out.keys_repaired > limits.max_keys) {
+          why = " with rows of " + std::to_string(out.keys_repaired) + " keys (more than " +
+                std::to_string(limits.max_keys) + " to repair one by one)";
+        } else if (table_rows > 0 &&
+                   static_cast<double>(out.rows_removed) >
+                       limits.max_removed_share * static_cast<double>(table_rows)) {
+          why = ": " + std::to_string(out.rows_removed) + " of the table's " +
+                std::to_string(table_rows) + " rows gone (most of the table rewritten)";
+        }
+        if (!why.empty()) {
+          out.note = removed_text + why + ": the view was rebuilt";
+          out.rebuilt = true;
+          out.keys_repaired = 0;
+          out.rows_removed = 0;
+          full = true;
+        } else {
+          out.keyed_repair = true;
+          out.note = removed_text + ": " + std::to_string(out.rows_removed) + " row(s) gone, " +
+                     std::to_string(out.keys_repaired) + " key(s) in " +
+                     std::to_string(repair.size()) + " tile(s) recomputed from the source";
+        }
+      }
+      std::optional<RowsByTile> g;
+      if (!full && rows && rows->num_rows() > 0) {
+        ARROW_ASSIGN_OR_RAISE(g, GroupRows(defs, view, spec, ts, *rows, has_ids(*rows->schema())));
+      }
       TileCounts counts;
-      ARROW_RETURN_NOT_OK(UpdateTiles(
-          store, A, g.keys, g.buckets,
-          [&](size_t i, TileMeta* meta, window::Bucket* b) -> arrow::Status {
-            const bool earlier_run =
-                meta->version > since->first && meta->version <= snap->version();
-            const std::set<std::string>* had = nullptr;
-            if (earlier_run) {
-              ARROW_ASSIGN_OR_RAISE(had, files_of(meta->version));
-            }
-            for (int64_t r : g.rows[i]) {
-              if (earlier_run && g.times[r] >= meta->start_us && g.times[r] <= meta->end_us) {
-                int64_t tag = tag_of_row[r];
-                if (tag < 0 || had->count(FileId(new_files[tag]))) continue;
+      if (!full && !repair.empty()) {
+        // The affected tiles from the source now: the rows of their keys in
+        // their buckets' time span.
+        std::vector<std::string> tkeys(repair.begin(), repair.end());
+        std::vector<int64_t> tbuckets;
+        int64_t bmin = INT64_MAX, bmax = INT64_MIN;
+        std::vector<int64_t> key_rows;  // a removed row of each affected tile
+        for (size_t i = 0; i < gr->keys.size(); ++i) {
+          if (repair.count(gr->keys[i])) key_rows.push_back(gr->rows[i].front());
+        }
+        for (const auto& k : tkeys) {
+          uint64_t fp;
+          int64_t b;
+          ParseTileKey(k, 0, &fp, &b);
+          tbuckets.push_back(b);
+          bmin = std::min(bmin, b);
+          bmax = std::max(bmax, b);
+        }
+        const int64_t from = std::max(lo, bmin * spec.bucket_us + 1);
+        const int64_t to = std::min(hi, (bmax + 1) * spec.bucket_us);
+        ARROW_ASSIGN_OR_RAISE(auto filter, bind_to(*snap, time_filter(from, to)));
+        {
+          arrow::Int64Builder take;
+          ARROW_RETURN_NOT_OK(take.AppendValues(key_rows));
+          std::shared_ptr<arrow::Array> idx;
+          ARROW_RETURN_NOT_OK(take.Finish(&idx));
+          for (const auto& en : view.entities) {
+            const auto* e = defs.FindEntity(en);
+            for (const auto& k : e->join_keys) {
+              auto col = removed_rows->GetColumnByName(k.name);
+              auto field = snap->schema()->GetFieldByName(stored_name(k.name));
+              if (!col || !field) continue;
+              ARROW_ASSIGN_OR_RAISE(auto taken, arrow::compute::Take(col->chunk(0), idx));
+              ARROW_ASSIGN_OR_RAISE(auto unique, arrow::compute::Unique(taken.make_array()));
+              if (!unique->type()->Equals(*field->type())) {
+                ARROW_ASSIGN_OR_RAISE(auto cast, arrow::compute::Cast(unique, field->type()));
+                unique = cast.make_array();
               }
-              AppendEvent(g, A, r, b);
+              auto in = arrow::compute::call(
+                  "is_in", {arrow::compute::field_ref(field->name())},
+                  arrow::compute::SetLookupOptions(unique, arrow::compute::SetLookupOptions::SKIP));
+              ARROW_ASSIGN_OR_RAISE(in, in.Bind(*snap->schema()));
+              filter = arrow::compute::and_(filter, in);
             }
-            meta->version = snap->version();
-            meta->start_us = lo;
-            meta->end_us = hi;
-            return arrow::Status::OK();
-          },
-          &counts));
+          }
+          ARROW_ASSIGN_OR_RAISE(filter, filter.Bind(*snap->schema()));
+        }
+        ARROW_ASSIGN_OR_RAISE(auto plan, delta::PlanFiles(*snap, filter));
+        ARROW_ASSIGN_OR_RAISE(auto now_rows, delta::ReadFiles(*table->filesystem(), *snap,
+                                                              plan.files, all_fields, filter));
+        ARROW_ASSIGN_OR_RAISE(now_rows, rename(now_rows)->CombineChunks());
+        out.rows_read += now_rows->num_rows();
+        RowsByTile gt;
+        if (now_rows->num_rows() > 0) {
+          ARROW_ASSIGN_OR_RAISE(
+              gt, GroupRows(defs, view, spec, ts, *now_rows, has_ids(*now_rows->schema())));
+        }
+        std::unordered_map<std::string, size_t> now_tile;
+        for (size_t i = 0; i < gt.keys.size(); ++i) now_tile.emplace(gt.keys[i], i);
+        ARROW_RETURN_NOT_OK(mark());
+        TileCounts repaired;
+        ARROW_RETURN_NOT_OK(UpdateTiles(
+            store, A, tkeys, tbuckets,
+            [&](size_t i, TileMeta* meta, window::Bucket* b) {
+              // As a full rebuild: the stored events of the range replaced by
+              // the source's rows, except stream events (kept, deduplicated).
+              FilterEvents(A, b, [&](size_t e) {
+                bool in_range = b->time[e] >= lo && b->time[e] <= hi;
+                return !in_range || b->id[e] != 0;
+              });
+              auto it = now_tile.find(tkeys[i]);
+              if (it != now_tile.end()) {
+                for (int64_t r : gt.rows[it->second]) {
+                  if (gt.times[r] < lo || gt.times[r] > hi) continue;
+                  AppendEvent(gt, A, r, b);
+                }
+              }
+              meta->version = snap->version();
+              meta->start_us = lo;
+              meta->end_us = hi;
+              return arrow::Status::OK();
+            },
+            &repaired));
+        out.tiles_repaired = repaired.written + repaired.deleted;
+        counts.written += repaired.written;
+        counts.deleted += repaired.deleted;
+        counts.retries += repaired.retries;
+      }
+      if (!full && g) {
+        // A tile written by an earlier run that stopped before recording its
+        // watermark (its header names a version after `since`) already holds
+        // that run's rows: those of the files of its version, up to its end.
+        std::map<int64_t, std::set<std::string>> files_at;
+        auto files_of = [&](int64_t v) -> arrow::Result<const std::set<std::string>*> {
+          auto it = files_at.find(v);
+          if (it == files_at.end()) {
+            std::set<std::string> ids;
+            auto s = table->AtVersion(v);
+            if (s.ok()) {
+              for (const auto& f : (*s)->files()) ids.insert(FileId(f));
+            }
+            it = files_at.emplace(v, std::move(ids)).first;
+          }
+          return &it->second;
+        };
+        // The tiles to fold rows into: not repaired, with a row left.
+        std::vector<std::string> fkeys;
+        std::vector<int64_t> fbuckets;
+        std::vector<size_t> fof;
+        for (size_t i = 0; i < g->keys.size(); ++i) {
+          if (repair.count(g->keys[i])) continue;
+          fkeys.push_back(g->keys[i]);
+          fbuckets.push_back(g->buckets[i]);
+          fof.push_back(i);
+        }
+        if (!fkeys.empty()) ARROW_RETURN_NOT_OK(mark());
+        TileCounts folded;
+        ARROW_RETURN_NOT_OK(UpdateTiles(
+            store, A, fkeys, fbuckets,
+            [&](size_t j, TileMeta* meta, window::Bucket* b) -> arrow::Status {
+              const bool earlier_run =
+                  meta->version > since->first && meta->version <= snap->version();
+              const std::set<std::string>* had = nullptr;
+              if (earlier_run) {
+                ARROW_ASSIGN_OR_RAISE(had, files_of(meta->version));
+              }
+              for (int64_t r : g->rows[fof[j]]) {
+                if (earlier_run && g->times[r] >= meta->start_us && g->times[r] <= meta->end_us) {
+                  int64_t tag = tag_of_row[r];
+                  if (tag < 0 || had->count(FileId(new_files[tag]))) continue;
+                }
+                AppendEvent(*g, A, r, b);
+              }
+              meta->version = snap->version();
+              meta->start_us = lo;
+              meta->end_us = hi;
+              return arrow::Status::OK();
+            },
+            &folded));
+        counts.written += folded.written;
+        counts.deleted += folded.deleted;
+        counts.retries += folded.retries;
+      }
       out.tiles_written = counts.written;
+      out.tiles_deleted = counts.deleted;
       out.tile_retries = counts.retries;
     }
-  } else {
+  }
+  out.incremental = !full;
+  if (full) {
     // Full: the range's tiles rebuilt from the source's rows, also those
     // stored tiles of the range that no longer have any (rows deleted).
     delta::ReadOptions ro;
@@ -683,6 +1089,7 @@ arrow::Result<WindowMaterialization> MaterializeWindowView(
     ARROW_ASSIGN_OR_RAISE(rows, rows->CombineChunks());
     out.rows_read = rows->num_rows();
     out.files_read = static_cast<int64_t>(snap->files().size());
+    out.from_version = -1;
     ARROW_ASSIGN_OR_RAISE(auto g, GroupRows(defs, view, spec, ts, *rows, has_ids(*rows->schema())));
     {
       std::set<std::string> have(g.keys.begin(), g.keys.end());
@@ -702,6 +1109,7 @@ arrow::Result<WindowMaterialization> MaterializeWindowView(
         }
       }));
     }
+    if (!g.keys.empty()) ARROW_RETURN_NOT_OK(mark());
     TileCounts counts;
     ARROW_RETURN_NOT_OK(UpdateTiles(
         store, A, g.keys, g.buckets,

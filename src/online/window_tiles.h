@@ -69,22 +69,51 @@ struct WindowMaterialization {
   int64_t tiles_written = 0, tiles_deleted = 0;  // deleted: emptied by the rebuild
   int64_t tile_retries = 0;     // tile writes redone because another writer changed the tile
   int64_t tiles_collected = 0;  // removed by GC (CollectWindowTiles)
+  // Rows removed from the source since the watermark, repaired tile by tile
+  // (docs/windows.md, "Removes"): the keys and tiles recomputed from the
+  // source (tiles_repaired counts those rewritten or removed), the removed
+  // rows that are really gone (rows rewritten unchanged, e.g. by OPTIMIZE or
+  // a copy-on-write DELETE's untouched rows, cancel out), and the files
+  // rewritten without changing rows (dataChange=false), which cost nothing.
+  bool keyed_repair = false;
+  int64_t keys_repaired = 0, tiles_repaired = 0, rows_removed = 0;
+  int64_t files_rewritten = 0;
+};
+
+/// Limits of the keyed repair of removed rows (MaterializeWindowView).
+struct WindowRepairLimits {
+  /// More affected keys than this: the whole range is rebuilt instead.
+  int64_t max_keys = 100000;
+  /// More removed rows (not rewritten unchanged) than this share of the
+  /// table's rows (most of the table rewritten: an overwrite): rebuilt.
+  double max_removed_share = 0.5;
 };
 
 /// materialize for a window view. Without `since`: reads the source rows of
 /// [start_us, end_us] and rebuilds the tiles of that range (a stored tile's
 /// events of the range are replaced by the source's rows, except stream
 /// events; tiles left empty are removed). With `since` = the watermark's
-/// (source version, range end): when the source only grew since that version
-/// (no file removed), reads only the files added since then (rows up to
-/// end_us) and the older files' rows after the old end, and folds them into
-/// their tiles; otherwise rebuilds the whole range and says so (`rebuilt`,
-/// `note`). Push sources are always rebuilt (pushed rows are in the tiles
-/// already). Then collects expired tiles (CollectWindowTiles at gc_now_us).
+/// (source version, range end): reads only the files added since then (rows
+/// up to end_us) and the older files' rows after the old end, and folds them
+/// into their tiles. Files removed since then (DELETE, UPDATE, MERGE, a new
+/// deletion vector) are read as they were: their rows that are not in the
+/// added files unchanged name the (key, bucket) tiles to repair, which are
+/// recomputed from the source now (`keyed_repair`); files rewritten with
+/// dataChange=false only (OPTIMIZE) change no tile. Beyond `limits`, or when
+/// the removed rows cannot be known, the whole range is rebuilt (`rebuilt`);
+/// `note` says which and why. Push sources are always rebuilt (pushed rows
+/// are in the tiles already). Then collects expired tiles
+/// (CollectWindowTiles at gc_now_us).
+///
+/// Before writing tiles a run records the source version it read (registry
+/// state "materialize-tiles/<view>"): a run that stopped midway is repaired
+/// by the next one (a rebuild when files were removed and the source moved
+/// on since).
 arrow::Result<WindowMaterialization> MaterializeWindowView(
     const repo::FeatureRepository& repo, OnlineStore& store, const registry::Definitions& defs,
     const registry::FeatureView& view, const registry::Source& src, std::optional<int64_t> start_us,
-    int64_t end_us, std::optional<std::pair<int64_t, int64_t>> since, int64_t gc_now_us);
+    int64_t end_us, std::optional<std::pair<int64_t, int64_t>> since, int64_t gc_now_us,
+    const WindowRepairLimits& limits = {});
 
 /// Tile GC: the time before which no tile is needed at `now_us` or later:
 /// now - the view's longest window - the source's allowed lateness. A tile
