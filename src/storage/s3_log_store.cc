@@ -258,10 +258,11 @@ arrow::Status S3LogStore::PutIfAbsent(const std::string& path, std::string_view 
             " ignores conditional writes (PUT If-None-Match: *), so two writers committing "
             "to 's3://" +
             root() +
-            "' at once could both win a version and one commit would be lost; use a store "
-            "that supports conditional writes (AWS S3 does), or, if only one process ever "
-            "writes to these tables, set allow_unsafe_commits: true in the offline_store "
-            "settings (storage option allow_unsafe_commits=true, or "
+            "' at once could both win a version and one commit would be lost; set "
+            "commit_coordinator: registry in the offline_store settings (safe with any number "
+            "of writers: commits are decided in the registry database; storage option "
+            "commit_coordinator=<database URI>) or allow_unsafe_commits: true (one writer "
+            "only; storage option allow_unsafe_commits=true, or "
             "STRATALAKE_S3_ALLOW_UNSAFE_COMMITS=1); see docs/object-storage.md");
   }
   // The user accepted the race: check, then write.
