@@ -85,7 +85,8 @@ HttpReply Send(const S3Connection& conn, const char* method, const std::string& 
   for (const auto& h : headers) list = curl_slist_append(list, h.c_str());
   // The payload is not hashed into the signature (TLS protects it in transit).
   list = curl_slist_append(list, "x-amz-content-sha256: UNSIGNED-PAYLOAD");
-  list = curl_slist_append(list, "Expect:");
+  // No "Expect:" override: curl would sign the removed header, and servers that check the
+  // signature strictly (versitygw before 1.1) refuse it; bodies over 1 MiB use 100-continue.
   if (!conn.session_token.empty()) {
     list = curl_slist_append(list, ("x-amz-security-token: " + conn.session_token).c_str());
   }
