@@ -50,3 +50,6 @@ scripts/kafka.sh fetch >/dev/null
 # versitygw, an S3-compatible server (scripts/s3.sh, pinned version) built with `go install`
 # into .cache/s3/: the object-storage tests and the demo's S3 variant run against it.
 scripts/s3.sh fetch >/dev/null
+# The same server's last release without conditional writes (it ignores If-None-Match):
+# the commit-coordinator tests check the refusal and the coordinator against it.
+S3_NO_CONDITIONAL_WRITES=1 scripts/s3.sh fetch >/dev/null

@@ -16,6 +16,13 @@
 #                             AWS_REGION, AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY.
 #   scripts/s3.sh stop DIR    stops it and removes DIR
 #
+# S3_NO_CONDITIONAL_WRITES=1 (for fetch and start): versitygw v1.0.14 instead (May
+# 2025), a release from before conditional writes (versitygw PR #1522): it ignores
+# If-None-Match and overwrites, like the S3-compatible servers StrataLake must refuse
+# or coordinate through the registry database; the commit-coordinator tests run it.
+# Its DIR/env also sets AWS_RESPONSE_CHECKSUM_VALIDATION=when_required: it refuses the
+# x-amz-checksum-mode header that the AWS SDK (in Arrow) sends on GetObject otherwise.
+#
 # Credentials are fixed (the server is local and thrown away): access key
 # "stratalake", secret "stratalake-secret", region us-east-1. More buckets: make a
 # folder in DIR/data, or create one through the S3 API. VERSITYGW=PATH uses
@@ -25,6 +32,9 @@ set -euo pipefail
 name=s3.sh
 marker=.stratalake-s3
 version=v1.8.0  # github.com/versity/versitygw, pinned
+if [[ "${S3_NO_CONDITIONAL_WRITES:-}" == 1 ]]; then
+  version=v1.0.14  # pinned: a release that ignores If-None-Match
+fi
 root="$(cd "$(dirname "$0")/.." && pwd)"
 access_key=stratalake
 secret_key=stratalake-secret
@@ -102,6 +112,9 @@ export AWS_REGION=$region
 export AWS_ACCESS_KEY_ID=$access_key
 export AWS_SECRET_ACCESS_KEY=$secret_key
 EOF
+  if [[ "${S3_NO_CONDITIONAL_WRITES:-}" == 1 ]]; then
+    echo "export AWS_RESPONSE_CHECKSUM_VALIDATION=when_required" >>"$dir/env"
+  fi
 }
 
 start() {

@@ -11,7 +11,8 @@
 //   3. the URI's query (?endpoint_override=host:port&scheme=http&region=...);
 //   4. the environment: AWS_ENDPOINT_URL_S3 / AWS_ENDPOINT_URL, AWS_REGION /
 //      AWS_DEFAULT_REGION, AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY /
-//      AWS_SESSION_TOKEN, AWS_PROFILE, STRATALAKE_S3_ALLOW_UNSAFE_COMMITS;
+//      AWS_SESSION_TOKEN, AWS_PROFILE, STRATALAKE_S3_ALLOW_UNSAFE_COMMITS,
+//      STRATALAKE_S3_COMMIT_COORDINATOR;
 //   5. the profile (AWS_PROFILE or "default") in ~/.aws/credentials and
 //      ~/.aws/config (AWS_SHARED_CREDENTIALS_FILE, AWS_CONFIG_FILE);
 //   6. defaults: AWS's endpoint for the region, region us-east-1 with a custom
@@ -48,10 +49,17 @@ struct ObjectStoreOptions {
   /// "win" it and one commit is silently lost: set only when a single writer
   /// ever commits to the tables. Unset (-1) means "not said here"; 0 / 1.
   int allow_unsafe_commits = -1;
+  /// The database that decides commits (docs/object-storage.md, "Commit
+  /// coordinator"): "postgresql://user@host:5432/db", "sqlite:///path/registry.db"
+  /// or a file path. Set, every commit goes through it (whatever the store
+  /// supports), which is safe with any number of writers as long as all of them
+  /// use it. Empty: not set here ("none" turns it off). In stratalake.yaml,
+  /// `commit_coordinator: registry` names the repository's registry database.
+  std::string commit_coordinator;
 
   /// Options from a key/value map. Keys are case-insensitive and may be ours
   /// (endpoint, region, profile, access_key_id, secret_access_key,
-  /// session_token, allow_unsafe_commits) or delta-rs's / object_store's
+  /// session_token, allow_unsafe_commits, commit_coordinator) or delta-rs's / object_store's
   /// (AWS_ENDPOINT_URL, AWS_ENDPOINT, AWS_REGION, AWS_PROFILE, AWS_ACCESS_KEY_ID,
   /// AWS_SECRET_ACCESS_KEY, AWS_SESSION_TOKEN, AWS_S3_ALLOW_UNSAFE_RENAME); those
   /// that do not change how we connect (AWS_ALLOW_HTTP, conditional_put, ...)

@@ -7,6 +7,7 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <optional>
 #include <set>
 #include <sstream>
 
@@ -156,13 +157,16 @@ arrow::Result<RepoConfig> ReadRepoConfig(const fs::path& root, const fs::path& f
 
   YAML::Node off = doc["offline_store"];
   std::map<std::string, std::string> off_settings;  // an s3:// store's connection
+  std::optional<ObjectStoreOptions> off_options;
+  bool off_coordinator_is_registry = false;
   const std::string off_where = r.Where(off);
   if (off.IsMap()) {
-    ARROW_RETURN_NOT_OK(r.Keys(off, "offline_store key",
-                               {"path", "uri", "endpoint", "region", "profile", "access_key_id",
-                                "secret_access_key", "session_token", "allow_unsafe_commits"}));
+    ARROW_RETURN_NOT_OK(r.Keys(
+        off, "offline_store key",
+        {"path", "uri", "endpoint", "region", "profile", "access_key_id", "secret_access_key",
+         "session_token", "allow_unsafe_commits", "commit_coordinator"}));
     for (const char* key : {"endpoint", "region", "profile", "access_key_id", "secret_access_key",
-                            "session_token", "allow_unsafe_commits"}) {
+                            "session_token", "allow_unsafe_commits", "commit_coordinator"}) {
       if (!off[key]) continue;
       ARROW_ASSIGN_OR_RAISE(off_settings[key],
                             r.Scalar(off[key], std::string("offline_store.") + key, ""));
@@ -187,11 +191,17 @@ arrow::Result<RepoConfig> ReadRepoConfig(const fs::path& root, const fs::path& f
                       ", which only an s3:// offline store uses; remove it or make 'path' an "
                       "s3:// URI");
     }
+    // `commit_coordinator: registry` is the registry database, known further down.
+    auto coordinator = off_settings.find("commit_coordinator");
+    if (coordinator != off_settings.end() && coordinator->second == "registry") {
+      off_coordinator_is_registry = true;
+      off_settings.erase(coordinator);
+    }
     auto opts = ObjectStoreOptions::FromMap(off_settings);
     if (!opts.ok()) {
       return DefError(off_where + ": offline_store: " + opts.status().message());
     }
-    ARROW_RETURN_NOT_OK(SetObjectStoreOptions(c.offline_store, *opts));
+    off_options = std::move(*opts);
   }
 
   YAML::Node on = doc["online_store"];
@@ -273,6 +283,10 @@ arrow::Result<RepoConfig> ReadRepoConfig(const fs::path& root, const fs::path& f
   c.registry = reg.rfind("postgres", 0) == 0
                    ? reg
                    : Resolve(c.root, reg.rfind("sqlite://", 0) == 0 ? reg.substr(9) : reg);
+  if (off_options) {
+    if (off_coordinator_is_registry) off_options->commit_coordinator = c.registry;
+    ARROW_RETURN_NOT_OK(SetObjectStoreOptions(c.offline_store, std::move(*off_options)));
+  }
 
   ARROW_ASSIGN_OR_RAISE(std::string compat,
                         r.Scalar(doc["compatibility"], "compatibility", "backward"));

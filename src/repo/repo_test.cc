@@ -66,7 +66,7 @@ TEST(RepoConfig, Issue24WrongTypedValuesAreErrors) {
   EXPECT_EQ(ConfigError("offline_store: {paht: lake}\n"),
             "stratalake.yaml:1:17: unknown offline_store key 'paht' (known: path, uri, endpoint, "
             "region, profile, access_key_id, secret_access_key, session_token, "
-            "allow_unsafe_commits)");
+            "allow_unsafe_commits, commit_coordinator)");
   EXPECT_EQ(ConfigError("offline_store: {path: lake, endpoint: 'http://h:1'}\n"),
             "stratalake.yaml:1:16: 'offline_store' has endpoint, which only an s3:// offline "
             "store uses; remove it or make 'path' an s3:// URI");

@@ -14,6 +14,7 @@
 #include <arrow/io/interfaces.h>
 
 #include "common/os_error.h"
+#include "storage/coordinated_log_store.h"
 #include "storage/object_store.h"
 #include "storage/s3_log_store.h"
 #include "stratalake/status.h"
@@ -124,6 +125,10 @@ std::unique_ptr<LogStore> MakeLogStore(std::shared_ptr<arrow::fs::FileSystem> fs
   }
   if (fs->type_name() == "s3") {
     if (auto conn = S3ConnectionOf(*fs); conn.ok()) {
+      if (!conn->commit_coordinator.empty()) {
+        return std::make_unique<CoordinatedLogStore>(std::move(fs), std::move(table_root),
+                                                     conn->commit_coordinator);
+      }
       return std::make_unique<S3LogStore>(std::move(fs), std::move(table_root), *conn);
     }
   }

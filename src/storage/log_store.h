@@ -3,9 +3,10 @@
 // ("this file / this folder must survive a power cut") that every write calls
 // before a commit is acknowledged.
 //
-// LogStore is an interface with four implementations: LocalLogStore (POSIX:
+// LogStore is an interface with five implementations: LocalLogStore (POSIX:
 // link() for put-if-absent, fsync for durability), S3LogStore (s3_log_store.h:
-// conditional PUT for put-if-absent), ObjectStoreLogStore (any other
+// conditional PUT for put-if-absent), CoordinatedLogStore
+// (coordinated_log_store.h: a commit coordinator in a database), ObjectStoreLogStore (any other
 // arrow::fs::FileSystem: an object is durable once its upload returns; no
 // atomic put-if-absent) and, for tests, FaultInjectionLogStore (fault_injection_fs.h).
 //
@@ -117,8 +118,9 @@ class ObjectStoreLogStore final : public LogStore {
 };
 
 /// The store for `fs`: LocalLogStore (syncing as `sync` says) for a local
-/// filesystem, S3LogStore (s3_log_store.h: conditional PUTs) for S3,
-/// ObjectStoreLogStore otherwise.
+/// filesystem; for S3, CoordinatedLogStore (coordinated_log_store.h) when its
+/// connection names a commit coordinator, else S3LogStore (s3_log_store.h:
+/// conditional PUTs); ObjectStoreLogStore otherwise.
 std::unique_ptr<LogStore> MakeLogStore(std::shared_ptr<arrow::fs::FileSystem> fs,
                                        std::string table_root, bool sync = true);
 

@@ -48,6 +48,7 @@ void Overlay(ObjectStoreOptions* into, const ObjectStoreOptions& from) {
     into->session_token = from.session_token;
   }
   if (into->allow_unsafe_commits < 0) into->allow_unsafe_commits = from.allow_unsafe_commits;
+  fill(&into->commit_coordinator, from.commit_coordinator);
 }
 
 // `key` of `[section]` in an INI-style AWS file ("" if absent).
@@ -207,6 +208,7 @@ arrow::Result<ObjectStoreOptions> Resolve(const std::string& uri, const S3Uri& p
   env.access_key_id = Env("AWS_ACCESS_KEY_ID");
   env.secret_access_key = Env("AWS_SECRET_ACCESS_KEY");
   env.session_token = Env("AWS_SESSION_TOKEN");
+  env.commit_coordinator = Env("STRATALAKE_S3_COMMIT_COORDINATOR");
   if (!Env("STRATALAKE_S3_ALLOW_UNSAFE_COMMITS").empty()) {
     ARROW_ASSIGN_OR_RAISE(
         env.allow_unsafe_commits,
@@ -232,7 +234,7 @@ arrow::Result<std::shared_ptr<arrow::fs::FileSystem>> OpenS3(
   *path = parsed.bucket_and_key;
   std::string key = o.endpoint + '\n' + o.region + '\n' + o.access_key_id + '\n' +
                     o.secret_access_key + '\n' + o.session_token + '\n' +
-                    std::to_string(o.allow_unsafe_commits);
+                    std::to_string(o.allow_unsafe_commits) + '\n' + o.commit_coordinator;
   auto& g = Global();
   std::lock_guard<std::mutex> lock(g.mu);
   if (auto it = g.filesystems.find(key); it != g.filesystems.end()) return it->second;
@@ -277,6 +279,7 @@ arrow::Result<std::shared_ptr<arrow::fs::FileSystem>> OpenS3(
   // Without explicit keys the SDK's chain (instance roles, SSO, ...) finds them;
   // S3LogStore asks it when it first commits (asking may take a network call).
   conn.allow_unsafe_commits = o.allow_unsafe_commits > 0;
+  conn.commit_coordinator = o.commit_coordinator == "none" ? "" : o.commit_coordinator;
   g.connections[fs.get()] = conn;
   g.filesystems[key] = fs;
   return fs;
@@ -305,6 +308,14 @@ arrow::Result<ObjectStoreOptions> ObjectStoreOptions::FromMap(
       o.session_token = value;
     } else if (k == "allow_unsafe_commits" || k == "aws_s3_allow_unsafe_rename") {
       ARROW_ASSIGN_OR_RAISE(o.allow_unsafe_commits, ParseBool(raw_key, value));
+    } else if (k == "commit_coordinator") {
+      if (value == "registry") {
+        return arrow::Status::Invalid(
+            "storage option commit_coordinator: 'registry' means a repository's registry "
+            "database and is only understood in stratalake.yaml's offline_store; give the "
+            "database itself (postgresql://user@host:5432/db, sqlite:///path/registry.db)");
+      }
+      o.commit_coordinator = value.empty() ? "none" : value;
     } else if (k == "aws_allow_http" || k == "allow_http" || k == "conditional_put" ||
                k == "aws_conditional_put" || k == "aws_virtual_hosted_style_request" ||
                k == "aws_s3_locking_provider" || k == "aws_force_credential_load") {
@@ -313,7 +324,8 @@ arrow::Result<ObjectStoreOptions> ObjectStoreOptions::FromMap(
       return arrow::Status::Invalid(
           "unknown storage option '", raw_key,
           "' (known: endpoint, region, profile, access_key_id, secret_access_key, "
-          "session_token, allow_unsafe_commits, or their AWS_* names as delta-rs spells them)");
+          "session_token, allow_unsafe_commits, commit_coordinator, or their AWS_* names as "
+          "delta-rs spells them)");
     }
   }
   return o;

@@ -18,6 +18,7 @@ struct S3Connection {
   std::string secret_access_key;
   std::string session_token;
   bool allow_unsafe_commits = false;
+  std::string commit_coordinator;  // a database URI; empty: none (conditional PUTs)
 };
 
 /// The connection of `fs` when it is an S3 filesystem: the one OpenFileSystem

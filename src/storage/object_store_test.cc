@@ -11,6 +11,7 @@
 #include <arrow/filesystem/s3fs.h>
 #include <gtest/gtest.h>
 
+#include "storage/coordinated_log_store.h"
 #include "storage/log_store.h"
 #include "storage/object_store.h"
 #include "storage/s3_log_store.h"
@@ -58,6 +59,7 @@ class ObjectStoreTest : public ::testing::Test {
                                           "AWS_SESSION_TOKEN",
                                           "AWS_PROFILE",
                                           "STRATALAKE_S3_ALLOW_UNSAFE_COMMITS",
+                                          "STRATALAKE_S3_COMMIT_COORDINATOR",
                                           "AWS_SHARED_CREDENTIALS_FILE",
                                           "AWS_CONFIG_FILE"};
   std::vector<std::pair<std::string, std::optional<std::string>>> saved_;
@@ -94,8 +96,8 @@ TEST_F(ObjectStoreTest, KeysInOurSpellingAndDeltaRsSpelling) {
   auto bad = ObjectStoreOptions::FromMap({{"endpont", "x"}});
   EXPECT_EQ(bad.status().message(),
             "unknown storage option 'endpont' (known: endpoint, region, profile, access_key_id, "
-            "secret_access_key, session_token, allow_unsafe_commits, or their AWS_* names as "
-            "delta-rs spells them)");
+            "secret_access_key, session_token, allow_unsafe_commits, commit_coordinator, or "
+            "their AWS_* names as delta-rs spells them)");
   auto not_bool = ObjectStoreOptions::FromMap({{"allow_unsafe_commits", "maybe"}});
   EXPECT_EQ(not_bool.status().message(),
             "storage option 'allow_unsafe_commits' must be true or false, not 'maybe'");
@@ -174,6 +176,22 @@ TEST_F(ObjectStoreTest, S3TablesGetTheConditionalPutStore) {
   auto store = delta::MakeLogStore(*fs, path);
   EXPECT_NE(dynamic_cast<delta::S3LogStore*>(store.get()), nullptr);
   EXPECT_EQ(store->CommitPath(3), "bucket/t/_delta_log/00000000000000000003.json");
+  // A commit coordinator (a database URI) gives the coordinated store, whatever
+  // the server supports; "none" turns it off again.
+  ::setenv("STRATALAKE_S3_COMMIT_COORDINATOR", "/tmp/never-opened.db", 1);
+  fs = OpenFileSystem("s3://bucket/t", &path, {{"endpoint", "http://127.0.0.1:1"}});
+  ASSERT_TRUE(fs.ok());
+  EXPECT_EQ(S3ConnectionOf(**fs)->commit_coordinator, "/tmp/never-opened.db");
+  EXPECT_NE(dynamic_cast<delta::CoordinatedLogStore*>(delta::MakeLogStore(*fs, path).get()),
+            nullptr);
+  fs = OpenFileSystem("s3://bucket/t", &path,
+                      {{"endpoint", "http://127.0.0.1:1"}, {"commit_coordinator", "none"}});
+  ASSERT_TRUE(fs.ok());
+  EXPECT_NE(dynamic_cast<delta::S3LogStore*>(delta::MakeLogStore(*fs, path).get()), nullptr);
+  EXPECT_EQ(ObjectStoreOptions::FromMap({{"commit_coordinator", "registry"}}).status().message(),
+            "storage option commit_coordinator: 'registry' means a repository's registry "
+            "database and is only understood in stratalake.yaml's offline_store; give the "
+            "database itself (postgresql://user@host:5432/db, sqlite:///path/registry.db)");
   // Local paths keep the POSIX store.
   auto local = OpenFileSystem("/tmp/x", &path);
   ASSERT_TRUE(local.ok());

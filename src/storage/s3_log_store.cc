@@ -85,7 +85,8 @@ HttpReply Send(const S3Connection& conn, const char* method, const std::string& 
   for (const auto& h : headers) list = curl_slist_append(list, h.c_str());
   // The payload is not hashed into the signature (TLS protects it in transit).
   list = curl_slist_append(list, "x-amz-content-sha256: UNSIGNED-PAYLOAD");
-  list = curl_slist_append(list, "Expect:");
+  // No "Expect:" override: curl would sign the removed header, and servers that check the
+  // signature strictly (versitygw before 1.1) refuse it; bodies over 1 MiB use 100-continue.
   if (!conn.session_token.empty()) {
     list = curl_slist_append(list, ("x-amz-security-token: " + conn.session_token).c_str());
   }
@@ -258,10 +259,11 @@ arrow::Status S3LogStore::PutIfAbsent(const std::string& path, std::string_view 
             " ignores conditional writes (PUT If-None-Match: *), so two writers committing "
             "to 's3://" +
             root() +
-            "' at once could both win a version and one commit would be lost; use a store "
-            "that supports conditional writes (AWS S3 does), or, if only one process ever "
-            "writes to these tables, set allow_unsafe_commits: true in the offline_store "
-            "settings (storage option allow_unsafe_commits=true, or "
+            "' at once could both win a version and one commit would be lost; set "
+            "commit_coordinator: registry in the offline_store settings (safe with any number "
+            "of writers: commits are decided in the registry database; storage option "
+            "commit_coordinator=<database URI>) or allow_unsafe_commits: true (one writer "
+            "only; storage option allow_unsafe_commits=true, or "
             "STRATALAKE_S3_ALLOW_UNSAFE_COMMITS=1); see docs/object-storage.md");
   }
   // The user accepted the race: check, then write.
