@@ -43,36 +43,6 @@ std::string EncodeSegment(std::string_view s) {
   return out;
 }
 
-// The path-style URL of "bucket/key" (as the commit PUTs address it).
-std::string ObjectUrl(const S3Connection& conn, const std::string& path) {
-  std::string url = conn.endpoint_url;
-  size_t start = 0;
-  while (start <= path.size()) {
-    size_t slash = path.find('/', start);
-    std::string_view seg(path.data() + start,
-                         (slash == std::string::npos ? path.size() : slash) - start);
-    url += '/';
-    url += EncodeSegment(seg);
-    if (slash == std::string::npos) break;
-    start = slash + 1;
-  }
-  return url;
-}
-
-// "<Code>X</Code>" and "<Message>Y</Message>" of an S3 error document.
-std::string S3ErrorText(const std::string& body) {
-  auto tag = [&](const std::string& name) {
-    auto b = body.find("<" + name + ">");
-    auto e = body.find("</" + name + ">");
-    if (b == std::string::npos || e == std::string::npos || e < b) return std::string();
-    b += name.size() + 2;
-    return body.substr(b, e - b);
-  };
-  std::string code = tag("Code"), message = tag("Message");
-  if (code.empty() && message.empty()) return body.substr(0, 200);
-  return code + (message.empty() ? "" : ": " + message);
-}
-
 // Easy handles kept between requests, so that their connections are reused;
 // DNS answers and TLS sessions are shared among them.
 class HandlePool {
@@ -258,6 +228,34 @@ CURLcode Perform(const S3Connection& conn, const std::string& url, bool head, in
 
 }  // namespace
 
+std::string S3ObjectUrl(const S3Connection& conn, const std::string& path) {
+  std::string url = conn.endpoint_url;
+  size_t start = 0;
+  while (start <= path.size()) {
+    size_t slash = path.find('/', start);
+    std::string_view seg(path.data() + start,
+                         (slash == std::string::npos ? path.size() : slash) - start);
+    url += '/';
+    url += EncodeSegment(seg);
+    if (slash == std::string::npos) break;
+    start = slash + 1;
+  }
+  return url;
+}
+
+std::string S3ErrorText(const std::string& body) {
+  auto tag = [&](const std::string& name) {
+    auto b = body.find("<" + name + ">");
+    auto e = body.find("</" + name + ">");
+    if (b == std::string::npos || e == std::string::npos || e < b) return std::string();
+    b += name.size() + 2;
+    return body.substr(b, e - b);
+  };
+  std::string code = tag("Code"), message = tag("Message");
+  if (code.empty() && message.empty()) return body.substr(0, 200);
+  return code + (message.empty() ? "" : ": " + message);
+}
+
 arrow::Result<S3Connection> SignedS3Connection(const arrow::fs::FileSystem& fs) {
   ARROW_ASSIGN_OR_RAISE(S3Connection c, S3ConnectionOf(fs));
   if (c.access_key_id.empty()) {
@@ -275,7 +273,7 @@ arrow::Status S3GetRange(const S3Connection& conn, const std::string& path, int6
     return arrow::Status::Invalid("negative offset or length reading ", Where(conn, path));
   }
   if (length == 0) return arrow::Status::OK();
-  const std::string url = ObjectUrl(conn, path);
+  const std::string url = S3ObjectUrl(conn, path);
   int64_t done = 0;  // bytes delivered by earlier attempts
   std::string last;  // the last attempt's failure
   for (int attempt = 0; attempt < kAttempts; ++attempt) {
@@ -310,7 +308,7 @@ arrow::Status S3GetRange(const S3Connection& conn, const std::string& path, int6
 }
 
 arrow::Result<int64_t> S3ObjectSize(const S3Connection& conn, const std::string& path) {
-  const std::string url = ObjectUrl(conn, path);
+  const std::string url = S3ObjectUrl(conn, path);
   const RangeSink none = [](const uint8_t*, int64_t) { return arrow::Status::OK(); };
   std::string last;
   for (int attempt = 0; attempt < kAttempts; ++attempt) {

@@ -21,6 +21,14 @@
 
 namespace stratalake {
 
+/// The path-style URL of the object "bucket/key" `path` at `conn`'s endpoint,
+/// each path segment percent-encoded (RFC 3986 unreserved characters kept).
+std::string S3ObjectUrl(const S3Connection& conn, const std::string& path);
+
+/// "Code: Message" of an S3 error document (its first 200 bytes when it has
+/// neither tag), for error messages.
+std::string S3ErrorText(const std::string& body);
+
 /// Receives the bytes of a range in order; a failed status stops the request
 /// and is returned by S3GetRange.
 using RangeSink = std::function<arrow::Status(const uint8_t* data, int64_t n)>;

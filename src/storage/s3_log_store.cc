@@ -12,6 +12,7 @@
 #include <thread>
 
 #include "common/os_error.h"
+#include "storage/s3_client.h"
 #include "stratalake/status.h"
 
 namespace stratalake::delta {
@@ -21,38 +22,6 @@ namespace {
 void EnsureCurlInitialized() {
   static std::once_flag once;
   std::call_once(once, [] { curl_global_init(CURL_GLOBAL_DEFAULT); });
-}
-
-// RFC 3986 percent-encoding of one path segment (unreserved characters kept).
-std::string EncodeSegment(std::string_view s) {
-  static const char* hex = "0123456789ABCDEF";
-  std::string out;
-  for (unsigned char c : s) {
-    if (std::isalnum(c) || c == '-' || c == '_' || c == '.' || c == '~') {
-      out += static_cast<char>(c);
-    } else {
-      out += '%';
-      out += hex[c >> 4];
-      out += hex[c & 15];
-    }
-  }
-  return out;
-}
-
-// The path-style URL of "bucket/key".
-std::string ObjectUrl(const S3Connection& conn, const std::string& path) {
-  std::string url = conn.endpoint_url;
-  size_t start = 0;
-  while (start <= path.size()) {
-    size_t slash = path.find('/', start);
-    std::string_view seg(path.data() + start,
-                         (slash == std::string::npos ? path.size() : slash) - start);
-    url += '/';
-    url += EncodeSegment(seg);
-    if (slash == std::string::npos) break;
-    start = slash + 1;
-  }
-  return url;
 }
 
 struct HttpReply {
@@ -78,7 +47,7 @@ HttpReply Send(const S3Connection& conn, const char* method, const std::string& 
     reply.error = "curl_easy_init failed";
     return reply;
   }
-  std::string url = ObjectUrl(conn, path);
+  std::string url = S3ObjectUrl(conn, path);
   std::string sigv4 = "aws:amz:" + conn.region + ":s3";
   std::string userpwd = conn.access_key_id + ":" + conn.secret_access_key;
   struct curl_slist* list = nullptr;
@@ -122,20 +91,6 @@ HttpReply Send(const S3Connection& conn, const char* method, const std::string& 
   curl_slist_free_all(list);
   curl_easy_cleanup(curl);
   return reply;
-}
-
-// "<Code>X</Code>" and "<Message>Y</Message>" of an S3 error document.
-std::string S3ErrorText(const std::string& body) {
-  auto tag = [&](const std::string& name) {
-    auto b = body.find("<" + name + ">");
-    auto e = body.find("</" + name + ">");
-    if (b == std::string::npos || e == std::string::npos || e < b) return std::string();
-    b += name.size() + 2;
-    return body.substr(b, e - b);
-  };
-  std::string code = tag("Code"), message = tag("Message");
-  if (code.empty() && message.empty()) return body.substr(0, 200);
-  return code + (message.empty() ? "" : ": " + message);
 }
 
 arrow::Status HttpError(const std::string& what, const std::string& path, const HttpReply& r) {
