@@ -12,20 +12,19 @@
 // seconds for each, their ratio, the load average, and checks that both leave
 // the same tiles. Tile GC is kept out of the measurement (its clock is the
 // data's start).
-#include <sys/resource.h>
 #include <unistd.h>
 
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
-#include <fstream>
 #include <map>
 #include <random>
 #include <string>
 
 #include <arrow/api.h>
 
+#include "bench_util.h"
 #include "repo_fixtures.h"
 #include "stratalake/clock.h"
 #include "stratalake/delta.h"
@@ -34,33 +33,15 @@
 #include "stratalake/repo.h"
 
 namespace sl = stratalake;
+using sl::bench::Check;
+using sl::bench::CpuSeconds;
+using sl::bench::LoadAverage;
 
 namespace {
 
 constexpr int64_t kSec = 1000000;
 constexpr int64_t kT0 = sl::fixtures::kT0;  // 2026-01-01
 constexpr int64_t kDay = 86400 * kSec;
-
-double CpuSeconds() {
-  rusage u{};
-  getrusage(RUSAGE_SELF, &u);
-  return static_cast<double>(u.ru_utime.tv_sec + u.ru_stime.tv_sec) +
-         static_cast<double>(u.ru_utime.tv_usec + u.ru_stime.tv_usec) / 1e6;
-}
-
-std::string LoadAverage() {
-  std::ifstream f("/proc/loadavg");
-  std::string a, b, c;
-  f >> a >> b >> c;
-  return a + " " + b + " " + c;
-}
-
-void Check(const arrow::Status& st, const char* what) {
-  if (!st.ok()) {
-    std::fprintf(stderr, "%s: %s\n", what, st.ToString().c_str());
-    std::exit(1);
-  }
-}
 
 std::shared_ptr<arrow::Table> Trades(std::mt19937_64* rng, int64_t n, int keys, bool late_mix) {
   arrow::Int64Builder id, size;

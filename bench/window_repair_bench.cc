@@ -16,7 +16,6 @@
 // files). Prints CPU seconds (user + system of this process), wall seconds,
 // their ratio and the load average. Tile GC is kept out (its clock is the
 // data's start).
-#include <sys/resource.h>
 #include <unistd.h>
 
 #include <chrono>
@@ -24,7 +23,6 @@
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
-#include <fstream>
 #include <map>
 #include <random>
 #include <set>
@@ -32,6 +30,8 @@
 
 #include <arrow/api.h>
 
+#include "bench_util.h"
+#include "repo_fixtures.h"
 #include "stratalake/clock.h"
 #include "stratalake/delta.h"
 #include "stratalake/online.h"
@@ -39,33 +39,15 @@
 #include "stratalake/repo.h"
 
 namespace sl = stratalake;
+using sl::bench::Check;
+using sl::bench::CpuSeconds;
+using sl::bench::LoadAverage;
 
 namespace {
 
 constexpr int64_t kSec = 1000000;
-constexpr int64_t kT0 = 1767225600LL * kSec;  // 2026-01-01
+constexpr int64_t kT0 = sl::fixtures::kT0;  // 2026-01-01
 constexpr int64_t kDay = 86400 * kSec;
-
-double CpuSeconds() {
-  rusage u{};
-  getrusage(RUSAGE_SELF, &u);
-  return static_cast<double>(u.ru_utime.tv_sec + u.ru_stime.tv_sec) +
-         static_cast<double>(u.ru_utime.tv_usec + u.ru_stime.tv_usec) / 1e6;
-}
-
-std::string LoadAverage() {
-  std::ifstream f("/proc/loadavg");
-  std::string a, b, c;
-  f >> a >> b >> c;
-  return a + " " + b + " " + c;
-}
-
-void Check(const arrow::Status& st, const char* what) {
-  if (!st.ok()) {
-    std::fprintf(stderr, "%s: %s\n", what, st.ToString().c_str());
-    std::exit(1);
-  }
-}
 
 // Trades with a unique id `seq` (first_seq, first_seq + 1, ...), so that a
 // predicate can pick scattered rows.
@@ -131,11 +113,7 @@ int main(int argc, char** argv) {
   const bool dv = argc > 4 && std::strcmp(argv[4], "dv") == 0;
   auto dir = std::filesystem::temp_directory_path() /
              ("window_repair_bench_" + std::to_string(::getpid()));
-  std::filesystem::create_directories(dir / "definitions");
-  std::ofstream(dir / "stratalake.yaml")
-      << "project: b\noffline_store: lake\nonline_store:\n  type: embedded\n  path: online\n"
-         "registry: registry.db\ndefinitions: [definitions]\n";
-  std::ofstream(dir / "definitions" / "defs.yaml") << R"(entities:
+  sl::fixtures::WriteRepository(dir.string(), "b", R"(entities:
   - name: account
     join_keys: [{name: account_id, type: int64}]
 sources:
@@ -159,15 +137,9 @@ feature_views:
       - {name: mean_5m, function: mean, column: price, window: 5m}
       - {name: std_1h, function: stddev, column: price, window: 1h}
       - {name: max_1h, function: max, column: price, window: 1h}
-)";
-  auto repo = sl::repo::FeatureRepository::Open(dir.string());
-  Check(repo.status(), "open");
-  auto defs = (*repo)->LoadValidatedDefinitions();
-  Check(defs.status(), "definitions");
-  auto reg = (*repo)->registry();
-  Check(reg.status(), "registry");
-  Check((*reg)->Apply(*defs, sl::registry::CompatibilityPolicy::kNone, "bench", "").status(),
-        "apply");
+)");
+  auto repo = sl::fixtures::OpenAndApply(dir.string(), "bench");
+  Check(repo.status(), "open and apply");
   auto store = sl::online::OpenRepositoryStore(**repo);
   Check(store.status(), "store");
   auto table = sl::delta::DeltaTable::ForPath((*repo)->TableUri("silver/trades"));
