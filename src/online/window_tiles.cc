@@ -266,13 +266,17 @@ struct RowsByTile {
   window::EventColumns events;
 };
 
-arrow::Result<RowsByTile> GroupRows(const registry::Definitions& defs,
-                                    const registry::FeatureView& view,
-                                    const window::WindowSpec& spec, const std::string& time_column,
-                                    const arrow::Table& data, bool id_columns) {
-  RowsByTile out;
-  const int64_t n = data.num_rows();
-  std::vector<std::shared_ptr<arrow::Array>> key_cols;
+// The join key columns (first chunks, in the view's entity order) and the time
+// column of `data`, as the tiles of `view` key and bucket its rows.
+struct ViewColumns {
+  std::vector<std::shared_ptr<arrow::Array>> keys;
+  std::shared_ptr<arrow::ChunkedArray> time;
+};
+
+arrow::Result<ViewColumns> ViewColumnsOf(const registry::Definitions& defs,
+                                         const registry::FeatureView& view,
+                                         const std::string& time_column, const arrow::Table& data) {
+  ViewColumns out;
   for (const auto& en : view.entities) {
     const auto* e = defs.FindEntity(en);
     if (!e) return UserError(ErrorKind::kObjectNotFound, "unknown entity '" + en + "'");
@@ -283,15 +287,27 @@ arrow::Result<RowsByTile> GroupRows(const registry::Definitions& defs,
             ErrorKind::kSchemaMismatch,
             "feature view '" + view.name + "': the rows have no join key column '" + k.name + "'");
       }
-      key_cols.push_back(c->chunk(0));
+      out.keys.push_back(c->chunk(0));
     }
   }
-  auto tcol = data.GetColumnByName(time_column);
-  if (!tcol) {
+  out.time = data.GetColumnByName(time_column);
+  if (!out.time) {
     return UserError(
         ErrorKind::kSchemaMismatch,
         "feature view '" + view.name + "': the rows have no time column '" + time_column + "'");
   }
+  return out;
+}
+
+arrow::Result<RowsByTile> GroupRows(const registry::Definitions& defs,
+                                    const registry::FeatureView& view,
+                                    const window::WindowSpec& spec, const std::string& time_column,
+                                    const arrow::Table& data, bool id_columns) {
+  RowsByTile out;
+  const int64_t n = data.num_rows();
+  ARROW_ASSIGN_OR_RAISE(auto columns, ViewColumnsOf(defs, view, time_column, data));
+  const auto& key_cols = columns.keys;
+  const auto& tcol = columns.time;
   out.times.resize(static_cast<size_t>(n));
   if (n > 0) retrieval::asof::TimesToMicros(*tcol->chunk(0)->data(), out.times.data());
   ARROW_ASSIGN_OR_RAISE(out.events, window::ComputeEvents(spec, data, id_columns));
@@ -510,26 +526,9 @@ arrow::Result<std::vector<RowDigest>> DigestRows(const registry::Definitions& de
   const int64_t n = data.num_rows();
   if (n == 0) return out;
   const size_t A = spec.num_channels;
-  std::vector<std::shared_ptr<arrow::Array>> key_cols;
-  for (const auto& en : view.entities) {
-    const auto* e = defs.FindEntity(en);
-    if (!e) return UserError(ErrorKind::kObjectNotFound, "unknown entity '" + en + "'");
-    for (const auto& k : e->join_keys) {
-      auto c = data.GetColumnByName(k.name);
-      if (!c) {
-        return UserError(
-            ErrorKind::kSchemaMismatch,
-            "feature view '" + view.name + "': the rows have no join key column '" + k.name + "'");
-      }
-      key_cols.push_back(c->chunk(0));
-    }
-  }
-  auto tcol = data.GetColumnByName(time_column);
-  if (!tcol) {
-    return UserError(
-        ErrorKind::kSchemaMismatch,
-        "feature view '" + view.name + "': the rows have no time column '" + time_column + "'");
-  }
+  ARROW_ASSIGN_OR_RAISE(auto columns, ViewColumnsOf(defs, view, time_column, data));
+  const auto& key_cols = columns.keys;
+  const auto& tcol = columns.time;
   std::vector<int64_t> times(static_cast<size_t>(n));
   retrieval::asof::TimesToMicros(*tcol->chunk(0)->data(), times.data());
   ARROW_ASSIGN_OR_RAISE(auto events, window::ComputeEvents(spec, data, id_columns));
