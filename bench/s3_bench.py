@@ -17,7 +17,8 @@ scanned by both. StrataLake's S3 scans are measured with the read cache off
 (STRATALAKE_CACHE_SIZE=0), cold (an empty cache folder: every file fetched into it while
 it is read) and warm (the files already cached), each timed after one untimed scan in the
 same process (as the local scans are, and as delta-rs runs in this warm process); the
-first scan of a fresh process is reported too ("first scan"); both local tables are
+first scan of a fresh process is reported too ("first scan"), beside delta-rs' first scan
+in a fresh Python process (its imports done before the clock starts); both local tables are
 scanned by both engines. Data files on S3 are read by our libcurl range GETs
 (src/storage/s3_client.cc); --arrow-client adds the uncached and cold scans through Arrow's
 S3 client (the AWS SDK, STRATALAKE_S3_DATA_READS=arrow), to compare the two in one run.
@@ -139,6 +140,25 @@ def main() -> None:
             assert t.num_rows == a.rows
             return (wall, cpu)
 
+        def rs_first_scan(table, opts):
+            """delta-rs' first scan in a fresh Python process (the imports done first, only
+            the scan timed), to set beside our first scan of a fresh process."""
+            code = ("import json, sys; sys.path.insert(0, sys.argv[1]); "
+                    "from delta_bench import timed; from deltalake import DeltaTable; "
+                    "opts = json.loads(sys.argv[3]); "
+                    "wall, cpu, t = timed(lambda: DeltaTable(sys.argv[2], storage_options=opts)"
+                    ".to_pyarrow_table()); "
+                    "print(json.dumps([wall, cpu, t.num_rows]), flush=True); "
+                    "import os; os._exit(0)")
+            proc = subprocess.run([sys.executable, "-c", code, str(Path(__file__).resolve().parent),
+                                   table, json.dumps(opts)], capture_output=True, text=True, env=env)
+            if proc.returncode != 0:
+                sys.stderr.write(proc.stderr)
+                raise SystemExit("delta-rs' first scan failed")
+            wall, cpu, rows = json.loads(proc.stdout.strip().splitlines()[-1])
+            assert rows == a.rows
+            return (wall, cpu)
+
         for name, table in (("ours' table", str(work / "ours-0")), ("delta-rs' table", str(work / "theirs-0"))):
             mine, theirs = [], []
             for r in range(a.reps):
@@ -152,7 +172,7 @@ def main() -> None:
             cases = {k: [] for k in ("no cache", "cold cache", "warm cache", "no cache, first scan",
                                      "cold cache, first scan", "no cache, arrow client",
                                      "cold cache, arrow client")}
-            theirs = []
+            theirs, theirs_first = [], []
 
             def cached(extra):
                 cache = work / f"cache-{uuid.uuid4().hex[:8]}"
@@ -181,10 +201,12 @@ def main() -> None:
                     cases["cold cache, arrow client"].append(ours(lines[1]))
                     shutil.rmtree(cache, ignore_errors=True)
                 theirs.append(rs_scan(table, rs_opts))
+                theirs_first.append(rs_first_scan(table, rs_opts))
             for mode, runs_ in cases.items():
                 if runs_:
                     note(f"scan stratalake s3, {mode} ({name})", runs_)
             note(f"scan delta-rs s3 ({name})", theirs)
+            note(f"scan delta-rs s3, first scan ({name})", theirs_first)
         # Ours against delta-rs, case by case (wall-clock and CPU ratios; < 1: we are faster).
         print("ratios, stratalake / delta-rs (wall, CPU):")
         runs = results["runs"]
@@ -199,6 +221,11 @@ def main() -> None:
             for mode in modes:
                 pairs.append((f"scan s3 {mode} ({name})", f"scan stratalake s3, {mode} ({name})",
                               f"scan delta-rs s3 ({name})"))
+            # First scans of fresh processes, like for like.
+            for mode in ("no cache, first scan", "cold cache, first scan"):
+                pairs.append((f"scan s3 {mode} vs theirs ({name})",
+                              f"scan stratalake s3, {mode} ({name})",
+                              f"scan delta-rs s3, first scan ({name})"))
         results["ratios"] = {}
         for label, mine, theirs in pairs:
             w = runs[mine]["median_s"] / runs[theirs]["median_s"]

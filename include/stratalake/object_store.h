@@ -97,6 +97,13 @@ struct ReadCacheOptions {
   /// $STRATALAKE_CACHE_SIZE (bytes, or with a K/M/G suffix), else 4 GiB. A
   /// file larger than a quarter of the bound is read remotely, not cached.
   int64_t max_bytes = -1;
+  /// Bound on the memory that files being fetched into the cache land in
+  /// (readers are served from it, and the cache file is written from it with
+  /// O_DIRECT, not through the page cache). -1: the default,
+  /// $STRATALAKE_CACHE_FETCH_MEMORY (bytes, or with a K/M/G suffix), else
+  /// 512 MiB. A fetch that does not fit lands straight in its cache file and
+  /// is read through a mapping of it (0: every fetch does).
+  int64_t fetch_memory = -1;
 };
 
 /// Configure the process's read cache (until then it is configured from the
@@ -105,13 +112,14 @@ struct ReadCacheOptions {
 arrow::Status ConfigureReadCache(const ReadCacheOptions& options);
 
 struct ReadCacheStats {
-  uint64_t hits = 0;         // data files opened from the cache
-  uint64_t misses = 0;       // data files fetched from the store
-  uint64_t hit_bytes = 0;    // bytes of the files opened from the cache
-  uint64_t miss_bytes = 0;   // bytes fetched from the store into the cache (or past it)
-  uint64_t evictions = 0;    // files evicted to stay under the bound
-  int64_t bytes_cached = 0;  // bytes held now
-  int64_t max_bytes = 0;     // the bound (0: off)
+  uint64_t hits = 0;               // data files opened from the cache
+  uint64_t misses = 0;             // data files fetched from the store
+  uint64_t hit_bytes = 0;          // bytes of the files opened from the cache
+  uint64_t miss_bytes = 0;         // bytes fetched from the store into the cache (or past it)
+  uint64_t evictions = 0;          // files evicted to stay under the bound
+  int64_t bytes_cached = 0;        // bytes held now
+  int64_t max_bytes = 0;           // the bound (0: off)
+  int64_t fetch_memory_bytes = 0;  // memory holding files being fetched now
 };
 /// The counters since the process started.
 ReadCacheStats GetReadCacheStats();

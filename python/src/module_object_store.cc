@@ -41,6 +41,7 @@ nb::dict CacheStats() {
   d["evictions"] = s.evictions;
   d["bytes_cached"] = s.bytes_cached;
   d["max_bytes"] = s.max_bytes;
+  d["fetch_memory_bytes"] = s.fetch_memory_bytes;
   return d;
 }
 

@@ -163,6 +163,8 @@ struct Metrics {
             cache.evictions);
     gauge("stratalake_read_cache_bytes", "Bytes held in the cache now.", cache.bytes_cached);
     gauge("stratalake_read_cache_max_bytes", "The cache's bound (0: off).", cache.max_bytes);
+    gauge("stratalake_read_cache_fetch_memory_bytes",
+          "Memory holding files being fetched into the cache now.", cache.fetch_memory_bytes);
     return o;
   }
 };

@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cerrno>
 #include <chrono>
 #include <condition_variable>
@@ -24,6 +25,7 @@
 
 #include <arrow/buffer.h>
 #include <arrow/io/file.h>
+#include <arrow/memory_pool.h>
 #include <arrow/util/future.h>
 
 #include "storage/log_store.h"
@@ -44,11 +46,21 @@ constexpr int kFetchThreads = 8;
 constexpr int64_t kChunksPerFile = 8;
 constexpr int64_t kMinChunk = 1 << 20;
 constexpr int64_t kMaxChunk = 8 << 20;
+// A fetch receives its file into memory (readers are served from there) and
+// writes it to the cache file from there, with O_DIRECT where the cache disk
+// takes it: the page cache is not filled with a second copy, whose allocation
+// and copy cost about as much CPU as receiving the bytes. The memory of the
+// fetches in flight is bounded by ReadCacheOptions::fetch_memory; a fetch that does not fit
+// receives straight into its cache file and is read through a mapping of it.
+constexpr int64_t kDefaultFetchMemory = 512 << 20;
+// O_DIRECT writes are made in multiples of this, from addresses aligned to it.
+constexpr int64_t kDirectAlign = 4096;
 // Temporary files older than this in the cache folder were left by a process
 // that died while fetching; they are removed when the cache is configured.
 constexpr auto kStalePart = std::chrono::hours(1);
 
-arrow::Result<int64_t> ParseSize(const std::string& text) {
+// `text`, the value of the environment variable `name`, as a number of bytes.
+arrow::Result<int64_t> ParseSize(const std::string& text, const char* name) {
   if (text.empty()) return arrow::Status::Invalid("empty size");
   char* end = nullptr;
   double v = std::strtod(text.c_str(), &end);
@@ -62,11 +74,19 @@ arrow::Result<int64_t> ParseSize(const std::string& text) {
   } else if (unit == "G" || unit == "GB" || unit == "GiB") {
     mult = 1LL << 30;
   } else {
-    return arrow::Status::Invalid("STRATALAKE_CACHE_SIZE='", text,
+    return arrow::Status::Invalid(name, "='", text,
                                   "' is not a size: write bytes, or a number with K, M or G");
   }
-  if (v < 0) return arrow::Status::Invalid("STRATALAKE_CACHE_SIZE must not be negative");
+  if (v < 0) return arrow::Status::Invalid(name, " must not be negative");
   return static_cast<int64_t>(v * static_cast<double>(mult));
+}
+
+// `given` when set (>= 0), else the environment variable `name`, else `fallback`.
+arrow::Result<int64_t> SizeSetting(int64_t given, const char* name, int64_t fallback) {
+  if (given >= 0) return given;
+  const char* env = std::getenv(name);
+  if (env == nullptr || *env == '\0') return fallback;
+  return ParseSize(env, name);
 }
 
 // A read-only shared mapping of a cache file being fetched; the buffers
@@ -77,10 +97,46 @@ class Mapping : public arrow::Buffer {
   ~Mapping() override { ::munmap(const_cast<uint8_t*>(data_), static_cast<size_t>(size_)); }
 };
 
-// One file being fetched into the cache: its bytes are written, range request
-// by range request, into the temporary file that becomes the cached copy, and
-// are readable (through a mapping of that file) as soon as they have landed. Fields below `state`
-// are guarded by the Fetcher's mutex.
+std::atomic<int64_t> fetch_memory{0};  // bytes of the FetchMemory alive
+std::atomic<int64_t> fetch_memory_limit{kDefaultFetchMemory};
+
+int64_t RoundUp(int64_t n, int64_t to) { return (n + to - 1) / to * to; }
+
+// The memory a fetch receives its file into (from Arrow's memory pool, which
+// reuses it from fetch to fetch; aligned to kDirectAlign and as long as the
+// file rounded up to it, so that O_DIRECT may write whole blocks; the bytes
+// past the file's end are never read); it lives while readers hold slices of
+// it.
+class FetchMemory : public arrow::MutableBuffer {
+ public:
+  // Null when the bound on fetch memory or the memory pool has no room.
+  static std::shared_ptr<FetchMemory> Make(int64_t size) {
+    const int64_t len = RoundUp(size, kDirectAlign);
+    if (fetch_memory.fetch_add(len) + len > fetch_memory_limit.load()) {
+      fetch_memory.fetch_sub(len);
+      return nullptr;
+    }
+    auto buf = arrow::AllocateBuffer(len, kDirectAlign);
+    if (!buf.ok()) {
+      fetch_memory.fetch_sub(len);
+      return nullptr;
+    }
+    return std::shared_ptr<FetchMemory>(new FetchMemory(std::move(*buf), size));
+  }
+  ~FetchMemory() override { fetch_memory.fetch_sub(buf_->size()); }
+
+ private:
+  FetchMemory(std::unique_ptr<arrow::Buffer> buf, int64_t size)
+      : arrow::MutableBuffer(buf->mutable_data(), size), buf_(std::move(buf)) {}
+  std::unique_ptr<arrow::Buffer> buf_;
+};
+
+// One file being fetched into the cache: range request by range request, its
+// bytes land in memory (`memory`, then written from there into the temporary
+// file that becomes the cached copy) or, when the fetch memory is spent,
+// straight into that file; they are readable (from the memory, or a mapping of
+// the file) as soon as they have landed. Fields below `state` are guarded by
+// the Fetcher's mutex.
 struct Fetch {
   std::string key;   // the cache's name for the file
   std::string tmp;   // the temporary file being written
@@ -91,7 +147,9 @@ struct Fetch {
   int64_t chunk = 0;
   int n_chunks = 0;
   int fd = -1;
-  std::shared_ptr<Mapping> map;
+  int direct_fd = -1;                   // the same file opened with O_DIRECT, or -1
+  std::shared_ptr<FetchMemory> memory;  // where the bytes land, or null
+  std::shared_ptr<arrow::Buffer> map;   // what readers slice: `memory` or a mapping
 
   enum : char { kPending, kRequested, kLanded };
   std::vector<char> state;
@@ -99,8 +157,9 @@ struct Fetch {
   int next = 0;            // position in the fetch order: the last chunk, then 0, 1, ...
   int in_flight = 0;
   int landed = 0;
-  arrow::Status error;  // the first failed request; no more are made
-  bool done = false;    // every request has returned
+  arrow::Status error;        // the first failed request; no more are made
+  arrow::Status write_error;  // the first failed write of `memory` to the file
+  bool done = false;          // every request has returned
   struct Waiter {
     int64_t pos, n;
     arrow::Future<std::shared_ptr<arrow::Buffer>> future;
@@ -125,11 +184,18 @@ void FetchDone(const Fetch& f, bool ok);  // tells the cache (below)
 // reader is waiting for first, then the fetches in the order they started
 // (the order a scan reads its files in), each in file order after its last
 // chunk (where Parquet's footer is).
+class Fetcher;
+Fetcher& TheFetcher();
+
 class Fetcher {
  public:
   void Start(const std::shared_ptr<Fetch>& f) {
     {
       std::lock_guard<std::mutex> lock(mu_);
+      // A process exiting waits for the files whose bytes have all landed to
+      // be written into the cache (its readers may be done before that).
+      static const bool drains = std::atexit([] { TheFetcher().Drain(); }) == 0;
+      (void)drains;
       active_.push_back(f);
       while (threads_ < kFetchThreads) {
         std::thread([this] { Work(); }).detach();
@@ -213,10 +279,10 @@ class Fetcher {
   }
 
   void Work() {
-    // Each request is written into the file with pwrite as it arrives (S3) or
-    // received into this buffer first (other filesystems): cheaper than
-    // receiving into a writable file mapping, whose every page would fault
-    // twice (read, then make writable).
+    // Without fetch memory, each request is written into the file with pwrite
+    // as it arrives (S3) or received into this buffer first (other
+    // filesystems): cheaper than receiving into a writable file mapping, whose
+    // every page would fault twice (read, then make writable).
     std::vector<uint8_t> buf;
     std::unique_lock<std::mutex> lock(mu_);
     while (true) {
@@ -231,42 +297,57 @@ class Fetcher {
       lock.unlock();
       const int64_t off = c * f->chunk;
       const int64_t len = std::min(f->chunk, f->size - off);
+      uint8_t* mem = f->memory ? f->memory->mutable_data() : nullptr;
+      auto* s3 = dynamic_cast<S3DataFile*>(f->remote.get());
       arrow::Status st;
-      if (auto* s3 = dynamic_cast<S3DataFile*>(f->remote.get())) {
-        // Written into the cache file as the bytes arrive, from curl's buffer.
+      if (s3 != nullptr) {
+        // Copied from curl's buffer as the bytes arrive.
         int64_t at = off;
         st = s3->Stream(off, len, [&](const uint8_t* data, int64_t n) {
-          ARROW_RETURN_NOT_OK(WriteAll(f->fd, data, n, at, f->tmp));
+          if (at + n > off + len) {
+            return arrow::Status::IOError("the store sent more bytes than the range asked for");
+          }
+          if (mem != nullptr) {
+            std::memcpy(mem + at, data, static_cast<size_t>(n));
+          } else {
+            ARROW_RETURN_NOT_OK(WriteAll(f->fd, data, n, at, f->tmp));
+          }
           at += n;
           return arrow::Status::OK();
         });
       } else {
-        buf.resize(static_cast<size_t>(kMaxChunk));
-        auto got = f->remote->ReadAt(off, len, buf.data());
+        if (mem == nullptr) buf.resize(static_cast<size_t>(kMaxChunk));
+        uint8_t* into = mem != nullptr ? mem + off : buf.data();
+        auto got = f->remote->ReadAt(off, len, into);
         st = got.status();
         if (st.ok() && *got != len) {
           st = arrow::Status::IOError("the object is shorter (", off + *got,
                                       " bytes or fewer) than its size in the Delta log (", f->size,
                                       " bytes)");
         }
-        if (st.ok()) st = WriteAll(f->fd, buf.data(), len, off, f->tmp);
+        if (st.ok() && mem == nullptr) st = WriteAll(f->fd, buf.data(), len, off, f->tmp);
       }
       Landed(f, c, st);
+      // Readers have the bytes; now the cached copy. A failed write costs the
+      // cache its copy, not the readers their bytes.
+      arrow::Status written;
+      if (st.ok() && mem != nullptr) written = WriteChunk(*f, off, len);
+      Settled(f, written);
       lock.lock();
     }
   }
 
+  // The bytes of a request have landed (or failed): wake the readers of them.
   void Landed(const std::shared_ptr<Fetch>& f, int c, const arrow::Status& st) {
     std::vector<std::pair<arrow::Future<std::shared_ptr<arrow::Buffer>>,
                           arrow::Result<std::shared_ptr<arrow::Buffer>>>>
         ready;
-    bool finish = false;
     {
       std::lock_guard<std::mutex> lock(mu_);
-      f->in_flight--;
       if (st.ok()) {
         f->state[static_cast<size_t>(c)] = Fetch::kLanded;
         f->landed++;
+        if (f->landed == f->n_chunks) unwritten_++;
       } else {
         f->state[static_cast<size_t>(c)] = Fetch::kPending;
         if (f->error.ok()) f->error = st;
@@ -283,14 +364,39 @@ class Fetcher {
         }
         it = f->waiters.erase(it);
       }
-      if (!f->done && f->in_flight == 0 && (f->landed == f->n_chunks || !f->error.ok())) {
-        f->done = true;
-        finish = true;
-      }
     }
     land_cv_.notify_all();
     for (auto& [future, result] : ready) future.MarkFinished(std::move(result));
-    if (finish) Finish(*f);
+  }
+
+  // A request is over, its bytes written to the cache file (or not: `written`).
+  void Settled(const std::shared_ptr<Fetch>& f, const arrow::Status& written) {
+    bool finish = false;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      f->in_flight--;
+      if (!written.ok() && f->write_error.ok()) f->write_error = written;
+      if (!f->done && f->in_flight == 0 && (f->landed == f->n_chunks || !f->error.ok())) {
+        f->done = true;
+        finish = true;
+        active_.remove(f);  // nothing more to request; its memory goes with its readers
+      }
+    }
+    if (finish) {
+      Finish(*f);
+      if (f->landed == f->n_chunks) {
+        std::lock_guard<std::mutex> lock(mu_);
+        unwritten_--;
+        drain_cv_.notify_all();
+      }
+    }
+  }
+
+  // Waits (10 s at most) until every file whose bytes have all landed is in
+  // the cache (or given up); fetches still receiving bytes are left.
+  void Drain() {
+    std::unique_lock<std::mutex> lock(mu_);
+    drain_cv_.wait_for(lock, std::chrono::seconds(10), [&] { return unwritten_ == 0; });
   }
 
   static arrow::Status WriteAll(int fd, const uint8_t* data, int64_t n, int64_t off,
@@ -309,18 +415,47 @@ class Fetcher {
     return arrow::Status::OK();
   }
 
+  // Writes bytes [off, off + len) of the fetch memory into the cache file:
+  // with O_DIRECT in whole blocks (the memory is zero past the file's end;
+  // Finish truncates the file to its size), else through the page cache.
+  static arrow::Status WriteChunk(Fetch& f, int64_t off, int64_t len) {
+    const uint8_t* data = f.memory->data() + off;
+    if (f.direct_fd >= 0) {
+      const int64_t n = RoundUp(len, kDirectAlign);
+      int64_t done = 0;
+      while (done < n) {
+        ssize_t w = ::pwrite(f.direct_fd, data + done, static_cast<size_t>(n - done),
+                             static_cast<off_t>(off + done));
+        if (w < 0 && errno == EINTR) continue;
+        if (w <= 0 || w % kDirectAlign != 0) break;  // the rest through the page cache
+        done += w;
+      }
+      if (done >= len) return arrow::Status::OK();
+      data += done;
+      off += done;
+      len -= done;
+    }
+    return WriteAll(f.fd, data, len, off, f.tmp);
+  }
+
   // Every request has returned: the cache keeps the file, or throws it away.
   static void Finish(Fetch& f) {
+    bool ok = f.error.ok() && f.write_error.ok();
+    if (ok && f.direct_fd >= 0 && ::ftruncate(f.fd, static_cast<off_t>(f.size)) != 0) ok = false;
+    if (f.direct_fd >= 0) ::close(f.direct_fd);
+    f.direct_fd = -1;
     ::close(f.fd);
     f.fd = -1;
     f.remote.reset();
-    FetchDone(f, f.error.ok());
+    FetchDone(f, ok);
   }
 
   std::mutex mu_;
-  std::condition_variable work_cv_;  // a chunk may be there to request
-  std::condition_variable land_cv_;  // a chunk has landed or failed
+  std::condition_variable work_cv_;   // a chunk may be there to request
+  std::condition_variable land_cv_;   // a chunk has landed or failed
+  std::condition_variable drain_cv_;  // a file whose bytes had all landed is done
   std::list<std::shared_ptr<Fetch>> active_;
+  int unwritten_ = 0;  // fetches with all their bytes landed, not yet done
   int threads_ = 0;
 };
 
@@ -461,7 +596,10 @@ class Cache {
     f->tmp = dir + "/." + delta::NewUuid() + ".part";
     f->remote = remote;
     f->size = size;
-    f->chunk = std::clamp((size + kChunksPerFile - 1) / kChunksPerFile, kMinChunk, kMaxChunk);
+    // Chunks start on kDirectAlign boundaries (O_DIRECT writes them).
+    f->chunk =
+        RoundUp(std::clamp((size + kChunksPerFile - 1) / kChunksPerFile, kMinChunk, kMaxChunk),
+                kDirectAlign);
     f->n_chunks = static_cast<int>((size + f->chunk - 1) / f->chunk);
     f->state.assign(static_cast<size_t>(f->n_chunks), Fetch::kPending);
     if (!PrepareTemp(*f)) {
@@ -524,6 +662,7 @@ class Cache {
     s.evictions = evictions_;
     s.bytes_cached = bytes_cached_;
     s.max_bytes = max_bytes_;
+    s.fetch_memory_bytes = fetch_memory.load();
     return s;
   }
 
@@ -582,6 +721,15 @@ class Cache {
       DiscardTemp(f);
       return false;
     }
+    f.memory = FetchMemory::Make(f.size);
+    if (f.memory) {
+      f.map = f.memory;
+#ifdef O_DIRECT
+      // A filesystem without O_DIRECT (tmpfs) is written through the page cache.
+      f.direct_fd = ::open(f.tmp.c_str(), O_WRONLY | O_DIRECT | O_CLOEXEC);
+#endif
+      return true;
+    }
     void* p = ::mmap(nullptr, static_cast<size_t>(f.size), PROT_READ, MAP_SHARED, f.fd, 0);
     if (p == MAP_FAILED) {
       DiscardTemp(f);
@@ -593,6 +741,9 @@ class Cache {
 
   static void DiscardTemp(Fetch& f) {
     f.map.reset();
+    f.memory.reset();
+    if (f.direct_fd >= 0) ::close(f.direct_fd);
+    f.direct_fd = -1;
     if (f.fd >= 0) ::close(f.fd);
     f.fd = -1;
     ::unlink(f.tmp.c_str());
@@ -612,15 +763,12 @@ class Cache {
         dir += "/stratalake/files";
       }
     }
-    int64_t max = options.max_bytes;
-    if (max < 0) {
-      const char* env = std::getenv("STRATALAKE_CACHE_SIZE");
-      if (env && *env) {
-        ARROW_ASSIGN_OR_RAISE(max, ParseSize(env));
-      } else {
-        max = 4LL << 30;
-      }
-    }
+    ARROW_ASSIGN_OR_RAISE(int64_t max,
+                          SizeSetting(options.max_bytes, "STRATALAKE_CACHE_SIZE", 4LL << 30));
+    ARROW_ASSIGN_OR_RAISE(
+        int64_t fetch,
+        SizeSetting(options.fetch_memory, "STRATALAKE_CACHE_FETCH_MEMORY", kDefaultFetchMemory));
+    fetch_memory_limit = fetch;
     configured_ = true;
     generation_++;  // fetches in flight finish without entering the new index
     dir_ = dir;

@@ -10,6 +10,7 @@
 #include <random>
 #include <string>
 #include <thread>
+#include <tuple>
 #include <vector>
 
 #include <arrow/filesystem/localfs.h>
@@ -184,6 +185,76 @@ TEST_F(ReadCacheTest, AFailedFetchLeavesNoCacheEntry) {
   f = ListCache(Cache());
   ASSERT_EQ(f.files.size(), 1u);
   EXPECT_EQ(f.bytes, size);
+}
+
+TEST_F(ReadCacheTest, AFetchBeyondTheFetchMemoryLandsInItsCacheFile) {
+  // Room in the fetch memory for one file of 5 MiB and a bit: the first fetch
+  // lands in memory, the second (started while the first holds it) in its file.
+  ReadCacheOptions o{Cache(), 64 << 20};
+  o.fetch_memory = 6 << 20;
+  ASSERT_TRUE(ConfigureReadCache(o).ok());
+  const std::string a_data = RandomBytes((5 << 20) + 12345, 3);
+  const std::string b_data = RandomBytes((5 << 20) + 777, 4);
+  const int64_t a_size = static_cast<int64_t>(a_data.size());
+  const int64_t b_size = static_cast<int64_t>(b_data.size());
+  const std::string a_path = Put("a.parquet", a_data);
+  const std::string b_path = Put("b.parquet", b_data);
+  {
+    auto a = OpenRemoteDataFile(*slow_, a_path, a_size);
+    ASSERT_TRUE(a.ok()) << a.status().ToString();
+    // The memory rounded up to whole blocks of 4 KiB (O_DIRECT writes them).
+    const int64_t a_memory = (a_size + 4095) / 4096 * 4096;
+    EXPECT_EQ(GetReadCacheStats().fetch_memory_bytes, a_memory);
+    auto b = OpenRemoteDataFile(*slow_, b_path, b_size);
+    ASSERT_TRUE(b.ok()) << b.status().ToString();
+    EXPECT_EQ(GetReadCacheStats().fetch_memory_bytes, a_memory);
+    std::string from_b;
+    std::thread tb([&] { from_b = ReadAll(**b, b_size); });
+    EXPECT_EQ(ReadAll(**a, a_size), a_data);
+    tb.join();
+    EXPECT_EQ(from_b, b_data);
+    WaitForFetches(Cache());
+  }
+  // The readers gone and the fetches over, the memory is given back (once the
+  // fetch threads let go of the fetch), and both files are cached whole (the
+  // one written with O_DIRECT cut to its size).
+  for (int i = 0; i < 500 && GetReadCacheStats().fetch_memory_bytes != 0; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  EXPECT_EQ(GetReadCacheStats().fetch_memory_bytes, 0);
+  Folder f = ListCache(Cache());
+  ASSERT_EQ(f.files.size(), 2u);
+  EXPECT_EQ(f.bytes, a_size + b_size);
+  for (const auto& [path, size, data] :
+       {std::tuple(a_path, a_size, a_data), std::tuple(b_path, b_size, b_data)}) {
+    auto cached = OpenRemoteDataFile(*slow_, path, size);
+    ASSERT_TRUE(cached.ok());
+    EXPECT_EQ(ReadAll(**cached, size), data);
+  }
+
+  // No fetch memory at all: every fetch lands in its file, and reads the same.
+  o.dir = dir_.Join("cache2");
+  o.fetch_memory = 0;
+  ASSERT_TRUE(ConfigureReadCache(o).ok());
+  auto c = OpenRemoteDataFile(*slow_, a_path, a_size);
+  ASSERT_TRUE(c.ok());
+  EXPECT_EQ(GetReadCacheStats().fetch_memory_bytes, 0);
+  EXPECT_EQ(ReadAll(**c, a_size), a_data);
+  WaitForFetches(dir_.Join("cache2"));
+  Folder g = ListCache(dir_.Join("cache2"));
+  ASSERT_EQ(g.files.size(), 1u);
+  std::ifstream in(g.files[0], std::ios::binary);
+  EXPECT_EQ(std::string(std::istreambuf_iterator<char>(in), {}), a_data);
+}
+
+TEST_F(ReadCacheTest, ABadFetchMemorySettingIsRefused) {
+  ::setenv("STRATALAKE_CACHE_FETCH_MEMORY", "lots", 1);
+  arrow::Status st = ConfigureReadCache({Cache(), 64 << 20});
+  ::unsetenv("STRATALAKE_CACHE_FETCH_MEMORY");
+  ASSERT_TRUE(st.IsInvalid()) << st.ToString();
+  EXPECT_EQ(st.message(),
+            "STRATALAKE_CACHE_FETCH_MEMORY='lots' is not a size: write bytes, or a number with "
+            "K, M or G");
 }
 
 TEST_F(ReadCacheTest, TheBoundHoldsWithFetchesInFlight) {
