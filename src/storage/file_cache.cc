@@ -42,9 +42,11 @@ namespace stdfs = std::filesystem;
 // Range requests in flight at once, over all fetches of the process.
 constexpr int kFetchThreads = 8;
 // A fetch splits a file into about this many range requests, each between
-// kMinChunk and kMaxChunk bytes.
-constexpr int64_t kChunksPerFile = 8;
-constexpr int64_t kMinChunk = 1 << 20;
+// kMinChunk and kMaxChunk bytes (the sizes AWS advises for range GETs; fewer,
+// larger requests cost less CPU per byte than 1 MiB ones, here and in the
+// server).
+constexpr int64_t kChunksPerFile = 4;
+constexpr int64_t kMinChunk = 4 << 20;
 constexpr int64_t kMaxChunk = 8 << 20;
 // A fetch receives its file into memory (readers are served from there) and
 // writes it to the cache file from there, with O_DIRECT where the cache disk
@@ -328,11 +330,38 @@ class Fetcher {
         if (st.ok() && mem == nullptr) st = WriteAll(f->fd, buf.data(), len, off, f->tmp);
       }
       Landed(f, c, st);
-      // Readers have the bytes; now the cached copy. A failed write costs the
-      // cache its copy, not the readers their bytes.
-      arrow::Status written;
-      if (st.ok() && mem != nullptr) written = WriteChunk(*f, off, len);
-      Settled(f, written);
+      if (st.ok() && mem != nullptr) {
+        // Readers have the bytes; the writer thread makes the cached copy,
+        // while this thread goes on to the next request.
+        std::lock_guard<std::mutex> wlock(write_mu_);
+        writes_.push_back(Write{f, off, len});
+        if (!writer_) {
+          std::thread([this] { WriteWork(); }).detach();
+          writer_ = true;
+        }
+        write_cv_.notify_one();
+      } else {
+        Settled(f, arrow::Status::OK());
+      }
+      lock.lock();
+    }
+  }
+
+  // Writes the landed bytes of fetches into their cache files, in the order
+  // they landed. A failed write costs the cache its copy, not the readers
+  // their bytes.
+  void WriteWork() {
+    std::unique_lock<std::mutex> lock(write_mu_);
+    while (true) {
+      if (writes_.empty()) {
+        write_cv_.wait(lock);
+        continue;
+      }
+      Write w = std::move(writes_.front());
+      writes_.pop_front();
+      lock.unlock();
+      Settled(w.f, WriteChunk(*w.f, w.off, w.len));
+      w.f.reset();
       lock.lock();
     }
   }
@@ -457,6 +486,15 @@ class Fetcher {
   std::list<std::shared_ptr<Fetch>> active_;
   int unwritten_ = 0;  // fetches with all their bytes landed, not yet done
   int threads_ = 0;
+
+  struct Write {
+    std::shared_ptr<Fetch> f;
+    int64_t off, len;
+  };
+  std::mutex write_mu_;  // guards the three below
+  std::condition_variable write_cv_;
+  std::deque<Write> writes_;
+  bool writer_ = false;
 };
 
 Fetcher& TheFetcher() {
