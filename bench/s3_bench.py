@@ -6,7 +6,7 @@ A benchmark that prints numbers, never a pass/fail test:
 
     .venv/bin/python bench/s3_bench.py [--bin build/bin/delta_bench] [--rows 2000000]
                                        [--reps 3] [--endpoint URL] [--workdir DIR]
-                                       [--arrow-client]
+                                       [--arrow-client] [--wan RTT_MS,MBPS]
 
 Without --endpoint it starts the project's server (scripts/s3.sh: versitygw on
 127.0.0.1, its data on the local disk) and stops it at the end. StrataLake runs through
@@ -22,7 +22,11 @@ in a fresh Python process (its imports done before the clock starts); both local
 scanned by both engines. Data files on S3 are read by our libcurl range GETs
 (src/storage/s3_client.cc); --arrow-client adds the uncached and cold scans through Arrow's
 S3 client (the AWS SDK, STRATALAKE_S3_DATA_READS=arrow), to compare the two in one run.
-Scan repetitions interleave the engines. Each case prints the median wall and
+--wan puts a wide-area network between both engines and the server: every connection
+goes through bench/wan_proxy (built with Go), which adds RTT_MS of round-trip delay and
+caps each connection at MBPS megabytes per second each way, as a single connection to a
+remote object store is; scans are then network-bound only if they keep enough requests
+in flight. Scan repetitions interleave the engines. Each case prints the median wall and
 CPU seconds (all threads) of --reps and the 1-minute load average, then the ratios
 ours / delta-rs; docs/benchmarks.md ("Object storage") explains them.
 """
@@ -66,6 +70,7 @@ def main() -> None:
     ap.add_argument("--bucket", default="stratalake")
     ap.add_argument("--workdir")
     ap.add_argument("--json", help="write the results here too")
+    ap.add_argument("--wan", help="RTT_MS,MBPS: route S3 traffic through bench/wan_proxy")
     ap.add_argument("--arrow-client", action="store_true",
                     help="also scan S3 without the cache and cold through Arrow's S3 client")
     a = ap.parse_args()
@@ -81,10 +86,23 @@ def main() -> None:
         a.endpoint = out.stdout.strip()
         env.update({"AWS_ENDPOINT_URL": a.endpoint, "AWS_REGION": "us-east-1",
                     "AWS_ACCESS_KEY_ID": "stratalake", "AWS_SECRET_ACCESS_KEY": "stratalake-secret"})
+    proxy = None
+    if a.wan:
+        rtt_ms, mbps = (float(x) for x in a.wan.split(","))
+        exe = work / "wan_proxy"
+        subprocess.run(["go", "build", "-o", str(exe), "."], cwd=REPO / "bench" / "wan_proxy",
+                       check=True)
+        target = a.endpoint.split("://", 1)[1].rstrip("/")
+        proxy = subprocess.Popen([str(exe), "-target", target, "-rtt", f"{rtt_ms}ms",
+                                  "-mbps", str(mbps)], stdout=subprocess.PIPE, text=True)
+        a.endpoint = "http://" + proxy.stdout.readline().strip()
+        env["AWS_ENDPOINT_URL"] = a.endpoint
+        print(f"through wan_proxy: {rtt_ms:g} ms round trip, {mbps:g} MB/s per connection")
     rs_opts = {k: env[k] for k in ("AWS_ENDPOINT_URL", "AWS_REGION", "AWS_ACCESS_KEY_ID",
                                    "AWS_SECRET_ACCESS_KEY")}
     rs_opts.update({"AWS_ALLOW_HTTP": "true", "conditional_put": "etag"})
-    results: dict = {"machine": machine(), "rows": a.rows, "endpoint": a.endpoint, "runs": {}}
+    results: dict = {"machine": machine(), "rows": a.rows, "endpoint": a.endpoint, "wan": a.wan,
+                     "runs": {}}
 
     def note(key, runs):
         """runs: (wall s, CPU s) per repetition; also the 1-minute load average now."""
@@ -234,6 +252,8 @@ def main() -> None:
             print(f"  {label:40s} wall {w:5.2f}  CPU {c:5.2f}")
         print(f"(files per table: about {nfiles})")
     finally:
+        if proxy is not None:
+            proxy.kill()
         if server_dir is not None:
             subprocess.run(["bash", str(REPO / "scripts" / "s3.sh"), "stop", str(server_dir)], check=False)
         if a.workdir is None:

@@ -910,6 +910,8 @@ arrow::Result<std::shared_ptr<arrow::io::RandomAccessFile>> OpenRemoteDataFile(
   return TheCache().Open(fs, path, size);
 }
 
+bool ReadCacheEnabled() { return TheCache().Stats().max_bytes > 0; }
+
 arrow::Status ConfigureReadCache(const ReadCacheOptions& options) {
   return TheCache().Configure(options);
 }

@@ -29,4 +29,8 @@ namespace stratalake {
 arrow::Result<std::shared_ptr<arrow::io::RandomAccessFile>> OpenRemoteDataFile(
     arrow::fs::FileSystem& fs, const std::string& path, int64_t size = 0);
 
+/// Whether the read cache is on (configured from the environment if it was
+/// not yet): remote files are then fetched on their own threads when opened.
+bool ReadCacheEnabled();
+
 }  // namespace stratalake

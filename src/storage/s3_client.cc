@@ -12,6 +12,8 @@
 
 #include <arrow/buffer.h>
 #include <arrow/filesystem/s3fs.h>
+#include <arrow/util/future.h>
+#include <arrow/util/thread_pool.h>
 
 namespace stratalake {
 
@@ -383,6 +385,38 @@ arrow::Result<std::shared_ptr<arrow::Buffer>> S3DataFile::ReadAt(int64_t pos, in
   ARROW_ASSIGN_OR_RAISE(std::shared_ptr<arrow::Buffer> buf, arrow::AllocateBuffer(n));
   ARROW_RETURN_NOT_OK(ReadAt(pos, n, buf->mutable_data()).status());
   return buf;
+}
+
+arrow::Future<std::shared_ptr<arrow::Buffer>> S3DataFile::ReadAsync(const arrow::io::IOContext& ctx,
+                                                                    int64_t pos, int64_t n) {
+  using BufferFuture = arrow::Future<std::shared_ptr<arrow::Buffer>>;
+  auto clamped = Clamp(pos, n);
+  if (!clamped.ok()) return BufferFuture::MakeFinished(clamped.status());
+  n = *clamped;
+  auto allocated = arrow::AllocateBuffer(n, ctx.pool());
+  if (!allocated.ok()) return BufferFuture::MakeFinished(allocated.status());
+  std::shared_ptr<arrow::Buffer> buf = std::move(*allocated);
+  if (n == 0) return BufferFuture::MakeFinished(buf);
+  std::vector<arrow::Future<>> parts;
+  for (int64_t off = 0; off < n; off += kReadPart) {
+    const int64_t len = std::min(kReadPart, n - off);
+    auto part = ctx.executor()->Submit([conn = conn_, path = path_, at = pos + off, len, buf, off] {
+      uint8_t* to = buf->mutable_data() + off;
+      return S3GetRange(conn, path, at, len, [&](const uint8_t* data, int64_t got) {
+        std::memcpy(to, data, static_cast<size_t>(got));
+        to += got;
+        return arrow::Status::OK();
+      });
+    });
+    if (!part.ok()) {
+      parts.push_back(arrow::Future<>::MakeFinished(part.status()));
+      break;
+    }
+    parts.push_back(std::move(*part));
+  }
+  // Completes once every part has finished, with an error of one if any.
+  return arrow::AllFinished(parts).Then(
+      [buf]() -> arrow::Result<std::shared_ptr<arrow::Buffer>> { return buf; });
 }
 
 arrow::Result<int64_t> S3DataFile::Read(int64_t n, void* out) {

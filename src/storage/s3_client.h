@@ -51,12 +51,15 @@ arrow::Status S3GetRange(const S3Connection& conn, const std::string& path, int6
 /// The size of the object `path` (a HEAD request); errors as S3GetRange's.
 arrow::Result<int64_t> S3ObjectSize(const S3Connection& conn, const std::string& path);
 
-/// A data file of an S3 store read by range GETs (S3GetRange). Every read is one
-/// request (Parquet's pre-buffering coalesces the column chunks a read needs
-/// and issues the ranges concurrently through ReadAsync, on Arrow's I/O
-/// threads); the bytes land in a buffer allocated for the read, without another
-/// copy. Reads past the end are clamped as for any Arrow file; a read starting
-/// past the end is refused.
+/// A data file of an S3 store read by range GETs (S3GetRange). A synchronous
+/// read is one request; an asynchronous one (Parquet's pre-buffering coalesces
+/// the column chunks a read needs and issues the ranges through ReadAsync) is
+/// split into requests of at most kReadPart bytes run concurrently on the I/O
+/// context's executor, so that one large coalesced range is fetched over
+/// several connections (a single connection to a remote store is capped well
+/// below the network's bandwidth). The bytes land in a buffer allocated for
+/// the read, without another copy. Reads past the end are clamped as for any
+/// Arrow file; a read starting past the end is refused.
 class S3DataFile : public arrow::io::RandomAccessFile {
  public:
   /// `size` > 0 (the add action's) spares the HEAD request that asks the store.
@@ -78,6 +81,11 @@ class S3DataFile : public arrow::io::RandomAccessFile {
   arrow::Result<std::shared_ptr<arrow::Buffer>> Read(int64_t n) override;
   arrow::Result<int64_t> ReadAt(int64_t pos, int64_t n, void* out) override;
   arrow::Result<std::shared_ptr<arrow::Buffer>> ReadAt(int64_t pos, int64_t n) override;
+  arrow::Future<std::shared_ptr<arrow::Buffer>> ReadAsync(const arrow::io::IOContext& ctx,
+                                                          int64_t pos, int64_t n) override;
+
+  /// The largest request an asynchronous read makes.
+  static constexpr int64_t kReadPart = 4 << 20;
 
  private:
   S3DataFile(S3Connection conn, std::string path, int64_t size)

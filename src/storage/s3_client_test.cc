@@ -202,6 +202,31 @@ TEST_F(S3ClientTest, DataFileReadsLikeAnArrowFile) {
   ExpectPattern((*later)->ToString(), 77, 4096);
 }
 
+TEST_F(S3ClientTest, LargeAsynchronousReadsAreSplitIntoConcurrentRequests) {
+  // Three requests (8 MiB, 8 MiB, the rest) for one read, landing in one buffer.
+  const int64_t size = 2 * S3DataFile::kReadPart + 54321;
+  std::string path = Put("large.bin", size);
+  auto file = S3DataFile::Open(conn_, path, size);
+  ASSERT_TRUE(file.ok()) << file.status().ToString();
+  for (auto [off, len] : std::vector<std::pair<int64_t, int64_t>>{
+           {0, size},
+           {100, size - 300},
+           {S3DataFile::kReadPart - 1, S3DataFile::kReadPart + 2},
+           {size - 10, 100},
+           {5, 0}}) {
+    auto got = (*file)->ReadAsync(arrow::io::default_io_context(), off, len).result();
+    ASSERT_TRUE(got.ok()) << got.status().ToString();
+    ExpectPattern((*got)->ToString(), off, std::min(len, size - off));
+  }
+  // A failing request fails the read, whose other requests still finish.
+  auto gone = S3DataFile::Open(conn_, "stratalake/objects/not-there.bin", size);
+  ASSERT_TRUE(gone.ok());
+  auto failed = (*gone)->ReadAsync(arrow::io::default_io_context(), 0, size).result();
+  ASSERT_FALSE(failed.ok());
+  EXPECT_NE(failed.status().message().find("does not exist"), std::string::npos)
+      << failed.status().ToString();
+}
+
 TEST_F(S3ClientTest, ErrorsSayWhatIsWrong) {
   auto missing = S3DataFile::Open(conn_, "stratalake/objects/no-such-object.parquet");
   ASSERT_FALSE(missing.ok());

@@ -538,7 +538,12 @@ arrow::Result<std::shared_ptr<arrow::Table>> ReadFiles(
     for (size_t c = 0; c < fields.size(); ++c) cols.push_back(t->column(static_cast<int>(c)));
     return arrow::Table::Make(out_schema, cols, t->num_rows());
   };
-  ParallelFor(files.size(), CpuThreads(), [&](size_t i) { results[i] = work(i); });
+  // Without the read cache, remote files are read by more threads than there
+  // are CPUs: each file's requests wait on the network, and a scan is only
+  // network-bound with several files' requests in flight (the cache fetches
+  // the files opened ahead on threads of its own).
+  const size_t workers = remote && !ReadCacheEnabled() ? ahead : n_threads_wanted;
+  ParallelFor(files.size(), workers, [&](size_t i) { results[i] = work(i); });
   std::vector<std::shared_ptr<arrow::Table>> tables;
   for (auto& r : results) {
     ARROW_ASSIGN_OR_RAISE(auto t, std::move(r));

@@ -7,6 +7,7 @@
 #include <arrow/compute/api.h>
 #include <arrow/compute/row/grouper.h>
 #include <arrow/io/interfaces.h>
+#include <arrow/util/future.h>
 #include <parquet/arrow/writer.h>
 #include <parquet/properties.h>
 
@@ -155,7 +156,14 @@ arrow::Result<std::vector<AddFile>> WriteDataFiles(const LogStore& store,
   std::vector<arrow::Result<AddFile>> results(files.size(),
                                               arrow::Status::UnknownError("not read"));
   std::vector<std::string> created(files.size());  // full paths, once opening was tried
-  auto write_file = [&](const std::string& path, const PendingFile& f) -> arrow::Result<int64_t> {
+  // On an object store a file's last part is uploaded while its thread goes on
+  // to encode the next file (CloseAsync; awaited below, before the commit): a
+  // file's uploads wait on the network, and a write is only network-bound
+  // with several files' uploads in flight.
+  const bool remote = fs.type_name() == "s3";
+  std::vector<arrow::Future<>> closing(files.size());
+  auto write_file = [&](size_t i, const std::string& path,
+                        const PendingFile& f) -> arrow::Result<int64_t> {
     ARROW_ASSIGN_OR_RAISE(auto out, fs.OpenOutputStream(path));
     auto st = parquet::arrow::WriteTable(*f.rows, arrow::default_memory_pool(), out, 1 << 20, props,
                                          arrow_props);
@@ -164,6 +172,10 @@ arrow::Result<std::vector<AddFile>> WriteDataFiles(const LogStore& store,
       return st;
     }
     ARROW_ASSIGN_OR_RAISE(int64_t size, out->Tell());
+    if (remote) {
+      closing[i] = out->CloseAsync().Then([out] {});  // keeps the stream until it is done
+      return size;
+    }
     ARROW_RETURN_NOT_OK(out->Close());
     // In the writer threads: the files' fsyncs overlap.
     ARROW_RETURN_NOT_OK(store.SyncFile(path));
@@ -175,7 +187,7 @@ arrow::Result<std::vector<AddFile>> WriteDataFiles(const LogStore& store,
     std::snprintf(name, sizeof name, "part-%05zu-", i);
     std::string rel = f.dir + name + NewUuid() + "-c000" + ext + ".parquet";
     created[i] = root + "/" + rel;
-    auto size = write_file(created[i], f);
+    auto size = write_file(i, created[i], f);
     if (!size.ok()) return IoErrorOnPath(size.status(), "cannot write data file", created[i]);
     AddFile add;
     add.path = UrlEncodePath(rel);
@@ -187,6 +199,14 @@ arrow::Result<std::vector<AddFile>> WriteDataFiles(const LogStore& store,
     return add;
   };
   ParallelFor(files.size(), CpuThreads(), [&](size_t i) { results[i] = work(i); });
+  // The uploads still in flight (object stores): each must have completed.
+  for (size_t i = 0; i < closing.size(); ++i) {
+    if (!closing[i].is_valid()) continue;
+    arrow::Status st = closing[i].status();
+    if (!st.ok() && results[i].ok()) {
+      results[i] = IoErrorOnPath(st, "cannot write data file", created[i]);
+    }
+  }
   arrow::Status failed;
   for (const auto& r : results) {
     if (!r.ok()) {

@@ -1,0 +1,3 @@
+module stratalake/bench/wan_proxy
+
+go 1.21
