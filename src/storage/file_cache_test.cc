@@ -64,6 +64,14 @@ void WaitForFetches(const std::string& dir) {
   }
 }
 
+// Until the memory of fetches in flight is `bytes` (fetch threads let go of a
+// finished fetch just after it is renamed into place).
+void WaitForFetchMemory(int64_t bytes) {
+  for (int i = 0; i < 500 && GetReadCacheStats().fetch_memory_bytes != bytes; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+}
+
 std::string ReadAll(arrow::io::RandomAccessFile& f, int64_t size) {
   auto buf = f.ReadAt(0, size);
   EXPECT_TRUE(buf.ok()) << buf.status().ToString();
@@ -193,6 +201,8 @@ TEST_F(ReadCacheTest, AFetchBeyondTheFetchMemoryLandsInItsCacheFile) {
   ReadCacheOptions o{Cache(), 64 << 20};
   o.fetch_memory = 6 << 20;
   ASSERT_TRUE(ConfigureReadCache(o).ok());
+  WaitForFetchMemory(0);  // what earlier tests fetched is given back
+  ASSERT_EQ(GetReadCacheStats().fetch_memory_bytes, 0);
   const std::string a_data = RandomBytes((5 << 20) + 12345, 3);
   const std::string b_data = RandomBytes((5 << 20) + 777, 4);
   const int64_t a_size = static_cast<int64_t>(a_data.size());
@@ -218,9 +228,7 @@ TEST_F(ReadCacheTest, AFetchBeyondTheFetchMemoryLandsInItsCacheFile) {
   // The readers gone and the fetches over, the memory is given back (once the
   // fetch threads let go of the fetch), and both files are cached whole (the
   // one written with O_DIRECT cut to its size).
-  for (int i = 0; i < 500 && GetReadCacheStats().fetch_memory_bytes != 0; ++i) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(10));
-  }
+  WaitForFetchMemory(0);
   EXPECT_EQ(GetReadCacheStats().fetch_memory_bytes, 0);
   Folder f = ListCache(Cache());
   ASSERT_EQ(f.files.size(), 2u);

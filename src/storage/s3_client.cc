@@ -1,10 +1,12 @@
 #include "storage/s3_client.h"
 
 #include <curl/curl.h>
+#include <strings.h>
 
 #include <algorithm>
 #include <cctype>
 #include <chrono>
+#include <condition_variable>
 #include <cstring>
 #include <mutex>
 #include <thread>
@@ -152,6 +154,36 @@ size_t OnData(char* ptr, size_t size, size_t nmemb, void* user) {
   return n;
 }
 
+size_t CollectBody(char* ptr, size_t size, size_t nmemb, void* user) {
+  auto* out = static_cast<std::string*>(user);
+  if (out->size() < 64 * 1024) out->append(ptr, size * nmemb);
+  return size * nmemb;
+}
+
+// Keeps the ETag header of a reply.
+size_t CollectEtag(char* ptr, size_t size, size_t nmemb, void* user) {
+  const size_t n = size * nmemb;
+  std::string_view line(ptr, n);
+  if (line.size() > 5 && strncasecmp(line.data(), "etag:", 5) == 0) {
+    line.remove_prefix(5);
+    while (!line.empty() && (line.front() == ' ' || line.front() == '\t')) line.remove_prefix(1);
+    while (!line.empty() && (line.back() == '\r' || line.back() == '\n' || line.back() == ' ')) {
+      line.remove_suffix(1);
+    }
+    *static_cast<std::string*>(user) = std::string(line);
+  }
+  return n;
+}
+
+// The text of the first <name> element of an XML reply ("" if none).
+std::string XmlTag(const std::string& body, const std::string& name) {
+  auto b = body.find("<" + name + ">");
+  if (b == std::string::npos) return std::string();
+  b += name.size() + 2;
+  auto e = body.find("</" + name + ">", b);
+  return e == std::string::npos ? std::string() : body.substr(b, e - b);
+}
+
 std::string Where(const S3Connection& conn, const std::string& path) {
   return "'s3://" + path + "' (at " + conn.endpoint_url + ")";
 }
@@ -182,6 +214,26 @@ bool Retryable(long status) {
          status == 504;
 }
 
+// The options of every request: the URL, the shared DNS and TLS caches,
+// signing (when there are credentials), `headers`, keep-alive and timeouts
+// (connecting: 10 s; no byte for kStallSeconds).
+void SetCommonOptions(CURL* h, const S3Connection& conn, const std::string& url,
+                      const std::string& sigv4, const std::string& userpwd,
+                      struct curl_slist* headers) {
+  curl_easy_setopt(h, CURLOPT_URL, url.c_str());
+  curl_easy_setopt(h, CURLOPT_SHARE, Pool().share());
+  if (!conn.access_key_id.empty()) {
+    curl_easy_setopt(h, CURLOPT_AWS_SIGV4, sigv4.c_str());
+    curl_easy_setopt(h, CURLOPT_USERPWD, userpwd.c_str());
+  }
+  curl_easy_setopt(h, CURLOPT_HTTPHEADER, headers);
+  curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
+  curl_easy_setopt(h, CURLOPT_TCP_KEEPALIVE, 1L);
+  curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, 10000L);
+  curl_easy_setopt(h, CURLOPT_LOW_SPEED_LIMIT, 1L);
+  curl_easy_setopt(h, CURLOPT_LOW_SPEED_TIME, kStallSeconds);
+}
+
 // One signed request on a pooled handle; `t` gets the reply.
 CURLcode Perform(const S3Connection& conn, const std::string& url, bool head, int64_t offset,
                  int64_t length, Transfer* t) {
@@ -199,22 +251,11 @@ CURLcode Perform(const S3Connection& conn, const std::string& url, bool head, in
   if (!conn.session_token.empty()) {
     list = curl_slist_append(list, ("x-amz-security-token: " + conn.session_token).c_str());
   }
-  curl_easy_setopt(h, CURLOPT_URL, url.c_str());
-  curl_easy_setopt(h, CURLOPT_SHARE, pool.share());
+  SetCommonOptions(h, conn, url, sigv4, userpwd, list);
   if (head) curl_easy_setopt(h, CURLOPT_NOBODY, 1L);
-  if (!conn.access_key_id.empty()) {
-    curl_easy_setopt(h, CURLOPT_AWS_SIGV4, sigv4.c_str());
-    curl_easy_setopt(h, CURLOPT_USERPWD, userpwd.c_str());
-  }
-  curl_easy_setopt(h, CURLOPT_HTTPHEADER, list);
   curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, OnData);
   curl_easy_setopt(h, CURLOPT_WRITEDATA, t);
   curl_easy_setopt(h, CURLOPT_BUFFERSIZE, kReceiveBuffer);
-  curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
-  curl_easy_setopt(h, CURLOPT_TCP_KEEPALIVE, 1L);
-  curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, 10000L);
-  curl_easy_setopt(h, CURLOPT_LOW_SPEED_LIMIT, 1L);
-  curl_easy_setopt(h, CURLOPT_LOW_SPEED_TIME, kStallSeconds);
   CURLcode rc = curl_easy_perform(h);
   if (t->status == 0) curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &t->status);
   curl_off_t content_length = -1;
@@ -246,14 +287,7 @@ std::string S3ObjectUrl(const S3Connection& conn, const std::string& path) {
 }
 
 std::string S3ErrorText(const std::string& body) {
-  auto tag = [&](const std::string& name) {
-    auto b = body.find("<" + name + ">");
-    auto e = body.find("</" + name + ">");
-    if (b == std::string::npos || e == std::string::npos || e < b) return std::string();
-    b += name.size() + 2;
-    return body.substr(b, e - b);
-  };
-  std::string code = tag("Code"), message = tag("Message");
+  std::string code = XmlTag(body, "Code"), message = XmlTag(body, "Message");
   if (code.empty() && message.empty()) return body.substr(0, 200);
   return code + (message.empty() ? "" : ": " + message);
 }
@@ -429,6 +463,263 @@ arrow::Result<std::shared_ptr<arrow::Buffer>> S3DataFile::Read(int64_t n) {
   ARROW_ASSIGN_OR_RAISE(auto buf, ReadAt(pos_, n));
   pos_ += buf->size();
   return buf;
+}
+
+S3Reply S3Send(const S3Connection& conn, const char* method, const std::string& path,
+               const std::string& query, std::string_view body,
+               const std::vector<std::string>& headers) {
+  S3Reply reply;
+  HandlePool& pool = Pool();
+  CURL* h = pool.Take();
+  if (h == nullptr) {
+    reply.error = "curl_easy_init failed";
+    return reply;
+  }
+  const std::string url = S3ObjectUrl(conn, path) + (query.empty() ? "" : "?" + query);
+  const std::string sigv4 = "aws:amz:" + conn.region + ":s3";
+  const std::string userpwd = conn.access_key_id + ":" + conn.secret_access_key;
+  const std::string_view verb(method);
+  struct curl_slist* list = nullptr;
+  for (const auto& header : headers) list = curl_slist_append(list, header.c_str());
+  list = curl_slist_append(list, "x-amz-content-sha256: UNSIGNED-PAYLOAD");
+  // No "Expect:" override: curl would sign the removed header, and servers that check the
+  // signature strictly (versitygw before 1.1) refuse it; bodies over 1 MiB use 100-continue.
+  if (!conn.session_token.empty()) {
+    list = curl_slist_append(list, ("x-amz-security-token: " + conn.session_token).c_str());
+  }
+  curl_easy_setopt(h, CURLOPT_CUSTOMREQUEST, method);
+  if (verb == "PUT" || verb == "POST") {
+    if (verb == "PUT") list = curl_slist_append(list, "Content-Type: application/octet-stream");
+    curl_easy_setopt(h, CURLOPT_POSTFIELDS, body.data());
+    curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE_LARGE, static_cast<curl_off_t>(body.size()));
+  } else {
+    curl_easy_setopt(h, CURLOPT_NOBODY, verb == "HEAD" ? 1L : 0L);
+  }
+  SetCommonOptions(h, conn, url, sigv4, userpwd, list);
+  curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, CollectBody);
+  curl_easy_setopt(h, CURLOPT_WRITEDATA, &reply.body);
+  curl_easy_setopt(h, CURLOPT_HEADERFUNCTION, CollectEtag);
+  curl_easy_setopt(h, CURLOPT_HEADERDATA, &reply.etag);
+  CURLcode rc = curl_easy_perform(h);
+  if (rc == CURLE_OK) {
+    curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &reply.status);
+  } else {
+    reply.error = curl_easy_strerror(rc);
+    curl_off_t uploaded = 0;
+    curl_easy_getinfo(h, CURLINFO_SIZE_UPLOAD_T, &uploaded);
+    reply.sent_body = uploaded > 0 || rc == CURLE_OPERATION_TIMEDOUT || rc == CURLE_RECV_ERROR ||
+                      rc == CURLE_GOT_NOTHING;
+  }
+  curl_slist_free_all(list);
+  pool.Give(h);
+  return reply;
+}
+
+namespace {
+
+// `method` with retries (transport errors, 5xx, 429), for requests that may be
+// repeated: creating an upload, a part, completing, a PUT of a whole file.
+arrow::Result<S3Reply> SendRetried(const S3Connection& conn, const char* method,
+                                   const std::string& path, const std::string& query,
+                                   std::string_view body, const char* what) {
+  S3Reply r;
+  for (int attempt = 0; attempt < kAttempts; ++attempt) {
+    if (attempt > 0) std::this_thread::sleep_for(std::chrono::milliseconds(25 << attempt));
+    r = S3Send(conn, method, path, query, body);
+    if (r.status >= 200 && r.status < 300) {
+      // CompleteMultipartUpload may fail after its 200 (the error in the body).
+      if (r.body.find("<Error>") == std::string::npos) return r;
+      continue;
+    }
+    if (r.status != 0 && !Retryable(r.status)) break;
+  }
+  std::string detail =
+      r.status == 0 ? r.error : "HTTP " + std::to_string(r.status) + " " + S3ErrorText(r.body);
+  std::string hint = r.status == 403 ? "; check the credentials (access_key_id/secret_access_key, "
+                                       "AWS_ACCESS_KEY_ID, a profile) and the region"
+                     : r.status == 0 ? "; is the server running and reachable?"
+                                     : "";
+  return arrow::Status::IOError("cannot write ", Where(conn, path), ": ", what, " failed: ", detail,
+                                hint);
+}
+
+}  // namespace
+
+struct S3UploadStream::Upload {
+  S3Connection conn;
+  std::string path;
+  arrow::io::IOContext io;
+  std::shared_ptr<arrow::ResizableBuffer> part;  // being filled
+  std::string upload_id;                         // once the first part is sent
+  std::vector<arrow::Future<>> parts;            // the uploads of the parts
+  std::mutex mu;
+  std::condition_variable cv;
+  int in_flight = 0;
+  std::vector<std::string> etags;  // by part number - 1
+  arrow::Status error;             // the first failed part
+
+  arrow::Status Error() {
+    std::lock_guard<std::mutex> lock(mu);
+    return error;
+  }
+
+  arrow::Status Abort() {
+    if (upload_id.empty()) return arrow::Status::OK();
+    (void)arrow::AllFinished(parts).status();
+    auto r = S3Send(conn, "DELETE", path, "uploadId=" + upload_id, {});
+    upload_id.clear();
+    if (r.status == 204 || r.status == 200 || r.status == 404) return arrow::Status::OK();
+    return arrow::Status::IOError("cannot abort the upload of ", Where(conn, path), ": ",
+                                  r.status == 0 ? r.error : S3ErrorText(r.body));
+  }
+
+  arrow::Status Complete() {
+    std::string xml = "<CompleteMultipartUpload>";
+    for (size_t i = 0; i < etags.size(); ++i) {
+      xml += "<Part><PartNumber>" + std::to_string(i + 1) + "</PartNumber><ETag>" + etags[i] +
+             "</ETag></Part>";
+    }
+    xml += "</CompleteMultipartUpload>";
+    auto r = SendRetried(conn, "POST", path, "uploadId=" + upload_id, xml, "completing the upload");
+    if (!r.ok()) {
+      (void)Abort();
+      return r.status();
+    }
+    upload_id.clear();
+    return arrow::Status::OK();
+  }
+};
+
+arrow::Result<std::shared_ptr<S3UploadStream>> S3UploadStream::Open(S3Connection conn,
+                                                                    std::string path,
+                                                                    arrow::io::IOContext io) {
+  auto up = std::make_shared<Upload>();
+  up->conn = std::move(conn);
+  up->path = std::move(path);
+  up->io = io;
+  ARROW_ASSIGN_OR_RAISE(up->part, arrow::AllocateResizableBuffer(0, io.pool()));
+  ARROW_RETURN_NOT_OK(up->part->Reserve(kUploadPart));
+  return std::shared_ptr<S3UploadStream>(new S3UploadStream(std::move(up)));
+}
+
+S3UploadStream::~S3UploadStream() {
+  if (!closed_) (void)Abort();  // never closed: the object is not created
+}
+
+arrow::Status S3UploadStream::Write(const void* data, int64_t nbytes) {
+  if (closed_) return arrow::Status::Invalid("operation on a closed file");
+  ARROW_RETURN_NOT_OK(up_->Error());
+  auto* p = static_cast<const uint8_t*>(data);
+  while (nbytes > 0) {
+    auto& part = *up_->part;
+    const int64_t n = std::min(nbytes, kUploadPart - part.size());
+    const int64_t at = part.size();
+    ARROW_RETURN_NOT_OK(part.Resize(at + n, /*shrink_to_fit=*/false));
+    std::memcpy(part.mutable_data() + at, p, static_cast<size_t>(n));
+    p += n;
+    nbytes -= n;
+    written_ += n;
+    if (part.size() == kUploadPart) ARROW_RETURN_NOT_OK(SendPart());
+  }
+  return arrow::Status::OK();
+}
+
+// Uploads the part being filled (on the executor) and starts a new one.
+arrow::Status S3UploadStream::SendPart() {
+  Upload& up = *up_;
+  if (up.upload_id.empty()) {
+    ARROW_ASSIGN_OR_RAISE(
+        S3Reply r,
+        // "uploads=": curl signs the query as written, and S3 signs "uploads" as "uploads=".
+        SendRetried(up.conn, "POST", up.path, "uploads=", {}, "starting an upload"));
+    up.upload_id = XmlTag(r.body, "UploadId");
+    if (up.upload_id.empty()) {
+      return arrow::Status::IOError("cannot write ", Where(up.conn, up.path),
+                                    ": the server started an upload without an UploadId");
+    }
+  }
+  int number = 0;
+  {
+    std::unique_lock<std::mutex> lock(up.mu);
+    up.cv.wait(lock, [&] { return up.in_flight < kPartsInFlight || !up.error.ok(); });
+    if (!up.error.ok()) return up.error;
+    up.in_flight++;
+    up.etags.emplace_back();
+    number = static_cast<int>(up.etags.size());
+  }
+  std::shared_ptr<arrow::Buffer> body = std::move(up.part);
+  ARROW_ASSIGN_OR_RAISE(up.part, arrow::AllocateResizableBuffer(0, up.io.pool()));
+  ARROW_RETURN_NOT_OK(up.part->Reserve(kUploadPart));
+  auto shared = up_;
+  auto task = up.io.executor()->Submit([shared, body, number]() -> arrow::Status {
+    Upload& u = *shared;
+    auto r = SendRetried(u.conn, "PUT", u.path,
+                         "partNumber=" + std::to_string(number) + "&uploadId=" + u.upload_id,
+                         std::string_view(reinterpret_cast<const char*>(body->data()),
+                                          static_cast<size_t>(body->size())),
+                         "uploading a part");
+    std::lock_guard<std::mutex> lock(u.mu);
+    u.in_flight--;
+    u.cv.notify_all();
+    if (r.ok() && r->etag.empty()) {
+      r = arrow::Status::IOError("cannot write ", Where(u.conn, u.path),
+                                 ": the server gave no ETag for part ", number);
+    }
+    if (!r.ok()) {
+      if (u.error.ok()) u.error = r.status();
+      return r.status();
+    }
+    u.etags[static_cast<size_t>(number - 1)] = r->etag;
+    return arrow::Status::OK();
+  });
+  if (!task.ok()) {
+    std::lock_guard<std::mutex> lock(up.mu);
+    up.in_flight--;
+    if (up.error.ok()) up.error = task.status();
+    return task.status();
+  }
+  up.parts.push_back(std::move(*task));
+  return arrow::Status::OK();
+}
+
+arrow::Future<> S3UploadStream::CloseAsync() {
+  if (closed_) return arrow::Future<>::MakeFinished();
+  closed_ = true;
+  Upload& up = *up_;
+  arrow::Status st = up.Error();
+  if (st.ok() && up.upload_id.empty()) {
+    // Within one part: a single PUT.
+    auto shared = up_;
+    auto task = up.io.executor()->Submit([shared]() -> arrow::Status {
+      Upload& u = *shared;
+      return SendRetried(u.conn, "PUT", u.path, "",
+                         std::string_view(reinterpret_cast<const char*>(u.part->data()),
+                                          static_cast<size_t>(u.part->size())),
+                         "uploading the file")
+          .status();
+    });
+    if (!task.ok()) return arrow::Future<>::MakeFinished(task.status());
+    return *task;
+  }
+  if (st.ok() && up.part->size() > 0) st = SendPart();
+  if (!st.ok()) {
+    (void)up.Abort();
+    return arrow::Future<>::MakeFinished(st);
+  }
+  auto shared = up_;
+  return arrow::AllFinished(up.parts).Then(
+      [shared]() -> arrow::Status { return shared->Complete(); },
+      [shared](const arrow::Status& failed) -> arrow::Status {
+        (void)shared->Abort();
+        return failed;
+      });
+}
+
+arrow::Status S3UploadStream::Close() { return CloseAsync().status(); }
+
+arrow::Status S3UploadStream::Abort() {
+  closed_ = true;
+  return up_->Abort();
 }
 
 }  // namespace stratalake

@@ -13,6 +13,8 @@
 #include <functional>
 #include <memory>
 #include <string>
+#include <string_view>
+#include <vector>
 
 #include <arrow/filesystem/filesystem.h>
 #include <arrow/io/interfaces.h>
@@ -50,6 +52,60 @@ arrow::Status S3GetRange(const S3Connection& conn, const std::string& path, int6
 
 /// The size of the object `path` (a HEAD request); errors as S3GetRange's.
 arrow::Result<int64_t> S3ObjectSize(const S3Connection& conn, const std::string& path);
+
+/// The reply to one request (S3Send).
+struct S3Reply {
+  long status = 0;         // 0: no reply (transport error)
+  std::string body;        // the reply's body (its first 64 KiB)
+  std::string etag;        // the ETag header, quotes kept
+  std::string error;       // curl's message when status is 0
+  bool sent_body = false;  // the request may have reached the server
+};
+
+/// One signed request, not retried, on a pooled keep-alive connection:
+/// `method` on the object "bucket/key" `path`, with the query string `query`
+/// ("" or e.g. "partNumber=1&uploadId=..."; its values percent-encoded),
+/// `body` sent as given (PUT and POST), `headers` added as given. The payload
+/// is not hashed into the signature (TLS protects it in transit).
+S3Reply S3Send(const S3Connection& conn, const char* method, const std::string& path,
+               const std::string& query, std::string_view body,
+               const std::vector<std::string>& headers = {});
+
+/// A data file written to an S3 store: bytes are gathered into parts of
+/// kUploadPart bytes, and each full part is uploaded (multipart upload) on
+/// the I/O context's executor while the writer goes on, at most
+/// kPartsInFlight at once per file (Write waits for room). A file that ends
+/// within its first part is one PUT. Close (or CloseAsync) uploads the last
+/// part and completes the upload; the object exists, whole, only then. A
+/// failed request is retried a few times; a failed upload is aborted (its
+/// parts removed) and its error returned by Write or Close. Not thread-safe
+/// (one writer), like any Arrow output stream.
+class S3UploadStream : public arrow::io::OutputStream {
+ public:
+  static arrow::Result<std::shared_ptr<S3UploadStream>> Open(S3Connection conn, std::string path,
+                                                             arrow::io::IOContext io = {});
+  ~S3UploadStream() override;
+
+  arrow::Status Write(const void* data, int64_t nbytes) override;
+  arrow::Status Flush() override { return arrow::Status::OK(); }
+  arrow::Status Close() override;
+  arrow::Future<> CloseAsync() override;
+  arrow::Status Abort() override;
+  bool closed() const override { return closed_; }
+  arrow::Result<int64_t> Tell() const override { return written_; }
+
+  static constexpr int64_t kUploadPart = 8 << 20;
+  static constexpr int kPartsInFlight = 4;
+
+ private:
+  struct Upload;  // shared with the part uploads in flight
+  S3UploadStream(std::shared_ptr<Upload> up) : up_(std::move(up)) {}
+  arrow::Status SendPart();
+
+  std::shared_ptr<Upload> up_;
+  int64_t written_ = 0;
+  bool closed_ = false;
+};
 
 /// A data file of an S3 store read by range GETs (S3GetRange). A synchronous
 /// read is one request; an asynchronous one (Parquet's pre-buffering coalesces

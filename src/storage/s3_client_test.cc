@@ -10,6 +10,7 @@
 #include <fstream>
 #include <iterator>
 #include <string>
+#include <tuple>
 #include <vector>
 
 #include <arrow/buffer.h>
@@ -225,6 +226,61 @@ TEST_F(S3ClientTest, LargeAsynchronousReadsAreSplitIntoConcurrentRequests) {
   ASSERT_FALSE(failed.ok());
   EXPECT_NE(failed.status().message().find("does not exist"), std::string::npos)
       << failed.status().ToString();
+}
+
+TEST_F(S3ClientTest, UploadsWriteWholeObjectsOrNone) {
+  auto read_back = [&](const std::string& path) -> arrow::Result<std::string> {
+    ARROW_ASSIGN_OR_RAISE(int64_t size, S3ObjectSize(conn_, path));
+    return Get(conn_, path, 0, size);
+  };
+  auto write = [&](const std::string& path, int64_t size, int64_t step) {
+    auto out = S3UploadStream::Open(conn_, path);
+    EXPECT_TRUE(out.ok()) << out.status().ToString();
+    std::string data(static_cast<size_t>(size), '\0');
+    for (int64_t i = 0; i < size; ++i) data[static_cast<size_t>(i)] = static_cast<char>(Pattern(i));
+    for (int64_t at = 0; at < size; at += step) {
+      auto st = (*out)->Write(data.data() + at, std::min(step, size - at));
+      EXPECT_TRUE(st.ok()) << st.ToString();
+      if (!st.ok()) break;
+    }
+    EXPECT_EQ(*(*out)->Tell(), size);
+    return *out;
+  };
+  // Within one part (one PUT), an empty file, and three parts written in odd pieces.
+  for (auto [name, size, step] : std::vector<std::tuple<std::string, int64_t, int64_t>>{
+           {"small.bin", 100000, 777},
+           {"empty.bin", 0, 1},
+           {"parts.bin", 2 * S3UploadStream::kUploadPart + 12345, 1000003}}) {
+    std::string path = "stratalake/objects/up-" + name;
+    auto out = write(path, size, step);
+    // Not there before Close.
+    EXPECT_FALSE(S3ObjectSize(conn_, path).ok()) << name;
+    auto closed = out->Close();
+    ASSERT_TRUE(closed.ok()) << closed.ToString();
+    EXPECT_TRUE(out->closed());
+    auto got = read_back(path);
+    ASSERT_TRUE(got.ok()) << got.status().ToString();
+    ExpectPattern(*got, 0, size);
+  }
+  // Aborted after a part went up, or dropped unclosed: no object.
+  const std::string aborted = "stratalake/objects/up-aborted.bin";
+  auto out = write(aborted, S3UploadStream::kUploadPart + 10, 4096);
+  ASSERT_TRUE(out->Abort().ok());
+  EXPECT_FALSE(S3ObjectSize(conn_, aborted).ok());
+  const std::string dropped = "stratalake/objects/up-dropped.bin";
+  write(dropped, S3UploadStream::kUploadPart + 10, 4096).reset();
+  EXPECT_FALSE(S3ObjectSize(conn_, dropped).ok());
+
+  // A bucket that does not exist: the error names the object and the request.
+  auto bad = S3UploadStream::Open(conn_, "no-such-bucket/x/y.bin");
+  ASSERT_TRUE(bad.ok());
+  std::string small(1000, 'x');
+  ASSERT_TRUE((*bad)->Write(small.data(), 1000).ok());
+  auto failed = (*bad)->Close();
+  ASSERT_FALSE(failed.ok());
+  EXPECT_NE(failed.message().find("cannot write 's3://no-such-bucket/x/y.bin'"), std::string::npos)
+      << failed.ToString();
+  EXPECT_NE(failed.message().find("NoSuchBucket"), std::string::npos) << failed.ToString();
 }
 
 TEST_F(S3ClientTest, ErrorsSayWhatIsWrong) {

@@ -1,7 +1,5 @@
 #include "storage/s3_log_store.h"
 
-#include <curl/curl.h>
-
 #include <arrow/buffer.h>
 #include <arrow/filesystem/s3fs.h>
 
@@ -19,81 +17,7 @@ namespace stratalake::delta {
 
 namespace {
 
-void EnsureCurlInitialized() {
-  static std::once_flag once;
-  std::call_once(once, [] { curl_global_init(CURL_GLOBAL_DEFAULT); });
-}
-
-struct HttpReply {
-  long status = 0;         // 0: no reply (transport error)
-  std::string body;        // the reply's body (an S3 error document)
-  std::string error;       // curl's message when status is 0
-  bool sent_body = false;  // the request may have reached the server
-};
-
-size_t CollectBody(char* ptr, size_t size, size_t nmemb, void* user) {
-  auto* out = static_cast<std::string*>(user);
-  if (out->size() < 64 * 1024) out->append(ptr, size * nmemb);
-  return size * nmemb;
-}
-
-// One signed request. `headers` are added as given.
-HttpReply Send(const S3Connection& conn, const char* method, const std::string& path,
-               std::string_view body, const std::vector<std::string>& headers) {
-  EnsureCurlInitialized();
-  HttpReply reply;
-  CURL* curl = curl_easy_init();
-  if (curl == nullptr) {
-    reply.error = "curl_easy_init failed";
-    return reply;
-  }
-  std::string url = S3ObjectUrl(conn, path);
-  std::string sigv4 = "aws:amz:" + conn.region + ":s3";
-  std::string userpwd = conn.access_key_id + ":" + conn.secret_access_key;
-  struct curl_slist* list = nullptr;
-  for (const auto& h : headers) list = curl_slist_append(list, h.c_str());
-  // The payload is not hashed into the signature (TLS protects it in transit).
-  list = curl_slist_append(list, "x-amz-content-sha256: UNSIGNED-PAYLOAD");
-  // No "Expect:" override: curl would sign the removed header, and servers that check the
-  // signature strictly (versitygw before 1.1) refuse it; bodies over 1 MiB use 100-continue.
-  if (!conn.session_token.empty()) {
-    list = curl_slist_append(list, ("x-amz-security-token: " + conn.session_token).c_str());
-  }
-  curl_easy_setopt(curl, CURLOPT_URL, url.c_str());
-  curl_easy_setopt(curl, CURLOPT_CUSTOMREQUEST, method);
-  if (std::string_view(method) == "PUT") {
-    list = curl_slist_append(list, "Content-Type: application/octet-stream");
-    curl_easy_setopt(curl, CURLOPT_POSTFIELDS, body.data());
-    curl_easy_setopt(curl, CURLOPT_POSTFIELDSIZE_LARGE, static_cast<curl_off_t>(body.size()));
-  } else {
-    curl_easy_setopt(curl, CURLOPT_NOBODY, std::string_view(method) == "HEAD" ? 1L : 0L);
-  }
-  if (!conn.access_key_id.empty()) {
-    curl_easy_setopt(curl, CURLOPT_AWS_SIGV4, sigv4.c_str());
-    curl_easy_setopt(curl, CURLOPT_USERPWD, userpwd.c_str());
-  }
-  curl_easy_setopt(curl, CURLOPT_HTTPHEADER, list);
-  curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, CollectBody);
-  curl_easy_setopt(curl, CURLOPT_WRITEDATA, &reply.body);
-  curl_easy_setopt(curl, CURLOPT_NOSIGNAL, 1L);
-  curl_easy_setopt(curl, CURLOPT_CONNECTTIMEOUT_MS, 10000L);
-  curl_easy_setopt(curl, CURLOPT_TIMEOUT_MS, 120000L);
-  CURLcode rc = curl_easy_perform(curl);
-  if (rc == CURLE_OK) {
-    curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &reply.status);
-  } else {
-    reply.error = curl_easy_strerror(rc);
-    curl_off_t uploaded = 0;
-    curl_easy_getinfo(curl, CURLINFO_SIZE_UPLOAD_T, &uploaded);
-    reply.sent_body = uploaded > 0 || rc == CURLE_OPERATION_TIMEDOUT || rc == CURLE_RECV_ERROR ||
-                      rc == CURLE_GOT_NOTHING;
-  }
-  curl_slist_free_all(list);
-  curl_easy_cleanup(curl);
-  return reply;
-}
-
-arrow::Status HttpError(const std::string& what, const std::string& path, const HttpReply& r) {
+arrow::Status HttpError(const std::string& what, const std::string& path, const S3Reply& r) {
   if (r.status == 0) {
     return arrow::Status::IOError(what, " 's3://", path, "': ", r.error);
   }
@@ -147,7 +71,7 @@ arrow::Result<bool> S3LogStore::SupportsConditionalPut() const {
   std::string probe = log_dir() + "/.stratalake-probe-" + NewUuid();
   const std::vector<std::string> cond = {"If-None-Match: *"};
   const S3Connection conn = Signed();
-  HttpReply first = Send(conn, "PUT", probe, "probe", cond);
+  S3Reply first = S3Send(conn, "PUT", probe, "", "probe", cond);
   if (first.status != 200) {
     if (first.status == 501) {
       // Rejects the header outright: no conditional writes.
@@ -157,8 +81,8 @@ arrow::Result<bool> S3LogStore::SupportsConditionalPut() const {
     }
     return HttpError("cannot write", probe, first);
   }
-  HttpReply second = Send(conn, "PUT", probe, "probe", cond);
-  Send(conn, "DELETE", probe, "", {});
+  S3Reply second = S3Send(conn, "PUT", probe, "", "probe", cond);
+  S3Send(conn, "DELETE", probe, "", "", {});
   bool supported;
   if (second.status == 412) {
     supported = true;
@@ -176,10 +100,10 @@ arrow::Status S3LogStore::ConditionalPut(const std::string& path, std::string_vi
   const std::vector<std::string> cond = {"If-None-Match: *"};
   const S3Connection conn = Signed();
   bool maybe_landed = false;  // an earlier attempt may have created the object
-  HttpReply r;
+  S3Reply r;
   for (int attempt = 0; attempt < 6; ++attempt) {
     if (attempt > 0) std::this_thread::sleep_for(std::chrono::milliseconds(50 << attempt));
-    r = Send(conn, "PUT", path, data, cond);
+    r = S3Send(conn, "PUT", path, "", data, cond);
     if (r.status == 200) return arrow::Status::OK();
     if (r.status == 412) {
       if (maybe_landed) {

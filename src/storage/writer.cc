@@ -14,6 +14,7 @@
 #include "common/os_error.h"
 #include "common/parallel.h"
 #include "storage/log_store.h"
+#include "storage/s3_client.h"
 #include "storage/schema.h"
 #include "storage/stats.h"
 #include "stratalake/status.h"
@@ -21,6 +22,22 @@
 namespace stratalake::delta {
 
 namespace {
+
+// A data file to write: on S3 our own multipart upload (s3_client.h: parts
+// uploaded concurrently while the file is encoded), unless
+// STRATALAKE_S3_DATA_WRITES=arrow asks for Arrow's S3 client (to compare them).
+arrow::Result<std::shared_ptr<arrow::io::OutputStream>> OpenForWrite(arrow::fs::FileSystem& fs,
+                                                                     const std::string& path) {
+  static const bool arrow_writes = [] {
+    const char* v = std::getenv("STRATALAKE_S3_DATA_WRITES");
+    return v != nullptr && std::string(v) == "arrow";
+  }();
+  if (fs.type_name() == "s3" && !arrow_writes) {
+    ARROW_ASSIGN_OR_RAISE(S3Connection conn, SignedS3Connection(fs));
+    return S3UploadStream::Open(std::move(conn), path);
+  }
+  return fs.OpenOutputStream(path);
+}
 
 namespace cp = arrow::compute;
 
@@ -164,11 +181,11 @@ arrow::Result<std::vector<AddFile>> WriteDataFiles(const LogStore& store,
   std::vector<arrow::Future<>> closing(files.size());
   auto write_file = [&](size_t i, const std::string& path,
                         const PendingFile& f) -> arrow::Result<int64_t> {
-    ARROW_ASSIGN_OR_RAISE(auto out, fs.OpenOutputStream(path));
+    ARROW_ASSIGN_OR_RAISE(auto out, OpenForWrite(fs, path));
     auto st = parquet::arrow::WriteTable(*f.rows, arrow::default_memory_pool(), out, 1 << 20, props,
                                          arrow_props);
     if (!st.ok()) {
-      (void)out->Close();
+      (void)out->Abort();  // on an object store: the object is not created
       return st;
     }
     ARROW_ASSIGN_OR_RAISE(int64_t size, out->Tell());
