@@ -23,9 +23,11 @@ type chunk struct {
 	due  time.Time
 }
 
+var logRequests = flag.Bool("log", false, "print the request line of each HTTP request to stderr")
+
 // pipe copies src to dst, delivering each chunk `delay` after it was read and
 // no faster than `rate` bytes per second.
-func pipe(dst, src net.Conn, delay time.Duration, rate float64) {
+func pipe(dst, src net.Conn, delay time.Duration, rate float64, requests bool) {
 	ch := make(chan chunk, 1024)
 	go func() {
 		defer close(ch)
@@ -33,6 +35,9 @@ func pipe(dst, src net.Conn, delay time.Duration, rate float64) {
 			buf := make([]byte, 64<<10)
 			n, err := src.Read(buf)
 			if n > 0 {
+				if requests && *logRequests {
+					logRequestLine(buf[:n])
+				}
 				ch <- chunk{buf[:n], time.Now().Add(delay)}
 			}
 			if err != nil {
@@ -67,6 +72,20 @@ func pipe(dst, src net.Conn, delay time.Duration, rate float64) {
 	io.Copy(io.Discard, src)
 }
 
+// Prints the chunk's first line when it looks like an HTTP request line.
+func logRequestLine(b []byte) {
+	for _, m := range []string{"GET ", "PUT ", "POST ", "HEAD ", "DELETE "} {
+		if len(b) > len(m) && string(b[:len(m)]) == m {
+			end := 0
+			for end < len(b) && b[end] != '\r' && b[end] != '\n' && end < 200 {
+				end++
+			}
+			fmt.Fprintf(os.Stderr, "%s %s\n", time.Now().Format("15:04:05.000"), b[:end])
+			return
+		}
+	}
+}
+
 func main() {
 	listen := flag.String("listen", "127.0.0.1:0", "address to listen on")
 	target := flag.String("target", "", "host:port to forward to")
@@ -95,8 +114,8 @@ func main() {
 				return
 			}
 			done := make(chan struct{}, 2)
-			go func() { pipe(s, c, *rtt/2, rate); done <- struct{}{} }()
-			go func() { pipe(c, s, *rtt/2, rate); done <- struct{}{} }()
+			go func() { pipe(s, c, *rtt/2, rate, true); done <- struct{}{} }()
+			go func() { pipe(c, s, *rtt/2, rate, false); done <- struct{}{} }()
 			<-done
 			<-done
 			c.Close()

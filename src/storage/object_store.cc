@@ -357,6 +357,12 @@ arrow::Result<std::shared_ptr<arrow::fs::FileSystem>> OpenFileSystem(
   return arrow::fs::FileSystemFromUriOrPath(uri, path);
 }
 
+arrow::Status EnsureFolder(arrow::fs::FileSystem& fs, const std::string& path) {
+  const std::string type = fs.type_name();
+  if (type == "s3" || type == "gcs" || type == "abfs") return arrow::Status::OK();
+  return fs.CreateDir(path, /*recursive=*/true);
+}
+
 arrow::Result<S3Connection> S3ConnectionOf(const arrow::fs::FileSystem& fs) {
   if (fs.type_name() != "s3") {
     return arrow::Status::Invalid("not an S3 filesystem: ", fs.type_name());

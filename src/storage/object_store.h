@@ -26,4 +26,10 @@ struct S3Connection {
 /// options. Fails for other filesystems.
 arrow::Result<S3Connection> S3ConnectionOf(const arrow::fs::FileSystem& fs);
 
+/// Creates the folder `path` (and its parents) where folders exist. Object
+/// stores (s3, gs, abfs) have none: a key's prefix needs no marker object, and
+/// Arrow's CreateDir would send a request per level (a bucket check and
+/// empty "folder/" objects) that delta-rs and Spark do not send either.
+arrow::Status EnsureFolder(arrow::fs::FileSystem& fs, const std::string& path);
+
 }  // namespace stratalake

@@ -17,6 +17,7 @@
 #include "common/json.h"
 #include "storage/actions.h"
 #include "storage/log_store.h"
+#include "storage/object_store.h"
 #include "storage/schema.h"
 #include "storage/snapshot.h"
 #include "storage/table_internal.h"
@@ -280,7 +281,7 @@ arrow::Result<std::unique_ptr<DeltaTable>> DeltaTable::Create(const std::string&
   if (!create.schema) return arrow::Status::Invalid("create needs a schema");
   ARROW_ASSIGN_OR_RAISE(auto schema, DeltaStorageSchema(*create.schema));
   auto& impl = *table->impl_;
-  ARROW_RETURN_NOT_OK(impl.fs->CreateDir(impl.store->log_dir(), true));
+  ARROW_RETURN_NOT_OK(EnsureFolder(*impl.fs, impl.store->log_dir()));
   Transaction txn(*impl.store, nullptr, impl.clock);
   ARROW_ASSIGN_OR_RAISE(auto md, NewMetadata(*schema, create, impl.clock->NowMillis()));
   txn.SetProtocol(ProtocolFor(*schema, create.properties));

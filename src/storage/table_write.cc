@@ -11,6 +11,7 @@
 
 #include "common/json.h"
 #include "storage/deletion_vector_writer.h"
+#include "storage/object_store.h"
 #include "storage/scan.h"
 #include "storage/schema.h"
 #include "storage/snapshot.h"
@@ -445,7 +446,7 @@ arrow::Result<CommitResult> TableWriter::Commit() {
   metrics["numOutputRows"] = w.rows;
   metrics["numOutputBytes"] = SumSizes(adds);
   for (const auto& a : adds) txn.Add(a);
-  if (!snapshot) ARROW_RETURN_NOT_OK(fs.CreateDir(w.delta->store->log_dir(), true));
+  if (!snapshot) ARROW_RETURN_NOT_OK(EnsureFolder(fs, w.delta->store->log_dir()));
   if (w.options.txn) {
     AppTransaction t = *w.options.txn;
     t.last_updated = w.now;

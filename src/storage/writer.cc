@@ -14,6 +14,7 @@
 #include "common/os_error.h"
 #include "common/parallel.h"
 #include "storage/log_store.h"
+#include "storage/object_store.h"
 #include "storage/s3_client.h"
 #include "storage/schema.h"
 #include "storage/stats.h"
@@ -151,7 +152,7 @@ arrow::Result<std::vector<AddFile>> WriteDataFiles(const LogStore& store,
   for (const auto& d : dirs) {
     std::string path = root + (d.empty() ? "" : "/" + d);
     if (!path.empty() && path.back() == '/') path.pop_back();
-    ARROW_RETURN_NOT_OK(IoErrorOnPath(fs.CreateDir(path, true), "cannot create folder", path));
+    ARROW_RETURN_NOT_OK(IoErrorOnPath(EnsureFolder(fs, path), "cannot create folder", path));
   }
   // Every folder that may have got a new entry: the partition folders, their
   // parents, the root. Synced once each after the files, before the commit.
