@@ -54,12 +54,12 @@ std::shared_ptr<arrow::Table> ImportTable(nanobind::capsule capsule);
 nanobind::capsule ExportReader(std::shared_ptr<arrow::RecordBatchReader> reader);
 nanobind::capsule ExportTable(std::shared_ptr<arrow::Table> table);
 
-void BindInit(nanobind::module_& m);       // module_init.cc
-void BindObjectStore(nanobind::module_& m);  // module_object_store.cc
-void BindTransform(nanobind::module_& m);  // module_transform.cc
-void BindSpark(nanobind::module_& m);      // module_spark.cc
+void BindInit(nanobind::module_& m);          // module_init.cc
+void BindObjectStore(nanobind::module_& m);   // module_object_store.cc
+void BindTransform(nanobind::module_& m);     // module_transform.cc
+void BindSpark(nanobind::module_& m);         // module_spark.cc
 void BindPipelinePlan(nanobind::module_& m);  // module_pipeline_plan.cc
-void BindOnlineSst(nanobind::module_& m);  // module_online_sst.cc
+void BindOnlineSst(nanobind::module_& m);     // module_online_sst.cc
 
 /// The online store of `repo`, shared by every FeatureStore of this process
 /// (the embedded store may be open in one process at a time); module.cc.

@@ -40,13 +40,33 @@ std::string TopUsage(const std::vector<Command>& commands) {
   std::string out =
       "usage: stratalake COMMAND [options]   (COMMAND --help for details)\n\n"
       "Feature repository commands:\n";
-  for (const char* name :
-       {"init", "plan", "apply", "entities", "sources", "feature-views", "feature-services",
-        "on-demand-feature-views", "request-sources", "transformations", "registry", "ingest",
-        "tables",
-        "get-historical", "datasets", "materialize",
-        "materialize-incremental", "teardown", "get-online", "push", "serve", "serve-offline",
-        "import-feast", "stream", "sql", "run"}) {
+  static const char* const kRepositoryCommands[] = {"init",
+                                                    "plan",
+                                                    "apply",
+                                                    "entities",
+                                                    "sources",
+                                                    "feature-views",
+                                                    "feature-services",
+                                                    "on-demand-feature-views",
+                                                    "request-sources",
+                                                    "transformations",
+                                                    "registry",
+                                                    "ingest",
+                                                    "tables",
+                                                    "get-historical",
+                                                    "datasets",
+                                                    "materialize",
+                                                    "materialize-incremental",
+                                                    "teardown",
+                                                    "get-online",
+                                                    "push",
+                                                    "serve",
+                                                    "serve-offline",
+                                                    "import-feast",
+                                                    "stream",
+                                                    "sql",
+                                                    "run"};
+  for (const char* name : kRepositoryCommands) {
     out += "  " + Find(commands, name)->usage_line + "\n";
   }
   return out + "\nDelta table commands:\n" + cli::TableUsage();

@@ -17,8 +17,8 @@
 #include "ingest/readers.h"
 #include "storage/scan.h"
 #include "stratalake/delta.h"
-#include "stratalake/object_store.h"
 #include "stratalake/expression.h"
+#include "stratalake/object_store.h"
 #include "stratalake/status.h"
 
 namespace stratalake {

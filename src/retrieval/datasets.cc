@@ -688,8 +688,7 @@ arrow::Result<DatasetManifest> LoadDatasetManifest(const repo::FeatureRepository
 
 arrow::Result<std::vector<DatasetManifest>> ListDatasets(const repo::FeatureRepository& repo) {
   std::string base;
-  ARROW_ASSIGN_OR_RAISE(auto fs,
-                        OpenFileSystem(repo.TableUri("datasets"), &base));
+  ARROW_ASSIGN_OR_RAISE(auto fs, OpenFileSystem(repo.TableUri("datasets"), &base));
   arrow::fs::FileSelector sel;
   sel.base_dir = base;
   sel.allow_not_found = true;

@@ -445,8 +445,9 @@ class Fetcher {
   }
 
   // Writes bytes [off, off + len) of the fetch memory into the cache file:
-  // with O_DIRECT in whole blocks (the memory is zero past the file's end;
-  // Finish truncates the file to its size), else through the page cache.
+  // with O_DIRECT in whole blocks (what a file's last block holds past its
+  // end is cut off: Finish truncates the file to its size), else through the
+  // page cache.
   static arrow::Status WriteChunk(Fetch& f, int64_t off, int64_t len) {
     const uint8_t* data = f.memory->data() + off;
     if (f.direct_fd >= 0) {
