@@ -295,6 +295,35 @@ class WindowTest : public ::testing::Test {
 
   void RaceStreamAndMaterialize(const char* redis_url = nullptr);
 
+  // A stream racing the test: from row 1000 of `bronze` in `order`, 50 rows at a
+  // time, to the online store first, then every other batch committed to
+  // bronze/ticks at once and the others held, for the test to commit after
+  // the race.
+  struct RacingStream {
+    std::atomic<bool> done{false};
+    arrow::Status status;
+    std::vector<std::shared_ptr<arrow::Table>> held;
+    std::thread thread;
+  };
+  void StartRacingStream(RacingStream* s, const std::shared_ptr<arrow::Table>& bronze,
+                         const std::vector<int64_t>& order, const registry::RegistryState& state) {
+    s->thread = std::thread([this, s, bronze, &order, &state] {
+      for (size_t from = 1000, n = 0; from < order.size() && s->status.ok(); from += 50, ++n) {
+        auto batch = Take(bronze, order, from, std::min(order.size(), from + 50));
+        s->status = WriteStreamedWindowRows(*repo_, state, store_.get(), "ticks", batch).status();
+        if (!s->status.ok()) break;
+        if (n % 2 == 1) {
+          s->held.push_back(batch);
+          continue;
+        }
+        auto table = delta::DeltaTable::ForPath(repo_->TableUri("bronze/ticks"));
+        s->status =
+            table.ok() ? (*table)->Write(batch, delta::WriteOptions{}).status() : table.status();
+      }
+      s->done = true;
+    });
+  }
+
   TempDir dir_;
   int64_t gc_now_ = kT0;
   std::shared_ptr<repo::FeatureRepository> repo_;
@@ -560,28 +589,10 @@ void WindowTest::RaceStreamAndMaterialize(const char* redis_url) {
   ASSERT_OK_AND_ASSIGN(auto reg, repo_->registry());
   ASSERT_OK_AND_ASSIGN(auto state, reg->Load());
   ASSERT_OK(MaterializeView(std::nullopt, kT0 + kSpan, true, "tick_windows").status());
-  std::atomic<bool> done{false};
-  arrow::Status stream_status;
-  std::vector<std::shared_ptr<arrow::Table>> held;  // committed to bronze after the race
-  std::thread stream([&] {
-    for (size_t from = 1000, n = 0; from < order.size() && stream_status.ok(); from += 50, ++n) {
-      auto batch = Take(bronze, order, from, std::min(order.size(), from + 50));
-      // Online first, then (every other batch) the bronze commit.
-      stream_status =
-          WriteStreamedWindowRows(*repo_, *state, store_.get(), "ticks", batch).status();
-      if (!stream_status.ok()) break;
-      if (n % 2 == 1) {
-        held.push_back(batch);
-        continue;
-      }
-      auto table = delta::DeltaTable::ForPath(repo_->TableUri("bronze/ticks"));
-      stream_status =
-          table.ok() ? (*table)->Write(batch, delta::WriteOptions{}).status() : table.status();
-    }
-    done = true;
-  });
+  RacingStream stream;
+  StartRacingStream(&stream, bronze, order, *state);
   int runs = 0, incremental = 0;
-  while (!done) {
+  while (!stream.done) {
     // Full runs (every tile of the range rewritten) and incremental ones.
     auto r = MaterializeView(std::nullopt, kT0 + kSpan, runs % 2 == 1, "tick_windows");
     if (!r.ok()) {
@@ -591,10 +602,10 @@ void WindowTest::RaceStreamAndMaterialize(const char* redis_url) {
     ++runs;
     incremental += r->incremental;
   }
-  stream.join();
-  ASSERT_OK(stream_status);
+  stream.thread.join();
+  ASSERT_OK(stream.status);
   EXPECT_GT(runs, 1);
-  for (const auto& batch : held) Append("bronze/ticks", batch);
+  for (const auto& batch : stream.held) Append("bronze/ticks", batch);
   auto times = CheckTimes(&rng, *bronze);
   ExpectOnlineEqualsOffline("tick_windows", times);
   // Then materialize: the tiles equal a full rebuild's.
@@ -909,28 +920,11 @@ TEST_F(WindowTest, TheStreamRacingKeyedRepairsLosesNothing) {
   ASSERT_OK_AND_ASSIGN(auto reg, repo_->registry());
   ASSERT_OK_AND_ASSIGN(auto state, reg->Load());
   ASSERT_OK(MaterializeView(std::nullopt, kT0 + kSpan, true, "tick_windows").status());
-  std::atomic<bool> done{false};
-  arrow::Status stream_status;
-  std::vector<std::shared_ptr<arrow::Table>> held;  // committed to bronze after the race
-  std::thread stream([&] {
-    for (size_t from = 1000, n = 0; from < order.size() && stream_status.ok(); from += 50, ++n) {
-      auto batch = Take(bronze, order, from, std::min(order.size(), from + 50));
-      stream_status =
-          WriteStreamedWindowRows(*repo_, *state, store_.get(), "ticks", batch).status();
-      if (!stream_status.ok()) break;
-      if (n % 2 == 1) {
-        held.push_back(batch);
-        continue;
-      }
-      auto table = delta::DeltaTable::ForPath(repo_->TableUri("bronze/ticks"));
-      stream_status =
-          table.ok() ? (*table)->Write(batch, delta::WriteOptions{}).status() : table.status();
-    }
-    done = true;
-  });
+  RacingStream stream;
+  StartRacingStream(&stream, bronze, order, *state);
   ASSERT_OK_AND_ASSIGN(auto table, delta::DeltaTable::ForPath(repo_->TableUri("bronze/ticks")));
   int repairs = 0;
-  for (int i = 0; !done || repairs < 3; ++i) {
+  for (int i = 0; !stream.done || repairs < 3; ++i) {
     const int key = static_cast<int>(rng() % kKeys);
     const int64_t t = kT0 + static_cast<int64_t>(rng() % static_cast<uint64_t>(kSpan));
     auto c = table->Delete(KeyAndTimes(key, t) + " AND _kafka_offset IS NULL");
@@ -944,10 +938,10 @@ TEST_F(WindowTest, TheStreamRacingKeyedRepairsLosesNothing) {
     repairs += r->keyed_repair;
     if (i > 200) break;
   }
-  stream.join();
-  ASSERT_OK(stream_status);
+  stream.thread.join();
+  ASSERT_OK(stream.status);
   EXPECT_GE(repairs, 3);
-  for (const auto& batch : held) Append("bronze/ticks", batch);
+  for (const auto& batch : stream.held) Append("bronze/ticks", batch);
   auto times = CheckTimes(&rng, *bronze);
   ASSERT_OK(MaterializeView(std::nullopt, kT0 + kSpan, true, "tick_windows").status());
   ExpectOnlineEqualsOffline("tick_windows", times);
