@@ -1,5 +1,6 @@
 // What the C++ benches print beside their figures: the CPU seconds of this
-// process and the load average, and a way to stop on a failed setup step.
+// process and the load average, and a way to stop on a failed setup step;
+// and the window benches' view of the tiles in an online store.
 // Header-only; benches use only the public API.
 #pragma once
 
@@ -8,9 +9,13 @@
 #include <cstdio>
 #include <cstdlib>
 #include <fstream>
+#include <map>
 #include <string>
+#include <string_view>
 
 #include <arrow/status.h>
+
+#include "stratalake/online.h"
 
 namespace stratalake::bench {
 
@@ -36,6 +41,22 @@ inline void Check(const arrow::Status& st, const char* what) {
     std::fprintf(stderr, "%s: %s\n", what, st.ToString().c_str());
     std::exit(1);
   }
+}
+
+/// The tiles of the window view `view` in `store`: key -> value without its
+/// version prefix and writers' header, to compare two materializations.
+inline std::map<std::string, std::string> WindowTiles(online::OnlineStore& store,
+                                                      const std::string& view) {
+  auto all = store.Scan(view + std::string(1, '\0'));
+  Check(all.status(), "scan");
+  std::map<std::string, std::string> out;
+  for (const auto& kv : *all) {
+    std::string_view v(kv.value);
+    v.remove_prefix(online::kVersionPrefixSize);
+    if (!v.empty() && v[0] == 'H') v.remove_prefix(26 + 8 * static_cast<uint8_t>(v[25]));
+    out[kv.key] = std::string(v);
+  }
+  return out;
 }
 
 }  // namespace stratalake::bench

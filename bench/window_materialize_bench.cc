@@ -36,6 +36,7 @@ namespace sl = stratalake;
 using sl::bench::Check;
 using sl::bench::CpuSeconds;
 using sl::bench::LoadAverage;
+using sl::bench::WindowTiles;
 
 namespace {
 
@@ -67,20 +68,6 @@ std::shared_ptr<arrow::Table> Trades(std::mt19937_64* rng, int64_t n, int keys, 
                                arrow::field("price", arrow::float64()),
                                arrow::field("size", arrow::int64())});
   return arrow::Table::Make(schema, cols, n);
-}
-
-// Tile key -> value without its 16-byte version prefix and writers' header.
-std::map<std::string, std::string> Tiles(sl::online::OnlineStore& store) {
-  auto all = store.Scan(std::string("w") + std::string(1, '\0'));
-  Check(all.status(), "scan");
-  std::map<std::string, std::string> out;
-  for (const auto& kv : *all) {
-    std::string_view v(kv.value);
-    v.remove_prefix(sl::online::kVersionPrefixSize);
-    if (!v.empty() && v[0] == 'H') v.remove_prefix(26 + 8 * static_cast<uint8_t>(v[25]));
-    out[kv.key] = std::string(v);
-  }
-  return out;
 }
 
 }  // namespace
@@ -137,9 +124,9 @@ feature_views:
   Check((*table)->Write(Trades(&rng, append, keys, true), sl::delta::WriteOptions{}).status(),
         "append");
   double inc = materialize(true);
-  auto after_incremental = Tiles(**store);
+  auto after_incremental = WindowTiles(**store, "w");
   double full = materialize(false);
-  bool same = Tiles(**store) == after_incremental;
+  bool same = WindowTiles(**store, "w") == after_incremental;
   std::printf("full / incremental CPU: %.1fx; tiles equal: %s; %zu tiles\n", full / inc,
               same ? "yes" : "NO", after_incremental.size());
   std::printf("load average after: %s\n", LoadAverage().c_str());

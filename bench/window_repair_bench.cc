@@ -42,6 +42,7 @@ namespace sl = stratalake;
 using sl::bench::Check;
 using sl::bench::CpuSeconds;
 using sl::bench::LoadAverage;
+using sl::bench::WindowTiles;
 
 namespace {
 
@@ -76,20 +77,6 @@ std::shared_ptr<arrow::Table> Trades(std::mt19937_64* rng, int64_t first_seq, in
        arrow::field("ts", arrow::timestamp(arrow::TimeUnit::MICRO, "UTC")),
        arrow::field("price", arrow::float64()), arrow::field("size", arrow::int64())});
   return arrow::Table::Make(schema, cols, n);
-}
-
-// Tile key -> value without its 16-byte version prefix and writers' header.
-std::map<std::string, std::string> Tiles(sl::online::OnlineStore& store) {
-  auto all = store.Scan(std::string("w") + std::string(1, '\0'));
-  Check(all.status(), "scan");
-  std::map<std::string, std::string> out;
-  for (const auto& kv : *all) {
-    std::string_view v(kv.value);
-    v.remove_prefix(sl::online::kVersionPrefixSize);
-    if (!v.empty() && v[0] == 'H') v.remove_prefix(26 + 8 * static_cast<uint8_t>(v[25]));
-    out[kv.key] = std::string(v);
-  }
-  return out;
 }
 
 // "seq IN (...)" for `n` random ids below `events` not picked before.
@@ -192,9 +179,9 @@ feature_views:
     }
     std::printf("  (the %s itself: %.2f CPU-s)\n", change, CpuSeconds() - cpu);
     double inc = materialize(true);
-    auto after_incremental = Tiles(**store);
+    auto after_incremental = WindowTiles(**store, "w");
     double full = materialize(false);
-    bool same = Tiles(**store) == after_incremental;
+    bool same = WindowTiles(**store, "w") == after_incremental;
     all_same = all_same && same;
     std::printf("  full / incremental CPU: %.1fx; tiles equal: %s; %zu tiles\n", full / inc,
                 same ? "yes" : "NO", after_incremental.size());
