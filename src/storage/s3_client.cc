@@ -545,6 +545,44 @@ arrow::Result<S3Reply> SendRetried(const S3Connection& conn, const char* method,
 
 }  // namespace
 
+namespace {
+
+// Bytes of parts queued or being uploaded, over all uploads of the process: a
+// writer waits (in Write or Close) while they exceed kUploadMemory, so that an
+// encoder faster than its link does not hold the table in memory. One part
+// always goes, whatever its size.
+class UploadBudget {
+ public:
+  static constexpr int64_t kUploadMemory = 256 << 20;
+
+  void Acquire(int64_t n) {
+    std::unique_lock<std::mutex> lock(mu_);
+    cv_.wait(lock, [&] { return used_ == 0 || used_ + n <= kUploadMemory; });
+    used_ += n;
+  }
+  void Release(int64_t n) {
+    std::lock_guard<std::mutex> lock(mu_);
+    used_ -= n;
+    cv_.notify_all();
+  }
+  int64_t Used() {
+    std::lock_guard<std::mutex> lock(mu_);
+    return used_;
+  }
+
+ private:
+  std::mutex mu_;
+  std::condition_variable cv_;
+  int64_t used_ = 0;
+};
+
+UploadBudget& TheUploadBudget() {
+  static auto* b = new UploadBudget();
+  return *b;
+}
+
+}  // namespace
+
 struct S3UploadStream::Upload {
   S3Connection conn;
   std::string path;
@@ -650,6 +688,7 @@ arrow::Status S3UploadStream::SendPart() {
   std::shared_ptr<arrow::Buffer> body = std::move(up.part);
   ARROW_ASSIGN_OR_RAISE(up.part, arrow::AllocateResizableBuffer(0, up.io.pool()));
   ARROW_RETURN_NOT_OK(up.part->Reserve(kUploadPart));
+  TheUploadBudget().Acquire(body->size());
   auto shared = up_;
   auto task = up.io.executor()->Submit([shared, body, number]() -> arrow::Status {
     Upload& u = *shared;
@@ -658,6 +697,7 @@ arrow::Status S3UploadStream::SendPart() {
                          std::string_view(reinterpret_cast<const char*>(body->data()),
                                           static_cast<size_t>(body->size())),
                          "uploading a part");
+    TheUploadBudget().Release(body->size());
     std::lock_guard<std::mutex> lock(u.mu);
     u.in_flight--;
     u.cv.notify_all();
@@ -673,6 +713,7 @@ arrow::Status S3UploadStream::SendPart() {
     return arrow::Status::OK();
   });
   if (!task.ok()) {
+    TheUploadBudget().Release(body->size());
     std::lock_guard<std::mutex> lock(up.mu);
     up.in_flight--;
     if (up.error.ok()) up.error = task.status();
@@ -689,16 +730,23 @@ arrow::Future<> S3UploadStream::CloseAsync() {
   arrow::Status st = up.Error();
   if (st.ok() && up.upload_id.empty()) {
     // Within one part: a single PUT.
+    const int64_t size = up.part->size();
+    TheUploadBudget().Acquire(size);
     auto shared = up_;
-    auto task = up.io.executor()->Submit([shared]() -> arrow::Status {
+    auto task = up.io.executor()->Submit([shared, size]() -> arrow::Status {
       Upload& u = *shared;
-      return SendRetried(u.conn, "PUT", u.path, "",
-                         std::string_view(reinterpret_cast<const char*>(u.part->data()),
-                                          static_cast<size_t>(u.part->size())),
-                         "uploading the file")
-          .status();
+      auto st = SendRetried(u.conn, "PUT", u.path, "",
+                            std::string_view(reinterpret_cast<const char*>(u.part->data()),
+                                             static_cast<size_t>(size)),
+                            "uploading the file")
+                    .status();
+      TheUploadBudget().Release(size);
+      return st;
     });
-    if (!task.ok()) return arrow::Future<>::MakeFinished(task.status());
+    if (!task.ok()) {
+      TheUploadBudget().Release(size);
+      return arrow::Future<>::MakeFinished(task.status());
+    }
     return *task;
   }
   if (st.ok() && up.part->size() > 0) st = SendPart();
@@ -716,6 +764,8 @@ arrow::Future<> S3UploadStream::CloseAsync() {
 }
 
 arrow::Status S3UploadStream::Close() { return CloseAsync().status(); }
+
+int64_t S3UploadStream::PendingBytes() { return TheUploadBudget().Used(); }
 
 arrow::Status S3UploadStream::Abort() {
   closed_ = true;

@@ -74,7 +74,8 @@ S3Reply S3Send(const S3Connection& conn, const char* method, const std::string& 
 /// A data file written to an S3 store: bytes are gathered into parts of
 /// kUploadPart bytes, and each full part is uploaded (multipart upload) on
 /// the I/O context's executor while the writer goes on, at most
-/// kPartsInFlight at once per file (Write waits for room). A file that ends
+/// kPartsInFlight at once per file and 256 MiB of parts waiting or uploading
+/// in the whole process (Write and Close wait for room). A file that ends
 /// within its first part is one PUT. Close (or CloseAsync) uploads the last
 /// part and completes the upload; the object exists, whole, only then. A
 /// failed request is retried a few times; a failed upload is aborted (its
@@ -93,6 +94,9 @@ class S3UploadStream : public arrow::io::OutputStream {
   arrow::Status Abort() override;
   bool closed() const override { return closed_; }
   arrow::Result<int64_t> Tell() const override { return written_; }
+
+  /// Bytes of parts waiting or uploading now, over all uploads of the process.
+  static int64_t PendingBytes();
 
   static constexpr int64_t kUploadPart = 8 << 20;
   static constexpr int kPartsInFlight = 4;

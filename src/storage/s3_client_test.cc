@@ -281,6 +281,8 @@ TEST_F(S3ClientTest, UploadsWriteWholeObjectsOrNone) {
   EXPECT_NE(failed.message().find("cannot write 's3://no-such-bucket/x/y.bin'"), std::string::npos)
       << failed.ToString();
   EXPECT_NE(failed.message().find("NoSuchBucket"), std::string::npos) << failed.ToString();
+  // Every upload is over: no part waits or holds the process's upload memory.
+  EXPECT_EQ(S3UploadStream::PendingBytes(), 0);
 }
 
 TEST_F(S3ClientTest, ErrorsSayWhatIsWrong) {
